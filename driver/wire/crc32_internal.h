@@ -1,0 +1,21 @@
+// The two CRC-32 engines behind Crc32Update, exposed so tests and benchmarks can run
+// each one directly. Same contract as Crc32Update: raw state, no inversions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace vrdma::wire::internal {
+
+// Slicing-by-8 tables; any CPU.
+uint32_t Crc32Table(uint32_t state, const void* data, size_t len);
+
+// Carry-less multiplication folding (PCLMULQDQ); call only if CpuHasClmul().
+uint32_t Crc32Clmul(uint32_t state, const void* data, size_t len);
+
+bool CpuHasClmul();
+
+// Below this many bytes Crc32Update uses the tables even on a PCLMULQDQ CPU.
+inline constexpr size_t kClmulMinLen = 64;
+
+}  // namespace vrdma::wire::internal

@@ -1,0 +1,77 @@
+// ICRC of RoCE packets. The CRC runs over a pseudo-packet: 64 bits of ones in place of
+// the LRH, then the network headers and the BTH with their variant fields replaced by
+// ones, then the rest of the packet up to the ICRC (IBTA 7.8.1; annex A16 for RoCEv1,
+// annex A17.8 for RoCEv2). Matches rdma_rxe byte for byte.
+#include "driver/wire/icrc.h"
+
+#include <cstring>
+
+#include "driver/wire/opcode.h"
+
+namespace vrdma::wire {
+namespace {
+
+constexpr uint32_t kMaxMaskedLen = kGrhLen + kUdpLen + kBthLen;
+
+// GRH and IPv6 share their first 8 bytes' layout: IPVer(4) TClass(8) FlowLabel(20)
+// PayLen(16) NxtHdr(8) HopLmt(8). TClass, FlowLabel and HopLmt are variant.
+void MaskGrhOrIpv6(uint8_t* h) {
+  h[0] |= 0x0f;
+  h[1] = h[2] = h[3] = 0xff;
+  h[7] = 0xff;
+}
+
+// IPv4: TOS (DSCP+ECN), TTL and header checksum are variant (A17.8).
+void MaskIpv4(uint8_t* h) {
+  h[1] = 0xff;
+  h[8] = 0xff;
+  h[10] = h[11] = 0xff;
+}
+
+void MaskUdp(uint8_t* h) { h[6] = h[7] = 0xff; }  // UDP checksum
+
+void MaskBth(uint8_t* h) { h[4] = 0xff; }  // resv8a: FECN, BECN, 6 reserved bits
+
+}  // namespace
+
+uint32_t ComputeIcrc(const uint8_t* frame, uint32_t l3_off, uint32_t frame_len, NetworkType type) {
+  uint32_t net_len = 0;
+  switch (type) {
+    case NetworkType::kRoceV1:
+      net_len = kGrhLen;
+      break;
+    case NetworkType::kRoceV2Ipv4:
+      net_len = kIpv4Len + kUdpLen;
+      break;
+    case NetworkType::kRoceV2Ipv6:
+      net_len = kGrhLen + kUdpLen;
+      break;
+  }
+  const uint32_t masked_len = net_len + kBthLen;
+
+  uint8_t masked[kMaxMaskedLen];
+  std::memcpy(masked, frame + l3_off, masked_len);
+  switch (type) {
+    case NetworkType::kRoceV1:
+      MaskGrhOrIpv6(masked);
+      break;
+    case NetworkType::kRoceV2Ipv4:
+      MaskIpv4(masked);
+      MaskUdp(masked + kIpv4Len);
+      break;
+    case NetworkType::kRoceV2Ipv6:
+      MaskGrhOrIpv6(masked);
+      MaskUdp(masked + kGrhLen);
+      break;
+  }
+  MaskBth(masked + net_len);
+
+  static const uint8_t kPseudoLrh[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  uint32_t crc = Crc32Update(0xffffffffu, kPseudoLrh, sizeof(kPseudoLrh));
+  crc = Crc32Update(crc, masked, masked_len);
+  const uint32_t rest_off = l3_off + masked_len;
+  crc = Crc32Update(crc, frame + rest_off, frame_len - kIcrcLen - rest_off);
+  return ~crc;
+}
+
+}  // namespace vrdma::wire
