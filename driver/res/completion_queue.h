@@ -1,0 +1,81 @@
+// Completion queue: a ring of work completions (ibv_wc layout), with the arming state
+// of ibv_req_notify_cq (IBTA 11.4.2.2).
+#pragma once
+
+#include <infiniband/verbs.h>
+
+#include <cstdint>
+
+#include "driver/res/ring.h"
+
+namespace vrdma {
+
+class CompletionQueue {
+ public:
+  enum class Notify : uint8_t { kNone, kNextCompletion, kSolicited };
+
+  void Init(uint32_t depth) { ring_.Init(depth); }
+  uint32_t depth() const { return ring_.depth(); }
+  uint32_t size() const { return ring_.size(); }
+
+  // Adds a completion. Returns false (and the CQ is in error) when the CQ is full:
+  // a CQ overrun is a CQ error (IBTA 10.10.2.3).
+  bool Push(const ibv_wc& wc, bool solicited) {
+    if (ring_.full()) {
+      overrun_ = true;
+      return false;
+    }
+    ring_.next_free() = wc;
+    ring_.Commit();
+    if (notify_ == Notify::kNextCompletion ||
+        (notify_ == Notify::kSolicited && (solicited || wc.status != IBV_WC_SUCCESS))) {
+      notify_ = Notify::kNone;
+      event_pending_ = true;
+    }
+    return true;
+  }
+
+  int Poll(ibv_wc* out, int n) {
+    int got = 0;
+    while (got < n && !ring_.empty()) {
+      out[got++] = ring_.front();
+      ring_.Pop();
+    }
+    return got;
+  }
+
+  void Arm(bool solicited_only) {
+    notify_ = solicited_only ? Notify::kSolicited : Notify::kNextCompletion;
+  }
+  // A completion event is owed to the consumer; cleared when taken.
+  bool TakeEvent() {
+    bool e = event_pending_;
+    event_pending_ = false;
+    return e;
+  }
+  bool overrun() const { return overrun_; }
+  // Resizing keeps the completions not yet polled; fails if they do not fit.
+  bool Resize(uint32_t depth) {
+    if (depth < ring_.size()) return false;
+    Ring<ibv_wc> fresh;
+    fresh.Init(depth);
+    while (!ring_.empty()) {
+      fresh.next_free() = ring_.front();
+      fresh.Commit();
+      ring_.Pop();
+    }
+    ring_ = std::move(fresh);
+    return true;
+  }
+
+  uint32_t owner = 0;
+  uint32_t use_count = 0;  // QPs and SRQs referencing it
+
+ private:
+  Ring<ibv_wc> ring_;
+  Notify notify_ = Notify::kNone;
+  bool event_pending_ = false;
+  bool overrun_ = false;
+};
+
+}  // namespace vrdma

@@ -1,0 +1,32 @@
+// Device limits: what query_device reports and what every table is sized by.
+#pragma once
+
+#include <cstdint>
+
+namespace vrdma {
+
+// Compile-time bounds of one WQE (the engine keeps WQEs in fixed-size slots).
+inline constexpr uint32_t kMaxSgePerWqe = 16;
+inline constexpr uint32_t kMaxInlineData = 256;
+
+struct DeviceLimits {
+  uint32_t max_pd = 1024;
+  uint32_t max_mr = 4096;
+  uint64_t max_mr_size = 1ull << 40;
+  uint32_t max_cq = 1024;
+  uint32_t max_cqe = 65536;
+  uint32_t max_qp = 1024;
+  uint32_t max_qp_wr = 4096;
+  uint32_t max_sge = kMaxSgePerWqe;
+  uint32_t max_inline_data = kMaxInlineData;
+  uint32_t max_srq = 256;
+  uint32_t max_srq_wr = 8192;
+  uint32_t max_srq_sge = kMaxSgePerWqe;
+  uint32_t max_ah = 4096;
+  uint32_t max_qp_rd_atom = 16;       // max_rd_atomic a requester may use
+  uint32_t max_qp_init_rd_atom = 16;  // max_dest_rd_atomic a responder may grant
+  uint32_t gid_table_len = 16;
+  uint32_t max_send_window = 1024;  // unacknowledged packets in flight per RC QP
+};
+
+}  // namespace vrdma

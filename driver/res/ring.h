@@ -1,0 +1,52 @@
+// Fixed-capacity FIFO of work queue entries with free-running 32-bit indices.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace vrdma {
+
+inline uint32_t RoundUpPow2(uint32_t v) {
+  uint32_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+template <typename T>
+class Ring {
+ public:
+  void Init(uint32_t min_capacity) {
+    uint32_t cap = RoundUpPow2(min_capacity < 1 ? 1 : min_capacity);
+    slots_.assign(cap, T{});
+    mask_ = cap - 1;
+    head_ = tail_ = 0;
+    limit_ = min_capacity;
+  }
+  // Usable depth is what was asked for, not the rounded capacity.
+  uint32_t depth() const { return limit_; }
+  uint32_t size() const { return tail_ - head_; }
+  bool empty() const { return head_ == tail_; }
+  bool full() const { return size() >= limit_; }
+
+  T& at(uint32_t index) { return slots_[index & mask_]; }
+  const T& at(uint32_t index) const { return slots_[index & mask_]; }
+  T& front() { return at(head_); }
+  const T& front() const { return at(head_); }
+  // Slot to fill, then Commit().
+  T& next_free() { return at(tail_); }
+  void Commit() { ++tail_; }
+  void Pop() { ++head_; }
+  void Clear() { head_ = tail_; }
+
+  uint32_t head() const { return head_; }
+  uint32_t tail() const { return tail_; }
+
+ private:
+  std::vector<T> slots_;
+  uint32_t mask_ = 0;
+  uint32_t head_ = 0;
+  uint32_t tail_ = 0;
+  uint32_t limit_ = 0;
+};
+
+}  // namespace vrdma

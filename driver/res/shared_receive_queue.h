@@ -1,0 +1,21 @@
+// Shared receive queue with its limit event (IBTA 10.2.9.4: when the number of WQEs
+// drops below an armed limit, one SRQ Limit Reached event fires and disarms it).
+#pragma once
+
+#include <cstdint>
+
+#include "driver/res/ring.h"
+#include "driver/res/work_request.h"
+
+namespace vrdma {
+
+struct SharedReceiveQueue {
+  uint32_t pd = 0;
+  uint32_t max_sge = 0;
+  uint32_t limit = 0;  // armed when non-zero
+  uint32_t owner = 0;
+  uint32_t use_count = 0;  // QPs attached
+  Ring<RecvWr> wqes;
+};
+
+}  // namespace vrdma

@@ -1,0 +1,66 @@
+// Work requests as the engine keeps them: validated copies in fixed-size slots.
+#pragma once
+
+#include <infiniband/verbs.h>
+
+#include <cstdint>
+
+#include "driver/res/limits.h"
+#include "driver/wire/headers.h"
+
+namespace vrdma {
+
+struct Sge {
+  uint64_t addr = 0;  // IOVA in the consumer's address space
+  uint32_t length = 0;
+  uint32_t lkey = 0;
+};
+
+struct SendWr {
+  uint64_t wr_id = 0;
+  ibv_wr_opcode opcode = IBV_WR_SEND;
+  uint32_t send_flags = 0;  // IBV_SEND_SIGNALED | FENCE | SOLICITED | INLINE
+  uint32_t num_sge = 0;
+  Sge sg_list[kMaxSgePerWqe];
+  uint32_t imm_be = 0;           // immediate data, network order as verbs keep it
+  uint32_t invalidate_rkey = 0;  // SEND_WITH_INV
+  uint64_t remote_addr = 0;      // RDMA and atomics
+  uint32_t rkey = 0;
+  uint64_t compare_add = 0;
+  uint64_t swap = 0;
+  uint32_t ah = 0;  // UD: address handle
+  uint32_t remote_qpn = 0;
+  uint32_t remote_qkey = 0;
+  uint32_t inline_len = 0;
+  uint8_t inline_data[kMaxInlineData];
+};
+
+struct RecvWr {
+  uint64_t wr_id = 0;
+  uint32_t num_sge = 0;
+  Sge sg_list[kMaxSgePerWqe];
+};
+
+// Where packets of a QP or AH go, resolved down to Ethernet (the vdev layer resolves
+// the destination MAC from the neighbour table).
+struct AddressVector {
+  wire::Gid dgid{};
+  uint8_t sgid_index = 0;
+  uint8_t hop_limit = 64;
+  uint8_t traffic_class = 0;
+  uint32_t flow_label = 0;
+  uint8_t sl = 0;
+  wire::MacAddr dmac{};
+};
+
+// One GID table entry of the port (IBTA 4.1.1; RoCE GIDs are IP or MAC-derived).
+struct GidEntry {
+  bool valid = false;
+  wire::Gid gid{};
+  wire::NetworkType type = wire::NetworkType::kRoceV2Ipv4;
+  wire::MacAddr mac{};
+  bool has_vlan = false;
+  uint16_t vlan_id = 0;
+};
+
+}  // namespace vrdma

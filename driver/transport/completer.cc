@@ -1,0 +1,289 @@
+// Completer (IBTA 9.7.5.3, 9.7.6): matches ACKs, NAKs, READ responses and ATOMIC
+// acknowledgements to send WQEs, completes them in order, and drives retries.
+#include <cstring>
+
+#include "driver/transport/device.h"
+#include "driver/transport/ib_timers.h"
+#include "driver/transport/psn.h"
+
+namespace vrdma {
+namespace {
+
+ibv_wc_opcode WcOpcode(ibv_wr_opcode op) {
+  switch (op) {
+    case IBV_WR_RDMA_WRITE:
+    case IBV_WR_RDMA_WRITE_WITH_IMM:
+      return IBV_WC_RDMA_WRITE;
+    case IBV_WR_RDMA_READ:
+      return IBV_WC_RDMA_READ;
+    case IBV_WR_ATOMIC_CMP_AND_SWP:
+      return IBV_WC_COMP_SWAP;
+    case IBV_WR_ATOMIC_FETCH_AND_ADD:
+      return IBV_WC_FETCH_ADD;
+    default:
+      return IBV_WC_SEND;
+  }
+}
+
+bool IsAtomic(ibv_wr_opcode op) {
+  return op == IBV_WR_ATOMIC_CMP_AND_SWP || op == IBV_WR_ATOMIC_FETCH_AND_ADD;
+}
+
+}  // namespace
+
+void Device::CompleteSend(QueuePair& qp, SendWqe& w, ibv_wc_status status) {
+  // Completions are generated in order: `w` is always the oldest WQE.
+  bool signaled = qp.sq_sig_all || (w.wr.send_flags & IBV_SEND_SIGNALED);
+  if (signaled || status != IBV_WC_SUCCESS) {
+    ibv_wc wc{};
+    wc.wr_id = w.wr.wr_id;
+    wc.status = status;
+    wc.opcode = WcOpcode(w.wr.opcode);
+    wc.qp_num = qp.qpn;
+    wc.byte_len = w.length;
+    PushCqe(qp.send_cq, wc, false);
+  }
+  if (w.is_rd_atomic && w.started && qp.req.rd_atomic_outstanding > 0) {
+    qp.req.rd_atomic_outstanding--;
+  }
+  bool was_next = qp.req.sq_next == qp.sq.head();
+  qp.sq.Pop();
+  if (was_next) qp.req.sq_next = qp.sq.head();
+}
+
+void Device::FailSend(QueuePair& qp, ibv_wc_status status) {
+  if (!qp.sq.empty()) CompleteSend(qp, qp.sq.front(), status);
+  EnterError(qp);
+}
+
+// Everything up to and including `ack_psn` has been received by the responder.
+void Device::AckUpTo(QueuePair& qp, uint32_t ack_psn, bool is_nak) {
+  (void)is_nak;
+  bool progress = false;
+  while (!qp.sq.empty()) {
+    SendWqe& w = qp.sq.front();
+    if (!w.started || psn::Diff(w.last_psn, ack_psn) > 0) break;
+    if (w.is_rd_atomic && w.resp_pkts < w.npkts) {
+      // Acknowledged past a READ/ATOMIC whose response never arrived: the response was
+      // lost, so ask again from the first missing one (IBTA 9.7.5.1.3, implied NAK).
+      // Its missing responses stay unacknowledged, or they would be taken for duplicates.
+      uint32_t missing = psn::Add(w.first_psn, w.resp_pkts);
+      RetryFrom(qp, missing);
+      ack_psn = psn::Add(missing, psn::kMask);
+      break;
+    }
+    CompleteSend(qp, w, IBV_WC_SUCCESS);
+    progress = true;
+  }
+  if (psn::Diff(ack_psn, qp.req.acked_psn) > 0) {
+    qp.req.acked_psn = ack_psn;
+    progress = true;
+  }
+  if (!progress) return;
+  // Forward progress restores the retry budgets (as Linux rxe and NICs do).
+  qp.req.retry_left = qp.retry_cnt;
+  qp.req.rnr_retry_left = qp.rnr_retry;
+  if (!qp.sq.empty() && qp.sq.front().started) {
+    ArmRetransmit(qp);
+  } else {
+    timers_.Cancel(&qp.retransmit_timer);
+  }
+  Activate(qp);
+}
+
+void Device::OnResponse(QueuePair& qp, const wire::RocePacket& pkt) {
+  if (qp.type != IBV_QPT_RC) {
+    counters_.rx_wrong_transport++;
+    return;
+  }
+  if (qp.state != IBV_QPS_RTS && qp.state != IBV_QPS_SQD && qp.state != IBV_QPS_SQE) return;
+  uint32_t p = pkt.bth.psn;
+  // Only responses to something outstanding count: PSN in (acked_psn, next_psn).
+  if (psn::Diff(p, qp.req.acked_psn) <= 0 || psn::Diff(p, qp.req.next_psn) >= 0) {
+    counters_.rx_duplicate++;
+    return;
+  }
+  const wire::OpcodeInfo& info = wire::GetOpcodeInfo(pkt.bth.opcode);
+  if (info.flags & wire::kOpReadResp) {
+    OnReadResponse(qp, pkt);
+  } else if (info.flags & wire::kOpAtomicAck) {
+    OnAtomicAck(qp, pkt);
+  } else if ((pkt.aeth.syndrome & wire::aeth::kTypeMask) == wire::aeth::kAck) {
+    AckUpTo(qp, p, false);
+  } else {
+    OnNak(qp, pkt);
+  }
+  if (qp.state == IBV_QPS_SQD && qp.sq_drained_pending &&
+      (qp.sq.empty() || !qp.sq.front().started)) {
+    qp.sq_drained_pending = false;
+    PostEvent(IBV_EVENT_SQ_DRAINED, qp.qpn);
+  }
+}
+
+SendWqe* Device::FindSentWqe(QueuePair& qp, uint32_t p) {
+  for (uint32_t i = qp.sq.head(); i != qp.sq.tail(); ++i) {
+    SendWqe& w = qp.sq.at(i);
+    if (!w.started) break;
+    if (psn::Diff(p, w.first_psn) >= 0 && psn::Diff(p, w.last_psn) <= 0) return &w;
+  }
+  return nullptr;
+}
+
+void Device::OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt) {
+  uint32_t p = pkt.bth.psn;
+  SendWqe* target = FindSentWqe(qp, p);
+  if (!target || target->wr.opcode != IBV_WR_RDMA_READ) {
+    counters_.rx_out_of_sequence++;
+    return;
+  }
+  // A READ response implicitly acknowledges every request before its READ
+  // (IBTA 9.7.5.1.3) -- but not PSNs of the READ itself that have not arrived.
+  AckUpTo(qp, psn::Add(target->first_psn, psn::kMask), false);
+  if (qp.state == IBV_QPS_ERR || qp.sq.empty() || &qp.sq.front() != target) return;
+  SendWqe& w = *target;
+  uint32_t expected = psn::Add(w.first_psn, w.resp_pkts);
+  int32_t d = psn::Diff(p, expected);
+  if (d < 0) {
+    counters_.rx_duplicate++;
+    return;
+  }
+  if (d > 0) {
+    // A response is missing: re-request from it once per gap (IBTA 9.7.6.2.2).
+    counters_.rx_out_of_sequence++;
+    if (!qp.req.read_gap || qp.req.read_gap_psn != expected) {
+      qp.req.read_gap = true;
+      qp.req.read_gap_psn = expected;
+      RetryFrom(qp, expected);
+    }
+    return;
+  }
+  qp.req.read_gap = false;
+  // The opcode must fit the packet's place: a response may come from the original
+  // request or from a re-issued one (which starts with FIRST/ONLY at its own PSN), so
+  // a middle place takes FIRST or MIDDLE and the last place LAST or ONLY. The PSN fixes
+  // the data offset either way.
+  uint32_t i = static_cast<uint32_t>(psn::Diff(p, w.first_psn));
+  bool last_place = i == w.npkts - 1;
+  uint8_t op = pkt.bth.opcode;
+  bool op_ok = last_place ? (op == wire::op::kRcReadResponseLast ||
+                             op == wire::op::kRcReadResponseOnly)
+                          : (op == wire::op::kRcReadResponseFirst ||
+                             op == wire::op::kRcReadResponseMiddle);
+  if (i == 0) op_ok &= op == wire::op::kRcReadResponseFirst || op == wire::op::kRcReadResponseOnly;
+  uint32_t offset = i * qp.mtu;
+  uint32_t want_len = last_place ? w.length - offset : qp.mtu;
+  if (!op_ok || pkt.payload_len != want_len) {
+    FailSend(qp, IBV_WC_BAD_RESP_ERR);
+    return;
+  }
+  if (want_len) {
+    Access a = ScatterSges(qp, w.wr.sg_list, w.wr.num_sge, offset, pkt.payload, want_len);
+    if (a != Access::kOk) {
+      FailSend(qp, a == Access::kLocalProt ? IBV_WC_LOC_PROT_ERR : IBV_WC_LOC_LEN_ERR);
+      return;
+    }
+  }
+  w.resp_pkts = i + 1;
+  AckUpTo(qp, p, false);
+}
+
+void Device::OnAtomicAck(QueuePair& qp, const wire::RocePacket& pkt) {
+  uint32_t p = pkt.bth.psn;
+  SendWqe* target = FindSentWqe(qp, p);
+  if (!target || !IsAtomic(target->wr.opcode) || target->resp_pkts) {
+    counters_.rx_out_of_sequence++;
+    return;
+  }
+  AckUpTo(qp, psn::Add(p, psn::kMask), false);
+  if (qp.state == IBV_QPS_ERR) return;
+  // The original remote value lands in the WQE's local buffer (IBTA 9.4.5), even while
+  // an earlier READ is still being retried: the WQE then completes in order after it.
+  SendWqe& w = *target;
+  uint8_t orig[8];
+  std::memcpy(orig, &pkt.atomic_ack_orig, 8);
+  Access a = ScatterSges(qp, w.wr.sg_list, w.wr.num_sge, 0, orig, 8);
+  if (a != Access::kOk) {
+    FailSend(qp, a == Access::kLocalProt ? IBV_WC_LOC_PROT_ERR : IBV_WC_LOC_LEN_ERR);
+    return;
+  }
+  w.resp_pkts = 1;
+  AckUpTo(qp, p, false);
+}
+
+uint32_t Device::FirstUnacked(const QueuePair& qp) const {
+  // acked_psn never passes a READ/ATOMIC still waiting for its response (AckUpTo).
+  uint32_t una = psn::Add(qp.req.acked_psn, 1);
+  if (!qp.sq.empty()) {
+    const SendWqe& w = qp.sq.front();
+    if (w.is_rd_atomic) {
+      uint32_t missing = psn::Add(w.first_psn, w.resp_pkts);
+      if (psn::Diff(missing, una) < 0) una = missing;
+    } else if (psn::Diff(una, w.first_psn) < 0) {
+      una = w.first_psn;
+    }
+  }
+  return una;
+}
+
+void Device::OnNak(QueuePair& qp, const wire::RocePacket& pkt) {
+  uint32_t p = pkt.bth.psn;
+  uint8_t type = pkt.aeth.syndrome & wire::aeth::kTypeMask;
+  uint8_t value = pkt.aeth.syndrome & wire::aeth::kValueMask;
+  // A NAK acknowledges everything before its PSN (IBTA 9.7.5.2.2).
+  AckUpTo(qp, psn::Add(p, psn::kMask), true);
+  if (qp.state == IBV_QPS_ERR) return;
+  if (type == wire::aeth::kRnrNak) {
+    counters_.rnr_naks_received++;
+    if (qp.rnr_retry != ibtime::kInfiniteRnrRetry) {
+      if (qp.req.rnr_retry_left == 0) {
+        FailSend(qp, IBV_WC_RNR_RETRY_EXC_ERR);
+        return;
+      }
+      qp.req.rnr_retry_left--;
+    }
+    RetryFrom(qp, FirstUnacked(qp));
+    qp.req.rnr_wait = true;
+    timers_.Cancel(&qp.retransmit_timer);
+    timers_.Arm(&qp.rnr_timer, now_ + ibtime::RnrTimerNs(value));
+    return;
+  }
+  if (type != wire::aeth::kNak) return;  // reserved syndrome: ignore
+  switch (value) {
+    case wire::aeth::kNakPsnSeqError:
+          if (qp.req.retry_left == 0) {
+        FailSend(qp, IBV_WC_RETRY_EXC_ERR);
+        return;
+      }
+      qp.req.retry_left--;
+      RetryFrom(qp, FirstUnacked(qp));
+      break;
+    case wire::aeth::kNakInvalidRequest:
+      FailSend(qp, IBV_WC_REM_INV_REQ_ERR);
+      break;
+    case wire::aeth::kNakRemoteAccessError:
+      FailSend(qp, IBV_WC_REM_ACCESS_ERR);
+      break;
+    case wire::aeth::kNakRemoteOperationalError:
+      FailSend(qp, IBV_WC_REM_OP_ERR);
+      break;
+    default:
+      FailSend(qp, IBV_WC_REM_INV_RD_REQ_ERR);
+      break;
+  }
+}
+
+void Device::OnRetransmitTimeout(QueuePair& qp) {
+  if (qp.type != IBV_QPT_RC || qp.state == IBV_QPS_ERR) return;
+  if (qp.sq.empty() || !qp.sq.front().started) return;
+  counters_.timeouts++;
+  if (qp.req.retry_left == 0) {
+    FailSend(qp, IBV_WC_RETRY_EXC_ERR);
+    return;
+  }
+  qp.req.retry_left--;
+  qp.req.read_gap = false;
+  RetryFrom(qp, FirstUnacked(qp));
+  ArmRetransmit(qp);
+}
+
+}  // namespace vrdma

@@ -1,0 +1,217 @@
+// The physical RDMA device: resource tables, the verbs the vdev layer calls, and the
+// engine loop (receive, classify, responder/completer, requester, timers, transmit).
+//
+// A Device is single-threaded: every call, including Poll(), comes from the engine
+// thread that owns it. Time is explicit (Poll(now_ns)) so tests can run on virtual time.
+#pragma once
+
+#include <infiniband/verbs.h>
+#include <rte_mbuf.h>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "driver/port/packet_port.h"
+#include "driver/res/completion_queue.h"
+#include "driver/res/limits.h"
+#include "driver/res/memory_region.h"
+#include "driver/res/object_table.h"
+#include "driver/res/shared_receive_queue.h"
+#include "driver/res/work_request.h"
+#include "driver/timer/timer_wheel.h"
+#include "driver/transport/counters.h"
+#include "driver/transport/qp.h"
+#include "driver/wire/codec.h"
+
+namespace vrdma {
+
+struct QpInitAttr {
+  int type = IBV_QPT_RC;  // IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD (GSI is created by the device)
+  uint32_t pd = 0;
+  uint32_t send_cq = 0;
+  uint32_t recv_cq = 0;
+  bool has_srq = false;
+  uint32_t srq = 0;
+  uint32_t max_send_wr = 0;
+  uint32_t max_recv_wr = 0;
+  uint32_t max_send_sge = 1;
+  uint32_t max_recv_sge = 1;
+  uint32_t max_inline_data = 0;
+  bool sq_sig_all = false;
+  uint32_t owner = 0;
+};
+
+struct AsyncEvent {
+  ibv_event_type type;
+  uint32_t element;  // QPN, CQN or SRQ handle; port number for port events
+};
+
+struct MrKeys {
+  uint32_t lkey;
+  uint32_t rkey;
+};
+
+struct DeviceConfig {
+  DeviceLimits limits;
+  rte_mempool* pool = nullptr;  // frames to send are allocated here
+  PacketPort* port = nullptr;
+  bool verify_icrc = true;
+  ibv_mtu port_mtu = IBV_MTU_4096;  // active MTU: the UD message limit
+  uint16_t tx_burst = 32;
+  uint16_t rx_burst = 32;
+  uint32_t qp_tx_budget = 16;  // packets one QP may send per engine pass (fairness)
+};
+
+class Device {
+ public:
+  explicit Device(const DeviceConfig& config);
+  ~Device();
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  const DeviceLimits& limits() const { return cfg_.limits; }
+  const DeviceCounters& counters() const { return counters_; }
+
+  // Port GID table (IBTA 4.1.1), set by the layer that owns the interface.
+  absl::Status SetGid(uint32_t index, const GidEntry& entry);
+  const GidEntry* GetGid(uint32_t index) const;
+
+  absl::StatusOr<uint32_t> AllocPd(uint32_t owner = 0);
+  absl::Status DeallocPd(uint32_t pd);
+
+  // Registers [iova, iova+length) reached by the engine at `host`.
+  absl::StatusOr<MrKeys> RegMr(uint32_t pd, uint64_t iova, void* host, uint64_t length,
+                               int access, uint32_t owner = 0);
+  absl::Status DeregMr(uint32_t lkey);
+  const MemoryRegion* FindMr(uint32_t key) const;
+
+  absl::StatusOr<uint32_t> CreateCq(uint32_t depth, uint32_t owner = 0);
+  absl::Status DestroyCq(uint32_t cqn);
+  absl::Status ResizeCq(uint32_t cqn, uint32_t depth);
+  absl::StatusOr<int> PollCq(uint32_t cqn, ibv_wc* wc, int n);
+  absl::Status ArmCq(uint32_t cqn, bool solicited_only);
+  // True once per completion event owed to an armed CQ.
+  bool TakeCqEvent(uint32_t cqn);
+
+  absl::StatusOr<uint32_t> CreateSrq(uint32_t pd, uint32_t max_wr, uint32_t max_sge,
+                                     uint32_t limit, uint32_t owner = 0);
+  // IBV_SRQ_MAX_WR / IBV_SRQ_LIMIT semantics of ibv_modify_srq.
+  absl::Status ModifySrq(uint32_t srq, uint32_t max_wr, uint32_t limit, int mask);
+  absl::Status DestroySrq(uint32_t srq);
+  absl::Status PostSrqRecv(uint32_t srq, const RecvWr& wr);
+  absl::StatusOr<uint32_t> SrqLimit(uint32_t srq) const;
+
+  absl::StatusOr<uint32_t> CreateAh(uint32_t pd, const AddressVector& av, uint32_t owner = 0);
+  absl::Status DestroyAh(uint32_t ah);
+
+  absl::StatusOr<uint32_t> CreateQp(const QpInitAttr& init);
+  // `av` carries the resolved destination when mask has IBV_QP_AV.
+  absl::Status ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mask,
+                        const AddressVector* av = nullptr);
+  absl::Status QueryQp(uint32_t qpn, ibv_qp_attr* attr, QpInitAttr* init) const;
+  absl::Status DestroyQp(uint32_t qpn);
+  absl::Status PostSend(uint32_t qpn, const SendWr& wr);
+  absl::Status PostRecv(uint32_t qpn, const RecvWr& wr);
+  const QueuePair* FindQp(uint32_t qpn) const { return LookupQp(qpn); }
+
+  bool PollAsyncEvent(AsyncEvent* event);
+
+  // One engine pass at time `now_ns`. Returns the amount of work done (0 = idle).
+  int Poll(uint64_t now_ns);
+
+  // Frames handed to the engine directly (fuzzing, tests); the engine frees them.
+  void Receive(rte_mbuf** pkts, uint16_t n);
+
+ private:
+  QueuePair* LookupQp(uint32_t qpn) const;
+
+  // engine.cc
+  void Classify(rte_mbuf* m);
+  void FlushTx();
+  void Transmit(rte_mbuf* m);
+  void Activate(QueuePair& qp);
+  void RunActive();
+  void OnTimer(TimerNode* node);
+  void PostEvent(ibv_event_type type, uint32_t element);
+
+  // packet_builder.cc
+  // Lays `hdr` out in a new mbuf (filling its offsets) for `payload_len` bytes of
+  // payload at *payload; SendPacket seals it (pad, checksums, ICRC) and queues it.
+  rte_mbuf* NewPacket(wire::RocePacket* hdr, uint32_t payload_len, uint8_t** payload);
+  void SendPacket(rte_mbuf* m, const wire::RocePacket& hdr);
+  bool BuildTemplate(QueuePair& qp, const AddressVector& av, wire::RocePacket* out);
+
+  // memory_access.cc: gather/scatter through SGE lists and remote keys.
+  enum class Access : uint8_t { kOk, kLocalProt, kLength };
+  Access GatherSges(const QueuePair& qp, const Sge* sges, uint32_t nsge, uint32_t offset,
+                    uint8_t* dst, uint32_t len);
+  Access ScatterSges(const QueuePair& qp, const Sge* sges, uint32_t nsge, uint32_t offset,
+                     const uint8_t* src, uint32_t len);
+  uint8_t* ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, uint64_t len,
+                       int access);
+
+  // requester.cc
+  void RunRequester(QueuePair& qp, uint32_t* budget);
+  bool SendNextPacket(QueuePair& qp, SendWqe& wqe);
+  void SendUd(QueuePair& qp, SendWqe& wqe);
+  bool StartWqe(QueuePair& qp, SendWqe& wqe);
+  void RetryFrom(QueuePair& qp, uint32_t psn);
+  void ArmRetransmit(QueuePair& qp);
+
+  // completer.cc
+  void OnResponse(QueuePair& qp, const wire::RocePacket& pkt);
+  void AckUpTo(QueuePair& qp, uint32_t psn, bool is_nak);
+  SendWqe* FindSentWqe(QueuePair& qp, uint32_t psn);
+  void OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt);
+  void OnAtomicAck(QueuePair& qp, const wire::RocePacket& pkt);
+  void OnNak(QueuePair& qp, const wire::RocePacket& pkt);
+  uint32_t FirstUnacked(const QueuePair& qp) const;
+  void OnRetransmitTimeout(QueuePair& qp);
+  void CompleteSend(QueuePair& qp, SendWqe& wqe, ibv_wc_status status);
+  void FailSend(QueuePair& qp, ibv_wc_status status);
+
+  // responder.cc
+  void OnRequest(QueuePair& qp, const wire::RocePacket& pkt);
+  void OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt);
+  void OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt);
+  void OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt);
+  bool TakeRecv(QueuePair& qp, RecvWr* out);
+  void DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags);
+  void DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags);
+  void DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate);
+  void DoAtomic(QueuePair& qp, const wire::RocePacket& pkt);
+  void CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len, ibv_wc_status status,
+                    const wire::RocePacket* pkt);
+  void QueueAck(QueuePair& qp, uint32_t psn, uint8_t syndrome, bool coalesce);
+  void ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status recv_status,
+                      ibv_event_type event);
+  void RunResponses(QueuePair& qp, uint32_t* budget);
+
+  // qp_lifecycle.cc
+  void EnterError(QueuePair& qp);
+  void FlushQueues(QueuePair& qp);
+  void ResetQp(QueuePair& qp);
+  bool PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited);
+
+  DeviceConfig cfg_;
+  DeviceCounters counters_;
+  std::vector<GidEntry> gids_;
+  ObjectTable<ProtectionDomain> pds_;
+  ObjectTable<MemoryRegion> mrs_;
+  ObjectTable<CompletionQueue> cqs_;
+  ObjectTable<SharedReceiveQueue> srqs_;
+  ObjectTable<AddressVector> ahs_;
+  ObjectTable<QueuePair> qps_;
+  uint32_t gsi_slot_ = 0;  // table handle of QP1, 0 when the port has none
+  TimerWheel timers_;
+  uint64_t now_ = 0;
+  std::vector<QueuePair*> active_;   // QPs with something to send
+  std::vector<QueuePair*> running_;  // the list being run in this pass
+  std::vector<rte_mbuf*> tx_;
+  Ring<AsyncEvent> events_;
+};
+
+}  // namespace vrdma

@@ -1,0 +1,80 @@
+// Gather and scatter through SGE lists (local keys) and remote key checks
+// (IBTA 10.6.3: a key is valid only in its PD, with the access the operation needs).
+#include <cstring>
+
+#include "driver/transport/device.h"
+
+namespace vrdma {
+
+namespace {
+
+// Walks `len` bytes of an SGE list starting `offset` bytes in, calling
+// chunk(sge, sge_offset, n, done) for each piece. Returns false if the list is too short.
+template <typename F>
+bool WalkSges(const Sge* sges, uint32_t nsge, uint32_t offset, uint32_t len, F&& chunk) {
+  uint32_t done = 0;
+  for (uint32_t i = 0; i < nsge && done < len; ++i) {
+    uint32_t sl = sges[i].length;
+    if (offset >= sl) {
+      offset -= sl;
+      continue;
+    }
+    uint32_t n = sl - offset;
+    if (n > len - done) n = len - done;
+    if (!chunk(sges[i], offset, n, done)) return false;
+    done += n;
+    offset = 0;
+  }
+  return done == len;
+}
+
+}  // namespace
+
+Device::Access Device::GatherSges(const QueuePair& qp, const Sge* sges, uint32_t nsge,
+                                  uint32_t offset, uint8_t* dst, uint32_t len) {
+  bool prot = false;
+  bool ok = WalkSges(sges, nsge, offset, len, [&](const Sge& sge, uint32_t off, uint32_t n,
+                                                  uint32_t done) {
+    const MemoryRegion* mr = FindMr(sge.lkey);
+    uint8_t* src = (mr && mr->pd == qp.pd) ? TranslateMr(*mr, sge.addr + off, n) : nullptr;
+    if (!src) {
+      prot = true;
+      return false;
+    }
+    std::memcpy(dst + done, src, n);
+    return true;
+  });
+  if (prot) return Access::kLocalProt;
+  return ok ? Access::kOk : Access::kLength;
+}
+
+Device::Access Device::ScatterSges(const QueuePair& qp, const Sge* sges, uint32_t nsge,
+                                   uint32_t offset, const uint8_t* src, uint32_t len) {
+  bool prot = false;
+  bool ok = WalkSges(sges, nsge, offset, len, [&](const Sge& sge, uint32_t off, uint32_t n,
+                                                  uint32_t done) {
+    const MemoryRegion* mr = FindMr(sge.lkey);
+    uint8_t* dst = (mr && mr->pd == qp.pd && (mr->access & IBV_ACCESS_LOCAL_WRITE))
+                       ? TranslateMr(*mr, sge.addr + off, n)
+                       : nullptr;
+    if (!dst) {
+      prot = true;
+      return false;
+    }
+    std::memcpy(dst, src + done, n);
+    return true;
+  });
+  if (prot) return Access::kLocalProt;
+  return ok ? Access::kOk : Access::kLength;
+}
+
+uint8_t* Device::ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, uint64_t len,
+                             int access) {
+  const MemoryRegion* mr = FindMr(rkey);
+  if (!mr || mr->invalidated || mr->pd != qp.pd) return nullptr;
+  // Both the MR and the QP must grant the remote access (IBTA 10.6.3.2, 10.2.4.1).
+  if ((mr->access & access) != access || (qp.access_flags & access) != access) return nullptr;
+  return TranslateMr(*mr, va, len);
+}
+
+}  // namespace vrdma

@@ -1,0 +1,143 @@
+// Queue pair: every piece of per-QP state the requester, responder and completer use,
+// kept together in one object.
+#pragma once
+
+#include <infiniband/verbs.h>
+
+#include <cstdint>
+
+#include "driver/qp_state/qp_state_machine.h"
+#include "driver/res/ring.h"
+#include "driver/res/work_request.h"
+#include "driver/timer/timer_wheel.h"
+#include "driver/wire/headers.h"
+
+namespace vrdma {
+
+inline constexpr uint32_t kGsiQkey = 0x80010000;  // IBTA 13.5.1: well-known GSI Q_Key
+
+// A send WQE as the requester and completer track it.
+struct SendWqe {
+  SendWr wr;
+  uint32_t length = 0;     // message length in bytes
+  uint32_t first_psn = 0;  // PSNs are assigned when the requester starts the WQE
+  uint32_t last_psn = 0;
+  uint32_t npkts = 0;       // PSNs the message spans (READ: response packets)
+  uint32_t next_pkt = 0;    // requester cursor: next packet (READ: first response asked)
+  uint32_t resp_pkts = 0;   // READ: response packets received in order
+  bool started = false;     // PSNs assigned
+  bool req_done = false;    // every request packet sent (for now)
+  bool is_rd_atomic = false;
+};
+
+// An RDMA READ or ATOMIC the responder executed, kept to answer duplicates
+// (IBTA 9.7.5.1.4 / C9-114: a duplicate atomic returns the saved result, not a re-execution).
+struct RdAtomicResource {
+  bool valid = false;
+  bool is_atomic = false;
+  uint32_t first_psn = 0;
+  uint32_t last_psn = 0;
+  uint64_t atomic_orig = 0;
+};
+
+// One entry of the responder's in-order response stream.
+struct ResponseEntry {
+  enum Kind : uint8_t { kAck, kRead, kAtomicAck };
+  Kind kind = kAck;
+  uint8_t syndrome = 0;
+  uint32_t psn = 0;  // ACK/atomic ack PSN; READ: PSN of the first response packet to send
+  uint32_t msn = 0;
+  // READ
+  uint64_t va = 0;
+  uint32_t rkey = 0;
+  uint32_t length = 0;    // bytes still to send, starting at va
+  uint32_t last_psn = 0;  // PSN of the final response packet
+  bool first_sent = false;
+  uint64_t atomic_orig = 0;
+};
+
+struct RequesterState {
+  uint32_t next_psn = 0;    // PSN for the next new packet
+  uint32_t acked_psn = 0;   // PSN of the latest ACK/response (everything <= it is acked)
+  uint32_t sq_next = 0;     // index of the WQE the requester sends next
+  uint32_t rd_atomic_outstanding = 0;
+  uint8_t retry_left = 0;
+  uint8_t rnr_retry_left = 0;
+  bool rnr_wait = false;    // stopped until the RNR timer fires
+  bool read_gap = false;    // a READ was re-requested from read_gap_psn after a lost response
+  uint32_t read_gap_psn = 0;
+  uint16_t ipv4_id = 0;
+};
+
+struct ResponderState {
+  uint32_t epsn = 0;  // expected PSN
+  uint32_t msn = 0;   // message sequence number (24 bits)
+  bool nak_sent = false;  // a PSN sequence error NAK is outstanding (one per gap)
+  // Message in progress (multi-packet SEND or RDMA WRITE).
+  enum Kind : uint8_t { kNone, kSend, kWrite } kind = kNone;
+  bool have_recv = false;
+  RecvWr recv;
+  uint32_t recv_offset = 0;
+  uint64_t write_va = 0;
+  uint32_t write_rkey = 0;
+  uint32_t write_resid = 0;
+  uint32_t write_len = 0;
+  bool comm_established = false;
+  RdAtomicResource resources[16];
+  uint32_t next_resource = 0;
+  Ring<ResponseEntry> responses;
+};
+
+struct QueuePair {
+  uint32_t qpn = 0;
+  int type = IBV_QPT_RC;  // IBV_QPT_RC / UC / UD or kQpTypeGsi
+  ibv_qp_state state = IBV_QPS_RESET;
+  uint32_t pd = 0;
+  uint32_t send_cq = 0;
+  uint32_t recv_cq = 0;
+  uint32_t srq = 0;  // 0: own receive queue
+  bool has_srq = false;
+  bool sq_sig_all = false;
+  uint32_t max_send_sge = 0;
+  uint32_t max_recv_sge = 0;
+  uint32_t max_inline = 0;
+  uint32_t owner = 0;
+
+  // Attributes (ibv_modify_qp).
+  int access_flags = 0;
+  uint16_t pkey = 0xffff;
+  uint16_t pkey_index = 0;
+  uint32_t qkey = 0;
+  uint32_t dest_qpn = 0;
+  ibv_mtu path_mtu = IBV_MTU_1024;
+  uint32_t mtu = 1024;
+  uint8_t timeout = 14;
+  uint8_t retry_cnt = 7;
+  uint8_t rnr_retry = 7;
+  uint8_t min_rnr_timer = 0;
+  uint8_t max_rd_atomic = 0;
+  uint8_t max_dest_rd_atomic = 0;
+  uint8_t port_num = 1;
+  uint32_t sq_psn = 0;
+  uint32_t rq_psn = 0;
+  ibv_ah_attr ah_attr{};
+  AddressVector av;
+  bool av_valid = false;
+  ibv_mig_state path_mig_state = IBV_MIG_MIGRATED;
+
+  // Header template for connected QPs, built when the QP moves to RTR.
+  wire::RocePacket tmpl;
+
+  Ring<SendWqe> sq;
+  Ring<RecvWr> rq;
+  RequesterState req;
+  ResponderState resp;
+
+  TimerNode retransmit_timer;
+  TimerNode rnr_timer;
+
+  bool active = false;  // on the engine's list of QPs with work to send
+  bool sq_drained_pending = false;
+};
+
+}  // namespace vrdma

@@ -1,0 +1,246 @@
+// QP attribute changes and state transitions (IBTA 10.3, 11.2.4.2), the error state and
+// flushing (IBTA 10.3.1: in Error, outstanding and new WRs complete with flush errors).
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "driver/qp_state/qp_state_machine.h"
+#include "driver/transport/device.h"
+#include "driver/transport/psn.h"
+
+namespace vrdma {
+namespace {
+
+uint32_t MtuBytes(ibv_mtu mtu) { return 128u << static_cast<int>(mtu); }
+
+}  // namespace
+
+absl::Status Device::ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mask,
+                              const AddressVector* av) {
+  QueuePair* qp = LookupQp(qpn);
+  if (!qp) return absl::NotFoundError(absl::StrCat("no QP ", qpn));
+  ibv_qp_state cur = qp->state;
+  if ((mask & IBV_QP_CUR_STATE) && attr.cur_qp_state != cur) {
+    return absl::InvalidArgumentError("cur_qp_state does not match the QP's state");
+  }
+  ibv_qp_state next = (mask & IBV_QP_STATE) ? attr.qp_state : cur;
+  if (absl::Status st = CheckModifyQp(qp->type, cur, next, mask); !st.ok()) return st;
+
+  // Check every value before changing anything: a rejected modify changes nothing.
+  const DeviceLimits& l = cfg_.limits;
+  if ((mask & IBV_QP_PATH_MTU) && (attr.path_mtu < IBV_MTU_256 || attr.path_mtu > IBV_MTU_4096))
+    return absl::InvalidArgumentError("path_mtu must be 256..4096");
+  if ((mask & IBV_QP_MAX_QP_RD_ATOMIC) && attr.max_rd_atomic > l.max_qp_rd_atom)
+    return absl::InvalidArgumentError("max_rd_atomic above the device limit");
+  if ((mask & IBV_QP_MAX_DEST_RD_ATOMIC) &&
+      (attr.max_dest_rd_atomic > l.max_qp_init_rd_atom ||
+       attr.max_dest_rd_atomic > std::size(qp->resp.resources)))
+    return absl::InvalidArgumentError("max_dest_rd_atomic above the device limit");
+  if ((mask & IBV_QP_PKEY_INDEX) && attr.pkey_index != 0)
+    return absl::InvalidArgumentError("P_Key index out of range (table has one entry)");
+  if ((mask & IBV_QP_PORT) && attr.port_num != 1)
+    return absl::InvalidArgumentError("port must be 1");
+  if ((mask & IBV_QP_TIMEOUT) && attr.timeout > 31)
+    return absl::InvalidArgumentError("timeout must be 0..31");
+  if ((mask & IBV_QP_RETRY_CNT) && attr.retry_cnt > 7)
+    return absl::InvalidArgumentError("retry_cnt must be 0..7");
+  if ((mask & IBV_QP_RNR_RETRY) && attr.rnr_retry > 7)
+    return absl::InvalidArgumentError("rnr_retry must be 0..7");
+  if ((mask & IBV_QP_MIN_RNR_TIMER) && attr.min_rnr_timer > 31)
+    return absl::InvalidArgumentError("min_rnr_timer must be 0..31");
+  if ((mask & IBV_QP_ACCESS_FLAGS) &&
+      (attr.qp_access_flags & ~(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+                                IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC)))
+    return absl::InvalidArgumentError("unsupported QP access flags");
+  if (mask & IBV_QP_AV) {
+    if (!av) return absl::InvalidArgumentError("address vector not resolved");
+    if (!GetGid(av->sgid_index))
+      return absl::InvalidArgumentError(absl::StrCat("no GID at index ", av->sgid_index));
+  }
+  if ((mask & IBV_QP_DEST_QPN) && attr.dest_qp_num > psn::kMask)
+    return absl::InvalidArgumentError("dest_qp_num is 24 bits");
+
+  // Apply.
+  if (mask & IBV_QP_ACCESS_FLAGS) qp->access_flags = attr.qp_access_flags;
+  if (mask & IBV_QP_PKEY_INDEX) qp->pkey_index = attr.pkey_index;
+  if (mask & IBV_QP_PORT) qp->port_num = attr.port_num;
+  if (mask & IBV_QP_QKEY) qp->qkey = attr.qkey;
+  if (mask & IBV_QP_AV) {
+    qp->ah_attr = attr.ah_attr;
+    qp->av = *av;
+    qp->av_valid = true;
+  }
+  if (mask & IBV_QP_PATH_MTU) {
+    qp->path_mtu = attr.path_mtu;
+    qp->mtu = MtuBytes(attr.path_mtu);
+  }
+  if (mask & IBV_QP_TIMEOUT) qp->timeout = attr.timeout;
+  if (mask & IBV_QP_RETRY_CNT) qp->retry_cnt = attr.retry_cnt;
+  if (mask & IBV_QP_RNR_RETRY) qp->rnr_retry = attr.rnr_retry;
+  if (mask & IBV_QP_RQ_PSN) qp->rq_psn = attr.rq_psn & psn::kMask;
+  if (mask & IBV_QP_MAX_QP_RD_ATOMIC) qp->max_rd_atomic = attr.max_rd_atomic;
+  if (mask & IBV_QP_MIN_RNR_TIMER) qp->min_rnr_timer = attr.min_rnr_timer;
+  if (mask & IBV_QP_SQ_PSN) qp->sq_psn = attr.sq_psn & psn::kMask;
+  if (mask & IBV_QP_MAX_DEST_RD_ATOMIC) qp->max_dest_rd_atomic = attr.max_dest_rd_atomic;
+  if (mask & IBV_QP_DEST_QPN) qp->dest_qpn = attr.dest_qp_num;
+  if (mask & IBV_QP_PATH_MIG_STATE) qp->path_mig_state = attr.path_mig_state;
+
+  if (mask & IBV_QP_RQ_PSN) qp->resp.epsn = qp->rq_psn;
+  if (mask & IBV_QP_SQ_PSN) {
+    qp->req.next_psn = qp->sq_psn;
+    qp->req.acked_psn = psn::Add(qp->sq_psn, psn::kMask);  // sq_psn - 1
+  }
+  if (mask & IBV_QP_RETRY_CNT) qp->req.retry_left = qp->retry_cnt;
+  if (mask & IBV_QP_RNR_RETRY) qp->req.rnr_retry_left = qp->rnr_retry;
+
+  if (next == cur) {
+    if (cur == IBV_QPS_RTS) Activate(*qp);
+    return absl::OkStatus();
+  }
+  qp->state = next;
+  switch (next) {
+    case IBV_QPS_RESET:
+      ResetQp(*qp);
+      break;
+    case IBV_QPS_RTR:
+      if ((qp->type == IBV_QPT_RC || qp->type == IBV_QPT_UC) &&
+          !BuildTemplate(*qp, qp->av, &qp->tmpl)) {
+        qp->state = cur;
+        return absl::InvalidArgumentError("cannot build the path: GID entry missing");
+      }
+      break;
+    case IBV_QPS_RTS:
+      Activate(*qp);
+      break;
+    case IBV_QPS_SQD:
+      qp->sq_drained_pending = true;
+      Activate(*qp);  // the engine reports SQ drained once nothing is outstanding
+      break;
+    case IBV_QPS_ERR:
+      qp->state = cur;
+      EnterError(*qp);
+      break;
+    default:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Device::QueryQp(uint32_t qpn, ibv_qp_attr* attr, QpInitAttr* init) const {
+  const QueuePair* qp = LookupQp(qpn);
+  if (!qp) return absl::NotFoundError(absl::StrCat("no QP ", qpn));
+  if (attr) {
+    *attr = ibv_qp_attr{};
+    attr->qp_state = qp->state;
+    attr->cur_qp_state = qp->state;
+    attr->path_mtu = qp->path_mtu;
+    attr->path_mig_state = qp->path_mig_state;
+    attr->qkey = qp->qkey;
+    attr->rq_psn = qp->rq_psn;
+    attr->sq_psn = qp->sq_psn;
+    attr->dest_qp_num = qp->dest_qpn;
+    attr->qp_access_flags = qp->access_flags;
+    attr->cap.max_send_wr = qp->sq.depth();
+    attr->cap.max_recv_wr = qp->has_srq ? 0 : qp->rq.depth();
+    attr->cap.max_send_sge = qp->max_send_sge;
+    attr->cap.max_recv_sge = qp->max_recv_sge;
+    attr->cap.max_inline_data = qp->max_inline;
+    attr->ah_attr = qp->ah_attr;
+    attr->pkey_index = qp->pkey_index;
+    attr->sq_draining = qp->state == IBV_QPS_SQD && qp->sq_drained_pending;
+    attr->max_rd_atomic = qp->max_rd_atomic;
+    attr->max_dest_rd_atomic = qp->max_dest_rd_atomic;
+    attr->min_rnr_timer = qp->min_rnr_timer;
+    attr->port_num = qp->port_num;
+    attr->timeout = qp->timeout;
+    attr->retry_cnt = qp->retry_cnt;
+    attr->rnr_retry = qp->rnr_retry;
+  }
+  if (init) {
+    *init = QpInitAttr{};
+    init->type = qp->type;
+    init->pd = qp->pd;
+    init->send_cq = qp->send_cq;
+    init->recv_cq = qp->recv_cq;
+    init->has_srq = qp->has_srq;
+    init->srq = qp->srq;
+    init->max_send_wr = qp->sq.depth();
+    init->max_recv_wr = qp->has_srq ? 0 : qp->rq.depth();
+    init->max_send_sge = qp->max_send_sge;
+    init->max_recv_sge = qp->max_recv_sge;
+    init->max_inline_data = qp->max_inline;
+    init->sq_sig_all = qp->sq_sig_all;
+    init->owner = qp->owner;
+  }
+  return absl::OkStatus();
+}
+
+bool Device::PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited) {
+  CompletionQueue* cq = cqs_.Get(cqn);
+  if (!cq) return false;
+  bool was_overrun = cq->overrun();
+  if (cq->Push(wc, solicited)) return true;
+  // CQ overrun: the CQ is in error and its consumer is told once (IBTA 11.6.2).
+  counters_.cq_overruns++;
+  if (!was_overrun) PostEvent(IBV_EVENT_CQ_ERR, cqn);
+  return false;
+}
+
+void Device::EnterError(QueuePair& qp) {
+  if (qp.state == IBV_QPS_ERR) return;
+  qp.state = IBV_QPS_ERR;
+  FlushQueues(qp);
+  // A QP on an SRQ reports its last WQE so the consumer can reclaim it (IBTA 11.6.3.1).
+  if (qp.has_srq) PostEvent(IBV_EVENT_QP_LAST_WQE_REACHED, qp.qpn);
+}
+
+void Device::FlushQueues(QueuePair& qp) {
+  timers_.Cancel(&qp.retransmit_timer);
+  timers_.Cancel(&qp.rnr_timer);
+  ibv_wc wc{};
+  wc.status = IBV_WC_WR_FLUSH_ERR;
+  wc.qp_num = qp.qpn;
+  while (!qp.sq.empty()) {
+    SendWqe& w = qp.sq.front();
+    wc.wr_id = w.wr.wr_id;
+    wc.opcode = IBV_WC_SEND;
+    PushCqe(qp.send_cq, wc, false);
+    qp.sq.Pop();
+  }
+  qp.req.sq_next = qp.sq.head();
+  qp.req.rd_atomic_outstanding = 0;
+  qp.req.rnr_wait = false;
+  wc.opcode = IBV_WC_RECV;
+  if (qp.resp.have_recv) {
+    wc.wr_id = qp.resp.recv.wr_id;
+    PushCqe(qp.recv_cq, wc, false);
+    qp.resp.have_recv = false;
+  }
+  while (!qp.rq.empty()) {
+    wc.wr_id = qp.rq.front().wr_id;
+    PushCqe(qp.recv_cq, wc, false);
+    qp.rq.Pop();
+  }
+  qp.resp.kind = ResponderState::kNone;
+  qp.resp.responses.Clear();
+}
+
+void Device::ResetQp(QueuePair& qp) {
+  timers_.Cancel(&qp.retransmit_timer);
+  timers_.Cancel(&qp.rnr_timer);
+  qp.sq.Clear();
+  qp.rq.Clear();
+  qp.req = RequesterState{};
+  qp.req.sq_next = qp.sq.head();
+  RdAtomicResource none{};
+  for (auto& r : qp.resp.resources) r = none;
+  qp.resp.responses.Clear();
+  qp.resp.kind = ResponderState::kNone;
+  qp.resp.have_recv = false;
+  qp.resp.nak_sent = false;
+  qp.resp.comm_established = false;
+  qp.resp.msn = 0;
+  qp.av_valid = false;
+  qp.sq_drained_pending = false;
+}
+
+}  // namespace vrdma

@@ -1,0 +1,558 @@
+// Responder (IBTA 9.7.5): checks PSN and opcode sequence, executes SEND, RDMA WRITE,
+// RDMA READ and ATOMIC requests, answers duplicates, and queues ACKs/NAKs and READ
+// responses in PSN order.
+#include <atomic>
+#include <cstring>
+
+#include "driver/transport/device.h"
+#include "driver/transport/psn.h"
+
+namespace vrdma {
+namespace {
+
+uint32_t PacketCount(uint32_t len, uint32_t mtu) { return len == 0 ? 1 : (len + mtu - 1) / mtu; }
+
+}  // namespace
+
+void Device::OnRequest(QueuePair& qp, const wire::RocePacket& pkt) {
+  if (qp.state != IBV_QPS_RTR && qp.state != IBV_QPS_RTS && qp.state != IBV_QPS_SQD &&
+      qp.state != IBV_QPS_SQE) {
+    counters_.rx_unknown_qp++;
+    return;
+  }
+  if (qp.type == IBV_QPT_UD || qp.type == kQpTypeGsi) {
+    OnUdRequest(qp, pkt);
+    return;
+  }
+  // First packet on a QP in RTR: communication established (IBTA 11.6.3.1).
+  if (qp.state == IBV_QPS_RTR && !qp.resp.comm_established) {
+    qp.resp.comm_established = true;
+    PostEvent(IBV_EVENT_COMM_EST, qp.qpn);
+  }
+  OnRcUcRequest(qp, pkt);
+}
+
+bool Device::TakeRecv(QueuePair& qp, RecvWr* out) {
+  if (qp.has_srq) {
+    SharedReceiveQueue* srq = srqs_.Get(qp.srq);
+    if (!srq || srq->wqes.empty()) return false;
+    *out = srq->wqes.front();
+    srq->wqes.Pop();
+    // SRQ limit event fires once when the queue drops below an armed limit (IBTA 10.2.9.4).
+    if (srq->limit && srq->wqes.size() < srq->limit) {
+      srq->limit = 0;
+      PostEvent(IBV_EVENT_SRQ_LIMIT_REACHED, qp.srq);
+    }
+    return true;
+  }
+  if (qp.rq.empty()) return false;
+  *out = qp.rq.front();
+  qp.rq.Pop();
+  return true;
+}
+
+void Device::QueueAck(QueuePair& qp, uint32_t ack_psn, uint8_t syndrome, bool coalesce) {
+  auto& q = qp.resp.responses;
+  // ACK coalescing: a newer ACK replaces a queued ACK that has not gone out yet.
+  if (coalesce && !q.empty()) {
+    ResponseEntry& tail = q.at(q.tail() - 1);
+    if (tail.kind == ResponseEntry::kAck && tail.syndrome == wire::aeth::kAck + wire::aeth::kCreditInvalid) {
+      tail.psn = ack_psn;
+      tail.msn = qp.resp.msn;
+      return;
+    }
+  }
+  if (q.full()) return;  // a later ACK covers this one, or the requester retries
+  ResponseEntry& e = q.next_free();
+  e = ResponseEntry{};
+  e.kind = ResponseEntry::kAck;
+  e.psn = ack_psn;
+  e.syndrome = syndrome;
+  e.msn = qp.resp.msn;
+  q.Commit();
+  Activate(qp);
+}
+
+void Device::ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status recv_status,
+                            ibv_event_type event) {
+  // Send the NAK before the QP enters Error (the flush clears the response queue).
+  wire::RocePacket h = qp.tmpl;
+  h.bth.opcode = wire::op::kRcAcknowledge;
+  h.bth.psn = qp.resp.epsn;
+  h.aeth.syndrome = static_cast<uint8_t>(wire::aeth::kNak | nak_code);
+  h.aeth.msn = qp.resp.msn;
+  if (qp.type == IBV_QPT_RC) {
+    uint8_t* payload;
+    if (rte_mbuf* m = NewPacket(&h, 0, &payload)) SendPacket(m, h);
+    counters_.naks_sent++;
+  }
+  if (qp.resp.have_recv && recv_status != IBV_WC_SUCCESS) {
+    CompleteRecv(qp, IBV_WC_RECV, 0, recv_status, nullptr);
+  }
+  PostEvent(event, qp.qpn);
+  EnterError(qp);
+}
+
+void Device::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt) {
+  ResponderState& r = qp.resp;
+  const uint16_t flags = wire::GetOpcodeInfo(pkt.bth.opcode).flags;
+  bool rc = qp.type == IBV_QPT_RC;
+  int32_t d = psn::Diff(pkt.bth.psn, r.epsn);
+  if (rc) {
+    if (d < 0) {
+      counters_.rx_duplicate++;
+      OnDuplicate(qp, pkt);
+      return;
+    }
+    if (d > 0) {
+      // PSN sequence error: one NAK per gap, then silence until the expected PSN comes
+      // (IBTA 9.7.5.2.2, C9-?? "NAK once").
+      counters_.rx_out_of_sequence++;
+      if (!r.nak_sent) {
+        r.nak_sent = true;
+        counters_.seq_naks_sent++;
+        QueueAck(qp, r.epsn, wire::aeth::kNak | wire::aeth::kNakPsnSeqError, false);
+      }
+      return;
+    }
+    r.nak_sent = false;
+  } else if (d != 0) {
+    // UC: a lost packet drops the message in progress; resume at the next FIRST/ONLY
+    // (IBTA 9.8.3, the unreliable connection responder).
+    counters_.rx_out_of_sequence++;
+    r.kind = ResponderState::kNone;
+    r.recv_offset = 0;
+    r.epsn = pkt.bth.psn;
+  }
+
+  // Opcode sequence (IBTA 9.7.5.1.1 / C9-?): inside a message only MIDDLE and LAST of
+  // the same operation; outside it, only FIRST or ONLY.
+  bool in_msg = r.kind != ResponderState::kNone;
+  bool cont = flags & (wire::kOpMiddle) || ((flags & wire::kOpLast) && !(flags & wire::kOpFirst));
+  bool same_kind = (r.kind == ResponderState::kSend && (flags & wire::kOpSend)) ||
+                   (r.kind == ResponderState::kWrite && (flags & wire::kOpWrite));
+  if (in_msg != cont || (in_msg && !same_kind)) {
+    if (!rc) {
+      r.kind = ResponderState::kNone;
+      r.recv_offset = 0;
+      if (!(flags & wire::kOpFirst)) return;  // wait for a message start
+    } else {
+      ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
+                     IBV_EVENT_QP_REQ_ERR);
+      return;
+    }
+  }
+
+  if (flags & wire::kOpSend) {
+    DoSend(qp, pkt, flags);
+  } else if (flags & wire::kOpWrite) {
+    DoWrite(qp, pkt, flags);
+  } else if (rc && (flags & wire::kOpReadReq)) {
+    DoRead(qp, pkt, false);
+  } else if (rc && (flags & wire::kOpAtomic)) {
+    DoAtomic(qp, pkt);
+  }
+}
+
+void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) {
+  ResponderState& r = qp.resp;
+  bool rc = qp.type == IBV_QPT_RC;
+  bool last = flags & wire::kOpLast;
+  // Every packet but the last of a message carries exactly one path MTU (IBTA 9.7.5.1.2? C9-?).
+  if ((!last && pkt.payload_len != qp.mtu) || pkt.payload_len > qp.mtu) {
+    if (rc) {
+      ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
+                     IBV_EVENT_QP_REQ_ERR);
+    } else {
+      r.kind = ResponderState::kNone;
+    }
+    return;
+  }
+  if (flags & wire::kOpFirst) {
+    if (!r.have_recv && !TakeRecv(qp, &r.recv)) {
+      if (rc) {
+        // Receiver not ready (IBTA 9.7.5.2.8): RNR NAK with our minimum RNR timer.
+        counters_.rnr_naks_sent++;
+        QueueAck(qp, r.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer),
+                 false);
+      } else {
+        counters_.rx_no_recv_wqe++;
+      }
+      return;
+    }
+    r.have_recv = true;
+    r.recv_offset = 0;
+    r.kind = ResponderState::kSend;
+  }
+  if (pkt.payload_len) {
+    Access a = ScatterSges(qp, r.recv.sg_list, r.recv.num_sge, r.recv_offset, pkt.payload,
+                           pkt.payload_len);
+    if (a != Access::kOk) {
+      // Message longer than the receive buffer: local length error at the responder
+      // and an Invalid Request NAK (IBTA 9.7.5.1.? C9-?); bad receive key: local
+      // protection error and a Remote Operational Error NAK.
+      if (rc) {
+        if (a == Access::kLength) {
+          ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_LOC_LEN_ERR,
+                         IBV_EVENT_QP_REQ_ERR);
+        } else {
+          ResponderError(qp, wire::aeth::kNakRemoteOperationalError, IBV_WC_LOC_PROT_ERR,
+                         IBV_EVENT_QP_FATAL);
+        }
+      } else {
+        CompleteRecv(qp, IBV_WC_RECV, 0,
+                     a == Access::kLength ? IBV_WC_LOC_LEN_ERR : IBV_WC_LOC_PROT_ERR, nullptr);
+        r.kind = ResponderState::kNone;
+      }
+      return;
+    }
+  }
+  r.recv_offset += pkt.payload_len;
+  r.epsn = psn::Add(r.epsn, 1);
+  if (last) {
+    r.msn = psn::Add(r.msn, 1);
+    if (flags & wire::kOpInv) {
+      // SEND with Invalidate: the named rkey stops working (IBTA 10.6.6 / 9.4.1.1).
+      MemoryRegion* mr = mrs_.Get(KeyIndex(pkt.ieth_rkey));
+      if (!mr || mr->rkey != pkt.ieth_rkey || mr->pd != qp.pd) {
+        ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
+                       IBV_EVENT_QP_REQ_ERR);
+        return;
+      }
+      mr->invalidated = true;
+    }
+    CompleteRecv(qp, IBV_WC_RECV, r.recv_offset, IBV_WC_SUCCESS, &pkt);
+    r.kind = ResponderState::kNone;
+  }
+  if (rc && pkt.bth.ack_req) QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
+}
+
+void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) {
+  ResponderState& r = qp.resp;
+  bool rc = qp.type == IBV_QPT_RC;
+  bool last = flags & wire::kOpLast;
+  if ((!last && pkt.payload_len != qp.mtu) || pkt.payload_len > qp.mtu) {
+    if (rc) {
+      ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
+                     IBV_EVENT_QP_REQ_ERR);
+    } else {
+      r.kind = ResponderState::kNone;
+    }
+    return;
+  }
+  // RDMA WRITE with immediate consumes a receive WQE: without one, RNR (IBTA 9.7.5.2.8).
+  if ((flags & wire::kOpImm) && !r.have_recv) {
+    if (!TakeRecv(qp, &r.recv)) {
+      if (rc) {
+        counters_.rnr_naks_sent++;
+        QueueAck(qp, r.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer),
+                 false);
+      } else {
+        counters_.rx_no_recv_wqe++;
+        r.kind = ResponderState::kNone;
+      }
+      return;
+    }
+    r.have_recv = true;
+  }
+  if (flags & wire::kOpFirst) {
+    r.write_va = pkt.reth.va;
+    r.write_rkey = pkt.reth.rkey;
+    r.write_resid = pkt.reth.dma_len;
+    r.write_len = pkt.reth.dma_len;
+    // A zero-length RDMA WRITE checks no key (IBTA 9.4.3? o9-?).
+    if (pkt.reth.dma_len &&
+        !ResolveRkey(qp, pkt.reth.rkey, pkt.reth.va, pkt.reth.dma_len, IBV_ACCESS_REMOTE_WRITE)) {
+      if (rc) {
+        ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS,
+                       IBV_EVENT_QP_ACCESS_ERR);
+      } else {
+        r.kind = ResponderState::kNone;
+      }
+      return;
+    }
+    r.kind = ResponderState::kWrite;
+  }
+  if (pkt.payload_len > r.write_resid || (last && pkt.payload_len != r.write_resid)) {
+    // More or less data than the RETH announced (IBTA 9.7.5.1.? invalid request).
+    if (rc) {
+      ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
+                     IBV_EVENT_QP_REQ_ERR);
+    } else {
+      r.kind = ResponderState::kNone;
+    }
+    return;
+  }
+  if (pkt.payload_len) {
+    uint8_t* dst = ResolveRkey(qp, r.write_rkey, r.write_va, pkt.payload_len,
+                               IBV_ACCESS_REMOTE_WRITE);
+    if (!dst) {  // MR deregistered or invalidated mid-message
+      if (rc) {
+        ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS,
+                       IBV_EVENT_QP_ACCESS_ERR);
+      } else {
+        r.kind = ResponderState::kNone;
+      }
+      return;
+    }
+    std::memcpy(dst, pkt.payload, pkt.payload_len);
+  }
+  r.write_va += pkt.payload_len;
+  r.write_resid -= pkt.payload_len;
+  r.epsn = psn::Add(r.epsn, 1);
+  if (last) {
+    r.msn = psn::Add(r.msn, 1);
+    if (flags & wire::kOpImm) CompleteRecv(qp, IBV_WC_RECV_RDMA_WITH_IMM, r.write_len, IBV_WC_SUCCESS, &pkt);
+    r.kind = ResponderState::kNone;
+  }
+  if (rc && pkt.bth.ack_req) QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
+}
+
+void Device::DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate) {
+  ResponderState& r = qp.resp;
+  if (r.responses.full()) return;  // no room to answer: the requester will retry
+  uint32_t len = pkt.reth.dma_len;
+  if (len && !ResolveRkey(qp, pkt.reth.rkey, pkt.reth.va, len, IBV_ACCESS_REMOTE_READ)) {
+    ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS, IBV_EVENT_QP_ACCESS_ERR);
+    return;
+  }
+  if (len > (1u << 31)) {
+    ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_SUCCESS, IBV_EVENT_QP_REQ_ERR);
+    return;
+  }
+  uint32_t npkts = PacketCount(len, qp.mtu);
+  if (!duplicate) {
+    if (qp.max_dest_rd_atomic == 0) {
+      ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_SUCCESS, IBV_EVENT_QP_REQ_ERR);
+      return;
+    }
+    RdAtomicResource& res = r.resources[r.next_resource];
+    r.next_resource = (r.next_resource + 1) % qp.max_dest_rd_atomic;
+    res.valid = true;
+    res.is_atomic = false;
+    res.first_psn = pkt.bth.psn;
+    res.last_psn = psn::Add(pkt.bth.psn, npkts - 1);
+    r.epsn = psn::Add(r.epsn, npkts);
+    r.msn = psn::Add(r.msn, 1);
+  }
+  ResponseEntry& e = r.responses.next_free();
+  e = ResponseEntry{};
+  e.kind = ResponseEntry::kRead;
+  e.psn = pkt.bth.psn;
+  e.last_psn = psn::Add(pkt.bth.psn, npkts - 1);
+  e.va = pkt.reth.va;
+  e.rkey = pkt.reth.rkey;
+  e.length = len;
+  e.msn = r.msn;
+  r.responses.Commit();
+  Activate(qp);
+}
+
+void Device::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
+  ResponderState& r = qp.resp;
+  if (r.responses.full()) return;
+  if (qp.max_dest_rd_atomic == 0) {
+    ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_SUCCESS, IBV_EVENT_QP_REQ_ERR);
+    return;
+  }
+  // The target must be 8-byte aligned (IBTA 9.4.5, C9-?): otherwise Invalid Request.
+  if (pkt.atomic.va & 7) {
+    ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_SUCCESS, IBV_EVENT_QP_REQ_ERR);
+    return;
+  }
+  uint8_t* target =
+      ResolveRkey(qp, pkt.atomic.rkey, pkt.atomic.va, 8, IBV_ACCESS_REMOTE_ATOMIC);
+  if (!target) {
+    ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS, IBV_EVENT_QP_ACCESS_ERR);
+    return;
+  }
+  // Atomic with respect to every other access through this device (IBV_ATOMIC_HCA).
+  std::atomic_ref<uint64_t> word(*reinterpret_cast<uint64_t*>(target));
+  uint64_t orig;
+  if (pkt.bth.opcode == wire::op::kRcCompareSwap) {
+    orig = pkt.atomic.compare;
+    word.compare_exchange_strong(orig, pkt.atomic.swap_add);
+  } else {
+    orig = word.fetch_add(pkt.atomic.swap_add);
+  }
+  RdAtomicResource& res = r.resources[r.next_resource];
+  r.next_resource = (r.next_resource + 1) % qp.max_dest_rd_atomic;
+  res.valid = true;
+  res.is_atomic = true;
+  res.first_psn = res.last_psn = pkt.bth.psn;
+  res.atomic_orig = orig;
+  r.epsn = psn::Add(r.epsn, 1);
+  r.msn = psn::Add(r.msn, 1);
+  ResponseEntry& e = r.responses.next_free();
+  e = ResponseEntry{};
+  e.kind = ResponseEntry::kAtomicAck;
+  e.psn = pkt.bth.psn;
+  e.msn = r.msn;
+  e.atomic_orig = orig;
+  r.responses.Commit();
+  Activate(qp);
+}
+
+void Device::OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt) {
+  ResponderState& r = qp.resp;
+  const uint16_t flags = wire::GetOpcodeInfo(pkt.bth.opcode).flags;
+  if (flags & (wire::kOpSend | wire::kOpWrite)) {
+    // Duplicate SEND/WRITE: not executed again, acknowledged again (IBTA 9.7.5.1.4? C9-105).
+    if (pkt.bth.ack_req) QueueAck(qp, psn::Add(r.epsn, psn::kMask), wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
+    return;
+  }
+  // Duplicate READ or ATOMIC: find the resource it belongs to.
+  for (const RdAtomicResource& res : r.resources) {
+    if (!res.valid || psn::Diff(pkt.bth.psn, res.first_psn) < 0 ||
+        psn::Diff(pkt.bth.psn, res.last_psn) > 0) {
+      continue;
+    }
+    if (flags & wire::kOpReadReq) {
+      if (res.is_atomic) return;
+      DoRead(qp, pkt, /*duplicate=*/true);  // re-executed from the asked-for PSN
+      return;
+    }
+    if (!res.is_atomic || res.first_psn != pkt.bth.psn || r.responses.full()) return;
+    // A duplicate atomic gets its saved result, never a second execution (C9-114?).
+    ResponseEntry& e = r.responses.next_free();
+    e = ResponseEntry{};
+    e.kind = ResponseEntry::kAtomicAck;
+    e.psn = pkt.bth.psn;
+    e.msn = r.msn;
+    e.atomic_orig = res.atomic_orig;
+    r.responses.Commit();
+    Activate(qp);
+    return;
+  }
+  // Too old to remember: dropped; the requester's retry limit ends it.
+}
+
+void Device::OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt) {
+  if (wire::TransportOf(pkt.bth.opcode) != wire::Transport::kUd) {
+    counters_.rx_wrong_transport++;
+    return;
+  }
+  // Q_Key check (IBTA 10.2.5, C10-?): mismatching datagrams are silently dropped.
+  if (pkt.deth.qkey != qp.qkey) {
+    counters_.rx_bad_qkey++;
+    return;
+  }
+  RecvWr wr;
+  if (!TakeRecv(qp, &wr)) {
+    counters_.rx_no_recv_wqe++;
+    return;
+  }
+  qp.resp.recv = wr;
+  qp.resp.have_recv = true;
+  // The first 40 bytes of a UD receive buffer hold the GRH; for RoCEv2 over IPv4 the
+  // 20-byte IPv4 header sits in its last 20 bytes (as Linux and verbs define it).
+  uint8_t grh[wire::kGrhLen] = {};
+  uint32_t ext_len = wire::GetOpcodeInfo(pkt.bth.opcode).ext_len;
+  const uint8_t* l3 = pkt.payload - ext_len - wire::kBthLen - (pkt.bth_off - pkt.l3_off);
+  if (pkt.net.type == wire::NetworkType::kRoceV2Ipv4) {
+    std::memcpy(grh + wire::kGrhLen - wire::kIpv4Len, l3, wire::kIpv4Len);
+  } else {
+    std::memcpy(grh, l3, wire::kGrhLen);
+  }
+  Access a = ScatterSges(qp, wr.sg_list, wr.num_sge, 0, grh, wire::kGrhLen);
+  if (a == Access::kOk && pkt.payload_len) {
+    a = ScatterSges(qp, wr.sg_list, wr.num_sge, wire::kGrhLen, pkt.payload, pkt.payload_len);
+  }
+  if (a != Access::kOk) {
+    CompleteRecv(qp, IBV_WC_RECV, 0,
+                 a == Access::kLength ? IBV_WC_LOC_LEN_ERR : IBV_WC_LOC_PROT_ERR, &pkt);
+    EnterError(qp);
+    return;
+  }
+  CompleteRecv(qp, IBV_WC_RECV, wire::kGrhLen + pkt.payload_len, IBV_WC_SUCCESS, &pkt);
+}
+
+void Device::CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len,
+                          ibv_wc_status status, const wire::RocePacket* pkt) {
+  ibv_wc wc{};
+  wc.wr_id = qp.resp.recv.wr_id;
+  wc.status = status;
+  wc.opcode = op;
+  wc.byte_len = byte_len;
+  wc.qp_num = qp.qpn;
+  wc.src_qp = qp.dest_qpn;
+  bool solicited = false;
+  if (pkt) {
+    const uint16_t flags = wire::GetOpcodeInfo(pkt->bth.opcode).flags;
+    if (flags & wire::kOpImm) {
+      wc.wc_flags |= IBV_WC_WITH_IMM;
+      wc.imm_data = pkt->imm_be;
+    } else if (flags & wire::kOpInv) {
+      wc.wc_flags |= IBV_WC_WITH_INV;
+      wc.invalidated_rkey = pkt->ieth_rkey;
+    }
+    if (pkt->ext & wire::kHdrDeth) {
+      wc.src_qp = pkt->deth.src_qp;
+      wc.wc_flags |= IBV_WC_GRH;
+    }
+    solicited = pkt->bth.solicited;
+  }
+  qp.resp.have_recv = false;
+  PushCqe(qp.recv_cq, wc, solicited);
+}
+
+void Device::RunResponses(QueuePair& qp, uint32_t* budget) {
+  auto& q = qp.resp.responses;
+  while (*budget > 0 && !q.empty() && qp.state != IBV_QPS_ERR) {
+    ResponseEntry& e = q.front();
+    wire::RocePacket h = qp.tmpl;
+    h.net.ipv4_id = qp.req.ipv4_id++;
+    uint8_t* payload = nullptr;
+    if (e.kind == ResponseEntry::kAck) {
+      h.bth.opcode = wire::op::kRcAcknowledge;
+      h.bth.psn = e.psn;
+      h.aeth.syndrome = e.syndrome;
+      h.aeth.msn = e.msn;
+      rte_mbuf* m = NewPacket(&h, 0, &payload);
+      if (!m) return;
+      SendPacket(m, h);
+      q.Pop();
+    } else if (e.kind == ResponseEntry::kAtomicAck) {
+          h.bth.opcode = wire::op::kRcAtomicAcknowledge;
+      h.bth.psn = e.psn;
+      h.aeth.syndrome = wire::aeth::kAck + wire::aeth::kCreditInvalid;
+      h.aeth.msn = e.msn;
+      h.atomic_ack_orig = e.atomic_orig;
+      rte_mbuf* m = NewPacket(&h, 0, &payload);
+      if (!m) return;
+      SendPacket(m, h);
+      q.Pop();
+    } else {
+      uint32_t n = e.length < qp.mtu ? e.length : qp.mtu;
+      bool last = e.length <= qp.mtu;
+      h.bth.opcode = !e.first_sent ? (last ? wire::op::kRcReadResponseOnly
+                                           : wire::op::kRcReadResponseFirst)
+                     : last       ? wire::op::kRcReadResponseLast
+                                  : wire::op::kRcReadResponseMiddle;
+      h.bth.psn = e.psn;
+      h.aeth.syndrome = wire::aeth::kAck + wire::aeth::kCreditInvalid;
+      h.aeth.msn = e.msn;
+      const uint8_t* src = n ? ResolveRkey(qp, e.rkey, e.va, n, IBV_ACCESS_REMOTE_READ) : nullptr;
+      if (n && !src) {
+        // The MR went away between request and response.
+        q.Pop();
+        qp.resp.epsn = e.psn;
+        ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS,
+                       IBV_EVENT_QP_ACCESS_ERR);
+        return;
+      }
+      rte_mbuf* m = NewPacket(&h, n, &payload);
+      if (!m) return;
+      if (n) std::memcpy(payload, src, n);
+      SendPacket(m, h);
+      e.first_sent = true;
+      e.va += n;
+      e.length -= n;
+      e.psn = psn::Add(e.psn, 1);
+      if (last) q.Pop();
+    }
+    --*budget;
+  }
+}
+
+}  // namespace vrdma

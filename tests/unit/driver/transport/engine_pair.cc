@@ -1,0 +1,263 @@
+#include "tests/unit/driver/transport/engine_pair.h"
+
+namespace vrdma::testing {
+namespace {
+
+// Virtual time advanced per step when something moved, and when both sides were idle.
+constexpr uint64_t kBusyStepNs = 1'000;
+constexpr uint64_t kIdleStepNs = 20'000;
+
+wire::Gid Ipv4Gid(uint8_t last) {
+  wire::Gid g{};
+  g[10] = g[11] = 0xff;
+  g[12] = 10;
+  g[15] = last;
+  return g;
+}
+
+wire::Gid Ipv6Gid(uint8_t last) {
+  wire::Gid g{};
+  g[0] = 0xfd;
+  g[15] = last;
+  return g;
+}
+
+wire::Gid LinkLocalGid(const wire::MacAddr& mac) {
+  // fe80::/64 with the EUI-64 of the MAC, as the kernel's default RoCEv1 GID.
+  wire::Gid g{};
+  g[0] = 0xfe;
+  g[1] = 0x80;
+  g[8] = mac[0] ^ 2;
+  g[9] = mac[1];
+  g[10] = mac[2];
+  g[11] = 0xff;
+  g[12] = 0xfe;
+  g[13] = mac[3];
+  g[14] = mac[4];
+  g[15] = mac[5];
+  return g;
+}
+
+}  // namespace
+
+rte_mempool* SharedPool() {
+  static rte_mempool* pool = [] {
+    auto p = CreatePacketPool("test_pool", 32767);
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? *p : nullptr;
+  }();
+  return pool;
+}
+
+EnginePair::EnginePair(uint64_t seed, size_t mem_bytes) {
+  link_ = std::make_unique<TestLink>(seed);
+  SetupHost(a, 1, mem_bytes);
+  SetupHost(b, 2, mem_bytes);
+}
+
+EnginePair::~EnginePair() {
+  a.dev.reset();
+  b.dev.reset();
+  link_.reset();
+}
+
+void EnginePair::SetupHost(Host& h, uint8_t id, size_t mem_bytes) {
+  DeviceConfig cfg;
+  cfg.pool = SharedPool();
+  cfg.port = id == 1 ? link_->port_a() : link_->port_b();
+  h.dev = std::make_unique<Device>(cfg);
+  wire::MacAddr mac = {0x02, 0, 0, 0, 0, id};
+  GidEntry v2{true, Ipv4Gid(id), wire::NetworkType::kRoceV2Ipv4, mac, false, 0};
+  GidEntry v6{true, Ipv6Gid(id), wire::NetworkType::kRoceV2Ipv6, mac, false, 0};
+  GidEntry v1{true, LinkLocalGid(mac), wire::NetworkType::kRoceV1, mac, false, 0};
+  GidEntry vlan{true, Ipv4Gid(static_cast<uint8_t>(id + 100)), wire::NetworkType::kRoceV2Ipv4,
+                mac, true, 42};
+  EXPECT_TRUE(h.dev->SetGid(0, v2).ok());
+  EXPECT_TRUE(h.dev->SetGid(1, v6).ok());
+  EXPECT_TRUE(h.dev->SetGid(2, v1).ok());
+  EXPECT_TRUE(h.dev->SetGid(3, vlan).ok());
+  h.pd = *h.dev->AllocPd();
+  h.scq = *h.dev->CreateCq(8192);
+  h.rcq = *h.dev->CreateCq(8192);
+  h.mem.assign(mem_bytes, 0);
+  h.base = 0x7000'0000'0000ull + id * 0x1'0000'0000ull;
+  auto keys = h.dev->RegMr(h.pd, h.base, h.mem.data(), h.mem.size(),
+                           IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+                               IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC);
+  EXPECT_TRUE(keys.ok()) << keys.status();
+  h.mr = *keys;
+}
+
+int EnginePair::Step() {
+  link_->SetNow(now_);
+  int work = a.dev->Poll(now_) + b.dev->Poll(now_);
+  now_ += work ? kBusyStepNs : kIdleStepNs;
+  return work;
+}
+
+bool EnginePair::RunUntil(const std::function<bool()>& pred, uint64_t max_ns) {
+  uint64_t end = now_ + max_ns;
+  while (!pred()) {
+    if (now_ >= end) return false;
+    Step();
+  }
+  return true;
+}
+
+bool EnginePair::WaitCq(Host& h, uint32_t cq, size_t n, std::vector<ibv_wc>* out,
+                        uint64_t max_ns) {
+  return RunUntil(
+      [&] {
+        ibv_wc wc[32];
+        auto got = h.dev->PollCq(cq, wc, 32);
+        if (got.ok())
+          for (int i = 0; i < *got; ++i) out->push_back(wc[i]);
+        return out->size() >= n;
+      },
+      max_ns);
+}
+
+namespace {
+
+AddressVector AvTo(const Host& peer, uint32_t gid_index) {
+  const GidEntry* g = peer.dev->GetGid(gid_index);
+  AddressVector av;
+  av.dgid = g->gid;
+  av.sgid_index = static_cast<uint8_t>(gid_index);
+  av.hop_limit = 64;
+  av.dmac = g->mac;
+  return av;
+}
+
+uint32_t CreateQpOn(Host& h, const QpOptions& opt, uint32_t srq) {
+  QpInitAttr init;
+  init.type = opt.type;
+  init.pd = h.pd;
+  init.send_cq = h.scq;
+  init.recv_cq = h.rcq;
+  init.has_srq = opt.srq;
+  init.srq = srq;
+  init.max_send_wr = opt.max_send_wr;
+  init.max_recv_wr = opt.max_recv_wr;
+  init.max_send_sge = kMaxSgePerWqe;
+  init.max_recv_sge = kMaxSgePerWqe;
+  init.max_inline_data = opt.max_inline;
+  init.sq_sig_all = opt.sq_sig_all;
+  auto q = h.dev->CreateQp(init);
+  EXPECT_TRUE(q.ok()) << q.status();
+  return *q;
+}
+
+}  // namespace
+
+void EnginePair::Connect(const QpOptions& opt, uint32_t* qa, uint32_t* qb) {
+  if (opt.srq) {
+    if (!srq_a_) srq_a_ = *a.dev->CreateSrq(a.pd, 4096, kMaxSgePerWqe, 0);
+    if (!srq_b_) srq_b_ = *b.dev->CreateSrq(b.pd, 4096, kMaxSgePerWqe, 0);
+  }
+  *qa = CreateQpOn(a, opt, srq_a_);
+  *qb = CreateQpOn(b, opt, srq_b_);
+  struct Side {
+    Host* h;
+    uint32_t qpn;
+    Host* peer;
+    uint32_t peer_qpn;
+  } sides[2] = {{&a, *qa, &b, *qb}, {&b, *qb, &a, *qa}};
+  for (auto& s : sides) {
+    ibv_qp_attr attr{};
+    attr.qp_state = IBV_QPS_INIT;
+    attr.pkey_index = 0;
+    attr.port_num = 1;
+    attr.qp_access_flags = opt.access;
+    ASSERT_TRUE(s.h->dev
+                    ->ModifyQp(s.qpn, attr,
+                               IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
+                                   IBV_QP_ACCESS_FLAGS)
+                    .ok());
+    attr = {};
+    attr.qp_state = IBV_QPS_RTR;
+    attr.path_mtu = opt.mtu;
+    attr.dest_qp_num = s.peer_qpn;
+    attr.rq_psn = 0x100 * (s.qpn & 0xff) + 0xfff000;  // near the 24-bit wrap on purpose
+    attr.max_dest_rd_atomic = opt.rd_atomic;
+    attr.min_rnr_timer = opt.min_rnr_timer;
+    attr.ah_attr.is_global = 1;
+    attr.ah_attr.port_num = 1;
+    attr.ah_attr.grh.sgid_index = static_cast<uint8_t>(opt.gid_index);
+    AddressVector av = AvTo(*s.peer, opt.gid_index);
+    int mask = IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN;
+    if (opt.type == IBV_QPT_RC) mask |= IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
+    auto st = s.h->dev->ModifyQp(s.qpn, attr, mask, &av);
+    ASSERT_TRUE(st.ok()) << st;
+  }
+  for (auto& s : sides) {
+    ibv_qp_attr attr{};
+    attr.qp_state = IBV_QPS_RTS;
+    attr.sq_psn = 0x100 * (s.peer_qpn & 0xff) + 0xfff000;
+    attr.timeout = opt.timeout;
+    attr.retry_cnt = opt.retry_cnt;
+    attr.rnr_retry = opt.rnr_retry;
+    attr.max_rd_atomic = opt.rd_atomic;
+    int mask = IBV_QP_STATE | IBV_QP_SQ_PSN;
+    if (opt.type == IBV_QPT_RC)
+      mask |= IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC;
+    auto st = s.h->dev->ModifyQp(s.qpn, attr, mask);
+    ASSERT_TRUE(st.ok()) << st;
+  }
+}
+
+void EnginePair::CreateUd(const QpOptions& opt, uint32_t* qa, uint32_t* qb, uint32_t* ah_ab,
+                          uint32_t* ah_ba) {
+  *qa = CreateQpOn(a, opt, 0);
+  *qb = CreateQpOn(b, opt, 0);
+  for (auto [h, qpn] : {std::pair{&a, *qa}, std::pair{&b, *qb}}) {
+    ibv_qp_attr attr{};
+    attr.qp_state = IBV_QPS_INIT;
+    attr.pkey_index = 0;
+    attr.port_num = 1;
+    attr.qkey = 0x11111111;
+    ASSERT_TRUE(h->dev
+                    ->ModifyQp(qpn, attr,
+                               IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY)
+                    .ok());
+    attr = {};
+    attr.qp_state = IBV_QPS_RTR;
+    ASSERT_TRUE(h->dev->ModifyQp(qpn, attr, IBV_QP_STATE).ok());
+    attr.qp_state = IBV_QPS_RTS;
+    attr.sq_psn = 77;
+    ASSERT_TRUE(h->dev->ModifyQp(qpn, attr, IBV_QP_STATE | IBV_QP_SQ_PSN).ok());
+  }
+  *ah_ab = *a.dev->CreateAh(a.pd, AvTo(b, opt.gid_index));
+  *ah_ba = *b.dev->CreateAh(b.pd, AvTo(a, opt.gid_index));
+}
+
+SendWr MakeSend(uint64_t wr_id, ibv_wr_opcode op, const Host& h, uint64_t off, uint32_t len,
+                bool signaled) {
+  SendWr wr;
+  wr.wr_id = wr_id;
+  wr.opcode = op;
+  wr.send_flags = signaled ? IBV_SEND_SIGNALED : 0;
+  wr.num_sge = 1;
+  wr.sg_list[0] = Sge{h.va(off), len, h.mr.lkey};
+  return wr;
+}
+
+RecvWr MakeRecv(uint64_t wr_id, const Host& h, uint64_t off, uint32_t len) {
+  RecvWr wr;
+  wr.wr_id = wr_id;
+  wr.num_sge = 1;
+  wr.sg_list[0] = Sge{h.va(off), len, h.mr.lkey};
+  return wr;
+}
+
+void FillPattern(uint8_t* p, size_t n, uint32_t seed) {
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; ++i) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    p[i] = static_cast<uint8_t>(x);
+  }
+}
+
+}  // namespace vrdma::testing

@@ -1,0 +1,205 @@
+// Error paths: each produces the completion status and QP state IBTA requires.
+#include <cstring>
+
+#include "tests/unit/driver/transport/engine_pair.h"
+
+namespace vrdma::testing {
+namespace {
+
+ibv_qp_state StateOf(Host& h, uint32_t qpn) {
+  ibv_qp_attr attr;
+  EXPECT_TRUE(h.dev->QueryQp(qpn, &attr, nullptr).ok());
+  return attr.qp_state;
+}
+
+TEST(ErrorPathsTest, RemoteAccessViolation) {
+  EnginePair pair;
+  uint32_t qa, qb;
+  pair.Connect(QpOptions{}, &qa, &qb);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  // WRITE past the end of B's MR, then a second WR that must be flushed.
+  SendWr w = MakeSend(1, IBV_WR_RDMA_WRITE, a, 0, 100);
+  w.remote_addr = b.va(b.mem.size() - 50);
+  w.rkey = b.mr.rkey;
+  ASSERT_TRUE(a.dev->PostSend(qa, w).ok());
+  ASSERT_TRUE(a.dev->PostSend(qa, MakeSend(2, IBV_WR_SEND, a, 0, 10)).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 2, &wc));
+  EXPECT_EQ(wc[0].status, IBV_WC_REM_ACCESS_ERR);
+  EXPECT_EQ(wc[0].wr_id, 1u);
+  EXPECT_EQ(wc[1].status, IBV_WC_WR_FLUSH_ERR);
+  EXPECT_EQ(StateOf(a, qa), IBV_QPS_ERR);
+  EXPECT_EQ(StateOf(b, qb), IBV_QPS_ERR);
+  AsyncEvent ev;
+  bool access_event = false;
+  while (b.dev->PollAsyncEvent(&ev)) access_event |= ev.type == IBV_EVENT_QP_ACCESS_ERR;
+  EXPECT_TRUE(access_event);
+  EXPECT_EQ(b.dev->counters().naks_sent, 1u);
+}
+
+TEST(ErrorPathsTest, RkeyOfAnotherPdIsRejected) {
+  EnginePair pair;
+  uint32_t qa, qb;
+  pair.Connect(QpOptions{}, &qa, &qb);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  uint32_t other_pd = *b.dev->AllocPd();
+  static uint8_t buf[4096];
+  auto keys = b.dev->RegMr(other_pd, 0x5000, buf, sizeof(buf),
+                           IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ);
+  ASSERT_TRUE(keys.ok());
+  SendWr r = MakeSend(1, IBV_WR_RDMA_READ, a, 0, 64);
+  r.remote_addr = 0x5000;
+  r.rkey = keys->rkey;
+  ASSERT_TRUE(a.dev->PostSend(qa, r).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 1, &wc));
+  EXPECT_EQ(wc[0].status, IBV_WC_REM_ACCESS_ERR);
+}
+
+TEST(ErrorPathsTest, RnrRetryExhausted) {
+  EnginePair pair;
+  QpOptions opt;
+  opt.rnr_retry = 2;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND, pair.a, 0, 10)).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &wc));
+  EXPECT_EQ(wc[0].status, IBV_WC_RNR_RETRY_EXC_ERR);
+  EXPECT_EQ(StateOf(pair.a, qa), IBV_QPS_ERR);
+  EXPECT_EQ(pair.b.dev->counters().rnr_naks_sent, 3u) << "first try + 2 retries";
+  EXPECT_EQ(StateOf(pair.b, qb), IBV_QPS_RTS) << "RNR leaves the responder usable";
+}
+
+TEST(ErrorPathsTest, RnrThenReceivePostedSucceeds) {
+  EnginePair pair;
+  QpOptions opt;
+  opt.rnr_retry = 7;  // infinite
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  FillPattern(pair.a.at(0), 100, 1);
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND, pair.a, 0, 100)).ok());
+  pair.RunUntil([&] { return pair.b.dev->counters().rnr_naks_sent >= 20; });
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(5, pair.b, 0, 100)).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(pair.b, pair.b.rcq, 1, &wc));
+  EXPECT_EQ(wc[0].status, IBV_WC_SUCCESS);
+  EXPECT_EQ(0, std::memcmp(pair.a.at(0), pair.b.at(0), 100));
+}
+
+TEST(ErrorPathsTest, RetryExhaustedWhenPeerIsGone) {
+  EnginePair pair;
+  QpOptions opt;
+  opt.retry_cnt = 3;
+  opt.timeout = 10;  // 4.2 ms
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  FaultConfig drop_all;
+  drop_all.drop = 1.0;
+  pair.link().SetFaults(TestLink::kAtoB, drop_all);
+  uint64_t start = pair.now();
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND, pair.a, 0, 10)).ok());
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(2, IBV_WR_SEND, pair.a, 0, 10)).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 2, &wc));
+  EXPECT_EQ(wc[0].status, IBV_WC_RETRY_EXC_ERR);
+  EXPECT_EQ(wc[1].status, IBV_WC_WR_FLUSH_ERR);
+  EXPECT_EQ(pair.a.dev->counters().timeouts, 4u) << "three retries, then the error";
+  // (retry_cnt + 1) timeouts of 4.096us * 2^10 each, never earlier.
+  EXPECT_GE(pair.now() - start, 4 * 4096ull * 1024);
+  EXPECT_EQ(StateOf(pair.a, qa), IBV_QPS_ERR);
+}
+
+TEST(ErrorPathsTest, LocalProtectionError) {
+  EnginePair pair;
+  uint32_t qa, qb;
+  pair.Connect(QpOptions{}, &qa, &qb);
+  SendWr w = MakeSend(1, IBV_WR_SEND, pair.a, 0, 100);
+  w.sg_list[0].lkey = pair.a.mr.lkey ^ 0x100;  // a key that names no MR
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, w).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &wc));
+  EXPECT_EQ(wc[0].status, IBV_WC_LOC_PROT_ERR);
+}
+
+TEST(ErrorPathsTest, ReceiveBufferTooSmall) {
+  EnginePair pair;
+  uint32_t qa, qb;
+  pair.Connect(QpOptions{}, &qa, &qb);
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(1, pair.b, 0, 100)).ok());
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND, pair.a, 0, 3000)).ok());
+  std::vector<ibv_wc> swc, rwc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &swc));
+  ASSERT_TRUE(pair.WaitCq(pair.b, pair.b.rcq, 1, &rwc));
+  EXPECT_EQ(swc[0].status, IBV_WC_REM_INV_REQ_ERR);
+  EXPECT_EQ(rwc[0].status, IBV_WC_LOC_LEN_ERR);
+  EXPECT_EQ(StateOf(pair.b, qb), IBV_QPS_ERR);
+}
+
+TEST(ErrorPathsTest, MisalignedAtomicIsInvalidRequest) {
+  EnginePair pair;
+  uint32_t qa, qb;
+  pair.Connect(QpOptions{}, &qa, &qb);
+  SendWr w = MakeSend(1, IBV_WR_ATOMIC_FETCH_AND_ADD, pair.a, 0, 8);
+  w.remote_addr = pair.b.va(4);
+  w.rkey = pair.b.mr.rkey;
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, w).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &wc));
+  EXPECT_EQ(wc[0].status, IBV_WC_REM_INV_REQ_ERR);
+}
+
+TEST(ErrorPathsTest, ErrorStateFlushesReceivesAndNewPosts) {
+  EnginePair pair;
+  uint32_t qa, qb;
+  pair.Connect(QpOptions{}, &qa, &qb);
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(1, pair.b, 0, 100)).ok());
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(2, pair.b, 0, 100)).ok());
+  ibv_qp_attr attr{};
+  attr.qp_state = IBV_QPS_ERR;
+  ASSERT_TRUE(pair.b.dev->ModifyQp(qb, attr, IBV_QP_STATE).ok());
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(3, pair.b, 0, 100)).ok());
+  ASSERT_TRUE(pair.b.dev->PostSend(qb, MakeSend(4, IBV_WR_SEND, pair.b, 0, 1)).ok());
+  ibv_wc wc[8];
+  ASSERT_EQ(*pair.b.dev->PollCq(pair.b.rcq, wc, 8), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(wc[i].status, IBV_WC_WR_FLUSH_ERR);
+    EXPECT_EQ(wc[i].wr_id, static_cast<uint64_t>(i + 1));
+  }
+  ASSERT_EQ(*pair.b.dev->PollCq(pair.b.scq, wc, 8), 1);
+  EXPECT_EQ(wc[0].status, IBV_WC_WR_FLUSH_ERR);
+  EXPECT_EQ(wc[0].wr_id, 4u);
+}
+
+TEST(ErrorPathsTest, CqOverrunRaisesCqError) {
+  EnginePair pair;
+  uint32_t small = *pair.b.dev->CreateCq(2);
+  QpInitAttr init;
+  init.type = IBV_QPT_RC;
+  init.pd = pair.b.pd;
+  init.send_cq = small;
+  init.recv_cq = small;
+  init.max_send_wr = 8;
+  init.max_recv_wr = 8;
+  uint32_t q = *pair.b.dev->CreateQp(init);
+  ibv_qp_attr to_init{};
+  to_init.qp_state = IBV_QPS_INIT;
+  to_init.port_num = 1;
+  ASSERT_TRUE(pair.b.dev
+                  ->ModifyQp(q, to_init,
+                             IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)
+                  .ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(pair.b.dev->PostRecv(q, MakeRecv(i, pair.b, 0, 1)).ok());
+  ibv_qp_attr attr{};
+  attr.qp_state = IBV_QPS_ERR;
+  ASSERT_TRUE(pair.b.dev->ModifyQp(q, attr, IBV_QP_STATE).ok());
+  AsyncEvent ev;
+  ASSERT_TRUE(pair.b.dev->PollAsyncEvent(&ev));
+  EXPECT_EQ(ev.type, IBV_EVENT_CQ_ERR);
+  EXPECT_EQ(ev.element, small);
+}
+
+}  // namespace
+}  // namespace vrdma::testing

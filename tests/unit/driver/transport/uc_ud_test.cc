@@ -1,0 +1,154 @@
+// UC and UD end to end: UC SEND/WRITE without ACKs, UD SEND with DETH, Q_Key checks,
+// per-WR address handles and the 40-byte GRH at the start of the receive buffer.
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include "tests/unit/driver/transport/engine_pair.h"
+
+namespace vrdma::testing {
+namespace {
+
+TEST(UcTest, SendAndWriteWithoutAcks) {
+  EnginePair pair;
+  QpOptions opt;
+  opt.type = IBV_QPT_UC;
+  opt.mtu = IBV_MTU_1024;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  FillPattern(a.at(0), 5000, 1);
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 1 << 20, 8192)).ok());
+  ASSERT_TRUE(a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND, a, 0, 5000)).ok());
+  SendWr w = MakeSend(2, IBV_WR_RDMA_WRITE_WITH_IMM, a, 0, 5000);
+  w.remote_addr = b.va(2 << 20);
+  w.rkey = b.mr.rkey;
+  w.imm_be = htobe32(7);
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(2, b, 0, 0)).ok());
+  ASSERT_TRUE(a.dev->PostSend(qa, w).ok());
+  std::vector<ibv_wc> rwc, swc;
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 2, &rwc));
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 2, &swc));
+  EXPECT_EQ(rwc[0].status, IBV_WC_SUCCESS);
+  EXPECT_EQ(rwc[0].byte_len, 5000u);
+  EXPECT_EQ(rwc[1].opcode, IBV_WC_RECV_RDMA_WITH_IMM);
+  EXPECT_EQ(0, std::memcmp(a.at(0), b.at(1 << 20), 5000));
+  EXPECT_EQ(0, std::memcmp(a.at(0), b.at(2 << 20), 5000));
+  EXPECT_EQ(a.dev->counters().rx_packets, 0u) << "UC responder must not acknowledge";
+}
+
+TEST(UcTest, LostPacketDropsWholeMessageOnly) {
+  EnginePair pair;
+  QpOptions opt;
+  opt.type = IBV_QPT_UC;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 1 << 20, 8192)).ok());
+  // Lose every frame of the first message (3 packets), then deliver the second.
+  FaultConfig drop_all;
+  drop_all.drop = 1.0;
+  pair.link().SetFaults(TestLink::kAtoB, drop_all);
+  ASSERT_TRUE(a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND, a, 0, 3000)).ok());
+  std::vector<ibv_wc> swc;
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 1, &swc));
+  pair.link().SetFaults(TestLink::kAtoB, FaultConfig{});
+  FillPattern(a.at(0), 2000, 5);
+  ASSERT_TRUE(a.dev->PostSend(qa, MakeSend(2, IBV_WR_SEND, a, 0, 2000)).ok());
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 1, &rwc));
+  EXPECT_EQ(rwc[0].byte_len, 2000u);
+  EXPECT_EQ(0, std::memcmp(a.at(0), b.at(1 << 20), 2000));
+}
+
+class UdTest : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(UdTest, SendCarriesGrhAndSourceQp) {
+  EnginePair pair;
+  QpOptions opt;
+  opt.type = IBV_QPT_UD;
+  opt.gid_index = GetParam();
+  uint32_t qa, qb, ah_ab, ah_ba;
+  pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  FillPattern(a.at(0), 4096, 3);
+  std::memset(b.at(0), 0xcc, 8192);
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 0, 4096 + 40)).ok());
+  SendWr wr = MakeSend(1, IBV_WR_SEND_WITH_IMM, a, 0, 4096);
+  wr.ah = ah_ab;
+  wr.remote_qpn = qb;
+  wr.remote_qkey = 0x11111111;
+  wr.imm_be = htobe32(99);
+  ASSERT_TRUE(a.dev->PostSend(qa, wr).ok());
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 1, &rwc));
+  EXPECT_EQ(rwc[0].status, IBV_WC_SUCCESS);
+  EXPECT_EQ(rwc[0].byte_len, 4096u + 40);
+  EXPECT_EQ(rwc[0].src_qp, qa);
+  EXPECT_TRUE(rwc[0].wc_flags & IBV_WC_GRH);
+  EXPECT_EQ(be32toh(rwc[0].imm_data), 99u);
+  EXPECT_EQ(0, std::memcmp(a.at(0), b.at(40), 4096));
+  const GidEntry* sgid = a.dev->GetGid(GetParam());
+  if (GetParam() == 0) {
+    // RoCEv2/IPv4: 20 unused bytes, then the IPv4 header with A's address as source.
+    const uint8_t* ip = b.at(20);
+    EXPECT_EQ(ip[0], 0x45);
+    EXPECT_EQ(0, std::memcmp(ip + 12, sgid->gid.data() + 12, 4));
+  } else {
+    // GRH / IPv6 header: version 6, source GID at bytes 8..23.
+    EXPECT_EQ(b.at(0)[0] >> 4, 6);
+    EXPECT_EQ(0, std::memcmp(b.at(8), sgid->gid.data(), 16));
+  }
+  std::vector<ibv_wc> swc;
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 1, &swc));
+  EXPECT_EQ(swc[0].status, IBV_WC_SUCCESS);
+}
+
+TEST_P(UdTest, WrongQkeyIsDroppedAndCounted) {
+  EnginePair pair;
+  QpOptions opt;
+  opt.type = IBV_QPT_UD;
+  opt.gid_index = GetParam();
+  uint32_t qa, qb, ah_ab, ah_ba;
+  pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 0, 1000)).ok());
+  SendWr wr = MakeSend(1, IBV_WR_SEND, a, 0, 100);
+  wr.ah = ah_ab;
+  wr.remote_qpn = qb;
+  wr.remote_qkey = 0x2222;
+  ASSERT_TRUE(a.dev->PostSend(qa, wr).ok());
+  // A WR Q_Key with the high bit set uses the sender QP's own Q_Key, which matches.
+  wr.wr_id = 2;
+  wr.remote_qkey = 0x80000000;
+  ASSERT_TRUE(a.dev->PostSend(qa, wr).ok());
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 1, &rwc));
+  pair.RunUntil([] { return false; }, 1'000'000);
+  EXPECT_EQ(rwc.size(), 1u);
+  EXPECT_EQ(b.dev->counters().rx_bad_qkey, 1u);
+}
+
+TEST_P(UdTest, MessageAboveMtuFailsLocally) {
+  EnginePair pair;
+  QpOptions opt;
+  opt.type = IBV_QPT_UD;
+  uint32_t qa, qb, ah_ab, ah_ba;
+  pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
+  SendWr wr = MakeSend(1, IBV_WR_SEND, pair.a, 0, 5000);
+  wr.ah = ah_ab;
+  wr.remote_qpn = qb;
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, wr).ok());
+  std::vector<ibv_wc> swc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &swc));
+  EXPECT_EQ(swc[0].status, IBV_WC_LOC_LEN_ERR);
+}
+
+INSTANTIATE_TEST_SUITE_P(Networks, UdTest, ::testing::Values(0u, 1u, 2u));
+
+}  // namespace
+}  // namespace vrdma::testing
