@@ -16,6 +16,7 @@ struct TestLink::Queue {
   uint32_t head = 0;
   uint32_t count = 0;
   rte_mbuf* held = nullptr;  // a reordered frame waiting for the next one to pass it
+  uint64_t held_since = 0;
   FaultConfig faults;
   LinkCounters counters;
 
@@ -100,6 +101,7 @@ uint16_t TestLink::Send(Direction dir, rte_mbuf** pkts, uint16_t n) {
     }
     if (f.reorder > 0 && !q.held && Uniform() < f.reorder) {
       q.held = m;  // delivered right after the next frame
+      q.held_since = now_;
       q.counters.reordered++;
     } else {
       if (!q.Push(m, due)) {
@@ -124,9 +126,12 @@ uint16_t TestLink::Send(Direction dir, rte_mbuf** pkts, uint16_t n) {
 
 uint16_t TestLink::Receive(Direction dir, rte_mbuf** pkts, uint16_t n) {
   Queue& q = *queues_[dir];
-  // A frame held back for reordering is released once nothing else passes it.
-  if (q.held && q.count == 0) {
-    q.Push(q.held, now_);
+  // A frame held back for reordering and not passed in time goes out on its own.
+  if (q.held && now_ >= q.held_since + kMaxHoldNs) {
+    if (!q.Push(q.held, now_)) {
+      q.counters.overflow++;
+      rte_pktmbuf_free(q.held);
+    }
     q.held = nullptr;
   }
   uint16_t got = 0;

@@ -18,7 +18,7 @@ namespace vrdma {
 struct FaultConfig {
   double drop = 0;       // probability a frame is lost
   double duplicate = 0;  // probability a frame is delivered twice
-  double reorder = 0;    // probability a frame is held back behind the next ones
+  double reorder = 0;    // probability a frame is held back behind the next one sent
   double corrupt = 0;    // probability one bit of the frame is flipped
   uint64_t delay_ns = 0;
 };
@@ -35,6 +35,10 @@ struct LinkCounters {
 
 class TestLink {
  public:
+  // A frame held back for reordering goes out after the next frame sent, or after this
+  // long if nothing else is sent.
+  static constexpr uint64_t kMaxHoldNs = 20'000;
+
   enum Direction { kAtoB = 0, kBtoA = 1 };
 
   explicit TestLink(uint64_t seed, uint32_t queue_depth = 4096);

@@ -83,7 +83,6 @@ QpTransitionRule GetQpTransitionRule(int qp_type, ibv_qp_state cur, ibv_qp_state
   const Rule& rule = kTable.r[cur][next];
   // -1 marks a transition that does not exist for one type (SQE->RTS on RC).
   if (!rule.valid || rule.optional[t] == -1) return {};
-  if (cur == IBV_QPS_SQE && t == kRc) return {};
   return QpTransitionRule{true, rule.required[t], rule.optional[t]};
 }
 
