@@ -49,8 +49,14 @@ rte_mempool* SharedPool() {
   return pool;
 }
 
-EnginePair::EnginePair(uint64_t seed, size_t mem_bytes) {
+EnginePair::EnginePair(uint64_t seed, size_t mem_bytes, const char* pcap_path) {
   link_ = std::make_unique<TestLink>(seed);
+  if (pcap_path) {
+    pcap_writer_ = std::make_unique<PcapWriter>();
+    absl::Status st = pcap_writer_->Open(pcap_path);
+    EXPECT_TRUE(st.ok()) << st;
+    pcap_port_ = std::make_unique<PcapPort>(link_->port_a(), pcap_writer_.get());
+  }
   SetupHost(a, 1, mem_bytes);
   SetupHost(b, 2, mem_bytes);
 }
@@ -58,13 +64,18 @@ EnginePair::EnginePair(uint64_t seed, size_t mem_bytes) {
 EnginePair::~EnginePair() {
   a.dev.reset();
   b.dev.reset();
+  pcap_port_.reset();
+  if (pcap_writer_) {
+    EXPECT_TRUE(pcap_writer_->Close().ok());
+  }
   link_.reset();
 }
 
 void EnginePair::SetupHost(Host& h, uint8_t id, size_t mem_bytes) {
   DeviceConfig cfg;
   cfg.pool = SharedPool();
-  cfg.port = id == 1 ? link_->port_a() : link_->port_b();
+  cfg.port = id == 1 ? (pcap_port_ ? static_cast<PacketPort*>(pcap_port_.get()) : link_->port_a())
+                     : link_->port_b();
   h.dev = std::make_unique<Device>(cfg);
   wire::MacAddr mac = {0x02, 0, 0, 0, 0, id};
   GidEntry v2{true, Ipv4Gid(id), wire::NetworkType::kRoceV2Ipv4, mac, false, 0};

@@ -10,6 +10,8 @@
 #include <memory>
 #include <vector>
 
+#include "driver/pcap/pcap_port.h"
+#include "driver/pcap/pcap_writer.h"
 #include "driver/port/packet_pool.h"
 #include "driver/port/test_link.h"
 #include "driver/transport/device.h"
@@ -52,7 +54,9 @@ struct QpOptions {
 
 class EnginePair {
  public:
-  explicit EnginePair(uint64_t seed = 1, size_t mem_bytes = 4 << 20);
+  // With `pcap_path`, host A's port records everything it sends and receives there.
+  explicit EnginePair(uint64_t seed = 1, size_t mem_bytes = 4 << 20,
+                      const char* pcap_path = nullptr);
   ~EnginePair();
 
   Host a;
@@ -79,6 +83,8 @@ class EnginePair {
  private:
   void SetupHost(Host& h, uint8_t id, size_t mem_bytes);
   std::unique_ptr<TestLink> link_;
+  std::unique_ptr<PcapWriter> pcap_writer_;
+  std::unique_ptr<PcapPort> pcap_port_;
   uint64_t now_ = 0;
   uint32_t srq_a_ = 0;
   uint32_t srq_b_ = 0;

@@ -203,3 +203,42 @@ TEST(ErrorPathsTest, CqOverrunRaisesCqError) {
 
 }  // namespace
 }  // namespace vrdma::testing
+
+namespace vrdma::testing {
+namespace {
+
+TEST(ErrorPathsTest, BadReceiveKeyIsRemoteOperationalError) {
+  EnginePair pair;
+  uint32_t qa, qb;
+  pair.Connect(QpOptions{}, &qa, &qb);
+  RecvWr r = MakeRecv(1, pair.b, 0, 100);
+  r.sg_list[0].lkey ^= 0x100;  // names no MR
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, r).ok());
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND, pair.a, 0, 50)).ok());
+  std::vector<ibv_wc> swc, rwc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &swc));
+  ASSERT_TRUE(pair.WaitCq(pair.b, pair.b.rcq, 1, &rwc));
+  EXPECT_EQ(swc[0].status, IBV_WC_REM_OP_ERR);
+  EXPECT_EQ(rwc[0].status, IBV_WC_LOC_PROT_ERR);
+}
+
+TEST(ErrorPathsTest, WriteWithImmediateWaitsForAReceive) {
+  EnginePair pair;
+  uint32_t qa, qb;
+  pair.Connect(QpOptions{}, &qa, &qb);
+  FillPattern(pair.a.at(0), 5000, 8);
+  SendWr w = MakeSend(1, IBV_WR_RDMA_WRITE_WITH_IMM, pair.a, 0, 5000);
+  w.remote_addr = pair.b.va(10000);
+  w.rkey = pair.b.mr.rkey;
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, w).ok());
+  ASSERT_TRUE(pair.RunUntil([&] { return pair.b.dev->counters().rnr_naks_sent >= 3; }));
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(9, pair.b, 0, 0)).ok());
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(pair.b, pair.b.rcq, 1, &rwc));
+  EXPECT_EQ(rwc[0].opcode, IBV_WC_RECV_RDMA_WITH_IMM);
+  EXPECT_EQ(rwc[0].wr_id, 9u);
+  EXPECT_EQ(0, std::memcmp(pair.a.at(0), pair.b.at(10000), 5000));
+}
+
+}  // namespace
+}  // namespace vrdma::testing
