@@ -35,9 +35,8 @@ absl::Status InitEal(const std::vector<std::string>& args) {
 }
 
 std::vector<std::string> NoDeviceEalArgs() {
-  return {"--no-huge",      "--no-pci",  "--no-shconf", "--no-telemetry",
-          "-l",             "0",         "-m",          "512",
-          "--log-level=lib.eal:error"};
+  return {"--no-huge", "--no-pci", "--no-shconf", "--no-telemetry",           "-l",
+          "0",         "-m",       "512",         "--log-level=lib.eal:error"};
 }
 
 bool EalInitialized() {

@@ -60,7 +60,9 @@ TestLink::~TestLink() {
 PacketPort* TestLink::port_a() { return ends_[0].get(); }
 PacketPort* TestLink::port_b() { return ends_[1].get(); }
 
-void TestLink::SetFaults(Direction dir, const FaultConfig& faults) { queues_[dir]->faults = faults; }
+void TestLink::SetFaults(Direction dir, const FaultConfig& faults) {
+  queues_[dir]->faults = faults;
+}
 
 const LinkCounters& TestLink::counters(Direction dir) const { return queues_[dir]->counters; }
 

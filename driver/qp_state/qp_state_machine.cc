@@ -36,18 +36,18 @@ struct Table {
   constexpr Table() {
     constexpr int P = IBV_QP_PKEY_INDEX, PORT = IBV_QP_PORT, Q = IBV_QP_QKEY,
                   ACC = IBV_QP_ACCESS_FLAGS, AV = IBV_QP_AV, MTU = IBV_QP_PATH_MTU,
-                  DQPN = IBV_QP_DEST_QPN, RQPSN = IBV_QP_RQ_PSN,
-                  MDRA = IBV_QP_MAX_DEST_RD_ATOMIC, MRNR = IBV_QP_MIN_RNR_TIMER,
-                  ALT = IBV_QP_ALT_PATH, TO = IBV_QP_TIMEOUT, RETRY = IBV_QP_RETRY_CNT,
-                  RNR = IBV_QP_RNR_RETRY, SQPSN = IBV_QP_SQ_PSN, MRA = IBV_QP_MAX_QP_RD_ATOMIC,
-                  CUR = IBV_QP_CUR_STATE, MIG = IBV_QP_PATH_MIG_STATE,
-                  SQDN = IBV_QP_EN_SQD_ASYNC_NOTIFY;
+                  DQPN = IBV_QP_DEST_QPN, RQPSN = IBV_QP_RQ_PSN, MDRA = IBV_QP_MAX_DEST_RD_ATOMIC,
+                  MRNR = IBV_QP_MIN_RNR_TIMER, ALT = IBV_QP_ALT_PATH, TO = IBV_QP_TIMEOUT,
+                  RETRY = IBV_QP_RETRY_CNT, RNR = IBV_QP_RNR_RETRY, SQPSN = IBV_QP_SQ_PSN,
+                  MRA = IBV_QP_MAX_QP_RD_ATOMIC, CUR = IBV_QP_CUR_STATE,
+                  MIG = IBV_QP_PATH_MIG_STATE, SQDN = IBV_QP_EN_SQD_ASYNC_NOTIFY;
     // Every state may go to RESET or ERR with no attributes (IBTA 10.3.1).
     for (int s = 0; s < kNumStates; ++s) {
       r[s][IBV_QPS_RESET] = Rule{true, {}, {}};
       r[s][IBV_QPS_ERR] = Rule{true, {}, {}};
     }
-    r[IBV_QPS_RESET][IBV_QPS_INIT] = Rule{true, {P | PORT | Q, P | PORT | ACC, P | PORT | ACC, P | Q}, {}};
+    r[IBV_QPS_RESET][IBV_QPS_INIT] =
+        Rule{true, {P | PORT | Q, P | PORT | ACC, P | PORT | ACC, P | Q}, {}};
     r[IBV_QPS_INIT][IBV_QPS_INIT] =
         Rule{true, {}, {P | PORT | Q, P | PORT | ACC, P | PORT | ACC, P | Q}};
     r[IBV_QPS_INIT][IBV_QPS_RTR] =
@@ -90,15 +90,15 @@ absl::Status CheckModifyQp(int qp_type, ibv_qp_state cur, ibv_qp_state next, int
   if (!(attr_mask & IBV_QP_STATE)) next = cur;
   QpTransitionRule rule = GetQpTransitionRule(qp_type, cur, next);
   if (!rule.valid) {
-    return absl::InvalidArgumentError(absl::StrCat("QP state transition ", QpStateName(cur),
-                                                   " -> ", QpStateName(next),
+    return absl::InvalidArgumentError(absl::StrCat("QP state transition ", QpStateName(cur), " -> ",
+                                                   QpStateName(next),
                                                    " is not allowed for this QP type"));
   }
   int missing = rule.required & ~attr_mask;
   if (missing) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        QpStateName(cur), " -> ", QpStateName(next), " requires attribute mask 0x",
-        absl::Hex(rule.required), "; missing 0x", absl::Hex(missing)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(QpStateName(cur), " -> ", QpStateName(next), " requires attribute mask 0x",
+                     absl::Hex(rule.required), "; missing 0x", absl::Hex(missing)));
   }
   int extra = attr_mask & ~(rule.required | rule.optional | IBV_QP_STATE);
   if (extra) {

@@ -11,7 +11,7 @@ struct ProtectionDomain {
 
 struct MemoryRegion {
   uint32_t pd = 0;
-  uint64_t iova = 0;   // start address in the consumer's address space
+  uint64_t iova = 0;  // start address in the consumer's address space
   uint64_t length = 0;
   uint8_t* host = nullptr;  // where the engine reaches iova
   int access = 0;           // IBV_ACCESS_* flags

@@ -165,10 +165,9 @@ void Device::OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt) {
   uint32_t i = static_cast<uint32_t>(psn::Diff(p, w.first_psn));
   bool last_place = i == w.npkts - 1;
   uint8_t op = pkt.bth.opcode;
-  bool op_ok = last_place ? (op == wire::op::kRcReadResponseLast ||
-                             op == wire::op::kRcReadResponseOnly)
-                          : (op == wire::op::kRcReadResponseFirst ||
-                             op == wire::op::kRcReadResponseMiddle);
+  bool op_ok =
+      last_place ? (op == wire::op::kRcReadResponseLast || op == wire::op::kRcReadResponseOnly)
+                 : (op == wire::op::kRcReadResponseFirst || op == wire::op::kRcReadResponseMiddle);
   if (i == 0) op_ok &= op == wire::op::kRcReadResponseFirst || op == wire::op::kRcReadResponseOnly;
   uint32_t offset = i * qp.mtu;
   uint32_t want_len = last_place ? w.length - offset : qp.mtu;
@@ -250,7 +249,7 @@ void Device::OnNak(QueuePair& qp, const wire::RocePacket& pkt) {
   if (type != wire::aeth::kNak) return;  // reserved syndrome: ignore
   switch (value) {
     case wire::aeth::kNakPsnSeqError:
-          if (qp.req.retry_left == 0) {
+      if (qp.req.retry_left == 0) {
         FailSend(qp, IBV_WC_RETRY_EXC_ERR);
         return;
       }

@@ -13,20 +13,20 @@ struct DeviceCounters {
   uint64_t rx_bytes = 0;
   uint64_t tx_packets = 0;
   uint64_t tx_bytes = 0;
-  uint64_t tx_dropped = 0;        // port refused the frame, or no mbuf
+  uint64_t tx_dropped = 0;  // port refused the frame, or no mbuf
   std::array<uint64_t, static_cast<size_t>(wire::DropReason::kCount)> rx_parse_drops{};
-  uint64_t rx_unknown_qp = 0;     // no such QP, or QP not able to receive
+  uint64_t rx_unknown_qp = 0;  // no such QP, or QP not able to receive
   uint64_t rx_bad_pkey = 0;
   uint64_t rx_bad_qkey = 0;
   uint64_t rx_wrong_transport = 0;  // opcode of another service type than the QP's
-  uint64_t rx_wrong_path = 0;     // connected QP, packet from another GID
-  uint64_t rx_no_recv_wqe = 0;    // UD/UC: dropped for lack of a receive WQE
+  uint64_t rx_wrong_path = 0;       // connected QP, packet from another GID
+  uint64_t rx_no_recv_wqe = 0;      // UD/UC: dropped for lack of a receive WQE
   uint64_t rx_duplicate = 0;
   uint64_t rx_out_of_sequence = 0;
   uint64_t rnr_naks_sent = 0;
   uint64_t seq_naks_sent = 0;
-  uint64_t naks_sent = 0;         // invalid request, remote access, remote operational
-  uint64_t retransmits = 0;       // go-back-N restarts (timeout or NAK)
+  uint64_t naks_sent = 0;    // invalid request, remote access, remote operational
+  uint64_t retransmits = 0;  // go-back-N restarts (timeout or NAK)
   uint64_t timeouts = 0;
   uint64_t rnr_naks_received = 0;
   uint64_t cq_overruns = 0;

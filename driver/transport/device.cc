@@ -40,8 +40,8 @@ Device::~Device() {
 
 absl::Status Device::SetGid(uint32_t index, const GidEntry& entry) {
   if (index >= gids_.size()) {
-    return absl::OutOfRangeError(absl::StrCat("GID index ", index, " beyond table of ",
-                                              gids_.size()));
+    return absl::OutOfRangeError(
+        absl::StrCat("GID index ", index, " beyond table of ", gids_.size()));
   }
   gids_[index] = entry;
   return absl::OkStatus();
@@ -64,7 +64,8 @@ absl::Status Device::DeallocPd(uint32_t pd) {
   if (!pds_.Get(pd)) return NotFound("PD", pd);
   bool busy = false;
   mrs_.ForEach([&](uint32_t, const MemoryRegion& mr) { busy |= mr.pd == pd; });
-  qps_.ForEach([&](uint32_t, const QueuePair& qp) { busy |= qp.type != kQpTypeGsi && qp.pd == pd; });
+  qps_.ForEach(
+      [&](uint32_t, const QueuePair& qp) { busy |= qp.type != kQpTypeGsi && qp.pd == pd; });
   srqs_.ForEach([&](uint32_t, const SharedReceiveQueue& s) { busy |= s.pd == pd; });
   if (busy) return absl::FailedPreconditionError("PD still has MRs, QPs or SRQs");
   pds_.Free(pd);
@@ -110,8 +111,8 @@ absl::Status Device::DeregMr(uint32_t lkey) {
 
 absl::StatusOr<uint32_t> Device::CreateCq(uint32_t depth, uint32_t owner) {
   if (depth < 1 || depth > cfg_.limits.max_cqe) {
-    return absl::InvalidArgumentError(absl::StrCat("CQ depth ", depth, " outside 1..",
-                                                   cfg_.limits.max_cqe));
+    return absl::InvalidArgumentError(
+        absl::StrCat("CQ depth ", depth, " outside 1..", cfg_.limits.max_cqe));
   }
   uint32_t h;
   CompletionQueue* cq = cqs_.Allocate(&h);

@@ -83,8 +83,8 @@ class Device {
   absl::Status DeallocPd(uint32_t pd);
 
   // Registers [iova, iova+length) reached by the engine at `host`.
-  absl::StatusOr<MrKeys> RegMr(uint32_t pd, uint64_t iova, void* host, uint64_t length,
-                               int access, uint32_t owner = 0);
+  absl::StatusOr<MrKeys> RegMr(uint32_t pd, uint64_t iova, void* host, uint64_t length, int access,
+                               uint32_t owner = 0);
   absl::Status DeregMr(uint32_t lkey);
   const MemoryRegion* FindMr(uint32_t key) const;
 
@@ -96,8 +96,8 @@ class Device {
   // True once per completion event owed to an armed CQ.
   bool TakeCqEvent(uint32_t cqn);
 
-  absl::StatusOr<uint32_t> CreateSrq(uint32_t pd, uint32_t max_wr, uint32_t max_sge,
-                                     uint32_t limit, uint32_t owner = 0);
+  absl::StatusOr<uint32_t> CreateSrq(uint32_t pd, uint32_t max_wr, uint32_t max_sge, uint32_t limit,
+                                     uint32_t owner = 0);
   // IBV_SRQ_MAX_WR / IBV_SRQ_LIMIT semantics of ibv_modify_srq.
   absl::Status ModifySrq(uint32_t srq, uint32_t max_wr, uint32_t limit, int mask);
   absl::Status DestroySrq(uint32_t srq);
@@ -150,8 +150,7 @@ class Device {
                     uint8_t* dst, uint32_t len);
   Access ScatterSges(const QueuePair& qp, const Sge* sges, uint32_t nsge, uint32_t offset,
                      const uint8_t* src, uint32_t len);
-  uint8_t* ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, uint64_t len,
-                       int access);
+  uint8_t* ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, uint64_t len, int access);
 
   // requester.cc
   void RunRequester(QueuePair& qp, uint32_t* budget);

@@ -57,10 +57,10 @@ void Device::Classify(rte_mbuf* m) {
     counters_.rx_bad_pkey++;
   } else {
     wire::Transport t = wire::TransportOf(pkt.bth.opcode);
-    bool type_ok = (qp->type == IBV_QPT_RC && t == wire::Transport::kRc) ||
-                   (qp->type == IBV_QPT_UC && t == wire::Transport::kUc) ||
-                   ((qp->type == IBV_QPT_UD || qp->type == kQpTypeGsi) &&
-                    t == wire::Transport::kUd);
+    bool type_ok =
+        (qp->type == IBV_QPT_RC && t == wire::Transport::kRc) ||
+        (qp->type == IBV_QPT_UC && t == wire::Transport::kUc) ||
+        ((qp->type == IBV_QPT_UD || qp->type == kQpTypeGsi) && t == wire::Transport::kUd);
     if (!type_ok) {
       counters_.rx_wrong_transport++;
     } else if ((qp->type == IBV_QPT_RC || qp->type == IBV_QPT_UC) &&

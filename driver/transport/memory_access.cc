@@ -33,17 +33,17 @@ bool WalkSges(const Sge* sges, uint32_t nsge, uint32_t offset, uint32_t len, F&&
 Device::Access Device::GatherSges(const QueuePair& qp, const Sge* sges, uint32_t nsge,
                                   uint32_t offset, uint8_t* dst, uint32_t len) {
   bool prot = false;
-  bool ok = WalkSges(sges, nsge, offset, len, [&](const Sge& sge, uint32_t off, uint32_t n,
-                                                  uint32_t done) {
-    const MemoryRegion* mr = FindMr(sge.lkey);
-    uint8_t* src = (mr && mr->pd == qp.pd) ? TranslateMr(*mr, sge.addr + off, n) : nullptr;
-    if (!src) {
-      prot = true;
-      return false;
-    }
-    std::memcpy(dst + done, src, n);
-    return true;
-  });
+  bool ok = WalkSges(
+      sges, nsge, offset, len, [&](const Sge& sge, uint32_t off, uint32_t n, uint32_t done) {
+        const MemoryRegion* mr = FindMr(sge.lkey);
+        uint8_t* src = (mr && mr->pd == qp.pd) ? TranslateMr(*mr, sge.addr + off, n) : nullptr;
+        if (!src) {
+          prot = true;
+          return false;
+        }
+        std::memcpy(dst + done, src, n);
+        return true;
+      });
   if (prot) return Access::kLocalProt;
   return ok ? Access::kOk : Access::kLength;
 }
@@ -51,19 +51,19 @@ Device::Access Device::GatherSges(const QueuePair& qp, const Sge* sges, uint32_t
 Device::Access Device::ScatterSges(const QueuePair& qp, const Sge* sges, uint32_t nsge,
                                    uint32_t offset, const uint8_t* src, uint32_t len) {
   bool prot = false;
-  bool ok = WalkSges(sges, nsge, offset, len, [&](const Sge& sge, uint32_t off, uint32_t n,
-                                                  uint32_t done) {
-    const MemoryRegion* mr = FindMr(sge.lkey);
-    uint8_t* dst = (mr && mr->pd == qp.pd && (mr->access & IBV_ACCESS_LOCAL_WRITE))
-                       ? TranslateMr(*mr, sge.addr + off, n)
-                       : nullptr;
-    if (!dst) {
-      prot = true;
-      return false;
-    }
-    std::memcpy(dst, src + done, n);
-    return true;
-  });
+  bool ok = WalkSges(
+      sges, nsge, offset, len, [&](const Sge& sge, uint32_t off, uint32_t n, uint32_t done) {
+        const MemoryRegion* mr = FindMr(sge.lkey);
+        uint8_t* dst = (mr && mr->pd == qp.pd && (mr->access & IBV_ACCESS_LOCAL_WRITE))
+                           ? TranslateMr(*mr, sge.addr + off, n)
+                           : nullptr;
+        if (!dst) {
+          prot = true;
+          return false;
+        }
+        std::memcpy(dst, src + done, n);
+        return true;
+      });
   if (prot) return Access::kLocalProt;
   return ok ? Access::kOk : Access::kLength;
 }

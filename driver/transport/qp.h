@@ -22,11 +22,11 @@ struct SendWqe {
   uint32_t length = 0;     // message length in bytes
   uint32_t first_psn = 0;  // PSNs are assigned when the requester starts the WQE
   uint32_t last_psn = 0;
-  uint32_t npkts = 0;       // PSNs the message spans (READ: response packets)
-  uint32_t next_pkt = 0;    // requester cursor: next packet (READ: first response asked)
-  uint32_t resp_pkts = 0;   // READ: response packets received in order
-  bool started = false;     // PSNs assigned
-  bool req_done = false;    // every request packet sent (for now)
+  uint32_t npkts = 0;      // PSNs the message spans (READ: response packets)
+  uint32_t next_pkt = 0;   // requester cursor: next packet (READ: first response asked)
+  uint32_t resp_pkts = 0;  // READ: response packets received in order
+  bool started = false;    // PSNs assigned
+  bool req_done = false;   // every request packet sent (for now)
   bool is_rd_atomic = false;
 };
 
@@ -57,21 +57,21 @@ struct ResponseEntry {
 };
 
 struct RequesterState {
-  uint32_t next_psn = 0;    // PSN for the next new packet
-  uint32_t acked_psn = 0;   // PSN of the latest ACK/response (everything <= it is acked)
-  uint32_t sq_next = 0;     // index of the WQE the requester sends next
+  uint32_t next_psn = 0;   // PSN for the next new packet
+  uint32_t acked_psn = 0;  // PSN of the latest ACK/response (everything <= it is acked)
+  uint32_t sq_next = 0;    // index of the WQE the requester sends next
   uint32_t rd_atomic_outstanding = 0;
   uint8_t retry_left = 0;
   uint8_t rnr_retry_left = 0;
-  bool rnr_wait = false;    // stopped until the RNR timer fires
-  bool read_gap = false;    // a READ was re-requested from read_gap_psn after a lost response
+  bool rnr_wait = false;  // stopped until the RNR timer fires
+  bool read_gap = false;  // a READ was re-requested from read_gap_psn after a lost response
   uint32_t read_gap_psn = 0;
   uint16_t ipv4_id = 0;
 };
 
 struct ResponderState {
-  uint32_t epsn = 0;  // expected PSN
-  uint32_t msn = 0;   // message sequence number (24 bits)
+  uint32_t epsn = 0;      // expected PSN
+  uint32_t msn = 0;       // message sequence number (24 bits)
   bool nak_sent = false;  // a PSN sequence error NAK is outstanding (one per gap)
   // Message in progress (multi-packet SEND or RDMA WRITE).
   enum Kind : uint8_t { kNone, kSend, kWrite } kind = kNone;

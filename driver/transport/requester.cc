@@ -73,7 +73,8 @@ bool Device::StartWqe(QueuePair& qp, SendWqe& w) {
       FailSend(qp, IBV_WC_LOC_LEN_ERR);
       return false;
     }
-  } else if (!(wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP || wr.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD)) {
+  } else if (!(wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
+               wr.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD)) {
     npkts = PacketCount(w.length, qp.mtu);
   }
   w.first_psn = qp.req.next_psn;
@@ -145,8 +146,8 @@ bool Device::SendNextPacket(QueuePair& qp, SendWqe& w) {
     }
     case IBV_WR_ATOMIC_CMP_AND_SWP:
     case IBV_WR_ATOMIC_FETCH_AND_ADD:
-      h.bth.opcode = wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ? wire::op::kRcCompareSwap
-                                                            : wire::op::kRcFetchAdd;
+      h.bth.opcode =
+          wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ? wire::op::kRcCompareSwap : wire::op::kRcFetchAdd;
       h.atomic.va = wr.remote_addr;
       h.atomic.rkey = wr.rkey;
       h.atomic.swap_add = wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ? wr.swap : wr.compare_add;
@@ -206,8 +207,8 @@ void Device::SendUd(QueuePair& qp, SendWqe& w) {
   h.bth.dest_qp = wr.remote_qpn & psn::kMask;
   h.bth.psn = w.first_psn;
   h.bth.solicited = wr.send_flags & IBV_SEND_SOLICITED;
-  h.bth.opcode = wr.opcode == IBV_WR_SEND_WITH_IMM ? wire::op::kUdSendOnlyImm
-                                                   : wire::op::kUdSendOnly;
+  h.bth.opcode =
+      wr.opcode == IBV_WR_SEND_WITH_IMM ? wire::op::kUdSendOnlyImm : wire::op::kUdSendOnly;
   h.imm_be = wr.imm_be;
   // A WR Q_Key with its high bit set means "use the QP's Q_Key" (IBTA 10.2.5, C10-15).
   h.deth.qkey = (wr.remote_qkey & 0x80000000u) ? qp.qkey : wr.remote_qkey;

@@ -56,7 +56,8 @@ void Device::QueueAck(QueuePair& qp, uint32_t ack_psn, uint8_t syndrome, bool co
   // ACK coalescing: a newer ACK replaces a queued ACK that has not gone out yet.
   if (coalesce && !q.empty()) {
     ResponseEntry& tail = q.at(q.tail() - 1);
-    if (tail.kind == ResponseEntry::kAck && tail.syndrome == wire::aeth::kAck + wire::aeth::kCreditInvalid) {
+    if (tail.kind == ResponseEntry::kAck &&
+        tail.syndrome == wire::aeth::kAck + wire::aeth::kCreditInvalid) {
       tail.psn = ack_psn;
       tail.msn = qp.resp.msn;
       return;
@@ -173,8 +174,7 @@ void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) 
       if (rc) {
         // Receiver not ready (IBTA 9.7.5.2.8): RNR NAK with our minimum RNR timer.
         counters_.rnr_naks_sent++;
-        QueueAck(qp, r.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer),
-                 false);
+        QueueAck(qp, r.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer), false);
       } else {
         counters_.rx_no_recv_wqe++;
       }
@@ -224,7 +224,8 @@ void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) 
     CompleteRecv(qp, IBV_WC_RECV, r.recv_offset, IBV_WC_SUCCESS, &pkt);
     r.kind = ResponderState::kNone;
   }
-  if (rc && pkt.bth.ack_req) QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
+  if (rc && pkt.bth.ack_req)
+    QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
 }
 
 void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) {
@@ -245,8 +246,7 @@ void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags)
     if (!TakeRecv(qp, &r.recv)) {
       if (rc) {
         counters_.rnr_naks_sent++;
-        QueueAck(qp, r.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer),
-                 false);
+        QueueAck(qp, r.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer), false);
       } else {
         counters_.rx_no_recv_wqe++;
         r.kind = ResponderState::kNone;
@@ -284,8 +284,8 @@ void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags)
     return;
   }
   if (pkt.payload_len) {
-    uint8_t* dst = ResolveRkey(qp, r.write_rkey, r.write_va, pkt.payload_len,
-                               IBV_ACCESS_REMOTE_WRITE);
+    uint8_t* dst =
+        ResolveRkey(qp, r.write_rkey, r.write_va, pkt.payload_len, IBV_ACCESS_REMOTE_WRITE);
     if (!dst) {  // MR deregistered or invalidated mid-message
       if (rc) {
         ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS,
@@ -302,10 +302,12 @@ void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags)
   r.epsn = psn::Add(r.epsn, 1);
   if (last) {
     r.msn = psn::Add(r.msn, 1);
-    if (flags & wire::kOpImm) CompleteRecv(qp, IBV_WC_RECV_RDMA_WITH_IMM, r.write_len, IBV_WC_SUCCESS, &pkt);
+    if (flags & wire::kOpImm)
+      CompleteRecv(qp, IBV_WC_RECV_RDMA_WITH_IMM, r.write_len, IBV_WC_SUCCESS, &pkt);
     r.kind = ResponderState::kNone;
   }
-  if (rc && pkt.bth.ack_req) QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
+  if (rc && pkt.bth.ack_req)
+    QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
 }
 
 void Device::DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate) {
@@ -360,8 +362,7 @@ void Device::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
     ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_SUCCESS, IBV_EVENT_QP_REQ_ERR);
     return;
   }
-  uint8_t* target =
-      ResolveRkey(qp, pkt.atomic.rkey, pkt.atomic.va, 8, IBV_ACCESS_REMOTE_ATOMIC);
+  uint8_t* target = ResolveRkey(qp, pkt.atomic.rkey, pkt.atomic.va, 8, IBV_ACCESS_REMOTE_ATOMIC);
   if (!target) {
     ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS, IBV_EVENT_QP_ACCESS_ERR);
     return;
@@ -398,7 +399,9 @@ void Device::OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt) {
   const uint16_t flags = wire::GetOpcodeInfo(pkt.bth.opcode).flags;
   if (flags & (wire::kOpSend | wire::kOpWrite)) {
     // Duplicate SEND/WRITE: not executed again, acknowledged again (IBTA 9.7.5.1.4? C9-105).
-    if (pkt.bth.ack_req) QueueAck(qp, psn::Add(r.epsn, psn::kMask), wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
+    if (pkt.bth.ack_req)
+      QueueAck(qp, psn::Add(r.epsn, psn::kMask), wire::aeth::kAck + wire::aeth::kCreditInvalid,
+               true);
     return;
   }
   // Duplicate READ or ATOMIC: find the resource it belongs to.
@@ -467,8 +470,8 @@ void Device::OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt) {
   CompleteRecv(qp, IBV_WC_RECV, wire::kGrhLen + pkt.payload_len, IBV_WC_SUCCESS, &pkt);
 }
 
-void Device::CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len,
-                          ibv_wc_status status, const wire::RocePacket* pkt) {
+void Device::CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len, ibv_wc_status status,
+                          const wire::RocePacket* pkt) {
   ibv_wc wc{};
   wc.wr_id = qp.resp.recv.wr_id;
   wc.status = status;
@@ -513,7 +516,7 @@ void Device::RunResponses(QueuePair& qp, uint32_t* budget) {
       SendPacket(m, h);
       q.Pop();
     } else if (e.kind == ResponseEntry::kAtomicAck) {
-          h.bth.opcode = wire::op::kRcAtomicAcknowledge;
+      h.bth.opcode = wire::op::kRcAtomicAcknowledge;
       h.bth.psn = e.psn;
       h.aeth.syndrome = wire::aeth::kAck + wire::aeth::kCreditInvalid;
       h.aeth.msn = e.msn;
@@ -525,10 +528,10 @@ void Device::RunResponses(QueuePair& qp, uint32_t* budget) {
     } else {
       uint32_t n = e.length < qp.mtu ? e.length : qp.mtu;
       bool last = e.length <= qp.mtu;
-      h.bth.opcode = !e.first_sent ? (last ? wire::op::kRcReadResponseOnly
-                                           : wire::op::kRcReadResponseFirst)
-                     : last       ? wire::op::kRcReadResponseLast
-                                  : wire::op::kRcReadResponseMiddle;
+      h.bth.opcode = !e.first_sent
+                         ? (last ? wire::op::kRcReadResponseOnly : wire::op::kRcReadResponseFirst)
+                     : last ? wire::op::kRcReadResponseLast
+                            : wire::op::kRcReadResponseMiddle;
       h.bth.psn = e.psn;
       h.aeth.syndrome = wire::aeth::kAck + wire::aeth::kCreditInvalid;
       h.aeth.msn = e.msn;

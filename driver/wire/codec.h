@@ -11,18 +11,18 @@ namespace vrdma::wire {
 // Why a received frame was not handed to the transport. Each is counted by the port.
 enum class DropReason : uint8_t {
   kNone = 0,
-  kNotRoce,             // not RoCE at all (ARP, TCP, other UDP port ...): not ours
-  kTruncated,           // frame shorter than the headers it announces
-  kBadVlan,             // stacked VLAN tags (QinQ) are not supported
-  kBadIpVersion,        // IP version nibble does not match the ethertype
-  kBadIpHeader,         // IPv4 IHL != 5 (options), or bad GRH IPVer / NxtHdr
-  kBadIpChecksum,       // IPv4 header checksum
-  kIpFragment,          // IPv4 MF set or fragment offset != 0
-  kBadLength,           // IP/GRH payload length or UDP length inconsistent with the frame
-  kBadTver,             // BTH TVer != 0
-  kUnsupportedOpcode,   // reserved, RD, XRC or CNP opcode
-  kBadPad,              // pad count larger than the payload, or pad on a no-payload opcode
-  kUnexpectedPayload,   // payload on an opcode that carries none (ACK, READ request ...)
+  kNotRoce,            // not RoCE at all (ARP, TCP, other UDP port ...): not ours
+  kTruncated,          // frame shorter than the headers it announces
+  kBadVlan,            // stacked VLAN tags (QinQ) are not supported
+  kBadIpVersion,       // IP version nibble does not match the ethertype
+  kBadIpHeader,        // IPv4 IHL != 5 (options), or bad GRH IPVer / NxtHdr
+  kBadIpChecksum,      // IPv4 header checksum
+  kIpFragment,         // IPv4 MF set or fragment offset != 0
+  kBadLength,          // IP/GRH payload length or UDP length inconsistent with the frame
+  kBadTver,            // BTH TVer != 0
+  kUnsupportedOpcode,  // reserved, RD, XRC or CNP opcode
+  kBadPad,             // pad count larger than the payload, or pad on a no-payload opcode
+  kUnexpectedPayload,  // payload on an opcode that carries none (ACK, READ request ...)
   kBadIcrc,
   kCount,
 };

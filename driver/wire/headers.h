@@ -116,9 +116,9 @@ struct RocePacket {
 
 // AETH syndrome (IBTA 9.7.5.1, table 43): bits 6..5 select the kind.
 namespace aeth {
-inline constexpr uint8_t kAck = 0x00;        // 000xxxxx: ACK, low 5 bits = credit count
-inline constexpr uint8_t kRnrNak = 0x20;     // 001xxxxx: RNR NAK, low 5 bits = RNR timer
-inline constexpr uint8_t kNak = 0x60;        // 011xxxxx: NAK, low 5 bits = NAK code
+inline constexpr uint8_t kAck = 0x00;     // 000xxxxx: ACK, low 5 bits = credit count
+inline constexpr uint8_t kRnrNak = 0x20;  // 001xxxxx: RNR NAK, low 5 bits = RNR timer
+inline constexpr uint8_t kNak = 0x60;     // 011xxxxx: NAK, low 5 bits = NAK code
 inline constexpr uint8_t kTypeMask = 0x60;
 inline constexpr uint8_t kValueMask = 0x1f;
 inline constexpr uint8_t kNakPsnSeqError = 0;

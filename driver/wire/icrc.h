@@ -15,7 +15,6 @@ uint32_t Crc32Update(uint32_t state, const void* data, size_t len);
 
 // ICRC of a frame whose network header starts at `l3_off` and whose ICRC occupies
 // the last 4 bytes of `frame_len`; variant fields are masked to ones as the spec says.
-uint32_t ComputeIcrc(const uint8_t* frame, uint32_t l3_off, uint32_t frame_len,
-                     NetworkType type);
+uint32_t ComputeIcrc(const uint8_t* frame, uint32_t l3_off, uint32_t frame_len, NetworkType type);
 
 }  // namespace vrdma::wire

@@ -65,7 +65,7 @@ enum OpFlags : uint16_t {
   kOpReadReq = 1 << 5,
   kOpReadResp = 1 << 6,
   kOpAck = 1 << 7,
-  kOpAtomic = 1 << 8,     // compare-swap or fetch-add request
+  kOpAtomic = 1 << 8,  // compare-swap or fetch-add request
   kOpAtomicAck = 1 << 9,
   kOpPayload = 1 << 10,   // may carry payload
   kOpRequest = 1 << 11,   // requester -> responder

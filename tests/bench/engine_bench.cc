@@ -49,7 +49,8 @@ void Setup(Side& s, PacketPort* port, rte_mempool* pool, uint8_t id) {
   gid[10] = gid[11] = 0xff;
   gid[12] = 10;
   gid[15] = id;
-  Check(s.dev->SetGid(0, GidEntry{true, gid, wire::NetworkType::kRoceV2Ipv4, {2, 0, 0, 0, 0, id}, false, 0}));
+  Check(s.dev->SetGid(
+      0, GidEntry{true, gid, wire::NetworkType::kRoceV2Ipv4, {2, 0, 0, 0, 0, id}, false, 0}));
   s.pd = *s.dev->AllocPd();
   s.cq = *s.dev->CreateCq(8192);
   s.mem.assign(8 << 20, id);
@@ -68,7 +69,8 @@ void Connect(Side& s, const Side& peer, uint8_t peer_id, ibv_mtu mtu) {
   a.qp_state = IBV_QPS_INIT;
   a.port_num = 1;
   a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
-  Check(s.dev->ModifyQp(s.qp, a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS));
+  Check(s.dev->ModifyQp(s.qp, a,
+                        IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS));
   AddressVector av;
   av.dgid = peer.dev->GetGid(0)->gid;
   av.dmac = {2, 0, 0, 0, 0, peer_id};
@@ -102,7 +104,8 @@ double Run(Side& a, Side& b, TestLink& link, ibv_wr_opcode op, uint32_t size, ui
       RecvWr r;
       r.wr_id = recvs;
       r.num_sge = 1;
-      r.sg_list[0] = Sge{reinterpret_cast<uint64_t>(b.mem.data()) + (recvs % 64) * size, size, b.mr.lkey};
+      r.sg_list[0] =
+          Sge{reinterpret_cast<uint64_t>(b.mem.data()) + (recvs % 64) * size, size, b.mr.lkey};
       if (!b.dev->PostRecv(b.qp, r).ok()) break;
       ++recvs;
     }
@@ -118,7 +121,8 @@ double Run(Side& a, Side& b, TestLink& link, ibv_wr_opcode op, uint32_t size, ui
       // Signal one WR in 16, as perftest does with its completion moderation.
       w.send_flags = (posted % 16 == 15 || posted + 1 == total) ? IBV_SEND_SIGNALED : 0;
       w.num_sge = 1;
-      w.sg_list[0] = Sge{reinterpret_cast<uint64_t>(a.mem.data()) + (posted % 64) * size, size, a.mr.lkey};
+      w.sg_list[0] =
+          Sge{reinterpret_cast<uint64_t>(a.mem.data()) + (posted % 64) * size, size, a.mr.lkey};
       w.remote_addr = reinterpret_cast<uint64_t>(b.mem.data()) + (posted % 64) * size;
       w.rkey = b.mr.rkey;
       if (!a.dev->PostSend(a.qp, w).ok()) break;
@@ -169,9 +173,10 @@ int main() {
   Connect(a, b, 2, IBV_MTU_4096);
   Connect(b, a, 1, IBV_MTU_4096);
 
-  std::printf("engine benchmark: both engines and the link on one thread, %s core 0; "
-              "RC, MTU 4096, ICRC computed and verified on every packet\n",
-              pinned ? "pinned to" : "NOT pinned (sched_setaffinity failed) to");
+  std::printf(
+      "engine benchmark: both engines and the link on one thread, %s core 0; "
+      "RC, MTU 4096, ICRC computed and verified on every packet\n",
+      pinned ? "pinned to" : "NOT pinned (sched_setaffinity failed) to");
   const uint64_t kMsgs = 400000;
   double t = Run(a, b, link, IBV_WR_SEND, 64, kMsgs, 128);
   std::printf("  64 B SEND          %10.0f messages/s  (%.2f us per message)\n", kMsgs / t,

@@ -75,8 +75,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint32_t cq = *dev.CreateCq(64);
   static std::vector<uint8_t> mem(1 << 16);
   MrKeys mr = *dev.RegMr(pd, 0x10000, mem.data(), mem.size(),
-                         IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
-                             IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC);
+                         IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
+                             IBV_ACCESS_REMOTE_ATOMIC);
   uint32_t srq = *dev.CreateSrq(pd, 16, 2, 4);
   AddressVector av;
   av.dgid = kPeerGid;

@@ -14,14 +14,26 @@ namespace {
 constexpr int kTypes[] = {IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD, kQpTypeGsi};
 constexpr ibv_qp_state kStates[] = {IBV_QPS_RESET, IBV_QPS_INIT, IBV_QPS_RTR, IBV_QPS_RTS,
                                     IBV_QPS_SQD,   IBV_QPS_SQE,  IBV_QPS_ERR};
-constexpr int kAllAttrs[] = {
-    IBV_QP_CUR_STATE,   IBV_QP_EN_SQD_ASYNC_NOTIFY, IBV_QP_ACCESS_FLAGS,
-    IBV_QP_PKEY_INDEX,  IBV_QP_PORT,                IBV_QP_QKEY,
-    IBV_QP_AV,          IBV_QP_PATH_MTU,            IBV_QP_TIMEOUT,
-    IBV_QP_RETRY_CNT,   IBV_QP_RNR_RETRY,           IBV_QP_RQ_PSN,
-    IBV_QP_MAX_QP_RD_ATOMIC, IBV_QP_ALT_PATH,       IBV_QP_MIN_RNR_TIMER,
-    IBV_QP_SQ_PSN,      IBV_QP_MAX_DEST_RD_ATOMIC,  IBV_QP_PATH_MIG_STATE,
-    IBV_QP_CAP,         IBV_QP_DEST_QPN};
+constexpr int kAllAttrs[] = {IBV_QP_CUR_STATE,
+                             IBV_QP_EN_SQD_ASYNC_NOTIFY,
+                             IBV_QP_ACCESS_FLAGS,
+                             IBV_QP_PKEY_INDEX,
+                             IBV_QP_PORT,
+                             IBV_QP_QKEY,
+                             IBV_QP_AV,
+                             IBV_QP_PATH_MTU,
+                             IBV_QP_TIMEOUT,
+                             IBV_QP_RETRY_CNT,
+                             IBV_QP_RNR_RETRY,
+                             IBV_QP_RQ_PSN,
+                             IBV_QP_MAX_QP_RD_ATOMIC,
+                             IBV_QP_ALT_PATH,
+                             IBV_QP_MIN_RNR_TIMER,
+                             IBV_QP_SQ_PSN,
+                             IBV_QP_MAX_DEST_RD_ATOMIC,
+                             IBV_QP_PATH_MIG_STATE,
+                             IBV_QP_CAP,
+                             IBV_QP_DEST_QPN};
 
 // Transitions that exist (IBTA 10.3.1 figure 132): any -> RESET and ERR, plus these.
 std::set<std::tuple<ibv_qp_state, ibv_qp_state>> Edges(int type) {
@@ -60,8 +72,8 @@ TEST(QpStateMachineTest, TransitionTable) {
           } else if (rule.optional & bit) {
             EXPECT_TRUE(with.ok()) << "optional bit " << bit << ": " << with;
           } else {
-            EXPECT_FALSE(with.ok()) << "bit " << bit << " accepted on " << QpStateName(from)
-                                    << "->" << QpStateName(to);
+            EXPECT_FALSE(with.ok())
+                << "bit " << bit << " accepted on " << QpStateName(from) << "->" << QpStateName(to);
           }
         }
       }

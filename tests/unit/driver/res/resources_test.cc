@@ -193,18 +193,18 @@ TEST_F(DeviceResourcesTest, InvalidModifyChangesNothing) {
   EXPECT_FALSE(dev_->ModifyQp(qp, a, IBV_QP_STATE | IBV_QP_ACCESS_FLAGS | IBV_QP_TIMEOUT).ok());
   a.qp_state = IBV_QPS_INIT;
   a.port_num = 2;  // no such port: the whole modify fails
-  EXPECT_FALSE(dev_->ModifyQp(qp, a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-                                         IBV_QP_ACCESS_FLAGS)
-                   .ok());
+  EXPECT_FALSE(
+      dev_->ModifyQp(qp, a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)
+          .ok());
   ibv_qp_attr q;
   ASSERT_TRUE(dev_->QueryQp(qp, &q, nullptr).ok());
   EXPECT_EQ(q.qp_state, IBV_QPS_RESET);
   EXPECT_EQ(q.qp_access_flags, 0);
   EXPECT_NE(q.timeout, 9);
   a.port_num = 1;
-  ASSERT_TRUE(dev_->ModifyQp(qp, a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-                                        IBV_QP_ACCESS_FLAGS)
-                  .ok());
+  ASSERT_TRUE(
+      dev_->ModifyQp(qp, a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)
+          .ok());
   ASSERT_TRUE(dev_->QueryQp(qp, &q, nullptr).ok());
   EXPECT_EQ(q.qp_state, IBV_QPS_INIT);
   EXPECT_EQ(q.qp_access_flags, IBV_ACCESS_REMOTE_WRITE);

@@ -81,8 +81,8 @@ void EnginePair::SetupHost(Host& h, uint8_t id, size_t mem_bytes) {
   GidEntry v2{true, Ipv4Gid(id), wire::NetworkType::kRoceV2Ipv4, mac, false, 0};
   GidEntry v6{true, Ipv6Gid(id), wire::NetworkType::kRoceV2Ipv6, mac, false, 0};
   GidEntry v1{true, LinkLocalGid(mac), wire::NetworkType::kRoceV1, mac, false, 0};
-  GidEntry vlan{true, Ipv4Gid(static_cast<uint8_t>(id + 100)), wire::NetworkType::kRoceV2Ipv4,
-                mac, true, 42};
+  GidEntry vlan{
+      true, Ipv4Gid(static_cast<uint8_t>(id + 100)), wire::NetworkType::kRoceV2Ipv4, mac, true, 42};
   EXPECT_TRUE(h.dev->SetGid(0, v2).ok());
   EXPECT_TRUE(h.dev->SetGid(1, v6).ok());
   EXPECT_TRUE(h.dev->SetGid(2, v1).ok());
@@ -115,8 +115,7 @@ bool EnginePair::RunUntil(const std::function<bool()>& pred, uint64_t max_ns) {
   return true;
 }
 
-bool EnginePair::WaitCq(Host& h, uint32_t cq, size_t n, std::vector<ibv_wc>* out,
-                        uint64_t max_ns) {
+bool EnginePair::WaitCq(Host& h, uint32_t cq, size_t n, std::vector<ibv_wc>* out, uint64_t max_ns) {
   return RunUntil(
       [&] {
         ibv_wc wc[32];
@@ -182,8 +181,7 @@ void EnginePair::Connect(const QpOptions& opt, uint32_t* qa, uint32_t* qb) {
     attr.qp_access_flags = opt.access;
     ASSERT_TRUE(s.h->dev
                     ->ModifyQp(s.qpn, attr,
-                               IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-                                   IBV_QP_ACCESS_FLAGS)
+                               IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)
                     .ok());
     attr = {};
     attr.qp_state = IBV_QPS_RTR;
@@ -227,10 +225,9 @@ void EnginePair::CreateUd(const QpOptions& opt, uint32_t* qa, uint32_t* qb, uint
     attr.pkey_index = 0;
     attr.port_num = 1;
     attr.qkey = 0x11111111;
-    ASSERT_TRUE(h->dev
-                    ->ModifyQp(qpn, attr,
-                               IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY)
-                    .ok());
+    ASSERT_TRUE(
+        h->dev->ModifyQp(qpn, attr, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY)
+            .ok());
     attr = {};
     attr.qp_state = IBV_QPS_RTR;
     ASSERT_TRUE(h->dev->ModifyQp(qpn, attr, IBV_QP_STATE).ok());

@@ -72,8 +72,7 @@ class EnginePair {
   // Creates a QP on each host and connects them (RESET->INIT->RTR->RTS).
   void Connect(const QpOptions& opt, uint32_t* qa, uint32_t* qb);
   // UD QPs on both hosts in RTS, plus an AH on each towards the other.
-  void CreateUd(const QpOptions& opt, uint32_t* qa, uint32_t* qb, uint32_t* ah_ab,
-                uint32_t* ah_ba);
+  void CreateUd(const QpOptions& opt, uint32_t* qa, uint32_t* qb, uint32_t* ah_ab, uint32_t* ah_ba);
   uint32_t SrqOf(Host& h) { return &h == &a ? srq_a_ : srq_b_; }
 
   // Collects completions of a CQ into `out` until `n` arrived (or time runs out).

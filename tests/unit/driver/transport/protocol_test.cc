@@ -71,9 +71,11 @@ TEST(ProtocolTest, SrqLimitEventFiresOnceWhenArmed) {
   uint32_t qa, qb;
   pair.Connect(opt, &qa, &qb);
   uint32_t srq = pair.SrqOf(pair.b);
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(pair.b.dev->PostSrqRecv(srq, MakeRecv(i, pair.b, 0, 64)).ok());
+  for (int i = 0; i < 6; ++i)
+    ASSERT_TRUE(pair.b.dev->PostSrqRecv(srq, MakeRecv(i, pair.b, 0, 64)).ok());
   ASSERT_TRUE(pair.b.dev->ModifySrq(srq, 0, 4, IBV_SRQ_LIMIT).ok());
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(i, IBV_WR_SEND, pair.a, 0, 8)).ok());
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(i, IBV_WR_SEND, pair.a, 0, 8)).ok());
   std::vector<ibv_wc> wc;
   ASSERT_TRUE(pair.WaitCq(pair.b, pair.b.rcq, 4, &wc));
   int events = 0;
@@ -140,7 +142,8 @@ TEST(ProtocolTest, WiresharkReadsTheEnginesTraffic) {
       uint32_t qa, qb;
       pair.Connect(opt, &qa, &qb);
       ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(1, pair.b, 0, 5000)).ok());
-      ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND_WITH_IMM, pair.a, 0, 3000)).ok());
+      ASSERT_TRUE(
+          pair.a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND_WITH_IMM, pair.a, 0, 3000)).ok());
       SendWr w = MakeSend(2, IBV_WR_RDMA_WRITE, pair.a, 0, 2500);
       w.remote_addr = pair.b.va(8192);
       w.rkey = pair.b.mr.rkey;
@@ -163,7 +166,8 @@ TEST(ProtocolTest, WiresharkReadsTheEnginesTraffic) {
   // response FIRST/LAST, ACK, ATOMIC ACK, COMPARE SWAP.
   for (const char* op : {"0", "3", "6", "7", "8", "12", "13", "15", "17", "18", "19"}) {
     EXPECT_NE(("\n" + opcodes).find(std::string("\n") + op + "\n"), std::string::npos)
-        << "opcode " << op << " missing from:\n" << opcodes;
+        << "opcode " << op << " missing from:\n"
+        << opcodes;
   }
   std::string frames = Shell("tshark -r " + path + " 2>/dev/null | wc -l");
   std::string ib = Shell("tshark -r " + path + " -Y infiniband 2>/dev/null | wc -l");
@@ -172,7 +176,8 @@ TEST(ProtocolTest, WiresharkReadsTheEnginesTraffic) {
   // The one error Wireshark reports is UDP checksum 0 over IPv6: RoCEv2 senders leave
   // the UDP checksum 0 (the ICRC covers the packet) and rxe's receiving socket accepts
   // that, but Wireshark holds IPv6 to RFC 8200. Anything else is a defect.
-  EXPECT_EQ(Shell("tshark -r " + path + " -Y '_ws.expert.severity == error' -T fields "
+  EXPECT_EQ(Shell("tshark -r " + path +
+                  " -Y '_ws.expert.severity == error' -T fields "
                   "-e _ws.expert.message 2>/dev/null | grep -v '^Illegal checksum value (0)$'"),
             "");
   EXPECT_NE(Shell("tshark -r " + path + " -Y 'eth.type == 0x8915' 2>/dev/null | wc -l"), "0\n")

@@ -15,14 +15,14 @@ namespace {
 
 constexpr size_t kMem = 24 << 20;
 // Layout of each host's registered memory.
-constexpr uint64_t kSrcOff = 0;              // sources of SEND/WRITE, never written
+constexpr uint64_t kSrcOff = 0;  // sources of SEND/WRITE, never written
 constexpr uint64_t kSrcLen = 2 << 20;
-constexpr uint64_t kTargetOff = 2 << 20;     // written by the peer's WRITEs and ATOMICs
+constexpr uint64_t kTargetOff = 2 << 20;  // written by the peer's WRITEs and ATOMICs
 constexpr uint64_t kTargetLen = 4 << 20;
-constexpr uint64_t kReadDstOff = 6 << 20;    // where this host's READs land
+constexpr uint64_t kReadDstOff = 6 << 20;  // where this host's READs land
 constexpr uint64_t kReadDstLen = 4 << 20;
-constexpr uint64_t kAtomicResOff = 10 << 20; // one 8-byte slot per atomic
-constexpr uint64_t kRecvOff = 12 << 20;      // receive buffers, one slot each
+constexpr uint64_t kAtomicResOff = 10 << 20;  // one 8-byte slot per atomic
+constexpr uint64_t kRecvOff = 12 << 20;       // receive buffers, one slot each
 constexpr uint32_t kRecvSlot = 1 << 20;
 constexpr uint32_t kRecvSlots = 12;
 
@@ -100,7 +100,8 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
   pair.Connect(with_srq, &q2a, &q2b);  // B -> A, A receives from its SRQ
 
   for (Host* h : {&pair.a, &pair.b}) FillPattern(h->at(kSrcOff), kSrcLen, h == &pair.a ? 1 : 2);
-  for (Host* h : {&pair.a, &pair.b}) FillPattern(h->at(kTargetOff), kTargetLen, h == &pair.a ? 3 : 4);
+  for (Host* h : {&pair.a, &pair.b})
+    FillPattern(h->at(kTargetOff), kTargetLen, h == &pair.a ? 3 : 4);
   Flow flows[2] = {
       {&pair.a, &pair.b, q1a, q1b, false, 0, {}, {}, {}, {}, 0, 0, {}},
       {&pair.b, &pair.a, q2b, q2a, true, pair.SrqOf(pair.a), {}, {}, {}, {}, 0, 0, {}},
@@ -138,7 +139,8 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
       // Receive slots are reused only after their completion: one per outstanding SEND.
       for (const auto& e : f.recv_cqes)
         if (e.wr_id % kRecvSlots == slot) return false;
-      absl::Status st = f.srq ? rs.dev->PostSrqRecv(f.srq_handle, r) : rs.dev->PostRecv(f.qp_resp, r);
+      absl::Status st =
+          f.srq ? rs.dev->PostSrqRecv(f.srq_handle, r) : rs.dev->PostRecv(f.qp_resp, r);
       EXPECT_TRUE(st.ok()) << st;
       wr.opcode = kind == 0 ? IBV_WR_SEND : IBV_WR_SEND_WITH_IMM;
       wr.imm_be = static_cast<uint32_t>(rng());
@@ -154,7 +156,8 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
       if (kind == 3) {
         if (f.recv_posted >= kRecvSlots) return false;
         RecvWr r = MakeRecv(id, rs, kRecvOff, 0);
-        absl::Status st = f.srq ? rs.dev->PostSrqRecv(f.srq_handle, r) : rs.dev->PostRecv(f.qp_resp, r);
+        absl::Status st =
+            f.srq ? rs.dev->PostSrqRecv(f.srq_handle, r) : rs.dev->PostRecv(f.qp_resp, r);
         EXPECT_TRUE(st.ok()) << st;
         wr.imm_be = static_cast<uint32_t>(rng());
         f.recv_cqes.push_back({id, IBV_WC_RECV_RDMA_WITH_IMM, len, true, wr.imm_be});
@@ -171,7 +174,7 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
       wr.rkey = rs.mr.rkey;
       std::memcpy(mreq.data() + to, mresp.data() + from, len);
       f.send_cqes.push_back({id, IBV_WC_RDMA_READ, len});
-    } else {  // ATOMIC compare-swap or fetch-add
+    } else {                                            // ATOMIC compare-swap or fetch-add
       uint64_t target = kTargetOff + (rng() % 64) * 8;  // a few hot words
       if (f.Overlaps(target, 8)) return false;
       uint64_t res = kAtomicResOff + (id % 100000) * 8;
@@ -260,7 +263,8 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
         ++count;
       }
     }
-    if (count) std::printf("host %s differs in %zu bytes within [%#zx, %#zx]\n", name, count, first, last);
+    if (count)
+      std::printf("host %s differs in %zu bytes within [%#zx, %#zx]\n", name, count, first, last);
   }
   EXPECT_TRUE(pair.a.mem == model_a) << "host A memory differs from the model";
   EXPECT_TRUE(pair.b.mem == model_b) << "host B memory differs from the model";
@@ -272,8 +276,8 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
                 cb.rx_parse_drops[static_cast<size_t>(wire::DropReason::kBadIcrc)],
             0u);
   std::printf("mtu %u: %d WRs, %llu steps, virtual %.3f s, retransmits %llu, timeouts %llu\n",
-              128u << GetParam(), posted, static_cast<unsigned long long>(steps),
-              pair.now() / 1e9, static_cast<unsigned long long>(ca.retransmits + cb.retransmits),
+              128u << GetParam(), posted, static_cast<unsigned long long>(steps), pair.now() / 1e9,
+              static_cast<unsigned long long>(ca.retransmits + cb.retransmits),
               static_cast<unsigned long long>(ca.timeouts + cb.timeouts));
 }
 
