@@ -62,8 +62,15 @@ void Device::AckUpTo(QueuePair& qp, uint32_t ack_psn, bool is_nak) {
   bool progress = false;
   while (!qp.sq.empty()) {
     SendWqe& w = qp.sq.front();
-    if (!w.started || psn::Diff(w.last_psn, ack_psn) > 0) break;
-    if (w.is_rd_atomic && w.resp_pkts < w.npkts) {
+    if (!w.started) break;
+    // A READ/ATOMIC whose responses all arrived is acknowledged by them, even if they
+    // came while an earlier WQE was still being retried.
+    bool responded = w.is_rd_atomic && w.resp_pkts == w.npkts;
+    if (psn::Diff(w.last_psn, ack_psn) > 0) {
+      if (!responded) break;
+      ack_psn = w.last_psn;
+    }
+    if (w.is_rd_atomic && !responded) {
       // Acknowledged past a READ/ATOMIC whose response never arrived: the response was
       // lost, so ask again from the first missing one (IBTA 9.7.5.1.3, implied NAK).
       // Its missing responses stay unacknowledged, or they would be taken for duplicates.
@@ -189,8 +196,13 @@ void Device::OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt) {
 void Device::OnAtomicAck(QueuePair& qp, const wire::RocePacket& pkt) {
   uint32_t p = pkt.bth.psn;
   SendWqe* target = FindSentWqe(qp, p);
-  if (!target || !IsAtomic(target->wr.opcode) || target->resp_pkts) {
+  if (!target || !IsAtomic(target->wr.opcode)) {
     counters_.rx_out_of_sequence++;
+    return;
+  }
+  if (target->resp_pkts) {  // result already in: a replayed acknowledgement
+    counters_.rx_duplicate++;
+    AckUpTo(qp, psn::Add(p, psn::kMask), false);
     return;
   }
   AckUpTo(qp, psn::Add(p, psn::kMask), false);

@@ -184,6 +184,7 @@ class Device {
   void DoAtomic(QueuePair& qp, const wire::RocePacket& pkt);
   void CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len, ibv_wc_status status,
                     const wire::RocePacket* pkt);
+  void SendRnrNak(QueuePair& qp);
   void QueueAck(QueuePair& qp, uint32_t psn, uint8_t syndrome, bool coalesce);
   void ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status recv_status,
                       ibv_event_type event);

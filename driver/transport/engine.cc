@@ -66,7 +66,7 @@ void Device::Classify(rte_mbuf* m) {
     } else if ((qp->type == IBV_QPT_RC || qp->type == IBV_QPT_UC) &&
                (!qp->av_valid || pkt.net.sgid != qp->av.dgid ||
                 pkt.net.dgid != qp->tmpl.net.sgid)) {
-      // A connected QP only hears its peer (IBTA 9.6.1.2, C9-?): same GIDs as its path.
+      // A connected QP only hears its peer: same GIDs as its path (IBTA 9.6.1).
       counters_.rx_wrong_path++;
     } else if (wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse) {
       OnResponse(*qp, pkt);

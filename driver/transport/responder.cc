@@ -74,6 +74,16 @@ void Device::QueueAck(QueuePair& qp, uint32_t ack_psn, uint8_t syndrome, bool co
   Activate(qp);
 }
 
+void Device::SendRnrNak(QueuePair& qp) {
+  // Receiver not ready (IBTA 9.7.5.2.8): RNR NAK with our minimum RNR timer. The rest of
+  // the requester's burst is dropped silently, as after a sequence NAK, until it
+  // retries this PSN: one NAK per stall, so RNR waits do not eat the retry count.
+  counters_.rnr_naks_sent++;
+  qp.resp.nak_sent = true;
+  QueueAck(qp, qp.resp.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer),
+           false);
+}
+
 void Device::ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status recv_status,
                             ibv_event_type event) {
   // Send the NAK before the QP enters Error (the flush clears the response queue).
@@ -107,7 +117,7 @@ void Device::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt) {
     }
     if (d > 0) {
       // PSN sequence error: one NAK per gap, then silence until the expected PSN comes
-      // (IBTA 9.7.5.2.2, C9-?? "NAK once").
+      // (IBTA 9.7.5, the responder's sequence check).
       counters_.rx_out_of_sequence++;
       if (!r.nak_sent) {
         r.nak_sent = true;
@@ -126,7 +136,7 @@ void Device::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt) {
     r.epsn = pkt.bth.psn;
   }
 
-  // Opcode sequence (IBTA 9.7.5.1.1 / C9-?): inside a message only MIDDLE and LAST of
+  // Opcode sequence (IBTA 9.7.5): inside a message only MIDDLE and LAST of
   // the same operation; outside it, only FIRST or ONLY.
   bool in_msg = r.kind != ResponderState::kNone;
   bool cont = flags & (wire::kOpMiddle) || ((flags & wire::kOpLast) && !(flags & wire::kOpFirst));
@@ -159,7 +169,7 @@ void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) 
   ResponderState& r = qp.resp;
   bool rc = qp.type == IBV_QPT_RC;
   bool last = flags & wire::kOpLast;
-  // Every packet but the last of a message carries exactly one path MTU (IBTA 9.7.5.1.2? C9-?).
+  // Every packet but the last of a message carries exactly one path MTU (IBTA 9.7.5).
   if ((!last && pkt.payload_len != qp.mtu) || pkt.payload_len > qp.mtu) {
     if (rc) {
       ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
@@ -173,8 +183,7 @@ void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) 
     if (!r.have_recv && !TakeRecv(qp, &r.recv)) {
       if (rc) {
         // Receiver not ready (IBTA 9.7.5.2.8): RNR NAK with our minimum RNR timer.
-        counters_.rnr_naks_sent++;
-        QueueAck(qp, r.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer), false);
+        SendRnrNak(qp);
       } else {
         counters_.rx_no_recv_wqe++;
       }
@@ -189,7 +198,7 @@ void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) 
                            pkt.payload_len);
     if (a != Access::kOk) {
       // Message longer than the receive buffer: local length error at the responder
-      // and an Invalid Request NAK (IBTA 9.7.5.1.? C9-?); bad receive key: local
+      // and an Invalid Request NAK (IBTA 9.7.5); bad receive key: local
       // protection error and a Remote Operational Error NAK.
       if (rc) {
         if (a == Access::kLength) {
@@ -245,8 +254,7 @@ void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags)
   if ((flags & wire::kOpImm) && !r.have_recv) {
     if (!TakeRecv(qp, &r.recv)) {
       if (rc) {
-        counters_.rnr_naks_sent++;
-        QueueAck(qp, r.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer), false);
+        SendRnrNak(qp);
       } else {
         counters_.rx_no_recv_wqe++;
         r.kind = ResponderState::kNone;
@@ -260,7 +268,7 @@ void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags)
     r.write_rkey = pkt.reth.rkey;
     r.write_resid = pkt.reth.dma_len;
     r.write_len = pkt.reth.dma_len;
-    // A zero-length RDMA WRITE checks no key (IBTA 9.4.3? o9-?).
+    // A zero-length RDMA WRITE checks no R_Key (IBTA 9.4.3).
     if (pkt.reth.dma_len &&
         !ResolveRkey(qp, pkt.reth.rkey, pkt.reth.va, pkt.reth.dma_len, IBV_ACCESS_REMOTE_WRITE)) {
       if (rc) {
@@ -274,7 +282,7 @@ void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags)
     r.kind = ResponderState::kWrite;
   }
   if (pkt.payload_len > r.write_resid || (last && pkt.payload_len != r.write_resid)) {
-    // More or less data than the RETH announced (IBTA 9.7.5.1.? invalid request).
+    // More or less data than the RETH announced: Invalid Request (IBTA 9.7.5).
     if (rc) {
       ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
                      IBV_EVENT_QP_REQ_ERR);
@@ -357,7 +365,7 @@ void Device::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
     ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_SUCCESS, IBV_EVENT_QP_REQ_ERR);
     return;
   }
-  // The target must be 8-byte aligned (IBTA 9.4.5, C9-?): otherwise Invalid Request.
+  // The target must be 8-byte aligned (IBTA 9.4.5): otherwise Invalid Request.
   if (pkt.atomic.va & 7) {
     ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_SUCCESS, IBV_EVENT_QP_REQ_ERR);
     return;
@@ -398,7 +406,7 @@ void Device::OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt) {
   ResponderState& r = qp.resp;
   const uint16_t flags = wire::GetOpcodeInfo(pkt.bth.opcode).flags;
   if (flags & (wire::kOpSend | wire::kOpWrite)) {
-    // Duplicate SEND/WRITE: not executed again, acknowledged again (IBTA 9.7.5.1.4? C9-105).
+    // Duplicate SEND/WRITE: not executed again, acknowledged again (IBTA 9.7.5).
     if (pkt.bth.ack_req)
       QueueAck(qp, psn::Add(r.epsn, psn::kMask), wire::aeth::kAck + wire::aeth::kCreditInvalid,
                true);
@@ -416,7 +424,7 @@ void Device::OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt) {
       return;
     }
     if (!res.is_atomic || res.first_psn != pkt.bth.psn || r.responses.full()) return;
-    // A duplicate atomic gets its saved result, never a second execution (C9-114?).
+    // A duplicate atomic gets its saved result, never a second execution (IBTA 9.4.5).
     ResponseEntry& e = r.responses.next_free();
     e = ResponseEntry{};
     e.kind = ResponseEntry::kAtomicAck;
@@ -435,7 +443,7 @@ void Device::OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt) {
     counters_.rx_wrong_transport++;
     return;
   }
-  // Q_Key check (IBTA 10.2.5, C10-?): mismatching datagrams are silently dropped.
+  // Q_Key check (IBTA 10.2.5): mismatching datagrams are silently dropped.
   if (pkt.deth.qkey != qp.qkey) {
     counters_.rx_bad_qkey++;
     return;

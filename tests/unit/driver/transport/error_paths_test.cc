@@ -242,3 +242,27 @@ TEST(ErrorPathsTest, WriteWithImmediateWaitsForAReceive) {
 
 }  // namespace
 }  // namespace vrdma::testing
+
+namespace vrdma::testing {
+namespace {
+
+TEST(ErrorPathsTest, LongRnrStallDoesNotUseTheRetryCount) {
+  EnginePair pair;
+  QpOptions opt;
+  opt.retry_cnt = 1;  // sequence NAKs caused by the stall would exhaust this at once
+  opt.rnr_retry = 7;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  FillPattern(pair.a.at(0), 20000, 2);  // 20 packets in flight behind the RNR-NAKed one
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND, pair.a, 0, 20000)).ok());
+  ASSERT_TRUE(pair.RunUntil([&] { return pair.b.dev->counters().rnr_naks_sent >= 20; }));
+  EXPECT_EQ(pair.b.dev->counters().seq_naks_sent, 0u);
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(1, pair.b, 0, 20000)).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &wc));
+  EXPECT_EQ(wc[0].status, IBV_WC_SUCCESS);
+  EXPECT_EQ(0, std::memcmp(pair.a.at(0), pair.b.at(0), 20000));
+}
+
+}  // namespace
+}  // namespace vrdma::testing

@@ -77,8 +77,11 @@ class StressTest : public ::testing::TestWithParam<ibv_mtu> {};
 
 TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
   const bool sanitized = std::getenv("VRDMA_SANITIZED") != nullptr;
+  // VRDMA_STRESS_SEED explores other traffic mixes and fault patterns; tests use seed 0.
+  const char* seed_env = std::getenv("VRDMA_STRESS_SEED");
+  const uint64_t seed = seed_env ? std::strtoull(seed_env, nullptr, 10) : 0;
   const int kWrs = sanitized ? 600 : 2500;
-  EnginePair pair(/*seed=*/1234 + GetParam(), kMem);
+  EnginePair pair(/*seed=*/1234 + GetParam() + seed * 1000003, kMem);
   FaultConfig faults;
   faults.drop = 0.05;
   faults.duplicate = 0.05;
@@ -109,7 +112,7 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
   // Both flows share the hosts' memory images: the model of A is one vector.
   std::vector<uint8_t> model_a = pair.a.mem, model_b = pair.b.mem;
 
-  std::mt19937_64 rng(GetParam() * 7919 + 17);
+  std::mt19937_64 rng(GetParam() * 7919 + 17 + seed);
   uint64_t next_id = 1;
   int posted = 0;
   uint64_t steps = 0;
