@@ -38,6 +38,53 @@ Device::~Device() {
   for (rte_mbuf* m : tx_) rte_pktmbuf_free(m);
 }
 
+void Device::QueryDevice(ibv_device_attr* attr) const {
+  const DeviceLimits& l = cfg_.limits;
+  *attr = ibv_device_attr{};
+  attr->max_mr_size = l.max_mr_size;
+  attr->page_size_cap = 0xfffff000;  // any page size from 4 KiB
+  attr->max_qp = static_cast<int>(l.max_qp);
+  attr->max_qp_wr = static_cast<int>(l.max_qp_wr);
+  // RNR NAK generation and port state change events, as RoCE NICs report.
+  attr->device_cap_flags = IBV_DEVICE_RC_RNR_NAK_GEN | IBV_DEVICE_PORT_ACTIVE_EVENT |
+                           IBV_DEVICE_SYS_IMAGE_GUID | IBV_DEVICE_CHANGE_PHY_PORT;
+  attr->max_sge = static_cast<int>(l.max_sge);
+  attr->max_sge_rd = static_cast<int>(l.max_sge);
+  attr->max_cq = static_cast<int>(l.max_cq);
+  attr->max_cqe = static_cast<int>(l.max_cqe);
+  attr->max_mr = static_cast<int>(l.max_mr);
+  attr->max_pd = static_cast<int>(l.max_pd);
+  attr->max_qp_rd_atom = static_cast<int>(l.max_qp_rd_atom);
+  attr->max_qp_init_rd_atom = static_cast<int>(l.max_qp_init_rd_atom);
+  attr->max_res_rd_atom = static_cast<int>(l.max_qp_init_rd_atom * l.max_qp);
+  attr->atomic_cap = IBV_ATOMIC_HCA;  // atomic with respect to this device's accesses
+  attr->max_ah = static_cast<int>(l.max_ah);
+  attr->max_srq = static_cast<int>(l.max_srq);
+  attr->max_srq_wr = static_cast<int>(l.max_srq_wr);
+  attr->max_srq_sge = static_cast<int>(l.max_srq_sge);
+  attr->max_pkeys = 1;
+  attr->local_ca_ack_delay = 15;
+  attr->phys_port_cnt = 1;
+}
+
+void Device::QueryPort(ibv_port_attr* attr) const {
+  *attr = ibv_port_attr{};
+  attr->state = IBV_PORT_ACTIVE;
+  attr->max_mtu = IBV_MTU_4096;
+  attr->active_mtu = cfg_.port_mtu;
+  attr->gid_tbl_len = static_cast<int>(gids_.size());
+  attr->port_cap_flags = IBV_PORT_CM_SUP;
+  attr->max_msg_sz = 1u << 31;
+  attr->pkey_tbl_len = 1;
+  attr->lid = 0;  // RoCE has no LIDs
+  attr->lmc = 0;
+  attr->max_vl_num = 1;
+  attr->active_width = 2;   // 4x
+  attr->active_speed = 32;  // 25 Gb/s per lane (EDR), i.e. a 100 Gb/s port
+  attr->phys_state = 5;     // LinkUp
+  attr->link_layer = IBV_LINK_LAYER_ETHERNET;
+}
+
 absl::Status Device::SetGid(uint32_t index, const GidEntry& entry) {
   if (index >= gids_.size()) {
     return absl::OutOfRangeError(

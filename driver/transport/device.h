@@ -73,6 +73,10 @@ class Device {
   Device& operator=(const Device&) = delete;
 
   const DeviceLimits& limits() const { return cfg_.limits; }
+  // ibv_query_device / ibv_query_port as this device answers them: the limits every
+  // table is sized by, and port 1 (the only port).
+  void QueryDevice(ibv_device_attr* attr) const;
+  void QueryPort(ibv_port_attr* attr) const;
   const DeviceCounters& counters() const { return counters_; }
 
   // Port GID table (IBTA 4.1.1), set by the layer that owns the interface.

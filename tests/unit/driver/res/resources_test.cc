@@ -102,6 +102,25 @@ class DeviceResourcesTest : public ::testing::Test {
   uint8_t mem_[4096];
 };
 
+TEST_F(DeviceResourcesTest, QueryDeviceReportsTheLimitsTablesAreSizedBy) {
+  ibv_device_attr attr;
+  dev_->QueryDevice(&attr);
+  EXPECT_EQ(attr.max_pd, 2);
+  EXPECT_EQ(attr.max_mr, 3);
+  EXPECT_EQ(attr.max_cq, 2);
+  EXPECT_EQ(attr.max_qp, 2);
+  EXPECT_EQ(attr.max_srq, 1);
+  EXPECT_EQ(attr.max_ah, 1);
+  EXPECT_EQ(attr.max_sge, static_cast<int>(kMaxSgePerWqe));
+  EXPECT_EQ(attr.atomic_cap, IBV_ATOMIC_HCA);
+  EXPECT_EQ(attr.phys_port_cnt, 1);
+  ibv_port_attr port;
+  dev_->QueryPort(&port);
+  EXPECT_EQ(port.state, IBV_PORT_ACTIVE);
+  EXPECT_EQ(port.link_layer, IBV_LINK_LAYER_ETHERNET);
+  EXPECT_EQ(port.gid_tbl_len, 16);
+}
+
 TEST_F(DeviceResourcesTest, CreationStopsAtTheLimits) {
   uint32_t pd = *dev_->AllocPd();
   ASSERT_TRUE(dev_->AllocPd().ok());
