@@ -57,9 +57,9 @@ void Device::FailSend(QueuePair& qp, ibv_wc_status status) {
 }
 
 // Everything up to and including `ack_psn` has been received by the responder.
-void Device::AckUpTo(QueuePair& qp, uint32_t ack_psn, bool is_nak) {
-  (void)is_nak;
+void Device::AckUpTo(QueuePair& qp, uint32_t ack_psn) {
   bool progress = false;
+  bool implied_nak = false;
   while (!qp.sq.empty()) {
     SendWqe& w = qp.sq.front();
     if (!w.started) break;
@@ -75,7 +75,7 @@ void Device::AckUpTo(QueuePair& qp, uint32_t ack_psn, bool is_nak) {
       // lost, so ask again from the first missing one (IBTA 9.7.5.1.3, implied NAK).
       // Its missing responses stay unacknowledged, or they would be taken for duplicates.
       uint32_t missing = psn::Add(w.first_psn, w.resp_pkts);
-      RetryFrom(qp, missing);
+      implied_nak = true;
       ack_psn = psn::Add(missing, psn::kMask);
       break;
     }
@@ -86,10 +86,14 @@ void Device::AckUpTo(QueuePair& qp, uint32_t ack_psn, bool is_nak) {
     qp.req.acked_psn = ack_psn;
     progress = true;
   }
+  if (progress) {
+    // Forward progress restores the retry budgets and ends a retry sequence.
+    qp.req.retry_left = qp.retry_cnt;
+    qp.req.rnr_retry_left = qp.rnr_retry;
+    qp.req.retrying = false;
+  }
+  if (implied_nak) StartRetry(qp, /*count=*/false);
   if (!progress) return;
-  // Forward progress restores the retry budgets (as Linux rxe and NICs do).
-  qp.req.retry_left = qp.retry_cnt;
-  qp.req.rnr_retry_left = qp.rnr_retry;
   if (!qp.sq.empty() && qp.sq.front().started) {
     ArmRetransmit(qp);
   } else {
@@ -116,7 +120,7 @@ void Device::OnResponse(QueuePair& qp, const wire::RocePacket& pkt) {
   } else if (info.flags & wire::kOpAtomicAck) {
     OnAtomicAck(qp, pkt);
   } else if ((pkt.aeth.syndrome & wire::aeth::kTypeMask) == wire::aeth::kAck) {
-    AckUpTo(qp, p, false);
+    AckUpTo(qp, p);
   } else {
     OnNak(qp, pkt);
   }
@@ -145,7 +149,7 @@ void Device::OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt) {
   }
   // A READ response implicitly acknowledges every request before its READ
   // (IBTA 9.7.5.1.3) -- but not PSNs of the READ itself that have not arrived.
-  AckUpTo(qp, psn::Add(target->first_psn, psn::kMask), false);
+  AckUpTo(qp, psn::Add(target->first_psn, psn::kMask));
   if (qp.state == IBV_QPS_ERR || qp.sq.empty() || &qp.sq.front() != target) return;
   SendWqe& w = *target;
   uint32_t expected = psn::Add(w.first_psn, w.resp_pkts);
@@ -190,7 +194,7 @@ void Device::OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt) {
     }
   }
   w.resp_pkts = i + 1;
-  AckUpTo(qp, p, false);
+  AckUpTo(qp, p);
 }
 
 void Device::OnAtomicAck(QueuePair& qp, const wire::RocePacket& pkt) {
@@ -202,10 +206,10 @@ void Device::OnAtomicAck(QueuePair& qp, const wire::RocePacket& pkt) {
   }
   if (target->resp_pkts) {  // result already in: a replayed acknowledgement
     counters_.rx_duplicate++;
-    AckUpTo(qp, psn::Add(p, psn::kMask), false);
+    AckUpTo(qp, psn::Add(p, psn::kMask));
     return;
   }
-  AckUpTo(qp, psn::Add(p, psn::kMask), false);
+  AckUpTo(qp, psn::Add(p, psn::kMask));
   if (qp.state == IBV_QPS_ERR) return;
   // The original remote value lands in the WQE's local buffer (IBTA 9.4.5), even while
   // an earlier READ is still being retried: the WQE then completes in order after it.
@@ -218,7 +222,7 @@ void Device::OnAtomicAck(QueuePair& qp, const wire::RocePacket& pkt) {
     return;
   }
   w.resp_pkts = 1;
-  AckUpTo(qp, p, false);
+  AckUpTo(qp, p);
 }
 
 uint32_t Device::FirstUnacked(const QueuePair& qp) const {
@@ -236,12 +240,28 @@ uint32_t Device::FirstUnacked(const QueuePair& qp) const {
   return una;
 }
 
+void Device::StartRetry(QueuePair& qp, bool count) {
+  // One retry sequence at a time (as rxe does): NAKs that arrive while the resent
+  // packets are still on their way are answered by that same sequence, so they neither
+  // restart it nor spend the retry count. Progress or a timeout ends the sequence.
+  if (qp.req.retrying) return;
+  if (count) {
+    if (qp.req.retry_left == 0) {
+      FailSend(qp, IBV_WC_RETRY_EXC_ERR);
+      return;
+    }
+    qp.req.retry_left--;
+  }
+  qp.req.retrying = true;
+  RetryFrom(qp, FirstUnacked(qp));
+}
+
 void Device::OnNak(QueuePair& qp, const wire::RocePacket& pkt) {
   uint32_t p = pkt.bth.psn;
   uint8_t type = pkt.aeth.syndrome & wire::aeth::kTypeMask;
   uint8_t value = pkt.aeth.syndrome & wire::aeth::kValueMask;
   // A NAK acknowledges everything before its PSN (IBTA 9.7.5.2.2).
-  AckUpTo(qp, psn::Add(p, psn::kMask), true);
+  AckUpTo(qp, psn::Add(p, psn::kMask));
   if (qp.state == IBV_QPS_ERR) return;
   if (type == wire::aeth::kRnrNak) {
     counters_.rnr_naks_received++;
@@ -261,12 +281,7 @@ void Device::OnNak(QueuePair& qp, const wire::RocePacket& pkt) {
   if (type != wire::aeth::kNak) return;  // reserved syndrome: ignore
   switch (value) {
     case wire::aeth::kNakPsnSeqError:
-      if (qp.req.retry_left == 0) {
-        FailSend(qp, IBV_WC_RETRY_EXC_ERR);
-        return;
-      }
-      qp.req.retry_left--;
-      RetryFrom(qp, FirstUnacked(qp));
+      StartRetry(qp, /*count=*/true);
       break;
     case wire::aeth::kNakInvalidRequest:
       FailSend(qp, IBV_WC_REM_INV_REQ_ERR);
@@ -287,14 +302,10 @@ void Device::OnRetransmitTimeout(QueuePair& qp) {
   if (qp.type != IBV_QPT_RC || qp.state == IBV_QPS_ERR) return;
   if (qp.sq.empty() || !qp.sq.front().started) return;
   counters_.timeouts++;
-  if (qp.req.retry_left == 0) {
-    FailSend(qp, IBV_WC_RETRY_EXC_ERR);
-    return;
-  }
-  qp.req.retry_left--;
+  qp.req.retrying = false;  // a timeout always starts a new retry sequence
   qp.req.read_gap = false;
-  RetryFrom(qp, FirstUnacked(qp));
-  ArmRetransmit(qp);
+  StartRetry(qp, /*count=*/true);
+  if (qp.state != IBV_QPS_ERR) ArmRetransmit(qp);
 }
 
 }  // namespace vrdma

@@ -166,7 +166,8 @@ class Device {
 
   // completer.cc
   void OnResponse(QueuePair& qp, const wire::RocePacket& pkt);
-  void AckUpTo(QueuePair& qp, uint32_t psn, bool is_nak);
+  void AckUpTo(QueuePair& qp, uint32_t psn);
+  void StartRetry(QueuePair& qp, bool count);
   SendWqe* FindSentWqe(QueuePair& qp, uint32_t psn);
   void OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt);
   void OnAtomicAck(QueuePair& qp, const wire::RocePacket& pkt);

@@ -64,6 +64,7 @@ struct RequesterState {
   uint8_t retry_left = 0;
   uint8_t rnr_retry_left = 0;
   bool rnr_wait = false;  // stopped until the RNR timer fires
+  bool retrying = false;  // a go-back-N sequence is under way (no progress since)
   bool read_gap = false;  // a READ was re-requested from read_gap_psn after a lost response
   uint32_t read_gap_psn = 0;
   uint16_t ipv4_id = 0;

@@ -80,8 +80,7 @@ void Device::SendRnrNak(QueuePair& qp) {
   // retries this PSN: one NAK per stall, so RNR waits do not eat the retry count.
   counters_.rnr_naks_sent++;
   qp.resp.nak_sent = true;
-  QueueAck(qp, qp.resp.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer),
-           false);
+  QueueAck(qp, qp.resp.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer), false);
 }
 
 void Device::ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status recv_status,
