@@ -53,7 +53,14 @@ void Device::CompleteSend(QueuePair& qp, SendWqe& w, ibv_wc_status status) {
 
 void Device::FailSend(QueuePair& qp, ibv_wc_status status) {
   if (!qp.sq.empty()) CompleteSend(qp, qp.sq.front(), status);
-  EnterError(qp);
+  // Unreliable service keeps receiving: only its send queue stops, in the Send Queue
+  // Error state (IBTA 10.3.1); a reliable QP goes to Error.
+  if (qp.type == IBV_QPT_RC) {
+    EnterError(qp);
+  } else {
+    qp.state = IBV_QPS_SQE;
+    FlushSendQueue(qp);
+  }
 }
 
 // Everything up to and including `ack_psn` has been received by the responder.

@@ -430,8 +430,9 @@ absl::Status Device::PostSend(uint32_t qpn, const SendWr& wr) {
   wqe.is_rd_atomic = wr.opcode == IBV_WR_RDMA_READ || wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
                      wr.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
   qp->sq.Commit();
-  if (qp->state == IBV_QPS_ERR) {
-    FlushQueues(*qp);
+  // In Error or Send Queue Error, new send WRs complete with a flush error.
+  if (qp->state == IBV_QPS_ERR || qp->state == IBV_QPS_SQE) {
+    FlushSendQueue(*qp);
     return absl::OkStatus();
   }
   Activate(*qp);

@@ -198,6 +198,7 @@ class Device {
   // qp_lifecycle.cc
   void EnterError(QueuePair& qp);
   void FlushQueues(QueuePair& qp);
+  void FlushSendQueue(QueuePair& qp);
   void ResetQp(QueuePair& qp);
   bool PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited);
 

@@ -193,22 +193,29 @@ void Device::EnterError(QueuePair& qp) {
   if (qp.has_srq) PostEvent(IBV_EVENT_QP_LAST_WQE_REACHED, qp.qpn);
 }
 
-void Device::FlushQueues(QueuePair& qp) {
+void Device::FlushSendQueue(QueuePair& qp) {
   timers_.Cancel(&qp.retransmit_timer);
   timers_.Cancel(&qp.rnr_timer);
   ibv_wc wc{};
   wc.status = IBV_WC_WR_FLUSH_ERR;
   wc.qp_num = qp.qpn;
+  wc.opcode = IBV_WC_SEND;
   while (!qp.sq.empty()) {
-    SendWqe& w = qp.sq.front();
-    wc.wr_id = w.wr.wr_id;
-    wc.opcode = IBV_WC_SEND;
+    wc.wr_id = qp.sq.front().wr.wr_id;
     PushCqe(qp.send_cq, wc, false);
     qp.sq.Pop();
   }
   qp.req.sq_next = qp.sq.head();
   qp.req.rd_atomic_outstanding = 0;
   qp.req.rnr_wait = false;
+  qp.req.retrying = false;
+}
+
+void Device::FlushQueues(QueuePair& qp) {
+  FlushSendQueue(qp);
+  ibv_wc wc{};
+  wc.status = IBV_WC_WR_FLUSH_ERR;
+  wc.qp_num = qp.qpn;
   wc.opcode = IBV_WC_RECV;
   if (qp.resp.have_recv) {
     wc.wr_id = qp.resp.recv.wr_id;

@@ -150,5 +150,55 @@ TEST_P(UdTest, MessageAboveMtuFailsLocally) {
 
 INSTANTIATE_TEST_SUITE_P(Networks, UdTest, ::testing::Values(0u, 1u, 2u));
 
+TEST(UdTest, SendErrorStopsOnlyTheSendQueue) {
+  EnginePair pair;
+  QpOptions opt;
+  opt.type = IBV_QPT_UD;
+  uint32_t qa, qb, ah_ab, ah_ba;
+  pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  SendWr bad = MakeSend(1, IBV_WR_SEND, a, 0, 100);
+  bad.sg_list[0].lkey ^= 0x100;
+  bad.ah = ah_ab;
+  bad.remote_qpn = qb;
+  bad.remote_qkey = 0x11111111;
+  SendWr good = bad;
+  good.wr_id = 2;
+  good.sg_list[0].lkey = a.mr.lkey;
+  ASSERT_TRUE(a.dev->PostSend(qa, bad).ok());
+  ASSERT_TRUE(a.dev->PostSend(qa, good).ok());
+  std::vector<ibv_wc> swc;
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 2, &swc));
+  EXPECT_EQ(swc[0].status, IBV_WC_LOC_PROT_ERR);
+  EXPECT_EQ(swc[1].status, IBV_WC_WR_FLUSH_ERR);
+  ibv_qp_attr attr;
+  ASSERT_TRUE(a.dev->QueryQp(qa, &attr, nullptr).ok());
+  EXPECT_EQ(attr.qp_state, IBV_QPS_SQE) << "UD send errors stop only the send queue";
+  // The receive side still works in SQE.
+  ASSERT_TRUE(a.dev->PostRecv(qa, MakeRecv(7, a, 4096, 1000)).ok());
+  SendWr back = MakeSend(3, IBV_WR_SEND, b, 0, 64);
+  back.ah = ah_ba;
+  back.remote_qpn = qa;
+  back.remote_qkey = 0x11111111;
+  ASSERT_TRUE(b.dev->PostSend(qb, back).ok());
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(a, a.rcq, 1, &rwc));
+  EXPECT_EQ(rwc[0].status, IBV_WC_SUCCESS);
+  // SQE -> RTS resumes sending.
+  attr = {};
+  attr.qp_state = IBV_QPS_RTS;
+  ASSERT_TRUE(a.dev->ModifyQp(qa, attr, IBV_QP_STATE).ok());
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(8, b, 0, 1000)).ok());
+  good.wr_id = 4;
+  ASSERT_TRUE(a.dev->PostSend(qa, good).ok());
+  swc.clear();
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 1, &swc));
+  EXPECT_EQ(swc[0].status, IBV_WC_SUCCESS);
+  rwc.clear();
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 1, &rwc));
+  EXPECT_EQ(rwc[0].wr_id, 8u);
+}
+
 }  // namespace
 }  // namespace vrdma::testing
