@@ -190,6 +190,8 @@ class Device {
   void CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len, ibv_wc_status status,
                     const wire::RocePacket* pkt);
   void SendRnrNak(QueuePair& qp);
+  void RejectRequest(QueuePair& qp, uint8_t nak_code, ibv_event_type event);
+  void NoReceiveWqe(QueuePair& qp);
   void QueueAck(QueuePair& qp, uint32_t psn, uint8_t syndrome, bool coalesce);
   void ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status recv_status,
                       ibv_event_type event);

@@ -74,6 +74,30 @@ void Device::QueueAck(QueuePair& qp, uint32_t ack_psn, uint8_t syndrome, bool co
   Activate(qp);
 }
 
+void Device::RejectRequest(QueuePair& qp, uint8_t nak_code, ibv_event_type event) {
+  if (qp.type == IBV_QPT_RC) {
+    // A receive WQE the failed message held completes with the same class of error.
+    ResponderError(qp, nak_code,
+                   nak_code == wire::aeth::kNakRemoteAccessError ? IBV_WC_REM_ACCESS_ERR
+                                                                 : IBV_WC_REM_INV_REQ_ERR,
+                   event);
+    return;
+  }
+  // UC has no NAKs: the message in progress is dropped (IBTA 9.8.3) and its receive
+  // WQE, if it had one, waits for the next message.
+  qp.resp.kind = ResponderState::kNone;
+  qp.resp.recv_offset = 0;
+}
+
+void Device::NoReceiveWqe(QueuePair& qp) {
+  if (qp.type == IBV_QPT_RC) {
+    SendRnrNak(qp);
+    return;
+  }
+  counters_.rx_no_recv_wqe++;  // UC drops the message
+  qp.resp.kind = ResponderState::kNone;
+}
+
 void Device::SendRnrNak(QueuePair& qp) {
   // Receiver not ready (IBTA 9.7.5.2.8): RNR NAK with our minimum RNR timer. The rest of
   // the requester's burst is dropped silently, as after a sequence NAK, until it
@@ -142,15 +166,16 @@ void Device::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt) {
   bool same_kind = (r.kind == ResponderState::kSend && (flags & wire::kOpSend)) ||
                    (r.kind == ResponderState::kWrite && (flags & wire::kOpWrite));
   if (in_msg != cont || (in_msg && !same_kind)) {
-    if (!rc) {
-      r.kind = ResponderState::kNone;
-      r.recv_offset = 0;
-      if (!(flags & wire::kOpFirst)) return;  // wait for a message start
-    } else {
-      ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
-                     IBV_EVENT_QP_REQ_ERR);
-      return;
-    }
+    RejectRequest(qp, wire::aeth::kNakInvalidRequest, IBV_EVENT_QP_REQ_ERR);
+    if (rc || !(flags & wire::kOpFirst)) return;  // UC: a new message may start here
+  }
+
+  // Every packet but the last of a message carries exactly one path MTU (IBTA 9.7.5).
+  bool last = flags & wire::kOpLast;
+  if ((flags & wire::kOpPayload) &&
+      ((!last && pkt.payload_len != qp.mtu) || pkt.payload_len > qp.mtu)) {
+    RejectRequest(qp, wire::aeth::kNakInvalidRequest, IBV_EVENT_QP_REQ_ERR);
+    return;
   }
 
   if (flags & wire::kOpSend) {
@@ -168,24 +193,9 @@ void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) 
   ResponderState& r = qp.resp;
   bool rc = qp.type == IBV_QPT_RC;
   bool last = flags & wire::kOpLast;
-  // Every packet but the last of a message carries exactly one path MTU (IBTA 9.7.5).
-  if ((!last && pkt.payload_len != qp.mtu) || pkt.payload_len > qp.mtu) {
-    if (rc) {
-      ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
-                     IBV_EVENT_QP_REQ_ERR);
-    } else {
-      r.kind = ResponderState::kNone;
-    }
-    return;
-  }
   if (flags & wire::kOpFirst) {
     if (!r.have_recv && !TakeRecv(qp, &r.recv)) {
-      if (rc) {
-        // Receiver not ready (IBTA 9.7.5.2.8): RNR NAK with our minimum RNR timer.
-        SendRnrNak(qp);
-      } else {
-        counters_.rx_no_recv_wqe++;
-      }
+      NoReceiveWqe(qp);
       return;
     }
     r.have_recv = true;
@@ -240,24 +250,10 @@ void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags)
   ResponderState& r = qp.resp;
   bool rc = qp.type == IBV_QPT_RC;
   bool last = flags & wire::kOpLast;
-  if ((!last && pkt.payload_len != qp.mtu) || pkt.payload_len > qp.mtu) {
-    if (rc) {
-      ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
-                     IBV_EVENT_QP_REQ_ERR);
-    } else {
-      r.kind = ResponderState::kNone;
-    }
-    return;
-  }
   // RDMA WRITE with immediate consumes a receive WQE: without one, RNR (IBTA 9.7.5.2.8).
   if ((flags & wire::kOpImm) && !r.have_recv) {
     if (!TakeRecv(qp, &r.recv)) {
-      if (rc) {
-        SendRnrNak(qp);
-      } else {
-        counters_.rx_no_recv_wqe++;
-        r.kind = ResponderState::kNone;
-      }
+      NoReceiveWqe(qp);
       return;
     }
     r.have_recv = true;
@@ -270,36 +266,21 @@ void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags)
     // A zero-length RDMA WRITE checks no R_Key (IBTA 9.4.3).
     if (pkt.reth.dma_len &&
         !ResolveRkey(qp, pkt.reth.rkey, pkt.reth.va, pkt.reth.dma_len, IBV_ACCESS_REMOTE_WRITE)) {
-      if (rc) {
-        ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS,
-                       IBV_EVENT_QP_ACCESS_ERR);
-      } else {
-        r.kind = ResponderState::kNone;
-      }
+      RejectRequest(qp, wire::aeth::kNakRemoteAccessError, IBV_EVENT_QP_ACCESS_ERR);
       return;
     }
     r.kind = ResponderState::kWrite;
   }
   if (pkt.payload_len > r.write_resid || (last && pkt.payload_len != r.write_resid)) {
     // More or less data than the RETH announced: Invalid Request (IBTA 9.7.5).
-    if (rc) {
-      ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
-                     IBV_EVENT_QP_REQ_ERR);
-    } else {
-      r.kind = ResponderState::kNone;
-    }
+    RejectRequest(qp, wire::aeth::kNakInvalidRequest, IBV_EVENT_QP_REQ_ERR);
     return;
   }
   if (pkt.payload_len) {
     uint8_t* dst =
         ResolveRkey(qp, r.write_rkey, r.write_va, pkt.payload_len, IBV_ACCESS_REMOTE_WRITE);
     if (!dst) {  // MR deregistered or invalidated mid-message
-      if (rc) {
-        ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS,
-                       IBV_EVENT_QP_ACCESS_ERR);
-      } else {
-        r.kind = ResponderState::kNone;
-      }
+      RejectRequest(qp, wire::aeth::kNakRemoteAccessError, IBV_EVENT_QP_ACCESS_ERR);
       return;
     }
     std::memcpy(dst, pkt.payload, pkt.payload_len);
