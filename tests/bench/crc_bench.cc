@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
       {"table (slicing-by-8)", &vrdma::wire::internal::Crc32Table, true},
       {"pclmulqdq folding", &vrdma::wire::internal::Crc32Clmul,
        vrdma::wire::internal::CpuHasClmul()},
+      {"vpclmulqdq (AVX-512)", &vrdma::wire::internal::Crc32Vpclmul,
+       vrdma::wire::internal::CpuHasVpclmul()},
   };
   std::printf("%-22s %12s %12s\n", "engine", "4 KiB MB/s", "64 KiB MB/s");
   for (const Engine& e : engines) {

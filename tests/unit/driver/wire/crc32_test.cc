@@ -42,6 +42,9 @@ class Crc32EngineTest : public ::testing::TestWithParam<const char*> {
     } else if (name == "clmul") {
       if (!internal::CpuHasClmul()) GTEST_SKIP() << "CPU has no PCLMULQDQ";
       fn_ = &internal::Crc32Clmul;
+    } else if (name == "vpclmul") {
+      if (!internal::CpuHasVpclmul()) GTEST_SKIP() << "CPU has no AVX-512 VPCLMULQDQ";
+      fn_ = &internal::Crc32Vpclmul;
     } else {
       fn_ = &Crc32Update;
     }
@@ -103,7 +106,8 @@ TEST_P(Crc32EngineTest, SpecialPatterns) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, Crc32EngineTest, ::testing::Values("table", "clmul", "dispatch"),
+INSTANTIATE_TEST_SUITE_P(Engines, Crc32EngineTest,
+                         ::testing::Values("table", "clmul", "vpclmul", "dispatch"),
                          [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
