@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -148,7 +149,7 @@ double Run(Side& a, Side& b, TestLink& link, ibv_wr_opcode op, uint32_t size, ui
 
 double MemcpyGbps(uint32_t size) {
   std::vector<uint8_t> src(64ull * size, 1), dst(64ull * size);
-  uint64_t iters = (4ull << 30) / size;
+  uint64_t iters = (1ull << 30) / size;
   uint64_t start = NowNs();
   for (uint64_t i = 0; i < iters; ++i) {
     std::memcpy(dst.data() + (i % 64) * size, src.data() + (i % 64) * size, size);
@@ -177,15 +178,30 @@ int main() {
       "engine benchmark: both engines and the link on one thread, %s core 0; "
       "RC, MTU 4096, ICRC computed and verified on every packet\n",
       pinned ? "pinned to" : "NOT pinned (sched_setaffinity failed) to");
-  const uint64_t kMsgs = 400000;
-  double t = Run(a, b, link, IBV_WR_SEND, 64, kMsgs, 128);
-  std::printf("  64 B SEND          %10.0f messages/s  (%.2f us per message)\n", kMsgs / t,
-              t * 1e6 / kMsgs);
-  const uint64_t kWrites = 30000;
-  t = Run(a, b, link, IBV_WR_RDMA_WRITE, 65536, kWrites, 64);
-  double gbps = kWrites * 65536.0 / t / 1e9;
-  std::printf("  64 KiB RDMA WRITE  %10.2f GB/s\n", gbps);
-  std::printf("  64 KiB memcpy      %10.2f GB/s (single core, same run)\n", MemcpyGbps(65536));
+  // The machine is a shared VM: each figure is the best and the median of 5 runs.
+  auto best_median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return std::pair{v.back(), v[v.size() / 2]};
+  };
+  const uint64_t kMsgs = 200000;
+  std::vector<double> rates;
+  for (int i = 0; i < 5; ++i) rates.push_back(kMsgs / Run(a, b, link, IBV_WR_SEND, 64, kMsgs, 128));
+  auto [send_best, send_median] = best_median(rates);
+  std::printf("  64 B SEND          %10.0f messages/s best, %10.0f median\n", send_best,
+              send_median);
+  const uint64_t kWrites = 15000;
+  rates.clear();
+  for (int i = 0; i < 5; ++i) {
+    rates.push_back(kWrites * 65536.0 / Run(a, b, link, IBV_WR_RDMA_WRITE, 65536, kWrites, 64) /
+                    1e9);
+  }
+  auto [write_best, write_median] = best_median(rates);
+  std::printf("  64 KiB RDMA WRITE  %10.2f GB/s best, %10.2f median\n", write_best, write_median);
+  rates.clear();
+  for (int i = 0; i < 5; ++i) rates.push_back(MemcpyGbps(65536));
+  auto [copy_best, copy_median] = best_median(rates);
+  std::printf("  64 KiB memcpy      %10.2f GB/s best, %10.2f median (single core, same run)\n",
+              copy_best, copy_median);
   std::printf("  tx packets A %llu B %llu, retransmits %llu\n",
               static_cast<unsigned long long>(a.dev->counters().tx_packets),
               static_cast<unsigned long long>(b.dev->counters().tx_packets),
