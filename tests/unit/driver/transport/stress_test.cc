@@ -38,6 +38,7 @@ struct ExpectedRecv {
   uint32_t byte_len;
   bool imm;
   uint32_t imm_be;
+  uint32_t inv_rkey;  // SEND with Invalidate: the rkey the receive must report, else 0
 };
 
 // One direction of traffic: `req` posts to `qp_req`, `resp` receives on `qp_resp`.
@@ -126,7 +127,7 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
     Host& rs = *f.resp;
     std::vector<uint8_t>& mreq = model_of(f.req);
     std::vector<uint8_t>& mresp = model_of(f.resp);
-    uint32_t kind = rng() % 7;
+    uint32_t kind = rng() % 8;
     uint32_t len = RandomSize(rng);
     uint64_t id = next_id++;
     SendWr wr;
@@ -135,7 +136,13 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
     wr.num_sge = 1;
     uint64_t src = kSrcOff + rng() % (kSrcLen - len + 1);
     wr.sg_list[0] = Sge{rq.va(src), len, rq.mr.lkey};
-    if (kind <= 1) {  // SEND / SEND with immediate: needs a receive slot
+    // Short SENDs and WRITEs go inline half of the time.
+    if ((kind <= 3 || kind == 7) && len <= 64 && (rng() & 1)) {
+      wr.send_flags |= IBV_SEND_INLINE;
+      wr.inline_len = len;
+      std::memcpy(wr.inline_data, mreq.data() + src, len);
+    }
+    if (kind <= 1 || kind == 7) {  // SEND (+ immediate, + invalidate): a receive slot
       if (f.recv_posted >= kRecvSlots) return false;
       uint32_t slot = static_cast<uint32_t>((id % kRecvSlots));
       RecvWr r = MakeRecv(id, rs, kRecvOff + slot * kRecvSlot, kRecvSlot);
@@ -145,10 +152,18 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
       absl::Status st =
           f.srq ? rs.dev->PostSrqRecv(f.srq_handle, r) : rs.dev->PostRecv(f.qp_resp, r);
       EXPECT_TRUE(st.ok()) << st;
-      wr.opcode = kind == 0 ? IBV_WR_SEND : IBV_WR_SEND_WITH_IMM;
+      wr.opcode = kind == 0 ? IBV_WR_SEND : kind == 1 ? IBV_WR_SEND_WITH_IMM : IBV_WR_SEND_WITH_INV;
       wr.imm_be = static_cast<uint32_t>(rng());
+      if (kind == 7) {
+        // A fresh MR on the responder for the SEND to invalidate.
+        auto victim = rs.dev->RegMr(rs.pd, 0x10000, rs.at(0), 4096,
+                                    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+        EXPECT_TRUE(victim.ok()) << victim.status();
+        wr.invalidate_rkey = victim->rkey;
+      }
       std::memcpy(mresp.data() + kRecvOff + slot * kRecvSlot, mreq.data() + src, len);
-      f.recv_cqes.push_back({id, IBV_WC_RECV, len, kind == 1, wr.imm_be});
+      f.recv_cqes.push_back(
+          {id, IBV_WC_RECV, len, kind == 1, wr.imm_be, kind == 7 ? wr.invalidate_rkey : 0});
       f.send_cqes.push_back({id, IBV_WC_SEND, len});
     } else if (kind <= 3) {  // RDMA WRITE (+ immediate)
       uint64_t dst = kTargetOff + rng() % (kTargetLen - len + 1);
@@ -163,7 +178,7 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
             f.srq ? rs.dev->PostSrqRecv(f.srq_handle, r) : rs.dev->PostRecv(f.qp_resp, r);
         EXPECT_TRUE(st.ok()) << st;
         wr.imm_be = static_cast<uint32_t>(rng());
-        f.recv_cqes.push_back({id, IBV_WC_RECV_RDMA_WITH_IMM, len, true, wr.imm_be});
+        f.recv_cqes.push_back({id, IBV_WC_RECV_RDMA_WITH_IMM, len, true, wr.imm_be, 0});
       }
       std::memcpy(mresp.data() + dst, mreq.data() + src, len);
       f.send_cqes.push_back({id, IBV_WC_RDMA_WRITE, len});
@@ -236,6 +251,13 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
       ASSERT_EQ(static_cast<bool>(wc[i].wc_flags & IBV_WC_WITH_IMM), e.imm);
       if (e.imm) {
         ASSERT_EQ(wc[i].imm_data, e.imm_be);
+      }
+      ASSERT_EQ(static_cast<bool>(wc[i].wc_flags & IBV_WC_WITH_INV), e.inv_rkey != 0);
+      if (e.inv_rkey) {
+        ASSERT_EQ(wc[i].invalidated_rkey, e.inv_rkey);
+        const MemoryRegion* mr = f.resp->dev->FindMr(e.inv_rkey);
+        ASSERT_TRUE(mr && mr->invalidated) << "SEND with Invalidate left the rkey valid";
+        ASSERT_TRUE(f.resp->dev->DeregMr(e.inv_rkey).ok());
       }
     }
   };
