@@ -106,6 +106,21 @@ VRDMA_TARGET_VPCLMUL inline __m512i Broadcast(uint64_t low_qword, uint64_t high_
   return _mm512_set_epi64(h, l, h, l, h, l, h, l);
 }
 
+// Folds the remaining 16-byte blocks into `x`, then reduces: `x` is congruent to the
+// whole message so far, so its CRC from state 0 is the running state; the last bytes
+// go through the tables.
+__attribute__((target("pclmul,sse4.1"))) inline uint32_t FinishFold(__m128i x, __m128i k128,
+                                                                    const uint8_t* p, size_t len) {
+  while (len >= 16) {
+    x = Fold(x, k128, Load128(p));
+    p += 16;
+    len -= 16;
+  }
+  alignas(16) uint8_t rest[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(rest), x);
+  return Crc32Table(Crc32Table(0, rest, sizeof(rest)), p, len);
+}
+
 }  // namespace
 
 uint32_t Crc32Table(uint32_t state, const void* data, size_t len) {
@@ -153,17 +168,7 @@ __attribute__((target("pclmul,sse4.1"))) uint32_t Crc32Clmul(uint32_t state, con
   x1 = Fold(x0, k128, x1);
   x2 = Fold(x1, k128, x2);
   x3 = Fold(x2, k128, x3);
-  while (len >= 16) {
-    x3 = Fold(x3, k128, Load128(p));
-    p += 16;
-    len -= 16;
-  }
-
-  // x3 is congruent to the whole message so far: its CRC from state 0 is the state.
-  alignas(16) uint8_t rest[16];
-  _mm_store_si128(reinterpret_cast<__m128i*>(rest), x3);
-  uint32_t crc = Crc32Table(0, rest, sizeof(rest));
-  return Crc32Table(crc, p, len);
+  return FinishFold(x3, k128, p, len);
 }
 
 VRDMA_TARGET_VPCLMUL uint32_t Crc32Vpclmul(uint32_t state, const void* data, size_t len) {
@@ -202,15 +207,7 @@ VRDMA_TARGET_VPCLMUL uint32_t Crc32Vpclmul(uint32_t state, const void* data, siz
   x = Fold(x, k128, _mm512_maskz_extracti32x4_epi32(0xf, z3, 1));
   x = Fold(x, k128, _mm512_maskz_extracti32x4_epi32(0xf, z3, 2));
   x = Fold(x, k128, _mm512_maskz_extracti32x4_epi32(0xf, z3, 3));
-  while (len >= 16) {
-    x = Fold(x, k128, Load128(p));
-    p += 16;
-    len -= 16;
-  }
-  alignas(16) uint8_t rest[16];
-  _mm_store_si128(reinterpret_cast<__m128i*>(rest), x);
-  uint32_t crc = Crc32Table(0, rest, sizeof(rest));
-  return Crc32Table(crc, p, len);
+  return FinishFold(x, k128, p, len);
 }
 
 bool CpuHasVpclmul() {
