@@ -58,7 +58,9 @@ struct DeviceConfig {
   DeviceLimits limits;
   rte_mempool* pool = nullptr;  // frames to send are allocated here
   PacketPort* port = nullptr;
-  bool verify_icrc = true;
+  // The port computes and checks the ICRC itself (a NIC's offload, or the internal
+  // switch, a path that never leaves the device): the engine writes 0 and skips checks.
+  bool icrc_offload = false;
   ibv_mtu port_mtu = IBV_MTU_4096;  // active MTU: the UD message limit
   uint16_t tx_burst = 32;
   uint16_t rx_burst = 32;

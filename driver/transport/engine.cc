@@ -43,7 +43,7 @@ void Device::Classify(rte_mbuf* m) {
   }
   wire::RocePacket pkt;
   wire::DropReason why = wire::ParseFrame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, &pkt,
-                                          wire::ParseOptions{cfg_.verify_icrc});
+                                          wire::ParseOptions{!cfg_.icrc_offload});
   if (why != wire::DropReason::kNone) {
     counters_.rx_parse_drops[static_cast<size_t>(why)]++;
     rte_pktmbuf_free(m);

@@ -52,7 +52,7 @@ rte_mbuf* Device::NewPacket(wire::RocePacket* hdr, uint32_t payload_len, uint8_t
 
 void Device::SendPacket(rte_mbuf* m, const wire::RocePacket& hdr) {
   // `hdr` holds the offsets NewPacket laid the frame out with.
-  wire::SealFrame(rte_pktmbuf_mtod(m, uint8_t*), hdr);
+  wire::SealFrame(rte_pktmbuf_mtod(m, uint8_t*), hdr, !cfg_.icrc_offload);
   Transmit(m);
 }
 

@@ -48,8 +48,9 @@ uint32_t HeaderLength(const RocePacket& pkt);
 uint32_t EncodeHeaders(RocePacket* pkt, uint32_t payload_len, uint8_t* buf, uint32_t cap);
 
 // After the payload is in place: zeroes the pad bytes, writes the IPv4 header checksum
-// and the ICRC at the end of the frame.
-void SealFrame(uint8_t* buf, const RocePacket& pkt);
+// and the ICRC at the end of the frame (0 without `with_icrc`: a port that computes the
+// ICRC itself, as a NIC's offload does, fills it).
+void SealFrame(uint8_t* buf, const RocePacket& pkt, bool with_icrc = true);
 
 // UDP source port for a RoCEv2 flow, from its 20-bit flow label, as Linux computes it
 // (rdma_flow_label_to_udp_sport): folds the label into the range 0xC000..0xFFFF.

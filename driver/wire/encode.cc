@@ -169,7 +169,7 @@ uint32_t EncodeHeaders(RocePacket* pkt, uint32_t payload_len, uint8_t* buf, uint
   return header_len;
 }
 
-void SealFrame(uint8_t* buf, const RocePacket& pkt) {
+void SealFrame(uint8_t* buf, const RocePacket& pkt, bool with_icrc) {
   const uint32_t icrc_off = pkt.frame_len - kIcrcLen;
   std::memset(buf + icrc_off - pkt.bth.pad, 0, pkt.bth.pad);
   if (pkt.net.type == NetworkType::kRoceV2Ipv4) {
@@ -178,7 +178,8 @@ void SealFrame(uint8_t* buf, const RocePacket& pkt) {
     Store16(ip + 10, Ipv4HeaderChecksum(ip, kIpv4Len));
   }
   // The CRC value goes out least significant byte first, as rdma_rxe writes it.
-  StoreLe32(buf + icrc_off, ComputeIcrc(buf, pkt.l3_off, pkt.frame_len, pkt.net.type));
+  StoreLe32(buf + icrc_off,
+            with_icrc ? ComputeIcrc(buf, pkt.l3_off, pkt.frame_len, pkt.net.type) : 0);
 }
 
 }  // namespace vrdma::wire
