@@ -33,7 +33,7 @@ bool IsAtomic(ibv_wr_opcode op) {
 
 void Device::CompleteSend(QueuePair& qp, SendWqe& w, ibv_wc_status status) {
   // Completions are generated in order: `w` is always the oldest WQE.
-  bool signaled = qp.sq_sig_all || (w.wr.send_flags & IBV_SEND_SIGNALED);
+  bool signaled = qp.init.sq_sig_all || (w.wr.send_flags & IBV_SEND_SIGNALED);
   if (signaled || status != IBV_WC_SUCCESS) {
     ibv_wc wc{};
     wc.wr_id = w.wr.wr_id;
@@ -41,7 +41,7 @@ void Device::CompleteSend(QueuePair& qp, SendWqe& w, ibv_wc_status status) {
     wc.opcode = WcOpcode(w.wr.opcode);
     wc.qp_num = qp.qpn;
     wc.byte_len = w.length;
-    PushCqe(qp.send_cq, wc, false);
+    PushCqe(qp.init.send_cq, wc, false);
   }
   if (w.is_rd_atomic && w.started && qp.req.rd_atomic_outstanding > 0) {
     qp.req.rd_atomic_outstanding--;

@@ -112,7 +112,7 @@ absl::Status Device::DeallocPd(uint32_t pd) {
   bool busy = false;
   mrs_.ForEach([&](uint32_t, const MemoryRegion& mr) { busy |= mr.pd == pd; });
   qps_.ForEach(
-      [&](uint32_t, const QueuePair& qp) { busy |= qp.type != kQpTypeGsi && qp.pd == pd; });
+      [&](uint32_t, const QueuePair& qp) { busy |= qp.type != kQpTypeGsi && qp.init.pd == pd; });
   srqs_.ForEach([&](uint32_t, const SharedReceiveQueue& s) { busy |= s.pd == pd; });
   if (busy) return absl::FailedPreconditionError("PD still has MRs, QPs or SRQs");
   pds_.Free(pd);
@@ -316,16 +316,7 @@ absl::StatusOr<uint32_t> Device::CreateQp(const QpInitAttr& init) {
     qp->qkey = kGsiQkey;
   }
   qp->type = init.type;
-  qp->pd = init.pd;
-  qp->send_cq = init.send_cq;
-  qp->recv_cq = init.recv_cq;
-  qp->has_srq = init.has_srq;
-  qp->srq = init.srq;
-  qp->sq_sig_all = init.sq_sig_all;
-  qp->max_send_sge = init.max_send_sge;
-  qp->max_recv_sge = init.max_recv_sge;
-  qp->max_inline = init.max_inline_data;
-  qp->owner = init.owner;
+  qp->init = init;
   qp->sq.Init(init.max_send_wr);
   qp->rq.Init(init.has_srq ? 1 : init.max_recv_wr);
   qp->resp.responses.Init(2 * l.max_qp_init_rd_atom + 4);
@@ -348,10 +339,10 @@ absl::Status Device::DestroyQp(uint32_t qpn) {
     for (auto& p : running_)
       if (p == qp) p = nullptr;
   }
-  if (auto* cq = cqs_.Get(qp->send_cq)) cq->use_count--;
-  if (auto* cq = cqs_.Get(qp->recv_cq)) cq->use_count--;
-  if (qp->has_srq)
-    if (auto* srq = srqs_.Get(qp->srq)) srq->use_count--;
+  if (auto* cq = cqs_.Get(qp->init.send_cq)) cq->use_count--;
+  if (auto* cq = cqs_.Get(qp->init.recv_cq)) cq->use_count--;
+  if (qp->init.has_srq)
+    if (auto* srq = srqs_.Get(qp->init.srq)) srq->use_count--;
   if (qp->qpn == 1) {
     qps_.Free(gsi_slot_);
     gsi_slot_ = 0;
@@ -364,9 +355,9 @@ absl::Status Device::DestroyQp(uint32_t qpn) {
 absl::Status Device::PostRecv(uint32_t qpn, const RecvWr& wr) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
-  if (qp->has_srq) return absl::InvalidArgumentError("QP uses an SRQ");
+  if (qp->init.has_srq) return absl::InvalidArgumentError("QP uses an SRQ");
   if (qp->state == IBV_QPS_RESET) return absl::FailedPreconditionError("QP in RESET");
-  if (wr.num_sge > qp->max_recv_sge) return absl::InvalidArgumentError("too many SGEs");
+  if (wr.num_sge > qp->init.max_recv_sge) return absl::InvalidArgumentError("too many SGEs");
   if (qp->rq.full()) return absl::ResourceExhaustedError("receive queue full");
   if (qp->state == IBV_QPS_ERR) {
     // A receive posted to a QP in the error state completes with a flush error.
@@ -375,7 +366,7 @@ absl::Status Device::PostRecv(uint32_t qpn, const RecvWr& wr) {
     wc.status = IBV_WC_WR_FLUSH_ERR;
     wc.opcode = IBV_WC_RECV;
     wc.qp_num = qp->qpn;
-    PushCqe(qp->recv_cq, wc, false);
+    PushCqe(qp->init.recv_cq, wc, false);
     return absl::OkStatus();
   }
   qp->rq.next_free() = wr;
@@ -389,8 +380,8 @@ absl::Status Device::PostSend(uint32_t qpn, const SendWr& wr) {
   if (qp->state == IBV_QPS_RESET || qp->state == IBV_QPS_INIT || qp->state == IBV_QPS_RTR) {
     return absl::FailedPreconditionError("QP not ready to send");
   }
-  if (wr.num_sge > qp->max_send_sge) return absl::InvalidArgumentError("too many SGEs");
-  if ((wr.send_flags & IBV_SEND_INLINE) && wr.inline_len > qp->max_inline) {
+  if (wr.num_sge > qp->init.max_send_sge) return absl::InvalidArgumentError("too many SGEs");
+  if ((wr.send_flags & IBV_SEND_INLINE) && wr.inline_len > qp->init.max_inline_data) {
     return absl::InvalidArgumentError("inline data larger than max_inline_data");
   }
   bool rc = qp->type == IBV_QPT_RC;

@@ -28,22 +28,6 @@
 
 namespace vrdma {
 
-struct QpInitAttr {
-  int type = IBV_QPT_RC;  // IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD (GSI is created by the device)
-  uint32_t pd = 0;
-  uint32_t send_cq = 0;
-  uint32_t recv_cq = 0;
-  bool has_srq = false;
-  uint32_t srq = 0;
-  uint32_t max_send_wr = 0;
-  uint32_t max_recv_wr = 0;
-  uint32_t max_send_sge = 1;
-  uint32_t max_recv_sge = 1;
-  uint32_t max_inline_data = 0;
-  bool sq_sig_all = false;
-  uint32_t owner = 0;
-};
-
 struct AsyncEvent {
   ibv_event_type type;
   uint32_t element;  // QPN, CQN or SRQ handle; port number for port events

@@ -36,7 +36,7 @@ Device::Access Device::GatherSges(const QueuePair& qp, const Sge* sges, uint32_t
   bool ok = WalkSges(
       sges, nsge, offset, len, [&](const Sge& sge, uint32_t off, uint32_t n, uint32_t done) {
         const MemoryRegion* mr = FindMr(sge.lkey);
-        uint8_t* src = (mr && mr->pd == qp.pd) ? TranslateMr(*mr, sge.addr + off, n) : nullptr;
+        uint8_t* src = (mr && mr->pd == qp.init.pd) ? TranslateMr(*mr, sge.addr + off, n) : nullptr;
         if (!src) {
           prot = true;
           return false;
@@ -54,7 +54,7 @@ Device::Access Device::ScatterSges(const QueuePair& qp, const Sge* sges, uint32_
   bool ok = WalkSges(
       sges, nsge, offset, len, [&](const Sge& sge, uint32_t off, uint32_t n, uint32_t done) {
         const MemoryRegion* mr = FindMr(sge.lkey);
-        uint8_t* dst = (mr && mr->pd == qp.pd && (mr->access & IBV_ACCESS_LOCAL_WRITE))
+        uint8_t* dst = (mr && mr->pd == qp.init.pd && (mr->access & IBV_ACCESS_LOCAL_WRITE))
                            ? TranslateMr(*mr, sge.addr + off, n)
                            : nullptr;
         if (!dst) {
@@ -71,7 +71,7 @@ Device::Access Device::ScatterSges(const QueuePair& qp, const Sge* sges, uint32_
 uint8_t* Device::ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, uint64_t len,
                              int access) {
   const MemoryRegion* mr = FindMr(rkey);
-  if (!mr || mr->invalidated || mr->pd != qp.pd) return nullptr;
+  if (!mr || mr->invalidated || mr->pd != qp.init.pd) return nullptr;
   // Both the MR and the QP must grant the remote access (IBTA 10.6.3.2, 10.2.4.1).
   if ((mr->access & access) != access || (qp.access_flags & access) != access) return nullptr;
   return TranslateMr(*mr, va, len);

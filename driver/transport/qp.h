@@ -16,6 +16,23 @@ namespace vrdma {
 
 inline constexpr uint32_t kGsiQkey = 0x80010000;  // IBTA 13.5.1: well-known GSI Q_Key
 
+// What ibv_create_qp asks for; kept by the QP as created.
+struct QpInitAttr {
+  int type = IBV_QPT_RC;  // IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD or kQpTypeGsi
+  uint32_t pd = 0;
+  uint32_t send_cq = 0;
+  uint32_t recv_cq = 0;
+  bool has_srq = false;
+  uint32_t srq = 0;
+  uint32_t max_send_wr = 0;
+  uint32_t max_recv_wr = 0;
+  uint32_t max_send_sge = 1;
+  uint32_t max_recv_sge = 1;
+  uint32_t max_inline_data = 0;
+  bool sq_sig_all = false;
+  uint32_t owner = 0;  // opaque tag of the creator, for accounting
+};
+
 // A send WQE as the requester and completer track it.
 struct SendWqe {
   SendWr wr;
@@ -93,16 +110,7 @@ struct QueuePair {
   uint32_t qpn = 0;
   int type = IBV_QPT_RC;  // IBV_QPT_RC / UC / UD or kQpTypeGsi
   ibv_qp_state state = IBV_QPS_RESET;
-  uint32_t pd = 0;
-  uint32_t send_cq = 0;
-  uint32_t recv_cq = 0;
-  uint32_t srq = 0;  // 0: own receive queue
-  bool has_srq = false;
-  bool sq_sig_all = false;
-  uint32_t max_send_sge = 0;
-  uint32_t max_recv_sge = 0;
-  uint32_t max_inline = 0;
-  uint32_t owner = 0;
+  QpInitAttr init;  // as created (queue depths: sq/rq below)
 
   // Attributes (ibv_modify_qp).
   int access_flags = 0;

@@ -140,10 +140,10 @@ absl::Status Device::QueryQp(uint32_t qpn, ibv_qp_attr* attr, QpInitAttr* init) 
     attr->dest_qp_num = qp->dest_qpn;
     attr->qp_access_flags = qp->access_flags;
     attr->cap.max_send_wr = qp->sq.depth();
-    attr->cap.max_recv_wr = qp->has_srq ? 0 : qp->rq.depth();
-    attr->cap.max_send_sge = qp->max_send_sge;
-    attr->cap.max_recv_sge = qp->max_recv_sge;
-    attr->cap.max_inline_data = qp->max_inline;
+    attr->cap.max_recv_wr = qp->init.has_srq ? 0 : qp->rq.depth();
+    attr->cap.max_send_sge = qp->init.max_send_sge;
+    attr->cap.max_recv_sge = qp->init.max_recv_sge;
+    attr->cap.max_inline_data = qp->init.max_inline_data;
     attr->ah_attr = qp->ah_attr;
     attr->pkey_index = qp->pkey_index;
     attr->sq_draining = qp->state == IBV_QPS_SQD && qp->sq_drained_pending;
@@ -155,22 +155,7 @@ absl::Status Device::QueryQp(uint32_t qpn, ibv_qp_attr* attr, QpInitAttr* init) 
     attr->retry_cnt = qp->retry_cnt;
     attr->rnr_retry = qp->rnr_retry;
   }
-  if (init) {
-    *init = QpInitAttr{};
-    init->type = qp->type;
-    init->pd = qp->pd;
-    init->send_cq = qp->send_cq;
-    init->recv_cq = qp->recv_cq;
-    init->has_srq = qp->has_srq;
-    init->srq = qp->srq;
-    init->max_send_wr = qp->sq.depth();
-    init->max_recv_wr = qp->has_srq ? 0 : qp->rq.depth();
-    init->max_send_sge = qp->max_send_sge;
-    init->max_recv_sge = qp->max_recv_sge;
-    init->max_inline_data = qp->max_inline;
-    init->sq_sig_all = qp->sq_sig_all;
-    init->owner = qp->owner;
-  }
+  if (init) *init = qp->init;
   return absl::OkStatus();
 }
 
@@ -190,7 +175,7 @@ void Device::EnterError(QueuePair& qp) {
   qp.state = IBV_QPS_ERR;
   FlushQueues(qp);
   // A QP on an SRQ reports its last WQE so the consumer can reclaim it (IBTA 11.6.3.1).
-  if (qp.has_srq) PostEvent(IBV_EVENT_QP_LAST_WQE_REACHED, qp.qpn);
+  if (qp.init.has_srq) PostEvent(IBV_EVENT_QP_LAST_WQE_REACHED, qp.qpn);
 }
 
 void Device::FlushSendQueue(QueuePair& qp) {
@@ -202,7 +187,7 @@ void Device::FlushSendQueue(QueuePair& qp) {
   wc.opcode = IBV_WC_SEND;
   while (!qp.sq.empty()) {
     wc.wr_id = qp.sq.front().wr.wr_id;
-    PushCqe(qp.send_cq, wc, false);
+    PushCqe(qp.init.send_cq, wc, false);
     qp.sq.Pop();
   }
   qp.req.sq_next = qp.sq.head();
@@ -219,12 +204,12 @@ void Device::FlushQueues(QueuePair& qp) {
   wc.opcode = IBV_WC_RECV;
   if (qp.resp.have_recv) {
     wc.wr_id = qp.resp.recv.wr_id;
-    PushCqe(qp.recv_cq, wc, false);
+    PushCqe(qp.init.recv_cq, wc, false);
     qp.resp.have_recv = false;
   }
   while (!qp.rq.empty()) {
     wc.wr_id = qp.rq.front().wr_id;
-    PushCqe(qp.recv_cq, wc, false);
+    PushCqe(qp.init.recv_cq, wc, false);
     qp.rq.Pop();
   }
   qp.resp.kind = ResponderState::kNone;

@@ -33,15 +33,15 @@ void Device::OnRequest(QueuePair& qp, const wire::RocePacket& pkt) {
 }
 
 bool Device::TakeRecv(QueuePair& qp, RecvWr* out) {
-  if (qp.has_srq) {
-    SharedReceiveQueue* srq = srqs_.Get(qp.srq);
+  if (qp.init.has_srq) {
+    SharedReceiveQueue* srq = srqs_.Get(qp.init.srq);
     if (!srq || srq->wqes.empty()) return false;
     *out = srq->wqes.front();
     srq->wqes.Pop();
     // SRQ limit event fires once when the queue drops below an armed limit (IBTA 10.2.9.4).
     if (srq->limit && srq->wqes.size() < srq->limit) {
       srq->limit = 0;
-      PostEvent(IBV_EVENT_SRQ_LIMIT_REACHED, qp.srq);
+      PostEvent(IBV_EVENT_SRQ_LIMIT_REACHED, qp.init.srq);
     }
     return true;
   }
@@ -232,7 +232,7 @@ void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) 
     if (flags & wire::kOpInv) {
       // SEND with Invalidate: the named rkey stops working (IBTA 10.6.6 / 9.4.1.1).
       MemoryRegion* mr = mrs_.Get(KeyIndex(pkt.ieth_rkey));
-      if (!mr || mr->rkey != pkt.ieth_rkey || mr->pd != qp.pd) {
+      if (!mr || mr->rkey != pkt.ieth_rkey || mr->pd != qp.init.pd) {
         ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
                        IBV_EVENT_QP_REQ_ERR);
         return;
@@ -484,7 +484,7 @@ void Device::CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len, ib
     solicited = pkt->bth.solicited;
   }
   qp.resp.have_recv = false;
-  PushCqe(qp.recv_cq, wc, solicited);
+  PushCqe(qp.init.recv_cq, wc, solicited);
 }
 
 void Device::RunResponses(QueuePair& qp, uint32_t* budget) {
