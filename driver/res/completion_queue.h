@@ -10,6 +10,15 @@
 
 namespace vrdma {
 
+// Where completions of a CQ go when its consumer is outside the engine (a client's CQ
+// ring in shared memory). Deliver returns false when the consumer's ring is full: a CQ
+// overrun. The sink owns arming and completion events for such a CQ.
+class CompletionSink {
+ public:
+  virtual ~CompletionSink() = default;
+  virtual bool Deliver(uint64_t cookie, const ibv_wc& wc, bool solicited) = 0;
+};
+
 class CompletionQueue {
  public:
   enum class Notify : uint8_t { kNone, kNextCompletion, kSolicited };
@@ -70,6 +79,9 @@ class CompletionQueue {
 
   uint32_t owner = 0;
   uint32_t use_count = 0;  // QPs and SRQs referencing it
+  CompletionSink* sink = nullptr;  // set: completions bypass the ring
+  uint64_t sink_cookie = 0;
+  void MarkOverrun() { overrun_ = true; }
 
  private:
   Ring<ibv_wc> ring_;

@@ -200,6 +200,14 @@ absl::Status Device::ArmCq(uint32_t cqn, bool solicited_only) {
   return absl::OkStatus();
 }
 
+absl::Status Device::AttachCqSink(uint32_t cqn, CompletionSink* sink, uint64_t cookie) {
+  CompletionQueue* cq = cqs_.Get(cqn);
+  if (!cq) return NotFound("CQ", cqn);
+  cq->sink = sink;
+  cq->sink_cookie = cookie;
+  return absl::OkStatus();
+}
+
 bool Device::TakeCqEvent(uint32_t cqn) {
   CompletionQueue* cq = cqs_.Get(cqn);
   return cq && cq->TakeEvent();
@@ -428,6 +436,66 @@ absl::Status Device::PostSend(uint32_t qpn, const SendWr& wr) {
   }
   Activate(*qp);
   return absl::OkStatus();
+}
+
+static ibv_wc_opcode SendCompletionOpcode(ibv_wr_opcode op) {
+  switch (op) {
+    case IBV_WR_RDMA_WRITE:
+    case IBV_WR_RDMA_WRITE_WITH_IMM:
+      return IBV_WC_RDMA_WRITE;
+    case IBV_WR_RDMA_READ:
+      return IBV_WC_RDMA_READ;
+    case IBV_WR_ATOMIC_CMP_AND_SWP:
+      return IBV_WC_COMP_SWAP;
+    case IBV_WR_ATOMIC_FETCH_AND_ADD:
+      return IBV_WC_FETCH_ADD;
+    default:
+      return IBV_WC_SEND;
+  }
+}
+
+absl::Status Device::RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode opcode,
+                                ibv_wc_status status) {
+  QueuePair* qp = LookupQp(qpn);
+  if (!qp) return NotFound("QP", qpn);
+  // Completions of WQEs already queued come first: they were posted before this one.
+  // The rejected WQE completes with its error, then everything after it is flushed.
+  ibv_wc wc{};
+  wc.wr_id = wr_id;
+  wc.status = status;
+  wc.opcode = SendCompletionOpcode(opcode);
+  wc.qp_num = qp->qpn;
+  EnterError(*qp);
+  PushCqe(qp->init.send_cq, wc, false);
+  return absl::OkStatus();
+}
+
+absl::Status Device::RejectRecv(uint32_t qpn, uint64_t wr_id, ibv_wc_status status) {
+  QueuePair* qp = LookupQp(qpn);
+  if (!qp) return NotFound("QP", qpn);
+  ibv_wc wc{};
+  wc.wr_id = wr_id;
+  wc.status = status;
+  wc.opcode = IBV_WC_RECV;
+  wc.qp_num = qp->qpn;
+  EnterError(*qp);
+  PushCqe(qp->init.recv_cq, wc, false);
+  return absl::OkStatus();
+}
+
+uint32_t Device::SendQueueRoom(uint32_t qpn) const {
+  const QueuePair* qp = LookupQp(qpn);
+  return qp ? qp->sq.depth() - qp->sq.size() : 0;
+}
+
+uint32_t Device::RecvQueueRoom(uint32_t qpn) const {
+  const QueuePair* qp = LookupQp(qpn);
+  return qp ? qp->rq.depth() - qp->rq.size() : 0;
+}
+
+uint32_t Device::SrqRoom(uint32_t srq_h) const {
+  const SharedReceiveQueue* srq = srqs_.Get(srq_h);
+  return srq ? srq->wqes.depth() - srq->wqes.size() : 0;
 }
 
 QueuePair* Device::LookupQp(uint32_t qpn) const {

@@ -83,6 +83,8 @@ class Device {
   absl::Status ResizeCq(uint32_t cqn, uint32_t depth);
   absl::StatusOr<int> PollCq(uint32_t cqn, ibv_wc* wc, int n);
   absl::Status ArmCq(uint32_t cqn, bool solicited_only);
+  // Sends the CQ's completions to `sink` instead of its ring (nullptr: back to the ring).
+  absl::Status AttachCqSink(uint32_t cqn, CompletionSink* sink, uint64_t cookie);
   // True once per completion event owed to an armed CQ.
   bool TakeCqEvent(uint32_t cqn);
 
@@ -106,11 +108,23 @@ class Device {
   absl::Status PostSend(uint32_t qpn, const SendWr& wr);
   absl::Status PostRecv(uint32_t qpn, const RecvWr& wr);
   const QueuePair* FindQp(uint32_t qpn) const { return LookupQp(qpn); }
+  // A WQE the consumer handed over but the device could not accept (malformed, or
+  // against the QP's limits): it completes with `status` (IBV_WC_LOC_QP_OP_ERR, ...) and
+  // the QP enters the Error state, flushing what follows (IBTA 10.8.3.1, 11.6.2).
+  absl::Status RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode opcode, ibv_wc_status status);
+  absl::Status RejectRecv(uint32_t qpn, uint64_t wr_id, ibv_wc_status status);
+  // Room left in the engine's send / receive queue of a QP (0 when unknown).
+  uint32_t SendQueueRoom(uint32_t qpn) const;
+  uint32_t RecvQueueRoom(uint32_t qpn) const;
+  uint32_t SrqRoom(uint32_t srq) const;
 
   bool PollAsyncEvent(AsyncEvent* event);
 
   // One engine pass at time `now_ns`. Returns the amount of work done (0 = idle).
   int Poll(uint64_t now_ns);
+  // True while the engine has packets to send or timers armed: its owner must keep
+  // calling Poll (at least at timer granularity) rather than sleep indefinitely.
+  bool HasPendingWork() const { return !active_.empty() || timers_.armed_count() != 0; }
 
   // Frames handed to the engine directly (fuzzing, tests); the engine frees them.
   void Receive(rte_mbuf** pkts, uint16_t n);

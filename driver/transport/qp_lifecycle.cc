@@ -163,7 +163,12 @@ bool Device::PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited) {
   CompletionQueue* cq = cqs_.Get(cqn);
   if (!cq) return false;
   bool was_overrun = cq->overrun();
-  if (cq->Push(wc, solicited)) return true;
+  if (cq->sink) {
+    if (cq->sink->Deliver(cq->sink_cookie, wc, solicited)) return true;
+    cq->MarkOverrun();
+  } else if (cq->Push(wc, solicited)) {
+    return true;
+  }
   // CQ overrun: the CQ is in error and its consumer is told once (IBTA 11.6.2).
   counters_.cq_overruns++;
   if (!was_overrun) PostEvent(IBV_EVENT_CQ_ERR, cqn);

@@ -1,0 +1,31 @@
+// A Linux network interface as a vdev sees it: its MAC, MTU, state and addresses.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "driver/wire/headers.h"
+
+namespace vrdma {
+
+struct NetdevInfo {
+  std::string name;
+  int ifindex = 0;
+  wire::MacAddr mac{};
+  uint32_t mtu = 0;
+  bool up = false;  // administratively up and running
+  std::vector<std::array<uint8_t, 4>> ipv4;  // in the kernel's order
+  std::vector<wire::Gid> ipv6;  // global and unique-local only: fe80::/10 is the default GID
+  bool has_vlan = false;
+  uint16_t vlan_id = 0;
+};
+
+// Reads the interface from the kernel (the caller's network namespace). NotFound for an
+// interface that does not exist.
+absl::StatusOr<NetdevInfo> ReadNetdev(std::string_view ifname);
+
+}  // namespace vrdma

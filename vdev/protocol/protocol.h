@@ -1,0 +1,389 @@
+// The client/daemon protocol: every control message and every shared-memory layout.
+//
+// vrdmad (the device) and the verbs provider (a client library) both include this header
+// and nothing else of each other. Control messages travel on an AF_UNIX SOCK_SEQPACKET
+// socket, one connection per ibv_context (or per admin command), one datagram per
+// message, with file descriptors (memfds, eventfds, pipes) passed as SCM_RIGHTS.
+//
+// The daemon treats every byte a client sends or writes into shared memory as untrusted:
+// it copies a message or WQE out before it checks it.
+#pragma once
+
+#include <infiniband/verbs.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace vrdma::proto {
+
+inline constexpr uint32_t kMagic = 0x414d4452;  // "RDMA" read as little-endian bytes
+inline constexpr uint16_t kVersion = 1;
+inline constexpr const char* kDefaultSocket = "/run/vrdma/vrdmad.sock";
+inline constexpr const char* kSocketEnv = "VRDMA_SOCKET";  // overrides kDefaultSocket
+inline constexpr const char* kDeviceEnv = "VRDMA_DEVICE";  // limits the device list to one
+inline constexpr size_t kMaxMessage = 64 * 1024;
+inline constexpr size_t kMaxFds = 64;  // per message
+inline constexpr size_t kNameLen = 64;  // device and pdev names, NUL-terminated
+inline constexpr uint32_t kMaxGids = 16;  // GID table entries per vdev port
+inline constexpr uint32_t kMaxMrSegments = 64;
+
+enum class Op : uint16_t {
+  // Clients (one connection per ibv_context).
+  kListDevices = 1,
+  kOpenDevice,
+  kQueryDevice,
+  kQueryPort,
+  kQueryGidTable,
+  kAllocPd,
+  kDeallocPd,
+  kRegMr,
+  kDeregMr,
+  kCreateCq,
+  kResizeCq,
+  kDestroyCq,
+  kCreateSrq,
+  kModifySrq,
+  kQuerySrq,
+  kDestroySrq,
+  kCreateAh,
+  kDestroyAh,
+  kCreateQp,
+  kModifyQp,
+  kQueryQp,
+  kDestroyQp,
+  // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
+  kAdmin = 100,
+};
+
+// Every message starts with this header. `status` is 0 in requests; in replies it is 0
+// or a positive errno, and a non-zero status may carry a NUL-terminated message as the
+// payload.
+struct MsgHeader {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t op;
+  uint32_t payload_len;
+  int32_t status;
+};
+
+// ---- device discovery and open ---------------------------------------------------------
+
+enum class DeviceType : uint32_t { kPhysical = 0, kVirtual = 1 };
+
+struct DeviceRecord {
+  char name[kNameLen];
+  char pdev[kNameLen];
+  char netdev[kNameLen];
+  uint64_t node_guid;  // network order, as ibv_get_device_guid returns it
+  uint32_t type;       // DeviceType
+  uint32_t reserved;
+};
+
+struct ListDevicesReply {
+  uint32_t count;
+  uint32_t reserved;
+  DeviceRecord devices[];  // count entries
+};
+
+// Request fds: [0] the write end of the context's async event pipe (the daemon writes
+// ib_uverbs_async_event_desc records into it, which ibv_get_async_event reads).
+struct OpenDeviceRequest {
+  char name[kNameLen];
+};
+// Reply fds: [0] the context page (ContextShm), [1] the doorbell eventfd.
+struct OpenDeviceReply {
+  uint64_t node_guid;
+  uint32_t context_shm_size;
+  uint32_t reserved;
+};
+
+struct QueryDeviceReply {
+  ibv_device_attr attr;
+};
+struct QueryPortRequest {
+  uint32_t port;
+};
+struct QueryPortReply {
+  ibv_port_attr attr;
+};
+
+struct GidRecord {
+  uint8_t gid[16];
+  uint32_t type;  // ibv_gid_type (IBV_GID_TYPE_ROCE_V1 / IBV_GID_TYPE_ROCE_V2)
+  uint32_t ndev_ifindex;
+  uint32_t valid;
+  uint32_t reserved;
+};
+struct QueryGidTableReply {
+  uint32_t count;  // table length (valid or not)
+  uint32_t reserved;
+  GidRecord entries[kMaxGids];
+};
+
+// ---- PD, MR ---------------------------------------------------------------------------
+
+struct HandleMsg {  // request or reply naming one object
+  uint32_t handle;
+  uint32_t reserved;
+};
+
+// One run of registered pages: [range_offset, range_offset+length) of the page range
+// starting at RegMrRequest::page_base is backed by the memfd passed as fd[index] at
+// file_offset. Together the segments cover the page range exactly once.
+struct MrSegment {
+  uint64_t range_offset;
+  uint64_t length;
+  uint64_t file_offset;
+};
+// Request fds: one per segment.
+struct RegMrRequest {
+  uint32_t pd;
+  uint32_t access;  // ibv_access_flags
+  uint64_t addr;    // first byte registered, in the client's address space
+  uint64_t length;
+  uint64_t iova;    // the address remote peers use (ibv_reg_mr_iova2)
+  uint64_t page_base;
+  uint64_t page_length;
+  uint32_t nsegments;
+  uint32_t reserved;
+  MrSegment segments[];
+};
+struct RegMrReply {
+  uint32_t handle;
+  uint32_t lkey;
+  uint32_t rkey;
+  uint32_t reserved;
+};
+
+// ---- CQ -------------------------------------------------------------------------------
+
+// Request fds: [0] the write end of the completion channel's pipe, when has_channel (the
+// daemon writes ib_uverbs_comp_event_desc records, which ibv_get_cq_event reads).
+struct CreateCqRequest {
+  uint32_t cqe;
+  uint32_t has_channel;
+  uint64_t user_handle;  // the client's struct ibv_cq *, echoed in events
+};
+// Reply fds: [0] the CQ ring (CqShmHeader + depth CQEs).
+struct CreateCqReply {
+  uint32_t handle;
+  uint32_t depth;  // CQEs the ring holds (reported back as ibv_cq.cqe)
+  uint64_t shm_size;
+};
+struct ResizeCqRequest {
+  uint32_t handle;
+  uint32_t cqe;
+};
+using ResizeCqReply = CreateCqReply;  // a new ring: completions not yet polled moved over
+
+// ---- SRQ ------------------------------------------------------------------------------
+
+struct CreateSrqRequest {
+  uint32_t pd;
+  uint32_t max_wr;
+  uint32_t max_sge;
+  uint32_t srq_limit;
+  uint64_t user_handle;
+};
+// Reply fds: [0] the SRQ ring (RingShmHeader + depth slots of stride bytes).
+struct CreateSrqReply {
+  uint32_t handle;
+  uint32_t depth;
+  uint32_t stride;
+  uint32_t max_sge;
+  uint64_t shm_size;
+};
+struct ModifySrqRequest {
+  uint32_t handle;
+  uint32_t mask;  // IBV_SRQ_MAX_WR | IBV_SRQ_LIMIT
+  uint32_t max_wr;
+  uint32_t srq_limit;
+};
+struct QuerySrqReply {
+  uint32_t max_wr;
+  uint32_t max_sge;
+  uint32_t srq_limit;
+  uint32_t reserved;
+};
+
+// ---- AH -------------------------------------------------------------------------------
+
+struct CreateAhRequest {
+  uint32_t pd;
+  uint32_t reserved;
+  ibv_ah_attr attr;
+};
+
+// ---- QP -------------------------------------------------------------------------------
+
+struct CreateQpRequest {
+  uint32_t pd;
+  uint32_t qp_type;  // IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD
+  uint32_t send_cq;
+  uint32_t recv_cq;
+  uint32_t has_srq;
+  uint32_t srq;
+  uint32_t max_send_wr;
+  uint32_t max_recv_wr;
+  uint32_t max_send_sge;
+  uint32_t max_recv_sge;
+  uint32_t max_inline_data;
+  uint32_t sq_sig_all;
+  uint64_t user_handle;  // the client's struct ibv_qp *, echoed in async events
+};
+// Reply fds: [0] the QP's rings: QpShmHeader, then the SQ at sq_offset (sq_depth slots
+// of sq_stride bytes), then the RQ at rq_offset (rq_depth slots of rq_stride).
+struct CreateQpReply {
+  uint32_t handle;
+  uint32_t qpn;
+  uint32_t sq_depth;
+  uint32_t rq_depth;
+  uint32_t sq_stride;
+  uint32_t rq_stride;
+  uint32_t max_send_sge;
+  uint32_t max_recv_sge;
+  uint32_t max_inline_data;
+  uint32_t reserved;
+  uint64_t sq_offset;
+  uint64_t rq_offset;
+  uint64_t shm_size;
+};
+struct ModifyQpRequest {
+  uint32_t handle;
+  int32_t mask;  // ibv_qp_attr_mask
+  ibv_qp_attr attr;
+};
+struct QueryQpRequest {
+  uint32_t handle;
+  int32_t mask;
+};
+struct QueryQpReply {
+  ibv_qp_attr attr;
+  ibv_qp_cap cap;
+  uint32_t sq_sig_all;
+  uint32_t reserved;
+};
+
+// ---- administration -------------------------------------------------------------------
+
+// Payload: flags, then the command's words, each NUL-terminated ("dev", "add", "vdev0",
+// "pdev", "pdev0", "netdev", "veth0"). Reply payload: the text to print (JSON with
+// kAdminJson), NUL-terminated; status non-zero on failure.
+inline constexpr uint32_t kAdminJson = 1;
+struct AdminRequest {
+  uint32_t flags;
+  uint32_t nwords;
+  char words[];
+};
+
+// ---- shared memory ----------------------------------------------------------------------
+//
+// Indexes are free-running uint32_t counters; slot = index & (depth - 1), depth a power
+// of two. Each index has one writer: the producer index is written by the producer only
+// and the consumer index by the consumer only, each in its own cache line.
+
+struct alignas(64) SharedIndex {
+  std::atomic<uint32_t> value;
+  uint8_t pad[60];
+};
+static_assert(sizeof(SharedIndex) == 64);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+// One per ibv_context. After writing WQEs and a producer index the client bumps
+// `doorbell`; if the engine said it is asleep, it also writes the doorbell eventfd.
+struct ContextShm {
+  SharedIndex doorbell;         // client: bumped after every post
+  SharedIndex engine_sleeping;  // daemon: 1 while the engine may be blocked in epoll
+};
+
+struct RingShmHeader {
+  SharedIndex producer;
+  SharedIndex consumer;
+};
+
+// QP rings: the client produces send and receive WQEs, the daemon consumes them (its
+// consumer index tells the client which slots are free again).
+struct QpShmHeader {
+  RingShmHeader sq;
+  RingShmHeader rq;
+};
+
+// CQ ring: the daemon produces CQEs, the client consumes them. ibv_req_notify_cq bumps
+// arm_sequence (after setting arm_solicited); the daemon raises one completion event for
+// the first qualifying CQE it writes after a new arm_sequence (IBTA 11.4.2.2).
+struct alignas(64) CqArm {
+  std::atomic<uint32_t> arm_sequence;
+  std::atomic<uint32_t> arm_solicited;
+  uint8_t pad[56];
+};
+struct CqShmHeader {
+  RingShmHeader ring;
+  CqArm arm;
+};
+
+struct Sge {
+  uint64_t addr;
+  uint32_t length;
+  uint32_t lkey;
+};
+
+// A send WQE slot: this header, then num_sge Sge entries, or inline_len bytes of data
+// when send_flags has IBV_SEND_INLINE.
+struct SendWqe {
+  uint64_t wr_id;
+  uint32_t opcode;      // ibv_wr_opcode
+  uint32_t send_flags;  // ibv_send_flags
+  uint32_t num_sge;
+  uint32_t inline_len;
+  uint32_t imm_data;  // network order; the rkey to invalidate for SEND_WITH_INV
+  uint32_t rkey;
+  uint64_t remote_addr;
+  uint64_t compare_add;
+  uint64_t swap;
+  uint32_t ah;  // UD: the AH handle the daemon returned
+  uint32_t remote_qpn;
+  uint32_t remote_qkey;
+  uint32_t reserved;
+};
+static_assert(sizeof(SendWqe) == 72);
+
+// A receive WQE slot (QP RQ or SRQ): this header, then num_sge Sge entries.
+struct RecvWqe {
+  uint64_t wr_id;
+  uint32_t num_sge;
+  uint32_t reserved;
+};
+
+// A completion as the daemon writes it; the provider turns it into struct ibv_wc.
+struct Cqe {
+  uint64_t wr_id;
+  uint32_t status;  // ibv_wc_status
+  uint32_t opcode;  // ibv_wc_opcode
+  uint32_t vendor_err;
+  uint32_t byte_len;
+  uint32_t imm_data;  // network order, or the invalidated rkey
+  uint32_t qp_num;
+  uint32_t src_qp;
+  uint32_t wc_flags;
+  uint16_t pkey_index;
+  uint16_t slid;
+  uint8_t sl;
+  uint8_t dlid_path_bits;
+  uint8_t reserved[14];
+};
+static_assert(sizeof(Cqe) == 64);
+
+inline constexpr uint32_t RoundUp(uint32_t v, uint32_t align) {
+  return (v + align - 1) / align * align;
+}
+// Slot sizes, in whole cache lines.
+inline constexpr uint32_t SendWqeStride(uint32_t max_sge, uint32_t max_inline) {
+  uint32_t body = max_sge * sizeof(Sge) > max_inline ? max_sge * sizeof(Sge) : max_inline;
+  return RoundUp(sizeof(SendWqe) + body, 64);
+}
+inline constexpr uint32_t RecvWqeStride(uint32_t max_sge) {
+  return RoundUp(sizeof(RecvWqe) + max_sge * sizeof(Sge), 64);
+}
+
+}  // namespace vrdma::proto

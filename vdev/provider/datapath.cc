@@ -1,0 +1,285 @@
+// The data path: ibv_post_send / ibv_post_recv / ibv_post_srq_recv write WQEs into the
+// shared rings and ring the doorbell; ibv_poll_cq and the ibv_cq_ex poll API read CQEs
+// from the shared CQ ring; ibv_req_notify_cq arms it. No system call on any of them,
+// except the doorbell eventfd while the daemon sleeps and sched_yield while a poller
+// finds nothing (a 2-core machine runs the daemon and two polling clients).
+#include <sched.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "vdev/provider/provider.h"
+
+namespace vrdma::provider {
+
+namespace {
+
+constexpr uint32_t kEmptyPollsBeforeYield = 64;
+
+VQp* QpOf(ibv_qp* qp) { return reinterpret_cast<VQp*>(qp); }
+VCq* CqOf(ibv_cq* cq) { return reinterpret_cast<VCq*>(cq); }
+
+uint8_t* SlotAt(const SendRing& r, uint32_t index) {
+  return r.slots + size_t{index & (r.depth - 1)} * r.stride;
+}
+
+int WriteSendWqe(const VQp* qp, const ibv_send_wr* wr, uint8_t* slot) {
+  proto::SendWqe h{};
+  h.wr_id = wr->wr_id;
+  h.opcode = wr->opcode;
+  h.send_flags = wr->send_flags;
+  h.imm_data = wr->imm_data;  // a union with invalidate_rkey
+  switch (wr->opcode) {
+    case IBV_WR_RDMA_WRITE:
+    case IBV_WR_RDMA_WRITE_WITH_IMM:
+    case IBV_WR_RDMA_READ:
+      h.remote_addr = wr->wr.rdma.remote_addr;
+      h.rkey = wr->wr.rdma.rkey;
+      break;
+    case IBV_WR_ATOMIC_CMP_AND_SWP:
+    case IBV_WR_ATOMIC_FETCH_AND_ADD:
+      h.remote_addr = wr->wr.atomic.remote_addr;
+      h.rkey = wr->wr.atomic.rkey;
+      h.compare_add = wr->wr.atomic.compare_add;
+      h.swap = wr->wr.atomic.swap;
+      break;
+    case IBV_WR_SEND:
+    case IBV_WR_SEND_WITH_IMM:
+    case IBV_WR_SEND_WITH_INV:
+      break;
+    default:
+      return EINVAL;
+  }
+  if (qp->vqp.qp.qp_type == IBV_QPT_UD) {
+    if (!wr->wr.ud.ah) return EINVAL;
+    h.ah = reinterpret_cast<VAh*>(wr->wr.ud.ah)->handle;
+    h.remote_qpn = wr->wr.ud.remote_qpn;
+    h.remote_qkey = wr->wr.ud.remote_qkey;
+  }
+  uint8_t* body = slot + sizeof h;
+  if (wr->send_flags & IBV_SEND_INLINE) {
+    uint32_t total = 0;
+    for (int i = 0; i < wr->num_sge; ++i) {
+      const ibv_sge& s = wr->sg_list[i];
+      if (s.length > qp->max_inline - total) return EINVAL;
+      std::memcpy(body + total, reinterpret_cast<const void*>(s.addr), s.length);
+      total += s.length;
+    }
+    h.inline_len = total;
+  } else {
+    if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > qp->max_send_sge) return EINVAL;
+    h.num_sge = static_cast<uint32_t>(wr->num_sge);
+    for (int i = 0; i < wr->num_sge; ++i) {
+      proto::Sge s{wr->sg_list[i].addr, wr->sg_list[i].length, wr->sg_list[i].lkey};
+      std::memcpy(body + i * sizeof s, &s, sizeof s);
+    }
+  }
+  std::memcpy(slot, &h, sizeof h);
+  return 0;
+}
+
+void WriteRecvWqe(const ibv_recv_wr* wr, uint8_t* slot) {
+  proto::RecvWqe h{wr->wr_id, static_cast<uint32_t>(wr->num_sge), 0};
+  std::memcpy(slot, &h, sizeof h);
+  for (int i = 0; i < wr->num_sge; ++i) {
+    proto::Sge s{wr->sg_list[i].addr, wr->sg_list[i].length, wr->sg_list[i].lkey};
+    std::memcpy(slot + sizeof h + i * sizeof s, &s, sizeof s);
+  }
+}
+
+// Posts a chain of receive WRs on one ring (QP RQ or SRQ).
+int PostRecvChain(ContextState& st, SendRing& ring, uint32_t max_sge, ibv_recv_wr* wr,
+                  ibv_recv_wr** bad) {
+  uint32_t consumed = ring.header->consumer.value.load(std::memory_order_acquire);
+  uint32_t start = ring.produced;
+  int err = 0;
+  for (; wr; wr = wr->next) {
+    if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > max_sge) {
+      err = EINVAL;
+      break;
+    }
+    if (ring.produced - consumed >= ring.depth) {
+      err = ENOMEM;
+      break;
+    }
+    WriteRecvWqe(wr, SlotAt(ring, ring.produced));
+    ++ring.produced;
+  }
+  if (ring.produced != start) {
+    ring.header->producer.value.store(ring.produced, std::memory_order_release);
+    RingDoorbell(st);
+  }
+  if (err) *bad = wr;
+  return err;
+}
+
+void FillWc(const proto::Cqe& c, ibv_wc* wc) {
+  wc->wr_id = c.wr_id;
+  wc->status = static_cast<ibv_wc_status>(c.status);
+  wc->opcode = static_cast<ibv_wc_opcode>(c.opcode);
+  wc->vendor_err = c.vendor_err;
+  wc->byte_len = c.byte_len;
+  wc->imm_data = c.imm_data;
+  wc->qp_num = c.qp_num;
+  wc->src_qp = c.src_qp;
+  wc->wc_flags = c.wc_flags;
+  wc->pkey_index = c.pkey_index;
+  wc->slid = c.slid;
+  wc->sl = c.sl;
+  wc->dlid_path_bits = c.dlid_path_bits;
+}
+
+}  // namespace
+
+int PostSend(ibv_qp* ibqp, ibv_send_wr* wr, ibv_send_wr** bad) {
+  VQp* qp = QpOf(ibqp);
+  // Posting to a QP that cannot send is an immediate error (IBTA 10.8.2 / 11.4.1.1);
+  // in Error the WQEs complete with flush errors.
+  if (ibqp->state == IBV_QPS_RESET || ibqp->state == IBV_QPS_INIT ||
+      ibqp->state == IBV_QPS_RTR) {
+    *bad = wr;
+    return EINVAL;
+  }
+  pthread_spin_lock(&qp->sq_lock);
+  SendRing& ring = qp->sq;
+  uint32_t consumed = ring.header->consumer.value.load(std::memory_order_acquire);
+  uint32_t start = ring.produced;
+  int err = 0;
+  for (; wr; wr = wr->next) {
+    if (ring.produced - consumed >= ring.depth) {
+      err = ENOMEM;
+      break;
+    }
+    err = WriteSendWqe(qp, wr, SlotAt(ring, ring.produced));
+    if (err) break;
+    ++ring.produced;
+  }
+  if (ring.produced != start) {
+    ring.header->producer.value.store(ring.produced, std::memory_order_release);
+    RingDoorbell(StateOf(ibqp->context));
+  }
+  pthread_spin_unlock(&qp->sq_lock);
+  if (err) *bad = wr;
+  return err;
+}
+
+int PostRecv(ibv_qp* ibqp, ibv_recv_wr* wr, ibv_recv_wr** bad) {
+  VQp* qp = QpOf(ibqp);
+  if (ibqp->srq || ibqp->state == IBV_QPS_RESET) {
+    *bad = wr;
+    return EINVAL;
+  }
+  pthread_spin_lock(&qp->rq_lock);
+  int err = PostRecvChain(StateOf(ibqp->context), qp->rq, qp->max_recv_sge, wr, bad);
+  pthread_spin_unlock(&qp->rq_lock);
+  return err;
+}
+
+int PostSrqRecv(ibv_srq* ibsrq, ibv_recv_wr* wr, ibv_recv_wr** bad) {
+  VSrq* srq = reinterpret_cast<VSrq*>(ibsrq);
+  pthread_spin_lock(&srq->lock);
+  int err = PostRecvChain(StateOf(ibsrq->context), srq->ring, srq->max_sge, wr, bad);
+  pthread_spin_unlock(&srq->lock);
+  return err;
+}
+
+int PollCq(ibv_cq* ibcq, int n, ibv_wc* wc) {
+  VCq* cq = CqOf(ibcq);
+  pthread_spin_lock(&cq->lock);
+  uint32_t produced = cq->header->ring.producer.value.load(std::memory_order_acquire);
+  int got = 0;
+  while (got < n && cq->consumed != produced) {
+    FillWc(cq->cqes[cq->consumed & (cq->depth - 1)], &wc[got]);
+    ++cq->consumed;
+    ++got;
+  }
+  bool yield = false;
+  if (got) {
+    cq->header->ring.consumer.value.store(cq->consumed, std::memory_order_release);
+    cq->empty_polls = 0;
+  } else if (++cq->empty_polls >= kEmptyPollsBeforeYield) {
+    cq->empty_polls = 0;
+    yield = true;
+  }
+  pthread_spin_unlock(&cq->lock);
+  if (yield) sched_yield();
+  return got;
+}
+
+int ReqNotifyCq(ibv_cq* ibcq, int solicited_only) {
+  VCq* cq = CqOf(ibcq);
+  cq->header->arm.arm_solicited.store(solicited_only ? 1 : 0, std::memory_order_relaxed);
+  // seq_cst: ordered before the application's next look at the CQ (proto::CqArm).
+  cq->header->arm.arm_sequence.fetch_add(1, std::memory_order_seq_cst);
+  return 0;
+}
+
+// ---- ibv_cq_ex -----------------------------------------------------------------------------
+
+namespace {
+
+VCq* CqOfEx(ibv_cq_ex* cq) { return reinterpret_cast<VCq*>(cq); }
+
+bool TakeOne(VCq* cq) {
+  uint32_t produced = cq->header->ring.producer.value.load(std::memory_order_acquire);
+  if (cq->consumed == produced) return false;
+  cq->current = cq->cqes[cq->consumed & (cq->depth - 1)];
+  ++cq->consumed;
+  cq->vcq.cq_ex.wr_id = cq->current.wr_id;
+  cq->vcq.cq_ex.status = static_cast<ibv_wc_status>(cq->current.status);
+  return true;
+}
+
+int StartPoll(ibv_cq_ex* ex, ibv_poll_cq_attr*) {
+  VCq* cq = CqOfEx(ex);
+  pthread_spin_lock(&cq->lock);
+  if (TakeOne(cq)) return 0;
+  bool yield = ++cq->empty_polls >= kEmptyPollsBeforeYield;
+  if (yield) cq->empty_polls = 0;
+  pthread_spin_unlock(&cq->lock);  // end_poll is not called after ENOENT
+  if (yield) sched_yield();
+  return ENOENT;
+}
+
+int NextPoll(ibv_cq_ex* ex) { return TakeOne(CqOfEx(ex)) ? 0 : ENOENT; }
+
+void EndPoll(ibv_cq_ex* ex) {
+  VCq* cq = CqOfEx(ex);
+  cq->empty_polls = 0;
+  cq->header->ring.consumer.value.store(cq->consumed, std::memory_order_release);
+  pthread_spin_unlock(&cq->lock);
+}
+
+ibv_wc_opcode ReadOpcode(ibv_cq_ex* ex) {
+  return static_cast<ibv_wc_opcode>(CqOfEx(ex)->current.opcode);
+}
+uint32_t ReadVendorErr(ibv_cq_ex* ex) { return CqOfEx(ex)->current.vendor_err; }
+uint32_t ReadByteLen(ibv_cq_ex* ex) { return CqOfEx(ex)->current.byte_len; }
+__be32 ReadImmData(ibv_cq_ex* ex) { return CqOfEx(ex)->current.imm_data; }
+uint32_t ReadQpNum(ibv_cq_ex* ex) { return CqOfEx(ex)->current.qp_num; }
+uint32_t ReadSrcQp(ibv_cq_ex* ex) { return CqOfEx(ex)->current.src_qp; }
+unsigned int ReadWcFlags(ibv_cq_ex* ex) { return CqOfEx(ex)->current.wc_flags; }
+uint32_t ReadSlid(ibv_cq_ex* ex) { return CqOfEx(ex)->current.slid; }
+uint8_t ReadSl(ibv_cq_ex* ex) { return CqOfEx(ex)->current.sl; }
+uint8_t ReadDlidPathBits(ibv_cq_ex* ex) { return CqOfEx(ex)->current.dlid_path_bits; }
+
+}  // namespace
+
+void InstallCqExOps(VCq* cq, uint64_t) {
+  ibv_cq_ex& ex = cq->vcq.cq_ex;
+  ex.start_poll = StartPoll;
+  ex.next_poll = NextPoll;
+  ex.end_poll = EndPoll;
+  ex.read_opcode = ReadOpcode;
+  ex.read_vendor_err = ReadVendorErr;
+  ex.read_byte_len = ReadByteLen;
+  ex.read_imm_data = ReadImmData;
+  ex.read_qp_num = ReadQpNum;
+  ex.read_src_qp = ReadSrcQp;
+  ex.read_wc_flags = ReadWcFlags;
+  ex.read_slid = ReadSlid;
+  ex.read_sl = ReadSl;
+  ex.read_dlid_path_bits = ReadDlidPathBits;
+}
+
+}  // namespace vrdma::provider

@@ -1,0 +1,188 @@
+// Devices and contexts: the device list from the daemon, ibv_open_device/ibv_close_device,
+// device and port queries.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "vdev/provider/device_list.h"
+#include "vdev/provider/provider.h"
+
+namespace vrdma::provider {
+
+int Rpc(ContextState& st, proto::Op op, const void* req, size_t len, proto::Message* reply,
+        const int* fds, size_t nfds) {
+  std::lock_guard<std::mutex> lock(st.rpc_mutex);
+  if (st.dead) return EIO;
+  int err = proto::Call(st.sock, op, req, len, fds, nfds, reply);
+  if (err) {
+    // The daemon is gone (or broke the protocol): this context is dead, like a device
+    // after IBV_EVENT_DEVICE_FATAL.
+    st.dead = true;
+    return EIO;
+  }
+  return reply->header.status;
+}
+
+void* MapShared(int fd, size_t size) {
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void RingDoorbell(ContextState& st) {
+  st.shm->doorbell.value.fetch_add(1, std::memory_order_seq_cst);
+  if (st.shm->engine_sleeping.value.load(std::memory_order_seq_cst)) {
+    uint64_t one = 1;
+    ssize_t n = write(st.doorbell_fd, &one, sizeof one);
+    (void)n;
+  }
+}
+
+void FreeContextOp(ibv_context* ibctx) {
+  VContext* c = ContextOf(ibctx);
+  ContextState* st = c->state;
+  if (st) {
+    if (st->shm) munmap(st->shm, st->shm_size);
+    if (st->doorbell_fd >= 0) close(st->doorbell_fd);
+    if (st->sock >= 0) close(st->sock);
+    for (auto& [r, w] : st->channel_write_fds) close(w);
+    delete st;
+  }
+  verbs_uninit_context(&c->vctx);  // closes async_fd
+  free(c);
+}
+
+int QueryDeviceExOp(ibv_context* ctx, const ibv_query_device_ex_input*, ibv_device_attr_ex* attr,
+                  size_t attr_size) {
+  proto::QueryDeviceReply r;
+  int err = RpcReply(StateOf(ctx), proto::Op::kQueryDevice, nullptr, 0, &r);
+  if (err) return err;
+  std::memset(attr, 0, attr_size);
+  std::memcpy(attr, &r.attr, std::min(attr_size, sizeof r.attr));
+  return 0;
+}
+
+int QueryPortOp(ibv_context* ctx, uint8_t port, ibv_port_attr* attr) {
+  proto::QueryPortRequest req{port};
+  proto::QueryPortReply r;
+  int err = RpcReply(StateOf(ctx), proto::Op::kQueryPort, &req, sizeof req, &r);
+  if (err) return err;
+  *attr = r.attr;
+  return 0;
+}
+
+void AsyncEventOp(ibv_context*, ibv_async_event*) {}
+void CqEventOp(ibv_cq*) {}
+
+extern const verbs_context_ops kContextOps;
+
+verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
+  if (cmd_fd >= 0) close(cmd_fd);
+  VDevice* dev = reinterpret_cast<VDevice*>(device);
+  int sock = proto::ConnectToDaemon();
+  if (sock < 0) {
+    errno = ENODEV;
+    return nullptr;
+  }
+  int async[2];
+  if (pipe2(async, O_CLOEXEC) != 0) {
+    close(sock);
+    return nullptr;
+  }
+  proto::OpenDeviceRequest req{};
+  std::snprintf(req.name, sizeof req.name, "%s", dev->record.name);
+  proto::Message reply;
+  int err = proto::Call(sock, proto::Op::kOpenDevice, &req, sizeof req, &async[1], 1, &reply);
+  close(async[1]);  // the daemon holds its own copy: EOF on the read end if it dies
+  proto::OpenDeviceReply r{};
+  if (!err) err = reply.header.status;
+  if (!err && (!reply.Copy(&r) || reply.fd_count() != 2)) err = EPROTO;
+  void* shm = nullptr;
+  if (!err) {
+    shm = MapShared(reply.TakeFd(0), r.context_shm_size);
+    if (!shm) err = ENOMEM;
+  }
+  if (err) {
+    close(async[0]);
+    close(sock);
+    errno = err;
+    return nullptr;
+  }
+  auto* c = static_cast<VContext*>(_verbs_init_and_alloc_context(
+      device, -1, sizeof(VContext),
+      reinterpret_cast<verbs_context*>(offsetof(VContext, vctx)), kRdmaDriverUnknown));
+  if (!c) {
+    munmap(shm, r.context_shm_size);
+    close(async[0]);
+    close(sock);
+    return nullptr;
+  }
+  auto* st = new ContextState();
+  st->sock = sock;
+  st->shm = static_cast<proto::ContextShm*>(shm);
+  st->shm_size = r.context_shm_size;
+  st->doorbell_fd = reply.TakeFd(1);
+  st->node_guid_be = r.node_guid;
+  c->state = st;
+  c->vctx.context.async_fd = async[0];
+  verbs_set_ops(&c->vctx, &kContextOps);
+  return &c->vctx;
+}
+
+void UninitDevice(verbs_device* vdev) { free(reinterpret_cast<VDevice*>(vdev)); }
+
+const verbs_device_ops kDeviceOps = {
+    .name = "vrdma",
+    .match_min_abi_version = 0,
+    .match_max_abi_version = 0,
+    .match_table = nullptr,
+    .static_providers = nullptr,
+    .match_device = nullptr,
+    .alloc_context = AllocContext,
+    .import_context = nullptr,
+    .alloc_device = nullptr,
+    .uninit_device = UninitDevice,
+};
+
+bool IsVrdmaDevice(ibv_device* dev) { return dev && VerbsDeviceOf(dev)->ops == &kDeviceOps; }
+bool IsVrdmaContext(ibv_context* ctx) { return ctx && IsVrdmaDevice(ctx->device); }
+
+std::vector<ibv_device*> DiscoverDevices() {
+  std::vector<ibv_device*> out;
+  int sock = proto::ConnectToDaemon();
+  if (sock < 0) return out;
+  proto::Message reply;
+  int err = proto::Call(sock, proto::Op::kListDevices, nullptr, 0, nullptr, 0, &reply);
+  close(sock);
+  proto::ListDevicesReply head{};
+  if (err || reply.header.status || !reply.Copy(&head)) return out;
+  size_t max = (reply.payload.size() - sizeof head) / sizeof(proto::DeviceRecord);
+  const char* only = getenv(proto::kDeviceEnv);
+  for (size_t i = 0; i < head.count && i < max; ++i) {
+    proto::DeviceRecord rec;
+    std::memcpy(&rec, reply.payload.data() + sizeof head + i * sizeof rec, sizeof rec);
+    rec.name[proto::kNameLen - 1] = 0;
+    if (only && *only && std::strcmp(only, rec.name) != 0) continue;
+    auto* d = static_cast<VDevice*>(calloc(1, sizeof(VDevice)));
+    if (!d) break;
+    d->record = rec;
+    ibv_device& ib = d->vdev.device;
+    ib.node_type = IBV_NODE_CA;
+    ib.transport_type = IBV_TRANSPORT_IB;  // RoCE devices report the IB transport
+    std::snprintf(ib.name, sizeof ib.name, "%s", rec.name);
+    std::snprintf(ib.dev_name, sizeof ib.dev_name, "%s", rec.name);
+    std::snprintf(ib.dev_path, sizeof ib.dev_path, "/run/vrdma/%s", rec.name);
+    std::snprintf(ib.ibdev_path, sizeof ib.ibdev_path, "/run/vrdma/%s", rec.name);
+    d->vdev.ops = &kDeviceOps;
+    d->vdev.refcount = 1;  // the list's reference
+    d->vdev.sysfs = nullptr;
+    out.push_back(&ib);
+  }
+  return out;
+}
+
+}  // namespace vrdma::provider

@@ -1,0 +1,169 @@
+#include "vdev/provider/mr_share.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace vrdma::provider {
+
+namespace {
+
+constexpr const char* kMemfdName = "vrdma-mr";
+
+struct Memfd {
+  int fd;
+  int refs;
+};
+
+std::mutex g_mutex;
+std::map<uint64_t, Memfd>* g_memfds = new std::map<uint64_t, Memfd>;  // by inode
+
+struct Vma {
+  uint64_t start, end, offset, inode;
+  bool readable, writable, shared;
+  std::string path;
+};
+
+std::vector<Vma> ReadMaps(uint64_t lo, uint64_t hi) {
+  std::vector<Vma> out;
+  FILE* f = fopen("/proc/self/maps", "re");
+  if (!f) return out;
+  char line[4096];
+  while (fgets(line, sizeof line, f)) {
+    Vma v{};
+    char perms[8] = {};
+    unsigned dev_major, dev_minor;
+    int path_at = 0;
+    if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %x:%x %" SCNu64 " %n", &v.start,
+               &v.end, perms, &v.offset, &dev_major, &dev_minor, &v.inode, &path_at) < 7) {
+      continue;
+    }
+    if (v.end <= lo || v.start >= hi) continue;
+    v.readable = perms[0] == 'r';
+    v.writable = perms[1] == 'w';
+    v.shared = perms[3] == 's';
+    v.path = path_at ? line + path_at : "";
+    while (!v.path.empty() && (v.path.back() == '\n' || v.path.back() == ' ')) v.path.pop_back();
+    out.push_back(v);
+  }
+  fclose(f);
+  return out;
+}
+
+bool IsPrivateAnonymous(const Vma& v) {
+  if (v.shared || v.inode != 0) return false;
+  return v.path.empty() || v.path == "[heap]" || v.path == "[stack]" ||
+         v.path.rfind("[anon:", 0) == 0;
+}
+
+bool IsOurMemfd(const Vma& v) {
+  return v.shared && v.path.rfind(std::string("/memfd:") + kMemfdName, 0) == 0;
+}
+
+// Copies [start, start+len) into a new sealed memfd and maps it over the same pages.
+int RemapAnonymous(uint64_t start, uint64_t len, bool writable, uint64_t* inode_out) {
+  int fd = memfd_create(kMemfdName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return errno;
+  const auto* src = reinterpret_cast<const uint8_t*>(start);
+  uint64_t done = 0;
+  int err = 0;
+  if (ftruncate(fd, static_cast<off_t>(len)) != 0) err = errno;
+  while (!err && done < len) {
+    ssize_t n = pwrite(fd, src + done, len - done, static_cast<off_t>(done));
+    if (n <= 0) {
+      err = n < 0 ? errno : EIO;
+      break;
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  // The daemon refuses memory it could be made to fault on: seal the size.
+  if (!err && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) err = errno;
+  struct stat st;
+  if (!err && fstat(fd, &st) != 0) err = errno;
+  if (!err) {
+    int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+    void* p = mmap(reinterpret_cast<void*>(start), len, prot, MAP_SHARED | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) err = errno;
+  }
+  if (err) {
+    close(fd);
+    return err;
+  }
+  // Keep fork-safety (ibv_fork_init) for the new mapping, as for the pages it replaced.
+  if (ibv_is_fork_initialized() == IBV_FORK_ENABLED) {
+    madvise(reinterpret_cast<void*>(start), len, MADV_DONTFORK);
+  }
+  (*g_memfds)[st.st_ino] = Memfd{fd, 0};
+  *inode_out = st.st_ino;
+  return 0;
+}
+
+}  // namespace
+
+int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out) {
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  if (length == 0 || addr + length < addr) return EINVAL;
+  uint64_t lo = addr & ~(page - 1);
+  uint64_t hi = (addr + length + page - 1) & ~(page - 1);
+  std::lock_guard<std::mutex> lock(g_mutex);
+  // Two passes: first make every piece a memfd mapping, then describe the range from
+  // the final maps (remapping changes the VMAs).
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<Vma> vmas = ReadMaps(lo, hi);
+    uint64_t cursor = lo;
+    out->segments.clear();
+    out->fds.clear();
+    out->inodes.clear();
+    for (const Vma& v : vmas) {
+      if (v.start > cursor) return EFAULT;  // a hole: not mapped
+      uint64_t s = std::max(v.start, cursor), e = std::min(v.end, hi);
+      if (!v.readable) return EFAULT;
+      auto known = g_memfds->find(v.inode);
+      if (IsOurMemfd(v) && known != g_memfds->end()) {
+        if (pass == 1) {
+          out->segments.push_back({s - lo, e - s, v.offset + (s - v.start)});
+          out->fds.push_back(known->second.fd);
+          out->inodes.push_back(v.inode);
+        }
+      } else if (pass == 1) {
+        return EAGAIN;  // changed under us
+      } else if (IsPrivateAnonymous(v) || IsOurMemfd(v)) {
+        uint64_t inode;
+        if (int err = RemapAnonymous(s, e - s, v.writable, &inode)) return err;
+      } else {
+        return EOPNOTSUPP;
+      }
+      cursor = e;
+    }
+    if (cursor < hi) return EFAULT;
+  }
+  if (out->segments.size() > proto::kMaxMrSegments) return ENOMEM;
+  for (uint64_t ino : out->inodes) (*g_memfds)[ino].refs++;
+  // Unreferenced memfds made in this call (none expected) are closed by ReleasePages.
+  out->page_base = lo;
+  out->page_length = hi - lo;
+  return 0;
+}
+
+void ReleasePages(const std::vector<uint64_t>& inodes) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  for (uint64_t ino : inodes) {
+    auto it = g_memfds->find(ino);
+    if (it == g_memfds->end()) continue;
+    if (--it->second.refs <= 0) {
+      close(it->second.fd);
+      g_memfds->erase(it);
+    }
+  }
+}
+
+}  // namespace vrdma::provider

@@ -1,0 +1,471 @@
+// Control verbs: PD, MR, AH, CQ, SRQ and QP creation, modification and destruction,
+// each a request to vrdmad.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "vdev/provider/mr_share.h"
+#include "vdev/provider/provider.h"
+
+namespace vrdma::provider {
+
+namespace {
+
+using proto::Op;
+
+template <typename T>
+T* Fail(int err) {
+  errno = err;
+  return nullptr;
+}
+
+uint32_t HandleOf(ibv_pd* pd) { return reinterpret_cast<VPd*>(pd)->handle; }
+VCq* CqOf(ibv_cq* cq) { return reinterpret_cast<VCq*>(cq); }
+VQp* QpOf(ibv_qp* qp) { return reinterpret_cast<VQp*>(qp); }
+VSrq* SrqOf(ibv_srq* srq) { return reinterpret_cast<VSrq*>(srq); }
+
+// ---- PD -----------------------------------------------------------------------------------
+
+ibv_pd* AllocPd(ibv_context* ctx) {
+  proto::HandleMsg r;
+  if (int err = RpcReply(StateOf(ctx), Op::kAllocPd, nullptr, 0, &r)) return Fail<ibv_pd>(err);
+  auto* pd = static_cast<VPd*>(calloc(1, sizeof(VPd)));
+  if (!pd) return nullptr;
+  pd->handle = r.handle;
+  pd->pd.handle = r.handle;
+  return &pd->pd;
+}
+
+int DeallocPd(ibv_pd* pd) {
+  proto::HandleMsg req{HandleOf(pd), 0};
+  proto::Message reply;
+  if (int err = Rpc(StateOf(pd->context), Op::kDeallocPd, &req, sizeof req, &reply)) return err;
+  free(reinterpret_cast<VPd*>(pd));
+  return 0;
+}
+
+// ---- MR -----------------------------------------------------------------------------------
+
+ibv_mr* RegMr(ibv_pd* pd, void* addr, size_t length, uint64_t iova, int access) {
+  if (length == 0 || !addr) return Fail<ibv_mr>(EINVAL);
+  SharedPages pages;
+  if (int err = ShareRange(reinterpret_cast<uintptr_t>(addr), length, &pages)) {
+    return Fail<ibv_mr>(err);
+  }
+  std::vector<uint8_t> buf(sizeof(proto::RegMrRequest) +
+                           pages.segments.size() * sizeof(proto::MrSegment));
+  proto::RegMrRequest req{};
+  req.pd = HandleOf(pd);
+  req.access = static_cast<uint32_t>(access);
+  req.addr = reinterpret_cast<uintptr_t>(addr);
+  req.length = length;
+  req.iova = iova;
+  req.page_base = pages.page_base;
+  req.page_length = pages.page_length;
+  req.nsegments = static_cast<uint32_t>(pages.segments.size());
+  std::memcpy(buf.data(), &req, sizeof req);
+  std::memcpy(buf.data() + sizeof req, pages.segments.data(),
+              pages.segments.size() * sizeof(proto::MrSegment));
+  proto::RegMrReply r;
+  int err = RpcReply(StateOf(pd->context), Op::kRegMr, buf.data(), buf.size(), &r,
+                     pages.fds.data(), pages.fds.size());
+  if (err) {
+    ReleasePages(pages.inodes);
+    return Fail<ibv_mr>(err);
+  }
+  auto* mr = new (std::nothrow) VMr{};
+  if (!mr) return Fail<ibv_mr>(ENOMEM);
+  mr->handle = r.handle;
+  mr->memfd_inodes = std::move(pages.inodes);
+  mr->vmr.mr_type = IBV_MR_TYPE_MR;
+  mr->vmr.access = access;
+  mr->vmr.ibv_mr.handle = r.handle;
+  mr->vmr.ibv_mr.lkey = r.lkey;
+  mr->vmr.ibv_mr.rkey = r.rkey;
+  return &mr->vmr.ibv_mr;
+}
+
+int DeregMr(verbs_mr* vmr) {
+  VMr* mr = reinterpret_cast<VMr*>(vmr);
+  proto::HandleMsg req{mr->handle, 0};
+  proto::Message reply;
+  int err = Rpc(StateOf(vmr->ibv_mr.context), Op::kDeregMr, &req, sizeof req, &reply);
+  if (err && err != EIO) return err;
+  ReleasePages(mr->memfd_inodes);
+  delete mr;
+  return 0;
+}
+
+// ---- AH -----------------------------------------------------------------------------------
+
+ibv_ah* CreateAh(ibv_pd* pd, ibv_ah_attr* attr) {
+  proto::CreateAhRequest req{};
+  req.pd = HandleOf(pd);
+  req.attr = *attr;
+  proto::HandleMsg r;
+  if (int err = RpcReply(StateOf(pd->context), Op::kCreateAh, &req, sizeof req, &r)) {
+    return Fail<ibv_ah>(err);
+  }
+  auto* ah = static_cast<VAh*>(calloc(1, sizeof(VAh)));
+  if (!ah) return nullptr;
+  ah->handle = r.handle;
+  ah->ah.handle = r.handle;
+  return &ah->ah;
+}
+
+int DestroyAh(ibv_ah* ah) {
+  VAh* a = reinterpret_cast<VAh*>(ah);
+  proto::HandleMsg req{a->handle, 0};
+  proto::Message reply;
+  int err = Rpc(StateOf(ah->context), Op::kDestroyAh, &req, sizeof req, &reply);
+  if (err && err != EIO) return err;
+  free(a);
+  return 0;
+}
+
+// ---- CQ -----------------------------------------------------------------------------------
+
+VCq* NewCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel) {
+  ContextState& st = StateOf(ctx);
+  if (cqe < 1) return Fail<VCq>(EINVAL);
+  int wfd = -1;
+  if (channel) {
+    std::lock_guard<std::mutex> lock(st.channel_mutex);
+    auto it = st.channel_write_fds.find(channel->fd);
+    if (channel->context != ctx || it == st.channel_write_fds.end()) return Fail<VCq>(EINVAL);
+    wfd = it->second;
+  }
+  auto* cq = static_cast<VCq*>(calloc(1, sizeof(VCq)));
+  if (!cq) return nullptr;
+  // The daemon echoes user_handle in completion events: libibverbs reads it as the
+  // struct ibv_cq *, which is where our VCq starts.
+  proto::CreateCqRequest req{static_cast<uint32_t>(cqe), channel ? 1u : 0u,
+                             reinterpret_cast<uintptr_t>(cq)};
+  proto::CreateCqReply r;
+  proto::Message reply;
+  int err = RpcReply(st, Op::kCreateCq, &req, sizeof req, &r, channel ? &wfd : nullptr,
+                     channel ? 1 : 0, &reply);
+  void* map = nullptr;
+  if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
+  if (!map) {
+    free(cq);
+    return Fail<VCq>(err ? err : EPROTO);
+  }
+  pthread_spin_init(&cq->lock, PTHREAD_PROCESS_PRIVATE);
+  cq->handle = r.handle;
+  cq->header = static_cast<proto::CqShmHeader*>(map);
+  cq->cqes = reinterpret_cast<proto::Cqe*>(static_cast<uint8_t*>(map) + sizeof(proto::CqShmHeader));
+  cq->map_size = r.shm_size;
+  cq->depth = r.depth;
+  cq->consumed = 0;
+  cq->vcq.cq.handle = r.handle;
+  cq->vcq.cq.cqe = static_cast<int>(r.depth);
+  cq->vcq.cq.context = ctx;
+  return cq;
+}
+
+ibv_cq* CreateCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel, int) {
+  VCq* cq = NewCq(ctx, cqe, channel);
+  if (!cq) return nullptr;
+  cq->vcq.cq_ex.read_opcode = nullptr;
+  return &cq->vcq.cq;
+}
+
+ibv_cq_ex* CreateCqEx(ibv_context* ctx, ibv_cq_init_attr_ex* attr) {
+  constexpr uint64_t kSupportedWc = IBV_WC_EX_WITH_BYTE_LEN | IBV_WC_EX_WITH_IMM |
+                                    IBV_WC_EX_WITH_QP_NUM | IBV_WC_EX_WITH_SRC_QP |
+                                    IBV_WC_EX_WITH_SLID | IBV_WC_EX_WITH_SL |
+                                    IBV_WC_EX_WITH_DLID_PATH_BITS;
+  if (attr->wc_flags & ~kSupportedWc) return Fail<ibv_cq_ex>(EOPNOTSUPP);
+  if (attr->comp_mask & ~static_cast<uint32_t>(IBV_CQ_INIT_ATTR_MASK_FLAGS)) {
+    return Fail<ibv_cq_ex>(EOPNOTSUPP);
+  }
+  VCq* cq = NewCq(ctx, static_cast<int>(attr->cqe), attr->channel);
+  if (!cq) return nullptr;
+  InstallCqExOps(cq, attr->wc_flags);
+  return &cq->vcq.cq_ex;
+}
+
+int DestroyCq(ibv_cq* ibcq) {
+  VCq* cq = CqOf(ibcq);
+  proto::HandleMsg req{cq->handle, 0};
+  proto::Message reply;
+  int err = Rpc(StateOf(ibcq->context), Op::kDestroyCq, &req, sizeof req, &reply);
+  if (err && err != EIO) return err;
+  munmap(cq->header, cq->map_size);
+  pthread_spin_destroy(&cq->lock);
+  free(cq);
+  return 0;
+}
+
+int ResizeCq(ibv_cq* ibcq, int cqe) {
+  VCq* cq = CqOf(ibcq);
+  if (cqe < 1) return EINVAL;
+  pthread_spin_lock(&cq->lock);
+  // The daemon moves what we have not polled yet; our consumer index must be current.
+  proto::ResizeCqRequest req{cq->handle, static_cast<uint32_t>(cqe)};
+  proto::CreateCqReply r;
+  proto::Message reply;
+  int err = RpcReply(StateOf(ibcq->context), Op::kResizeCq, &req, sizeof req, &r, nullptr, 0,
+                     &reply);
+  void* map = nullptr;
+  if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
+  if (map) {
+    munmap(cq->header, cq->map_size);
+    cq->header = static_cast<proto::CqShmHeader*>(map);
+    cq->cqes =
+        reinterpret_cast<proto::Cqe*>(static_cast<uint8_t*>(map) + sizeof(proto::CqShmHeader));
+    cq->map_size = r.shm_size;
+    cq->depth = r.depth;
+    cq->consumed = 0;
+    ibcq->cqe = static_cast<int>(r.depth);
+  } else if (!err) {
+    err = EPROTO;
+  }
+  pthread_spin_unlock(&cq->lock);
+  return err;
+}
+
+// ---- SRQ ----------------------------------------------------------------------------------
+
+ibv_srq* CreateSrq(ibv_pd* pd, ibv_srq_init_attr* attr) {
+  auto* srq = static_cast<VSrq*>(calloc(1, sizeof(VSrq)));
+  if (!srq) return nullptr;
+  proto::CreateSrqRequest req{HandleOf(pd), attr->attr.max_wr, attr->attr.max_sge,
+                              attr->attr.srq_limit, reinterpret_cast<uintptr_t>(srq)};
+  proto::CreateSrqReply r;
+  proto::Message reply;
+  int err = RpcReply(StateOf(pd->context), Op::kCreateSrq, &req, sizeof req, &r, nullptr, 0,
+                     &reply);
+  void* map = nullptr;
+  if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
+  if (!map) {
+    free(srq);
+    return Fail<ibv_srq>(err ? err : EPROTO);
+  }
+  pthread_spin_init(&srq->lock, PTHREAD_PROCESS_PRIVATE);
+  srq->handle = r.handle;
+  srq->map = map;
+  srq->map_size = r.shm_size;
+  auto* h = static_cast<proto::RingShmHeader*>(map);
+  srq->ring = SendRing{h, static_cast<uint8_t*>(map) + sizeof(proto::RingShmHeader), r.depth,
+                       r.stride, 0};
+  srq->max_sge = r.max_sge;
+  srq->srq.handle = r.handle;
+  attr->attr.max_wr = r.depth;
+  attr->attr.max_sge = r.max_sge;
+  return &srq->srq;
+}
+
+int ModifySrq(ibv_srq* ibsrq, ibv_srq_attr* attr, int mask) {
+  proto::ModifySrqRequest req{SrqOf(ibsrq)->handle, static_cast<uint32_t>(mask), attr->max_wr,
+                              attr->srq_limit};
+  proto::Message reply;
+  return Rpc(StateOf(ibsrq->context), Op::kModifySrq, &req, sizeof req, &reply);
+}
+
+int QuerySrq(ibv_srq* ibsrq, ibv_srq_attr* attr) {
+  proto::HandleMsg req{SrqOf(ibsrq)->handle, 0};
+  proto::QuerySrqReply r;
+  if (int err = RpcReply(StateOf(ibsrq->context), Op::kQuerySrq, &req, sizeof req, &r)) return err;
+  attr->max_wr = r.max_wr;
+  attr->max_sge = r.max_sge;
+  attr->srq_limit = r.srq_limit;
+  return 0;
+}
+
+int DestroySrq(ibv_srq* ibsrq) {
+  VSrq* srq = SrqOf(ibsrq);
+  proto::HandleMsg req{srq->handle, 0};
+  proto::Message reply;
+  int err = Rpc(StateOf(ibsrq->context), Op::kDestroySrq, &req, sizeof req, &reply);
+  if (err && err != EIO) return err;
+  munmap(srq->map, srq->map_size);
+  pthread_spin_destroy(&srq->lock);
+  free(srq);
+  return 0;
+}
+
+// ---- QP -----------------------------------------------------------------------------------
+
+ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
+  constexpr uint32_t kSupported =
+      IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS | IBV_QP_INIT_ATTR_CREATE_FLAGS;
+  if (attr->comp_mask & ~kSupported || !(attr->comp_mask & IBV_QP_INIT_ATTR_PD) || !attr->pd) {
+    return Fail<ibv_qp>(EOPNOTSUPP);
+  }
+  if ((attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) && attr->create_flags) {
+    return Fail<ibv_qp>(EOPNOTSUPP);
+  }
+  if (attr->qp_type != IBV_QPT_RC && attr->qp_type != IBV_QPT_UC && attr->qp_type != IBV_QPT_UD) {
+    return Fail<ibv_qp>(EOPNOTSUPP);
+  }
+  if (!attr->send_cq || !attr->recv_cq) return Fail<ibv_qp>(EINVAL);
+  auto* qp = static_cast<VQp*>(calloc(1, sizeof(VQp)));
+  if (!qp) return nullptr;
+  proto::CreateQpRequest req{};
+  req.pd = HandleOf(attr->pd);
+  req.qp_type = attr->qp_type;
+  req.send_cq = CqOf(attr->send_cq)->handle;
+  req.recv_cq = CqOf(attr->recv_cq)->handle;
+  req.has_srq = attr->srq != nullptr;
+  req.srq = attr->srq ? SrqOf(attr->srq)->handle : 0;
+  req.max_send_wr = attr->cap.max_send_wr;
+  req.max_recv_wr = attr->cap.max_recv_wr;
+  req.max_send_sge = attr->cap.max_send_sge;
+  req.max_recv_sge = attr->cap.max_recv_sge;
+  req.max_inline_data = attr->cap.max_inline_data;
+  req.sq_sig_all = attr->sq_sig_all;
+  req.user_handle = reinterpret_cast<uintptr_t>(qp);
+  proto::CreateQpReply r;
+  proto::Message reply;
+  int err = RpcReply(StateOf(ctx), Op::kCreateQp, &req, sizeof req, &r, nullptr, 0, &reply);
+  void* map = nullptr;
+  if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
+  if (!map) {
+    free(qp);
+    return Fail<ibv_qp>(err ? err : EPROTO);
+  }
+  auto* h = static_cast<proto::QpShmHeader*>(map);
+  auto* base = static_cast<uint8_t*>(map);
+  qp->handle = r.handle;
+  qp->map = map;
+  qp->map_size = r.shm_size;
+  qp->sq = SendRing{&h->sq, base + r.sq_offset, r.sq_depth, r.sq_stride, 0};
+  qp->rq = SendRing{&h->rq, base + r.rq_offset, r.rq_depth, r.rq_stride, 0};
+  qp->max_send_sge = r.max_send_sge;
+  qp->max_recv_sge = r.max_recv_sge;
+  qp->max_inline = r.max_inline_data;
+  qp->sq_sig_all = attr->sq_sig_all;
+  pthread_spin_init(&qp->sq_lock, PTHREAD_PROCESS_PRIVATE);
+  pthread_spin_init(&qp->rq_lock, PTHREAD_PROCESS_PRIVATE);
+  ibv_qp& q = qp->vqp.qp;
+  q.context = ctx;
+  q.qp_context = attr->qp_context;
+  q.pd = attr->pd;
+  q.send_cq = attr->send_cq;
+  q.recv_cq = attr->recv_cq;
+  q.srq = attr->srq;
+  q.handle = r.handle;
+  q.qp_num = r.qpn;
+  q.state = IBV_QPS_RESET;
+  q.qp_type = attr->qp_type;
+  q.events_completed = 0;
+  pthread_mutex_init(&q.mutex, nullptr);
+  pthread_cond_init(&q.cond, nullptr);
+  qp->vqp.comp_mask = VERBS_QP_EX;
+  InstallWrOps(qp, (attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) ? attr->send_ops_flags : 0);
+  attr->cap.max_send_wr = r.sq_depth;
+  attr->cap.max_recv_wr = r.rq_depth;
+  attr->cap.max_send_sge = r.max_send_sge;
+  attr->cap.max_recv_sge = r.max_recv_sge;
+  attr->cap.max_inline_data = r.max_inline_data;
+  return &q;
+}
+
+ibv_qp* CreateQp(ibv_pd* pd, ibv_qp_init_attr* attr) {
+  ibv_qp_init_attr_ex ex{};
+  ex.qp_context = attr->qp_context;
+  ex.send_cq = attr->send_cq;
+  ex.recv_cq = attr->recv_cq;
+  ex.srq = attr->srq;
+  ex.cap = attr->cap;
+  ex.qp_type = attr->qp_type;
+  ex.sq_sig_all = attr->sq_sig_all;
+  ex.comp_mask = IBV_QP_INIT_ATTR_PD;
+  ex.pd = pd;
+  ibv_qp* qp = CreateQpEx(pd->context, &ex);
+  if (qp) attr->cap = ex.cap;
+  return qp;
+}
+
+int ModifyQp(ibv_qp* ibqp, ibv_qp_attr* attr, int mask) {
+  proto::ModifyQpRequest req{};
+  req.handle = QpOf(ibqp)->handle;
+  req.mask = mask;
+  req.attr = *attr;
+  proto::Message reply;
+  return Rpc(StateOf(ibqp->context), Op::kModifyQp, &req, sizeof req, &reply);
+}
+
+int QueryQp(ibv_qp* ibqp, ibv_qp_attr* attr, int mask, ibv_qp_init_attr* init) {
+  proto::QueryQpRequest req{QpOf(ibqp)->handle, mask};
+  proto::QueryQpReply r;
+  if (int err = RpcReply(StateOf(ibqp->context), Op::kQueryQp, &req, sizeof req, &r)) return err;
+  *attr = r.attr;
+  attr->cap = r.cap;
+  ibqp->state = r.attr.qp_state;
+  if (init) {
+    *init = ibv_qp_init_attr{};
+    init->qp_context = ibqp->qp_context;
+    init->send_cq = ibqp->send_cq;
+    init->recv_cq = ibqp->recv_cq;
+    init->srq = ibqp->srq;
+    init->cap = r.cap;
+    init->qp_type = ibqp->qp_type;
+    init->sq_sig_all = static_cast<int>(r.sq_sig_all);
+  }
+  return 0;
+}
+
+int DestroyQp(ibv_qp* ibqp) {
+  VQp* qp = QpOf(ibqp);
+  proto::HandleMsg req{qp->handle, 0};
+  proto::Message reply;
+  int err = Rpc(StateOf(ibqp->context), Op::kDestroyQp, &req, sizeof req, &reply);
+  if (err && err != EIO) return err;
+  munmap(qp->map, qp->map_size);
+  pthread_spin_destroy(&qp->sq_lock);
+  pthread_spin_destroy(&qp->rq_lock);
+  free(qp);
+  return 0;
+}
+
+}  // namespace
+
+// device.cc
+void FreeContextOp(ibv_context* ctx);
+int QueryDeviceExOp(ibv_context*, const ibv_query_device_ex_input*, ibv_device_attr_ex*, size_t);
+int QueryPortOp(ibv_context* ctx, uint8_t port, ibv_port_attr* attr);
+void AsyncEventOp(ibv_context*, ibv_async_event*);
+void CqEventOp(ibv_cq*);
+
+const verbs_context_ops kContextOps = [] {
+  verbs_context_ops ops{};
+  ops.alloc_pd = AllocPd;
+  ops.dealloc_pd = DeallocPd;
+  ops.reg_mr = RegMr;
+  ops.dereg_mr = DeregMr;
+  ops.create_ah = CreateAh;
+  ops.destroy_ah = DestroyAh;
+  ops.create_cq = CreateCq;
+  ops.create_cq_ex = CreateCqEx;
+  ops.destroy_cq = DestroyCq;
+  ops.resize_cq = ResizeCq;
+  ops.poll_cq = PollCq;
+  ops.req_notify_cq = ReqNotifyCq;
+  ops.cq_event = CqEventOp;
+  ops.create_srq = CreateSrq;
+  ops.modify_srq = ModifySrq;
+  ops.query_srq = QuerySrq;
+  ops.destroy_srq = DestroySrq;
+  ops.post_srq_recv = PostSrqRecv;
+  ops.create_qp = CreateQp;
+  ops.create_qp_ex = CreateQpEx;
+  ops.modify_qp = ModifyQp;
+  ops.query_qp = QueryQp;
+  ops.destroy_qp = DestroyQp;
+  ops.post_send = PostSend;
+  ops.post_recv = PostRecv;
+  ops.query_device_ex = QueryDeviceExOp;
+  ops.query_port = QueryPortOp;
+  ops.async_event = AsyncEventOp;
+  ops.free_context = FreeContextOp;
+  return ops;
+}();
+
+}  // namespace vrdma::provider

@@ -1,0 +1,154 @@
+// The vrdma verbs provider: the objects it hands to libibverbs and the helpers its ops
+// share. Built into libvrdma.so together with the interposer (interposer.cc).
+//
+// Control verbs are requests to vrdmad on the context's socket; the data path (post,
+// poll, notify) works on rings in shared memory with no system call, except the
+// doorbell eventfd when the daemon has said it sleeps.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "vdev/protocol/channel.h"
+#include "vdev/protocol/protocol.h"
+#include "vdev/provider/verbs_abi.h"
+
+namespace vrdma::provider {
+
+struct VDevice {
+  verbs_device vdev;  // must be first: libibverbs' ibv_device
+  proto::DeviceRecord record;
+};
+
+// Provider state of one context; libibverbs' verbs_context is embedded in VContext.
+struct ContextState {
+  int sock = -1;
+  std::mutex rpc_mutex;  // one request in flight per context socket
+  proto::ContextShm* shm = nullptr;
+  size_t shm_size = 0;
+  int doorbell_fd = -1;
+  int async_write_fd = -1;  // kept so the pipe stays open while the daemon lives
+  uint64_t node_guid_be = 0;
+  bool dead = false;  // the daemon went away: every request fails with EIO
+  std::mutex channel_mutex;
+  std::map<int, int> channel_write_fds;  // completion channel read fd -> write fd
+};
+
+struct VContext {
+  ContextState* state;
+  verbs_context vctx;  // libibverbs' part; ibv_context is its last member
+};
+
+inline VContext* ContextOf(ibv_context* ctx) {
+  return reinterpret_cast<VContext*>(reinterpret_cast<char*>(VerbsContextOf(ctx)) -
+                                     offsetof(VContext, vctx));
+}
+inline ContextState& StateOf(ibv_context* ctx) { return *ContextOf(ctx)->state; }
+
+struct VPd {
+  ibv_pd pd;
+  uint32_t handle;
+};
+
+struct VMr {
+  verbs_mr vmr;
+  uint32_t handle;
+  std::vector<uint64_t> memfd_inodes;  // shared pages this MR holds (mr_share.h)
+};
+
+struct VAh {
+  ibv_ah ah;
+  uint32_t handle;
+};
+
+struct VCq {
+  verbs_cq vcq;
+  uint32_t handle;
+  pthread_spinlock_t lock;
+  proto::CqShmHeader* header;
+  proto::Cqe* cqes;
+  size_t map_size;
+  uint32_t depth;
+  uint32_t consumed;
+  uint32_t empty_polls;
+  // ibv_cq_ex polling state: the CQE start_poll/next_poll made current.
+  proto::Cqe current;
+};
+
+struct SendRing {
+  proto::RingShmHeader* header;
+  uint8_t* slots;
+  uint32_t depth;
+  uint32_t stride;
+  uint32_t produced;
+};
+
+struct VQp {
+  verbs_qp vqp;
+  uint32_t handle;
+  pthread_spinlock_t sq_lock;
+  pthread_spinlock_t rq_lock;
+  void* map;
+  size_t map_size;
+  SendRing sq;
+  SendRing rq;
+  uint32_t max_send_sge;
+  uint32_t max_recv_sge;
+  uint32_t max_inline;
+  uint32_t sq_sig_all;
+  // ibv_wr_* batch in progress: WQEs written at sq.produced + wr_count.
+  uint32_t wr_count;
+  int wr_error;
+  proto::SendWqe* wr_current;
+};
+
+struct VSrq {
+  ibv_srq srq;
+  uint32_t handle;
+  pthread_spinlock_t lock;
+  void* map;
+  size_t map_size;
+  SendRing ring;
+  uint32_t max_sge;
+};
+
+// A request on the context's socket; returns 0 or an errno (the reply's status).
+int Rpc(ContextState& st, proto::Op op, const void* req, size_t len, proto::Message* reply,
+        const int* fds = nullptr, size_t nfds = 0);
+template <typename T>
+int RpcReply(ContextState& st, proto::Op op, const void* req, size_t len, T* out,
+             const int* fds = nullptr, size_t nfds = 0, proto::Message* keep = nullptr) {
+  proto::Message reply;
+  int err = Rpc(st, op, req, len, &reply, fds, nfds);
+  if (err) return err;
+  if (!reply.Copy(out)) return EPROTO;
+  if (keep) *keep = std::move(reply);
+  return 0;
+}
+
+// Maps `size` bytes of a shared region the daemon sent; nullptr on failure.
+void* MapShared(int fd, size_t size);
+// Rings the doorbell after producer indexes moved.
+void RingDoorbell(ContextState& st);
+
+// Ops (device.cc, objects.cc, datapath.cc, wr_api.cc).
+extern const verbs_device_ops kDeviceOps;
+extern const verbs_context_ops kContextOps;
+bool IsVrdmaContext(ibv_context* ctx);
+bool IsVrdmaDevice(ibv_device* dev);
+void InstallWrOps(VQp* qp, uint64_t send_ops_flags);
+
+int PostSend(ibv_qp* qp, ibv_send_wr* wr, ibv_send_wr** bad);
+int PostRecv(ibv_qp* qp, ibv_recv_wr* wr, ibv_recv_wr** bad);
+int PostSrqRecv(ibv_srq* srq, ibv_recv_wr* wr, ibv_recv_wr** bad);
+int PollCq(ibv_cq* cq, int n, ibv_wc* wc);
+int ReqNotifyCq(ibv_cq* cq, int solicited_only);
+void InstallCqExOps(VCq* cq, uint64_t wc_flags);
+
+}  // namespace vrdma::provider

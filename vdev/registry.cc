@@ -1,0 +1,172 @@
+#include "vdev/registry.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "vdev/netdev/netdev_info.h"
+#include "vdev/netdev/roce_gid_table.h"
+
+namespace vrdma {
+
+ibv_mtu Vdev::ActiveMtu() const {
+  // The RoCE payload MTU fits the interface MTU after IP/UDP/BTH/RETH/ICRC headers, as
+  // rdma_rxe derives it (rxe_set_mtu).
+  uint32_t room = netdev_mtu > 80 ? netdev_mtu - 80 : 0;
+  if (room >= 4096) return IBV_MTU_4096;
+  if (room >= 2048) return IBV_MTU_2048;
+  if (room >= 1024) return IBV_MTU_1024;
+  if (room >= 512) return IBV_MTU_512;
+  return IBV_MTU_256;
+}
+
+bool ValidDeviceName(std::string_view name) {
+  if (name.empty() || name.size() >= proto::kNameLen) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return c > ' ' && c < 127 && c != '/' && c != '%'; });
+}
+
+absl::Status Registry::AddPdev(std::unique_ptr<Pdev> pdev) {
+  if (FindPdev(pdev->name)) return absl::AlreadyExistsError("pdev exists: " + pdev->name);
+  pdevs_.push_back(std::move(pdev));
+  return absl::OkStatus();
+}
+
+Pdev* Registry::FindPdev(std::string_view name) const {
+  for (const auto& p : pdevs_) {
+    if (p->name == name) return p.get();
+  }
+  return nullptr;
+}
+
+Vdev* Registry::FindVdev(std::string_view name) const {
+  auto it = vdevs_.find(name);
+  return it == vdevs_.end() ? nullptr : it->second.get();
+}
+
+Vdev* Registry::FindVdevByIfindex(int ifindex) const {
+  for (const auto& [name, v] : vdevs_) {
+    if (v->ifindex == ifindex) return v.get();
+  }
+  return nullptr;
+}
+
+ResourceCounts Registry::PdevLimits(const Pdev& pdev) {
+  const DeviceLimits& l = pdev.device->limits();
+  ResourceCounts c{};
+  c[static_cast<size_t>(Resource::kQp)] = l.max_qp;
+  c[static_cast<size_t>(Resource::kCq)] = l.max_cq;
+  c[static_cast<size_t>(Resource::kMr)] = l.max_mr;
+  c[static_cast<size_t>(Resource::kPd)] = l.max_pd;
+  c[static_cast<size_t>(Resource::kSrq)] = l.max_srq;
+  c[static_cast<size_t>(Resource::kAh)] = l.max_ah;
+  c[static_cast<size_t>(Resource::kMrBytes)] = l.max_mr_size;
+  return c;
+}
+
+absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view pdev_name,
+                                        std::string_view netdev) {
+  if (!ValidDeviceName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid device name '", std::string(name), "'"));
+  }
+  if (FindVdev(name)) return absl::AlreadyExistsError(absl::StrCat("device ", std::string(name), " exists"));
+  Pdev* pdev = FindPdev(pdev_name);
+  if (!pdev) return absl::NotFoundError(absl::StrCat("no pdev named ", std::string(pdev_name)));
+  absl::StatusOr<NetdevInfo> info = ReadNetdev(netdev);
+  if (!info.ok()) return info.status();
+  for (const auto& [n, v] : vdevs_) {
+    if (v->ifindex == info->ifindex) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("interface ", std::string(netdev), " is already bound to device ", n));
+    }
+  }
+  auto slot = std::find(pdev->gid_block_used.begin(), pdev->gid_block_used.end(), false);
+  if (slot == pdev->gid_block_used.end()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("pdev ", std::string(pdev_name), " has its maximum of ", kMaxVdevsPerPdev, " vdevs"));
+  }
+  auto vdev = std::make_unique<Vdev>();
+  vdev->name = std::string(name);
+  vdev->id = next_id_++;
+  vdev->pdev = pdev;
+  vdev->netdev = std::string(netdev);
+  vdev->ifindex = info->ifindex;
+  vdev->mac = info->mac;
+  vdev->netdev_mtu = info->mtu;
+  vdev->gid_base = static_cast<uint32_t>(slot - pdev->gid_block_used.begin()) * kGidsPerVdev;
+  // Node GUID: the modified EUI-64 of the MAC, as rdma_rxe derives it.
+  const wire::MacAddr& m = info->mac;
+  uint8_t guid[8] = {static_cast<uint8_t>(m[0] ^ 2), m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]};
+  std::memcpy(&vdev->node_guid_be, guid, 8);
+  vdev->quota = PdevLimits(*pdev);
+  if (absl::Status st = WriteGids(*vdev, BuildRoceGidTable(*info, kGidsPerVdev)); !st.ok()) {
+    return st;
+  }
+  *slot = true;
+  Vdev* raw = vdev.get();
+  vdevs_.emplace(vdev->name, std::move(vdev));
+  return raw;
+}
+
+absl::Status Registry::WriteGids(Vdev& vdev, const std::vector<GidEntry>& gids) {
+  vdev.gids = gids;
+  vdev.gids.resize(std::min<size_t>(vdev.gids.size(), kGidsPerVdev));
+  for (uint32_t i = 0; i < kGidsPerVdev; ++i) {
+    GidEntry e = i < vdev.gids.size() ? vdev.gids[i] : GidEntry{};
+    if (absl::Status st = vdev.pdev->device->SetGid(vdev.gid_base + i, e); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Registry::RefreshGids(Vdev& vdev) {
+  absl::StatusOr<NetdevInfo> info = ReadNetdev(vdev.netdev);
+  if (!info.ok()) return info.status();
+  vdev.mac = info->mac;
+  vdev.netdev_mtu = info->mtu;
+  vdev.ifindex = info->ifindex;
+  return WriteGids(vdev, BuildRoceGidTable(*info, kGidsPerVdev));
+}
+
+absl::Status Registry::DelVdev(std::string_view name) {
+  auto it = vdevs_.find(name);
+  if (it == vdevs_.end()) return absl::NotFoundError(absl::StrCat("no device named ", std::string(name)));
+  Vdev& v = *it->second;
+  if (absl::Status st = WriteGids(v, {}); !st.ok()) return st;
+  v.pdev->gid_block_used[v.gid_base / kGidsPerVdev] = false;
+  vdevs_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::Status Registry::SetQuotas(Vdev& vdev,
+                                 const std::vector<std::pair<Resource, uint64_t>>& values) {
+  ResourceCounts limits = PdevLimits(*vdev.pdev);
+  for (const auto& [r, v] : values) {
+    size_t i = static_cast<size_t>(r);
+    if (v < vdev.used[i]) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          kResourceNames[i], " quota ", v, " is below the ", vdev.used[i], " in use on ", vdev.name));
+    }
+    if (v > limits[i]) {
+      return absl::OutOfRangeError(absl::StrCat(kResourceNames[i], " quota ", v,
+                                                " is above the pdev's limit of ", limits[i]));
+    }
+  }
+  for (const auto& [r, v] : values) vdev.quota[static_cast<size_t>(r)] = v;
+  return absl::OkStatus();
+}
+
+wire::MacAddr Registry::ResolveMac(const Pdev& pdev, const wire::Gid& dgid) const {
+  for (const auto& [n, v] : vdevs_) {
+    if (v->pdev != &pdev) continue;
+    for (const GidEntry& g : v->gids) {
+      if (g.valid && g.gid == dgid) return v->mac;
+    }
+  }
+  // fe80::/64 with a modified EUI-64 interface identifier (ff:fe in the middle).
+  if (dgid[0] == 0xfe && dgid[1] == 0x80 && dgid[11] == 0xff && dgid[12] == 0xfe) {
+    return {static_cast<uint8_t>(dgid[8] ^ 2), dgid[9], dgid[10], dgid[13], dgid[14], dgid[15]};
+  }
+  return {};
+}
+
+}  // namespace vrdma

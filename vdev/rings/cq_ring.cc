@@ -1,0 +1,104 @@
+#include "vdev/rings/cq_ring.h"
+
+#include <unistd.h>
+
+#include <atomic>
+
+namespace vrdma {
+
+absl::StatusOr<std::unique_ptr<CqRing>> CqRing::Create(uint32_t depth, uint64_t user_handle,
+                                                       int channel_fd) {
+  absl::StatusOr<std::unique_ptr<SharedRegion>> region =
+      SharedRegion::Create("vrdma-cq", RegionSize(depth));
+  if (!region.ok()) {
+    if (channel_fd >= 0) close(channel_fd);
+    return region.status();
+  }
+  std::unique_ptr<CqRing> cq(new CqRing());
+  cq->user_handle_ = user_handle;
+  cq->channel_fd_ = channel_fd;
+  cq->Attach(std::move(*region), depth, 0);
+  return cq;
+}
+
+CqRing::~CqRing() {
+  if (channel_fd_ >= 0) close(channel_fd_);
+}
+
+void CqRing::Attach(std::unique_ptr<SharedRegion> region, uint32_t depth, uint32_t produced) {
+  region_ = std::move(region);
+  header_ = reinterpret_cast<proto::CqShmHeader*>(region_->data());
+  cqes_ = reinterpret_cast<proto::Cqe*>(region_->data() + sizeof(proto::CqShmHeader));
+  depth_ = depth;
+  produced_ = produced;
+  header_->ring.producer.value.store(produced, std::memory_order_release);
+  arm_seen_ = header_->arm.arm_sequence.load(std::memory_order_relaxed);
+}
+
+bool CqRing::Deliver(uint64_t, const ibv_wc& wc, bool solicited) {
+  // The consumer index is the client's: a value that makes no sense reads as "full",
+  // which only ever hurts that client's own CQ.
+  uint32_t consumed = header_->ring.consumer.value.load(std::memory_order_acquire);
+  if (produced_ - consumed >= depth_) {
+    ++overruns_;
+    return false;
+  }
+  proto::Cqe& c = cqes_[produced_ & (depth_ - 1)];
+  c.wr_id = wc.wr_id;
+  c.status = wc.status;
+  c.opcode = wc.opcode;
+  c.vendor_err = wc.vendor_err;
+  c.byte_len = wc.byte_len;
+  c.imm_data = wc.imm_data;
+  c.qp_num = wc.qp_num;
+  c.src_qp = wc.src_qp;
+  c.wc_flags = wc.wc_flags;
+  c.pkey_index = wc.pkey_index;
+  c.slid = wc.slid;
+  c.sl = wc.sl;
+  c.dlid_path_bits = wc.dlid_path_bits;
+  ++produced_;
+  ++delivered_;
+  header_->ring.producer.value.store(produced_, std::memory_order_release);
+  // Pairs with the client's fence between bumping arm_sequence and reading the producer
+  // index: either it sees this CQE, or we see its arm.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  uint32_t seq = header_->arm.arm_sequence.load(std::memory_order_relaxed);
+  if (seq != arm_seen_) {
+    bool solicited_only = header_->arm.arm_solicited.load(std::memory_order_relaxed) != 0;
+    // IBTA 11.4.2.2: a solicited-only CQ fires on a solicited or an error completion.
+    if (!solicited_only || solicited || wc.status != IBV_WC_SUCCESS) {
+      arm_seen_ = seq;
+      if (channel_fd_ >= 0) {
+        uint64_t record = user_handle_;  // struct ib_uverbs_comp_event_desc
+        // Non-blocking: a client that never reads its channel loses events, not the daemon.
+        ssize_t n = write(channel_fd_, &record, sizeof record);
+        (void)n;
+      }
+    }
+  }
+  return true;
+}
+
+absl::Status CqRing::Resize(uint32_t depth) {
+  uint32_t consumed = header_->ring.consumer.value.load(std::memory_order_acquire);
+  uint32_t pending = produced_ - consumed;
+  if (pending > depth_) pending = 0;  // nonsense from the client: nothing to keep
+  if (pending > depth) {
+    return absl::FailedPreconditionError("more completions pending than the new CQ holds");
+  }
+  absl::StatusOr<std::unique_ptr<SharedRegion>> region =
+      SharedRegion::Create("vrdma-cq", RegionSize(depth));
+  if (!region.ok()) return region.status();
+  auto* dst = reinterpret_cast<proto::Cqe*>((*region)->data() + sizeof(proto::CqShmHeader));
+  for (uint32_t i = 0; i < pending; ++i) dst[i] = cqes_[(consumed + i) & (depth_ - 1)];
+  uint32_t seq = header_->arm.arm_sequence.load(std::memory_order_relaxed);
+  auto* h = reinterpret_cast<proto::CqShmHeader*>((*region)->data());
+  h->arm.arm_sequence.store(seq == arm_seen_ ? 0 : 1, std::memory_order_relaxed);
+  h->arm.arm_solicited.store(header_->arm.arm_solicited.load(), std::memory_order_relaxed);
+  Attach(std::move(*region), depth, pending);
+  arm_seen_ = 0;
+  return absl::OkStatus();
+}
+
+}  // namespace vrdma

@@ -1,0 +1,54 @@
+// A client's CQ as the daemon produces into it: the engine delivers completions here
+// (a CompletionSink), the daemon writes them into the shared ring and raises completion
+// events for an armed CQ on the client's channel.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "driver/res/completion_queue.h"
+#include "vdev/protocol/protocol.h"
+#include "vdev/shm/shared_region.h"
+
+namespace vrdma {
+
+class CqRing : public CompletionSink {
+ public:
+  // `channel_fd` (owned; -1 for none) receives ib_uverbs_comp_event_desc records.
+  static absl::StatusOr<std::unique_ptr<CqRing>> Create(uint32_t depth, uint64_t user_handle,
+                                                        int channel_fd);
+  ~CqRing() override;
+
+  bool Deliver(uint64_t cookie, const ibv_wc& wc, bool solicited) override;
+
+  // A new, larger ring holding the completions the client has not polled yet. Fails
+  // (changing nothing) when they do not fit.
+  absl::Status Resize(uint32_t depth);
+
+  uint32_t depth() const { return depth_; }
+  uint64_t user_handle() const { return user_handle_; }
+  const SharedRegion& region() const { return *region_; }
+  uint64_t delivered() const { return delivered_; }
+  uint64_t overruns() const { return overruns_; }
+  static size_t RegionSize(uint32_t depth) {
+    return sizeof(proto::CqShmHeader) + size_t{depth} * sizeof(proto::Cqe);
+  }
+
+ private:
+  CqRing() = default;
+  void Attach(std::unique_ptr<SharedRegion> region, uint32_t depth, uint32_t produced);
+
+  std::unique_ptr<SharedRegion> region_;
+  proto::CqShmHeader* header_ = nullptr;
+  proto::Cqe* cqes_ = nullptr;
+  uint32_t depth_ = 0;
+  uint32_t produced_ = 0;   // the daemon's own copy of the producer index
+  uint32_t arm_seen_ = 0;   // last arm_sequence answered with an event
+  uint64_t user_handle_ = 0;
+  int channel_fd_ = -1;
+  uint64_t delivered_ = 0;
+  uint64_t overruns_ = 0;
+};
+
+}  // namespace vrdma

@@ -1,0 +1,39 @@
+#include "vdev/shm/shared_region.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace vrdma {
+
+absl::StatusOr<std::unique_ptr<SharedRegion>> SharedRegion::Create(const char* name, size_t size) {
+  long page = sysconf(_SC_PAGESIZE);
+  size = (size + page - 1) / page * page;
+  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "memfd_create");
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0 ||
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    int err = errno;
+    close(fd);
+    return absl::ErrnoToStatus(err, "sizing or sealing a shared region");
+  }
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    close(fd);
+    return absl::ErrnoToStatus(err, absl::StrCat("mapping ", size, " bytes"));
+  }
+  return std::unique_ptr<SharedRegion>(new SharedRegion(fd, static_cast<uint8_t*>(p), size));
+}
+
+SharedRegion::~SharedRegion() {
+  munmap(data_, size_);
+  close(fd_);
+}
+
+}  // namespace vrdma

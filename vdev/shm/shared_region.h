@@ -1,0 +1,32 @@
+// Shared memory the daemon creates for a client (rings, CQs, the context page): a memfd
+// sealed against shrinking and growing, so a client holding the fd cannot truncate the
+// pages under the daemon (which would fault it).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+
+namespace vrdma {
+
+class SharedRegion {
+ public:
+  static absl::StatusOr<std::unique_ptr<SharedRegion>> Create(const char* name, size_t size);
+  ~SharedRegion();
+  SharedRegion(const SharedRegion&) = delete;
+  SharedRegion& operator=(const SharedRegion&) = delete;
+
+  int fd() const { return fd_; }
+  uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  SharedRegion(int fd, uint8_t* data, size_t size) : fd_(fd), data_(data), size_(size) {}
+  int fd_;
+  uint8_t* data_;
+  size_t size_;
+};
+
+}  // namespace vrdma

@@ -1,0 +1,67 @@
+// A virtual RDMA device: a view on one pdev, bound to one network interface, with its
+// own GID table (mirroring the interface's addresses) and its own resource quotas.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "driver/res/work_request.h"
+#include "vdev/pdev.h"
+
+namespace vrdma {
+
+enum class Resource : uint8_t { kQp, kCq, kMr, kPd, kSrq, kAh, kMrBytes, kCount };
+inline constexpr size_t kResourceCount = static_cast<size_t>(Resource::kCount);
+inline constexpr std::array<const char*, kResourceCount> kResourceNames = {
+    "qp", "cq", "mr", "pd", "srq", "ah", "mr_bytes"};
+
+using ResourceCounts = std::array<uint64_t, kResourceCount>;
+
+// Per-vdev counters of what its clients did (the pdev's packet counters are shared).
+struct VdevStats {
+  uint64_t send_wqes = 0;
+  uint64_t recv_wqes = 0;
+  uint64_t completions = 0;
+  uint64_t rejected_wqes = 0;  // malformed or out-of-bounds WQEs from a client
+  uint64_t cq_overruns = 0;
+  uint64_t async_events = 0;
+  uint64_t bad_requests = 0;  // control requests refused
+};
+
+struct Vdev {
+  std::string name;
+  uint32_t id = 0;
+  Pdev* pdev = nullptr;
+  std::string netdev;
+  int ifindex = 0;
+  wire::MacAddr mac{};
+  uint32_t netdev_mtu = 1500;
+  uint32_t gid_base = 0;  // its GIDs are the pdev's entries [gid_base, gid_base + 16)
+  std::vector<GidEntry> gids;
+  uint64_t node_guid_be = 0;  // network order, EUI-64 of the MAC as the kernel derives it
+  ResourceCounts quota{};
+  ResourceCounts used{};
+  uint32_t open_contexts = 0;
+  VdevStats stats;
+
+  uint64_t& Used(Resource r) { return used[static_cast<size_t>(r)]; }
+  uint64_t Quota(Resource r) const { return quota[static_cast<size_t>(r)]; }
+  // Takes `n` of a resource; false (nothing taken) beyond the quota.
+  bool Charge(Resource r, uint64_t n = 1) {
+    size_t i = static_cast<size_t>(r);
+    if (used[i] + n > quota[i] || used[i] + n < used[i]) return false;
+    used[i] += n;
+    return true;
+  }
+  void Release(Resource r, uint64_t n = 1) {
+    size_t i = static_cast<size_t>(r);
+    used[i] = used[i] >= n ? used[i] - n : 0;
+  }
+  // The active MTU of its port: the interface's MTU less RoCEv2 headers, as an IB MTU.
+  ibv_mtu ActiveMtu() const;
+};
+
+}  // namespace vrdma
