@@ -1,0 +1,111 @@
+# Shared set-up of the integration tests: a private network namespace holding two
+# interfaces (a veth pair with IPv4 and IPv6 addresses), a vrdmad on its embedded default
+# pdev0, and two vdevs bound to the two interfaces. Everything is torn down on exit.
+#
+# Needs root (network namespaces). VRDMA_BUILD names the build directory.
+set -euo pipefail
+
+: "${VRDMA_BUILD:?set VRDMA_BUILD to the meson build directory}"
+VRDMAD="$VRDMA_BUILD/apps/vrdmad"
+VRDMACTL="$VRDMA_BUILD/apps/vrdmactl"
+VRDMA_RUN="$VRDMA_BUILD/apps/vrdma-run"
+NS="vrdma-it-$$"
+WORK="$(mktemp -d /tmp/vrdma-it.XXXXXX)"
+export VRDMA_SOCKET="$WORK/vrdmad.sock"
+DAEMON_PID=""
+FAILURES=0
+PASSES=0
+
+in_ns() { ip netns exec "$NS" "$@"; }
+
+cleanup() {
+  if [[ -n "$DAEMON_PID" ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$DAEMON_PID" 2>/dev/null || true
+  fi
+  ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+  if [[ "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# Two interfaces a and b: veth vrd0/vrd1, MTU 9000 (so the RoCE path MTU is 4096).
+setup_hosts() {
+  ip netns add "$NS"
+  in_ns ip link set lo up
+  in_ns ip link add vrd0 type veth peer name vrd1
+  in_ns ip link set vrd0 mtu 9000 up
+  in_ns ip link set vrd1 mtu 9000 up
+  in_ns ip addr add 10.77.0.1/24 dev vrd0
+  in_ns ip addr add 10.77.0.2/24 dev vrd1
+  in_ns ip addr add fd00:77::1/64 dev vrd0 nodad
+  in_ns ip addr add fd00:77::2/64 dev vrd1 nodad
+}
+
+start_daemon() {
+  in_ns "$VRDMAD" --socket "$VRDMA_SOCKET" >"$WORK/vrdmad.log" 2>&1 &
+  DAEMON_PID=$!
+  for _ in $(seq 100); do
+    [[ -S "$VRDMA_SOCKET" ]] && return 0
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "vrdmad did not start:" >&2
+  cat "$WORK/vrdmad.log" >&2
+  return 1
+}
+
+ctl() { in_ns "$VRDMACTL" "$@"; }
+
+setup_default() {
+  setup_hosts
+  start_daemon
+  ctl dev add vdev_a pdev pdev0 netdev vrd0 >/dev/null
+  ctl dev add vdev_b pdev pdev0 netdev vrd1 >/dev/null
+}
+
+pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
+fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
+
+# run_pair NAME CHECK -- PROGRAM ARGS...: PROGRAM ARGS on vdev_a as the server and on
+# vdev_b as the client of 127.0.0.1 (the out-of-band exchange both tools use), in the
+# namespace. Both must exit 0; then CHECK (a shell function) is called with the two
+# output files.
+run_pair() {
+  local name="$1" check="$2"
+  shift 3
+  local srv="$WORK/$name.server" cli="$WORK/$name.client"
+  in_ns timeout 300 "$VRDMA_RUN" -d vdev_a -- "$@" >"$srv" 2>&1 &
+  local spid=$!
+  local crc=1
+  # The server listens once it has set up; retry the client until it connects.
+  for _ in $(seq 40); do
+    sleep 0.25
+    if in_ns timeout 300 "$VRDMA_RUN" -d vdev_b -- "$@" 127.0.0.1 >"$cli" 2>&1; then
+      crc=0
+      break
+    fi
+    kill -0 "$spid" 2>/dev/null || break
+    grep -q "Couldn't connect\|Unable to Connect\|connect to" "$cli" || break
+  done
+  local src=0
+  wait "$spid" || src=$?
+  if [[ $crc -ne 0 || $src -ne 0 ]]; then
+    fail "$name (server rc=$src client rc=$crc)"
+    sed 's/^/    server: /' "$srv" | tail -15
+    sed 's/^/    client: /' "$cli" | tail -15
+    return 0
+  fi
+  if "$check" "$srv" "$cli"; then pass "$name"; else fail "$name (output check)"; fi
+}
+
+finish() {
+  echo "$PASSES passed, $FAILURES failed"
+  if [[ $FAILURES -ne 0 ]]; then
+    echo "--- vrdmad log (tail)"
+    tail -40 "$WORK/vrdmad.log"
+    return 1
+  fi
+  return 0
+}
