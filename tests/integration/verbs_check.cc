@@ -1,0 +1,610 @@
+// The data checker: every verbs opcode across two vdevs of one vrdmad, through the public
+// libibverbs API only (so each provider op is reached the way applications reach it),
+// with every byte moved compared. Runs under vrdma-run (tests/integration/verbs_check.sh),
+// with vdev_a and vdev_b bound to interfaces 10.77.0.1 and 10.77.0.2.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <infiniband/verbs.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr int kGidIndex = 3;  // ::ffff:10.77.0.x, RoCEv2
+constexpr size_t kBuf = 1 << 20;
+
+ibv_context* OpenByName(const char* name) {
+  int n = 0;
+  ibv_device** list = ibv_get_device_list(&n);
+  ibv_context* ctx = nullptr;
+  for (int i = 0; i < n && list; ++i) {
+    if (std::strcmp(ibv_get_device_name(list[i]), name) == 0) ctx = ibv_open_device(list[i]);
+  }
+  if (list) ibv_free_device_list(list);
+  return ctx;
+}
+
+bool PollOne(ibv_cq* cq, ibv_wc* wc, int timeout_ms = 5000) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < end) {
+    int n = ibv_poll_cq(cq, 1, wc);
+    if (n < 0) return false;
+    if (n == 1) return true;
+  }
+  return false;
+}
+
+struct Side {
+  ibv_context* ctx = nullptr;
+  ibv_pd* pd = nullptr;
+  ibv_cq* cq = nullptr;
+  ibv_qp* qp = nullptr;
+  ibv_srq* srq = nullptr;
+  std::vector<uint8_t> buf;
+  ibv_mr* mr = nullptr;
+  ibv_gid gid{};
+
+  void Open(const char* name) {
+    ctx = OpenByName(name);
+    ASSERT_NE(ctx, nullptr) << name;
+    pd = ibv_alloc_pd(ctx);
+    ASSERT_NE(pd, nullptr);
+    cq = ibv_create_cq(ctx, 256, nullptr, nullptr, 0);
+    ASSERT_NE(cq, nullptr);
+    buf.assign(kBuf, 0);
+    mr = ibv_reg_mr(pd, buf.data(), buf.size(),
+                    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
+                        IBV_ACCESS_REMOTE_ATOMIC);
+    ASSERT_NE(mr, nullptr) << std::strerror(errno);
+    ASSERT_EQ(ibv_query_gid(ctx, 1, kGidIndex, &gid), 0);
+  }
+  void CreateQp(ibv_qp_type type, bool ex_api) {
+    if (ex_api) {
+      ibv_qp_init_attr_ex a{};
+      a.send_cq = cq;
+      a.recv_cq = cq;
+      a.srq = srq;
+      a.cap = {64, 64, 4, 4, 64};
+      a.qp_type = type;
+      a.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS;
+      a.pd = pd;
+      a.send_ops_flags = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM |
+                         IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM |
+                         IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
+                         IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_SEND_WITH_INV;
+      qp = ibv_create_qp_ex(ctx, &a);
+    } else {
+      ibv_qp_init_attr a{};
+      a.send_cq = cq;
+      a.recv_cq = cq;
+      a.srq = srq;
+      a.cap = {64, 64, 4, 4, 64};
+      a.qp_type = type;
+      qp = ibv_create_qp(pd, &a);
+    }
+    ASSERT_NE(qp, nullptr) << std::strerror(errno);
+  }
+  void Close() {
+    if (qp) ibv_destroy_qp(qp);
+    if (srq) ibv_destroy_srq(srq);
+    if (mr) ibv_dereg_mr(mr);
+    if (cq) ibv_destroy_cq(cq);
+    if (pd) ibv_dealloc_pd(pd);
+    if (ctx) ibv_close_device(ctx);
+    *this = Side{};
+  }
+};
+
+void ToInit(ibv_qp* qp, ibv_qp_type type) {
+  ibv_qp_attr a{};
+  a.qp_state = IBV_QPS_INIT;
+  a.port_num = 1;
+  a.pkey_index = 0;
+  int mask = IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT;
+  if (type == IBV_QPT_UD) {
+    a.qkey = 0x11111111;
+    mask |= IBV_QP_QKEY;
+  } else {
+    a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
+                        (type == IBV_QPT_RC ? IBV_ACCESS_REMOTE_ATOMIC : 0);
+    mask |= IBV_QP_ACCESS_FLAGS;
+  }
+  ASSERT_EQ(ibv_modify_qp(qp, &a, mask), 0);
+}
+
+void Connect(Side& me, const Side& peer, ibv_qp_type type) {
+  ToInit(me.qp, type);
+  ibv_qp_attr a{};
+  a.qp_state = IBV_QPS_RTR;
+  int mask = IBV_QP_STATE;
+  if (type != IBV_QPT_UD) {
+    a.path_mtu = IBV_MTU_1024;
+    a.dest_qp_num = peer.qp->qp_num;
+    a.rq_psn = 100;
+    a.ah_attr.is_global = 1;
+    a.ah_attr.grh.dgid = peer.gid;
+    a.ah_attr.grh.sgid_index = kGidIndex;
+    a.ah_attr.grh.hop_limit = 64;
+    a.ah_attr.port_num = 1;
+    mask |= IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_AV;
+    if (type == IBV_QPT_RC) {
+      a.max_dest_rd_atomic = 16;
+      a.min_rnr_timer = 1;
+      mask |= IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
+    }
+  }
+  ASSERT_EQ(ibv_modify_qp(me.qp, &a, mask), 0);
+  a = ibv_qp_attr{};
+  a.qp_state = IBV_QPS_RTS;
+  a.sq_psn = 100;
+  mask = IBV_QP_STATE | IBV_QP_SQ_PSN;
+  if (type == IBV_QPT_RC) {
+    a.timeout = 14;
+    a.retry_cnt = 7;
+    a.rnr_retry = 7;
+    a.max_rd_atomic = 16;
+    mask |= IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC;
+  }
+  ASSERT_EQ(ibv_modify_qp(me.qp, &a, mask), 0);
+}
+
+void Fill(std::vector<uint8_t>& v, size_t off, size_t len, uint32_t seed) {
+  std::mt19937 g(seed);
+  for (size_t i = 0; i < len; ++i) v[off + i] = static_cast<uint8_t>(g());
+}
+
+// One send WR through either API: the classic ibv_post_send or the ibv_wr_* calls.
+struct Wr {
+  ibv_wr_opcode op = IBV_WR_SEND;
+  uint64_t wr_id = 1;
+  unsigned flags = IBV_SEND_SIGNALED;
+  std::vector<ibv_sge> sges;
+  uint32_t imm = 0;
+  uint64_t raddr = 0;
+  uint32_t rkey = 0;
+  uint64_t compare_add = 0, swap = 0;
+};
+
+int Post(ibv_qp* qp, const Wr& w, bool ex_api) {
+  if (!ex_api) {
+    ibv_send_wr wr{};
+    wr.wr_id = w.wr_id;
+    wr.opcode = w.op;
+    wr.send_flags = w.flags;
+    wr.sg_list = const_cast<ibv_sge*>(w.sges.data());
+    wr.num_sge = static_cast<int>(w.sges.size());
+    wr.imm_data = w.imm;
+    if (w.op == IBV_WR_ATOMIC_CMP_AND_SWP || w.op == IBV_WR_ATOMIC_FETCH_AND_ADD) {
+      wr.wr.atomic = {w.raddr, w.compare_add, w.swap, w.rkey};
+    } else {
+      wr.wr.rdma = {w.raddr, w.rkey};
+    }
+    ibv_send_wr* bad;
+    return ibv_post_send(qp, &wr, &bad);
+  }
+  ibv_qp_ex* x = ibv_qp_to_qp_ex(qp);
+  if (!x) return EINVAL;
+  ibv_wr_start(x);
+  x->wr_id = w.wr_id;
+  x->wr_flags = w.flags;
+  switch (w.op) {
+    case IBV_WR_SEND: ibv_wr_send(x); break;
+    case IBV_WR_SEND_WITH_IMM: ibv_wr_send_imm(x, w.imm); break;
+    case IBV_WR_SEND_WITH_INV: ibv_wr_send_inv(x, w.imm); break;
+    case IBV_WR_RDMA_WRITE: ibv_wr_rdma_write(x, w.rkey, w.raddr); break;
+    case IBV_WR_RDMA_WRITE_WITH_IMM: ibv_wr_rdma_write_imm(x, w.rkey, w.raddr, w.imm); break;
+    case IBV_WR_RDMA_READ: ibv_wr_rdma_read(x, w.rkey, w.raddr); break;
+    case IBV_WR_ATOMIC_CMP_AND_SWP:
+      ibv_wr_atomic_cmp_swp(x, w.rkey, w.raddr, w.compare_add, w.swap);
+      break;
+    case IBV_WR_ATOMIC_FETCH_AND_ADD: ibv_wr_atomic_fetch_add(x, w.rkey, w.raddr, w.compare_add); break;
+    default: break;
+  }
+  if (w.flags & IBV_SEND_INLINE) {
+    std::vector<ibv_data_buf> bufs;
+    for (const auto& s : w.sges) bufs.push_back({reinterpret_cast<void*>(s.addr), s.length});
+    ibv_wr_set_inline_data_list(x, bufs.size(), bufs.data());
+  } else {
+    ibv_wr_set_sge_list(x, w.sges.size(), w.sges.data());
+  }
+  return ibv_wr_complete(x);
+}
+
+void PostRecv(ibv_qp* qp, std::vector<ibv_sge> sges, uint64_t wr_id) {
+  ibv_recv_wr wr{};
+  wr.wr_id = wr_id;
+  wr.sg_list = sges.data();
+  wr.num_sge = static_cast<int>(sges.size());
+  ibv_recv_wr* bad;
+  ASSERT_EQ(ibv_post_recv(qp, &wr, &bad), 0);
+}
+
+class RcTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(a.Open("vdev_a"));
+    ASSERT_NO_FATAL_FAILURE(b.Open("vdev_b"));
+    ASSERT_NO_FATAL_FAILURE(a.CreateQp(IBV_QPT_RC, GetParam()));
+    ASSERT_NO_FATAL_FAILURE(b.CreateQp(IBV_QPT_RC, GetParam()));
+    ASSERT_NO_FATAL_FAILURE(Connect(a, b, IBV_QPT_RC));
+    ASSERT_NO_FATAL_FAILURE(Connect(b, a, IBV_QPT_RC));
+  }
+  void TearDown() override {
+    a.Close();
+    b.Close();
+  }
+  ibv_sge Sge(Side& s, size_t off, uint32_t len) {
+    return {reinterpret_cast<uintptr_t>(s.buf.data()) + off, len, s.mr->lkey};
+  }
+  uint64_t Addr(Side& s, size_t off) { return reinterpret_cast<uintptr_t>(s.buf.data()) + off; }
+  // Posts on a, expects one successful completion on a with `opcode`.
+  void Run(const Wr& w, ibv_wc_opcode opcode) {
+    ASSERT_EQ(Post(a.qp, w, GetParam()), 0);
+    ibv_wc wc;
+    ASSERT_TRUE(PollOne(a.cq, &wc));
+    EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+    EXPECT_EQ(wc.opcode, opcode);
+    EXPECT_EQ(wc.wr_id, w.wr_id);
+  }
+  Side a, b;
+};
+
+TEST_P(RcTest, SendGathersAndScatters) {
+  Fill(a.buf, 0, 3000, 1);
+  PostRecv(b.qp, {Sge(b, 10000, 1000), Sge(b, 20000, 4000)}, 77);
+  Wr w;
+  w.sges = {Sge(a, 0, 1000), Sge(a, 1000, 1500), Sge(a, 2500, 500)};
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_SEND));
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+  EXPECT_EQ(wc.opcode, IBV_WC_RECV);
+  EXPECT_EQ(wc.wr_id, 77u);
+  EXPECT_EQ(wc.byte_len, 3000u);
+  EXPECT_EQ(wc.qp_num, b.qp->qp_num);
+  EXPECT_EQ(0, std::memcmp(&b.buf[10000], &a.buf[0], 1000));
+  EXPECT_EQ(0, std::memcmp(&b.buf[20000], &a.buf[1000], 2000));
+}
+
+TEST_P(RcTest, SendWithImmediateAndInline) {
+  Fill(a.buf, 0, 64, 2);
+  PostRecv(b.qp, {Sge(b, 0, 4096)}, 1);
+  PostRecv(b.qp, {Sge(b, 4096, 4096)}, 2);
+  Wr w;
+  w.op = IBV_WR_SEND_WITH_IMM;
+  w.imm = htonl(0xabcdef01);
+  w.sges = {Sge(a, 0, 64)};
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_SEND));
+  Wr inl;
+  inl.flags |= IBV_SEND_INLINE;
+  inl.sges = {Sge(a, 0, 40)};
+  ASSERT_NO_FATAL_FAILURE(Run(inl, IBV_WC_SEND));
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.opcode, IBV_WC_RECV);
+  EXPECT_TRUE(wc.wc_flags & IBV_WC_WITH_IMM);
+  EXPECT_EQ(wc.imm_data, htonl(0xabcdef01));
+  EXPECT_EQ(wc.byte_len, 64u);
+  EXPECT_EQ(0, std::memcmp(&b.buf[0], &a.buf[0], 64));
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.byte_len, 40u);
+  EXPECT_EQ(0, std::memcmp(&b.buf[4096], &a.buf[0], 40));
+}
+
+TEST_P(RcTest, RdmaWriteAndWriteWithImmediate) {
+  Fill(a.buf, 0, kBuf / 2, 3);
+  Wr w;
+  w.op = IBV_WR_RDMA_WRITE;
+  w.sges = {Sge(a, 0, kBuf / 2)};
+  w.raddr = Addr(b, kBuf / 2);
+  w.rkey = b.mr->rkey;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_RDMA_WRITE));
+  EXPECT_EQ(0, std::memcmp(&b.buf[kBuf / 2], &a.buf[0], kBuf / 2));
+  PostRecv(b.qp, {}, 9);
+  Fill(a.buf, 0, 5000, 4);
+  w.op = IBV_WR_RDMA_WRITE_WITH_IMM;
+  w.imm = htonl(42);
+  w.sges = {Sge(a, 0, 5000)};
+  w.raddr = Addr(b, 100);
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_RDMA_WRITE));
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+  EXPECT_EQ(wc.opcode, IBV_WC_RECV_RDMA_WITH_IMM);
+  EXPECT_EQ(wc.imm_data, htonl(42));
+  EXPECT_EQ(wc.wr_id, 9u);
+  EXPECT_EQ(0, std::memcmp(&b.buf[100], &a.buf[0], 5000));
+}
+
+TEST_P(RcTest, RdmaRead) {
+  Fill(b.buf, 0, kBuf, 5);
+  Wr w;
+  w.op = IBV_WR_RDMA_READ;
+  w.sges = {Sge(a, 0, 300000), Sge(a, 500000, 200000)};
+  w.raddr = Addr(b, 1000);
+  w.rkey = b.mr->rkey;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_RDMA_READ));
+  EXPECT_EQ(0, std::memcmp(&a.buf[0], &b.buf[1000], 300000));
+  EXPECT_EQ(0, std::memcmp(&a.buf[500000], &b.buf[301000], 200000));
+}
+
+TEST_P(RcTest, Atomics) {
+  uint64_t v = 1000;
+  std::memcpy(&b.buf[64], &v, 8);
+  Wr w;
+  w.op = IBV_WR_ATOMIC_FETCH_AND_ADD;
+  w.sges = {Sge(a, 0, 8)};
+  w.raddr = Addr(b, 64);
+  w.rkey = b.mr->rkey;
+  w.compare_add = 5;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_FETCH_ADD));
+  uint64_t got;
+  std::memcpy(&got, &a.buf[0], 8);
+  EXPECT_EQ(got, 1000u);
+  std::memcpy(&got, &b.buf[64], 8);
+  EXPECT_EQ(got, 1005u);
+  w.op = IBV_WR_ATOMIC_CMP_AND_SWP;
+  w.compare_add = 1005;
+  w.swap = 77;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_COMP_SWAP));
+  std::memcpy(&got, &a.buf[0], 8);
+  EXPECT_EQ(got, 1005u);
+  std::memcpy(&got, &b.buf[64], 8);
+  EXPECT_EQ(got, 77u);
+  w.compare_add = 1;  // no match: the remote value stays
+  w.swap = 99;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_COMP_SWAP));
+  std::memcpy(&got, &b.buf[64], 8);
+  EXPECT_EQ(got, 77u);
+}
+
+TEST_P(RcTest, SgePastMrIsLocalProtectionError) {
+  Wr w;
+  w.op = IBV_WR_RDMA_WRITE;
+  w.sges = {Sge(a, kBuf - 100, 200)};  // 100 bytes past the end of the MR
+  w.raddr = Addr(b, 0);
+  w.rkey = b.mr->rkey;
+  ASSERT_EQ(Post(a.qp, w, GetParam()), 0);
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(a.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_LOC_PROT_ERR) << ibv_wc_status_str(wc.status);
+}
+
+TEST_P(RcTest, WrongRkeyIsRemoteAccessErrorAndAsyncEvent) {
+  Wr w;
+  w.op = IBV_WR_RDMA_WRITE;
+  w.sges = {Sge(a, 0, 64)};
+  w.raddr = Addr(b, 0);
+  w.rkey = b.mr->rkey ^ 0x5500;
+  ASSERT_EQ(Post(a.qp, w, GetParam()), 0);
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(a.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_REM_ACCESS_ERR) << ibv_wc_status_str(wc.status);
+  // The responder's QP reports the access violation as an async event.
+  pollfd p{b.ctx->async_fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  ibv_async_event ev;
+  ASSERT_EQ(ibv_get_async_event(b.ctx, &ev), 0);
+  EXPECT_EQ(ev.event_type, IBV_EVENT_QP_ACCESS_ERR);
+  EXPECT_EQ(ev.element.qp, b.qp);
+  ibv_ack_async_event(&ev);
+}
+
+INSTANTIATE_TEST_SUITE_P(PostApis, RcTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "WrApi" : "PostSend"; });
+
+TEST(Verbs, UdSendCarriesGrhAndSource) {
+  Side a, b;
+  ASSERT_NO_FATAL_FAILURE(a.Open("vdev_a"));
+  ASSERT_NO_FATAL_FAILURE(b.Open("vdev_b"));
+  ASSERT_NO_FATAL_FAILURE(a.CreateQp(IBV_QPT_UD, false));
+  ASSERT_NO_FATAL_FAILURE(b.CreateQp(IBV_QPT_UD, true));
+  ASSERT_NO_FATAL_FAILURE(Connect(a, b, IBV_QPT_UD));
+  ASSERT_NO_FATAL_FAILURE(Connect(b, a, IBV_QPT_UD));
+  ibv_ah_attr ah_attr{};
+  ah_attr.is_global = 1;
+  ah_attr.grh.dgid = b.gid;
+  ah_attr.grh.sgid_index = kGidIndex;
+  ah_attr.grh.hop_limit = 64;
+  ah_attr.port_num = 1;
+  ibv_ah* ah = ibv_create_ah(a.pd, &ah_attr);
+  ASSERT_NE(ah, nullptr);
+  PostRecv(b.qp, {{reinterpret_cast<uintptr_t>(b.buf.data()), 40 + 1024, b.mr->lkey}}, 5);
+  Fill(a.buf, 0, 1024, 6);
+  ibv_sge sge{reinterpret_cast<uintptr_t>(a.buf.data()), 1024, a.mr->lkey};
+  ibv_send_wr wr{};
+  wr.wr_id = 3;
+  wr.opcode = IBV_WR_SEND;
+  wr.send_flags = IBV_SEND_SIGNALED;
+  wr.sg_list = &sge;
+  wr.num_sge = 1;
+  wr.wr.ud = {ah, b.qp->qp_num, 0x11111111};
+  ibv_send_wr* bad;
+  ASSERT_EQ(ibv_post_send(a.qp, &wr, &bad), 0);
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(a.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+  EXPECT_EQ(wc.byte_len, 40u + 1024u);
+  EXPECT_EQ(wc.src_qp, a.qp->qp_num);
+  EXPECT_TRUE(wc.wc_flags & IBV_WC_GRH);
+  EXPECT_EQ(0, std::memcmp(&b.buf[40], &a.buf[0], 1024));
+  // An AH back to the sender, from the completion and its GRH (the interposer's
+  // ibv_create_ah_from_wc: libibverbs' own looks GIDs up in sysfs).
+  ibv_ah* back = ibv_create_ah_from_wc(b.pd, &wc, reinterpret_cast<ibv_grh*>(b.buf.data()), 1);
+  ASSERT_NE(back, nullptr) << std::strerror(errno);
+  ibv_destroy_ah(back);
+  ibv_destroy_ah(ah);
+  a.Close();
+  b.Close();
+}
+
+TEST(Verbs, CompletionChannelEventAndResize) {
+  Side a, b;
+  ASSERT_NO_FATAL_FAILURE(a.Open("vdev_a"));
+  ASSERT_NO_FATAL_FAILURE(b.Open("vdev_b"));
+  ibv_comp_channel* ch = ibv_create_comp_channel(b.ctx);
+  ASSERT_NE(ch, nullptr);
+  ibv_destroy_cq(b.cq);
+  b.cq = ibv_create_cq(b.ctx, 4, reinterpret_cast<void*>(0x1234), ch, 0);
+  ASSERT_NE(b.cq, nullptr);
+  ASSERT_NO_FATAL_FAILURE(a.CreateQp(IBV_QPT_RC, false));
+  ASSERT_NO_FATAL_FAILURE(b.CreateQp(IBV_QPT_RC, false));
+  ASSERT_NO_FATAL_FAILURE(Connect(a, b, IBV_QPT_RC));
+  ASSERT_NO_FATAL_FAILURE(Connect(b, a, IBV_QPT_RC));
+  ASSERT_EQ(ibv_req_notify_cq(b.cq, 0), 0);
+  for (uint64_t i = 0; i < 3; ++i) {
+    PostRecv(b.qp, {{reinterpret_cast<uintptr_t>(b.buf.data()) + i * 100, 100, b.mr->lkey}}, i);
+  }
+  for (uint64_t i = 0; i < 3; ++i) {
+    ibv_sge sge{reinterpret_cast<uintptr_t>(a.buf.data()), 10, a.mr->lkey};
+    ibv_send_wr wr{};
+    wr.wr_id = i;
+    wr.opcode = IBV_WR_SEND;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    wr.sg_list = &sge;
+    wr.num_sge = 1;
+    ibv_send_wr* bad;
+    ASSERT_EQ(ibv_post_send(a.qp, &wr, &bad), 0);
+    ibv_wc wc;
+    ASSERT_TRUE(PollOne(a.cq, &wc));
+  }
+  ibv_cq* ev_cq = nullptr;
+  void* ev_ctx = nullptr;
+  ASSERT_EQ(ibv_get_cq_event(ch, &ev_cq, &ev_ctx), 0);
+  EXPECT_EQ(ev_cq, b.cq);
+  EXPECT_EQ(ev_ctx, reinterpret_cast<void*>(0x1234));
+  ibv_ack_cq_events(b.cq, 1);
+  // Resizing keeps the three completions not yet polled.
+  ASSERT_EQ(ibv_resize_cq(b.cq, 100), 0);
+  EXPECT_GE(b.cq->cqe, 100);
+  ibv_wc wc[4];
+  int n = 0;
+  for (int tries = 0; tries < 1000 && n < 3; ++tries) n += ibv_poll_cq(b.cq, 4 - n, wc + n);
+  ASSERT_EQ(n, 3);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(wc[i].wr_id, static_cast<uint64_t>(i));
+  ibv_destroy_qp(b.qp);
+  b.qp = nullptr;
+  ibv_destroy_cq(b.cq);
+  b.cq = nullptr;
+  EXPECT_EQ(ibv_destroy_comp_channel(ch), 0);
+  a.Close();
+  b.Close();
+}
+
+TEST(Verbs, SrqLimitEvent) {
+  Side a, b;
+  ASSERT_NO_FATAL_FAILURE(a.Open("vdev_a"));
+  ASSERT_NO_FATAL_FAILURE(b.Open("vdev_b"));
+  ibv_srq_init_attr sa{};
+  sa.attr = {16, 1, 0};
+  b.srq = ibv_create_srq(b.pd, &sa);
+  ASSERT_NE(b.srq, nullptr);
+  ASSERT_NO_FATAL_FAILURE(a.CreateQp(IBV_QPT_RC, false));
+  ASSERT_NO_FATAL_FAILURE(b.CreateQp(IBV_QPT_RC, false));
+  ASSERT_NO_FATAL_FAILURE(Connect(a, b, IBV_QPT_RC));
+  ASSERT_NO_FATAL_FAILURE(Connect(b, a, IBV_QPT_RC));
+  for (uint64_t i = 0; i < 8; ++i) {
+    ibv_sge sge{reinterpret_cast<uintptr_t>(b.buf.data()) + i * 64, 64, b.mr->lkey};
+    ibv_recv_wr wr{};
+    wr.wr_id = i;
+    wr.sg_list = &sge;
+    wr.num_sge = 1;
+    ibv_recv_wr* bad;
+    ASSERT_EQ(ibv_post_srq_recv(b.srq, &wr, &bad), 0);
+  }
+  ibv_srq_attr attr{};
+  attr.srq_limit = 6;
+  ASSERT_EQ(ibv_modify_srq(b.srq, &attr, IBV_SRQ_LIMIT), 0);
+  ASSERT_EQ(ibv_query_srq(b.srq, &attr), 0);
+  EXPECT_EQ(attr.srq_limit, 6u);
+  for (uint64_t i = 0; i < 3; ++i) {
+    ibv_sge sge{reinterpret_cast<uintptr_t>(a.buf.data()), 8, a.mr->lkey};
+    ibv_send_wr wr{};
+    wr.opcode = IBV_WR_SEND;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    wr.sg_list = &sge;
+    wr.num_sge = 1;
+    ibv_send_wr* bad;
+    ASSERT_EQ(ibv_post_send(a.qp, &wr, &bad), 0);
+    ibv_wc wc;
+    ASSERT_TRUE(PollOne(a.cq, &wc));
+    ASSERT_EQ(wc.status, IBV_WC_SUCCESS);
+  }
+  pollfd p{b.ctx->async_fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  ibv_async_event ev;
+  ASSERT_EQ(ibv_get_async_event(b.ctx, &ev), 0);
+  EXPECT_EQ(ev.event_type, IBV_EVENT_SRQ_LIMIT_REACHED);
+  EXPECT_EQ(ev.element.srq, b.srq);
+  ibv_ack_async_event(&ev);
+  a.Close();
+  b.Close();
+}
+
+TEST(Verbs, QueriesAnswerForTheVdev) {
+  ibv_context* ctx = OpenByName("vdev_a");
+  ASSERT_NE(ctx, nullptr);
+  ibv_device_attr da;
+  ASSERT_EQ(ibv_query_device(ctx, &da), 0);
+  EXPECT_EQ(da.phys_port_cnt, 1);
+  EXPECT_EQ(da.node_guid, ibv_get_device_guid(ctx->device));
+  ibv_port_attr pa;
+  ASSERT_EQ(ibv_query_port(ctx, 1, &pa), 0);
+  EXPECT_EQ(pa.link_layer, IBV_LINK_LAYER_ETHERNET);
+  EXPECT_EQ(pa.state, IBV_PORT_ACTIVE);
+  ibv_gid gid;
+  ASSERT_EQ(ibv_query_gid(ctx, 1, 3, &gid), 0);
+  const uint8_t v4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 77, 0, 1};
+  EXPECT_EQ(0, std::memcmp(gid.raw, v4, 16));
+  ibv_gid_entry e;
+  ASSERT_EQ(ibv_query_gid_ex(ctx, 1, 3, &e, 0), 0);
+  EXPECT_EQ(e.gid_type, IBV_GID_TYPE_ROCE_V2);
+  ASSERT_EQ(ibv_query_gid_ex(ctx, 1, 2, &e, 0), 0);
+  EXPECT_EQ(e.gid_type, IBV_GID_TYPE_ROCE_V1);
+  EXPECT_EQ(ibv_query_gid_ex(ctx, 1, 15, &e, 0), ENODATA);
+  ibv_gid_entry table[16];
+  ssize_t n = ibv_query_gid_table(ctx, table, 16, 0);
+  EXPECT_EQ(n, 6);  // link-local, IPv4, IPv6; each RoCEv1 and RoCEv2
+  __be16 pkey;
+  ASSERT_EQ(ibv_query_pkey(ctx, 1, 0, &pkey), 0);
+  EXPECT_EQ(pkey, htons(0xffff));
+  ibv_close_device(ctx);
+}
+
+TEST(Verbs, QuotaRefusesCreationWithNicErrno) {
+  const char* ctl = std::getenv("VRDMACTL");
+  ASSERT_NE(ctl, nullptr);
+  ibv_context* ctx = OpenByName("vdev_a");
+  ASSERT_NE(ctx, nullptr);
+  ibv_pd* pd = ibv_alloc_pd(ctx);
+  ASSERT_NE(pd, nullptr);
+  ibv_cq* cq = ibv_create_cq(ctx, 16, nullptr, nullptr, 0);
+  ASSERT_NE(cq, nullptr);
+  // One CQ in use: a quota of 0 is refused, 1 is accepted, and then a second CQ fails.
+  EXPECT_NE(0, std::system((std::string(ctl) + " dev set vdev_a cq 0 2>/dev/null").c_str()));
+  ASSERT_EQ(0, std::system((std::string(ctl) + " dev set vdev_a cq 1").c_str()));
+  ibv_device_attr da;
+  ASSERT_EQ(ibv_query_device(ctx, &da), 0);
+  EXPECT_EQ(da.max_cq, 1);
+  errno = 0;
+  EXPECT_EQ(ibv_create_cq(ctx, 16, nullptr, nullptr, 0), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  ASSERT_EQ(0, std::system((std::string(ctl) + " dev set vdev_a cq 1024").c_str()));
+  ibv_cq* cq2 = ibv_create_cq(ctx, 16, nullptr, nullptr, 0);
+  EXPECT_NE(cq2, nullptr);
+  if (cq2) ibv_destroy_cq(cq2);
+  ibv_destroy_cq(cq);
+  ibv_dealloc_pd(pd);
+  ibv_close_device(ctx);
+}
+
+}  // namespace
