@@ -85,12 +85,12 @@ AdminResult PdevShow(const AdminContext& ctx, std::span<const std::string> args,
     for (const auto& [n, v] : ctx.registry->vdevs()) nvdev += v->pdev == p.get();
     ResourceCounts lim = Registry::PdevLimits(*p);
     if (json) {
-      rows.push_back(absl::StrCat("{\"ifindex\":", index - 1, ",\"pdev\":", Json(p->name),
-                                  ",\"port\":", Json(p->kind), ",\"type\":\"physical\",\"vdevs\":",
-                                  nvdev, ",\"limits\":", CountsJson(lim), "}"));
+      rows.push_back(absl::StrCat(
+          "{\"ifindex\":", index - 1, ",\"pdev\":", Json(p->name), ",\"port\":", Json(p->kind),
+          ",\"type\":\"physical\",\"vdevs\":", nvdev, ",\"limits\":", CountsJson(lim), "}"));
     } else {
-      absl::StrAppend(&text, index - 1, ": ", p->name, ": type physical port ", p->kind,
-                      " vdevs ", nvdev, "\n    limits");
+      absl::StrAppend(&text, index - 1, ": ", p->name, ": type physical port ", p->kind, " vdevs ",
+                      nvdev, "\n    limits");
       for (size_t i = 0; i < kResourceCount; ++i) {
         absl::StrAppend(&text, " ", kResourceNames[i], " ", lim[i]);
       }
@@ -104,10 +104,10 @@ AdminResult PdevShow(const AdminContext& ctx, std::span<const std::string> args,
 // ---- dev ----
 
 std::string DevText(const Vdev& v, bool details) {
-  std::string t = absl::StrCat(v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name,
-                               " netdev ", v.netdev, " node_guid ", GuidText(v.node_guid_be),
-                               " mac ", MacText(v.mac), " mtu ", 128 << v.ActiveMtu(),
-                               " contexts ", v.open_contexts, "\n");
+  std::string t =
+      absl::StrCat(v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ", v.netdev,
+                   " node_guid ", GuidText(v.node_guid_be), " mac ", MacText(v.mac), " mtu ",
+                   128 << v.ActiveMtu(), " contexts ", v.open_contexts, "\n");
   if (details) {
     for (size_t i = 0; i < v.gids.size(); ++i) {
       if (!v.gids[i].valid) continue;
@@ -125,12 +125,12 @@ std::string DevJson(const Vdev& v) {
     gids.push_back(absl::StrCat("{\"index\":", i, ",\"gid\":", Json(GidText(v.gids[i].gid)),
                                 ",\"type\":", Json(GidType(v.gids[i])), "}"));
   }
-  return absl::StrCat("{\"ifindex\":", v.id, ",\"ifname\":", Json(v.name),
-                      ",\"type\":\"virtual\",\"pdev\":", Json(v.pdev->name),
-                      ",\"netdev\":", Json(v.netdev), ",\"node_guid\":", Json(GuidText(v.node_guid_be)),
-                      ",\"mac\":", Json(MacText(v.mac)), ",\"active_mtu\":", 128 << v.ActiveMtu(),
-                      ",\"contexts\":", v.open_contexts, ",\"quota\":", CountsJson(v.quota),
-                      ",\"gids\":[", absl::StrJoin(gids, ","), "]}");
+  return absl::StrCat(
+      "{\"ifindex\":", v.id, ",\"ifname\":", Json(v.name),
+      ",\"type\":\"virtual\",\"pdev\":", Json(v.pdev->name), ",\"netdev\":", Json(v.netdev),
+      ",\"node_guid\":", Json(GuidText(v.node_guid_be)), ",\"mac\":", Json(MacText(v.mac)),
+      ",\"active_mtu\":", 128 << v.ActiveMtu(), ",\"contexts\":", v.open_contexts,
+      ",\"quota\":", CountsJson(v.quota), ",\"gids\":[", absl::StrJoin(gids, ","), "]}");
 }
 
 AdminResult DevShow(const AdminContext& ctx, std::span<const std::string> args, bool json) {
@@ -160,7 +160,7 @@ AdminResult DevAdd(const AdminContext& ctx, std::span<const std::string> args, b
   if (!v.ok()) {
     int err = v.status().code() == absl::StatusCode::kAlreadyExists ? EEXIST
               : v.status().code() == absl::StatusCode::kNotFound    ? ENODEV
-                                                                     : EINVAL;
+                                                                    : EINVAL;
     return Fail(err, std::string(v.status().message()));
   }
   if (ctx.notify) ctx.notify("vdev_add", *v);
@@ -291,9 +291,9 @@ std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
 }
 
 std::vector<std::pair<std::string, uint64_t>> VdevCounters(const Vdev& v) {
-  return {{"send_wqes", v.stats.send_wqes},         {"recv_wqes", v.stats.recv_wqes},
-          {"completions", v.stats.completions},     {"rejected_wqes", v.stats.rejected_wqes},
-          {"cq_overruns", v.stats.cq_overruns},     {"async_events", v.stats.async_events},
+  return {{"send_wqes", v.stats.send_wqes},      {"recv_wqes", v.stats.recv_wqes},
+          {"completions", v.stats.completions},  {"rejected_wqes", v.stats.rejected_wqes},
+          {"cq_overruns", v.stats.cq_overruns},  {"async_events", v.stats.async_events},
           {"bad_requests", v.stats.bad_requests}};
 }
 
@@ -308,7 +308,8 @@ AdminResult StatShow(const AdminContext& ctx, std::span<const std::string> args,
     if (json) {
       std::vector<std::string> kv;
       for (const auto& [k, val] : counters) kv.push_back(absl::StrCat(Json(k), ":", val));
-      rows.push_back(absl::StrCat("{\"", kind, "\":", Json(name), ",", absl::StrJoin(kv, ","), "}"));
+      rows.push_back(
+          absl::StrCat("{\"", kind, "\":", Json(name), ",", absl::StrJoin(kv, ","), "}"));
     } else {
       absl::StrAppend(&text, kind, " ", name, ":");
       for (const auto& [k, val] : counters) absl::StrAppend(&text, " ", k, " ", val);
@@ -334,7 +335,8 @@ AdminResult RunAdmin(const AdminContext& ctx, std::span<const std::string> words
   if (words.empty()) return Fail(EINVAL, usage);
   const std::string& object = words[0];
   std::string verb = words.size() > 1 ? words[1] : "show";
-  std::span<const std::string> args = words.size() > 2 ? words.subspan(2) : words.subspan(words.size());
+  std::span<const std::string> args =
+      words.size() > 2 ? words.subspan(2) : words.subspan(words.size());
   if (object == "pdev" && verb == "show") return PdevShow(ctx, args, json);
   if (object == "dev") {
     if (verb == "show") return DevShow(ctx, args, json);

@@ -67,9 +67,11 @@ ResourceCounts Registry::PdevLimits(const Pdev& pdev) {
 absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view pdev_name,
                                         std::string_view netdev) {
   if (!ValidDeviceName(name)) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid device name '", std::string(name), "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid device name '", std::string(name), "'"));
   }
-  if (FindVdev(name)) return absl::AlreadyExistsError(absl::StrCat("device ", std::string(name), " exists"));
+  if (FindVdev(name))
+    return absl::AlreadyExistsError(absl::StrCat("device ", std::string(name), " exists"));
   Pdev* pdev = FindPdev(pdev_name);
   if (!pdev) return absl::NotFoundError(absl::StrCat("no pdev named ", std::string(pdev_name)));
   absl::StatusOr<NetdevInfo> info = ReadNetdev(netdev);
@@ -82,8 +84,8 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
   }
   auto slot = std::find(pdev->gid_block_used.begin(), pdev->gid_block_used.end(), false);
   if (slot == pdev->gid_block_used.end()) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("pdev ", std::string(pdev_name), " has its maximum of ", kMaxVdevsPerPdev, " vdevs"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "pdev ", std::string(pdev_name), " has its maximum of ", kMaxVdevsPerPdev, " vdevs"));
   }
   auto vdev = std::make_unique<Vdev>();
   vdev->name = std::string(name);
@@ -129,7 +131,8 @@ absl::Status Registry::RefreshGids(Vdev& vdev) {
 
 absl::Status Registry::DelVdev(std::string_view name) {
   auto it = vdevs_.find(name);
-  if (it == vdevs_.end()) return absl::NotFoundError(absl::StrCat("no device named ", std::string(name)));
+  if (it == vdevs_.end())
+    return absl::NotFoundError(absl::StrCat("no device named ", std::string(name)));
   Vdev& v = *it->second;
   if (absl::Status st = WriteGids(v, {}); !st.ok()) return st;
   v.pdev->gid_block_used[v.gid_base / kGidsPerVdev] = false;
@@ -143,8 +146,9 @@ absl::Status Registry::SetQuotas(Vdev& vdev,
   for (const auto& [r, v] : values) {
     size_t i = static_cast<size_t>(r);
     if (v < vdev.used[i]) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          kResourceNames[i], " quota ", v, " is below the ", vdev.used[i], " in use on ", vdev.name));
+      return absl::FailedPreconditionError(absl::StrCat(kResourceNames[i], " quota ", v,
+                                                        " is below the ", vdev.used[i],
+                                                        " in use on ", vdev.name));
     }
     if (v > limits[i]) {
       return absl::OutOfRangeError(absl::StrCat(kResourceNames[i], " quota ", v,

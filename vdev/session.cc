@@ -82,28 +82,72 @@ bool Session::Handle(proto::Message& msg) {
     err = EIO;
   } else {
     switch (op) {
-      case Op::kOpenDevice: err = OpenDevice(msg, &reply, &fds); break;
-      case Op::kQueryDevice: err = QueryDevice(&reply); break;
-      case Op::kQueryPort: err = QueryPort(msg, &reply); break;
-      case Op::kQueryGidTable: err = QueryGidTable(&reply); break;
-      case Op::kAllocPd: err = AllocPd(&reply); break;
-      case Op::kDeallocPd: err = DeallocPd(msg); break;
-      case Op::kRegMr: err = RegMr(msg, &reply); break;
-      case Op::kDeregMr: err = DeregMr(msg); break;
-      case Op::kCreateCq: err = CreateCq(msg, &reply, &fds); break;
-      case Op::kResizeCq: err = ResizeCq(msg, &reply, &fds); break;
-      case Op::kDestroyCq: err = DestroyCq(msg); break;
-      case Op::kCreateSrq: err = CreateSrq(msg, &reply, &fds); break;
-      case Op::kModifySrq: err = ModifySrq(msg); break;
-      case Op::kQuerySrq: err = QuerySrq(msg, &reply); break;
-      case Op::kDestroySrq: err = DestroySrq(msg); break;
-      case Op::kCreateAh: err = CreateAh(msg, &reply); break;
-      case Op::kDestroyAh: err = DestroyAh(msg); break;
-      case Op::kCreateQp: err = CreateQp(msg, &reply, &fds); break;
-      case Op::kModifyQp: err = ModifyQp(msg); break;
-      case Op::kQueryQp: err = QueryQp(msg, &reply); break;
-      case Op::kDestroyQp: err = DestroyQp(msg); break;
-      default: err = EOPNOTSUPP; break;
+      case Op::kOpenDevice:
+        err = OpenDevice(msg, &reply, &fds);
+        break;
+      case Op::kQueryDevice:
+        err = QueryDevice(&reply);
+        break;
+      case Op::kQueryPort:
+        err = QueryPort(msg, &reply);
+        break;
+      case Op::kQueryGidTable:
+        err = QueryGidTable(&reply);
+        break;
+      case Op::kAllocPd:
+        err = AllocPd(&reply);
+        break;
+      case Op::kDeallocPd:
+        err = DeallocPd(msg);
+        break;
+      case Op::kRegMr:
+        err = RegMr(msg, &reply);
+        break;
+      case Op::kDeregMr:
+        err = DeregMr(msg);
+        break;
+      case Op::kCreateCq:
+        err = CreateCq(msg, &reply, &fds);
+        break;
+      case Op::kResizeCq:
+        err = ResizeCq(msg, &reply, &fds);
+        break;
+      case Op::kDestroyCq:
+        err = DestroyCq(msg);
+        break;
+      case Op::kCreateSrq:
+        err = CreateSrq(msg, &reply, &fds);
+        break;
+      case Op::kModifySrq:
+        err = ModifySrq(msg);
+        break;
+      case Op::kQuerySrq:
+        err = QuerySrq(msg, &reply);
+        break;
+      case Op::kDestroySrq:
+        err = DestroySrq(msg);
+        break;
+      case Op::kCreateAh:
+        err = CreateAh(msg, &reply);
+        break;
+      case Op::kDestroyAh:
+        err = DestroyAh(msg);
+        break;
+      case Op::kCreateQp:
+        err = CreateQp(msg, &reply, &fds);
+        break;
+      case Op::kModifyQp:
+        err = ModifyQp(msg);
+        break;
+      case Op::kQueryQp:
+        err = QueryQp(msg, &reply);
+        break;
+      case Op::kDestroyQp:
+        err = DestroyQp(msg);
+        break;
+      default:
+        err = EOPNOTSUPP;
+        break;
     }
   }
   if (err) {
@@ -273,8 +317,8 @@ int Session::RegMr(proto::Message& msg, Reply* out) {
     return ErrnoOf(memory.status());
   }
   uint8_t* host = (*memory)->base() + (req.addr - req.page_base);
-  auto keys = device_->RegMr(req.pd, req.iova, host, req.length, static_cast<int>(req.access),
-                             vdev_->id);
+  auto keys =
+      device_->RegMr(req.pd, req.iova, host, req.length, static_cast<int>(req.access), vdev_->id);
   if (!keys.ok()) {
     Release(Resource::kMr);
     Release(Resource::kMrBytes, req.length);
@@ -399,8 +443,8 @@ int Session::ModifySrq(proto::Message& msg) {
   if (!msg.Copy(&req) || !srqs_.count(req.handle)) return EINVAL;
   // Resizing an SRQ is not offered (IBV_DEVICE_SRQ_RESIZE is not reported).
   if (req.mask & IBV_SRQ_MAX_WR) return EINVAL;
-  if (absl::Status st = device_->ModifySrq(req.handle, req.max_wr, req.srq_limit,
-                                           static_cast<int>(req.mask));
+  if (absl::Status st =
+          device_->ModifySrq(req.handle, req.max_wr, req.srq_limit, static_cast<int>(req.mask));
       !st.ok()) {
     return ErrnoOf(st);
   }
@@ -502,8 +546,7 @@ int Session::CreateQp(proto::Message& msg, Reply* out, std::vector<int>* fds) {
   init.max_recv_sge = std::max<uint32_t>(req.max_recv_sge, 1);
   // Report the inline room the slot really has, up to the device's maximum.
   uint32_t sq_stride = proto::SendWqeStride(init.max_send_sge, req.max_inline_data);
-  init.max_inline_data =
-      std::min<uint32_t>(sq_stride - sizeof(proto::SendWqe), l.max_inline_data);
+  init.max_inline_data = std::min<uint32_t>(sq_stride - sizeof(proto::SendWqe), l.max_inline_data);
   init.sq_sig_all = req.sq_sig_all != 0;
   init.owner = vdev_->id;
   uint32_t rq_stride = proto::RecvWqeStride(init.max_recv_sge);

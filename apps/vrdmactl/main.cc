@@ -56,9 +56,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vrdmactl: %s\n", std::strerror(err));
     return 1;
   }
-  std::string text(reinterpret_cast<const char*>(reply.payload.data()),
-                   strnlen(reinterpret_cast<const char*>(reply.payload.data()),
-                           reply.payload.size()));
+  std::string text(
+      reinterpret_cast<const char*>(reply.payload.data()),
+      strnlen(reinterpret_cast<const char*>(reply.payload.data()), reply.payload.size()));
   if (reply.header.status) {
     std::fprintf(stderr, "vrdmactl: %s", text.c_str());
     if (text.empty() || text.back() != '\n') std::fputc('\n', stderr);

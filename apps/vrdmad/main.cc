@@ -44,11 +44,16 @@ int main(int argc, char** argv) {
       options.socket_path = argv[++i];
     } else if (a == "--log-level" && i + 1 < argc) {
       std::string l = argv[++i];
-      if (l == "debug") vrdma::SetLogLevel(vrdma::LogLevel::kDebug);
-      else if (l == "info") vrdma::SetLogLevel(vrdma::LogLevel::kInfo);
-      else if (l == "warn") vrdma::SetLogLevel(vrdma::LogLevel::kWarn);
-      else if (l == "error") vrdma::SetLogLevel(vrdma::LogLevel::kError);
-      else return Usage(argv[0], 2);
+      if (l == "debug")
+        vrdma::SetLogLevel(vrdma::LogLevel::kDebug);
+      else if (l == "info")
+        vrdma::SetLogLevel(vrdma::LogLevel::kInfo);
+      else if (l == "warn")
+        vrdma::SetLogLevel(vrdma::LogLevel::kWarn);
+      else if (l == "error")
+        vrdma::SetLogLevel(vrdma::LogLevel::kError);
+      else
+        return Usage(argv[0], 2);
     } else if (a == "-h" || a == "--help") {
       return Usage(argv[0], 0);
     } else {
@@ -57,7 +62,8 @@ int main(int argc, char** argv) {
     }
   }
   if (absl::Status st = vrdma::vfio::InitEal(vrdma::vfio::NoDeviceEalArgs()); !st.ok()) {
-    vrdma::Log(vrdma::LogLevel::kError, "eal_init_failed", "reason=" + vrdma::LogQuote(st.ToString()));
+    vrdma::Log(vrdma::LogLevel::kError, "eal_init_failed",
+               "reason=" + vrdma::LogQuote(st.ToString()));
     return 1;
   }
   auto registry = std::make_unique<vrdma::Registry>();

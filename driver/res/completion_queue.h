@@ -78,7 +78,7 @@ class CompletionQueue {
   }
 
   uint32_t owner = 0;
-  uint32_t use_count = 0;  // QPs and SRQs referencing it
+  uint32_t use_count = 0;          // QPs and SRQs referencing it
   CompletionSink* sink = nullptr;  // set: completions bypass the ring
   uint64_t sink_cookie = 0;
   void MarkOverrun() { overrun_ = true; }

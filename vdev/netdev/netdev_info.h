@@ -17,7 +17,7 @@ struct NetdevInfo {
   int ifindex = 0;
   wire::MacAddr mac{};
   uint32_t mtu = 0;
-  bool up = false;  // administratively up and running
+  bool up = false;                           // administratively up and running
   std::vector<std::array<uint8_t, 4>> ipv4;  // in the kernel's order
   std::vector<wire::Gid> ipv6;  // global and unique-local only: fe80::/10 is the default GID
   bool has_vlan = false;

@@ -3,8 +3,8 @@
 namespace vrdma {
 
 wire::Gid LinkLocalGid(const wire::MacAddr& m) {
-  return {0xfe, 0x80, 0, 0, 0, 0, 0, 0, static_cast<uint8_t>(m[0] ^ 0x02), m[1], m[2], 0xff,
-          0xfe, m[3], m[4], m[5]};
+  return {0xfe, 0x80, 0,    0,    0,    0,    0,   0, static_cast<uint8_t>(m[0] ^ 0x02),
+          m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]};
 }
 
 std::vector<GidEntry> BuildRoceGidTable(const NetdevInfo& info, size_t max_entries) {

@@ -49,8 +49,7 @@ int SendMessage(int sock, Op op, int32_t status, const void* payload, size_t len
 int ReceiveMessage(int sock, Message* out);
 // Sends a request and waits for its reply. Returns 0 (the reply's own status is in
 // reply->header.status) or an errno of the exchange itself.
-int Call(int sock, Op op, const void* req, size_t len, const int* fds, size_t nfds,
-         Message* reply);
+int Call(int sock, Op op, const void* req, size_t len, const int* fds, size_t nfds, Message* reply);
 
 // Connects to the daemon's socket (VRDMA_SOCKET, or the default path). Returns the
 // socket or -errno.

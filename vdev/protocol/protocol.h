@@ -23,8 +23,8 @@ inline constexpr const char* kDefaultSocket = "/run/vrdma/vrdmad.sock";
 inline constexpr const char* kSocketEnv = "VRDMA_SOCKET";  // overrides kDefaultSocket
 inline constexpr const char* kDeviceEnv = "VRDMA_DEVICE";  // limits the device list to one
 inline constexpr size_t kMaxMessage = 64 * 1024;
-inline constexpr size_t kMaxFds = 64;  // per message
-inline constexpr size_t kNameLen = 64;  // device and pdev names, NUL-terminated
+inline constexpr size_t kMaxFds = 64;     // per message
+inline constexpr size_t kNameLen = 64;    // device and pdev names, NUL-terminated
 inline constexpr uint32_t kMaxGids = 16;  // GID table entries per vdev port
 inline constexpr uint32_t kMaxMrSegments = 64;
 
@@ -142,7 +142,7 @@ struct RegMrRequest {
   uint32_t access;  // ibv_access_flags
   uint64_t addr;    // first byte registered, in the client's address space
   uint64_t length;
-  uint64_t iova;    // the address remote peers use (ibv_reg_mr_iova2)
+  uint64_t iova;  // the address remote peers use (ibv_reg_mr_iova2)
   uint64_t page_base;
   uint64_t page_length;
   uint32_t nsegments;

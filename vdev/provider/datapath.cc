@@ -135,8 +135,7 @@ int PostSend(ibv_qp* ibqp, ibv_send_wr* wr, ibv_send_wr** bad) {
   VQp* qp = QpOf(ibqp);
   // Posting to a QP that cannot send is an immediate error (IBTA 10.8.2 / 11.4.1.1);
   // in Error the WQEs complete with flush errors.
-  if (ibqp->state == IBV_QPS_RESET || ibqp->state == IBV_QPS_INIT ||
-      ibqp->state == IBV_QPS_RTR) {
+  if (ibqp->state == IBV_QPS_RESET || ibqp->state == IBV_QPS_INIT || ibqp->state == IBV_QPS_RTR) {
     *bad = wr;
     return EINVAL;
   }

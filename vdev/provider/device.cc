@@ -57,7 +57,7 @@ void FreeContextOp(ibv_context* ibctx) {
 }
 
 int QueryDeviceExOp(ibv_context* ctx, const ibv_query_device_ex_input*, ibv_device_attr_ex* attr,
-                  size_t attr_size) {
+                    size_t attr_size) {
   proto::QueryDeviceReply r;
   int err = RpcReply(StateOf(ctx), proto::Op::kQueryDevice, nullptr, 0, &r);
   if (err) return err;
@@ -113,8 +113,8 @@ verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
     return nullptr;
   }
   auto* c = static_cast<VContext*>(_verbs_init_and_alloc_context(
-      device, -1, sizeof(VContext),
-      reinterpret_cast<verbs_context*>(offsetof(VContext, vctx)), kRdmaDriverUnknown));
+      device, -1, sizeof(VContext), reinterpret_cast<verbs_context*>(offsetof(VContext, vctx)),
+      kRdmaDriverUnknown));
   if (!c) {
     munmap(shm, r.context_shm_size);
     close(async[0]);

@@ -40,8 +40,7 @@ std::map<ibv_device**, ibv_device**>* g_lists = new std::map<ibv_device**, ibv_d
 
 int GidTable(ibv_context* ctx, uint8_t port, vrdma::proto::QueryGidTableReply* out) {
   if (port != 1) return EINVAL;
-  return vrdma::provider::RpcReply(StateOf(ctx), vrdma::proto::Op::kQueryGidTable, nullptr, 0,
-                                   out);
+  return vrdma::provider::RpcReply(StateOf(ctx), vrdma::proto::Op::kQueryGidTable, nullptr, 0, out);
 }
 
 void PutDevice(ibv_device* dev) {
@@ -196,8 +195,8 @@ __attribute__((visibility("default"))) int ibv_query_gid_type(ibv_context* ctx, 
   return 0;
 }
 
-__attribute__((visibility("default"))) int ibv_query_pkey(ibv_context* ctx, uint8_t port,
-                                                          int index, __be16* pkey) {
+__attribute__((visibility("default"))) int ibv_query_pkey(ibv_context* ctx, uint8_t port, int index,
+                                                          __be16* pkey) {
   if (!IsVrdmaContext(ctx)) {
     using Fn = int (*)(ibv_context*, uint8_t, int, __be16*);
     static Fn real = Real<Fn>("ibv_query_pkey", "IBVERBS_1.1");
@@ -212,8 +211,7 @@ __attribute__((visibility("default"))) int ibv_query_pkey(ibv_context* ctx, uint
   return 0;
 }
 
-__attribute__((visibility("default"))) ibv_comp_channel* ibv_create_comp_channel(
-    ibv_context* ctx) {
+__attribute__((visibility("default"))) ibv_comp_channel* ibv_create_comp_channel(ibv_context* ctx) {
   if (!IsVrdmaContext(ctx)) {
     using Fn = ibv_comp_channel* (*)(ibv_context*);
     static Fn real = Real<Fn>("ibv_create_comp_channel", "IBVERBS_1.0");

@@ -20,7 +20,7 @@ struct SharedPages {
   uint64_t page_base = 0;
   uint64_t page_length = 0;
   std::vector<proto::MrSegment> segments;
-  std::vector<int> fds;  // one per segment, owned by the memfd table (not to be closed)
+  std::vector<int> fds;          // one per segment, owned by the memfd table (not to be closed)
   std::vector<uint64_t> inodes;  // memfds referenced, one reference each
 };
 

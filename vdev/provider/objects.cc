@@ -71,8 +71,8 @@ ibv_mr* RegMr(ibv_pd* pd, void* addr, size_t length, uint64_t iova, int access) 
   std::memcpy(buf.data() + sizeof req, pages.segments.data(),
               pages.segments.size() * sizeof(proto::MrSegment));
   proto::RegMrReply r;
-  int err = RpcReply(StateOf(pd->context), Op::kRegMr, buf.data(), buf.size(), &r,
-                     pages.fds.data(), pages.fds.size());
+  int err = RpcReply(StateOf(pd->context), Op::kRegMr, buf.data(), buf.size(), &r, pages.fds.data(),
+                     pages.fds.size());
   if (err) {
     ReleasePages(pages.inodes);
     return Fail<ibv_mr>(err);
@@ -176,10 +176,9 @@ ibv_cq* CreateCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel, int) {
 }
 
 ibv_cq_ex* CreateCqEx(ibv_context* ctx, ibv_cq_init_attr_ex* attr) {
-  constexpr uint64_t kSupportedWc = IBV_WC_EX_WITH_BYTE_LEN | IBV_WC_EX_WITH_IMM |
-                                    IBV_WC_EX_WITH_QP_NUM | IBV_WC_EX_WITH_SRC_QP |
-                                    IBV_WC_EX_WITH_SLID | IBV_WC_EX_WITH_SL |
-                                    IBV_WC_EX_WITH_DLID_PATH_BITS;
+  constexpr uint64_t kSupportedWc =
+      IBV_WC_EX_WITH_BYTE_LEN | IBV_WC_EX_WITH_IMM | IBV_WC_EX_WITH_QP_NUM | IBV_WC_EX_WITH_SRC_QP |
+      IBV_WC_EX_WITH_SLID | IBV_WC_EX_WITH_SL | IBV_WC_EX_WITH_DLID_PATH_BITS;
   if (attr->wc_flags & ~kSupportedWc) return Fail<ibv_cq_ex>(EOPNOTSUPP);
   if (attr->comp_mask & ~static_cast<uint32_t>(IBV_CQ_INIT_ATTR_MASK_FLAGS)) {
     return Fail<ibv_cq_ex>(EOPNOTSUPP);
@@ -210,8 +209,8 @@ int ResizeCq(ibv_cq* ibcq, int cqe) {
   proto::ResizeCqRequest req{cq->handle, static_cast<uint32_t>(cqe)};
   proto::CreateCqReply r;
   proto::Message reply;
-  int err = RpcReply(StateOf(ibcq->context), Op::kResizeCq, &req, sizeof req, &r, nullptr, 0,
-                     &reply);
+  int err =
+      RpcReply(StateOf(ibcq->context), Op::kResizeCq, &req, sizeof req, &r, nullptr, 0, &reply);
   void* map = nullptr;
   if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
   if (map) {
@@ -239,8 +238,8 @@ ibv_srq* CreateSrq(ibv_pd* pd, ibv_srq_init_attr* attr) {
                               attr->attr.srq_limit, reinterpret_cast<uintptr_t>(srq)};
   proto::CreateSrqReply r;
   proto::Message reply;
-  int err = RpcReply(StateOf(pd->context), Op::kCreateSrq, &req, sizeof req, &r, nullptr, 0,
-                     &reply);
+  int err =
+      RpcReply(StateOf(pd->context), Op::kCreateSrq, &req, sizeof req, &r, nullptr, 0, &reply);
   void* map = nullptr;
   if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
   if (!map) {
@@ -252,8 +251,8 @@ ibv_srq* CreateSrq(ibv_pd* pd, ibv_srq_init_attr* attr) {
   srq->map = map;
   srq->map_size = r.shm_size;
   auto* h = static_cast<proto::RingShmHeader*>(map);
-  srq->ring = SendRing{h, static_cast<uint8_t*>(map) + sizeof(proto::RingShmHeader), r.depth,
-                       r.stride, 0};
+  srq->ring =
+      SendRing{h, static_cast<uint8_t*>(map) + sizeof(proto::RingShmHeader), r.depth, r.stride, 0};
   srq->max_sge = r.max_sge;
   srq->srq.handle = r.handle;
   attr->attr.max_wr = r.depth;

@@ -43,8 +43,8 @@ class CqRing : public CompletionSink {
   proto::CqShmHeader* header_ = nullptr;
   proto::Cqe* cqes_ = nullptr;
   uint32_t depth_ = 0;
-  uint32_t produced_ = 0;   // the daemon's own copy of the producer index
-  uint32_t arm_seen_ = 0;   // last arm_sequence answered with an event
+  uint32_t produced_ = 0;  // the daemon's own copy of the producer index
+  uint32_t arm_seen_ = 0;  // last arm_sequence answered with an event
   uint64_t user_handle_ = 0;
   int channel_fd_ = -1;
   uint64_t delivered_ = 0;

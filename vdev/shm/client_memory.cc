@@ -53,8 +53,8 @@ absl::StatusOr<std::unique_ptr<ClientMemory>> ClientMemory::Map(
     return absl::InvalidArgumentError("memory segments do not cover the registered pages");
   }
   // Reserve the whole range, then put each segment in its place.
-  void* base = mmap(nullptr, page_length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                    -1, 0);
+  void* base =
+      mmap(nullptr, page_length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) return absl::ErrnoToStatus(errno, "reserving address space");
   uint8_t* b = static_cast<uint8_t*>(base);
   for (size_t i = 0; i < segs.size(); ++i) {

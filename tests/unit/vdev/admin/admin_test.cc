@@ -1,0 +1,104 @@
+#include "vdev/admin.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/vdev/netdev/netns.h"
+
+namespace vrdma {
+namespace {
+
+class AdminTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::PrivateNetns()) GTEST_SKIP() << "needs root for a network namespace";
+    static int n = 0;
+    auto pdev = Pdev::CreateEmbedded("pdev" + std::to_string(n++));
+    ASSERT_TRUE(pdev.ok()) << pdev.status();
+    pdev_name_ = (*pdev)->name;
+    ASSERT_TRUE(registry_.AddPdev(std::move(*pdev)).ok());
+    ctx_.registry = &registry_;
+    ctx_.sessions = &sessions_;
+  }
+  AdminResult Run(std::vector<std::string> words, bool json = false) {
+    return RunAdmin(ctx_, words, json);
+  }
+  Registry registry_;
+  std::vector<std::unique_ptr<Session>> sessions_;
+  AdminContext ctx_;
+  std::string pdev_name_;
+};
+
+TEST_F(AdminTest, AddShowSetDelete) {
+  AdminResult r = Run({"dev", "add", "va", "pdev", pdev_name_, "netdev", "vt0"});
+  ASSERT_EQ(r.status, 0) << r.text;
+  EXPECT_NE(r.text.find("gid 3 ::ffff:10.9.8.7 RoCEv2"), std::string::npos) << r.text;
+  r = Run({"dev", "show"}, true);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.text.find("\"ifname\":\"va\""), std::string::npos) << r.text;
+  EXPECT_NE(r.text.find("\"netdev\":\"vt0\""), std::string::npos);
+  r = Run({"dev", "set", "va", "qp", "10", "mr_bytes", "4096"});
+  ASSERT_EQ(r.status, 0) << r.text;
+  Vdev* v = registry_.FindVdev("va");
+  EXPECT_EQ(v->Quota(Resource::kQp), 10u);
+  EXPECT_EQ(v->Quota(Resource::kMrBytes), 4096u);
+  r = Run({"res", "show", "va"});
+  EXPECT_NE(r.text.find("qp 0/10"), std::string::npos) << r.text;
+  EXPECT_EQ(Run({"dev", "del", "va"}).status, 0);
+  EXPECT_EQ(registry_.FindVdev("va"), nullptr);
+}
+
+TEST_F(AdminTest, BadInputIsRefusedAndChangesNothing) {
+  ASSERT_EQ(Run({"dev", "add", "va", "pdev", pdev_name_, "netdev", "vt0"}).status, 0);
+  // Duplicate name, interface already bound, unknown pdev, unknown interface, bad name.
+  EXPECT_EQ(Run({"dev", "add", "va", "pdev", pdev_name_, "netdev", "vt1"}).status, EEXIST);
+  EXPECT_EQ(Run({"dev", "add", "vb", "pdev", pdev_name_, "netdev", "vt0"}).status, EEXIST);
+  EXPECT_EQ(Run({"dev", "add", "vb", "pdev", "nope", "netdev", "vt1"}).status, ENODEV);
+  EXPECT_EQ(Run({"dev", "add", "vb", "pdev", pdev_name_, "netdev", "nosuch0"}).status, ENODEV);
+  EXPECT_NE(Run({"dev", "add", "bad/name", "pdev", pdev_name_, "netdev", "vt1"}).status, 0);
+  EXPECT_NE(Run({"dev", "add", "vb", "pdev", pdev_name_}).status, 0);
+  EXPECT_EQ(registry_.vdevs().size(), 1u);
+  // Quotas: unknown resource, bad number, repeated, below use, above the pdev.
+  Vdev* v = registry_.FindVdev("va");
+  ResourceCounts before = v->quota;
+  EXPECT_EQ(Run({"dev", "set", "va", "bogus", "1"}).status, EINVAL);
+  EXPECT_EQ(Run({"dev", "set", "va", "qp", "-1"}).status, EINVAL);
+  EXPECT_EQ(Run({"dev", "set", "va", "qp", "12x"}).status, EINVAL);
+  EXPECT_EQ(Run({"dev", "set", "va", "qp", "1", "qp", "2"}).status, EINVAL);
+  v->Used(Resource::kCq) = 3;
+  AdminResult r = Run({"dev", "set", "va", "qp", "5", "cq", "2"});
+  EXPECT_EQ(r.status, EBUSY);
+  EXPECT_NE(r.text.find("below the 3 in use"), std::string::npos) << r.text;
+  EXPECT_EQ(Run({"dev", "set", "va", "pd", "99999999"}).status, ERANGE);
+  EXPECT_EQ(v->quota, before);  // nothing changed, not even the valid qp part
+  v->Used(Resource::kCq) = 0;
+  EXPECT_EQ(Run({"dev", "set", "nope", "qp", "1"}).status, ENODEV);
+  EXPECT_EQ(Run({"dev", "del", "nope"}).status, ENODEV);
+  EXPECT_EQ(Run({"frobnicate"}).status, EINVAL);
+  EXPECT_EQ(Run({}).status, EINVAL);
+}
+
+TEST_F(AdminTest, QuotaChargesAndReleases) {
+  ASSERT_EQ(Run({"dev", "add", "va", "pdev", pdev_name_, "netdev", "vt0"}).status, 0);
+  Vdev* v = registry_.FindVdev("va");
+  ASSERT_EQ(Run({"dev", "set", "va", "qp", "2"}).status, 0);
+  EXPECT_TRUE(v->Charge(Resource::kQp));
+  EXPECT_TRUE(v->Charge(Resource::kQp));
+  EXPECT_FALSE(v->Charge(Resource::kQp));
+  v->Release(Resource::kQp);
+  EXPECT_TRUE(v->Charge(Resource::kQp));
+  EXPECT_FALSE(v->Charge(Resource::kMrBytes, ~0ull));  // no wrap-around
+}
+
+TEST_F(AdminTest, PdevAndStatShow) {
+  AdminResult r = Run({"pdev", "show"}, true);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.text.find("\"pdev\":\"" + pdev_name_ + "\""), std::string::npos) << r.text;
+  r = Run({"stat", "show", pdev_name_});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.text.find("rx_packets 0"), std::string::npos) << r.text;
+  EXPECT_EQ(Run({"stat", "show", "nope"}).status, ENODEV);
+  EXPECT_EQ(Run({"pdev", "show", "nope"}).status, ENODEV);
+}
+
+}  // namespace
+}  // namespace vrdma

@@ -1,0 +1,86 @@
+#include <gtest/gtest.h>
+#include <poll.h>
+
+#include <algorithm>
+
+#include "tests/unit/vdev/netdev/netns.h"
+#include "vdev/netdev/netdev_info.h"
+#include "vdev/netdev/netlink_watch.h"
+#include "vdev/netdev/roce_gid_table.h"
+
+namespace vrdma {
+namespace {
+
+TEST(RoceGidTable, KernelOrderAndTypes) {
+  NetdevInfo info;
+  info.mac = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+  info.ipv4 = {{10, 0, 0, 1}};
+  wire::Gid v6{0x20, 0x01, 0x0d, 0xb8};
+  v6[15] = 7;
+  info.ipv6 = {v6};
+  auto t = BuildRoceGidTable(info, 16);
+  ASSERT_EQ(t.size(), 6u);
+  // fe80::(02^02)11:22ff:fe33:4455 — the modified EUI-64 of the MAC.
+  wire::Gid ll{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x00, 0x11, 0x22, 0xff, 0xfe, 0x33, 0x44, 0x55};
+  EXPECT_EQ(t[0].gid, ll);
+  EXPECT_EQ(t[0].type, wire::NetworkType::kRoceV1);
+  EXPECT_EQ(t[1].gid, ll);
+  EXPECT_EQ(t[1].type, wire::NetworkType::kRoceV2Ipv6);
+  wire::Gid mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1};
+  EXPECT_EQ(t[2].gid, mapped);
+  EXPECT_EQ(t[2].type, wire::NetworkType::kRoceV1);
+  EXPECT_EQ(t[3].type, wire::NetworkType::kRoceV2Ipv4);
+  EXPECT_EQ(t[4].gid, v6);
+  EXPECT_EQ(t[5].type, wire::NetworkType::kRoceV2Ipv6);
+  for (const auto& e : t) {
+    EXPECT_TRUE(e.valid);
+    EXPECT_EQ(e.mac, info.mac);
+  }
+  EXPECT_EQ(BuildRoceGidTable(info, 3).size(), 3u);
+}
+
+TEST(Netdev, ReadsTheKernelsInterface) {
+  if (!testing::PrivateNetns()) GTEST_SKIP() << "needs root for a network namespace";
+  auto info = ReadNetdev("vt0");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_GT(info->ifindex, 0);
+  EXPECT_EQ(info->mac, (wire::MacAddr{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}));
+  EXPECT_EQ(info->mtu, 1500u);
+  ASSERT_EQ(info->ipv4.size(), 1u);
+  EXPECT_EQ(info->ipv4[0], (std::array<uint8_t, 4>{10, 9, 8, 7}));
+  ASSERT_EQ(info->ipv6.size(), 1u);  // the link-local address is left to the default GID
+  EXPECT_EQ(info->ipv6[0][0], 0x20);
+  EXPECT_TRUE(absl::IsNotFound(ReadNetdev("nosuchif0").status()));
+  EXPECT_FALSE(ReadNetdev("").ok());
+}
+
+TEST(Netdev, WatchSeesAddressChangesAndRemoval) {
+  if (!testing::PrivateNetns()) GTEST_SKIP() << "needs root for a network namespace";
+  auto watch = NetlinkWatch::Open();
+  ASSERT_TRUE(watch.ok());
+  ASSERT_EQ(std::system("ip link add vt2 type veth peer name vt3"), 0);
+  int idx = ReadNetdev("vt2")->ifindex;
+  (*watch)->Drain();
+  ASSERT_EQ(std::system("ip addr add 10.1.1.1/24 dev vt2"), 0);
+  NetlinkWatch::Changes c;
+  for (int i = 0; i < 50 && std::find(c.changed.begin(), c.changed.end(), idx) == c.changed.end();
+       ++i) {
+    pollfd p{(*watch)->fd(), POLLIN, 0};
+    poll(&p, 1, 100);
+    auto more = (*watch)->Drain();
+    c.changed.insert(c.changed.end(), more.changed.begin(), more.changed.end());
+  }
+  EXPECT_NE(std::find(c.changed.begin(), c.changed.end(), idx), c.changed.end());
+  ASSERT_EQ(std::system("ip link del vt2"), 0);
+  for (int i = 0; i < 50 && std::find(c.removed.begin(), c.removed.end(), idx) == c.removed.end();
+       ++i) {
+    pollfd p{(*watch)->fd(), POLLIN, 0};
+    poll(&p, 1, 100);
+    auto more = (*watch)->Drain();
+    c.removed.insert(c.removed.end(), more.removed.begin(), more.removed.end());
+  }
+  EXPECT_NE(std::find(c.removed.begin(), c.removed.end(), idx), c.removed.end());
+}
+
+}  // namespace
+}  // namespace vrdma
