@@ -36,6 +36,7 @@ class Session {
   int doorbell_fd() const { return doorbell_fd_; }
   Vdev* vdev() const { return vdev_; }
   pid_t pid() const { return pid_; }
+  uid_t uid() const { return uid_; }
   const std::string& comm() const { return comm_; }
   const ResourceCounts& used() const { return used_; }
 

@@ -195,17 +195,32 @@ int Post(ibv_qp* qp, const Wr& w, bool ex_api) {
   x->wr_id = w.wr_id;
   x->wr_flags = w.flags;
   switch (w.op) {
-    case IBV_WR_SEND: ibv_wr_send(x); break;
-    case IBV_WR_SEND_WITH_IMM: ibv_wr_send_imm(x, w.imm); break;
-    case IBV_WR_SEND_WITH_INV: ibv_wr_send_inv(x, w.imm); break;
-    case IBV_WR_RDMA_WRITE: ibv_wr_rdma_write(x, w.rkey, w.raddr); break;
-    case IBV_WR_RDMA_WRITE_WITH_IMM: ibv_wr_rdma_write_imm(x, w.rkey, w.raddr, w.imm); break;
-    case IBV_WR_RDMA_READ: ibv_wr_rdma_read(x, w.rkey, w.raddr); break;
+    case IBV_WR_SEND:
+      ibv_wr_send(x);
+      break;
+    case IBV_WR_SEND_WITH_IMM:
+      ibv_wr_send_imm(x, w.imm);
+      break;
+    case IBV_WR_SEND_WITH_INV:
+      ibv_wr_send_inv(x, w.imm);
+      break;
+    case IBV_WR_RDMA_WRITE:
+      ibv_wr_rdma_write(x, w.rkey, w.raddr);
+      break;
+    case IBV_WR_RDMA_WRITE_WITH_IMM:
+      ibv_wr_rdma_write_imm(x, w.rkey, w.raddr, w.imm);
+      break;
+    case IBV_WR_RDMA_READ:
+      ibv_wr_rdma_read(x, w.rkey, w.raddr);
+      break;
     case IBV_WR_ATOMIC_CMP_AND_SWP:
       ibv_wr_atomic_cmp_swp(x, w.rkey, w.raddr, w.compare_add, w.swap);
       break;
-    case IBV_WR_ATOMIC_FETCH_AND_ADD: ibv_wr_atomic_fetch_add(x, w.rkey, w.raddr, w.compare_add); break;
-    default: break;
+    case IBV_WR_ATOMIC_FETCH_AND_ADD:
+      ibv_wr_atomic_fetch_add(x, w.rkey, w.raddr, w.compare_add);
+      break;
+    default:
+      break;
   }
   if (w.flags & IBV_SEND_INLINE) {
     std::vector<ibv_data_buf> bufs;

@@ -42,8 +42,13 @@ NetlinkWatch::Changes NetlinkWatch::Drain() {
       }
       break;  // EAGAIN: drained
     }
-    int len = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+    // NLMSG_OK/NLMSG_NEXT, spelled out without their signed/unsigned comparisons.
+    size_t left = static_cast<size_t>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf);
+         left >= sizeof(nlmsghdr) && h->nlmsg_len >= sizeof(nlmsghdr) && h->nlmsg_len <= left;
+         left -= std::min<size_t>(left, NLMSG_ALIGN(h->nlmsg_len)),
+               h = reinterpret_cast<nlmsghdr*>(reinterpret_cast<char*>(h) +
+                                               NLMSG_ALIGN(h->nlmsg_len))) {
       switch (h->nlmsg_type) {
         case RTM_NEWLINK:
         case RTM_DELLINK: {

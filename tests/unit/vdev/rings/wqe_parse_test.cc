@@ -16,7 +16,7 @@ constexpr SendQueueLimits kLimits{proto::SendWqeStride(4, 64), 4, 64};
 std::vector<uint8_t> Slot(const proto::SendWqe& h, const void* body, size_t len) {
   std::vector<uint8_t> s(kLimits.stride, 0xcc);
   std::memcpy(s.data(), &h, sizeof h);
-  std::memcpy(s.data() + sizeof h, body, len);
+  if (len) std::memcpy(s.data() + sizeof h, body, len);
   return s;
 }
 
