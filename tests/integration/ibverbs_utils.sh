@@ -25,6 +25,21 @@ else
 fi
 ctl dev set vdev_a qp 1024 >/dev/null
 
+# The GID table follows the interface: an address added shows up, a removed one goes.
+in_ns ip addr add 10.99.0.1/24 dev vrd0
+follow=0
+for _ in $(seq 50); do
+  if in_ns "$VRDMA_RUN" -d vdev_a ibv_devinfo -v | grep -q "::ffff:10.99.0.1, RoCE v2"; then follow=1; break; fi
+  sleep 0.1
+done
+in_ns ip addr del 10.99.0.1/24 dev vrd0
+gone=0
+for _ in $(seq 50); do
+  if ! in_ns "$VRDMA_RUN" -d vdev_a ibv_devinfo -v | grep -q "10.99.0.1"; then gone=1; break; fi
+  sleep 0.1
+done
+if [[ $follow == 1 && $gone == 1 ]]; then pass "GID table follows address changes"; else fail "GID follow ($follow $gone)"; fi
+
 # The pingpongs print the transfer summary on both sides only when every receive
 # completed; -c makes each side check every byte it received.
 summary() { grep -q "iters in" "$1" && grep -q "iters in" "$2"; }

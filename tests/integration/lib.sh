@@ -44,7 +44,8 @@ setup_hosts() {
 }
 
 start_daemon() {
-  in_ns "$VRDMAD" --socket "$VRDMA_SOCKET" >"$WORK/vrdmad.log" 2>&1 &
+  # Not through in_ns: $! must be the daemon itself (ip netns exec execs it).
+  ip netns exec "$NS" "$VRDMAD" --socket "$VRDMA_SOCKET" >"$WORK/vrdmad.log" 2>&1 &
   DAEMON_PID=$!
   for _ in $(seq 100); do
     [[ -S "$VRDMA_SOCKET" ]] && return 0

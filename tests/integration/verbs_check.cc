@@ -623,3 +623,29 @@ TEST(Verbs, QuotaRefusesCreationWithNicErrno) {
 }
 
 }  // namespace
+
+namespace {
+
+// Run by verbs_check.sh while it stops the daemon with SIGTERM: the open context hears
+// IBV_EVENT_DEVICE_FATAL, and later verbs fail instead of hanging.
+TEST(Shutdown, DISABLED_DeviceFatalOnDaemonStop) {
+  ibv_context* ctx = OpenByName("vdev_a");
+  ASSERT_NE(ctx, nullptr);
+  ibv_pd* pd = ibv_alloc_pd(ctx);
+  ASSERT_NE(pd, nullptr);
+  std::printf("ready\n");
+  std::fflush(stdout);
+  pollfd p{ctx->async_fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 30000), 1);
+  ibv_async_event ev;
+  ASSERT_EQ(ibv_get_async_event(ctx, &ev), 0);
+  EXPECT_EQ(ev.event_type, IBV_EVENT_DEVICE_FATAL);
+  ibv_ack_async_event(&ev);
+  // The daemon is gone: requests fail at once.
+  for (int i = 0; i < 50 && ibv_alloc_pd(ctx) == nullptr && errno != EIO; ++i) usleep(100000);
+  EXPECT_EQ(ibv_alloc_pd(ctx), nullptr);
+  ibv_dealloc_pd(pd);
+  ibv_close_device(ctx);
+}
+
+}  // namespace

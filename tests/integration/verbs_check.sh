@@ -18,4 +18,21 @@ if grep -q '"used":{"qp":0,"cq":0,"mr":0,"pd":0,"srq":0,"ah":0,"mr_bytes":0}' <<
 else
   fail "resources freed: $res"
 fi
+
+# Clean shutdown: SIGTERM with a client attached; it gets IBV_EVENT_DEVICE_FATAL, the
+# daemon exits promptly, nothing hangs.
+ip netns exec "$NS" "$VRDMA_RUN" -- "$VRDMA_BUILD/tests/integration/verbs_check" --gtest_color=no \
+  --gtest_also_run_disabled_tests --gtest_filter='*DeviceFatal*' >"$WORK/fatal.log" 2>&1 &
+fatal_pid=$!
+for _ in $(seq 100); do grep -q ready "$WORK/fatal.log" && break; sleep 0.1; done
+kill -TERM "$DAEMON_PID"
+exited=0
+for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || { exited=1; break; }; sleep 0.1; done
+rc=0
+wait "$fatal_pid" || rc=$?
+if [[ $exited == 1 && $rc == 0 ]] && grep -q "event=stop" "$WORK/vrdmad.log"; then
+  pass "SIGTERM: clients get IBV_EVENT_DEVICE_FATAL, daemon exits"
+else
+  fail "SIGTERM shutdown (exited=$exited rc=$rc)"; cat "$WORK/fatal.log"
+fi
 finish
