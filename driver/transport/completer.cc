@@ -7,9 +7,8 @@
 #include "driver/transport/psn.h"
 
 namespace vrdma {
-namespace {
 
-ibv_wc_opcode WcOpcode(ibv_wr_opcode op) {
+ibv_wc_opcode SendCompletionOpcode(ibv_wr_opcode op) {
   switch (op) {
     case IBV_WR_RDMA_WRITE:
     case IBV_WR_RDMA_WRITE_WITH_IMM:
@@ -25,6 +24,8 @@ ibv_wc_opcode WcOpcode(ibv_wr_opcode op) {
   }
 }
 
+namespace {
+
 bool IsAtomic(ibv_wr_opcode op) {
   return op == IBV_WR_ATOMIC_CMP_AND_SWP || op == IBV_WR_ATOMIC_FETCH_AND_ADD;
 }
@@ -38,7 +39,7 @@ void Device::CompleteSend(QueuePair& qp, SendWqe& w, ibv_wc_status status) {
     ibv_wc wc{};
     wc.wr_id = w.wr.wr_id;
     wc.status = status;
-    wc.opcode = WcOpcode(w.wr.opcode);
+    wc.opcode = SendCompletionOpcode(w.wr.opcode);
     wc.qp_num = qp.qpn;
     wc.byte_len = w.length;
     PushCqe(qp.init.send_cq, wc, false);

@@ -438,22 +438,6 @@ absl::Status Device::PostSend(uint32_t qpn, const SendWr& wr) {
   return absl::OkStatus();
 }
 
-static ibv_wc_opcode SendCompletionOpcode(ibv_wr_opcode op) {
-  switch (op) {
-    case IBV_WR_RDMA_WRITE:
-    case IBV_WR_RDMA_WRITE_WITH_IMM:
-      return IBV_WC_RDMA_WRITE;
-    case IBV_WR_RDMA_READ:
-      return IBV_WC_RDMA_READ;
-    case IBV_WR_ATOMIC_CMP_AND_SWP:
-      return IBV_WC_COMP_SWAP;
-    case IBV_WR_ATOMIC_FETCH_AND_ADD:
-      return IBV_WC_FETCH_ADD;
-    default:
-      return IBV_WC_SEND;
-  }
-}
-
 absl::Status Device::RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode opcode,
                                 ibv_wc_status status) {
   QueuePair* qp = LookupQp(qpn);

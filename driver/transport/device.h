@@ -28,6 +28,9 @@
 
 namespace vrdma {
 
+// The completion opcode of a send WR (ibv_wc.opcode for the send queue).
+ibv_wc_opcode SendCompletionOpcode(ibv_wr_opcode op);
+
 struct AsyncEvent {
   ibv_event_type type;
   uint32_t element;  // QPN, CQN or SRQ handle; port number for port events

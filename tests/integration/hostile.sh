@@ -62,13 +62,7 @@ fi
 # 4. The daemon lives, and nothing of the dead or hostile clients is left.
 sleep 0.5
 if kill -0 "$DAEMON_PID"; then pass "vrdmad alive"; else fail "vrdmad died"; fi
-res=$(ctl -j res show)
-if [[ $(grep -o '"used":{"qp":0,"cq":0,"mr":0,"pd":0,"srq":0,"ah":0,"mr_bytes":0}' <<<"$res" | wc -l) -eq 4 ]] &&
-   ! grep -q '"pid"' <<<"$res"; then
-  pass "every resource of the dead clients freed"
-else
-  fail "resources left: $res"
-fi
+check_all_freed "every resource of the dead clients freed"
 # And it still serves new clients.
 summary_ok() { grep -q "iters in" "$1" && grep -q "iters in" "$2"; }
 run_pair after_failures summary_ok -- ibv_rc_pingpong -g 3 -c -n 100

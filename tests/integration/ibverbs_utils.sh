@@ -56,11 +56,5 @@ run_pair srq_pingpong_events summary -- ibv_srq_pingpong -g 3 -c -e -q 4 -n 200
 
 # Everything the clients created is gone with them.
 sleep 0.5
-res=$(ctl -j res show)
-if grep -q '"used":{"qp":0,"cq":0,"mr":0,"pd":0,"srq":0,"ah":0,"mr_bytes":0}' <<<"$res" &&
-   ! grep -q '"pid"' <<<"$res"; then
-  pass "resources freed"
-else
-  fail "resources freed: $res"
-fi
+check_all_freed "resources freed"
 finish

@@ -11,13 +11,7 @@ else
   fail verbs_check
 fi
 sleep 0.3
-res=$(ctl -j res show)
-if grep -q '"used":{"qp":0,"cq":0,"mr":0,"pd":0,"srq":0,"ah":0,"mr_bytes":0}' <<<"$res" &&
-   ! grep -q '"pid"' <<<"$res"; then
-  pass "resources freed"
-else
-  fail "resources freed: $res"
-fi
+check_all_freed "resources freed"
 
 # Clean shutdown: SIGTERM with a client attached; it gets IBV_EVENT_DEVICE_FATAL, the
 # daemon exits promptly, nothing hangs.
