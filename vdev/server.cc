@@ -233,10 +233,18 @@ void Server::OnNetlink() {
                     std::find(changes.removed.begin(), changes.removed.end(), v->ifindex) !=
                         changes.removed.end();
     if (!affected) continue;
+    std::vector<GidEntry> before = v->gids;
     absl::Status st = registry_->RefreshGids(*v);
     if (absl::IsNotFound(st)) {
       gone.push_back(v.get());
       continue;
+    }
+    auto same = [](const GidEntry& a, const GidEntry& b) {
+      return a.valid == b.valid && a.gid == b.gid && a.type == b.type && a.mac == b.mac &&
+             a.has_vlan == b.has_vlan && a.vlan_id == b.vlan_id;
+    };
+    if (st.ok() && std::equal(before.begin(), before.end(), v->gids.begin(), v->gids.end(), same)) {
+      continue;  // a change of the interface that leaves its GIDs as they were
     }
     Log(LogLevel::kInfo, "gid_table_update",
         absl::StrCat("dev=", v->name, " netdev=", v->netdev, " gids=", v->gids.size()));

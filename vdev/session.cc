@@ -74,12 +74,12 @@ bool Session::Handle(proto::Message& msg) {
   std::vector<int> fds;
   auto op = static_cast<Op>(msg.header.op);
   int err;
-  if (op == Op::kListDevices) {
+  if (detached_) {
+    err = EIO;  // the device went away under this context
+  } else if (op == Op::kListDevices) {
     err = ListDevices(&reply);
   } else if (op != Op::kOpenDevice && !vdev_) {
     err = ENODEV;  // every other request needs an open device
-  } else if (detached_) {
-    err = EIO;
   } else {
     switch (op) {
       case Op::kOpenDevice:
@@ -785,6 +785,9 @@ void Session::Detach() {
   FreeAll();
   if (vdev_) vdev_->open_contexts--;
   detached_ = true;
+  // The vdev may be deleted next: nothing of this context refers to it any more.
+  vdev_ = nullptr;
+  device_ = nullptr;
 }
 
 void Session::FreeAll() {

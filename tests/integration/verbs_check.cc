@@ -31,6 +31,20 @@ ibv_context* OpenByName(const char* name) {
   return ctx;
 }
 
+// Waits for an async event of `type`, acknowledging others on the way (a port's
+// GID_CHANGE, say, may come first: applications see unrelated events too).
+bool WaitEvent(ibv_context* ctx, ibv_event_type type, ibv_async_event* out, int timeout_ms) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{ctx->async_fd, POLLIN, 0};
+    if (poll(&p, 1, 100) != 1) continue;
+    if (ibv_get_async_event(ctx, out) != 0) return false;
+    if (out->event_type == type) return true;
+    ibv_ack_async_event(out);
+  }
+  return false;
+}
+
 bool PollOne(ibv_cq* cq, ibv_wc* wc, int timeout_ms = 5000) {
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < end) {
@@ -403,11 +417,8 @@ TEST_P(RcTest, WrongRkeyIsRemoteAccessErrorAndAsyncEvent) {
   ASSERT_TRUE(PollOne(a.cq, &wc));
   EXPECT_EQ(wc.status, IBV_WC_REM_ACCESS_ERR) << ibv_wc_status_str(wc.status);
   // The responder's QP reports the access violation as an async event.
-  pollfd p{b.ctx->async_fd, POLLIN, 0};
-  ASSERT_EQ(poll(&p, 1, 5000), 1);
   ibv_async_event ev;
-  ASSERT_EQ(ibv_get_async_event(b.ctx, &ev), 0);
-  EXPECT_EQ(ev.event_type, IBV_EVENT_QP_ACCESS_ERR);
+  ASSERT_TRUE(WaitEvent(b.ctx, IBV_EVENT_QP_ACCESS_ERR, &ev, 5000));
   EXPECT_EQ(ev.element.qp, b.qp);
   ibv_ack_async_event(&ev);
 }
@@ -554,11 +565,8 @@ TEST(Verbs, SrqLimitEvent) {
     ASSERT_TRUE(PollOne(a.cq, &wc));
     ASSERT_EQ(wc.status, IBV_WC_SUCCESS);
   }
-  pollfd p{b.ctx->async_fd, POLLIN, 0};
-  ASSERT_EQ(poll(&p, 1, 5000), 1);
   ibv_async_event ev;
-  ASSERT_EQ(ibv_get_async_event(b.ctx, &ev), 0);
-  EXPECT_EQ(ev.event_type, IBV_EVENT_SRQ_LIMIT_REACHED);
+  ASSERT_TRUE(WaitEvent(b.ctx, IBV_EVENT_SRQ_LIMIT_REACHED, &ev, 5000));
   EXPECT_EQ(ev.element.srq, b.srq);
   ibv_ack_async_event(&ev);
   a.Close();
@@ -635,11 +643,8 @@ TEST(Shutdown, DISABLED_DeviceFatalOnDaemonStop) {
   ASSERT_NE(pd, nullptr);
   std::printf("ready\n");
   std::fflush(stdout);
-  pollfd p{ctx->async_fd, POLLIN, 0};
-  ASSERT_EQ(poll(&p, 1, 30000), 1);
   ibv_async_event ev;
-  ASSERT_EQ(ibv_get_async_event(ctx, &ev), 0);
-  EXPECT_EQ(ev.event_type, IBV_EVENT_DEVICE_FATAL);
+  ASSERT_TRUE(WaitEvent(ctx, IBV_EVENT_DEVICE_FATAL, &ev, 30000));
   ibv_ack_async_event(&ev);
   // The daemon is gone: requests fail at once.
   for (int i = 0; i < 50 && ibv_alloc_pd(ctx) == nullptr && errno != EIO; ++i) usleep(100000);

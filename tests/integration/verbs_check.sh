@@ -13,6 +13,23 @@ fi
 sleep 0.3
 check_all_freed "resources freed"
 
+# Deleting a vdev under an attached client: IBV_EVENT_DEVICE_FATAL for it, later requests
+# fail with EIO, the daemon keeps serving the other vdev.
+ip netns exec "$NS" "$VRDMA_RUN" -- "$VRDMA_BUILD/tests/integration/verbs_check" --gtest_color=no \
+  --gtest_also_run_disabled_tests --gtest_filter='*DeviceFatal*' >"$WORK/del.log" 2>&1 &
+del_pid=$!
+for _ in $(seq 100); do grep -q ready "$WORK/del.log" && break; sleep 0.1; done
+ctl dev del vdev_a
+rc=0
+wait "$del_pid" || rc=$?
+if [[ $rc == 0 ]] && kill -0 "$DAEMON_PID" && ! ctl dev show | grep -q vdev_a &&
+   in_ns "$VRDMA_RUN" -d vdev_b ibv_devinfo >/dev/null; then
+  pass "dev del: attached client gets IBV_EVENT_DEVICE_FATAL, daemon serves the rest"
+else
+  fail "dev del under a client (rc=$rc)"; cat "$WORK/del.log"
+fi
+ctl dev add vdev_a pdev pdev0 netdev vrd0 >/dev/null
+
 # Clean shutdown: SIGTERM with a client attached; it gets IBV_EVENT_DEVICE_FATAL, the
 # daemon exits promptly, nothing hangs.
 ip netns exec "$NS" "$VRDMA_RUN" -- "$VRDMA_BUILD/tests/integration/verbs_check" --gtest_color=no \
