@@ -87,10 +87,11 @@ AdminResult PdevShow(const AdminContext& ctx, std::span<const std::string> args,
     if (json) {
       rows.push_back(absl::StrCat(
           "{\"ifindex\":", index - 1, ",\"pdev\":", Json(p->name), ",\"port\":", Json(p->kind),
-          ",\"type\":\"physical\",\"vdevs\":", nvdev, ",\"limits\":", CountsJson(lim), "}"));
+          ",\"type\":\"physical\",\"node_guid\":", Json(GuidText(p->node_guid_be)),
+          ",\"vdevs\":", nvdev, ",\"limits\":", CountsJson(lim), "}"));
     } else {
-      absl::StrAppend(&text, index - 1, ": ", p->name, ": type physical port ", p->kind, " vdevs ",
-                      nvdev, "\n    limits");
+      absl::StrAppend(&text, index - 1, ": ", p->name, ": type physical port ", p->kind,
+                      " node_guid ", GuidText(p->node_guid_be), " vdevs ", nvdev, "\n    limits");
       for (size_t i = 0; i < kResourceCount; ++i) {
         absl::StrAppend(&text, " ", kResourceNames[i], " ", lim[i]);
       }
@@ -158,9 +159,11 @@ AdminResult DevAdd(const AdminContext& ctx, std::span<const std::string> args, b
   }
   auto v = ctx.registry->AddVdev(args[0], args[2], args[4]);
   if (!v.ok()) {
-    int err = v.status().code() == absl::StatusCode::kAlreadyExists ? EEXIST
-              : v.status().code() == absl::StatusCode::kNotFound    ? ENODEV
-                                                                    : EINVAL;
+    absl::StatusCode code = v.status().code();
+    int err = code == absl::StatusCode::kAlreadyExists       ? EEXIST
+              : code == absl::StatusCode::kNotFound          ? ENODEV
+              : code == absl::StatusCode::kResourceExhausted ? ENOSPC
+                                                             : EINVAL;
     return Fail(err, std::string(v.status().message()));
   }
   if (ctx.notify) ctx.notify("vdev_add", *v);
@@ -340,6 +343,11 @@ AdminResult RunAdmin(const AdminContext& ctx, std::span<const std::string> words
   if (object == "pdev" && verb == "show") return PdevShow(ctx, args, json);
   if (object == "dev") {
     if (verb == "show") return DevShow(ctx, args, json);
+    if ((verb == "add" || verb == "del" || verb == "set") && !ctx.may_change) {
+      return Fail(EPERM, absl::StrCat("dev ", verb,
+                                      ": operation not permitted (needs root or "
+                                      "CAP_NET_ADMIN)"));
+    }
     if (verb == "add") return DevAdd(ctx, args, json);
     if (verb == "del") return DevDel(ctx, args);
     if (verb == "set") return DevSet(ctx, args, json);

@@ -21,6 +21,9 @@ struct AdminResult {
 
 struct AdminContext {
   Registry* registry = nullptr;
+  // The requester may change devices (root or CAP_NET_ADMIN, as iproute2's rdma needs);
+  // anyone may look.
+  bool may_change = false;
   const std::vector<std::unique_ptr<Session>>* sessions = nullptr;
   // Called before a vdev is deleted: its clients' contexts are closed.
   std::function<void(Vdev*)> before_delete;

@@ -23,6 +23,7 @@ inline constexpr uint32_t kMaxVdevsPerPdev = 64;
 struct Pdev {
   std::string name;
   std::string kind;  // "internal-switch"; later issues add real ports
+  uint64_t node_guid_be = 0;  // set by Registry::AddPdev
   rte_mempool* pool = nullptr;
   std::unique_ptr<PacketPort> port;
   std::unique_ptr<Device> device;

@@ -28,6 +28,11 @@ bool ValidDeviceName(std::string_view name) {
 
 absl::Status Registry::AddPdev(std::unique_ptr<Pdev> pdev) {
   if (FindPdev(pdev->name)) return absl::AlreadyExistsError("pdev exists: " + pdev->name);
+  // A pdev of the embedded kind has no MAC of its own: its node GUID is the EUI-64 of the
+  // locally administered address 02:76:72:64:00:NN ("vrd", NN its index).
+  const uint8_t guid[8] = {0x00, 0x76, 0x72, 0xff, 0xfe, 0x64, 0x00,
+                           static_cast<uint8_t>(pdevs_.size())};
+  std::memcpy(&pdev->node_guid_be, guid, 8);
   pdevs_.push_back(std::move(pdev));
   return absl::OkStatus();
 }
@@ -70,7 +75,7 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
     return absl::InvalidArgumentError(
         absl::StrCat("invalid device name '", std::string(name), "'"));
   }
-  if (FindVdev(name))
+  if (FindVdev(name) || FindPdev(name))
     return absl::AlreadyExistsError(absl::StrCat("device ", std::string(name), " exists"));
   Pdev* pdev = FindPdev(pdev_name);
   if (!pdev) return absl::NotFoundError(absl::StrCat("no pdev named ", std::string(pdev_name)));

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -37,6 +38,22 @@ constexpr int kYieldPasses = 200;
 // RNR and ACK timers run at this granularity when nothing else wakes the loop).
 constexpr int kBusySleepMs = 1;
 constexpr int kIdleSleepMs = 1000;
+
+// Root, or CAP_NET_ADMIN in the client's effective set (/proc/PID/status CapEff), may
+// add, change and delete devices: the privilege iproute2's rdma tool needs for the same.
+bool MayAdminister(pid_t pid, uid_t uid) {
+  if (uid == 0) return true;
+  FILE* f = std::fopen(absl::StrCat("/proc/", pid, "/status").c_str(), "re");
+  if (!f) return false;
+  char line[256];
+  unsigned long long caps = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
+  }
+  std::fclose(f);
+  constexpr int kCapNetAdmin = 12;  // linux/capability.h
+  return caps & (1ull << kCapNetAdmin);
+}
 
 uint64_t NowNs() {
   timespec ts;
@@ -186,6 +203,7 @@ void Server::OnClientReadable(int fd) {
       }
       AdminContext ctx;
       ctx.registry = registry_.get();
+      ctx.may_change = MayAdminister(s.pid(), s.uid());
       ctx.sessions = &sessions_;
       ctx.before_delete = [this](Vdev* v) {
         for (auto& other : sessions_) {

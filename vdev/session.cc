@@ -78,8 +78,12 @@ bool Session::Handle(proto::Message& msg) {
     err = EIO;  // the device went away under this context
   } else if (op == Op::kListDevices) {
     err = ListDevices(&reply);
-  } else if (op != Op::kOpenDevice && !vdev_) {
+  } else if (op != Op::kOpenDevice && !vdev_ && !pdev_) {
     err = ENODEV;  // every other request needs an open device
+  } else if (pdev_ && op != Op::kQueryDevice && op != Op::kQueryPort && op != Op::kQueryGidTable) {
+    // A physical device is carved into vdevs, never used directly: every verbs consumer
+    // gets its provisioning and isolation through a vdev.
+    err = EOPNOTSUPP;
   } else {
     switch (op) {
       case Op::kOpenDevice:
@@ -162,7 +166,10 @@ bool Session::Handle(proto::Message& msg) {
 // ---- device -----------------------------------------------------------------------------
 
 int Session::ListDevices(Reply* out) {
-  proto::ListDevicesReply head{static_cast<uint32_t>(registry_->vdevs().size()), 0};
+  // Virtual devices first (applications that take the first device get a usable one),
+  // then the physical devices they are carved from, as the kernel lists both.
+  proto::ListDevicesReply head{
+      static_cast<uint32_t>(registry_->vdevs().size() + registry_->pdevs().size()), 0};
   Append(out, head);
   for (const auto& [name, v] : registry_->vdevs()) {
     proto::DeviceRecord rec{};
@@ -173,15 +180,24 @@ int Session::ListDevices(Reply* out) {
     rec.type = static_cast<uint32_t>(proto::DeviceType::kVirtual);
     Append(out, rec);
   }
+  for (const auto& p : registry_->pdevs()) {
+    proto::DeviceRecord rec{};
+    std::snprintf(rec.name, sizeof rec.name, "%s", p->name.c_str());
+    std::snprintf(rec.pdev, sizeof rec.pdev, "%s", p->name.c_str());
+    rec.node_guid = p->node_guid_be;
+    rec.type = static_cast<uint32_t>(proto::DeviceType::kPhysical);
+    Append(out, rec);
+  }
   return 0;
 }
 
 int Session::OpenDevice(proto::Message& msg, Reply* out, std::vector<int>* fds) {
   proto::OpenDeviceRequest req;
-  if (vdev_ || !msg.Copy(&req) || msg.fd_count() != 1) return EINVAL;
+  if (vdev_ || pdev_ || !msg.Copy(&req) || msg.fd_count() != 1) return EINVAL;
   req.name[proto::kNameLen - 1] = 0;
   Vdev* vdev = registry_->FindVdev(req.name);
-  if (!vdev) return ENODEV;
+  Pdev* pdev = vdev ? nullptr : registry_->FindPdev(req.name);
+  if (!vdev && !pdev) return ENODEV;
   auto region = SharedRegion::Create("vrdma-context", sizeof(proto::ContextShm));
   if (!region.ok()) return ENOMEM;
   int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -192,10 +208,18 @@ int Session::OpenDevice(proto::Message& msg, Reply* out, std::vector<int>* fds) 
   context_shm_ = std::move(*region);
   context_ = reinterpret_cast<proto::ContextShm*>(context_shm_->data());
   doorbell_fd_ = efd;
-  vdev_ = vdev;
-  device_ = vdev->pdev->device.get();
-  vdev->open_contexts++;
-  proto::OpenDeviceReply r{vdev->node_guid_be, static_cast<uint32_t>(context_shm_->size()), 0};
+  uint64_t guid;
+  if (vdev) {
+    vdev_ = vdev;
+    device_ = vdev->pdev->device.get();
+    vdev->open_contexts++;
+    guid = vdev->node_guid_be;
+  } else {
+    pdev_ = pdev;
+    device_ = pdev->device.get();
+    guid = pdev->node_guid_be;
+  }
+  proto::OpenDeviceReply r{guid, static_cast<uint32_t>(context_shm_->size()), 0};
   Append(out, r);
   fds->push_back(context_shm_->fd());
   fds->push_back(doorbell_fd_);
@@ -206,6 +230,13 @@ int Session::QueryDevice(Reply* out) {
   proto::QueryDeviceReply r{};
   ibv_device_attr& a = r.attr;
   device_->QueryDevice(&a);
+  std::snprintf(a.fw_ver, sizeof a.fw_ver, "vrdma 0.1.0");
+  if (pdev_) {  // the whole device
+    a.node_guid = pdev_->node_guid_be;
+    a.sys_image_guid = pdev_->node_guid_be;
+    Append(out, r);
+    return 0;
+  }
   auto clamp = [&](int* field, Resource res) {
     uint64_t q = vdev_->Quota(res);
     if (q < static_cast<uint64_t>(*field)) *field = static_cast<int>(q);
@@ -221,7 +252,6 @@ int Session::QueryDevice(Reply* out) {
   a.max_res_rd_atom = a.max_qp * a.max_qp_init_rd_atom;
   a.node_guid = vdev_->node_guid_be;
   a.sys_image_guid = vdev_->node_guid_be;
-  std::snprintf(a.fw_ver, sizeof a.fw_ver, "vrdma 0.1.0");
   Append(out, r);
   return 0;
 }
@@ -232,14 +262,19 @@ int Session::QueryPort(proto::Message& msg, Reply* out) {
   if (req.port != 1) return EINVAL;
   proto::QueryPortReply r{};
   device_->QueryPort(&r.attr);
-  r.attr.gid_tbl_len = static_cast<int>(kGidsPerVdev);
-  r.attr.active_mtu = vdev_->ActiveMtu();
+  // A pdev's port is its internal switch: no interface, so no addresses and no GIDs.
+  r.attr.gid_tbl_len = pdev_ ? 0 : static_cast<int>(kGidsPerVdev);
+  if (vdev_) r.attr.active_mtu = vdev_->ActiveMtu();
   Append(out, r);
   return 0;
 }
 
 int Session::QueryGidTable(Reply* out) {
   proto::QueryGidTableReply r{};
+  if (pdev_) {
+    Append(out, r);  // no GIDs
+    return 0;
+  }
   r.count = kGidsPerVdev;
   for (uint32_t i = 0; i < vdev_->gids.size() && i < kGidsPerVdev; ++i) {
     const GidEntry& g = vdev_->gids[i];
@@ -787,6 +822,7 @@ void Session::Detach() {
   detached_ = true;
   // The vdev may be deleted next: nothing of this context refers to it any more.
   vdev_ = nullptr;
+  pdev_ = nullptr;
   device_ = nullptr;
 }
 

@@ -8,13 +8,13 @@
 //   vrdmactl [-j] [-s SOCKET] res show [DEV]
 //   vrdmactl [-j] [-s SOCKET] stat show [DEV]
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "vdev/protocol/admin_call.h"
 #include "vdev/protocol/channel.h"
 
 int main(int argc, char** argv) {
@@ -37,29 +37,14 @@ int main(int argc, char** argv) {
       words.push_back(a);
     }
   }
-  std::vector<char> req(sizeof(vrdma::proto::AdminRequest));
-  vrdma::proto::AdminRequest head{json ? vrdma::proto::kAdminJson : 0u,
-                                  static_cast<uint32_t>(words.size())};
-  std::memcpy(req.data(), &head, sizeof head);
-  for (const std::string& w : words) req.insert(req.end(), w.c_str(), w.c_str() + w.size() + 1);
-  int sock = vrdma::proto::ConnectToDaemon();
-  if (sock < 0) {
+  vrdma::proto::AdminReply reply;
+  if (int err = vrdma::proto::CallAdmin(words, json, &reply)) {
     std::fprintf(stderr, "vrdmactl: cannot reach vrdmad at %s: %s\n", vrdma::proto::SocketPath(),
-                 std::strerror(-sock));
+                 std::strerror(err));
     return 1;
   }
-  vrdma::proto::Message reply;
-  int err = vrdma::proto::Call(sock, vrdma::proto::Op::kAdmin, req.data(), req.size(), nullptr, 0,
-                               &reply);
-  close(sock);
-  if (err) {
-    std::fprintf(stderr, "vrdmactl: %s\n", std::strerror(err));
-    return 1;
-  }
-  std::string text(
-      reinterpret_cast<const char*>(reply.payload.data()),
-      strnlen(reinterpret_cast<const char*>(reply.payload.data()), reply.payload.size()));
-  if (reply.header.status) {
+  const std::string& text = reply.text;
+  if (reply.status) {
     std::fprintf(stderr, "vrdmactl: %s", text.c_str());
     if (text.empty() || text.back() != '\n') std::fputc('\n', stderr);
     return 1;

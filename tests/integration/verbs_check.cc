@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 #include <infiniband/verbs.h>
 #include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -425,6 +427,75 @@ TEST_P(RcTest, WrongRkeyIsRemoteAccessErrorAndAsyncEvent) {
 
 INSTANTIATE_TEST_SUITE_P(PostApis, RcTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "WrApi" : "PostSend"; });
+
+// Registered memory and fork(): as on a NIC, the child gets private copies of the
+// registered pages (its writes never reach the parent or the device), and the parent's
+// registration keeps working.
+TEST_P(RcTest, ForkedChildWritesStayInTheChild) {
+  Fill(a.buf, 0, 8192, 11);
+  std::vector<uint8_t> before(a.buf.begin(), a.buf.begin() + 8192);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::memset(a.buf.data(), 0xee, a.buf.size());
+    std::vector<std::string> churn;  // heap traffic in the child
+    for (int i = 0; i < 2000; ++i) churn.push_back(std::string(100 + i % 300, 'x'));
+    _exit(a.buf[100] == 0xee ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), a.buf.begin())) << "child wrote into parent";
+  // The parent's MR still reaches the device both ways.
+  Wr w;
+  w.op = IBV_WR_RDMA_WRITE;
+  w.sges = {Sge(a, 0, 8192)};
+  w.raddr = Addr(b, 0);
+  w.rkey = b.mr->rkey;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_RDMA_WRITE));
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), b.buf.begin()));
+  Fill(b.buf, 65536, 4096, 12);
+  Wr r;
+  r.op = IBV_WR_RDMA_READ;
+  r.sges = {Sge(a, 65536, 4096)};
+  r.raddr = Addr(b, 65536);
+  r.rkey = b.mr->rkey;
+  ASSERT_NO_FATAL_FAILURE(Run(r, IBV_WC_RDMA_READ));
+  EXPECT_TRUE(std::equal(b.buf.begin() + 65536, b.buf.begin() + 69632, a.buf.begin() + 65536));
+}
+
+// Deregistered pages are the process's private memory again (same contents).
+TEST(Verbs, DeregisteredPagesArePrivateAgain) {
+  ibv_context* ctx = OpenByName("vdev_a");
+  ASSERT_NE(ctx, nullptr);
+  ibv_pd* pd = ibv_alloc_pd(ctx);
+  ASSERT_NE(pd, nullptr);
+  std::vector<uint8_t> buf(1 << 18);
+  Fill(buf, 0, buf.size(), 13);
+  std::vector<uint8_t> copy = buf;
+  auto backed_by_memfd = [&] {
+    uintptr_t addr = reinterpret_cast<uintptr_t>(buf.data()) + buf.size() / 2;
+    FILE* f = std::fopen("/proc/self/maps", "r");
+    char line[512];
+    bool memfd = false;
+    while (f && std::fgets(line, sizeof line, f)) {
+      unsigned long lo, hi;
+      if (std::sscanf(line, "%lx-%lx", &lo, &hi) == 2 && addr >= lo && addr < hi) {
+        memfd = std::strstr(line, "/memfd:vrdma-mr") != nullptr;
+      }
+    }
+    if (f) std::fclose(f);
+    return memfd;
+  };
+  ibv_mr* mr = ibv_reg_mr(pd, buf.data(), buf.size(), IBV_ACCESS_LOCAL_WRITE);
+  ASSERT_NE(mr, nullptr);
+  EXPECT_TRUE(backed_by_memfd());
+  ASSERT_EQ(ibv_dereg_mr(mr), 0);
+  EXPECT_FALSE(backed_by_memfd());
+  EXPECT_EQ(buf, copy);
+  ibv_dealloc_pd(pd);
+  ibv_close_device(ctx);
+}
 
 TEST(Verbs, UdSendCarriesGrhAndSource) {
   Side a, b;

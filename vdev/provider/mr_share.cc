@@ -17,8 +17,6 @@ namespace vrdma::provider {
 
 namespace {
 
-constexpr const char* kMemfdName = "vrdma-mr";
-
 struct Memfd {
   int fd;
   int refs;
@@ -66,12 +64,12 @@ bool IsPrivateAnonymous(const Vma& v) {
 }
 
 bool IsOurMemfd(const Vma& v) {
-  return v.shared && v.path.rfind(std::string("/memfd:") + kMemfdName, 0) == 0;
+  return v.shared && v.path.rfind(std::string("/memfd:") + kMrMemfdName, 0) == 0;
 }
 
 // Copies [start, start+len) into a new sealed memfd and maps it over the same pages.
 int RemapAnonymous(uint64_t start, uint64_t len, bool writable, uint64_t* inode_out) {
-  int fd = memfd_create(kMemfdName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  int fd = memfd_create(kMrMemfdName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return errno;
   const auto* src = reinterpret_cast<const uint8_t*>(start);
   uint64_t done = 0;
@@ -109,12 +107,22 @@ int RemapAnonymous(uint64_t start, uint64_t len, bool writable, uint64_t* inode_
 
 }  // namespace
 
-int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out) {
-  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  if (length == 0 || addr + length < addr) return EINVAL;
-  uint64_t lo = addr & ~(page - 1);
-  uint64_t hi = (addr + length + page - 1) & ~(page - 1);
-  std::lock_guard<std::mutex> lock(g_mutex);
+namespace {
+
+// Memfds made by a registration that then failed: back to private memory.
+void DropUnreferenced() {
+  for (auto it = g_memfds->begin(); it != g_memfds->end();) {
+    if (it->second.refs > 0) {
+      ++it;
+      continue;
+    }
+    MakeMemfdPrivate(it->first);
+    close(it->second.fd);
+    it = g_memfds->erase(it);
+  }
+}
+
+int ShareRangeLocked(uint64_t lo, uint64_t hi, SharedPages* out) {
   // Two passes: first make every piece a memfd mapping, then describe the range from
   // the final maps (remapping changes the VMAs).
   for (int pass = 0; pass < 2; ++pass) {
@@ -148,10 +156,23 @@ int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out) {
   }
   if (out->segments.size() > proto::kMaxMrSegments) return ENOMEM;
   for (uint64_t ino : out->inodes) (*g_memfds)[ino].refs++;
-  // Unreferenced memfds made in this call (none expected) are closed by ReleasePages.
   out->page_base = lo;
   out->page_length = hi - lo;
   return 0;
+}
+
+}  // namespace
+
+int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out) {
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  if (length == 0 || addr + length < addr) return EINVAL;
+  uint64_t lo = addr & ~(page - 1);
+  uint64_t hi = (addr + length + page - 1) & ~(page - 1);
+  InstallForkHandlers();
+  std::lock_guard<std::mutex> lock(g_mutex);
+  int err = ShareRangeLocked(lo, hi, out);
+  if (err) DropUnreferenced();
+  return err;
 }
 
 void ReleasePages(const std::vector<uint64_t>& inodes) {
@@ -160,10 +181,19 @@ void ReleasePages(const std::vector<uint64_t>& inodes) {
     auto it = g_memfds->find(ino);
     if (it == g_memfds->end()) continue;
     if (--it->second.refs <= 0) {
+      MakeMemfdPrivate(ino);
       close(it->second.fd);
       g_memfds->erase(it);
     }
   }
+}
+
+void LockMemfdTable() { g_mutex.lock(); }
+void UnlockMemfdTable() { g_mutex.unlock(); }
+
+void ForgetMemfdsInChild() {
+  for (auto& [ino, m] : *g_memfds) close(m.fd);
+  g_memfds->clear();
 }
 
 }  // namespace vrdma::provider

@@ -7,6 +7,8 @@
 // address; pages already remapped by an earlier registration reuse their memfd. Any other
 // mapping (a file, a shared mapping, hugetlbfs) is refused with EOPNOTSUPP rather than
 // registered wrongly. Writes by other threads to those pages during the remap are lost.
+// Pages no registration uses any more become private again, and a forked child gets
+// private copies (mr_private.cc).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +17,9 @@
 #include "vdev/protocol/protocol.h"
 
 namespace vrdma::provider {
+
+// The name of the memfds registered pages live in (/proc/self/maps shows /memfd:NAME).
+inline constexpr const char* kMrMemfdName = "vrdma-mr";
 
 struct SharedPages {
   uint64_t page_base = 0;
@@ -26,8 +31,17 @@ struct SharedPages {
 
 // Shares the pages of [addr, addr+length). Returns 0 or an errno.
 int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out);
-// Drops the references ShareRange took; a memfd no registration uses is closed (its
-// pages stay mapped in the process).
+// Drops the references ShareRange took; the pages of a memfd no registration uses
+// become private anonymous memory again (same contents) and the memfd is closed.
 void ReleasePages(const std::vector<uint64_t>& inodes);
+
+// mr_private.cc: replaces every mapping of the MR memfd `inode` with a private copy.
+void MakeMemfdPrivate(uint64_t inode);
+// Registers the fork() handlers that give a child private copies (once per process).
+void InstallForkHandlers();
+// The memfd table's lock, held across fork(); and the child's clean-up of the table.
+void LockMemfdTable();
+void UnlockMemfdTable();
+void ForgetMemfdsInChild();
 
 }  // namespace vrdma::provider

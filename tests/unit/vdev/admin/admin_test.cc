@@ -18,6 +18,7 @@ class AdminTest : public ::testing::Test {
     ASSERT_TRUE(registry_.AddPdev(std::move(*pdev)).ok());
     ctx_.registry = &registry_;
     ctx_.sessions = &sessions_;
+    ctx_.may_change = true;
   }
   AdminResult Run(std::vector<std::string> words, bool json = false) {
     return RunAdmin(ctx_, words, json);
@@ -75,6 +76,30 @@ TEST_F(AdminTest, BadInputIsRefusedAndChangesNothing) {
   EXPECT_EQ(Run({"dev", "del", "nope"}).status, ENODEV);
   EXPECT_EQ(Run({"frobnicate"}).status, EINVAL);
   EXPECT_EQ(Run({}).status, EINVAL);
+}
+
+TEST_F(AdminTest, OnlyAnAdministratorChangesDevices) {
+  ASSERT_EQ(Run({"dev", "add", "va", "pdev", pdev_name_, "netdev", "vt0"}).status, 0);
+  ctx_.may_change = false;
+  AdminResult r = Run({"dev", "add", "vb", "pdev", pdev_name_, "netdev", "vt1"});
+  EXPECT_EQ(r.status, EPERM);
+  EXPECT_NE(r.text.find("CAP_NET_ADMIN"), std::string::npos) << r.text;
+  EXPECT_EQ(Run({"dev", "set", "va", "qp", "1"}).status, EPERM);
+  EXPECT_EQ(Run({"dev", "del", "va"}).status, EPERM);
+  EXPECT_EQ(registry_.vdevs().size(), 1u);
+  EXPECT_EQ(registry_.FindVdev("va")->Quota(Resource::kQp),
+            Registry::PdevLimits(*registry_.FindPdev(pdev_name_))[0]);
+  // Looking needs no privilege.
+  EXPECT_EQ(Run({"dev", "show"}).status, 0);
+  EXPECT_EQ(Run({"res", "show"}).status, 0);
+  EXPECT_EQ(Run({"pdev", "show"}).status, 0);
+}
+
+TEST_F(AdminTest, PdevHasANodeGuidAndItsNameIsTaken) {
+  AdminResult r = Run({"pdev", "show", pdev_name_});
+  ASSERT_EQ(r.status, 0);
+  EXPECT_NE(r.text.find("node_guid 0076:72ff:fe64:"), std::string::npos) << r.text;
+  EXPECT_EQ(Run({"dev", "add", pdev_name_, "pdev", pdev_name_, "netdev", "vt0"}).status, EEXIST);
 }
 
 TEST_F(AdminTest, QuotaChargesAndReleases) {

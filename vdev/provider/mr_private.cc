@@ -1,0 +1,149 @@
+// Turning registered pages back into private memory: when no registration uses them any
+// more, and in a child after fork().
+//
+// Registered pages are MAP_SHARED mappings of memfds (mr_share.cc). Left shared, a forked
+// child would write into its parent's heap and buffers: on a NIC the pages stay private
+// and copy-on-write (the kernel copies pinned pages for the child since Linux 5.13), and
+// applications rely on that. So the child replaces every registered mapping with a
+// private copy before fork() returns in either process. The parent waits for that (a
+// pipe) so the copy is the memory as it was at fork(). ibv_fork_init()'s MADV_DONTFORK,
+// when applied, leaves those ranges out of the child altogether, as on a NIC.
+//
+// The child side runs before its heap is private: it allocates nothing (fixed buffers,
+// raw read() of /proc/self/maps).
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "vdev/provider/mr_share.h"
+
+namespace vrdma::provider {
+
+namespace {
+
+struct Range {
+  uintptr_t start, end;
+  bool writable;
+};
+
+// The mappings of our MR memfds (all of them, or those of one inode), into `out`.
+// Returns how many were found (at most `cap` stored). Allocation-free.
+size_t FindMemfdMappings(uint64_t only_inode, Range* out, size_t cap) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[16384];
+  char line[1024];
+  size_t line_len = 0, found = 0;
+  bool overlong = false;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; ++i) {
+      if (buf[i] != '\n') {
+        if (line_len + 1 < sizeof line) {
+          line[line_len++] = buf[i];
+        } else {
+          overlong = true;  // a long path: not one of ours
+        }
+        continue;
+      }
+      line[line_len] = 0;
+      uintptr_t s, e;
+      uint64_t offset, inode;
+      char perms[8] = {};
+      unsigned major, minor;
+      int path_at = 0;
+      if (!overlong &&
+          std::sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %" SCNx64 " %x:%x %" SCNu64 " %n", &s,
+                      &e, perms, &offset, &major, &minor, &inode, &path_at) >= 7 &&
+          path_at > 0 && perms[3] == 's' && (only_inode == 0 || inode == only_inode) &&
+          std::strncmp(line + path_at, "/memfd:", 7) == 0 &&
+          std::strncmp(line + path_at + 7, kMrMemfdName, std::strlen(kMrMemfdName)) == 0) {
+        if (found < cap) out[found] = Range{s, e, perms[1] == 'w'};
+        ++found;
+      }
+      line_len = 0;
+      overlong = false;
+    }
+  }
+  close(fd);
+  return found;
+}
+
+// Replaces [start, end) with a private anonymous copy of its contents, atomically
+// (mremap over the old mapping). Allocation-free.
+bool MakePrivate(const Range& r) {
+  size_t len = r.end - r.start;
+  void* copy = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (copy == MAP_FAILED) return false;
+  std::memcpy(copy, reinterpret_cast<const void*>(r.start), len);
+  if (!r.writable) mprotect(copy, len, PROT_READ);
+  if (mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, reinterpret_cast<void*>(r.start)) ==
+      MAP_FAILED) {
+    munmap(copy, len);
+    return false;
+  }
+  return true;
+}
+
+void MakeAllPrivate(uint64_t only_inode) {
+  Range ranges[256];
+  // Each pass converts up to 256 mappings; converted ones no longer match.
+  for (int pass = 0; pass < 64; ++pass) {
+    size_t n = FindMemfdMappings(only_inode, ranges, 256);
+    size_t stored = n < 256 ? n : 256;
+    bool progress = false;
+    for (size_t i = 0; i < stored; ++i) progress |= MakePrivate(ranges[i]);
+    if (n <= 256 || !progress) return;
+  }
+}
+
+// fork(): see the file comment.
+int g_fork_pipe[2] = {-1, -1};
+
+void BeforeFork() {
+  LockMemfdTable();
+  if (pipe2(g_fork_pipe, O_CLOEXEC) != 0) g_fork_pipe[0] = g_fork_pipe[1] = -1;
+}
+
+void InParentAfterFork() {
+  if (g_fork_pipe[0] >= 0) {
+    close(g_fork_pipe[1]);  // then only the child holds a write end: EOF if there is none
+    char byte;
+    while (read(g_fork_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    close(g_fork_pipe[0]);
+  }
+  UnlockMemfdTable();
+}
+
+void InChildAfterFork() {
+  MakeAllPrivate(0);
+  if (g_fork_pipe[0] >= 0) {
+    char byte = 1;
+    (void)!write(g_fork_pipe[1], &byte, 1);
+    close(g_fork_pipe[0]);
+    close(g_fork_pipe[1]);
+  }
+  // The child's heap is its own now: forget the parent's registrations.
+  ForgetMemfdsInChild();
+  UnlockMemfdTable();
+}
+
+}  // namespace
+
+void MakeMemfdPrivate(uint64_t inode) { MakeAllPrivate(inode); }
+
+void InstallForkHandlers() {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, [] { pthread_atfork(BeforeFork, InParentAfterFork, InChildAfterFork); });
+}
+
+}  // namespace vrdma::provider
