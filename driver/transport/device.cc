@@ -442,8 +442,26 @@ absl::Status Device::RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode opco
                                 ibv_wc_status status) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
-  // Completions of WQEs already queued come first: they were posted before this one.
-  // The rejected WQE completes with its error, then everything after it is flushed.
+  bool can_send = qp->state == IBV_QPS_RTS || qp->state == IBV_QPS_SQD ||
+                  qp->state == IBV_QPS_SQE || qp->state == IBV_QPS_ERR;
+  if (can_send && !qp->sq.full()) {
+    // Queued in its place, as a NIC finds a malformed WQE when it fetches it: the WQEs
+    // before it execute, it fails with `status` (StartWqe), the ones after are flushed.
+    SendWqe& wqe = qp->sq.next_free();
+    wqe = SendWqe{};
+    wqe.wr.wr_id = wr_id;
+    wqe.wr.opcode = opcode;
+    wqe.reject = status;
+    qp->sq.Commit();
+    if (qp->state == IBV_QPS_ERR || qp->state == IBV_QPS_SQE) {
+      FlushSendQueue(*qp);
+    } else {
+      Activate(*qp);
+    }
+    return absl::OkStatus();
+  }
+  // No place for it (queue full, or a QP that cannot send): it fails now, after the
+  // flush of what is queued.
   ibv_wc wc{};
   wc.wr_id = wr_id;
   wc.status = status;

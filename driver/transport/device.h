@@ -112,8 +112,9 @@ class Device {
   absl::Status PostRecv(uint32_t qpn, const RecvWr& wr);
   const QueuePair* FindQp(uint32_t qpn) const { return LookupQp(qpn); }
   // A WQE the consumer handed over but the device could not accept (malformed, or
-  // against the QP's limits): it completes with `status` (IBV_WC_LOC_QP_OP_ERR, ...) and
-  // the QP enters the Error state, flushing what follows (IBTA 10.8.3.1, 11.6.2).
+  // against the QP's limits). It takes its place in the send queue: the WQEs before it
+  // execute, then it completes with `status` (IBV_WC_LOC_QP_OP_ERR, ...) and the QP
+  // enters the Error state, flushing what follows (IBTA 10.8.3.1, 11.6.2).
   absl::Status RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode opcode, ibv_wc_status status);
   absl::Status RejectRecv(uint32_t qpn, uint64_t wr_id, ibv_wc_status status);
   // Room left in the engine's send / receive queue of a QP (0 when unknown).

@@ -45,6 +45,9 @@ struct SendWqe {
   bool started = false;    // PSNs assigned
   bool req_done = false;   // every request packet sent (for now)
   bool is_rd_atomic = false;
+  // Refused by the device (a malformed WQE): fails with this status when the requester
+  // reaches it; IBV_WC_SUCCESS for every valid WQE.
+  ibv_wc_status reject = IBV_WC_SUCCESS;
 };
 
 // An RDMA READ or ATOMIC the responder executed, kept to answer duplicates

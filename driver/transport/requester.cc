@@ -52,27 +52,28 @@ uint8_t SendWriteOpcode(const SendWr& wr, uint32_t i, uint32_t n) {
 bool Device::StartWqe(QueuePair& qp, SendWqe& w) {
   const SendWr& wr = w.wr;
   bool datagram = qp.type == IBV_QPT_UD || qp.type == kQpTypeGsi;
+  // A WQE that fails locally fails once every WQE before it has completed, so that
+  // completions stay in WQE order (IBTA 10.8.3.1) and the earlier WQEs, already on the
+  // wire, complete normally. Until then the requester waits at it.
+  auto fail_in_order = [&](ibv_wc_status status) {
+    if (&qp.sq.front() == &w) FailSend(qp, status);
+    return false;
+  };
+  if (w.reject != IBV_WC_SUCCESS) return fail_in_order(w.reject);
   if (w.is_rd_atomic) {
     // A fenced or further READ/ATOMIC waits for the responder resources it may use
     // (max_rd_atomic, IBTA 9.7.7.2 / 10.2.4).
-    if (qp.max_rd_atomic == 0) {
-      FailSend(qp, IBV_WC_LOC_QP_OP_ERR);
-      return false;
-    }
+    if (qp.max_rd_atomic == 0) return fail_in_order(IBV_WC_LOC_QP_OP_ERR);
     if (qp.req.rd_atomic_outstanding >= qp.max_rd_atomic) return false;
     if (wr.opcode != IBV_WR_RDMA_READ && (wr.num_sge < 1 || wr.sg_list[0].length < 8)) {
-      FailSend(qp, IBV_WC_LOC_LEN_ERR);
-      return false;
+      return fail_in_order(IBV_WC_LOC_LEN_ERR);
     }
   }
   // Fence: wait until every earlier READ and ATOMIC has completed (IBTA 10.8.3.3).
   if ((wr.send_flags & IBV_SEND_FENCE) && qp.req.rd_atomic_outstanding > 0) return false;
   uint32_t npkts = 1;
   if (datagram) {
-    if (w.length > (128u << cfg_.port_mtu)) {
-      FailSend(qp, IBV_WC_LOC_LEN_ERR);
-      return false;
-    }
+    if (w.length > (128u << cfg_.port_mtu)) return fail_in_order(IBV_WC_LOC_LEN_ERR);
   } else if (!(wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
                wr.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD)) {
     npkts = PacketCount(w.length, qp.mtu);
