@@ -9,6 +9,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "vdev/shm/client_mapping.h"
+
 namespace vrdma {
 
 namespace {
@@ -319,8 +321,7 @@ int Session::RegMr(proto::Message& msg, Reply* out) {
   proto::RegMrRequest req;
   if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
   if (req.nsegments == 0 || req.nsegments > proto::kMaxMrSegments ||
-      msg.payload.size() != sizeof req + req.nsegments * sizeof(proto::MrSegment) ||
-      msg.fd_count() != req.nsegments) {
+      msg.payload.size() != sizeof req + req.nsegments * sizeof(proto::MrSegment)) {
     return EINVAL;
   }
   // The registered bytes must lie inside the page range the segments back.
@@ -330,11 +331,41 @@ int Session::RegMr(proto::Message& msg, Reply* out) {
   }
   std::vector<proto::MrSegment> segs(req.nsegments);
   std::memcpy(segs.data(), msg.payload.data() + sizeof req, segs.size() * sizeof segs[0]);
-  std::vector<int> fds;
-  for (size_t i = 0; i < msg.fd_count(); ++i) fds.push_back(msg.TakeFd(i));
+  size_t by_fd = std::count_if(segs.begin(), segs.end(),
+                               [](const proto::MrSegment& s) { return !s.by_reference; });
+  if (msg.fd_count() != by_fd) return EINVAL;
+  // Every backing is owned here until mapped.
+  std::vector<SegmentBacking> backing;
   auto close_fds = [&] {
-    for (int fd : fds) close(fd);
+    for (const SegmentBacking& b : backing) close(b.fd);
   };
+  size_t next_fd = 0;
+  for (const proto::MrSegment& s : segs) {
+    if (!s.by_reference) {
+      backing.push_back(SegmentBacking{msg.TakeFd(next_fd++), s.file_offset, true, false});
+      continue;
+    }
+    if (s.range_offset > req.page_length) {
+      close_fds();
+      return EINVAL;
+    }
+    auto m = OpenClientMapping(pid_, req.page_base + s.range_offset, s.length);
+    if (!m.ok()) {
+      close_fds();
+      return m.status().code() == absl::StatusCode::kFailedPrecondition ? EOPNOTSUPP : EFAULT;
+    }
+    backing.push_back(SegmentBacking{m->fd, m->file_offset, m->writable, m->fixed_size});
+  }
+  // Write access needs pages the client may write (as pinning a read-only mapping for
+  // write fails on a NIC).
+  constexpr uint32_t kWriteAccess =
+      IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC;
+  bool read_only = std::any_of(backing.begin(), backing.end(),
+                               [](const SegmentBacking& b) { return !b.writable; });
+  if (read_only && (req.access & kWriteAccess)) {
+    close_fds();
+    return EFAULT;
+  }
   if (!Charge(Resource::kMrBytes, req.length)) {
     close_fds();
     return ENOMEM;
@@ -344,7 +375,7 @@ int Session::RegMr(proto::Message& msg, Reply* out) {
     close_fds();
     return ENOMEM;
   }
-  auto memory = ClientMemory::Map(req.page_length, segs, fds);
+  auto memory = ClientMemory::Map(req.page_length, segs, backing);
   close_fds();  // the mappings keep the pages
   if (!memory.ok()) {
     Release(Resource::kMr);

@@ -7,6 +7,7 @@
  * Usage: api_check NETDEV  (an interface in the daemon's namespace with no vdev on it)
  * Linked with libvrdma directly (no vrdma-run): the link order puts it before
  * libibverbs. Prints PASS/FAIL lines; exit status 0 when all passed. */
+#define _DEFAULT_SOURCE 1  // usleep, fork, setuid under -std=c11
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,6 +7,7 @@
 //   hostile_client DEV
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -139,7 +140,7 @@ int main(int argc, char** argv) {
     r.page_base = r.addr;
     r.page_length = page_len;
     r.nsegments = 1;
-    MrSegment s{0, seg_len, file_off};
+    MrSegment s{0, seg_len, file_off, 0, 0};
     std::memcpy(reg.data(), &r, sizeof r);
     std::memcpy(reg.data() + sizeof r, &s, sizeof s);
     return c.Call(Op::kRegMr, reg.data(), reg.size(), &fd, 1);
@@ -158,6 +159,44 @@ int main(int argc, char** argv) {
   Check(try_reg(sealed, page, page, 1) != 0, "unaligned file offset");
   Check(try_reg(sealed, page, page, 0) == 0, "a proper sealed memfd registers");
   RegMrReply mr = c.Reply<RegMrReply>();
+
+  // Memory "by reference": the daemon believes the kernel's map of us, not our word.
+  auto try_ref = [&](const void* addr, uint32_t access, int nfds = 0) {
+    RegMrRequest r{};
+    r.pd = pd;
+    r.access = access;
+    r.addr = reinterpret_cast<uintptr_t>(addr);
+    r.length = 64;
+    r.iova = r.addr;
+    r.page_base = r.addr & ~static_cast<uint64_t>(page - 1);
+    r.page_length = static_cast<uint64_t>(page);
+    r.nsegments = 1;
+    MrSegment s{0, static_cast<uint64_t>(page), 0, 1, 0};
+    std::memcpy(reg.data(), &r, sizeof r);
+    std::memcpy(reg.data() + sizeof r, &s, sizeof s);
+    return c.Call(Op::kRegMr, reg.data(), reg.size(), nfds ? &sealed : nullptr, nfds);
+  };
+  Check(try_ref(reinterpret_cast<void*>(0x10000000), IBV_ACCESS_LOCAL_WRITE) == EFAULT,
+        "by reference: memory we do not have");
+  static uint8_t private_page[8192] __attribute__((aligned(4096)));
+  private_page[0] = 1;
+  Check(try_ref(private_page, IBV_ACCESS_LOCAL_WRITE) == EOPNOTSUPP,
+        "by reference: private memory (not shared)");
+  char shm_path[] = "/dev/shm/vrdma-hostile-XXXXXX";
+  int shm_file = mkstemp(shm_path);
+  if (shm_file < 0 || ftruncate(shm_file, page) != 0) return 1;
+  unlink(shm_path);
+  void* file_map = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, shm_file, 0);
+  Check(try_ref(file_map, IBV_ACCESS_LOCAL_WRITE) == EOPNOTSUPP,
+        "by reference: a tmpfs file we could truncate");
+  void* ro = mmap(nullptr, page, PROT_READ, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  Check(try_ref(ro, IBV_ACCESS_REMOTE_WRITE) == EFAULT,
+        "by reference: write access to read-only shared memory");
+  Check(try_ref(ro, 0) == 0, "by reference: read-only shared memory, read access");
+  RegMrReply ro_mr = c.Reply<RegMrReply>();
+  HandleMsg ro_h{ro_mr.handle, 0};
+  Check(c.Call(Op::kDeregMr, &ro_h, sizeof ro_h) == 0, "deregister it");
+  Check(try_ref(ro, 0, 1) == EINVAL, "by reference with a descriptor too");
 
   // A QP and CQ whose rings we then scribble over.
   CreateCqRequest cqr{4, 0, 0};

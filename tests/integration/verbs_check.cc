@@ -3,9 +3,12 @@
 // with every byte moved compared. Runs under vrdma-run (tests/integration/verbs_check.sh),
 // with vdev_a and vdev_b bound to interfaces 10.77.0.1 and 10.77.0.2.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <infiniband/verbs.h>
 #include <poll.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -462,6 +465,67 @@ TEST_P(RcTest, ForkedChildWritesStayInTheChild) {
   r.rkey = b.mr->rkey;
   ASSERT_NO_FATAL_FAILURE(Run(r, IBV_WC_RDMA_READ));
   EXPECT_TRUE(std::equal(b.buf.begin() + 65536, b.buf.begin() + 69632, a.buf.begin() + 65536));
+}
+
+// Memory the application already shares registers by reference (the daemon maps the
+// same object): System V shm, MAP_SHARED anonymous, the application's own sealed memfd.
+// The peer READs it and WRITEs into it; the bytes are the application's. A memfd that
+// could shrink is refused.
+TEST_P(RcTest, SharedMemoryRegistersByReference) {
+  constexpr size_t kLen = 1 << 16;
+  int shmid = shmget(IPC_PRIVATE, kLen, IPC_CREAT | 0600);
+  ASSERT_GE(shmid, 0);
+  void* sysv = shmat(shmid, nullptr, 0);
+  shmctl(shmid, IPC_RMID, nullptr);  // gone once detached
+  ASSERT_NE(sysv, reinterpret_cast<void*>(-1));
+  void* anon = mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  int mfd = memfd_create("app-buffer", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  ASSERT_EQ(ftruncate(mfd, kLen), 0);
+  ASSERT_EQ(fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  void* own = mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+  const int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+  uint32_t seed = 40;
+  for (void* region : {sysv, anon, own}) {
+    SCOPED_TRACE(region == sysv   ? "System V shm"
+                 : region == anon ? "MAP_SHARED anonymous"
+                                  : "memfd");
+    auto* p = static_cast<uint8_t*>(region);
+    std::mt19937 g(seed++);
+    for (size_t i = 0; i < kLen; ++i) p[i] = static_cast<uint8_t>(g());
+    ibv_mr* mr = ibv_reg_mr(a.pd, p, kLen, access);
+    ASSERT_NE(mr, nullptr) << std::strerror(errno);
+    Wr r;  // b reads a's shared pages
+    r.op = IBV_WR_RDMA_READ;
+    r.sges = {{reinterpret_cast<uintptr_t>(b.buf.data()), static_cast<uint32_t>(kLen), b.mr->lkey}};
+    r.raddr = reinterpret_cast<uintptr_t>(p);
+    r.rkey = mr->rkey;
+    ASSERT_EQ(Post(b.qp, r, GetParam()), 0);
+    ibv_wc wc;
+    ASSERT_TRUE(PollOne(b.cq, &wc));
+    EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+    EXPECT_EQ(std::memcmp(b.buf.data(), p, kLen), 0);
+    Fill(b.buf, 0, kLen, seed++);
+    Wr w = r;  // and writes into them
+    w.op = IBV_WR_RDMA_WRITE;
+    ASSERT_EQ(Post(b.qp, w, GetParam()), 0);
+    ASSERT_TRUE(PollOne(b.cq, &wc));
+    EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+    EXPECT_EQ(std::memcmp(b.buf.data(), p, kLen), 0);
+    EXPECT_EQ(ibv_dereg_mr(mr), 0);
+  }
+  shmdt(sysv);
+  munmap(anon, kLen);
+  munmap(own, kLen);
+  close(mfd);
+  // A memfd without F_SEAL_SHRINK could be truncated under the daemon: refused.
+  int loose = memfd_create("app-loose", MFD_CLOEXEC);
+  ASSERT_EQ(ftruncate(loose, kLen), 0);
+  void* lp = mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED, loose, 0);
+  errno = 0;
+  EXPECT_EQ(ibv_reg_mr(a.pd, lp, kLen, access), nullptr);
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  munmap(lp, kLen);
+  close(loose);
 }
 
 // Deregistered pages are the process's private memory again (same contents).

@@ -18,7 +18,7 @@
 namespace vrdma::proto {
 
 inline constexpr uint32_t kMagic = 0x414d4452;  // "RDMA" read as little-endian bytes
-inline constexpr uint16_t kVersion = 1;
+inline constexpr uint16_t kVersion = 2;
 inline constexpr const char* kDefaultSocket = "/run/vrdma/vrdmad.sock";
 inline constexpr const char* kSocketEnv = "VRDMA_SOCKET";  // overrides kDefaultSocket
 inline constexpr const char* kDeviceEnv = "VRDMA_DEVICE";  // limits the device list to one
@@ -129,14 +129,22 @@ struct HandleMsg {  // request or reply naming one object
 };
 
 // One run of registered pages: [range_offset, range_offset+length) of the page range
-// starting at RegMrRequest::page_base is backed by the memfd passed as fd[index] at
-// file_offset. Together the segments cover the page range exactly once.
+// starting at RegMrRequest::page_base. Together the segments cover the page range
+// exactly once. Two kinds:
+// - a memfd the provider made (private memory remapped, mr_share.cc), passed as the next
+//   request fd, the pages at file_offset;
+// - by_reference: memory the client already shares with others (System V shm, a
+//   MAP_SHARED anonymous mapping, a memfd of its own sealed against shrinking). No fd:
+//   the daemon opens the client's mapping itself (/proc/PID/map_files) after checking it
+//   in /proc/PID/maps; file_offset is ignored.
 struct MrSegment {
   uint64_t range_offset;
   uint64_t length;
   uint64_t file_offset;
+  uint32_t by_reference;
+  uint32_t reserved;
 };
-// Request fds: one per segment.
+// Request fds: one per segment that is not by_reference, in segment order.
 struct RegMrRequest {
   uint32_t pd;
   uint32_t access;  // ibv_access_flags

@@ -138,10 +138,14 @@ int ShareRangeLocked(uint64_t lo, uint64_t hi, SharedPages* out) {
       auto known = g_memfds->find(v.inode);
       if (IsOurMemfd(v) && known != g_memfds->end()) {
         if (pass == 1) {
-          out->segments.push_back({s - lo, e - s, v.offset + (s - v.start)});
+          out->segments.push_back({s - lo, e - s, v.offset + (s - v.start), 0, 0});
           out->fds.push_back(known->second.fd);
           out->inodes.push_back(v.inode);
         }
+      } else if (v.shared && !IsOurMemfd(v)) {
+        // Memory the process already shares (System V shm, MAP_SHARED anonymous, a
+        // memfd of its own): the daemon reaches it itself, and decides what it accepts.
+        if (pass == 1) out->segments.push_back({s - lo, e - s, 0, 1, 0});
       } else if (pass == 1) {
         return EAGAIN;  // changed under us
       } else if (IsPrivateAnonymous(v) || IsOurMemfd(v)) {

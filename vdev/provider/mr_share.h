@@ -4,10 +4,12 @@
 //
 // The pages are found in /proc/self/maps: private anonymous pages (heap, stack,
 // anonymous mmap) are copied into a new memfd which is then mapped over them at the same
-// address; pages already remapped by an earlier registration reuse their memfd. Any other
-// mapping (a file, a shared mapping, hugetlbfs) is refused with EOPNOTSUPP rather than
-// registered wrongly. Writes by other threads to those pages during the remap are lost.
-// Pages no registration uses any more become private again, and a forked child gets
+// address; pages already remapped by an earlier registration reuse their memfd. Shared
+// mappings (System V shm, MAP_SHARED anonymous, the application's own memfds) are
+// already shared: they go by reference and the daemon opens them itself, accepting only
+// objects that cannot shrink under it. Private file mappings are refused with
+// EOPNOTSUPP rather than registered wrongly. Writes by other threads to those pages during the
+// remap are lost. Pages no registration uses any more become private again, and a forked child gets
 // private copies (mr_private.cc).
 #pragma once
 
@@ -25,7 +27,7 @@ struct SharedPages {
   uint64_t page_base = 0;
   uint64_t page_length = 0;
   std::vector<proto::MrSegment> segments;
-  std::vector<int> fds;          // one per segment, owned by the memfd table (not to be closed)
+  std::vector<int> fds;          // one per segment not by reference, owned by the memfd table
   std::vector<uint64_t> inodes;  // memfds referenced, one reference each
 };
 

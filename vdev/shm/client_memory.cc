@@ -13,7 +13,7 @@ namespace vrdma {
 
 namespace {
 
-absl::Status CheckFd(int fd, uint64_t end) {
+absl::Status CheckFd(int fd, uint64_t end, bool fixed_size) {
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError("registered memory must be a memfd");
@@ -21,7 +21,7 @@ absl::Status CheckFd(int fd, uint64_t end) {
   // Only memfds carry seals; without F_SEAL_SHRINK the client could truncate the file
   // and fault the daemon on its next access.
   int seals = fcntl(fd, F_GET_SEALS);
-  if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+  if (!fixed_size && (seals < 0 || !(seals & F_SEAL_SHRINK))) {
     return absl::InvalidArgumentError("registered memory must be a memfd sealed against shrinking");
   }
   if (static_cast<uint64_t>(st.st_size) < end) {
@@ -33,20 +33,24 @@ absl::Status CheckFd(int fd, uint64_t end) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ClientMemory>> ClientMemory::Map(
-    uint64_t page_length, std::span<const proto::MrSegment> segs, std::span<const int> fds) {
+    uint64_t page_length, std::span<const proto::MrSegment> segs,
+    std::span<const SegmentBacking> backing) {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  if (page_length == 0 || page_length % page || segs.empty() || segs.size() != fds.size() ||
+  if (page_length == 0 || page_length % page || segs.empty() || segs.size() != backing.size() ||
       segs.size() > proto::kMaxMrSegments) {
     return absl::InvalidArgumentError("bad memory registration layout");
   }
   uint64_t cursor = 0;
   for (size_t i = 0; i < segs.size(); ++i) {
     const proto::MrSegment& s = segs[i];
-    if (s.range_offset != cursor || s.length == 0 || s.length % page || s.file_offset % page ||
-        s.length > page_length - cursor || s.file_offset > UINT64_MAX - s.length) {
+    const SegmentBacking& b = backing[i];
+    if (s.range_offset != cursor || s.length == 0 || s.length % page || b.file_offset % page ||
+        s.length > page_length - cursor || b.file_offset > UINT64_MAX - s.length) {
       return absl::InvalidArgumentError("memory segments do not tile the registered pages");
     }
-    if (absl::Status st = CheckFd(fds[i], s.file_offset + s.length); !st.ok()) return st;
+    if (absl::Status st = CheckFd(b.fd, b.file_offset + s.length, b.fixed_size); !st.ok()) {
+      return st;
+    }
     cursor += s.length;
   }
   if (cursor != page_length) {
@@ -58,8 +62,9 @@ absl::StatusOr<std::unique_ptr<ClientMemory>> ClientMemory::Map(
   if (base == MAP_FAILED) return absl::ErrnoToStatus(errno, "reserving address space");
   uint8_t* b = static_cast<uint8_t*>(base);
   for (size_t i = 0; i < segs.size(); ++i) {
-    void* p = mmap(b + segs[i].range_offset, segs[i].length, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_FIXED, fds[i], static_cast<off_t>(segs[i].file_offset));
+    int prot = PROT_READ | (backing[i].writable ? PROT_WRITE : 0);
+    void* p = mmap(b + segs[i].range_offset, segs[i].length, prot, MAP_SHARED | MAP_FIXED,
+                   backing[i].fd, static_cast<off_t>(backing[i].file_offset));
     if (p == MAP_FAILED) {
       int err = errno;
       munmap(base, page_length);

@@ -14,14 +14,22 @@
 
 namespace vrdma {
 
+// What backs one segment: the object, where the segment's pages are in it, and how.
+struct SegmentBacking {
+  int fd = -1;               // owned by the caller
+  uint64_t file_offset = 0;  // page-aligned
+  bool writable = true;      // the client may write these pages (else mapped read-only)
+  bool fixed_size = false;   // an object no one can shrink (see client_mapping.h)
+};
+
 class ClientMemory {
  public:
-  // Checks every fd (a memfd sealed against shrinking, large enough, page-aligned
-  // offsets) and that the segments tile [0, page_length) exactly, then maps them.
-  // The fds stay owned by the caller.
+  // Checks every backing (a memfd sealed against shrinking unless fixed_size, large
+  // enough, page-aligned offsets) and that the segments tile [0, page_length) exactly,
+  // then maps them side by side.
   static absl::StatusOr<std::unique_ptr<ClientMemory>> Map(uint64_t page_length,
                                                            std::span<const proto::MrSegment> segs,
-                                                           std::span<const int> fds);
+                                                           std::span<const SegmentBacking> backing);
   ~ClientMemory();
   ClientMemory(const ClientMemory&) = delete;
   ClientMemory& operator=(const ClientMemory&) = delete;

@@ -1,0 +1,28 @@
+// Memory a client already shares (System V shm, MAP_SHARED anonymous, a sealed memfd of
+// its own), reached by the daemon itself: the kernel's view of the client's address
+// space decides, never the client's word.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+
+namespace vrdma {
+
+struct ClientMapping {
+  int fd = -1;               // owned by the caller
+  uint64_t file_offset = 0;  // of `addr` in the object
+  bool writable = false;     // the client's mapping is writable
+  bool fixed_size = false;   // an object no one can shrink (System V shm, shared anonymous)
+};
+
+// Opens the object behind [addr, addr+length) of process `pid`: the range must lie in
+// one shared mapping of /proc/PID/maps whose object cannot be shrunk under the daemon
+// (System V shm, MAP_SHARED|MAP_ANONYMOUS, or a memfd — sealed against shrinking, which
+// ClientMemory checks). FailedPrecondition (EOPNOTSUPP) for other memory, NotFound when
+// the range is not mapped as one shared mapping.
+absl::StatusOr<ClientMapping> OpenClientMapping(pid_t pid, uint64_t addr, uint64_t length);
+
+}  // namespace vrdma
