@@ -270,6 +270,27 @@ TEST(ErrorPathsTest, LongRnrStallDoesNotUseTheRetryCount) {
 namespace vrdma::testing {
 namespace {
 
+// Posts an RDMA WRITE of `len` bytes of `fill` from a's memory to the start of b's.
+void PostWriteToPeer(EnginePair& pair, uint32_t qa, uint64_t wr_id, uint32_t len, uint8_t fill) {
+  std::memset(pair.a.at(0), fill, len);
+  SendWr w = MakeSend(wr_id, IBV_WR_RDMA_WRITE, pair.a, 0, len);
+  w.remote_addr = pair.b.va(0);
+  w.rkey = pair.b.mr.rkey;
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, w).ok());
+}
+
+// Three send completions: wr_ids 1, 2, 3 with success, `second`, flush.
+void ExpectSecondFailsInOrder(EnginePair& pair, ibv_wc_status second) {
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 3, &wc));
+  EXPECT_EQ(wc[0].wr_id, 1u);
+  EXPECT_EQ(wc[0].status, IBV_WC_SUCCESS);
+  EXPECT_EQ(wc[1].wr_id, 2u);
+  EXPECT_EQ(wc[1].status, second);
+  EXPECT_EQ(wc[2].wr_id, 3u);
+  EXPECT_EQ(wc[2].status, IBV_WC_WR_FLUSH_ERR);
+}
+
 // A WQE that fails locally when the requester reaches it fails alone and in post order:
 // the WQEs before it (already on the wire) complete normally, it completes with its
 // error, the ones after it are flushed (IBTA 10.8.3.1: completions in WQE order).
@@ -279,24 +300,13 @@ TEST(ErrorPathsTest, LocalErrorFailsThatWqeAfterTheEarlierOnes) {
   pair.Connect(QpOptions{}, &qa, &qb);
   Host& a = pair.a;
   Host& b = pair.b;
-  std::memset(a.at(0), 0x5a, 65536);
-  SendWr w = MakeSend(1, IBV_WR_RDMA_WRITE, a, 0, 65536);
-  w.remote_addr = b.va(0);
-  w.rkey = b.mr.rkey;
-  ASSERT_TRUE(a.dev->PostSend(qa, w).ok());
+  ASSERT_NO_FATAL_FAILURE(PostWriteToPeer(pair, qa, 1, 65536, 0x5a));
   SendWr fa = MakeSend(2, IBV_WR_ATOMIC_FETCH_AND_ADD, a, 70000, 4);  // 4 B: too short
   fa.remote_addr = b.va(70000);
   fa.rkey = b.mr.rkey;
   ASSERT_TRUE(a.dev->PostSend(qa, fa).ok());
   ASSERT_TRUE(a.dev->PostSend(qa, MakeSend(3, IBV_WR_SEND, a, 0, 10)).ok());
-  std::vector<ibv_wc> wc;
-  ASSERT_TRUE(pair.WaitCq(a, a.scq, 3, &wc));
-  EXPECT_EQ(wc[0].wr_id, 1u);
-  EXPECT_EQ(wc[0].status, IBV_WC_SUCCESS);
-  EXPECT_EQ(wc[1].wr_id, 2u);
-  EXPECT_EQ(wc[1].status, IBV_WC_LOC_LEN_ERR);
-  EXPECT_EQ(wc[2].wr_id, 3u);
-  EXPECT_EQ(wc[2].status, IBV_WC_WR_FLUSH_ERR);
+  ExpectSecondFailsInOrder(pair, IBV_WC_LOC_LEN_ERR);
   EXPECT_EQ(std::memcmp(b.at(0), a.at(0), 65536), 0);
   EXPECT_EQ(StateOf(a, qa), IBV_QPS_ERR);
 }
@@ -309,22 +319,10 @@ TEST(ErrorPathsTest, RejectedWqeFailsAfterTheEarlierOnesExecute) {
   pair.Connect(QpOptions{}, &qa, &qb);
   Host& a = pair.a;
   Host& b = pair.b;
-  std::memset(a.at(0), 0x6b, 32768);
-  SendWr w = MakeSend(1, IBV_WR_RDMA_WRITE, a, 0, 32768);
-  w.remote_addr = b.va(0);
-  w.rkey = b.mr.rkey;
-  ASSERT_TRUE(a.dev->PostSend(qa, w).ok());
+  ASSERT_NO_FATAL_FAILURE(PostWriteToPeer(pair, qa, 1, 32768, 0x6b));
   ASSERT_TRUE(a.dev->RejectSend(qa, 2, IBV_WR_SEND, IBV_WC_LOC_QP_OP_ERR).ok());
   ASSERT_TRUE(a.dev->PostSend(qa, MakeSend(3, IBV_WR_SEND, a, 0, 10)).ok());
-  std::vector<ibv_wc> wc;
-  ASSERT_TRUE(pair.WaitCq(a, a.scq, 3, &wc));
-  EXPECT_EQ(wc[0].wr_id, 1u);
-  EXPECT_EQ(wc[0].status, IBV_WC_SUCCESS);
-  EXPECT_EQ(wc[1].wr_id, 2u);
-  EXPECT_EQ(wc[1].status, IBV_WC_LOC_QP_OP_ERR);
-  EXPECT_EQ(wc[1].opcode, IBV_WC_SEND);
-  EXPECT_EQ(wc[2].wr_id, 3u);
-  EXPECT_EQ(wc[2].status, IBV_WC_WR_FLUSH_ERR);
+  ExpectSecondFailsInOrder(pair, IBV_WC_LOC_QP_OP_ERR);
   EXPECT_EQ(std::memcmp(b.at(0), a.at(0), 32768), 0);
   EXPECT_EQ(StateOf(a, qa), IBV_QPS_ERR);
 }
