@@ -257,11 +257,7 @@ void Server::OnNetlink() {
       gone.push_back(v.get());
       continue;
     }
-    auto same = [](const GidEntry& a, const GidEntry& b) {
-      return a.valid == b.valid && a.gid == b.gid && a.type == b.type && a.mac == b.mac &&
-             a.has_vlan == b.has_vlan && a.vlan_id == b.vlan_id;
-    };
-    if (st.ok() && std::equal(before.begin(), before.end(), v->gids.begin(), v->gids.end(), same)) {
+    if (st.ok() && before == v->gids) {
       continue;  // a change of the interface that leaves its GIDs as they were
     }
     Log(LogLevel::kInfo, "gid_table_update",

@@ -61,6 +61,7 @@ struct GidEntry {
   wire::MacAddr mac{};
   bool has_vlan = false;
   uint16_t vlan_id = 0;
+  bool operator==(const GidEntry&) const = default;
 };
 
 }  // namespace vrdma

@@ -385,9 +385,7 @@ absl::Status Device::PostRecv(uint32_t qpn, const RecvWr& wr) {
 absl::Status Device::PostSend(uint32_t qpn, const SendWr& wr) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
-  if (qp->state == IBV_QPS_RESET || qp->state == IBV_QPS_INIT || qp->state == IBV_QPS_RTR) {
-    return absl::FailedPreconditionError("QP not ready to send");
-  }
+  if (!SendQueueOpen(*qp)) return absl::FailedPreconditionError("QP not ready to send");
   if (wr.num_sge > qp->init.max_send_sge) return absl::InvalidArgumentError("too many SGEs");
   if ((wr.send_flags & IBV_SEND_INLINE) && wr.inline_len > qp->init.max_inline_data) {
     return absl::InvalidArgumentError("inline data larger than max_inline_data");
@@ -428,23 +426,29 @@ absl::Status Device::PostSend(uint32_t qpn, const SendWr& wr) {
   wqe.length = static_cast<uint32_t>(len);
   wqe.is_rd_atomic = wr.opcode == IBV_WR_RDMA_READ || wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
                      wr.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
-  qp->sq.Commit();
-  // In Error or Send Queue Error, new send WRs complete with a flush error.
-  if (qp->state == IBV_QPS_ERR || qp->state == IBV_QPS_SQE) {
-    FlushSendQueue(*qp);
-    return absl::OkStatus();
-  }
-  Activate(*qp);
+  CommitSendWqe(*qp);
   return absl::OkStatus();
+}
+
+bool Device::SendQueueOpen(const QueuePair& qp) {
+  return qp.state != IBV_QPS_RESET && qp.state != IBV_QPS_INIT && qp.state != IBV_QPS_RTR;
+}
+
+void Device::CommitSendWqe(QueuePair& qp) {
+  qp.sq.Commit();
+  // In Error or Send Queue Error, new send WRs complete with a flush error.
+  if (qp.state == IBV_QPS_ERR || qp.state == IBV_QPS_SQE) {
+    FlushSendQueue(qp);
+  } else {
+    Activate(qp);
+  }
 }
 
 absl::Status Device::RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode opcode,
                                 ibv_wc_status status) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
-  bool can_send = qp->state == IBV_QPS_RTS || qp->state == IBV_QPS_SQD ||
-                  qp->state == IBV_QPS_SQE || qp->state == IBV_QPS_ERR;
-  if (can_send && !qp->sq.full()) {
+  if (SendQueueOpen(*qp) && !qp->sq.full()) {
     // Queued in its place, as a NIC finds a malformed WQE when it fetches it: the WQEs
     // before it execute, it fails with `status` (StartWqe), the ones after are flushed.
     SendWqe& wqe = qp->sq.next_free();
@@ -452,12 +456,7 @@ absl::Status Device::RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode opco
     wqe.wr.wr_id = wr_id;
     wqe.wr.opcode = opcode;
     wqe.reject = status;
-    qp->sq.Commit();
-    if (qp->state == IBV_QPS_ERR || qp->state == IBV_QPS_SQE) {
-      FlushSendQueue(*qp);
-    } else {
-      Activate(*qp);
-    }
+    CommitSendWqe(*qp);
     return absl::OkStatus();
   }
   // No place for it (queue full, or a QP that cannot send): it fails now, after the

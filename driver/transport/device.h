@@ -141,6 +141,10 @@ class Device {
   void FlushTx();
   void Transmit(rte_mbuf* m);
   void Activate(QueuePair& qp);
+  // Posting to the send queue is allowed in RTS, SQD, SQE and Error (IBTA 10.8.2).
+  static bool SendQueueOpen(const QueuePair& qp);
+  // Makes the WQE written at sq.next_free() part of the send queue and gets it going.
+  void CommitSendWqe(QueuePair& qp);
   void RunActive();
   void OnTimer(TimerNode* node);
   void PostEvent(ibv_event_type type, uint32_t element);
