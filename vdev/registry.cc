@@ -9,6 +9,20 @@
 
 namespace vrdma {
 
+namespace {
+
+// A node GUID from a MAC: the modified EUI-64 (U/L bit flipped, ff:fe in the middle), as
+// rdma_rxe derives it. Network order, as ibv_get_device_guid returns it.
+uint64_t NodeGuidOfMac(const wire::MacAddr& m) {
+  const uint8_t guid[8] = {
+      static_cast<uint8_t>(m[0] ^ 2), m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]};
+  uint64_t be;
+  std::memcpy(&be, guid, 8);
+  return be;
+}
+
+}  // namespace
+
 ibv_mtu Vdev::ActiveMtu() const {
   // The RoCE payload MTU fits the interface MTU after IP/UDP/BTH/RETH/ICRC headers, as
   // rdma_rxe derives it (rxe_set_mtu).
@@ -30,9 +44,8 @@ absl::Status Registry::AddPdev(std::unique_ptr<Pdev> pdev) {
   if (FindPdev(pdev->name)) return absl::AlreadyExistsError("pdev exists: " + pdev->name);
   // A pdev of the embedded kind has no MAC of its own: its node GUID is the EUI-64 of the
   // locally administered address 02:76:72:64:00:NN ("vrd", NN its index).
-  const uint8_t guid[8] = {0x00, 0x76, 0x72, 0xff, 0xfe, 0x64, 0x00,
-                           static_cast<uint8_t>(pdevs_.size())};
-  std::memcpy(&pdev->node_guid_be, guid, 8);
+  pdev->node_guid_be =
+      NodeGuidOfMac({0x02, 0x76, 0x72, 0x64, 0x00, static_cast<uint8_t>(pdevs_.size())});
   pdevs_.push_back(std::move(pdev));
   return absl::OkStatus();
 }
@@ -101,10 +114,7 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
   vdev->mac = info->mac;
   vdev->netdev_mtu = info->mtu;
   vdev->gid_base = static_cast<uint32_t>(slot - pdev->gid_block_used.begin()) * kGidsPerVdev;
-  // Node GUID: the modified EUI-64 of the MAC, as rdma_rxe derives it.
-  const wire::MacAddr& m = info->mac;
-  uint8_t guid[8] = {static_cast<uint8_t>(m[0] ^ 2), m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]};
-  std::memcpy(&vdev->node_guid_be, guid, 8);
+  vdev->node_guid_be = NodeGuidOfMac(info->mac);
   vdev->quota = PdevLimits(*pdev);
   if (absl::Status st = WriteGids(*vdev, BuildRoceGidTable(*info, kGidsPerVdev)); !st.ok()) {
     return st;

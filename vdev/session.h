@@ -35,8 +35,6 @@ class Session {
   int sock() const { return sock_; }
   int doorbell_fd() const { return doorbell_fd_; }
   Vdev* vdev() const { return vdev_; }
-  // A context opened on a physical device: queries only (see OpenDevice).
-  Pdev* pdev() const { return pdev_; }
   pid_t pid() const { return pid_; }
   uid_t uid() const { return uid_; }
   const std::string& comm() const { return comm_; }
@@ -125,7 +123,7 @@ class Session {
   uid_t uid_;
   std::string comm_;
   Vdev* vdev_ = nullptr;
-  Pdev* pdev_ = nullptr;
+  Pdev* pdev_ = nullptr;  // a context on a physical device: queries only
   Device* device_ = nullptr;
   bool detached_ = false;
   std::unique_ptr<SharedRegion> context_shm_;
