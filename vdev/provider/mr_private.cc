@@ -17,8 +17,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cinttypes>
-#include <cstdio>
 #include <cstring>
 
 #include "vdev/provider/mr_share.h"
@@ -55,18 +53,10 @@ size_t FindMemfdMappings(uint64_t only_inode, Range* out, size_t cap) {
         continue;
       }
       line[line_len] = 0;
-      uintptr_t s, e;
-      uint64_t offset, inode;
-      char perms[8] = {};
-      unsigned major, minor;
-      int path_at = 0;
-      if (!overlong &&
-          std::sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %" SCNx64 " %x:%x %" SCNu64 " %n", &s,
-                      &e, perms, &offset, &major, &minor, &inode, &path_at) >= 7 &&
-          path_at > 0 && perms[3] == 's' && (only_inode == 0 || inode == only_inode) &&
-          std::strncmp(line + path_at, "/memfd:", 7) == 0 &&
-          std::strncmp(line + path_at + 7, kMrMemfdName, std::strlen(kMrMemfdName)) == 0) {
-        if (found < cap) out[found] = Range{s, e, perms[1] == 'w'};
+      MapsLine m;
+      if (!overlong && ParseMapsLine(line, &m) && m.shared && IsMrMemfdPath(m.path) &&
+          (only_inode == 0 || m.inode == only_inode)) {
+        if (found < cap) out[found] = Range{m.start, m.end, m.writable};
         ++found;
       }
       line_len = 0;

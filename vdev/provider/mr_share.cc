@@ -37,21 +37,9 @@ std::vector<Vma> ReadMaps(uint64_t lo, uint64_t hi) {
   if (!f) return out;
   char line[4096];
   while (fgets(line, sizeof line, f)) {
-    Vma v{};
-    char perms[8] = {};
-    unsigned dev_major, dev_minor;
-    int path_at = 0;
-    if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %x:%x %" SCNu64 " %n", &v.start,
-               &v.end, perms, &v.offset, &dev_major, &dev_minor, &v.inode, &path_at) < 7) {
-      continue;
-    }
-    if (v.end <= lo || v.start >= hi) continue;
-    v.readable = perms[0] == 'r';
-    v.writable = perms[1] == 'w';
-    v.shared = perms[3] == 's';
-    v.path = path_at ? line + path_at : "";
-    while (!v.path.empty() && (v.path.back() == '\n' || v.path.back() == ' ')) v.path.pop_back();
-    out.push_back(v);
+    MapsLine m;
+    if (!ParseMapsLine(line, &m) || m.end <= lo || m.start >= hi) continue;
+    out.push_back(Vma{m.start, m.end, m.offset, m.inode, m.readable, m.writable, m.shared, m.path});
   }
   fclose(f);
   return out;
@@ -63,9 +51,7 @@ bool IsPrivateAnonymous(const Vma& v) {
          v.path.rfind("[anon:", 0) == 0;
 }
 
-bool IsOurMemfd(const Vma& v) {
-  return v.shared && v.path.rfind(std::string("/memfd:") + kMrMemfdName, 0) == 0;
-}
+bool IsOurMemfd(const Vma& v) { return v.shared && IsMrMemfdPath(v.path.c_str()); }
 
 // Copies [start, start+len) into a new sealed memfd and maps it over the same pages.
 int RemapAnonymous(uint64_t start, uint64_t len, bool writable, uint64_t* inode_out) {
@@ -105,20 +91,17 @@ int RemapAnonymous(uint64_t start, uint64_t len, bool writable, uint64_t* inode_
   return 0;
 }
 
-}  // namespace
+// A memfd no registration uses: its pages back to private memory, the memfd closed.
+std::map<uint64_t, Memfd>::iterator Retire(std::map<uint64_t, Memfd>::iterator it) {
+  MakeMemfdPrivate(it->first);
+  close(it->second.fd);
+  return g_memfds->erase(it);
+}
 
-namespace {
-
-// Memfds made by a registration that then failed: back to private memory.
+// Memfds made by a registration that then failed.
 void DropUnreferenced() {
   for (auto it = g_memfds->begin(); it != g_memfds->end();) {
-    if (it->second.refs > 0) {
-      ++it;
-      continue;
-    }
-    MakeMemfdPrivate(it->first);
-    close(it->second.fd);
-    it = g_memfds->erase(it);
+    it = it->second.refs > 0 ? std::next(it) : Retire(it);
   }
 }
 
@@ -167,6 +150,29 @@ int ShareRangeLocked(uint64_t lo, uint64_t hi, SharedPages* out) {
 
 }  // namespace
 
+bool ParseMapsLine(char* line, MapsLine* out) {
+  char perms[8] = {};
+  unsigned dev_major, dev_minor;
+  int path_at = 0;
+  if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %x:%x %" SCNu64 " %n", &out->start,
+             &out->end, perms, &out->offset, &dev_major, &dev_minor, &out->inode, &path_at) < 7) {
+    return false;
+  }
+  out->readable = perms[0] == 'r';
+  out->writable = perms[1] == 'w';
+  out->shared = perms[3] == 's';
+  char* path = path_at ? line + path_at : line + strlen(line);
+  size_t n = strlen(path);
+  while (n > 0 && (path[n - 1] == '\n' || path[n - 1] == ' ')) path[--n] = 0;
+  out->path = path;
+  return true;
+}
+
+bool IsMrMemfdPath(const char* path) {
+  return strncmp(path, "/memfd:", 7) == 0 &&
+         strncmp(path + 7, kMrMemfdName, strlen(kMrMemfdName)) == 0;
+}
+
 int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out) {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   if (length == 0 || addr + length < addr) return EINVAL;
@@ -184,11 +190,7 @@ void ReleasePages(const std::vector<uint64_t>& inodes) {
   for (uint64_t ino : inodes) {
     auto it = g_memfds->find(ino);
     if (it == g_memfds->end()) continue;
-    if (--it->second.refs <= 0) {
-      MakeMemfdPrivate(ino);
-      close(it->second.fd);
-      g_memfds->erase(it);
-    }
+    if (--it->second.refs <= 0) Retire(it);
   }
 }
 

@@ -23,6 +23,17 @@ namespace vrdma::provider {
 // The name of the memfds registered pages live in (/proc/self/maps shows /memfd:NAME).
 inline constexpr const char* kMrMemfdName = "vrdma-mr";
 
+// One line of /proc/self/maps.
+struct MapsLine {
+  uint64_t start, end, offset, inode;
+  bool readable, writable, shared;
+  const char* path;  // into the parsed line, trailing newline and spaces cut; "" if none
+};
+// Parses `line` (modified in place). Allocation-free: the fork child uses it.
+bool ParseMapsLine(char* line, MapsLine* out);
+// Whether a mapping's path names one of our MR memfds.
+bool IsMrMemfdPath(const char* path);
+
 struct SharedPages {
   uint64_t page_base = 0;
   uint64_t page_length = 0;
