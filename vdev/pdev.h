@@ -5,14 +5,18 @@
 
 #include <rte_mempool.h>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "driver/pcap/pcap_writer.h"
 #include "driver/port/packet_port.h"
 #include "driver/transport/device.h"
 #include "vdev/protocol/protocol.h"
+#include "vfio/port_spec.h"
+#include "vfio/roce_udp_hold.h"
 
 namespace vrdma {
 
@@ -22,16 +26,26 @@ inline constexpr uint32_t kMaxVdevsPerPdev = 64;
 
 struct Pdev {
   std::string name;
-  std::string kind;  // "internal-switch"; later issues add real ports
+  std::string kind;  // "internal-switch", "af_xdp", "af_packet", "tap" or "pci"
+  std::string iface;  // the kernel interface a virtual port sits on (empty otherwise)
+  std::string pci;    // the PCI address of a PCI port
+  std::array<uint8_t, 6> mac{};  // the port's own address (zero for the internal switch)
+  ibv_mtu max_mtu = IBV_MTU_4096;  // the largest IB MTU whose frames the port moves
   uint64_t node_guid_be = 0;  // set by Registry::AddPdev
   rte_mempool* pool = nullptr;
-  std::unique_ptr<PacketPort> port;
+  std::unique_ptr<PacketPort> wire_port;  // the real port, under `port` when capturing
+  std::unique_ptr<PcapWriter> pcap;
+  std::unique_ptr<PacketPort> port;  // what the engine sends to and receives from
+  std::unique_ptr<vfio::RoceUdpHold> udp_hold;
   std::unique_ptr<Device> device;
   std::vector<bool> gid_block_used = std::vector<bool>(kMaxVdevsPerPdev);
 
   // The embedded default: a Device on an internal switch, ICRC left to the "port" (the
   // frames never leave the device).
   static absl::StatusOr<std::unique_ptr<Pdev>> CreateEmbedded(const std::string& name);
+  // A device on a DPDK port: a PCI NIC through vfio-pci or a virtual port on a kernel
+  // interface. The engine computes the ICRC (no NIC offloads it).
+  static absl::StatusOr<std::unique_ptr<Pdev>> CreateOnPort(const vfio::PortSpec& spec);
   ~Pdev();
 };
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "vdev/netdev/neighbour.h"
 #include "vdev/netdev/netdev_info.h"
 #include "vdev/netdev/roce_gid_table.h"
 
@@ -27,11 +28,17 @@ ibv_mtu Vdev::ActiveMtu() const {
   // The RoCE payload MTU fits the interface MTU after IP/UDP/BTH/RETH/ICRC headers, as
   // rdma_rxe derives it (rxe_set_mtu).
   uint32_t room = netdev_mtu > 80 ? netdev_mtu - 80 : 0;
-  if (room >= 4096) return IBV_MTU_4096;
-  if (room >= 2048) return IBV_MTU_2048;
-  if (room >= 1024) return IBV_MTU_1024;
-  if (room >= 512) return IBV_MTU_512;
-  return IBV_MTU_256;
+  ibv_mtu mtu = IBV_MTU_256;
+  if (room >= 4096) {
+    mtu = IBV_MTU_4096;
+  } else if (room >= 2048) {
+    mtu = IBV_MTU_2048;
+  } else if (room >= 1024) {
+    mtu = IBV_MTU_1024;
+  } else if (room >= 512) {
+    mtu = IBV_MTU_512;
+  }
+  return pdev && pdev->max_mtu < mtu ? pdev->max_mtu : mtu;
 }
 
 bool ValidDeviceName(std::string_view name) {
@@ -94,6 +101,11 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
   if (!pdev) return absl::NotFoundError(absl::StrCat("no pdev named ", std::string(pdev_name)));
   absl::StatusOr<NetdevInfo> info = ReadNetdev(netdev);
   if (!info.ok()) return info.status();
+  if (!pdev->iface.empty() && !NetdevSitsOn(netdev, pdev->iface)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "interface ", std::string(netdev), " is not on pdev ", pdev->name, "'s port ", pdev->iface,
+        ": use ", pdev->iface, " itself or a macvlan or VLAN on it"));
+  }
   for (const auto& [n, v] : vdevs_) {
     if (v->ifindex == info->ifindex) {
       return absl::AlreadyExistsError(
@@ -174,18 +186,18 @@ absl::Status Registry::SetQuotas(Vdev& vdev,
   return absl::OkStatus();
 }
 
-wire::MacAddr Registry::ResolveMac(const Pdev& pdev, const wire::Gid& dgid) const {
+absl::StatusOr<wire::MacAddr> Registry::ResolveMac(const Vdev& from, const wire::Gid& dgid) const {
   for (const auto& [n, v] : vdevs_) {
-    if (v->pdev != &pdev) continue;
+    if (v->pdev != from.pdev) continue;
     for (const GidEntry& g : v->gids) {
       if (g.valid && g.gid == dgid) return v->mac;
     }
   }
-  // fe80::/64 with a modified EUI-64 interface identifier (ff:fe in the middle).
-  if (dgid[0] == 0xfe && dgid[1] == 0x80 && dgid[11] == 0xff && dgid[12] == 0xfe) {
-    return {static_cast<uint8_t>(dgid[8] ^ 2), dgid[9], dgid[10], dgid[13], dgid[14], dgid[15]};
-  }
-  return {};
+  if (std::optional<wire::MacAddr> mac = MacFromGid(dgid)) return *mac;
+  // The internal switch has no wire and no neighbours: what is not one of its vdevs
+  // is no one (frames to it are dropped).
+  if (from.pdev->iface.empty() && from.pdev->pci.empty()) return wire::MacAddr{};
+  return ResolveNeighbour(from.ifindex, dgid, kNeighbourTimeout);
 }
 
 }  // namespace vrdma

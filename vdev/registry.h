@@ -1,6 +1,7 @@
 // The daemon's physical and virtual devices: names, interfaces, GID tables, quotas.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,9 +36,12 @@ class Registry {
   absl::Status SetQuotas(Vdev& vdev, const std::vector<std::pair<Resource, uint64_t>>& values);
   static ResourceCounts PdevLimits(const Pdev& pdev);
 
-  // The Ethernet address a GID of a vdev on `pdev` answers to (the internal switch's
-  // neighbour table); a MAC-derived link-local GID maps back to its MAC.
-  wire::MacAddr ResolveMac(const Pdev& pdev, const wire::Gid& dgid) const;
+  // The Ethernet address packets from `from` to `dgid` go to: another vdev's on the
+  // same pdev, the MAC a multicast or link-local GID carries, or the next hop's from
+  // the interface's neighbour table (resolved through the kernel when missing, which
+  // can take up to kNeighbourTimeout).
+  absl::StatusOr<wire::MacAddr> ResolveMac(const Vdev& from, const wire::Gid& dgid) const;
+  static constexpr std::chrono::milliseconds kNeighbourTimeout{3000};
 
  private:
   absl::Status WriteGids(Vdev& vdev, const std::vector<GidEntry>& gids);

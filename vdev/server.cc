@@ -29,6 +29,7 @@ namespace {
 constexpr uint64_t kTagListen = 1ull << 40;
 constexpr uint64_t kTagStop = 2ull << 40;
 constexpr uint64_t kTagNetlink = 3ull << 40;
+constexpr uint64_t kTagPortWake = 4ull << 40;
 constexpr uint64_t kTagDoorbell = 1ull << 32;
 
 // Backoff of an idle engine (passes with no work): spin, then yield the CPU, then sleep.
@@ -117,6 +118,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
     epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, s->netlink_->fd(), &ev);
   } else {
     Log(LogLevel::kWarn, "netlink_unavailable", "reason=" + LogQuote(nl.status().ToString()));
+  }
+  for (auto& p : s->registry_->pdevs()) {
+    if (!p->port->HasExternalRx()) continue;
+    if (p->port->WakeFd() >= 0) {
+      ev.data.u64 = kTagPortWake;
+      epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, p->port->WakeFd(), &ev);
+    } else {
+      s->tick_ports_ = true;
+    }
   }
   return s;
 }
@@ -290,6 +300,8 @@ void Server::ServiceControl(int timeout_ms) {
       (void)r;
     } else if (tag == kTagNetlink) {
       OnNetlink();
+    } else if (tag == kTagPortWake) {
+      // A frame arrived on a port; the engine pass after this reads it.
     } else if (tag & kTagDoorbell) {
       uint64_t v;
       ssize_t r = read(static_cast<int>(tag & 0xffffffff), &v, sizeof v);
@@ -340,13 +352,16 @@ void Server::Run() {
       sched_yield();
       continue;
     }
-    // Sleep: tell clients to ring the eventfd, then look once more before blocking.
+    // Sleep: tell clients to ring the eventfd and ports to signal arriving frames, then
+    // look once more before blocking.
     for (auto& s : sessions_) s->SetEngineSleeping(true);
-    bool pending = false;
+    for (auto& p : registry_->pdevs()) p->port->ArmWake(true);
+    bool pending = EnginePass() != 0;
     for (auto& s : sessions_) pending |= s->NeedsPump();
-    bool engine_busy = false;
+    bool engine_busy = tick_ports_;
     for (auto& p : registry_->pdevs()) engine_busy |= p->device->HasPendingWork();
     if (!pending) ServiceControl(engine_busy ? kBusySleepMs : kIdleSleepMs);
+    for (auto& p : registry_->pdevs()) p->port->ArmWake(false);
     for (auto& s : sessions_) s->SetEngineSleeping(false);
     idle = engine_busy ? kSpinPasses + kYieldPasses : 0;
     if (pending) idle = 0;

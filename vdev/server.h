@@ -53,6 +53,8 @@ class Server {
   int epoll_fd_ = -1;
   int listen_fd_ = -1;
   int stop_fd_ = -1;
+  // A port receives from a wire but cannot wake the loop: sleep in short ticks.
+  bool tick_ports_ = false;
   std::atomic<bool> stopping_{false};
 };
 

@@ -44,6 +44,19 @@ int ErrnoOf(const absl::Status& status, int failed_precondition) {
   }
 }
 
+// Why an address vector could not be made: a bad attribute, or the destination did not
+// resolve (no route, no answer: EHOSTUNREACH; no answer yet: ETIMEDOUT).
+int AddressErrno(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound:
+      return EHOSTUNREACH;
+    case absl::StatusCode::kDeadlineExceeded:
+      return ETIMEDOUT;
+    default:
+      return EINVAL;
+  }
+}
+
 Session::Session(int sock, Registry* registry, pid_t pid, uid_t uid)
     : sock_(sock), registry_(registry), pid_(pid), uid_(uid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
@@ -554,7 +567,9 @@ absl::StatusOr<AddressVector> Session::TranslateAh(const ibv_ah_attr& a) const {
   av.traffic_class = a.grh.traffic_class;
   av.flow_label = a.grh.flow_label & 0xfffff;
   av.sl = a.sl;
-  av.dmac = registry_->ResolveMac(*vdev_->pdev, av.dgid);
+  absl::StatusOr<wire::MacAddr> dmac = registry_->ResolveMac(*vdev_, av.dgid);
+  if (!dmac.ok()) return dmac.status();
+  av.dmac = *dmac;
   return av;
 }
 
@@ -562,7 +577,7 @@ int Session::CreateAh(proto::Message& msg, Reply* out) {
   proto::CreateAhRequest req;
   if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
   auto av = TranslateAh(req.attr);
-  if (!av.ok()) return EINVAL;
+  if (!av.ok()) return AddressErrno(av.status());
   if (!Charge(Resource::kAh)) return ENOMEM;
   auto h = device_->CreateAh(req.pd, *av, vdev_->id);
   if (!h.ok()) {
@@ -667,7 +682,7 @@ int Session::ModifyQp(proto::Message& msg) {
   const AddressVector* avp = nullptr;
   if (req.mask & IBV_QP_AV) {
     auto t = TranslateAh(req.attr.ah_attr);
-    if (!t.ok()) return EINVAL;
+    if (!t.ok()) return AddressErrno(t.status());
     av = *t;
     avp = &av;
   }

@@ -1,7 +1,8 @@
-// vrdmad: the daemon that is the RDMA device. With no arguments it runs the embedded
-// default, pdev0, whose port is its internal switch.
+// vrdmad: the daemon that is the RDMA device.
 //
-//   vrdmad [--socket PATH] [--log-level debug|info|warn|error]
+//   vrdmad [EAL args] -- [--socket PATH] [--log-level LEVEL] [--pdev SPEC]... [--pcap FILE]
+//
+// With no --pdev it runs the embedded default, pdev0, whose port is its internal switch.
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,6 +10,8 @@
 #include <cstring>
 #include <string>
 
+#include "absl/strings/str_join.h"
+#include "apps/vrdmad/options.h"
 #include "vdev/log.h"
 #include "vdev/pdev.h"
 #include "vdev/protocol/protocol.h"
@@ -24,56 +27,78 @@ void OnSignal(int) {
 }
 
 int Usage(const char* argv0, int code) {
-  std::fprintf(code ? stderr : stdout,
-               "usage: %s [--socket PATH] [--log-level debug|info|warn|error]\n"
-               "Runs the embedded default physical device pdev0 (an internal switch).\n"
-               "Control socket: %s unless --socket or $%s says otherwise.\n",
-               argv0, vrdma::proto::kDefaultSocket, vrdma::proto::kSocketEnv);
+  std::fprintf(
+      code ? stderr : stdout,
+      "usage: %s [EAL args --] [--socket PATH] [--log-level debug|info|warn|error]\n"
+      "          [--pdev SPEC]... [--pcap FILE] [--config FILE]\n"
+      "  --pdev NAME,iface=IFACE,type=af_xdp|af_packet|tap[,pcap=FILE]\n"
+      "        a physical device on a DPDK virtual port on kernel interface IFACE\n"
+      "  --pdev NAME,pci=DOMAIN:BUS:DEV.FN[,mtu=N][,pcap=FILE]\n"
+      "        a physical device on a PCI NIC bound to vfio-pci (vrdmactl pci bind)\n"
+      "  --pcap FILE   record every frame the pdevs' ports send and receive\n"
+      "  --config FILE read arguments from FILE (same syntax, # comments)\n"
+      "EAL args are DPDK's (-l, --no-huge, -m, --file-prefix, -a, --vdev, ...); without\n"
+      "them vrdmad uses: %s (plus -a BDF for PCI pdevs).\n"
+      "With no --pdev: the embedded default pdev0 (an internal switch).\n"
+      "Control socket: %s unless --socket or $%s says otherwise.\n",
+      argv0, absl::StrJoin(vrdma::DefaultEalArgs({}), " ").c_str(), vrdma::proto::kDefaultSocket,
+      vrdma::proto::kSocketEnv);
   return code;
+}
+
+void SetLogLevel(const std::string& l) {
+  if (l == "debug") vrdma::SetLogLevel(vrdma::LogLevel::kDebug);
+  if (l == "warn") vrdma::SetLogLevel(vrdma::LogLevel::kWarn);
+  if (l == "error") vrdma::SetLogLevel(vrdma::LogLevel::kError);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  absl::StatusOr<vrdma::VrdmadOptions> opts = vrdma::ParseVrdmadOptions(args, vrdma::ReadConfigFile);
+  if (!opts.ok()) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], std::string(opts.status().message()).c_str());
+    return Usage(argv[0], 2);
+  }
+  if (opts->help) return Usage(argv[0], 0);
+  SetLogLevel(opts->log_level);
   vrdma::ServerOptions options;
   const char* env = getenv(vrdma::proto::kSocketEnv);
-  options.socket_path = env && *env ? env : vrdma::proto::kDefaultSocket;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if ((a == "--socket" || a == "-s") && i + 1 < argc) {
-      options.socket_path = argv[++i];
-    } else if (a == "--log-level" && i + 1 < argc) {
-      std::string l = argv[++i];
-      if (l == "debug")
-        vrdma::SetLogLevel(vrdma::LogLevel::kDebug);
-      else if (l == "info")
-        vrdma::SetLogLevel(vrdma::LogLevel::kInfo);
-      else if (l == "warn")
-        vrdma::SetLogLevel(vrdma::LogLevel::kWarn);
-      else if (l == "error")
-        vrdma::SetLogLevel(vrdma::LogLevel::kError);
-      else
-        return Usage(argv[0], 2);
-    } else if (a == "-h" || a == "--help") {
-      return Usage(argv[0], 0);
-    } else {
-      std::fprintf(stderr, "%s: unknown argument '%s'\n", argv[0], argv[i]);
-      return Usage(argv[0], 2);
-    }
-  }
-  if (absl::Status st = vrdma::vfio::InitEal(vrdma::vfio::NoDeviceEalArgs()); !st.ok()) {
+  options.socket_path = !opts->socket_path.empty() ? opts->socket_path
+                        : env && *env              ? env
+                                                   : vrdma::proto::kDefaultSocket;
+  if (absl::Status st = vrdma::vfio::InitEal(opts->eal); !st.ok()) {
     vrdma::Log(vrdma::LogLevel::kError, "eal_init_failed",
-               "reason=" + vrdma::LogQuote(st.ToString()));
+               "reason=" + vrdma::LogQuote(st.ToString()) +
+                   " eal=" + vrdma::LogQuote(absl::StrJoin(opts->eal, " ")));
     return 1;
   }
   auto registry = std::make_unique<vrdma::Registry>();
-  auto pdev = vrdma::Pdev::CreateEmbedded("pdev0");
-  if (!pdev.ok() || !registry->AddPdev(std::move(*pdev)).ok()) {
-    vrdma::Log(vrdma::LogLevel::kError, "pdev_create_failed",
-               "pdev=pdev0 reason=" + vrdma::LogQuote(pdev.status().ToString()));
-    return 1;
+  if (opts->pdevs.empty()) {
+    auto pdev = vrdma::Pdev::CreateEmbedded("pdev0");
+    if (!pdev.ok() || !registry->AddPdev(std::move(*pdev)).ok()) {
+      vrdma::Log(vrdma::LogLevel::kError, "pdev_create_failed",
+                 "pdev=pdev0 reason=" + vrdma::LogQuote(pdev.status().ToString()));
+      return 1;
+    }
+    vrdma::Log(vrdma::LogLevel::kInfo, "pdev_add", "pdev=pdev0 port=internal-switch");
   }
-  vrdma::Log(vrdma::LogLevel::kInfo, "pdev_add", "pdev=pdev0 port=internal-switch");
+  for (const vrdma::vfio::PortSpec& spec : opts->pdevs) {
+    auto pdev = vrdma::Pdev::CreateOnPort(spec);
+    absl::Status st = pdev.ok() ? registry->AddPdev(std::move(*pdev)) : pdev.status();
+    if (!st.ok()) {
+      vrdma::Log(vrdma::LogLevel::kError, "pdev_create_failed",
+                 "pdev=" + spec.pdev + " reason=" + vrdma::LogQuote(st.ToString()));
+      return 1;
+    }
+    const vrdma::Pdev& p = *registry->pdevs().back();
+    vrdma::Log(vrdma::LogLevel::kInfo, "pdev_add",
+               "pdev=" + p.name + " port=" + p.kind + " " +
+                   (p.iface.empty() ? "pci=" + p.pci : "iface=" + p.iface) +
+                   " max_mtu=" + std::to_string(128 << p.max_mtu) +
+                   (spec.pcap.empty() ? "" : " pcap=" + vrdma::LogQuote(spec.pcap)));
+  }
   auto server = vrdma::Server::Create(options, std::move(registry));
   if (!server.ok()) {
     vrdma::Log(vrdma::LogLevel::kError, "listen_failed",

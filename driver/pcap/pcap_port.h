@@ -26,6 +26,9 @@ class PcapPort : public PacketPort {
   // not recorded, so a retried frame appears once, when it is sent.
   uint16_t TxBurst(rte_mbuf** pkts, uint16_t n) override;
   std::string_view Name() const override { return name_; }
+  bool HasExternalRx() const override { return inner_->HasExternalRx(); }
+  int WakeFd() const override { return inner_->WakeFd(); }
+  void ArmWake(bool armed) override { inner_->ArmWake(armed); }
 
   // The first error writing the capture. Recording stops after it; traffic does not.
   const absl::Status& status() const { return status_; }

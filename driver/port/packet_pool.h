@@ -13,6 +13,11 @@ namespace vrdma {
 // IPv6/GRH, UDP, BTH, RETH+ImmDt, pad, ICRC) fits in one segment.
 inline constexpr uint16_t kFrameDataRoom = 4352;
 
-absl::StatusOr<rte_mempool*> CreatePacketPool(const char* name, uint32_t count);
+// The largest RoCE header stack around a payload: Ethernet with a VLAN tag (18), IPv6
+// or GRH (40), UDP (8), BTH (12), RETH (16), ImmDt (4), pad (3) and ICRC (4), rounded up.
+inline constexpr uint32_t kMaxRoceOverhead = 108;
+
+absl::StatusOr<rte_mempool*> CreatePacketPool(const char* name, uint32_t count,
+                                              uint16_t data_room = kFrameDataRoom);
 
 }  // namespace vrdma

@@ -17,6 +17,13 @@ class PacketPort {
   // owns, and must free or retry, pkts[returned .. n).
   virtual uint16_t TxBurst(rte_mbuf** pkts, uint16_t n) = 0;
   virtual std::string_view Name() const = 0;
+
+  // Frames can arrive from outside the device (a wire). An owner that sleeps while idle
+  // must then wake on WakeFd(), or poll at a short interval when that is -1.
+  virtual bool HasExternalRx() const { return false; }
+  // Readable when a frame arrives while armed; -1 when the port has no such descriptor.
+  virtual int WakeFd() const { return -1; }
+  virtual void ArmWake(bool /*armed*/) {}
 };
 
 }  // namespace vrdma

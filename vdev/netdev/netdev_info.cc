@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -31,6 +32,18 @@ void ReadVlan(NetdevInfo* info) {
 }
 
 }  // namespace
+
+bool NetdevSitsOn(std::string_view upper, std::string_view lower) {
+  if (upper == lower) return true;
+  if (upper.empty() || upper.find('/') != std::string_view::npos) return false;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(absl::StrCat("/sys/class/net/", std::string(upper)), ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::string entry = it->path().filename().string();
+    if (entry.rfind("lower_", 0) == 0 && NetdevSitsOn(entry.substr(6), lower)) return true;
+  }
+  return false;
+}
 
 absl::StatusOr<NetdevInfo> ReadNetdev(std::string_view ifname) {
   std::string name(ifname);

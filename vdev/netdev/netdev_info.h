@@ -28,4 +28,9 @@ struct NetdevInfo {
 // interface that does not exist.
 absl::StatusOr<NetdevInfo> ReadNetdev(std::string_view ifname);
 
+// True when `upper` is `lower`, or is stacked on it (a macvlan, VLAN or ipvlan whose
+// lower device is `lower`, directly or through other stacked devices), per sysfs'
+// lower_* links.
+bool NetdevSitsOn(std::string_view upper, std::string_view lower);
+
 }  // namespace vrdma

@@ -1,0 +1,26 @@
+// Address resolution for RoCE destinations, as a NIC driver does it for an AH: the
+// destination GID's IP address, or the gateway the kernel routes it through, looked
+// up in the interface's neighbour table. A missing entry is resolved through the
+// kernel (a datagram to the discard port makes it send ARP / neighbour solicitation),
+// then looked up again until it resolves, fails or the time runs out.
+#pragma once
+
+#include <chrono>
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "driver/wire/headers.h"
+
+namespace vrdma {
+
+// Multicast GIDs map to multicast MACs (RFC 1112 6.4, RFC 2464 7); link-local GIDs
+// with a modified EUI-64 identifier carry their MAC. Otherwise nullopt.
+std::optional<wire::MacAddr> MacFromGid(const wire::Gid& gid);
+
+// Resolves `dgid` (an IPv4-mapped or IPv6 GID) on interface `ifindex` of the caller's
+// network namespace. NotFound: no route or the neighbour did not answer
+// (EHOSTUNREACH at the verbs edge); DeadlineExceeded: still unresolved after `timeout`.
+absl::StatusOr<wire::MacAddr> ResolveNeighbour(int ifindex, const wire::Gid& dgid,
+                                               std::chrono::milliseconds timeout);
+
+}  // namespace vrdma

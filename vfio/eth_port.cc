@@ -1,0 +1,151 @@
+#include "vfio/eth_port.h"
+
+#include <rte_dev.h>
+#include <rte_errno.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace vrdma::vfio {
+namespace {
+
+// AF_PACKET ring geometry (PACKET_MMAP, TPACKET_V2). A received frame starts 66 bytes
+// into its ring frame (the tpacket2 header and sockaddr_ll, aligned to 16, less the
+// Ethernet header), and the PMD copies `framesz - 32` bytes into one mbuf. The PMD
+// addresses frame i at i * framesz, so a block (a whole number of pages) must hold a
+// whole number of frames: 16 frames of a multiple of 256 bytes fill whole pages.
+constexpr uint32_t kAfPacketMacOffset = 66;
+constexpr uint32_t kAfPacketCopySlack = 32;
+constexpr uint32_t kAfPacketFramesPerBlock = 16;
+constexpr uint32_t kAfPacketBlocks = 64;
+
+uint32_t AfPacketFrameSize(uint32_t data_room) {
+  return std::min<uint32_t>(data_room + kAfPacketCopySlack, 65536) & ~255u;
+}
+
+std::string PortError(const std::string& what, int err) {
+  return absl::StrCat(what, ": ", rte_strerror(err < 0 ? -err : err));
+}
+
+}  // namespace
+
+uint32_t EthPort::MaxFrame(PortType type, uint32_t data_room) {
+  switch (type) {
+    case PortType::kAfPacket:
+      return AfPacketFrameSize(data_room) - kAfPacketMacOffset;
+    case PortType::kAfXdp:
+      // One UMEM chunk per frame: the mbuf header and headroom share the page.
+      return std::min<uint32_t>(data_room, 4096 - RTE_PKTMBUF_HEADROOM - sizeof(rte_mbuf));
+    case PortType::kTap:
+    case PortType::kPci:
+      return data_room;
+  }
+  return data_room;
+}
+
+absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte_mempool* pool) {
+  auto port = std::unique_ptr<EthPort>(new EthPort());
+  port->spec_ = spec;
+  uint32_t data_room = rte_pktmbuf_data_room_size(pool) - RTE_PKTMBUF_HEADROOM;
+  port->max_frame_ = MaxFrame(spec.type, data_room);
+  switch (spec.type) {
+    case PortType::kPci:
+      port->name_ = spec.pci;
+      port->devargs_ = spec.pci;
+      break;
+    case PortType::kAfPacket: {
+      uint32_t frame = AfPacketFrameSize(data_room);
+      port->name_ = absl::StrCat("net_af_packet_", spec.pdev);
+      port->devargs_ = absl::StrCat(port->name_, ",iface=", spec.iface,
+                                    ",blocksz=", frame * kAfPacketFramesPerBlock, ",framesz=", frame,
+                                    ",framecnt=", kAfPacketFramesPerBlock * kAfPacketBlocks);
+      break;
+    }
+    case PortType::kAfXdp:
+      port->name_ = absl::StrCat("net_af_xdp_", spec.pdev);
+      port->devargs_ = absl::StrCat(port->name_, ",iface=", spec.iface, ",start_queue=0,queue_count=1");
+      break;
+    case PortType::kTap:
+      port->name_ = absl::StrCat("net_tap_", spec.pdev);
+      port->devargs_ = absl::StrCat(port->name_, ",iface=", spec.iface);
+      break;
+  }
+  if (spec.type != PortType::kPci && rte_eth_dev_get_port_by_name(port->name_.c_str(), &port->port_id_) == 0) {
+    return absl::AlreadyExistsError(absl::StrCat("port ", port->name_, " is open already"));
+  }
+  int rc = rte_dev_probe(port->devargs_.c_str());
+  if (rc < 0) {
+    std::string hint;
+    if (spec.type == PortType::kPci) {
+      hint = absl::StrCat(" (is ", spec.pci, " bound to vfio-pci? `vrdmactl pci bind ", spec.pci,
+                          "`; is it in the EAL allow-list, and is PCI not disabled with --no-pci?)");
+    } else if (spec.type == PortType::kAfXdp) {
+      hint = " (AF_XDP needs a kernel with XDP sockets and an interface MTU XDP accepts)";
+    }
+    return absl::UnavailableError(PortError(absl::StrCat("cannot open ", port->devargs_), rc) + hint);
+  }
+  if (rte_eth_dev_get_port_by_name(port->name_.c_str(), &port->port_id_) != 0) {
+    return absl::NotFoundError(absl::StrCat("no ethdev named ", port->name_, " after probing it"));
+  }
+  rte_eth_dev_info info;
+  if (int r = rte_eth_dev_info_get(port->port_id_, &info); r != 0) {
+    return absl::InternalError(PortError("rte_eth_dev_info_get", r));
+  }
+  rte_eth_conf conf{};
+  if (spec.type == PortType::kPci) {
+    // The NIC receives frames up to the MTU into single mbufs: no scatter.
+    uint32_t mtu = spec.mtu ? spec.mtu : RTE_ETHER_MTU;
+    uint32_t limit = port->max_frame_ - RTE_ETHER_HDR_LEN - 4;  // room for a VLAN tag
+    if (info.max_mtu) limit = std::min<uint32_t>(limit, info.max_mtu);
+    if (mtu > limit) {
+      return absl::InvalidArgumentError(absl::StrCat("mtu ", mtu, " is above what port ", port->name_,
+                                                     " takes in one buffer (", limit, ")"));
+    }
+    conf.rxmode.mtu = mtu;
+    port->max_frame_ = mtu + RTE_ETHER_HDR_LEN + 4;
+  }
+  if (int r = rte_eth_dev_configure(port->port_id_, 1, 1, &conf); r != 0) {
+    return absl::InternalError(PortError(absl::StrCat("configure ", port->name_), r));
+  }
+  uint16_t rx_desc = 1024, tx_desc = 1024;
+  rte_eth_dev_adjust_nb_rx_tx_desc(port->port_id_, &rx_desc, &tx_desc);
+  int socket = rte_eth_dev_socket_id(port->port_id_);
+  if (socket < 0) socket = 0;
+  if (int r = rte_eth_rx_queue_setup(port->port_id_, 0, rx_desc, socket, nullptr, pool); r != 0) {
+    return absl::InternalError(PortError(absl::StrCat("rx queue of ", port->name_), r));
+  }
+  if (int r = rte_eth_tx_queue_setup(port->port_id_, 0, tx_desc, socket, nullptr); r != 0) {
+    return absl::InternalError(PortError(absl::StrCat("tx queue of ", port->name_), r));
+  }
+  if (int r = rte_eth_dev_start(port->port_id_); r != 0) {
+    return absl::InternalError(PortError(absl::StrCat("start ", port->name_), r));
+  }
+  port->started_ = true;
+  // Steering is by MAC, VLAN and GID in the engine: a NIC must hand over every frame
+  // (the vdevs' macvlan addresses included). Kernel-backed ports see them already.
+  if (spec.type == PortType::kPci) rte_eth_promiscuous_enable(port->port_id_);
+  rte_ether_addr mac;
+  if (rte_eth_macaddr_get(port->port_id_, &mac) == 0) std::copy_n(mac.addr_bytes, 6, port->mac_.begin());
+  // AF_XDP frames are redirected before packet sockets see them, and a PCI port has no
+  // kernel interface: those ports have no wake-up descriptor. A TAP port's frames are
+  // the ones its kernel interface sends.
+  if (spec.type == PortType::kAfPacket || spec.type == PortType::kTap) {
+    absl::StatusOr<std::unique_ptr<WakeSocket>> wake = WakeSocket::Open(spec.iface);
+    if (!wake.ok()) return wake.status();
+    port->wake_ = std::move(*wake);
+  }
+  return port;
+}
+
+EthPort::~EthPort() {
+  wake_.reset();
+  if (started_) rte_eth_dev_stop(port_id_);
+  // Closing the port and removing its device frees the name for a later probe.
+  rte_eth_dev_info info;
+  rte_device* dev = rte_eth_dev_info_get(port_id_, &info) == 0 ? info.device : nullptr;
+  rte_eth_dev_close(port_id_);
+  if (dev) rte_dev_remove(dev);
+}
+
+}  // namespace vrdma::vfio

@@ -1,0 +1,64 @@
+// One DPDK ethdev port opened for a pdev: a PCI NIC bound to vfio-pci, or a DPDK
+// virtual port (AF_XDP, AF_PACKET, TAP) on a kernel interface. One receive and one
+// transmit queue, polled by the engine thread that owns the pdev.
+#pragma once
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "vfio/port_spec.h"
+#include "vfio/wake_socket.h"
+
+namespace vrdma::vfio {
+
+class EthPort {
+ public:
+  // Largest Ethernet frame (no FCS) each port type moves in one piece with mbufs of
+  // `data_room` bytes. AF_XDP frames live in one UMEM chunk of a page, and the PMD has
+  // no multi-buffer XDP, so its frames stay below a page.
+  static uint32_t MaxFrame(PortType type, uint32_t data_room);
+
+  // Probes the port (creating the DPDK virtual device for iface= ports), configures
+  // one RX and one TX queue over `pool`, and starts it.
+  static absl::StatusOr<std::unique_ptr<EthPort>> Open(const PortSpec& spec, rte_mempool* pool);
+  ~EthPort();
+  EthPort(const EthPort&) = delete;
+  EthPort& operator=(const EthPort&) = delete;
+
+  uint16_t RxBurst(rte_mbuf** pkts, uint16_t n) { return rte_eth_rx_burst(port_id_, 0, pkts, n); }
+  uint16_t TxBurst(rte_mbuf** pkts, uint16_t n) { return rte_eth_tx_burst(port_id_, 0, pkts, n); }
+
+  const std::string& name() const { return name_; }  // the ethdev's name
+  const PortSpec& spec() const { return spec_; }
+  uint16_t port_id() const { return port_id_; }
+  const std::array<uint8_t, 6>& mac() const { return mac_; }
+  // The largest frame this port moves (Ethernet header and VLAN tag included).
+  uint32_t max_frame() const { return max_frame_; }
+
+  // A descriptor that becomes readable when a RoCE frame arrives while armed; -1 when
+  // the port has none (the owner then sleeps in short ticks).
+  int wake_fd() const { return wake_ ? wake_->fd() : -1; }
+  void ArmWake(bool armed) {
+    if (wake_) wake_->Arm(armed);
+  }
+
+ private:
+  EthPort() = default;
+
+  PortSpec spec_;
+  std::string name_;
+  std::string devargs_;
+  uint16_t port_id_ = 0;
+  bool started_ = false;
+  std::array<uint8_t, 6> mac_{};
+  uint32_t max_frame_ = 1514;
+  std::unique_ptr<WakeSocket> wake_;
+};
+
+}  // namespace vrdma::vfio

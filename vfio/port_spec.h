@@ -1,0 +1,33 @@
+// What a physical device (pdev) is built on, as vrdmad's `--pdev` option names it:
+//   --pdev NAME,pci=DOMAIN:BUS:DEV.FN            a PCI NIC bound to vfio-pci
+//   --pdev NAME,iface=IFACE,type=af_xdp|af_packet|tap   a DPDK virtual port on a netdev
+// plus optional `pcap=FILE` (record every frame the port sends and receives).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace vrdma::vfio {
+
+enum class PortType { kPci, kAfXdp, kAfPacket, kTap };
+
+struct PortSpec {
+  std::string pdev;  // the physical RDMA device's name
+  PortType type = PortType::kAfXdp;
+  std::string iface;  // kernel interface (virtual ports)
+  std::string pci;    // PCI address, normalised to DOMAIN:BUS:DEV.FN (PCI ports)
+  std::string pcap;   // empty: no capture
+  uint32_t mtu = 0;   // PCI ports: the Ethernet MTU to configure (0: 1500)
+};
+
+// Parses one --pdev value. Errors name the offending key or value.
+absl::StatusOr<PortSpec> ParsePortSpec(std::string_view text);
+
+// Normalises "03:00.0" or "0000:03:00.0" to "0000:03:00.0"; InvalidArgument otherwise.
+absl::StatusOr<std::string> NormalizePciAddress(std::string_view bdf);
+
+std::string_view PortTypeName(PortType type);
+
+}  // namespace vrdma::vfio
