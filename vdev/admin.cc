@@ -272,6 +272,7 @@ std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
       {"tx_bytes", c.tx_bytes},
       {"tx_dropped", c.tx_dropped},
       {"rx_unknown_qp", c.rx_unknown_qp},
+      {"rx_not_for_us", c.rx_not_for_us},
       {"rx_bad_pkey", c.rx_bad_pkey},
       {"rx_bad_qkey", c.rx_bad_qkey},
       {"rx_wrong_transport", c.rx_wrong_transport},
@@ -287,8 +288,14 @@ std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
       {"rnr_naks_received", c.rnr_naks_received},
       {"cq_overruns", c.cq_overruns},
   };
+  // Frames that are not RoCE (the kernel's ARP, TCP, ... on a shared interface) are
+  // counted apart from malformed RoCE.
+  constexpr size_t kNotRoce = static_cast<size_t>(wire::DropReason::kNotRoce);
   uint64_t parse_drops = 0;
-  for (uint64_t d : c.rx_parse_drops) parse_drops += d;
+  for (size_t i = 0; i < c.rx_parse_drops.size(); ++i) {
+    if (i != kNotRoce) parse_drops += c.rx_parse_drops[i];
+  }
+  out.emplace_back("rx_not_roce", c.rx_parse_drops[kNotRoce]);
   out.emplace_back("rx_malformed", parse_drops);
   return out;
 }

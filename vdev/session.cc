@@ -630,6 +630,8 @@ int Session::CreateQp(proto::Message& msg, Reply* out, std::vector<int>* fds) {
   init.max_inline_data = std::min<uint32_t>(sq_stride - sizeof(proto::SendWqe), l.max_inline_data);
   init.sq_sig_all = req.sq_sig_all != 0;
   init.owner = vdev_->id;
+  init.gid_first = vdev_->gid_base;
+  init.gid_count = kGidsPerVdev;
   uint32_t rq_stride = proto::RecvWqeStride(init.max_recv_sge);
   size_t sq_offset = sizeof(proto::QpShmHeader);
   size_t rq_offset = sq_offset + size_t{init.max_send_wr} * sq_stride;

@@ -91,7 +91,25 @@ absl::Status Device::SetGid(uint32_t index, const GidEntry& entry) {
         absl::StrCat("GID index ", index, " beyond table of ", gids_.size()));
   }
   gids_[index] = entry;
+  // Receive steering looks GIDs up by value: rebuild the index (a control-path call).
+  gid_lookup_.clear();
+  for (uint32_t i = 0; i < gids_.size(); ++i) {
+    if (gids_[i].valid) gid_lookup_.emplace(GidKey{gids_[i].gid, gids_[i].type}, i);
+  }
   return absl::OkStatus();
+}
+
+const GidEntry* Device::FindDestination(const wire::RocePacket& pkt, uint32_t* index) const {
+  auto it = gid_lookup_.find(GidKey{pkt.net.dgid, pkt.net.type});
+  if (it == gid_lookup_.end()) return nullptr;
+  const GidEntry& e = gids_[it->second];
+  // The frame must be addressed to the interface that owns the GID: its MAC and VLAN.
+  if (pkt.eth.dst != e.mac || pkt.eth.has_vlan != e.has_vlan ||
+      (e.has_vlan && (pkt.eth.vlan_tci & 0xfff) != e.vlan_id)) {
+    return nullptr;
+  }
+  *index = it->second;
+  return &e;
 }
 
 const GidEntry* Device::GetGid(uint32_t index) const {

@@ -9,6 +9,8 @@
 #include <rte_mbuf.h>
 
 #include <array>
+#include <cstring>
+#include <unordered_map>
 #include <cstdint>
 #include <vector>
 
@@ -135,6 +137,9 @@ class Device {
 
  private:
   QueuePair* LookupQp(uint32_t qpn) const;
+  // The GID table entry a received packet is addressed to (destination GID and network
+  // type, and the owning interface's MAC and VLAN), or nullptr when it is no one's here.
+  const GidEntry* FindDestination(const wire::RocePacket& pkt, uint32_t* index) const;
 
   // engine.cc
   void Classify(rte_mbuf* m);
@@ -215,6 +220,20 @@ class Device {
   DeviceConfig cfg_;
   DeviceCounters counters_;
   std::vector<GidEntry> gids_;
+  struct GidKey {
+    wire::Gid gid;
+    wire::NetworkType type;
+    bool operator==(const GidKey&) const = default;
+  };
+  struct GidKeyHash {
+    size_t operator()(const GidKey& k) const {
+      uint64_t a, b;
+      std::memcpy(&a, k.gid.data(), 8);
+      std::memcpy(&b, k.gid.data() + 8, 8);
+      return std::hash<uint64_t>()(a * 0x9e3779b97f4a7c15ull ^ b ^ static_cast<uint64_t>(k.type));
+    }
+  };
+  std::unordered_map<GidKey, uint32_t, GidKeyHash> gid_lookup_;  // first index of each GID
   ObjectTable<ProtectionDomain> pds_;
   ObjectTable<MemoryRegion> mrs_;
   ObjectTable<CompletionQueue> cqs_;

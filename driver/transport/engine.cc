@@ -49,9 +49,23 @@ void Device::Classify(rte_mbuf* m) {
     rte_pktmbuf_free(m);
     return;
   }
-  QueuePair* qp = LookupQp(pkt.bth.dest_qp);
-  if (!qp) {
+  // A port hands over every frame on its wire (AF_PACKET sees all of the interface's,
+  // a NIC runs promiscuous): steer by destination MAC, VLAN and GID, never by what the
+  // sender claims to be.
+  if (m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) {
+    pkt.eth.has_vlan = true;
+    pkt.eth.vlan_tci = m->vlan_tci;
+  }
+  uint32_t gid_index = 0;
+  QueuePair* qp = nullptr;
+  if (!FindDestination(pkt, &gid_index)) {
+    counters_.rx_not_for_us++;
+  } else if (!(qp = LookupQp(pkt.bth.dest_qp))) {
     counters_.rx_unknown_qp++;
+  } else if (qp->init.gid_count &&
+             (gid_index < qp->init.gid_first || gid_index - qp->init.gid_first >= qp->init.gid_count)) {
+    // A QP hears only the GIDs of its own (virtual) device.
+    counters_.rx_not_for_us++;
   } else if ((pkt.bth.pkey & 0x7fff) != (qp->pkey & 0x7fff)) {
     // P_Key check (IBTA 9.6.1.1, C9-41): the base keys must match.
     counters_.rx_bad_pkey++;
@@ -65,7 +79,7 @@ void Device::Classify(rte_mbuf* m) {
       counters_.rx_wrong_transport++;
     } else if ((qp->type == IBV_QPT_RC || qp->type == IBV_QPT_UC) &&
                (!qp->av_valid || pkt.net.sgid != qp->av.dgid ||
-                pkt.net.dgid != qp->tmpl.net.sgid)) {
+                pkt.net.dgid != qp->tmpl.net.sgid || pkt.net.type != qp->tmpl.net.type)) {
       // A connected QP only hears its peer: same GIDs as its path (IBTA 9.6.1).
       counters_.rx_wrong_path++;
     } else if (wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse) {

@@ -31,6 +31,10 @@ struct QpInitAttr {
   uint32_t max_inline_data = 0;
   bool sq_sig_all = false;
   uint32_t owner = 0;  // opaque tag of the creator, for accounting
+  // The port GID table entries [gid_first, gid_first + gid_count) are the QP's device's:
+  // it receives only packets addressed to them (0: any entry).
+  uint32_t gid_first = 0;
+  uint32_t gid_count = 0;
 };
 
 // A send WQE as the requester and completer track it.

@@ -153,6 +153,8 @@ uint32_t CreateQpOn(Host& h, const QpOptions& opt, uint32_t srq) {
   init.max_recv_sge = kMaxSgePerWqe;
   init.max_inline_data = opt.max_inline;
   init.sq_sig_all = opt.sq_sig_all;
+  init.gid_first = opt.gid_first;
+  init.gid_count = opt.gid_count;
   auto q = h.dev->CreateQp(init);
   EXPECT_TRUE(q.ok()) << q.status();
   return *q;

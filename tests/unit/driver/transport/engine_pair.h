@@ -50,6 +50,8 @@ struct QpOptions {
   bool srq = false;
   uint32_t max_inline = 64;
   bool sq_sig_all = false;
+  uint32_t gid_first = 0;  // the GID entries the QP receives on (gid_count 0: all)
+  uint32_t gid_count = 0;
 };
 
 class EnginePair {

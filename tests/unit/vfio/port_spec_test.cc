@@ -1,0 +1,55 @@
+#include "vfio/port_spec.h"
+
+#include "gtest/gtest.h"
+
+namespace vrdma::vfio {
+namespace {
+
+TEST(PortSpecTest, VirtualPortOnAnInterface) {
+  auto s = ParsePortSpec("pdev1,iface=veth0,type=af_packet,pcap=/tmp/x.pcap");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->pdev, "pdev1");
+  EXPECT_EQ(s->type, PortType::kAfPacket);
+  EXPECT_EQ(s->iface, "veth0");
+  EXPECT_EQ(s->pcap, "/tmp/x.pcap");
+  EXPECT_TRUE(s->pci.empty());
+}
+
+TEST(PortSpecTest, AfXdpIsTheDefaultVirtualPort) {
+  auto s = ParsePortSpec("p,iface=eth1");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->type, PortType::kAfXdp);
+  EXPECT_EQ(ParsePortSpec("p,iface=tap0,type=tap")->type, PortType::kTap);
+}
+
+TEST(PortSpecTest, PciAddressIsNormalised) {
+  auto s = ParsePortSpec("p,pci=3:0.1,mtu=4200");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->type, PortType::kPci);
+  EXPECT_EQ(s->pci, "0000:03:00.1");
+  EXPECT_EQ(s->mtu, 4200u);
+  EXPECT_EQ(*NormalizePciAddress("0001:AF:1f.7"), "0001:af:1f.7");
+}
+
+TEST(PortSpecTest, ErrorsNameTheProblem) {
+  auto expect_error = [](const char* text, const char* words) {
+    auto s = ParsePortSpec(text);
+    ASSERT_FALSE(s.ok()) << text;
+    EXPECT_NE(std::string(s.status().message()).find(words), std::string::npos)
+        << text << ": " << s.status();
+  };
+  expect_error("iface=eth0", "start with the device name");
+  expect_error("p", "exactly one of pci=BDF or iface=IFACE");
+  expect_error("p,iface=a,pci=0000:00:01.0", "exactly one");
+  expect_error("p,iface=eth0,type=dpdk", "not af_xdp, af_packet or tap");
+  expect_error("p,pci=00:03.0,type=af_xdp", "type= is for iface= ports");
+  expect_error("p,pci=zz:03.0", "not a PCI address");
+  expect_error("p,pci=00:20.0", "not a PCI address");  // device numbers stop at 0x1f
+  expect_error("p,iface=eth0,speed=10", "unknown key 'speed'");
+  expect_error("p,iface=", "needs a value");
+  expect_error("p,iface=a/b", "bad interface name");
+  expect_error("p,pci=00:03.0,mtu=100", "not 576..9600");
+}
+
+}  // namespace
+}  // namespace vrdma::vfio
