@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "driver/pcap/pcap_port.h"
 #include "driver/port/ethdev_port.h"
+#include "driver/port/fault_port.h"
 #include "driver/port/loopback_port.h"
 #include "driver/port/packet_pool.h"
 #include "vfio/eth_port.h"
@@ -11,11 +12,6 @@ namespace vrdma {
 namespace {
 
 constexpr uint32_t kPoolMbufs = 16383;
-
-// An AF_XDP frame lives in one page-sized UMEM chunk that also holds the mempool
-// object header (64), the mbuf (128) and its headroom (128); the kernel keeps another
-// 256 bytes of XDP headroom in front of the frame.
-constexpr uint16_t kAfXdpDataRoom = 4096 - 64 - 128 - RTE_PKTMBUF_HEADROOM;
 
 // The largest IB MTU (IBTA 7.7.1: 256..4096) whose frames fit in `max_frame` bytes.
 ibv_mtu MtuForFrame(uint32_t max_frame) {
@@ -51,9 +47,11 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
   pdev->kind = std::string(vfio::PortTypeName(spec.type));
   pdev->iface = spec.iface;
   pdev->pci = spec.pci;
-  uint16_t data_room = spec.type == vfio::PortType::kAfXdp ? kAfXdpDataRoom : kFrameDataRoom;
-  absl::StatusOr<rte_mempool*> pool =
-      CreatePacketPool(("pkt_" + spec.pdev).c_str(), kPoolMbufs, data_room);
+  // An AF_XDP frame lives in one page-sized UMEM chunk: the pool's objects are pages.
+  std::string pool_name = "pkt_" + spec.pdev;
+  absl::StatusOr<rte_mempool*> pool = spec.type == vfio::PortType::kAfXdp
+                                          ? CreatePagePacketPool(pool_name.c_str(), kPoolMbufs)
+                                          : CreatePacketPool(pool_name.c_str(), kPoolMbufs);
   if (!pool.ok()) return pool.status();
   pdev->pool = *pool;
   absl::StatusOr<std::unique_ptr<vfio::EthPort>> eth = vfio::EthPort::Open(spec, pdev->pool);
@@ -61,10 +59,24 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
   pdev->mac = (*eth)->mac();
   pdev->max_mtu = MtuForFrame((*eth)->max_frame());
   pdev->wire_port = std::make_unique<EthdevPort>(std::move(*eth));
+  // Engine -> capture -> fault injection -> wire: the capture shows what the engine
+  // sent and what really arrived.
+  PacketPort* below = pdev->wire_port.get();
+  if (spec.has_faults()) {
+    FaultConfig faults;
+    faults.drop = spec.fault_drop;
+    faults.duplicate = spec.fault_duplicate;
+    faults.reorder = spec.fault_reorder;
+    faults.corrupt = spec.fault_corrupt;
+    pdev->fault_port = std::make_unique<FaultPort>(below, pdev->pool, faults, 0x76726470 ^ spec.iface.size());
+    below = pdev->fault_port.get();
+  }
   if (!spec.pcap.empty()) {
     pdev->pcap = std::make_unique<PcapWriter>();
     if (absl::Status st = pdev->pcap->Open(spec.pcap); !st.ok()) return st;
-    pdev->port = std::make_unique<PcapPort>(pdev->wire_port.get(), pdev->pcap.get());
+    pdev->port = std::make_unique<PcapPort>(below, pdev->pcap.get());
+  } else if (pdev->fault_port) {
+    pdev->port = std::move(pdev->fault_port);
   } else {
     pdev->port = std::move(pdev->wire_port);
   }
@@ -86,6 +98,7 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
 Pdev::~Pdev() {
   device.reset();
   port.reset();
+  fault_port.reset();
   wire_port.reset();
   pcap.reset();
   if (pool) rte_mempool_free(pool);

@@ -35,6 +35,7 @@ struct Pdev {
   rte_mempool* pool = nullptr;
   std::unique_ptr<PacketPort> wire_port;  // the real port, under `port` when capturing
   std::unique_ptr<PcapWriter> pcap;
+  std::unique_ptr<PacketPort> fault_port;  // fault injection between capture and wire
   std::unique_ptr<PacketPort> port;  // what the engine sends to and receives from
   std::unique_ptr<vfio::RoceUdpHold> udp_hold;
   std::unique_ptr<Device> device;

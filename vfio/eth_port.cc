@@ -3,7 +3,10 @@
 #include <rte_dev.h>
 #include <rte_errno.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 
@@ -24,6 +27,15 @@ uint32_t AfPacketFrameSize(uint32_t data_room) {
   return std::min<uint32_t>(data_room + kAfPacketCopySlack, 65536) & ~255u;
 }
 
+// The XDP program that sends only RoCE to the AF_XDP socket: $VRDMA_XDP_PROG, the
+// build tree's, or the installed one.
+std::string XdpProgram() {
+  const char* env = getenv("VRDMA_XDP_PROG");
+  if (env && *env) return env;
+  if (access(VRDMA_XDP_PROG_BUILD, R_OK) == 0) return VRDMA_XDP_PROG_BUILD;
+  return VRDMA_XDP_PROG_INSTALLED;
+}
+
 std::string PortError(const std::string& what, int err) {
   return absl::StrCat(what, ": ", rte_strerror(err < 0 ? -err : err));
 }
@@ -35,8 +47,9 @@ uint32_t EthPort::MaxFrame(PortType type, uint32_t data_room) {
     case PortType::kAfPacket:
       return AfPacketFrameSize(data_room) - kAfPacketMacOffset;
     case PortType::kAfXdp:
-      // One UMEM chunk per frame: the mbuf header and headroom share the page.
-      return std::min<uint32_t>(data_room, 4096 - RTE_PKTMBUF_HEADROOM - sizeof(rte_mbuf));
+      // One UMEM chunk (a page) per frame, which also holds the mbuf and its headroom;
+      // the kernel keeps XDP_PACKET_HEADROOM (256) in front of the frame.
+      return data_room > 256 ? data_room - 256 : 0;
     case PortType::kTap:
     case PortType::kPci:
       return data_room;
@@ -64,7 +77,9 @@ absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte
     }
     case PortType::kAfXdp:
       port->name_ = absl::StrCat("net_af_xdp_", spec.pdev);
-      port->devargs_ = absl::StrCat(port->name_, ",iface=", spec.iface, ",start_queue=0,queue_count=1");
+      // DPDK's default program would take every frame from the kernel (ARP, TCP ...).
+      port->devargs_ = absl::StrCat(port->name_, ",iface=", spec.iface,
+                                    ",start_queue=0,queue_count=1,xdp_prog=", XdpProgram());
       break;
     case PortType::kTap:
       port->name_ = absl::StrCat("net_tap_", spec.pdev);

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -88,9 +89,20 @@ absl::StatusOr<PortSpec> ParsePortSpec(std::string_view text) {
       if (ec != std::errc() || p != value.data() + value.size() || spec.mtu < 576 || spec.mtu > 9600) {
         return absl::InvalidArgumentError(absl::StrCat("--pdev ", spec.pdev, ": mtu '", value, "' is not 576..9600"));
       }
+    } else if (key == "drop" || key == "dup" || key == "reorder" || key == "corrupt") {
+      double* p = key == "drop"  ? &spec.fault_drop
+                  : key == "dup" ? &spec.fault_duplicate
+                  : key == "reorder" ? &spec.fault_reorder
+                                     : &spec.fault_corrupt;
+      char* end = nullptr;
+      *p = std::strtod(value.c_str(), &end);
+      if (end != value.c_str() + value.size() || !(*p >= 0 && *p <= 1)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--pdev ", spec.pdev, ": ", key, " '", value, "' is not a probability 0..1"));
+      }
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--pdev ", spec.pdev, ": unknown key '", key, "' (iface, type, pci, pcap, mtu)"));
+      return absl::InvalidArgumentError(absl::StrCat("--pdev ", spec.pdev, ": unknown key '", key,
+                                                     "' (iface, type, pci, pcap, mtu, drop, dup, reorder, corrupt)"));
     }
   }
   if (spec.pci.empty() == spec.iface.empty()) {

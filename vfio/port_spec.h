@@ -20,6 +20,15 @@ struct PortSpec {
   std::string pci;    // PCI address, normalised to DOMAIN:BUS:DEV.FN (PCI ports)
   std::string pcap;   // empty: no capture
   uint32_t mtu = 0;   // PCI ports: the Ethernet MTU to configure (0: 1500)
+  // Fault injection on the frames the port sends (tests): probabilities 0..1 from the
+  // keys drop=, dup=, reorder=, corrupt=.
+  double fault_drop = 0;
+  double fault_duplicate = 0;
+  double fault_reorder = 0;
+  double fault_corrupt = 0;
+  bool has_faults() const {
+    return fault_drop > 0 || fault_duplicate > 0 || fault_reorder > 0 || fault_corrupt > 0;
+  }
 };
 
 // Parses one --pdev value. Errors name the offending key or value.

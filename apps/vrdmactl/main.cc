@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   }
   vrdma::proto::AdminReply reply;
   if (int err = vrdma::proto::CallAdmin(words, json, &reply)) {
-    std::fprintf(stderr, "vrdmactl: cannot reach vrdmad at %s: %s\n", vrdma::proto::SocketPath(),
+    std::fprintf(stderr, "vrdmactl: cannot reach vrdmad at %s: %s\n", vrdma::proto::SocketPath().c_str(),
                  std::strerror(err));
     return 1;
   }

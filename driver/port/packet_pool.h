@@ -20,4 +20,11 @@ inline constexpr uint32_t kMaxRoceOverhead = 108;
 absl::StatusOr<rte_mempool*> CreatePacketPool(const char* name, uint32_t count,
                                               uint16_t data_room = kFrameDataRoom);
 
+// A pool whose objects (mempool header, mbuf, headroom and data room) are exactly one
+// page each and page-aligned, with no padding to spread objects across memory
+// channels: an AF_XDP UMEM made of the pool's memory takes each object as one chunk.
+absl::StatusOr<rte_mempool*> CreatePagePacketPool(const char* name, uint32_t count);
+// The data room of a CreatePagePacketPool mbuf.
+uint16_t PagePoolDataRoom();
+
 }  // namespace vrdma

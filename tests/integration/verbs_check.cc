@@ -22,7 +22,12 @@
 
 namespace {
 
-constexpr int kGidIndex = 3;  // ::ffff:10.77.0.x, RoCEv2
+// The GID index both vdevs use: 3 (::ffff:10.77.0.x, RoCEv2) unless VRDMA_GID_INDEX
+// names another (the two-host test runs RoCEv2 over IPv6 and RoCEv1 too).
+int GidIndex() {
+  const char* env = std::getenv("VRDMA_GID_INDEX");
+  return env && *env ? std::atoi(env) : 3;
+}
 constexpr size_t kBuf = 1 << 20;
 
 ibv_context* OpenByName(const char* name) {
@@ -82,7 +87,7 @@ struct Side {
                     IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
                         IBV_ACCESS_REMOTE_ATOMIC);
     ASSERT_NE(mr, nullptr) << std::strerror(errno);
-    ASSERT_EQ(ibv_query_gid(ctx, 1, kGidIndex, &gid), 0);
+    ASSERT_EQ(ibv_query_gid(ctx, 1, GidIndex(), &gid), 0);
   }
   void CreateQp(ibv_qp_type type, bool ex_api) {
     if (ex_api) {
@@ -149,7 +154,7 @@ void Connect(Side& me, const Side& peer, ibv_qp_type type) {
     a.rq_psn = 100;
     a.ah_attr.is_global = 1;
     a.ah_attr.grh.dgid = peer.gid;
-    a.ah_attr.grh.sgid_index = kGidIndex;
+    a.ah_attr.grh.sgid_index = GidIndex();
     a.ah_attr.grh.hop_limit = 64;
     a.ah_attr.port_num = 1;
     mask |= IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_AV;
@@ -572,7 +577,7 @@ TEST(Verbs, UdSendCarriesGrhAndSource) {
   ibv_ah_attr ah_attr{};
   ah_attr.is_global = 1;
   ah_attr.grh.dgid = b.gid;
-  ah_attr.grh.sgid_index = kGidIndex;
+  ah_attr.grh.sgid_index = GidIndex();
   ah_attr.grh.hop_limit = 64;
   ah_attr.port_num = 1;
   ibv_ah* ah = ibv_create_ah(a.pd, &ah_attr);

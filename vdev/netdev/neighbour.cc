@@ -18,8 +18,6 @@
 namespace vrdma {
 namespace {
 
-constexpr uint16_t kDiscardPort = 9;  // RFC 863
-
 bool IsV4Mapped(const wire::Gid& g) {
   static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   return std::memcmp(g.data(), kPrefix, 12) == 0;
@@ -155,28 +153,38 @@ absl::StatusOr<std::optional<wire::MacAddr>> LookupNeighbour(Rtnl& nl, int ifind
   return std::optional<wire::MacAddr>();
 }
 
-// Makes the kernel resolve `ip`: one empty datagram to its discard port, sent out of
-// `ifindex`.
+// Makes the kernel resolve `ip`: one ICMP echo request sent out of `ifindex` (the
+// kernel resolves the next hop before it can send it). An echo, not rdma-core's UDP to
+// the discard port, so the peer answers with an echo reply rather than ICMP port
+// unreachable.
 void Solicit(int ifindex, const IpAddr& ip) {
-  int fd = socket(ip.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  bool v4 = ip.family == AF_INET;
+  int fd = socket(ip.family, SOCK_RAW | SOCK_CLOEXEC,
+                  v4 ? static_cast<int>(IPPROTO_ICMP) : static_cast<int>(IPPROTO_ICMPV6));
   if (fd < 0) return;
   char ifname[IF_NAMESIZE] = {};
   if (if_indextoname(static_cast<unsigned>(ifindex), ifname)) {
     setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, static_cast<socklen_t>(strlen(ifname)));
   }
-  if (ip.family == AF_INET) {
+  // Type, code, checksum, identifier, sequence (RFC 792; RFC 4443 4.1). The kernel
+  // computes the ICMPv6 checksum; the ICMPv4 one is ours.
+  uint8_t echo[8] = {static_cast<uint8_t>(v4 ? 8 : 128), 0, 0, 0, 0x76, 0x72, 0, 1};
+  if (v4) {
+    uint32_t sum = 0;
+    for (int i = 0; i < 8; i += 2) sum += static_cast<uint32_t>(echo[i] << 8 | echo[i + 1]);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    echo[2] = static_cast<uint8_t>(~sum >> 8);
+    echo[3] = static_cast<uint8_t>(~sum);
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_port = htons(kDiscardPort);
     std::memcpy(&a.sin_addr, ip.bytes, 4);
-    sendto(fd, "", 0, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    sendto(fd, echo, sizeof echo, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&a), sizeof a);
   } else {
     sockaddr_in6 a{};
     a.sin6_family = AF_INET6;
-    a.sin6_port = htons(kDiscardPort);
     std::memcpy(&a.sin6_addr, ip.bytes, 16);
     a.sin6_scope_id = static_cast<uint32_t>(ifindex);
-    sendto(fd, "", 0, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    sendto(fd, echo, sizeof echo, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&a), sizeof a);
   }
   close(fd);
 }

@@ -1,7 +1,7 @@
 // Address resolution for RoCE destinations, as a NIC driver does it for an AH: the
 // destination GID's IP address, or the gateway the kernel routes it through, looked
 // up in the interface's neighbour table. A missing entry is resolved through the
-// kernel (a datagram to the discard port makes it send ARP / neighbour solicitation),
+// kernel (an ICMP echo request makes it send ARP / neighbour solicitation),
 // then looked up again until it resolves, fails or the time runs out.
 #pragma once
 

@@ -9,12 +9,13 @@
 
 namespace vrdma::proto {
 
-int CallAdmin(const std::vector<std::string>& words, bool json, AdminReply* out) {
+int CallAdmin(const std::vector<std::string>& words, bool json, AdminReply* out,
+              const std::string& socket_path) {
   std::vector<char> req(sizeof(AdminRequest));
   AdminRequest head{json ? kAdminJson : 0u, static_cast<uint32_t>(words.size())};
   std::memcpy(req.data(), &head, sizeof head);
   for (const std::string& w : words) req.insert(req.end(), w.c_str(), w.c_str() + w.size() + 1);
-  int sock = ConnectToDaemon();
+  int sock = ConnectToSocket(socket_path.empty() ? SocketPath() : socket_path);
   if (sock < 0) return -sock;
   Message reply;
   int err = Call(sock, Op::kAdmin, req.data(), req.size(), nullptr, 0, &reply);

@@ -14,6 +14,7 @@ struct AdminReply {
 
 // Connects to the daemon (VRDMA_SOCKET or the default path), runs `words` and fills
 // `out`. Returns 0, or the errno of reaching the daemon (then `out` is untouched).
-int CallAdmin(const std::vector<std::string>& words, bool json, AdminReply* out);
+int CallAdmin(const std::vector<std::string>& words, bool json, AdminReply* out,
+              const std::string& socket_path = "");
 
 }  // namespace vrdma::proto

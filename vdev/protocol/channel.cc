@@ -114,17 +114,31 @@ int Call(int sock, Op op, const void* req, size_t len, const int* fds, size_t nf
   return 0;
 }
 
-const char* SocketPath() {
+std::vector<std::string> SocketPaths() {
   const char* env = getenv(kSocketEnv);
-  return env && *env ? env : kDefaultSocket;
+  std::vector<std::string> out;
+  if (!env || !*env) return {kDefaultSocket};
+  std::string all(env);
+  size_t start = 0;
+  while (start <= all.size()) {
+    size_t end = all.find(':', start);
+    if (end == std::string::npos) end = all.size();
+    if (end > start) out.push_back(all.substr(start, end - start));
+    start = end + 1;
+  }
+  if (out.empty()) out.push_back(kDefaultSocket);
+  return out;
 }
 
-int ConnectToDaemon() {
-  const char* path = SocketPath();
+std::string SocketPath() { return SocketPaths().front(); }
+
+int ConnectToDaemon() { return ConnectToSocket(SocketPath()); }
+
+int ConnectToSocket(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof addr.sun_path) return -ENAMETOOLONG;
-  std::strcpy(addr.sun_path, path);
+  if (path.size() >= sizeof addr.sun_path) return -ENAMETOOLONG;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (s < 0) return -errno;
   if (connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {

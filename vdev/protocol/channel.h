@@ -51,9 +51,14 @@ int ReceiveMessage(int sock, Message* out);
 // reply->header.status) or an errno of the exchange itself.
 int Call(int sock, Op op, const void* req, size_t len, const int* fds, size_t nfds, Message* reply);
 
-// Connects to the daemon's socket (VRDMA_SOCKET, or the default path). Returns the
-// socket or -errno.
+// VRDMA_SOCKET may list several daemons' sockets, separated by ':' (a process using
+// vdevs of daemons on several hosts or namespaces); the first is the one admin
+// requests go to. Unset: the default path.
+std::vector<std::string> SocketPaths();
+// Connects to `path`, or to the first daemon. Returns the socket or -errno.
+int ConnectToSocket(const std::string& path);
 int ConnectToDaemon();
-const char* SocketPath();
+// The first daemon's socket path.
+std::string SocketPath();
 
 }  // namespace vrdma::proto

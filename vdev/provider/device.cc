@@ -83,7 +83,7 @@ extern const verbs_context_ops kContextOps;
 verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
   if (cmd_fd >= 0) close(cmd_fd);
   VDevice* dev = reinterpret_cast<VDevice*>(device);
-  int sock = proto::ConnectToDaemon();
+  int sock = proto::ConnectToSocket(dev->socket_path);
   if (sock < 0) {
     errno = ENODEV;
     return nullptr;
@@ -153,34 +153,41 @@ bool IsVrdmaContext(ibv_context* ctx) { return ctx && IsVrdmaDevice(ctx->device)
 
 std::vector<ibv_device*> DiscoverDevices() {
   std::vector<ibv_device*> out;
-  int sock = proto::ConnectToDaemon();
-  if (sock < 0) return out;
-  proto::Message reply;
-  int err = proto::Call(sock, proto::Op::kListDevices, nullptr, 0, nullptr, 0, &reply);
-  close(sock);
-  proto::ListDevicesReply head{};
-  if (err || reply.header.status || !reply.Copy(&head)) return out;
-  size_t max = (reply.payload.size() - sizeof head) / sizeof(proto::DeviceRecord);
   const char* only = getenv(proto::kDeviceEnv);
-  for (size_t i = 0; i < head.count && i < max; ++i) {
-    proto::DeviceRecord rec;
-    std::memcpy(&rec, reply.payload.data() + sizeof head + i * sizeof rec, sizeof rec);
-    rec.name[proto::kNameLen - 1] = 0;
-    if (only && *only && std::strcmp(only, rec.name) != 0) continue;
-    auto* d = static_cast<VDevice*>(calloc(1, sizeof(VDevice)));
-    if (!d) break;
-    d->record = rec;
-    ibv_device& ib = d->vdev.device;
-    ib.node_type = IBV_NODE_CA;
-    ib.transport_type = IBV_TRANSPORT_IB;  // RoCE devices report the IB transport
-    std::snprintf(ib.name, sizeof ib.name, "%s", rec.name);
-    std::snprintf(ib.dev_name, sizeof ib.dev_name, "%s", rec.name);
-    std::snprintf(ib.dev_path, sizeof ib.dev_path, "/run/vrdma/%s", rec.name);
-    std::snprintf(ib.ibdev_path, sizeof ib.ibdev_path, "/run/vrdma/%s", rec.name);
-    d->vdev.ops = &kDeviceOps;
-    d->vdev.refcount = 1;  // the list's reference
-    d->vdev.sysfs = nullptr;
-    out.push_back(&ib);
+  for (const std::string& path : proto::SocketPaths()) {
+    int sock = proto::ConnectToSocket(path);
+    if (sock < 0) continue;
+    proto::Message reply;
+    int err = proto::Call(sock, proto::Op::kListDevices, nullptr, 0, nullptr, 0, &reply);
+    close(sock);
+    proto::ListDevicesReply head{};
+    if (err || reply.header.status || !reply.Copy(&head)) continue;
+    size_t max = (reply.payload.size() - sizeof head) / sizeof(proto::DeviceRecord);
+    for (size_t i = 0; i < head.count && i < max; ++i) {
+      proto::DeviceRecord rec;
+      std::memcpy(&rec, reply.payload.data() + sizeof head + i * sizeof rec, sizeof rec);
+      rec.name[proto::kNameLen - 1] = 0;
+      if (only && *only && std::strcmp(only, rec.name) != 0) continue;
+      // The same name from a second daemon: the first one's device keeps it.
+      bool taken = false;
+      for (ibv_device* d : out) taken |= std::strcmp(d->name, rec.name) == 0;
+      if (taken) continue;
+      auto* d = static_cast<VDevice*>(calloc(1, sizeof(VDevice)));
+      if (!d) break;
+      d->record = rec;
+      std::snprintf(d->socket_path, sizeof d->socket_path, "%s", path.c_str());
+      ibv_device& ib = d->vdev.device;
+      ib.node_type = IBV_NODE_CA;
+      ib.transport_type = IBV_TRANSPORT_IB;  // RoCE devices report the IB transport
+      std::snprintf(ib.name, sizeof ib.name, "%s", rec.name);
+      std::snprintf(ib.dev_name, sizeof ib.dev_name, "%s", rec.name);
+      std::snprintf(ib.dev_path, sizeof ib.dev_path, "/run/vrdma/%s", rec.name);
+      std::snprintf(ib.ibdev_path, sizeof ib.ibdev_path, "/run/vrdma/%s", rec.name);
+      d->vdev.ops = &kDeviceOps;
+      d->vdev.refcount = 1;  // the list's reference
+      d->vdev.sysfs = nullptr;
+      out.push_back(&ib);
+    }
   }
   return out;
 }

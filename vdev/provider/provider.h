@@ -24,6 +24,7 @@ namespace vrdma::provider {
 struct VDevice {
   verbs_device vdev;  // must be first: libibverbs' ibv_device
   proto::DeviceRecord record;
+  char socket_path[108];  // the daemon that has it (VRDMA_SOCKET may name several)
 };
 
 // Provider state of one context; libibverbs' verbs_context is embedded in VContext.

@@ -18,10 +18,12 @@ int Fail(int err, std::string message) {
   return err;
 }
 
-int RunAdmin(const std::vector<std::string>& words) {
+// Runs an admin request on the daemon at `socket_path` (empty: the first one).
+int RunAdmin(const std::vector<std::string>& words, const std::string& socket_path = "") {
   vrdma::proto::AdminReply reply;
-  if (int err = vrdma::proto::CallAdmin(words, false, &reply)) {
-    return Fail(err, std::string("cannot reach vrdmad at ") + vrdma::proto::SocketPath());
+  if (int err = vrdma::proto::CallAdmin(words, false, &reply, socket_path)) {
+    return Fail(err, "cannot reach vrdmad at " +
+                         (socket_path.empty() ? vrdma::proto::SocketPath() : socket_path));
   }
   if (reply.status) {
     while (!reply.text.empty() && reply.text.back() == '\n') reply.text.pop_back();
@@ -59,8 +61,9 @@ __attribute__((visibility("default"))) int ibv_create_virtual_ibdev(struct ibv_d
     return Fail(EINVAL, "pdev is not a vrdma physical device");
   }
   if (!netdev_name || !new_ibdev_name) return Fail(EINVAL, "netdev and device names are needed");
-  return RunAdmin(
-      {"dev", "add", new_ibdev_name, "pdev", RecordOf(pdev)->name, "netdev", netdev_name});
+  // The daemon that has the pdev creates the vdev.
+  return RunAdmin({"dev", "add", new_ibdev_name, "pdev", RecordOf(pdev)->name, "netdev", netdev_name},
+                  reinterpret_cast<vrdma::provider::VDevice*>(pdev)->socket_path);
 }
 
 __attribute__((visibility("default"))) int ibv_destroy_virtual_ibdev(
@@ -98,7 +101,7 @@ __attribute__((visibility("default"))) int ibv_provision_resources(
     words.push_back(f.name);
     words.push_back(std::to_string(f.value));
   }
-  return RunAdmin(words);
+  return RunAdmin(words, reinterpret_cast<vrdma::provider::VDevice*>(vdev)->socket_path);
 }
 
 __attribute__((visibility("default"))) const char* vrdma_last_error(void) {

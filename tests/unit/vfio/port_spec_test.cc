@@ -31,6 +31,19 @@ TEST(PortSpecTest, PciAddressIsNormalised) {
   EXPECT_EQ(*NormalizePciAddress("0001:AF:1f.7"), "0001:af:1f.7");
 }
 
+TEST(PortSpecTest, FaultInjectionKeys) {
+  auto s = ParsePortSpec("p,iface=v,type=af_packet,drop=0.01,dup=0.02,reorder=0.5,corrupt=1");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->has_faults());
+  EXPECT_DOUBLE_EQ(s->fault_drop, 0.01);
+  EXPECT_DOUBLE_EQ(s->fault_duplicate, 0.02);
+  EXPECT_DOUBLE_EQ(s->fault_reorder, 0.5);
+  EXPECT_DOUBLE_EQ(s->fault_corrupt, 1.0);
+  EXPECT_FALSE(ParsePortSpec("p,iface=v")->has_faults());
+  EXPECT_FALSE(ParsePortSpec("p,iface=v,dup=1.5").ok());
+  EXPECT_FALSE(ParsePortSpec("p,iface=v,drop=x").ok());
+}
+
 TEST(PortSpecTest, ErrorsNameTheProblem) {
   auto expect_error = [](const char* text, const char* words) {
     auto s = ParsePortSpec(text);

@@ -1,0 +1,173 @@
+# Two hosts for the cross-host tests: network namespaces A and B joined by a veth pair
+# (vA in A, vB in B, MTU 9000, 10.77.0.1/24 + fd00:77::1/64 and .2 / ::2), a vrdmad in
+# each on a DPDK port on its veth end, and a vdev in each bound to that end: vdev_a on
+# host A, vdev_b on host B. Clients run in their host's namespace and reach their
+# daemon through VRDMA_SOCKET; a process that uses both vdevs lists both sockets.
+#
+# Needs root. VRDMA_BUILD names the build directory; PORT_TYPE the DPDK port
+# (af_packet by default, af_xdp).
+set -euo pipefail
+
+: "${VRDMA_BUILD:?set VRDMA_BUILD to the meson build directory}"
+VRDMAD="$VRDMA_BUILD/apps/vrdmad"
+VRDMACTL="$VRDMA_BUILD/apps/vrdmactl"
+VRDMA_RUN="$VRDMA_BUILD/apps/vrdma-run"
+PORT_TYPE="${PORT_TYPE:-af_packet}"
+TAG="vrd$$"
+NS_A="$TAG-a"
+NS_B="$TAG-b"
+WORK="$(mktemp -d /tmp/vrdma-2h.XXXXXX)"
+SOCK_A="$WORK/a.sock"
+SOCK_B="$WORK/b.sock"
+PID_A=""
+PID_B=""
+FAILURES=0
+PASSES=0
+MTU="${MTU:-9000}"
+
+on_a() { ip netns exec "$NS_A" env VRDMA_SOCKET="$SOCK_A" "$@"; }
+on_b() { ip netns exec "$NS_B" env VRDMA_SOCKET="$SOCK_B" "$@"; }
+ctl_a() { on_a "$VRDMACTL" "$@"; }
+ctl_b() { on_b "$VRDMACTL" "$@"; }
+
+stop_pid() {
+  local pid="$1"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  stop_pid "$PID_A"
+  stop_pid "$PID_B"
+  for ns in "$NS_A" "$NS_B"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  if [[ "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+setup_link() {
+  ip netns add "$NS_A"
+  ip netns add "$NS_B"
+  ip link add "$TAG-x" type veth peer name "$TAG-y"
+  ip link set "$TAG-x" netns "$NS_A" name vA
+  ip link set "$TAG-y" netns "$NS_B" name vB
+  for h in A B; do
+    local ns="$NS_A" n=1
+    [[ $h == B ]] && ns="$NS_B" n=2
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link set "v$h" mtu "$MTU" up
+    ip -n "$ns" addr add "10.77.0.$n/24" dev "v$h"
+    ip -n "$ns" addr add "fd00:77::$n/64" dev "v$h" nodad
+  done
+  # Link-local addresses (the RoCEv1/v2 default GIDs) need DAD to finish.
+  for _ in $(seq 50); do
+    ip -n "$NS_A" -6 addr show dev vA | grep -q tentative || ip -n "$NS_B" -6 addr show dev vB |
+      grep -q tentative || break
+    sleep 0.1
+  done
+}
+
+# start_vrdmad A|B [extra vrdmad args...]: host A's daemon runs on core 0, B's on core 1.
+# PDEV_OPTIONS (",dup=0.01,...") is appended to the pdev's --pdev value.
+start_vrdmad() {
+  local h="$1"
+  shift
+  local ns="$NS_A" sock="$SOCK_A" core=0
+  [[ $h == B ]] && ns="$NS_B" sock="$SOCK_B" core=1
+  rm -f "$sock"
+  ip netns exec "$ns" "$VRDMAD" -l "$core" --no-huge -m 512 --no-pci --no-telemetry \
+    --file-prefix "$TAG-$h" -- --socket "$sock" \
+    --pdev "pdev_$h,iface=v$h,type=$PORT_TYPE${PDEV_OPTIONS:-}" "$@" >>"$WORK/vrdmad-$h.log" 2>&1 &
+  local pid=$!
+  if [[ $h == A ]]; then PID_A=$pid; else PID_B=$pid; fi
+  for _ in $(seq 100); do
+    [[ -S "$sock" ]] && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "vrdmad on host $h did not start:" >&2
+  cat "$WORK/vrdmad-$h.log" >&2
+  return 1
+}
+
+setup_two_hosts() {
+  setup_link
+  start_vrdmad A "${VRDMAD_ARGS_A[@]}"
+  start_vrdmad B "${VRDMAD_ARGS_B[@]}"
+  ctl_a dev add vdev_a pdev pdev_A netdev vA >/dev/null
+  ctl_b dev add vdev_b pdev pdev_B netdev vB >/dev/null
+}
+VRDMAD_ARGS_A=()
+VRDMAD_ARGS_B=()
+
+pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
+fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
+
+# run_cross NAME CHECK SERVER_HOST -- PROGRAM ARGS...: PROGRAM ARGS as the server on
+# SERVER_HOST's vdev and as the client on the other host's vdev, connecting to the
+# server's address over the veth (the tools' own TCP exchange, beside the RoCE
+# traffic). Both must exit 0; then CHECK is called with the two output files.
+run_cross() {
+  local name="$1" check="$2" server="$3"
+  shift 4
+  local srv="$WORK/$name.server" cli="$WORK/$name.client"
+  local on_srv=on_a on_cli=on_b dev_srv=vdev_a dev_cli=vdev_b addr=10.77.0.1
+  if [[ $server == B ]]; then
+    on_srv=on_b on_cli=on_a dev_srv=vdev_b dev_cli=vdev_a addr=10.77.0.2
+  fi
+  $on_srv timeout 300 "$VRDMA_RUN" -d "$dev_srv" -- "$@" >"$srv" 2>&1 &
+  local spid=$!
+  local crc=1
+  for _ in $(seq 40); do
+    sleep 0.25
+    if $on_cli timeout 300 "$VRDMA_RUN" -d "$dev_cli" -- "$@" "$addr" >"$cli" 2>&1; then
+      crc=0
+      break
+    fi
+    kill -0 "$spid" 2>/dev/null || break
+    grep -q "Couldn't connect\|Unable to Connect\|connect to" "$cli" || break
+  done
+  local src=0
+  wait "$spid" || src=$?
+  if [[ $crc -ne 0 || $src -ne 0 ]]; then
+    fail "$name (server rc=$src client rc=$crc)"
+    sed 's/^/    server: /' "$srv" | tail -8
+    sed 's/^/    client: /' "$cli" | tail -8
+    return 0
+  fi
+  if "$check" "$srv" "$cli"; then pass "$name"; else fail "$name (output check)"; fi
+}
+
+# The pingpongs print the summary on both sides only when every receive completed; -c
+# makes each side check every byte it received.
+summary() { grep -q "iters in" "$1" && grep -q "iters in" "$2"; }
+# perftest reports a result line per size.
+rows() { grep -cE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$1" || true; }
+all_sizes() { [[ $(rows "$2") -ge 20 ]]; }
+one_size() { [[ $(rows "$2") -ge 1 ]]; }
+ud_sizes() { [[ $(rows "$2") -ge 11 ]]; }
+
+# ICMP destination-unreachable messages a host has sent (nstat's absolute counters).
+icmp_unreach() {
+  ip netns exec "$1" nstat -az 2>/dev/null |
+    awk '/^(IcmpOutDestUnreachs|Icmp6OutDestUnreachs) /{s += $2} END {print s + 0}'
+}
+
+finish() {
+  echo "$PASSES passed, $FAILURES failed"
+  if [[ $FAILURES -ne 0 ]]; then
+    for h in A B; do
+      echo "--- vrdmad $h log (tail)"
+      tail -20 "$WORK/vrdmad-$h.log"
+      echo "--- host $h counters"
+      ip netns exec "$([[ $h == A ]] && echo "$NS_A" || echo "$NS_B")" env \
+        VRDMA_SOCKET="$([[ $h == A ]] && echo "$SOCK_A" || echo "$SOCK_B")" "$VRDMACTL" stat show 2>&1 | head -3
+    done
+    return 1
+  fi
+  return 0
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Two hosts over a veth pair, a vrdmad on a DPDK port (PORT_TYPE, AF_PACKET by default;
+# the AF_XDP run uses MTU 3000, as XDP on veth takes no frame above a page) in each: the data checker, Debian's ibverbs-utils pingpongs and perftest across the
+# link over RoCEv2/IPv4, RoCEv2/IPv6 and RoCEv1; a second vdev on a macvlan on each
+# port; the kernel keeps its own traffic on the same interfaces and sends no ICMP port
+# unreachable for RoCE; a pcap of the run that tshark reads with no malformed frame.
+source "$(dirname "$0")/hosts.sh"
+VRDMAD_ARGS_A=(--pcap "$WORK/a.pcap")
+setup_two_hosts
+
+# The GID table indexes of vdevs on a plain interface (vrdmactl dev show): RoCEv1 and
+# RoCEv2 of the link-local address, of the IPv4 address, of the IPv6 address.
+declare -A GID=([v2_ipv4]=3 [v2_ipv6]=5 [v1]=2 [v1_link_local]=0)
+
+# The data checker in one process using both vdevs, one on each host's daemon.
+for kind in v2_ipv4 v2_ipv6 v1; do
+  if VRDMA_GID_INDEX=${GID[$kind]} VRDMA_SOCKET="$SOCK_A:$SOCK_B" VRDMACTL="$VRDMACTL" \
+       timeout 300 "$VRDMA_RUN" -- "$VRDMA_BUILD/tests/integration/verbs_check" --gtest_color=no \
+       >"$WORK/verbs_check-$kind.log" 2>&1; then
+    pass "verbs_check across hosts ($kind)"
+  else
+    fail "verbs_check across hosts ($kind)"; grep -E "Failure|FAILED|Expected|Which is" "$WORK/verbs_check-$kind.log" | head -20
+  fi
+done
+
+# ibverbs-utils, each host as server and as client.
+for kind in v2_ipv4 v2_ipv6 v1 v1_link_local; do
+  g=${GID[$kind]}
+  for server in A B; do
+    run_cross "rc_pingpong-$kind-server$server" summary $server -- ibv_rc_pingpong -g "$g" -c -s 8192 -n 300
+  done
+done
+run_cross rc_pingpong-events summary A -- ibv_rc_pingpong -g 3 -c -e -n 300
+run_cross uc_pingpong summary B -- ibv_uc_pingpong -g 3 -c -n 300
+run_cross ud_pingpong-v2_ipv4 summary A -- ibv_ud_pingpong -g 3 -c -s 2048 -n 300
+run_cross ud_pingpong-v2_ipv6 summary B -- ibv_ud_pingpong -g 5 -c -s 1024 -n 300
+run_cross srq_pingpong summary A -- ibv_srq_pingpong -g 3 -c -n 200
+
+# perftest: every RC test over all sizes on RoCEv2/IPv4 (one size with QUICK=1), one
+# size each on IPv6 and v1.
+ITER=${VRDMA_PERFTEST_ITERS:-100}
+SIZES=(-a)
+SIZES_CHECK=all_sizes
+if [[ ${QUICK:-0} == 1 ]]; then SIZES=(-s 4096) SIZES_CHECK=one_size; fi
+for t in ib_send_bw ib_send_lat ib_write_bw ib_write_lat ib_read_bw ib_read_lat; do
+  run_cross "$t" $SIZES_CHECK B -- $t -x 3 "${SIZES[@]}" -n "$ITER"
+  run_cross "$t-v2_ipv6" one_size A -- $t -x 5 -s 65536 -n "$ITER"
+  run_cross "$t-v1" one_size A -- $t -x 2 -s 65536 -n "$ITER"
+done
+run_cross ib_atomic_bw-fetch_add one_size B -- ib_atomic_bw -x 3 -n "$ITER" -A FETCH_AND_ADD
+run_cross ib_atomic_lat-cmp_swap one_size A -- ib_atomic_lat -x 3 -n "$ITER" -A CMP_AND_SWAP
+run_cross ib_send_bw-UD ud_sizes B -- ib_send_bw -x 3 -c UD -a -n "$ITER"
+run_cross ib_write_bw-UC $SIZES_CHECK A -- ib_write_bw -x 3 -c UC "${SIZES[@]}" -n "$ITER"
+
+# A second vdev on each pdev, on a macvlan of the port's interface: steered by its own
+# MAC and addresses beside the first vdev. With several interfaces on one segment,
+# Linux answers ARP for any of its addresses on every one of them ("ARP flux"), so the
+# peer could learn the parent's MAC for the macvlan's address, and the engine, which
+# steers by the GID's own MAC, would rightly refuse those frames: arp_ignore=1 makes
+# each interface answer for its own addresses only, as on any multi-homed RoCE host.
+for ns in "$NS_A" "$NS_B"; do
+  ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+done
+ip -n "$NS_A" link add mA link vA type macvlan mode bridge
+ip -n "$NS_B" link add mB link vB type macvlan mode bridge
+ip -n "$NS_A" addr add 10.78.0.1/24 dev mA
+ip -n "$NS_B" addr add 10.78.0.2/24 dev mB
+ip -n "$NS_A" link set mA up
+ip -n "$NS_B" link set mB up
+ctl_a dev add vdev_am pdev pdev_A netdev mA >/dev/null
+ctl_b dev add vdev_bm pdev pdev_B netdev mB >/dev/null
+mac_am=$(ip -n "$NS_A" -br link show mA | awk '{print $3}')
+if ctl_a dev show vdev_am | grep -q "mac $mac_am"; then pass "macvlan vdev has the macvlan's MAC"; else fail "macvlan vdev MAC"; fi
+on_b timeout 60 "$VRDMA_RUN" -d vdev_bm -- ibv_rc_pingpong -g 3 -c -n 300 >"$WORK/mv.server" 2>&1 &
+mv_pid=$!
+sleep 0.5
+on_b timeout 60 "$VRDMA_RUN" -d vdev_b -- ibv_rc_pingpong -g 3 -c -n 300 -p 18516 >"$WORK/base.server" 2>&1 &
+base_pid=$!
+sleep 0.5
+mv_rc=0
+on_a timeout 60 "$VRDMA_RUN" -d vdev_am -- ibv_rc_pingpong -g 3 -c -n 300 10.78.0.2 >"$WORK/mv.client" 2>&1 &
+mvc=$!
+on_a timeout 60 "$VRDMA_RUN" -d vdev_a -- ibv_rc_pingpong -g 3 -c -n 300 -p 18516 10.77.0.2 >"$WORK/base.client" 2>&1 || mv_rc=1
+wait "$mvc" || mv_rc=1
+wait "$mv_pid" || mv_rc=1
+wait "$base_pid" || mv_rc=1
+if [[ $mv_rc == 0 ]] && summary "$WORK/mv.server" "$WORK/mv.client" && summary "$WORK/base.server" "$WORK/base.client"; then
+  pass "macvlan vdev and base vdev on one port at once"
+else
+  fail "macvlan + base vdev"; tail -n 3 "$WORK"/mv.* "$WORK"/base.*
+fi
+
+# The kernel's own traffic on the same interfaces: ping and TCP still work, and it never
+# answered RoCE with ICMP port unreachable.
+if on_a ping -c 2 -W 2 10.77.0.2 >/dev/null && on_b ping -c 2 -W 2 fd00:77::1 >/dev/null; then
+  pass "kernel ping over the port's interface"
+else
+  fail "kernel ping"
+fi
+ua=$(icmp_unreach "$NS_A")
+ub=$(icmp_unreach "$NS_B")
+if [[ $ua == 0 && $ub == 0 ]]; then pass "no ICMP port unreachable for RoCE"; else fail "ICMP unreachable sent: A=$ua B=$ub"; fi
+# Steering counters: the kernel's frames are counted as not RoCE, none as malformed.
+stats=$(ctl_a stat show)
+if grep -qE "rx_not_roce [1-9]" <<<"$stats" && grep -q "rx_malformed 0" <<<"$stats"; then
+  pass "port counters: kernel frames not RoCE, no malformed RoCE"
+else
+  fail "port counters: $stats"
+fi
+
+# The capture: tshark finds RoCEv2 (UDP 4791) and RoCEv1 (ethertype 0x8915) and no
+# malformed packet. Wireshark's heuristics for upper protocols in InfiniBand payloads
+# (RPC-over-RDMA, SMB Direct, iSER ...) would read the tests' application bytes as
+# theirs and call them malformed: they are off, so the RoCE headers are what is judged.
+stop_pid "$PID_A"
+PID_A=""
+TSHARK=(tshark -r "$WORK/a.pcap")
+for h in smc smb_direct rpcordma nvme-rdma lnet iser ethertype infiniband.eoib infiniband_sdp fcoib; do
+  TSHARK+=(--disable-heuristic "$h")
+done
+total=$("${TSHARK[@]}" 2>/dev/null | wc -l)
+v2=$("${TSHARK[@]}" -Y "udp.dstport == 4791 && infiniband" 2>/dev/null | wc -l)
+v1=$("${TSHARK[@]}" -Y "eth.type == 0x8915 && infiniband" 2>/dev/null | wc -l)
+bad=$("${TSHARK[@]}" -Y "_ws.malformed || _ws.expert.severity == error" 2>/dev/null | wc -l)
+echo "    pcap: $total frames, $v2 RoCEv2, $v1 RoCEv1, $bad malformed"
+if [[ $v2 -gt 1000 && $v1 -gt 100 && $bad == 0 ]]; then
+  pass "tshark reads the pcap: RoCEv2 and RoCEv1, nothing malformed"
+else
+  fail "pcap check (v2=$v2 v1=$v1 bad=$bad)"
+  "${TSHARK[@]}" -Y "_ws.malformed || _ws.expert.severity == error" 2>/dev/null | head -5
+fi
+finish

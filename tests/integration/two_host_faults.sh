@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Two hosts over a lossy and damaging link: nftables drops 1% and 5% of the frames each
+# host sends (a netdev egress chain with numgen random: this kernel has no netem), the
+# ports' own fault injection duplicates, reorders and corrupts frames; every transfer
+# completes with correct data. Then one host's vrdmad is killed mid-transfer: the other
+# side's QP ends with retry-exceeded in the time its attributes allow, nothing hangs,
+# and the restarted daemon serves new connections.
+source "$(dirname "$0")/hosts.sh"
+setup_two_hosts
+
+# loss PERCENT: drop PERCENT of the frames each host sends; 0 removes the rules.
+loss() {
+  for h in A B; do
+    local ns="$NS_A"
+    [[ $h == B ]] && ns="$NS_B"
+    ip netns exec "$ns" nft delete table netdev vrdma_loss 2>/dev/null || true
+    [[ $1 == 0 ]] && continue
+    ip netns exec "$ns" nft -f - <<NFT
+table netdev vrdma_loss {
+  chain egress {
+    type filter hook egress device "v$h" priority 0; policy accept;
+    numgen random mod 100 < $1 counter drop
+  }
+}
+NFT
+  done
+}
+dropped() {
+  ip netns exec "$1" nft list table netdev vrdma_loss 2>/dev/null | grep -o 'packets [0-9]*' | awk '{s += $2} END {print s + 0}'
+}
+
+# Reliable transfers whose data the tools check: the pingpong's -c, the data checker.
+data_runs() {
+  local tag="$1"
+  run_cross "rc_pingpong-64k-$tag" summary A -- ibv_rc_pingpong -g 3 -c -s 65536 -n 200
+  run_cross "rc_pingpong-ipv6-$tag" summary B -- ibv_rc_pingpong -g 5 -c -s 20000 -n 200
+  run_cross "ib_write_bw-$tag" one_size B -- ib_write_bw -x 3 -s 1048576 -n 200
+  run_cross "ib_read_bw-$tag" one_size A -- ib_read_bw -x 3 -s 1048576 -n 200
+  if VRDMA_SOCKET="$SOCK_A:$SOCK_B" VRDMACTL="$VRDMACTL" timeout 300 "$VRDMA_RUN" -- \
+       "$VRDMA_BUILD/tests/integration/verbs_check" --gtest_color=no \
+       --gtest_filter='PostApis/RcTest.SendGathersAndScatters/*:PostApis/RcTest.RdmaWrite*:PostApis/RcTest.RdmaRead/*:PostApis/RcTest.Atomics/*' \
+       >"$WORK/verbs_check-$tag.log" 2>&1; then
+    pass "verbs_check data tests ($tag)"
+  else
+    fail "verbs_check data tests ($tag)"; grep -E "Failure|FAILED|Expected|Which is" "$WORK/verbs_check-$tag.log" | head
+  fi
+}
+
+for pct in 1 5; do
+  loss "$pct"
+  data_runs "loss${pct}pct"
+  da=$(dropped "$NS_A")
+  db=$(dropped "$NS_B")
+  echo "    nftables dropped A=$da B=$db frames"
+  if [[ $da -gt 0 && $db -gt 0 ]]; then pass "loss ${pct}%: frames were dropped both ways"; else fail "loss ${pct}% dropped nothing"; fi
+  loss 0
+done
+
+# The ports' own fault injection: duplicates, reordering and bit flips (caught by the
+# ICRC) on both hosts.
+stop_pid "$PID_A"
+stop_pid "$PID_B"
+PDEV_OPTIONS=",dup=0.02,reorder=0.02,corrupt=0.01" start_vrdmad A
+PDEV_OPTIONS=",dup=0.02,reorder=0.02,corrupt=0.01" start_vrdmad B
+ctl_a dev add vdev_a pdev pdev_A netdev vA >/dev/null
+ctl_b dev add vdev_b pdev pdev_B netdev vB >/dev/null
+data_runs port_faults
+sa=$(ctl_a stat show | head -1)
+sb=$(ctl_b stat show | head -1)
+dups=$(( $(grep -o 'rx_duplicate [0-9]*' <<<"$sa" | awk '{print $2}') + $(grep -o 'rx_duplicate [0-9]*' <<<"$sb" | awk '{print $2}') ))
+bad=$(( $(grep -o 'rx_malformed [0-9]*' <<<"$sa" | awk '{print $2}') + $(grep -o 'rx_malformed [0-9]*' <<<"$sb" | awk '{print $2}') ))
+echo "    duplicates seen $dups, corrupted frames dropped $bad"
+if [[ $dups -gt 0 && $bad -gt 0 ]]; then pass "port faults reached the engines (duplicates, bad ICRC)"; else fail "port faults not seen ($dups $bad)"; fi
+
+# Kill host B's vrdmad in the middle of a transfer from A.
+stop_pid "$PID_A"
+stop_pid "$PID_B"
+PID_A="" PID_B=""
+start_vrdmad A
+start_vrdmad B
+ctl_a dev add vdev_a pdev pdev_A netdev vA >/dev/null
+ctl_b dev add vdev_b pdev pdev_B netdev vB >/dev/null
+unreach_before=$(icmp_unreach "$NS_B")
+on_b timeout 60 "$VRDMA_RUN" -d vdev_b -- ib_write_bw -x 3 -s 65536 -D 20 >"$WORK/kill.server" 2>&1 &
+kserver=$!
+sleep 1
+on_a timeout 60 "$VRDMA_RUN" -d vdev_a -- ib_write_bw -x 3 -s 65536 -D 20 10.77.0.2 >"$WORK/kill.client" 2>&1 &
+kclient=$!
+sleep 3
+kill -KILL "$PID_B"
+t0=$(date +%s%N)
+wait "$PID_B" 2>/dev/null || true
+crc=0
+wait "$kclient" || crc=$?
+t1=$(date +%s%N)
+ms=$(( (t1 - t0) / 1000000 ))
+kill -KILL "$kserver" 2>/dev/null || true
+wait "$kserver" 2>/dev/null || true
+PID_B=""
+echo "    client ended ${ms} ms after the kill: rc=$crc, $(grep -m1 -i 'status' "$WORK/kill.client")"
+# perftest's QPs: timeout 14 (4.096 us * 2^14 = 67 ms) and retry_cnt 7, so the error
+# comes after about 8 * 67 ms; allow for scheduling on two cores.
+if [[ $crc -ne 0 && $ms -lt 10000 ]] && grep -qE "status 12|RETRY_EXC|retry counter exceeded" "$WORK/kill.client"; then
+  pass "peer killed: the client's QP ends with retry exceeded, nothing hangs"
+else
+  fail "peer killed (rc=$crc after ${ms} ms)"; tail -5 "$WORK/kill.client"
+fi
+# With no vrdmad holding UDP 4791, B's kernel answered the retransmissions with ICMP
+# port unreachable: the hold is what keeps it quiet while vrdmad runs.
+unreach_after=$(icmp_unreach "$NS_B")
+if [[ $unreach_after -gt $unreach_before ]]; then
+  pass "without vrdmad the kernel answers RoCE with ICMP unreachable (the hold matters)"
+else
+  fail "no ICMP unreachable after the kill ($unreach_before -> $unreach_after)"
+fi
+start_vrdmad B
+ctl_b dev add vdev_b pdev pdev_B netdev vB >/dev/null
+run_cross rc_pingpong-after-restart summary B -- ibv_rc_pingpong -g 3 -c -n 200
+finish
