@@ -104,6 +104,8 @@ setup_two_hosts() {
 VRDMAD_ARGS_A=()
 VRDMAD_ARGS_B=()
 
+source "$(dirname "${BASH_SOURCE[0]}")/client_server.sh"
+
 pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
 fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
 
@@ -112,34 +114,16 @@ fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
 # server's address over the veth (the tools' own TCP exchange, beside the RoCE
 # traffic). Both must exit 0; then CHECK is called with the two output files.
 run_cross() {
-  local name="$1" check="$2" server="$3"
+  local name="$1" check="$2"
+  CROSS_SERVER="$3"
   shift 4
-  local srv="$WORK/$name.server" cli="$WORK/$name.client"
-  local on_srv=on_a on_cli=on_b dev_srv=vdev_a dev_cli=vdev_b addr=10.77.0.1
-  if [[ $server == B ]]; then
-    on_srv=on_b on_cli=on_a dev_srv=vdev_b dev_cli=vdev_a addr=10.77.0.2
-  fi
-  $on_srv timeout 300 "$VRDMA_RUN" -d "$dev_srv" -- "$@" >"$srv" 2>&1 &
-  local spid=$!
-  local crc=1
-  for _ in $(seq 40); do
-    sleep 0.25
-    if $on_cli timeout 300 "$VRDMA_RUN" -d "$dev_cli" -- "$@" "$addr" >"$cli" 2>&1; then
-      crc=0
-      break
-    fi
-    kill -0 "$spid" 2>/dev/null || break
-    grep -q "Couldn't connect\|Unable to Connect\|connect to" "$cli" || break
-  done
-  local src=0
-  wait "$spid" || src=$?
-  if [[ $crc -ne 0 || $src -ne 0 ]]; then
-    fail "$name (server rc=$src client rc=$crc)"
-    sed 's/^/    server: /' "$srv" | tail -8
-    sed 's/^/    client: /' "$cli" | tail -8
-    return 0
-  fi
-  if "$check" "$srv" "$cli"; then pass "$name"; else fail "$name (output check)"; fi
+  client_server "$name" "$check" cross_server cross_client -- "$@"
+}
+cross_server() {
+  if [[ $CROSS_SERVER == A ]]; then on_a timeout 300 "$VRDMA_RUN" -d vdev_a -- "$@"; else on_b timeout 300 "$VRDMA_RUN" -d vdev_b -- "$@"; fi
+}
+cross_client() {
+  if [[ $CROSS_SERVER == A ]]; then on_b timeout 300 "$VRDMA_RUN" -d vdev_b -- "$@" 10.77.0.1; else on_a timeout 300 "$VRDMA_RUN" -d vdev_a -- "$@" 10.77.0.2; fi
 }
 
 # The pingpongs print the summary on both sides only when every receive completed; -c

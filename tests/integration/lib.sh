@@ -66,6 +66,8 @@ setup_default() {
   ctl dev add vdev_b pdev pdev0 netdev vrd1 >/dev/null
 }
 
+source "$(dirname "${BASH_SOURCE[0]}")/client_server.sh"
+
 pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
 fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
 
@@ -76,30 +78,10 @@ fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
 run_pair() {
   local name="$1" check="$2"
   shift 3
-  local srv="$WORK/$name.server" cli="$WORK/$name.client"
-  in_ns timeout 300 "$VRDMA_RUN" -d vdev_a -- "$@" >"$srv" 2>&1 &
-  local spid=$!
-  local crc=1
-  # The server listens once it has set up; retry the client until it connects.
-  for _ in $(seq 40); do
-    sleep 0.25
-    if in_ns timeout 300 "$VRDMA_RUN" -d vdev_b -- "$@" 127.0.0.1 >"$cli" 2>&1; then
-      crc=0
-      break
-    fi
-    kill -0 "$spid" 2>/dev/null || break
-    grep -q "Couldn't connect\|Unable to Connect\|connect to" "$cli" || break
-  done
-  local src=0
-  wait "$spid" || src=$?
-  if [[ $crc -ne 0 || $src -ne 0 ]]; then
-    fail "$name (server rc=$src client rc=$crc)"
-    sed 's/^/    server: /' "$srv" | tail -15
-    sed 's/^/    client: /' "$cli" | tail -15
-    return 0
-  fi
-  if "$check" "$srv" "$cli"; then pass "$name"; else fail "$name (output check)"; fi
+  client_server "$name" "$check" pair_server pair_client -- "$@"
 }
+pair_server() { in_ns timeout 300 "$VRDMA_RUN" -d vdev_a -- "$@"; }
+pair_client() { in_ns timeout 300 "$VRDMA_RUN" -d vdev_b -- "$@" 127.0.0.1; }
 
 # Every vdev's usage is zero and no process holds anything (vrdmactl res show).
 check_all_freed() {

@@ -1,0 +1,33 @@
+# A client/server run of a verbs tool, shared by lib.sh (one host) and hosts.sh (two).
+#
+# client_server NAME CHECK SERVER_FN CLIENT_FN -- PROGRAM ARGS...: SERVER_FN PROGRAM ARGS
+# in the background, then CLIENT_FN PROGRAM ARGS, retried until the server listens.
+# Both must exit 0; then CHECK (a shell function) is called with the two output files.
+# SERVER_FN and CLIENT_FN run their arguments on the right host and device (the client
+# adds the server's address).
+client_server() {
+  local name="$1" check="$2" server_fn="$3" client_fn="$4"
+  shift 5
+  local srv="$WORK/$name.server" cli="$WORK/$name.client"
+  "$server_fn" "$@" >"$srv" 2>&1 &
+  local spid=$!
+  local crc=1
+  for _ in $(seq 40); do
+    sleep 0.25
+    if "$client_fn" "$@" >"$cli" 2>&1; then
+      crc=0
+      break
+    fi
+    kill -0 "$spid" 2>/dev/null || break
+    grep -q "Couldn't connect\|Unable to Connect\|connect to" "$cli" || break
+  done
+  local src=0
+  wait "$spid" || src=$?
+  if [[ $crc -ne 0 || $src -ne 0 ]]; then
+    fail "$name (server rc=$src client rc=$crc)"
+    sed 's/^/    server: /' "$srv" | tail -15
+    sed 's/^/    client: /' "$cli" | tail -15
+    return 0
+  fi
+  if "$check" "$srv" "$cli"; then pass "$name"; else fail "$name (output check)"; fi
+}
