@@ -108,6 +108,14 @@ else
   fail "port counters: $stats"
 fi
 
+# vrdmactl pci (local, like dpdk-devbind): a device that does not exist is refused with
+# a message naming it (nothing on the machine is touched).
+if ! out=$("$VRDMACTL" pci bind 0000:ff:1f.7 2>&1) && grep -q "no PCI device 0000:ff:1f.7" <<<"$out"; then
+  pass "vrdmactl pci bind refuses a missing device"
+else
+  fail "vrdmactl pci bind: $out"
+fi
+
 # The capture: tshark finds RoCEv2 (UDP 4791) and RoCEv1 (ethertype 0x8915) and no
 # malformed packet. Wireshark's heuristics for upper protocols in InfiniBand payloads
 # (RPC-over-RDMA, SMB Direct, iSER ...) would read the tests' application bytes as
