@@ -48,6 +48,8 @@ cleanup() {
   if [[ "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
+# A test killed by its timeout still tears its hosts down.
+trap "exit 143" TERM INT
 
 setup_link() {
   ip netns add "$NS_A"

@@ -29,6 +29,8 @@ cleanup() {
   if [[ "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
+# A test killed by its timeout still tears its hosts down.
+trap "exit 143" TERM INT
 
 # Two interfaces a and b: veth vrd0/vrd1, MTU 9000 (so the RoCE path MTU is 4096).
 setup_hosts() {
