@@ -90,6 +90,7 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
   cfg.pool = pdev->pool;
   cfg.port = pdev->port.get();
   cfg.icrc_offload = false;
+  cfg.hairpin = true;
   cfg.port_mtu = pdev->max_mtu;
   pdev->device = std::make_unique<Device>(cfg);
   return pdev;

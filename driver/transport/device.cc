@@ -1,6 +1,8 @@
 // Device resources: the verbs that create, change and destroy objects.
 #include "driver/transport/device.h"
 
+#include <algorithm>
+
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -29,6 +31,8 @@ Device::Device(const DeviceConfig& config) : cfg_(config) {
   // One more slot than max_qp for the GSI QP1, which the device owns.
   qps_.Reset(l.max_qp, kFirstQpn);
   tx_.reserve(cfg_.tx_burst);
+  hairpin_.reserve(kHairpinDepth);
+  hairpin_rx_.reserve(kHairpinDepth);
   active_.reserve(l.max_qp + 1);
   running_.reserve(l.max_qp + 1);
   events_.Init(1024);
@@ -36,6 +40,7 @@ Device::Device(const DeviceConfig& config) : cfg_(config) {
 
 Device::~Device() {
   for (rte_mbuf* m : tx_) rte_pktmbuf_free(m);
+  for (rte_mbuf* m : hairpin_) rte_pktmbuf_free(m);
 }
 
 void Device::QueryDevice(ibv_device_attr* attr) const {
@@ -93,8 +98,13 @@ absl::Status Device::SetGid(uint32_t index, const GidEntry& entry) {
   gids_[index] = entry;
   // Receive steering looks GIDs up by value: rebuild the index (a control-path call).
   gid_lookup_.clear();
+  local_macs_.clear();
   for (uint32_t i = 0; i < gids_.size(); ++i) {
-    if (gids_[i].valid) gid_lookup_.emplace(GidKey{gids_[i].gid, gids_[i].type}, i);
+    if (!gids_[i].valid) continue;
+    gid_lookup_.emplace(GidKey{gids_[i].gid, gids_[i].type}, i);
+    if (std::find(local_macs_.begin(), local_macs_.end(), gids_[i].mac) == local_macs_.end()) {
+      local_macs_.push_back(gids_[i].mac);
+    }
   }
   return absl::OkStatus();
 }

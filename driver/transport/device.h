@@ -54,6 +54,9 @@ struct DeviceConfig {
   uint16_t tx_burst = 32;
   uint16_t rx_burst = 32;
   uint32_t qp_tx_budget = 16;  // packets one QP may send per engine pass (fairness)
+  // The port sends every frame away (a real port): frames to one of the device's own
+  // MACs (another vdev) are turned around inside the device instead.
+  bool hairpin = false;
 };
 
 class Device {
@@ -130,13 +133,16 @@ class Device {
   int Poll(uint64_t now_ns);
   // True while the engine has packets to send or timers armed: its owner must keep
   // calling Poll (at least at timer granularity) rather than sleep indefinitely.
-  bool HasPendingWork() const { return !active_.empty() || timers_.armed_count() != 0; }
+  bool HasPendingWork() const {
+    return !active_.empty() || !hairpin_.empty() || timers_.armed_count() != 0;
+  }
 
   // Frames handed to the engine directly (fuzzing, tests); the engine frees them.
   void Receive(rte_mbuf** pkts, uint16_t n);
 
  private:
   QueuePair* LookupQp(uint32_t qpn) const;
+  bool IsLocalMac(const uint8_t* dst) const;
   // The GID table entry a received packet is addressed to (destination GID and network
   // type, and the owning interface's MAC and VLAN), or nullptr when it is no one's here.
   const GidEntry* FindDestination(const wire::RocePacket& pkt, uint32_t* index) const;
@@ -246,6 +252,10 @@ class Device {
   std::vector<QueuePair*> active_;   // QPs with something to send
   std::vector<QueuePair*> running_;  // the list being run in this pass
   std::vector<rte_mbuf*> tx_;
+  static constexpr size_t kHairpinDepth = 4096;  // like a NIC loopback queue: beyond, dropped
+  std::vector<rte_mbuf*> hairpin_;     // frames to our own MACs, for the next pass
+  std::vector<rte_mbuf*> hairpin_rx_;  // the ones being received in this pass
+  std::vector<wire::MacAddr> local_macs_;  // the MACs of the GID table's interfaces
   Ring<AsyncEvent> events_;
 };
 

@@ -14,6 +14,17 @@ void Device::Activate(QueuePair& qp) {
 void Device::Transmit(rte_mbuf* m) {
   counters_.tx_packets++;
   counters_.tx_bytes += m->pkt_len;
+  if (cfg_.hairpin && IsLocalMac(rte_pktmbuf_mtod(m, const uint8_t*))) {
+    // To another vdev of this device: the embedded switch turns it around (a NIC's
+    // eswitch does the same); the port would send it away from us.
+    if (hairpin_.size() < hairpin_.capacity()) {
+      hairpin_.push_back(m);
+    } else {
+      rte_pktmbuf_free(m);
+      counters_.tx_dropped++;
+    }
+    return;
+  }
   tx_.push_back(m);
   if (tx_.size() >= cfg_.tx_burst) FlushTx();
 }
@@ -121,9 +132,23 @@ void Device::RunActive() {
   running_.clear();
 }
 
+bool Device::IsLocalMac(const uint8_t* dst) const {
+  for (const wire::MacAddr& mac : local_macs_) {
+    if (std::memcmp(mac.data(), dst, 6) == 0) return true;
+  }
+  return false;
+}
+
 int Device::Poll(uint64_t now_ns) {
   now_ = now_ns;
   int work = 0;
+  if (!hairpin_.empty()) {
+    // Frames between vdevs of this device, queued by the previous pass.
+    hairpin_rx_.swap(hairpin_);
+    for (rte_mbuf* m : hairpin_rx_) Classify(m);
+    work += static_cast<int>(hairpin_rx_.size());
+    hairpin_rx_.clear();
+  }
   if (cfg_.port) {
     rte_mbuf* rx[64];
     uint16_t burst = cfg_.rx_burst < 64 ? cfg_.rx_burst : 64;

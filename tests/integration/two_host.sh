@@ -90,6 +90,22 @@ else
   fail "macvlan + base vdev"; tail -n 3 "$WORK"/mv.* "$WORK"/base.*
 fi
 
+# Two vdevs of one pdev (vdev_a on vA, vdev_am on its macvlan): the engine turns frames
+# for its own MACs around, as a NIC's eswitch does, instead of sending them away.
+hp_ok=0
+on_a timeout 60 "$VRDMA_RUN" -d vdev_a -- ibv_rc_pingpong -g 3 -c -n 300 -p 18517 >"$WORK/hp.server" 2>&1 &
+hp_pid=$!
+sleep 0.5
+tx_before=$(ctl_b stat show | grep -o 'rx_packets [0-9]*' | head -1 | awk '{print $2}')
+on_a timeout 60 "$VRDMA_RUN" -d vdev_am -- ibv_rc_pingpong -g 3 -c -n 300 -p 18517 127.0.0.1 >"$WORK/hp.client" 2>&1 || hp_ok=1
+wait "$hp_pid" || hp_ok=1
+tx_after=$(ctl_b stat show | grep -o 'rx_packets [0-9]*' | head -1 | awk '{print $2}')
+if [[ $hp_ok == 0 ]] && summary "$WORK/hp.server" "$WORK/hp.client" && ((tx_after - tx_before < 50)); then
+  pass "two vdevs of one pdev talk through the device (hairpin), not the wire"
+else
+  fail "hairpin (rc=$hp_ok, host B saw $((tx_after - tx_before)) frames)"; tail -n 3 "$WORK"/hp.*
+fi
+
 # The kernel's own traffic on the same interfaces: ping and TCP still work, and it never
 # answered RoCE with ICMP port unreachable.
 if on_a ping -c 2 -W 2 10.77.0.2 >/dev/null && on_b ping -c 2 -W 2 fd00:77::1 >/dev/null; then

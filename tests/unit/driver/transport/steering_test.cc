@@ -80,5 +80,92 @@ TEST(SteeringTest, QpHearsOnlyItsOwnDevicesGids) {
   EXPECT_EQ(s.pair.b.dev->counters().rx_not_for_us, 1u);
 }
 
+// A port that sends every frame away and receives nothing: a wire with no one on it.
+class SinkPort : public PacketPort {
+ public:
+  uint16_t RxBurst(rte_mbuf**, uint16_t) override { return 0; }
+  uint16_t TxBurst(rte_mbuf** pkts, uint16_t n) override {
+    for (uint16_t i = 0; i < n; ++i) rte_pktmbuf_free(pkts[i]);
+    sent += n;
+    return n;
+  }
+  std::string_view Name() const override { return "sink"; }
+  uint64_t sent = 0;
+};
+
+TEST(SteeringTest, HairpinTurnsFramesToOwnMacsAround) {
+  // One device on a real port with two vdevs (GID entries 0 and 1, two MACs): a UD
+  // datagram from the first to the second never reaches the wire and arrives.
+  SinkPort sink;
+  DeviceConfig cfg;
+  cfg.pool = SharedPool();
+  cfg.port = &sink;
+  cfg.hairpin = true;
+  Device dev(cfg);
+  wire::Gid g1{}, g2{};
+  g1[10] = g1[11] = g2[10] = g2[11] = 0xff;
+  g1[12] = g2[12] = 10;
+  g1[15] = 1;
+  g2[15] = 2;
+  ASSERT_TRUE(dev.SetGid(0, GidEntry{true, g1, wire::NetworkType::kRoceV2Ipv4, {2, 0, 0, 0, 0, 1}}).ok());
+  ASSERT_TRUE(dev.SetGid(1, GidEntry{true, g2, wire::NetworkType::kRoceV2Ipv4, {2, 0, 0, 0, 0, 2}}).ok());
+  uint32_t pd = *dev.AllocPd();
+  uint32_t cq = *dev.CreateCq(64);
+  std::vector<uint8_t> mem(8192);
+  MrKeys mr = *dev.RegMr(pd, 0x10000, mem.data(), mem.size(), IBV_ACCESS_LOCAL_WRITE);
+  uint32_t qp[2];
+  for (uint32_t i = 0; i < 2; ++i) {
+    QpInitAttr init;
+    init.type = IBV_QPT_UD;
+    init.pd = pd;
+    init.send_cq = init.recv_cq = cq;
+    init.max_send_wr = init.max_recv_wr = 8;
+    init.gid_first = i;
+    init.gid_count = 1;
+    qp[i] = *dev.CreateQp(init);
+    ibv_qp_attr a{};
+    a.qp_state = IBV_QPS_INIT;
+    a.port_num = 1;
+    a.qkey = 0x1234;
+    ASSERT_TRUE(dev.ModifyQp(qp[i], a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY).ok());
+    a = {};
+    a.qp_state = IBV_QPS_RTR;
+    ASSERT_TRUE(dev.ModifyQp(qp[i], a, IBV_QP_STATE).ok());
+    a.qp_state = IBV_QPS_RTS;
+    ASSERT_TRUE(dev.ModifyQp(qp[i], a, IBV_QP_STATE | IBV_QP_SQ_PSN).ok());
+  }
+  AddressVector av;
+  av.dgid = g2;
+  av.sgid_index = 0;
+  av.dmac = {2, 0, 0, 0, 0, 2};
+  uint32_t ah = *dev.CreateAh(pd, av);
+  RecvWr r;
+  r.wr_id = 9;
+  r.num_sge = 1;
+  r.sg_list[0] = Sge{0x10000 + 4096, 4096, mr.lkey};
+  ASSERT_TRUE(dev.PostRecv(qp[1], r).ok());
+  std::memcpy(mem.data(), "hairpin", 8);
+  SendWr w;
+  w.wr_id = 1;
+  w.opcode = IBV_WR_SEND;
+  w.send_flags = IBV_SEND_SIGNALED;
+  w.num_sge = 1;
+  w.sg_list[0] = Sge{0x10000, 8, mr.lkey};
+  w.ah = ah;
+  w.remote_qpn = qp[1];
+  w.remote_qkey = 0x1234;
+  ASSERT_TRUE(dev.PostSend(qp[0], w).ok());
+  std::vector<ibv_wc> got;
+  for (int pass = 0; pass < 10 && got.size() < 2; ++pass) {
+    dev.Poll(static_cast<uint64_t>(pass) * 1000);
+    ibv_wc wc[4];
+    int n = *dev.PollCq(cq, wc, 4);
+    got.insert(got.end(), wc, wc + n);
+  }
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(sink.sent, 0u) << "nothing went to the wire";
+  EXPECT_EQ(std::memcmp(mem.data() + 4096 + 40, "hairpin", 8), 0);
+}
+
 }  // namespace
 }  // namespace vrdma::testing
