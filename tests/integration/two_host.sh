@@ -5,7 +5,6 @@
 # port; the kernel keeps its own traffic on the same interfaces and sends no ICMP port
 # unreachable for RoCE; a pcap of the run that tshark reads with no malformed frame.
 source "$(dirname "$0")/hosts.sh"
-VRDMAD_ARGS_A=(--pcap "$WORK/a.pcap")
 setup_two_hosts
 
 # The GID table indexes of vdevs on a plain interface (vrdmactl dev show): RoCEv1 and
@@ -116,10 +115,17 @@ fi
 ua=$(icmp_unreach "$NS_A")
 ub=$(icmp_unreach "$NS_B")
 if [[ $ua == 0 && $ub == 0 ]]; then pass "no ICMP port unreachable for RoCE"; else fail "ICMP unreachable sent: A=$ua B=$ub"; fi
-# Steering counters: the kernel's frames are counted as not RoCE, none as malformed.
+# Steering counters: nothing malformed; on AF_PACKET the engine also sees the kernel's
+# frames (counted as not RoCE), on AF_XDP the XDP program keeps them in the kernel.
 stats=$(ctl_a stat show)
-if grep -qE "rx_not_roce [1-9]" <<<"$stats" && grep -q "rx_malformed 0" <<<"$stats"; then
-  pass "port counters: kernel frames not RoCE, no malformed RoCE"
+not_roce_ok=0
+if [[ $PORT_TYPE == af_xdp ]]; then
+  grep -q "rx_not_roce 0" <<<"$stats" && not_roce_ok=1
+else
+  grep -qE "rx_not_roce [1-9]" <<<"$stats" && not_roce_ok=1
+fi
+if [[ $not_roce_ok == 1 ]] && grep -q "rx_malformed 0" <<<"$stats"; then
+  pass "port counters: no malformed RoCE, kernel frames where the port type puts them"
 else
   fail "port counters: $stats"
 fi
@@ -133,24 +139,36 @@ else
 fi
 
 # The capture: tshark finds RoCEv2 (UDP 4791) and RoCEv1 (ethertype 0x8915) and no
-# malformed packet. Wireshark's heuristics for upper protocols in InfiniBand payloads
-# (RPC-over-RDMA, SMB Direct, iSER ...) would read the tests' application bytes as
-# theirs and call them malformed: they are off, so the RoCE headers are what is judged.
+# malformed packet. Wireshark's dissectors for upper protocols in InfiniBand payloads
+# (RPC-over-RDMA, SMB Direct, iSER ...) would read the tests' application bytes as theirs
+# and call them malformed: they are off, so the RoCE headers are what is judged. RoCEv2
+# over IPv6 carries UDP checksum 0, as rdma_rxe sends it (the ICRC covers the packet),
+# which Wireshark's UDP dissector flags for IPv6; that one flag is not counted.
+# A short capture of its own (the whole run would be gigabytes): host A's daemon again,
+# recording, for RC over the three network types, UD, READ and atomics.
+stop_pid "$PID_A"
+start_vrdmad A --pcap "$WORK/a.pcap"
+ctl_a dev add vdev_a pdev pdev_A netdev vA >/dev/null
+for g in 3 5 2; do run_cross "pcap-rc-gid$g" summary B -- ibv_rc_pingpong -g $g -c -n 20; done
+run_cross pcap-ud summary A -- ibv_ud_pingpong -g 3 -c -n 20
+run_cross pcap-read one_size B -- ib_read_bw -x 3 -s 8192 -n 20
+run_cross pcap-atomic one_size A -- ib_atomic_bw -x 3 -n 20
 stop_pid "$PID_A"
 PID_A=""
 TSHARK=(tshark -r "$WORK/a.pcap")
-for h in smc smb_direct rpcordma nvme-rdma lnet iser ethertype infiniband.eoib infiniband_sdp fcoib; do
-  TSHARK+=(--disable-heuristic "$h")
+for p in smc smb_direct rpcordma nvme-rdma lnet iser infiniband_sdp fcoib eoib; do
+  TSHARK+=(--disable-protocol "$p")
 done
-total=$("${TSHARK[@]}" 2>/dev/null | wc -l)
-v2=$("${TSHARK[@]}" -Y "udp.dstport == 4791 && infiniband" 2>/dev/null | wc -l)
-v1=$("${TSHARK[@]}" -Y "eth.type == 0x8915 && infiniband" 2>/dev/null | wc -l)
-bad=$("${TSHARK[@]}" -Y "_ws.malformed || _ws.expert.severity == error" 2>/dev/null | wc -l)
+BAD_FILTER="_ws.malformed || (_ws.expert.severity == error && !(ipv6 && udp.checksum == 0))"
+total=$("${TSHARK[@]}" 2>/dev/null | wc -l) || total=0
+v2=$("${TSHARK[@]}" -Y "udp.dstport == 4791 && infiniband" 2>/dev/null | wc -l) || v2=0
+v1=$("${TSHARK[@]}" -Y "eth.type == 0x8915 && infiniband" 2>/dev/null | wc -l) || v1=0
+bad=$("${TSHARK[@]}" -Y "$BAD_FILTER" 2>/dev/null | wc -l) || bad=-1
 echo "    pcap: $total frames, $v2 RoCEv2, $v1 RoCEv1, $bad malformed"
-if [[ $v2 -gt 1000 && $v1 -gt 100 && $bad == 0 ]]; then
+if [[ $v2 -gt 100 && $v1 -gt 20 && $bad == 0 ]]; then
   pass "tshark reads the pcap: RoCEv2 and RoCEv1, nothing malformed"
 else
   fail "pcap check (v2=$v2 v1=$v1 bad=$bad)"
-  "${TSHARK[@]}" -Y "_ws.malformed || _ws.expert.severity == error" 2>/dev/null | head -5
+  "${TSHARK[@]}" -Y "$BAD_FILTER" 2>/dev/null | head -5
 fi
 finish

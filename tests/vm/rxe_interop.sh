@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Interop with Linux's own Soft-RoCE: a vdev on this machine (vrdmad on an AF_PACKET port
+# on a tap) against rxe0 in a QEMU guest running Debian's kernel. Unmodified
+# ibverbs-utils and perftest, each side as server and as client: RC SEND (pingpong -c),
+# RC WRITE/READ/SEND/ATOMIC (perftest), UD SEND, over RoCEv2 IPv4 and IPv6, path MTU
+# 1024 and 4096, every pingpong byte checked. The kernel is the reference: a case that
+# fails is a vrdma bug to find, not a tolerance to add.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+: "${VRDMA_BUILD:?set VRDMA_BUILD to the meson build directory}"
+source "$HERE/guest.sh"
+VRDMAD="$VRDMA_BUILD/apps/vrdmad"
+VRDMACTL="$VRDMA_BUILD/apps/vrdmactl"
+VRDMA_RUN="$VRDMA_BUILD/apps/vrdma-run"
+NS="vrdvm$$"
+WORK="$(mktemp -d /tmp/vrdma-vm.XXXXXX)"
+chmod 777 "$WORK"
+export VRDMA_SOCKET="$WORK/vrdmad.sock"
+VM_PID="" DAEMON_PID=""
+PASSES=0 FAILURES=0
+pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
+fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
+cleanup() {
+  [[ -n "$DAEMON_PID" ]] && kill -TERM "$DAEMON_PID" 2>/dev/null || true
+  [[ -n "$VM_PID" ]] && kill -KILL "$VM_PID" 2>/dev/null || true
+  ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+  [[ "${KEEP_WORK:-0}" == 1 ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap "exit 143" TERM INT
+
+# The cases, run in this order by both sides: NAME SERVER(host|guest) V(4|6) COMMAND...
+# (each side adds its own device and GID index; the client adds the server's address).
+cat >"$WORK/cases" <<'CASES'
+rc_send_mtu1024_v4_gs guest 4 ibv_rc_pingpong -c -s 4096 -n 200 -m 1024
+rc_send_mtu1024_v4_hs host 4 ibv_rc_pingpong -c -s 4096 -n 200 -m 1024
+rc_send_mtu4096_v4_gs guest 4 ibv_rc_pingpong -c -s 65536 -n 100 -m 4096
+rc_send_mtu4096_v6_hs host 6 ibv_rc_pingpong -c -s 65536 -n 100 -m 4096
+rc_send_mtu1024_v6_gs guest 6 ibv_rc_pingpong -c -s 10000 -n 100 -m 1024
+ud_send_v4_gs guest 4 ibv_ud_pingpong -c -s 1024 -n 200
+ud_send_v6_hs host 6 ibv_ud_pingpong -c -s 2048 -n 200
+write_bw_v4_gs guest 4 ib_write_bw -s 65536 -n 200
+write_bw_v4_hs host 4 ib_write_bw -s 65536 -n 200
+read_bw_v4_gs guest 4 ib_read_bw -s 65536 -n 200
+read_bw_v6_hs host 6 ib_read_bw -s 65536 -n 200
+send_bw_v4_hs host 4 ib_send_bw -s 8192 -n 200
+atomic_fa_v4_gs guest 4 ib_atomic_bw -A FETCH_AND_ADD -n 200
+atomic_cs_v4_hs host 4 ib_atomic_bw -A CMP_AND_SWAP -n 200
+write_lat_mtu1024_v4_gs guest 4 ib_write_lat -s 4096 -n 200 -m 1024
+CASES
+
+# Runs this side of every case: run_side SIDE DEV_PREFIX GID4 GID6 PEER4 PEER6 OUTDIR.
+# (Written out for the guest too, which runs the host's bash on the host's files.)
+cat >"$WORK/run_side.sh" <<'SIDE'
+run_side() {
+  local side=$1 prefix=$2 g4=$3 g6=$4 p4=$5 p6=$6 out=$7
+  local name server v cmd
+  while read -r name server v cmd; do
+    [[ -z "$name" ]] && continue
+    local g=$g4 peer=$p4
+    [[ $v == 6 ]] && g=$g6 peer=$p6
+    local gflag=-g
+    [[ $cmd == ib_* ]] && gflag=-x
+    # perftest takes its port from -p; pingpongs too: one port per case keeps a late
+    # client from meeting the next case's server.
+    local port=$((20000 + $(grep -n "^$name " "$CASES" | cut -d: -f1)))
+    if [[ $server == "$side" ]]; then
+      timeout 120 $prefix $cmd $gflag "$g" -p "$port" >"$out/$name.$side" 2>&1
+      echo "rc=$?" >>"$out/$name.$side"
+    else
+      local rc=1
+      for _ in $(seq 120); do
+        if timeout 120 $prefix $cmd $gflag "$g" -p "$port" "$peer" >"$out/$name.$side" 2>&1; then rc=0; break; fi
+        grep -q "Couldn't connect\|Unable to Connect\|connect to\|Couldn't\|Failed to connect" "$out/$name.$side" || break
+        sleep 0.5
+      done
+      echo "rc=$rc" >>"$out/$name.$side"
+    fi
+  done <"$CASES"
+}
+SIDE
+
+# The guest: rxe0 on its virtio-net, its side of every case, then power off.
+cat >"$WORK/guest-run.sh" <<'GUEST'
+#!/bin/bash
+exec >/mnt/guest.log 2>&1
+set -x
+KDIR=$(sed -n 's/.*vrdma_kdir=\([^ ]*\).*/\1/p' /proc/cmdline)
+KVER=$(sed -n 's/.*vrdma_kver=\([^ ]*\).*/\1/p' /proc/cmdline)
+for m in crc32_generic rdma_rxe; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
+ip link set lo up
+ip link set eth0 mtu 9000 up
+ip addr add 10.79.0.2/24 dev eth0
+ip addr add fd00:79::2/64 dev eth0 nodad
+rdma link add rxe0 type rxe netdev eth0
+# GID indexes by address and type, from sysfs.
+gid_index() {
+  local want=$1 d=/sys/class/infiniband/rxe0/ports/1
+  for f in "$d"/gids/*; do
+    local i=${f##*/}
+    [[ $(cat "$f" 2>/dev/null) == "$want" ]] || continue
+    [[ $(cat "$d/gid_attrs/types/$i" 2>/dev/null) == "RoCE v2" ]] && { echo "$i"; return; }
+  done
+}
+for _ in $(seq 50); do
+  G4=$(gid_index 0000:0000:0000:0000:0000:ffff:0a4f:0002)
+  G6=$(gid_index fd00:0000:0000:0000:0000:0000:0000:0002)
+  [[ -n "$G4" && -n "$G6" ]] && break
+  sleep 0.2
+done
+echo "guest gids v4=$G4 v6=$G6"
+ibv_devinfo -d rxe0 | grep -E "active_mtu|state"
+touch /mnt/ready
+CASES=/mnt/cases
+source /mnt/run_side.sh
+run_side guest "" "$G4" "$G6" 10.79.0.1 fd00:79::1 /mnt
+touch /mnt/guest-done
+echo o >/proc/sysrq-trigger
+GUEST
+chmod +x "$WORK/guest-run.sh"
+
+# The host: a namespace holding the guest's tap, vrdmad on it, vdev_h.
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+t0=$(date +%s)
+ip netns exec "$NS" bash -c "source '$HERE/guest.sh'; vm_start '$WORK' vmtap; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
+for _ in $(seq 100); do ip -n "$NS" link show vmtap >/dev/null 2>&1 && break; sleep 0.1; done
+VM_PID=$(cat "$WORK/vm.pid" 2>/dev/null || true)
+ip -n "$NS" link set vmtap mtu 9000 up
+ip -n "$NS" addr add 10.79.0.1/24 dev vmtap
+ip -n "$NS" addr add fd00:79::1/64 dev vmtap nodad
+ip netns exec "$NS" "$VRDMAD" -l 0 --no-huge -m 512 --no-pci --no-telemetry --file-prefix "$NS" -- \
+  --socket "$VRDMA_SOCKET" --pdev "ph,iface=vmtap,type=af_packet" --pcap "$WORK/host.pcap" \
+  >"$WORK/vrdmad.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 100); do [[ -S "$VRDMA_SOCKET" ]] && break; sleep 0.05; done
+ip netns exec "$NS" "$VRDMACTL" dev add vdev_h pdev ph netdev vmtap >/dev/null
+H4=$(ip netns exec "$NS" "$VRDMACTL" dev show vdev_h | awk '$1 == "gid" && $3 == "::ffff:10.79.0.1" && $4 == "RoCEv2" {print $2}')
+H6=$(ip netns exec "$NS" "$VRDMACTL" dev show vdev_h | awk '$1 == "gid" && $3 == "fd00:79::1" && $4 == "RoCEv2" {print $2}')
+
+for _ in $(seq 600); do [[ -f "$WORK/ready" ]] && break; kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.2; done
+if [[ ! -f "$WORK/ready" ]]; then
+  fail "guest did not come up"; tail -20 "$WORK/console.log" "$WORK/guest.log" 2>/dev/null
+  exit 1
+fi
+echo "    guest up in $(($(date +%s) - t0)) s; host gids v4=$H4 v6=$H6; $(grep 'guest gids' "$WORK/guest.log")"
+CASES="$WORK/cases"
+source "$WORK/run_side.sh"
+ip netns exec "$NS" env VRDMA_SOCKET="$VRDMA_SOCKET" true
+run_side host "ip netns exec $NS $VRDMA_RUN -d vdev_h --" "$H4" "$H6" 10.79.0.2 fd00:79::2 "$WORK"
+for _ in $(seq 300); do [[ -f "$WORK/guest-done" ]] && break; sleep 0.2; done
+
+# Both sides must exit 0; pingpongs print the summary only when every receive completed
+# and -c checked every byte; perftest prints its result row.
+while read -r name server v cmd; do
+  h="$WORK/$name.host" g="$WORK/$name.guest"
+  ok=1
+  grep -q "^rc=0" "$h" 2>/dev/null || ok=0
+  grep -q "^rc=0" "$g" 2>/dev/null || ok=0
+  if [[ $cmd == ibv_* ]]; then
+    grep -q "iters in" "$h" && grep -q "iters in" "$g" || ok=0
+  else
+    grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$h" 2>/dev/null || grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$g" 2>/dev/null || ok=0
+  fi
+  if [[ $ok == 1 ]]; then
+    pass "$name (vrdma vdev <-> rdma_rxe, $server is server)"
+  else
+    fail "$name"; tail -n 4 "$h" "$g" 2>/dev/null | sed 's/^/    /'
+  fi
+done <"$WORK/cases"
+echo "    $(ip netns exec "$NS" "$VRDMACTL" stat show | head -1 | tr ' ' '\n' | grep -A1 -E 'rx_malformed|rx_not_for_us|retransmits' | paste -sd' ')"
+echo "$PASSES passed, $FAILURES failed"
+[[ $FAILURES == 0 ]]
