@@ -66,8 +66,9 @@ run_side() {
     # client from meeting the next case's server.
     local port=$((20000 + $(grep -n "^$name " "$CASES" | cut -d: -f1)))
     if [[ $server == "$side" ]]; then
-      timeout 120 $prefix $cmd $gflag "$g" -p "$port" >"$out/$name.$side" 2>&1
-      echo "rc=$?" >>"$out/$name.$side"
+      local src=0
+      timeout 120 $prefix $cmd $gflag "$g" -p "$port" >"$out/$name.$side" 2>&1 || src=$?
+      echo "rc=$src" >>"$out/$name.$side"
     else
       local rc=1
       for _ in $(seq 120); do
@@ -85,31 +86,34 @@ SIDE
 cat >"$WORK/guest-run.sh" <<'GUEST'
 #!/bin/bash
 exec >/mnt/guest.log 2>&1
-set -x
 KDIR=$(sed -n 's/.*vrdma_kdir=\([^ ]*\).*/\1/p' /proc/cmdline)
 KVER=$(sed -n 's/.*vrdma_kver=\([^ ]*\).*/\1/p' /proc/cmdline)
 for m in crc32_generic rdma_rxe; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
+echo "modules loaded at $(cut -d' ' -f1 /proc/uptime) s"
+sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0 net.ipv6.conf.all.disable_ipv6=0
 ip link set lo up
 ip link set eth0 mtu 9000 up
+rdma link add rxe0 type rxe netdev eth0
 ip addr add 10.79.0.2/24 dev eth0
 ip addr add fd00:79::2/64 dev eth0 nodad
-rdma link add rxe0 type rxe netdev eth0
 # GID indexes by address and type, from sysfs.
 gid_index() {
   local want=$1 d=/sys/class/infiniband/rxe0/ports/1
-  for f in "$d"/gids/*; do
-    local i=${f##*/}
-    [[ $(cat "$f" 2>/dev/null) == "$want" ]] || continue
+  local i
+  for i in $(seq 0 15); do
+    [[ $(cat "$d/gids/$i" 2>/dev/null) == "$want" ]] || continue
     [[ $(cat "$d/gid_attrs/types/$i" 2>/dev/null) == "RoCE v2" ]] && { echo "$i"; return; }
   done
 }
 for _ in $(seq 50); do
   G4=$(gid_index 0000:0000:0000:0000:0000:ffff:0a4f:0002)
-  G6=$(gid_index fd00:0000:0000:0000:0000:0000:0000:0002)
+  G6=$(gid_index fd00:0079:0000:0000:0000:0000:0000:0002)
   [[ -n "$G4" && -n "$G6" ]] && break
   sleep 0.2
 done
-echo "guest gids v4=$G4 v6=$G6"
+echo "guest gids v4=$G4 v6=$G6 at $(cut -d' ' -f1 /proc/uptime) s"
+for i in $(seq 0 7); do echo "  gid $i $(cat /sys/class/infiniband/rxe0/ports/1/gids/$i) $(cat /sys/class/infiniband/rxe0/ports/1/gid_attrs/types/$i 2>/dev/null)"; done
+ip -6 addr show dev eth0
 ibv_devinfo -d rxe0 | grep -E "active_mtu|state"
 touch /mnt/ready
 CASES=/mnt/cases
@@ -120,11 +124,15 @@ echo o >/proc/sysrq-trigger
 GUEST
 chmod +x "$WORK/guest-run.sh"
 
+# The guest's kernel and initramfs (downloaded and built once, cached).
+vm_kernel
+vm_initramfs
+
 # The host: a namespace holding the guest's tap, vrdmad on it, vdev_h.
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 t0=$(date +%s)
-ip netns exec "$NS" bash -c "source '$HERE/guest.sh'; vm_start '$WORK' vmtap; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
+ip netns exec "$NS" bash -c "source '$HERE/guest.sh'; KVER=$KVER; vm_start '$WORK' vmtap; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
 for _ in $(seq 100); do ip -n "$NS" link show vmtap >/dev/null 2>&1 && break; sleep 0.1; done
 VM_PID=$(cat "$WORK/vm.pid" 2>/dev/null || true)
 ip -n "$NS" link set vmtap mtu 9000 up
