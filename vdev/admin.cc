@@ -297,6 +297,12 @@ std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
   }
   out.emplace_back("rx_not_roce", c.rx_parse_drops[kNotRoce]);
   out.emplace_back("rx_malformed", parse_drops);
+  if (p.exception_port) {
+    const ExceptionCounters& e = p.exception_port->counters();
+    out.emplace_back("to_kernel", e.to_kernel);
+    out.emplace_back("from_kernel", e.from_kernel);
+    out.emplace_back("kernel_dropped", e.dropped);
+  }
   return out;
 }
 

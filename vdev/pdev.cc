@@ -1,5 +1,7 @@
 #include "vdev/pdev.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "driver/pcap/pcap_port.h"
 #include "driver/port/ethdev_port.h"
@@ -30,11 +32,12 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateEmbedded(const std::string& na
   absl::StatusOr<rte_mempool*> pool = CreatePacketPool(("pkt_" + name).c_str(), kPoolMbufs);
   if (!pool.ok()) return pool.status();
   pdev->pool = *pool;
-  pdev->port = std::make_unique<LoopbackPort>(8192);
+  pdev->wire_port = std::make_unique<LoopbackPort>(8192);
+  pdev->port = pdev->wire_port.get();
   DeviceConfig cfg;
   cfg.limits.gid_table_len = kGidsPerVdev * kMaxVdevsPerPdev;
   cfg.pool = pdev->pool;
-  cfg.port = pdev->port.get();
+  cfg.port = pdev->port;
   cfg.icrc_offload = true;
   cfg.port_mtu = IBV_MTU_4096;
   pdev->device = std::make_unique<Device>(cfg);
@@ -58,10 +61,26 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
   if (!eth.ok()) return eth.status();
   pdev->mac = (*eth)->mac();
   pdev->max_mtu = MtuForFrame((*eth)->max_frame());
+  uint32_t wire_mtu = std::min<uint32_t>((*eth)->max_mtu(), 9000);
   pdev->wire_port = std::make_unique<EthdevPort>(std::move(*eth));
-  // Engine -> capture -> fault injection -> wire: the capture shows what the engine
-  // sent and what really arrived.
+  // Wire -> exception path -> fault injection -> capture -> engine: the capture shows
+  // what the engine sent and what really arrived for it.
   PacketPort* below = pdev->wire_port.get();
+  if (!spec.kernel_iface.empty()) {
+    vfio::PortSpec tap;
+    tap.pdev = spec.pdev + "_kernel";
+    tap.type = vfio::PortType::kTap;
+    tap.iface = spec.kernel_iface;
+    tap.tap_mac = pdev->mac;
+    absl::StatusOr<std::unique_ptr<vfio::EthPort>> kernel = vfio::EthPort::Open(tap, pdev->pool);
+    if (!kernel.ok()) return kernel.status();
+    // The kernel's frames must fit the wire's: its interface gets the port's MTU.
+    if (absl::Status st = (*kernel)->SetMtu(wire_mtu); !st.ok()) return st;
+    pdev->kernel_port = std::make_unique<EthdevPort>(std::move(*kernel));
+    pdev->exception_port = std::make_unique<ExceptionPort>(below, pdev->kernel_port.get());
+    below = pdev->exception_port.get();
+    pdev->iface = spec.kernel_iface;
+  }
   if (spec.has_faults()) {
     FaultConfig faults;
     faults.drop = spec.fault_drop;
@@ -74,12 +93,10 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
   if (!spec.pcap.empty()) {
     pdev->pcap = std::make_unique<PcapWriter>();
     if (absl::Status st = pdev->pcap->Open(spec.pcap); !st.ok()) return st;
-    pdev->port = std::make_unique<PcapPort>(below, pdev->pcap.get());
-  } else if (pdev->fault_port) {
-    pdev->port = std::move(pdev->fault_port);
-  } else {
-    pdev->port = std::move(pdev->wire_port);
+    pdev->pcap_port = std::make_unique<PcapPort>(below, pdev->pcap.get());
+    below = pdev->pcap_port.get();
   }
+  pdev->port = below;
   if (spec.type != vfio::PortType::kPci) {
     absl::StatusOr<std::unique_ptr<vfio::RoceUdpHold>> hold = vfio::RoceUdpHold::Open();
     if (!hold.ok()) return hold.status();
@@ -88,7 +105,7 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
   DeviceConfig cfg;
   cfg.limits.gid_table_len = kGidsPerVdev * kMaxVdevsPerPdev;
   cfg.pool = pdev->pool;
-  cfg.port = pdev->port.get();
+  cfg.port = pdev->port;
   cfg.icrc_offload = false;
   cfg.hairpin = true;
   cfg.port_mtu = pdev->max_mtu;
@@ -98,8 +115,10 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
 
 Pdev::~Pdev() {
   device.reset();
-  port.reset();
+  pcap_port.reset();
   fault_port.reset();
+  exception_port.reset();
+  kernel_port.reset();
   wire_port.reset();
   pcap.reset();
   if (pool) rte_mempool_free(pool);

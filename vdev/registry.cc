@@ -197,7 +197,7 @@ absl::StatusOr<wire::MacAddr> Registry::ResolveMac(const Vdev& from, const wire:
   // The internal switch has no wire and no neighbours: what is not one of its vdevs
   // is no one (frames to it are dropped).
   if (from.pdev->iface.empty() && from.pdev->pci.empty()) return wire::MacAddr{};
-  return ResolveNeighbour(from.ifindex, dgid, kNeighbourTimeout);
+  return ResolveNeighbour(from.ifindex, dgid, kNeighbourTimeout, resolve_wait_);
 }
 
 }  // namespace vrdma

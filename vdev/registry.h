@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -42,6 +43,9 @@ class Registry {
   // can take up to kNeighbourTimeout).
   absl::StatusOr<wire::MacAddr> ResolveMac(const Vdev& from, const wire::Gid& dgid) const;
   static constexpr std::chrono::milliseconds kNeighbourTimeout{3000};
+  // What ResolveMac does while the kernel resolves (the server polls the ports, so the
+  // other clients' traffic and the exception path keep moving). Returns within ~1 ms.
+  void SetResolveWait(std::function<void()> wait) { resolve_wait_ = std::move(wait); }
 
  private:
   absl::Status WriteGids(Vdev& vdev, const std::vector<GidEntry>& gids);
@@ -49,6 +53,7 @@ class Registry {
   std::vector<std::unique_ptr<Pdev>> pdevs_;
   std::map<std::string, std::unique_ptr<Vdev>, std::less<>> vdevs_;
   uint32_t next_id_ = 1;
+  std::function<void()> resolve_wait_;
 };
 
 // Checks a device name as the kernel checks ib device names (1..63 printable, no '/',

@@ -11,8 +11,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -99,6 +101,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
   s->registry_ = std::move(registry);
+  // A request that waits for the kernel to resolve a neighbour (an AH, a connected QP)
+  // leaves the devices running: their frames, timers and the exception path's
+  // solicitation. The clients' queues are pumped again once the request is answered.
+  Server* self = s.get();
+  s->registry_->SetResolveWait([self] {
+    if (self->PollDevices() == 0) std::this_thread::sleep_for(std::chrono::microseconds(500));
+  });
   auto fd = Listen(options.socket_path);
   if (!fd.ok()) return fd.status();
   s->listen_fd_ = *fd;
@@ -317,6 +326,11 @@ int Server::EnginePass() {
   for (auto& s : sessions_) {
     if (s->NeedsPump()) work += static_cast<int>(s->Pump());
   }
+  return work + PollDevices();
+}
+
+int Server::PollDevices() {
+  int work = 0;
   uint64_t now = NowNs();
   for (auto& p : registry_->pdevs()) {
     work += p->device->Poll(now);

@@ -44,6 +44,8 @@ class Server {
   void OnNetlink();
   void ServiceControl(int timeout_ms);
   int EnginePass();
+  // One pass of every pdev's engine (and its async events); no client queue.
+  int PollDevices();
   void Shutdown();
 
   ServerOptions options_;

@@ -3,12 +3,18 @@
 #include <rte_dev.h>
 #include <rte_errno.h>
 
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace vrdma::vfio {
 namespace {
@@ -84,6 +90,11 @@ absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte
     case PortType::kTap:
       port->name_ = absl::StrCat("net_tap_", spec.pdev);
       port->devargs_ = absl::StrCat(port->name_, ",iface=", spec.iface);
+      if (spec.tap_mac != std::array<uint8_t, 6>{}) {
+        const auto& m = spec.tap_mac;
+        absl::StrAppend(&port->devargs_, ",mac=",
+                        absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]));
+      }
       break;
   }
   if (spec.type != PortType::kPci && rte_eth_dev_get_port_by_name(port->name_.c_str(), &port->port_id_) == 0) {
@@ -151,6 +162,29 @@ absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte
     port->wake_ = std::move(*wake);
   }
   return port;
+}
+
+absl::Status EthPort::SetMtu(uint32_t mtu) {
+  if (spec_.type == PortType::kTap) {
+    // DPDK's TAP PMD caps its MTU at 1500, yet reads whole frames into mbufs of the
+    // pool's size: the kernel interface takes the MTU directly.
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+    ifreq ifr{};
+    std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", spec_.iface.c_str());
+    ifr.ifr_mtu = static_cast<int>(mtu);
+    int rc = ioctl(fd, SIOCSIFMTU, &ifr);
+    int err = errno;
+    close(fd);
+    if (rc != 0) {
+      return absl::InternalError(absl::StrCat("set the MTU of ", spec_.iface, " to ", mtu, ": ", strerror(err)));
+    }
+    return absl::OkStatus();
+  }
+  if (int r = rte_eth_dev_set_mtu(port_id_, static_cast<uint16_t>(mtu)); r != 0) {
+    return absl::InternalError(PortError(absl::StrCat("set the MTU of ", name_, " to ", mtu), r));
+  }
+  return absl::OkStatus();
 }
 
 EthPort::~EthPort() {

@@ -40,6 +40,10 @@ class EthPort {
   const std::array<uint8_t, 6>& mac() const { return mac_; }
   // The largest frame this port moves (Ethernet header and VLAN tag included).
   uint32_t max_frame() const { return max_frame_; }
+  // The largest IP packet (Ethernet MTU) the port moves in one frame, VLAN tag allowed.
+  uint32_t max_mtu() const { return max_frame_ - 18; }
+  // Sets the port's MTU (a TAP port: its kernel interface's).
+  absl::Status SetMtu(uint32_t mtu);
 
   // A descriptor that becomes readable when a RoCE frame arrives while armed; -1 when
   // the port has none (the owner then sleeps in short ticks).

@@ -61,11 +61,11 @@ absl::StatusOr<PortSpec> ParsePortSpec(std::string_view text) {
     if (value.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("--pdev ", spec.pdev, ": '", key, "' needs a value"));
     }
-    if (key == "iface") {
+    if (key == "iface" || key == "kernel") {
       if (value.size() >= 16 || value.find('/') != std::string::npos) {
         return absl::InvalidArgumentError(absl::StrCat("--pdev ", spec.pdev, ": bad interface name '", value, "'"));
       }
-      spec.iface = value;
+      (key == "iface" ? spec.iface : spec.kernel_iface) = value;
     } else if (key == "pci") {
       absl::StatusOr<std::string> bdf = NormalizePciAddress(value);
       if (!bdf.ok()) return bdf.status();
@@ -102,7 +102,7 @@ absl::StatusOr<PortSpec> ParsePortSpec(std::string_view text) {
       }
     } else {
       return absl::InvalidArgumentError(absl::StrCat("--pdev ", spec.pdev, ": unknown key '", key,
-                                                     "' (iface, type, pci, pcap, mtu, drop, dup, reorder, corrupt)"));
+                                                     "' (iface, type, pci, kernel, pcap, mtu, drop, dup, reorder, corrupt)"));
     }
   }
   if (spec.pci.empty() == spec.iface.empty()) {
@@ -114,6 +114,19 @@ absl::StatusOr<PortSpec> ParsePortSpec(std::string_view text) {
       return absl::InvalidArgumentError(absl::StrCat("--pdev ", spec.pdev, ": type= is for iface= ports"));
     }
     spec.type = PortType::kPci;
+  }
+  // The exception path is for a port the kernel does not see: a NIC on vfio-pci, or an
+  // AF_PACKET port on an interface left to vrdmad (how the tests model such a NIC).
+  if (!spec.kernel_iface.empty()) {
+    if (spec.type != PortType::kPci && spec.type != PortType::kAfPacket) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--pdev ", spec.pdev, ": kernel= is for pci= and type=af_packet ports (the kernel already "
+          "sees an ", std::string(PortTypeName(spec.type)), " port's interface)"));
+    }
+    if (spec.kernel_iface == spec.iface) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--pdev ", spec.pdev, ": kernel= names a new TAP interface, not the port's own"));
+    }
   }
   return spec;
 }

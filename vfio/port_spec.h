@@ -1,9 +1,13 @@
 // What a physical device (pdev) is built on, as vrdmad's `--pdev` option names it:
 //   --pdev NAME,pci=DOMAIN:BUS:DEV.FN            a PCI NIC bound to vfio-pci
 //   --pdev NAME,iface=IFACE,type=af_xdp|af_packet|tap   a DPDK virtual port on a netdev
-// plus optional `pcap=FILE` (record every frame the port sends and receives).
+// plus optional `pcap=FILE` (record every frame the port sends and receives) and
+// `kernel=IFACE`: the exception path, a TAP interface IFACE with the port's MAC through
+// which the kernel sends and receives the port's non-RoCE frames (ARP, ND, ping, TCP).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -19,6 +23,9 @@ struct PortSpec {
   std::string iface;  // kernel interface (virtual ports)
   std::string pci;    // PCI address, normalised to DOMAIN:BUS:DEV.FN (PCI ports)
   std::string pcap;   // empty: no capture
+  std::string kernel_iface;  // the exception path's TAP interface; empty: none
+  // TAP ports: the MAC to give the port and its kernel interface (all zero: DPDK's).
+  std::array<uint8_t, 6> tap_mac{};
   uint32_t mtu = 0;   // PCI ports: the Ethernet MTU to configure (0: 1500)
   // Fault injection on the frames the port sends (tests): probabilities 0..1 from the
   // keys drop=, dup=, reorder=, corrupt=.

@@ -50,16 +50,19 @@ atomic_cs_v4_hs host 4 ib_atomic_bw -A CMP_AND_SWAP -n 200
 write_lat_mtu1024_v4_gs guest 4 ib_write_lat -s 4096 -n 200 -m 1024
 CASES
 
-# Runs this side of every case: run_side SIDE DEV_PREFIX GID4 GID6 PEER4 PEER6 OUTDIR.
+# Runs this side of every case: run_side SIDE DEV_PREFIX GID4 GID6 PEER4 OUTDIR.
 # (Written out for the guest too, which runs the host's bash on the host's files.)
 cat >"$WORK/run_side.sh" <<'SIDE'
 run_side() {
-  local side=$1 prefix=$2 g4=$3 g6=$4 p4=$5 p6=$6 out=$7
+  local side=$1 prefix=$2 g4=$3 g6=$4 p4=$5 out=$6
   local name server v cmd
   while read -r name server v cmd; do
     [[ -z "$name" ]] && continue
+    # The tools exchange QP numbers and GIDs over TCP; that connection is always over
+    # IPv4 (a pingpong server listens on the first passive address, IPv4's). The GID
+    # index alone puts the RoCE traffic on IPv6.
     local g=$g4 peer=$p4
-    [[ $v == 6 ]] && g=$g6 peer=$p6
+    [[ $v == 6 ]] && g=$g6
     local gflag=-g
     [[ $cmd == ib_* ]] && gflag=-x
     # perftest takes its port from -p; pingpongs too: one port per case keeps a late
@@ -118,7 +121,7 @@ ibv_devinfo -d rxe0 | grep -E "active_mtu|state"
 touch /mnt/ready
 CASES=/mnt/cases
 source /mnt/run_side.sh
-run_side guest "" "$G4" "$G6" 10.79.0.1 fd00:79::1 /mnt
+run_side guest "" "$G4" "$G6" 10.79.0.1 /mnt
 touch /mnt/guest-done
 echo o >/proc/sysrq-trigger
 GUEST
@@ -156,7 +159,7 @@ echo "    guest up in $(($(date +%s) - t0)) s; host gids v4=$H4 v6=$H6; $(grep '
 CASES="$WORK/cases"
 source "$WORK/run_side.sh"
 ip netns exec "$NS" env VRDMA_SOCKET="$VRDMA_SOCKET" true
-run_side host "ip netns exec $NS $VRDMA_RUN -d vdev_h --" "$H4" "$H6" 10.79.0.2 fd00:79::2 "$WORK"
+run_side host "ip netns exec $NS $VRDMA_RUN -d vdev_h --" "$H4" "$H6" 10.79.0.2 "$WORK"
 for _ in $(seq 300); do [[ -f "$WORK/guest-done" ]] && break; sleep 0.2; done
 
 # Both sides must exit 0; pingpongs print the summary only when every receive completed

@@ -204,7 +204,8 @@ std::optional<wire::MacAddr> MacFromGid(const wire::Gid& g) {
 }
 
 absl::StatusOr<wire::MacAddr> ResolveNeighbour(int ifindex, const wire::Gid& dgid,
-                                               std::chrono::milliseconds timeout) {
+                                               std::chrono::milliseconds timeout,
+                                               const std::function<void()>& wait) {
   Rtnl nl;
   if (!nl.ok()) return absl::InternalError(absl::StrCat("rtnetlink: ", strerror(errno)));
   IpAddr dst = FromGid(dgid);
@@ -227,7 +228,11 @@ absl::StatusOr<wire::MacAddr> ResolveNeighbour(int ifindex, const wire::Gid& dgi
     if (std::chrono::steady_clock::now() >= deadline) {
       return absl::DeadlineExceededError("the neighbour did not resolve in time");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (wait) {
+      wait();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 
 #include "absl/status/statusor.h"
@@ -20,7 +21,11 @@ std::optional<wire::MacAddr> MacFromGid(const wire::Gid& gid);
 // Resolves `dgid` (an IPv4-mapped or IPv6 GID) on interface `ifindex` of the caller's
 // network namespace. NotFound: no route or the neighbour did not answer
 // (EHOSTUNREACH at the verbs edge); DeadlineExceeded: still unresolved after `timeout`.
+// While waiting it calls `wait` (which must return within a few milliseconds), or
+// sleeps when there is none: the daemon keeps its ports moving there, and a port whose
+// kernel interface is vrdmad's own (the exception path) carries the solicitation.
 absl::StatusOr<wire::MacAddr> ResolveNeighbour(int ifindex, const wire::Gid& dgid,
-                                               std::chrono::milliseconds timeout);
+                                               std::chrono::milliseconds timeout,
+                                               const std::function<void()>& wait = {});
 
 }  // namespace vrdma
