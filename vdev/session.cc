@@ -264,7 +264,7 @@ int Session::QueryDevice(Reply* out) {
   clamp(&a.max_srq, Resource::kSrq);
   clamp(&a.max_ah, Resource::kAh);
   a.max_mr_size = std::min<uint64_t>(a.max_mr_size, vdev_->Quota(Resource::kMrBytes));
-  a.max_res_rd_atom = a.max_qp * a.max_qp_init_rd_atom;
+  a.max_res_rd_atom = a.max_qp * a.max_qp_rd_atom;
   a.node_guid = vdev_->node_guid_be;
   a.sys_image_guid = vdev_->node_guid_be;
   Append(out, r);

@@ -23,8 +23,13 @@ struct DeviceLimits {
   uint32_t max_srq_wr = 8192;
   uint32_t max_srq_sge = kMaxSgePerWqe;
   uint32_t max_ah = 4096;
-  uint32_t max_qp_rd_atom = 16;       // max_rd_atomic a requester may use
-  uint32_t max_qp_init_rd_atom = 16;  // max_dest_rd_atomic a responder may grant
+  // ibv_query_device(3): max_qp_rd_atom bounds the reads/atomics a QP serves as the
+  // target (max_dest_rd_atomic: responder resources, one saved response each);
+  // max_qp_init_rd_atom the ones it has outstanding as the initiator (max_rd_atomic: a
+  // counter). The initiator depth is rdma_rxe's (128): perftest sets max_rd_atomic to
+  // the peer's max_qp_rd_atom, so a smaller one fails against rxe.
+  uint32_t max_qp_rd_atom = 16;
+  uint32_t max_qp_init_rd_atom = 128;
   uint32_t gid_table_len = 16;
   uint32_t max_send_window = 1024;  // unacknowledged packets in flight per RC QP
 };

@@ -61,7 +61,7 @@ void Device::QueryDevice(ibv_device_attr* attr) const {
   attr->max_pd = static_cast<int>(l.max_pd);
   attr->max_qp_rd_atom = static_cast<int>(l.max_qp_rd_atom);
   attr->max_qp_init_rd_atom = static_cast<int>(l.max_qp_init_rd_atom);
-  attr->max_res_rd_atom = static_cast<int>(l.max_qp_init_rd_atom * l.max_qp);
+  attr->max_res_rd_atom = static_cast<int>(l.max_qp_rd_atom * l.max_qp);
   attr->atomic_cap = IBV_ATOMIC_HCA;  // atomic with respect to this device's accesses
   attr->max_ah = static_cast<int>(l.max_ah);
   attr->max_srq = static_cast<int>(l.max_srq);

@@ -29,10 +29,10 @@ absl::Status Device::ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mask,
   const DeviceLimits& l = cfg_.limits;
   if ((mask & IBV_QP_PATH_MTU) && (attr.path_mtu < IBV_MTU_256 || attr.path_mtu > IBV_MTU_4096))
     return absl::InvalidArgumentError("path_mtu must be 256..4096");
-  if ((mask & IBV_QP_MAX_QP_RD_ATOMIC) && attr.max_rd_atomic > l.max_qp_rd_atom)
+  if ((mask & IBV_QP_MAX_QP_RD_ATOMIC) && attr.max_rd_atomic > l.max_qp_init_rd_atom)
     return absl::InvalidArgumentError("max_rd_atomic above the device limit");
   if ((mask & IBV_QP_MAX_DEST_RD_ATOMIC) &&
-      (attr.max_dest_rd_atomic > l.max_qp_init_rd_atom ||
+      (attr.max_dest_rd_atomic > l.max_qp_rd_atom ||
        attr.max_dest_rd_atomic > std::size(qp->resp.resources)))
     return absl::InvalidArgumentError("max_dest_rd_atomic above the device limit");
   if ((mask & IBV_QP_PKEY_INDEX) && attr.pkey_index != 0)

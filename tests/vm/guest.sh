@@ -6,7 +6,7 @@
 # mounts this machine's root read-only over 9p (so the guest runs the host's installed
 # rdma-core, perftest and the project's build), puts tmpfs on /tmp and /run, mounts the
 # test's work directory read-write on /mnt and runs $WORK/guest-run.sh there. The guest's
-# network is a virtio-net on a tap that QEMU creates in the caller's namespace.
+# NICs are on taps that QEMU creates in the caller's namespace (vm_tap_nic).
 # Software emulation (TCG): no KVM is assumed.
 set -euo pipefail
 
@@ -73,21 +73,31 @@ INIT
   rm -rf "$d"
 }
 
-# vm_start WORKDIR TAP [extra qemu args...]: boots the guest in the background (its
-# console in WORKDIR/console.log), with a virtio-net on a new tap device TAP in the
-# caller's network namespace. Sets VM_PID.
+# vm_start WORKDIR [qemu args...]: boots the guest in the background (its console in
+# WORKDIR/console.log). The caller adds the guest's NICs, e.g. vm_tap_nic; VM_MACHINE
+# and VM_APPEND change the machine type and add kernel arguments; VM_SMP the vCPUs.
+# Sets VM_PID.
 vm_start() {
-  local work="$1" tap="$2"
-  shift 2
+  local work="$1"
+  shift
   vm_kernel
   vm_initramfs
-  qemu-system-x86_64 -machine q35 -cpu max -m 2048 -smp 1 -nographic -no-reboot \
+  qemu-system-x86_64 -machine "${VM_MACHINE:-q35}" -cpu max -m 2048 -smp "${VM_SMP:-1}" \
+    -nographic -no-reboot \
     -kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$INITRD" \
-    -append "console=ttyS0 quiet panic=-1 vrdma_kdir=$KDIR vrdma_kver=$KVER" \
+    -append "console=ttyS0 quiet panic=-1 vrdma_kdir=$KDIR vrdma_kver=$KVER ${VM_APPEND:-}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$work",mount_tag=work,security_model=none,multidevs=remap \
-    -netdev tap,id=n0,ifname="$tap",script=no,downscript=no \
-    -device virtio-net-pci,netdev=n0,mac=52:54:00:76:72:01,host_mtu=9000 \
     "$@" >"$work/console.log" 2>&1 </dev/null &
   VM_PID=$!
+}
+
+# vm_tap_nic ID TAP MODEL MAC [device options]: the qemu arguments for a guest NIC of
+# MODEL (virtio-net-pci, e1000e) on a new tap TAP in the caller's namespace.
+vm_tap_nic() {
+  local id="$1" tap="$2" model="$3" mac="$4"
+  shift 4
+  local opts=""
+  (($#)) && opts=",$(IFS=,; echo "$*")"
+  echo "-netdev tap,id=$id,ifname=$tap,script=no,downscript=no -device $model,netdev=$id,mac=$mac$opts"
 }

@@ -49,41 +49,11 @@ atomic_fa_v4_gs guest 4 ib_atomic_bw -A FETCH_AND_ADD -n 200
 atomic_cs_v4_hs host 4 ib_atomic_bw -A CMP_AND_SWAP -n 200
 write_lat_mtu1024_v4_gs guest 4 ib_write_lat -s 4096 -n 200 -m 1024
 CASES
-
-# Runs this side of every case: run_side SIDE DEV_PREFIX GID4 GID6 PEER4 OUTDIR.
-# (Written out for the guest too, which runs the host's bash on the host's files.)
-cat >"$WORK/run_side.sh" <<'SIDE'
-run_side() {
-  local side=$1 prefix=$2 g4=$3 g6=$4 p4=$5 out=$6
-  local name server v cmd
-  while read -r name server v cmd; do
-    [[ -z "$name" ]] && continue
-    # The tools exchange QP numbers and GIDs over TCP; that connection is always over
-    # IPv4 (a pingpong server listens on the first passive address, IPv4's). The GID
-    # index alone puts the RoCE traffic on IPv6.
-    local g=$g4 peer=$p4
-    [[ $v == 6 ]] && g=$g6
-    local gflag=-g
-    [[ $cmd == ib_* ]] && gflag=-x
-    # perftest takes its port from -p; pingpongs too: one port per case keeps a late
-    # client from meeting the next case's server.
-    local port=$((20000 + $(grep -n "^$name " "$CASES" | cut -d: -f1)))
-    if [[ $server == "$side" ]]; then
-      local src=0
-      timeout 120 $prefix $cmd $gflag "$g" -p "$port" >"$out/$name.$side" 2>&1 || src=$?
-      echo "rc=$src" >>"$out/$name.$side"
-    else
-      local rc=1
-      for _ in $(seq 120); do
-        if timeout 120 $prefix $cmd $gflag "$g" -p "$port" "$peer" >"$out/$name.$side" 2>&1; then rc=0; break; fi
-        grep -q "Couldn't connect\|Unable to Connect\|connect to\|Couldn't\|Failed to connect" "$out/$name.$side" || break
-        sleep 0.5
-      done
-      echo "rc=$rc" >>"$out/$name.$side"
-    fi
-  done <"$CASES"
-}
-SIDE
+# RXE_CASES (a regular expression) runs only the cases it matches.
+if [[ -n "${RXE_CASES:-}" ]]; then
+  grep -E "^(${RXE_CASES}) " "$WORK/cases" >"$WORK/cases.sel" || true
+  mv "$WORK/cases.sel" "$WORK/cases"
+fi
 
 # The guest: rxe0 on its virtio-net, its side of every case, then power off.
 cat >"$WORK/guest-run.sh" <<'GUEST'
@@ -120,11 +90,12 @@ ip -6 addr show dev eth0
 ibv_devinfo -d rxe0 | grep -E "active_mtu|state"
 touch /mnt/ready
 CASES=/mnt/cases
-source /mnt/run_side.sh
+source @HERE@/run_side.sh
 run_side guest "" "$G4" "$G6" 10.79.0.1 /mnt
 touch /mnt/guest-done
 echo o >/proc/sysrq-trigger
 GUEST
+sed -i "s|@HERE@|$HERE|" "$WORK/guest-run.sh"
 chmod +x "$WORK/guest-run.sh"
 
 # The guest's kernel and initramfs (downloaded and built once, cached).
@@ -135,7 +106,8 @@ vm_initramfs
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 t0=$(date +%s)
-ip netns exec "$NS" bash -c "source '$HERE/guest.sh'; KVER=$KVER; vm_start '$WORK' vmtap; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
+NIC=$(vm_tap_nic n0 vmtap virtio-net-pci 52:54:00:76:72:01 host_mtu=9000)
+ip netns exec "$NS" bash -c "source '$HERE/guest.sh'; KVER=$KVER; vm_start '$WORK' $NIC; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
 for _ in $(seq 100); do ip -n "$NS" link show vmtap >/dev/null 2>&1 && break; sleep 0.1; done
 VM_PID=$(cat "$WORK/vm.pid" 2>/dev/null || true)
 ip -n "$NS" link set vmtap mtu 9000 up
@@ -157,8 +129,7 @@ if [[ ! -f "$WORK/ready" ]]; then
 fi
 echo "    guest up in $(($(date +%s) - t0)) s; host gids v4=$H4 v6=$H6; $(grep 'guest gids' "$WORK/guest.log")"
 CASES="$WORK/cases"
-source "$WORK/run_side.sh"
-ip netns exec "$NS" env VRDMA_SOCKET="$VRDMA_SOCKET" true
+source "$HERE/run_side.sh"
 run_side host "ip netns exec $NS $VRDMA_RUN -d vdev_h --" "$H4" "$H6" 10.79.0.2 "$WORK"
 for _ in $(seq 300); do [[ -f "$WORK/guest-done" ]] && break; sleep 0.2; done
 

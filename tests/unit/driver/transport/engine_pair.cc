@@ -163,6 +163,11 @@ uint32_t CreateQpOn(Host& h, const QpOptions& opt, uint32_t srq) {
 }  // namespace
 
 void EnginePair::Connect(const QpOptions& opt, uint32_t* qa, uint32_t* qb) {
+  absl::Status st = TryConnect(opt, qa, qb);
+  ASSERT_TRUE(st.ok()) << st;
+}
+
+absl::Status EnginePair::TryConnect(const QpOptions& opt, uint32_t* qa, uint32_t* qb) {
   if (opt.srq) {
     if (!srq_a_) srq_a_ = *a.dev->CreateSrq(a.pd, 4096, kMaxSgePerWqe, 0);
     if (!srq_b_) srq_b_ = *b.dev->CreateSrq(b.pd, 4096, kMaxSgePerWqe, 0);
@@ -181,10 +186,9 @@ void EnginePair::Connect(const QpOptions& opt, uint32_t* qa, uint32_t* qb) {
     attr.pkey_index = 0;
     attr.port_num = 1;
     attr.qp_access_flags = opt.access;
-    ASSERT_TRUE(s.h->dev
-                    ->ModifyQp(s.qpn, attr,
-                               IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)
-                    .ok());
+    absl::Status init = s.h->dev->ModifyQp(
+        s.qpn, attr, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
+    if (!init.ok()) return init;
     attr = {};
     attr.qp_state = IBV_QPS_RTR;
     attr.path_mtu = opt.mtu;
@@ -198,8 +202,7 @@ void EnginePair::Connect(const QpOptions& opt, uint32_t* qa, uint32_t* qb) {
     AddressVector av = AvTo(*s.peer, opt.gid_index);
     int mask = IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN;
     if (opt.type == IBV_QPT_RC) mask |= IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
-    auto st = s.h->dev->ModifyQp(s.qpn, attr, mask, &av);
-    ASSERT_TRUE(st.ok()) << st;
+    if (absl::Status st = s.h->dev->ModifyQp(s.qpn, attr, mask, &av); !st.ok()) return st;
   }
   for (auto& s : sides) {
     ibv_qp_attr attr{};
@@ -208,13 +211,13 @@ void EnginePair::Connect(const QpOptions& opt, uint32_t* qa, uint32_t* qb) {
     attr.timeout = opt.timeout;
     attr.retry_cnt = opt.retry_cnt;
     attr.rnr_retry = opt.rnr_retry;
-    attr.max_rd_atomic = opt.rd_atomic;
+    attr.max_rd_atomic = opt.init_rd_atomic ? opt.init_rd_atomic : opt.rd_atomic;
     int mask = IBV_QP_STATE | IBV_QP_SQ_PSN;
     if (opt.type == IBV_QPT_RC)
       mask |= IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC;
-    auto st = s.h->dev->ModifyQp(s.qpn, attr, mask);
-    ASSERT_TRUE(st.ok()) << st;
+    if (absl::Status st = s.h->dev->ModifyQp(s.qpn, attr, mask); !st.ok()) return st;
   }
+  return absl::OkStatus();
 }
 
 void EnginePair::CreateUd(const QpOptions& opt, uint32_t* qa, uint32_t* qb, uint32_t* ah_ab,

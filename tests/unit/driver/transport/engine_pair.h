@@ -8,6 +8,8 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+
+#include "absl/status/status.h"
 #include <vector>
 
 #include "driver/pcap/pcap_port.h"
@@ -43,7 +45,8 @@ struct QpOptions {
   uint8_t retry_cnt = 7;
   uint8_t rnr_retry = 7;
   uint8_t min_rnr_timer = 1;  // 10 us
-  uint8_t rd_atomic = 16;
+  uint8_t rd_atomic = 16;       // max_dest_rd_atomic (and max_rd_atomic unless set below)
+  uint8_t init_rd_atomic = 0;   // max_rd_atomic; 0: rd_atomic
   int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
                IBV_ACCESS_REMOTE_ATOMIC;
   uint32_t gid_index = 0;  // 0: RoCEv2/IPv4, 1: RoCEv2/IPv6, 2: RoCEv1
@@ -73,6 +76,8 @@ class EnginePair {
 
   // Creates a QP on each host and connects them (RESET->INIT->RTR->RTS).
   void Connect(const QpOptions& opt, uint32_t* qa, uint32_t* qb);
+  // Connect, returning the first modify that fails instead of failing the test.
+  absl::Status TryConnect(const QpOptions& opt, uint32_t* qa, uint32_t* qb);
   // UD QPs on both hosts in RTS, plus an AH on each towards the other.
   void CreateUd(const QpOptions& opt, uint32_t* qa, uint32_t* qb, uint32_t* ah_ab, uint32_t* ah_ba);
   uint32_t SrqOf(Host& h) { return &h == &a ? srq_a_ : srq_b_; }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "gmock/gmock.h"
 #include "tests/unit/driver/transport/engine_pair.h"
 
 namespace vrdma::testing {
@@ -62,6 +63,45 @@ TEST(ProtocolTest, MaxRdAtomicBoundsOutstandingReads) {
   ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 16, &wc));
   for (const ibv_wc& c : wc) EXPECT_EQ(c.status, IBV_WC_SUCCESS);
   EXPECT_EQ(0, std::memcmp(pair.a.at(100000), pair.b.at(0), 64 * 1024));
+}
+
+// ibv_query_device(3): max_qp_init_rd_atom bounds max_rd_atomic (the initiator's
+// depth, rdma_rxe's 128), max_qp_rd_atom bounds max_dest_rd_atomic (responder
+// resources, 16). perftest gives max_rd_atomic the peer's max_qp_rd_atom: against rxe,
+// 128.
+TEST(ProtocolTest, InitiatorDepthIsRxesResponderResourcesSixteen) {
+  EnginePair pair;
+  ibv_device_attr attr{};
+  pair.a.dev->QueryDevice(&attr);
+  EXPECT_EQ(attr.max_qp_init_rd_atom, 128);
+  EXPECT_EQ(attr.max_qp_rd_atom, 16);
+  uint32_t qa, qb;
+  QpOptions bad;
+  bad.rd_atomic = 17;  // responder resources above the limit
+  absl::Status st = pair.TryConnect(bad, &qa, &qb);
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr("max_dest_rd_atomic"));
+  bad.rd_atomic = 16;
+  bad.init_rd_atomic = 129;
+  st = pair.TryConnect(bad, &qa, &qb);
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr("max_rd_atomic"));
+
+  QpOptions opt;
+  opt.init_rd_atomic = 128;
+  pair.Connect(opt, &qa, &qb);
+  FillPattern(pair.b.at(0), 64 * 1024, 5);
+  for (int i = 0; i < 64; ++i) {
+    SendWr w = MakeSend(i, i % 2 ? IBV_WR_RDMA_READ : IBV_WR_ATOMIC_FETCH_AND_ADD, pair.a,
+                        100000 + 1024 * i, i % 2 ? 1024 : 8);
+    w.remote_addr = pair.b.va(1024 * i);
+    w.rkey = pair.b.mr.rkey;
+    w.compare_add = 1;
+    ASSERT_TRUE(pair.a.dev->PostSend(qa, w).ok());
+  }
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 64, &wc));
+  for (const ibv_wc& c : wc) EXPECT_EQ(c.status, IBV_WC_SUCCESS);
 }
 
 TEST(ProtocolTest, SrqLimitEventFiresOnceWhenArmed) {

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The VFIO path, for real: a QEMU guest (Debian's kernel, an emulated Intel IOMMU) whose
+# emulated Intel NIC (e1000e, 8086:10d3) starts on the kernel's e1000e driver;
+# `vrdmactl pci bind` hands it to vfio-pci, vrdmad drives it through DPDK's
+# net_e1000_em PMD (`--pdev pg,pci=BDF,kernel=vrd0`) on 2 MiB hugepages, and the guest
+# kernel reaches the wire through the exception path (vrd0). Then unmodified
+# ibverbs-utils and perftest run between a vdev in the guest (server) and a vdev on this
+# machine (client, vrdmad on an AF_PACKET port on the NIC's tap), data checked; at the
+# end `vrdmactl pci unbind` gives the NIC back to e1000e.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+: "${VRDMA_BUILD:?set VRDMA_BUILD to the meson build directory}"
+VRDMA_BUILD="$(cd "$VRDMA_BUILD" && pwd)"
+source "$HERE/guest.sh"
+VRDMAD="$VRDMA_BUILD/apps/vrdmad"
+VRDMACTL="$VRDMA_BUILD/apps/vrdmactl"
+VRDMA_RUN="$VRDMA_BUILD/apps/vrdma-run"
+NS="vrdvf$$"
+WORK="$(mktemp -d /tmp/vrdma-vf.XXXXXX)"
+chmod 777 "$WORK"
+export VRDMA_SOCKET="$WORK/vrdmad.sock"
+VM_PID="" DAEMON_PID=""
+PASSES=0 FAILURES=0
+pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
+fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
+cleanup() {
+  [[ -n "$DAEMON_PID" ]] && kill -TERM "$DAEMON_PID" 2>/dev/null || true
+  [[ -n "$VM_PID" ]] && kill -KILL "$VM_PID" 2>/dev/null || true
+  ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+  [[ "${KEEP_WORK:-0}" == 1 ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap "exit 143" TERM INT
+
+BDF=0000:00:03.0
+# The guest is the server of every case (its vdev on the NIC it drives through VFIO).
+# Path MTU 1024: the NIC runs at Ethernet MTU 1500.
+cat >"$WORK/cases" <<'CASES'
+rc_pingpong guest 4 ibv_rc_pingpong -c -s 4096 -n 100 -m 1024
+ud_pingpong guest 4 ibv_ud_pingpong -c -s 1024 -n 100
+send_bw guest 4 ib_send_bw -s 4096 -n 200
+write_bw guest 4 ib_write_bw -s 65536 -n 200
+read_bw guest 4 ib_read_bw -s 65536 -n 100
+atomic_fa guest 4 ib_atomic_bw -A FETCH_AND_ADD -n 100
+CASES
+
+cat >"$WORK/guest-run.sh" <<'GUEST'
+#!/bin/bash
+exec >/mnt/guest.log 2>&1
+KDIR=$(sed -n 's/.*vrdma_kdir=\([^ ]*\).*/\1/p' /proc/cmdline)
+KVER=$(sed -n 's/.*vrdma_kver=\([^ ]*\).*/\1/p' /proc/cmdline)
+B=@BUILD@
+BDF=@BDF@
+step() { echo "step $* at $(cut -d' ' -f1 /proc/uptime) s"; }
+for m in e1000e vfio-pci vfio_iommu_type1; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
+for _ in $(seq 50); do [[ -e /sys/bus/pci/devices/$BDF/driver ]] && break; sleep 0.1; done
+step "modules loaded; iommu groups: $(ls /sys/kernel/iommu_groups | wc -l)"
+echo "driver_before=$(basename "$(readlink /sys/bus/pci/devices/$BDF/driver)")" >/mnt/state
+ip link set lo up
+$B/apps/vrdmactl pci bind $BDF >/mnt/bind.out 2>&1
+echo "bind_rc=$?" >>/mnt/state
+echo "driver_bound=$(basename "$(readlink /sys/bus/pci/devices/$BDF/driver)")" >>/mnt/state
+echo "vfio_dev=$(ls /dev/vfio | grep -v vfio | head -1)" >>/mnt/state
+echo 256 >/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+mkdir -p /dev/hugepages
+mount -t hugetlbfs nodev /dev/hugepages
+step "bound; hugepages $(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages)"
+export VRDMA_SOCKET=/tmp/g.sock
+$B/apps/vrdmad -l 0 --file-prefix vg -a $BDF --no-telemetry -- --socket $VRDMA_SOCKET \
+  --pdev pg,pci=$BDF,kernel=vrd0 >/mnt/vrdmad-guest.log 2>&1 &
+VRDMAD_PID=$!
+for _ in $(seq 600); do [[ -S $VRDMA_SOCKET ]] && break; sleep 0.1; done
+step "vrdmad up"
+ip link set vrd0 up
+ip addr add 10.80.0.2/24 dev vrd0
+$B/apps/vrdmactl dev add vdev_g pdev pg netdev vrd0
+$B/apps/vrdmactl pdev show >>/mnt/state
+G4=$($B/apps/vrdmactl dev show vdev_g | awk '$1 == "gid" && $3 == "::ffff:10.80.0.2" && $4 == "RoCEv2" {print $2}')
+echo "guest_gid=$G4" >>/mnt/state
+ping -c 2 -W 5 10.80.0.1 >/mnt/ping.out 2>&1 && echo "ping=ok" >>/mnt/state
+touch /mnt/ready
+CASES=/mnt/cases
+source @HERE@/run_side.sh
+run_side guest "$B/apps/vrdma-run -d vdev_g --" "$G4" "" 10.80.0.1 /mnt
+$B/apps/vrdmactl stat show pg >>/mnt/state
+kill -TERM $VRDMAD_PID
+wait $VRDMAD_PID
+$B/apps/vrdmactl pci unbind $BDF >/mnt/unbind.out 2>&1
+echo "unbind_rc=$?" >>/mnt/state
+for _ in $(seq 50); do [[ -e /sys/bus/pci/devices/$BDF/driver ]] && break; sleep 0.1; done
+echo "driver_after=$(basename "$(readlink /sys/bus/pci/devices/$BDF/driver)")" >>/mnt/state
+touch /mnt/guest-done
+echo o >/proc/sysrq-trigger
+GUEST
+sed -i -e "s|@HERE@|$HERE|" -e "s|@BUILD@|$VRDMA_BUILD|" -e "s|@BDF@|$BDF|" "$WORK/guest-run.sh"
+chmod +x "$WORK/guest-run.sh"
+
+vm_kernel
+vm_initramfs
+
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+t0=$(date +%s)
+NIC=$(vm_tap_nic n1 vftap e1000e 52:54:00:76:72:10 bus=pcie.0 addr=0x3)
+# An emulated IOMMU with interrupt remapping (vfio-pci needs it), as on a real host.
+ip netns exec "$NS" env VM_MACHINE=q35,kernel-irqchip=split VM_APPEND="intel_iommu=on" VM_SMP=2 \
+  bash -c "source '$HERE/guest.sh'; KVER=$KVER; vm_start '$WORK' -device intel-iommu,intremap=on $NIC; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
+for _ in $(seq 100); do ip -n "$NS" link show vftap >/dev/null 2>&1 && break; sleep 0.1; done
+VM_PID=$(cat "$WORK/vm.pid" 2>/dev/null || true)
+ip -n "$NS" link set vftap up
+ip -n "$NS" addr add 10.80.0.1/24 dev vftap
+ip netns exec "$NS" "$VRDMAD" -l 1 --no-huge -m 512 --no-pci --no-telemetry --file-prefix "$NS" -- \
+  --socket "$VRDMA_SOCKET" --pdev "ph,iface=vftap,type=af_packet" >"$WORK/vrdmad.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 100); do [[ -S "$VRDMA_SOCKET" ]] && break; sleep 0.05; done
+ip netns exec "$NS" "$VRDMACTL" dev add vdev_h pdev ph netdev vftap >/dev/null
+H4=$(ip netns exec "$NS" "$VRDMACTL" dev show vdev_h | awk '$1 == "gid" && $3 == "::ffff:10.80.0.1" && $4 == "RoCEv2" {print $2}')
+
+for _ in $(seq 1500); do [[ -f "$WORK/ready" ]] && break; kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.2; done
+state() { sed -n "s/^$1=//p" "$WORK/state" 2>/dev/null | head -1; }
+if [[ ! -f "$WORK/ready" ]]; then
+  fail "guest did not come up"
+  tail -20 "$WORK/console.log" "$WORK/guest.log" "$WORK/bind.out" "$WORK/vrdmad-guest.log" 2>/dev/null
+  exit 1
+fi
+echo "    guest ready in $(($(date +%s) - t0)) s; $(grep '^step' "$WORK/guest.log" | tr '\n' ';')"
+if [[ $(state driver_before) == e1000e && $(state bind_rc) == 0 && $(state driver_bound) == vfio-pci && -n $(state vfio_dev) ]]; then
+  pass "vrdmactl pci bind: e1000e -> vfio-pci, /dev/vfio/$(state vfio_dev)"
+else
+  fail "pci bind"; cat "$WORK/state" "$WORK/bind.out"
+fi
+if grep -q "pg" "$WORK/state" && grep -q "pci" "$WORK/state"; then
+  pass "vrdmad drives $BDF through vfio-pci (net_e1000_em)"
+else
+  fail "vrdmad on the PCI port"; tail -20 "$WORK/vrdmad-guest.log"
+fi
+if [[ $(state ping) == ok ]]; then pass "the guest kernel pings this host through the exception path"; else fail "ping from vrd0"; cat "$WORK/ping.out"; fi
+
+CASES="$WORK/cases"
+source "$HERE/run_side.sh"
+run_side host "ip netns exec $NS $VRDMA_RUN -d vdev_h --" "$H4" "" 10.80.0.2 "$WORK"
+for _ in $(seq 300); do [[ -f "$WORK/guest-done" ]] && break; kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.2; done
+
+while read -r name server v cmd; do
+  h="$WORK/$name.host" g="$WORK/$name.guest"
+  ok=1
+  grep -q "^rc=0" "$h" 2>/dev/null || ok=0
+  grep -q "^rc=0" "$g" 2>/dev/null || ok=0
+  if [[ $cmd == ibv_* ]]; then
+    grep -q "iters in" "$h" && grep -q "iters in" "$g" || ok=0
+  else
+    grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$h" 2>/dev/null || ok=0
+  fi
+  if [[ $ok == 1 ]]; then
+    pass "$name (host vdev client <-> guest vdev on vfio-pci e1000e)"
+  else
+    fail "$name"; tail -n 6 "$h" "$g" 2>/dev/null | sed 's/^/    /'
+  fi
+done <"$WORK/cases"
+grep "^pdev pg" "$WORK/state" | tr ' ' '\n' | paste -sd' ' | cut -c1-200 | sed 's/^/    /'
+if [[ $(state unbind_rc) == 0 && $(state driver_after) == e1000e ]]; then
+  pass "vrdmactl pci unbind gives the NIC back to e1000e"
+else
+  fail "pci unbind"; cat "$WORK/unbind.out" 2>/dev/null
+fi
+echo "$PASSES passed, $FAILURES failed"
+[[ $FAILURES == 0 ]]
