@@ -49,6 +49,15 @@ atomic_fa_v4_gs guest 4 ib_atomic_bw -A FETCH_AND_ADD -n 200
 atomic_cs_v4_hs host 4 ib_atomic_bw -A CMP_AND_SWAP -n 200
 write_lat_mtu1024_v4_gs guest 4 ib_write_lat -s 4096 -n 200 -m 1024
 CASES
+# The data checker (WRITE, READ, FETCH_AND_ADD, CMP_AND_SWAP and SEND, every byte and
+# value checked by both ends), both ways, IPv4 and IPv6, MTU 1024 and 4096.
+XFER="$VRDMA_BUILD/tests/integration/xfer_check"
+cat >>"$WORK/cases" <<CASES
+xfer_mtu1024_v4_gs guest 4 $XFER -m 1024 -s 1048576
+xfer_mtu4096_v4_hs host 4 $XFER -m 4096 -s 1048576
+xfer_mtu4096_v6_gs guest 6 $XFER -m 4096 -s 1048576
+xfer_mtu1024_v6_hs host 6 $XFER -m 1024 -s 1048576
+CASES
 # RXE_CASES (a regular expression) runs only the cases it matches.
 if [[ -n "${RXE_CASES:-}" ]]; then
   grep -E "^(${RXE_CASES}) " "$WORK/cases" >"$WORK/cases.sel" || true
@@ -134,7 +143,8 @@ run_side host "ip netns exec $NS $VRDMA_RUN -d vdev_h --" "$H4" "$H6" 10.79.0.2 
 for _ in $(seq 300); do [[ -f "$WORK/guest-done" ]] && break; sleep 0.2; done
 
 # Both sides must exit 0; pingpongs print the summary only when every receive completed
-# and -c checked every byte; perftest prints its result row.
+# and -c checked every byte; xfer_check says OK only when both ends found every byte
+# and value right; perftest prints its result row.
 while read -r name server v cmd; do
   h="$WORK/$name.host" g="$WORK/$name.guest"
   ok=1
@@ -142,6 +152,8 @@ while read -r name server v cmd; do
   grep -q "^rc=0" "$g" 2>/dev/null || ok=0
   if [[ $cmd == ibv_* ]]; then
     grep -q "iters in" "$h" && grep -q "iters in" "$g" || ok=0
+  elif [[ $cmd == */xfer_check* ]]; then
+    grep -q "^xfer_check OK" "$h" && grep -q "^xfer_check OK" "$g" || ok=0
   else
     grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$h" 2>/dev/null || grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$g" 2>/dev/null || ok=0
   fi

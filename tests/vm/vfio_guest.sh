@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 trap "exit 143" TERM INT
 
-BDF=0000:00:03.0
+BDF=0000:00:07.0
 # The guest is the server of every case (its vdev on the NIC it drives through VFIO).
 # Path MTU 1024: the NIC runs at Ethernet MTU 1500.
 cat >"$WORK/cases" <<'CASES'
@@ -44,6 +44,8 @@ write_bw guest 4 ib_write_bw -s 65536 -n 200
 read_bw guest 4 ib_read_bw -s 65536 -n 100
 atomic_fa guest 4 ib_atomic_bw -A FETCH_AND_ADD -n 100
 CASES
+XFER="$VRDMA_BUILD/tests/integration/xfer_check"
+echo "xfer guest 4 $XFER -m 1024 -s 262144" >>"$WORK/cases"
 
 cat >"$WORK/guest-run.sh" <<'GUEST'
 #!/bin/bash
@@ -53,7 +55,7 @@ KVER=$(sed -n 's/.*vrdma_kver=\([^ ]*\).*/\1/p' /proc/cmdline)
 B=@BUILD@
 BDF=@BDF@
 step() { echo "step $* at $(cut -d' ' -f1 /proc/uptime) s"; }
-for m in e1000e vfio-pci vfio_iommu_type1; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
+for m in e1000e vfio-pci vfio_iommu_type1 tun; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
 for _ in $(seq 50); do [[ -e /sys/bus/pci/devices/$BDF/driver ]] && break; sleep 0.1; done
 step "modules loaded; iommu groups: $(ls /sys/kernel/iommu_groups | wc -l)"
 echo "driver_before=$(basename "$(readlink /sys/bus/pci/devices/$BDF/driver)")" >/mnt/state
@@ -102,7 +104,7 @@ vm_initramfs
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 t0=$(date +%s)
-NIC=$(vm_tap_nic n1 vftap e1000e 52:54:00:76:72:10 bus=pcie.0 addr=0x3)
+NIC=$(vm_tap_nic n1 vftap e1000e 52:54:00:76:72:10 bus=pcie.0 addr=0x7)
 # An emulated IOMMU with interrupt remapping (vfio-pci needs it), as on a real host.
 ip netns exec "$NS" env VM_MACHINE=q35,kernel-irqchip=split VM_APPEND="intel_iommu=on" VM_SMP=2 \
   bash -c "source '$HERE/guest.sh'; KVER=$KVER; vm_start '$WORK' -device intel-iommu,intremap=on $NIC; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
@@ -149,6 +151,8 @@ while read -r name server v cmd; do
   grep -q "^rc=0" "$g" 2>/dev/null || ok=0
   if [[ $cmd == ibv_* ]]; then
     grep -q "iters in" "$h" && grep -q "iters in" "$g" || ok=0
+  elif [[ $cmd == */xfer_check* ]]; then
+    grep -q "^xfer_check OK" "$h" && grep -q "^xfer_check OK" "$g" || ok=0
   else
     grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$h" 2>/dev/null || ok=0
   fi
