@@ -82,6 +82,23 @@ void Post(ibv_qp* qp, ibv_send_wr* wr) {
   if (ibv_post_send(qp, wr, &bad)) Die("ibv_post_send");
 }
 
+// One atomic on the peer's word at `addr`; the original value lands in `sge`.
+void RunAtomic(ibv_qp* qp, ibv_cq* cq, ibv_sge* sge, ibv_wr_opcode op, uint64_t addr, uint32_t rkey,
+               uint64_t compare_add, uint64_t swap) {
+  ibv_send_wr at{};
+  at.wr_id = op;
+  at.sg_list = sge;
+  at.num_sge = 1;
+  at.opcode = op;
+  at.send_flags = IBV_SEND_SIGNALED;
+  at.wr.atomic.remote_addr = addr;
+  at.wr.atomic.rkey = rkey;
+  at.wr.atomic.compare_add = compare_add;
+  at.wr.atomic.swap = swap;
+  Post(qp, &at);
+  WaitCompletion(cq);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -298,17 +315,8 @@ int main(int argc, char** argv) {
     uint64_t expect = kCounterStart;
     ibv_sge asge{reinterpret_cast<uintptr_t>(counter), 8, mr->lkey};
     for (int k = 1; k <= kAdds; ++k) {
-      ibv_send_wr at{};
-      at.wr_id = 10 + k;
-      at.sg_list = &asge;
-      at.num_sge = 1;
-      at.opcode = IBV_WR_ATOMIC_FETCH_AND_ADD;
-      at.send_flags = IBV_SEND_SIGNALED;
-      at.wr.atomic.remote_addr = peer.addr + 2 * size;
-      at.wr.atomic.rkey = peer.rkey;
-      at.wr.atomic.compare_add = static_cast<uint64_t>(k);
-      Post(qp, &at);
-      WaitCompletion(cq);
+      RunAtomic(qp, cq, &asge, IBV_WR_ATOMIC_FETCH_AND_ADD, peer.addr + 2 * size, peer.rkey,
+                static_cast<uint64_t>(k), 0);
       if (*counter != expect) {
         std::printf("fetch-add %d returned 0x%llx, not 0x%llx\n", k,
                     static_cast<unsigned long long>(*counter),
@@ -319,18 +327,8 @@ int main(int argc, char** argv) {
     }
     // A compare that matches swaps; one that does not leaves the word and returns it.
     for (int k = 0; k < 2; ++k) {
-      ibv_send_wr at{};
-      at.wr_id = 30 + k;
-      at.sg_list = &asge;
-      at.num_sge = 1;
-      at.opcode = IBV_WR_ATOMIC_CMP_AND_SWP;
-      at.send_flags = IBV_SEND_SIGNALED;
-      at.wr.atomic.remote_addr = peer.addr + 2 * size + 8;
-      at.wr.atomic.rkey = peer.rkey;
-      at.wr.atomic.compare_add = k == 0 ? kSwapOld : 0xdead;
-      at.wr.atomic.swap = k == 0 ? kSwapNew : 0xbeef;
-      Post(qp, &at);
-      WaitCompletion(cq);
+      RunAtomic(qp, cq, &asge, IBV_WR_ATOMIC_CMP_AND_SWP, peer.addr + 2 * size + 8, peer.rkey,
+                k == 0 ? kSwapOld : 0xdead, k == 0 ? kSwapNew : 0xbeef);
       uint64_t want = k == 0 ? kSwapOld : kSwapNew;
       if (*counter != want) {
         std::printf("compare-swap %d returned 0x%llx, not 0x%llx\n", k,

@@ -3,32 +3,13 @@
 # on a tap) against rxe0 in a QEMU guest running Debian's kernel. Unmodified
 # ibverbs-utils and perftest, each side as server and as client: RC SEND (pingpong -c),
 # RC WRITE/READ/SEND/ATOMIC (perftest), UD SEND, over RoCEv2 IPv4 and IPv6, path MTU
-# 1024 and 4096, every pingpong byte checked. The kernel is the reference: a case that
-# fails is a vrdma bug to find, not a tolerance to add.
+# 1024 and 4096; xfer_check checks every byte and atomic value of WRITE, READ, ATOMIC
+# and SEND at both ends. The kernel is the reference: a case that fails is a vrdma bug
+# to find, not a tolerance to add.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-: "${VRDMA_BUILD:?set VRDMA_BUILD to the meson build directory}"
-source "$HERE/guest.sh"
-VRDMAD="$VRDMA_BUILD/apps/vrdmad"
-VRDMACTL="$VRDMA_BUILD/apps/vrdmactl"
-VRDMA_RUN="$VRDMA_BUILD/apps/vrdma-run"
-NS="vrdvm$$"
-WORK="$(mktemp -d /tmp/vrdma-vm.XXXXXX)"
-chmod 777 "$WORK"
-export VRDMA_SOCKET="$WORK/vrdmad.sock"
-VM_PID="" DAEMON_PID=""
-PASSES=0 FAILURES=0
-pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
-fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
-cleanup() {
-  [[ -n "$DAEMON_PID" ]] && kill -TERM "$DAEMON_PID" 2>/dev/null || true
-  [[ -n "$VM_PID" ]] && kill -KILL "$VM_PID" 2>/dev/null || true
-  ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
-  [[ "${KEEP_WORK:-0}" == 1 ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap "exit 143" TERM INT
+source "$HERE/harness.sh"
+vm_test_init vm
 
 # The cases, run in this order by both sides: NAME SERVER(host|guest) V(4|6) COMMAND...
 # (each side adds its own device and GID index; the client adds the server's address).
@@ -51,7 +32,6 @@ write_lat_mtu1024_v4_gs guest 4 ib_write_lat -s 4096 -n 200 -m 1024
 CASES
 # The data checker (WRITE, READ, FETCH_AND_ADD, CMP_AND_SWAP and SEND, every byte and
 # value checked by both ends), both ways, IPv4 and IPv6, MTU 1024 and 4096.
-XFER="$VRDMA_BUILD/tests/integration/xfer_check"
 cat >>"$WORK/cases" <<CASES
 xfer_mtu1024_v4_gs guest 4 $XFER -m 1024 -s 1048576
 xfer_mtu4096_v4_hs host 4 $XFER -m 4096 -s 1048576
@@ -112,8 +92,6 @@ vm_kernel
 vm_initramfs
 
 # The host: a namespace holding the guest's tap, vrdmad on it, vdev_h.
-ip netns add "$NS"
-ip -n "$NS" link set lo up
 t0=$(date +%s)
 NIC=$(vm_tap_nic n0 vmtap virtio-net-pci 52:54:00:76:72:01 host_mtu=9000)
 ip netns exec "$NS" bash -c "source '$HERE/guest.sh'; KVER=$KVER; vm_start '$WORK' $NIC; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
@@ -142,27 +120,7 @@ source "$HERE/run_side.sh"
 run_side host "ip netns exec $NS $VRDMA_RUN -d vdev_h --" "$H4" "$H6" 10.79.0.2 "$WORK"
 for _ in $(seq 300); do [[ -f "$WORK/guest-done" ]] && break; sleep 0.2; done
 
-# Both sides must exit 0; pingpongs print the summary only when every receive completed
-# and -c checked every byte; xfer_check says OK only when both ends found every byte
-# and value right; perftest prints its result row.
-while read -r name server v cmd; do
-  h="$WORK/$name.host" g="$WORK/$name.guest"
-  ok=1
-  grep -q "^rc=0" "$h" 2>/dev/null || ok=0
-  grep -q "^rc=0" "$g" 2>/dev/null || ok=0
-  if [[ $cmd == ibv_* ]]; then
-    grep -q "iters in" "$h" && grep -q "iters in" "$g" || ok=0
-  elif [[ $cmd == */xfer_check* ]]; then
-    grep -q "^xfer_check OK" "$h" && grep -q "^xfer_check OK" "$g" || ok=0
-  else
-    grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$h" 2>/dev/null || grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$g" 2>/dev/null || ok=0
-  fi
-  if [[ $ok == 1 ]]; then
-    pass "$name (vrdma vdev <-> rdma_rxe, $server is server)"
-  else
-    fail "$name"; tail -n 4 "$h" "$g" 2>/dev/null | sed 's/^/    /'
-  fi
-done <"$WORK/cases"
+judge_cases "vrdma vdev <-> rdma_rxe"
 echo "    $(ip netns exec "$NS" "$VRDMACTL" stat show | head -1 | tr ' ' '\n' | grep -A1 -E 'rx_malformed|rx_not_for_us|retransmits' | paste -sd' ')"
 echo "$PASSES passed, $FAILURES failed"
 [[ $FAILURES == 0 ]]

@@ -9,29 +9,8 @@
 # end `vrdmactl pci unbind` gives the NIC back to e1000e.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-: "${VRDMA_BUILD:?set VRDMA_BUILD to the meson build directory}"
-VRDMA_BUILD="$(cd "$VRDMA_BUILD" && pwd)"
-source "$HERE/guest.sh"
-VRDMAD="$VRDMA_BUILD/apps/vrdmad"
-VRDMACTL="$VRDMA_BUILD/apps/vrdmactl"
-VRDMA_RUN="$VRDMA_BUILD/apps/vrdma-run"
-NS="vrdvf$$"
-WORK="$(mktemp -d /tmp/vrdma-vf.XXXXXX)"
-chmod 777 "$WORK"
-export VRDMA_SOCKET="$WORK/vrdmad.sock"
-VM_PID="" DAEMON_PID=""
-PASSES=0 FAILURES=0
-pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
-fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
-cleanup() {
-  [[ -n "$DAEMON_PID" ]] && kill -TERM "$DAEMON_PID" 2>/dev/null || true
-  [[ -n "$VM_PID" ]] && kill -KILL "$VM_PID" 2>/dev/null || true
-  ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
-  [[ "${KEEP_WORK:-0}" == 1 ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap "exit 143" TERM INT
+source "$HERE/harness.sh"
+vm_test_init vf
 
 BDF=0000:00:07.0
 # The guest is the server of every case (its vdev on the NIC it drives through VFIO).
@@ -44,7 +23,6 @@ write_bw guest 4 ib_write_bw -s 65536 -n 200
 read_bw guest 4 ib_read_bw -s 65536 -n 100
 atomic_fa guest 4 ib_atomic_bw -A FETCH_AND_ADD -n 100
 CASES
-XFER="$VRDMA_BUILD/tests/integration/xfer_check"
 echo "xfer guest 4 $XFER -m 1024 -s 262144" >>"$WORK/cases"
 
 cat >"$WORK/guest-run.sh" <<'GUEST'
@@ -101,8 +79,6 @@ chmod +x "$WORK/guest-run.sh"
 vm_kernel
 vm_initramfs
 
-ip netns add "$NS"
-ip -n "$NS" link set lo up
 t0=$(date +%s)
 NIC=$(vm_tap_nic n1 vftap e1000e 52:54:00:76:72:10 bus=pcie.0 addr=0x7)
 # An emulated IOMMU with interrupt remapping (vfio-pci needs it), as on a real host.
@@ -144,24 +120,7 @@ source "$HERE/run_side.sh"
 run_side host "ip netns exec $NS $VRDMA_RUN -d vdev_h --" "$H4" "" 10.80.0.2 "$WORK"
 for _ in $(seq 300); do [[ -f "$WORK/guest-done" ]] && break; kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.2; done
 
-while read -r name server v cmd; do
-  h="$WORK/$name.host" g="$WORK/$name.guest"
-  ok=1
-  grep -q "^rc=0" "$h" 2>/dev/null || ok=0
-  grep -q "^rc=0" "$g" 2>/dev/null || ok=0
-  if [[ $cmd == ibv_* ]]; then
-    grep -q "iters in" "$h" && grep -q "iters in" "$g" || ok=0
-  elif [[ $cmd == */xfer_check* ]]; then
-    grep -q "^xfer_check OK" "$h" && grep -q "^xfer_check OK" "$g" || ok=0
-  else
-    grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$h" 2>/dev/null || ok=0
-  fi
-  if [[ $ok == 1 ]]; then
-    pass "$name (host vdev client <-> guest vdev on vfio-pci e1000e)"
-  else
-    fail "$name"; tail -n 6 "$h" "$g" 2>/dev/null | sed 's/^/    /'
-  fi
-done <"$WORK/cases"
+judge_cases "host vdev <-> guest vdev on vfio-pci e1000e"
 grep "^pdev pg" "$WORK/state" | tr ' ' '\n' | paste -sd' ' | cut -c1-200 | sed 's/^/    /'
 if [[ $(state unbind_rc) == 0 && $(state driver_after) == e1000e ]]; then
   pass "vrdmactl pci unbind gives the NIC back to e1000e"

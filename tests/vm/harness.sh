@@ -1,0 +1,61 @@
+# The host side shared by the VM tests: paths, a work directory the guest shares, the
+# namespace holding the guest's taps, PASS/FAIL counting, teardown, and the verdict on
+# the cases both sides ran (run_side.sh). Sourced after `set -euo pipefail`, with HERE
+# set; vm_test_init TAG sets NS, WORK and VRDMA_SOCKET.
+: "${VRDMA_BUILD:?set VRDMA_BUILD to the meson build directory}"
+VRDMA_BUILD="$(cd "$VRDMA_BUILD" && pwd)"
+source "$HERE/guest.sh"
+VRDMAD="$VRDMA_BUILD/apps/vrdmad"
+VRDMACTL="$VRDMA_BUILD/apps/vrdmactl"
+VRDMA_RUN="$VRDMA_BUILD/apps/vrdma-run"
+XFER="$VRDMA_BUILD/tests/integration/xfer_check"
+VM_PID="" DAEMON_PID=""
+PASSES=0 FAILURES=0
+pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
+fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
+
+vm_test_init() {
+  NS="vrd$1$$"
+  WORK="$(mktemp -d "/tmp/vrdma-$1.XXXXXX")"
+  chmod 777 "$WORK"
+  export VRDMA_SOCKET="$WORK/vrdmad.sock"
+  trap vm_test_cleanup EXIT
+  trap "exit 143" TERM INT
+  ip netns add "$NS"
+  ip -n "$NS" link set lo up
+}
+
+vm_test_cleanup() {
+  [[ -n "$DAEMON_PID" ]] && kill -TERM "$DAEMON_PID" 2>/dev/null || true
+  [[ -n "$VM_PID" ]] && kill -KILL "$VM_PID" 2>/dev/null || true
+  ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+  [[ "${KEEP_WORK:-0}" == 1 ]] || rm -rf "$WORK"
+}
+
+# judge_cases LABEL: PASS or FAIL for every case in $WORK/cases. Both sides must exit 0;
+# pingpongs print the summary only when every receive completed and -c checked every
+# byte; xfer_check says OK only when both ends found every byte and value right;
+# perftest prints its result row.
+judge_cases() {
+  local label="$1" name server v cmd h g ok
+  while read -r name server v cmd; do
+    h="$WORK/$name.host" g="$WORK/$name.guest"
+    ok=1
+    grep -q "^rc=0" "$h" 2>/dev/null || ok=0
+    grep -q "^rc=0" "$g" 2>/dev/null || ok=0
+    if [[ $cmd == ibv_* ]]; then
+      grep -q "iters in" "$h" && grep -q "iters in" "$g" || ok=0
+    elif [[ $cmd == */xfer_check* ]]; then
+      grep -q "^xfer_check OK" "$h" && grep -q "^xfer_check OK" "$g" || ok=0
+    else
+      grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$h" "$g" 2>/dev/null || ok=0
+    fi
+    if [[ $ok == 1 ]]; then
+      pass "$name ($label, $server is server)"
+    else
+      fail "$name"
+      tail -n 6 "$h" "$g" 2>/dev/null | sed 's/^/    /'
+    fi
+  done <"$WORK/cases"
+}
