@@ -62,6 +62,22 @@ TEST(PortSpecTest, ErrorsNameTheProblem) {
   expect_error("p,iface=", "needs a value");
   expect_error("p,iface=a/b", "bad interface name");
   expect_error("p,pci=00:03.0,mtu=100", "not 576..9600");
+  expect_error("p,iface=eth0,type=af_xdp,kernel=k0", "kernel= is for pci= and type=af_packet");
+  expect_error("p,iface=eth0,type=tap,kernel=k0", "kernel= is for pci=");
+  expect_error("p,iface=eth0,type=af_packet,kernel=eth0", "a new TAP interface");
+  expect_error("p,pci=00:03.0,kernel=a/b", "bad interface name");
+}
+
+TEST(PortSpecTest, ExceptionPathInterface) {
+  auto s = ParsePortSpec("p,pci=00:03.0,kernel=vrd0");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->type, PortType::kPci);
+  EXPECT_EQ(s->kernel_iface, "vrd0");
+  s = ParsePortSpec("p,iface=vA,type=af_packet,kernel=kA");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->iface, "vA");
+  EXPECT_EQ(s->kernel_iface, "kA");
+  EXPECT_TRUE(ParsePortSpec("p,iface=vA,type=af_packet")->kernel_iface.empty());
 }
 
 }  // namespace
