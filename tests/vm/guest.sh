@@ -74,7 +74,10 @@ INIT
 }
 
 # vm_start WORKDIR [qemu args...]: boots the guest in the background (its console in
-# WORKDIR/console.log). The caller adds the guest's NICs, e.g. vm_tap_nic; VM_MACHINE
+# WORKDIR/console.log). VM_REPO and VM_BUILD, when set, are shared read-only as tags
+# "repo" and "build": the guest's /tmp and /run are its own tmpfs, so a checkout under
+# /tmp is not visible through the host root (guest scripts mount them with
+# vm_guest_mounts). The caller adds the guest's NICs, e.g. vm_tap_nic; VM_MACHINE
 # and VM_APPEND change the machine type and add kernel arguments; VM_SMP the vCPUs.
 # Sets VM_PID.
 vm_start() {
@@ -88,6 +91,8 @@ vm_start() {
     -append "console=ttyS0 quiet panic=-1 vrdma_kdir=$KDIR vrdma_kver=$KVER ${VM_APPEND:-}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$work",mount_tag=work,security_model=none,multidevs=remap \
+    ${VM_REPO:+-virtfs local,path="$VM_REPO",mount_tag=repo,security_model=none,readonly=on,multidevs=remap} \
+    ${VM_BUILD:+-virtfs local,path="$VM_BUILD",mount_tag=build,security_model=none,readonly=on,multidevs=remap} \
     "$@" >"$work/console.log" 2>&1 </dev/null &
   VM_PID=$!
 }
@@ -100,4 +105,15 @@ vm_tap_nic() {
   local opts=""
   (($#)) && opts=",$(IFS=,; echo "$*")"
   echo "-netdev tap,id=$id,ifname=$tap,script=no,downscript=no -device $model,netdev=$id,mac=$mac$opts"
+}
+
+# Lines for a guest script (before it uses the repository or the build): mounts the
+# repo and build shares at their host paths.
+vm_guest_mounts() {
+  local tag path
+  for tag in repo build; do
+    path=$([[ $tag == repo ]] && echo "${VM_REPO:-}" || echo "${VM_BUILD:-}")
+    [[ -n "$path" ]] || continue
+    echo "mkdir -p '$path' 2>/dev/null; mount -t 9p -o trans=virtio,version=9p2000.L,ro $tag '$path'"
+  done
 }

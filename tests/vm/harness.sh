@@ -9,6 +9,9 @@ VRDMAD="$VRDMA_BUILD/apps/vrdmad"
 VRDMACTL="$VRDMA_BUILD/apps/vrdmactl"
 VRDMA_RUN="$VRDMA_BUILD/apps/vrdma-run"
 XFER="$VRDMA_BUILD/tests/integration/xfer_check"
+# Shared into the guests at their own paths (see vm_start).
+export VM_REPO VM_BUILD="$VRDMA_BUILD"
+VM_REPO="$(cd "$HERE/../.." && pwd)"
 VM_PID="" DAEMON_PID=""
 PASSES=0 FAILURES=0
 pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
@@ -58,4 +61,17 @@ judge_cases() {
       tail -n 6 "$h" "$g" 2>/dev/null | sed 's/^/    /'
     fi
   done <"$WORK/cases"
+}
+
+# Fills a guest script's placeholders: @MOUNTS@ (the repo and build shares), @HERE@
+# (this directory), @BUILD@ (the build directory).
+vm_fill_guest_script() {
+  local f="$1" text mounts
+  mounts=$(vm_guest_mounts)
+  text=$(cat "$f")
+  text=${text//@MOUNTS@/$mounts}
+  text=${text//@HERE@/$HERE}
+  text=${text//@BUILD@/$VRDMA_BUILD}
+  printf '%s\n' "$text" >"$f"
+  chmod +x "$f"
 }

@@ -48,6 +48,7 @@ fi
 cat >"$WORK/guest-run.sh" <<'GUEST'
 #!/bin/bash
 exec >/mnt/guest.log 2>&1
+@MOUNTS@
 KDIR=$(sed -n 's/.*vrdma_kdir=\([^ ]*\).*/\1/p' /proc/cmdline)
 KVER=$(sed -n 's/.*vrdma_kver=\([^ ]*\).*/\1/p' /proc/cmdline)
 for m in crc32_generic rdma_rxe; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
@@ -84,8 +85,7 @@ run_side guest "" "$G4" "$G6" 10.79.0.1 /mnt
 touch /mnt/guest-done
 echo o >/proc/sysrq-trigger
 GUEST
-sed -i "s|@HERE@|$HERE|" "$WORK/guest-run.sh"
-chmod +x "$WORK/guest-run.sh"
+vm_fill_guest_script "$WORK/guest-run.sh"
 
 # The guest's kernel and initramfs (downloaded and built once, cached).
 vm_kernel

@@ -28,6 +28,7 @@ echo "xfer guest 4 $XFER -m 1024 -s 262144" >>"$WORK/cases"
 cat >"$WORK/guest-run.sh" <<'GUEST'
 #!/bin/bash
 exec >/mnt/guest.log 2>&1
+@MOUNTS@
 KDIR=$(sed -n 's/.*vrdma_kdir=\([^ ]*\).*/\1/p' /proc/cmdline)
 KVER=$(sed -n 's/.*vrdma_kver=\([^ ]*\).*/\1/p' /proc/cmdline)
 B=@BUILD@
@@ -73,8 +74,8 @@ echo "driver_after=$(basename "$(readlink /sys/bus/pci/devices/$BDF/driver)")" >
 touch /mnt/guest-done
 echo o >/proc/sysrq-trigger
 GUEST
-sed -i -e "s|@HERE@|$HERE|" -e "s|@BUILD@|$VRDMA_BUILD|" -e "s|@BDF@|$BDF|" "$WORK/guest-run.sh"
-chmod +x "$WORK/guest-run.sh"
+sed -i "s|@BDF@|$BDF|" "$WORK/guest-run.sh"
+vm_fill_guest_script "$WORK/guest-run.sh"
 
 vm_kernel
 vm_initramfs
