@@ -1,14 +1,16 @@
 #include "driver/port/exception_port.h"
 
+#include "driver/wire/headers.h"
+
 namespace vrdma {
 namespace {
 
-constexpr uint16_t kEtherVlan = 0x8100;
-constexpr uint16_t kEtherIpv4 = 0x0800;
-constexpr uint16_t kEtherIpv6 = 0x86dd;
-constexpr uint16_t kEtherRoceV1 = 0x8915;
+using wire::kEtherTypeIpv4;
+using wire::kEtherTypeIpv6;
+using wire::kEtherTypeRoceV1;
+using wire::kEtherTypeVlan;
+using wire::kRoceV2UdpPort;
 constexpr uint8_t kIpProtoUdp = 17;
-constexpr uint16_t kRoceV2Port = 4791;
 
 uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 
@@ -19,13 +21,13 @@ bool IsRoceFrame(const uint8_t* frame, uint32_t len) {
   if (len < off + 2) return false;
   uint16_t type = Be16(frame + off);
   off += 2;
-  if (type == kEtherVlan) {
+  if (type == kEtherTypeVlan) {
     if (len < off + 4) return false;
     type = Be16(frame + off + 2);
     off += 4;
   }
-  if (type == kEtherRoceV1) return true;
-  if (type == kEtherIpv4) {
+  if (type == kEtherTypeRoceV1) return true;
+  if (type == kEtherTypeIpv4) {
     if (len < off + 20) return false;
     const uint8_t* ip = frame + off;
     uint32_t ihl = (ip[0] & 0x0f) * 4u;
@@ -34,13 +36,13 @@ bool IsRoceFrame(const uint8_t* frame, uint32_t len) {
       return false;
     }
     if (len < off + ihl + 4) return false;
-    return Be16(ip + ihl + 2) == kRoceV2Port;
+    return Be16(ip + ihl + 2) == kRoceV2UdpPort;
   }
-  if (type == kEtherIpv6) {
+  if (type == kEtherTypeIpv6) {
     // RoCEv2 puts UDP right after the fixed header (no extension headers).
     if (len < off + 40 + 4) return false;
     const uint8_t* ip = frame + off;
-    return (ip[0] >> 4) == 6 && ip[6] == kIpProtoUdp && Be16(ip + 40 + 2) == kRoceV2Port;
+    return (ip[0] >> 4) == 6 && ip[6] == kIpProtoUdp && Be16(ip + 40 + 2) == kRoceV2UdpPort;
   }
   return false;
 }
