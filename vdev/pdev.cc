@@ -75,7 +75,7 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
     absl::StatusOr<std::unique_ptr<vfio::EthPort>> kernel = vfio::EthPort::Open(tap, pdev->pool);
     if (!kernel.ok()) return kernel.status();
     // The kernel's frames must fit the wire's: its interface gets the port's MTU.
-    if (absl::Status st = (*kernel)->SetMtu(wire_mtu); !st.ok()) return st;
+    if (absl::Status st = (*kernel)->SetTapMtu(wire_mtu); !st.ok()) return st;
     pdev->kernel_port = std::make_unique<EthdevPort>(std::move(*kernel));
     pdev->exception_port = std::make_unique<ExceptionPort>(below, pdev->kernel_port.get());
     below = pdev->exception_port.get();

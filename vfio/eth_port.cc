@@ -164,25 +164,20 @@ absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte
   return port;
 }
 
-absl::Status EthPort::SetMtu(uint32_t mtu) {
-  if (spec_.type == PortType::kTap) {
-    // DPDK's TAP PMD caps its MTU at 1500, yet reads whole frames into mbufs of the
-    // pool's size: the kernel interface takes the MTU directly.
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
-    ifreq ifr{};
-    std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", spec_.iface.c_str());
-    ifr.ifr_mtu = static_cast<int>(mtu);
-    int rc = ioctl(fd, SIOCSIFMTU, &ifr);
-    int err = errno;
-    close(fd);
-    if (rc != 0) {
-      return absl::InternalError(absl::StrCat("set the MTU of ", spec_.iface, " to ", mtu, ": ", strerror(err)));
-    }
-    return absl::OkStatus();
+absl::Status EthPort::SetTapMtu(uint32_t mtu) {
+  if (spec_.type != PortType::kTap) {
+    return absl::FailedPreconditionError(absl::StrCat(name_, " is not a TAP port"));
   }
-  if (int r = rte_eth_dev_set_mtu(port_id_, static_cast<uint16_t>(mtu)); r != 0) {
-    return absl::InternalError(PortError(absl::StrCat("set the MTU of ", name_, " to ", mtu), r));
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", spec_.iface.c_str());
+  ifr.ifr_mtu = static_cast<int>(mtu);
+  int rc = ioctl(fd, SIOCSIFMTU, &ifr);
+  int err = errno;
+  close(fd);
+  if (rc != 0) {
+    return absl::InternalError(absl::StrCat("set the MTU of ", spec_.iface, " to ", mtu, ": ", strerror(err)));
   }
   return absl::OkStatus();
 }

@@ -42,8 +42,9 @@ class EthPort {
   uint32_t max_frame() const { return max_frame_; }
   // The largest IP packet (Ethernet MTU) the port moves in one frame, VLAN tag allowed.
   uint32_t max_mtu() const { return max_frame_ - 18; }
-  // Sets the port's MTU (a TAP port: its kernel interface's).
-  absl::Status SetMtu(uint32_t mtu);
+  // A TAP port: sets its kernel interface's MTU. DPDK's TAP PMD caps its own MTU at
+  // 1500, yet reads whole frames into mbufs of the pool's size.
+  absl::Status SetTapMtu(uint32_t mtu);
 
   // A descriptor that becomes readable when a RoCE frame arrives while armed; -1 when
   // the port has none (the owner then sleeps in short ticks).

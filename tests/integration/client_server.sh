@@ -24,8 +24,8 @@ client_server() {
   local src=0
   wait "$spid" || src=$?
   # A caller may name a function that accepts one precise server failure (see
-  # two_host_faults.sh); it is told both outputs.
-  # It has checked what the client's output must show: the server's is incomplete.
+  # two_host_faults.sh): told both outputs, it checks what the client's must show, as
+  # the server's is incomplete.
   if [[ $crc -eq 0 && $src -ne 0 && -n "${SERVER_FAILURE_OK:-}" ]] && "$SERVER_FAILURE_OK" "$srv" "$cli"; then
     pass "$name ($SERVER_FAILURE_OK)"
     return 0

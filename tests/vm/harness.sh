@@ -39,11 +39,13 @@ vm_test_cleanup() {
 # judge_cases LABEL: PASS or FAIL for every case in $WORK/cases. Both sides must exit 0;
 # pingpongs print the summary only when every receive completed and -c checked every
 # byte; xfer_check says OK only when both ends found every byte and value right;
-# perftest prints its result row.
+# perftest's client prints its result row.
 judge_cases() {
   local label="$1" name server v cmd h g ok
   while read -r name server v cmd; do
     h="$WORK/$name.host" g="$WORK/$name.guest"
+    local client=$h
+    [[ $server == host ]] && client=$g
     ok=1
     grep -q "^rc=0" "$h" 2>/dev/null || ok=0
     grep -q "^rc=0" "$g" 2>/dev/null || ok=0
@@ -52,7 +54,7 @@ judge_cases() {
     elif [[ $cmd == */xfer_check* ]]; then
       grep -q "^xfer_check OK" "$h" && grep -q "^xfer_check OK" "$g" || ok=0
     else
-      grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$h" "$g" 2>/dev/null || ok=0
+      grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$client" 2>/dev/null || ok=0
     fi
     if [[ $ok == 1 ]]; then
       pass "$name ($label, $server is server)"
@@ -63,13 +65,27 @@ judge_cases() {
   done <"$WORK/cases"
 }
 
-# Fills a guest script's placeholders: @MOUNTS@ (the repo and build shares), @HERE@
-# (this directory), @BUILD@ (the build directory).
+# vm_boot TAP [qemu args...]: boots the guest in $NS (vm_start there, with the caller's
+# VM_MACHINE, VM_APPEND, VM_SMP), waits for QEMU's tap TAP and sets VM_PID.
+vm_boot() {
+  local tap="$1"
+  shift
+  ip netns exec "$NS" env VM_MACHINE="${VM_MACHINE:-}" VM_APPEND="${VM_APPEND:-}" VM_SMP="${VM_SMP:-}" \
+    bash -c "source '$HERE/guest.sh'; KVER=$KVER; vm_start '$WORK' $*; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
+  for _ in $(seq 100); do ip -n "$NS" link show "$tap" >/dev/null 2>&1 && break; sleep 0.1; done
+  VM_PID=$(cat "$WORK/vm.pid" 2>/dev/null || true)
+}
+
+# Fills a guest script's placeholders: @PROLOGUE@ (mounts the repo and build shares,
+# sets KDIR and KVER from the kernel command line), @HERE@ (this directory), @BUILD@
+# (the build directory).
 vm_fill_guest_script() {
-  local f="$1" text mounts
-  mounts=$(vm_guest_mounts)
+  local f="$1" text prologue
+  prologue="$(vm_guest_mounts)
+KDIR=\$(sed -n 's/.*vrdma_kdir=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+KVER=\$(sed -n 's/.*vrdma_kver=\\([^ ]*\\).*/\\1/p' /proc/cmdline)"
   text=$(cat "$f")
-  text=${text//@MOUNTS@/$mounts}
+  text=${text//@PROLOGUE@/$prologue}
   text=${text//@HERE@/$HERE}
   text=${text//@BUILD@/$VRDMA_BUILD}
   printf '%s\n' "$text" >"$f"

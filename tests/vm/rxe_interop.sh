@@ -48,9 +48,7 @@ fi
 cat >"$WORK/guest-run.sh" <<'GUEST'
 #!/bin/bash
 exec >/mnt/guest.log 2>&1
-@MOUNTS@
-KDIR=$(sed -n 's/.*vrdma_kdir=\([^ ]*\).*/\1/p' /proc/cmdline)
-KVER=$(sed -n 's/.*vrdma_kver=\([^ ]*\).*/\1/p' /proc/cmdline)
+@PROLOGUE@
 for m in crc32_generic rdma_rxe; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
 echo "modules loaded at $(cut -d' ' -f1 /proc/uptime) s"
 sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0 net.ipv6.conf.all.disable_ipv6=0
@@ -94,9 +92,7 @@ vm_initramfs
 # The host: a namespace holding the guest's tap, vrdmad on it, vdev_h.
 t0=$(date +%s)
 NIC=$(vm_tap_nic n0 vmtap virtio-net-pci 52:54:00:76:72:01 host_mtu=9000)
-ip netns exec "$NS" bash -c "source '$HERE/guest.sh'; KVER=$KVER; vm_start '$WORK' $NIC; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
-for _ in $(seq 100); do ip -n "$NS" link show vmtap >/dev/null 2>&1 && break; sleep 0.1; done
-VM_PID=$(cat "$WORK/vm.pid" 2>/dev/null || true)
+vm_boot vmtap $NIC
 ip -n "$NS" link set vmtap mtu 9000 up
 ip -n "$NS" addr add 10.79.0.1/24 dev vmtap
 ip -n "$NS" addr add fd00:79::1/64 dev vmtap nodad

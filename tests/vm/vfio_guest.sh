@@ -28,9 +28,7 @@ echo "xfer guest 4 $XFER -m 1024 -s 262144" >>"$WORK/cases"
 cat >"$WORK/guest-run.sh" <<'GUEST'
 #!/bin/bash
 exec >/mnt/guest.log 2>&1
-@MOUNTS@
-KDIR=$(sed -n 's/.*vrdma_kdir=\([^ ]*\).*/\1/p' /proc/cmdline)
-KVER=$(sed -n 's/.*vrdma_kver=\([^ ]*\).*/\1/p' /proc/cmdline)
+@PROLOGUE@
 B=@BUILD@
 BDF=@BDF@
 step() { echo "step $* at $(cut -d' ' -f1 /proc/uptime) s"; }
@@ -83,10 +81,8 @@ vm_initramfs
 t0=$(date +%s)
 NIC=$(vm_tap_nic n1 vftap e1000e 52:54:00:76:72:10 bus=pcie.0 addr=0x7)
 # An emulated IOMMU with interrupt remapping (vfio-pci needs it), as on a real host.
-ip netns exec "$NS" env VM_MACHINE=q35,kernel-irqchip=split VM_APPEND="intel_iommu=on" VM_SMP=2 \
-  bash -c "source '$HERE/guest.sh'; KVER=$KVER; vm_start '$WORK' -device intel-iommu,intremap=on $NIC; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
-for _ in $(seq 100); do ip -n "$NS" link show vftap >/dev/null 2>&1 && break; sleep 0.1; done
-VM_PID=$(cat "$WORK/vm.pid" 2>/dev/null || true)
+VM_MACHINE=q35,kernel-irqchip=split VM_APPEND="intel_iommu=on" VM_SMP=2 \
+  vm_boot vftap -device intel-iommu,intremap=on $NIC
 ip -n "$NS" link set vftap up
 ip -n "$NS" addr add 10.80.0.1/24 dev vftap
 ip netns exec "$NS" "$VRDMAD" -l 1 --no-huge -m 512 --no-pci --no-telemetry --file-prefix "$NS" -- \
