@@ -37,6 +37,8 @@ class Ring {
   void Commit() { ++tail_; }
   void Pop() { ++head_; }
   void Clear() { head_ = tail_; }
+  // Drops the entries from `index` (between head and tail) to the tail.
+  void DropFrom(uint32_t index) { tail_ = index; }
 
   uint32_t head() const { return head_; }
   uint32_t tail() const { return tail_; }

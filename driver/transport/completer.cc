@@ -66,8 +66,10 @@ void Device::FailSend(QueuePair& qp, ibv_wc_status status) {
 
 // Everything up to and including `ack_psn` has been received by the responder.
 void Device::AckUpTo(QueuePair& qp, uint32_t ack_psn) {
+  const uint32_t seen_psn = ack_psn;
   bool progress = false;
   bool implied_nak = false;
+  uint32_t missing = 0;
   while (!qp.sq.empty()) {
     SendWqe& w = qp.sq.front();
     if (!w.started) break;
@@ -82,7 +84,7 @@ void Device::AckUpTo(QueuePair& qp, uint32_t ack_psn) {
       // Acknowledged past a READ/ATOMIC whose response never arrived: the response was
       // lost, so ask again from the first missing one (IBTA 9.7.5.1.3, implied NAK).
       // Its missing responses stay unacknowledged, or they would be taken for duplicates.
-      uint32_t missing = psn::Add(w.first_psn, w.resp_pkts);
+      missing = psn::Add(w.first_psn, w.resp_pkts);
       implied_nak = true;
       ack_psn = psn::Add(missing, psn::kMask);
       break;
@@ -100,7 +102,7 @@ void Device::AckUpTo(QueuePair& qp, uint32_t ack_psn) {
     qp.req.rnr_retry_left = qp.rnr_retry;
     qp.req.retrying = false;
   }
-  if (implied_nak) StartRetry(qp, /*count=*/false);
+  if (implied_nak) ReRequestResponses(qp, missing, seen_psn);
   if (!progress) return;
   if (!qp.sq.empty() && qp.sq.front().started) {
     ArmRetransmit(qp);
@@ -169,11 +171,7 @@ void Device::OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt) {
   if (d > 0) {
     // A response is missing: re-request from it once per gap (IBTA 9.7.6.2.2).
     counters_.rx_out_of_sequence++;
-    if (!qp.req.read_gap || qp.req.read_gap_psn != expected) {
-      qp.req.read_gap = true;
-      qp.req.read_gap_psn = expected;
-      RetryFrom(qp, expected);
-    }
+    ReRequestResponses(qp, expected, p);
     return;
   }
   qp.req.read_gap = false;
@@ -231,6 +229,24 @@ void Device::OnAtomicAck(QueuePair& qp, const wire::RocePacket& pkt) {
   }
   w.resp_pkts = 1;
   AckUpTo(qp, p);
+}
+
+// Responses from `missing` on were lost: ask again from there (IBTA 9.7.6.2.2), once
+// per gap. Until the answer comes, responses the responder sent before the request
+// reached it keep arriving out of sequence (the rest of the READ, and later READs, whose
+// responses imply this one's loss), each of which would otherwise start one more
+// go-back-N. `seen` is the PSN that showed the gap; those stale responses come in
+// ascending PSN order. When a later one has a lower PSN, the responder has started over
+// from `missing` and lost it again, so it is asked again.
+void Device::ReRequestResponses(QueuePair& qp, uint32_t missing, uint32_t seen) {
+  RequesterState& req = qp.req;
+  bool same_gap = req.read_gap && req.read_gap_psn == missing;
+  bool restarted = psn::Diff(seen, req.read_gap_seen) < 0;
+  req.read_gap_seen = seen;
+  if (same_gap && !restarted) return;
+  req.read_gap = true;
+  req.read_gap_psn = missing;
+  RetryFrom(qp, missing);
 }
 
 uint32_t Device::FirstUnacked(const QueuePair& qp) const {

@@ -200,6 +200,8 @@ class Device {
   void OnRequest(QueuePair& qp, const wire::RocePacket& pkt);
   void OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt);
   void OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt);
+  void DropSupersededResponses(QueuePair& qp, uint32_t from_psn);
+  void ReRequestResponses(QueuePair& qp, uint32_t missing, uint32_t seen);
   void OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt);
   bool TakeRecv(QueuePair& qp, RecvWr* out);
   void DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags);

@@ -91,6 +91,7 @@ struct RequesterState {
   bool retrying = false;  // a go-back-N sequence is under way (no progress since)
   bool read_gap = false;  // a READ was re-requested from read_gap_psn after a lost response
   uint32_t read_gap_psn = 0;
+  uint32_t read_gap_seen = 0;  // PSN of the latest response that showed that gap
   uint16_t ipv4_id = 0;
 };
 

@@ -382,6 +382,24 @@ void Device::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
   Activate(qp);
 }
 
+// A duplicate READ at `from_psn` means the requester went back N to it: it resends
+// that READ and every request after it, so queued responses from that PSN on would only
+// arrive as duplicates or out of sequence. The responder stops them and answers the new
+// requests instead (IBTA 9.7.5.1.4: it may abandon the response in progress for the
+// duplicate; rdma_rxe replays from the duplicate's PSN the same way).
+void Device::DropSupersededResponses(QueuePair& qp, uint32_t from_psn) {
+  auto& q = qp.resp.responses;
+  for (uint32_t i = q.head(); i != q.tail(); ++i) {
+    const ResponseEntry& e = q.at(i);
+    // A READ entry covers e.psn (its next packet) to e.last_psn.
+    uint32_t end = e.kind == ResponseEntry::kRead ? e.last_psn : e.psn;
+    if (psn::Diff(end, from_psn) >= 0) {
+      q.DropFrom(i);
+      return;
+    }
+  }
+}
+
 void Device::OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt) {
   ResponderState& r = qp.resp;
   const uint16_t flags = wire::GetOpcodeInfo(pkt.bth.opcode).flags;
@@ -400,6 +418,7 @@ void Device::OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt) {
     }
     if (flags & wire::kOpReadReq) {
       if (res.is_atomic) return;
+      DropSupersededResponses(qp, pkt.bth.psn);
       DoRead(qp, pkt, /*duplicate=*/true);  // re-executed from the asked-for PSN
       return;
     }
