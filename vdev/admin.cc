@@ -113,7 +113,7 @@ std::string DevText(const Vdev& v, bool details) {
     for (size_t i = 0; i < v.gids.size(); ++i) {
       if (!v.gids[i].valid) continue;
       absl::StrAppend(&t, "    gid ", i, " ", GidText(v.gids[i].gid), " ", GidType(v.gids[i]),
-                      "\n");
+                      v.gids[i].has_vlan ? absl::StrCat(" vlan ", v.gids[i].vlan_id) : "", "\n");
     }
   }
   return t;
@@ -123,8 +123,10 @@ std::string DevJson(const Vdev& v) {
   std::vector<std::string> gids;
   for (size_t i = 0; i < v.gids.size(); ++i) {
     if (!v.gids[i].valid) continue;
-    gids.push_back(absl::StrCat("{\"index\":", i, ",\"gid\":", Json(GidText(v.gids[i].gid)),
-                                ",\"type\":", Json(GidType(v.gids[i])), "}"));
+    gids.push_back(absl::StrCat(
+        "{\"index\":", i, ",\"gid\":", Json(GidText(v.gids[i].gid)),
+        ",\"type\":", Json(GidType(v.gids[i])),
+        v.gids[i].has_vlan ? absl::StrCat(",\"vlan\":", v.gids[i].vlan_id) : "", "}"));
   }
   return absl::StrCat(
       "{\"ifindex\":", v.id, ",\"ifname\":", Json(v.name),

@@ -5,7 +5,9 @@
 # daemon through VRDMA_SOCKET; a process that uses both vdevs lists both sockets.
 #
 # Needs root. VRDMA_BUILD names the build directory; PORT_TYPE the DPDK port
-# (af_packet by default, af_xdp).
+# (af_packet by default, af_xdp). WIRE=bridge puts a third namespace W between the
+# hosts, a Linux bridge joining wA (vA's peer) and wB (vB's peer), so that frames can be
+# lost on the wire: see wire_loss.
 set -euo pipefail
 
 : "${VRDMA_BUILD:?set VRDMA_BUILD to the meson build directory}"
@@ -16,6 +18,8 @@ PORT_TYPE="${PORT_TYPE:-af_packet}"
 TAG="vrd$$"
 NS_A="$TAG-a"
 NS_B="$TAG-b"
+NS_W="$TAG-w"
+WIRE="${WIRE:-direct}"
 WORK="$(mktemp -d /tmp/vrdma-2h.XXXXXX)"
 SOCK_A="$WORK/a.sock"
 SOCK_B="$WORK/b.sock"
@@ -41,7 +45,7 @@ stop_pid() {
 cleanup() {
   stop_pid "$PID_A"
   stop_pid "$PID_B"
-  for ns in "$NS_A" "$NS_B"; do
+  for ns in "$NS_A" "$NS_B" "$NS_W"; do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
   done
@@ -54,9 +58,23 @@ trap "exit 143" TERM INT
 setup_link() {
   ip netns add "$NS_A"
   ip netns add "$NS_B"
-  ip link add "$TAG-x" type veth peer name "$TAG-y"
-  ip link set "$TAG-x" netns "$NS_A" name vA
-  ip link set "$TAG-y" netns "$NS_B" name vB
+  if [[ $WIRE == bridge ]]; then
+    ip netns add "$NS_W"
+    ip -n "$NS_W" link add br0 type bridge
+    for h in A B; do
+      local ns="$NS_A"
+      [[ $h == B ]] && ns="$NS_B"
+      ip link add "$TAG-x" type veth peer name "$TAG-y"
+      ip link set "$TAG-x" netns "$ns" name "v$h"
+      ip link set "$TAG-y" netns "$NS_W" name "w$h"
+      ip -n "$NS_W" link set "w$h" mtu "$MTU" master br0 up
+    done
+    ip -n "$NS_W" link set br0 mtu "$MTU" up
+  else
+    ip link add "$TAG-x" type veth peer name "$TAG-y"
+    ip link set "$TAG-x" netns "$NS_A" name vA
+    ip link set "$TAG-y" netns "$NS_B" name vB
+  fi
   for h in A B; do
     local ns="$NS_A" n=1
     [[ $h == B ]] && ns="$NS_B" n=2
@@ -71,6 +89,34 @@ setup_link() {
       grep -q tentative || break
     sleep 0.1
   done
+}
+
+# wire_loss PERCENT (WIRE=bridge): the bridge drops PERCENT of the frames it forwards
+# each way (a netdev egress chain with numgen random on wA and wB: this kernel has no
+# netem); 0 removes the rules. The drop is on the wire on purpose: a frame that the
+# sending host's own egress hook drops is not lost to a DPDK AF_PACKET port, whose TX
+# ring marks it for sending again and sends it with the next burst (and AF_XDP's
+# transmit bypasses that hook), so a rule on vA or vB only delays frames.
+wire_loss() {
+  ip netns exec "$NS_W" nft delete table netdev vrdma_loss 2>/dev/null || true
+  [[ $1 == 0 ]] && return 0
+  ip netns exec "$NS_W" nft -f - <<NFT
+table netdev vrdma_loss {
+  chain to_b {
+    type filter hook egress device "wB" priority 0; policy accept;
+    numgen random mod 100 < $1 counter drop
+  }
+  chain to_a {
+    type filter hook egress device "wA" priority 0; policy accept;
+    numgen random mod 100 < $1 counter drop
+  }
+}
+NFT
+}
+# wire_dropped a|b: frames the wire has dropped on their way to host A or B.
+wire_dropped() {
+  ip netns exec "$NS_W" nft list chain netdev vrdma_loss "to_$1" 2>/dev/null |
+    grep -o 'packets [0-9]*' | awk '{s += $2} END {print s + 0}'
 }
 
 # start_vrdmad A|B [extra vrdmad args...]: host A's daemon runs on core 0, B's on core 1.

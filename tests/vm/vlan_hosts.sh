@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Two hosts whose vdevs sit on 802.1Q VLAN interfaces: run inside a guest by
+# vlan_guest.sh (this machine's kernel has no 8021q). hosts.sh's namespaces A and B on a
+# veth pair, a vrdmad in each on an AF_PACKET port on its veth end, and VLAN 100 on each
+# end (vA.100 10.81.0.1, vB.100 10.81.0.2, fd00:81::1/2) with the vdevs bound to it:
+# vdev_a and vdev_b. The vdevs' GIDs carry the VLAN, every RoCE frame on the wire is
+# tagged 100 (host A's pcap, read by tshark), and the data checker, the pingpongs and
+# perftest run across over RoCEv2/IPv4, RoCEv2/IPv6 and RoCEv1. A second vdev on the
+# untagged parent runs beside them.
+source "$(dirname "$0")/../integration/hosts.sh"
+setup_link
+for h in A B; do
+  ns="$NS_A" n=1
+  [[ $h == B ]] && ns="$NS_B" n=2
+  ip -n "$ns" link add link "v$h" name "v$h.100" type vlan id 100
+  ip -n "$ns" addr add "10.81.0.$n/24" dev "v$h.100"
+  ip -n "$ns" addr add "fd00:81::$n/64" dev "v$h.100" nodad
+  ip -n "$ns" link set "v$h.100" up
+  # Each interface answers ARP for its own addresses only (see two_host.sh).
+  ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+done
+for _ in $(seq 50); do
+  ip -n "$NS_A" -6 addr show dev vA.100 | grep -q tentative || ip -n "$NS_B" -6 addr show dev vB.100 |
+    grep -q tentative || break
+  sleep 0.1
+done
+start_vrdmad A --pcap "$WORK/a.pcap"
+start_vrdmad B
+ctl_a dev add vdev_a pdev pdev_A netdev vA.100 >/dev/null
+ctl_b dev add vdev_b pdev pdev_B netdev vB.100 >/dev/null
+ctl_a dev add vdev_a0 pdev pdev_A netdev vA >/dev/null
+ctl_b dev add vdev_b0 pdev pdev_B netdev vB >/dev/null
+
+# The GID table: the VLAN interface's addresses, each with VLAN 100 (vrdmactl dev show).
+gids=$(ctl_a dev show vdev_a)
+echo "$gids" | grep -E "^ *gid" | sed 's/^/    /'
+if grep -qE "gid +3 +::ffff:10.81.0.1 +RoCEv2 .*vlan 100" <<<"$gids" &&
+   grep -qE "gid +5 +fd00:81::1 +RoCEv2 .*vlan 100" <<<"$gids"; then
+  pass "the vdev's GIDs are the VLAN interface's addresses, on VLAN 100"
+else
+  fail "GID table of the VLAN vdev"
+fi
+declare -A GID=([v2_ipv4]=3 [v2_ipv6]=5 [v1]=2)
+
+for kind in v2_ipv4 v2_ipv6 v1; do
+  if VRDMA_GID_INDEX=${GID[$kind]} VRDMA_SOCKET="$SOCK_A:$SOCK_B" VRDMACTL="$VRDMACTL" \
+       timeout 300 "$VRDMA_RUN" -- "$VRDMA_BUILD/tests/integration/verbs_check" --gtest_color=no \
+       --gtest_filter='PostApis/*:UdTest.*' >"$WORK/verbs_check-$kind.log" 2>&1; then
+    pass "verbs_check data tests over VLAN 100 ($kind)"
+  else
+    fail "verbs_check over VLAN 100 ($kind)"
+    grep -E "Failure|FAILED|Expected|Which is" "$WORK/verbs_check-$kind.log" | head -20
+  fi
+done
+for kind in v2_ipv4 v2_ipv6 v1; do
+  g=${GID[$kind]}
+  run_cross "rc_pingpong-vlan-$kind" summary A -- ibv_rc_pingpong -g "$g" -c -s 65536 -n 100
+done
+run_cross ud_pingpong-vlan summary B -- ibv_ud_pingpong -g 3 -c -s 2048 -n 100
+run_cross ib_write_bw-vlan one_size B -- ib_write_bw -x 3 -s 262144 -n 100
+run_cross ib_read_bw-vlan one_size A -- ib_read_bw -x 3 -s 65536 -n 100
+run_cross ib_send_bw-vlan-v1 one_size B -- ib_send_bw -x 2 -s 65536 -n 100
+run_cross ib_atomic_bw-vlan one_size A -- ib_atomic_bw -x 3 -n 100 -A FETCH_AND_ADD
+
+# The untagged parent's vdevs beside the VLAN's, on the same pdevs.
+on_b timeout 60 "$VRDMA_RUN" -d vdev_b0 -- ibv_rc_pingpong -g 3 -c -n 200 -p 18530 >"$WORK/u.server" 2>&1 &
+u_pid=$!
+on_b timeout 60 "$VRDMA_RUN" -d vdev_b -- ibv_rc_pingpong -g 3 -c -n 200 -p 18531 >"$WORK/t.server" 2>&1 &
+t_pid=$!
+sleep 0.5
+both=0
+on_a timeout 60 "$VRDMA_RUN" -d vdev_a0 -- ibv_rc_pingpong -g 3 -c -n 200 -p 18530 10.77.0.2 >"$WORK/u.client" 2>&1 &
+uc=$!
+on_a timeout 60 "$VRDMA_RUN" -d vdev_a -- ibv_rc_pingpong -g 3 -c -n 200 -p 18531 10.81.0.2 >"$WORK/t.client" 2>&1 || both=1
+wait "$uc" || both=1
+wait "$u_pid" || both=1
+wait "$t_pid" || both=1
+if [[ $both == 0 ]] && summary "$WORK/u.server" "$WORK/u.client" && summary "$WORK/t.server" "$WORK/t.client"; then
+  pass "VLAN vdev and untagged vdev on one port at once"
+else
+  fail "VLAN + untagged vdev"; tail -n 3 "$WORK"/u.* "$WORK"/t.*
+fi
+if on_a ping -c 2 -W 2 10.81.0.2 >/dev/null && on_b ping -c 2 -W 2 fd00:81::1 >/dev/null; then
+  pass "kernel ping over the VLAN interfaces"
+else
+  fail "kernel ping over VLAN 100"
+fi
+
+# The wire: host A's capture. RoCE of the VLAN vdevs is tagged 100, the untagged vdev's
+# is not, and tshark finds nothing malformed (payload heuristics off, see two_host.sh).
+stop_pid "$PID_A"
+PID_A=""
+TSHARK=(tshark -r "$WORK/a.pcap")
+for p in smc smb_direct rpcordma nvme-rdma lnet iser infiniband_sdp fcoib eoib; do
+  TSHARK+=(--disable-protocol "$p")
+done
+count() { "${TSHARK[@]}" -Y "$1" 2>/dev/null | wc -l; }
+tagged=$(count "vlan.id == 100 && infiniband")
+tagged_v1=$(count "vlan.id == 100 && vlan.etype == 0x8915 && infiniband")
+tagged_v6=$(count "vlan.id == 100 && ipv6 && infiniband")
+untagged=$(count "!vlan && infiniband")
+untagged_vlan_ip=$(count "!vlan && infiniband && (ip.addr == 10.81.0.0/24 || ipv6.addr == fd00:81::/64)")
+bad=$(count "_ws.malformed || (_ws.expert.severity == error && !(ipv6 && udp.checksum == 0))")
+echo "    pcap: $tagged RoCE frames on VLAN 100 ($tagged_v1 RoCEv1, $tagged_v6 over IPv6), $untagged untagged, $bad malformed"
+if [[ $tagged -gt 1000 && $tagged_v1 -gt 100 && $tagged_v6 -gt 100 && $untagged -gt 100 &&
+      $untagged_vlan_ip == 0 && $bad == 0 ]]; then
+  pass "tshark: the VLAN vdevs' RoCE is tagged 100 (v1, v2 over IPv4 and IPv6), nothing malformed"
+else
+  fail "pcap check (tagged=$tagged v1=$tagged_v1 v6=$tagged_v6 untagged=$untagged untagged-with-VLAN-address=$untagged_vlan_ip bad=$bad)"
+fi
+finish
