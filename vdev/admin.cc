@@ -123,10 +123,10 @@ std::string DevJson(const Vdev& v) {
   std::vector<std::string> gids;
   for (size_t i = 0; i < v.gids.size(); ++i) {
     if (!v.gids[i].valid) continue;
-    gids.push_back(absl::StrCat(
-        "{\"index\":", i, ",\"gid\":", Json(GidText(v.gids[i].gid)),
-        ",\"type\":", Json(GidType(v.gids[i])),
-        v.gids[i].has_vlan ? absl::StrCat(",\"vlan\":", v.gids[i].vlan_id) : "", "}"));
+    gids.push_back(
+        absl::StrCat("{\"index\":", i, ",\"gid\":", Json(GidText(v.gids[i].gid)),
+                     ",\"type\":", Json(GidType(v.gids[i])),
+                     v.gids[i].has_vlan ? absl::StrCat(",\"vlan\":", v.gids[i].vlan_id) : "", "}"));
   }
   return absl::StrCat(
       "{\"ifindex\":", v.id, ",\"ifname\":", Json(v.name),
@@ -268,26 +268,17 @@ AdminResult ResShow(const AdminContext& ctx, std::span<const std::string> args, 
 std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
   const DeviceCounters& c = p.device->counters();
   std::vector<std::pair<std::string, uint64_t>> out = {
-      {"rx_packets", c.rx_packets},
-      {"rx_bytes", c.rx_bytes},
-      {"tx_packets", c.tx_packets},
-      {"tx_bytes", c.tx_bytes},
-      {"tx_dropped", c.tx_dropped},
-      {"rx_unknown_qp", c.rx_unknown_qp},
-      {"rx_not_for_us", c.rx_not_for_us},
-      {"rx_bad_pkey", c.rx_bad_pkey},
-      {"rx_bad_qkey", c.rx_bad_qkey},
-      {"rx_wrong_transport", c.rx_wrong_transport},
-      {"rx_wrong_path", c.rx_wrong_path},
-      {"rx_no_recv_wqe", c.rx_no_recv_wqe},
-      {"rx_duplicate", c.rx_duplicate},
-      {"rx_out_of_sequence", c.rx_out_of_sequence},
-      {"rnr_naks_sent", c.rnr_naks_sent},
-      {"seq_naks_sent", c.seq_naks_sent},
-      {"naks_sent", c.naks_sent},
-      {"retransmits", c.retransmits},
-      {"timeouts", c.timeouts},
-      {"rnr_naks_received", c.rnr_naks_received},
+      {"rx_packets", c.rx_packets},       {"rx_bytes", c.rx_bytes},
+      {"tx_packets", c.tx_packets},       {"tx_bytes", c.tx_bytes},
+      {"tx_dropped", c.tx_dropped},       {"tx_zero_copy", c.tx_zero_copy},
+      {"tx_port_busy", c.tx_port_busy},   {"rx_unknown_qp", c.rx_unknown_qp},
+      {"rx_not_for_us", c.rx_not_for_us}, {"rx_bad_pkey", c.rx_bad_pkey},
+      {"rx_bad_qkey", c.rx_bad_qkey},     {"rx_wrong_transport", c.rx_wrong_transport},
+      {"rx_wrong_path", c.rx_wrong_path}, {"rx_no_recv_wqe", c.rx_no_recv_wqe},
+      {"rx_duplicate", c.rx_duplicate},   {"rx_out_of_sequence", c.rx_out_of_sequence},
+      {"rnr_naks_sent", c.rnr_naks_sent}, {"seq_naks_sent", c.seq_naks_sent},
+      {"naks_sent", c.naks_sent},         {"retransmits", c.retransmits},
+      {"timeouts", c.timeouts},           {"rnr_naks_received", c.rnr_naks_received},
       {"cq_overruns", c.cq_overruns},
   };
   // Frames that are not RoCE (the kernel's ARP, TCP, ... on a shared interface) are

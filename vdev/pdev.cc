@@ -87,7 +87,8 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
     faults.duplicate = spec.fault_duplicate;
     faults.reorder = spec.fault_reorder;
     faults.corrupt = spec.fault_corrupt;
-    pdev->fault_port = std::make_unique<FaultPort>(below, pdev->pool, faults, 0x76726470 ^ spec.iface.size());
+    pdev->fault_port =
+        std::make_unique<FaultPort>(below, pdev->pool, faults, 0x76726470 ^ spec.iface.size());
     below = pdev->fault_port.get();
   }
   if (!spec.pcap.empty()) {
@@ -110,10 +111,17 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
   cfg.hairpin = true;
   cfg.port_mtu = pdev->max_mtu;
   pdev->device = std::make_unique<Device>(cfg);
+  if (spec.zero_copy && pdev->port->TxChains()) {
+    pdev->tx_dma = std::make_shared<TxDmaDomain>();
+    pdev->tx_dma->port = pdev->port;
+  }
   return pdev;
 }
 
 Pdev::~Pdev() {
+  // Frames the ports free while closing may hold the last reference to client memory:
+  // it is unmapped then, but not from these ports.
+  if (tx_dma) tx_dma->alive = false;
   device.reset();
   pcap_port.reset();
   fault_port.reset();

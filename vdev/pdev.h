@@ -16,6 +16,7 @@
 #include "driver/port/packet_port.h"
 #include "driver/transport/device.h"
 #include "vdev/protocol/protocol.h"
+#include "vdev/shm/tx_share.h"
 #include "vfio/port_spec.h"
 #include "vfio/roce_udp_hold.h"
 
@@ -31,21 +32,23 @@ struct Pdev {
   // The kernel interface vdevs sit on: a virtual port's interface, or the exception
   // path's TAP (empty for a PCI port without one, and the internal switch).
   std::string iface;
-  std::string pci;    // the PCI address of a PCI port
-  std::array<uint8_t, 6> mac{};  // the port's own address (zero for the internal switch)
+  std::string pci;                 // the PCI address of a PCI port
+  std::array<uint8_t, 6> mac{};    // the port's own address (zero for the internal switch)
   ibv_mtu max_mtu = IBV_MTU_4096;  // the largest IB MTU whose frames the port moves
-  uint64_t node_guid_be = 0;  // set by Registry::AddPdev
+  uint64_t node_guid_be = 0;       // set by Registry::AddPdev
   rte_mempool* pool = nullptr;
   // The port's layers, bottom up; each is present only when configured.
-  std::unique_ptr<PacketPort> wire_port;    // the port (a DPDK port, or the internal switch)
-  std::unique_ptr<PacketPort> kernel_port;  // the exception path's TAP (kernel=)
+  std::unique_ptr<PacketPort> wire_port;          // the port (a DPDK port, or the internal switch)
+  std::unique_ptr<PacketPort> kernel_port;        // the exception path's TAP (kernel=)
   std::unique_ptr<ExceptionPort> exception_port;  // RoCE up, the rest to kernel_port
-  std::unique_ptr<PacketPort> fault_port;   // fault injection (drop=, dup=, ...)
+  std::unique_ptr<PacketPort> fault_port;         // fault injection (drop=, dup=, ...)
   std::unique_ptr<PcapWriter> pcap;
-  std::unique_ptr<PacketPort> pcap_port;    // records what crosses it
+  std::unique_ptr<PacketPort> pcap_port;  // records what crosses it
   PacketPort* port = nullptr;  // the top layer: what the engine sends to and receives from
   std::unique_ptr<vfio::RoceUdpHold> udp_hold;
   std::unique_ptr<Device> device;
+  // Zero-copy transmit (vdev/shm/tx_share.h): set when the top port takes chained frames.
+  std::shared_ptr<TxDmaDomain> tx_dma;
   std::vector<bool> gid_block_used = std::vector<bool>(kMaxVdevsPerPdev);
 
   // The embedded default: a Device on an internal switch, ICRC left to the "port" (the

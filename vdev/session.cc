@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "vdev/log.h"
 #include "vdev/shm/client_mapping.h"
 
 namespace vrdma {
@@ -403,7 +404,21 @@ int Session::RegMr(proto::Message& msg, Reply* out) {
     Release(Resource::kMrBytes, req.length);
     return ErrnoOf(keys.status());
   }
-  mrs_[keys->lkey] = MrObject{keys->lkey, req.length, std::move(*memory)};
+  // Zero-copy transmit from these pages when the pdev's port takes chained frames (and
+  // its device can reach them); otherwise frames carry copies.
+  TxShare* share = nullptr;
+  if (const auto& dma = vdev_->pdev->tx_dma) {
+    absl::StatusOr<TxShare*> s = TxShare::Create(&*memory, dma);
+    if (s.ok()) {
+      share = *s;
+      (void)device_->SetMrTxShare(keys->lkey, share->shinfo());
+    } else if (!dma_warned_) {
+      dma_warned_ = true;
+      Log(LogLevel::kWarn, "zero_copy_off",
+          absl::StrCat("vdev=", vdev_->name, " reason=", LogQuote(s.status().ToString())));
+    }
+  }
+  mrs_[keys->lkey] = MrObject{keys->lkey, req.length, std::move(*memory), share};
   Append(out, proto::RegMrReply{keys->lkey, keys->lkey, keys->rkey, 0});
   return 0;
 }
@@ -414,6 +429,7 @@ int Session::DeregMr(proto::Message& msg) {
   auto it = mrs_.find(req.handle);
   if (it == mrs_.end()) return EINVAL;
   if (absl::Status st = device_->DeregMr(req.handle); !st.ok()) return ErrnoOf(st, EBUSY);
+  if (it->second.share) it->second.share->Release();
   Release(Resource::kMrBytes, it->second.bytes);
   Release(Resource::kMr);
   mrs_.erase(it);
@@ -893,6 +909,7 @@ void Session::FreeAll() {
   ahs_.clear();
   for (auto& [lkey, mr] : mrs_) {
     (void)device_->DeregMr(lkey);
+    if (mr.share) mr.share->Release();
     Release(Resource::kMrBytes, mr.bytes);
     Release(Resource::kMr);
   }

@@ -81,7 +81,8 @@ class Session {
   struct MrObject {
     uint32_t lkey = 0;
     uint64_t bytes = 0;
-    std::unique_ptr<ClientMemory> memory;
+    std::unique_ptr<ClientMemory> memory;  // or, for zero-copy transmit, in `share`
+    TxShare* share = nullptr;
   };
 
   using Reply = std::vector<uint8_t>;
@@ -132,6 +133,7 @@ class Session {
   int async_fd_ = -1;
   uint32_t doorbell_seen_ = 0;
   bool pump_pending_ = false;
+  bool dma_warned_ = false;  // zero-copy transmit refused once: said in the log
   ResourceCounts used_{};
 
   std::unordered_map<uint32_t, uint32_t> pds_;  // handle -> 1

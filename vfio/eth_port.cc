@@ -1,9 +1,10 @@
 #include "vfio/eth_port.h"
 
-#include <rte_dev.h>
-#include <rte_errno.h>
-
 #include <net/if.h>
+#include <rte_dev.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_memory.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -76,9 +77,9 @@ absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte
     case PortType::kAfPacket: {
       uint32_t frame = AfPacketFrameSize(data_room);
       port->name_ = absl::StrCat("net_af_packet_", spec.pdev);
-      port->devargs_ = absl::StrCat(port->name_, ",iface=", spec.iface,
-                                    ",blocksz=", frame * kAfPacketFramesPerBlock, ",framesz=", frame,
-                                    ",framecnt=", kAfPacketFramesPerBlock * kAfPacketBlocks);
+      port->devargs_ = absl::StrCat(
+          port->name_, ",iface=", spec.iface, ",blocksz=", frame * kAfPacketFramesPerBlock,
+          ",framesz=", frame, ",framecnt=", kAfPacketFramesPerBlock * kAfPacketBlocks);
       break;
     }
     case PortType::kAfXdp:
@@ -92,24 +93,28 @@ absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte
       port->devargs_ = absl::StrCat(port->name_, ",iface=", spec.iface);
       if (spec.tap_mac != std::array<uint8_t, 6>{}) {
         const auto& m = spec.tap_mac;
-        absl::StrAppend(&port->devargs_, ",mac=",
-                        absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]));
+        absl::StrAppend(
+            &port->devargs_, ",mac=",
+            absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]));
       }
       break;
   }
-  if (spec.type != PortType::kPci && rte_eth_dev_get_port_by_name(port->name_.c_str(), &port->port_id_) == 0) {
+  if (spec.type != PortType::kPci &&
+      rte_eth_dev_get_port_by_name(port->name_.c_str(), &port->port_id_) == 0) {
     return absl::AlreadyExistsError(absl::StrCat("port ", port->name_, " is open already"));
   }
   int rc = rte_dev_probe(port->devargs_.c_str());
   if (rc < 0) {
     std::string hint;
     if (spec.type == PortType::kPci) {
-      hint = absl::StrCat(" (is ", spec.pci, " bound to vfio-pci? `vrdmactl pci bind ", spec.pci,
-                          "`; is it in the EAL allow-list, and is PCI not disabled with --no-pci?)");
+      hint =
+          absl::StrCat(" (is ", spec.pci, " bound to vfio-pci? `vrdmactl pci bind ", spec.pci,
+                       "`; is it in the EAL allow-list, and is PCI not disabled with --no-pci?)");
     } else if (spec.type == PortType::kAfXdp) {
       hint = " (AF_XDP needs a kernel with XDP sockets and an interface MTU XDP accepts)";
     }
-    return absl::UnavailableError(PortError(absl::StrCat("cannot open ", port->devargs_), rc) + hint);
+    return absl::UnavailableError(PortError(absl::StrCat("cannot open ", port->devargs_), rc) +
+                                  hint);
   }
   if (rte_eth_dev_get_port_by_name(port->name_.c_str(), &port->port_id_) != 0) {
     return absl::NotFoundError(absl::StrCat("no ethdev named ", port->name_, " after probing it"));
@@ -125,11 +130,15 @@ absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte
     uint32_t limit = port->max_frame_ - RTE_ETHER_HDR_LEN - 4;  // room for a VLAN tag
     if (info.max_mtu) limit = std::min<uint32_t>(limit, info.max_mtu);
     if (mtu > limit) {
-      return absl::InvalidArgumentError(absl::StrCat("mtu ", mtu, " is above what port ", port->name_,
-                                                     " takes in one buffer (", limit, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "mtu ", mtu, " is above what port ", port->name_, " takes in one buffer (", limit, ")"));
     }
     conf.rxmode.mtu = mtu;
     port->max_frame_ = mtu + RTE_ETHER_HDR_LEN + 4;
+  }
+  if ((info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) && spec.type != PortType::kAfXdp) {
+    conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    port->tx_chains_ = true;
   }
   if (int r = rte_eth_dev_configure(port->port_id_, 1, 1, &conf); r != 0) {
     return absl::InternalError(PortError(absl::StrCat("configure ", port->name_), r));
@@ -152,7 +161,8 @@ absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte
   // (the vdevs' macvlan addresses included). Kernel-backed ports see them already.
   if (spec.type == PortType::kPci) rte_eth_promiscuous_enable(port->port_id_);
   rte_ether_addr mac;
-  if (rte_eth_macaddr_get(port->port_id_, &mac) == 0) std::copy_n(mac.addr_bytes, 6, port->mac_.begin());
+  if (rte_eth_macaddr_get(port->port_id_, &mac) == 0)
+    std::copy_n(mac.addr_bytes, 6, port->mac_.begin());
   // AF_XDP frames are redirected before packet sockets see them, and a PCI port has no
   // kernel interface: those ports have no wake-up descriptor. A TAP port's frames are
   // the ones its kernel interface sends.
@@ -177,7 +187,8 @@ absl::Status EthPort::SetTapMtu(uint32_t mtu) {
   int err = errno;
   close(fd);
   if (rc != 0) {
-    return absl::InternalError(absl::StrCat("set the MTU of ", spec_.iface, " to ", mtu, ": ", strerror(err)));
+    return absl::InternalError(
+        absl::StrCat("set the MTU of ", spec_.iface, " to ", mtu, ": ", strerror(err)));
   }
   return absl::OkStatus();
 }
@@ -190,6 +201,38 @@ EthPort::~EthPort() {
   rte_device* dev = rte_eth_dev_info_get(port_id_, &info) == 0 ? info.device : nullptr;
   rte_eth_dev_close(port_id_);
   if (dev) rte_dev_remove(dev);
+}
+
+absl::Status EthPort::DmaMap(void* va, size_t len) {
+  if (spec_.type != PortType::kPci) return absl::OkStatus();
+  if (rte_eal_iova_mode() != RTE_IOVA_VA) {
+    return absl::FailedPreconditionError(
+        "the port's DMA addresses are physical (IOVA as PA): client memory is copied");
+  }
+  rte_eth_dev_info info;
+  if (rte_eth_dev_info_get(port_id_, &info) != 0 || !info.device) {
+    return absl::InternalError(absl::StrCat("no device behind port ", name_));
+  }
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (rte_extmem_register(va, len, nullptr, 0, page) != 0) {
+    return absl::InternalError(absl::StrCat("rte_extmem_register: ", rte_strerror(rte_errno)));
+  }
+  const uint64_t iova = reinterpret_cast<uintptr_t>(va);
+  if (rte_dev_dma_map(info.device, va, iova, len) != 0) {
+    std::string why = rte_strerror(rte_errno);
+    rte_extmem_unregister(va, len);
+    return absl::InternalError(absl::StrCat("rte_dev_dma_map on ", name_, ": ", why));
+  }
+  return absl::OkStatus();
+}
+
+void EthPort::DmaUnmap(void* va, size_t len) {
+  if (spec_.type != PortType::kPci) return;
+  rte_eth_dev_info info;
+  if (rte_eth_dev_info_get(port_id_, &info) == 0 && info.device) {
+    rte_dev_dma_unmap(info.device, va, reinterpret_cast<uintptr_t>(va), len);
+  }
+  rte_extmem_unregister(va, len);
 }
 
 }  // namespace vrdma::vfio

@@ -46,6 +46,16 @@ class EthPort {
   // 1500, yet reads whole frames into mbufs of the pool's size.
   absl::Status SetTapMtu(uint32_t mtu);
 
+  // The PMD transmits chained mbufs (RTE_ETH_TX_OFFLOAD_MULTI_SEGS), so a frame's
+  // payload can stay in client memory. DPDK 22.11's AF_XDP PMD sends the first segment
+  // only, AF_PACKET and TAP copy every segment, a NIC's PMD DMAs each one.
+  bool tx_chains() const { return tx_chains_; }
+  // A PCI port's device reads frames by DMA: client memory must be DPDK external memory
+  // mapped for it (IOVA = VA, as EAL picks with an IOMMU). Ports the CPU feeds need
+  // nothing. Errors name why (IOVA as PA, a refused mapping).
+  absl::Status DmaMap(void* va, size_t len);
+  void DmaUnmap(void* va, size_t len);
+
   // A descriptor that becomes readable when a RoCE frame arrives while armed; -1 when
   // the port has none (the owner then sleeps in short ticks).
   int wake_fd() const { return wake_ ? wake_->fd() : -1; }
@@ -63,6 +73,7 @@ class EthPort {
   bool started_ = false;
   std::array<uint8_t, 6> mac_{};
   uint32_t max_frame_ = 1514;
+  bool tx_chains_ = false;
   std::unique_ptr<WakeSocket> wake_;
 };
 

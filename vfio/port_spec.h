@@ -20,15 +20,18 @@ enum class PortType { kPci, kAfXdp, kAfPacket, kTap };
 struct PortSpec {
   std::string pdev;  // the physical RDMA device's name
   PortType type = PortType::kAfXdp;
-  std::string iface;  // kernel interface (virtual ports)
-  std::string pci;    // PCI address, normalised to DOMAIN:BUS:DEV.FN (PCI ports)
-  std::string pcap;   // empty: no capture
+  std::string iface;         // kernel interface (virtual ports)
+  std::string pci;           // PCI address, normalised to DOMAIN:BUS:DEV.FN (PCI ports)
+  std::string pcap;          // empty: no capture
   std::string kernel_iface;  // the exception path's TAP interface; empty: none
   // TAP ports: the MAC to give the port and its kernel interface (all zero: DPDK's).
   std::array<uint8_t, 6> tap_mac{};
-  uint32_t mtu = 0;   // PCI ports: the Ethernet MTU to configure (0: 1500)
+  uint32_t mtu = 0;  // PCI ports: the Ethernet MTU to configure (0: 1500)
   // Fault injection on the frames the port sends (tests): probabilities 0..1 from the
   // keys drop=, dup=, reorder=, corrupt=.
+  // Zero-copy transmit from client memory where the PMD takes chained frames
+  // (zerocopy=0 copies every payload into mbufs).
+  bool zero_copy = true;
   double fault_drop = 0;
   double fault_duplicate = 0;
   double fault_reorder = 0;

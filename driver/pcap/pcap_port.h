@@ -29,6 +29,9 @@ class PcapPort : public PacketPort {
   bool HasExternalRx() const override { return inner_->HasExternalRx(); }
   int WakeFd() const override { return inner_->WakeFd(); }
   void ArmWake(bool armed) override { inner_->ArmWake(armed); }
+  bool TxChains() const override { return inner_->TxChains(); }
+  absl::Status DmaMap(void* va, size_t len) override { return inner_->DmaMap(va, len); }
+  void DmaUnmap(void* va, size_t len) override { inner_->DmaUnmap(va, len); }
 
   // The first error writing the capture. Recording stops after it; traffic does not.
   const absl::Status& status() const { return status_; }

@@ -18,6 +18,9 @@ class EthdevPort : public PacketPort {
   bool HasExternalRx() const override { return true; }
   int WakeFd() const override { return port_->wake_fd(); }
   void ArmWake(bool armed) override { port_->ArmWake(armed); }
+  bool TxChains() const override { return port_->tx_chains(); }
+  absl::Status DmaMap(void* va, size_t len) override { return port_->DmaMap(va, len); }
+  void DmaUnmap(void* va, size_t len) override { port_->DmaUnmap(va, len); }
 
   vfio::EthPort& eth() { return *port_; }
 

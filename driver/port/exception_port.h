@@ -40,6 +40,9 @@ class ExceptionPort : public PacketPort {
   // Frames from the kernel interface have no wake-up descriptor of their own: the owner
   // polls at its idle interval.
   int WakeFd() const override { return -1; }
+  bool TxChains() const override { return wire_->TxChains(); }
+  absl::Status DmaMap(void* va, size_t len) override { return wire_->DmaMap(va, len); }
+  void DmaUnmap(void* va, size_t len) override { wire_->DmaUnmap(va, len); }
 
   const ExceptionCounters& counters() const { return counters_; }
 

@@ -28,6 +28,9 @@ class FaultPort : public PacketPort {
   bool HasExternalRx() const override { return inner_->HasExternalRx(); }
   int WakeFd() const override { return inner_->WakeFd(); }
   void ArmWake(bool armed) override { inner_->ArmWake(armed); }
+  bool TxChains() const override { return inner_->TxChains(); }
+  absl::Status DmaMap(void* va, size_t len) override { return inner_->DmaMap(va, len); }
+  void DmaUnmap(void* va, size_t len) override { inner_->DmaUnmap(va, len); }
 
   const LinkCounters& counters() const { return counters_; }
 

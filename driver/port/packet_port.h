@@ -3,8 +3,11 @@
 
 #include <rte_mbuf.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
+
+#include "absl/status/status.h"
 
 namespace vrdma {
 
@@ -24,6 +27,16 @@ class PacketPort {
   // Readable when a frame arrives while armed; -1 when the port has no such descriptor.
   virtual int WakeFd() const { return -1; }
   virtual void ArmWake(bool /*armed*/) {}
+
+  // Zero-copy transmit: the port takes a frame as a chain of mbufs whose payload
+  // segment is an external buffer in registered client memory (DPDK's
+  // RTE_ETH_TX_OFFLOAD_MULTI_SEGS), and frees it when it no longer needs the payload.
+  virtual bool TxChains() const { return false; }
+  // Makes [va, va + len) reachable by the port's device for DMA (DPDK external memory
+  // and rte_dev_dma_map, IOVA = VA). Nothing to do for a port whose PMD reads frames
+  // with the CPU; an error when the device cannot reach it (then frames are copied).
+  virtual absl::Status DmaMap(void* /*va*/, size_t /*len*/) { return absl::OkStatus(); }
+  virtual void DmaUnmap(void* /*va*/, size_t /*len*/) {}
 };
 
 }  // namespace vrdma

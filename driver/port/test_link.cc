@@ -37,6 +37,7 @@ class TestLink::Endpoint : public PacketPort {
   }
   uint16_t TxBurst(rte_mbuf** pkts, uint16_t n) override { return link_->Send(tx_, pkts, n); }
   std::string_view Name() const override { return name_; }
+  bool TxChains() const override { return link_->tx_chains_; }
 
  private:
   TestLink* link_;
@@ -86,6 +87,16 @@ uint16_t TestLink::Send(Direction dir, rte_mbuf** pkts, uint16_t n) {
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     q.counters.sent++;
+    // Zero-copy segments, and any that a device DMAing through an IOMMU could not take
+    // as one physical run (one crossing a 4 KiB page of client memory).
+    for (const rte_mbuf* seg = m; seg; seg = seg->next) {
+      if (!RTE_MBUF_HAS_EXTBUF(seg)) continue;
+      q.counters.external_segments++;
+      uintptr_t start = rte_pktmbuf_mtod(seg, uintptr_t);
+      if (seg->data_len && start / 4096 != (start + seg->data_len - 1) / 4096) {
+        q.counters.external_crossing_page++;
+      }
+    }
     if (f.drop > 0 && Uniform() < f.drop) {
       q.counters.dropped++;
       rte_pktmbuf_free(m);

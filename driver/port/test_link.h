@@ -31,6 +31,8 @@ struct LinkCounters {
   uint64_t reordered = 0;
   uint64_t corrupted = 0;
   uint64_t overflow = 0;
+  uint64_t external_segments = 0;       // payload segments in client memory (zero-copy)
+  uint64_t external_crossing_page = 0;  // of those, ones that cross a 4 KiB page
 };
 
 class TestLink {
@@ -50,6 +52,9 @@ class TestLink {
   PacketPort* port_b();
   void SetNow(uint64_t now_ns) { now_ = now_ns; }
   void SetFaults(Direction dir, const FaultConfig& faults);
+  // Both ends take chained frames (zero-copy transmit); the receiving engine
+  // linearizes them, as it does a multi-segment frame from any port.
+  void SetTxChains(bool on) { tx_chains_ = on; }
   const LinkCounters& counters(Direction dir) const;
   // Frames queued in both directions (delivered or not yet due).
   size_t in_flight() const;
@@ -64,6 +69,7 @@ class TestLink {
 
   uint64_t rng_;
   uint64_t now_ = 0;
+  bool tx_chains_ = false;
   std::unique_ptr<Queue> queues_[2];
   std::unique_ptr<Endpoint> ends_[2];
 };

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+struct rte_mbuf_ext_shared_info;
+
 namespace vrdma {
 
 struct ProtectionDomain {
@@ -19,6 +21,9 @@ struct MemoryRegion {
   uint32_t rkey = 0;
   bool invalidated = false;  // by SEND with Invalidate
   uint32_t owner = 0;
+  // Set when frames may carry this MR's bytes as external buffers (zero-copy transmit):
+  // the reference count that keeps the memory mapped while a frame still points at it.
+  rte_mbuf_ext_shared_info* tx_share = nullptr;
 };
 
 // Memory keys: slot index in bits 31..8, a generation byte in bits 7..0.

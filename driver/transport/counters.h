@@ -13,7 +13,9 @@ struct DeviceCounters {
   uint64_t rx_bytes = 0;
   uint64_t tx_packets = 0;
   uint64_t tx_bytes = 0;
-  uint64_t tx_dropped = 0;  // port refused the frame, or no mbuf
+  uint64_t tx_dropped = 0;    // port refused the frame, or no mbuf
+  uint64_t tx_zero_copy = 0;  // frames whose payload went out of client memory, uncopied
+  uint64_t tx_port_busy = 0;  // bursts the port took only part of (the rest waited)
   std::array<uint64_t, static_cast<size_t>(wire::DropReason::kCount)> rx_parse_drops{};
   uint64_t rx_not_for_us = 0;  // destination MAC/VLAN/GID not in the port's GID table
   uint64_t rx_unknown_qp = 0;  // no such QP, or QP not able to receive

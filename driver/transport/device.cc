@@ -2,7 +2,6 @@
 #include "driver/transport/device.h"
 
 #include <algorithm>
-
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -30,7 +29,9 @@ Device::Device(const DeviceConfig& config) : cfg_(config) {
   ahs_.Reset(l.max_ah, 1);
   // One more slot than max_qp for the GSI QP1, which the device owns.
   qps_.Reset(l.max_qp, kFirstQpn);
-  tx_.reserve(cfg_.tx_burst);
+  // Room for a burst the port refused plus what the QPs made before they saw it.
+  tx_.reserve(4u * cfg_.tx_burst + 2u * cfg_.qp_tx_budget);
+  tx_chains_ = cfg_.port && cfg_.port->TxChains();
   hairpin_.reserve(kHairpinDepth);
   hairpin_rx_.reserve(kHairpinDepth);
   active_.reserve(l.max_qp + 1);
@@ -167,6 +168,8 @@ absl::StatusOr<MrKeys> Device::RegMr(uint32_t pd, uint64_t iova, void* host, uin
   mr->host = static_cast<uint8_t*>(host);
   mr->access = access;
   mr->owner = owner;
+  mr->invalidated = false;
+  mr->tx_share = nullptr;
   mr->lkey = mr->rkey = MakeKey(h, mrs_.Generation(h));
   return MrKeys{mr->lkey, mr->rkey};
 }
@@ -176,6 +179,13 @@ const MemoryRegion* Device::FindMr(uint32_t key) const {
   const MemoryRegion* mr = mrs_.Get(h);
   if (!mr || mr->lkey != key) return nullptr;
   return mr;
+}
+
+absl::Status Device::SetMrTxShare(uint32_t lkey, rte_mbuf_ext_shared_info* share) {
+  MemoryRegion* mr = mrs_.Get(KeyIndex(lkey));
+  if (!mr || mr->lkey != lkey) return NotFound("MR with key", lkey);
+  mr->tx_share = share;
+  return absl::OkStatus();
 }
 
 absl::Status Device::DeregMr(uint32_t lkey) {

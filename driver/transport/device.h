@@ -9,9 +9,9 @@
 #include <rte_mbuf.h>
 
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <unordered_map>
-#include <cstdint>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -57,6 +57,10 @@ struct DeviceConfig {
   // The port sends every frame away (a real port): frames to one of the device's own
   // MACs (another vdev) are turned around inside the device instead.
   bool hairpin = false;
+  // Payloads of at least this many bytes go out of client memory uncopied when the
+  // port takes chained frames and the MR allows it (smaller ones are cheaper to copy
+  // than two more mbufs and a chain are to handle).
+  uint32_t zero_copy_min = 512;
 };
 
 class Device {
@@ -84,6 +88,10 @@ class Device {
   absl::StatusOr<MrKeys> RegMr(uint32_t pd, uint64_t iova, void* host, uint64_t length, int access,
                                uint32_t owner = 0);
   absl::Status DeregMr(uint32_t lkey);
+  // Lets frames carry the MR's bytes as external buffers counted on `share` (zero-copy
+  // transmit on a port that takes chained frames); the caller keeps the memory mapped
+  // until the count drops to zero, after DeregMr.
+  absl::Status SetMrTxShare(uint32_t lkey, rte_mbuf_ext_shared_info* share);
   const MemoryRegion* FindMr(uint32_t key) const;
 
   absl::StatusOr<uint32_t> CreateCq(uint32_t depth, uint32_t owner = 0);
@@ -150,6 +158,8 @@ class Device {
   // engine.cc
   void Classify(rte_mbuf* m);
   void FlushTx();
+  // The port refused part of the last burst: QPs wait before making more frames.
+  bool TxBackedUp() const { return tx_.size() >= cfg_.tx_burst; }
   void Transmit(rte_mbuf* m);
   void Activate(QueuePair& qp);
   // Posting to the send queue is allowed in RTS, SQD, SQE and Error (IBTA 10.8.2).
@@ -164,6 +174,17 @@ class Device {
   // Lays `hdr` out in a new mbuf (filling its offsets) for `payload_len` bytes of
   // payload at *payload; SendPacket seals it (pad, checksums, ICRC) and queues it.
   rte_mbuf* NewPacket(wire::RocePacket* hdr, uint32_t payload_len, uint8_t** payload);
+  // A frame whose payload stays in client memory: headers, the payload as an external
+  // buffer counted on `share`, then pad and ICRC; sealed. nullptr when out of mbufs.
+  rte_mbuf* NewZeroCopyPacket(wire::RocePacket* hdr, const uint8_t* payload, uint32_t len,
+                              rte_mbuf_ext_shared_info* share);
+  // Whether a payload of `len` bytes from an MR with `share` goes out uncopied.
+  bool UseZeroCopy(const wire::RocePacket& hdr, uint32_t len,
+                   const rte_mbuf_ext_shared_info* share) const;
+  // The single MR range holding bytes [offset, offset + len) of an SGE list, if one
+  // SGE holds them all and its MR may be sent from uncopied; else nullptr.
+  const uint8_t* ZeroCopySource(const QueuePair& qp, const Sge* sges, uint32_t nsge,
+                                uint32_t offset, uint32_t len, rte_mbuf_ext_shared_info** share);
   void SendPacket(rte_mbuf* m, const wire::RocePacket& hdr);
   bool BuildTemplate(QueuePair& qp, const AddressVector& av, wire::RocePacket* out);
 
@@ -227,6 +248,7 @@ class Device {
 
   DeviceConfig cfg_;
   DeviceCounters counters_;
+  bool tx_chains_ = false;  // the port takes zero-copy (chained) frames
   std::vector<GidEntry> gids_;
   struct GidKey {
     wire::Gid gid;
@@ -255,9 +277,9 @@ class Device {
   std::vector<QueuePair*> running_;  // the list being run in this pass
   std::vector<rte_mbuf*> tx_;
   static constexpr size_t kHairpinDepth = 4096;  // like a NIC loopback queue: beyond, dropped
-  std::vector<rte_mbuf*> hairpin_;     // frames to our own MACs, for the next pass
-  std::vector<rte_mbuf*> hairpin_rx_;  // the ones being received in this pass
-  std::vector<wire::MacAddr> local_macs_;  // the MACs of the GID table's interfaces
+  std::vector<rte_mbuf*> hairpin_;               // frames to our own MACs, for the next pass
+  std::vector<rte_mbuf*> hairpin_rx_;            // the ones being received in this pass
+  std::vector<wire::MacAddr> local_macs_;        // the MACs of the GID table's interfaces
   Ring<AsyncEvent> events_;
 };
 

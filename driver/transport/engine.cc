@@ -25,19 +25,31 @@ void Device::Transmit(rte_mbuf* m) {
     }
     return;
   }
+  if (tx_.size() == tx_.capacity()) {
+    // The port has refused frames for a while: its queue is full.
+    rte_pktmbuf_free(m);
+    counters_.tx_dropped++;
+    return;
+  }
   tx_.push_back(m);
   if (tx_.size() >= cfg_.tx_burst) FlushTx();
 }
 
 void Device::FlushTx() {
   if (tx_.empty()) return;
-  uint16_t n = static_cast<uint16_t>(tx_.size());
-  uint16_t sent = cfg_.port ? cfg_.port->TxBurst(tx_.data(), n) : 0;
-  for (uint16_t i = sent; i < n; ++i) {
-    rte_pktmbuf_free(tx_[i]);
-    counters_.tx_dropped++;
+  if (!cfg_.port) {
+    for (rte_mbuf* m : tx_) rte_pktmbuf_free(m);
+    counters_.tx_dropped += tx_.size();
+    tx_.clear();
+    return;
   }
-  tx_.clear();
+  uint16_t n = static_cast<uint16_t>(tx_.size());
+  uint16_t sent = cfg_.port->TxBurst(tx_.data(), n);
+  // What the port did not take (a NIC's transmit ring is full) waits for the next pass
+  // in order, and the QPs stop producing until it has gone (TxBackedUp): a frame
+  // dropped here would cost a go-back-N.
+  tx_.erase(tx_.begin(), tx_.begin() + sent);
+  if (sent < n) counters_.tx_port_busy++;
 }
 
 void Device::Receive(rte_mbuf** pkts, uint16_t n) {
@@ -73,8 +85,8 @@ void Device::Classify(rte_mbuf* m) {
     counters_.rx_not_for_us++;
   } else if (!(qp = LookupQp(pkt.bth.dest_qp))) {
     counters_.rx_unknown_qp++;
-  } else if (qp->init.gid_count &&
-             (gid_index < qp->init.gid_first || gid_index - qp->init.gid_first >= qp->init.gid_count)) {
+  } else if (qp->init.gid_count && (gid_index < qp->init.gid_first ||
+                                    gid_index - qp->init.gid_first >= qp->init.gid_count)) {
     // A QP hears only the GIDs of its own (virtual) device.
     counters_.rx_not_for_us++;
   } else if ((pkt.bth.pkey & 0x7fff) != (qp->pkey & 0x7fff)) {
@@ -89,8 +101,8 @@ void Device::Classify(rte_mbuf* m) {
     if (!type_ok) {
       counters_.rx_wrong_transport++;
     } else if ((qp->type == IBV_QPT_RC || qp->type == IBV_QPT_UC) &&
-               (!qp->av_valid || pkt.net.sgid != qp->av.dgid ||
-                pkt.net.dgid != qp->tmpl.net.sgid || pkt.net.type != qp->tmpl.net.type)) {
+               (!qp->av_valid || pkt.net.sgid != qp->av.dgid || pkt.net.dgid != qp->tmpl.net.sgid ||
+                pkt.net.type != qp->tmpl.net.type)) {
       // A connected QP only hears its peer: same GIDs as its path (IBTA 9.6.1).
       counters_.rx_wrong_path++;
     } else if (wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse) {
@@ -117,6 +129,10 @@ void Device::RunActive() {
   for (QueuePair* qp : running_) {
     if (!qp) continue;
     qp->active = false;
+    if (TxBackedUp()) {
+      Activate(*qp);  // its turn comes when the port has room again
+      continue;
+    }
     uint32_t budget = cfg_.qp_tx_budget;
     if (qp->type == IBV_QPT_RC) RunResponses(*qp, &budget);
     RunRequester(*qp, &budget);
@@ -161,6 +177,8 @@ int Device::Poll(uint64_t now_ns) {
   RunActive();
   FlushTx();
   work += static_cast<int>(counters_.tx_packets - before);
+  // Frames still waiting for the port keep the engine polling.
+  if (!tx_.empty()) work++;
   return work;
 }
 

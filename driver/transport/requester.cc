@@ -173,6 +173,20 @@ bool Device::SendNextPacket(QueuePair& qp, SendWqe& w) {
     }
   }
   h.bth.ack_req = qp.type == IBV_QPT_RC && (last || (i + 1) % kAckReqInterval == 0);
+  if (tx_chains_ && payload_len >= cfg_.zero_copy_min && !(wr.send_flags & IBV_SEND_INLINE)) {
+    // Zero-copy: the payload leaves from the client's buffer (a bad key or range finds
+    // no source and takes the copying path, which reports it).
+    rte_mbuf_ext_shared_info* share = nullptr;
+    const uint8_t* src = ZeroCopySource(qp, wr.sg_list, wr.num_sge, offset, payload_len, &share);
+    if (src && UseZeroCopy(h, payload_len, share)) {
+      rte_mbuf* zm = NewZeroCopyPacket(&h, src, payload_len, share);
+      if (!zm) return false;
+      Transmit(zm);
+      w.next_pkt = last ? w.npkts : i + 1;
+      w.req_done = last;
+      return true;
+    }
+  }
   uint8_t* payload = nullptr;
   rte_mbuf* m = NewPacket(&h, payload_len, &payload);
   if (!m) return false;

@@ -551,10 +551,17 @@ void Device::RunResponses(QueuePair& qp, uint32_t* budget) {
                        IBV_EVENT_QP_ACCESS_ERR);
         return;
       }
-      rte_mbuf* m = NewPacket(&h, n, &payload);
-      if (!m) return;
-      if (n) std::memcpy(payload, src, n);
-      SendPacket(m, h);
+      rte_mbuf_ext_shared_info* share = n ? FindMr(e.rkey)->tx_share : nullptr;
+      if (UseZeroCopy(h, n, share)) {
+        rte_mbuf* zm = NewZeroCopyPacket(&h, src, n, share);  // sent from the MR itself
+        if (!zm) return;
+        Transmit(zm);
+      } else {
+        rte_mbuf* m = NewPacket(&h, n, &payload);
+        if (!m) return;
+        if (n) std::memcpy(payload, src, n);
+        SendPacket(m, h);
+      }
       e.first_sent = true;
       e.va += n;
       e.length -= n;

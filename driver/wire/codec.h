@@ -51,6 +51,11 @@ uint32_t EncodeHeaders(RocePacket* pkt, uint32_t payload_len, uint8_t* buf, uint
 // and the ICRC at the end of the frame (0 without `with_icrc`: a port that computes the
 // ICRC itself, as a NIC's offload does, fills it).
 void SealFrame(uint8_t* buf, const RocePacket& pkt, bool with_icrc = true);
+// SealFrame for a frame in three pieces: the headers EncodeHeaders laid out (hdr, up to
+// the payload offset it returned), the payload elsewhere, and `tail` for the pad bytes
+// and the ICRC (pkt.bth.pad + 4 bytes).
+void SealFrameGather(uint8_t* hdr, uint32_t hdr_len, const uint8_t* payload, uint32_t payload_len,
+                     uint8_t* tail, const RocePacket& pkt, bool with_icrc = true);
 
 // UDP source port for a RoCEv2 flow, from its 20-bit flow label, as Linux computes it
 // (rdma_flow_label_to_udp_sport): folds the label into the range 0xC000..0xFFFF.

@@ -182,4 +182,18 @@ void SealFrame(uint8_t* buf, const RocePacket& pkt, bool with_icrc) {
             with_icrc ? ComputeIcrc(buf, pkt.l3_off, pkt.frame_len, pkt.net.type) : 0);
 }
 
+void SealFrameGather(uint8_t* hdr, uint32_t hdr_len, const uint8_t* payload, uint32_t payload_len,
+                     uint8_t* tail, const RocePacket& pkt, bool with_icrc) {
+  std::memset(tail, 0, pkt.bth.pad);
+  if (pkt.net.type == NetworkType::kRoceV2Ipv4) {
+    uint8_t* ip = hdr + pkt.l3_off;
+    Store16(ip + 10, 0);
+    Store16(ip + 10, Ipv4HeaderChecksum(ip, kIpv4Len));
+  }
+  StoreLe32(tail + pkt.bth.pad, with_icrc
+                                    ? ComputeIcrcGather(hdr, pkt.l3_off, hdr_len, payload,
+                                                        payload_len, pkt.bth.pad, pkt.net.type)
+                                    : 0);
+}
+
 }  // namespace vrdma::wire

@@ -37,6 +37,57 @@ void MaskBth(uint8_t* h) { h[4] = 0xff; }  // resv8a: FECN, BECN, 6 reserved bit
 
 }  // namespace
 
+namespace {
+
+// Copies the network headers and the BTH at frame + l3_off into buf with their variant
+// fields set to ones; returns their length.
+uint32_t MaskHeaders(const uint8_t* frame, uint32_t l3_off, NetworkType type, uint8_t* buf) {
+  uint32_t net_len = 0;
+  switch (type) {
+    case NetworkType::kRoceV1:
+      net_len = kGrhLen;
+      break;
+    case NetworkType::kRoceV2Ipv4:
+      net_len = kIpv4Len + kUdpLen;
+      break;
+    case NetworkType::kRoceV2Ipv6:
+      net_len = kGrhLen + kUdpLen;
+      break;
+  }
+  std::memcpy(buf, frame + l3_off, net_len + kBthLen);
+  switch (type) {
+    case NetworkType::kRoceV1:
+      MaskGrhOrIpv6(buf);
+      break;
+    case NetworkType::kRoceV2Ipv4:
+      MaskIpv4(buf);
+      MaskUdp(buf + kIpv4Len);
+      break;
+    case NetworkType::kRoceV2Ipv6:
+      MaskGrhOrIpv6(buf);
+      MaskUdp(buf + kGrhLen);
+      break;
+  }
+  MaskBth(buf + net_len);
+  return net_len + kBthLen;
+}
+
+}  // namespace
+
+uint32_t ComputeIcrcGather(const uint8_t* frame, uint32_t l3_off, uint32_t hdr_end,
+                           const uint8_t* payload, uint32_t payload_len, uint32_t pad,
+                           NetworkType type) {
+  uint8_t buf[kMaskedBufLen];
+  const uint32_t masked_len = MaskHeaders(frame, l3_off, type, buf);
+  const uint32_t rest_off = l3_off + masked_len;
+  uint32_t crc = Crc32Update(kPseudoLrhState, buf, masked_len);
+  crc = Crc32Update(crc, frame + rest_off, hdr_end - rest_off);
+  crc = Crc32Update(crc, payload, payload_len);
+  static constexpr uint8_t kZeros[4] = {};
+  crc = Crc32Update(crc, kZeros, pad);
+  return ~crc;
+}
+
 uint32_t ComputeIcrc(const uint8_t* frame, uint32_t l3_off, uint32_t frame_len, NetworkType type) {
   uint32_t net_len = 0;
   switch (type) {

@@ -6,8 +6,11 @@
 // bytes, the final atomic words and the message, and tells the client over TCP. Both
 // print "xfer_check OK" only if every byte and value was right.
 //
-//   xfer_check -d DEV -g GID_INDEX [-p PORT] [-m MTU] [-s SIZE]            (server)
-//   xfer_check -d DEV -g GID_INDEX [-p PORT] [-m MTU] [-s SIZE] SERVER_IP  (client)
+//   xfer_check -d DEV -g GID_INDEX [-p PORT] [-m MTU] [-s SIZE] [-o OFF]            (server)
+//   xfer_check -d DEV -g GID_INDEX [-p PORT] [-m MTU] [-s SIZE] [-o OFF] SERVER_IP  (client)
+//
+// -o: the buffer starts OFF bytes (a multiple of 8) into a page, so that packets' data
+// cross page boundaries (default 0: page-aligned).
 #include <arpa/inet.h>
 #include <infiniband/verbs.h>
 #include <netinet/in.h>
@@ -105,8 +108,9 @@ int main(int argc, char** argv) {
   std::string dev_name, server;
   int gid_index = 0, port = 18515, mtu = 1024;
   size_t size = 1 << 20;
+  size_t page_offset = 0;
   int opt;
-  while ((opt = getopt(argc, argv, "d:g:p:m:s:")) != -1) {
+  while ((opt = getopt(argc, argv, "d:g:p:m:s:o:")) != -1) {
     switch (opt) {
       case 'd':
         dev_name = optarg;
@@ -123,9 +127,13 @@ int main(int argc, char** argv) {
       case 's':
         size = std::strtoull(optarg, nullptr, 0);
         break;
+      case 'o':
+        page_offset = std::strtoull(optarg, nullptr, 0);
+        break;
       default:
         std::fprintf(stderr,
-                     "usage: xfer_check -d DEV -g GID [-p PORT] [-m MTU] [-s SIZE] [SERVER]\n");
+                     "usage: xfer_check -d DEV -g GID [-p PORT] [-m MTU] [-s SIZE] [-o OFF] "
+                     "[SERVER]\n");
         return 2;
     }
   }
@@ -152,8 +160,12 @@ int main(int argc, char** argv) {
   // Layout: [0, size) written by the client; [size, 2 size) read by the client; then
   // the fetch-add word, the compare-swap word, and the SEND's buffer.
   size_t bytes = 2 * size + 16 + sizeof kMessage;
-  std::vector<uint8_t> buf(bytes, 0);
-  uint8_t* target = buf.data();
+  if (page_offset % 8 != 0 || page_offset >= 4096) Die("-o must be a multiple of 8 below 4096");
+  void* mem = nullptr;
+  if (posix_memalign(&mem, 4096, bytes + page_offset) != 0) Die("posix_memalign");
+  std::memset(mem, 0, bytes + page_offset);
+  uint8_t* base = static_cast<uint8_t*>(mem) + page_offset;
+  uint8_t* target = base;
   uint8_t* source = target + size;
   auto* counter = reinterpret_cast<uint64_t*>(source + size);
   auto* swap_word = counter + 1;
@@ -163,7 +175,7 @@ int main(int argc, char** argv) {
     *counter = kCounterStart;
     *swap_word = kSwapOld;
   }
-  ibv_mr* mr = ibv_reg_mr(pd, buf.data(), bytes,
+  ibv_mr* mr = ibv_reg_mr(pd, base, bytes,
                           IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
                               IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC);
   if (!mr) Die("ibv_reg_mr");
@@ -185,7 +197,7 @@ int main(int argc, char** argv) {
   if (ibv_query_gid(ctx, 1, gid_index, &gid)) Die("ibv_query_gid");
   std::memcpy(me.gid, gid.raw, 16);
   me.rkey = mr->rkey;
-  me.addr = reinterpret_cast<uintptr_t>(buf.data());
+  me.addr = reinterpret_cast<uintptr_t>(base);
 
   // The TCP exchange of QP number, PSN, GID, rkey and address.
   int fd = socket(AF_INET, SOCK_STREAM, 0);

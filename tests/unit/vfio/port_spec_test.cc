@@ -31,6 +31,15 @@ TEST(PortSpecTest, PciAddressIsNormalised) {
   EXPECT_EQ(*NormalizePciAddress("0001:AF:1f.7"), "0001:af:1f.7");
 }
 
+TEST(PortSpecTest, ZeroCopyIsOnUnlessTurnedOff) {
+  EXPECT_TRUE(ParsePortSpec("p,iface=v,type=af_packet")->zero_copy);
+  EXPECT_FALSE(ParsePortSpec("p,iface=v,type=af_packet,zerocopy=0")->zero_copy);
+  EXPECT_TRUE(ParsePortSpec("p,pci=3:0.1,zerocopy=1")->zero_copy);
+  auto bad = ParsePortSpec("p,iface=v,zerocopy=yes");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("zerocopy 'yes' is not 0 or 1"), std::string::npos);
+}
+
 TEST(PortSpecTest, FaultInjectionKeys) {
   auto s = ParsePortSpec("p,iface=v,type=af_packet,drop=0.01,dup=0.02,reorder=0.5,corrupt=1");
   ASSERT_TRUE(s.ok()) << s.status();

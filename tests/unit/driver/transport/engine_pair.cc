@@ -49,8 +49,9 @@ rte_mempool* SharedPool() {
   return pool;
 }
 
-EnginePair::EnginePair(uint64_t seed, size_t mem_bytes, const char* pcap_path) {
+EnginePair::EnginePair(uint64_t seed, size_t mem_bytes, const char* pcap_path, bool tx_chains) {
   link_ = std::make_unique<TestLink>(seed);
+  link_->SetTxChains(tx_chains);
   if (pcap_path) {
     pcap_writer_ = std::make_unique<PcapWriter>();
     absl::Status st = pcap_writer_->Open(pcap_path);

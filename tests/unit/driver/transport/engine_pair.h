@@ -8,10 +8,9 @@
 #include <cstring>
 #include <functional>
 #include <memory>
-
-#include "absl/status/status.h"
 #include <vector>
 
+#include "absl/status/status.h"
 #include "driver/pcap/pcap_port.h"
 #include "driver/pcap/pcap_writer.h"
 #include "driver/port/packet_pool.h"
@@ -44,9 +43,9 @@ struct QpOptions {
   uint8_t timeout = 8;  // 1 ms
   uint8_t retry_cnt = 7;
   uint8_t rnr_retry = 7;
-  uint8_t min_rnr_timer = 1;  // 10 us
-  uint8_t rd_atomic = 16;       // max_dest_rd_atomic (and max_rd_atomic unless set below)
-  uint8_t init_rd_atomic = 0;   // max_rd_atomic; 0: rd_atomic
+  uint8_t min_rnr_timer = 1;   // 10 us
+  uint8_t rd_atomic = 16;      // max_dest_rd_atomic (and max_rd_atomic unless set below)
+  uint8_t init_rd_atomic = 0;  // max_rd_atomic; 0: rd_atomic
   int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
                IBV_ACCESS_REMOTE_ATOMIC;
   uint32_t gid_index = 0;  // 0: RoCEv2/IPv4, 1: RoCEv2/IPv6, 2: RoCEv1
@@ -60,8 +59,9 @@ struct QpOptions {
 class EnginePair {
  public:
   // With `pcap_path`, host A's port records everything it sends and receives there.
+  // With `tx_chains`, the link takes zero-copy frames (the test sets MR shares).
   explicit EnginePair(uint64_t seed = 1, size_t mem_bytes = 4 << 20,
-                      const char* pcap_path = nullptr);
+                      const char* pcap_path = nullptr, bool tx_chains = false);
   ~EnginePair();
 
   Host a;

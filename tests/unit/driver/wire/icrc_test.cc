@@ -176,6 +176,31 @@ TEST_P(IcrcTest, FlippingCoveredBitsFailsTheIcrc) {
   EXPECT_EQ(ParseFrame(g.data(), end, &pkt, ParseOptions{.verify_icrc = false}), DropReason::kNone);
 }
 
+// A zero-copy frame is sealed in three pieces (headers, payload left in client memory,
+// pad + ICRC): put back together, it is byte for byte the frame SealFrame makes.
+TEST_P(IcrcTest, GatherSealMatchesContiguousFrame) {
+  for (size_t len : {1, 3, 4, 5, 255, 1024, 4093, 4096}) {
+    RocePacket pkt = testing::SamplePacket(type(), op::kRcWriteFirst, vlan());
+    const std::vector<uint8_t> payload = testing::Pattern(len, 9);
+    RocePacket whole_pkt = pkt;
+    const std::vector<uint8_t> whole = BuildFrame(&whole_pkt, payload);
+    ASSERT_FALSE(whole.empty());
+    std::vector<uint8_t> hdr(8192, 0xa5);
+    const uint32_t off = EncodeHeaders(&pkt, static_cast<uint32_t>(len), hdr.data(),
+                                       static_cast<uint32_t>(hdr.size()));
+    ASSERT_NE(off, 0u);
+    std::vector<uint8_t> tail(8, 0xa5);  // garbage where the pad goes
+    SealFrameGather(hdr.data(), off, payload.data(), static_cast<uint32_t>(len), tail.data(), pkt);
+    std::vector<uint8_t> joined(hdr.begin(), hdr.begin() + off);
+    joined.insert(joined.end(), payload.begin(), payload.end());
+    joined.insert(joined.end(), tail.begin(), tail.begin() + (pkt.frame_len - off - len));
+    ASSERT_EQ(joined, whole) << "payload " << len;
+    ASSERT_EQ(ComputeIcrcGather(hdr.data(), l3(), off, payload.data(), static_cast<uint32_t>(len),
+                                pkt.bth.pad, type()),
+              ReferenceIcrc(whole));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllNetworks, IcrcTest,
                          ::testing::Combine(::testing::Values(NetworkType::kRoceV1,
                                                               NetworkType::kRoceV2Ipv4,
