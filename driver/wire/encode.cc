@@ -169,14 +169,21 @@ uint32_t EncodeHeaders(RocePacket* pkt, uint32_t payload_len, uint8_t* buf, uint
   return header_len;
 }
 
+namespace {
+
+void SealIpv4Header(uint8_t* frame, const RocePacket& pkt) {
+  if (pkt.net.type != NetworkType::kRoceV2Ipv4) return;
+  uint8_t* ip = frame + pkt.l3_off;
+  Store16(ip + 10, 0);
+  Store16(ip + 10, Ipv4HeaderChecksum(ip, kIpv4Len));
+}
+
+}  // namespace
+
 void SealFrame(uint8_t* buf, const RocePacket& pkt, bool with_icrc) {
   const uint32_t icrc_off = pkt.frame_len - kIcrcLen;
   std::memset(buf + icrc_off - pkt.bth.pad, 0, pkt.bth.pad);
-  if (pkt.net.type == NetworkType::kRoceV2Ipv4) {
-    uint8_t* ip = buf + pkt.l3_off;
-    Store16(ip + 10, 0);
-    Store16(ip + 10, Ipv4HeaderChecksum(ip, kIpv4Len));
-  }
+  SealIpv4Header(buf, pkt);
   // The CRC value goes out least significant byte first, as rdma_rxe writes it.
   StoreLe32(buf + icrc_off,
             with_icrc ? ComputeIcrc(buf, pkt.l3_off, pkt.frame_len, pkt.net.type) : 0);
@@ -185,11 +192,7 @@ void SealFrame(uint8_t* buf, const RocePacket& pkt, bool with_icrc) {
 void SealFrameGather(uint8_t* hdr, uint32_t hdr_len, const uint8_t* payload, uint32_t payload_len,
                      uint8_t* tail, const RocePacket& pkt, bool with_icrc) {
   std::memset(tail, 0, pkt.bth.pad);
-  if (pkt.net.type == NetworkType::kRoceV2Ipv4) {
-    uint8_t* ip = hdr + pkt.l3_off;
-    Store16(ip + 10, 0);
-    Store16(ip + 10, Ipv4HeaderChecksum(ip, kIpv4Len));
-  }
+  SealIpv4Header(hdr, pkt);
   StoreLe32(tail + pkt.bth.pad, with_icrc
                                     ? ComputeIcrcGather(hdr, pkt.l3_off, hdr_len, payload,
                                                         payload_len, pkt.bth.pad, pkt.net.type)

@@ -89,38 +89,10 @@ uint32_t ComputeIcrcGather(const uint8_t* frame, uint32_t l3_off, uint32_t hdr_e
 }
 
 uint32_t ComputeIcrc(const uint8_t* frame, uint32_t l3_off, uint32_t frame_len, NetworkType type) {
-  uint32_t net_len = 0;
-  switch (type) {
-    case NetworkType::kRoceV1:
-      net_len = kGrhLen;
-      break;
-    case NetworkType::kRoceV2Ipv4:
-      net_len = kIpv4Len + kUdpLen;
-      break;
-    case NetworkType::kRoceV2Ipv6:
-      net_len = kGrhLen + kUdpLen;
-      break;
-  }
-  const uint32_t masked_len = net_len + kBthLen;
-
   // The masked headers and the start of the rest go through one buffer, so even a
   // small packet is one call long enough for the carry-less-multiply path.
   uint8_t buf[kMaskedBufLen];
-  std::memcpy(buf, frame + l3_off, masked_len);
-  switch (type) {
-    case NetworkType::kRoceV1:
-      MaskGrhOrIpv6(buf);
-      break;
-    case NetworkType::kRoceV2Ipv4:
-      MaskIpv4(buf);
-      MaskUdp(buf + kIpv4Len);
-      break;
-    case NetworkType::kRoceV2Ipv6:
-      MaskGrhOrIpv6(buf);
-      MaskUdp(buf + kGrhLen);
-      break;
-  }
-  MaskBth(buf + net_len);
+  const uint32_t masked_len = MaskHeaders(frame, l3_off, type, buf);
   const uint32_t rest_off = l3_off + masked_len;
   const uint32_t rest_len = frame_len - kIcrcLen - rest_off;
   const uint32_t head =
