@@ -183,6 +183,30 @@ all_sizes() { [[ $(rows "$2") -ge 20 ]]; }
 one_size() { [[ $(rows "$2") -ge 1 ]]; }
 ud_sizes() { [[ $(rows "$2") -ge 11 ]]; }
 
+# pingpongs_at_once NAME DEV_B1 DEV_A1 ADDR1 DEV_B2 DEV_A2 ADDR2: two ibv_rc_pingpong -c
+# runs at the same time, servers on host B's DEV_B1 and DEV_B2, clients on host A's
+# DEV_A1 and DEV_A2 connecting to ADDR1 and ADDR2 (two vdevs of each pdev side by side).
+pingpongs_at_once() {
+  local name="$1" b1="$2" a1="$3" addr1="$4" b2="$5" a2="$6" addr2="$7" rc=0 s1 s2 c1
+  on_b timeout 60 "$VRDMA_RUN" -d "$b1" -- ibv_rc_pingpong -g 3 -c -n 300 -p 18530 >"$WORK/$name-1.server" 2>&1 &
+  s1=$!
+  on_b timeout 60 "$VRDMA_RUN" -d "$b2" -- ibv_rc_pingpong -g 3 -c -n 300 -p 18531 >"$WORK/$name-2.server" 2>&1 &
+  s2=$!
+  sleep 0.5
+  on_a timeout 60 "$VRDMA_RUN" -d "$a1" -- ibv_rc_pingpong -g 3 -c -n 300 -p 18530 "$addr1" >"$WORK/$name-1.client" 2>&1 &
+  c1=$!
+  on_a timeout 60 "$VRDMA_RUN" -d "$a2" -- ibv_rc_pingpong -g 3 -c -n 300 -p 18531 "$addr2" >"$WORK/$name-2.client" 2>&1 || rc=1
+  wait "$c1" || rc=1
+  wait "$s1" || rc=1
+  wait "$s2" || rc=1
+  if [[ $rc == 0 ]] && summary "$WORK/$name-1.server" "$WORK/$name-1.client" &&
+     summary "$WORK/$name-2.server" "$WORK/$name-2.client"; then
+    pass "$name"
+  else
+    fail "$name"; tail -n 3 "$WORK/$name"-*
+  fi
+}
+
 # ICMP destination-unreachable messages a host has sent (nstat's absolute counters).
 icmp_unreach() {
   ip netns exec "$1" nstat -az 2>/dev/null |

@@ -70,24 +70,8 @@ ctl_a dev add vdev_am pdev pdev_A netdev mA >/dev/null
 ctl_b dev add vdev_bm pdev pdev_B netdev mB >/dev/null
 mac_am=$(ip -n "$NS_A" -br link show mA | awk '{print $3}')
 if ctl_a dev show vdev_am | grep -q "mac $mac_am"; then pass "macvlan vdev has the macvlan's MAC"; else fail "macvlan vdev MAC"; fi
-on_b timeout 60 "$VRDMA_RUN" -d vdev_bm -- ibv_rc_pingpong -g 3 -c -n 300 >"$WORK/mv.server" 2>&1 &
-mv_pid=$!
-sleep 0.5
-on_b timeout 60 "$VRDMA_RUN" -d vdev_b -- ibv_rc_pingpong -g 3 -c -n 300 -p 18516 >"$WORK/base.server" 2>&1 &
-base_pid=$!
-sleep 0.5
-mv_rc=0
-on_a timeout 60 "$VRDMA_RUN" -d vdev_am -- ibv_rc_pingpong -g 3 -c -n 300 10.78.0.2 >"$WORK/mv.client" 2>&1 &
-mvc=$!
-on_a timeout 60 "$VRDMA_RUN" -d vdev_a -- ibv_rc_pingpong -g 3 -c -n 300 -p 18516 10.77.0.2 >"$WORK/base.client" 2>&1 || mv_rc=1
-wait "$mvc" || mv_rc=1
-wait "$mv_pid" || mv_rc=1
-wait "$base_pid" || mv_rc=1
-if [[ $mv_rc == 0 ]] && summary "$WORK/mv.server" "$WORK/mv.client" && summary "$WORK/base.server" "$WORK/base.client"; then
-  pass "macvlan vdev and base vdev on one port at once"
-else
-  fail "macvlan + base vdev"; tail -n 3 "$WORK"/mv.* "$WORK"/base.*
-fi
+pingpongs_at_once "macvlan vdev and base vdev on one port at once" \
+  vdev_bm vdev_am 10.78.0.2 vdev_b vdev_a 10.77.0.2
 
 # Two vdevs of one pdev (vdev_a on vA, vdev_am on its macvlan): the engine turns frames
 # for its own MACs around, as a NIC's eswitch does, instead of sending them away.

@@ -63,23 +63,8 @@ run_cross ib_send_bw-vlan-v1 one_size B -- ib_send_bw -x 2 -s 65536 -n 100
 run_cross ib_atomic_bw-vlan one_size A -- ib_atomic_bw -x 3 -n 100 -A FETCH_AND_ADD
 
 # The untagged parent's vdevs beside the VLAN's, on the same pdevs.
-on_b timeout 60 "$VRDMA_RUN" -d vdev_b0 -- ibv_rc_pingpong -g 3 -c -n 200 -p 18530 >"$WORK/u.server" 2>&1 &
-u_pid=$!
-on_b timeout 60 "$VRDMA_RUN" -d vdev_b -- ibv_rc_pingpong -g 3 -c -n 200 -p 18531 >"$WORK/t.server" 2>&1 &
-t_pid=$!
-sleep 0.5
-both=0
-on_a timeout 60 "$VRDMA_RUN" -d vdev_a0 -- ibv_rc_pingpong -g 3 -c -n 200 -p 18530 10.77.0.2 >"$WORK/u.client" 2>&1 &
-uc=$!
-on_a timeout 60 "$VRDMA_RUN" -d vdev_a -- ibv_rc_pingpong -g 3 -c -n 200 -p 18531 10.81.0.2 >"$WORK/t.client" 2>&1 || both=1
-wait "$uc" || both=1
-wait "$u_pid" || both=1
-wait "$t_pid" || both=1
-if [[ $both == 0 ]] && summary "$WORK/u.server" "$WORK/u.client" && summary "$WORK/t.server" "$WORK/t.client"; then
-  pass "VLAN vdev and untagged vdev on one port at once"
-else
-  fail "VLAN + untagged vdev"; tail -n 3 "$WORK"/u.* "$WORK"/t.*
-fi
+pingpongs_at_once "VLAN vdev and untagged vdev on one port at once" \
+  vdev_b0 vdev_a0 10.77.0.2 vdev_b vdev_a 10.81.0.2
 if on_a ping -c 2 -W 2 10.81.0.2 >/dev/null && on_b ping -c 2 -W 2 fd00:81::1 >/dev/null; then
   pass "kernel ping over the VLAN interfaces"
 else
