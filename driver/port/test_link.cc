@@ -84,6 +84,7 @@ uint16_t TestLink::Send(Direction dir, rte_mbuf** pkts, uint16_t n) {
   Queue& q = *queues_[dir];
   const FaultConfig& f = q.faults;
   uint64_t due = now_ + f.delay_ns;
+  if (f.accept_per_burst && n > f.accept_per_burst) n = f.accept_per_burst;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     q.counters.sent++;
@@ -134,7 +135,7 @@ uint16_t TestLink::Send(Direction dir, rte_mbuf** pkts, uint16_t n) {
       rte_pktmbuf_free(dup);
     }
   }
-  return n;  // the link takes every frame; losses are faults, counted above
+  return n;  // the frames taken; losses among them are faults, counted above
 }
 
 uint16_t TestLink::Receive(Direction dir, rte_mbuf** pkts, uint16_t n) {

@@ -21,6 +21,8 @@ struct FaultConfig {
   double reorder = 0;    // probability a frame is held back behind the next one sent
   double corrupt = 0;    // probability one bit of the frame is flipped
   uint64_t delay_ns = 0;
+  // Frames the link takes per TxBurst call, as a NIC with a full transmit ring (0: all).
+  uint16_t accept_per_burst = 0;
 };
 
 struct LinkCounters {

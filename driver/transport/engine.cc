@@ -32,7 +32,8 @@ void Device::Transmit(rte_mbuf* m) {
     return;
   }
   tx_.push_back(m);
-  if (tx_.size() >= cfg_.tx_burst) FlushTx();
+  // A burst at a time, also while the port refuses (then the QPs soon stop).
+  if (tx_.size() % cfg_.tx_burst == 0) FlushTx();
 }
 
 void Device::FlushTx() {
