@@ -207,6 +207,24 @@ pingpongs_at_once() {
   fi
 }
 
+# pcap_frames FILE [FILTER]: tshark's summary lines of the frames of a capture that the
+# display FILTER matches; pcap_count: how many. Wireshark's dissectors for upper
+# protocols in InfiniBand payloads (RPC-over-RDMA, SMB Direct, iSER ...) would read the
+# tests' application bytes as theirs and call them malformed: they are off, so the RoCE
+# headers are what is judged.
+pcap_frames() {
+  local args=(-r "$1") p
+  for p in smc smb_direct rpcordma nvme-rdma lnet iser infiniband_sdp fcoib eoib; do
+    args+=(--disable-protocol "$p")
+  done
+  if [[ -n "${2:-}" ]]; then args+=(-Y "$2"); fi
+  tshark "${args[@]}" 2>/dev/null
+}
+pcap_count() { pcap_frames "$@" | wc -l; }
+# Malformed or error-level frames. RoCEv2 over IPv6 carries UDP checksum 0, as rdma_rxe
+# sends it (the ICRC covers the packet), which Wireshark flags for IPv6: not counted.
+PCAP_BAD="_ws.malformed || (_ws.expert.severity == error && !(ipv6 && udp.checksum == 0))"
+
 # ICMP destination-unreachable messages a host has sent (nstat's absolute counters).
 icmp_unreach() {
   ip netns exec "$1" nstat -az 2>/dev/null |

@@ -72,20 +72,16 @@ else
 fi
 
 # The wire: host A's capture. RoCE of the VLAN vdevs is tagged 100, the untagged vdev's
-# is not, and tshark finds nothing malformed (payload heuristics off, see two_host.sh).
+# is not, and tshark finds nothing malformed (hosts.sh, pcap_count).
 stop_pid "$PID_A"
 PID_A=""
-TSHARK=(tshark -r "$WORK/a.pcap")
-for p in smc smb_direct rpcordma nvme-rdma lnet iser infiniband_sdp fcoib eoib; do
-  TSHARK+=(--disable-protocol "$p")
-done
-count() { "${TSHARK[@]}" -Y "$1" 2>/dev/null | wc -l; }
+count() { pcap_count "$WORK/a.pcap" "$1"; }
 tagged=$(count "vlan.id == 100 && infiniband")
 tagged_v1=$(count "vlan.id == 100 && vlan.etype == 0x8915 && infiniband")
 tagged_v6=$(count "vlan.id == 100 && ipv6 && infiniband")
 untagged=$(count "!vlan && infiniband")
 untagged_vlan_ip=$(count "!vlan && infiniband && (ip.addr == 10.81.0.0/24 || ipv6.addr == fd00:81::/64)")
-bad=$(count "_ws.malformed || (_ws.expert.severity == error && !(ipv6 && udp.checksum == 0))")
+bad=$(count "$PCAP_BAD")
 echo "    pcap: $tagged RoCE frames on VLAN 100 ($tagged_v1 RoCEv1, $tagged_v6 over IPv6), $untagged untagged, $bad malformed"
 if [[ $tagged -gt 1000 && $tagged_v1 -gt 100 && $tagged_v6 -gt 100 && $untagged -gt 100 &&
       $untagged_vlan_ip == 0 && $bad == 0 ]]; then
