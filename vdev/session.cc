@@ -929,3 +929,76 @@ void Session::FreeAll() {
 }
 
 }  // namespace vrdma
+
+namespace vrdma {
+
+void Session::ListObjects(std::vector<ObjectInfo>* out) const {
+  if (!device_ || detached_) return;
+  std::unordered_map<uint32_t, uint32_t> pd_users, cq_users;
+  for (const auto& [qpn, qp] : qps_) {
+    ObjectInfo o;
+    o.kind = Resource::kQp;
+    o.id = qpn;
+    o.pd = qp.pd;
+    o.qp_type = qp.type;
+    ibv_qp_attr attr{};
+    QpInitAttr init;
+    if (device_->QueryQp(qpn, &attr, &init).ok()) {
+      o.qp_state = attr.qp_state;
+      o.dest_qpn = attr.dest_qp_num;
+      o.sq_psn = attr.sq_psn;
+      o.rq_psn = attr.rq_psn;
+      cq_users[init.send_cq]++;
+      if (init.recv_cq != init.send_cq) cq_users[init.recv_cq]++;
+    }
+    pd_users[qp.pd]++;
+    out->push_back(o);
+  }
+  for (const auto& [lkey, mr] : mrs_) {
+    const MemoryRegion* m = device_->FindMr(lkey);
+    ObjectInfo o;
+    o.kind = Resource::kMr;
+    o.id = lkey;
+    o.lkey = lkey;
+    o.length = mr.bytes;
+    if (m) {
+      o.rkey = m->rkey;
+      o.pd = m->pd;
+      pd_users[m->pd]++;
+    }
+    out->push_back(o);
+  }
+  for (const auto& [h, srq] : srqs_) {
+    ObjectInfo o;
+    o.kind = Resource::kSrq;
+    o.id = h;
+    o.cqe = srq.ring.depth;
+    out->push_back(o);
+  }
+  for (const auto& [h, pd] : ahs_) {
+    ObjectInfo o;
+    o.kind = Resource::kAh;
+    o.id = h;
+    o.pd = pd;
+    pd_users[pd]++;
+    out->push_back(o);
+  }
+  for (const auto& [cqn, cq] : cqs_) {
+    ObjectInfo o;
+    o.kind = Resource::kCq;
+    o.id = cqn;
+    o.cqe = cq->depth();
+    o.users = cq_users[cqn];
+    out->push_back(o);
+  }
+  for (const auto& [pd, unused] : pds_) {
+    ObjectInfo o;
+    o.kind = Resource::kPd;
+    o.id = pd;
+    o.pd = pd;
+    o.users = pd_users[pd];
+    out->push_back(o);
+  }
+}
+
+}  // namespace vrdma

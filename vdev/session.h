@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "driver/transport/device.h"
 #include "vdev/protocol/channel.h"
+#include "vdev/object_info.h"
 #include "vdev/registry.h"
 #include "vdev/rings/cq_ring.h"
 #include "vdev/rings/wqe_parse.h"
@@ -39,6 +40,8 @@ class Session {
   uid_t uid() const { return uid_; }
   const std::string& comm() const { return comm_; }
   const ResourceCounts& used() const { return used_; }
+  // Appends one record per object this context holds (for `vrdmactl res show qp|...`).
+  void ListObjects(std::vector<ObjectInfo>* out) const;
 
   // Handles one client request and sends the reply. False: close the connection.
   bool Handle(proto::Message& msg);
