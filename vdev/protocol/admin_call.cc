@@ -3,16 +3,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "vdev/protocol/channel.h"
 
 namespace vrdma::proto {
 
-int CallAdmin(const std::vector<std::string>& words, bool json, AdminReply* out,
-              const std::string& socket_path) {
+int CallAdminWithFlags(const std::vector<std::string>& words, uint32_t flags, AdminReply* out,
+                       const std::string& socket_path) {
   std::vector<char> req(sizeof(AdminRequest));
-  AdminRequest head{json ? kAdminJson : 0u, static_cast<uint32_t>(words.size())};
+  AdminRequest head{flags, static_cast<uint32_t>(words.size())};
   std::memcpy(req.data(), &head, sizeof head);
   for (const std::string& w : words) req.insert(req.end(), w.c_str(), w.c_str() + w.size() + 1);
   int sock = ConnectToSocket(socket_path.empty() ? SocketPath() : socket_path);
@@ -25,6 +26,288 @@ int CallAdmin(const std::vector<std::string>& words, bool json, AdminReply* out,
   out->status = reply.header.status;
   out->text.assign(text, strnlen(text, reply.payload.size()));
   return 0;
+}
+
+int CallAdmin(const std::vector<std::string>& words, bool json, AdminReply* out,
+              const std::string& socket_path) {
+  return CallAdminWithFlags(words, json ? kAdminJson : 0u, out, socket_path);
+}
+
+// ---- grammar -----------------------------------------------------------------------------
+
+std::string AdminUsage() {
+  return "usage: vrdmactl [-j [-p]] [-s SOCKET] [-d DEV] OBJECT [COMMAND [ARGS]]\n"
+         "  pdev show [PDEV]\n"
+         "  dev show [DEV]\n"
+         "  dev add DEV [pdev PDEV] netdev IFACE\n"
+         "  dev del DEV\n"
+         "  dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes} N [...]   (N: 16, 4K, 1G, 2GiB, ...)\n"
+         "  link show [DEV]\n"
+         "  link add DEV type vrdma netdev IFACE [pdev PDEV]\n"
+         "  link del DEV\n"
+         "  res show [DEV]                                  (use against quota)\n"
+         "  res show {qp|cq|mr|pd|srq|ah} [dev DEV]         (one line per object)\n"
+         "  stat show [DEV]\n"
+         "  pci bind BDF [--force] | pci unbind BDF | pci show BDF   (local, no daemon)\n"
+         "options: -j/--json  JSON output; -p/--pretty  indented JSON (with -j);\n"
+         "         -s/--socket PATH  vrdmad's socket (default $VRDMA_SOCKET or "
+         "/run/vrdma/vrdmad.sock);\n"
+         "         -d/--device DEV  the device a show command is about; -h/--help";
+}
+
+bool IsValidDeviceName(std::string_view name) {
+  if (name.empty() || name.size() >= kNameLen) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return c > ' ' && c < 127 && c != '/' && c != '%'; });
+}
+
+int ParseQuantity(std::string_view text, uint64_t* out, std::string* error) {
+  auto bad = [&](int err, std::string_view why) {
+    *error = std::string(why);
+    return err;
+  };
+  constexpr std::string_view kExpected =
+      "expected a whole number with an optional K, M, G or T suffix (1G = 1073741824)";
+  if (text.empty()) return bad(EINVAL, kExpected);
+  if (text[0] == '-') return bad(EINVAL, "negative values are not allowed");
+  size_t i = 0;
+  uint64_t value = 0;
+  bool overflow = false;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    uint64_t digit = static_cast<uint64_t>(text[i] - '0');
+    if (value > (UINT64_MAX - digit) / 10) overflow = true;
+    value = value * 10 + digit;
+    ++i;
+  }
+  if (i == 0) return bad(EINVAL, kExpected);
+  std::string_view suffix = text.substr(i);
+  unsigned shift = 0;
+  if (!suffix.empty()) {
+    switch (suffix[0]) {
+      case 'k':
+      case 'K':
+        shift = 10;
+        break;
+      case 'm':
+      case 'M':
+        shift = 20;
+        break;
+      case 'g':
+      case 'G':
+        shift = 30;
+        break;
+      case 't':
+      case 'T':
+        shift = 40;
+        break;
+      case 'b':
+      case 'B':
+        break;
+      default:
+        return bad(EINVAL, kExpected);
+    }
+    std::string_view rest = suffix.substr(1);
+    bool unit_only = shift == 0;  // "B" alone
+    if (!(rest.empty() ||
+          (!unit_only && (rest == "B" || rest == "iB" || rest == "ib" || rest == "b")))) {
+      return bad(EINVAL, kExpected);
+    }
+  }
+  if (overflow || (shift && value > (UINT64_MAX >> shift))) {
+    return bad(ERANGE, "too large (the largest is 18446744073709551615, 16E)");
+  }
+  *out = value << shift;
+  return 0;
+}
+
+namespace {
+
+AdminParseResult Usage(std::string error) { return {AdminParse::kUsage, std::move(error)}; }
+AdminParseResult BadValue(std::string error) { return {AdminParse::kBadValue, std::move(error)}; }
+
+bool IsHelp(const std::string& w) { return w == "help" || w == "-h" || w == "--help"; }
+
+template <size_t N>
+bool OneOf(const std::string& w, const char* const (&set)[N]) {
+  return std::any_of(std::begin(set), std::end(set), [&](const char* s) { return w == s; });
+}
+
+AdminParseResult CheckName(const std::string& name) {
+  if (IsValidDeviceName(name)) return {};
+  return BadValue("invalid device name '" + name + "': " + kDeviceNameRule);
+}
+
+// `link` names a port as DEV/PORT (iproute2's rdma); a vdev has port 1 only.
+AdminParseResult LinkName(std::string* name) {
+  size_t slash = name->find('/');
+  if (slash == std::string::npos) return {};
+  if (name->substr(slash + 1) != "1") {
+    return BadValue("no port '" + name->substr(slash + 1) + "' on " + name->substr(0, slash) +
+                    ": a vrdma device has port 1 only");
+  }
+  name->resize(slash);
+  return {};
+}
+
+// dev add NAME [pdev PDEV] netdev IFACE  /  link add NAME type vrdma netdev IFACE [pdev PDEV]
+AdminParseResult ParseAdd(const std::string& object, const std::vector<std::string>& w,
+                          AdminCommand* out) {
+  const std::string usage = object == "link"
+                                ? "usage: link add DEV type vrdma netdev IFACE [pdev PDEV]"
+                                : "usage: dev add DEV [pdev PDEV] netdev IFACE";
+  if (w.size() < 3) return Usage(usage);
+  out->op = AdminOp::kDevAdd;
+  out->name = w[2];
+  bool have_type = false;
+  for (size_t i = 3; i < w.size(); i += 2) {
+    if (i + 1 >= w.size()) return Usage("'" + w[i] + "' needs a value");
+    const std::string& key = w[i];
+    const std::string& value = w[i + 1];
+    std::string* slot = key == "pdev" ? &out->pdev : key == "netdev" ? &out->netdev : nullptr;
+    if (key == "type") {
+      if (have_type) return Usage("type given twice");
+      if (value != "vrdma") {
+        return BadValue("link type '" + value + "' is not supported: vrdmad adds type vrdma");
+      }
+      have_type = true;
+      continue;
+    }
+    if (!slot) return Usage("unknown keyword '" + key + "' (pdev, netdev, type)");
+    if (!slot->empty()) return Usage(key + " given twice");
+    if (value.empty()) return BadValue("empty " + key + " name");
+    *slot = value;
+  }
+  if (object == "link" && !have_type) return Usage("link add needs 'type vrdma'");
+  if (out->netdev.empty()) return Usage(object + " add: netdev IFACE is missing");
+  return CheckName(out->name);
+}
+
+AdminParseResult ParseSet(const std::vector<std::string>& w, AdminCommand* out) {
+  const std::string usage = "usage: dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes} N [...]";
+  if (w.size() < 5 || (w.size() - 3) % 2 != 0) return Usage(usage);
+  out->op = AdminOp::kDevSet;
+  out->name = w[2];
+  for (size_t i = 3; i < w.size(); i += 2) {
+    if (!OneOf(w[i], kQuotaNames)) {
+      return Usage("unknown resource '" + w[i] + "' (qp, cq, mr, pd, srq, ah, mr_bytes)");
+    }
+    for (const auto& [prev, unused] : out->quotas) {
+      if (prev == w[i]) return BadValue(w[i] + " given twice");
+    }
+    uint64_t n = 0;
+    std::string error;
+    if (ParseQuantity(w[i + 1], &n, &error)) {
+      return BadValue("bad value '" + w[i + 1] + "' for " + w[i] + ": " + error);
+    }
+    out->quotas.emplace_back(w[i], n);
+  }
+  return {};
+}
+
+AdminParseResult ParseResShow(const std::vector<std::string>& w, AdminCommand* out) {
+  const std::string usage = "usage: res show [DEV] | res show {qp|cq|mr|pd|srq|ah} [dev DEV]";
+  out->op = AdminOp::kResShow;
+  size_t i = 2;
+  if (i < w.size() && OneOf(w[i], kResTypes)) out->res_type = w[i++];
+  if (i < w.size() && w[i] == "dev") {
+    if (i + 2 != w.size()) return Usage(usage);
+    out->name = w[i + 1];
+    return {};
+  }
+  if (i == w.size()) return {};
+  if (out->res_type.empty() && i + 1 == w.size()) {
+    out->name = w[i];
+    return {};
+  }
+  return Usage(usage);
+}
+
+}  // namespace
+
+AdminParseResult ParseAdminCommand(const std::vector<std::string>& w, AdminCommand* out) {
+  *out = AdminCommand{};
+  if (w.empty()) return Usage("no command given");
+  const std::string& object = w[0];
+  if (IsHelp(object)) return {AdminParse::kHelp, ""};
+  const std::string verb = w.size() > 1 ? w[1] : "show";
+  if (IsHelp(verb)) return {AdminParse::kHelp, ""};
+  if (object == "pdev") {
+    if (verb != "show") return Usage("'" + verb + "' is not a pdev command (show)");
+    if (w.size() > 3) return Usage("usage: pdev show [PDEV]");
+    out->op = AdminOp::kPdevShow;
+    if (w.size() == 3) out->name = w[2];
+    return {};
+  }
+  if (object == "dev" || object == "link") {
+    if (verb == "show" || verb == "list") {
+      if (w.size() > 3) return Usage("usage: " + object + " show [DEV]");
+      out->op = AdminOp::kDevShow;
+      if (w.size() == 3) out->name = w[2];
+      return object == "link" ? LinkName(&out->name) : AdminParseResult{};
+    }
+    if (verb == "add") return ParseAdd(object, w, out);
+    if (verb == "del" || verb == "delete") {
+      if (w.size() != 3) return Usage("usage: " + object + " del DEV");
+      out->op = AdminOp::kDevDel;
+      out->name = w[2];
+      return object == "link" ? LinkName(&out->name) : AdminParseResult{};
+    }
+    if (verb == "set" && object == "dev") return ParseSet(w, out);
+    return Usage("'" + verb + "' is not a " + object + " command (" +
+                 (object == "dev" ? "show, add, del, set" : "show, add, del") + ")");
+  }
+  if (object == "res" || object == "resource") {
+    if (verb != "show") return Usage("'" + verb + "' is not a res command (show)");
+    return ParseResShow(w, out);
+  }
+  if (object == "stat" || object == "statistic") {
+    if (verb != "show") return Usage("'" + verb + "' is not a stat command (show)");
+    if (w.size() > 3) return Usage("usage: stat show [DEV]");
+    out->op = AdminOp::kStatShow;
+    if (w.size() == 3) out->name = w[2];
+    return {};
+  }
+  return Usage("unknown object '" + object + "' (pdev, dev, link, res, stat, pci)");
+}
+
+std::vector<std::string> AdminCommandWords(const AdminCommand& c) {
+  std::vector<std::string> w;
+  auto maybe_name = [&] {
+    if (!c.name.empty()) w.push_back(c.name);
+  };
+  switch (c.op) {
+    case AdminOp::kPdevShow:
+      w = {"pdev", "show"};
+      maybe_name();
+      break;
+    case AdminOp::kDevShow:
+      w = {"dev", "show"};
+      maybe_name();
+      break;
+    case AdminOp::kDevAdd:
+      w = {"dev", "add", c.name};
+      if (!c.pdev.empty()) w.insert(w.end(), {"pdev", c.pdev});
+      w.insert(w.end(), {"netdev", c.netdev});
+      break;
+    case AdminOp::kDevDel:
+      w = {"dev", "del", c.name};
+      break;
+    case AdminOp::kDevSet:
+      w = {"dev", "set", c.name};
+      for (const auto& [r, n] : c.quotas) w.insert(w.end(), {r, std::to_string(n)});
+      break;
+    case AdminOp::kResShow:
+      w = {"res", "show"};
+      if (!c.res_type.empty()) w.push_back(c.res_type);
+      // "dev NAME", never a bare name: a vdev may be called "qp".
+      if (!c.name.empty()) w.insert(w.end(), {"dev", c.name});
+      break;
+    case AdminOp::kStatShow:
+      w = {"stat", "show"};
+      maybe_name();
+      break;
+  }
+  return w;
 }
 
 }  // namespace vrdma::proto

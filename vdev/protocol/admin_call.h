@@ -1,8 +1,15 @@
 // One administration request to the daemon (vrdmactl and the public C API): the
-// command's words out, the daemon's status and text back.
+// command's words out, the daemon's status and text back. And the grammar of those
+// words, shared by vrdmactl (which checks a command before it connects) and the daemon
+// (which checks it again: the C API and any client may send words).
+//
+// Plain C++ and errno values, like the rest of the protocol library: the provider links it.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace vrdma::proto {
@@ -16,5 +23,64 @@ struct AdminReply {
 // `out`. Returns 0, or the errno of reaching the daemon (then `out` is untouched).
 int CallAdmin(const std::vector<std::string>& words, bool json, AdminReply* out,
               const std::string& socket_path = "");
+// The same with the request's flags (kAdminJson, kAdminPretty) spelled out.
+int CallAdminWithFlags(const std::vector<std::string>& words, uint32_t flags, AdminReply* out,
+                       const std::string& socket_path = "");
+
+// ---- the command grammar ---------------------------------------------------------------
+
+// Every command, for usage messages (one per line, no trailing newline).
+std::string AdminUsage();
+
+// The rule a device name follows (the kernel's for ib devices), for messages.
+inline constexpr const char* kDeviceNameRule =
+    "a device name is 1 to 63 printable characters, without '/', '%' or whitespace";
+// True when `name` follows kDeviceNameRule.
+bool IsValidDeviceName(std::string_view name);
+
+// A count or size with an optional binary suffix: K, M, G or T, each optionally followed
+// by "iB" or "B" (1K = 1KiB = 1KB = 1024; 1G = 1073741824), or a plain "B". Returns 0, or
+// EINVAL (not a number, negative) / ERANGE (above 2^64-1) with the reason in *error.
+int ParseQuantity(std::string_view text, uint64_t* out, std::string* error);
+
+enum class AdminOp {
+  kPdevShow,
+  kDevShow,
+  kDevAdd,
+  kDevDel,
+  kDevSet,
+  kResShow,  // per-vdev counts against quota, or (res_type set) one line per object
+  kStatShow,
+};
+
+// A checked command. `link` commands are read as their `dev` equivalents.
+struct AdminCommand {
+  AdminOp op = AdminOp::kDevShow;
+  std::string name;    // the device (pdev for kPdevShow); empty: every one
+  std::string pdev;    // kDevAdd: empty when not given (the daemon picks one)
+  std::string netdev;  // kDevAdd
+  std::vector<std::pair<std::string, uint64_t>> quotas;  // kDevSet: resource, value
+  std::string res_type;  // kResShow: "" (counts) or qp, cq, mr, pd, srq, ah
+};
+
+enum class AdminParse {
+  kOk,
+  kHelp,      // the user asked for the usage
+  kUsage,     // not a command: unknown object or verb, wrong arguments
+  kBadValue,  // a command with a value that is refused (a number, a name)
+};
+struct AdminParseResult {
+  AdminParse result = AdminParse::kOk;
+  std::string error;  // for kUsage and kBadValue: what is wrong (no usage text)
+};
+
+// The resource names `dev set` takes, in protocol order.
+inline constexpr const char* kQuotaNames[] = {"qp", "cq", "mr", "pd", "srq", "ah", "mr_bytes"};
+// The object kinds `res show` lists.
+inline constexpr const char* kResTypes[] = {"qp", "cq", "mr", "pd", "srq", "ah"};
+
+AdminParseResult ParseAdminCommand(const std::vector<std::string>& words, AdminCommand* out);
+// The canonical words of a command (what vrdmactl sends); parse(words(c)) == c.
+std::vector<std::string> AdminCommandWords(const AdminCommand& cmd);
 
 }  // namespace vrdma::proto

@@ -279,6 +279,7 @@ struct QueryQpReply {
 // "pdev", "pdev0", "netdev", "veth0"). Reply payload: the text to print (JSON with
 // kAdminJson), NUL-terminated; status non-zero on failure.
 inline constexpr uint32_t kAdminJson = 1;
+inline constexpr uint32_t kAdminPretty = 2;  // with kAdminJson: indented JSON
 struct AdminRequest {
   uint32_t flags;
   uint32_t nwords;
