@@ -1,13 +1,16 @@
 // vrdmactl: administration of vrdmad in the style of iproute2's `rdma` tool.
 //
-//   vrdmactl [-j] [-s SOCKET] pdev show [PDEV]
-//   vrdmactl [-j] [-s SOCKET] dev show [DEV]
-//   vrdmactl [-j] [-s SOCKET] dev add DEV pdev PDEV netdev IFACE
-//   vrdmactl [-j] [-s SOCKET] dev del DEV
-//   vrdmactl [-j] [-s SOCKET] dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes} N ...
-//   vrdmactl [-j] [-s SOCKET] res show [DEV]
-//   vrdmactl [-j] [-s SOCKET] stat show [DEV]
+//   vrdmactl [-j [-p]] [-s SOCKET] [-d DEV] pdev show [PDEV]
+//   vrdmactl ... dev show [DEV] | dev add DEV [pdev PDEV] netdev IFACE | dev del DEV
+//   vrdmactl ... dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes} N ...   (N: 16, 4K, 1G, ...)
+//   vrdmactl ... link show [DEV] | link add DEV type vrdma netdev IFACE [pdev PDEV] | link del DEV
+//   vrdmactl ... res show [DEV] | res show {qp|cq|mr|pd|srq|ah} [dev DEV]
+//   vrdmactl ... stat show [DEV]
 //   vrdmactl pci bind BDF [--force] | pci unbind BDF | pci show BDF   (local, no daemon)
+//
+// A command is parsed and checked here before the daemon is reached (the daemon checks it
+// again). Exit status: 0; 1 when a value is refused or the daemon refuses the command or
+// cannot be reached; 2 for a command line that is not a command (the usage is printed).
 #include <stdlib.h>
 
 #include <cstdio>
@@ -20,6 +23,12 @@
 #include "vfio/pci_bind.h"
 
 namespace {
+
+int UsageError(const std::string& error) {
+  if (!error.empty()) std::fprintf(stderr, "vrdmactl: %s\n", error.c_str());
+  std::fprintf(stderr, "%s\n", vrdma::proto::AdminUsage().c_str());
+  return 2;
+}
 
 // `pci` works on this host's sysfs directly, as dpdk-devbind does: it needs no daemon
 // (vrdmad opens a bound NIC with --pdev NAME,pci=BDF).
@@ -35,9 +44,14 @@ int Pci(const std::vector<std::string>& w) {
   } else if (w.size() == 3 && w[1] == "show") {
     absl::StatusOr<std::string> drv = vrdma::vfio::PciDriverOf(w[2]);
     st = drv.status();
-    if (st.ok()) std::printf("%s: driver %s\n", w[2].c_str(), drv->empty() ? "(none)" : drv->c_str());
+    if (st.ok())
+      std::printf("%s: driver %s\n", w[2].c_str(), drv->empty() ? "(none)" : drv->c_str());
+  } else if (w.size() == 2 && (w[1] == "help" || w[1] == "-h" || w[1] == "--help")) {
+    std::printf("usage: vrdmactl pci bind BDF [--force] | pci unbind BDF | pci show BDF\n");
+    return 0;
   } else {
-    std::fprintf(stderr, "usage: vrdmactl pci bind BDF [--force] | pci unbind BDF | pci show BDF\n");
+    std::fprintf(stderr,
+                 "usage: vrdmactl pci bind BDF [--force] | pci unbind BDF | pci show BDF\n");
     return 2;
   }
   if (!st.ok()) {
@@ -47,34 +61,96 @@ int Pci(const std::vector<std::string>& w) {
   return 0;
 }
 
+// -d DEV: the device a show command is about when it names none itself.
+bool ApplyDevice(const std::string& device, vrdma::proto::AdminCommand* cmd, std::string* error) {
+  if (device.empty()) return true;
+  bool show = cmd->op == vrdma::proto::AdminOp::kDevShow ||
+              cmd->op == vrdma::proto::AdminOp::kResShow ||
+              cmd->op == vrdma::proto::AdminOp::kStatShow;
+  if (cmd->name.empty() && show) {
+    cmd->name = device;
+    return true;
+  }
+  if (cmd->name != device) {
+    *error = "-d " + device + " disagrees with the command's device '" + cmd->name + "'";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool json = false;
+  uint32_t flags = 0;
+  std::string device;
   std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (words.empty() && (a == "-j" || a == "--json")) {
-      json = true;
-    } else if (words.empty() && (a == "-s" || a == "--socket") && i + 1 < argc) {
-      setenv(vrdma::proto::kSocketEnv, argv[++i], 1);
-    } else if (words.empty() && (a == "-h" || a == "--help" || a == "help")) {
-      std::printf(
-          "usage: vrdmactl [-j] [-s SOCKET] OBJECT COMMAND [ARGS]\n"
-          "  pdev show [PDEV]\n  dev show [DEV]\n  dev add DEV pdev PDEV netdev IFACE\n"
-          "  dev del DEV\n  dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes} N ...\n"
-          "  res show [DEV]\n  stat show [DEV]\n"
-          "  pci bind BDF [--force]\n  pci unbind BDF\n  pci show BDF\n");
+    if (!words.empty()) {
+      words.push_back(a);
+      continue;
+    }
+    // An option's value: "-s PATH", "--socket PATH" or "--socket=PATH".
+    auto value = [&](const char* short_name, const char* long_name, std::string* out) {
+      std::string eq = std::string(long_name) + "=";
+      if (a.compare(0, eq.size(), eq) == 0) {
+        *out = a.substr(eq.size());
+        return true;
+      }
+      if (a != short_name && a != long_name) return false;
+      if (i + 1 >= argc) {
+        std::exit(UsageError(a + " needs a value"));
+      }
+      *out = argv[++i];
+      return true;
+    };
+    std::string socket;
+    if (a == "-j" || a == "--json") {
+      flags |= vrdma::proto::kAdminJson;
+    } else if (a == "-p" || a == "--pretty") {
+      flags |= vrdma::proto::kAdminPretty;
+    } else if (a == "-jp" || a == "-pj") {
+      flags |= vrdma::proto::kAdminJson | vrdma::proto::kAdminPretty;
+    } else if (value("-s", "--socket", &socket)) {
+      if (socket.empty()) return UsageError("empty socket path");
+      setenv(vrdma::proto::kSocketEnv, socket.c_str(), 1);
+    } else if (value("-d", "--device", &device)) {
+      if (device.empty()) return UsageError("empty device name");
+    } else if (a == "-h" || a == "--help") {
+      std::printf("%s\n", vrdma::proto::AdminUsage().c_str());
       return 0;
+    } else if (a.size() > 1 && a[0] == '-') {
+      return UsageError("unknown option " + a);
     } else {
       words.push_back(a);
     }
   }
   if (!words.empty() && words[0] == "pci") return Pci(words);
+
+  vrdma::proto::AdminCommand cmd;
+  vrdma::proto::AdminParseResult parsed = vrdma::proto::ParseAdminCommand(words, &cmd);
+  switch (parsed.result) {
+    case vrdma::proto::AdminParse::kHelp:
+      std::printf("%s\n", vrdma::proto::AdminUsage().c_str());
+      return 0;
+    case vrdma::proto::AdminParse::kUsage:
+      return UsageError(parsed.error);
+    case vrdma::proto::AdminParse::kBadValue:
+      std::fprintf(stderr, "vrdmactl: %s\n", parsed.error.c_str());
+      return 1;
+    case vrdma::proto::AdminParse::kOk:
+      break;
+  }
+  std::string error;
+  if (!ApplyDevice(device, &cmd, &error)) return UsageError(error);
+
   vrdma::proto::AdminReply reply;
-  if (int err = vrdma::proto::CallAdmin(words, json, &reply)) {
-    std::fprintf(stderr, "vrdmactl: cannot reach vrdmad at %s: %s\n", vrdma::proto::SocketPath().c_str(),
-                 std::strerror(err));
+  if (int err =
+          vrdma::proto::CallAdminWithFlags(vrdma::proto::AdminCommandWords(cmd), flags, &reply)) {
+    std::fprintf(stderr,
+                 "vrdmactl: cannot reach vrdmad at %s (%s): is vrdmad running? -s/--socket or "
+                 "VRDMA_SOCKET names its socket\n",
+                 vrdma::proto::SocketPath().c_str(), std::strerror(err));
     return 1;
   }
   const std::string& text = reply.text;
