@@ -1,5 +1,8 @@
 // The physical RDMA device: resource tables, the verbs the vdev layer calls, and the
 // engine loop (receive, classify, responder/completer, requester, timers, transmit).
+// One file per object, as Linux rdma_rxe: device.cc (the device, GIDs, events),
+// resources.cc (PD, MR, CQ, SRQ, AH), qp.cc, post.cc (posting WRs), receive_check.cc
+// (is a frame ours, for which QP), engine.cc (the loop), then the protocol files below.
 //
 // A Device is single-threaded: every call, including Poll(), comes from the engine
 // thread that owns it. Time is explicit (Poll(now_ns)) so tests can run on virtual time.
@@ -149,26 +152,31 @@ class Device {
   void Receive(rte_mbuf** pkts, uint16_t n);
 
  private:
+  // device.cc
   QueuePair* LookupQp(uint32_t qpn) const;
+  void PostEvent(ibv_event_type type, uint32_t element);
+
+  // receive_check.cc
+  void Classify(rte_mbuf* m);
   bool IsLocalMac(const uint8_t* dst) const;
   // The GID table entry a received packet is addressed to (destination GID and network
   // type, and the owning interface's MAC and VLAN), or nullptr when it is no one's here.
   const GidEntry* FindDestination(const wire::RocePacket& pkt, uint32_t* index) const;
 
   // engine.cc
-  void Classify(rte_mbuf* m);
   void FlushTx();
   // The port refused part of the last burst: QPs wait before making more frames.
   bool TxBackedUp() const { return tx_.size() >= cfg_.tx_burst; }
   void Transmit(rte_mbuf* m);
   void Activate(QueuePair& qp);
+  void RunActive();
+  void OnTimer(TimerNode* node);
+
+  // post.cc
   // Posting to the send queue is allowed in RTS, SQD, SQE and Error (IBTA 10.8.2).
   static bool SendQueueOpen(const QueuePair& qp);
   // Makes the WQE written at sq.next_free() part of the send queue and gets it going.
   void CommitSendWqe(QueuePair& qp);
-  void RunActive();
-  void OnTimer(TimerNode* node);
-  void PostEvent(ibv_event_type type, uint32_t element);
 
   // packet_builder.cc
   // Lays `hdr` out in a new mbuf (filling its offsets) for `payload_len` bytes of
@@ -239,7 +247,7 @@ class Device {
                       ibv_event_type event);
   void RunResponses(QueuePair& qp, uint32_t* budget);
 
-  // qp_lifecycle.cc
+  // qp.cc
   void EnterError(QueuePair& qp);
   void FlushQueues(QueuePair& qp);
   void FlushSendQueue(QueuePair& qp);

@@ -57,64 +57,6 @@ void Device::Receive(rte_mbuf** pkts, uint16_t n) {
   for (uint16_t i = 0; i < n; ++i) Classify(pkts[i]);
 }
 
-void Device::Classify(rte_mbuf* m) {
-  counters_.rx_packets++;
-  counters_.rx_bytes += m->pkt_len;
-  if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
-    counters_.rx_parse_drops[static_cast<size_t>(wire::DropReason::kTruncated)]++;
-    rte_pktmbuf_free(m);
-    return;
-  }
-  wire::RocePacket pkt;
-  wire::DropReason why = wire::ParseFrame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, &pkt,
-                                          wire::ParseOptions{!cfg_.icrc_offload});
-  if (why != wire::DropReason::kNone) {
-    counters_.rx_parse_drops[static_cast<size_t>(why)]++;
-    rte_pktmbuf_free(m);
-    return;
-  }
-  // A port hands over every frame on its wire (AF_PACKET sees all of the interface's,
-  // a NIC runs promiscuous): steer by destination MAC, VLAN and GID, never by what the
-  // sender claims to be.
-  if (m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) {
-    pkt.eth.has_vlan = true;
-    pkt.eth.vlan_tci = m->vlan_tci;
-  }
-  uint32_t gid_index = 0;
-  QueuePair* qp = nullptr;
-  if (!FindDestination(pkt, &gid_index)) {
-    counters_.rx_not_for_us++;
-  } else if (!(qp = LookupQp(pkt.bth.dest_qp))) {
-    counters_.rx_unknown_qp++;
-  } else if (qp->init.gid_count && (gid_index < qp->init.gid_first ||
-                                    gid_index - qp->init.gid_first >= qp->init.gid_count)) {
-    // A QP hears only the GIDs of its own (virtual) device.
-    counters_.rx_not_for_us++;
-  } else if ((pkt.bth.pkey & 0x7fff) != (qp->pkey & 0x7fff)) {
-    // P_Key check (IBTA 9.6.1.1, C9-41): the base keys must match.
-    counters_.rx_bad_pkey++;
-  } else {
-    wire::Transport t = wire::TransportOf(pkt.bth.opcode);
-    bool type_ok =
-        (qp->type == IBV_QPT_RC && t == wire::Transport::kRc) ||
-        (qp->type == IBV_QPT_UC && t == wire::Transport::kUc) ||
-        ((qp->type == IBV_QPT_UD || qp->type == kQpTypeGsi) && t == wire::Transport::kUd);
-    if (!type_ok) {
-      counters_.rx_wrong_transport++;
-    } else if ((qp->type == IBV_QPT_RC || qp->type == IBV_QPT_UC) &&
-               (!qp->av_valid || pkt.net.sgid != qp->av.dgid || pkt.net.dgid != qp->tmpl.net.sgid ||
-                pkt.net.type != qp->tmpl.net.type)) {
-      // A connected QP only hears its peer: same GIDs as its path (IBTA 9.6.1).
-      counters_.rx_wrong_path++;
-    } else if (wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse) {
-      OnResponse(*qp, pkt);
-    } else {
-      OnRequest(*qp, pkt);
-    }
-  }
-  rte_pktmbuf_free(m);
-}
-
 void Device::OnTimer(TimerNode* node) {
   QueuePair* qp = static_cast<QueuePair*>(node->data);
   if (node == &qp->retransmit_timer) {
@@ -147,13 +89,6 @@ void Device::RunActive() {
     }
   }
   running_.clear();
-}
-
-bool Device::IsLocalMac(const uint8_t* dst) const {
-  for (const wire::MacAddr& mac : local_macs_) {
-    if (std::memcmp(mac.data(), dst, 6) == 0) return true;
-  }
-  return false;
 }
 
 int Device::Poll(uint64_t now_ns) {

@@ -1,10 +1,12 @@
-// QP attribute changes and state transitions (IBTA 10.3, 11.2.4.2), the error state and
-// flushing (IBTA 10.3.1: in Error, outstanding and new WRs complete with flush errors).
+// Queue pairs: create, modify, query and destroy; attribute changes and state
+// transitions (IBTA 10.3, 11.2.4.2), the error state and flushing (IBTA 10.3.1: in
+// Error, outstanding and new WRs complete with flush errors), and completions.
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "driver/qp_state/qp_state_machine.h"
 #include "driver/transport/device.h"
+#include "driver/transport/errors.h"
 #include "driver/transport/psn.h"
 
 namespace vrdma {
@@ -13,6 +15,54 @@ namespace {
 uint32_t MtuBytes(ibv_mtu mtu) { return 128u << static_cast<int>(mtu); }
 
 }  // namespace
+
+absl::StatusOr<uint32_t> Device::CreateQp(const QpInitAttr& init) {
+  const DeviceLimits& l = cfg_.limits;
+  if (init.type != IBV_QPT_RC && init.type != IBV_QPT_UC && init.type != IBV_QPT_UD &&
+      init.type != kQpTypeGsi) {
+    return absl::InvalidArgumentError("QP type must be RC, UC, UD or GSI");
+  }
+  if (init.type == kQpTypeGsi && gsi_slot_ != 0) {
+    return absl::AlreadyExistsError("the port already has its GSI QP1");
+  }
+  if (!pds_.Get(init.pd)) return NotFound("PD", init.pd);
+  CompletionQueue* scq = cqs_.Get(init.send_cq);
+  CompletionQueue* rcq = cqs_.Get(init.recv_cq);
+  if (!scq || !rcq) return absl::InvalidArgumentError("send or receive CQ does not exist");
+  SharedReceiveQueue* srq = nullptr;
+  if (init.has_srq) {
+    srq = srqs_.Get(init.srq);
+    if (!srq) return NotFound("SRQ", init.srq);
+    if (srq->pd != init.pd) return absl::InvalidArgumentError("SRQ is in another PD");
+  }
+  if (init.max_send_wr > l.max_qp_wr || init.max_recv_wr > l.max_qp_wr ||
+      init.max_send_sge > l.max_sge || init.max_recv_sge > l.max_sge ||
+      init.max_inline_data > l.max_inline_data) {
+    return absl::InvalidArgumentError("QP capabilities beyond device limits");
+  }
+  uint32_t qpn;
+  QueuePair* qp = qps_.Allocate(&qpn);
+  if (!qp) return absl::ResourceExhaustedError("QP table full");
+  qp->qpn = qpn;
+  if (init.type == kQpTypeGsi) {
+    // GSI QP1 (IBTA 13.5.1): one per port, a UD QP answering QPN 1 with the
+    // well-known GSI Q_Key.
+    gsi_slot_ = qpn;
+    qp->qpn = 1;
+    qp->qkey = kGsiQkey;
+  }
+  qp->type = init.type;
+  qp->init = init;
+  qp->sq.Init(init.max_send_wr);
+  qp->rq.Init(init.has_srq ? 1 : init.max_recv_wr);
+  qp->resp.responses.Init(2 * l.max_qp_init_rd_atom + 4);
+  qp->retransmit_timer.data = qp;
+  qp->rnr_timer.data = qp;
+  scq->use_count++;
+  rcq->use_count++;
+  if (srq) srq->use_count++;
+  return qpn;
+}
 
 absl::Status Device::ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mask,
                               const AddressVector* av) {
@@ -156,6 +206,30 @@ absl::Status Device::QueryQp(uint32_t qpn, ibv_qp_attr* attr, QpInitAttr* init) 
     attr->rnr_retry = qp->rnr_retry;
   }
   if (init) *init = qp->init;
+  return absl::OkStatus();
+}
+
+absl::Status Device::DestroyQp(uint32_t qpn) {
+  QueuePair* qp = LookupQp(qpn);
+  if (!qp) return NotFound("QP", qpn);
+  timers_.Cancel(&qp->retransmit_timer);
+  timers_.Cancel(&qp->rnr_timer);
+  if (qp->active) {
+    for (auto& p : active_)
+      if (p == qp) p = nullptr;
+    for (auto& p : running_)
+      if (p == qp) p = nullptr;
+  }
+  if (auto* cq = cqs_.Get(qp->init.send_cq)) cq->use_count--;
+  if (auto* cq = cqs_.Get(qp->init.recv_cq)) cq->use_count--;
+  if (qp->init.has_srq)
+    if (auto* srq = srqs_.Get(qp->init.srq)) srq->use_count--;
+  if (qp->qpn == 1) {
+    qps_.Free(gsi_slot_);
+    gsi_slot_ = 0;
+  } else {
+    qps_.Free(qpn);
+  }
   return absl::OkStatus();
 }
 

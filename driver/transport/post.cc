@@ -1,0 +1,157 @@
+// Posting work requests: the send and receive queues of QPs and SRQs, the WQEs the
+// device refuses, and the room left in each queue.
+#include "driver/transport/device.h"
+#include "driver/transport/errors.h"
+
+namespace vrdma {
+
+absl::Status Device::PostSend(uint32_t qpn, const SendWr& wr) {
+  QueuePair* qp = LookupQp(qpn);
+  if (!qp) return NotFound("QP", qpn);
+  if (!SendQueueOpen(*qp)) return absl::FailedPreconditionError("QP not ready to send");
+  if (wr.num_sge > qp->init.max_send_sge) return absl::InvalidArgumentError("too many SGEs");
+  if ((wr.send_flags & IBV_SEND_INLINE) && wr.inline_len > qp->init.max_inline_data) {
+    return absl::InvalidArgumentError("inline data larger than max_inline_data");
+  }
+  bool rc = qp->type == IBV_QPT_RC;
+  bool datagram = qp->type == IBV_QPT_UD || qp->type == kQpTypeGsi;
+  switch (wr.opcode) {
+    case IBV_WR_SEND:
+    case IBV_WR_SEND_WITH_IMM:
+      break;
+    case IBV_WR_SEND_WITH_INV:
+    case IBV_WR_RDMA_READ:
+    case IBV_WR_ATOMIC_CMP_AND_SWP:
+    case IBV_WR_ATOMIC_FETCH_AND_ADD:
+      if (!rc) return absl::InvalidArgumentError("opcode needs an RC QP");
+      break;
+    case IBV_WR_RDMA_WRITE:
+    case IBV_WR_RDMA_WRITE_WITH_IMM:
+      if (datagram) return absl::InvalidArgumentError("no RDMA WRITE on UD");
+      break;
+    default:
+      return absl::InvalidArgumentError("unsupported opcode");
+  }
+  if (datagram && !ahs_.Get(wr.ah)) return absl::InvalidArgumentError("bad AH");
+  if (qp->sq.full()) return absl::ResourceExhaustedError("send queue full");
+  SendWqe& wqe = qp->sq.next_free();
+  wqe = SendWqe{};
+  wqe.wr = wr;
+  uint64_t len = 0;
+  if (wr.send_flags & IBV_SEND_INLINE) {
+    len = wr.inline_len;
+  } else {
+    for (uint32_t i = 0; i < wr.num_sge; ++i) len += wr.sg_list[i].length;
+  }
+  if (wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP || wr.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) len = 8;
+  // Messages are limited to 2^31 bytes (IBTA 9.7.2 / max_msg_sz reported).
+  if (len > (1u << 31)) return absl::InvalidArgumentError("message larger than 2 GiB");
+  wqe.length = static_cast<uint32_t>(len);
+  wqe.is_rd_atomic = wr.opcode == IBV_WR_RDMA_READ || wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
+                     wr.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
+  CommitSendWqe(*qp);
+  return absl::OkStatus();
+}
+
+absl::Status Device::PostRecv(uint32_t qpn, const RecvWr& wr) {
+  QueuePair* qp = LookupQp(qpn);
+  if (!qp) return NotFound("QP", qpn);
+  if (qp->init.has_srq) return absl::InvalidArgumentError("QP uses an SRQ");
+  if (qp->state == IBV_QPS_RESET) return absl::FailedPreconditionError("QP in RESET");
+  if (wr.num_sge > qp->init.max_recv_sge) return absl::InvalidArgumentError("too many SGEs");
+  if (qp->rq.full()) return absl::ResourceExhaustedError("receive queue full");
+  if (qp->state == IBV_QPS_ERR) {
+    // A receive posted to a QP in the error state completes with a flush error.
+    ibv_wc wc{};
+    wc.wr_id = wr.wr_id;
+    wc.status = IBV_WC_WR_FLUSH_ERR;
+    wc.opcode = IBV_WC_RECV;
+    wc.qp_num = qp->qpn;
+    PushCqe(qp->init.recv_cq, wc, false);
+    return absl::OkStatus();
+  }
+  qp->rq.next_free() = wr;
+  qp->rq.Commit();
+  return absl::OkStatus();
+}
+
+absl::Status Device::PostSrqRecv(uint32_t srq_h, const RecvWr& wr) {
+  SharedReceiveQueue* srq = srqs_.Get(srq_h);
+  if (!srq) return NotFound("SRQ", srq_h);
+  if (wr.num_sge > srq->max_sge) return absl::InvalidArgumentError("too many SGEs");
+  if (srq->wqes.full()) return absl::ResourceExhaustedError("SRQ full");
+  srq->wqes.next_free() = wr;
+  srq->wqes.Commit();
+  return absl::OkStatus();
+}
+
+bool Device::SendQueueOpen(const QueuePair& qp) {
+  return qp.state != IBV_QPS_RESET && qp.state != IBV_QPS_INIT && qp.state != IBV_QPS_RTR;
+}
+
+void Device::CommitSendWqe(QueuePair& qp) {
+  qp.sq.Commit();
+  // In Error or Send Queue Error, new send WRs complete with a flush error.
+  if (qp.state == IBV_QPS_ERR || qp.state == IBV_QPS_SQE) {
+    FlushSendQueue(qp);
+  } else {
+    Activate(qp);
+  }
+}
+
+absl::Status Device::RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode opcode,
+                                ibv_wc_status status) {
+  QueuePair* qp = LookupQp(qpn);
+  if (!qp) return NotFound("QP", qpn);
+  if (SendQueueOpen(*qp) && !qp->sq.full()) {
+    // Queued in its place, as a NIC finds a malformed WQE when it fetches it: the WQEs
+    // before it execute, it fails with `status` (StartWqe), the ones after are flushed.
+    SendWqe& wqe = qp->sq.next_free();
+    wqe = SendWqe{};
+    wqe.wr.wr_id = wr_id;
+    wqe.wr.opcode = opcode;
+    wqe.reject = status;
+    CommitSendWqe(*qp);
+    return absl::OkStatus();
+  }
+  // No place for it (queue full, or a QP that cannot send): it fails now, after the
+  // flush of what is queued.
+  ibv_wc wc{};
+  wc.wr_id = wr_id;
+  wc.status = status;
+  wc.opcode = SendCompletionOpcode(opcode);
+  wc.qp_num = qp->qpn;
+  EnterError(*qp);
+  PushCqe(qp->init.send_cq, wc, false);
+  return absl::OkStatus();
+}
+
+absl::Status Device::RejectRecv(uint32_t qpn, uint64_t wr_id, ibv_wc_status status) {
+  QueuePair* qp = LookupQp(qpn);
+  if (!qp) return NotFound("QP", qpn);
+  ibv_wc wc{};
+  wc.wr_id = wr_id;
+  wc.status = status;
+  wc.opcode = IBV_WC_RECV;
+  wc.qp_num = qp->qpn;
+  EnterError(*qp);
+  PushCqe(qp->init.recv_cq, wc, false);
+  return absl::OkStatus();
+}
+
+uint32_t Device::SendQueueRoom(uint32_t qpn) const {
+  const QueuePair* qp = LookupQp(qpn);
+  return qp ? qp->sq.depth() - qp->sq.size() : 0;
+}
+
+uint32_t Device::RecvQueueRoom(uint32_t qpn) const {
+  const QueuePair* qp = LookupQp(qpn);
+  return qp ? qp->rq.depth() - qp->rq.size() : 0;
+}
+
+uint32_t Device::SrqRoom(uint32_t srq_h) const {
+  const SharedReceiveQueue* srq = srqs_.Get(srq_h);
+  return srq ? srq->wqes.depth() - srq->wqes.size() : 0;
+}
+
+}  // namespace vrdma

@@ -1,0 +1,197 @@
+// Device resources other than QPs: the verbs that create, change and destroy PDs, MRs,
+// CQs (and poll, arm and redirect them), SRQs and AHs.
+#include "absl/strings/str_cat.h"
+#include "driver/transport/device.h"
+#include "driver/transport/errors.h"
+
+namespace vrdma {
+
+absl::StatusOr<uint32_t> Device::AllocPd(uint32_t owner) {
+  uint32_t h;
+  ProtectionDomain* pd = pds_.Allocate(&h);
+  if (!pd) return absl::ResourceExhaustedError("PD table full");
+  pd->owner = owner;
+  return h;
+}
+
+absl::Status Device::DeallocPd(uint32_t pd) {
+  if (!pds_.Get(pd)) return NotFound("PD", pd);
+  bool busy = false;
+  mrs_.ForEach([&](uint32_t, const MemoryRegion& mr) { busy |= mr.pd == pd; });
+  qps_.ForEach(
+      [&](uint32_t, const QueuePair& qp) { busy |= qp.type != kQpTypeGsi && qp.init.pd == pd; });
+  srqs_.ForEach([&](uint32_t, const SharedReceiveQueue& s) { busy |= s.pd == pd; });
+  if (busy) return absl::FailedPreconditionError("PD still has MRs, QPs or SRQs");
+  pds_.Free(pd);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MrKeys> Device::RegMr(uint32_t pd, uint64_t iova, void* host, uint64_t length,
+                                     int access, uint32_t owner) {
+  if (!pds_.Get(pd)) return NotFound("PD", pd);
+  if (length > cfg_.limits.max_mr_size) return absl::InvalidArgumentError("MR too large");
+  if (iova + length < iova) return absl::InvalidArgumentError("MR range wraps");
+  // Remote write or atomic access requires local write (IBTA 10.6.3.1 / ibv_reg_mr(3)).
+  if ((access & (IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC)) &&
+      !(access & IBV_ACCESS_LOCAL_WRITE)) {
+    return absl::InvalidArgumentError("remote write/atomic access needs local write");
+  }
+  if (host == nullptr && length != 0) return absl::InvalidArgumentError("MR has no memory");
+  uint32_t h;
+  MemoryRegion* mr = mrs_.Allocate(&h);
+  if (!mr) return absl::ResourceExhaustedError("MR table full");
+  mr->pd = pd;
+  mr->iova = iova;
+  mr->length = length;
+  mr->host = static_cast<uint8_t*>(host);
+  mr->access = access;
+  mr->owner = owner;
+  mr->invalidated = false;
+  mr->tx_share = nullptr;
+  mr->lkey = mr->rkey = MakeKey(h, mrs_.Generation(h));
+  return MrKeys{mr->lkey, mr->rkey};
+}
+
+const MemoryRegion* Device::FindMr(uint32_t key) const {
+  uint32_t h = KeyIndex(key);
+  const MemoryRegion* mr = mrs_.Get(h);
+  if (!mr || mr->lkey != key) return nullptr;
+  return mr;
+}
+
+absl::Status Device::SetMrTxShare(uint32_t lkey, rte_mbuf_ext_shared_info* share) {
+  MemoryRegion* mr = mrs_.Get(KeyIndex(lkey));
+  if (!mr || mr->lkey != lkey) return NotFound("MR with key", lkey);
+  mr->tx_share = share;
+  return absl::OkStatus();
+}
+
+absl::Status Device::DeregMr(uint32_t lkey) {
+  if (!FindMr(lkey)) return NotFound("MR with key", lkey);
+  mrs_.Free(KeyIndex(lkey));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> Device::CreateCq(uint32_t depth, uint32_t owner) {
+  if (depth < 1 || depth > cfg_.limits.max_cqe) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CQ depth ", depth, " outside 1..", cfg_.limits.max_cqe));
+  }
+  uint32_t h;
+  CompletionQueue* cq = cqs_.Allocate(&h);
+  if (!cq) return absl::ResourceExhaustedError("CQ table full");
+  cq->Init(depth);
+  cq->owner = owner;
+  return h;
+}
+
+absl::Status Device::DestroyCq(uint32_t cqn) {
+  CompletionQueue* cq = cqs_.Get(cqn);
+  if (!cq) return NotFound("CQ", cqn);
+  if (cq->use_count) return absl::FailedPreconditionError("CQ still used by QPs or SRQs");
+  cqs_.Free(cqn);
+  return absl::OkStatus();
+}
+
+absl::Status Device::ResizeCq(uint32_t cqn, uint32_t depth) {
+  CompletionQueue* cq = cqs_.Get(cqn);
+  if (!cq) return NotFound("CQ", cqn);
+  if (depth < 1 || depth > cfg_.limits.max_cqe) return absl::InvalidArgumentError("bad depth");
+  if (!cq->Resize(depth)) {
+    return absl::FailedPreconditionError("CQ holds more completions than the new depth");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Device::PollCq(uint32_t cqn, ibv_wc* wc, int n) {
+  CompletionQueue* cq = cqs_.Get(cqn);
+  if (!cq) return NotFound("CQ", cqn);
+  return cq->Poll(wc, n);
+}
+
+absl::Status Device::ArmCq(uint32_t cqn, bool solicited_only) {
+  CompletionQueue* cq = cqs_.Get(cqn);
+  if (!cq) return NotFound("CQ", cqn);
+  cq->Arm(solicited_only);
+  return absl::OkStatus();
+}
+
+absl::Status Device::AttachCqSink(uint32_t cqn, CompletionSink* sink, uint64_t cookie) {
+  CompletionQueue* cq = cqs_.Get(cqn);
+  if (!cq) return NotFound("CQ", cqn);
+  cq->sink = sink;
+  cq->sink_cookie = cookie;
+  return absl::OkStatus();
+}
+
+bool Device::TakeCqEvent(uint32_t cqn) {
+  CompletionQueue* cq = cqs_.Get(cqn);
+  return cq && cq->TakeEvent();
+}
+
+absl::StatusOr<uint32_t> Device::CreateSrq(uint32_t pd, uint32_t max_wr, uint32_t max_sge,
+                                           uint32_t limit, uint32_t owner) {
+  if (!pds_.Get(pd)) return NotFound("PD", pd);
+  if (max_wr < 1 || max_wr > cfg_.limits.max_srq_wr || max_sge > cfg_.limits.max_srq_sge ||
+      limit > max_wr) {
+    return absl::InvalidArgumentError("SRQ size, SGE count or limit out of range");
+  }
+  uint32_t h;
+  SharedReceiveQueue* srq = srqs_.Allocate(&h);
+  if (!srq) return absl::ResourceExhaustedError("SRQ table full");
+  srq->pd = pd;
+  srq->max_sge = max_sge;
+  srq->limit = limit;
+  srq->owner = owner;
+  srq->wqes.Init(max_wr);
+  return h;
+}
+
+absl::Status Device::ModifySrq(uint32_t srq_h, uint32_t /*max_wr*/, uint32_t limit, int mask) {
+  SharedReceiveQueue* srq = srqs_.Get(srq_h);
+  if (!srq) return NotFound("SRQ", srq_h);
+  if (mask & IBV_SRQ_MAX_WR) {
+    // Resizing is not supported by this device (IBV_DEVICE_SRQ_RESIZE is not reported).
+    return absl::InvalidArgumentError("SRQ resize not supported");
+  }
+  if (mask & IBV_SRQ_LIMIT) {
+    if (limit > srq->wqes.depth()) return absl::InvalidArgumentError("SRQ limit above size");
+    srq->limit = limit;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> Device::SrqLimit(uint32_t srq_h) const {
+  const SharedReceiveQueue* srq = srqs_.Get(srq_h);
+  if (!srq) return NotFound("SRQ", srq_h);
+  return srq->limit;
+}
+
+absl::Status Device::DestroySrq(uint32_t srq_h) {
+  SharedReceiveQueue* srq = srqs_.Get(srq_h);
+  if (!srq) return NotFound("SRQ", srq_h);
+  if (srq->use_count) return absl::FailedPreconditionError("SRQ still attached to QPs");
+  srqs_.Free(srq_h);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> Device::CreateAh(uint32_t pd, const AddressVector& av, uint32_t owner) {
+  (void)owner;
+  if (!pds_.Get(pd)) return NotFound("PD", pd);
+  if (!GetGid(av.sgid_index)) {
+    return absl::InvalidArgumentError(absl::StrCat("no GID at index ", av.sgid_index));
+  }
+  uint32_t h;
+  AddressVector* ah = ahs_.Allocate(&h);
+  if (!ah) return absl::ResourceExhaustedError("AH table full");
+  *ah = av;
+  return h;
+}
+
+absl::Status Device::DestroyAh(uint32_t ah) {
+  if (!ahs_.Get(ah)) return NotFound("AH", ah);
+  ahs_.Free(ah);
+  return absl::OkStatus();
+}
+
+}  // namespace vrdma
