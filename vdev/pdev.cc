@@ -1,5 +1,9 @@
 #include "vdev/pdev.h"
 
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_mbuf.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -8,6 +12,7 @@
 #include "driver/port/fault_port.h"
 #include "driver/port/loopback_port.h"
 #include "driver/port/packet_pool.h"
+#include "vfio/eal.h"
 #include "vfio/eth_port.h"
 
 namespace vrdma {
@@ -23,13 +28,41 @@ ibv_mtu MtuForFrame(uint32_t max_frame) {
   return IBV_MTU_256;
 }
 
+// The mbuf pool of pdev `pdev`: 16383 frame-sized mbufs, or page-sized ones for AF_XDP
+// (each mbuf one UMEM chunk). When the EAL's memory cannot hold it, the error says how
+// much is missing and what to give.
+absl::StatusOr<rte_mempool*> CreatePdevPool(const std::string& pdev, bool pages) {
+  std::string name = "pkt_" + pdev;
+  absl::StatusOr<rte_mempool*> pool = pages ? CreatePagePacketPool(name.c_str(), kPoolMbufs)
+                                            : CreatePacketPool(name.c_str(), kPoolMbufs);
+  if (pool.ok() || rte_errno != ENOMEM) return pool;
+  uint32_t room = pages ? PagePoolDataRoom() : kFrameDataRoom;
+  uint32_t obj = rte_mempool_calc_obj_size(sizeof(rte_mbuf) + RTE_PKTMBUF_HEADROOM + room,
+                                           pages ? RTE_MEMPOOL_F_NO_SPREAD : 0, nullptr);
+  constexpr uint64_t kMiB = 1 << 20;
+  uint64_t need = (uint64_t{obj} * kPoolMbufs + kMiB - 1) / kMiB;
+  vfio::EalMemory mem = vfio::EalMemoryStats();
+  uint64_t total = mem.total / kMiB, free = mem.free / kMiB;
+  std::string fix;
+  if (rte_eal_has_hugepages()) {
+    fix = "reserve more hugepages (or raise --socket-mem/--socket-limit)";
+  } else {
+    // What is in use, this pool, and 32 MiB for the port's own allocations, in 64 MiB steps.
+    uint64_t m = (total - free + need + 32 + 63) / 64 * 64;
+    fix = absl::StrCat("give -m ", std::max<uint64_t>(m, 512), " (MiB) with the EAL arguments");
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat(pdev, " needs ", need, " MiB of mbuf pool (", kPoolMbufs, " mbufs of ", obj,
+                   " bytes), EAL has ", free, " MiB free of ", total, " MiB: ", fix));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateEmbedded(const std::string& name) {
   auto pdev = std::make_unique<Pdev>();
   pdev->name = name;
   pdev->kind = "internal-switch";
-  absl::StatusOr<rte_mempool*> pool = CreatePacketPool(("pkt_" + name).c_str(), kPoolMbufs);
+  absl::StatusOr<rte_mempool*> pool = CreatePdevPool(name, /*pages=*/false);
   if (!pool.ok()) return pool.status();
   pdev->pool = *pool;
   pdev->wire_port = std::make_unique<LoopbackPort>(8192);
@@ -51,10 +84,8 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
   pdev->iface = spec.iface;
   pdev->pci = spec.pci;
   // An AF_XDP frame lives in one page-sized UMEM chunk: the pool's objects are pages.
-  std::string pool_name = "pkt_" + spec.pdev;
-  absl::StatusOr<rte_mempool*> pool = spec.type == vfio::PortType::kAfXdp
-                                          ? CreatePagePacketPool(pool_name.c_str(), kPoolMbufs)
-                                          : CreatePacketPool(pool_name.c_str(), kPoolMbufs);
+  absl::StatusOr<rte_mempool*> pool =
+      CreatePdevPool(spec.pdev, /*pages=*/spec.type == vfio::PortType::kAfXdp);
   if (!pool.ok()) return pool.status();
   pdev->pool = *pool;
   absl::StatusOr<std::unique_ptr<vfio::EthPort>> eth = vfio::EthPort::Open(spec, pdev->pool);

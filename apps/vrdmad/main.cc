@@ -68,7 +68,10 @@ int main(int argc, char** argv) {
   options.socket_path = !opts->socket_path.empty() ? opts->socket_path
                         : env && *env              ? env
                                                    : vrdma::proto::kDefaultSocket;
-  if (absl::Status st = vrdma::vfio::InitEal(opts->eal); !st.ok()) {
+  // A failed start (here or later) leaves nothing of the EAL behind.
+  if (absl::Status st =
+          vrdma::vfio::InitEal(opts->eal, vrdma::vfio::EalExit::kCleanUpOnFailure);
+      !st.ok()) {
     vrdma::Log(vrdma::LogLevel::kError, "eal_init_failed",
                "reason=" + vrdma::LogQuote(st.ToString()) +
                    " eal=" + vrdma::LogQuote(absl::StrJoin(opts->eal, " ")));

@@ -1,10 +1,11 @@
 #include "apps/vrdmad/options.h"
 
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
-#include "vfio/eal.h"
 
 namespace vrdma {
 namespace {
@@ -49,20 +50,71 @@ absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
   return ss.str();
 }
 
-std::vector<std::string> DefaultEalArgs(const std::vector<vfio::PortSpec>& pdevs) {
-  std::vector<std::string> eal = vfio::NoDeviceEalArgs();
-  bool pci = false;
-  for (const auto& p : pdevs) pci |= p.type == vfio::PortType::kPci;
-  if (pci) {
-    std::erase(eal, std::string("--no-pci"));
-    for (const auto& p : pdevs) {
-      if (p.type == vfio::PortType::kPci) {
-        eal.push_back("-a");
-        eal.push_back(p.pci);
-      }
+namespace {
+
+// Whether `eal` has one of `options`, as getopt reads them: a long option alone or with
+// `=value`; a short one alone or with its value attached ("-m512").
+bool HasOption(const std::vector<std::string>& eal,
+               std::initializer_list<std::string_view> options) {
+  for (const std::string& a : eal) {
+    for (std::string_view o : options) {
+      if (a == o) return true;
+      bool is_long = o.size() > 2 && o[1] == '-';
+      if (is_long && a.size() > o.size() && a.starts_with(o) && a[o.size()] == '=') return true;
+      if (!is_long && a.size() > 2 && a[1] != '-' && a.starts_with(o)) return true;
     }
   }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> CompleteEalArgs(const std::vector<std::string>& user,
+                                                         const std::vector<vfio::PortSpec>& pdevs) {
+  std::vector<std::string> eal = user;
+  std::vector<std::string> pci;
+  std::string first_pci_pdev;
+  for (const auto& p : pdevs) {
+    if (p.type != vfio::PortType::kPci) continue;
+    if (pci.empty()) first_pci_pdev = p.pdev;
+    pci.push_back(p.pci);
+  }
+  const bool pci_by_hand = HasOption(user, {"-a", "--allow", "-b", "--block"});
+  if (!pci.empty() && HasOption(user, {"--no-pci"})) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--no-pci, but pdev ", first_pci_pdev, " is a PCI NIC (pci=", pci[0], "): drop --no-pci"));
+  }
+  bool no_huge = HasOption(user, {"--no-huge"});
+  if (!no_huge && !pci_by_hand &&
+      !HasOption(user, {"--huge-dir", "--socket-mem", "--socket-limit", "--huge-unlink",
+                        "--single-file-segments", "--legacy-mem", "--match-allocations"})) {
+    eal.push_back("--no-huge");
+    no_huge = true;
+  }
+  if (no_huge && !HasOption(user, {"-m", "--socket-mem"})) {
+    eal.push_back("-m");
+    eal.push_back("512");
+  }
+  if (pci.empty() && !pci_by_hand && !HasOption(user, {"--no-pci"})) eal.push_back("--no-pci");
+  if (!pci.empty() && !pci_by_hand) {
+    for (const std::string& bdf : pci) {
+      eal.push_back("-a");
+      eal.push_back(bdf);
+    }
+  }
+  if (!HasOption(user, {"--file-prefix", "--proc-type"})) eal.push_back("--no-shconf");
+  if (!HasOption(user, {"--telemetry", "--no-telemetry"})) eal.push_back("--no-telemetry");
+  if (!HasOption(user, {"-l", "-c", "--lcores"})) {
+    eal.push_back("-l");
+    eal.push_back("0");
+  }
+  if (!HasOption(user, {"--log-level"})) eal.push_back("--log-level=lib.eal:error");
   return eal;
+}
+
+std::vector<std::string> DefaultEalArgs(const std::vector<vfio::PortSpec>& pdevs) {
+  // Without user arguments there is nothing to refuse.
+  return *CompleteEalArgs({}, pdevs);
 }
 
 absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
@@ -95,7 +147,8 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
       auto v = value("debug|info|warn|error");
       if (!v.ok()) return v.status();
       if (*v != "debug" && *v != "info" && *v != "warn" && *v != "error") {
-        return absl::InvalidArgumentError(absl::StrCat("--log-level ", *v, ": not debug|info|warn|error"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--log-level ", *v, ": not debug|info|warn|error"));
       }
       o.log_level = *v;
     } else if (a == "--pdev") {
@@ -104,7 +157,8 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
       absl::StatusOr<vfio::PortSpec> spec = vfio::ParsePortSpec(*v);
       if (!spec.ok()) return spec.status();
       for (const auto& p : o.pdevs) {
-        if (p.pdev == spec->pdev) return absl::InvalidArgumentError(absl::StrCat("pdev ", p.pdev, " given twice"));
+        if (p.pdev == spec->pdev)
+          return absl::InvalidArgumentError(absl::StrCat("pdev ", p.pdev, " given twice"));
       }
       o.pdevs.push_back(*spec);
     } else if (a == "--pcap") {
@@ -120,12 +174,15 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
     }
   }
   if (!pcap.empty()) {
-    if (o.pdevs.empty()) return absl::InvalidArgumentError("--pcap records a --pdev's port; give one");
+    if (o.pdevs.empty())
+      return absl::InvalidArgumentError("--pcap records a --pdev's port; give one");
     for (auto& p : o.pdevs) {
       if (p.pcap.empty()) p.pcap = o.pdevs.size() == 1 ? pcap : absl::StrCat(pcap, ".", p.pdev);
     }
   }
-  if (!o.eal_given) o.eal = DefaultEalArgs(o.pdevs);
+  absl::StatusOr<std::vector<std::string>> eal = CompleteEalArgs(o.eal, o.pdevs);
+  if (!eal.ok()) return eal.status();
+  o.eal = *std::move(eal);
   return o;
 }
 

@@ -14,10 +14,10 @@
 namespace vrdma {
 
 struct VrdmadOptions {
-  bool eal_given = false;         // the command line had EAL arguments (a `--`)
-  std::vector<std::string> eal;   // as given, or the defaults for the pdevs
-  std::string socket_path;        // empty: the default
-  std::string log_level;          // empty: info
+  bool eal_given = false;             // the command line had EAL arguments (a `--`)
+  std::vector<std::string> eal;       // as given, completed with the defaults they leave out
+  std::string socket_path;            // empty: the default
+  std::string log_level;              // empty: info
   std::vector<vfio::PortSpec> pdevs;  // empty: the embedded default pdev0
   bool help = false;
 };
@@ -27,9 +27,26 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
     const std::vector<std::string>& args,
     absl::StatusOr<std::string> (*read_file)(const std::string& path));
 
-// EAL arguments when none are given: one lcore (0), no hugepages, no shared runtime
-// files (several daemons, one per namespace, coexist), PCI only for the pdevs' own
-// addresses.
+// The EAL arguments vrdmad runs with: the user's `eal`, followed by each of vrdmad's
+// defaults the user did not decide otherwise (the user's choice always wins):
+//   --no-huge        unless a hugepage option is given (--huge-dir, --socket-mem,
+//                    --socket-limit, --huge-unlink, --single-file-segments, --legacy-mem,
+//                    --match-allocations) or PCI devices are picked by hand (-a/-b: a
+//                    NIC's DMA wants hugepages, DPDK's own default)
+//   -m 512           when running without hugepages and no -m/--socket-mem is given
+//                    (DPDK's no-huge default of 64 MiB holds no pdev's mbuf pool)
+//   --no-pci         when no pdev is a PCI NIC and no -a/-b/--no-pci is given
+//   -a BDF per PCI pdev, when no -a/-b is given (the EAL probes no other NIC)
+//   --no-shconf      unless --file-prefix or --proc-type is given (no shared runtime
+//                    files, so several daemons, one per namespace, coexist)
+//   --no-telemetry   unless --telemetry/--no-telemetry is given
+//   -l 0             unless -l/-c/--lcores is given
+//   --log-level=lib.eal:error  unless a --log-level is given
+// Refused: --no-pci with a PCI pdev.
+absl::StatusOr<std::vector<std::string>> CompleteEalArgs(const std::vector<std::string>& eal,
+                                                         const std::vector<vfio::PortSpec>& pdevs);
+
+// The EAL arguments when none are given: CompleteEalArgs({}, pdevs).
 std::vector<std::string> DefaultEalArgs(const std::vector<vfio::PortSpec>& pdevs);
 
 absl::StatusOr<std::string> ReadConfigFile(const std::string& path);
