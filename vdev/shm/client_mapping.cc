@@ -1,54 +1,87 @@
 #include "vdev/shm/client_mapping.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cinttypes>
-#include <cstdio>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "vdev/shm/maps_line.h"
 
 namespace vrdma {
 
+namespace {
+
+// The whole of /proc/PID/maps (read in one go: a line cut by a fixed buffer would be
+// parsed with half its path).
+absl::StatusOr<std::string> ReadMaps(pid_t pid) {
+  int fd = open(absl::StrCat("/proc/", pid, "/maps").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError("client's memory map unreadable");
+  std::string text;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(fd);
+      return absl::NotFoundError("client's memory map unreadable");
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return text;
+}
+
+// The device of the kernel's internal shmem mount, which holds every System V segment,
+// shared anonymous mapping and memfd, and no file a process can name or truncate.
+std::optional<dev_t> ShmemDevice() {
+  static const std::optional<dev_t> dev = []() -> std::optional<dev_t> {
+    int fd = memfd_create("vrdma-probe", MFD_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0;
+    close(fd);
+    return ok ? std::optional<dev_t>(st.st_dev) : std::nullopt;
+  }();
+  return dev;
+}
+
+}  // namespace
+
 absl::StatusOr<ClientMapping> OpenClientMapping(pid_t pid, uint64_t addr, uint64_t length) {
   if (length == 0 || addr + length < addr) return absl::InvalidArgumentError("bad range");
-  FILE* f = std::fopen(absl::StrCat("/proc/", pid, "/maps").c_str(), "re");
-  if (!f) return absl::NotFoundError("client's memory map unreadable");
-  char line[4096];
-  bool found = false;
-  uint64_t start = 0, end = 0, offset = 0, vma_inode = 0;
-  unsigned vma_major = 0, vma_minor = 0;
-  char perms[8] = {};
-  std::string path;
-  while (std::fgets(line, sizeof line, f)) {
-    unsigned major, minor;
-    uint64_t inode;
-    int path_at = 0;
-    if (std::sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %x:%x %" SCNu64 " %n", &start,
-                    &end, perms, &offset, &major, &minor, &inode, &path_at) < 7) {
-      continue;
+  absl::StatusOr<std::string> maps = ReadMaps(pid);
+  if (!maps.ok()) return maps.status();
+  std::optional<MapsEntry> vma;
+  for (std::string_view rest = *maps; !rest.empty();) {
+    size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+    std::optional<MapsEntry> e = ParseMapsLine(line);
+    if (e && addr >= e->start && addr < e->end) {
+      vma = e;
+      break;
     }
-    if (addr < start || addr >= end) continue;
-    found = true;
-    vma_inode = inode;
-    vma_major = major;
-    vma_minor = minor;
-    path = path_at ? line + path_at : "";
-    while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
-    break;
   }
-  std::fclose(f);
-  if (!found || addr + length > end) {
+  if (!vma || addr + length > vma->end) {
     return absl::NotFoundError("range is not one mapping of the client");
   }
-  if (perms[3] != 's') return absl::FailedPreconditionError("private file mapping");
+  const std::string path(vma->path);
+  if (!vma->shared()) return absl::FailedPreconditionError("private file mapping");
   // Objects whose size no process can change (IPC_RMID'd or not, a SysV segment keeps
-  // its size; a shared anonymous mapping is an unlinked shmem file of fixed size).
+  // its size; a shared anonymous mapping is an unlinked shmem file of fixed size). The
+  // name only says which kind the object claims to be: the object itself is checked
+  // below (a file named "/SYSV... (deleted)" is not a segment).
   bool sysv = absl::StartsWith(path, "/SYSV") && absl::EndsWith(path, " (deleted)");
   bool shared_anon = path == "/dev/zero (deleted)";
   bool memfd = absl::StartsWith(path, "/memfd:");
@@ -57,10 +90,11 @@ absl::StatusOr<ClientMapping> OpenClientMapping(pid_t pid, uint64_t addr, uint64
         absl::StrCat("shared mapping of '", path, "' (a file that can be truncated)"));
   }
   ClientMapping m;
-  m.writable = perms[1] == 'w';
+  m.writable = vma->writable();
   m.fixed_size = sysv || shared_anon;
-  m.file_offset = offset + (addr - start);
-  std::string link = absl::StrFormat("/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, start, end);
+  m.file_offset = vma->offset + (addr - vma->start);
+  std::string link =
+      absl::StrFormat("/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, vma->start, vma->end);
   m.fd = open(link.c_str(), (m.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
   if (m.fd < 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("opening the client's mapping ", link));
@@ -75,8 +109,8 @@ absl::StatusOr<ClientMapping> OpenClientMapping(pid_t pid, uint64_t addr, uint64
   // The client may have remapped the range since the maps line was read: the object
   // opened must be the one that line described.
   struct stat st;
-  if (fstat(m.fd, &st) != 0 || st.st_ino != vma_inode || major(st.st_dev) != vma_major ||
-      minor(st.st_dev) != vma_minor) {
+  if (fstat(m.fd, &st) != 0 || st.st_ino != vma->inode || major(st.st_dev) != vma->dev_major ||
+      minor(st.st_dev) != vma->dev_minor) {
     close(m.fd);
     return absl::NotFoundError("the client's mapping changed while it was opened");
   }
@@ -85,6 +119,12 @@ absl::StatusOr<ClientMapping> OpenClientMapping(pid_t pid, uint64_t addr, uint64
   if (st.st_blksize > sysconf(_SC_PAGESIZE)) {
     close(m.fd);
     return absl::FailedPreconditionError("huge pages");
+  }
+  std::optional<dev_t> shmem = ShmemDevice();
+  if (!shmem || st.st_dev != *shmem) {
+    close(m.fd);
+    return absl::FailedPreconditionError(
+        absl::StrCat("'", path, "' is not shared memory of the kernel (a file named like it)"));
   }
   return m;
 }

@@ -1,0 +1,214 @@
+// OpenClientMapping on this process's own memory: what the daemon does to a client.
+#include "vdev/shm/client_mapping.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace vrdma {
+namespace {
+
+const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+
+uint64_t Addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+class Mapping {
+ public:
+  Mapping(size_t len, int prot, int flags, int fd = -1, off_t off = 0) : len_(len) {
+    p_ = static_cast<uint8_t*>(mmap(nullptr, len, prot, flags, fd, off));
+    if (p_ == MAP_FAILED) p_ = nullptr;
+  }
+  ~Mapping() {
+    if (p_) munmap(p_, len_);
+  }
+  uint8_t* get() const { return p_; }
+
+ private:
+  uint8_t* p_;
+  size_t len_;
+};
+
+// What the daemon's descriptor reads at `offset`.
+std::string ReadFd(int fd, uint64_t offset, size_t n) {
+  std::string s(n, '\0');
+  EXPECT_EQ(pread(fd, s.data(), n, static_cast<off_t>(offset)), static_cast<ssize_t>(n));
+  return s;
+}
+
+TEST(ClientMapping, SharedAnonymousIsFoundAndFixedSize) {
+  Mapping m(4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+  ASSERT_NE(m.get(), nullptr);
+  std::memcpy(m.get() + 2 * kPage + 5, "client bytes", 12);
+  // A range inside the mapping: the offset is where it starts in the object.
+  auto cm = OpenClientMapping(getpid(), Addr(m.get()) + 2 * kPage, kPage);
+  ASSERT_TRUE(cm.ok()) << cm.status();
+  EXPECT_TRUE(cm->fixed_size);
+  EXPECT_TRUE(cm->writable);
+  EXPECT_EQ(cm->file_offset, 2 * kPage);
+  EXPECT_EQ(ReadFd(cm->fd, cm->file_offset + 5, 12), "client bytes");
+  // The descriptor reaches the same pages both ways.
+  ASSERT_EQ(pwrite(cm->fd, "daemon", 6, static_cast<off_t>(cm->file_offset)), 6);
+  EXPECT_EQ(std::memcmp(m.get() + 2 * kPage, "daemon", 6), 0);
+  EXPECT_EQ(fcntl(cm->fd, F_GETFL) & O_ACCMODE, O_RDWR);
+  EXPECT_NE(fcntl(cm->fd, F_GETFD) & FD_CLOEXEC, 0);
+  close(cm->fd);
+  // The whole mapping, to its last byte.
+  cm = OpenClientMapping(getpid(), Addr(m.get()), 4 * kPage);
+  ASSERT_TRUE(cm.ok()) << cm.status();
+  EXPECT_EQ(cm->file_offset, 0u);
+  close(cm->fd);
+}
+
+TEST(ClientMapping, ReadOnlyMappingOpensReadOnly) {
+  Mapping m(kPage, PROT_READ, MAP_SHARED | MAP_ANONYMOUS);
+  ASSERT_NE(m.get(), nullptr);
+  auto cm = OpenClientMapping(getpid(), Addr(m.get()), kPage);
+  ASSERT_TRUE(cm.ok()) << cm.status();
+  EXPECT_FALSE(cm->writable);
+  EXPECT_EQ(fcntl(cm->fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+  close(cm->fd);
+}
+
+TEST(ClientMapping, SystemVSegment) {
+  int id = shmget(IPC_PRIVATE, 2 * kPage, IPC_CREAT | 0600);
+  ASSERT_GE(id, 0);
+  auto* p = static_cast<uint8_t*>(shmat(id, nullptr, 0));
+  ASSERT_NE(p, reinterpret_cast<void*>(-1));
+  shmctl(id, IPC_RMID, nullptr);  // still attached: the segment lives on, unnamed
+  std::memcpy(p + kPage, "sysv", 4);
+  auto cm = OpenClientMapping(getpid(), Addr(p) + kPage, kPage);
+  ASSERT_TRUE(cm.ok()) << cm.status();
+  EXPECT_TRUE(cm->fixed_size);
+  EXPECT_EQ(cm->file_offset, kPage);
+  EXPECT_EQ(ReadFd(cm->fd, kPage, 4), "sysv");
+  close(cm->fd);
+  shmdt(p);
+}
+
+TEST(ClientMapping, MemfdNeedsASealAgainstShrinking) {
+  int fd = memfd_create("client-buf", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(2 * kPage)), 0);
+  Mapping m(2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+  ASSERT_NE(m.get(), nullptr);
+  auto cm = OpenClientMapping(getpid(), Addr(m.get()), kPage);
+  EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
+  ASSERT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  cm = OpenClientMapping(getpid(), Addr(m.get()) + kPage, kPage);
+  ASSERT_TRUE(cm.ok()) << cm.status();
+  EXPECT_FALSE(cm->fixed_size);  // ClientMemory checks the seal again on what it maps
+  EXPECT_EQ(cm->file_offset, kPage);
+  close(cm->fd);
+  close(fd);
+}
+
+TEST(ClientMapping, PrivateMemoryIsRefused) {
+  Mapping anon(kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  ASSERT_NE(anon.get(), nullptr);
+  auto cm = OpenClientMapping(getpid(), Addr(anon.get()), kPage);
+  EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
+  // The heap and the stack.
+  void* heap = std::malloc(100);
+  cm = OpenClientMapping(getpid(), Addr(heap), 100);
+  EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
+  std::free(heap);
+  int local = 0;
+  cm = OpenClientMapping(getpid(), Addr(&local), sizeof local);
+  EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
+}
+
+TEST(ClientMapping, SharedFileThatCanBeTruncatedIsRefused) {
+  char name[] = "/tmp/vrdma-shm-test.XXXXXX";
+  int fd = mkstemp(name);
+  ASSERT_GE(fd, 0);
+  unlink(name);
+  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(kPage)), 0);
+  Mapping m(kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+  ASSERT_NE(m.get(), nullptr);
+  auto cm = OpenClientMapping(getpid(), Addr(m.get()), kPage);
+  EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
+  EXPECT_NE(cm.status().message().find("(deleted)"), std::string::npos) << cm.status();
+  close(fd);
+}
+
+// A file a tenant names like a System V segment or a shared anonymous mapping is still
+// a file it can truncate under the daemon: the object is checked, not its name.
+TEST(ClientMapping, AFileNamedLikeASegmentIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a file in /";
+  for (std::string name :
+       {absl::StrCat("/SYSV", getpid(), "vrdma-test"), std::string("/memfd:vrdma-spoof-test")}) {
+    SCOPED_TRACE(name);
+    int fd = open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) GTEST_SKIP() << "cannot create " << name << ": " << std::strerror(errno);
+    unlink(name.c_str());  // maps now says "NAME (deleted)"
+    ASSERT_EQ(ftruncate(fd, static_cast<off_t>(kPage)), 0);
+    Mapping m(kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+    ASSERT_NE(m.get(), nullptr);
+    auto cm = OpenClientMapping(getpid(), Addr(m.get()), kPage);
+    EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
+    if (cm.ok()) close(cm->fd);
+    close(fd);
+  }
+}
+
+TEST(ClientMapping, UnmappedRangesAreNotFound) {
+  Mapping probe(3 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+  ASSERT_NE(probe.get(), nullptr);
+  // Unmap the middle page: a hole between two shared mappings.
+  ASSERT_EQ(munmap(probe.get() + kPage, kPage), 0);
+  uint64_t base = Addr(probe.get());
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base + kPage, kPage).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base + kPage, 1).status()));
+  // Starting in a mapping and running into the hole.
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base, 2 * kPage).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base + kPage - 1, 2).status()));
+  // Within the first page it is still fine.
+  auto cm = OpenClientMapping(getpid(), base + kPage - 1, 1);
+  ASSERT_TRUE(cm.ok()) << cm.status();
+  EXPECT_EQ(cm->file_offset, kPage - 1);
+  close(cm->fd);
+  ASSERT_EQ(munmap(probe.get() + 2 * kPage, kPage), 0);
+  ASSERT_EQ(munmap(probe.get(), kPage), 0);
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base, kPage).status()));
+  // Kernel addresses and the very top.
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), 0xffff800000000000, 1).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), 0, kPage).status()));
+}
+
+TEST(ClientMapping, ARangeSpanningTwoMappingsIsNotFound) {
+  // Two shared anonymous mappings side by side: each its own object.
+  Mapping both(2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+  ASSERT_NE(both.get(), nullptr);
+  void* second = mmap(both.get() + kPage, kPage, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  ASSERT_EQ(second, both.get() + kPage);
+  uint64_t base = Addr(both.get());
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base, 2 * kPage).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base + kPage - 8, 16).status()));
+  // Each one alone.
+  for (uint64_t a : {base, base + kPage}) {
+    auto cm = OpenClientMapping(getpid(), a, kPage);
+    ASSERT_TRUE(cm.ok()) << cm.status();
+    EXPECT_EQ(cm->file_offset, 0u);
+    close(cm->fd);
+  }
+}
+
+TEST(ClientMapping, BadRanges) {
+  EXPECT_TRUE(absl::IsInvalidArgument(OpenClientMapping(getpid(), 0x1000, 0).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(OpenClientMapping(getpid(), UINT64_MAX - 10, 100).status()));
+  // A process that does not exist (pid_max is below 2^22).
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(1 << 30, 0x1000, 1).status()));
+}
+
+}  // namespace
+}  // namespace vrdma
