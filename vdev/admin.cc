@@ -2,13 +2,17 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <charconv>
+#include <cstring>
 #include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "vdev/netdev/netdev_info.h"
+#include "vdev/object_info.h"
+#include "vdev/protocol/admin_call.h"
 
 namespace vrdma {
 
@@ -63,23 +67,61 @@ std::string CountsJson(const ResourceCounts& c) {
   return absl::StrCat("{", absl::StrJoin(parts, ","), "}");
 }
 
-bool ParseU64(std::string_view s, uint64_t* out) {
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
+std::string NameList(const std::vector<std::string>& names) {
+  return names.empty() ? "none" : absl::StrJoin(names, ", ");
+}
+
+// What to say when `name` names no vdev: a pdev is not a vdev, and a name no device has
+// gets the list of those there are.
+AdminResult NoDevice(const AdminContext& ctx, const std::string& name, std::string_view command) {
+  if (ctx.registry->FindPdev(name)) {
+    if (command == "dev del") {
+      return Fail(EINVAL, absl::StrCat(name,
+                                       " is a physical device (pdev): pdevs are not deleted with "
+                                       "`dev del`, which removes vdevs; a pdev is a port vrdmad "
+                                       "was started with (--pdev), gone when vrdmad stops"));
+    }
+    if (command == "dev set") {
+      return Fail(EINVAL, absl::StrCat(name,
+                                       " is a physical device (pdev): quotas are set on vdevs; "
+                                       "its limits are in `vrdmactl pdev show ",
+                                       name, "`"));
+    }
+    return Fail(EINVAL, absl::StrCat(name, " is a physical device (pdev): `", std::string(command),
+                                     "` is about vdevs; see `vrdmactl pdev show ", name, "`"));
+  }
+  std::vector<std::string> vdevs;
+  for (const auto& [n, v] : ctx.registry->vdevs()) vdevs.push_back(n);
+  return Fail(ENODEV, absl::StrCat("no device named ", name, " (vdevs: ", NameList(vdevs), ")"));
+}
+
+int ErrnoOfStatus(const absl::Status& st) {
+  switch (st.code()) {
+    case absl::StatusCode::kAlreadyExists:
+      return EEXIST;
+    case absl::StatusCode::kNotFound:
+      return ENODEV;
+    case absl::StatusCode::kResourceExhausted:
+      return ENOSPC;
+    case absl::StatusCode::kFailedPrecondition:
+      return EBUSY;
+    case absl::StatusCode::kOutOfRange:
+      return ERANGE;
+    default:
+      return EINVAL;
+  }
 }
 
 // ---- pdev ----
 
-AdminResult PdevShow(const AdminContext& ctx, std::span<const std::string> args, bool json) {
-  if (args.size() > 1) return Fail(EINVAL, "usage: pdev show [NAME]");
+AdminResult PdevShow(const AdminContext& ctx, const std::string& name, bool json) {
   std::vector<std::string> rows;
   std::string text;
   int index = 0;
   bool found = false;
   for (const auto& p : ctx.registry->pdevs()) {
     ++index;
-    if (!args.empty() && p->name != args[0]) continue;
+    if (!name.empty() && p->name != name) continue;
     found = true;
     uint32_t nvdev = 0;
     for (const auto& [n, v] : ctx.registry->vdevs()) nvdev += v->pdev == p.get();
@@ -98,23 +140,29 @@ AdminResult PdevShow(const AdminContext& ctx, std::span<const std::string> args,
       text += "\n";
     }
   }
-  if (!args.empty() && !found) return Fail(ENODEV, absl::StrCat("no pdev named ", args[0]));
+  if (!name.empty() && !found) {
+    if (ctx.registry->FindVdev(name)) {
+      return Fail(ENODEV,
+                  absl::StrCat(name, " is a vdev, not a pdev: see `vrdmactl dev show ", name, "`"));
+    }
+    std::vector<std::string> pdevs;
+    for (const auto& p : ctx.registry->pdevs()) pdevs.push_back(p->name);
+    return Fail(ENODEV, absl::StrCat("no pdev named ", name, " (pdevs: ", NameList(pdevs), ")"));
+  }
   return {0, json ? absl::StrCat("[", absl::StrJoin(rows, ","), "]\n") : text};
 }
 
 // ---- dev ----
 
-std::string DevText(const Vdev& v, bool details) {
+std::string DevText(const Vdev& v) {
   std::string t =
       absl::StrCat(v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ", v.netdev,
                    " node_guid ", GuidText(v.node_guid_be), " mac ", MacText(v.mac), " mtu ",
                    128 << v.ActiveMtu(), " contexts ", v.open_contexts, "\n");
-  if (details) {
-    for (size_t i = 0; i < v.gids.size(); ++i) {
-      if (!v.gids[i].valid) continue;
-      absl::StrAppend(&t, "    gid ", i, " ", GidText(v.gids[i].gid), " ", GidType(v.gids[i]),
-                      v.gids[i].has_vlan ? absl::StrCat(" vlan ", v.gids[i].vlan_id) : "", "\n");
-    }
+  for (size_t i = 0; i < v.gids.size(); ++i) {
+    if (!v.gids[i].valid) continue;
+    absl::StrAppend(&t, "    gid ", i, " ", GidText(v.gids[i].gid), " ", GidType(v.gids[i]),
+                    v.gids[i].has_vlan ? absl::StrCat(" vlan ", v.gids[i].vlan_id) : "", "\n");
   }
   return t;
 }
@@ -136,77 +184,69 @@ std::string DevJson(const Vdev& v) {
       ",\"quota\":", CountsJson(v.quota), ",\"gids\":[", absl::StrJoin(gids, ","), "]}");
 }
 
-AdminResult DevShow(const AdminContext& ctx, std::span<const std::string> args, bool json) {
-  if (args.size() > 1) return Fail(EINVAL, "usage: dev show [NAME]");
+AdminResult DevShow(const AdminContext& ctx, const std::string& name, bool json) {
+  if (!name.empty() && !ctx.registry->FindVdev(name)) {
+    // The device list holds pdevs too: `dev show pdev0` shows the pdev.
+    if (ctx.registry->FindPdev(name)) return PdevShow(ctx, name, json);
+    return NoDevice(ctx, name, "dev show");
+  }
   std::vector<std::string> rows;
   std::string text;
   for (const auto& [n, v] : ctx.registry->vdevs()) {
-    if (!args.empty() && n != args[0]) continue;
+    if (!name.empty() && n != name) continue;
     if (json) {
       rows.push_back(DevJson(*v));
     } else {
-      text += DevText(*v, !args.empty());
+      text += DevText(*v);
     }
-  }
-  if (!args.empty() && !ctx.registry->FindVdev(args[0])) {
-    return Fail(ENODEV, absl::StrCat("no device named ", args[0]));
   }
   return {0, json ? absl::StrCat("[", absl::StrJoin(rows, ","), "]\n") : text};
 }
 
-AdminResult DevAdd(const AdminContext& ctx, std::span<const std::string> args, bool json) {
-  // dev add NAME pdev PDEV netdev IFACE
-  if (args.size() != 5 || args[1] != "pdev" || args[3] != "netdev") {
-    return Fail(EINVAL, "usage: dev add NAME pdev PDEV netdev IFACE");
+// The pdev a vdev goes on when the command names none: the only one; of several, the
+// first whose port the interface sits on, else the first.
+const Pdev* DefaultPdev(const Registry& registry, const std::string& netdev) {
+  const auto& pdevs = registry.pdevs();
+  if (pdevs.empty()) return nullptr;
+  if (pdevs.size() > 1) {
+    for (const auto& p : pdevs) {
+      if (!p->iface.empty() && NetdevSitsOn(netdev, p->iface)) return p.get();
+    }
   }
-  auto v = ctx.registry->AddVdev(args[0], args[2], args[4]);
-  if (!v.ok()) {
-    absl::StatusCode code = v.status().code();
-    int err = code == absl::StatusCode::kAlreadyExists       ? EEXIST
-              : code == absl::StatusCode::kNotFound          ? ENODEV
-              : code == absl::StatusCode::kResourceExhausted ? ENOSPC
-                                                             : EINVAL;
-    return Fail(err, std::string(v.status().message()));
-  }
-  if (ctx.notify) ctx.notify("vdev_add", *v);
-  return {0, json ? DevJson(**v) + "\n" : DevText(**v, true)};
+  return pdevs.front().get();
 }
 
-AdminResult DevDel(const AdminContext& ctx, std::span<const std::string> args) {
-  if (args.size() != 1) return Fail(EINVAL, "usage: dev del NAME");
-  Vdev* v = ctx.registry->FindVdev(args[0]);
-  if (!v) return Fail(ENODEV, absl::StrCat("no device named ", args[0]));
+AdminResult DevAdd(const AdminContext& ctx, const proto::AdminCommand& cmd, bool json) {
+  std::string pdev = cmd.pdev;
+  if (pdev.empty()) {
+    const Pdev* p = DefaultPdev(*ctx.registry, cmd.netdev);
+    if (!p) return Fail(ENODEV, "vrdmad has no pdev to add a vdev on");
+    pdev = p->name;
+  }
+  auto v = ctx.registry->AddVdev(cmd.name, pdev, cmd.netdev);
+  if (!v.ok()) return Fail(ErrnoOfStatus(v.status()), std::string(v.status().message()));
+  if (ctx.notify) ctx.notify("vdev_add", *v);
+  return {0, json ? DevJson(**v) + "\n" : DevText(**v)};
+}
+
+AdminResult DevDel(const AdminContext& ctx, const std::string& name) {
+  Vdev* v = ctx.registry->FindVdev(name);
+  if (!v) return NoDevice(ctx, name, "dev del");
   if (ctx.notify) ctx.notify("vdev_del", v);
   if (ctx.before_delete) ctx.before_delete(v);
-  absl::Status st = ctx.registry->DelVdev(args[0]);
+  absl::Status st = ctx.registry->DelVdev(name);
   if (!st.ok()) return Fail(EINVAL, std::string(st.message()));
   return {0, ""};
 }
 
-AdminResult DevSet(const AdminContext& ctx, std::span<const std::string> args, bool json) {
-  // dev set NAME RES N [RES N ...]
-  if (args.size() < 3 || args.size() % 2 == 0) {
-    return Fail(EINVAL, "usage: dev set NAME {qp|cq|mr|pd|srq|ah|mr_bytes} N ...");
-  }
-  Vdev* v = ctx.registry->FindVdev(args[0]);
-  if (!v) return Fail(ENODEV, absl::StrCat("no device named ", args[0]));
+AdminResult DevSet(const AdminContext& ctx, const proto::AdminCommand& cmd, bool json) {
+  Vdev* v = ctx.registry->FindVdev(cmd.name);
+  if (!v) return NoDevice(ctx, cmd.name, "dev set");
   std::vector<std::pair<Resource, uint64_t>> values;
-  for (size_t i = 1; i < args.size(); i += 2) {
+  for (const auto& [res, n] : cmd.quotas) {
     size_t r = 0;
-    while (r < kResourceCount && kResourceNames[r] != args[i]) ++r;
-    if (r == kResourceCount) {
-      return Fail(EINVAL, absl::StrCat("unknown resource '", args[i],
-                                       "' (qp, cq, mr, pd, srq, ah, mr_bytes)"));
-    }
-    uint64_t n;
-    if (!ParseU64(args[i + 1], &n)) {
-      return Fail(EINVAL, absl::StrCat("bad value '", args[i + 1], "' for ", args[i]));
-    }
-    for (const auto& [prev, unused] : values) {
-      if (prev == static_cast<Resource>(r)) {
-        return Fail(EINVAL, absl::StrCat(args[i], " given twice"));
-      }
-    }
+    while (r < kResourceCount && kResourceNames[r] != res) ++r;
+    if (r == kResourceCount) return Fail(EINVAL, absl::StrCat("unknown resource '", res, "'"));
     values.emplace_back(static_cast<Resource>(r), n);
   }
   absl::Status st = ctx.registry->SetQuotas(*v, values);
@@ -219,15 +259,11 @@ AdminResult DevSet(const AdminContext& ctx, std::span<const std::string> args, b
 
 // ---- res ----
 
-AdminResult ResShow(const AdminContext& ctx, std::span<const std::string> args, bool json) {
-  if (args.size() > 1) return Fail(EINVAL, "usage: res show [NAME]");
-  if (!args.empty() && !ctx.registry->FindVdev(args[0])) {
-    return Fail(ENODEV, absl::StrCat("no device named ", args[0]));
-  }
+AdminResult ResCounts(const AdminContext& ctx, const std::string& name, bool json) {
   std::vector<std::string> rows;
   std::string text;
   for (const auto& [n, v] : ctx.registry->vdevs()) {
-    if (!args.empty() && n != args[0]) continue;
+    if (!name.empty() && n != name) continue;
     // Per process: a process may hold several contexts on one vdev.
     std::map<pid_t, std::pair<std::string, ResourceCounts>> procs;
     for (const auto& s : *ctx.sessions) {
@@ -261,6 +297,137 @@ AdminResult ResShow(const AdminContext& ctx, std::span<const std::string> args, 
     }
   }
   return {0, json ? absl::StrCat("[", absl::StrJoin(rows, ","), "]\n") : text};
+}
+
+const char* QpTypeName(int type) {
+  switch (type) {
+    case IBV_QPT_RC:
+      return "RC";
+    case IBV_QPT_UC:
+      return "UC";
+    case IBV_QPT_UD:
+      return "UD";
+    case IBV_QPT_RAW_PACKET:
+      return "RAW_PACKET";
+    case IBV_QPT_XRC_SEND:
+      return "XRC_INI";
+    case IBV_QPT_XRC_RECV:
+      return "XRC_TGT";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+const char* QpStateName(int state) {
+  switch (state) {
+    case IBV_QPS_RESET:
+      return "RESET";
+    case IBV_QPS_INIT:
+      return "INIT";
+    case IBV_QPS_RTR:
+      return "RTR";
+    case IBV_QPS_RTS:
+      return "RTS";
+    case IBV_QPS_SQD:
+      return "SQD";
+    case IBV_QPS_SQE:
+      return "SQE";
+    case IBV_QPS_ERR:
+      return "ERR";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+// One field of an object record: its name in text and JSON, and its value.
+struct Field {
+  std::string key;
+  std::string value;  // as printed
+  bool number;        // JSON: a number, not a string
+};
+
+std::vector<Field> ObjectFields(const Vdev& v, const ObjectInfo& o) {
+  auto num = [](std::string k, uint64_t n) { return Field{std::move(k), absl::StrCat(n), true}; };
+  auto hex = [](std::string k, uint32_t n) {
+    return Field{std::move(k), absl::StrFormat("0x%x", n), false};
+  };
+  auto str = [](std::string k, std::string s) { return Field{std::move(k), std::move(s), false}; };
+  switch (o.kind) {
+    case Resource::kQp: {
+      std::vector<Field> f = {str("link", absl::StrCat(v.name, "/1")), num("lqpn", o.id)};
+      bool connected = (o.qp_type == IBV_QPT_RC || o.qp_type == IBV_QPT_UC) &&
+                       o.qp_state >= IBV_QPS_RTR && o.qp_state <= IBV_QPS_SQE;
+      if (connected) f.push_back(num("rqpn", o.dest_qpn));
+      f.push_back(str("type", QpTypeName(o.qp_type)));
+      f.push_back(str("state", QpStateName(o.qp_state)));
+      f.push_back(num("sq-psn", o.sq_psn));
+      f.push_back(num("rq-psn", o.rq_psn));
+      f.push_back(num("pdn", o.pd));
+      return f;
+    }
+    case Resource::kCq:
+      return {str("dev", v.name), num("cqn", o.id), num("cqe", o.cqe), num("users", o.users)};
+    case Resource::kMr:
+      return {str("dev", v.name),  num("mrn", o.id),       hex("rkey", o.rkey),
+              hex("lkey", o.lkey), num("mrlen", o.length), num("pdn", o.pd)};
+    case Resource::kPd:
+      return {str("dev", v.name), num("pdn", o.id), num("users", o.users)};
+    case Resource::kSrq:
+      return {str("dev", v.name), num("srqn", o.id), num("max_wr", o.cqe), num("pdn", o.pd)};
+    case Resource::kAh:
+      return {str("dev", v.name), num("ahn", o.id), num("pdn", o.pd)};
+    default:
+      return {str("dev", v.name), num("id", o.id)};
+  }
+}
+
+// res show qp|cq|mr|pd|srq|ah [dev DEV]: one line (or JSON object) per object, as
+// iproute2's `rdma res show qp` lists them.
+AdminResult ResObjects(const AdminContext& ctx, const proto::AdminCommand& cmd, bool json) {
+  size_t kind = 0;
+  while (kind < kResourceCount && kResourceNames[kind] != cmd.res_type) ++kind;
+  if (kind == kResourceCount) return Fail(EINVAL, absl::StrCat("unknown type ", cmd.res_type));
+  std::vector<std::string> rows;
+  std::string text;
+  for (const auto& [n, v] : ctx.registry->vdevs()) {
+    if (!cmd.name.empty() && n != cmd.name) continue;
+    for (const auto& s : *ctx.sessions) {
+      if (s->vdev() != v.get()) continue;
+      std::vector<ObjectInfo> objects;
+      s->ListObjects(&objects);
+      std::erase_if(objects,
+                    [&](const ObjectInfo& o) { return static_cast<size_t>(o.kind) != kind; });
+      std::sort(objects.begin(), objects.end(),
+                [](const ObjectInfo& a, const ObjectInfo& b) { return a.id < b.id; });
+      for (const ObjectInfo& o : objects) {
+        std::vector<Field> fields = ObjectFields(*v, o);
+        fields.push_back(Field{"pid", absl::StrCat(s->pid()), true});
+        fields.push_back(Field{"comm", s->comm(), false});
+        if (json) {
+          std::vector<std::string> kv = {absl::StrCat("\"ifindex\":", v->id),
+                                         absl::StrCat("\"ifname\":", Json(n))};
+          if (o.kind == Resource::kQp) kv.push_back("\"port\":1");
+          for (const Field& f : fields) {
+            if (f.key == "link" || f.key == "dev") continue;  // ifname, port
+            kv.push_back(absl::StrCat(Json(f.key), ":", f.number ? f.value : Json(f.value)));
+          }
+          rows.push_back(absl::StrCat("{", absl::StrJoin(kv, ","), "}"));
+        } else {
+          std::vector<std::string> parts;
+          for (const Field& f : fields) parts.push_back(absl::StrCat(f.key, " ", f.value));
+          absl::StrAppend(&text, absl::StrJoin(parts, " "), "\n");
+        }
+      }
+    }
+  }
+  return {0, json ? absl::StrCat("[", absl::StrJoin(rows, ","), "]\n") : text};
+}
+
+AdminResult ResShow(const AdminContext& ctx, const proto::AdminCommand& cmd, bool json) {
+  if (!cmd.name.empty() && !ctx.registry->FindVdev(cmd.name)) {
+    return NoDevice(ctx, cmd.name, "res show");
+  }
+  return cmd.res_type.empty() ? ResCounts(ctx, cmd.name, json) : ResObjects(ctx, cmd, json);
 }
 
 // ---- stat ----
@@ -306,8 +473,9 @@ std::vector<std::pair<std::string, uint64_t>> VdevCounters(const Vdev& v) {
           {"bad_requests", v.stats.bad_requests}};
 }
 
-AdminResult StatShow(const AdminContext& ctx, std::span<const std::string> args, bool json) {
-  if (args.size() > 1) return Fail(EINVAL, "usage: stat show [NAME]");
+AdminResult StatShow(const AdminContext& ctx, const std::string& name, bool json) {
+  std::vector<std::string> args;
+  if (!name.empty()) args.push_back(name);
   bool any = false;
   std::vector<std::string> rows;
   std::string text;
@@ -331,36 +499,169 @@ AdminResult StatShow(const AdminContext& ctx, std::span<const std::string> args,
   for (const auto& [n, v] : ctx.registry->vdevs()) {
     if (args.empty() || args[0] == n) emit("dev", n, VdevCounters(*v));
   }
-  if (!any && !args.empty()) return Fail(ENODEV, absl::StrCat("no device named ", args[0]));
+  if (!any && !args.empty()) return NoDevice(ctx, args[0], "stat show");
   return {0, json ? absl::StrCat("[", absl::StrJoin(rows, ","), "]\n") : text};
+}
+
+AdminResult Refused(const proto::AdminParseResult& parsed) {
+  if (parsed.result == proto::AdminParse::kUsage || parsed.result == proto::AdminParse::kHelp) {
+    std::string text = parsed.error.empty() ? "" : parsed.error + "\n";
+    return Fail(EINVAL, text + proto::AdminUsage());
+  }
+  return Fail(EINVAL, parsed.error);
 }
 
 }  // namespace
 
-AdminResult RunAdmin(const AdminContext& ctx, std::span<const std::string> words, bool json) {
-  const char* usage =
-      "usage: vrdmactl [-j] {pdev show [PDEV] | dev show [DEV] | dev add DEV pdev PDEV netdev "
-      "IFACE | dev del DEV | dev set DEV RES N ... | res show [DEV] | stat show [DEV]}";
-  if (words.empty()) return Fail(EINVAL, usage);
-  const std::string& object = words[0];
-  std::string verb = words.size() > 1 ? words[1] : "show";
-  std::span<const std::string> args =
-      words.size() > 2 ? words.subspan(2) : words.subspan(words.size());
-  if (object == "pdev" && verb == "show") return PdevShow(ctx, args, json);
-  if (object == "dev") {
-    if (verb == "show") return DevShow(ctx, args, json);
-    if ((verb == "add" || verb == "del" || verb == "set") && !ctx.may_change) {
-      return Fail(EPERM, absl::StrCat("dev ", verb,
-                                      ": operation not permitted (needs root or "
-                                      "CAP_NET_ADMIN)"));
-    }
-    if (verb == "add") return DevAdd(ctx, args, json);
-    if (verb == "del") return DevDel(ctx, args);
-    if (verb == "set") return DevSet(ctx, args, json);
+absl::StatusOr<AdminRequest> DecodeAdminRequest(const proto::Message& msg) {
+  if (msg.header.op != static_cast<uint16_t>(proto::Op::kAdmin)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not an admin request (op ", msg.header.op, ")"));
   }
-  if (object == "res" && verb == "show") return ResShow(ctx, args, json);
-  if (object == "stat" && verb == "show") return StatShow(ctx, args, json);
-  return Fail(EINVAL, absl::StrCat("unknown command '", absl::StrJoin(words, " "), "'\n", usage));
+  proto::AdminRequest head;
+  if (!msg.Copy(&head)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("admin request of ", msg.payload.size(), " bytes is shorter than its header"));
+  }
+  if (head.flags & ~(proto::kAdminJson | proto::kAdminPretty)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("admin request with unknown flags 0x%x", head.flags));
+  }
+  if (head.nwords > kMaxAdminWords) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("admin request of ", head.nwords, " words (at most ", kMaxAdminWords, ")"));
+  }
+  AdminRequest req;
+  req.json = head.flags & proto::kAdminJson;
+  req.pretty = req.json && (head.flags & proto::kAdminPretty);
+  const char* p = reinterpret_cast<const char*>(msg.payload.data()) + sizeof head;
+  const char* end = reinterpret_cast<const char*>(msg.payload.data()) + msg.payload.size();
+  while (req.words.size() < head.nwords) {
+    const void* z = p < end ? std::memchr(p, 0, end - p) : nullptr;
+    if (!z) {
+      return absl::InvalidArgumentError(absl::StrCat("admin request word ", req.words.size() + 1,
+                                                     " of ", head.nwords,
+                                                     " is missing or not NUL-terminated"));
+    }
+    req.words.emplace_back(p, static_cast<const char*>(z));
+    p = static_cast<const char*>(z) + 1;
+  }
+  if (p != end) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("admin request has ", end - p, " bytes after its ", head.nwords, " words"));
+  }
+  return req;
+}
+
+std::string PrettyJson(std::string_view in) {
+  std::string out;
+  int depth = 0;
+  bool in_string = false;
+  auto newline = [&] {
+    out += '\n';
+    out.append(static_cast<size_t>(std::max(depth, 0)) * 4, ' ');
+  };
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < in.size()) {
+        out += in[++i];
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        out += c;
+        break;
+      case '{':
+      case '[':
+        out += c;
+        // An empty object or array stays on its line.
+        if (i + 1 < in.size() && (in[i + 1] == '}' || in[i + 1] == ']')) {
+          out += in[++i];
+        } else {
+          ++depth;
+          newline();
+        }
+        break;
+      case '}':
+      case ']':
+        --depth;
+        newline();
+        out += c;
+        break;
+      case ',':
+        out += c;
+        newline();
+        break;
+      case ':':
+        out += ": ";
+        break;
+      case ' ':
+      case '\t':
+      case '\r':
+        break;
+      case '\n':
+        if (depth == 0) out += c;
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+AdminResult RunAdmin(const AdminContext& ctx, const AdminRequest& request) {
+  proto::AdminCommand cmd;
+  proto::AdminParseResult parsed = proto::ParseAdminCommand(request.words, &cmd);
+  if (parsed.result != proto::AdminParse::kOk) return Refused(parsed);
+  bool json = request.json;
+  bool changes = cmd.op == proto::AdminOp::kDevAdd || cmd.op == proto::AdminOp::kDevDel ||
+                 cmd.op == proto::AdminOp::kDevSet;
+  if (changes && !ctx.may_change) {
+    const char* verb = cmd.op == proto::AdminOp::kDevAdd   ? "add"
+                       : cmd.op == proto::AdminOp::kDevDel ? "del"
+                                                           : "set";
+    return Fail(EPERM, absl::StrCat("dev ", verb,
+                                    ": operation not permitted (needs root or CAP_NET_ADMIN)"));
+  }
+  AdminResult r;
+  switch (cmd.op) {
+    case proto::AdminOp::kPdevShow:
+      r = PdevShow(ctx, cmd.name, json);
+      break;
+    case proto::AdminOp::kDevShow:
+      r = DevShow(ctx, cmd.name, json);
+      break;
+    case proto::AdminOp::kDevAdd:
+      r = DevAdd(ctx, cmd, json);
+      break;
+    case proto::AdminOp::kDevDel:
+      r = DevDel(ctx, cmd.name);
+      break;
+    case proto::AdminOp::kDevSet:
+      r = DevSet(ctx, cmd, json);
+      break;
+    case proto::AdminOp::kResShow:
+      r = ResShow(ctx, cmd, json);
+      break;
+    case proto::AdminOp::kStatShow:
+      r = StatShow(ctx, cmd.name, json);
+      break;
+  }
+  if (r.status == 0 && json && request.pretty) r.text = PrettyJson(r.text);
+  return r;
+}
+
+AdminResult RunAdmin(const AdminContext& ctx, std::span<const std::string> words, bool json) {
+  AdminRequest request;
+  request.words.assign(words.begin(), words.end());
+  request.json = json;
+  return RunAdmin(ctx, request);
 }
 
 }  // namespace vrdma

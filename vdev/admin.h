@@ -1,6 +1,7 @@
 // Administration commands in the style of iproute2's `rdma` tool, run by the daemon for
-// vrdmactl and the public C API: `pdev show`, `dev add|del|set|show`, `res show`,
-// `stat show`. Text for people, or JSON (-j). A refused command changes nothing.
+// vrdmactl and the public C API: `pdev show`, `dev add|del|set|show` (and `link
+// add|del|show`), `res show`, `stat show`. Text for people, or JSON (-j, indented with -p).
+// A refused command changes nothing. The grammar is vdev/protocol/admin_call.h's.
 #pragma once
 
 #include <functional>
@@ -9,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "vdev/protocol/channel.h"
 #include "vdev/registry.h"
 #include "vdev/session.h"
 
@@ -31,6 +34,23 @@ struct AdminContext {
   std::function<void(std::string_view event, Vdev*)> notify;
 };
 
+// One kAdmin request as the daemon received it.
+struct AdminRequest {
+  std::vector<std::string> words;
+  bool json = false;
+  bool pretty = false;
+};
+
+// Decodes a kAdmin message: proto::AdminRequest (flags, word count), then exactly that many
+// NUL-terminated words filling the payload. At most kMaxAdminWords words; a short, unterminated
+// or oversized request, unknown flags or trailing bytes are InvalidArgument.
+inline constexpr uint32_t kMaxAdminWords = 64;
+absl::StatusOr<AdminRequest> DecodeAdminRequest(const proto::Message& msg);
+
+AdminResult RunAdmin(const AdminContext& ctx, const AdminRequest& request);
 AdminResult RunAdmin(const AdminContext& ctx, std::span<const std::string> words, bool json);
+
+// Compact JSON (as the commands write it) indented four spaces a level, as iproute2's -p.
+std::string PrettyJson(std::string_view compact);
 
 }  // namespace vrdma

@@ -1,12 +1,17 @@
 #include "vdev/registry.h"
 
+#include <rte_eal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "vdev/netdev/neighbour.h"
 #include "vdev/netdev/netdev_info.h"
 #include "vdev/netdev/roce_gid_table.h"
+#include "vdev/protocol/admin_call.h"
 
 namespace vrdma {
 
@@ -41,18 +46,52 @@ ibv_mtu Vdev::ActiveMtu() const {
   return pdev && pdev->max_mtu < mtu ? pdev->max_mtu : mtu;
 }
 
-bool ValidDeviceName(std::string_view name) {
-  if (name.empty() || name.size() >= proto::kNameLen) return false;
-  return std::all_of(name.begin(), name.end(),
-                     [](char c) { return c > ' ' && c < 127 && c != '/' && c != '%'; });
+bool ValidDeviceName(std::string_view name) { return proto::IsValidDeviceName(name); }
+
+std::string MachineId() {
+  for (const char* path : {"/etc/machine-id", "/var/lib/dbus/machine-id"}) {
+    std::ifstream in(path);
+    std::string id;
+    if (in && std::getline(in, id) && !id.empty()) return id;
+  }
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+uint64_t PdevNodeGuid(const std::array<uint8_t, 6>& port_mac, std::string_view machine_id,
+                      std::string_view daemon_id, std::string_view pdev_name) {
+  if (port_mac != std::array<uint8_t, 6>{}) return NodeGuidOfMac(port_mac);
+  // FNV-1a over what tells this machine, this daemon and this pdev apart; made into a
+  // locally administered unicast MAC so the GUID has the EUI-64 shape of the others.
+  uint64_t h = 0xcbf29ce484222325ull;
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 0x100000001b3ull;
+    }
+    h ^= 0xff;  // a separator no string byte sequence can fake
+    h *= 0x100000001b3ull;
+  };
+  mix("vrdma-pdev-guid");
+  mix(machine_id);
+  mix(daemon_id);
+  mix(pdev_name);
+  wire::MacAddr mac;
+  for (size_t i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(h >> (8 * i));
+  mac[0] = static_cast<uint8_t>((mac[0] & 0xfc) | 0x02);
+  return NodeGuidOfMac(mac);
 }
 
 absl::Status Registry::AddPdev(std::unique_ptr<Pdev> pdev) {
   if (FindPdev(pdev->name)) return absl::AlreadyExistsError("pdev exists: " + pdev->name);
-  // A pdev of the embedded kind has no MAC of its own: its node GUID is the EUI-64 of the
-  // locally administered address 02:76:72:64:00:NN ("vrd", NN its index).
+  // As the kernel does for RoCE: the EUI-64 of the port's MAC. A port without one (the
+  // internal switch) gets a GUID from this machine's id, this daemon's DPDK runtime
+  // directory (its --file-prefix) and the pdev's name: two hosts differ, a restart keeps it.
+  static const std::string machine_id = MachineId();
+  const char* runtime_dir = rte_eal_get_runtime_dir();
   pdev->node_guid_be =
-      NodeGuidOfMac({0x02, 0x76, 0x72, 0x64, 0x00, static_cast<uint8_t>(pdevs_.size())});
+      PdevNodeGuid(pdev->mac, machine_id, runtime_dir ? runtime_dir : "", pdev->name);
   pdevs_.push_back(std::move(pdev));
   return absl::OkStatus();
 }
@@ -93,7 +132,7 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
                                         std::string_view netdev) {
   if (!ValidDeviceName(name)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("invalid device name '", std::string(name), "'"));
+        absl::StrCat("invalid device name '", std::string(name), "': ", proto::kDeviceNameRule));
   }
   if (FindVdev(name) || FindPdev(name))
     return absl::AlreadyExistsError(absl::StrCat("device ", std::string(name), " exists"));
@@ -102,9 +141,9 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
   absl::StatusOr<NetdevInfo> info = ReadNetdev(netdev);
   if (!info.ok()) return info.status();
   if (!pdev->iface.empty() && !NetdevSitsOn(netdev, pdev->iface)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "interface ", std::string(netdev), " is not on pdev ", pdev->name, "'s port ", pdev->iface,
-        ": use ", pdev->iface, " itself or a macvlan or VLAN on it"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("interface ", std::string(netdev), " is not on pdev ", pdev->name, "'s port ",
+                     pdev->iface, ": use ", pdev->iface, " itself or a macvlan or VLAN on it"));
   }
   for (const auto& [n, v] : vdevs_) {
     if (v->ifindex == info->ifindex) {

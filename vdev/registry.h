@@ -57,7 +57,15 @@ class Registry {
 };
 
 // Checks a device name as the kernel checks ib device names (1..63 printable, no '/',
-// no whitespace).
+// no whitespace; proto::kDeviceNameRule says it to users).
 bool ValidDeviceName(std::string_view name);
+
+// A pdev's node GUID, network order: the modified EUI-64 of its port's MAC when it has one
+// (as the kernel derives a RoCE device's), else of a locally administered MAC hashed from
+// the machine's id, the daemon's identity and the pdev's name.
+uint64_t PdevNodeGuid(const std::array<uint8_t, 6>& port_mac, std::string_view machine_id,
+                      std::string_view daemon_id, std::string_view pdev_name);
+// /etc/machine-id (or D-Bus's copy, or the host name).
+std::string MachineId();
 
 }  // namespace vrdma

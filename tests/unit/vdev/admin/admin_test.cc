@@ -1,6 +1,7 @@
 #include "vdev/admin.h"
 
 #include <gtest/gtest.h>
+#include <rte_eal.h>
 
 #include "tests/unit/vdev/netdev/netns.h"
 
@@ -98,8 +99,69 @@ TEST_F(AdminTest, OnlyAnAdministratorChangesDevices) {
 TEST_F(AdminTest, PdevHasANodeGuidAndItsNameIsTaken) {
   AdminResult r = Run({"pdev", "show", pdev_name_});
   ASSERT_EQ(r.status, 0);
-  EXPECT_NE(r.text.find("node_guid 0076:72ff:fe64:"), std::string::npos) << r.text;
+  // Not derived from the name alone (two hosts' pdev1 got the same GUID): the internal
+  // switch has no MAC, so the machine and the daemon are in it.
+  EXPECT_EQ(r.text.find("node_guid 0076:72ff:fe64:"), std::string::npos) << r.text;
+  const Pdev* p = registry_.FindPdev(pdev_name_);
+  EXPECT_EQ(p->node_guid_be, PdevNodeGuid({}, MachineId(), rte_eal_get_runtime_dir(), p->name));
   EXPECT_EQ(Run({"dev", "add", pdev_name_, "pdev", pdev_name_, "netdev", "vt0"}).status, EEXIST);
+}
+
+TEST_F(AdminTest, PdevsAreNotVdevs) {
+  AdminResult r = Run({"dev", "del", pdev_name_});
+  EXPECT_EQ(r.status, EINVAL);
+  EXPECT_NE(r.text.find(pdev_name_ + " is a physical device (pdev): pdevs are not deleted with "
+                                     "`dev del`"),
+            std::string::npos)
+      << r.text;
+  r = Run({"dev", "set", pdev_name_, "qp", "1"});
+  EXPECT_EQ(r.status, EINVAL);
+  EXPECT_NE(r.text.find("quotas are set on vdevs"), std::string::npos) << r.text;
+  r = Run({"dev", "show", pdev_name_});  // the device list holds pdevs: shown as one
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.text.find("type physical"), std::string::npos) << r.text;
+  ASSERT_EQ(Run({"dev", "add", "va", "pdev", pdev_name_, "netdev", "vt0"}).status, 0);
+  r = Run({"dev", "del", "nope"});
+  EXPECT_EQ(r.status, ENODEV);
+  EXPECT_NE(r.text.find("no device named nope (vdevs: va)"), std::string::npos) << r.text;
+  r = Run({"dev", "add", "bad name", "pdev", pdev_name_, "netdev", "vt1"});
+  EXPECT_EQ(r.status, EINVAL);
+  EXPECT_NE(r.text.find("1 to 63 printable characters, without '/', '%' or whitespace"),
+            std::string::npos)
+      << r.text;
+  EXPECT_EQ(registry_.vdevs().size(), 1u);
+}
+
+TEST_F(AdminTest, LinkAliasesAndSizes) {
+  // pdev defaults to the only one.
+  AdminResult r = Run({"link", "add", "va", "type", "vrdma", "netdev", "vt0"});
+  ASSERT_EQ(r.status, 0) << r.text;
+  EXPECT_EQ(registry_.FindVdev("va")->pdev->name, pdev_name_);
+  r = Run({"link", "show", "va/1"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.text.find(": va: type virtual"), std::string::npos) << r.text;
+  r = Run({"dev", "set", "va", "mr_bytes", "1G", "qp", "1K"});
+  ASSERT_EQ(r.status, 0) << r.text;
+  EXPECT_EQ(registry_.FindVdev("va")->Quota(Resource::kMrBytes), 1073741824u);
+  EXPECT_EQ(registry_.FindVdev("va")->Quota(Resource::kQp), 1024u);
+  // Without a name, dev show lists every vdev with its GIDs.
+  r = Run({"dev", "show"});
+  EXPECT_NE(r.text.find("gid 3 ::ffff:10.9.8.7 RoCEv2"), std::string::npos) << r.text;
+  // Pretty JSON.
+  AdminRequest req{{"dev", "show", "va"}, true, true};
+  r = RunAdmin(ctx_, req);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.text.rfind("[\n    {\n        \"ifindex\": ", 0), 0u) << r.text;
+  EXPECT_NE(r.text.find("\"mr_bytes\": 1073741824"), std::string::npos) << r.text;
+  // Objects: no client holds any.
+  r = Run({"res", "show", "qp"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.text, "");
+  r = Run({"res", "show", "qp", "dev", "va"}, true);
+  EXPECT_EQ(r.text, "[]\n");
+  EXPECT_EQ(Run({"res", "show", "qp", "dev", "nope"}).status, ENODEV);
+  EXPECT_EQ(Run({"link", "del", "va"}).status, 0);
+  EXPECT_EQ(registry_.FindVdev("va"), nullptr);
 }
 
 TEST_F(AdminTest, QuotaChargesAndReleases) {
