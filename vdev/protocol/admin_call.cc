@@ -214,7 +214,7 @@ AdminParseResult ParseResShow(const std::vector<std::string>& w, AdminCommand* o
     out->name = w[i + 1];
     return {};
   }
-  if (i == w.size()) return {};
+  if (i >= w.size()) return {};  // "res" alone is "res show"
   if (out->res_type.empty() && i + 1 == w.size()) {
     out->name = w[i];
     return {};
