@@ -1,22 +1,25 @@
-// Completion queue: a ring of work completions (ibv_wc layout), with the arming state
-// of ibv_req_notify_cq (IBTA 11.4.2.2).
+// Completion queue: a ring of work completions (ibv_wc layout), each with where its
+// packet arrived (RecvInfo), and the arming state of ibv_req_notify_cq (IBTA 11.4.2.2).
 #pragma once
 
 #include <infiniband/verbs.h>
 
 #include <cstdint>
 
+#include "driver/res/recv_info.h"
 #include "driver/res/ring.h"
 
 namespace vrdma {
 
 // Where completions of a CQ go when its consumer is outside the engine (a client's CQ
 // ring in shared memory). Deliver returns false when the consumer's ring is full: a CQ
-// overrun. The sink owns arming and completion events for such a CQ.
+// overrun. The sink owns arming and completion events for such a CQ. `info` is where
+// the packet of a receive completion arrived, null for completions no packet made; it
+// lives only for the call.
 class CompletionSink {
  public:
   virtual ~CompletionSink() = default;
-  virtual bool Deliver(uint64_t cookie, const ibv_wc& wc, bool solicited) = 0;
+  virtual bool Deliver(uint64_t cookie, const ibv_wc& wc, bool solicited, const RecvInfo* info) = 0;
 };
 
 class CompletionQueue {
@@ -27,14 +30,21 @@ class CompletionQueue {
   uint32_t depth() const { return ring_.depth(); }
   uint32_t size() const { return ring_.size(); }
 
-  // Adds a completion. Returns false (and the CQ is in error) when the CQ is full:
-  // a CQ overrun is a CQ error (IBTA 10.10.2.3).
-  bool Push(const ibv_wc& wc, bool solicited) {
+  // Adds a completion, with where its packet arrived (null: no packet made it). Returns
+  // false (and the CQ is in error) when the CQ is full: a CQ overrun is a CQ error
+  // (IBTA 10.10.2.3).
+  bool Push(const ibv_wc& wc, bool solicited, const RecvInfo* info = nullptr) {
     if (ring_.full()) {
       overrun_ = true;
       return false;
     }
-    ring_.next_free() = wc;
+    Entry& e = ring_.next_free();
+    e.wc = wc;
+    if (info) {
+      e.info = *info;
+    } else {
+      e.info.valid = false;
+    }
     ring_.Commit();
     if (notify_ == Notify::kNextCompletion ||
         (notify_ == Notify::kSolicited && (solicited || wc.status != IBV_WC_SUCCESS))) {
@@ -44,10 +54,13 @@ class CompletionQueue {
     return true;
   }
 
-  int Poll(ibv_wc* out, int n) {
+  int Poll(ibv_wc* out, int n) { return Poll(out, nullptr, n); }
+  // Also where each completion's packet arrived, in info[i] (valid false when none did).
+  int Poll(ibv_wc* out, RecvInfo* info, int n) {
     int got = 0;
     while (got < n && !ring_.empty()) {
-      out[got++] = ring_.front();
+      if (info) info[got] = ring_.front().info;
+      out[got++] = ring_.front().wc;
       ring_.Pop();
     }
     return got;
@@ -66,7 +79,7 @@ class CompletionQueue {
   // Resizing keeps the completions not yet polled; fails if they do not fit.
   bool Resize(uint32_t depth) {
     if (depth < ring_.size()) return false;
-    Ring<ibv_wc> fresh;
+    Ring<Entry> fresh;
     fresh.Init(depth);
     while (!ring_.empty()) {
       fresh.next_free() = ring_.front();
@@ -84,7 +97,11 @@ class CompletionQueue {
   void MarkOverrun() { overrun_ = true; }
 
  private:
-  Ring<ibv_wc> ring_;
+  struct Entry {
+    ibv_wc wc;
+    RecvInfo info;
+  };
+  Ring<Entry> ring_;
   Notify notify_ = Notify::kNone;
   bool event_pending_ = false;
   bool overrun_ = false;

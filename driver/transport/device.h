@@ -101,6 +101,9 @@ class Device {
   absl::Status DestroyCq(uint32_t cqn);
   absl::Status ResizeCq(uint32_t cqn, uint32_t depth);
   absl::StatusOr<int> PollCq(uint32_t cqn, ibv_wc* wc, int n);
+  // The same, with where each completion's packet arrived in info[i] (valid false for
+  // completions no packet made): for a consumer inside the daemon, such as QP1.
+  absl::StatusOr<int> PollCq(uint32_t cqn, ibv_wc* wc, RecvInfo* info, int n);
   absl::Status ArmCq(uint32_t cqn, bool solicited_only);
   // Sends the CQ's completions to `sink` instead of its ring (nullptr: back to the ring).
   absl::Status AttachCqSink(uint32_t cqn, CompletionSink* sink, uint64_t cookie);
@@ -161,7 +164,9 @@ class Device {
   bool IsLocalMac(const uint8_t* dst) const;
   // The GID table entry a received packet is addressed to (destination GID and network
   // type, and the owning interface's MAC and VLAN), or nullptr when it is no one's here.
-  const GidEntry* FindDestination(const wire::RocePacket& pkt, uint32_t* index) const;
+  // When found, *info says where the packet arrived (the entry's index, network type,
+  // VLAN, source MAC).
+  const GidEntry* FindDestination(const wire::RocePacket& pkt, RecvInfo* info) const;
 
   // engine.cc
   void FlushTx();
@@ -226,19 +231,22 @@ class Device {
   void FailSend(QueuePair& qp, ibv_wc_status status);
 
   // responder.cc
-  void OnRequest(QueuePair& qp, const wire::RocePacket& pkt);
-  void OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt);
+  // `info` is where the packet arrived (Classify): it goes with its receive completion.
+  void OnRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info);
+  void OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info);
   void OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt);
   void DropSupersededResponses(QueuePair& qp, uint32_t from_psn);
   void ReRequestResponses(QueuePair& qp, uint32_t missing, uint32_t seen);
-  void OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt);
+  void OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info);
   bool TakeRecv(QueuePair& qp, RecvWr* out);
-  void DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags);
-  void DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags);
+  void DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags, const RecvInfo& info);
+  void DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags, const RecvInfo& info);
   void DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate);
   void DoAtomic(QueuePair& qp, const wire::RocePacket& pkt);
+  // `pkt` and `info`: the packet that completes the message and where it arrived (both
+  // null for completions no packet carries).
   void CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len, ibv_wc_status status,
-                    const wire::RocePacket* pkt);
+                    const wire::RocePacket* pkt, const RecvInfo* info);
   void SendRnrNak(QueuePair& qp);
   void RejectRequest(QueuePair& qp, uint8_t nak_code, ibv_event_type event);
   void NoReceiveWqe(QueuePair& qp);
@@ -252,7 +260,7 @@ class Device {
   void FlushQueues(QueuePair& qp);
   void FlushSendQueue(QueuePair& qp);
   void ResetQp(QueuePair& qp);
-  bool PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited);
+  bool PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited, const RecvInfo* info = nullptr);
 
   DeviceConfig cfg_;
   DeviceCounters counters_;

@@ -233,14 +233,14 @@ absl::Status Device::DestroyQp(uint32_t qpn) {
   return absl::OkStatus();
 }
 
-bool Device::PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited) {
+bool Device::PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited, const RecvInfo* info) {
   CompletionQueue* cq = cqs_.Get(cqn);
   if (!cq) return false;
   bool was_overrun = cq->overrun();
   if (cq->sink) {
-    if (cq->sink->Deliver(cq->sink_cookie, wc, solicited)) return true;
+    if (cq->sink->Deliver(cq->sink_cookie, wc, solicited, info)) return true;
     cq->MarkOverrun();
-  } else if (cq->Push(wc, solicited)) {
+  } else if (cq->Push(wc, solicited, info)) {
     return true;
   }
   // CQ overrun: the CQ is in error and its consumer is told once (IBTA 11.6.2).

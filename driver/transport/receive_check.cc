@@ -30,14 +30,14 @@ void Device::Classify(rte_mbuf* m) {
     pkt.eth.has_vlan = true;
     pkt.eth.vlan_tci = m->vlan_tci;
   }
-  uint32_t gid_index = 0;
+  RecvInfo info;  // where it arrived: goes with the packet to its receive completion
   QueuePair* qp = nullptr;
-  if (!FindDestination(pkt, &gid_index)) {
+  if (!FindDestination(pkt, &info)) {
     counters_.rx_not_for_us++;
   } else if (!(qp = LookupQp(pkt.bth.dest_qp))) {
     counters_.rx_unknown_qp++;
-  } else if (qp->init.gid_count && (gid_index < qp->init.gid_first ||
-                                    gid_index - qp->init.gid_first >= qp->init.gid_count)) {
+  } else if (qp->init.gid_count && (info.gid_index < qp->init.gid_first ||
+                                    info.gid_index - qp->init.gid_first >= qp->init.gid_count)) {
     // A QP hears only the GIDs of its own (virtual) device.
     counters_.rx_not_for_us++;
   } else if ((pkt.bth.pkey & 0x7fff) != (qp->pkey & 0x7fff)) {
@@ -59,13 +59,13 @@ void Device::Classify(rte_mbuf* m) {
     } else if (wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse) {
       OnResponse(*qp, pkt);
     } else {
-      OnRequest(*qp, pkt);
+      OnRequest(*qp, pkt, info);
     }
   }
   rte_pktmbuf_free(m);
 }
 
-const GidEntry* Device::FindDestination(const wire::RocePacket& pkt, uint32_t* index) const {
+const GidEntry* Device::FindDestination(const wire::RocePacket& pkt, RecvInfo* info) const {
   auto it = gid_lookup_.find(GidKey{pkt.net.dgid, pkt.net.type});
   if (it == gid_lookup_.end()) return nullptr;
   const GidEntry& e = gids_[it->second];
@@ -74,7 +74,13 @@ const GidEntry* Device::FindDestination(const wire::RocePacket& pkt, uint32_t* i
       (e.has_vlan && (pkt.eth.vlan_tci & 0xfff) != e.vlan_id)) {
     return nullptr;
   }
-  *index = it->second;
+  // The tag the kernel puts in a RoCE receive completion (struct ib_wc), plus the entry.
+  info->valid = true;
+  info->gid_index = it->second;
+  info->network_type = pkt.net.type;
+  info->has_vlan = pkt.eth.has_vlan;
+  info->vlan_id = pkt.eth.vlan_tci & 0xfff;
+  info->smac = pkt.eth.src;
   return &e;
 }
 

@@ -109,6 +109,12 @@ absl::StatusOr<int> Device::PollCq(uint32_t cqn, ibv_wc* wc, int n) {
   return cq->Poll(wc, n);
 }
 
+absl::StatusOr<int> Device::PollCq(uint32_t cqn, ibv_wc* wc, RecvInfo* info, int n) {
+  CompletionQueue* cq = cqs_.Get(cqn);
+  if (!cq) return NotFound("CQ", cqn);
+  return cq->Poll(wc, info, n);
+}
+
 absl::Status Device::ArmCq(uint32_t cqn, bool solicited_only) {
   CompletionQueue* cq = cqs_.Get(cqn);
   if (!cq) return NotFound("CQ", cqn);

@@ -14,14 +14,14 @@ uint32_t PacketCount(uint32_t len, uint32_t mtu) { return len == 0 ? 1 : (len + 
 
 }  // namespace
 
-void Device::OnRequest(QueuePair& qp, const wire::RocePacket& pkt) {
+void Device::OnRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
   if (qp.state != IBV_QPS_RTR && qp.state != IBV_QPS_RTS && qp.state != IBV_QPS_SQD &&
       qp.state != IBV_QPS_SQE) {
     counters_.rx_unknown_qp++;
     return;
   }
   if (qp.type == IBV_QPT_UD || qp.type == kQpTypeGsi) {
-    OnUdRequest(qp, pkt);
+    OnUdRequest(qp, pkt, info);
     return;
   }
   // First packet on a QP in RTR: communication established (IBTA 11.6.3.1).
@@ -29,7 +29,7 @@ void Device::OnRequest(QueuePair& qp, const wire::RocePacket& pkt) {
     qp.resp.comm_established = true;
     PostEvent(IBV_EVENT_COMM_EST, qp.qpn);
   }
-  OnRcUcRequest(qp, pkt);
+  OnRcUcRequest(qp, pkt, info);
 }
 
 bool Device::TakeRecv(QueuePair& qp, RecvWr* out) {
@@ -121,13 +121,13 @@ void Device::ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status recv_
     counters_.naks_sent++;
   }
   if (qp.resp.have_recv && recv_status != IBV_WC_SUCCESS) {
-    CompleteRecv(qp, IBV_WC_RECV, 0, recv_status, nullptr);
+    CompleteRecv(qp, IBV_WC_RECV, 0, recv_status, nullptr, nullptr);
   }
   PostEvent(event, qp.qpn);
   EnterError(qp);
 }
 
-void Device::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt) {
+void Device::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
   ResponderState& r = qp.resp;
   const uint16_t flags = wire::GetOpcodeInfo(pkt.bth.opcode).flags;
   bool rc = qp.type == IBV_QPT_RC;
@@ -179,9 +179,9 @@ void Device::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt) {
   }
 
   if (flags & wire::kOpSend) {
-    DoSend(qp, pkt, flags);
+    DoSend(qp, pkt, flags, info);
   } else if (flags & wire::kOpWrite) {
-    DoWrite(qp, pkt, flags);
+    DoWrite(qp, pkt, flags, info);
   } else if (rc && (flags & wire::kOpReadReq)) {
     DoRead(qp, pkt, false);
   } else if (rc && (flags & wire::kOpAtomic)) {
@@ -189,7 +189,8 @@ void Device::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt) {
   }
 }
 
-void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) {
+void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags,
+                    const RecvInfo& info) {
   ResponderState& r = qp.resp;
   bool rc = qp.type == IBV_QPT_RC;
   bool last = flags & wire::kOpLast;
@@ -219,7 +220,8 @@ void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) 
         }
       } else {
         CompleteRecv(qp, IBV_WC_RECV, 0,
-                     a == Access::kLength ? IBV_WC_LOC_LEN_ERR : IBV_WC_LOC_PROT_ERR, nullptr);
+                     a == Access::kLength ? IBV_WC_LOC_LEN_ERR : IBV_WC_LOC_PROT_ERR, nullptr,
+                     nullptr);
         r.kind = ResponderState::kNone;
       }
       return;
@@ -239,14 +241,15 @@ void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) 
       }
       mr->invalidated = true;
     }
-    CompleteRecv(qp, IBV_WC_RECV, r.recv_offset, IBV_WC_SUCCESS, &pkt);
+    CompleteRecv(qp, IBV_WC_RECV, r.recv_offset, IBV_WC_SUCCESS, &pkt, &info);
     r.kind = ResponderState::kNone;
   }
   if (rc && pkt.bth.ack_req)
     QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
 }
 
-void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags) {
+void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags,
+                     const RecvInfo& info) {
   ResponderState& r = qp.resp;
   bool rc = qp.type == IBV_QPT_RC;
   bool last = flags & wire::kOpLast;
@@ -291,7 +294,7 @@ void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags)
   if (last) {
     r.msn = psn::Add(r.msn, 1);
     if (flags & wire::kOpImm)
-      CompleteRecv(qp, IBV_WC_RECV_RDMA_WITH_IMM, r.write_len, IBV_WC_SUCCESS, &pkt);
+      CompleteRecv(qp, IBV_WC_RECV_RDMA_WITH_IMM, r.write_len, IBV_WC_SUCCESS, &pkt, &info);
     r.kind = ResponderState::kNone;
   }
   if (rc && pkt.bth.ack_req)
@@ -437,7 +440,7 @@ void Device::OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt) {
   // Too old to remember: dropped; the requester's retry limit ends it.
 }
 
-void Device::OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt) {
+void Device::OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
   if (wire::TransportOf(pkt.bth.opcode) != wire::Transport::kUd) {
     counters_.rx_wrong_transport++;
     return;
@@ -470,15 +473,15 @@ void Device::OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt) {
   }
   if (a != Access::kOk) {
     CompleteRecv(qp, IBV_WC_RECV, 0,
-                 a == Access::kLength ? IBV_WC_LOC_LEN_ERR : IBV_WC_LOC_PROT_ERR, &pkt);
+                 a == Access::kLength ? IBV_WC_LOC_LEN_ERR : IBV_WC_LOC_PROT_ERR, &pkt, &info);
     EnterError(qp);
     return;
   }
-  CompleteRecv(qp, IBV_WC_RECV, wire::kGrhLen + pkt.payload_len, IBV_WC_SUCCESS, &pkt);
+  CompleteRecv(qp, IBV_WC_RECV, wire::kGrhLen + pkt.payload_len, IBV_WC_SUCCESS, &pkt, &info);
 }
 
 void Device::CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len, ibv_wc_status status,
-                          const wire::RocePacket* pkt) {
+                          const wire::RocePacket* pkt, const RecvInfo* info) {
   ibv_wc wc{};
   wc.wr_id = qp.resp.recv.wr_id;
   wc.status = status;
@@ -503,7 +506,7 @@ void Device::CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len, ib
     solicited = pkt->bth.solicited;
   }
   qp.resp.have_recv = false;
-  PushCqe(qp.init.recv_cq, wc, solicited);
+  PushCqe(qp.init.recv_cq, wc, solicited, info);
 }
 
 void Device::RunResponses(QueuePair& qp, uint32_t* budget) {

@@ -35,7 +35,7 @@ void CqRing::Attach(std::unique_ptr<SharedRegion> region, uint32_t depth, uint32
   arm_seen_ = header_->arm.arm_sequence.load(std::memory_order_relaxed);
 }
 
-bool CqRing::Deliver(uint64_t, const ibv_wc& wc, bool solicited) {
+bool CqRing::Deliver(uint64_t, const ibv_wc& wc, bool solicited, const RecvInfo*) {
   // The consumer index is the client's: a value that makes no sense reads as "full",
   // which only ever hurts that client's own CQ.
   uint32_t consumed = header_->ring.consumer.value.load(std::memory_order_acquire);

@@ -20,7 +20,9 @@ class CqRing : public CompletionSink {
                                                         int channel_fd);
   ~CqRing() override;
 
-  bool Deliver(uint64_t cookie, const ibv_wc& wc, bool solicited) override;
+  // `info` (where a received packet arrived) has no place in a client's CQE: ignored.
+  bool Deliver(uint64_t cookie, const ibv_wc& wc, bool solicited,
+               const RecvInfo* info = nullptr) override;
 
   // A new, larger ring holding the completions the client has not polled yet. Fails
   // (changing nothing) when they do not fit.

@@ -78,6 +78,43 @@ TEST(CompletionQueueTest, ResizeKeepsCompletions) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(out[i].wr_id, static_cast<uint64_t>(i));
 }
 
+TEST(CompletionQueueTest, KeepsWhereEachPacketArrivedBesideItsCompletion) {
+  CompletionQueue cq;
+  cq.Init(2);
+  RecvInfo v1{.valid = true,
+              .gid_index = 5,
+              .network_type = wire::NetworkType::kRoceV1,
+              .has_vlan = true,
+              .vlan_id = 42,
+              .smac = {2, 0, 0, 0, 0, 9}};
+  ibv_wc wc{};
+  wc.wr_id = 1;
+  ASSERT_TRUE(cq.Push(wc, false, &v1));
+  wc.wr_id = 2;
+  ASSERT_TRUE(cq.Push(wc, false));  // a send: no packet
+  ibv_wc out[4];
+  RecvInfo info[4];
+  ASSERT_EQ(cq.Poll(out, info, 1), 1);
+  EXPECT_EQ(out[0].wr_id, 1u);
+  EXPECT_EQ(info[0], v1);
+  // The slot that held v1 is reused by a completion without a packet: none reported.
+  wc.wr_id = 3;
+  ASSERT_TRUE(cq.Push(wc, false));
+  wc.wr_id = 4;
+  RecvInfo v2 = v1;
+  v2.gid_index = 6;
+  v2.network_type = wire::NetworkType::kRoceV2Ipv6;
+  ASSERT_TRUE(cq.Resize(4));
+  ASSERT_TRUE(cq.Push(wc, false, &v2));
+  ASSERT_EQ(cq.Poll(out, info, 4), 3);
+  EXPECT_EQ(out[0].wr_id, 2u);
+  EXPECT_FALSE(info[0].valid);
+  EXPECT_EQ(out[1].wr_id, 3u);
+  EXPECT_FALSE(info[1].valid);
+  EXPECT_EQ(out[2].wr_id, 4u);
+  EXPECT_EQ(info[2], v2);
+}
+
 class DeviceResourcesTest : public ::testing::Test {
  protected:
   DeviceResourcesTest() {
