@@ -22,22 +22,31 @@
 #ifndef VRDMA_PROVIDER_PATH
 #define VRDMA_PROVIDER_PATH ""
 #endif
+#ifndef VRDMA_PROVIDER_FROM_BINDIR
+#define VRDMA_PROVIDER_FROM_BINDIR "../lib/libvrdma.so"
+#endif
+#ifndef VRDMA_PROVIDER_INSTALLED
+#define VRDMA_PROVIDER_INSTALLED ""
+#endif
 
 namespace {
 
 std::string ProviderPath() {
   if (const char* p = getenv("VRDMA_PROVIDER"); p && *p) return p;
-  if (access(VRDMA_PROVIDER_PATH, R_OK) == 0) return VRDMA_PROVIDER_PATH;
-  // Installed layout: bin/vrdma-run beside lib/libvrdma.so.
+  // Installed: the libvrdma.so installed with this vrdma-run, found from where it is
+  // (BINDIR/VRDMA_PROVIDER_FROM_BINDIR, so a moved tree or a DESTDIR works too). In the
+  // build tree that file does not exist: the build's own library.
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n > 0) {
     self[n] = 0;
     std::string dir(self);
     dir = dir.substr(0, dir.rfind('/'));
-    std::string candidate = dir + "/../lib/libvrdma.so";
+    std::string candidate = dir + "/" VRDMA_PROVIDER_FROM_BINDIR;
     if (access(candidate.c_str(), R_OK) == 0) return candidate;
   }
+  if (access(VRDMA_PROVIDER_PATH, R_OK) == 0) return VRDMA_PROVIDER_PATH;
+  if (access(VRDMA_PROVIDER_INSTALLED, R_OK) == 0) return VRDMA_PROVIDER_INSTALLED;
   return "";
 }
 
