@@ -158,7 +158,11 @@ std::string DevText(const Vdev& v) {
   std::string t =
       absl::StrCat(v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ", v.netdev,
                    " node_guid ", GuidText(v.node_guid_be), " mac ", MacText(v.mac), " mtu ",
-                   128 << v.ActiveMtu(), " contexts ", v.open_contexts, "\n");
+                   128 << v.ActiveMtu(), " contexts ", v.open_contexts, "\n    quota");
+  for (size_t i = 0; i < kResourceCount; ++i) {
+    absl::StrAppend(&t, " ", kResourceNames[i], " ", v.quota[i]);
+  }
+  t += "\n";
   for (size_t i = 0; i < v.gids.size(); ++i) {
     if (!v.gids[i].valid) continue;
     absl::StrAppend(&t, "    gid ", i, " ", GidText(v.gids[i].gid), " ", GidType(v.gids[i]),

@@ -144,6 +144,9 @@ TEST_F(AdminTest, LinkAliasesAndSizes) {
   ASSERT_EQ(r.status, 0) << r.text;
   EXPECT_EQ(registry_.FindVdev("va")->Quota(Resource::kMrBytes), 1073741824u);
   EXPECT_EQ(registry_.FindVdev("va")->Quota(Resource::kQp), 1024u);
+  r = Run({"dev", "show", "va"});
+  EXPECT_NE(r.text.find("    quota qp 1024 cq "), std::string::npos) << r.text;
+  EXPECT_NE(r.text.find(" mr_bytes 1073741824\n"), std::string::npos) << r.text;
   // Without a name, dev show lists every vdev with its GIDs.
   r = Run({"dev", "show"});
   EXPECT_NE(r.text.find("gid 3 ::ffff:10.9.8.7 RoCEv2"), std::string::npos) << r.text;
