@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 
+#include "vdev/provider/ah_from_grh.h"
 #include "vdev/provider/device_list.h"
 #include "vdev/provider/provider.h"
 
@@ -275,35 +276,19 @@ __attribute__((visibility("default"))) int ibv_init_ah_from_wc(ibv_context* ctx,
   ah->port_num = port;
   if (!(wc->wc_flags & IBV_WC_GRH)) return 0;
   // RoCEv2 over IPv4 puts the IPv4 header in the last 20 bytes of the 40-byte GRH area.
-  uint8_t sgid[16] = {}, dgid[16] = {};
-  const auto* raw = reinterpret_cast<const uint8_t*>(grh);
-  uint32_t vtf = ntohl(grh->version_tclass_flow);
-  bool ipv4 = (vtf >> 28) != 6 && (raw[20] >> 4) == 4;
-  if (ipv4) {
-    sgid[10] = sgid[11] = dgid[10] = dgid[11] = 0xff;
-    std::memcpy(sgid + 12, raw + 20 + 12, 4);
-    std::memcpy(dgid + 12, raw + 20 + 16, 4);
-    ah->grh.traffic_class = raw[21];
-  } else {
-    std::memcpy(sgid, grh->sgid.raw, 16);
-    std::memcpy(dgid, grh->dgid.raw, 16);
-    ah->grh.traffic_class = static_cast<uint8_t>((vtf >> 20) & 0xff);
-    ah->grh.flow_label = vtf & 0xfffff;
-  }
+  vrdma::provider::GrhAddresses addr = vrdma::provider::AddressesOfGrh(grh);
+  ah->grh.traffic_class = addr.traffic_class;
+  ah->grh.flow_label = addr.flow_label;
   ah->is_global = 1;
   ah->grh.hop_limit = 0xff;
-  std::memcpy(ah->grh.dgid.raw, sgid, 16);
+  std::memcpy(ah->grh.dgid.raw, addr.sgid, 16);
   vrdma::proto::QueryGidTableReply t;
   if (int err = GidTable(ctx, port, &t)) {
     errno = err;
     return -1;
   }
   // Our GID the packet was sent to, preferring a RoCEv2 entry.
-  int found = -1;
-  for (uint32_t i = 0; i < t.count && i < vrdma::proto::kMaxGids; ++i) {
-    if (!t.entries[i].valid || std::memcmp(t.entries[i].gid, dgid, 16) != 0) continue;
-    if (found < 0 || t.entries[i].type == IBV_GID_TYPE_ROCE_V2) found = static_cast<int>(i);
-  }
+  int found = vrdma::provider::FindGidIndex(t, addr.dgid);
   if (found < 0) {
     errno = ENOENT;
     return -1;

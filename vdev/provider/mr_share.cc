@@ -163,14 +163,20 @@ bool ParseMapsLine(char* line, MapsLine* out) {
   out->shared = perms[3] == 's';
   char* path = path_at ? line + path_at : line + strlen(line);
   size_t n = strlen(path);
-  while (n > 0 && (path[n - 1] == '\n' || path[n - 1] == ' ')) path[--n] = 0;
+  // Only the line end goes: a file's name may end in spaces.
+  if (n > 0 && path[n - 1] == '\n') path[--n] = 0;
   out->path = path;
   return true;
 }
 
 bool IsMrMemfdPath(const char* path) {
-  return strncmp(path, "/memfd:", 7) == 0 &&
-         strncmp(path + 7, kMrMemfdName, strlen(kMrMemfdName)) == 0;
+  // Exactly our name: an application's own memfd "vrdma-mr-cache" is not ours.
+  const size_t name_len = strlen(kMrMemfdName);
+  if (strncmp(path, "/memfd:", 7) != 0 || strncmp(path + 7, kMrMemfdName, name_len) != 0) {
+    return false;
+  }
+  const char* rest = path + 7 + name_len;
+  return *rest == 0 || strcmp(rest, " (deleted)") == 0;
 }
 
 int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out) {

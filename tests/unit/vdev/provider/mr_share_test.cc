@@ -1,0 +1,180 @@
+// The provider's registered-memory path (mr_share.cc, mr_private.cc) in this process:
+// its /proc/self/maps parser, how it knows its own MR memfds, and ShareRange /
+// ReleasePages on real memory (no daemon needed: they only remap pages).
+#include "vdev/provider/mr_share.h"
+
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "tests/unit/vdev/shm/maps_corpus.h"
+
+namespace vrdma::provider {
+namespace {
+
+const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+
+TEST(ProviderMaps, ReadsTheLinesAsTheDaemonDoes) {
+  for (const testing::MapsCase& c : testing::kMapsCorpus) {
+    SCOPED_TRACE(c.line);
+    std::string line(c.line);
+    MapsLine m;
+    ASSERT_TRUE(ParseMapsLine(line.data(), &m));
+    EXPECT_EQ(m.start, c.start);
+    EXPECT_EQ(m.end, c.end);
+    EXPECT_EQ(m.offset, c.offset);
+    EXPECT_EQ(m.inode, c.inode);
+    EXPECT_EQ(m.readable, c.perms[0] == 'r');
+    EXPECT_EQ(m.writable, c.perms[1] == 'w');
+    EXPECT_EQ(m.shared, c.perms[3] == 's');
+    EXPECT_EQ(std::string_view(m.path), c.path);
+  }
+  for (const char* bad : {"", "garbage", "7f2b4c000000-7f2b4c021000 rw-s 00000000 00:01",
+                          "7f2b4c000000 rw-s 00000000 00:01 1 /x"}) {
+    std::string line(bad);
+    MapsLine m;
+    EXPECT_FALSE(ParseMapsLine(line.data(), &m)) << bad;
+  }
+}
+
+TEST(ProviderMaps, KnowsItsOwnMemfdsByExactName) {
+  EXPECT_TRUE(IsMrMemfdPath("/memfd:vrdma-mr (deleted)"));
+  EXPECT_TRUE(IsMrMemfdPath("/memfd:vrdma-mr"));
+  // An application's memfds, with our name as a prefix or not, and other files.
+  for (const char* other :
+       {"/memfd:vrdma-mrx (deleted)", "/memfd:vrdma-mr-cache (deleted)", "/memfd:vrdma-m (deleted)",
+        "/memfd:app (deleted)", "/memfd:vrdma-mr (deleted) ", "/memfd:vrdma-mr (deleted) (deleted)",
+        "/tmp/memfd:vrdma-mr", "memfd:vrdma-mr", "/memfd:", "", "/SYSV00000000 (deleted)",
+        "/dev/zero (deleted)", "[heap]"}) {
+    EXPECT_FALSE(IsMrMemfdPath(other)) << other;
+  }
+}
+
+// The maps entry of the mapping holding `addr`.
+std::optional<std::string> PathOf(const void* addr, bool* shared = nullptr) {
+  FILE* f = std::fopen("/proc/self/maps", "re");
+  if (!f) return std::nullopt;
+  char line[4096];
+  std::optional<std::string> out;
+  auto a = reinterpret_cast<uint64_t>(addr);
+  while (std::fgets(line, sizeof line, f)) {
+    MapsLine m;
+    if (ParseMapsLine(line, &m) && a >= m.start && a < m.end) {
+      out = m.path;
+      if (shared) *shared = m.shared;
+    }
+  }
+  std::fclose(f);
+  return out;
+}
+
+void Fill(uint8_t* p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(seed + i * 31);
+}
+bool Holds(const uint8_t* p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] != static_cast<uint8_t>(seed + i * 31)) return false;
+  }
+  return true;
+}
+
+TEST(ShareRange, PrivatePagesMoveToAMemfdAndBack) {
+  const size_t len = 3 * kPage;
+  auto* p = static_cast<uint8_t*>(
+      mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  Fill(p, len, 3);
+  // A range from inside the first page to inside the last: whole pages are shared.
+  SharedPages sp;
+  ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p) + 100, len - 200, &sp), 0);
+  EXPECT_EQ(sp.page_base, reinterpret_cast<uint64_t>(p));
+  EXPECT_EQ(sp.page_length, len);
+  ASSERT_EQ(sp.segments.size(), 1u);
+  EXPECT_EQ(sp.segments[0].range_offset, 0u);
+  EXPECT_EQ(sp.segments[0].length, len);
+  EXPECT_EQ(sp.segments[0].by_reference, 0u);
+  ASSERT_EQ(sp.fds.size(), 1u);
+  ASSERT_EQ(sp.inodes.size(), 1u);
+  bool shared = false;
+  EXPECT_EQ(PathOf(p + kPage, &shared), "/memfd:vrdma-mr (deleted)");
+  EXPECT_TRUE(shared);
+  // Same contents, and the memfd (what the daemon maps) is those very pages.
+  EXPECT_TRUE(Holds(p, len, 3));
+  std::memcpy(p + kPage, "app", 3);
+  char got[3];
+  ASSERT_EQ(pread(sp.fds[0], got, 3, static_cast<off_t>(sp.segments[0].file_offset + kPage)), 3);
+  EXPECT_EQ(std::memcmp(got, "app", 3), 0);
+  ASSERT_EQ(pwrite(sp.fds[0], "dmn", 3, static_cast<off_t>(sp.segments[0].file_offset)), 3);
+  EXPECT_EQ(std::memcmp(p, "dmn", 3), 0);
+  // A second registration of part of it reuses the memfd.
+  SharedPages again;
+  ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p) + kPage, kPage, &again), 0);
+  ASSERT_EQ(again.inodes.size(), 1u);
+  EXPECT_EQ(again.inodes[0], sp.inodes[0]);
+  EXPECT_EQ(again.segments[0].file_offset, sp.segments[0].file_offset + kPage);
+  // Released by one: still shared; by both: private again, contents kept.
+  ReleasePages(sp.inodes);
+  EXPECT_EQ(PathOf(p), "/memfd:vrdma-mr (deleted)");
+  Fill(p, len, 9);
+  ReleasePages(again.inodes);
+  shared = true;
+  EXPECT_EQ(PathOf(p + kPage, &shared), "");
+  EXPECT_FALSE(shared);
+  EXPECT_TRUE(Holds(p, len, 9));
+  munmap(p, len);
+}
+
+TEST(ShareRange, SharedMemoryGoesByReference) {
+  const size_t len = 2 * kPage;
+  auto* p = static_cast<uint8_t*>(
+      mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  SharedPages sp;
+  ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p), len, &sp), 0);
+  ASSERT_EQ(sp.segments.size(), 1u);
+  EXPECT_EQ(sp.segments[0].by_reference, 1u);
+  EXPECT_TRUE(sp.fds.empty());
+  EXPECT_TRUE(sp.inodes.empty());
+  EXPECT_EQ(PathOf(p), "/dev/zero (deleted)");  // untouched
+  munmap(p, len);
+}
+
+TEST(ShareRange, RefusalsLeaveTheMemoryAlone) {
+  // Not mapped at all, or partly.
+  auto* p = static_cast<uint8_t*>(
+      mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  ASSERT_EQ(munmap(p + kPage, kPage), 0);
+  SharedPages sp;
+  EXPECT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p) + kPage, kPage, &sp), EFAULT);
+  EXPECT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p), 2 * kPage, &sp), EFAULT);
+  EXPECT_EQ(PathOf(p), "");  // the first page was not left on a memfd
+  munmap(p, kPage);
+  EXPECT_EQ(ShareRange(0x1000, 0, &sp), EINVAL);
+  EXPECT_EQ(ShareRange(UINTPTR_MAX - 10, 100, &sp), EINVAL);
+  // Unreadable pages.
+  p = static_cast<uint8_t*>(mmap(nullptr, kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  EXPECT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p), kPage, &sp), EFAULT);
+  munmap(p, kPage);
+  // A private file mapping: refused rather than registered wrongly.
+  char name[] = "/tmp/vrdma-provider-test.XXXXXX";
+  int fd = mkstemp(name);
+  ASSERT_GE(fd, 0);
+  unlink(name);
+  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(kPage)), 0);
+  p = static_cast<uint8_t*>(mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  EXPECT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p), kPage, &sp), EOPNOTSUPP);
+  EXPECT_EQ(PathOf(p), "/tmp/" + std::string(name + 5) + " (deleted)");
+  munmap(p, kPage);
+  close(fd);
+}
+
+}  // namespace
+}  // namespace vrdma::provider
