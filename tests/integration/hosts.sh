@@ -25,35 +25,19 @@ SOCK_A="$WORK/a.sock"
 SOCK_B="$WORK/b.sock"
 PID_A=""
 PID_B=""
-FAILURES=0
-PASSES=0
 MTU="${MTU:-9000}"
+
+# pass/fail/finish, wait_for_daemon, stop_pid, cleanup (tests/lib/common.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+CLEANUP_PIDS=(PID_A PID_B)
+CLEANUP_NETNS=(NS_A NS_B NS_W)
+# A test killed by its timeout still tears its hosts down.
+cleanup_on_exit
 
 on_a() { ip netns exec "$NS_A" env VRDMA_SOCKET="$SOCK_A" "$@"; }
 on_b() { ip netns exec "$NS_B" env VRDMA_SOCKET="$SOCK_B" "$@"; }
 ctl_a() { on_a "$VRDMACTL" "$@"; }
 ctl_b() { on_b "$VRDMACTL" "$@"; }
-
-stop_pid() {
-  local pid="$1"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  stop_pid "$PID_A"
-  stop_pid "$PID_B"
-  for ns in "$NS_A" "$NS_B" "$NS_W"; do
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
-  done
-  if [[ "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-# A test killed by its timeout still tears its hosts down.
-trap "exit 143" TERM INT
 
 setup_link() {
   ip netns add "$NS_A"
@@ -132,14 +116,7 @@ start_vrdmad() {
     --pdev "pdev_$h,iface=v$h,type=$PORT_TYPE${PDEV_OPTIONS:-}" "$@" >>"$WORK/vrdmad-$h.log" 2>&1 &
   local pid=$!
   if [[ $h == A ]]; then PID_A=$pid; else PID_B=$pid; fi
-  for _ in $(seq 100); do
-    [[ -S "$sock" ]] && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "vrdmad on host $h did not start:" >&2
-  cat "$WORK/vrdmad-$h.log" >&2
-  return 1
+  wait_for_daemon "$sock" "$pid" "$WORK/vrdmad-$h.log" "vrdmad on host $h"
 }
 
 setup_two_hosts() {
@@ -153,9 +130,6 @@ VRDMAD_ARGS_A=()
 VRDMAD_ARGS_B=()
 
 source "$(dirname "${BASH_SOURCE[0]}")/client_server.sh"
-
-pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
-fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
 
 # run_cross NAME CHECK SERVER_HOST -- PROGRAM ARGS...: PROGRAM ARGS as the server on
 # SERVER_HOST's vdev and as the client on the other host's vdev, connecting to the
@@ -231,17 +205,15 @@ icmp_unreach() {
     awk '/^(IcmpOutDestUnreachs|Icmp6OutDestUnreachs) /{s += $2} END {print s + 0}'
 }
 
-finish() {
-  echo "$PASSES passed, $FAILURES failed"
-  if [[ $FAILURES -ne 0 ]]; then
-    for h in A B; do
-      echo "--- vrdmad $h log (tail)"
-      tail -20 "$WORK/vrdmad-$h.log"
-      echo "--- host $h counters"
-      ip netns exec "$([[ $h == A ]] && echo "$NS_A" || echo "$NS_B")" env \
-        VRDMA_SOCKET="$([[ $h == A ]] && echo "$SOCK_A" || echo "$SOCK_B")" "$VRDMACTL" stat show 2>&1 | head -3
-    done
-    return 1
-  fi
-  return 0
+# What finish prints when a case failed.
+hosts_diagnostics() {
+  local h
+  for h in A B; do
+    echo "--- vrdmad $h log (tail)"
+    tail -20 "$WORK/vrdmad-$h.log"
+    echo "--- host $h counters"
+    ip netns exec "$([[ $h == A ]] && echo "$NS_A" || echo "$NS_B")" env \
+      VRDMA_SOCKET="$([[ $h == A ]] && echo "$SOCK_A" || echo "$SOCK_B")" "$VRDMACTL" stat show 2>&1 | head -3
+  done
 }
+FINISH_DIAGNOSTICS=hosts_diagnostics

@@ -13,24 +13,15 @@ NS="vrdma-it-$$"
 WORK="$(mktemp -d /tmp/vrdma-it.XXXXXX)"
 export VRDMA_SOCKET="$WORK/vrdmad.sock"
 DAEMON_PID=""
-FAILURES=0
-PASSES=0
+
+# pass/fail/finish, wait_for_daemon, cleanup (tests/lib/common.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+CLEANUP_PIDS=(DAEMON_PID)
+CLEANUP_NETNS=(NS)
+# A test killed by its timeout still tears its hosts down.
+cleanup_on_exit
 
 in_ns() { ip netns exec "$NS" "$@"; }
-
-cleanup() {
-  if [[ -n "$DAEMON_PID" ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-    kill -TERM "$DAEMON_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$DAEMON_PID" 2>/dev/null || true
-  fi
-  ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
-  if [[ "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-# A test killed by its timeout still tears its hosts down.
-trap "exit 143" TERM INT
 
 # Two interfaces a and b: veth vrd0/vrd1, MTU 9000 (so the RoCE path MTU is 4096).
 setup_hosts() {
@@ -49,14 +40,7 @@ start_daemon() {
   # Not through in_ns: $! must be the daemon itself (ip netns exec execs it).
   ip netns exec "$NS" "$VRDMAD" --socket "$VRDMA_SOCKET" >"$WORK/vrdmad.log" 2>&1 &
   DAEMON_PID=$!
-  for _ in $(seq 100); do
-    [[ -S "$VRDMA_SOCKET" ]] && return 0
-    kill -0 "$DAEMON_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "vrdmad did not start:" >&2
-  cat "$WORK/vrdmad.log" >&2
-  return 1
+  wait_for_daemon "$VRDMA_SOCKET" "$DAEMON_PID" "$WORK/vrdmad.log"
 }
 
 ctl() { in_ns "$VRDMACTL" "$@"; }
@@ -69,9 +53,6 @@ setup_default() {
 }
 
 source "$(dirname "${BASH_SOURCE[0]}")/client_server.sh"
-
-pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
-fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
 
 # run_pair NAME CHECK -- PROGRAM ARGS...: PROGRAM ARGS on vdev_a as the server and on
 # vdev_b as the client of 127.0.0.1 (the out-of-band exchange both tools use), in the
@@ -98,12 +79,9 @@ check_all_freed() {
   fi
 }
 
-finish() {
-  echo "$PASSES passed, $FAILURES failed"
-  if [[ $FAILURES -ne 0 ]]; then
-    echo "--- vrdmad log (tail)"
-    tail -40 "$WORK/vrdmad.log"
-    return 1
-  fi
-  return 0
+# What finish prints when a case failed.
+daemon_log_tail() {
+  echo "--- vrdmad log (tail)"
+  tail -40 "$WORK/vrdmad.log"
 }
+FINISH_DIAGNOSTICS=daemon_log_tail

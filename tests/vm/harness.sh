@@ -1,7 +1,8 @@
 # The host side shared by the VM tests: paths, a work directory the guest shares, the
-# namespace holding the guest's taps, PASS/FAIL counting, teardown, and the verdict on
-# the cases both sides ran (run_side.sh). Sourced after `set -euo pipefail`, with HERE
-# set; vm_test_init TAG sets NS, WORK and VRDMA_SOCKET.
+# namespace holding the guest's taps, teardown, and the verdict on the cases both sides
+# ran (run_side.sh); PASS/FAIL counting, finish, the daemon-start wait and cleanup are
+# tests/lib/common.sh's. Sourced after `set -euo pipefail`, with HERE set; vm_test_init
+# TAG sets NS, WORK and VRDMA_SOCKET.
 : "${VRDMA_BUILD:?set VRDMA_BUILD to the meson build directory}"
 VRDMA_BUILD="$(cd "$VRDMA_BUILD" && pwd)"
 source "$HERE/guest.sh"
@@ -13,27 +14,18 @@ XFER="$VRDMA_BUILD/tests/integration/xfer_check"
 export VM_REPO VM_BUILD="$VRDMA_BUILD"
 VM_REPO="$(cd "$HERE/../.." && pwd)"
 VM_PID="" DAEMON_PID=""
-PASSES=0 FAILURES=0
-pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
-fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
+source "$HERE/../lib/common.sh"
+CLEANUP_PIDS=(DAEMON_PID VM_PID)
+CLEANUP_NETNS=(NS)
 
 vm_test_init() {
   NS="vrd$1$$"
   WORK="$(mktemp -d "/tmp/vrdma-$1.XXXXXX")"
   chmod 777 "$WORK"
   export VRDMA_SOCKET="$WORK/vrdmad.sock"
-  trap vm_test_cleanup EXIT
-  trap "exit 143" TERM INT
+  cleanup_on_exit
   ip netns add "$NS"
   ip -n "$NS" link set lo up
-}
-
-vm_test_cleanup() {
-  [[ -n "$DAEMON_PID" ]] && kill -TERM "$DAEMON_PID" 2>/dev/null || true
-  [[ -n "$VM_PID" ]] && kill -KILL "$VM_PID" 2>/dev/null || true
-  ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
-  [[ "${KEEP_WORK:-0}" == 1 ]] || rm -rf "$WORK"
 }
 
 # judge_cases LABEL: PASS or FAIL for every case in $WORK/cases. Both sides must exit 0;

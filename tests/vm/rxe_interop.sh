@@ -100,7 +100,7 @@ ip netns exec "$NS" "$VRDMAD" -l 0 --no-huge -m 512 --no-pci --no-telemetry --fi
   --socket "$VRDMA_SOCKET" --pdev "ph,iface=vmtap,type=af_packet" --pcap "$WORK/host.pcap" \
   >"$WORK/vrdmad.log" 2>&1 &
 DAEMON_PID=$!
-for _ in $(seq 100); do [[ -S "$VRDMA_SOCKET" ]] && break; sleep 0.05; done
+wait_for_daemon "$VRDMA_SOCKET" "$DAEMON_PID" "$WORK/vrdmad.log"
 ip netns exec "$NS" "$VRDMACTL" dev add vdev_h pdev ph netdev vmtap >/dev/null
 H4=$(ip netns exec "$NS" "$VRDMACTL" dev show vdev_h | awk '$1 == "gid" && $3 == "::ffff:10.79.0.1" && $4 == "RoCEv2" {print $2}')
 H6=$(ip netns exec "$NS" "$VRDMACTL" dev show vdev_h | awk '$1 == "gid" && $3 == "fd00:79::1" && $4 == "RoCEv2" {print $2}')
@@ -118,5 +118,4 @@ for _ in $(seq 300); do [[ -f "$WORK/guest-done" ]] && break; sleep 0.2; done
 
 judge_cases "vrdma vdev <-> rdma_rxe"
 echo "    $(ip netns exec "$NS" "$VRDMACTL" stat show | head -1 | tr ' ' '\n' | grep -A1 -E 'rx_malformed|rx_not_for_us|retransmits' | paste -sd' ')"
-echo "$PASSES passed, $FAILURES failed"
-[[ $FAILURES == 0 ]]
+finish

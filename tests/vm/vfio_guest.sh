@@ -93,7 +93,7 @@ ip -n "$NS" addr add 10.80.0.1/24 dev vftap
 ip netns exec "$NS" "$VRDMAD" -l 1 --no-huge -m 512 --no-pci --no-telemetry --file-prefix "$NS" -- \
   --socket "$VRDMA_SOCKET" --pdev "ph,iface=vftap,type=af_packet" >"$WORK/vrdmad.log" 2>&1 &
 DAEMON_PID=$!
-for _ in $(seq 100); do [[ -S "$VRDMA_SOCKET" ]] && break; sleep 0.05; done
+wait_for_daemon "$VRDMA_SOCKET" "$DAEMON_PID" "$WORK/vrdmad.log"
 ip netns exec "$NS" "$VRDMACTL" dev add vdev_h pdev ph netdev vftap >/dev/null
 H4=$(ip netns exec "$NS" "$VRDMACTL" dev show vdev_h | awk '$1 == "gid" && $3 == "::ffff:10.80.0.1" && $4 == "RoCEv2" {print $2}')
 
@@ -139,5 +139,4 @@ if [[ $(state unbind_rc) == 0 && $(state driver_after) == e1000e ]]; then
 else
   fail "pci unbind"; cat "$WORK/unbind.out" 2>/dev/null
 fi
-echo "$PASSES passed, $FAILURES failed"
-[[ $FAILURES == 0 ]]
+finish

@@ -40,5 +40,5 @@ while read -r verdict rest; do
   if [[ $verdict == PASS ]]; then pass "$rest"; else fail "$rest"; fi
 done < <(grep -E "^(PASS|FAIL) " "$WORK/vlan.log")
 grep -q "^rc=0" "$WORK/vlan.log" || fail "vlan_hosts.sh in the guest: $(tail -1 "$WORK/vlan.log")"
-echo "$PASSES passed, $FAILURES failed"
-[[ $FAILURES == 0 && $PASSES -gt 0 ]]
+finish
+[[ $PASSES -gt 0 ]]  # the guest ran cases

@@ -1,0 +1,72 @@
+# Shell helpers shared by the integration tests (tests/integration/lib.sh, hosts.sh) and
+# the VM tests (tests/vm/harness.sh, and hosts.sh inside a guest, which mounts the
+# repository at its host path): one verdict per case, the final count, the daemon-start
+# wait, and teardown on exit. Sourced; defines functions and counters only.
+#
+#   pass TEXT / fail TEXT   print "PASS TEXT" / "FAIL TEXT" and count it
+#   finish                  prints "N passed, N failed"; on a failure runs the function
+#                           named by FINISH_DIAGNOSTICS (if set) and returns 1
+#   wait_for_daemon SOCKET PID LOG [WHAT]
+#                           waits up to 5 s for vrdmad (PID) to listen on SOCKET; if it
+#                           exits or never does: "WHAT did not start:" and LOG on stderr,
+#                           returns 1
+#   stop_pid PID            SIGTERM, up to 5 s to exit, then SIGKILL (nothing if gone)
+#   cleanup                 stops the processes and deletes the namespaces named by the
+#                           variables listed in CLEANUP_PIDS and CLEANUP_NETNS (read at
+#                           exit: a restarted daemon's new PID counts), then removes
+#                           $WORK unless KEEP_WORK=1
+#   cleanup_on_exit         runs cleanup on exit; SIGTERM/SIGINT (a test's timeout)
+#                           exit 143, which still runs it
+FAILURES=0
+PASSES=0
+CLEANUP_PIDS=()
+CLEANUP_NETNS=()
+
+pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
+fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
+
+finish() {
+  echo "$PASSES passed, $FAILURES failed"
+  if [[ $FAILURES -ne 0 ]]; then
+    if [[ -n "${FINISH_DIAGNOSTICS:-}" ]]; then "$FINISH_DIAGNOSTICS" || true; fi
+    return 1
+  fi
+  return 0
+}
+
+wait_for_daemon() {
+  local sock="$1" pid="$2" log="$3" what="${4:-vrdmad}"
+  for _ in $(seq 100); do
+    [[ -S "$sock" ]] && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "$what did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+stop_pid() {
+  local pid="$1"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local v ns
+  for v in "${CLEANUP_PIDS[@]}"; do stop_pid "${!v:-}"; done
+  for v in "${CLEANUP_NETNS[@]}"; do
+    ns="${!v:-}"
+    [[ -n "$ns" ]] || continue
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  if [[ -n "${WORK:-}" && "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; fi
+}
+
+cleanup_on_exit() {
+  trap cleanup EXIT
+  trap "exit 143" TERM INT
+}
