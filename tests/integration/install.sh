@@ -12,7 +12,10 @@ else
   fail "meson install --destdir"; cat "$WORK/install.log"; finish; exit 1
 fi
 # Where meson put things (prefix, bindir, libdir, includedir as configured).
-opt() { meson introspect --buildoptions "$VRDMA_BUILD" | jq -r ".[] | select(.name == \"$1\") | .value"; }
+opt() {
+  meson introspect --buildoptions "$VRDMA_BUILD" |
+    /usr/bin/python3 -c "import json, sys; print(next(o['value'] for o in json.load(sys.stdin) if o['name'] == '$1'))"
+}
 prefix=$(opt prefix)
 abs() { [[ $1 == /* ]] && echo "$1" || echo "$prefix/$1"; }
 BIN="$DEST$(abs "$(opt bindir)")"
