@@ -4,6 +4,8 @@
 // resources.cc (PD, MR, CQ, SRQ, AH), qp.cc, post.cc (posting WRs), receive_check.cc
 // (is a frame ours, for which QP), engine.cc (the loop), then the protocol files below.
 //
+// Outside driver/, include the face, driver/device.h, rather than this header.
+//
 // A Device is single-threaded: every call, including Poll(), comes from the engine
 // thread that owns it. Time is explicit (Poll(now_ns)) so tests can run on virtual time.
 #pragma once
