@@ -17,8 +17,6 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "vdev/admin.h"
 #include "vdev/log.h"
 #include "vdev/netdev/netlink_watch.h"
 
@@ -31,7 +29,7 @@ namespace {
 constexpr uint64_t kTagListen = 1ull << 40;
 constexpr uint64_t kTagStop = 2ull << 40;
 constexpr uint64_t kTagNetlink = 3ull << 40;
-constexpr uint64_t kTagPortWake = 4ull << 40;
+constexpr uint64_t kTagPollerWake = 4ull << 40;
 constexpr uint64_t kTagDoorbell = 1ull << 32;
 
 // Backoff of an idle engine (passes with no work): spin, then yield the CPU, then sleep.
@@ -41,22 +39,6 @@ constexpr int kYieldPasses = 200;
 // RNR and ACK timers run at this granularity when nothing else wakes the loop).
 constexpr int kBusySleepMs = 1;
 constexpr int kIdleSleepMs = 1000;
-
-// Root, or CAP_NET_ADMIN in the client's effective set (/proc/PID/status CapEff), may
-// add, change and delete devices: the privilege iproute2's rdma tool needs for the same.
-bool MayAdminister(pid_t pid, uid_t uid) {
-  if (uid == 0) return true;
-  FILE* f = std::fopen(absl::StrCat("/proc/", pid, "/status").c_str(), "re");
-  if (!f) return false;
-  char line[256];
-  unsigned long long caps = 0;
-  while (std::fgets(line, sizeof line, f)) {
-    if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
-  }
-  std::fclose(f);
-  constexpr int kCapNetAdmin = 12;  // linux/capability.h
-  return caps & (1ull << kCapNetAdmin);
-}
 
 uint64_t NowNs() {
   timespec ts;
@@ -106,7 +88,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   // solicitation. The clients' queues are pumped again once the request is answered.
   Server* self = s.get();
   s->registry_->SetResolveWait([self] {
-    if (self->PollDevices() == 0) std::this_thread::sleep_for(std::chrono::microseconds(500));
+    if (self->RunPollers() == 0) std::this_thread::sleep_for(std::chrono::microseconds(500));
   });
   auto fd = Listen(options.socket_path);
   if (!fd.ok()) return fd.status();
@@ -128,19 +110,45 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   } else {
     Log(LogLevel::kWarn, "netlink_unavailable", "reason=" + LogQuote(nl.status().ToString()));
   }
-  for (auto& p : s->registry_->pdevs()) {
-    if (!p->port->HasExternalRx()) continue;
-    if (p->port->WakeFd() >= 0) {
-      ev.data.u64 = kTagPortWake;
-      epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, p->port->WakeFd(), &ev);
-    } else {
-      s->tick_ports_ = true;
-    }
-  }
   return s;
 }
 
+absl::Status Server::AddHandler(uint16_t first_op, uint16_t last_op,
+                                std::unique_ptr<RequestHandler> handler) {
+  if (first_op > last_op || !handler) return absl::InvalidArgumentError("empty route");
+  for (const Route& r : routes_) {
+    if (first_op <= r.last_op && r.first_op <= last_op) {
+      return absl::AlreadyExistsError(absl::StrCat("operations ", first_op, "-", last_op,
+                                                   " overlap ", r.first_op, "-", r.last_op));
+    }
+  }
+  routes_.push_back(Route{first_op, last_op, std::move(handler)});
+  return absl::OkStatus();
+}
+
+void Server::AddPoller(std::unique_ptr<Poller> poller) {
+  std::vector<int> fds;
+  poller->WakeFds(&fds);
+  for (int fd : fds) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTagPollerWake;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+  tick_pollers_ |= poller->NeedsTick();
+  pollers_.push_back(std::move(poller));
+}
+
+void Server::DetachVdev(const Vdev* vdev) {
+  for (auto& s : sessions_) {
+    if (s->vdev() == vdev) s->Detach();
+  }
+}
+
 Server::~Server() {
+  for (auto& s : sessions_) {
+    for (Route& r : routes_) r.handler->OnClose(*s);
+  }
   sessions_.clear();
   if (listen_fd_ >= 0) {
     close(listen_fd_);
@@ -185,6 +193,7 @@ void Server::CloseSession(int fd) {
     Log(LogLevel::kInfo, "context_close",
         absl::StrCat("dev=", s.vdev()->name, " pid=", s.pid(), " comm=", LogQuote(s.comm())));
   }
+  for (Route& r : routes_) r.handler->OnClose(s);
   sessions_.erase(it);  // frees everything the client left behind
 }
 
@@ -205,47 +214,20 @@ void Server::OnClientReadable(int fd) {
       CloseSession(fd);
       return;
     }
-    if (msg.header.op == static_cast<uint16_t>(proto::Op::kAdmin)) {
-      std::vector<std::string> words;
-      proto::AdminRequest req;
-      bool json = false;
-      if (msg.Copy(&req)) {
-        json = req.flags & proto::kAdminJson;
-        const char* p = reinterpret_cast<const char*>(msg.payload.data()) + sizeof req;
-        const char* end = reinterpret_cast<const char*>(msg.payload.data()) + msg.payload.size();
-        while (p < end && words.size() < req.nwords && words.size() < 64) {
-          const char* z = static_cast<const char*>(std::memchr(p, 0, end - p));
-          if (!z) break;
-          words.emplace_back(p, z);
-          p = z + 1;
-        }
-      }
-      AdminContext ctx;
-      ctx.registry = registry_.get();
-      ctx.may_change = MayAdminister(s.pid(), s.uid());
-      ctx.sessions = &sessions_;
-      ctx.before_delete = [this](Vdev* v) {
-        for (auto& other : sessions_) {
-          if (other->vdev() == v) other->Detach();
-        }
-      };
-      ctx.notify = [](std::string_view event, Vdev* v) {
-        Log(LogLevel::kInfo, event,
-            absl::StrCat("dev=", v->name, " pdev=", v->pdev->name, " netdev=", v->netdev));
-      };
-      AdminResult r = RunAdmin(ctx, words, json);
-      if (r.status) {
-        Log(LogLevel::kInfo, "admin_refused",
-            absl::StrCat("command=", LogQuote(absl::StrJoin(words, " ")), " errno=", r.status));
-      }
-      if (proto::SendMessage(fd, proto::Op::kAdmin, r.status, r.text.c_str(), r.text.size() + 1)) {
-        CloseSession(fd);
-        return;
-      }
-      continue;
-    }
     bool had_vdev = s.vdev() != nullptr;
-    if (!s.Handle(msg)) {
+    Reply reply;
+    RequestHandler* handler = nullptr;
+    for (Route& r : routes_) {
+      if (msg.header.op >= r.first_op && msg.header.op <= r.last_op) handler = r.handler.get();
+    }
+    if (handler) {
+      handler->Handle(s, msg, &reply);
+    } else {
+      reply.status = EOPNOTSUPP;  // no layer wired in answers this operation
+    }
+    if (proto::SendMessage(fd, static_cast<proto::Op>(msg.header.op), reply.status,
+                           reply.payload.data(), reply.payload.size(), reply.fds.data(),
+                           reply.fds.size())) {
       CloseSession(fd);
       return;
     }
@@ -288,9 +270,7 @@ void Server::OnNetlink() {
   // A vdev whose interface left (deleted, or moved to another namespace) goes with it.
   for (Vdev* v : gone) {
     Log(LogLevel::kInfo, "vdev_del", absl::StrCat("dev=", v->name, " reason=netdev_gone"));
-    for (auto& s : sessions_) {
-      if (s->vdev() == v) s->Detach();
-    }
+    DetachVdev(v);
     std::string name = v->name;
     (void)registry_->DelVdev(name);
   }
@@ -309,8 +289,8 @@ void Server::ServiceControl(int timeout_ms) {
       (void)r;
     } else if (tag == kTagNetlink) {
       OnNetlink();
-    } else if (tag == kTagPortWake) {
-      // A frame arrived on a port; the engine pass after this reads it.
+    } else if (tag == kTagPollerWake) {
+      // A poller has work (a frame arrived on a port); the pass after this runs it.
     } else if (tag & kTagDoorbell) {
       uint64_t v;
       ssize_t r = read(static_cast<int>(tag & 0xffffffff), &v, sizeof v);
@@ -326,21 +306,13 @@ int Server::EnginePass() {
   for (auto& s : sessions_) {
     if (s->NeedsPump()) work += static_cast<int>(s->Pump());
   }
-  return work + PollDevices();
+  return work + RunPollers();
 }
 
-int Server::PollDevices() {
+int Server::RunPollers() {
   int work = 0;
   uint64_t now = NowNs();
-  for (auto& p : registry_->pdevs()) {
-    work += p->device->Poll(now);
-    AsyncEvent e;
-    while (p->device->PollAsyncEvent(&e)) {
-      for (auto& s : sessions_) {
-        if (s->vdev() && s->vdev()->pdev == p.get() && s->DeliverEvent(e)) break;
-      }
-    }
-  }
+  for (auto& p : pollers_) work += p->Poll(now);
   return work;
 }
 
@@ -369,13 +341,13 @@ void Server::Run() {
     // Sleep: tell clients to ring the eventfd and ports to signal arriving frames, then
     // look once more before blocking.
     for (auto& s : sessions_) s->SetEngineSleeping(true);
-    for (auto& p : registry_->pdevs()) p->port->ArmWake(true);
+    for (auto& p : pollers_) p->ArmWake(true);
     bool pending = EnginePass() != 0;
     for (auto& s : sessions_) pending |= s->NeedsPump();
-    bool engine_busy = tick_ports_;
-    for (auto& p : registry_->pdevs()) engine_busy |= p->device->HasPendingWork();
+    bool engine_busy = tick_pollers_;
+    for (auto& p : pollers_) engine_busy |= p->HasPendingWork();
     if (!pending) ServiceControl(engine_busy ? kBusySleepMs : kIdleSleepMs);
-    for (auto& p : registry_->pdevs()) p->port->ArmWake(false);
+    for (auto& p : pollers_) p->ArmWake(false);
     for (auto& s : sessions_) s->SetEngineSleeping(false);
     idle = engine_busy ? kSpinPasses + kYieldPasses : 0;
     if (pending) idle = 0;
@@ -385,7 +357,10 @@ void Server::Run() {
 
 void Server::Shutdown() {
   Log(LogLevel::kInfo, "stop", absl::StrCat("contexts=", sessions_.size()));
-  for (auto& s : sessions_) s->Detach();
+  for (auto& s : sessions_) {
+    s->Detach();
+    for (Route& r : routes_) r.handler->OnClose(*s);
+  }
   sessions_.clear();
 }
 

@@ -1,10 +1,12 @@
-// vrdmad's event loop: the control socket (client and admin requests), the interface
-// watch, and the engine passes of every pdev, on one thread.
+// vrdmad's event loop: the control socket (client connections, requests routed by
+// operation to the handlers wired in), the interface watch, and the pollers (the pdevs'
+// engines, and whatever the layers above add), on one thread.
 //
 // One thread owns everything, so no lock is taken anywhere. Each pass moves the WQEs
-// clients posted into the engines, runs the engines, and delivers their events. When
+// clients posted into the engines, runs the pollers, and delivers their events. When
 // there is nothing to do the loop backs off: spins, then yields, then sleeps in epoll
-// until a doorbell, a request or the next engine timer (DESIGN.md, "Engine").
+// until a doorbell, a request, a poller's wake-up or the next engine timer (DESIGN.md,
+// "Engine").
 #pragma once
 
 #include <atomic>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "vdev/plugins.h"
 #include "vdev/registry.h"
 #include "vdev/session.h"
 
@@ -30,13 +33,31 @@ class Server {
                                                         std::unique_ptr<Registry> registry);
   ~Server();
 
+  // Requests with operations in [first_op, last_op] go to `handler`. Refuses a range
+  // that overlaps one already wired.
+  absl::Status AddHandler(uint16_t first_op, uint16_t last_op,
+                          std::unique_ptr<RequestHandler> handler);
+  // Runs `poller` on every pass, after the clients' queues are drained.
+  void AddPoller(std::unique_ptr<Poller> poller);
+
   // Runs until Stop(); clients then get IBV_EVENT_DEVICE_FATAL and are disconnected.
   void Run();
   // Async-signal-safe.
   void Stop();
   Registry& registry() { return *registry_; }
+  // Every client connection, in connection order.
+  const std::vector<std::unique_ptr<Session>>& sessions() const { return sessions_; }
+  // Closes every context open on `vdev` (it is about to be deleted): each gets
+  // IBV_EVENT_DEVICE_FATAL and its objects are freed.
+  void DetachVdev(const Vdev* vdev);
 
  private:
+  struct Route {
+    uint16_t first_op;
+    uint16_t last_op;
+    std::unique_ptr<RequestHandler> handler;
+  };
+
   Server() = default;
   void Accept();
   void OnClientReadable(int fd);
@@ -44,19 +65,21 @@ class Server {
   void OnNetlink();
   void ServiceControl(int timeout_ms);
   int EnginePass();
-  // One pass of every pdev's engine (and its async events); no client queue.
-  int PollDevices();
+  // One pass of every poller; no client queue.
+  int RunPollers();
   void Shutdown();
 
   ServerOptions options_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<NetlinkWatch> netlink_;
   std::vector<std::unique_ptr<Session>> sessions_;
+  std::vector<Route> routes_;
+  std::vector<std::unique_ptr<Poller>> pollers_;
   int epoll_fd_ = -1;
   int listen_fd_ = -1;
   int stop_fd_ = -1;
-  // A port receives from a wire but cannot wake the loop: sleep in short ticks.
-  bool tick_ports_ = false;
+  // A poller's work can arrive without waking the loop: sleep in short ticks.
+  bool tick_pollers_ = false;
   std::atomic<bool> stopping_{false};
 };
 

@@ -15,14 +15,15 @@
 
 #include "absl/status/status.h"
 #include "driver/transport/device.h"
-#include "vdev/protocol/channel.h"
 #include "vdev/object_info.h"
+#include "vdev/protocol/channel.h"
 #include "vdev/registry.h"
+#include "vdev/reply.h"
 #include "vdev/rings/cq_ring.h"
-#include "vdev/rings/wqe_parse.h"
-#include "vdev/rings/wqe_rings.h"
+#include "vdev/rings/doorbell_drain.h"
 #include "vdev/shm/client_memory.h"
 #include "vdev/shm/shared_region.h"
+#include "vdev/shm/tx_share.h"
 
 namespace vrdma {
 
@@ -43,8 +44,8 @@ class Session {
   // Appends one record per object this context holds (for `vrdmactl res show qp|...`).
   void ListObjects(std::vector<ObjectInfo>* out) const;
 
-  // Handles one client request and sends the reply. False: close the connection.
-  bool Handle(proto::Message& msg);
+  // Handles one verbs request (proto::Op kListDevices .. kLastVerbs) into *reply.
+  void HandleVerbs(proto::Message& msg, Reply* reply);
 
   // Moves the WQEs the client posted into the engine. Returns how many moved.
   uint32_t Pump();
@@ -63,23 +64,14 @@ class Session {
 
  private:
   struct QpObject {
-    uint32_t qpn = 0;
     uint32_t pd = 0;
     int type = IBV_QPT_RC;
     uint64_t user_handle = 0;
-    std::unique_ptr<SharedRegion> region;
-    RingView sq, rq;
-    SendQueueLimits send_limits;
-    uint32_t max_recv_sge = 0;
-    bool broken = false;  // the client corrupted a ring index: the QP is in error
+    std::unique_ptr<SharedRegion> region;  // its rings, drained by drain_
   };
   struct SrqObject {
-    uint32_t handle = 0;
     uint64_t user_handle = 0;
-    std::unique_ptr<SharedRegion> region;
-    RingView ring;
-    uint32_t max_sge = 0;
-    bool broken = false;
+    std::unique_ptr<SharedRegion> region;  // its ring, drained by drain_
   };
   struct MrObject {
     uint32_t lkey = 0;
@@ -88,36 +80,48 @@ class Session {
     TxShare* share = nullptr;
   };
 
-  using Reply = std::vector<uint8_t>;
-  // Each handler fills the reply payload and fds, or returns an errno.
-  int ListDevices(Reply* out);
-  int OpenDevice(proto::Message& msg, Reply* out, std::vector<int>* fds);
-  int QueryDevice(Reply* out);
-  int QueryPort(proto::Message& msg, Reply* out);
-  int QueryGidTable(Reply* out);
-  int AllocPd(Reply* out);
-  int DeallocPd(proto::Message& msg);
-  int RegMr(proto::Message& msg, Reply* out);
-  int DeregMr(proto::Message& msg);
-  int CreateCq(proto::Message& msg, Reply* out, std::vector<int>* fds);
-  int ResizeCq(proto::Message& msg, Reply* out, std::vector<int>* fds);
-  int DestroyCq(proto::Message& msg);
-  int CreateSrq(proto::Message& msg, Reply* out, std::vector<int>* fds);
-  int ModifySrq(proto::Message& msg);
-  int QuerySrq(proto::Message& msg, Reply* out);
-  int DestroySrq(proto::Message& msg);
-  int CreateAh(proto::Message& msg, Reply* out);
-  int DestroyAh(proto::Message& msg);
-  int CreateQp(proto::Message& msg, Reply* out, std::vector<int>* fds);
-  int ModifyQp(proto::Message& msg);
-  int QueryQp(proto::Message& msg, Reply* out);
-  int DestroyQp(proto::Message& msg);
+  using Payload = std::vector<uint8_t>;
+  using Fds = std::vector<int>;
+  // One verbs request: fills the reply payload and descriptors, or returns an errno.
+  using Handler = int (Session::*)(proto::Message& msg, Payload* out, Fds* fds);
+  struct HandlerEntry {
+    Handler handler = nullptr;
+    // Who may call it: anyone, a context with no device yet, a context on a pdev or
+    // a vdev (queries only), or a context on a vdev.
+    enum class Needs : uint8_t { kNothing, kNoDevice, kAnyDevice, kVdev } needs = Needs::kVdev;
+  };
+  static const HandlerEntry* FindHandler(uint16_t op);
 
+  // session_device.cc
+  int ListDevices(proto::Message& msg, Payload* out, Fds* fds);
+  int OpenDevice(proto::Message& msg, Payload* out, Fds* fds);
+  int QueryDevice(proto::Message& msg, Payload* out, Fds* fds);
+  int QueryPort(proto::Message& msg, Payload* out, Fds* fds);
+  int QueryGidTable(proto::Message& msg, Payload* out, Fds* fds);
+  // session_mr.cc
+  int RegMr(proto::Message& msg, Payload* out, Fds* fds);
+  int DeregMr(proto::Message& msg, Payload* out, Fds* fds);
+  // session_objects.cc
+  int AllocPd(proto::Message& msg, Payload* out, Fds* fds);
+  int DeallocPd(proto::Message& msg, Payload* out, Fds* fds);
+  int CreateCq(proto::Message& msg, Payload* out, Fds* fds);
+  int ResizeCq(proto::Message& msg, Payload* out, Fds* fds);
+  int DestroyCq(proto::Message& msg, Payload* out, Fds* fds);
+  int CreateSrq(proto::Message& msg, Payload* out, Fds* fds);
+  int ModifySrq(proto::Message& msg, Payload* out, Fds* fds);
+  int QuerySrq(proto::Message& msg, Payload* out, Fds* fds);
+  int DestroySrq(proto::Message& msg, Payload* out, Fds* fds);
+  int CreateAh(proto::Message& msg, Payload* out, Fds* fds);
+  int DestroyAh(proto::Message& msg, Payload* out, Fds* fds);
   absl::StatusOr<AddressVector> TranslateAh(const ibv_ah_attr& attr) const;
+  // session_qp.cc
+  int CreateQp(proto::Message& msg, Payload* out, Fds* fds);
+  int ModifyQp(proto::Message& msg, Payload* out, Fds* fds);
+  int QueryQp(proto::Message& msg, Payload* out, Fds* fds);
+  int DestroyQp(proto::Message& msg, Payload* out, Fds* fds);
+
   bool Charge(Resource r, uint64_t n = 1);
   void Release(Resource r, uint64_t n = 1);
-  void PumpQp(QpObject& qp);
-  void PumpSrq(SrqObject& srq);
   void FreeAll();
   void WriteAsync(uint64_t element, uint32_t event_type);
 
@@ -135,9 +139,10 @@ class Session {
   int doorbell_fd_ = -1;
   int async_fd_ = -1;
   uint32_t doorbell_seen_ = 0;
-  bool pump_pending_ = false;
   bool dma_warned_ = false;  // zero-copy transmit refused once: said in the log
   ResourceCounts used_{};
+  DrainCounters drained_{};
+  std::unique_ptr<DoorbellDrain> drain_;  // the WQE pump, once a device is open
 
   std::unordered_map<uint32_t, uint32_t> pds_;  // handle -> 1
   std::unordered_map<uint32_t, MrObject> mrs_;

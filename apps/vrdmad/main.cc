@@ -12,10 +12,13 @@
 
 #include "absl/strings/str_join.h"
 #include "apps/vrdmad/options.h"
+#include "vdev/admin_requests.h"
+#include "vdev/device_poller.h"
 #include "vdev/log.h"
 #include "vdev/pdev.h"
 #include "vdev/protocol/protocol.h"
 #include "vdev/server.h"
+#include "vdev/verbs_requests.h"
 #include "vfio/eal.h"
 
 namespace {
@@ -27,22 +30,21 @@ void OnSignal(int) {
 }
 
 int Usage(const char* argv0, int code) {
-  std::fprintf(
-      code ? stderr : stdout,
-      "usage: %s [EAL args --] [--socket PATH] [--log-level debug|info|warn|error]\n"
-      "          [--pdev SPEC]... [--pcap FILE] [--config FILE]\n"
-      "  --pdev NAME,iface=IFACE,type=af_xdp|af_packet|tap[,pcap=FILE]\n"
-      "        a physical device on a DPDK virtual port on kernel interface IFACE\n"
-      "  --pdev NAME,pci=DOMAIN:BUS:DEV.FN[,mtu=N][,pcap=FILE]\n"
-      "        a physical device on a PCI NIC bound to vfio-pci (vrdmactl pci bind)\n"
-      "  --pcap FILE   record every frame the pdevs' ports send and receive\n"
-      "  --config FILE read arguments from FILE (same syntax, # comments)\n"
-      "EAL args are DPDK's (-l, --no-huge, -m, --file-prefix, -a, --vdev, ...); without\n"
-      "them vrdmad uses: %s (plus -a BDF for PCI pdevs).\n"
-      "With no --pdev: the embedded default pdev0 (an internal switch).\n"
-      "Control socket: %s unless --socket or $%s says otherwise.\n",
-      argv0, absl::StrJoin(vrdma::DefaultEalArgs({}), " ").c_str(), vrdma::proto::kDefaultSocket,
-      vrdma::proto::kSocketEnv);
+  std::fprintf(code ? stderr : stdout,
+               "usage: %s [EAL args --] [--socket PATH] [--log-level debug|info|warn|error]\n"
+               "          [--pdev SPEC]... [--pcap FILE] [--config FILE]\n"
+               "  --pdev NAME,iface=IFACE,type=af_xdp|af_packet|tap[,pcap=FILE]\n"
+               "        a physical device on a DPDK virtual port on kernel interface IFACE\n"
+               "  --pdev NAME,pci=DOMAIN:BUS:DEV.FN[,mtu=N][,pcap=FILE]\n"
+               "        a physical device on a PCI NIC bound to vfio-pci (vrdmactl pci bind)\n"
+               "  --pcap FILE   record every frame the pdevs' ports send and receive\n"
+               "  --config FILE read arguments from FILE (same syntax, # comments)\n"
+               "EAL args are DPDK's (-l, --no-huge, -m, --file-prefix, -a, --vdev, ...); without\n"
+               "them vrdmad uses: %s (plus -a BDF for PCI pdevs).\n"
+               "With no --pdev: the embedded default pdev0 (an internal switch).\n"
+               "Control socket: %s unless --socket or $%s says otherwise.\n",
+               argv0, absl::StrJoin(vrdma::DefaultEalArgs({}), " ").c_str(),
+               vrdma::proto::kDefaultSocket, vrdma::proto::kSocketEnv);
   return code;
 }
 
@@ -56,7 +58,8 @@ void SetLogLevel(const std::string& l) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  absl::StatusOr<vrdma::VrdmadOptions> opts = vrdma::ParseVrdmadOptions(args, vrdma::ReadConfigFile);
+  absl::StatusOr<vrdma::VrdmadOptions> opts =
+      vrdma::ParseVrdmadOptions(args, vrdma::ReadConfigFile);
   if (!opts.ok()) {
     std::fprintf(stderr, "%s: %s\n", argv[0], std::string(opts.status().message()).c_str());
     return Usage(argv[0], 2);
@@ -69,8 +72,7 @@ int main(int argc, char** argv) {
                         : env && *env              ? env
                                                    : vrdma::proto::kDefaultSocket;
   // A failed start (here or later) leaves nothing of the EAL behind.
-  if (absl::Status st =
-          vrdma::vfio::InitEal(opts->eal, vrdma::vfio::EalExit::kCleanUpOnFailure);
+  if (absl::Status st = vrdma::vfio::InitEal(opts->eal, vrdma::vfio::EalExit::kCleanUpOnFailure);
       !st.ok()) {
     vrdma::Log(vrdma::LogLevel::kError, "eal_init_failed",
                "reason=" + vrdma::LogQuote(st.ToString()) +
@@ -106,6 +108,22 @@ int main(int argc, char** argv) {
   if (!server.ok()) {
     vrdma::Log(vrdma::LogLevel::kError, "listen_failed",
                "reason=" + vrdma::LogQuote(server.status().ToString()));
+    return 1;
+  }
+  // The layers plug into the event loop here, bottom up: vdev/'s pdev engines, verbs
+  // and admin requests; qp1/'s QP1 pollers and cm/'s requests join the same way
+  // (docs/architecture.md).
+  vrdma::Server& srv = **server;
+  srv.AddPoller(std::make_unique<vrdma::DevicePoller>(&srv.registry(), &srv.sessions()));
+  absl::Status wired = srv.AddHandler(vrdma::proto::kFirstVerbsOp, vrdma::proto::kLastVerbsOp,
+                                      std::make_unique<vrdma::VerbsRequests>());
+  if (wired.ok()) {
+    wired = srv.AddHandler(vrdma::proto::kFirstAdminOp, vrdma::proto::kLastAdminOp,
+                           std::make_unique<vrdma::AdminRequests>(&srv));
+  }
+  if (!wired.ok()) {
+    vrdma::Log(vrdma::LogLevel::kError, "wiring_failed",
+               "reason=" + vrdma::LogQuote(wired.ToString()));
     return 1;
   }
   g_server = server->get();

@@ -55,6 +55,13 @@ enum class Op : uint16_t {
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
 };
+// The daemon routes each request by its operation's range to one handler (docs/
+// architecture.md): verbs requests of a context, administration, and the ranges left for
+// the layers above vdev/ (the connection manager's requests, 200 onwards).
+inline constexpr uint16_t kFirstVerbsOp = 1;
+inline constexpr uint16_t kLastVerbsOp = 99;
+inline constexpr uint16_t kFirstAdminOp = 100;
+inline constexpr uint16_t kLastAdminOp = 199;
 
 // Every message starts with this header. `status` is 0 in requests; in replies it is 0
 // or a positive errno, and a non-zero status may carry a NUL-terminated message as the

@@ -1,0 +1,50 @@
+// The daemon's plug-in points: what the layers wire into vrdmad's event loop
+// (apps/vrdmad/main.cc does the wiring; docs/architecture.md says where a new one goes).
+//
+//  - A RequestHandler answers the requests of one range of operations (proto::Op) on
+//    any client connection: vdev/'s verbs and admin requests today, the connection
+//    manager's later. The server routes by range and sends the reply.
+//  - A Poller is run on every pass of the loop: the engines of the pdevs today, the
+//    shared QP1 of each port later. The loop sleeps only when every poller is idle.
+//
+// Everything runs on the loop's one thread: no locks. A handler or poller must never
+// block, and never on a descriptor a client shares.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "vdev/protocol/channel.h"
+#include "vdev/reply.h"
+
+namespace vrdma {
+
+class Session;
+
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  // Answers one request of `client` into *reply (status 0 or an errno, payload, fds).
+  virtual void Handle(Session& client, proto::Message& msg, Reply* reply) = 0;
+  // `client`'s connection is closing: forget it (its Session is freed next).
+  virtual void OnClose(Session& /*client*/) {}
+};
+
+class Poller {
+ public:
+  virtual ~Poller() = default;
+  // One pass at time `now_ns` (CLOCK_MONOTONIC). Returns the work done (0 = idle).
+  virtual int Poll(uint64_t now_ns) = 0;
+  // True while it must be polled again within about a millisecond (timers armed,
+  // frames queued) even when nothing wakes the loop.
+  virtual bool HasPendingWork() const { return false; }
+  // Called with true before the loop sleeps and false when it wakes: a poller whose
+  // sources can signal (a port's wake-up descriptor) arms them for the sleep.
+  virtual void ArmWake(bool /*armed*/) {}
+  // Descriptors that become readable when the poller has work while the loop sleeps.
+  virtual void WakeFds(std::vector<int>* /*out*/) const {}
+  // Work can arrive without a descriptor to wake the loop: sleep in short ticks.
+  virtual bool NeedsTick() const { return false; }
+};
+
+}  // namespace vrdma

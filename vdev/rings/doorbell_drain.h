@@ -1,0 +1,80 @@
+// The WQE pump of one client context: when its doorbell rings (or the engine had no room
+// last time), every send, receive and shared receive ring of the context is drained into
+// the engine. Each slot is copied, then checked (wqe_parse.h), then posted; a WQE that
+// fails a check completes in error in its place (IBTA 10.8.3.1) and never reaches the wire.
+//
+// One drain per context, run on the engine thread: no lock, no allocation per WQE.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "driver/transport/device.h"
+#include "vdev/rings/wqe_parse.h"
+#include "vdev/rings/wqe_rings.h"
+
+namespace vrdma {
+
+// A QP's two rings as the daemon sees them.
+struct QpRings {
+  uint32_t qpn = 0;
+  int type = IBV_QPT_RC;
+  uint64_t user_handle = 0;
+  RingView sq, rq;
+  SendQueueLimits send_limits;
+  uint32_t max_recv_sge = 0;
+  bool broken = false;  // the client corrupted a ring index: the QP is in error
+};
+
+struct SrqRing {
+  uint32_t handle = 0;
+  uint64_t user_handle = 0;
+  RingView ring;
+  uint32_t max_sge = 0;
+  bool broken = false;
+};
+
+// What a drain did, for the vdev's counters.
+struct DrainCounters {
+  uint64_t send_wqes = 0;
+  uint64_t recv_wqes = 0;
+  uint64_t rejected_wqes = 0;
+};
+
+class DoorbellDrain {
+ public:
+  // `ah_owned` says whether a UD WQE's AH handle is one of this context's.
+  // `on_broken` raises the async event of a ring the client broke (its user handle and
+  // IBV_EVENT_QP_FATAL or IBV_EVENT_SRQ_ERR).
+  DoorbellDrain(Device* device, DrainCounters* counters, std::function<bool(uint32_t)> ah_owned,
+                std::function<void(uint64_t, uint32_t)> on_broken);
+
+  void AddQp(const QpRings& qp) { qps_[qp.qpn] = qp; }
+  void RemoveQp(uint32_t qpn) { qps_.erase(qpn); }
+  void AddSrq(const SrqRing& srq) { srqs_[srq.handle] = srq; }
+  void RemoveSrq(uint32_t handle) { srqs_.erase(handle); }
+  const SrqRing* FindSrq(uint32_t handle) const;
+  void Clear();
+
+  // Moves what the client posted into the engine. Returns how many WQEs moved; leaves
+  // pending() set when a queue of the engine was full and WQEs wait in a ring.
+  uint32_t Drain();
+  bool pending() const { return pending_; }
+  void set_pending() { pending_ = true; }
+
+ private:
+  void DrainQp(QpRings& qp);
+  void DrainSrq(SrqRing& srq);
+
+  Device* device_;
+  DrainCounters* counters_;
+  std::function<bool(uint32_t)> ah_owned_;
+  std::function<void(uint64_t, uint32_t)> on_broken_;
+  std::unordered_map<uint32_t, QpRings> qps_;
+  std::unordered_map<uint32_t, SrqRing> srqs_;
+  bool pending_ = false;
+};
+
+}  // namespace vrdma

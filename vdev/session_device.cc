@@ -1,0 +1,146 @@
+// Device-level requests of a client context: the device list, open, queries.
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "vdev/session.h"
+#include "vdev/session_util.h"
+
+namespace vrdma {
+
+using session_util::AddressErrno;
+using session_util::Append;
+using session_util::Pow2AtLeast;
+
+// ---- device -----------------------------------------------------------------------------
+
+int Session::ListDevices(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
+  // Virtual devices first (applications that take the first device get a usable one),
+  // then the physical devices they are carved from, as the kernel lists both.
+  proto::ListDevicesReply head{
+      static_cast<uint32_t>(registry_->vdevs().size() + registry_->pdevs().size()), 0};
+  Append(out, head);
+  for (const auto& [name, v] : registry_->vdevs()) {
+    proto::DeviceRecord rec{};
+    std::snprintf(rec.name, sizeof rec.name, "%s", v->name.c_str());
+    std::snprintf(rec.pdev, sizeof rec.pdev, "%s", v->pdev->name.c_str());
+    std::snprintf(rec.netdev, sizeof rec.netdev, "%s", v->netdev.c_str());
+    rec.node_guid = v->node_guid_be;
+    rec.type = static_cast<uint32_t>(proto::DeviceType::kVirtual);
+    Append(out, rec);
+  }
+  for (const auto& p : registry_->pdevs()) {
+    proto::DeviceRecord rec{};
+    std::snprintf(rec.name, sizeof rec.name, "%s", p->name.c_str());
+    std::snprintf(rec.pdev, sizeof rec.pdev, "%s", p->name.c_str());
+    rec.node_guid = p->node_guid_be;
+    rec.type = static_cast<uint32_t>(proto::DeviceType::kPhysical);
+    Append(out, rec);
+  }
+  return 0;
+}
+
+int Session::OpenDevice(proto::Message& msg, Payload* out, Fds* fds) {
+  proto::OpenDeviceRequest req;
+  if (vdev_ || pdev_ || !msg.Copy(&req) || msg.fd_count() != 1) return EINVAL;
+  req.name[proto::kNameLen - 1] = 0;
+  Vdev* vdev = registry_->FindVdev(req.name);
+  Pdev* pdev = vdev ? nullptr : registry_->FindPdev(req.name);
+  if (!vdev && !pdev) return ENODEV;
+  auto region = SharedRegion::Create("vrdma-context", sizeof(proto::ContextShm));
+  if (!region.ok()) return ENOMEM;
+  int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (efd < 0) return errno;
+  async_fd_ = msg.TakeFd(0);
+  // Writes to a client's descriptors never block the daemon.
+  fcntl(async_fd_, F_SETFL, fcntl(async_fd_, F_GETFL) | O_NONBLOCK);
+  context_shm_ = std::move(*region);
+  context_ = reinterpret_cast<proto::ContextShm*>(context_shm_->data());
+  doorbell_fd_ = efd;
+  uint64_t guid;
+  if (vdev) {
+    vdev_ = vdev;
+    device_ = vdev->pdev->device.get();
+    drain_ = std::make_unique<DoorbellDrain>(
+        device_, &drained_, [this](uint32_t ah) { return ahs_.count(ah) != 0; },
+        [this](uint64_t user_handle, uint32_t event) { WriteAsync(user_handle, event); });
+    vdev->open_contexts++;
+    guid = vdev->node_guid_be;
+  } else {
+    pdev_ = pdev;
+    device_ = pdev->device.get();
+    guid = pdev->node_guid_be;
+  }
+  proto::OpenDeviceReply r{guid, static_cast<uint32_t>(context_shm_->size()), 0};
+  Append(out, r);
+  fds->push_back(context_shm_->fd());
+  fds->push_back(doorbell_fd_);
+  return 0;
+}
+
+int Session::QueryDevice(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
+  proto::QueryDeviceReply r{};
+  ibv_device_attr& a = r.attr;
+  device_->QueryDevice(&a);
+  std::snprintf(a.fw_ver, sizeof a.fw_ver, "vrdma 0.1.0");
+  if (pdev_) {  // the whole device
+    a.node_guid = pdev_->node_guid_be;
+    a.sys_image_guid = pdev_->node_guid_be;
+    Append(out, r);
+    return 0;
+  }
+  auto clamp = [&](int* field, Resource res) {
+    uint64_t q = vdev_->Quota(res);
+    if (q < static_cast<uint64_t>(*field)) *field = static_cast<int>(q);
+  };
+  // A vdev reports its own provisioning, not the pdev's.
+  clamp(&a.max_qp, Resource::kQp);
+  clamp(&a.max_cq, Resource::kCq);
+  clamp(&a.max_mr, Resource::kMr);
+  clamp(&a.max_pd, Resource::kPd);
+  clamp(&a.max_srq, Resource::kSrq);
+  clamp(&a.max_ah, Resource::kAh);
+  a.max_mr_size = std::min<uint64_t>(a.max_mr_size, vdev_->Quota(Resource::kMrBytes));
+  a.max_res_rd_atom = a.max_qp * a.max_qp_rd_atom;
+  a.node_guid = vdev_->node_guid_be;
+  a.sys_image_guid = vdev_->node_guid_be;
+  Append(out, r);
+  return 0;
+}
+
+int Session::QueryPort(proto::Message& msg, Payload* out, Fds* /*fds*/) {
+  proto::QueryPortRequest req;
+  if (!msg.Copy(&req)) return EINVAL;
+  if (req.port != 1) return EINVAL;
+  proto::QueryPortReply r{};
+  device_->QueryPort(&r.attr);
+  // A pdev's port is its internal switch: no interface, so no addresses and no GIDs.
+  r.attr.gid_tbl_len = pdev_ ? 0 : static_cast<int>(kGidsPerVdev);
+  if (vdev_) r.attr.active_mtu = vdev_->ActiveMtu();
+  Append(out, r);
+  return 0;
+}
+
+int Session::QueryGidTable(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
+  proto::QueryGidTableReply r{};
+  if (pdev_) {
+    Append(out, r);  // no GIDs
+    return 0;
+  }
+  r.count = kGidsPerVdev;
+  for (uint32_t i = 0; i < vdev_->gids.size() && i < kGidsPerVdev; ++i) {
+    const GidEntry& g = vdev_->gids[i];
+    if (!g.valid) continue;
+    std::memcpy(r.entries[i].gid, g.gid.data(), 16);
+    r.entries[i].type =
+        g.type == wire::NetworkType::kRoceV1 ? IBV_GID_TYPE_ROCE_V1 : IBV_GID_TYPE_ROCE_V2;
+    r.entries[i].ndev_ifindex = static_cast<uint32_t>(vdev_->ifindex);
+    r.entries[i].valid = 1;
+  }
+  Append(out, r);
+  return 0;
+}
+}  // namespace vrdma

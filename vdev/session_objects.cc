@@ -1,0 +1,220 @@
+// The objects of a client context other than QPs and MRs: PDs, CQs, SRQs and AHs.
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "vdev/session.h"
+#include "vdev/session_util.h"
+
+namespace vrdma {
+
+using session_util::AddressErrno;
+using session_util::Append;
+using session_util::Pow2AtLeast;
+
+// ---- PD and MR ----------------------------------------------------------------------------
+
+int Session::AllocPd(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
+  if (!Charge(Resource::kPd)) return ENOMEM;
+  auto pd = device_->AllocPd(vdev_->id);
+  if (!pd.ok()) {
+    Release(Resource::kPd);
+    return ErrnoOf(pd.status());
+  }
+  pds_[*pd] = 1;
+  Append(out, proto::HandleMsg{*pd, 0});
+  return 0;
+}
+
+int Session::DeallocPd(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
+  proto::HandleMsg req;
+  if (!msg.Copy(&req) || !pds_.count(req.handle)) return EINVAL;
+  bool used_by_ah = std::any_of(ahs_.begin(), ahs_.end(),
+                                [&](const auto& kv) { return kv.second == req.handle; });
+  if (used_by_ah) return EBUSY;
+  if (absl::Status st = device_->DeallocPd(req.handle); !st.ok()) return ErrnoOf(st, EBUSY);
+  pds_.erase(req.handle);
+  Release(Resource::kPd);
+  return 0;
+}
+
+// ---- CQ -------------------------------------------------------------------------------------
+
+int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
+  proto::CreateCqRequest req;
+  if (!msg.Copy(&req)) return EINVAL;
+  if (req.cqe < 1 || req.cqe > device_->limits().max_cqe) return EINVAL;
+  if (req.has_channel && msg.fd_count() != 1) return EINVAL;
+  uint32_t depth = Pow2AtLeast(req.cqe);
+  if (!Charge(Resource::kCq)) return ENOMEM;
+  int channel = req.has_channel ? msg.TakeFd(0) : -1;
+  if (channel >= 0) fcntl(channel, F_SETFL, fcntl(channel, F_GETFL) | O_NONBLOCK);
+  auto ring = CqRing::Create(depth, req.user_handle, channel);
+  if (!ring.ok()) {
+    Release(Resource::kCq);
+    return ENOMEM;
+  }
+  auto cqn = device_->CreateCq(depth, vdev_->id);
+  if (!cqn.ok()) {
+    Release(Resource::kCq);
+    return ErrnoOf(cqn.status());
+  }
+  (void)device_->AttachCqSink(*cqn, ring->get(), 0);
+  proto::CreateCqReply r{*cqn, depth, (*ring)->region().size()};
+  fds->push_back((*ring)->region().fd());
+  cqs_[*cqn] = std::move(*ring);
+  Append(out, r);
+  return 0;
+}
+
+int Session::ResizeCq(proto::Message& msg, Payload* out, Fds* fds) {
+  proto::ResizeCqRequest req;
+  if (!msg.Copy(&req)) return EINVAL;
+  auto it = cqs_.find(req.handle);
+  if (it == cqs_.end()) return EINVAL;
+  if (req.cqe < 1 || req.cqe > device_->limits().max_cqe) return EINVAL;
+  uint32_t depth = Pow2AtLeast(req.cqe);
+  if (absl::Status st = it->second->Resize(depth); !st.ok()) return ErrnoOf(st);
+  (void)device_->ResizeCq(req.handle, depth);
+  proto::ResizeCqReply r{req.handle, depth, it->second->region().size()};
+  fds->push_back(it->second->region().fd());
+  Append(out, r);
+  return 0;
+}
+
+int Session::DestroyCq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
+  proto::HandleMsg req;
+  if (!msg.Copy(&req)) return EINVAL;
+  auto it = cqs_.find(req.handle);
+  if (it == cqs_.end()) return EINVAL;
+  if (absl::Status st = device_->DestroyCq(req.handle); !st.ok()) return ErrnoOf(st, EBUSY);
+  vdev_->stats.completions += it->second->delivered();
+  cqs_.erase(it);
+  Release(Resource::kCq);
+  return 0;
+}
+
+// ---- SRQ ------------------------------------------------------------------------------------
+
+int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
+  proto::CreateSrqRequest req;
+  if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
+  const DeviceLimits& l = device_->limits();
+  if (req.max_wr < 1 || req.max_wr > l.max_srq_wr || req.max_sge > l.max_srq_sge ||
+      req.srq_limit > req.max_wr) {
+    return EINVAL;
+  }
+  uint32_t depth = Pow2AtLeast(req.max_wr);
+  uint32_t max_sge = std::max<uint32_t>(req.max_sge, 1);
+  uint32_t stride = proto::RecvWqeStride(max_sge);
+  if (!Charge(Resource::kSrq)) return ENOMEM;
+  auto region =
+      SharedRegion::Create("vrdma-srq", sizeof(proto::RingShmHeader) + size_t{depth} * stride);
+  if (!region.ok()) {
+    Release(Resource::kSrq);
+    return ENOMEM;
+  }
+  auto h = device_->CreateSrq(req.pd, depth, max_sge, req.srq_limit, vdev_->id);
+  if (!h.ok()) {
+    Release(Resource::kSrq);
+    return ErrnoOf(h.status());
+  }
+  SrqRing ring;
+  ring.handle = *h;
+  ring.user_handle = req.user_handle;
+  ring.max_sge = max_sge;
+  ring.ring.header = reinterpret_cast<proto::RingShmHeader*>((*region)->data());
+  ring.ring.slots = (*region)->data() + sizeof(proto::RingShmHeader);
+  ring.ring.depth = depth;
+  ring.ring.stride = stride;
+  drain_->AddSrq(ring);
+  proto::CreateSrqReply r{*h, depth, stride, max_sge, (*region)->size()};
+  fds->push_back((*region)->fd());
+  srqs_[*h] = SrqObject{req.user_handle, std::move(*region)};
+  Append(out, r);
+  return 0;
+}
+
+int Session::ModifySrq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
+  proto::ModifySrqRequest req;
+  if (!msg.Copy(&req) || !srqs_.count(req.handle)) return EINVAL;
+  // Resizing an SRQ is not offered (IBV_DEVICE_SRQ_RESIZE is not reported).
+  if (req.mask & IBV_SRQ_MAX_WR) return EINVAL;
+  if (absl::Status st =
+          device_->ModifySrq(req.handle, req.max_wr, req.srq_limit, static_cast<int>(req.mask));
+      !st.ok()) {
+    return ErrnoOf(st);
+  }
+  return 0;
+}
+
+int Session::QuerySrq(proto::Message& msg, Payload* out, Fds* /*fds*/) {
+  proto::HandleMsg req;
+  if (!msg.Copy(&req)) return EINVAL;
+  const SrqRing* ring = srqs_.count(req.handle) ? drain_->FindSrq(req.handle) : nullptr;
+  if (!ring) return EINVAL;
+  auto limit = device_->SrqLimit(req.handle);
+  if (!limit.ok()) return EINVAL;
+  Append(out, proto::QuerySrqReply{ring->ring.depth, ring->max_sge, *limit, 0});
+  return 0;
+}
+
+int Session::DestroySrq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
+  proto::HandleMsg req;
+  if (!msg.Copy(&req) || !srqs_.count(req.handle)) return EINVAL;
+  if (absl::Status st = device_->DestroySrq(req.handle); !st.ok()) return ErrnoOf(st, EBUSY);
+  drain_->RemoveSrq(req.handle);
+  srqs_.erase(req.handle);
+  Release(Resource::kSrq);
+  return 0;
+}
+
+// ---- AH -------------------------------------------------------------------------------------
+
+absl::StatusOr<AddressVector> Session::TranslateAh(const ibv_ah_attr& a) const {
+  // RoCE addresses by GID: an address without a GRH names no one (IBTA A16/A17).
+  if (!a.is_global) return absl::InvalidArgumentError("RoCE address vectors need a GRH");
+  if (a.port_num > 1) return absl::InvalidArgumentError("the device has one port");
+  uint32_t idx = a.grh.sgid_index;
+  if (idx >= vdev_->gids.size() || !vdev_->gids[idx].valid) {
+    return absl::InvalidArgumentError("no GID at that index");
+  }
+  AddressVector av;
+  std::memcpy(av.dgid.data(), a.grh.dgid.raw, 16);
+  av.sgid_index = static_cast<uint8_t>(vdev_->gid_base + idx);
+  av.hop_limit = a.grh.hop_limit ? a.grh.hop_limit : 64;
+  av.traffic_class = a.grh.traffic_class;
+  av.flow_label = a.grh.flow_label & 0xfffff;
+  av.sl = a.sl;
+  absl::StatusOr<wire::MacAddr> dmac = registry_->ResolveMac(*vdev_, av.dgid);
+  if (!dmac.ok()) return dmac.status();
+  av.dmac = *dmac;
+  return av;
+}
+
+int Session::CreateAh(proto::Message& msg, Payload* out, Fds* /*fds*/) {
+  proto::CreateAhRequest req;
+  if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
+  auto av = TranslateAh(req.attr);
+  if (!av.ok()) return AddressErrno(av.status());
+  if (!Charge(Resource::kAh)) return ENOMEM;
+  auto h = device_->CreateAh(req.pd, *av, vdev_->id);
+  if (!h.ok()) {
+    Release(Resource::kAh);
+    return ErrnoOf(h.status());
+  }
+  ahs_[*h] = req.pd;
+  Append(out, proto::HandleMsg{*h, 0});
+  return 0;
+}
+
+int Session::DestroyAh(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
+  proto::HandleMsg req;
+  if (!msg.Copy(&req) || !ahs_.count(req.handle)) return EINVAL;
+  if (absl::Status st = device_->DestroyAh(req.handle); !st.ok()) return ErrnoOf(st);
+  ahs_.erase(req.handle);
+  Release(Resource::kAh);
+  return 0;
+}
+}  // namespace vrdma

@@ -1,0 +1,144 @@
+// The QPs of a client context: create (with their shared rings), modify, query, destroy.
+#include <algorithm>
+#include <cstring>
+
+#include "vdev/session.h"
+#include "vdev/session_util.h"
+
+namespace vrdma {
+
+using session_util::AddressErrno;
+using session_util::Append;
+using session_util::Pow2AtLeast;
+
+// ---- QP -------------------------------------------------------------------------------------
+
+int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
+  proto::CreateQpRequest req;
+  if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
+  if (req.qp_type != IBV_QPT_RC && req.qp_type != IBV_QPT_UC && req.qp_type != IBV_QPT_UD) {
+    return EOPNOTSUPP;
+  }
+  if (!cqs_.count(req.send_cq) || !cqs_.count(req.recv_cq)) return EINVAL;
+  if (req.has_srq && !srqs_.count(req.srq)) return EINVAL;
+  const DeviceLimits& l = device_->limits();
+  if (req.max_send_wr > l.max_qp_wr || req.max_recv_wr > l.max_qp_wr ||
+      req.max_send_sge > l.max_sge || req.max_recv_sge > l.max_sge ||
+      req.max_inline_data > l.max_inline_data) {
+    return EINVAL;
+  }
+  QpInitAttr init;
+  init.type = static_cast<int>(req.qp_type);
+  init.pd = req.pd;
+  init.send_cq = req.send_cq;
+  init.recv_cq = req.recv_cq;
+  init.has_srq = req.has_srq != 0;
+  init.srq = req.srq;
+  init.max_send_wr = Pow2AtLeast(std::max<uint32_t>(req.max_send_wr, 1));
+  init.max_recv_wr = init.has_srq ? 0 : Pow2AtLeast(std::max<uint32_t>(req.max_recv_wr, 1));
+  init.max_send_sge = std::max<uint32_t>(req.max_send_sge, 1);
+  init.max_recv_sge = std::max<uint32_t>(req.max_recv_sge, 1);
+  // Report the inline room the slot really has, up to the device's maximum.
+  uint32_t sq_stride = proto::SendWqeStride(init.max_send_sge, req.max_inline_data);
+  init.max_inline_data = std::min<uint32_t>(sq_stride - sizeof(proto::SendWqe), l.max_inline_data);
+  init.sq_sig_all = req.sq_sig_all != 0;
+  init.owner = vdev_->id;
+  init.gid_first = vdev_->gid_base;
+  init.gid_count = kGidsPerVdev;
+  uint32_t rq_stride = proto::RecvWqeStride(init.max_recv_sge);
+  size_t sq_offset = sizeof(proto::QpShmHeader);
+  size_t rq_offset = sq_offset + size_t{init.max_send_wr} * sq_stride;
+  size_t size = rq_offset + size_t{init.max_recv_wr} * rq_stride;
+  if (!Charge(Resource::kQp)) return ENOMEM;
+  auto region = SharedRegion::Create("vrdma-qp", size);
+  if (!region.ok()) {
+    Release(Resource::kQp);
+    return ENOMEM;
+  }
+  auto qpn = device_->CreateQp(init);
+  if (!qpn.ok()) {
+    Release(Resource::kQp);
+    return ErrnoOf(qpn.status());
+  }
+  auto* h = reinterpret_cast<proto::QpShmHeader*>((*region)->data());
+  QpRings rings;
+  rings.qpn = *qpn;
+  rings.type = init.type;
+  rings.user_handle = req.user_handle;
+  rings.sq = RingView{&h->sq, (*region)->data() + sq_offset, init.max_send_wr, sq_stride, 0};
+  rings.rq = RingView{&h->rq, (*region)->data() + rq_offset, init.max_recv_wr, rq_stride, 0};
+  rings.send_limits = SendQueueLimits{sq_stride, init.max_send_sge, init.max_inline_data};
+  rings.max_recv_sge = init.max_recv_sge;
+  drain_->AddQp(rings);
+  QpObject qp;
+  qp.pd = req.pd;
+  qp.type = init.type;
+  qp.user_handle = req.user_handle;
+  qp.region = std::move(*region);
+  proto::CreateQpReply r{};
+  r.handle = *qpn;
+  r.qpn = *qpn;
+  r.sq_depth = init.max_send_wr;
+  r.rq_depth = init.max_recv_wr;
+  r.sq_stride = sq_stride;
+  r.rq_stride = rq_stride;
+  r.max_send_sge = init.max_send_sge;
+  r.max_recv_sge = init.max_recv_sge;
+  r.max_inline_data = init.max_inline_data;
+  r.sq_offset = sq_offset;
+  r.rq_offset = rq_offset;
+  r.shm_size = qp.region->size();
+  fds->push_back(qp.region->fd());
+  qps_[*qpn] = std::move(qp);
+  Append(out, r);
+  return 0;
+}
+
+int Session::ModifyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
+  proto::ModifyQpRequest req;
+  if (!msg.Copy(&req) || !qps_.count(req.handle)) return EINVAL;
+  AddressVector av;
+  const AddressVector* avp = nullptr;
+  if (req.mask & IBV_QP_AV) {
+    auto t = TranslateAh(req.attr.ah_attr);
+    if (!t.ok()) return AddressErrno(t.status());
+    av = *t;
+    avp = &av;
+  }
+  if (req.mask & IBV_QP_PORT && req.attr.port_num != 1) return EINVAL;
+  absl::Status st = device_->ModifyQp(req.handle, req.attr, req.mask, avp);
+  return ErrnoOf(st);
+}
+
+int Session::QueryQp(proto::Message& msg, Payload* out, Fds* /*fds*/) {
+  proto::QueryQpRequest req;
+  if (!msg.Copy(&req) || !qps_.count(req.handle)) return EINVAL;
+  proto::QueryQpReply r{};
+  QpInitAttr init;
+  if (absl::Status st = device_->QueryQp(req.handle, &r.attr, &init); !st.ok()) {
+    return ErrnoOf(st);
+  }
+  // GID indexes are the vdev's own.
+  uint32_t idx = r.attr.ah_attr.grh.sgid_index;
+  r.attr.ah_attr.grh.sgid_index =
+      static_cast<uint8_t>(idx >= vdev_->gid_base ? idx - vdev_->gid_base : 0);
+  r.cap.max_send_wr = init.max_send_wr;
+  r.cap.max_recv_wr = init.max_recv_wr;
+  r.cap.max_send_sge = init.max_send_sge;
+  r.cap.max_recv_sge = init.max_recv_sge;
+  r.cap.max_inline_data = init.max_inline_data;
+  r.sq_sig_all = init.sq_sig_all;
+  Append(out, r);
+  return 0;
+}
+
+int Session::DestroyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
+  proto::HandleMsg req;
+  if (!msg.Copy(&req) || !qps_.count(req.handle)) return EINVAL;
+  if (absl::Status st = device_->DestroyQp(req.handle); !st.ok()) return ErrnoOf(st);
+  drain_->RemoveQp(req.handle);
+  qps_.erase(req.handle);
+  Release(Resource::kQp);
+  return 0;
+}
+}  // namespace vrdma

@@ -1,0 +1,17 @@
+// The verbs requests of a client context (proto::Op kListDevices .. kLastVerbsOp): each
+// goes to the context's Session, whose table names the handler (session.cc).
+#pragma once
+
+#include "vdev/plugins.h"
+#include "vdev/session.h"
+
+namespace vrdma {
+
+class VerbsRequests : public RequestHandler {
+ public:
+  void Handle(Session& client, proto::Message& msg, Reply* reply) override {
+    client.HandleVerbs(msg, reply);
+  }
+};
+
+}  // namespace vrdma
