@@ -71,23 +71,23 @@ std::string NameList(const std::vector<std::string>& names) {
   return names.empty() ? "none" : absl::StrJoin(names, ", ");
 }
 
-// What to say when `name` names no vdev: a pdev is not a vdev, and a name no device has
-// gets the list of those there are.
+// What to say when `name` names no vdev (ENODEV, as ibv_destroy_virtual_ibdev reports
+// it): a pdev is not a vdev, and a name no device has gets the list of those there are.
 AdminResult NoDevice(const AdminContext& ctx, const std::string& name, std::string_view command) {
   if (ctx.registry->FindPdev(name)) {
     if (command == "dev del") {
-      return Fail(EINVAL, absl::StrCat(name,
+      return Fail(ENODEV, absl::StrCat(name,
                                        " is a physical device (pdev): pdevs are not deleted with "
                                        "`dev del`, which removes vdevs; a pdev is a port vrdmad "
                                        "was started with (--pdev), gone when vrdmad stops"));
     }
     if (command == "dev set") {
-      return Fail(EINVAL, absl::StrCat(name,
+      return Fail(ENODEV, absl::StrCat(name,
                                        " is a physical device (pdev): quotas are set on vdevs; "
                                        "its limits are in `vrdmactl pdev show ",
                                        name, "`"));
     }
-    return Fail(EINVAL, absl::StrCat(name, " is a physical device (pdev): `", std::string(command),
+    return Fail(ENODEV, absl::StrCat(name, " is a physical device (pdev): `", std::string(command),
                                      "` is about vdevs; see `vrdmactl pdev show ", name, "`"));
   }
   std::vector<std::string> vdevs;

@@ -7,11 +7,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "driver/pcap/pcap_port.h"
-#include "driver/port/ethdev_port.h"
-#include "driver/port/fault_port.h"
-#include "driver/port/loopback_port.h"
-#include "driver/port/packet_pool.h"
+#include "driver/ports.h"
 #include "vfio/eal.h"
 #include "vfio/eth_port.h"
 

@@ -11,10 +11,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "driver/pcap/pcap_writer.h"
-#include "driver/port/exception_port.h"
-#include "driver/port/packet_port.h"
-#include "driver/transport/device.h"
+#include "driver/device.h"
+#include "driver/ports.h"
 #include "vdev/protocol/protocol.h"
 #include "vdev/shm/tx_share.h"
 #include "vfio/port_spec.h"

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "driver/transport/device.h"
+#include "driver/device.h"
 #include "vdev/object_info.h"
 #include "vdev/protocol/channel.h"
 #include "vdev/registry.h"

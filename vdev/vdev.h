@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "driver/res/work_request.h"
+#include "driver/device.h"
 #include "vdev/pdev.h"
 
 namespace vrdma {

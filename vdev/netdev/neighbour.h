@@ -10,7 +10,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
-#include "driver/wire/headers.h"
+#include "driver/device.h"
 
 namespace vrdma {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "driver/wire/headers.h"
+#include "driver/device.h"
 
 namespace vrdma {
 

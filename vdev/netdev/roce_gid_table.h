@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "driver/res/work_request.h"
+#include "driver/device.h"
 #include "vdev/netdev/netdev_info.h"
 
 namespace vrdma {

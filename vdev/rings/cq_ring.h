@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "driver/res/completion_queue.h"
+#include "driver/device.h"
 #include "vdev/protocol/protocol.h"
 #include "vdev/shm/shared_region.h"
 

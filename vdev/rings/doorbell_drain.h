@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "driver/transport/device.h"
+#include "driver/device.h"
 #include "vdev/rings/wqe_parse.h"
 #include "vdev/rings/wqe_rings.h"
 

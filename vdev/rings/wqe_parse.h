@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "driver/res/work_request.h"
+#include "driver/device.h"
 
 namespace vrdma {
 

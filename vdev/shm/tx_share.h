@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "driver/port/packet_port.h"
+#include "driver/ports.h"
 #include "vdev/shm/client_memory.h"
 
 namespace vrdma {

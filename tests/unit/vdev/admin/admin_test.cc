@@ -109,13 +109,13 @@ TEST_F(AdminTest, PdevHasANodeGuidAndItsNameIsTaken) {
 
 TEST_F(AdminTest, PdevsAreNotVdevs) {
   AdminResult r = Run({"dev", "del", pdev_name_});
-  EXPECT_EQ(r.status, EINVAL);
+  EXPECT_EQ(r.status, ENODEV);
   EXPECT_NE(r.text.find(pdev_name_ + " is a physical device (pdev): pdevs are not deleted with "
                                      "`dev del`"),
             std::string::npos)
       << r.text;
   r = Run({"dev", "set", pdev_name_, "qp", "1"});
-  EXPECT_EQ(r.status, EINVAL);
+  EXPECT_EQ(r.status, ENODEV);
   EXPECT_NE(r.text.find("quotas are set on vdevs"), std::string::npos) << r.text;
   r = Run({"dev", "show", pdev_name_});  // the device list holds pdevs: shown as one
   EXPECT_EQ(r.status, 0);
