@@ -1,8 +1,8 @@
 // The face of driver/: the one header code outside driver/ (vdev/, qp1/, cm/, apps/)
 // includes to use the physical RDMA device. What it offers:
 //
-//  - the device: Device (verbs on PDs, MRs, CQs, SRQs, AHs and QPs; posting; the port
-//    GID table; async events; the engine loop Poll/HasPendingWork/Receive), DeviceConfig,
+//  - the device: RoceDevice (verbs on PDs, MRs, CQs, SRQs, AHs and QPs; posting; the port
+//    GID table; async events; the engine loop Poll/HasPendingWork/Receive), RoceDeviceConfig,
 //    DeviceLimits (and kMaxSgePerWqe, kMaxInlineData), DeviceCounters, MrKeys,
 //    AsyncEvent, SendCompletionOpcode;
 //  - what the verbs take and give: QpInitAttr, QueuePair (read-only through FindQp),
@@ -10,10 +10,10 @@
 //    GidEntry, MemoryRegion (through FindMr);
 //  - completions: CompletionSink (a consumer outside the engine, such as a client's CQ
 //    ring) and RecvInfo (where a received packet arrived: GID index, RoCE version, VLAN,
-//    source MAC; from Device::PollCq or CompletionSink::Deliver);
+//    source MAC; from RoceDevice::PollCq or CompletionSink::Deliver);
 //  - wire names the verbs use: wire::Gid, wire::MacAddr, wire::NetworkType and the
 //    Ethernet/RoCE constants of driver/wire/headers.h;
-//  - PacketPort, the interface a DeviceConfig's port implements (the ports themselves,
+//  - PacketPort, the interface a RoceDeviceConfig's port implements (the ports themselves,
 //    pools and pcap are in driver/ports.h).
 //
 // Everything under driver/transport, driver/res and driver/wire is the engine's own:

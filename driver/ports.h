@@ -1,4 +1,4 @@
-// The second face of driver/: building the port a Device runs on. What it offers:
+// The second face of driver/: building the port a RoceDevice runs on. What it offers:
 //
 //  - PacketPort, the burst rx/tx interface every port implements;
 //  - the ports: EthdevPort (a DPDK ethdev opened by vfio/), LoopbackPort (the internal

@@ -14,7 +14,7 @@
 #include "vdev/object_info.h"
 #include "vdev/protocol/admin_call.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 namespace {
 
@@ -40,19 +40,19 @@ std::string GuidText(uint64_t guid_be) {
                          b[6], b[7]);
 }
 
-std::string MacText(const wire::MacAddr& m) {
+std::string MacText(const driver::wire::MacAddr& m) {
   return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
 }
 
-std::string GidText(const wire::Gid& g) {
+std::string GidText(const driver::wire::Gid& g) {
   char buf[INET6_ADDRSTRLEN];
   inet_ntop(AF_INET6, g.data(), buf, sizeof buf);
   return buf;
 }
 
-const char* GidType(const GidEntry& g) {
+const char* GidType(const driver::GidEntry& g) {
   switch (g.type) {
-    case wire::NetworkType::kRoceV1:
+    case driver::wire::NetworkType::kRoceV1:
       return "RoCEv1";
     default:
       return "RoCEv2";
@@ -437,7 +437,7 @@ AdminResult ResShow(const AdminContext& ctx, const proto::AdminCommand& cmd, boo
 // ---- stat ----
 
 std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
-  const DeviceCounters& c = p.device->counters();
+  const driver::DeviceCounters& c = p.device->counters();
   std::vector<std::pair<std::string, uint64_t>> out = {
       {"rx_packets", c.rx_packets},       {"rx_bytes", c.rx_bytes},
       {"tx_packets", c.tx_packets},       {"tx_bytes", c.tx_bytes},
@@ -454,7 +454,7 @@ std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
   };
   // Frames that are not RoCE (the kernel's ARP, TCP, ... on a shared interface) are
   // counted apart from malformed RoCE.
-  constexpr size_t kNotRoce = static_cast<size_t>(wire::DropReason::kNotRoce);
+  constexpr size_t kNotRoce = static_cast<size_t>(driver::wire::DropReason::kNotRoce);
   uint64_t parse_drops = 0;
   for (size_t i = 0; i < c.rx_parse_drops.size(); ++i) {
     if (i != kNotRoce) parse_drops += c.rx_parse_drops[i];
@@ -462,7 +462,7 @@ std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
   out.emplace_back("rx_not_roce", c.rx_parse_drops[kNotRoce]);
   out.emplace_back("rx_malformed", parse_drops);
   if (p.exception_port) {
-    const ExceptionCounters& e = p.exception_port->counters();
+    const driver::ExceptionCounters& e = p.exception_port->counters();
     out.emplace_back("to_kernel", e.to_kernel);
     out.emplace_back("from_kernel", e.from_kernel);
     out.emplace_back("kernel_dropped", e.dropped);
@@ -668,4 +668,4 @@ AdminResult RunAdmin(const AdminContext& ctx, std::span<const std::string> words
   return RunAdmin(ctx, request);
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

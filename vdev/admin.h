@@ -15,7 +15,7 @@
 #include "vdev/registry.h"
 #include "vdev/session.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 struct AdminResult {
   int status = 0;  // 0, or the errno vrdmactl exits with
@@ -53,4 +53,4 @@ AdminResult RunAdmin(const AdminContext& ctx, std::span<const std::string> words
 // Compact JSON (as the commands write it) indented four spaces a level, as iproute2's -p.
 std::string PrettyJson(std::string_view compact);
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

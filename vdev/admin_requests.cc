@@ -10,7 +10,7 @@
 #include "vdev/log.h"
 #include "vdev/server.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 bool MayAdminister(pid_t pid, uid_t uid) {
   if (uid == 0) return true;
@@ -56,4 +56,4 @@ void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
   reply->payload.push_back(0);
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

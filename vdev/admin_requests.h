@@ -7,7 +7,7 @@
 
 #include "vdev/plugins.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 class Server;
 
@@ -24,4 +24,4 @@ class AdminRequests : public RequestHandler {
   Server* server_;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

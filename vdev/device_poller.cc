@@ -1,12 +1,12 @@
 #include "vdev/device_poller.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 int DevicePoller::Poll(uint64_t now_ns) {
   int work = 0;
   for (auto& p : registry_->pdevs()) {
     work += p->device->Poll(now_ns);
-    AsyncEvent e;
+    driver::AsyncEvent e;
     while (p->device->PollAsyncEvent(&e)) {
       for (auto& s : *sessions_) {
         if (s->vdev() && s->vdev()->pdev == p.get() && s->DeliverEvent(e)) break;
@@ -41,4 +41,4 @@ bool DevicePoller::NeedsTick() const {
   return false;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

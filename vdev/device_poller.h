@@ -10,7 +10,7 @@
 #include "vdev/registry.h"
 #include "vdev/session.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 class DevicePoller : public Poller {
  public:
@@ -28,4 +28,4 @@ class DevicePoller : public Poller {
   const std::vector<std::unique_ptr<Session>>* sessions_;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <string>
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 namespace {
 LogLevel g_level = LogLevel::kInfo;
@@ -39,4 +39,4 @@ void Log(LogLevel level, std::string_view event, std::string_view fields) {
                fields.empty() ? "" : " ", static_cast<int>(fields.size()), fields.data());
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 
@@ -16,4 +16,4 @@ void SetLogLevel(LogLevel level);
 void Log(LogLevel level, std::string_view event, std::string_view fields = {});
 std::string LogQuote(std::string_view value);
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -6,7 +6,7 @@
 
 #include "vdev/vdev.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 struct ObjectInfo {
   Resource kind = Resource::kQp;  // kQp, kCq, kMr, kPd, kSrq or kAh
@@ -28,4 +28,4 @@ struct ObjectInfo {
   uint32_t users = 0;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

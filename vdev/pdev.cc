@@ -11,7 +11,7 @@
 #include "vfio/eal.h"
 #include "vfio/eth_port.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
 constexpr uint32_t kPoolMbufs = 16383;
@@ -19,7 +19,7 @@ constexpr uint32_t kPoolMbufs = 16383;
 // The largest IB MTU (IBTA 7.7.1: 256..4096) whose frames fit in `max_frame` bytes.
 ibv_mtu MtuForFrame(uint32_t max_frame) {
   for (ibv_mtu m : {IBV_MTU_4096, IBV_MTU_2048, IBV_MTU_1024, IBV_MTU_512}) {
-    if ((128u << m) + kMaxRoceOverhead <= max_frame) return m;
+    if ((128u << m) + driver::kMaxRoceOverhead <= max_frame) return m;
   }
   return IBV_MTU_256;
 }
@@ -29,10 +29,10 @@ ibv_mtu MtuForFrame(uint32_t max_frame) {
 // much is missing and what to give.
 absl::StatusOr<rte_mempool*> CreatePdevPool(const std::string& pdev, bool pages) {
   std::string name = "pkt_" + pdev;
-  absl::StatusOr<rte_mempool*> pool = pages ? CreatePagePacketPool(name.c_str(), kPoolMbufs)
-                                            : CreatePacketPool(name.c_str(), kPoolMbufs);
+  absl::StatusOr<rte_mempool*> pool = pages ? driver::CreatePagePacketPool(name.c_str(), kPoolMbufs)
+                                            : driver::CreatePacketPool(name.c_str(), kPoolMbufs);
   if (pool.ok() || rte_errno != ENOMEM) return pool;
-  uint32_t room = pages ? PagePoolDataRoom() : kFrameDataRoom;
+  uint32_t room = pages ? driver::PagePoolDataRoom() : driver::kFrameDataRoom;
   uint32_t obj = rte_mempool_calc_obj_size(sizeof(rte_mbuf) + RTE_PKTMBUF_HEADROOM + room,
                                            pages ? RTE_MEMPOOL_F_NO_SPREAD : 0, nullptr);
   constexpr uint64_t kMiB = 1 << 20;
@@ -61,15 +61,15 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateEmbedded(const std::string& na
   absl::StatusOr<rte_mempool*> pool = CreatePdevPool(name, /*pages=*/false);
   if (!pool.ok()) return pool.status();
   pdev->pool = *pool;
-  pdev->wire_port = std::make_unique<LoopbackPort>(8192);
+  pdev->wire_port = std::make_unique<driver::LoopbackPort>(8192);
   pdev->port = pdev->wire_port.get();
-  DeviceConfig cfg;
+  driver::RoceDeviceConfig cfg;
   cfg.limits.gid_table_len = kGidsPerVdev * kMaxVdevsPerPdev;
   cfg.pool = pdev->pool;
   cfg.port = pdev->port;
   cfg.icrc_offload = true;
   cfg.port_mtu = IBV_MTU_4096;
-  pdev->device = std::make_unique<Device>(cfg);
+  pdev->device = std::make_unique<driver::RoceDevice>(cfg);
   return pdev;
 }
 
@@ -89,10 +89,10 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
   pdev->mac = (*eth)->mac();
   pdev->max_mtu = MtuForFrame((*eth)->max_frame());
   uint32_t wire_mtu = std::min<uint32_t>((*eth)->max_mtu(), 9000);
-  pdev->wire_port = std::make_unique<EthdevPort>(std::move(*eth));
+  pdev->wire_port = std::make_unique<driver::EthdevPort>(std::move(*eth));
   // Wire -> exception path -> fault injection -> capture -> engine: the capture shows
   // what the engine sent and what really arrived for it.
-  PacketPort* below = pdev->wire_port.get();
+  driver::PacketPort* below = pdev->wire_port.get();
   if (!spec.kernel_iface.empty()) {
     vfio::PortSpec tap;
     tap.pdev = spec.pdev + "_kernel";
@@ -103,25 +103,25 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
     if (!kernel.ok()) return kernel.status();
     // The kernel's frames must fit the wire's: its interface gets the port's MTU.
     if (absl::Status st = (*kernel)->SetTapMtu(wire_mtu); !st.ok()) return st;
-    pdev->kernel_port = std::make_unique<EthdevPort>(std::move(*kernel));
-    pdev->exception_port = std::make_unique<ExceptionPort>(below, pdev->kernel_port.get());
+    pdev->kernel_port = std::make_unique<driver::EthdevPort>(std::move(*kernel));
+    pdev->exception_port = std::make_unique<driver::ExceptionPort>(below, pdev->kernel_port.get());
     below = pdev->exception_port.get();
     pdev->iface = spec.kernel_iface;
   }
   if (spec.has_faults()) {
-    FaultConfig faults;
+    driver::FaultConfig faults;
     faults.drop = spec.fault_drop;
     faults.duplicate = spec.fault_duplicate;
     faults.reorder = spec.fault_reorder;
     faults.corrupt = spec.fault_corrupt;
-    pdev->fault_port =
-        std::make_unique<FaultPort>(below, pdev->pool, faults, 0x76726470 ^ spec.iface.size());
+    pdev->fault_port = std::make_unique<driver::FaultPort>(below, pdev->pool, faults,
+                                                           0x76726470 ^ spec.iface.size());
     below = pdev->fault_port.get();
   }
   if (!spec.pcap.empty()) {
-    pdev->pcap = std::make_unique<PcapWriter>();
+    pdev->pcap = std::make_unique<driver::PcapWriter>();
     if (absl::Status st = pdev->pcap->Open(spec.pcap); !st.ok()) return st;
-    pdev->pcap_port = std::make_unique<PcapPort>(below, pdev->pcap.get());
+    pdev->pcap_port = std::make_unique<driver::PcapPort>(below, pdev->pcap.get());
     below = pdev->pcap_port.get();
   }
   pdev->port = below;
@@ -130,14 +130,14 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateOnPort(const vfio::PortSpec& s
     if (!hold.ok()) return hold.status();
     pdev->udp_hold = std::move(*hold);
   }
-  DeviceConfig cfg;
+  driver::RoceDeviceConfig cfg;
   cfg.limits.gid_table_len = kGidsPerVdev * kMaxVdevsPerPdev;
   cfg.pool = pdev->pool;
   cfg.port = pdev->port;
   cfg.icrc_offload = false;
   cfg.hairpin = true;
   cfg.port_mtu = pdev->max_mtu;
-  pdev->device = std::make_unique<Device>(cfg);
+  pdev->device = std::make_unique<driver::RoceDevice>(cfg);
   if (spec.zero_copy && pdev->port->TxChains()) {
     pdev->tx_dma = std::make_shared<TxDmaDomain>();
     pdev->tx_dma->port = pdev->port;
@@ -159,4 +159,4 @@ Pdev::~Pdev() {
   if (pool) rte_mempool_free(pool);
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -1,4 +1,4 @@
-// A physical RDMA device as vrdmad owns it: one engine (driver/ Device) on one port.
+// A physical RDMA device as vrdmad owns it: one engine (driver/ RoceDevice) on one port.
 // The embedded default is a device whose port is its internal switch: vdevs on it talk
 // to each other with the full RoCE protocol and no NIC.
 #pragma once
@@ -18,7 +18,7 @@
 #include "vfio/port_spec.h"
 #include "vfio/roce_udp_hold.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 // GID table entries of the device reserved for each vdev (its port's whole table).
 inline constexpr uint32_t kGidsPerVdev = proto::kMaxGids;
@@ -36,20 +36,20 @@ struct Pdev {
   uint64_t node_guid_be = 0;       // set by Registry::AddPdev
   rte_mempool* pool = nullptr;
   // The port's layers, bottom up; each is present only when configured.
-  std::unique_ptr<PacketPort> wire_port;          // the port (a DPDK port, or the internal switch)
-  std::unique_ptr<PacketPort> kernel_port;        // the exception path's TAP (kernel=)
-  std::unique_ptr<ExceptionPort> exception_port;  // RoCE up, the rest to kernel_port
-  std::unique_ptr<PacketPort> fault_port;         // fault injection (drop=, dup=, ...)
-  std::unique_ptr<PcapWriter> pcap;
-  std::unique_ptr<PacketPort> pcap_port;  // records what crosses it
-  PacketPort* port = nullptr;  // the top layer: what the engine sends to and receives from
+  std::unique_ptr<driver::PacketPort> wire_port;  // the port (a DPDK port, or the internal switch)
+  std::unique_ptr<driver::PacketPort> kernel_port;        // the exception path's TAP (kernel=)
+  std::unique_ptr<driver::ExceptionPort> exception_port;  // RoCE up, the rest to kernel_port
+  std::unique_ptr<driver::PacketPort> fault_port;         // fault injection (drop=, dup=, ...)
+  std::unique_ptr<driver::PcapWriter> pcap;
+  std::unique_ptr<driver::PacketPort> pcap_port;  // records what crosses it
+  driver::PacketPort* port = nullptr;  // the top layer: what the engine sends to and receives from
   std::unique_ptr<vfio::RoceUdpHold> udp_hold;
-  std::unique_ptr<Device> device;
+  std::unique_ptr<driver::RoceDevice> device;
   // Zero-copy transmit (vdev/shm/tx_share.h): set when the top port takes chained frames.
   std::shared_ptr<TxDmaDomain> tx_dma;
   std::vector<bool> gid_block_used = std::vector<bool>(kMaxVdevsPerPdev);
 
-  // The embedded default: a Device on an internal switch, ICRC left to the "port" (the
+  // The embedded default: a RoceDevice on an internal switch, ICRC left to the "port" (the
   // frames never leave the device).
   static absl::StatusOr<std::unique_ptr<Pdev>> CreateEmbedded(const std::string& name);
   // A device on a DPDK port: a PCI NIC through vfio-pci or a virtual port on a kernel
@@ -58,4 +58,4 @@ struct Pdev {
   ~Pdev();
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -17,7 +17,7 @@
 #include "vdev/protocol/channel.h"
 #include "vdev/reply.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 class Session;
 
@@ -47,4 +47,4 @@ class Poller {
   virtual bool NeedsTick() const { return false; }
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

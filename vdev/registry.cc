@@ -13,13 +13,13 @@
 #include "vdev/netdev/roce_gid_table.h"
 #include "vdev/protocol/admin_call.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 namespace {
 
 // A node GUID from a MAC: the modified EUI-64 (U/L bit flipped, ff:fe in the middle), as
 // rdma_rxe derives it. Network order, as ibv_get_device_guid returns it.
-uint64_t NodeGuidOfMac(const wire::MacAddr& m) {
+uint64_t NodeGuidOfMac(const driver::wire::MacAddr& m) {
   const uint8_t guid[8] = {
       static_cast<uint8_t>(m[0] ^ 2), m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]};
   uint64_t be;
@@ -77,7 +77,7 @@ uint64_t PdevNodeGuid(const std::array<uint8_t, 6>& port_mac, std::string_view m
   mix(machine_id);
   mix(daemon_id);
   mix(pdev_name);
-  wire::MacAddr mac;
+  driver::wire::MacAddr mac;
   for (size_t i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(h >> (8 * i));
   mac[0] = static_cast<uint8_t>((mac[0] & 0xfc) | 0x02);
   return NodeGuidOfMac(mac);
@@ -116,7 +116,7 @@ Vdev* Registry::FindVdevByIfindex(int ifindex) const {
 }
 
 ResourceCounts Registry::PdevLimits(const Pdev& pdev) {
-  const DeviceLimits& l = pdev.device->limits();
+  const driver::DeviceLimits& l = pdev.device->limits();
   ResourceCounts c{};
   c[static_cast<size_t>(Resource::kQp)] = l.max_qp;
   c[static_cast<size_t>(Resource::kCq)] = l.max_cq;
@@ -176,11 +176,11 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
   return raw;
 }
 
-absl::Status Registry::WriteGids(Vdev& vdev, const std::vector<GidEntry>& gids) {
+absl::Status Registry::WriteGids(Vdev& vdev, const std::vector<driver::GidEntry>& gids) {
   vdev.gids = gids;
   vdev.gids.resize(std::min<size_t>(vdev.gids.size(), kGidsPerVdev));
   for (uint32_t i = 0; i < kGidsPerVdev; ++i) {
-    GidEntry e = i < vdev.gids.size() ? vdev.gids[i] : GidEntry{};
+    driver::GidEntry e = i < vdev.gids.size() ? vdev.gids[i] : driver::GidEntry{};
     if (absl::Status st = vdev.pdev->device->SetGid(vdev.gid_base + i, e); !st.ok()) return st;
   }
   return absl::OkStatus();
@@ -225,18 +225,19 @@ absl::Status Registry::SetQuotas(Vdev& vdev,
   return absl::OkStatus();
 }
 
-absl::StatusOr<wire::MacAddr> Registry::ResolveMac(const Vdev& from, const wire::Gid& dgid) const {
+absl::StatusOr<driver::wire::MacAddr> Registry::ResolveMac(const Vdev& from,
+                                                           const driver::wire::Gid& dgid) const {
   for (const auto& [n, v] : vdevs_) {
     if (v->pdev != from.pdev) continue;
-    for (const GidEntry& g : v->gids) {
+    for (const driver::GidEntry& g : v->gids) {
       if (g.valid && g.gid == dgid) return v->mac;
     }
   }
-  if (std::optional<wire::MacAddr> mac = MacFromGid(dgid)) return *mac;
+  if (std::optional<driver::wire::MacAddr> mac = MacFromGid(dgid)) return *mac;
   // The internal switch has no wire and no neighbours: what is not one of its vdevs
   // is no one (frames to it are dropped).
-  if (from.pdev->iface.empty() && from.pdev->pci.empty()) return wire::MacAddr{};
+  if (from.pdev->iface.empty() && from.pdev->pci.empty()) return driver::wire::MacAddr{};
   return ResolveNeighbour(from.ifindex, dgid, kNeighbourTimeout, resolve_wait_);
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -12,7 +12,7 @@
 #include "vdev/pdev.h"
 #include "vdev/vdev.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 class Registry {
  public:
@@ -41,14 +41,15 @@ class Registry {
   // same pdev, the MAC a multicast or link-local GID carries, or the next hop's from
   // the interface's neighbour table (resolved through the kernel when missing, which
   // can take up to kNeighbourTimeout).
-  absl::StatusOr<wire::MacAddr> ResolveMac(const Vdev& from, const wire::Gid& dgid) const;
+  absl::StatusOr<driver::wire::MacAddr> ResolveMac(const Vdev& from,
+                                                   const driver::wire::Gid& dgid) const;
   static constexpr std::chrono::milliseconds kNeighbourTimeout{3000};
   // What ResolveMac does while the kernel resolves (the server polls the ports, so the
   // other clients' traffic and the exception path keep moving). Returns within ~1 ms.
   void SetResolveWait(std::function<void()> wait) { resolve_wait_ = std::move(wait); }
 
  private:
-  absl::Status WriteGids(Vdev& vdev, const std::vector<GidEntry>& gids);
+  absl::Status WriteGids(Vdev& vdev, const std::vector<driver::GidEntry>& gids);
 
   std::vector<std::unique_ptr<Pdev>> pdevs_;
   std::map<std::string, std::unique_ptr<Vdev>, std::less<>> vdevs_;
@@ -68,4 +69,4 @@ uint64_t PdevNodeGuid(const std::array<uint8_t, 6>& port_mac, std::string_view m
 // /etc/machine-id (or D-Bus's copy, or the host name).
 std::string MachineId();
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

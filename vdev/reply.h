@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 struct Reply {
   int status = 0;
@@ -14,4 +14,4 @@ struct Reply {
   std::vector<int> fds;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

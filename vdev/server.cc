@@ -20,7 +20,7 @@
 #include "vdev/log.h"
 #include "vdev/netdev/netlink_watch.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 namespace {
 
@@ -252,7 +252,7 @@ void Server::OnNetlink() {
                     std::find(changes.removed.begin(), changes.removed.end(), v->ifindex) !=
                         changes.removed.end();
     if (!affected) continue;
-    std::vector<GidEntry> before = v->gids;
+    std::vector<driver::GidEntry> before = v->gids;
     absl::Status st = registry_->RefreshGids(*v);
     if (absl::IsNotFound(st)) {
       gone.push_back(v.get());
@@ -264,7 +264,7 @@ void Server::OnNetlink() {
     Log(LogLevel::kInfo, "gid_table_update",
         absl::StrCat("dev=", v->name, " netdev=", v->netdev, " gids=", v->gids.size()));
     for (auto& s : sessions_) {
-      if (s->vdev() == v.get()) s->DeliverEvent(AsyncEvent{IBV_EVENT_GID_CHANGE, 1});
+      if (s->vdev() == v.get()) s->DeliverEvent(driver::AsyncEvent{IBV_EVENT_GID_CHANGE, 1});
     }
   }
   // A vdev whose interface left (deleted, or moved to another namespace) goes with it.
@@ -364,4 +364,4 @@ void Server::Shutdown() {
   sessions_.clear();
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

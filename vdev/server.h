@@ -19,7 +19,7 @@
 #include "vdev/registry.h"
 #include "vdev/session.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 class NetlinkWatch;
 
@@ -83,4 +83,4 @@ class Server {
   std::atomic<bool> stopping_{false};
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -10,7 +10,7 @@
 
 #include "vdev/log.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 int ErrnoOf(const absl::Status& status, int failed_precondition) {
   switch (status.code()) {
@@ -157,7 +157,7 @@ void Session::WriteAsync(uint64_t element, uint32_t event_type) {
   if (vdev_) vdev_->stats.async_events++;
 }
 
-bool Session::DeliverEvent(const AsyncEvent& e) {
+bool Session::DeliverEvent(const driver::AsyncEvent& e) {
   if (detached_) return false;
   switch (e.type) {
     case IBV_EVENT_CQ_ERR: {
@@ -254,7 +254,7 @@ void Session::ListObjects(std::vector<ObjectInfo>* out) const {
     o.pd = qp.pd;
     o.qp_type = qp.type;
     ibv_qp_attr attr{};
-    QpInitAttr init;
+    driver::QpInitAttr init;
     if (device_->QueryQp(qpn, &attr, &init).ok()) {
       o.qp_state = attr.qp_state;
       o.dest_qpn = attr.dest_qp_num;
@@ -267,7 +267,7 @@ void Session::ListObjects(std::vector<ObjectInfo>* out) const {
     out->push_back(o);
   }
   for (const auto& [lkey, mr] : mrs_) {
-    const MemoryRegion* m = device_->FindMr(lkey);
+    const driver::MemoryRegion* m = device_->FindMr(lkey);
     ObjectInfo o;
     o.kind = Resource::kMr;
     o.id = lkey;
@@ -314,4 +314,4 @@ void Session::ListObjects(std::vector<ObjectInfo>* out) const {
   }
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -25,7 +25,7 @@
 #include "vdev/shm/shared_region.h"
 #include "vdev/shm/tx_share.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 class Session {
  public:
@@ -54,7 +54,7 @@ class Session {
 
   // An engine event for one of this session's objects is written to its async event
   // descriptor; false when the object is not this session's.
-  bool DeliverEvent(const AsyncEvent& event);
+  bool DeliverEvent(const driver::AsyncEvent& event);
   // The device is going away (daemon shutdown, vdev deleted): IBV_EVENT_DEVICE_FATAL.
   void DeliverDeviceFatal();
   void SetEngineSleeping(bool sleeping);
@@ -113,7 +113,7 @@ class Session {
   int DestroySrq(proto::Message& msg, Payload* out, Fds* fds);
   int CreateAh(proto::Message& msg, Payload* out, Fds* fds);
   int DestroyAh(proto::Message& msg, Payload* out, Fds* fds);
-  absl::StatusOr<AddressVector> TranslateAh(const ibv_ah_attr& attr) const;
+  absl::StatusOr<driver::AddressVector> TranslateAh(const ibv_ah_attr& attr) const;
   // session_qp.cc
   int CreateQp(proto::Message& msg, Payload* out, Fds* fds);
   int ModifyQp(proto::Message& msg, Payload* out, Fds* fds);
@@ -132,7 +132,7 @@ class Session {
   std::string comm_;
   Vdev* vdev_ = nullptr;
   Pdev* pdev_ = nullptr;  // a context on a physical device: queries only
-  Device* device_ = nullptr;
+  driver::RoceDevice* device_ = nullptr;
   bool detached_ = false;
   std::unique_ptr<SharedRegion> context_shm_;
   proto::ContextShm* context_ = nullptr;
@@ -155,4 +155,4 @@ class Session {
 // errno a verbs call returns for an engine status.
 int ErrnoOf(const absl::Status& status, int failed_precondition = EINVAL);
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -1,4 +1,4 @@
-// Device-level requests of a client context: the device list, open, queries.
+// RoceDevice-level requests of a client context: the device list, open, queries.
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include "vdev/session.h"
 #include "vdev/session_util.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 using session_util::AddressErrno;
 using session_util::Append;
@@ -132,15 +132,15 @@ int Session::QueryGidTable(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) 
   }
   r.count = kGidsPerVdev;
   for (uint32_t i = 0; i < vdev_->gids.size() && i < kGidsPerVdev; ++i) {
-    const GidEntry& g = vdev_->gids[i];
+    const driver::GidEntry& g = vdev_->gids[i];
     if (!g.valid) continue;
     std::memcpy(r.entries[i].gid, g.gid.data(), 16);
     r.entries[i].type =
-        g.type == wire::NetworkType::kRoceV1 ? IBV_GID_TYPE_ROCE_V1 : IBV_GID_TYPE_ROCE_V2;
+        g.type == driver::wire::NetworkType::kRoceV1 ? IBV_GID_TYPE_ROCE_V1 : IBV_GID_TYPE_ROCE_V2;
     r.entries[i].ndev_ifindex = static_cast<uint32_t>(vdev_->ifindex);
     r.entries[i].valid = 1;
   }
   Append(out, r);
   return 0;
 }
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -9,7 +9,7 @@
 #include "vdev/session_util.h"
 #include "vdev/shm/registration.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 using session_util::Append;
 
@@ -103,4 +103,4 @@ int Session::DeregMr(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   mrs_.erase(it);
   return 0;
 }
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -7,7 +7,7 @@
 #include "vdev/session.h"
 #include "vdev/session_util.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 using session_util::AddressErrno;
 using session_util::Append;
@@ -100,7 +100,7 @@ int Session::DestroyCq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
 int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
   proto::CreateSrqRequest req;
   if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
-  const DeviceLimits& l = device_->limits();
+  const driver::DeviceLimits& l = device_->limits();
   if (req.max_wr < 1 || req.max_wr > l.max_srq_wr || req.max_sge > l.max_srq_sge ||
       req.srq_limit > req.max_wr) {
     return EINVAL;
@@ -172,7 +172,7 @@ int Session::DestroySrq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
 
 // ---- AH -------------------------------------------------------------------------------------
 
-absl::StatusOr<AddressVector> Session::TranslateAh(const ibv_ah_attr& a) const {
+absl::StatusOr<driver::AddressVector> Session::TranslateAh(const ibv_ah_attr& a) const {
   // RoCE addresses by GID: an address without a GRH names no one (IBTA A16/A17).
   if (!a.is_global) return absl::InvalidArgumentError("RoCE address vectors need a GRH");
   if (a.port_num > 1) return absl::InvalidArgumentError("the device has one port");
@@ -180,14 +180,14 @@ absl::StatusOr<AddressVector> Session::TranslateAh(const ibv_ah_attr& a) const {
   if (idx >= vdev_->gids.size() || !vdev_->gids[idx].valid) {
     return absl::InvalidArgumentError("no GID at that index");
   }
-  AddressVector av;
+  driver::AddressVector av;
   std::memcpy(av.dgid.data(), a.grh.dgid.raw, 16);
   av.sgid_index = static_cast<uint8_t>(vdev_->gid_base + idx);
   av.hop_limit = a.grh.hop_limit ? a.grh.hop_limit : 64;
   av.traffic_class = a.grh.traffic_class;
   av.flow_label = a.grh.flow_label & 0xfffff;
   av.sl = a.sl;
-  absl::StatusOr<wire::MacAddr> dmac = registry_->ResolveMac(*vdev_, av.dgid);
+  absl::StatusOr<driver::wire::MacAddr> dmac = registry_->ResolveMac(*vdev_, av.dgid);
   if (!dmac.ok()) return dmac.status();
   av.dmac = *dmac;
   return av;
@@ -217,4 +217,4 @@ int Session::DestroyAh(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   Release(Resource::kAh);
   return 0;
 }
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -5,7 +5,7 @@
 #include "vdev/session.h"
 #include "vdev/session_util.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 using session_util::AddressErrno;
 using session_util::Append;
@@ -21,13 +21,13 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   }
   if (!cqs_.count(req.send_cq) || !cqs_.count(req.recv_cq)) return EINVAL;
   if (req.has_srq && !srqs_.count(req.srq)) return EINVAL;
-  const DeviceLimits& l = device_->limits();
+  const driver::DeviceLimits& l = device_->limits();
   if (req.max_send_wr > l.max_qp_wr || req.max_recv_wr > l.max_qp_wr ||
       req.max_send_sge > l.max_sge || req.max_recv_sge > l.max_sge ||
       req.max_inline_data > l.max_inline_data) {
     return EINVAL;
   }
-  QpInitAttr init;
+  driver::QpInitAttr init;
   init.type = static_cast<int>(req.qp_type);
   init.pd = req.pd;
   init.send_cq = req.send_cq;
@@ -97,8 +97,8 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
 int Session::ModifyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   proto::ModifyQpRequest req;
   if (!msg.Copy(&req) || !qps_.count(req.handle)) return EINVAL;
-  AddressVector av;
-  const AddressVector* avp = nullptr;
+  driver::AddressVector av;
+  const driver::AddressVector* avp = nullptr;
   if (req.mask & IBV_QP_AV) {
     auto t = TranslateAh(req.attr.ah_attr);
     if (!t.ok()) return AddressErrno(t.status());
@@ -114,7 +114,7 @@ int Session::QueryQp(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   proto::QueryQpRequest req;
   if (!msg.Copy(&req) || !qps_.count(req.handle)) return EINVAL;
   proto::QueryQpReply r{};
-  QpInitAttr init;
+  driver::QpInitAttr init;
   if (absl::Status st = device_->QueryQp(req.handle, &r.attr, &init); !st.ok()) {
     return ErrnoOf(st);
   }
@@ -141,4 +141,4 @@ int Session::DestroyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   Release(Resource::kQp);
   return 0;
 }
-}  // namespace vrdma
+}  // namespace vrdma::vdev

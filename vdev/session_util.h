@@ -8,7 +8,7 @@
 
 #include "absl/status/status.h"
 
-namespace vrdma::session_util {
+namespace vrdma::vdev::session_util {
 
 inline uint32_t Pow2AtLeast(uint32_t v) { return v <= 1 ? 1 : std::bit_ceil(v); }
 
@@ -31,4 +31,4 @@ inline int AddressErrno(const absl::Status& status) {
   }
 }
 
-}  // namespace vrdma::session_util
+}  // namespace vrdma::vdev::session_util

@@ -11,7 +11,7 @@
 #include "driver/device.h"
 #include "vdev/pdev.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 enum class Resource : uint8_t { kQp, kCq, kMr, kPd, kSrq, kAh, kMrBytes, kCount };
 inline constexpr size_t kResourceCount = static_cast<size_t>(Resource::kCount);
@@ -37,10 +37,10 @@ struct Vdev {
   Pdev* pdev = nullptr;
   std::string netdev;
   int ifindex = 0;
-  wire::MacAddr mac{};
+  driver::wire::MacAddr mac{};
   uint32_t netdev_mtu = 1500;
   uint32_t gid_base = 0;  // its GIDs are the pdev's entries [gid_base, gid_base + 16)
-  std::vector<GidEntry> gids;
+  std::vector<driver::GidEntry> gids;
   uint64_t node_guid_be = 0;  // network order, EUI-64 of the MAC as the kernel derives it
   ResourceCounts quota{};
   ResourceCounts used{};
@@ -64,4 +64,4 @@ struct Vdev {
   ibv_mtu ActiveMtu() const;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

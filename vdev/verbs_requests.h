@@ -5,7 +5,7 @@
 #include "vdev/plugins.h"
 #include "vdev/session.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 class VerbsRequests : public RequestHandler {
  public:
@@ -14,4 +14,4 @@ class VerbsRequests : public RequestHandler {
   }
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -23,7 +23,7 @@
 
 namespace {
 
-vrdma::Server* g_server = nullptr;
+vrdma::vdev::Server* g_server = nullptr;
 
 void OnSignal(int) {
   if (g_server) g_server->Stop();
@@ -43,30 +43,30 @@ int Usage(const char* argv0, int code) {
                "them vrdmad uses: %s (plus -a BDF for PCI pdevs).\n"
                "With no --pdev: the embedded default pdev0 (an internal switch).\n"
                "Control socket: %s unless --socket or $%s says otherwise.\n",
-               argv0, absl::StrJoin(vrdma::DefaultEalArgs({}), " ").c_str(),
+               argv0, absl::StrJoin(vrdma::vrdmad::DefaultEalArgs({}), " ").c_str(),
                vrdma::proto::kDefaultSocket, vrdma::proto::kSocketEnv);
   return code;
 }
 
 void SetLogLevel(const std::string& l) {
-  if (l == "debug") vrdma::SetLogLevel(vrdma::LogLevel::kDebug);
-  if (l == "warn") vrdma::SetLogLevel(vrdma::LogLevel::kWarn);
-  if (l == "error") vrdma::SetLogLevel(vrdma::LogLevel::kError);
+  if (l == "debug") vrdma::vdev::SetLogLevel(vrdma::vdev::LogLevel::kDebug);
+  if (l == "warn") vrdma::vdev::SetLogLevel(vrdma::vdev::LogLevel::kWarn);
+  if (l == "error") vrdma::vdev::SetLogLevel(vrdma::vdev::LogLevel::kError);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  absl::StatusOr<vrdma::VrdmadOptions> opts =
-      vrdma::ParseVrdmadOptions(args, vrdma::ReadConfigFile);
+  absl::StatusOr<vrdma::vrdmad::VrdmadOptions> opts =
+      vrdma::vrdmad::ParseVrdmadOptions(args, vrdma::vrdmad::ReadConfigFile);
   if (!opts.ok()) {
     std::fprintf(stderr, "%s: %s\n", argv[0], std::string(opts.status().message()).c_str());
     return Usage(argv[0], 2);
   }
   if (opts->help) return Usage(argv[0], 0);
   SetLogLevel(opts->log_level);
-  vrdma::ServerOptions options;
+  vrdma::vdev::ServerOptions options;
   const char* env = getenv(vrdma::proto::kSocketEnv);
   options.socket_path = !opts->socket_path.empty() ? opts->socket_path
                         : env && *env              ? env
@@ -74,56 +74,56 @@ int main(int argc, char** argv) {
   // A failed start (here or later) leaves nothing of the EAL behind.
   if (absl::Status st = vrdma::vfio::InitEal(opts->eal, vrdma::vfio::EalExit::kCleanUpOnFailure);
       !st.ok()) {
-    vrdma::Log(vrdma::LogLevel::kError, "eal_init_failed",
-               "reason=" + vrdma::LogQuote(st.ToString()) +
-                   " eal=" + vrdma::LogQuote(absl::StrJoin(opts->eal, " ")));
+    vrdma::vdev::Log(vrdma::vdev::LogLevel::kError, "eal_init_failed",
+                     "reason=" + vrdma::vdev::LogQuote(st.ToString()) +
+                         " eal=" + vrdma::vdev::LogQuote(absl::StrJoin(opts->eal, " ")));
     return 1;
   }
-  auto registry = std::make_unique<vrdma::Registry>();
+  auto registry = std::make_unique<vrdma::vdev::Registry>();
   if (opts->pdevs.empty()) {
-    auto pdev = vrdma::Pdev::CreateEmbedded("pdev0");
+    auto pdev = vrdma::vdev::Pdev::CreateEmbedded("pdev0");
     if (!pdev.ok() || !registry->AddPdev(std::move(*pdev)).ok()) {
-      vrdma::Log(vrdma::LogLevel::kError, "pdev_create_failed",
-                 "pdev=pdev0 reason=" + vrdma::LogQuote(pdev.status().ToString()));
+      vrdma::vdev::Log(vrdma::vdev::LogLevel::kError, "pdev_create_failed",
+                       "pdev=pdev0 reason=" + vrdma::vdev::LogQuote(pdev.status().ToString()));
       return 1;
     }
-    vrdma::Log(vrdma::LogLevel::kInfo, "pdev_add", "pdev=pdev0 port=internal-switch");
+    vrdma::vdev::Log(vrdma::vdev::LogLevel::kInfo, "pdev_add", "pdev=pdev0 port=internal-switch");
   }
   for (const vrdma::vfio::PortSpec& spec : opts->pdevs) {
-    auto pdev = vrdma::Pdev::CreateOnPort(spec);
+    auto pdev = vrdma::vdev::Pdev::CreateOnPort(spec);
     absl::Status st = pdev.ok() ? registry->AddPdev(std::move(*pdev)) : pdev.status();
     if (!st.ok()) {
-      vrdma::Log(vrdma::LogLevel::kError, "pdev_create_failed",
-                 "pdev=" + spec.pdev + " reason=" + vrdma::LogQuote(st.ToString()));
+      vrdma::vdev::Log(vrdma::vdev::LogLevel::kError, "pdev_create_failed",
+                       "pdev=" + spec.pdev + " reason=" + vrdma::vdev::LogQuote(st.ToString()));
       return 1;
     }
-    const vrdma::Pdev& p = *registry->pdevs().back();
-    vrdma::Log(vrdma::LogLevel::kInfo, "pdev_add",
-               "pdev=" + p.name + " port=" + p.kind + " " +
-                   (p.iface.empty() ? "pci=" + p.pci : "iface=" + p.iface) +
-                   " max_mtu=" + std::to_string(128 << p.max_mtu) +
-                   (spec.pcap.empty() ? "" : " pcap=" + vrdma::LogQuote(spec.pcap)));
+    const vrdma::vdev::Pdev& p = *registry->pdevs().back();
+    vrdma::vdev::Log(vrdma::vdev::LogLevel::kInfo, "pdev_add",
+                     "pdev=" + p.name + " port=" + p.kind + " " +
+                         (p.iface.empty() ? "pci=" + p.pci : "iface=" + p.iface) +
+                         " max_mtu=" + std::to_string(128 << p.max_mtu) +
+                         (spec.pcap.empty() ? "" : " pcap=" + vrdma::vdev::LogQuote(spec.pcap)));
   }
-  auto server = vrdma::Server::Create(options, std::move(registry));
+  auto server = vrdma::vdev::Server::Create(options, std::move(registry));
   if (!server.ok()) {
-    vrdma::Log(vrdma::LogLevel::kError, "listen_failed",
-               "reason=" + vrdma::LogQuote(server.status().ToString()));
+    vrdma::vdev::Log(vrdma::vdev::LogLevel::kError, "listen_failed",
+                     "reason=" + vrdma::vdev::LogQuote(server.status().ToString()));
     return 1;
   }
   // The layers plug into the event loop here, bottom up: vdev/'s pdev engines, verbs
   // and admin requests; qp1/'s QP1 pollers and cm/'s requests join the same way
   // (docs/architecture.md).
-  vrdma::Server& srv = **server;
-  srv.AddPoller(std::make_unique<vrdma::DevicePoller>(&srv.registry(), &srv.sessions()));
+  vrdma::vdev::Server& srv = **server;
+  srv.AddPoller(std::make_unique<vrdma::vdev::DevicePoller>(&srv.registry(), &srv.sessions()));
   absl::Status wired = srv.AddHandler(vrdma::proto::kFirstVerbsOp, vrdma::proto::kLastVerbsOp,
-                                      std::make_unique<vrdma::VerbsRequests>());
+                                      std::make_unique<vrdma::vdev::VerbsRequests>());
   if (wired.ok()) {
     wired = srv.AddHandler(vrdma::proto::kFirstAdminOp, vrdma::proto::kLastAdminOp,
-                           std::make_unique<vrdma::AdminRequests>(&srv));
+                           std::make_unique<vrdma::vdev::AdminRequests>(&srv));
   }
   if (!wired.ok()) {
-    vrdma::Log(vrdma::LogLevel::kError, "wiring_failed",
-               "reason=" + vrdma::LogQuote(wired.ToString()));
+    vrdma::vdev::Log(vrdma::vdev::LogLevel::kError, "wiring_failed",
+                     "reason=" + vrdma::vdev::LogQuote(wired.ToString()));
     return 1;
   }
   g_server = server->get();

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace vrdma {
+namespace vrdma::vrdmad {
 namespace {
 
 constexpr int kMaxConfigDepth = 4;
@@ -186,4 +186,4 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
   return o;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vrdmad

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "vfio/port_spec.h"
 
-namespace vrdma {
+namespace vrdma::vrdmad {
 
 struct VrdmadOptions {
   bool eal_given = false;             // the command line had EAL arguments (a `--`)
@@ -51,4 +51,4 @@ std::vector<std::string> DefaultEalArgs(const std::vector<vfio::PortSpec>& pdevs
 
 absl::StatusOr<std::string> ReadConfigFile(const std::string& path);
 
-}  // namespace vrdma
+}  // namespace vrdma::vrdmad

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-namespace vrdma {
+namespace vrdma::driver {
 
 PcapPort::PcapPort(PacketPort* inner, PcapWriter* writer)
     : inner_(inner), writer_(writer), name_("pcap:" + std::string(inner->Name())) {}
@@ -58,4 +58,4 @@ uint16_t PcapPort::TxBurst(rte_mbuf** pkts, uint16_t n) {
   return sent;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

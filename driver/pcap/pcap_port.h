@@ -11,7 +11,7 @@
 #include "driver/pcap/pcap_writer.h"
 #include "driver/port/packet_port.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 class PcapPort : public PacketPort {
  public:
@@ -50,4 +50,4 @@ class PcapPort : public PacketPort {
   std::vector<uint32_t> tx_lens_;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

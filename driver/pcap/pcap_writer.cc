@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 constexpr uint32_t kMagicNanoseconds = 0xa1b23c4d;
@@ -94,4 +94,4 @@ uint64_t RealtimeNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -8,7 +8,7 @@
 
 #include "absl/status/status.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 class PcapWriter {
  public:
@@ -42,4 +42,4 @@ class PcapWriter {
 // Nanoseconds since the Unix epoch on CLOCK_REALTIME, the clock capture tools use.
 uint64_t RealtimeNs();
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -6,7 +6,7 @@
 #include "driver/port/packet_port.h"
 #include "vfio/eth_port.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 class EthdevPort : public PacketPort {
  public:
@@ -28,4 +28,4 @@ class EthdevPort : public PacketPort {
   std::unique_ptr<vfio::EthPort> port_;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -2,7 +2,7 @@
 
 #include "driver/wire/headers.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 using wire::kEtherTypeIpv4;
@@ -79,4 +79,4 @@ uint16_t ExceptionPort::RxBurst(rte_mbuf** pkts, uint16_t n) {
   return keep;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

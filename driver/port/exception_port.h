@@ -13,7 +13,7 @@
 
 #include "driver/port/packet_port.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 // True for a RoCE frame: ethertype 0x8915 (RoCEv1, IBTA Annex A16), or IPv4/IPv6 UDP to
 // destination port 4791 (RoCEv2, Annex A17), after at most one 802.1Q tag. An IPv4
@@ -56,4 +56,4 @@ class ExceptionPort : public PacketPort {
   std::array<rte_mbuf*, kBurst> side_{};
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -1,6 +1,6 @@
 #include "driver/port/fault_port.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 FaultPort::FaultPort(PacketPort* inner, rte_mempool* pool, const FaultConfig& faults, uint64_t seed)
     : inner_(inner), pool_(pool), faults_(faults), rng_(seed | 1) {}
@@ -80,4 +80,4 @@ uint16_t FaultPort::TxBurst(rte_mbuf** pkts, uint16_t n) {
   return n;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -13,7 +13,7 @@
 #include "driver/port/packet_port.h"
 #include "driver/port/test_link.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 class FaultPort : public PacketPort {
  public:
@@ -48,4 +48,4 @@ class FaultPort : public PacketPort {
   std::array<rte_mbuf*, 2 * kChunk + 1> out_{};
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -1,6 +1,6 @@
 #include "driver/port/loopback_port.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 LoopbackPort::LoopbackPort(uint32_t depth) : ring_(depth ? depth : 1) {}
 
@@ -30,4 +30,4 @@ uint16_t LoopbackPort::RxBurst(rte_mbuf** pkts, uint16_t n) {
   return got;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -11,7 +11,7 @@
 
 #include "driver/port/packet_port.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 class LoopbackPort : public PacketPort {
  public:
@@ -33,4 +33,4 @@ class LoopbackPort : public PacketPort {
   uint64_t dropped_ = 0;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

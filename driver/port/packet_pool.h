@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 // Data room of one mbuf: the largest RoCE frame (MTU 4096 payload, Ethernet+VLAN,
 // IPv6/GRH, UDP, BTH, RETH+ImmDt, pad, ICRC) fits in one segment.
@@ -27,4 +27,4 @@ absl::StatusOr<rte_mempool*> CreatePagePacketPool(const char* name, uint32_t cou
 // The data room of a CreatePagePacketPool mbuf.
 uint16_t PagePoolDataRoom();
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -9,7 +9,7 @@
 
 #include "absl/status/status.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 class PacketPort {
  public:
@@ -39,4 +39,4 @@ class PacketPort {
   virtual void DmaUnmap(void* /*va*/, size_t /*len*/) {}
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -2,7 +2,7 @@
 
 #include <deque>
 
-namespace vrdma {
+namespace vrdma::driver {
 
 struct TestLink::Queue {
   struct Item {
@@ -158,4 +158,4 @@ uint16_t TestLink::Receive(Direction dir, rte_mbuf** pkts, uint16_t n) {
   return got;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

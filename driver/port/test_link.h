@@ -13,7 +13,7 @@
 
 #include "driver/port/packet_port.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 struct FaultConfig {
   double drop = 0;       // probability a frame is lost
@@ -76,4 +76,4 @@ class TestLink {
   std::unique_ptr<Endpoint> ends_[2];
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

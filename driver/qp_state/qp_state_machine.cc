@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 enum TypeIndex { kUd = 0, kUc = 1, kRc = 2, kGsi = 3, kNumTypes = 4 };
@@ -130,4 +130,4 @@ const char* QpStateName(ibv_qp_state state) {
   }
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -6,7 +6,7 @@
 
 #include "absl/status/status.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 // ibv_qp_type has no GSI; the engine's GSI QP1 uses this value.
 inline constexpr int kQpTypeGsi = 0x1000;
@@ -28,4 +28,4 @@ absl::Status CheckModifyQp(int qp_type, ibv_qp_state cur, ibv_qp_state next, int
 
 const char* QpStateName(ibv_qp_state state);
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

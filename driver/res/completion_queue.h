@@ -9,7 +9,7 @@
 #include "driver/res/recv_info.h"
 #include "driver/res/ring.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 // Where completions of a CQ go when its consumer is outside the engine (a client's CQ
 // ring in shared memory). Deliver returns false when the consumer's ring is full: a CQ
@@ -107,4 +107,4 @@ class CompletionQueue {
   bool overrun_ = false;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

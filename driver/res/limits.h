@@ -1,9 +1,9 @@
-// Device limits: what query_device reports and what every table is sized by.
+// RoceDevice limits: what query_device reports and what every table is sized by.
 #pragma once
 
 #include <cstdint>
 
-namespace vrdma {
+namespace vrdma::driver {
 
 // Compile-time bounds of one WQE (the engine keeps WQEs in fixed-size slots).
 inline constexpr uint32_t kMaxSgePerWqe = 16;
@@ -34,4 +34,4 @@ struct DeviceLimits {
   uint32_t max_send_window = 1024;  // unacknowledged packets in flight per RC QP
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -5,7 +5,7 @@
 
 struct rte_mbuf_ext_shared_info;
 
-namespace vrdma {
+namespace vrdma::driver {
 
 struct ProtectionDomain {
   uint32_t owner = 0;  // opaque tag of the creator (vdev / client), for accounting
@@ -40,4 +40,4 @@ inline uint8_t* TranslateMr(const MemoryRegion& mr, uint64_t va, uint64_t len) {
   return mr.host + off;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

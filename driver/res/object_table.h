@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-namespace vrdma {
+namespace vrdma::driver {
 
 template <typename T>
 class ObjectTable {
@@ -73,4 +73,4 @@ class ObjectTable {
   uint32_t in_use_ = 0;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -12,7 +12,7 @@
 
 #include "driver/wire/headers.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 struct RecvInfo {
   // False for completions that no received packet made (sends, flushes, local errors):
@@ -26,4 +26,4 @@ struct RecvInfo {
   bool operator==(const RecvInfo&) const = default;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

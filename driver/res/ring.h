@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace vrdma {
+namespace vrdma::driver {
 
 inline uint32_t RoundUpPow2(uint32_t v) {
   uint32_t p = 1;
@@ -51,4 +51,4 @@ class Ring {
   uint32_t limit_ = 0;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

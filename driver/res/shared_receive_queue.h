@@ -7,7 +7,7 @@
 #include "driver/res/ring.h"
 #include "driver/res/work_request.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 struct SharedReceiveQueue {
   uint32_t pd = 0;
@@ -18,4 +18,4 @@ struct SharedReceiveQueue {
   Ring<RecvWr> wqes;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

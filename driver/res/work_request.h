@@ -8,7 +8,7 @@
 #include "driver/res/limits.h"
 #include "driver/wire/headers.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 struct Sge {
   uint64_t addr = 0;  // IOVA in the consumer's address space
@@ -64,4 +64,4 @@ struct GidEntry {
   bool operator==(const GidEntry&) const = default;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -1,6 +1,6 @@
 #include "driver/timer/timer_wheel.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 TimerWheel::TimerWheel() : slots_(kSlots) {
   for (TimerNode& head : slots_) head.prev = head.next = &head;
@@ -28,4 +28,4 @@ void TimerWheel::Cancel(TimerNode* node) {
   --armed_;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

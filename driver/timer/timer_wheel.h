@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace vrdma {
+namespace vrdma::driver {
 
 struct TimerNode {
   void* data = nullptr;  // owner (the QP)
@@ -91,4 +91,4 @@ class TimerWheel {
   size_t armed_ = 0;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

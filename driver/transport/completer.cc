@@ -6,7 +6,7 @@
 #include "driver/transport/ib_timers.h"
 #include "driver/transport/psn.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 ibv_wc_opcode SendCompletionOpcode(ibv_wr_opcode op) {
   switch (op) {
@@ -32,7 +32,7 @@ bool IsAtomic(ibv_wr_opcode op) {
 
 }  // namespace
 
-void Device::CompleteSend(QueuePair& qp, SendWqe& w, ibv_wc_status status) {
+void RoceDevice::CompleteSend(QueuePair& qp, SendWqe& w, ibv_wc_status status) {
   // Completions are generated in order: `w` is always the oldest WQE.
   bool signaled = qp.init.sq_sig_all || (w.wr.send_flags & IBV_SEND_SIGNALED);
   if (signaled || status != IBV_WC_SUCCESS) {
@@ -52,7 +52,7 @@ void Device::CompleteSend(QueuePair& qp, SendWqe& w, ibv_wc_status status) {
   if (was_next) qp.req.sq_next = qp.sq.head();
 }
 
-void Device::FailSend(QueuePair& qp, ibv_wc_status status) {
+void RoceDevice::FailSend(QueuePair& qp, ibv_wc_status status) {
   if (!qp.sq.empty()) CompleteSend(qp, qp.sq.front(), status);
   // Unreliable service keeps receiving: only its send queue stops, in the Send Queue
   // Error state (IBTA 10.3.1); a reliable QP goes to Error.
@@ -65,7 +65,7 @@ void Device::FailSend(QueuePair& qp, ibv_wc_status status) {
 }
 
 // Everything up to and including `ack_psn` has been received by the responder.
-void Device::AckUpTo(QueuePair& qp, uint32_t ack_psn) {
+void RoceDevice::AckUpTo(QueuePair& qp, uint32_t ack_psn) {
   const uint32_t seen_psn = ack_psn;
   bool progress = false;
   bool implied_nak = false;
@@ -112,7 +112,7 @@ void Device::AckUpTo(QueuePair& qp, uint32_t ack_psn) {
   Activate(qp);
 }
 
-void Device::OnResponse(QueuePair& qp, const wire::RocePacket& pkt) {
+void RoceDevice::OnResponse(QueuePair& qp, const wire::RocePacket& pkt) {
   if (qp.type != IBV_QPT_RC) {
     counters_.rx_wrong_transport++;
     return;
@@ -141,7 +141,7 @@ void Device::OnResponse(QueuePair& qp, const wire::RocePacket& pkt) {
   }
 }
 
-SendWqe* Device::FindSentWqe(QueuePair& qp, uint32_t p) {
+SendWqe* RoceDevice::FindSentWqe(QueuePair& qp, uint32_t p) {
   for (uint32_t i = qp.sq.head(); i != qp.sq.tail(); ++i) {
     SendWqe& w = qp.sq.at(i);
     if (!w.started) break;
@@ -150,7 +150,7 @@ SendWqe* Device::FindSentWqe(QueuePair& qp, uint32_t p) {
   return nullptr;
 }
 
-void Device::OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt) {
+void RoceDevice::OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt) {
   uint32_t p = pkt.bth.psn;
   SendWqe* target = FindSentWqe(qp, p);
   if (!target || target->wr.opcode != IBV_WR_RDMA_READ) {
@@ -203,7 +203,7 @@ void Device::OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt) {
   AckUpTo(qp, p);
 }
 
-void Device::OnAtomicAck(QueuePair& qp, const wire::RocePacket& pkt) {
+void RoceDevice::OnAtomicAck(QueuePair& qp, const wire::RocePacket& pkt) {
   uint32_t p = pkt.bth.psn;
   SendWqe* target = FindSentWqe(qp, p);
   if (!target || !IsAtomic(target->wr.opcode)) {
@@ -238,7 +238,7 @@ void Device::OnAtomicAck(QueuePair& qp, const wire::RocePacket& pkt) {
 // go-back-N. `seen` is the PSN that showed the gap; those stale responses come in
 // ascending PSN order. When a later one has a lower PSN, the responder has started over
 // from `missing` and lost it again, so it is asked again.
-void Device::ReRequestResponses(QueuePair& qp, uint32_t missing, uint32_t seen) {
+void RoceDevice::ReRequestResponses(QueuePair& qp, uint32_t missing, uint32_t seen) {
   RequesterState& req = qp.req;
   bool same_gap = req.read_gap && req.read_gap_psn == missing;
   bool restarted = psn::Diff(seen, req.read_gap_seen) < 0;
@@ -249,7 +249,7 @@ void Device::ReRequestResponses(QueuePair& qp, uint32_t missing, uint32_t seen) 
   RetryFrom(qp, missing);
 }
 
-uint32_t Device::FirstUnacked(const QueuePair& qp) const {
+uint32_t RoceDevice::FirstUnacked(const QueuePair& qp) const {
   // acked_psn never passes a READ/ATOMIC still waiting for its response (AckUpTo).
   uint32_t una = psn::Add(qp.req.acked_psn, 1);
   if (!qp.sq.empty()) {
@@ -264,7 +264,7 @@ uint32_t Device::FirstUnacked(const QueuePair& qp) const {
   return una;
 }
 
-void Device::StartRetry(QueuePair& qp, bool count) {
+void RoceDevice::StartRetry(QueuePair& qp, bool count) {
   // One retry sequence at a time (as rxe does): NAKs that arrive while the resent
   // packets are still on their way are answered by that same sequence, so they neither
   // restart it nor spend the retry count. Progress or a timeout ends the sequence.
@@ -280,7 +280,7 @@ void Device::StartRetry(QueuePair& qp, bool count) {
   RetryFrom(qp, FirstUnacked(qp));
 }
 
-void Device::OnNak(QueuePair& qp, const wire::RocePacket& pkt) {
+void RoceDevice::OnNak(QueuePair& qp, const wire::RocePacket& pkt) {
   uint32_t p = pkt.bth.psn;
   uint8_t type = pkt.aeth.syndrome & wire::aeth::kTypeMask;
   uint8_t value = pkt.aeth.syndrome & wire::aeth::kValueMask;
@@ -322,7 +322,7 @@ void Device::OnNak(QueuePair& qp, const wire::RocePacket& pkt) {
   }
 }
 
-void Device::OnRetransmitTimeout(QueuePair& qp) {
+void RoceDevice::OnRetransmitTimeout(QueuePair& qp) {
   if (qp.type != IBV_QPT_RC || qp.state == IBV_QPS_ERR) return;
   if (qp.sq.empty() || !qp.sq.front().started) return;
   counters_.timeouts++;
@@ -332,4 +332,4 @@ void Device::OnRetransmitTimeout(QueuePair& qp) {
   if (qp.state != IBV_QPS_ERR) ArmRetransmit(qp);
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

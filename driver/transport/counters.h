@@ -6,7 +6,7 @@
 
 #include "driver/wire/codec.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 struct DeviceCounters {
   uint64_t rx_packets = 0;
@@ -35,4 +35,4 @@ struct DeviceCounters {
   uint64_t cq_overruns = 0;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 // QPN 0 and 1 are the special QPs (IBTA 3.5.1); ordinary QPs start above them.
@@ -15,7 +15,7 @@ constexpr uint32_t kFirstQpn = 16;
 
 }  // namespace
 
-Device::Device(const DeviceConfig& config) : cfg_(config) {
+RoceDevice::RoceDevice(const RoceDeviceConfig& config) : cfg_(config) {
   const DeviceLimits& l = cfg_.limits;
   gids_.resize(l.gid_table_len);
   pds_.Reset(l.max_pd, 1);
@@ -35,12 +35,12 @@ Device::Device(const DeviceConfig& config) : cfg_(config) {
   events_.Init(1024);
 }
 
-Device::~Device() {
+RoceDevice::~RoceDevice() {
   for (rte_mbuf* m : tx_) rte_pktmbuf_free(m);
   for (rte_mbuf* m : hairpin_) rte_pktmbuf_free(m);
 }
 
-void Device::QueryDevice(ibv_device_attr* attr) const {
+void RoceDevice::QueryDevice(ibv_device_attr* attr) const {
   const DeviceLimits& l = cfg_.limits;
   *attr = ibv_device_attr{};
   attr->max_mr_size = l.max_mr_size;
@@ -69,7 +69,7 @@ void Device::QueryDevice(ibv_device_attr* attr) const {
   attr->phys_port_cnt = 1;
 }
 
-void Device::QueryPort(ibv_port_attr* attr) const {
+void RoceDevice::QueryPort(ibv_port_attr* attr) const {
   *attr = ibv_port_attr{};
   attr->state = IBV_PORT_ACTIVE;
   attr->max_mtu = IBV_MTU_4096;
@@ -87,7 +87,7 @@ void Device::QueryPort(ibv_port_attr* attr) const {
   attr->link_layer = IBV_LINK_LAYER_ETHERNET;
 }
 
-absl::Status Device::SetGid(uint32_t index, const GidEntry& entry) {
+absl::Status RoceDevice::SetGid(uint32_t index, const GidEntry& entry) {
   if (index >= gids_.size()) {
     return absl::OutOfRangeError(
         absl::StrCat("GID index ", index, " beyond table of ", gids_.size()));
@@ -106,27 +106,27 @@ absl::Status Device::SetGid(uint32_t index, const GidEntry& entry) {
   return absl::OkStatus();
 }
 
-const GidEntry* Device::GetGid(uint32_t index) const {
+const GidEntry* RoceDevice::GetGid(uint32_t index) const {
   if (index >= gids_.size() || !gids_[index].valid) return nullptr;
   return &gids_[index];
 }
 
-QueuePair* Device::LookupQp(uint32_t qpn) const {
+QueuePair* RoceDevice::LookupQp(uint32_t qpn) const {
   if (qpn == 1) return gsi_slot_ ? qps_.Get(gsi_slot_) : nullptr;
   return qpn >= kFirstQpn ? qps_.Get(qpn) : nullptr;
 }
 
-bool Device::PollAsyncEvent(AsyncEvent* event) {
+bool RoceDevice::PollAsyncEvent(AsyncEvent* event) {
   if (events_.empty()) return false;
   *event = events_.front();
   events_.Pop();
   return true;
 }
 
-void Device::PostEvent(ibv_event_type type, uint32_t element) {
+void RoceDevice::PostEvent(ibv_event_type type, uint32_t element) {
   if (events_.full()) return;  // oldest events are kept; a flood is not reported twice
   events_.next_free() = AsyncEvent{type, element};
   events_.Commit();
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -6,7 +6,7 @@
 //
 // Outside driver/, include the face, driver/device.h, rather than this header.
 //
-// A Device is single-threaded: every call, including Poll(), comes from the engine
+// A RoceDevice is single-threaded: every call, including Poll(), comes from the engine
 // thread that owns it. Time is explicit (Poll(now_ns)) so tests can run on virtual time.
 #pragma once
 
@@ -33,7 +33,7 @@
 #include "driver/transport/qp.h"
 #include "driver/wire/codec.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 // The completion opcode of a send WR (ibv_wc.opcode for the send queue).
 ibv_wc_opcode SendCompletionOpcode(ibv_wr_opcode op);
@@ -48,7 +48,7 @@ struct MrKeys {
   uint32_t rkey;
 };
 
-struct DeviceConfig {
+struct RoceDeviceConfig {
   DeviceLimits limits;
   rte_mempool* pool = nullptr;  // frames to send are allocated here
   PacketPort* port = nullptr;
@@ -68,12 +68,12 @@ struct DeviceConfig {
   uint32_t zero_copy_min = 512;
 };
 
-class Device {
+class RoceDevice {
  public:
-  explicit Device(const DeviceConfig& config);
-  ~Device();
-  Device(const Device&) = delete;
-  Device& operator=(const Device&) = delete;
+  explicit RoceDevice(const RoceDeviceConfig& config);
+  ~RoceDevice();
+  RoceDevice(const RoceDevice&) = delete;
+  RoceDevice& operator=(const RoceDevice&) = delete;
 
   const DeviceLimits& limits() const { return cfg_.limits; }
   // ibv_query_device / ibv_query_port as this device answers them: the limits every
@@ -264,7 +264,7 @@ class Device {
   void ResetQp(QueuePair& qp);
   bool PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited, const RecvInfo* info = nullptr);
 
-  DeviceConfig cfg_;
+  RoceDeviceConfig cfg_;
   DeviceCounters counters_;
   bool tx_chains_ = false;  // the port takes zero-copy (chained) frames
   std::vector<GidEntry> gids_;
@@ -301,4 +301,4 @@ class Device {
   Ring<AsyncEvent> events_;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

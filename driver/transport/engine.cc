@@ -3,15 +3,15 @@
 // and transmit the batch. No allocation, lock or system call per packet.
 #include "driver/transport/device.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
-void Device::Activate(QueuePair& qp) {
+void RoceDevice::Activate(QueuePair& qp) {
   if (qp.active) return;
   qp.active = true;
   active_.push_back(&qp);  // capacity reserved for every QP: never allocates
 }
 
-void Device::Transmit(rte_mbuf* m) {
+void RoceDevice::Transmit(rte_mbuf* m) {
   counters_.tx_packets++;
   counters_.tx_bytes += m->pkt_len;
   if (cfg_.hairpin && IsLocalMac(rte_pktmbuf_mtod(m, const uint8_t*))) {
@@ -36,7 +36,7 @@ void Device::Transmit(rte_mbuf* m) {
   if (tx_.size() % cfg_.tx_burst == 0) FlushTx();
 }
 
-void Device::FlushTx() {
+void RoceDevice::FlushTx() {
   if (tx_.empty()) return;
   if (!cfg_.port) {
     for (rte_mbuf* m : tx_) rte_pktmbuf_free(m);
@@ -53,11 +53,11 @@ void Device::FlushTx() {
   if (sent < n) counters_.tx_port_busy++;
 }
 
-void Device::Receive(rte_mbuf** pkts, uint16_t n) {
+void RoceDevice::Receive(rte_mbuf** pkts, uint16_t n) {
   for (uint16_t i = 0; i < n; ++i) Classify(pkts[i]);
 }
 
-void Device::OnTimer(TimerNode* node) {
+void RoceDevice::OnTimer(TimerNode* node) {
   QueuePair* qp = static_cast<QueuePair*>(node->data);
   if (node == &qp->retransmit_timer) {
     OnRetransmitTimeout(*qp);
@@ -67,7 +67,7 @@ void Device::OnTimer(TimerNode* node) {
   }
 }
 
-void Device::RunActive() {
+void RoceDevice::RunActive() {
   running_.swap(active_);
   for (QueuePair* qp : running_) {
     if (!qp) continue;
@@ -91,7 +91,7 @@ void Device::RunActive() {
   running_.clear();
 }
 
-int Device::Poll(uint64_t now_ns) {
+int RoceDevice::Poll(uint64_t now_ns) {
   now_ = now_ns;
   int work = 0;
   if (!hairpin_.empty()) {
@@ -118,4 +118,4 @@ int Device::Poll(uint64_t now_ns) {
   return work;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

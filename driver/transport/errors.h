@@ -6,11 +6,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 // The handle or key names no object of that kind on this device.
 inline absl::Status NotFound(const char* what, uint32_t handle) {
   return absl::NotFoundError(absl::StrCat("no ", what, " ", handle));
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

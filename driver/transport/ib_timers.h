@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-namespace vrdma::ibtime {
+namespace vrdma::driver::ibtime {
 
 // Local ACK timeout (IBTA 11.2.4.2 / 9.7.6.1.3): 4.096 us * 2^timeout; 0 means infinite.
 inline uint64_t LocalAckTimeoutNs(uint8_t timeout) {
@@ -25,4 +25,4 @@ inline uint64_t RnrTimerNs(uint8_t code) {
 // rnr_retry 7 means "retry forever" (IBTA 9.7.5.2.8).
 inline constexpr uint8_t kInfiniteRnrRetry = 7;
 
-}  // namespace vrdma::ibtime
+}  // namespace vrdma::driver::ibtime

@@ -4,7 +4,7 @@
 
 #include "driver/transport/device.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 namespace {
 
@@ -30,8 +30,8 @@ bool WalkSges(const Sge* sges, uint32_t nsge, uint32_t offset, uint32_t len, F&&
 
 }  // namespace
 
-Device::Access Device::GatherSges(const QueuePair& qp, const Sge* sges, uint32_t nsge,
-                                  uint32_t offset, uint8_t* dst, uint32_t len) {
+RoceDevice::Access RoceDevice::GatherSges(const QueuePair& qp, const Sge* sges, uint32_t nsge,
+                                          uint32_t offset, uint8_t* dst, uint32_t len) {
   bool prot = false;
   bool ok = WalkSges(
       sges, nsge, offset, len, [&](const Sge& sge, uint32_t off, uint32_t n, uint32_t done) {
@@ -48,8 +48,8 @@ Device::Access Device::GatherSges(const QueuePair& qp, const Sge* sges, uint32_t
   return ok ? Access::kOk : Access::kLength;
 }
 
-Device::Access Device::ScatterSges(const QueuePair& qp, const Sge* sges, uint32_t nsge,
-                                   uint32_t offset, const uint8_t* src, uint32_t len) {
+RoceDevice::Access RoceDevice::ScatterSges(const QueuePair& qp, const Sge* sges, uint32_t nsge,
+                                           uint32_t offset, const uint8_t* src, uint32_t len) {
   bool prot = false;
   bool ok = WalkSges(
       sges, nsge, offset, len, [&](const Sge& sge, uint32_t off, uint32_t n, uint32_t done) {
@@ -68,8 +68,8 @@ Device::Access Device::ScatterSges(const QueuePair& qp, const Sge* sges, uint32_
   return ok ? Access::kOk : Access::kLength;
 }
 
-uint8_t* Device::ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, uint64_t len,
-                             int access) {
+uint8_t* RoceDevice::ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, uint64_t len,
+                                 int access) {
   const MemoryRegion* mr = FindMr(rkey);
   if (!mr || mr->invalidated || mr->pd != qp.init.pd) return nullptr;
   // Both the MR and the QP must grant the remote access (IBTA 10.6.3.2, 10.2.4.1).
@@ -77,4 +77,4 @@ uint8_t* Device::ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, ui
   return TranslateMr(*mr, va, len);
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -4,9 +4,9 @@
 
 #include "driver/transport/device.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
-bool Device::BuildTemplate(QueuePair& qp, const AddressVector& av, wire::RocePacket* out) {
+bool RoceDevice::BuildTemplate(QueuePair& qp, const AddressVector& av, wire::RocePacket* out) {
   const GidEntry* sgid = GetGid(av.sgid_index);
   if (!sgid) return false;
   wire::RocePacket t{};
@@ -32,7 +32,7 @@ bool Device::BuildTemplate(QueuePair& qp, const AddressVector& av, wire::RocePac
   return true;
 }
 
-rte_mbuf* Device::NewPacket(wire::RocePacket* hdr, uint32_t payload_len, uint8_t** payload) {
+rte_mbuf* RoceDevice::NewPacket(wire::RocePacket* hdr, uint32_t payload_len, uint8_t** payload) {
   rte_mbuf* m = rte_pktmbuf_alloc(cfg_.pool);
   if (!m) {
     counters_.tx_dropped++;
@@ -51,22 +51,22 @@ rte_mbuf* Device::NewPacket(wire::RocePacket* hdr, uint32_t payload_len, uint8_t
   return m;
 }
 
-void Device::SendPacket(rte_mbuf* m, const wire::RocePacket& hdr) {
+void RoceDevice::SendPacket(rte_mbuf* m, const wire::RocePacket& hdr) {
   // `hdr` holds the offsets NewPacket laid the frame out with.
   wire::SealFrame(rte_pktmbuf_mtod(m, uint8_t*), hdr, !cfg_.icrc_offload);
   Transmit(m);
 }
 
-bool Device::UseZeroCopy(const wire::RocePacket& hdr, uint32_t len,
-                         const rte_mbuf_ext_shared_info* share) const {
+bool RoceDevice::UseZeroCopy(const wire::RocePacket& hdr, uint32_t len,
+                             const rte_mbuf_ext_shared_info* share) const {
   // Frames the device turns around to another vdev are parsed in place: they stay whole.
   return tx_chains_ && share && len >= cfg_.zero_copy_min &&
          !(cfg_.hairpin && IsLocalMac(hdr.eth.dst.data()));
 }
 
-const uint8_t* Device::ZeroCopySource(const QueuePair& qp, const Sge* sges, uint32_t nsge,
-                                      uint32_t offset, uint32_t len,
-                                      rte_mbuf_ext_shared_info** share) {
+const uint8_t* RoceDevice::ZeroCopySource(const QueuePair& qp, const Sge* sges, uint32_t nsge,
+                                          uint32_t offset, uint32_t len,
+                                          rte_mbuf_ext_shared_info** share) {
   for (uint32_t i = 0; i < nsge; ++i) {
     if (offset >= sges[i].length) {
       offset -= sges[i].length;
@@ -81,8 +81,8 @@ const uint8_t* Device::ZeroCopySource(const QueuePair& qp, const Sge* sges, uint
   return nullptr;
 }
 
-rte_mbuf* Device::NewZeroCopyPacket(wire::RocePacket* hdr, const uint8_t* payload, uint32_t len,
-                                    rte_mbuf_ext_shared_info* share) {
+rte_mbuf* RoceDevice::NewZeroCopyPacket(wire::RocePacket* hdr, const uint8_t* payload, uint32_t len,
+                                        rte_mbuf_ext_shared_info* share) {
   // Client memory is 4 KiB pages whose IOVAs (= the daemon's addresses) are contiguous
   // but whose pages are not: each external segment stays inside one page, as a device
   // reading it through an IOMMU may take each segment as one physical run (QEMU's
@@ -128,4 +128,4 @@ rte_mbuf* Device::NewZeroCopyPacket(wire::RocePacket* hdr, const uint8_t* payloa
   return m[0];
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -3,9 +3,9 @@
 #include "driver/transport/device.h"
 #include "driver/transport/errors.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
-absl::Status Device::PostSend(uint32_t qpn, const SendWr& wr) {
+absl::Status RoceDevice::PostSend(uint32_t qpn, const SendWr& wr) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
   if (!SendQueueOpen(*qp)) return absl::FailedPreconditionError("QP not ready to send");
@@ -53,7 +53,7 @@ absl::Status Device::PostSend(uint32_t qpn, const SendWr& wr) {
   return absl::OkStatus();
 }
 
-absl::Status Device::PostRecv(uint32_t qpn, const RecvWr& wr) {
+absl::Status RoceDevice::PostRecv(uint32_t qpn, const RecvWr& wr) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
   if (qp->init.has_srq) return absl::InvalidArgumentError("QP uses an SRQ");
@@ -75,7 +75,7 @@ absl::Status Device::PostRecv(uint32_t qpn, const RecvWr& wr) {
   return absl::OkStatus();
 }
 
-absl::Status Device::PostSrqRecv(uint32_t srq_h, const RecvWr& wr) {
+absl::Status RoceDevice::PostSrqRecv(uint32_t srq_h, const RecvWr& wr) {
   SharedReceiveQueue* srq = srqs_.Get(srq_h);
   if (!srq) return NotFound("SRQ", srq_h);
   if (wr.num_sge > srq->max_sge) return absl::InvalidArgumentError("too many SGEs");
@@ -85,11 +85,11 @@ absl::Status Device::PostSrqRecv(uint32_t srq_h, const RecvWr& wr) {
   return absl::OkStatus();
 }
 
-bool Device::SendQueueOpen(const QueuePair& qp) {
+bool RoceDevice::SendQueueOpen(const QueuePair& qp) {
   return qp.state != IBV_QPS_RESET && qp.state != IBV_QPS_INIT && qp.state != IBV_QPS_RTR;
 }
 
-void Device::CommitSendWqe(QueuePair& qp) {
+void RoceDevice::CommitSendWqe(QueuePair& qp) {
   qp.sq.Commit();
   // In Error or Send Queue Error, new send WRs complete with a flush error.
   if (qp.state == IBV_QPS_ERR || qp.state == IBV_QPS_SQE) {
@@ -99,8 +99,8 @@ void Device::CommitSendWqe(QueuePair& qp) {
   }
 }
 
-absl::Status Device::RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode opcode,
-                                ibv_wc_status status) {
+absl::Status RoceDevice::RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode opcode,
+                                    ibv_wc_status status) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
   if (SendQueueOpen(*qp) && !qp->sq.full()) {
@@ -126,7 +126,7 @@ absl::Status Device::RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode opco
   return absl::OkStatus();
 }
 
-absl::Status Device::RejectRecv(uint32_t qpn, uint64_t wr_id, ibv_wc_status status) {
+absl::Status RoceDevice::RejectRecv(uint32_t qpn, uint64_t wr_id, ibv_wc_status status) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
   ibv_wc wc{};
@@ -139,19 +139,19 @@ absl::Status Device::RejectRecv(uint32_t qpn, uint64_t wr_id, ibv_wc_status stat
   return absl::OkStatus();
 }
 
-uint32_t Device::SendQueueRoom(uint32_t qpn) const {
+uint32_t RoceDevice::SendQueueRoom(uint32_t qpn) const {
   const QueuePair* qp = LookupQp(qpn);
   return qp ? qp->sq.depth() - qp->sq.size() : 0;
 }
 
-uint32_t Device::RecvQueueRoom(uint32_t qpn) const {
+uint32_t RoceDevice::RecvQueueRoom(uint32_t qpn) const {
   const QueuePair* qp = LookupQp(qpn);
   return qp ? qp->rq.depth() - qp->rq.size() : 0;
 }
 
-uint32_t Device::SrqRoom(uint32_t srq_h) const {
+uint32_t RoceDevice::SrqRoom(uint32_t srq_h) const {
   const SharedReceiveQueue* srq = srqs_.Get(srq_h);
   return srq ? srq->wqes.depth() - srq->wqes.size() : 0;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-namespace vrdma::psn {
+namespace vrdma::driver::psn {
 
 inline constexpr uint32_t kMask = 0xffffff;
 
@@ -18,4 +18,4 @@ inline int32_t Diff(uint32_t a, uint32_t b) {
 inline bool Before(uint32_t a, uint32_t b) { return Diff(a, b) < 0; }
 inline bool AtOrAfter(uint32_t a, uint32_t b) { return Diff(a, b) >= 0; }
 
-}  // namespace vrdma::psn
+}  // namespace vrdma::driver::psn

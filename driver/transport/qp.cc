@@ -9,14 +9,14 @@
 #include "driver/transport/errors.h"
 #include "driver/transport/psn.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 uint32_t MtuBytes(ibv_mtu mtu) { return 128u << static_cast<int>(mtu); }
 
 }  // namespace
 
-absl::StatusOr<uint32_t> Device::CreateQp(const QpInitAttr& init) {
+absl::StatusOr<uint32_t> RoceDevice::CreateQp(const QpInitAttr& init) {
   const DeviceLimits& l = cfg_.limits;
   if (init.type != IBV_QPT_RC && init.type != IBV_QPT_UC && init.type != IBV_QPT_UD &&
       init.type != kQpTypeGsi) {
@@ -64,8 +64,8 @@ absl::StatusOr<uint32_t> Device::CreateQp(const QpInitAttr& init) {
   return qpn;
 }
 
-absl::Status Device::ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mask,
-                              const AddressVector* av) {
+absl::Status RoceDevice::ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mask,
+                                  const AddressVector* av) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return absl::NotFoundError(absl::StrCat("no QP ", qpn));
   ibv_qp_state cur = qp->state;
@@ -175,7 +175,7 @@ absl::Status Device::ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mask,
   return absl::OkStatus();
 }
 
-absl::Status Device::QueryQp(uint32_t qpn, ibv_qp_attr* attr, QpInitAttr* init) const {
+absl::Status RoceDevice::QueryQp(uint32_t qpn, ibv_qp_attr* attr, QpInitAttr* init) const {
   const QueuePair* qp = LookupQp(qpn);
   if (!qp) return absl::NotFoundError(absl::StrCat("no QP ", qpn));
   if (attr) {
@@ -209,7 +209,7 @@ absl::Status Device::QueryQp(uint32_t qpn, ibv_qp_attr* attr, QpInitAttr* init) 
   return absl::OkStatus();
 }
 
-absl::Status Device::DestroyQp(uint32_t qpn) {
+absl::Status RoceDevice::DestroyQp(uint32_t qpn) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
   timers_.Cancel(&qp->retransmit_timer);
@@ -233,7 +233,7 @@ absl::Status Device::DestroyQp(uint32_t qpn) {
   return absl::OkStatus();
 }
 
-bool Device::PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited, const RecvInfo* info) {
+bool RoceDevice::PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited, const RecvInfo* info) {
   CompletionQueue* cq = cqs_.Get(cqn);
   if (!cq) return false;
   bool was_overrun = cq->overrun();
@@ -249,7 +249,7 @@ bool Device::PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited, const RecvI
   return false;
 }
 
-void Device::EnterError(QueuePair& qp) {
+void RoceDevice::EnterError(QueuePair& qp) {
   if (qp.state == IBV_QPS_ERR) return;
   qp.state = IBV_QPS_ERR;
   FlushQueues(qp);
@@ -257,7 +257,7 @@ void Device::EnterError(QueuePair& qp) {
   if (qp.init.has_srq) PostEvent(IBV_EVENT_QP_LAST_WQE_REACHED, qp.qpn);
 }
 
-void Device::FlushSendQueue(QueuePair& qp) {
+void RoceDevice::FlushSendQueue(QueuePair& qp) {
   timers_.Cancel(&qp.retransmit_timer);
   timers_.Cancel(&qp.rnr_timer);
   ibv_wc wc{};
@@ -275,7 +275,7 @@ void Device::FlushSendQueue(QueuePair& qp) {
   qp.req.retrying = false;
 }
 
-void Device::FlushQueues(QueuePair& qp) {
+void RoceDevice::FlushQueues(QueuePair& qp) {
   FlushSendQueue(qp);
   ibv_wc wc{};
   wc.status = IBV_WC_WR_FLUSH_ERR;
@@ -295,7 +295,7 @@ void Device::FlushQueues(QueuePair& qp) {
   qp.resp.responses.Clear();
 }
 
-void Device::ResetQp(QueuePair& qp) {
+void RoceDevice::ResetQp(QueuePair& qp) {
   timers_.Cancel(&qp.retransmit_timer);
   timers_.Cancel(&qp.rnr_timer);
   qp.sq.Clear();
@@ -314,4 +314,4 @@ void Device::ResetQp(QueuePair& qp) {
   qp.sq_drained_pending = false;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -12,7 +12,7 @@
 #include "driver/timer/timer_wheel.h"
 #include "driver/wire/headers.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
 inline constexpr uint32_t kGsiQkey = 0x80010000;  // IBTA 13.5.1: well-known GSI Q_Key
 
@@ -157,4 +157,4 @@ struct QueuePair {
   bool sq_drained_pending = false;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

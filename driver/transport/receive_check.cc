@@ -5,9 +5,9 @@
 
 #include "driver/transport/device.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
-void Device::Classify(rte_mbuf* m) {
+void RoceDevice::Classify(rte_mbuf* m) {
   counters_.rx_packets++;
   counters_.rx_bytes += m->pkt_len;
   if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
@@ -65,7 +65,7 @@ void Device::Classify(rte_mbuf* m) {
   rte_pktmbuf_free(m);
 }
 
-const GidEntry* Device::FindDestination(const wire::RocePacket& pkt, RecvInfo* info) const {
+const GidEntry* RoceDevice::FindDestination(const wire::RocePacket& pkt, RecvInfo* info) const {
   auto it = gid_lookup_.find(GidKey{pkt.net.dgid, pkt.net.type});
   if (it == gid_lookup_.end()) return nullptr;
   const GidEntry& e = gids_[it->second];
@@ -84,11 +84,11 @@ const GidEntry* Device::FindDestination(const wire::RocePacket& pkt, RecvInfo* i
   return &e;
 }
 
-bool Device::IsLocalMac(const uint8_t* dst) const {
+bool RoceDevice::IsLocalMac(const uint8_t* dst) const {
   for (const wire::MacAddr& mac : local_macs_) {
     if (std::memcmp(mac.data(), dst, 6) == 0) return true;
   }
   return false;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -6,7 +6,7 @@
 #include "driver/transport/ib_timers.h"
 #include "driver/transport/psn.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 // Request packets between two AckReq bits inside one long message, so the window
@@ -49,7 +49,7 @@ uint8_t SendWriteOpcode(const SendWr& wr, uint32_t i, uint32_t n) {
 
 }  // namespace
 
-bool Device::StartWqe(QueuePair& qp, SendWqe& w) {
+bool RoceDevice::StartWqe(QueuePair& qp, SendWqe& w) {
   const SendWr& wr = w.wr;
   bool datagram = qp.type == IBV_QPT_UD || qp.type == kQpTypeGsi;
   // A WQE that fails locally fails once every WQE before it has completed, so that
@@ -89,7 +89,7 @@ bool Device::StartWqe(QueuePair& qp, SendWqe& w) {
   return true;
 }
 
-void Device::RunRequester(QueuePair& qp, uint32_t* budget) {
+void RoceDevice::RunRequester(QueuePair& qp, uint32_t* budget) {
   if (qp.state != IBV_QPS_RTS && qp.state != IBV_QPS_SQD) return;
   if (qp.req.rnr_wait) return;
   bool datagram = qp.type == IBV_QPT_UD || qp.type == kQpTypeGsi;
@@ -123,7 +123,7 @@ void Device::RunRequester(QueuePair& qp, uint32_t* budget) {
   }
 }
 
-bool Device::SendNextPacket(QueuePair& qp, SendWqe& w) {
+bool RoceDevice::SendNextPacket(QueuePair& qp, SendWqe& w) {
   const SendWr& wr = w.wr;
   wire::RocePacket h = qp.tmpl;
   h.net.ipv4_id = qp.req.ipv4_id++;
@@ -210,7 +210,7 @@ bool Device::SendNextPacket(QueuePair& qp, SendWqe& w) {
   return true;
 }
 
-void Device::SendUd(QueuePair& qp, SendWqe& w) {
+void RoceDevice::SendUd(QueuePair& qp, SendWqe& w) {
   const SendWr& wr = w.wr;
   const AddressVector* ah = ahs_.Get(wr.ah);
   wire::RocePacket h;
@@ -248,7 +248,7 @@ void Device::SendUd(QueuePair& qp, SendWqe& w) {
   CompleteSend(qp, w, IBV_WC_SUCCESS);
 }
 
-void Device::RetryFrom(QueuePair& qp, uint32_t from_psn) {
+void RoceDevice::RetryFrom(QueuePair& qp, uint32_t from_psn) {
   for (uint32_t idx = qp.sq.head(); idx != qp.sq.tail(); ++idx) {
     SendWqe& w = qp.sq.at(idx);
     if (!w.started) break;
@@ -268,10 +268,10 @@ void Device::RetryFrom(QueuePair& qp, uint32_t from_psn) {
   }
 }
 
-void Device::ArmRetransmit(QueuePair& qp) {
+void RoceDevice::ArmRetransmit(QueuePair& qp) {
   uint64_t t = ibtime::LocalAckTimeoutNs(qp.timeout);
   if (t == 0) return;  // timeout 0: wait forever
   timers_.Arm(&qp.retransmit_timer, now_ + t);
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -1,12 +1,12 @@
-// Device resources other than QPs: the verbs that create, change and destroy PDs, MRs,
+// RoceDevice resources other than QPs: the verbs that create, change and destroy PDs, MRs,
 // CQs (and poll, arm and redirect them), SRQs and AHs.
 #include "absl/strings/str_cat.h"
 #include "driver/transport/device.h"
 #include "driver/transport/errors.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 
-absl::StatusOr<uint32_t> Device::AllocPd(uint32_t owner) {
+absl::StatusOr<uint32_t> RoceDevice::AllocPd(uint32_t owner) {
   uint32_t h;
   ProtectionDomain* pd = pds_.Allocate(&h);
   if (!pd) return absl::ResourceExhaustedError("PD table full");
@@ -14,7 +14,7 @@ absl::StatusOr<uint32_t> Device::AllocPd(uint32_t owner) {
   return h;
 }
 
-absl::Status Device::DeallocPd(uint32_t pd) {
+absl::Status RoceDevice::DeallocPd(uint32_t pd) {
   if (!pds_.Get(pd)) return NotFound("PD", pd);
   bool busy = false;
   mrs_.ForEach([&](uint32_t, const MemoryRegion& mr) { busy |= mr.pd == pd; });
@@ -26,8 +26,8 @@ absl::Status Device::DeallocPd(uint32_t pd) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<MrKeys> Device::RegMr(uint32_t pd, uint64_t iova, void* host, uint64_t length,
-                                     int access, uint32_t owner) {
+absl::StatusOr<MrKeys> RoceDevice::RegMr(uint32_t pd, uint64_t iova, void* host, uint64_t length,
+                                         int access, uint32_t owner) {
   if (!pds_.Get(pd)) return NotFound("PD", pd);
   if (length > cfg_.limits.max_mr_size) return absl::InvalidArgumentError("MR too large");
   if (iova + length < iova) return absl::InvalidArgumentError("MR range wraps");
@@ -52,27 +52,27 @@ absl::StatusOr<MrKeys> Device::RegMr(uint32_t pd, uint64_t iova, void* host, uin
   return MrKeys{mr->lkey, mr->rkey};
 }
 
-const MemoryRegion* Device::FindMr(uint32_t key) const {
+const MemoryRegion* RoceDevice::FindMr(uint32_t key) const {
   uint32_t h = KeyIndex(key);
   const MemoryRegion* mr = mrs_.Get(h);
   if (!mr || mr->lkey != key) return nullptr;
   return mr;
 }
 
-absl::Status Device::SetMrTxShare(uint32_t lkey, rte_mbuf_ext_shared_info* share) {
+absl::Status RoceDevice::SetMrTxShare(uint32_t lkey, rte_mbuf_ext_shared_info* share) {
   MemoryRegion* mr = mrs_.Get(KeyIndex(lkey));
   if (!mr || mr->lkey != lkey) return NotFound("MR with key", lkey);
   mr->tx_share = share;
   return absl::OkStatus();
 }
 
-absl::Status Device::DeregMr(uint32_t lkey) {
+absl::Status RoceDevice::DeregMr(uint32_t lkey) {
   if (!FindMr(lkey)) return NotFound("MR with key", lkey);
   mrs_.Free(KeyIndex(lkey));
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint32_t> Device::CreateCq(uint32_t depth, uint32_t owner) {
+absl::StatusOr<uint32_t> RoceDevice::CreateCq(uint32_t depth, uint32_t owner) {
   if (depth < 1 || depth > cfg_.limits.max_cqe) {
     return absl::InvalidArgumentError(
         absl::StrCat("CQ depth ", depth, " outside 1..", cfg_.limits.max_cqe));
@@ -85,7 +85,7 @@ absl::StatusOr<uint32_t> Device::CreateCq(uint32_t depth, uint32_t owner) {
   return h;
 }
 
-absl::Status Device::DestroyCq(uint32_t cqn) {
+absl::Status RoceDevice::DestroyCq(uint32_t cqn) {
   CompletionQueue* cq = cqs_.Get(cqn);
   if (!cq) return NotFound("CQ", cqn);
   if (cq->use_count) return absl::FailedPreconditionError("CQ still used by QPs or SRQs");
@@ -93,7 +93,7 @@ absl::Status Device::DestroyCq(uint32_t cqn) {
   return absl::OkStatus();
 }
 
-absl::Status Device::ResizeCq(uint32_t cqn, uint32_t depth) {
+absl::Status RoceDevice::ResizeCq(uint32_t cqn, uint32_t depth) {
   CompletionQueue* cq = cqs_.Get(cqn);
   if (!cq) return NotFound("CQ", cqn);
   if (depth < 1 || depth > cfg_.limits.max_cqe) return absl::InvalidArgumentError("bad depth");
@@ -103,26 +103,26 @@ absl::Status Device::ResizeCq(uint32_t cqn, uint32_t depth) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> Device::PollCq(uint32_t cqn, ibv_wc* wc, int n) {
+absl::StatusOr<int> RoceDevice::PollCq(uint32_t cqn, ibv_wc* wc, int n) {
   CompletionQueue* cq = cqs_.Get(cqn);
   if (!cq) return NotFound("CQ", cqn);
   return cq->Poll(wc, n);
 }
 
-absl::StatusOr<int> Device::PollCq(uint32_t cqn, ibv_wc* wc, RecvInfo* info, int n) {
+absl::StatusOr<int> RoceDevice::PollCq(uint32_t cqn, ibv_wc* wc, RecvInfo* info, int n) {
   CompletionQueue* cq = cqs_.Get(cqn);
   if (!cq) return NotFound("CQ", cqn);
   return cq->Poll(wc, info, n);
 }
 
-absl::Status Device::ArmCq(uint32_t cqn, bool solicited_only) {
+absl::Status RoceDevice::ArmCq(uint32_t cqn, bool solicited_only) {
   CompletionQueue* cq = cqs_.Get(cqn);
   if (!cq) return NotFound("CQ", cqn);
   cq->Arm(solicited_only);
   return absl::OkStatus();
 }
 
-absl::Status Device::AttachCqSink(uint32_t cqn, CompletionSink* sink, uint64_t cookie) {
+absl::Status RoceDevice::AttachCqSink(uint32_t cqn, CompletionSink* sink, uint64_t cookie) {
   CompletionQueue* cq = cqs_.Get(cqn);
   if (!cq) return NotFound("CQ", cqn);
   cq->sink = sink;
@@ -130,13 +130,13 @@ absl::Status Device::AttachCqSink(uint32_t cqn, CompletionSink* sink, uint64_t c
   return absl::OkStatus();
 }
 
-bool Device::TakeCqEvent(uint32_t cqn) {
+bool RoceDevice::TakeCqEvent(uint32_t cqn) {
   CompletionQueue* cq = cqs_.Get(cqn);
   return cq && cq->TakeEvent();
 }
 
-absl::StatusOr<uint32_t> Device::CreateSrq(uint32_t pd, uint32_t max_wr, uint32_t max_sge,
-                                           uint32_t limit, uint32_t owner) {
+absl::StatusOr<uint32_t> RoceDevice::CreateSrq(uint32_t pd, uint32_t max_wr, uint32_t max_sge,
+                                               uint32_t limit, uint32_t owner) {
   if (!pds_.Get(pd)) return NotFound("PD", pd);
   if (max_wr < 1 || max_wr > cfg_.limits.max_srq_wr || max_sge > cfg_.limits.max_srq_sge ||
       limit > max_wr) {
@@ -153,7 +153,7 @@ absl::StatusOr<uint32_t> Device::CreateSrq(uint32_t pd, uint32_t max_wr, uint32_
   return h;
 }
 
-absl::Status Device::ModifySrq(uint32_t srq_h, uint32_t /*max_wr*/, uint32_t limit, int mask) {
+absl::Status RoceDevice::ModifySrq(uint32_t srq_h, uint32_t /*max_wr*/, uint32_t limit, int mask) {
   SharedReceiveQueue* srq = srqs_.Get(srq_h);
   if (!srq) return NotFound("SRQ", srq_h);
   if (mask & IBV_SRQ_MAX_WR) {
@@ -167,13 +167,13 @@ absl::Status Device::ModifySrq(uint32_t srq_h, uint32_t /*max_wr*/, uint32_t lim
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint32_t> Device::SrqLimit(uint32_t srq_h) const {
+absl::StatusOr<uint32_t> RoceDevice::SrqLimit(uint32_t srq_h) const {
   const SharedReceiveQueue* srq = srqs_.Get(srq_h);
   if (!srq) return NotFound("SRQ", srq_h);
   return srq->limit;
 }
 
-absl::Status Device::DestroySrq(uint32_t srq_h) {
+absl::Status RoceDevice::DestroySrq(uint32_t srq_h) {
   SharedReceiveQueue* srq = srqs_.Get(srq_h);
   if (!srq) return NotFound("SRQ", srq_h);
   if (srq->use_count) return absl::FailedPreconditionError("SRQ still attached to QPs");
@@ -181,7 +181,8 @@ absl::Status Device::DestroySrq(uint32_t srq_h) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint32_t> Device::CreateAh(uint32_t pd, const AddressVector& av, uint32_t owner) {
+absl::StatusOr<uint32_t> RoceDevice::CreateAh(uint32_t pd, const AddressVector& av,
+                                              uint32_t owner) {
   (void)owner;
   if (!pds_.Get(pd)) return NotFound("PD", pd);
   if (!GetGid(av.sgid_index)) {
@@ -194,10 +195,10 @@ absl::StatusOr<uint32_t> Device::CreateAh(uint32_t pd, const AddressVector& av, 
   return h;
 }
 
-absl::Status Device::DestroyAh(uint32_t ah) {
+absl::Status RoceDevice::DestroyAh(uint32_t ah) {
   if (!ahs_.Get(ah)) return NotFound("AH", ah);
   ahs_.Free(ah);
   return absl::OkStatus();
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

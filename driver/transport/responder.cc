@@ -7,14 +7,14 @@
 #include "driver/transport/device.h"
 #include "driver/transport/psn.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 uint32_t PacketCount(uint32_t len, uint32_t mtu) { return len == 0 ? 1 : (len + mtu - 1) / mtu; }
 
 }  // namespace
 
-void Device::OnRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
+void RoceDevice::OnRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
   if (qp.state != IBV_QPS_RTR && qp.state != IBV_QPS_RTS && qp.state != IBV_QPS_SQD &&
       qp.state != IBV_QPS_SQE) {
     counters_.rx_unknown_qp++;
@@ -32,7 +32,7 @@ void Device::OnRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInf
   OnRcUcRequest(qp, pkt, info);
 }
 
-bool Device::TakeRecv(QueuePair& qp, RecvWr* out) {
+bool RoceDevice::TakeRecv(QueuePair& qp, RecvWr* out) {
   if (qp.init.has_srq) {
     SharedReceiveQueue* srq = srqs_.Get(qp.init.srq);
     if (!srq || srq->wqes.empty()) return false;
@@ -51,7 +51,7 @@ bool Device::TakeRecv(QueuePair& qp, RecvWr* out) {
   return true;
 }
 
-void Device::QueueAck(QueuePair& qp, uint32_t ack_psn, uint8_t syndrome, bool coalesce) {
+void RoceDevice::QueueAck(QueuePair& qp, uint32_t ack_psn, uint8_t syndrome, bool coalesce) {
   auto& q = qp.resp.responses;
   // ACK coalescing: a newer ACK replaces a queued ACK that has not gone out yet.
   if (coalesce && !q.empty()) {
@@ -74,7 +74,7 @@ void Device::QueueAck(QueuePair& qp, uint32_t ack_psn, uint8_t syndrome, bool co
   Activate(qp);
 }
 
-void Device::RejectRequest(QueuePair& qp, uint8_t nak_code, ibv_event_type event) {
+void RoceDevice::RejectRequest(QueuePair& qp, uint8_t nak_code, ibv_event_type event) {
   if (qp.type == IBV_QPT_RC) {
     // A receive WQE the failed message held completes with the same class of error.
     ResponderError(qp, nak_code,
@@ -89,7 +89,7 @@ void Device::RejectRequest(QueuePair& qp, uint8_t nak_code, ibv_event_type event
   qp.resp.recv_offset = 0;
 }
 
-void Device::NoReceiveWqe(QueuePair& qp) {
+void RoceDevice::NoReceiveWqe(QueuePair& qp) {
   if (qp.type == IBV_QPT_RC) {
     SendRnrNak(qp);
     return;
@@ -98,7 +98,7 @@ void Device::NoReceiveWqe(QueuePair& qp) {
   qp.resp.kind = ResponderState::kNone;
 }
 
-void Device::SendRnrNak(QueuePair& qp) {
+void RoceDevice::SendRnrNak(QueuePair& qp) {
   // Receiver not ready (IBTA 9.7.5.2.8): RNR NAK with our minimum RNR timer. The rest of
   // the requester's burst is dropped silently, as after a sequence NAK, until it
   // retries this PSN: one NAK per stall, so RNR waits do not eat the retry count.
@@ -107,8 +107,8 @@ void Device::SendRnrNak(QueuePair& qp) {
   QueueAck(qp, qp.resp.epsn, static_cast<uint8_t>(wire::aeth::kRnrNak | qp.min_rnr_timer), false);
 }
 
-void Device::ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status recv_status,
-                            ibv_event_type event) {
+void RoceDevice::ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status recv_status,
+                                ibv_event_type event) {
   // Send the NAK before the QP enters Error (the flush clears the response queue).
   wire::RocePacket h = qp.tmpl;
   h.bth.opcode = wire::op::kRcAcknowledge;
@@ -127,7 +127,7 @@ void Device::ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status recv_
   EnterError(qp);
 }
 
-void Device::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
+void RoceDevice::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
   ResponderState& r = qp.resp;
   const uint16_t flags = wire::GetOpcodeInfo(pkt.bth.opcode).flags;
   bool rc = qp.type == IBV_QPT_RC;
@@ -189,8 +189,8 @@ void Device::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt, const Rec
   }
 }
 
-void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags,
-                    const RecvInfo& info) {
+void RoceDevice::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags,
+                        const RecvInfo& info) {
   ResponderState& r = qp.resp;
   bool rc = qp.type == IBV_QPT_RC;
   bool last = flags & wire::kOpLast;
@@ -248,8 +248,8 @@ void Device::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags,
     QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
 }
 
-void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags,
-                     const RecvInfo& info) {
+void RoceDevice::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags,
+                         const RecvInfo& info) {
   ResponderState& r = qp.resp;
   bool rc = qp.type == IBV_QPT_RC;
   bool last = flags & wire::kOpLast;
@@ -301,7 +301,7 @@ void Device::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags,
     QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
 }
 
-void Device::DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate) {
+void RoceDevice::DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate) {
   ResponderState& r = qp.resp;
   if (r.responses.full()) return;  // no room to answer: the requester will retry
   uint32_t len = pkt.reth.dma_len;
@@ -341,7 +341,7 @@ void Device::DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate) 
   Activate(qp);
 }
 
-void Device::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
+void RoceDevice::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
   ResponderState& r = qp.resp;
   if (r.responses.full()) return;
   if (qp.max_dest_rd_atomic == 0) {
@@ -390,7 +390,7 @@ void Device::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
 // arrive as duplicates or out of sequence. The responder stops them and answers the new
 // requests instead (IBTA 9.7.5.1.4: it may abandon the response in progress for the
 // duplicate; rdma_rxe replays from the duplicate's PSN the same way).
-void Device::DropSupersededResponses(QueuePair& qp, uint32_t from_psn) {
+void RoceDevice::DropSupersededResponses(QueuePair& qp, uint32_t from_psn) {
   auto& q = qp.resp.responses;
   for (uint32_t i = q.head(); i != q.tail(); ++i) {
     const ResponseEntry& e = q.at(i);
@@ -403,7 +403,7 @@ void Device::DropSupersededResponses(QueuePair& qp, uint32_t from_psn) {
   }
 }
 
-void Device::OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt) {
+void RoceDevice::OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt) {
   ResponderState& r = qp.resp;
   const uint16_t flags = wire::GetOpcodeInfo(pkt.bth.opcode).flags;
   if (flags & (wire::kOpSend | wire::kOpWrite)) {
@@ -440,7 +440,7 @@ void Device::OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt) {
   // Too old to remember: dropped; the requester's retry limit ends it.
 }
 
-void Device::OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
+void RoceDevice::OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
   if (wire::TransportOf(pkt.bth.opcode) != wire::Transport::kUd) {
     counters_.rx_wrong_transport++;
     return;
@@ -480,8 +480,9 @@ void Device::OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvI
   CompleteRecv(qp, IBV_WC_RECV, wire::kGrhLen + pkt.payload_len, IBV_WC_SUCCESS, &pkt, &info);
 }
 
-void Device::CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len, ibv_wc_status status,
-                          const wire::RocePacket* pkt, const RecvInfo* info) {
+void RoceDevice::CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len,
+                              ibv_wc_status status, const wire::RocePacket* pkt,
+                              const RecvInfo* info) {
   ibv_wc wc{};
   wc.wr_id = qp.resp.recv.wr_id;
   wc.status = status;
@@ -509,7 +510,7 @@ void Device::CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len, ib
   PushCqe(qp.init.recv_cq, wc, solicited, info);
 }
 
-void Device::RunResponses(QueuePair& qp, uint32_t* budget) {
+void RoceDevice::RunResponses(QueuePair& qp, uint32_t* budget) {
   auto& q = qp.resp.responses;
   while (*budget > 0 && !q.empty() && qp.state != IBV_QPS_ERR) {
     ResponseEntry& e = q.front();
@@ -575,4 +576,4 @@ void Device::RunResponses(QueuePair& qp, uint32_t* budget) {
   }
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::driver

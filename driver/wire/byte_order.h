@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 
 inline uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
@@ -50,4 +50,4 @@ inline void StoreLe32(uint8_t* p, uint32_t v) {
   p[3] = static_cast<uint8_t>(v >> 24);
 }
 
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

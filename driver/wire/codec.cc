@@ -2,7 +2,7 @@
 // IPv4 checksum and Linux's flow label / UDP source port conventions.
 #include "driver/wire/codec.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 
 const char* DropReasonName(DropReason reason) {
   switch (reason) {
@@ -81,4 +81,4 @@ uint16_t Ipv4HeaderChecksum(const uint8_t* hdr, uint32_t len) {
   return static_cast<uint16_t>(~sum);
 }
 
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

@@ -6,7 +6,7 @@
 
 #include "driver/wire/headers.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 
 // Why a received frame was not handed to the transport. Each is counted by the port.
 enum class DropReason : uint8_t {
@@ -68,4 +68,4 @@ uint32_t FlowLabelFromQpns(uint32_t lqpn, uint32_t rqpn);
 // IPv4 header checksum (RFC 1071) over `len` bytes.
 uint16_t Ipv4HeaderChecksum(const uint8_t* hdr, uint32_t len);
 
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

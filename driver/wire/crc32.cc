@@ -10,7 +10,7 @@
 #include "driver/wire/crc32_internal.h"
 #include "driver/wire/icrc.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 namespace internal {
 namespace {
 
@@ -239,4 +239,4 @@ uint32_t Crc32Update(uint32_t state, const void* data, size_t len) {
   return internal::Crc32Table(state, data, len);
 }
 
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

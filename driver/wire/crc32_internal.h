@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace vrdma::wire::internal {
+namespace vrdma::driver::wire::internal {
 
 // Slicing-by-8 tables; any CPU.
 uint32_t Crc32Table(uint32_t state, const void* data, size_t len);
@@ -27,4 +27,4 @@ inline constexpr size_t kVpclmulMinLen = 256;
 // Below this many bytes Crc32Update uses the tables even on a PCLMULQDQ CPU.
 inline constexpr size_t kClmulMinLen = 64;
 
-}  // namespace vrdma::wire::internal
+}  // namespace vrdma::driver::wire::internal

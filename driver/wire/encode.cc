@@ -6,7 +6,7 @@
 #include "driver/wire/codec.h"
 #include "driver/wire/icrc.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 namespace {
 
 uint8_t* EncodeEth(const EthHeader& eth, uint16_t ethertype, uint8_t* p) {
@@ -199,4 +199,4 @@ void SealFrameGather(uint8_t* hdr, uint32_t hdr_len, const uint8_t* payload, uin
                                     : 0);
 }
 
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

@@ -7,7 +7,7 @@
 
 #include "driver/wire/opcode.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 
 using Gid = std::array<uint8_t, 16>;
 using MacAddr = std::array<uint8_t, 6>;
@@ -129,4 +129,4 @@ inline constexpr uint8_t kNakInvalidRdRequest = 4;
 inline constexpr uint8_t kCreditInvalid = 0x1f;  // "credit count not valid" (no end-to-end credits)
 }  // namespace aeth
 
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

@@ -8,7 +8,7 @@
 
 #include "driver/wire/opcode.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 namespace {
 
 constexpr uint32_t kMaxMaskedLen = kGrhLen + kUdpLen + kBthLen;
@@ -106,4 +106,4 @@ uint32_t ComputeIcrc(const uint8_t* frame, uint32_t l3_off, uint32_t frame_len, 
   return ~crc;
 }
 
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

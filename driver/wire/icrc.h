@@ -6,7 +6,7 @@
 
 #include "driver/wire/headers.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 
 // CRC-32 (IEEE 802.3 polynomial, reflected 0xEDB88320) running state: no initial or
 // final inversion here, so pieces can be chained. Table-driven (slicing) with a
@@ -24,4 +24,4 @@ uint32_t ComputeIcrcGather(const uint8_t* frame, uint32_t l3_off, uint32_t hdr_e
                            const uint8_t* payload, uint32_t payload_len, uint32_t pad,
                            NetworkType type);
 
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

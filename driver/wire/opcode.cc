@@ -2,7 +2,7 @@
 
 #include <array>
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 namespace {
 
 constexpr uint8_t ExtLen(uint16_t h) {
@@ -64,4 +64,4 @@ constexpr std::array<OpcodeInfo, 256> kTable = BuildTable();
 
 const OpcodeInfo& GetOpcodeInfo(uint8_t opcode) { return kTable[opcode]; }
 
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 
 // Transport prefix: bits 7..5 of the opcode.
 enum class Transport : uint8_t { kRc = 0, kUc = 1, kRd = 2, kUd = 3, kCnp = 4, kXrc = 5 };
@@ -99,4 +99,4 @@ const OpcodeInfo& GetOpcodeInfo(uint8_t opcode);
 
 inline Transport TransportOf(uint8_t opcode) { return static_cast<Transport>(opcode >> 5); }
 
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

@@ -8,7 +8,7 @@
 #include "driver/wire/codec.h"
 #include "driver/wire/icrc.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 namespace {
 
 constexpr uint16_t kEtherTypeQinQ = 0x88a8;  // 802.1ad service tag
@@ -233,4 +233,4 @@ DropReason ParseFrame(const uint8_t* frame, uint32_t len, RocePacket* out, Parse
   return DropReason::kNone;
 }
 
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

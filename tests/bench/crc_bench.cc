@@ -40,12 +40,12 @@ int main(int argc, char** argv) {
     bool available;
   };
   const Engine engines[] = {
-      {"Crc32Update", &vrdma::wire::Crc32Update, true},
-      {"table (slicing-by-8)", &vrdma::wire::internal::Crc32Table, true},
-      {"pclmulqdq folding", &vrdma::wire::internal::Crc32Clmul,
-       vrdma::wire::internal::CpuHasClmul()},
-      {"vpclmulqdq (AVX-512)", &vrdma::wire::internal::Crc32Vpclmul,
-       vrdma::wire::internal::CpuHasVpclmul()},
+      {"Crc32Update", &vrdma::driver::wire::Crc32Update, true},
+      {"table (slicing-by-8)", &vrdma::driver::wire::internal::Crc32Table, true},
+      {"pclmulqdq folding", &vrdma::driver::wire::internal::Crc32Clmul,
+       vrdma::driver::wire::internal::CpuHasClmul()},
+      {"vpclmulqdq (AVX-512)", &vrdma::driver::wire::internal::Crc32Vpclmul,
+       vrdma::driver::wire::internal::CpuHasVpclmul()},
   };
   std::printf("%-22s %12s %12s\n", "engine", "4 KiB MB/s", "64 KiB MB/s");
   for (const Engine& e : engines) {

@@ -19,7 +19,7 @@
 
 namespace {
 
-using namespace vrdma;
+using namespace vrdma::driver;
 
 void Check(const absl::Status& st) {
   if (!st.ok()) {
@@ -35,18 +35,18 @@ uint64_t NowNs() {
 }
 
 struct Side {
-  std::unique_ptr<Device> dev;
+  std::unique_ptr<RoceDevice> dev;
   uint32_t pd, cq, qp;
   std::vector<uint8_t> mem;
   MrKeys mr;
 };
 
 void Setup(Side& s, PacketPort* port, rte_mempool* pool, uint8_t id, bool icrc_offload = false) {
-  DeviceConfig cfg;
+  RoceDeviceConfig cfg;
   cfg.pool = pool;
   cfg.port = port;
   cfg.icrc_offload = icrc_offload;
-  s.dev = std::make_unique<Device>(cfg);
+  s.dev = std::make_unique<RoceDevice>(cfg);
   wire::Gid gid{};
   gid[10] = gid[11] = 0xff;
   gid[12] = 10;
@@ -166,7 +166,7 @@ int main() {
   CPU_ZERO(&set);
   CPU_SET(0, &set);
   bool pinned = sched_setaffinity(0, sizeof(set), &set) == 0;
-  if (!vfio::InitEal(vfio::NoDeviceEalArgs()).ok()) return 1;
+  if (!vrdma::vfio::InitEal(vrdma::vfio::NoDeviceEalArgs()).ok()) return 1;
   rte_mempool* pool = *CreatePacketPool("bench_pool", 16383);
   TestLink link(1, /*queue_depth=*/8192);
   Side a, b;

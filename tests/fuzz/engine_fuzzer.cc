@@ -16,7 +16,7 @@
 
 namespace {
 
-using namespace vrdma;
+using namespace vrdma::driver;
 
 class SinkPort : public PacketPort {
  public:
@@ -53,13 +53,13 @@ struct Reader {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   if (!vrdma::vfio::InitEal(vrdma::vfio::NoDeviceEalArgs()).ok()) __builtin_trap();
-  g_pool = *vrdma::CreatePacketPool("fuzz_pool", 4095);
+  g_pool = *vrdma::driver::CreatePacketPool("fuzz_pool", 4095);
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  DeviceConfig cfg;
+  RoceDeviceConfig cfg;
   cfg.limits.max_qp = 8;
   cfg.limits.max_cq = 4;
   cfg.limits.max_mr = 4;
@@ -68,7 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.limits.max_ah = 2;
   cfg.pool = g_pool;
   cfg.port = &g_sink;
-  Device dev(cfg);
+  RoceDevice dev(cfg);
   GidEntry gid{true, kLocalGid, wire::NetworkType::kRoceV2Ipv4, {2, 0, 0, 0, 0, 1}, false, 0};
   dev.SetGid(0, gid).IgnoreError();
   uint32_t pd = *dev.AllocPd();

@@ -15,10 +15,10 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
-bool IsV4Mapped(const wire::Gid& g) {
+bool IsV4Mapped(const driver::wire::Gid& g) {
   static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   return std::memcmp(g.data(), kPrefix, 12) == 0;
 }
@@ -29,7 +29,7 @@ struct IpAddr {
   size_t len() const { return family == AF_INET ? 4 : 16; }
 };
 
-IpAddr FromGid(const wire::Gid& g) {
+IpAddr FromGid(const driver::wire::Gid& g) {
   IpAddr a;
   if (IsV4Mapped(g)) {
     a.family = AF_INET;
@@ -123,7 +123,8 @@ absl::StatusOr<IpAddr> NextHop(Rtnl& nl, int ifindex, const IpAddr& dst) {
 
 // The neighbour entry's MAC once it is usable; nullopt while it is missing or
 // incomplete; NotFound once the kernel has given up on it.
-absl::StatusOr<std::optional<wire::MacAddr>> LookupNeighbour(Rtnl& nl, int ifindex, const IpAddr& ip) {
+absl::StatusOr<std::optional<driver::wire::MacAddr>> LookupNeighbour(Rtnl& nl, int ifindex,
+                                                                     const IpAddr& ip) {
   alignas(nlmsghdr) char buf[256] = {};
   auto* req = reinterpret_cast<nlmsghdr*>(buf);
   req->nlmsg_len = NLMSG_LENGTH(sizeof(ndmsg));
@@ -134,23 +135,25 @@ absl::StatusOr<std::optional<wire::MacAddr>> LookupNeighbour(Rtnl& nl, int ifind
   ndm->ndm_ifindex = ifindex;
   AddAttr(req, NDA_DST, ip.bytes, ip.len());
   int n = nl.Call(req);
-  if (n == -ENOENT) return std::optional<wire::MacAddr>();
+  if (n == -ENOENT) return std::optional<driver::wire::MacAddr>();
   if (n < 0) return absl::InternalError(absl::StrCat("neighbour lookup: ", strerror(-n)));
   nlmsghdr* h = nl.reply();
   auto* nd = static_cast<ndmsg*>(NLMSG_DATA(h));
   if (nd->ndm_state & NUD_FAILED) return absl::NotFoundError("the neighbour did not answer");
-  constexpr uint16_t kUsable = NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP;
-  if (!(nd->ndm_state & kUsable)) return std::optional<wire::MacAddr>();
+  constexpr uint16_t kUsable =
+      NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP;
+  if (!(nd->ndm_state & kUsable)) return std::optional<driver::wire::MacAddr>();
   int len = static_cast<int>(RTM_PAYLOAD(h));
-  for (rtattr* a = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(nd) + NLMSG_ALIGN(sizeof(ndmsg)));
+  for (rtattr* a =
+           reinterpret_cast<rtattr*>(reinterpret_cast<char*>(nd) + NLMSG_ALIGN(sizeof(ndmsg)));
        RTA_OK(a, len); a = RTA_NEXT(a, len)) {
     if (a->rta_type == NDA_LLADDR && RTA_PAYLOAD(a) == 6) {
-      wire::MacAddr mac;
+      driver::wire::MacAddr mac;
       std::memcpy(mac.data(), RTA_DATA(a), 6);
-      return std::optional<wire::MacAddr>(mac);
+      return std::optional<driver::wire::MacAddr>(mac);
     }
   }
-  return std::optional<wire::MacAddr>();
+  return std::optional<driver::wire::MacAddr>();
 }
 
 // Makes the kernel resolve `ip`: one ICMP echo request sent out of `ifindex` (the
@@ -191,21 +194,22 @@ void Solicit(int ifindex, const IpAddr& ip) {
 
 }  // namespace
 
-std::optional<wire::MacAddr> MacFromGid(const wire::Gid& g) {
+std::optional<driver::wire::MacAddr> MacFromGid(const driver::wire::Gid& g) {
   if (IsV4Mapped(g) && (g[12] & 0xf0) == 0xe0) {
-    return wire::MacAddr{0x01, 0x00, 0x5e, static_cast<uint8_t>(g[13] & 0x7f), g[14], g[15]};
+    return driver::wire::MacAddr{0x01,  0x00, 0x5e, static_cast<uint8_t>(g[13] & 0x7f),
+                                 g[14], g[15]};
   }
-  if (g[0] == 0xff) return wire::MacAddr{0x33, 0x33, g[12], g[13], g[14], g[15]};
+  if (g[0] == 0xff) return driver::wire::MacAddr{0x33, 0x33, g[12], g[13], g[14], g[15]};
   // fe80::/64 with a modified EUI-64 interface identifier (ff:fe in the middle).
   if (g[0] == 0xfe && g[1] == 0x80 && g[11] == 0xff && g[12] == 0xfe) {
-    return wire::MacAddr{static_cast<uint8_t>(g[8] ^ 2), g[9], g[10], g[13], g[14], g[15]};
+    return driver::wire::MacAddr{static_cast<uint8_t>(g[8] ^ 2), g[9], g[10], g[13], g[14], g[15]};
   }
   return std::nullopt;
 }
 
-absl::StatusOr<wire::MacAddr> ResolveNeighbour(int ifindex, const wire::Gid& dgid,
-                                               std::chrono::milliseconds timeout,
-                                               const std::function<void()>& wait) {
+absl::StatusOr<driver::wire::MacAddr> ResolveNeighbour(int ifindex, const driver::wire::Gid& dgid,
+                                                       std::chrono::milliseconds timeout,
+                                                       const std::function<void()>& wait) {
   Rtnl nl;
   if (!nl.ok()) return absl::InternalError(absl::StrCat("rtnetlink: ", strerror(errno)));
   IpAddr dst = FromGid(dgid);
@@ -214,7 +218,7 @@ absl::StatusOr<wire::MacAddr> ResolveNeighbour(int ifindex, const wire::Gid& dgi
   auto deadline = std::chrono::steady_clock::now() + timeout;
   bool solicited = false;
   for (;;) {
-    absl::StatusOr<std::optional<wire::MacAddr>> mac = LookupNeighbour(nl, ifindex, *hop);
+    absl::StatusOr<std::optional<driver::wire::MacAddr>> mac = LookupNeighbour(nl, ifindex, *hop);
     if (!mac.ok()) {
       // A FAILED entry left from an earlier attempt: ask again, once.
       if (!absl::IsNotFound(mac.status()) || solicited) return mac.status();
@@ -236,4 +240,4 @@ absl::StatusOr<wire::MacAddr> ResolveNeighbour(int ifindex, const wire::Gid& dgi
   }
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -12,11 +12,11 @@
 #include "absl/status/statusor.h"
 #include "driver/device.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 // Multicast GIDs map to multicast MACs (RFC 1112 6.4, RFC 2464 7); link-local GIDs
 // with a modified EUI-64 identifier carry their MAC. Otherwise nullopt.
-std::optional<wire::MacAddr> MacFromGid(const wire::Gid& gid);
+std::optional<driver::wire::MacAddr> MacFromGid(const driver::wire::Gid& gid);
 
 // Resolves `dgid` (an IPv4-mapped or IPv6 GID) on interface `ifindex` of the caller's
 // network namespace. NotFound: no route or the neighbour did not answer
@@ -24,8 +24,8 @@ std::optional<wire::MacAddr> MacFromGid(const wire::Gid& gid);
 // While waiting it calls `wait` (which must return within a few milliseconds), or
 // sleeps when there is none: the daemon keeps its ports moving there, and a port whose
 // kernel interface is vrdmad's own (the exception path) carries the solicitation.
-absl::StatusOr<wire::MacAddr> ResolveNeighbour(int ifindex, const wire::Gid& dgid,
-                                               std::chrono::milliseconds timeout,
-                                               const std::function<void()>& wait = {});
+absl::StatusOr<driver::wire::MacAddr> ResolveNeighbour(int ifindex, const driver::wire::Gid& dgid,
+                                                       std::chrono::milliseconds timeout,
+                                                       const std::function<void()>& wait = {});
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

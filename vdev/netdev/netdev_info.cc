@@ -15,7 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 namespace {
 
@@ -75,7 +75,7 @@ absl::StatusOr<NetdevInfo> ReadNetdev(std::string_view ifname) {
       }
       case AF_INET6: {
         auto* in6 = reinterpret_cast<sockaddr_in6*>(a->ifa_addr);
-        wire::Gid g;
+        driver::wire::Gid g;
         std::memcpy(g.data(), &in6->sin6_addr, 16);
         bool link_local = g[0] == 0xfe && (g[1] & 0xc0) == 0x80;
         if (!link_local) info.ipv6.push_back(g);
@@ -97,4 +97,4 @@ absl::StatusOr<NetdevInfo> ReadNetdev(std::string_view ifname) {
   return info;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -10,16 +10,17 @@
 #include "absl/status/statusor.h"
 #include "driver/device.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 struct NetdevInfo {
   std::string name;
   int ifindex = 0;
-  wire::MacAddr mac{};
+  driver::wire::MacAddr mac{};
   uint32_t mtu = 0;
   bool up = false;                           // administratively up and running
   std::vector<std::array<uint8_t, 4>> ipv4;  // in the kernel's order
-  std::vector<wire::Gid> ipv6;  // global and unique-local only: fe80::/10 is the default GID
+  std::vector<driver::wire::Gid>
+      ipv6;  // global and unique-local only: fe80::/10 is the default GID
   bool has_vlan = false;
   uint16_t vlan_id = 0;
 };
@@ -33,4 +34,4 @@ absl::StatusOr<NetdevInfo> ReadNetdev(std::string_view ifname);
 // lower_* links.
 bool NetdevSitsOn(std::string_view upper, std::string_view lower);
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 absl::StatusOr<std::unique_ptr<NetlinkWatch>> NetlinkWatch::Open() {
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
@@ -72,4 +72,4 @@ NetlinkWatch::Changes NetlinkWatch::Drain() {
   return out;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

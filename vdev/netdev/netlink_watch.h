@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 class NetlinkWatch {
  public:
@@ -31,4 +31,4 @@ class NetlinkWatch {
   int fd_;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -4,7 +4,7 @@
 
 #include <atomic>
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 absl::StatusOr<std::unique_ptr<CqRing>> CqRing::Create(uint32_t depth, uint64_t user_handle,
                                                        int channel_fd) {
@@ -35,7 +35,7 @@ void CqRing::Attach(std::unique_ptr<SharedRegion> region, uint32_t depth, uint32
   arm_seen_ = header_->arm.arm_sequence.load(std::memory_order_relaxed);
 }
 
-bool CqRing::Deliver(uint64_t, const ibv_wc& wc, bool solicited, const RecvInfo*) {
+bool CqRing::Deliver(uint64_t, const ibv_wc& wc, bool solicited, const driver::RecvInfo*) {
   // The consumer index is the client's: a value that makes no sense reads as "full",
   // which only ever hurts that client's own CQ.
   uint32_t consumed = header_->ring.consumer.value.load(std::memory_order_acquire);
@@ -101,4 +101,4 @@ absl::Status CqRing::Resize(uint32_t depth) {
   return absl::OkStatus();
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -11,9 +11,9 @@
 #include "vdev/protocol/protocol.h"
 #include "vdev/shm/shared_region.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
-class CqRing : public CompletionSink {
+class CqRing : public driver::CompletionSink {
  public:
   // `channel_fd` (owned; -1 for none) receives ib_uverbs_comp_event_desc records.
   static absl::StatusOr<std::unique_ptr<CqRing>> Create(uint32_t depth, uint64_t user_handle,
@@ -22,7 +22,7 @@ class CqRing : public CompletionSink {
 
   // `info` (where a received packet arrived) has no place in a client's CQE: ignored.
   bool Deliver(uint64_t cookie, const ibv_wc& wc, bool solicited,
-               const RecvInfo* info = nullptr) override;
+               const driver::RecvInfo* info = nullptr) override;
 
   // A new, larger ring holding the completions the client has not polled yet. Fails
   // (changing nothing) when they do not fit.
@@ -53,4 +53,4 @@ class CqRing : public CompletionSink {
   uint64_t overruns_ = 0;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

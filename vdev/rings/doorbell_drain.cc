@@ -1,8 +1,8 @@
 #include "vdev/rings/doorbell_drain.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
-DoorbellDrain::DoorbellDrain(Device* device, DrainCounters* counters,
+DoorbellDrain::DoorbellDrain(driver::RoceDevice* device, DrainCounters* counters,
                              std::function<bool(uint32_t)> ah_owned,
                              std::function<void(uint64_t, uint32_t)> on_broken)
     : device_(device),
@@ -42,7 +42,7 @@ void DoorbellDrain::DrainQp(QpRings& qp) {
     on_broken_(qp.user_handle, IBV_EVENT_QP_FATAL);
     return;
   }
-  SendWr wr;
+  driver::SendWr wr;
   uint32_t room = device_->SendQueueRoom(qp.qpn);
   for (; n && room; --n, --room) {
     WqeCheck c = ParseSendWqe(qp.sq.Slot(qp.sq.consumed), qp.send_limits, &wr);
@@ -58,7 +58,7 @@ void DoorbellDrain::DrainQp(QpRings& qp) {
     }
   }
   if (n) pending_ = true;
-  RecvWr rwr;
+  driver::RecvWr rwr;
   room = qp.rq.depth ? device_->RecvQueueRoom(qp.qpn) : 0;
   for (; m && room; --m, --room) {
     WqeCheck c = ParseRecvWqe(qp.rq.Slot(qp.rq.consumed), qp.max_recv_sge, &rwr);
@@ -84,7 +84,7 @@ void DoorbellDrain::DrainSrq(SrqRing& srq) {
     on_broken_(srq.user_handle, IBV_EVENT_SRQ_ERR);
     return;
   }
-  RecvWr rwr;
+  driver::RecvWr rwr;
   uint32_t room = device_->SrqRoom(srq.handle);
   for (; n && room; --n, --room) {
     WqeCheck c = ParseRecvWqe(srq.ring.Slot(srq.ring.consumed), srq.max_sge, &rwr);
@@ -97,4 +97,4 @@ void DoorbellDrain::DrainSrq(SrqRing& srq) {
   if (n) pending_ = true;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

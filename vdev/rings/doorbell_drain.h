@@ -15,7 +15,7 @@
 #include "vdev/rings/wqe_parse.h"
 #include "vdev/rings/wqe_rings.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 // A QP's two rings as the daemon sees them.
 struct QpRings {
@@ -48,7 +48,8 @@ class DoorbellDrain {
   // `ah_owned` says whether a UD WQE's AH handle is one of this context's.
   // `on_broken` raises the async event of a ring the client broke (its user handle and
   // IBV_EVENT_QP_FATAL or IBV_EVENT_SRQ_ERR).
-  DoorbellDrain(Device* device, DrainCounters* counters, std::function<bool(uint32_t)> ah_owned,
+  DoorbellDrain(driver::RoceDevice* device, DrainCounters* counters,
+                std::function<bool(uint32_t)> ah_owned,
                 std::function<void(uint64_t, uint32_t)> on_broken);
 
   void AddQp(const QpRings& qp) { qps_[qp.qpn] = qp; }
@@ -68,7 +69,7 @@ class DoorbellDrain {
   void DrainQp(QpRings& qp);
   void DrainSrq(SrqRing& srq);
 
-  Device* device_;
+  driver::RoceDevice* device_;
   DrainCounters* counters_;
   std::function<bool(uint32_t)> ah_owned_;
   std::function<void(uint64_t, uint32_t)> on_broken_;
@@ -77,4 +78,4 @@ class DoorbellDrain {
   bool pending_ = false;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

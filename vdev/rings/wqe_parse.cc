@@ -4,7 +4,7 @@
 
 #include "vdev/protocol/protocol.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 namespace {
 
@@ -27,15 +27,15 @@ bool KnownOpcode(uint32_t op) {
   }
 }
 
-void CopySges(const uint8_t* src, uint32_t n, Sge* out) {
-  proto::Sge tmp[kMaxSgePerWqe];
+void CopySges(const uint8_t* src, uint32_t n, driver::Sge* out) {
+  proto::Sge tmp[driver::kMaxSgePerWqe];
   std::memcpy(tmp, src, n * sizeof(proto::Sge));
-  for (uint32_t i = 0; i < n; ++i) out[i] = Sge{tmp[i].addr, tmp[i].length, tmp[i].lkey};
+  for (uint32_t i = 0; i < n; ++i) out[i] = driver::Sge{tmp[i].addr, tmp[i].length, tmp[i].lkey};
 }
 
 }  // namespace
 
-WqeCheck ParseSendWqe(const uint8_t* slot, const SendQueueLimits& limits, SendWr* out) {
+WqeCheck ParseSendWqe(const uint8_t* slot, const SendQueueLimits& limits, driver::SendWr* out) {
   proto::SendWqe w;
   std::memcpy(&w, slot, sizeof w);  // one read of the header; checks use the copy only
   out->wr_id = w.wr_id;
@@ -54,7 +54,7 @@ WqeCheck ParseSendWqe(const uint8_t* slot, const SendQueueLimits& limits, SendWr
   out->remote_qkey = w.remote_qkey;
   const uint8_t* body = slot + sizeof(proto::SendWqe);
   if (w.send_flags & IBV_SEND_INLINE) {
-    if (w.inline_len > limits.max_inline || w.inline_len > kMaxInlineData ||
+    if (w.inline_len > limits.max_inline || w.inline_len > driver::kMaxInlineData ||
         sizeof(proto::SendWqe) + w.inline_len > limits.stride) {
       return WqeCheck::kInlineTooLong;
     }
@@ -62,7 +62,7 @@ WqeCheck ParseSendWqe(const uint8_t* slot, const SendQueueLimits& limits, SendWr
     out->inline_len = w.inline_len;
     std::memcpy(out->inline_data, body, w.inline_len);
   } else {
-    if (w.num_sge > limits.max_sge || w.num_sge > kMaxSgePerWqe ||
+    if (w.num_sge > limits.max_sge || w.num_sge > driver::kMaxSgePerWqe ||
         sizeof(proto::SendWqe) + w.num_sge * sizeof(proto::Sge) > limits.stride) {
       return WqeCheck::kTooManySges;
     }
@@ -73,11 +73,11 @@ WqeCheck ParseSendWqe(const uint8_t* slot, const SendQueueLimits& limits, SendWr
   return WqeCheck::kOk;
 }
 
-WqeCheck ParseRecvWqe(const uint8_t* slot, uint32_t max_sge, RecvWr* out) {
+WqeCheck ParseRecvWqe(const uint8_t* slot, uint32_t max_sge, driver::RecvWr* out) {
   proto::RecvWqe w;
   std::memcpy(&w, slot, sizeof w);
   out->wr_id = w.wr_id;
-  if (w.num_sge > max_sge || w.num_sge > kMaxSgePerWqe) return WqeCheck::kTooManySges;
+  if (w.num_sge > max_sge || w.num_sge > driver::kMaxSgePerWqe) return WqeCheck::kTooManySges;
   out->num_sge = w.num_sge;
   CopySges(slot + sizeof(proto::RecvWqe), w.num_sge, out->sg_list);
   return WqeCheck::kOk;
@@ -99,4 +99,4 @@ const char* WqeCheckName(WqeCheck c) {
   return "?";
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

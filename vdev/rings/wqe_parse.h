@@ -7,7 +7,7 @@
 
 #include "driver/device.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 struct SendQueueLimits {
   uint32_t stride = 0;  // bytes per slot
@@ -18,10 +18,10 @@ struct SendQueueLimits {
 enum class WqeCheck : uint8_t { kOk, kBadOpcode, kBadFlags, kTooManySges, kInlineTooLong };
 
 // Copies the slot at `slot` (stride bytes of shared memory) into *out.
-WqeCheck ParseSendWqe(const uint8_t* slot, const SendQueueLimits& limits, SendWr* out);
+WqeCheck ParseSendWqe(const uint8_t* slot, const SendQueueLimits& limits, driver::SendWr* out);
 // Copies a receive slot (header plus max_sge SGEs at most).
-WqeCheck ParseRecvWqe(const uint8_t* slot, uint32_t max_sge, RecvWr* out);
+WqeCheck ParseRecvWqe(const uint8_t* slot, uint32_t max_sge, driver::RecvWr* out);
 
 const char* WqeCheckName(WqeCheck c);
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

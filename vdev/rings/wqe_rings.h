@@ -7,7 +7,7 @@
 
 #include "vdev/protocol/protocol.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 struct RingView {
   proto::RingShmHeader* header = nullptr;
@@ -31,4 +31,4 @@ struct RingView {
   }
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -17,7 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "vdev/shm/maps_line.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 namespace {
 
@@ -129,4 +129,4 @@ absl::StatusOr<ClientMapping> OpenClientMapping(pid_t pid, uint64_t addr, uint64
   return m;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

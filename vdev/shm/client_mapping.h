@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 struct ClientMapping {
   int fd = -1;               // owned by the caller
@@ -25,4 +25,4 @@ struct ClientMapping {
 // the range is not mapped as one shared mapping.
 absl::StatusOr<ClientMapping> OpenClientMapping(pid_t pid, uint64_t addr, uint64_t length);
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 namespace {
 
@@ -76,4 +76,4 @@ absl::StatusOr<std::unique_ptr<ClientMemory>> ClientMemory::Map(
 
 ClientMemory::~ClientMemory() { munmap(base_, length_); }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "vdev/protocol/protocol.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 // What backs one segment: the object, where the segment's pages are in it, and how.
 struct SegmentBacking {
@@ -43,4 +43,4 @@ class ClientMemory {
   uint64_t length_;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

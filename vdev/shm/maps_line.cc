@@ -1,6 +1,6 @@
 #include "vdev/shm/maps_line.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 namespace {
 
@@ -80,4 +80,4 @@ std::optional<MapsEntry> ParseMapsLine(std::string_view line) {
   return e;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -9,7 +9,7 @@
 #include <optional>
 #include <string_view>
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 struct MapsEntry {
   uint64_t start = 0;  // [start, end), start < end
@@ -31,4 +31,4 @@ struct MapsEntry {
 // permissions other than the four flags. Allocation-free; the result points into `line`.
 std::optional<MapsEntry> ParseMapsLine(std::string_view line);
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -6,7 +6,7 @@
 
 #include "vdev/shm/client_mapping.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 absl::StatusOr<RegistrationBacking> RegistrationBacking::Open(
     pid_t pid, uint64_t page_base, uint64_t page_length, std::span<const proto::MrSegment> segs,
@@ -65,4 +65,4 @@ absl::StatusOr<std::unique_ptr<ClientMemory>> RegistrationBacking::Map(
   return memory;
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -15,7 +15,7 @@
 #include "vdev/protocol/protocol.h"
 #include "vdev/shm/client_memory.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 class RegistrationBacking {
  public:
@@ -48,4 +48,4 @@ class RegistrationBacking {
   std::vector<SegmentBacking> backing_;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 absl::StatusOr<std::unique_ptr<SharedRegion>> SharedRegion::Create(const char* name, size_t size) {
   long page = sysconf(_SC_PAGESIZE);
@@ -36,4 +36,4 @@ SharedRegion::~SharedRegion() {
   close(fd_);
 }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

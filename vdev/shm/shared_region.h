@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 class SharedRegion {
  public:
@@ -29,4 +29,4 @@ class SharedRegion {
   size_t size_;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

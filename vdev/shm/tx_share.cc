@@ -1,6 +1,6 @@
 #include "vdev/shm/tx_share.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 absl::StatusOr<TxShare*> TxShare::Create(std::unique_ptr<ClientMemory>* memory,
                                          std::shared_ptr<TxDmaDomain> domain) {
@@ -26,4 +26,4 @@ void TxShare::Release() {
 
 void TxShare::Free(void* /*addr*/, void* opaque) { delete static_cast<TxShare*>(opaque); }
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

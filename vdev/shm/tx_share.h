@@ -11,13 +11,13 @@
 #include "driver/ports.h"
 #include "vdev/shm/client_memory.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 
 // A pdev's port as zero-copy transmit sees it. The pdev clears `alive` before it tears
 // its ports down: a mapping whose last frame is freed after that (by the closing port
 // itself) is not unmapped from a port that is going away.
 struct TxDmaDomain {
-  PacketPort* port = nullptr;
+  driver::PacketPort* port = nullptr;
   bool alive = true;
 };
 
@@ -43,4 +43,4 @@ class TxShare {
   std::shared_ptr<TxDmaDomain> domain_;
 };
 
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -4,7 +4,7 @@
 #include "apps/vrdmad/options.h"
 #include "gtest/gtest.h"
 
-namespace vrdma {
+namespace vrdma::vrdmad {
 namespace {
 
 std::map<std::string, std::string>* g_files;
@@ -175,4 +175,4 @@ TEST(VrdmadOptionsTest, Errors) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::vrdmad

@@ -13,7 +13,7 @@
 #include "vdev/netdev/netdev_info.h"
 #include "vdev/netdev/roce_gid_table.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
 TEST(ValidDeviceName, AsTheKernelChecksIbDeviceNames) {
@@ -40,11 +40,11 @@ class RegistryTest : public ::testing::Test {
     ASSERT_TRUE(registry_.AddPdev(std::move(*pdev)).ok());
   }
   // The device's GID table entries [base, base + 16), as the engine sees them.
-  std::vector<GidEntry> DeviceGids(uint32_t base) {
-    std::vector<GidEntry> out;
+  std::vector<driver::GidEntry> DeviceGids(uint32_t base) {
+    std::vector<driver::GidEntry> out;
     for (uint32_t i = 0; i < kGidsPerVdev; ++i) {
-      const GidEntry* e = pdev_->device->GetGid(base + i);
-      out.push_back(e ? *e : GidEntry{});
+      const driver::GidEntry* e = pdev_->device->GetGid(base + i);
+      out.push_back(e ? *e : driver::GidEntry{});
     }
     return out;
   }
@@ -61,7 +61,7 @@ TEST_F(RegistryTest, AddBuildsTheVdevFromItsInterface) {
   EXPECT_EQ((*v)->pdev, pdev_);
   EXPECT_EQ((*v)->netdev, "vt0");
   EXPECT_EQ((*v)->ifindex, info->ifindex);
-  EXPECT_EQ((*v)->mac, (wire::MacAddr{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}));
+  EXPECT_EQ((*v)->mac, (driver::wire::MacAddr{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}));
   EXPECT_EQ((*v)->netdev_mtu, 1500u);
   EXPECT_EQ((*v)->ActiveMtu(), IBV_MTU_1024);  // 1500 less the RoCEv2 headers
   // The node GUID: the MAC's modified EUI-64 (02 -> 00, ff:fe in the middle).
@@ -70,13 +70,13 @@ TEST_F(RegistryTest, AddBuildsTheVdevFromItsInterface) {
   EXPECT_EQ((*v)->quota, Registry::PdevLimits(*pdev_));
   EXPECT_EQ((*v)->used, ResourceCounts{});
   // The GID table: the kernel's for that interface, written into the device's block.
-  std::vector<GidEntry> want = BuildRoceGidTable(*info, kGidsPerVdev);
+  std::vector<driver::GidEntry> want = BuildRoceGidTable(*info, kGidsPerVdev);
   ASSERT_EQ(want.size(), 6u);  // link-local v1/v2, 10.9.8.7 v1/v2, 2001:db8::7 v1/v2
   EXPECT_EQ((*v)->gids, want);
   EXPECT_EQ((*v)->gid_base, 0u);
-  std::vector<GidEntry> dev = DeviceGids(0);
+  std::vector<driver::GidEntry> dev = DeviceGids(0);
   for (uint32_t i = 0; i < kGidsPerVdev; ++i) {
-    EXPECT_EQ(dev[i], i < want.size() ? want[i] : GidEntry{}) << i;
+    EXPECT_EQ(dev[i], i < want.size() ? want[i] : driver::GidEntry{}) << i;
   }
   EXPECT_EQ(registry_.FindVdev("va"), *v);
   EXPECT_EQ(registry_.FindVdevByIfindex(info->ifindex), *v);
@@ -88,12 +88,12 @@ TEST_F(RegistryTest, AddBuildsTheVdevFromItsInterface) {
   EXPECT_EQ((*w)->gid_base, kGidsPerVdev);
   EXPECT_NE((*w)->id, (*v)->id);
   EXPECT_EQ(DeviceGids(kGidsPerVdev)[2].gid,
-            (wire::Gid{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 9, 8, 8}));
+            (driver::wire::Gid{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 9, 8, 8}));
 }
 
 TEST_F(RegistryTest, RefusalsChangeNothing) {
   ASSERT_TRUE(registry_.AddVdev("va", pdev_->name, "vt0").ok());
-  std::vector<GidEntry> before = DeviceGids(kGidsPerVdev);
+  std::vector<driver::GidEntry> before = DeviceGids(kGidsPerVdev);
   EXPECT_TRUE(absl::IsInvalidArgument(registry_.AddVdev("bad/name", pdev_->name, "vt1").status()));
   EXPECT_TRUE(absl::IsInvalidArgument(registry_.AddVdev("", pdev_->name, "vt1").status()));
   EXPECT_TRUE(absl::IsAlreadyExists(registry_.AddVdev("va", pdev_->name, "vt1").status()));
@@ -114,7 +114,7 @@ TEST_F(RegistryTest, DeleteClearsTheGidsAndFreesTheBlock) {
   ASSERT_TRUE(registry_.AddVdev("vb", pdev_->name, "vt1").ok());
   ASSERT_TRUE(registry_.DelVdev("va").ok());
   EXPECT_EQ(registry_.FindVdev("va"), nullptr);
-  for (const GidEntry& e : DeviceGids(0)) EXPECT_FALSE(e.valid);
+  for (const driver::GidEntry& e : DeviceGids(0)) EXPECT_FALSE(e.valid);
   EXPECT_TRUE(DeviceGids(kGidsPerVdev)[0].valid);  // vb's untouched
   // The freed block is taken again, and the interface may be bound again.
   auto v = registry_.AddVdev("vc", pdev_->name, "vt0");
@@ -133,7 +133,7 @@ TEST_F(RegistryTest, RefreshFollowsTheInterface) {
   EXPECT_EQ((*v)->gids.size(), n + 2);  // RoCEv1 and RoCEv2 entries of the address
   EXPECT_EQ((*v)->netdev_mtu, 4200u);
   EXPECT_EQ((*v)->ActiveMtu(), IBV_MTU_4096);
-  const wire::Gid mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 66, 0, 1};
+  const driver::wire::Gid mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 66, 0, 1};
   bool found = false;
   for (uint32_t i = 0; i < kGidsPerVdev; ++i) {
     found |= DeviceGids((*v)->gid_base)[i].gid == mapped;
@@ -185,4 +185,4 @@ TEST_F(RegistryTest, QuotasNeverBelowUseNorAboveThePdev) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -22,7 +22,7 @@
 #include "vdev/protocol/channel.h"
 #include "vdev/verbs_requests.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
 // A poller that counts its passes and may claim pending work.
@@ -266,4 +266,4 @@ TEST_F(ServerTest, DeletingTheVdevDetachesItsContexts) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::vdev

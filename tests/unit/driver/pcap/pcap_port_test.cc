@@ -15,7 +15,7 @@
 #include "driver/port/packet_pool.h"
 #include "gtest/gtest.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
@@ -147,4 +147,4 @@ TEST_F(PcapPortTest, WriteErrorStopsRecordingButNotTraffic) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -12,7 +12,7 @@
 
 #include "gtest/gtest.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
@@ -132,4 +132,4 @@ TEST(PcapWriterTest, RealtimeClock) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::driver

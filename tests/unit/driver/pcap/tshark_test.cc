@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/driver/wire/frame_builder.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 using wire::NetworkType;
@@ -175,4 +175,4 @@ TEST_F(TsharkTest, WiresharkDecodesEveryFrameWithoutErrors) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::driver

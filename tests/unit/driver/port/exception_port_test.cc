@@ -8,7 +8,7 @@
 #include "driver/port/packet_pool.h"
 #include "gtest/gtest.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 rte_mempool* Pool() {
@@ -70,14 +70,16 @@ std::vector<uint8_t> Ipv4Udp(uint16_t dport, uint16_t frag = 0, uint8_t proto = 
   return f;
 }
 
-bool Roce(const std::vector<uint8_t>& f) { return IsRoceFrame(f.data(), static_cast<uint32_t>(f.size())); }
+bool Roce(const std::vector<uint8_t>& f) {
+  return IsRoceFrame(f.data(), static_cast<uint32_t>(f.size()));
+}
 
 TEST(IsRoceFrameTest, RoceV1AndV2AreRoceEverythingElseIsNot) {
   EXPECT_TRUE(Roce(Frame12({0x89, 0x15})));
   EXPECT_TRUE(Roce(Frame12({0x81, 0x00, 0x00, 0x07, 0x89, 0x15})));  // VLAN 7
   EXPECT_TRUE(Roce(Ipv4Udp(4791)));
   EXPECT_FALSE(Roce(Ipv4Udp(4792)));
-  EXPECT_FALSE(Roce(Ipv4Udp(4791, 0, 6)));  // TCP to 4791
+  EXPECT_FALSE(Roce(Ipv4Udp(4791, 0, 6)));    // TCP to 4791
   EXPECT_FALSE(Roce(Ipv4Udp(4791, 0x0010)));  // a later fragment: no UDP header
   EXPECT_TRUE(Roce(Ipv4Udp(4791, 0x2000)));   // more-fragments set, offset 0
 
@@ -139,7 +141,8 @@ TEST(ExceptionPortTest, FramesAKernelInterfaceRefusesAreFreedAndCounted) {
   kernel.accept = 1;
   ExceptionPort port(&wire, &kernel);
   unsigned before = rte_mempool_avail_count(Pool());
-  for (int i = 0; i < 100; ++i) wire.rx.push_back(Frame({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x06}));
+  for (int i = 0; i < 100; ++i)
+    wire.rx.push_back(Frame({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x06}));
   rte_mbuf* got[64];
   EXPECT_EQ(port.RxBurst(got, 64), 0);
   EXPECT_EQ(port.RxBurst(got, 64), 0);
@@ -151,4 +154,4 @@ TEST(ExceptionPortTest, FramesAKernelInterfaceRefusesAreFreedAndCounted) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::driver

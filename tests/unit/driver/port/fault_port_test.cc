@@ -7,7 +7,7 @@
 #include "driver/port/packet_pool.h"
 #include "gtest/gtest.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 rte_mempool* FaultPool() {
@@ -82,4 +82,4 @@ TEST(FaultPortTest, DropDuplicateReorderCorrupt) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -3,7 +3,7 @@
 #include "driver/port/packet_pool.h"
 #include "gtest/gtest.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 rte_mempool* LoopPool() {
@@ -36,4 +36,4 @@ TEST(LoopbackPortTest, SentFramesComeBackInOrderAndOverflowIsRefused) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -6,7 +6,7 @@
 #include "driver/port/packet_pool.h"
 #include "gtest/gtest.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 rte_mempool* Pool() {
@@ -168,4 +168,4 @@ TEST(TestLinkTest, OverflowDropsAndCountsAndNothingLeaks) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::driver

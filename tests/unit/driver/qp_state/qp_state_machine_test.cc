@@ -8,7 +8,7 @@
 
 #include "gtest/gtest.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 constexpr int kTypes[] = {IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD, kQpTypeGsi};
@@ -118,4 +118,4 @@ TEST(QpStateMachineTest, UnknownTypeIsRejected) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::driver

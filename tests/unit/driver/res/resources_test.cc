@@ -1,5 +1,5 @@
 // Resource tables and their limits, memory-region bounds, CQ arming and resize, SRQ
-// limits: through the Device verbs and on the small pieces directly.
+// limits: through the RoceDevice verbs and on the small pieces directly.
 #include <cstring>
 
 #include "driver/port/packet_pool.h"
@@ -9,7 +9,7 @@
 #include "driver/transport/device.h"
 #include "gtest/gtest.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 TEST(ObjectTableTest, AllocateFreeReuseWithNewGeneration) {
@@ -118,7 +118,7 @@ TEST(CompletionQueueTest, KeepsWhereEachPacketArrivedBesideItsCompletion) {
 class DeviceResourcesTest : public ::testing::Test {
  protected:
   DeviceResourcesTest() {
-    DeviceConfig cfg;
+    RoceDeviceConfig cfg;
     cfg.limits.max_pd = 2;
     cfg.limits.max_mr = 3;
     cfg.limits.max_cq = 2;
@@ -126,7 +126,7 @@ class DeviceResourcesTest : public ::testing::Test {
     cfg.limits.max_srq = 1;
     cfg.limits.max_ah = 1;
     cfg.pool = Pool();
-    dev_ = std::make_unique<Device>(cfg);
+    dev_ = std::make_unique<RoceDevice>(cfg);
     GidEntry g;
     g.valid = true;
     EXPECT_TRUE(dev_->SetGid(0, g).ok());
@@ -135,7 +135,7 @@ class DeviceResourcesTest : public ::testing::Test {
     static rte_mempool* p = *CreatePacketPool("res_test_pool", 1023);
     return p;
   }
-  std::unique_ptr<Device> dev_;
+  std::unique_ptr<RoceDevice> dev_;
   uint8_t mem_[4096];
 };
 
@@ -283,4 +283,4 @@ TEST_F(DeviceResourcesTest, GsiQpIsQpnOneAndUnique) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::driver

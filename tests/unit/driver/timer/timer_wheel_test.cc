@@ -6,7 +6,7 @@
 
 #include "gtest/gtest.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 TEST(TimerWheelTest, FiresNeverEarlyAndAtMostOneTickLate) {
@@ -136,4 +136,4 @@ TEST(TimerWheelTest, RandomTimersMatchReference) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -1,6 +1,6 @@
 #include "tests/unit/driver/transport/engine_pair.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 // Virtual time advanced per step when something moved, and when both sides were idle.
@@ -73,11 +73,11 @@ EnginePair::~EnginePair() {
 }
 
 void EnginePair::SetupHost(Host& h, uint8_t id, size_t mem_bytes) {
-  DeviceConfig cfg;
+  RoceDeviceConfig cfg;
   cfg.pool = SharedPool();
   cfg.port = id == 1 ? (pcap_port_ ? static_cast<PacketPort*>(pcap_port_.get()) : link_->port_a())
                      : link_->port_b();
-  h.dev = std::make_unique<Device>(cfg);
+  h.dev = std::make_unique<RoceDevice>(cfg);
   wire::MacAddr mac = {0x02, 0, 0, 0, 0, id};
   GidEntry v2{true, Ipv4Gid(id), wire::NetworkType::kRoceV2Ipv4, mac, false, 0};
   GidEntry v6{true, Ipv6Gid(id), wire::NetworkType::kRoceV2Ipv6, mac, false, 0};
@@ -274,4 +274,4 @@ void FillPattern(uint8_t* p, size_t n, uint32_t seed) {
   }
 }
 
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

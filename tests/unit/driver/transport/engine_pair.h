@@ -18,12 +18,12 @@
 #include "driver/transport/device.h"
 #include "gtest/gtest.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 
 rte_mempool* SharedPool();
 
 struct Host {
-  std::unique_ptr<Device> dev;
+  std::unique_ptr<RoceDevice> dev;
   uint32_t pd = 0;
   uint32_t scq = 0;
   uint32_t rcq = 0;
@@ -102,4 +102,4 @@ SendWr MakeSend(uint64_t wr_id, ibv_wr_opcode op, const Host& h, uint64_t off, u
 RecvWr MakeRecv(uint64_t wr_id, const Host& h, uint64_t off, uint32_t len);
 void FillPattern(uint8_t* p, size_t n, uint32_t seed);
 
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

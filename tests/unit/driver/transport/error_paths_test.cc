@@ -3,7 +3,7 @@
 
 #include "tests/unit/driver/transport/engine_pair.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 ibv_qp_state StateOf(Host& h, uint32_t qpn) {
@@ -202,9 +202,9 @@ TEST(ErrorPathsTest, CqOverrunRaisesCqError) {
 }
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 TEST(ErrorPathsTest, BadReceiveKeyIsRemoteOperationalError) {
@@ -241,9 +241,9 @@ TEST(ErrorPathsTest, WriteWithImmediateWaitsForAReceive) {
 }
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 TEST(ErrorPathsTest, LongRnrStallDoesNotUseTheRetryCount) {
@@ -265,9 +265,9 @@ TEST(ErrorPathsTest, LongRnrStallDoesNotUseTheRetryCount) {
 }
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 // Posts an RDMA WRITE of `len` bytes of `fill` from a's memory to the start of b's.
@@ -328,4 +328,4 @@ TEST(ErrorPathsTest, RejectedWqeFailsAfterTheEarlierOnesExecute) {
 }
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

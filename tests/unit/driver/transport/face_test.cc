@@ -9,7 +9,7 @@
 #include "driver/ports.h"
 #include "gtest/gtest.h"
 
-namespace vrdma {
+namespace vrdma::driver {
 namespace {
 
 rte_mempool* FacePool() {
@@ -28,11 +28,11 @@ TEST(FaceTest, Qp1OnTheInternalSwitchTellsTwoInterfacesApart) {
   const std::string path = ::testing::TempDir() + "vrdma_face.pcap";
   ASSERT_TRUE(pcap.Open(path).ok());
   PcapPort port(&wire_port, &pcap);
-  DeviceConfig cfg;
+  RoceDeviceConfig cfg;
   cfg.pool = FacePool();
   cfg.port = &port;
   cfg.icrc_offload = true;  // the internal switch: frames never leave the device
-  Device dev(cfg);
+  RoceDevice dev(cfg);
 
   // Interface 0: RoCEv2/IPv4 10.0.0.1, untagged. Interface 1: RoCEv1 link-local on VLAN 7.
   wire::Gid v4{};
@@ -126,4 +126,4 @@ TEST(FaceTest, Qp1OnTheInternalSwitchTellsTwoInterfacesApart) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::driver

@@ -6,17 +6,17 @@
 #include "driver/port/loopback_port.h"
 #include "tests/unit/driver/transport/engine_pair.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 class InternalSwitchTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    DeviceConfig cfg;
+    RoceDeviceConfig cfg;
     cfg.pool = SharedPool();
     cfg.port = &port_;
     cfg.icrc_offload = GetParam();
-    dev_ = std::make_unique<Device>(cfg);
+    dev_ = std::make_unique<RoceDevice>(cfg);
     for (uint8_t i = 0; i < 2; ++i) {
       wire::Gid gid{};
       gid[10] = gid[11] = 0xff;
@@ -108,7 +108,7 @@ class InternalSwitchTest : public ::testing::TestWithParam<bool> {
   }
 
   LoopbackPort port_;
-  std::unique_ptr<Device> dev_;
+  std::unique_ptr<RoceDevice> dev_;
   uint32_t pd_ = 0, cq_ = 0, qp_[2] = {};
   std::vector<uint8_t> mem_;
   MrKeys mr_{};
@@ -163,4 +163,4 @@ INSTANTIATE_TEST_SUITE_P(IcrcOffload, InternalSwitchTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "Offloaded" : "Computed"; });
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "tests/unit/driver/transport/engine_pair.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 TEST(ProtocolTest, DuplicatedAtomicsExecuteOnce) {
@@ -304,4 +304,4 @@ TEST(ProtocolTest, WiresharkReadsTheEnginesTraffic) {
 }
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

@@ -4,7 +4,7 @@
 
 #include "tests/unit/driver/transport/engine_pair.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 constexpr uint64_t kSrc = 0;
@@ -306,4 +306,4 @@ INSTANTIATE_TEST_SUITE_P(
     ParamName);
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

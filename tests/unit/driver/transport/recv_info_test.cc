@@ -10,7 +10,7 @@
 #include "driver/wire/codec.h"
 #include "tests/unit/driver/transport/engine_pair.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 struct Frame {
@@ -305,4 +305,4 @@ TEST(RecvInfoTest, SinkGetsTheTagOfReceivesAndNoneForSends) {
 }
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

@@ -5,7 +5,7 @@
 
 #include "tests/unit/driver/transport/engine_pair.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 struct UdSetup {
@@ -97,18 +97,20 @@ TEST(SteeringTest, HairpinTurnsFramesToOwnMacsAround) {
   // One device on a real port with two vdevs (GID entries 0 and 1, two MACs): a UD
   // datagram from the first to the second never reaches the wire and arrives.
   SinkPort sink;
-  DeviceConfig cfg;
+  RoceDeviceConfig cfg;
   cfg.pool = SharedPool();
   cfg.port = &sink;
   cfg.hairpin = true;
-  Device dev(cfg);
+  RoceDevice dev(cfg);
   wire::Gid g1{}, g2{};
   g1[10] = g1[11] = g2[10] = g2[11] = 0xff;
   g1[12] = g2[12] = 10;
   g1[15] = 1;
   g2[15] = 2;
-  ASSERT_TRUE(dev.SetGid(0, GidEntry{true, g1, wire::NetworkType::kRoceV2Ipv4, {2, 0, 0, 0, 0, 1}}).ok());
-  ASSERT_TRUE(dev.SetGid(1, GidEntry{true, g2, wire::NetworkType::kRoceV2Ipv4, {2, 0, 0, 0, 0, 2}}).ok());
+  ASSERT_TRUE(
+      dev.SetGid(0, GidEntry{true, g1, wire::NetworkType::kRoceV2Ipv4, {2, 0, 0, 0, 0, 1}}).ok());
+  ASSERT_TRUE(
+      dev.SetGid(1, GidEntry{true, g2, wire::NetworkType::kRoceV2Ipv4, {2, 0, 0, 0, 0, 2}}).ok());
   uint32_t pd = *dev.AllocPd();
   uint32_t cq = *dev.CreateCq(64);
   std::vector<uint8_t> mem(8192);
@@ -127,7 +129,8 @@ TEST(SteeringTest, HairpinTurnsFramesToOwnMacsAround) {
     a.qp_state = IBV_QPS_INIT;
     a.port_num = 1;
     a.qkey = 0x1234;
-    ASSERT_TRUE(dev.ModifyQp(qp[i], a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY).ok());
+    ASSERT_TRUE(
+        dev.ModifyQp(qp[i], a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY).ok());
     a = {};
     a.qp_state = IBV_QPS_RTR;
     ASSERT_TRUE(dev.ModifyQp(qp[i], a, IBV_QP_STATE).ok());
@@ -168,4 +171,4 @@ TEST(SteeringTest, HairpinTurnsFramesToOwnMacsAround) {
 }
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

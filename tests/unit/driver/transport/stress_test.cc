@@ -10,7 +10,7 @@
 
 #include "tests/unit/driver/transport/engine_pair.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 constexpr size_t kMem = 24 << 20;
@@ -310,4 +310,4 @@ INSTANTIATE_TEST_SUITE_P(Mtus, StressTest,
                          ::testing::Values(IBV_MTU_256, IBV_MTU_1024, IBV_MTU_4096));
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

@@ -6,7 +6,7 @@
 
 #include "tests/unit/driver/transport/engine_pair.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 TEST(UcTest, SendAndWriteWithoutAcks) {
@@ -201,4 +201,4 @@ TEST(UdTest, SendErrorStopsOnlyTheSendQueue) {
 }
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

@@ -8,7 +8,7 @@
 
 #include "tests/unit/driver/transport/engine_pair.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 constexpr uint32_t kSlot = 16384;  // receive buffer per message
@@ -94,4 +94,4 @@ INSTANTIATE_TEST_SUITE_P(UcAndUd, UnreliableStressTest, ::testing::Values(IBV_QP
                          [](const auto& info) { return info.param == IBV_QPT_UC ? "UC" : "UD"; });
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

@@ -8,7 +8,7 @@
 
 #include "tests/unit/driver/transport/engine_pair.h"
 
-namespace vrdma::testing {
+namespace vrdma::driver::testing {
 namespace {
 
 struct Share {
@@ -123,4 +123,4 @@ INSTANTIATE_TEST_SUITE_P(CleanAndFaultyLink, ZeroCopyTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "Faulty" : "Clean"; });
 
 }  // namespace
-}  // namespace vrdma::testing
+}  // namespace vrdma::driver::testing

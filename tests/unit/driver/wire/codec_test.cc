@@ -11,7 +11,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/driver/wire/frame_builder.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 namespace {
 
 using testing::BuildFrame;
@@ -352,4 +352,4 @@ TEST(DropReasonTest, EveryReasonHasAUniqueName) {
 }
 
 }  // namespace
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

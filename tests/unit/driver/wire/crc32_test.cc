@@ -8,7 +8,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/driver/wire/frame_builder.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 namespace {
 
 using CrcFn = uint32_t (*)(uint32_t, const void*, size_t);
@@ -111,4 +111,4 @@ INSTANTIATE_TEST_SUITE_P(Engines, Crc32EngineTest,
                          [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

@@ -5,7 +5,7 @@
 #include "driver/wire/icrc.h"
 #include "driver/wire/opcode.h"
 
-namespace vrdma::wire::testing {
+namespace vrdma::driver::wire::testing {
 namespace {
 
 uint16_t Be16(const std::vector<uint8_t>& f, size_t off) {
@@ -181,8 +181,8 @@ const char* NetworkTypeName(NetworkType type) {
   return "?";
 }
 
-}  // namespace vrdma::wire::testing
+}  // namespace vrdma::driver::wire::testing
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 void PrintTo(NetworkType type, std::ostream* os) { *os << testing::NetworkTypeName(type); }
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

@@ -11,12 +11,12 @@
 #include "driver/wire/codec.h"
 #include "driver/wire/headers.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 // Lets GoogleTest print NetworkType parameters by name.
 void PrintTo(NetworkType type, std::ostream* os);
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire
 
-namespace vrdma::wire::testing {
+namespace vrdma::driver::wire::testing {
 
 // CRC-32 one bit at a time (reflected 0xEDB88320), raw state like Crc32Update.
 uint32_t ReferenceCrc32(uint32_t state, const uint8_t* data, size_t len);
@@ -48,4 +48,4 @@ void FixIcrc(std::vector<uint8_t>* frame, uint32_t l3_off, uint32_t end, Network
 
 const char* NetworkTypeName(NetworkType type);
 
-}  // namespace vrdma::wire::testing
+}  // namespace vrdma::driver::wire::testing

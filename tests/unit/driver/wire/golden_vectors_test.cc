@@ -18,7 +18,7 @@
 #error "VRDMA_VECTORS_DIR must name the golden capture directory"
 #endif
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
@@ -144,4 +144,4 @@ TEST(GoldenVectorsTest, IcrcByteOrderOnTheWire) {
 }
 
 }  // namespace
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

@@ -11,7 +11,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/driver/wire/frame_builder.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 namespace {
 
 using testing::BuildFrame;
@@ -212,4 +212,4 @@ INSTANTIATE_TEST_SUITE_P(AllNetworks, IcrcTest,
                          });
 
 }  // namespace
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

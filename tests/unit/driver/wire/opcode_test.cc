@@ -2,7 +2,7 @@
 
 #include "gtest/gtest.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 namespace {
 
 TEST(OpcodeTest, ExtendedHeadersFollowIbtaTable) {
@@ -35,4 +35,4 @@ TEST(OpcodeTest, ReservedAndRdAreInvalid) {
 }
 
 }  // namespace
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

@@ -13,7 +13,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/driver/wire/frame_builder.h"
 
-namespace vrdma::wire {
+namespace vrdma::driver::wire {
 namespace {
 
 using testing::BuildFrame;
@@ -354,4 +354,4 @@ TEST(DropTest, NeverReadsOutsideTheFrame) {
 }
 
 }  // namespace
-}  // namespace vrdma::wire
+}  // namespace vrdma::driver::wire

@@ -10,7 +10,7 @@
 #include "vdev/protocol/admin_call.h"
 #include "vdev/registry.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
 using proto::AdminCommand;
@@ -351,4 +351,4 @@ TEST(PdevNodeGuid, WithoutAMacUniquePerMachineAndDaemonStablePerHost) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -5,7 +5,7 @@
 
 #include "tests/unit/vdev/netdev/netns.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
 class AdminTest : public ::testing::Test {
@@ -191,4 +191,4 @@ TEST_F(AdminTest, PdevAndStatShow) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -8,30 +8,31 @@
 #include "vdev/netdev/netlink_watch.h"
 #include "vdev/netdev/roce_gid_table.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
 TEST(RoceGidTable, KernelOrderAndTypes) {
   NetdevInfo info;
   info.mac = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
   info.ipv4 = {{10, 0, 0, 1}};
-  wire::Gid v6{0x20, 0x01, 0x0d, 0xb8};
+  driver::wire::Gid v6{0x20, 0x01, 0x0d, 0xb8};
   v6[15] = 7;
   info.ipv6 = {v6};
   auto t = BuildRoceGidTable(info, 16);
   ASSERT_EQ(t.size(), 6u);
   // fe80::(02^02)11:22ff:fe33:4455 — the modified EUI-64 of the MAC.
-  wire::Gid ll{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x00, 0x11, 0x22, 0xff, 0xfe, 0x33, 0x44, 0x55};
+  driver::wire::Gid ll{0xfe, 0x80, 0,    0,    0,    0,    0,    0,
+                       0x00, 0x11, 0x22, 0xff, 0xfe, 0x33, 0x44, 0x55};
   EXPECT_EQ(t[0].gid, ll);
-  EXPECT_EQ(t[0].type, wire::NetworkType::kRoceV1);
+  EXPECT_EQ(t[0].type, driver::wire::NetworkType::kRoceV1);
   EXPECT_EQ(t[1].gid, ll);
-  EXPECT_EQ(t[1].type, wire::NetworkType::kRoceV2Ipv6);
-  wire::Gid mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1};
+  EXPECT_EQ(t[1].type, driver::wire::NetworkType::kRoceV2Ipv6);
+  driver::wire::Gid mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1};
   EXPECT_EQ(t[2].gid, mapped);
-  EXPECT_EQ(t[2].type, wire::NetworkType::kRoceV1);
-  EXPECT_EQ(t[3].type, wire::NetworkType::kRoceV2Ipv4);
+  EXPECT_EQ(t[2].type, driver::wire::NetworkType::kRoceV1);
+  EXPECT_EQ(t[3].type, driver::wire::NetworkType::kRoceV2Ipv4);
   EXPECT_EQ(t[4].gid, v6);
-  EXPECT_EQ(t[5].type, wire::NetworkType::kRoceV2Ipv6);
+  EXPECT_EQ(t[5].type, driver::wire::NetworkType::kRoceV2Ipv6);
   for (const auto& e : t) {
     EXPECT_TRUE(e.valid);
     EXPECT_EQ(e.mac, info.mac);
@@ -44,7 +45,7 @@ TEST(Netdev, ReadsTheKernelsInterface) {
   auto info = ReadNetdev("vt0");
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_GT(info->ifindex, 0);
-  EXPECT_EQ(info->mac, (wire::MacAddr{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}));
+  EXPECT_EQ(info->mac, (driver::wire::MacAddr{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}));
   EXPECT_EQ(info->mtu, 1500u);
   ASSERT_EQ(info->ipv4.size(), 1u);
   EXPECT_EQ(info->ipv4[0], (std::array<uint8_t, 4>{10, 9, 8, 7}));
@@ -83,4 +84,4 @@ TEST(Netdev, WatchSeesAddressChangesAndRemoval) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::vdev

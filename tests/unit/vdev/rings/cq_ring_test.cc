@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
 class CqRingTest : public ::testing::Test {
@@ -101,4 +101,4 @@ TEST_F(CqRingTest, ResizeKeepsUnpolledCompletions) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::vdev

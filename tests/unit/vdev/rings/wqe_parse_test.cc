@@ -11,7 +11,7 @@
 
 #include "vdev/protocol/protocol.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
 constexpr SendQueueLimits kLimits{proto::SendWqeStride(4, 64), 4, 64};
@@ -33,7 +33,7 @@ TEST(WqeParse, SendWithSges) {
   h.rkey = 0x77;
   proto::Sge sges[2] = {{0x10, 100, 5}, {0x20, 200, 6}};
   auto s = Slot(h, sges, sizeof sges);
-  SendWr wr;
+  driver::SendWr wr;
   ASSERT_EQ(ParseSendWqe(s.data(), kLimits, &wr), WqeCheck::kOk);
   EXPECT_EQ(wr.wr_id, 9u);
   EXPECT_EQ(wr.opcode, IBV_WR_RDMA_WRITE);
@@ -52,14 +52,14 @@ TEST(WqeParse, InlineData) {
   uint8_t data[64];
   for (int i = 0; i < 64; ++i) data[i] = static_cast<uint8_t>(i);
   auto s = Slot(h, data, sizeof data);
-  SendWr wr;
+  driver::SendWr wr;
   ASSERT_EQ(ParseSendWqe(s.data(), kLimits, &wr), WqeCheck::kOk);
   EXPECT_EQ(wr.inline_len, 64u);
   EXPECT_EQ(0, std::memcmp(wr.inline_data, data, 64));
 }
 
 TEST(WqeParse, RefusesWhatTheQueueDoesNotAllow) {
-  SendWr wr;
+  driver::SendWr wr;
   proto::SendWqe h{};
   h.opcode = 99;
   EXPECT_EQ(ParseSendWqe(Slot(h, nullptr, 0).data(), kLimits, &wr), WqeCheck::kBadOpcode);
@@ -92,12 +92,12 @@ TEST(WqeParse, RandomSlotsNeverExceedTheLimits) {
       std::memcpy(slot.data() + 8, &op, 4);
       std::memcpy(slot.data() + 16, &n, 4);
     }
-    SendWr wr;
+    driver::SendWr wr;
     if (ParseSendWqe(slot.data(), kLimits, &wr) == WqeCheck::kOk) {
       ASSERT_LE(wr.num_sge, kLimits.max_sge);
       ASSERT_LE(wr.inline_len, kLimits.max_inline);
     }
-    RecvWr rwr;
+    driver::RecvWr rwr;
     if (ParseRecvWqe(slot.data(), 4, &rwr) == WqeCheck::kOk) {
       ASSERT_LE(rwr.num_sge, 4u);
     }
@@ -131,7 +131,7 @@ TEST(WqeParse, EveryOpcodeAndItsFields) {
     h.remote_qpn = 0xabcdef;
     h.remote_qkey = 0x11111111;
     proto::Sge sge{0x5000, 4096, 9};
-    SendWr wr;
+    driver::SendWr wr;
     ASSERT_EQ(ParseSendWqe(Slot(h, &sge, sizeof sge).data(), kLimits, &wr), WqeCheck::kOk);
     EXPECT_EQ(wr.opcode, op);
     EXPECT_EQ(wr.wr_id, h.wr_id);
@@ -156,7 +156,7 @@ TEST(WqeParse, EveryOpcodeAndItsFields) {
                       uint32_t{IBV_WR_SEND_WITH_INV} + 100, 0x80000000u, 0xffffffffu}) {
     proto::SendWqe h{};
     h.opcode = op;
-    SendWr wr;
+    driver::SendWr wr;
     EXPECT_EQ(ParseSendWqe(Slot(h, nullptr, 0).data(), kLimits, &wr), WqeCheck::kBadOpcode) << op;
   }
 }
@@ -168,7 +168,7 @@ TEST(WqeParse, UdAddressFields) {
   h.ah = 0xffffffff;
   h.remote_qpn = 0xff000001;
   h.remote_qkey = 0x80010000;
-  SendWr wr;
+  driver::SendWr wr;
   ASSERT_EQ(ParseSendWqe(Slot(h, nullptr, 0).data(), kLimits, &wr), WqeCheck::kOk);
   EXPECT_EQ(wr.ah, 0xffffffffu);
   EXPECT_EQ(wr.remote_qpn, 1u);
@@ -183,7 +183,7 @@ TEST(WqeParse, FlagsAndReservedBits) {
   h.opcode = IBV_WR_SEND;
   h.send_flags = IBV_SEND_SIGNALED | IBV_SEND_IP_CSUM;
   h.reserved = 0xffffffff;
-  SendWr wr;
+  driver::SendWr wr;
   ASSERT_EQ(ParseSendWqe(Slot(h, nullptr, 0).data(), kLimits, &wr), WqeCheck::kOk);
   EXPECT_EQ(wr.send_flags, uint32_t{IBV_SEND_SIGNALED});
   for (int bit = 0; bit < 32; ++bit) {
@@ -197,7 +197,7 @@ TEST(WqeParse, FlagsAndReservedBits) {
 }
 
 TEST(WqeParse, SgeCountsFromZeroToTheMaximum) {
-  constexpr uint32_t kMax = kMaxSgePerWqe;
+  constexpr uint32_t kMax = driver::kMaxSgePerWqe;
   const SendQueueLimits lim{proto::SendWqeStride(kMax, 0), kMax, 0};
   for (uint32_t n = 0; n <= kMax + 1; ++n) {
     std::vector<uint8_t> slot(lim.stride, 0xee);
@@ -209,7 +209,7 @@ TEST(WqeParse, SgeCountsFromZeroToTheMaximum) {
       proto::Sge s{0x1000u * (i + 1), 100 + i, 1000 + i};
       std::memcpy(slot.data() + sizeof h + i * sizeof s, &s, sizeof s);
     }
-    SendWr wr;
+    driver::SendWr wr;
     WqeCheck c = ParseSendWqe(slot.data(), lim, &wr);
     if (n > kMax) {
       EXPECT_EQ(c, WqeCheck::kTooManySges);
@@ -230,7 +230,7 @@ TEST(WqeParse, SgeCountsFromZeroToTheMaximum) {
   h.num_sge = 3;
   std::vector<uint8_t> slot(two.stride, 0);
   std::memcpy(slot.data(), &h, sizeof h);
-  SendWr wr;
+  driver::SendWr wr;
   EXPECT_EQ(ParseSendWqe(slot.data(), two, &wr), WqeCheck::kTooManySges);
   // Limits larger than the engine's or than the slot: the smaller bound wins.
   const SendQueueLimits lying{
@@ -256,7 +256,7 @@ TEST(WqeParse, SgeLengthsAreCopiedExactly) {
   h.num_sge = 4;
   proto::Sge sges[4] = {
       {0, 0x80000000u, 1}, {0, 0x80000000u, 2}, {0, 0xffffffffu, 3}, {0xffffffffffffffffu, 0, 4}};
-  SendWr wr;
+  driver::SendWr wr;
   ASSERT_EQ(ParseSendWqe(Slot(h, sges, sizeof sges).data(), kLimits, &wr), WqeCheck::kOk);
   uint64_t total = 0;
   for (uint32_t i = 0; i < wr.num_sge; ++i) total += wr.sg_list[i].length;
@@ -291,14 +291,15 @@ TEST(WqeParse, InlineAtExactlyTheSlotRoomAndOnePast) {
   // kMaxInlineData and the slot's room after the header: each of them binding in turn.
   const uint32_t hdr = sizeof(proto::SendWqe);
   const SendQueueLimits shapes[] = {
-      {proto::SendWqeStride(1, kMaxInlineData), 1, kMaxInlineData},  // the engine's maximum
-      {proto::SendWqeStride(1, kMaxInlineData), 1, 1000},            // larger than the engine's
-      {hdr + 100, 1, kMaxInlineData},                                // the slot's room
-      {hdr + 100, 1, 60}};                                           // the queue's
+      {proto::SendWqeStride(1, driver::kMaxInlineData), 1,
+       driver::kMaxInlineData},                                    // the engine's maximum
+      {proto::SendWqeStride(1, driver::kMaxInlineData), 1, 1000},  // larger than the engine's
+      {hdr + 100, 1, driver::kMaxInlineData},                      // the slot's room
+      {hdr + 100, 1, 60}};                                         // the queue's
   for (const SendQueueLimits& lim : shapes) {
     const uint32_t stride = lim.stride;
     const uint32_t room = stride - hdr;
-    const uint32_t fits = std::min({room, lim.max_inline, kMaxInlineData});
+    const uint32_t fits = std::min({room, lim.max_inline, driver::kMaxInlineData});
     SCOPED_TRACE(fits);
     GuardedSlot guarded(stride);  // the slot ends where the readable memory ends
     ASSERT_NE(guarded.get(), nullptr);
@@ -310,7 +311,7 @@ TEST(WqeParse, InlineAtExactlyTheSlotRoomAndOnePast) {
       h.send_flags = IBV_SEND_INLINE;
       h.inline_len = len;
       std::memcpy(slot, &h, sizeof h);
-      SendWr wr;
+      driver::SendWr wr;
       WqeCheck c = ParseSendWqe(slot, lim, &wr);
       if (len > fits) {
         EXPECT_EQ(c, WqeCheck::kInlineTooLong) << len;
@@ -336,7 +337,7 @@ TEST(WqeParse, GarbageSlotsAgainstAGuardPage) {
     GuardedSlot slot(lim.stride);
     ASSERT_NE(slot.get(), nullptr);
     uint32_t rmax = (lim.stride - sizeof(proto::RecvWqe)) / sizeof(proto::Sge);
-    rmax = std::min(rmax, kMaxSgePerWqe);
+    rmax = std::min(rmax, driver::kMaxSgePerWqe);
     int ok = 0;
     for (int i = 0; i < 50000; ++i) {
       for (uint32_t b = 0; b < lim.stride; ++b) slot.get()[b] = static_cast<uint8_t>(g());
@@ -352,13 +353,13 @@ TEST(WqeParse, GarbageSlotsAgainstAGuardPage) {
         case 1:
           h.send_flags = 0;
           h.opcode = IBV_WR_SEND;
-          h.num_sge = static_cast<uint32_t>(g() % (kMaxSgePerWqe + 2));
+          h.num_sge = static_cast<uint32_t>(g() % (driver::kMaxSgePerWqe + 2));
           break;
         default:
           break;
       }
       std::memcpy(slot.get(), &h, sizeof h);
-      SendWr wr;
+      driver::SendWr wr;
       if (ParseSendWqe(slot.get(), lim, &wr) == WqeCheck::kOk) {
         ++ok;
         ASSERT_EQ(wr.opcode, static_cast<ibv_wr_opcode>(h.opcode));
@@ -379,7 +380,7 @@ TEST(WqeParse, GarbageSlotsAgainstAGuardPage) {
         }
       }
       // The receive side with as many SGEs as this slot holds.
-      RecvWr rwr;
+      driver::RecvWr rwr;
       if (ParseRecvWqe(slot.get(), rmax, &rwr) == WqeCheck::kOk) {
         ASSERT_LE(rwr.num_sge, rmax);
       }
@@ -394,7 +395,7 @@ TEST(WqeParse, Recv) {
   proto::Sge sges[2] = {{1, 2, 3}, {4, 5, 6}};
   std::memcpy(s.data(), &h, sizeof h);
   std::memcpy(s.data() + sizeof h, sges, sizeof sges);
-  RecvWr wr;
+  driver::RecvWr wr;
   ASSERT_EQ(ParseRecvWqe(s.data(), 2, &wr), WqeCheck::kOk);
   EXPECT_EQ(wr.wr_id, 55u);
   EXPECT_EQ(wr.sg_list[1].lkey, 6u);
@@ -402,4 +403,4 @@ TEST(WqeParse, Recv) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
 const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
@@ -211,4 +211,4 @@ TEST(ClientMapping, BadRanges) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -15,7 +15,7 @@
 #include "vdev/shm/maps_line.h"
 #include "vdev/shm/shared_region.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
 const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
@@ -190,4 +190,4 @@ TEST(SharedRegion, SealedRoundedAndShared) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::vdev

@@ -8,7 +8,7 @@
 
 #include "tests/unit/vdev/shm/maps_corpus.h"
 
-namespace vrdma {
+namespace vrdma::vdev {
 namespace {
 
 TEST(MapsLine, RealWorldLines) {
@@ -79,4 +79,4 @@ TEST(MapsLine, ThisProcessesOwnMapsAllParse) {
 }
 
 }  // namespace
-}  // namespace vrdma
+}  // namespace vrdma::vdev
