@@ -322,27 +322,6 @@ const char* QpTypeName(int type) {
   }
 }
 
-const char* QpStateName(int state) {
-  switch (state) {
-    case IBV_QPS_RESET:
-      return "RESET";
-    case IBV_QPS_INIT:
-      return "INIT";
-    case IBV_QPS_RTR:
-      return "RTR";
-    case IBV_QPS_RTS:
-      return "RTS";
-    case IBV_QPS_SQD:
-      return "SQD";
-    case IBV_QPS_SQE:
-      return "SQE";
-    case IBV_QPS_ERR:
-      return "ERR";
-    default:
-      return "UNKNOWN";
-  }
-}
-
 // One field of an object record: its name in text and JSON, and its value.
 struct Field {
   std::string key;
@@ -363,7 +342,7 @@ std::vector<Field> ObjectFields(const Vdev& v, const ObjectInfo& o) {
                        o.qp_state >= IBV_QPS_RTR && o.qp_state <= IBV_QPS_SQE;
       if (connected) f.push_back(num("rqpn", o.dest_qpn));
       f.push_back(str("type", QpTypeName(o.qp_type)));
-      f.push_back(str("state", QpStateName(o.qp_state)));
+      f.push_back(str("state", driver::QpStateName(static_cast<ibv_qp_state>(o.qp_state))));
       f.push_back(num("sq-psn", o.sq_psn));
       f.push_back(num("rq-psn", o.rq_psn));
       f.push_back(num("pdn", o.pd));
