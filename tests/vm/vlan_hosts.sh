@@ -57,10 +57,24 @@ for kind in v2_ipv4 v2_ipv6 v1; do
   run_cross "rc_pingpong-vlan-$kind" summary A -- ibv_rc_pingpong -g "$g" -c -s 65536 -n 100
 done
 run_cross ud_pingpong-vlan summary B -- ibv_ud_pingpong -g 3 -c -s 2048 -n 100
-run_cross ib_write_bw-vlan one_size B -- ib_write_bw -x 3 -s 262144 -n 100
-run_cross ib_read_bw-vlan one_size A -- ib_read_bw -x 3 -s 65536 -n 100
-run_cross ib_send_bw-vlan-v1 one_size B -- ib_send_bw -x 2 -s 65536 -n 100
-run_cross ib_atomic_bw-vlan one_size A -- ib_atomic_bw -x 3 -n 100 -A FETCH_AND_ADD
+# perftest in this emulated guest: now and then both sides stop after exchanging their
+# QPs, with no message and no sign of trouble on the wire (retransmits 0, timeouts 0 in
+# the counters). Reproduced on the commit before issue 11 on the same machine, root cause
+# open (docs/testing.md, vm_vlan_guest). A failed case is run once more, said with RETRY;
+# the second run must pass, result row checked.
+run_cross_once_more() {
+  local before=$FAILURES
+  run_cross "$@"
+  if ((FAILURES > before)); then
+    FAILURES=$before
+    echo "RETRY $1: the first run failed (above); running it once more"
+    run_cross "$@"
+  fi
+}
+run_cross_once_more ib_write_bw-vlan one_size B -- ib_write_bw -x 3 -s 262144 -n 100
+run_cross_once_more ib_read_bw-vlan one_size A -- ib_read_bw -x 3 -s 65536 -n 100
+run_cross_once_more ib_send_bw-vlan-v1 one_size B -- ib_send_bw -x 2 -s 65536 -n 100
+run_cross_once_more ib_atomic_bw-vlan one_size A -- ib_atomic_bw -x 3 -n 100 -A FETCH_AND_ADD
 
 # The untagged parent's vdevs beside the VLAN's, on the same pdevs.
 pingpongs_at_once "VLAN vdev and untagged vdev on one port at once" \
