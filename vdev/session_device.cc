@@ -65,7 +65,7 @@ int Session::OpenDevice(proto::Message& msg, Payload* out, Fds* fds) {
     vdev_ = vdev;
     device_ = vdev->pdev->device.get();
     drain_ = std::make_unique<DoorbellDrain>(
-        device_, &drained_, [this](uint32_t ah) { return ahs_.count(ah) != 0; },
+        device_, &drained_, &ahs_,
         [this](uint64_t user_handle, uint32_t event) { WriteAsync(user_handle, event); });
     vdev->open_contexts++;
     guid = vdev->node_guid_be;

@@ -3,11 +3,11 @@
 namespace vrdma::vdev {
 
 DoorbellDrain::DoorbellDrain(driver::RoceDevice* device, DrainCounters* counters,
-                             std::function<bool(uint32_t)> ah_owned,
+                             const std::unordered_map<uint32_t, uint32_t>* owned_ahs,
                              std::function<void(uint64_t, uint32_t)> on_broken)
     : device_(device),
       counters_(counters),
-      ah_owned_(std::move(ah_owned)),
+      owned_ahs_(owned_ahs),
       on_broken_(std::move(on_broken)) {}
 
 const SrqRing* DoorbellDrain::FindSrq(uint32_t handle) const {
@@ -50,7 +50,7 @@ void DoorbellDrain::DrainQp(QpRings& qp) {
     counters_->send_wqes++;
     bool ok = c == WqeCheck::kOk;
     // UD: the AH must be one of this client's.
-    if (ok && qp.type == IBV_QPT_UD && !ah_owned_(wr.ah)) ok = false;
+    if (ok && qp.type == IBV_QPT_UD && !owned_ahs_->count(wr.ah)) ok = false;
     absl::Status st = ok ? device_->PostSend(qp.qpn, wr) : absl::InvalidArgumentError("bad WQE");
     if (!st.ok()) {
       counters_->rejected_wqes++;

@@ -45,11 +45,11 @@ struct DrainCounters {
 
 class DoorbellDrain {
  public:
-  // `ah_owned` says whether a UD WQE's AH handle is one of this context's.
+  // `owned_ahs` holds the context's AH handles (keys): a UD WQE must name one of them.
   // `on_broken` raises the async event of a ring the client broke (its user handle and
   // IBV_EVENT_QP_FATAL or IBV_EVENT_SRQ_ERR).
   DoorbellDrain(driver::RoceDevice* device, DrainCounters* counters,
-                std::function<bool(uint32_t)> ah_owned,
+                const std::unordered_map<uint32_t, uint32_t>* owned_ahs,
                 std::function<void(uint64_t, uint32_t)> on_broken);
 
   void AddQp(const QpRings& qp) { qps_[qp.qpn] = qp; }
@@ -71,7 +71,7 @@ class DoorbellDrain {
 
   driver::RoceDevice* device_;
   DrainCounters* counters_;
-  std::function<bool(uint32_t)> ah_owned_;
+  const std::unordered_map<uint32_t, uint32_t>* owned_ahs_;
   std::function<void(uint64_t, uint32_t)> on_broken_;
   std::unordered_map<uint32_t, QpRings> qps_;
   std::unordered_map<uint32_t, SrqRing> srqs_;
