@@ -58,23 +58,30 @@ for kind in v2_ipv4 v2_ipv6 v1; do
 done
 run_cross ud_pingpong-vlan summary B -- ibv_ud_pingpong -g 3 -c -s 2048 -n 100
 # perftest in this emulated guest: now and then both sides stop after exchanging their
-# QPs, with no message and no sign of trouble on the wire (retransmits 0, timeouts 0 in
-# the counters). Reproduced on the commit before issue 11 on the same machine, root cause
-# open (docs/testing.md, vm_vlan_guest). A failed case is run once more, said with RETRY;
-# the second run must pass, result row checked.
-run_cross_once_more() {
-  local before=$FAILURES
-  run_cross "$@"
-  if ((FAILURES > before)); then
+# QPs, with no message (once "Failed to close connection between server and client") and
+# no sign of trouble on the wire (retransmits 0, timeouts 0 in the counters): 1 to 3 of
+# these 4 cases a run on 2026-11-29, on the commit before issue 11 as on later ones, root
+# cause open (docs/testing.md, vm_vlan_guest). A failed case runs again, up to 4 runs in
+# all, each failed run said with RETRY; one run must pass, result row checked.
+PERFTEST_RUNS=4
+run_cross_retried() {
+  local before=$FAILURES run
+  for ((run = 1; run < PERFTEST_RUNS; ++run)); do
+    run_cross "$@" >"$WORK/$1.run$run"
+    if ((FAILURES == before)); then
+      cat "$WORK/$1.run$run"
+      return 0
+    fi
     FAILURES=$before
-    echo "RETRY $1: the first run failed (above); running it once more"
-    run_cross "$@"
-  fi
+    # Not a FAIL line: vlan_guest.sh counts the guest's PASS and FAIL lines as its cases.
+    sed "s/^FAIL /RETRY (run $run of $PERFTEST_RUNS failed) /" "$WORK/$1.run$run"
+  done
+  run_cross "$@"
 }
-run_cross_once_more ib_write_bw-vlan one_size B -- ib_write_bw -x 3 -s 262144 -n 100
-run_cross_once_more ib_read_bw-vlan one_size A -- ib_read_bw -x 3 -s 65536 -n 100
-run_cross_once_more ib_send_bw-vlan-v1 one_size B -- ib_send_bw -x 2 -s 65536 -n 100
-run_cross_once_more ib_atomic_bw-vlan one_size A -- ib_atomic_bw -x 3 -n 100 -A FETCH_AND_ADD
+run_cross_retried ib_write_bw-vlan one_size B -- ib_write_bw -x 3 -s 262144 -n 100
+run_cross_retried ib_read_bw-vlan one_size A -- ib_read_bw -x 3 -s 65536 -n 100
+run_cross_retried ib_send_bw-vlan-v1 one_size B -- ib_send_bw -x 2 -s 65536 -n 100
+run_cross_retried ib_atomic_bw-vlan one_size A -- ib_atomic_bw -x 3 -n 100 -A FETCH_AND_ADD
 
 # The untagged parent's vdevs beside the VLAN's, on the same pdevs.
 pingpongs_at_once "VLAN vdev and untagged vdev on one port at once" \
