@@ -14,7 +14,9 @@
 //  - wire names the verbs use: wire::Gid, wire::MacAddr, wire::NetworkType and the
 //    Ethernet/RoCE constants of driver/wire/headers.h;
 //  - PacketPort, the interface a RoceDeviceConfig's port implements (the ports themselves,
-//    pools and pcap are in driver/ports.h).
+//    pools and pcap are in driver/ports.h);
+//  - fault_guard (driver/res/fault_guard.h): the SIGBUS guard over client memory, whose
+//    ranges the layer that maps client memory adds, and whose handler the daemon installs.
 //
 // Everything under driver/transport, driver/res and driver/wire is the engine's own:
 // outside driver/, name only this header (and driver/ports.h).
@@ -23,6 +25,7 @@
 #include "driver/port/packet_port.h"
 #include "driver/qp_state/qp_state_machine.h"
 #include "driver/res/completion_queue.h"
+#include "driver/res/fault_guard.h"
 #include "driver/res/limits.h"
 #include "driver/res/memory_region.h"
 #include "driver/res/recv_info.h"

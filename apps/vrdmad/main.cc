@@ -18,6 +18,7 @@
 #include "vdev/pdev.h"
 #include "vdev/protocol/protocol.h"
 #include "vdev/server.h"
+#include "vdev/shm/client_memory.h"
 #include "vdev/verbs_requests.h"
 #include "vfio/eal.h"
 
@@ -77,6 +78,14 @@ int main(int argc, char** argv) {
     vrdma::vdev::Log(vrdma::vdev::LogLevel::kError, "eal_init_failed",
                      "reason=" + vrdma::vdev::LogQuote(st.ToString()) +
                          " eal=" + vrdma::vdev::LogQuote(absl::StrJoin(opts->eal, " ")));
+    return 1;
+  }
+  // A page of client memory that vanishes under the engine fails that access, not the
+  // daemon (driver/res/fault_guard.h). After the EAL: its own SIGBUS action, if any, is
+  // chained to for faults outside client memory.
+  if (absl::Status st = vrdma::vdev::ClientMemory::InstallFaultGuard(); !st.ok()) {
+    vrdma::vdev::Log(vrdma::vdev::LogLevel::kError, "fault_guard_failed",
+                     "reason=" + vrdma::vdev::LogQuote(st.ToString()));
     return 1;
   }
   auto registry = std::make_unique<vrdma::vdev::Registry>();

@@ -20,6 +20,9 @@ struct MemoryRegion {
   uint32_t lkey = 0;
   uint32_t rkey = 0;
   bool invalidated = false;  // by SEND with Invalidate
+  // A page of the client memory behind it vanished under the engine (driver/res/
+  // fault_guard.h): every later access fails, as for an invalid key.
+  bool poisoned = false;
   uint32_t owner = 0;
   // Set when frames may carry this MR's bytes as external buffers (zero-copy transmit):
   // the reference count that keeps the memory mapped while a frame still points at it.

@@ -33,6 +33,7 @@ struct DeviceCounters {
   uint64_t timeouts = 0;
   uint64_t rnr_naks_received = 0;
   uint64_t cq_overruns = 0;
+  uint64_t mr_poisoned = 0;  // MRs whose client memory lost a page (driver/res/fault_guard.h)
 };
 
 }  // namespace vrdma::driver

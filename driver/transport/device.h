@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "driver/port/packet_port.h"
 #include "driver/res/completion_queue.h"
+#include "driver/res/fault_guard.h"
 #include "driver/res/limits.h"
 #include "driver/res/memory_region.h"
 #include "driver/res/object_table.h"
@@ -197,9 +198,10 @@ class RoceDevice {
   bool UseZeroCopy(const wire::RocePacket& hdr, uint32_t len,
                    const rte_mbuf_ext_shared_info* share) const;
   // The single MR range holding bytes [offset, offset + len) of an SGE list, if one
-  // SGE holds them all and its MR may be sent from uncopied; else nullptr.
+  // SGE holds them all and its MR (*mr) may be sent from uncopied; else nullptr.
   const uint8_t* ZeroCopySource(const QueuePair& qp, const Sge* sges, uint32_t nsge,
-                                uint32_t offset, uint32_t len, rte_mbuf_ext_shared_info** share);
+                                uint32_t offset, uint32_t len, rte_mbuf_ext_shared_info** share,
+                                const MemoryRegion** mr);
   void SendPacket(rte_mbuf* m, const wire::RocePacket& hdr);
   bool BuildTemplate(QueuePair& qp, const AddressVector& av, wire::RocePacket* out);
 
@@ -210,6 +212,17 @@ class RoceDevice {
   Access ScatterSges(const QueuePair& qp, const Sge* sges, uint32_t nsge, uint32_t offset,
                      const uint8_t* src, uint32_t len);
   uint8_t* ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, uint64_t len, int access);
+  // After an access to the client memory behind `mr`: whether a page of it vanished
+  // meanwhile (the fault guard repaired the fault; the MR is now poisoned). One relaxed
+  // load when nothing happened.
+  bool LostPage(const MemoryRegion& mr) {
+    if (fault_guard::Generation() == faults_seen_) [[likely]]
+      return false;
+    SyncFaults();
+    return mr.poisoned;
+  }
+  // Poisons every MR over a range the fault guard saw fault.
+  void SyncFaults();
 
   // requester.cc
   void RunRequester(QueuePair& qp, uint32_t* budget);
@@ -266,7 +279,8 @@ class RoceDevice {
 
   RoceDeviceConfig cfg_;
   DeviceCounters counters_;
-  bool tx_chains_ = false;  // the port takes zero-copy (chained) frames
+  bool tx_chains_ = false;    // the port takes zero-copy (chained) frames
+  uint64_t faults_seen_ = 0;  // fault_guard::Generation() when SyncFaults last ran
   std::vector<GidEntry> gids_;
   struct GidKey {
     wire::Gid gid;

@@ -112,6 +112,10 @@ int RoceDevice::Poll(uint64_t now_ns) {
   uint64_t before = counters_.tx_packets;
   RunActive();
   FlushTx();
+  // A page that vanished under a copy the engine does not check itself (a port reading
+  // a zero-copy frame's payload, as DPDK's af_packet does into its ring): the MR is
+  // poisoned before its next use. One relaxed load per pass.
+  if (fault_guard::Generation() != faults_seen_) SyncFaults();
   work += static_cast<int>(counters_.tx_packets - before);
   // Frames still waiting for the port keep the engine polling.
   if (!tx_.empty()) work++;

@@ -66,7 +66,8 @@ bool RoceDevice::UseZeroCopy(const wire::RocePacket& hdr, uint32_t len,
 
 const uint8_t* RoceDevice::ZeroCopySource(const QueuePair& qp, const Sge* sges, uint32_t nsge,
                                           uint32_t offset, uint32_t len,
-                                          rte_mbuf_ext_shared_info** share) {
+                                          rte_mbuf_ext_shared_info** share,
+                                          const MemoryRegion** mr_out) {
   for (uint32_t i = 0; i < nsge; ++i) {
     if (offset >= sges[i].length) {
       offset -= sges[i].length;
@@ -74,8 +75,9 @@ const uint8_t* RoceDevice::ZeroCopySource(const QueuePair& qp, const Sge* sges, 
     }
     if (sges[i].length - offset < len) return nullptr;  // spans SGEs: gathered by copy
     const MemoryRegion* mr = FindMr(sges[i].lkey);
-    if (!mr || mr->pd != qp.init.pd || !mr->tx_share) return nullptr;
+    if (!mr || mr->pd != qp.init.pd || mr->poisoned || !mr->tx_share) return nullptr;
     *share = mr->tx_share;
+    *mr_out = mr;
     return TranslateMr(*mr, sges[i].addr + offset, len);
   }
   return nullptr;

@@ -177,10 +177,19 @@ bool RoceDevice::SendNextPacket(QueuePair& qp, SendWqe& w) {
     // Zero-copy: the payload leaves from the client's buffer (a bad key or range finds
     // no source and takes the copying path, which reports it).
     rte_mbuf_ext_shared_info* share = nullptr;
-    const uint8_t* src = ZeroCopySource(qp, wr.sg_list, wr.num_sge, offset, payload_len, &share);
+    const MemoryRegion* mr = nullptr;
+    const uint8_t* src =
+        ZeroCopySource(qp, wr.sg_list, wr.num_sge, offset, payload_len, &share, &mr);
     if (src && UseZeroCopy(h, payload_len, share)) {
       rte_mbuf* zm = NewZeroCopyPacket(&h, src, payload_len, share);
       if (!zm) return false;
+      // NewZeroCopyPacket read the payload (ICRC): a page that vanished meanwhile fails
+      // the WQE as a bad L_Key would (IBTA 10.6.3: Local Protection Error).
+      if (LostPage(*mr)) {
+        rte_pktmbuf_free(zm);
+        FailSend(qp, IBV_WC_LOC_PROT_ERR);
+        return false;
+      }
       Transmit(zm);
       w.next_pkt = last ? w.npkts : i + 1;
       w.req_done = last;

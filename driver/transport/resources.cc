@@ -47,6 +47,7 @@ absl::StatusOr<MrKeys> RoceDevice::RegMr(uint32_t pd, uint64_t iova, void* host,
   mr->access = access;
   mr->owner = owner;
   mr->invalidated = false;
+  mr->poisoned = false;
   mr->tx_share = nullptr;
   mr->lkey = mr->rkey = MakeKey(h, mrs_.Generation(h));
   return MrKeys{mr->lkey, mr->rkey};

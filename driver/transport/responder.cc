@@ -287,6 +287,12 @@ void RoceDevice::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t fl
       return;
     }
     std::memcpy(dst, pkt.payload, pkt.payload_len);
+    if (LostPage(*FindMr(r.write_rkey))) {
+      // The target's page vanished under the copy: its MR is poisoned and the request
+      // is refused as for an invalid R_Key (IBTA 9.7.5.2: Remote Access Error).
+      RejectRequest(qp, wire::aeth::kNakRemoteAccessError, IBV_EVENT_QP_ACCESS_ERR);
+      return;
+    }
   }
   r.write_va += pkt.payload_len;
   r.write_resid -= pkt.payload_len;
@@ -366,6 +372,10 @@ void RoceDevice::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
     word.compare_exchange_strong(orig, pkt.atomic.swap_add);
   } else {
     orig = word.fetch_add(pkt.atomic.swap_add);
+  }
+  if (LostPage(*FindMr(pkt.atomic.rkey))) {  // the target's page vanished: as a bad R_Key
+    ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS, IBV_EVENT_QP_ACCESS_ERR);
+    return;
   }
   RdAtomicResource& res = r.resources[r.next_resource];
   r.next_resource = (r.next_resource + 1) % qp.max_dest_rd_atomic;
@@ -555,15 +565,31 @@ void RoceDevice::RunResponses(QueuePair& qp, uint32_t* budget) {
                        IBV_EVENT_QP_ACCESS_ERR);
         return;
       }
-      rte_mbuf_ext_shared_info* share = n ? FindMr(e.rkey)->tx_share : nullptr;
-      if (UseZeroCopy(h, n, share)) {
-        rte_mbuf* zm = NewZeroCopyPacket(&h, src, n, share);  // sent from the MR itself
-        if (!zm) return;
-        Transmit(zm);
+      const MemoryRegion* mr = n ? FindMr(e.rkey) : nullptr;
+      rte_mbuf_ext_shared_info* share = mr ? mr->tx_share : nullptr;
+      rte_mbuf* m;
+      const bool zero_copy = UseZeroCopy(h, n, share);
+      if (zero_copy) {
+        m = NewZeroCopyPacket(&h, src, n, share);  // sent from the MR itself (ICRC read)
+        if (!m) return;
       } else {
-        rte_mbuf* m = NewPacket(&h, n, &payload);
+        m = NewPacket(&h, n, &payload);
         if (!m) return;
         if (n) std::memcpy(payload, src, n);
+      }
+      if (mr && LostPage(*mr)) {
+        // A page of the source vanished under the copy: the MR is poisoned, and the
+        // response stops as for an MR gone between request and response.
+        rte_pktmbuf_free(m);
+        q.Pop();
+        qp.resp.epsn = e.psn;
+        ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS,
+                       IBV_EVENT_QP_ACCESS_ERR);
+        return;
+      }
+      if (zero_copy) {
+        Transmit(m);
+      } else {
         SendPacket(m, h);
       }
       e.first_sent = true;

@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "driver/device.h"
 
 namespace vrdma::vdev {
 
@@ -23,6 +24,12 @@ absl::Status CheckFd(int fd, uint64_t end, bool fixed_size) {
   int seals = fcntl(fd, F_GET_SEALS);
   if (!fixed_size && (seals < 0 || !(seals & F_SEAL_SHRINK))) {
     return absl::InvalidArgumentError("registered memory must be a memfd sealed against shrinking");
+  }
+  // Huge pages (a hugetlbfs memfd) would need huge-page-aligned mappings, and a hole
+  // punched in one is refilled from a pool the client can exhaust: a SIGBUS for the
+  // daemon. Refused, as OpenClientMapping refuses them.
+  if (st.st_blksize > sysconf(_SC_PAGESIZE)) {
+    return absl::InvalidArgumentError("registered memory must be of normal pages");
   }
   if (static_cast<uint64_t>(st.st_size) < end) {
     return absl::InvalidArgumentError("memfd smaller than the segment it backs");
@@ -71,9 +78,22 @@ absl::StatusOr<std::unique_ptr<ClientMemory>> ClientMemory::Map(
       return absl::ErrnoToStatus(err, absl::StrCat("mapping client segment ", i));
     }
   }
-  return std::unique_ptr<ClientMemory>(new ClientMemory(b, page_length));
+  int slot = driver::fault_guard::AddRange(b, page_length);
+  if (slot < 0) {
+    munmap(base, page_length);
+    return absl::ResourceExhaustedError("too many client memory mappings");
+  }
+  return std::unique_ptr<ClientMemory>(new ClientMemory(b, page_length, slot));
 }
 
-ClientMemory::~ClientMemory() { munmap(base_, length_); }
+absl::Status ClientMemory::InstallFaultGuard() {
+  if (!driver::fault_guard::Install()) return absl::ErrnoToStatus(errno, "sigaction(SIGBUS)");
+  return absl::OkStatus();
+}
+
+ClientMemory::~ClientMemory() {
+  driver::fault_guard::RemoveRange(guard_slot_);  // before the range can be reused
+  munmap(base_, length_);
+}
 
 }  // namespace vrdma::vdev

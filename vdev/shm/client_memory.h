@@ -24,12 +24,16 @@ struct SegmentBacking {
 
 class ClientMemory {
  public:
-  // Checks every backing (a memfd sealed against shrinking unless fixed_size, large
-  // enough, page-aligned offsets) and that the segments tile [0, page_length) exactly,
-  // then maps them side by side.
+  // Checks every backing (a memfd sealed against shrinking unless fixed_size, of normal
+  // pages, large enough, page-aligned offsets) and that the segments tile
+  // [0, page_length) exactly, then maps them side by side. The mapping is added to the
+  // engine's fault guard (driver/res/fault_guard.h): should a page vanish under the
+  // daemon all the same, the access that meets it fails, not the daemon.
   static absl::StatusOr<std::unique_ptr<ClientMemory>> Map(uint64_t page_length,
                                                            std::span<const proto::MrSegment> segs,
                                                            std::span<const SegmentBacking> backing);
+  // The daemon's SIGBUS handler for the fault guard (once per process, at start).
+  static absl::Status InstallFaultGuard();
   ~ClientMemory();
   ClientMemory(const ClientMemory&) = delete;
   ClientMemory& operator=(const ClientMemory&) = delete;
@@ -38,9 +42,11 @@ class ClientMemory {
   uint64_t length() const { return length_; }
 
  private:
-  ClientMemory(uint8_t* base, uint64_t length) : base_(base), length_(length) {}
+  ClientMemory(uint8_t* base, uint64_t length, int guard_slot)
+      : base_(base), length_(length), guard_slot_(guard_slot) {}
   uint8_t* base_;
   uint64_t length_;
+  int guard_slot_;
 };
 
 }  // namespace vrdma::vdev
