@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -273,6 +275,24 @@ TEST_F(ClientFaultTest, RangeEndsWithTheMapping) {
   EXPECT_TRUE(fault_guard::Faulted(base, kPage));
   memory->reset();
   EXPECT_FALSE(fault_guard::Faulted(base, kPage));
+  close(fd);
+}
+
+// The first line closes one SIGBUS route itself: a huge-page memfd passed by descriptor
+// (a hole punched in one is refilled from a pool the client can exhaust) is refused.
+TEST_F(ClientFaultTest, HugePageMemfdIsRefused) {
+  int fd = memfd_create("client-fault-huge", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+  if (fd < 0) GTEST_SKIP() << "no hugetlbfs: " << std::strerror(errno);
+  struct stat st;
+  ASSERT_EQ(fstat(fd, &st), 0);
+  const uint64_t huge = static_cast<uint64_t>(st.st_blksize);
+  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(huge)), 0);  // no page is allocated yet
+  ASSERT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  proto::MrSegment seg{};
+  seg.length = huge;
+  vdev::SegmentBacking backing{fd, 0, true, false};
+  auto memory = vdev::ClientMemory::Map(huge, {&seg, 1}, {&backing, 1});
+  EXPECT_EQ(memory.status().code(), absl::StatusCode::kInvalidArgument) << memory.status();
   close(fd);
 }
 
