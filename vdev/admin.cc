@@ -610,7 +610,7 @@ AdminResult RunAdmin(const AdminContext& ctx, const AdminRequest& request) {
                        : cmd.op == proto::AdminOp::kDevDel ? "del"
                                                            : "set";
     return Fail(EPERM, absl::StrCat("dev ", verb,
-                                    ": operation not permitted (needs root or CAP_NET_ADMIN)"));
+                                    ": operation not permitted (needs root or the admin group, as connected)"));
   }
   AdminResult r;
   switch (cmd.op) {

@@ -24,7 +24,7 @@ struct AdminResult {
 
 struct AdminContext {
   Registry* registry = nullptr;
-  // The requester may change devices (root or CAP_NET_ADMIN, as iproute2's rdma needs);
+  // The requester may change devices (root or the admin group: MayAdminister);
   // anyone may look.
   bool may_change = false;
   const std::vector<std::unique_ptr<Session>>* sessions = nullptr;

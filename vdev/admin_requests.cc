@@ -1,6 +1,5 @@
 #include "vdev/admin_requests.h"
 
-#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -12,18 +11,9 @@
 
 namespace vrdma::vdev {
 
-bool MayAdminister(pid_t pid, uid_t uid) {
-  if (uid == 0) return true;
-  FILE* f = std::fopen(absl::StrCat("/proc/", pid, "/status").c_str(), "re");
-  if (!f) return false;
-  char line[256];
-  unsigned long long caps = 0;
-  while (std::fgets(line, sizeof line, f)) {
-    if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
-  }
-  std::fclose(f);
-  constexpr int kCapNetAdmin = 12;  // linux/capability.h
-  return caps & (1ull << kCapNetAdmin);
+bool MayAdminister(const Peer& peer, std::optional<gid_t> admin_group) {
+  if (peer.uid() == 0) return true;
+  return admin_group && peer.InGroup(*admin_group);
 }
 
 void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
@@ -39,7 +29,7 @@ void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
   }
   AdminContext ctx;
   ctx.registry = &server_->registry();
-  ctx.may_change = MayAdminister(client.pid(), client.uid());
+  ctx.may_change = MayAdminister(client.peer(), admin_group_);
   ctx.sessions = &server_->sessions();
   ctx.before_delete = [this](Vdev* v) { server_->DetachVdev(v); };
   ctx.notify = [](std::string_view event, Vdev* v) {

@@ -5,23 +5,31 @@
 
 #include <sys/types.h>
 
+#include <optional>
+
+#include "vdev/peer.h"
 #include "vdev/plugins.h"
 
 namespace vrdma::vdev {
 
 class Server;
 
-// Root, or CAP_NET_ADMIN in the client's effective set, may add, change and delete
-// devices: the privilege iproute2's rdma tool needs for the same.
-bool MayAdminister(pid_t pid, uid_t uid);
+// Who may add, change and delete devices: root of the initial user namespace, or a member
+// of the configured admin group, by the credentials the kernel recorded at connect()
+// (SO_PEERCRED, SO_PEERGROUPS, in the daemon's user namespace). Never capabilities read
+// later from /proc: those of a user namespace are not capabilities over the machine, and
+// a process can exec a setuid program after connecting (docs/security.md).
+bool MayAdminister(const Peer& peer, std::optional<gid_t> admin_group);
 
 class AdminRequests : public RequestHandler {
  public:
-  explicit AdminRequests(Server* server) : server_(server) {}
+  AdminRequests(Server* server, std::optional<gid_t> admin_group)
+      : server_(server), admin_group_(admin_group) {}
   void Handle(Session& client, proto::Message& msg, Reply* reply) override;
 
  private:
   Server* server_;
+  std::optional<gid_t> admin_group_;
 };
 
 }  // namespace vrdma::vdev

@@ -1,7 +1,9 @@
 #include "vdev/server.h"
 
 #include <sched.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -46,35 +48,90 @@ uint64_t NowNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// The socket's directory must be the daemon's: owned by it and writable by no one else
+// (or sticky, as /tmp), so no other user can swap the socket file for their own. The
+// socket is bound through the directory's descriptor (not its path, which a symlink could
+// redirect after the check) and made with mode 0666 by the umask at bind(), never chmod'ed
+// through a path.
 absl::StatusOr<int> Listen(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (name.empty()) return absl::InvalidArgumentError("socket path names a directory: " + path);
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return absl::ErrnoToStatus(errno, "creating the socket directory " + dir);
+  }
+  int dir_fd = open(dir.c_str(), O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (dir_fd < 0) return absl::ErrnoToStatus(errno, "opening the socket directory " + dir);
+  struct stat st;
+  if (fstat(dir_fd, &st) != 0 || st.st_uid != geteuid() ||
+      ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))) {
+    close(dir_fd);
+    return absl::PermissionDeniedError(absl::StrCat(
+        "socket directory ", dir, " must be owned by uid ", geteuid(),
+        " and writable by no one else (or sticky)"));
+  }
+  std::string via_fd = absl::StrCat("/proc/self/fd/", dir_fd, "/", name);
+  if (via_fd.size() >= sizeof addr.sun_path || path.size() >= sizeof addr.sun_path) {
+    close(dir_fd);
     return absl::InvalidArgumentError("socket path too long: " + path);
   }
-  std::strcpy(addr.sun_path, path.c_str());
-  std::string dir = path.substr(0, path.rfind('/'));
-  if (!dir.empty() && dir != path) mkdir(dir.c_str(), 0755);
+  std::strcpy(addr.sun_path, via_fd.c_str());
+  auto fail = [&](int err, const std::string& what) {
+    close(dir_fd);
+    return absl::ErrnoToStatus(err, what);
+  };
   int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (s < 0) return absl::ErrnoToStatus(errno, "socket");
+  if (s < 0) return fail(errno, "socket");
   // A socket file nobody listens on is left from a daemon that died: replace it.
   int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
     close(probe);
     close(s);
+    close(dir_fd);
     return absl::AlreadyExistsError("another vrdmad is listening on " + path);
   }
   close(probe);
-  unlink(path.c_str());
-  if (bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(s, 64) != 0) {
-    int err = errno;
+  unlinkat(dir_fd, name.c_str(), 0);
+  // Access is checked per request on the peer's connect-time identity (peer.h); the
+  // socket itself is open to all users.
+  mode_t old_mask = umask(0111);
+  int rc = bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int err = errno;
+  umask(old_mask);
+  if (rc != 0 || listen(s, 64) != 0) {
+    if (rc == 0) err = errno;
     close(s);
-    return absl::ErrnoToStatus(err, "binding " + path);
+    return fail(err, "binding " + path);
   }
-  // Access is checked per request (SO_PEERCRED); the socket itself is open to all users.
-  chmod(path.c_str(), 0666);
+  close(dir_fd);
   return s;
 }
+
+// Raises the descriptor limit as far as the daemon may (every connection and object of a
+// client holds descriptors here); returns the soft limit in force.
+uint64_t RaiseFdLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 1024;
+  rlimit want = lim;
+  want.rlim_cur = want.rlim_max = std::max<rlim_t>(lim.rlim_max, 1 << 20);
+  if (setrlimit(RLIMIT_NOFILE, &want) != 0) {  // without CAP_SYS_RESOURCE: up to the hard one
+    want = lim;
+    want.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) != 0) want = lim;
+  }
+  return want.rlim_cur;
+}
+
+// Descriptors kept for the daemon's own work (netlink, memfds of new rings, the EAL …) and
+// the administrator, and a budget per client connection with its device open.
+constexpr uint64_t kReservedFds = 512;
+constexpr uint64_t kFdsPerConnection = 16;
+constexpr uint64_t kRefuseTimeoutNs = 1000000000ull;
+constexpr size_t kMaxRefusing = 64;
+constexpr uint64_t kTagRefused = 5ull << 40;
 
 }  // namespace
 
@@ -90,6 +147,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   s->registry_->SetResolveWait([self] {
     if (self->RunPollers() == 0) std::this_thread::sleep_for(std::chrono::microseconds(500));
   });
+  uint64_t fd_limit = RaiseFdLimit();
+  if (s->options_.max_connections == 0) {
+    uint64_t budget = fd_limit > 2 * kReservedFds ? (fd_limit - kReservedFds) / kFdsPerConnection
+                                                  : fd_limit / (2 * kFdsPerConnection);
+    s->options_.max_connections = static_cast<uint32_t>(std::clamp<uint64_t>(budget, 8, 65536));
+  }
+  if (s->options_.max_connections_per_user == 0) {
+    s->options_.max_connections_per_user = std::max<uint32_t>(s->options_.max_connections / 4, 1);
+  }
+  Log(LogLevel::kInfo, "limits",
+      absl::StrCat("fd_limit=", fd_limit, " max_connections=", s->options_.max_connections,
+                   " max_connections_per_user=", s->options_.max_connections_per_user));
+  s->spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
   auto fd = Listen(options.socket_path);
   if (!fd.ok()) return fd.status();
   s->listen_fd_ = *fd;
@@ -154,6 +224,8 @@ Server::~Server() {
     close(listen_fd_);
     unlink(options_.socket_path.c_str());
   }
+  ExpireRefused(true);
+  if (spare_fd_ >= 0) close(spare_fd_);
   if (stop_fd_ >= 0) close(stop_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
 }
@@ -168,18 +240,104 @@ void Server::Stop() {
 void Server::Accept() {
   for (;;) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) return;
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
-    auto session = std::make_unique<Session>(fd, registry_.get(), cred.pid, cred.uid);
+    if (fd < 0) {
+      if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
+        // No descriptor left: take the connection with the spare one and close it, so the
+        // client gets an answer (a closed connection) and the listener does not spin.
+        close(spare_fd_);
+        fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd >= 0) close(fd);
+        spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (refused_count_++ % 1000 == 0) {
+          Log(LogLevel::kWarn, "connection_refused",
+              absl::StrCat("reason=\"no descriptor left\" refused=", refused_count_));
+        }
+        continue;
+      }
+      return;
+    }
+    absl::StatusOr<Peer> peer = Peer::FromSocket(fd);
+    if (!peer.ok()) {  // gone before it could be identified
+      Log(LogLevel::kDebug, "connection_dropped", "reason=" + LogQuote(peer.status().ToString()));
+      close(fd);
+      continue;
+    }
+    std::string why;
+    if (int err = AdmissionErrno(*peer, &why)) {
+      if (refused_count_++ % 1000 == 0) {
+        Log(LogLevel::kWarn, "connection_refused",
+            absl::StrCat("pid=", peer->pid(), " uid=", peer->uid(), " reason=", LogQuote(why),
+                         " refused=", refused_count_));
+      }
+      Refuse(fd, err, std::move(why));
+      continue;
+    }
+    if (peer->uid() != 0) {
+      connections_per_user_[peer->uid()]++;
+      user_connections_++;
+    }
+    Log(LogLevel::kDebug, "client_connect",
+        absl::StrCat("pid=", peer->pid(), " uid=", peer->uid(), " comm=", LogQuote(peer->comm())));
+    auto session = std::make_unique<Session>(fd, registry_.get(), *std::move(peer));
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<uint64_t>(fd);
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
-    Log(LogLevel::kDebug, "client_connect", absl::StrCat("pid=", cred.pid, " uid=", cred.uid));
     sessions_.push_back(std::move(session));
   }
+}
+
+int Server::AdmissionErrno(const Peer& peer, std::string* why) const {
+  if (peer.uid() == 0) return 0;
+  if (user_connections_ >= options_.max_connections) {
+    *why = absl::StrCat("too many client connections (", options_.max_connections, ")");
+    return EMFILE;
+  }
+  auto it = connections_per_user_.find(peer.uid());
+  if (it != connections_per_user_.end() && it->second >= options_.max_connections_per_user) {
+    *why = absl::StrCat("too many client connections of uid ", peer.uid(), " (",
+                        options_.max_connections_per_user, ")");
+    return EUSERS;
+  }
+  return 0;
+}
+
+void Server::Refuse(int fd, int err, std::string why) {
+  if (refused_.size() >= kMaxRefusing) {  // a flood: no answer, just the closed connection
+    close(fd);
+    return;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kTagRefused | static_cast<uint64_t>(fd);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  refused_.push_back(Refused{fd, err, std::move(why), NowNs() + kRefuseTimeoutNs});
+}
+
+void Server::OnRefusedReadable(int fd) {
+  auto it = std::find_if(refused_.begin(), refused_.end(),
+                         [fd](const Refused& r) { return r.fd == fd; });
+  if (it == refused_.end()) return;
+  proto::Message msg;
+  if (proto::ReceiveMessage(fd, &msg) == 0) {
+    std::string text = "vrdmad: " + it->why + "\n";
+    (void)proto::SendMessage(fd, static_cast<proto::Op>(msg.header.op), it->err, text.c_str(),
+                             text.size() + 1, nullptr, 0);
+  }
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  close(fd);
+  refused_.erase(it);
+}
+
+void Server::ExpireRefused(bool all) {
+  if (refused_.empty()) return;
+  uint64_t now = NowNs();
+  std::erase_if(refused_, [&](const Refused& r) {
+    if (!all && r.deadline_ns > now) return false;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, r.fd, nullptr);
+    close(r.fd);
+    return true;
+  });
 }
 
 void Server::CloseSession(int fd) {
@@ -194,6 +352,11 @@ void Server::CloseSession(int fd) {
         absl::StrCat("dev=", s.vdev()->name, " pid=", s.pid(), " comm=", LogQuote(s.comm())));
   }
   for (Route& r : routes_) r.handler->OnClose(s);
+  if (s.uid() != 0) {
+    auto u = connections_per_user_.find(s.uid());
+    if (u != connections_per_user_.end() && --u->second == 0) connections_per_user_.erase(u);
+    user_connections_--;
+  }
   sessions_.erase(it);  // frees everything the client left behind
 }
 
@@ -277,6 +440,7 @@ void Server::OnNetlink() {
 }
 
 void Server::ServiceControl(int timeout_ms) {
+  ExpireRefused(false);
   epoll_event events[32];
   int n = epoll_wait(epoll_fd_, events, 32, timeout_ms);
   for (int i = 0; i < n; ++i) {
@@ -289,6 +453,8 @@ void Server::ServiceControl(int timeout_ms) {
       (void)r;
     } else if (tag == kTagNetlink) {
       OnNetlink();
+    } else if ((tag & ~0xffffffffull) == kTagRefused) {
+      OnRefusedReadable(static_cast<int>(tag & 0xffffffff));
     } else if (tag == kTagPollerWake) {
       // A poller has work (a frame arrived on a port); the pass after this runs it.
     } else if (tag & kTagDoorbell) {

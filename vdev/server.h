@@ -12,6 +12,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -25,6 +26,11 @@ class NetlinkWatch;
 
 struct ServerOptions {
   std::string socket_path;
+  // Client connections of users other than root, in all (0: from the descriptor limit)
+  // and per user (0: a quarter of that). Root always gets in: the administrator's way in
+  // while tenants hold every connection they may (docs/security.md).
+  uint32_t max_connections = 0;
+  uint32_t max_connections_per_user = 0;
 };
 
 class Server {
@@ -60,6 +66,12 @@ class Server {
 
   Server() = default;
   void Accept();
+  // 0, or the errno a new connection of `peer` is refused with (and why, in *why).
+  int AdmissionErrno(const Peer& peer, std::string* why) const;
+  // Answers the refused connection's first request with `err`, then closes it.
+  void Refuse(int fd, int err, std::string why);
+  void OnRefusedReadable(int fd);
+  void ExpireRefused(bool all);
   void OnClientReadable(int fd);
   void CloseSession(int fd);
   void OnNetlink();
@@ -75,6 +87,19 @@ class Server {
   std::vector<std::unique_ptr<Session>> sessions_;
   std::vector<Route> routes_;
   std::vector<std::unique_ptr<Poller>> pollers_;
+  struct Refused {
+    int fd;
+    int err;
+    std::string why;
+    uint64_t deadline_ns;
+  };
+  std::vector<Refused> refused_;
+  std::unordered_map<uid_t, uint32_t> connections_per_user_;  // users other than root
+  uint32_t user_connections_ = 0;
+  uint64_t refused_count_ = 0;
+  // Kept open to be closed when accept() finds no descriptor left, so that even then the
+  // connection is taken and closed rather than left to retry forever.
+  int spare_fd_ = -1;
   int epoll_fd_ = -1;
   int listen_fd_ = -1;
   int stop_fd_ = -1;

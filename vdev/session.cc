@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <array>
-#include <fstream>
 
 #include "vdev/log.h"
 
@@ -29,12 +28,8 @@ int ErrnoOf(const absl::Status& status, int failed_precondition) {
   }
 }
 
-Session::Session(int sock, Registry* registry, pid_t pid, uid_t uid)
-    : sock_(sock), registry_(registry), pid_(pid), uid_(uid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
-  std::getline(f, comm_);
-  if (comm_.empty()) comm_ = "?";
-}
+Session::Session(int sock, Registry* registry, Peer peer)
+    : sock_(sock), registry_(registry), peer_(std::move(peer)) {}
 
 Session::~Session() {
   FreeAll();

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "driver/device.h"
 #include "vdev/object_info.h"
+#include "vdev/peer.h"
 #include "vdev/protocol/channel.h"
 #include "vdev/registry.h"
 #include "vdev/reply.h"
@@ -29,7 +30,7 @@ namespace vrdma::vdev {
 
 class Session {
  public:
-  Session(int sock, Registry* registry, pid_t pid, uid_t uid);
+  Session(int sock, Registry* registry, Peer peer);
   ~Session();  // frees every object the client left behind
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -37,9 +38,10 @@ class Session {
   int sock() const { return sock_; }
   int doorbell_fd() const { return doorbell_fd_; }
   Vdev* vdev() const { return vdev_; }
-  pid_t pid() const { return pid_; }
-  uid_t uid() const { return uid_; }
-  const std::string& comm() const { return comm_; }
+  const Peer& peer() const { return peer_; }
+  pid_t pid() const { return peer_.pid(); }  // for logs: the number at connect time
+  uid_t uid() const { return peer_.uid(); }
+  const std::string& comm() const { return peer_.comm(); }
   const ResourceCounts& used() const { return used_; }
   // Appends one record per object this context holds (for `vrdmactl res show qp|...`).
   void ListObjects(std::vector<ObjectInfo>* out) const;
@@ -127,9 +129,7 @@ class Session {
 
   int sock_;
   Registry* registry_;
-  pid_t pid_;
-  uid_t uid_;
-  std::string comm_;
+  Peer peer_;
   Vdev* vdev_ = nullptr;
   Pdev* pdev_ = nullptr;  // a context on a physical device: queries only
   driver::RoceDevice* device_ = nullptr;

@@ -50,8 +50,13 @@ int Session::RegMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   std::vector<int> passed;
   for (size_t i = 0; i < msg.fd_count(); ++i) passed.push_back(msg.TakeFd(i));
   absl::StatusOr<RegistrationBacking> backing =
-      RegistrationBacking::Open(pid_, req.page_base, req.page_length, segs, std::move(passed));
-  if (!backing.ok()) return RegistrationErrno(backing.status());
+      RegistrationBacking::Open(peer_, req.page_base, req.page_length, segs, std::move(passed));
+  if (!backing.ok()) {
+    Log(LogLevel::kDebug, "reg_mr_refused",
+        absl::StrCat("dev=", vdev_->name, " pid=", pid(),
+                     " reason=", LogQuote(backing.status().ToString())));
+    return RegistrationErrno(backing.status());
+  }
   if (backing->read_only() && (req.access & kWriteAccess)) return EFAULT;
   if (!Charge(Resource::kMrBytes, req.length)) return ENOMEM;
   if (!Charge(Resource::kMr)) {

@@ -1,15 +1,20 @@
 // vrdmad: the daemon that is the RDMA device.
 //
 //   vrdmad [EAL args] -- [--socket PATH] [--log-level LEVEL] [--pdev SPEC]... [--pcap FILE]
+//          [--admin-group GROUP] [--max-connections N] [--max-connections-per-user N]
 //
 // With no --pdev it runs the embedded default, pdev0, whose port is its internal switch.
+#include <grp.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "apps/vrdmad/options.h"
 #include "vdev/admin_requests.h"
@@ -33,13 +38,17 @@ void OnSignal(int) {
 int Usage(const char* argv0, int code) {
   std::fprintf(code ? stderr : stdout,
                "usage: %s [EAL args --] [--socket PATH] [--log-level debug|info|warn|error]\n"
-               "          [--pdev SPEC]... [--pcap FILE] [--config FILE]\n"
+               "          [--pdev SPEC]... [--pcap FILE] [--config FILE] [--admin-group GROUP]\n"
                "  --pdev NAME,iface=IFACE,type=af_xdp|af_packet|tap[,pcap=FILE]\n"
                "        a physical device on a DPDK virtual port on kernel interface IFACE\n"
                "  --pdev NAME,pci=DOMAIN:BUS:DEV.FN[,mtu=N][,pcap=FILE]\n"
                "        a physical device on a PCI NIC bound to vfio-pci (vrdmactl pci bind)\n"
                "  --pcap FILE   record every frame the pdevs' ports send and receive\n"
                "  --config FILE read arguments from FILE (same syntax, # comments)\n"
+               "  --admin-group GROUP  members may add, change and delete devices (root may)\n"
+               "  --max-connections N, --max-connections-per-user N\n"
+               "                client connections of users other than root (default: from\n"
+               "                the descriptor limit, a quarter of it per user)\n"
                "EAL args are DPDK's (-l, --no-huge, -m, --file-prefix, -a, --vdev, ...); without\n"
                "them vrdmad uses: %s (plus -a BDF for PCI pdevs).\n"
                "With no --pdev: the embedded default pdev0 (an internal switch).\n"
@@ -57,6 +66,19 @@ void SetLogLevel(const std::string& l) {
 
 }  // namespace
 
+// A group given by name or number.
+absl::StatusOr<gid_t> ResolveGroup(const std::string& name) {
+  uint32_t n = 0;
+  if (absl::SimpleAtoi(name, &n)) return static_cast<gid_t>(n);
+  group grp;
+  group* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getgrnam_r(name.c_str(), &grp, buf.data(), buf.size(), &found) != 0 || !found) {
+    return absl::NotFoundError("no such group");
+  }
+  return found->gr_gid;
+}
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::StatusOr<vrdma::vrdmad::VrdmadOptions> opts =
@@ -72,6 +94,18 @@ int main(int argc, char** argv) {
   options.socket_path = !opts->socket_path.empty() ? opts->socket_path
                         : env && *env              ? env
                                                    : vrdma::proto::kDefaultSocket;
+  options.max_connections = opts->max_connections;
+  options.max_connections_per_user = opts->max_connections_per_user;
+  std::optional<gid_t> admin_group;
+  if (!opts->admin_group.empty()) {
+    absl::StatusOr<gid_t> g = ResolveGroup(opts->admin_group);
+    if (!g.ok()) {
+      std::fprintf(stderr, "%s: --admin-group %s: %s\n", argv[0], opts->admin_group.c_str(),
+                   std::string(g.status().message()).c_str());
+      return 2;
+    }
+    admin_group = *g;
+  }
   // A failed start (here or later) leaves nothing of the EAL behind.
   if (absl::Status st = vrdma::vfio::InitEal(opts->eal, vrdma::vfio::EalExit::kCleanUpOnFailure);
       !st.ok()) {
@@ -128,7 +162,7 @@ int main(int argc, char** argv) {
                                       std::make_unique<vrdma::vdev::VerbsRequests>());
   if (wired.ok()) {
     wired = srv.AddHandler(vrdma::proto::kFirstAdminOp, vrdma::proto::kLastAdminOp,
-                           std::make_unique<vrdma::vdev::AdminRequests>(&srv));
+                           std::make_unique<vrdma::vdev::AdminRequests>(&srv, admin_group));
   }
   if (!wired.ok()) {
     vrdma::vdev::Log(vrdma::vdev::LogLevel::kError, "wiring_failed",

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace vrdma::vrdmad {
@@ -161,6 +162,18 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
           return absl::InvalidArgumentError(absl::StrCat("pdev ", p.pdev, " given twice"));
       }
       o.pdevs.push_back(*spec);
+    } else if (a == "--admin-group") {
+      auto v = value("a group name or number");
+      if (!v.ok()) return v.status();
+      o.admin_group = *v;
+    } else if (a == "--max-connections" || a == "--max-connections-per-user") {
+      auto v = value("a number");
+      if (!v.ok()) return v.status();
+      uint32_t n = 0;
+      if (!absl::SimpleAtoi(*v, &n) || n == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(a, " ", *v, ": not a positive number"));
+      }
+      (a == "--max-connections" ? o.max_connections : o.max_connections_per_user) = n;
     } else if (a == "--pcap") {
       auto v = value("a file");
       if (!v.ok()) return v.status();

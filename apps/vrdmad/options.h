@@ -1,10 +1,12 @@
 // vrdmad's command line, in DPDK's usual form:
 //   vrdmad [EAL args] -- [vrdmad args]      (no `--`: every argument is vrdmad's)
 // vrdmad args: --socket PATH, --log-level LEVEL, --pdev SPEC (repeatable),
-// --pcap FILE, --config FILE. A config file holds the same arguments, whitespace
+// --pcap FILE, --admin-group GROUP, --max-connections N, --max-connections-per-user N,
+// --config FILE. A config file holds the same arguments, whitespace
 // separated, `#` to end of line a comment; it may contain the `--` too.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,9 @@ struct VrdmadOptions {
   std::string socket_path;            // empty: the default
   std::string log_level;              // empty: info
   std::vector<vfio::PortSpec> pdevs;  // empty: the embedded default pdev0
+  std::string admin_group;            // --admin-group: a group name or number; empty: root only
+  uint32_t max_connections = 0;       // --max-connections: 0, from the descriptor limit
+  uint32_t max_connections_per_user = 0;  // --max-connections-per-user: 0, the default
   bool help = false;
 };
 

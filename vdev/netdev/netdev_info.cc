@@ -51,7 +51,16 @@ absl::StatusOr<NetdevInfo> ReadNetdev(std::string_view ifname) {
     return absl::InvalidArgumentError(absl::StrCat("invalid interface name '", name, "'"));
   }
   unsigned index = if_nametoindex(name.c_str());
-  if (index == 0) return absl::NotFoundError(absl::StrCat("no interface named ", name));
+  if (index == 0) {
+    // Only the kernel's "no such device" is a fact about the interface; a failure to ask
+    // (EMFILE, ENOBUFS …) says nothing about it (callers delete vdevs on NotFound).
+    int err = errno;
+    if (err == ENODEV || err == ENXIO) {
+      return absl::NotFoundError(absl::StrCat("no interface named ", name));
+    }
+    return absl::UnavailableError(
+        absl::StrCat("looking up interface ", name, ": ", std::strerror(err)));
+  }
   NetdevInfo info;
   info.name = name;
   info.ifindex = static_cast<int>(index);

@@ -23,9 +23,10 @@ namespace {
 
 // The whole of /proc/PID/maps (read in one go: a line cut by a fixed buffer would be
 // parsed with half its path).
-absl::StatusOr<std::string> ReadMaps(pid_t pid) {
-  int fd = open(absl::StrCat("/proc/", pid, "/maps").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError("client's memory map unreadable");
+absl::StatusOr<std::string> ReadMaps(const Peer& peer) {
+  absl::StatusOr<int> opened = peer.OpenProcFile("maps", O_RDONLY);
+  if (!opened.ok()) return opened.status();
+  int fd = *opened;
   std::string text;
   char buf[16384];
   for (;;) {
@@ -58,9 +59,10 @@ std::optional<dev_t> ShmemDevice() {
 
 }  // namespace
 
-absl::StatusOr<ClientMapping> OpenClientMapping(pid_t pid, uint64_t addr, uint64_t length) {
+absl::StatusOr<ClientMapping> OpenClientMapping(const Peer& peer, uint64_t addr,
+                                                uint64_t length) {
   if (length == 0 || addr + length < addr) return absl::InvalidArgumentError("bad range");
-  absl::StatusOr<std::string> maps = ReadMaps(pid);
+  absl::StatusOr<std::string> maps = ReadMaps(peer);
   if (!maps.ok()) return maps.status();
   std::optional<MapsEntry> vma;
   for (std::string_view rest = *maps; !rest.empty();) {
@@ -93,12 +95,13 @@ absl::StatusOr<ClientMapping> OpenClientMapping(pid_t pid, uint64_t addr, uint64
   m.writable = vma->writable();
   m.fixed_size = sysv || shared_anon;
   m.file_offset = vma->offset + (addr - vma->start);
-  std::string link =
-      absl::StrFormat("/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, vma->start, vma->end);
-  m.fd = open(link.c_str(), (m.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-  if (m.fd < 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("opening the client's mapping ", link));
-  }
+  // Through the peer's own /proc directory: once it has exited, this fails rather than
+  // open the mapping of a process that took its PID (as ib_umem_get pins current->mm).
+  absl::StatusOr<int> opened = peer.OpenProcFile(
+      absl::StrFormat("map_files/%" PRIx64 "-%" PRIx64, vma->start, vma->end),
+      m.writable ? O_RDWR : O_RDONLY);
+  if (!opened.ok()) return opened.status();
+  m.fd = *opened;
   if (memfd) {
     int seals = fcntl(m.fd, F_GET_SEALS);
     if (seals < 0 || !(seals & F_SEAL_SHRINK)) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
+#include "vdev/peer.h"
 
 namespace vrdma::vdev {
 
@@ -18,11 +19,12 @@ struct ClientMapping {
   bool fixed_size = false;   // an object no one can shrink (System V shm, shared anonymous)
 };
 
-// Opens the object behind [addr, addr+length) of process `pid`: the range must lie in
+// Opens the object behind [addr, addr+length) of process `peer` (through its own /proc
+// directory: NotFound once it has exited, whatever now holds its PID): the range must lie in
 // one shared mapping of /proc/PID/maps whose object cannot be shrunk under the daemon
 // (System V shm, MAP_SHARED|MAP_ANONYMOUS, or a memfd — sealed against shrinking, which
 // ClientMemory checks). FailedPrecondition (EOPNOTSUPP) for other memory, NotFound when
 // the range is not mapped as one shared mapping.
-absl::StatusOr<ClientMapping> OpenClientMapping(pid_t pid, uint64_t addr, uint64_t length);
+absl::StatusOr<ClientMapping> OpenClientMapping(const Peer& peer, uint64_t addr, uint64_t length);
 
 }  // namespace vrdma::vdev

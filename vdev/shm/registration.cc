@@ -9,7 +9,7 @@
 namespace vrdma::vdev {
 
 absl::StatusOr<RegistrationBacking> RegistrationBacking::Open(
-    pid_t pid, uint64_t page_base, uint64_t page_length, std::span<const proto::MrSegment> segs,
+    const Peer& peer, uint64_t page_base, uint64_t page_length, std::span<const proto::MrSegment> segs,
     std::vector<int> passed_fds) {
   RegistrationBacking r;
   size_t next_fd = 0;
@@ -31,7 +31,7 @@ absl::StatusOr<RegistrationBacking> RegistrationBacking::Open(
       close_rest();
       return absl::OutOfRangeError("segment outside the registered pages");
     }
-    absl::StatusOr<ClientMapping> m = OpenClientMapping(pid, page_base + s.range_offset, s.length);
+    absl::StatusOr<ClientMapping> m = OpenClientMapping(peer, page_base + s.range_offset, s.length);
     if (!m.ok()) {
       close_rest();
       return m.status();

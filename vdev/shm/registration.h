@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "vdev/protocol/protocol.h"
+#include "vdev/peer.h"
 #include "vdev/shm/client_memory.h"
 
 namespace vrdma::vdev {
@@ -20,12 +21,12 @@ namespace vrdma::vdev {
 class RegistrationBacking {
  public:
   // Opens what backs each of `segs`, tiling [page_base, page_base + page_length) of
-  // process `pid`. `passed_fds` are the descriptors the client sent, one per segment that
+  // process `peer`. `passed_fds` are the descriptors the client sent, one per segment that
   // is not by reference, in order; they are owned from here on. Errors:
   // OutOfRange (a segment outside the range, the wrong number of descriptors: EINVAL),
   // FailedPrecondition (memory that cannot be shared: EOPNOTSUPP), others from
   // OpenClientMapping (not mapped as one shared mapping: EFAULT).
-  static absl::StatusOr<RegistrationBacking> Open(pid_t pid, uint64_t page_base,
+  static absl::StatusOr<RegistrationBacking> Open(const Peer& peer, uint64_t page_base,
                                                   uint64_t page_length,
                                                   std::span<const proto::MrSegment> segs,
                                                   std::vector<int> passed_fds);

@@ -78,7 +78,7 @@ class ServerTest : public ::testing::Test {
         s.AddHandler(proto::kFirstVerbsOp, proto::kLastVerbsOp, std::make_unique<VerbsRequests>())
             .ok());
     ASSERT_TRUE(
-        s.AddHandler(proto::kFirstAdminOp, proto::kLastAdminOp, std::make_unique<AdminRequests>(&s))
+        s.AddHandler(proto::kFirstAdminOp, proto::kLastAdminOp, std::make_unique<AdminRequests>(&s, std::nullopt))
             .ok());
     ASSERT_TRUE(s.AddHandler(200, 299, std::make_unique<EchoHandler>(&closed_)).ok());
     thread_ = std::thread([this] { server_->Run(); });

@@ -6,8 +6,12 @@
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -20,6 +24,20 @@ namespace {
 const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 
 uint64_t Addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+// This process, as the daemon identifies a client: the peer of a connected socket.
+const Peer& Self() {
+  static const Peer* self = [] {
+    int sv[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    auto p = Peer::FromSocket(sv[0]);
+    EXPECT_TRUE(p.ok()) << p.status();
+    close(sv[0]);
+    close(sv[1]);
+    return new Peer(*std::move(p));
+  }();
+  return *self;
+}
 
 class Mapping {
  public:
@@ -49,7 +67,7 @@ TEST(ClientMapping, SharedAnonymousIsFoundAndFixedSize) {
   ASSERT_NE(m.get(), nullptr);
   std::memcpy(m.get() + 2 * kPage + 5, "client bytes", 12);
   // A range inside the mapping: the offset is where it starts in the object.
-  auto cm = OpenClientMapping(getpid(), Addr(m.get()) + 2 * kPage, kPage);
+  auto cm = OpenClientMapping(Self(), Addr(m.get()) + 2 * kPage, kPage);
   ASSERT_TRUE(cm.ok()) << cm.status();
   EXPECT_TRUE(cm->fixed_size);
   EXPECT_TRUE(cm->writable);
@@ -62,7 +80,7 @@ TEST(ClientMapping, SharedAnonymousIsFoundAndFixedSize) {
   EXPECT_NE(fcntl(cm->fd, F_GETFD) & FD_CLOEXEC, 0);
   close(cm->fd);
   // The whole mapping, to its last byte.
-  cm = OpenClientMapping(getpid(), Addr(m.get()), 4 * kPage);
+  cm = OpenClientMapping(Self(), Addr(m.get()), 4 * kPage);
   ASSERT_TRUE(cm.ok()) << cm.status();
   EXPECT_EQ(cm->file_offset, 0u);
   close(cm->fd);
@@ -71,7 +89,7 @@ TEST(ClientMapping, SharedAnonymousIsFoundAndFixedSize) {
 TEST(ClientMapping, ReadOnlyMappingOpensReadOnly) {
   Mapping m(kPage, PROT_READ, MAP_SHARED | MAP_ANONYMOUS);
   ASSERT_NE(m.get(), nullptr);
-  auto cm = OpenClientMapping(getpid(), Addr(m.get()), kPage);
+  auto cm = OpenClientMapping(Self(), Addr(m.get()), kPage);
   ASSERT_TRUE(cm.ok()) << cm.status();
   EXPECT_FALSE(cm->writable);
   EXPECT_EQ(fcntl(cm->fd, F_GETFL) & O_ACCMODE, O_RDONLY);
@@ -85,7 +103,7 @@ TEST(ClientMapping, SystemVSegment) {
   ASSERT_NE(p, reinterpret_cast<void*>(-1));
   shmctl(id, IPC_RMID, nullptr);  // still attached: the segment lives on, unnamed
   std::memcpy(p + kPage, "sysv", 4);
-  auto cm = OpenClientMapping(getpid(), Addr(p) + kPage, kPage);
+  auto cm = OpenClientMapping(Self(), Addr(p) + kPage, kPage);
   ASSERT_TRUE(cm.ok()) << cm.status();
   EXPECT_TRUE(cm->fixed_size);
   EXPECT_EQ(cm->file_offset, kPage);
@@ -100,10 +118,10 @@ TEST(ClientMapping, MemfdNeedsASealAgainstShrinking) {
   ASSERT_EQ(ftruncate(fd, static_cast<off_t>(2 * kPage)), 0);
   Mapping m(2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
   ASSERT_NE(m.get(), nullptr);
-  auto cm = OpenClientMapping(getpid(), Addr(m.get()), kPage);
+  auto cm = OpenClientMapping(Self(), Addr(m.get()), kPage);
   EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
   ASSERT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
-  cm = OpenClientMapping(getpid(), Addr(m.get()) + kPage, kPage);
+  cm = OpenClientMapping(Self(), Addr(m.get()) + kPage, kPage);
   ASSERT_TRUE(cm.ok()) << cm.status();
   EXPECT_FALSE(cm->fixed_size);  // ClientMemory checks the seal again on what it maps
   EXPECT_EQ(cm->file_offset, kPage);
@@ -114,15 +132,15 @@ TEST(ClientMapping, MemfdNeedsASealAgainstShrinking) {
 TEST(ClientMapping, PrivateMemoryIsRefused) {
   Mapping anon(kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
   ASSERT_NE(anon.get(), nullptr);
-  auto cm = OpenClientMapping(getpid(), Addr(anon.get()), kPage);
+  auto cm = OpenClientMapping(Self(), Addr(anon.get()), kPage);
   EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
   // The heap and the stack.
   void* heap = std::malloc(100);
-  cm = OpenClientMapping(getpid(), Addr(heap), 100);
+  cm = OpenClientMapping(Self(), Addr(heap), 100);
   EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
   std::free(heap);
   int local = 0;
-  cm = OpenClientMapping(getpid(), Addr(&local), sizeof local);
+  cm = OpenClientMapping(Self(), Addr(&local), sizeof local);
   EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
 }
 
@@ -134,7 +152,7 @@ TEST(ClientMapping, SharedFileThatCanBeTruncatedIsRefused) {
   ASSERT_EQ(ftruncate(fd, static_cast<off_t>(kPage)), 0);
   Mapping m(kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
   ASSERT_NE(m.get(), nullptr);
-  auto cm = OpenClientMapping(getpid(), Addr(m.get()), kPage);
+  auto cm = OpenClientMapping(Self(), Addr(m.get()), kPage);
   EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
   EXPECT_NE(cm.status().message().find("(deleted)"), std::string::npos) << cm.status();
   close(fd);
@@ -153,7 +171,7 @@ TEST(ClientMapping, AFileNamedLikeASegmentIsRefused) {
     ASSERT_EQ(ftruncate(fd, static_cast<off_t>(kPage)), 0);
     Mapping m(kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
     ASSERT_NE(m.get(), nullptr);
-    auto cm = OpenClientMapping(getpid(), Addr(m.get()), kPage);
+    auto cm = OpenClientMapping(Self(), Addr(m.get()), kPage);
     EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
     if (cm.ok()) close(cm->fd);
     close(fd);
@@ -166,22 +184,22 @@ TEST(ClientMapping, UnmappedRangesAreNotFound) {
   // Unmap the middle page: a hole between two shared mappings.
   ASSERT_EQ(munmap(probe.get() + kPage, kPage), 0);
   uint64_t base = Addr(probe.get());
-  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base + kPage, kPage).status()));
-  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base + kPage, 1).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(Self(), base + kPage, kPage).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(Self(), base + kPage, 1).status()));
   // Starting in a mapping and running into the hole.
-  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base, 2 * kPage).status()));
-  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base + kPage - 1, 2).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(Self(), base, 2 * kPage).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(Self(), base + kPage - 1, 2).status()));
   // Within the first page it is still fine.
-  auto cm = OpenClientMapping(getpid(), base + kPage - 1, 1);
+  auto cm = OpenClientMapping(Self(), base + kPage - 1, 1);
   ASSERT_TRUE(cm.ok()) << cm.status();
   EXPECT_EQ(cm->file_offset, kPage - 1);
   close(cm->fd);
   ASSERT_EQ(munmap(probe.get() + 2 * kPage, kPage), 0);
   ASSERT_EQ(munmap(probe.get(), kPage), 0);
-  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base, kPage).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(Self(), base, kPage).status()));
   // Kernel addresses and the very top.
-  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), 0xffff800000000000, 1).status()));
-  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), 0, kPage).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(Self(), 0xffff800000000000, 1).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(Self(), 0, kPage).status()));
 }
 
 TEST(ClientMapping, ARangeSpanningTwoMappingsIsNotFound) {
@@ -192,11 +210,11 @@ TEST(ClientMapping, ARangeSpanningTwoMappingsIsNotFound) {
                       MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   ASSERT_EQ(second, both.get() + kPage);
   uint64_t base = Addr(both.get());
-  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base, 2 * kPage).status()));
-  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(getpid(), base + kPage - 8, 16).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(Self(), base, 2 * kPage).status()));
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(Self(), base + kPage - 8, 16).status()));
   // Each one alone.
   for (uint64_t a : {base, base + kPage}) {
-    auto cm = OpenClientMapping(getpid(), a, kPage);
+    auto cm = OpenClientMapping(Self(), a, kPage);
     ASSERT_TRUE(cm.ok()) << cm.status();
     EXPECT_EQ(cm->file_offset, 0u);
     close(cm->fd);
@@ -204,10 +222,58 @@ TEST(ClientMapping, ARangeSpanningTwoMappingsIsNotFound) {
 }
 
 TEST(ClientMapping, BadRanges) {
-  EXPECT_TRUE(absl::IsInvalidArgument(OpenClientMapping(getpid(), 0x1000, 0).status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(OpenClientMapping(getpid(), UINT64_MAX - 10, 100).status()));
-  // A process that does not exist (pid_max is below 2^22).
-  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(1 << 30, 0x1000, 1).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(OpenClientMapping(Self(), 0x1000, 0).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(OpenClientMapping(Self(), UINT64_MAX - 10, 100).status()));
+  // A peer known by credentials only (no pidfd, no proven /proc): nothing by reference.
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      OpenClientMapping(Peer::ForCredentials(getpid(), getuid(), getgid()), 0x1000, 1).status()));
+}
+
+// A client that exited after connecting: its memory is gone with it, and the daemon never
+// reaches whatever process holds its PID number next (issue 12, PID reuse).
+TEST(ClientMapping, ExitedClientIsNotFound) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::string name = absl::StrCat("vrdma-client-mapping-test-", getpid());
+  std::memcpy(sa.sun_path + 1, name.data(), name.size());  // abstract
+  auto sa_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  int lis = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(bind(lis, reinterpret_cast<sockaddr*>(&sa), sa_len), 0);
+  ASSERT_EQ(listen(lis, 1), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The client: shares a page, connects, sends its address, exits when told.
+    void* m = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    std::memcpy(m, "secret", 6);
+    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (connect(s, reinterpret_cast<sockaddr*>(&sa), sa_len) != 0) _exit(1);
+    uint64_t addr = Addr(m);
+    (void)!write(s, &addr, sizeof addr);
+    char c;
+    (void)!read(s, &c, 1);
+    _exit(0);
+  }
+  int conn = accept4(lis, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(conn, 0);
+  uint64_t addr = 0;
+  ASSERT_EQ(read(conn, &addr, sizeof addr), static_cast<ssize_t>(sizeof addr));
+  absl::StatusOr<Peer> peer = Peer::FromSocket(conn);
+  ASSERT_TRUE(peer.ok()) << peer.status();
+  EXPECT_EQ(peer->pid(), child);
+  auto cm = OpenClientMapping(*peer, addr, kPage);
+  ASSERT_TRUE(cm.ok()) << cm.status();
+  EXPECT_EQ(ReadFd(cm->fd, cm->file_offset, 6), "secret");
+  close(cm->fd);
+  ASSERT_EQ(write(conn, "x", 1), 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(*peer, addr, kPage).status()));
+  EXPECT_TRUE(absl::IsNotFound(peer->OpenProcFile("maps", O_RDONLY).status()));
+  // And a connection whose peer has already exited cannot be identified at all.
+  EXPECT_FALSE(Peer::FromSocket(conn).ok());
+  close(conn);
+  close(lis);
 }
 
 }  // namespace
