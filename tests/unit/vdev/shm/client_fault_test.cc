@@ -7,9 +7,11 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -296,6 +298,14 @@ TEST_F(ClientFaultTest, HugePageMemfdIsRefused) {
   close(fd);
 }
 
+// Killed by SIGBUS; in the sanitizer build, whose SIGBUS handler the guard chains to for
+// faults not its own, killed by that handler's report (abort) or exit.
+bool DiedOfSigbus(int status) {
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS) return true;
+  if (!std::getenv("VRDMA_SANITIZED")) return false;
+  return WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+}
+
 // A SIGBUS outside client memory is a bug of the daemon: it still kills.
 TEST_F(ClientFaultTest, SigbusOutsideClientMemoryStillKills) {
   EXPECT_EXIT(
@@ -308,14 +318,14 @@ TEST_F(ClientFaultTest, SigbusOutsideClientMemoryStillKills) {
         static_cast<volatile uint8_t*>(m)[0] = 1;
         _exit(0);
       },
-      ::testing::KilledBySignal(SIGBUS), "");
+      DiedOfSigbus, "");
   EXPECT_EXIT(
       {
         ASSERT_TRUE(vdev::ClientMemory::InstallFaultGuard().ok());
         raise(SIGBUS);
         _exit(0);
       },
-      ::testing::KilledBySignal(SIGBUS), "");
+      DiedOfSigbus, "");
 }
 
 }  // namespace
