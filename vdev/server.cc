@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "vdev/client_fd.h"
 #include "vdev/log.h"
 #include "vdev/netdev/netlink_watch.h"
 
@@ -458,9 +459,8 @@ void Server::ServiceControl(int timeout_ms) {
     } else if (tag == kTagPollerWake) {
       // A poller has work (a frame arrived on a port); the pass after this runs it.
     } else if (tag & kTagDoorbell) {
-      uint64_t v;
-      ssize_t r = read(static_cast<int>(tag & 0xffffffff), &v, sizeof v);
-      (void)r;
+      // The eventfd is shared with the client: a read that cannot block (client_fd.h).
+      DrainEventfd(static_cast<int>(tag & 0xffffffff));
     } else {
       OnClientReadable(static_cast<int>(tag));
     }

@@ -3,10 +3,12 @@
 // open, queries), session_objects.cc (PD, CQ, SRQ, AH), session_mr.cc and session_qp.cc.
 #include "vdev/session.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
 
+#include "vdev/client_fd.h"
 #include "vdev/log.h"
 
 namespace vrdma::vdev {
@@ -147,8 +149,16 @@ void Session::WriteAsync(uint64_t element, uint32_t event_type) {
     uint32_t event_type;
     uint32_t reserved;
   } record{element, event_type, 0};  // struct ib_uverbs_async_event_desc
-  ssize_t n = write(async_fd_, &record, sizeof record);
-  (void)n;
+  // The client's provider writes DEVICE_FATAL itself when the daemon dies; this flag
+  // tells it the daemon already did (one event, as the kernel gives), and makes posts
+  // and polls on the context fail from now on.
+  if (event_type == IBV_EVENT_DEVICE_FATAL && context_) {
+    context_->device_fatal.value.store(1, std::memory_order_release);
+  }
+  // Never blocks (client_fd.h). A client that does not read its async events loses them,
+  // nobody else does; the kernel queues them on a list and drops one when it cannot
+  // allocate its entry (ib_uverbs_async_handler).
+  SendEventRecord(async_fd_, &record, sizeof record);
   if (vdev_) vdev_->stats.async_events++;
 }
 
@@ -189,6 +199,10 @@ void Session::DeliverDeviceFatal() { WriteAsync(0, IBV_EVENT_DEVICE_FATAL); }
 void Session::Detach() {
   if (detached_) return;
   DeliverDeviceFatal();
+  // As after the kernel disassociates a device: readers of the event channels get the
+  // end of them (EOF) once they have read what is queued.
+  if (async_fd_ >= 0) shutdown(async_fd_, SHUT_WR);
+  for (auto& [cqn, cq] : cqs_) cq->ShutdownChannel();
   FreeAll();
   if (vdev_) vdev_->open_contexts--;
   detached_ = true;

@@ -1,11 +1,11 @@
 // RoceDevice-level requests of a client context: the device list, open, queries.
-#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
 
+#include "vdev/client_fd.h"
 #include "vdev/session.h"
 #include "vdev/session_util.h"
 
@@ -50,13 +50,22 @@ int Session::OpenDevice(proto::Message& msg, Payload* out, Fds* fds) {
   Vdev* vdev = registry_->FindVdev(req.name);
   Pdev* pdev = vdev ? nullptr : registry_->FindPdev(req.name);
   if (!vdev && !pdev) return ENODEV;
+  // The async event channel: the daemon's end of the client's socketpair, never a pipe or
+  // a file (vdev/client_fd.h). Records go out with SendEventRecord, which never blocks:
+  // nothing to set on the descriptor, whose open file description the client shares.
+  int async_fd = msg.TakeFd(0);
+  if (int err = CheckEventChannel(async_fd)) {
+    close(async_fd);
+    return err;
+  }
   auto region = SharedRegion::Create("vrdma-context", sizeof(proto::ContextShm));
-  if (!region.ok()) return ENOMEM;
-  int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (efd < 0) return errno;
-  async_fd_ = msg.TakeFd(0);
-  // Writes to a client's descriptors never block the daemon.
-  fcntl(async_fd_, F_SETFL, fcntl(async_fd_, F_GETFL) | O_NONBLOCK);
+  int efd = region.ok() ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+  if (efd < 0) {
+    int err = region.ok() ? errno : ENOMEM;
+    close(async_fd);
+    return err;
+  }
+  async_fd_ = async_fd;
   context_shm_ = std::move(*region);
   context_ = reinterpret_cast<proto::ContextShm*>(context_shm_->data());
   doorbell_fd_ = efd;

@@ -1,9 +1,10 @@
 // The objects of a client context other than QPs and MRs: PDs, CQs, SRQs and AHs.
-#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "vdev/client_fd.h"
 #include "vdev/session.h"
 #include "vdev/session_util.h"
 
@@ -46,10 +47,17 @@ int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
   if (!msg.Copy(&req)) return EINVAL;
   if (req.cqe < 1 || req.cqe > device_->limits().max_cqe) return EINVAL;
   if (req.has_channel && msg.fd_count() != 1) return EINVAL;
-  uint32_t depth = Pow2AtLeast(req.cqe);
-  if (!Charge(Resource::kCq)) return ENOMEM;
+  // The completion channel: the daemon's end of the client's socketpair (client_fd.h).
   int channel = req.has_channel ? msg.TakeFd(0) : -1;
-  if (channel >= 0) fcntl(channel, F_SETFL, fcntl(channel, F_GETFL) | O_NONBLOCK);
+  if (req.has_channel && CheckEventChannel(channel) != 0) {
+    if (channel >= 0) close(channel);
+    return EINVAL;
+  }
+  uint32_t depth = Pow2AtLeast(req.cqe);
+  if (!Charge(Resource::kCq)) {
+    if (channel >= 0) close(channel);
+    return ENOMEM;
+  }
   auto ring = CqRing::Create(depth, req.user_handle, channel);
   if (!ring.ok()) {
     Release(Resource::kCq);

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -54,7 +55,7 @@ bool Open(Client& c, const char* dev) {
   c.sock = ConnectToDaemon();
   if (c.sock < 0) return false;
   int p[2];
-  if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, p) != 0) return false;
   OpenDeviceRequest req{};
   std::snprintf(req.name, sizeof req.name, "%s", dev);
   int err = c.Call(Op::kOpenDevice, &req, sizeof req, &p[1], 1);

@@ -18,7 +18,7 @@
 namespace vrdma::proto {
 
 inline constexpr uint32_t kMagic = 0x414d4452;  // "RDMA" read as little-endian bytes
-inline constexpr uint16_t kVersion = 2;
+inline constexpr uint16_t kVersion = 3;         // 3: event channels are socketpairs
 inline constexpr const char* kDefaultSocket = "/run/vrdma/vrdmad.sock";
 inline constexpr const char* kSocketEnv = "VRDMA_SOCKET";  // overrides kDefaultSocket
 inline constexpr const char* kDeviceEnv = "VRDMA_DEVICE";  // limits the device list to one
@@ -93,8 +93,10 @@ struct ListDevicesReply {
   DeviceRecord devices[];  // count entries
 };
 
-// Request fds: [0] the write end of the context's async event pipe (the daemon writes
-// ib_uverbs_async_event_desc records into it, which ibv_get_async_event reads).
+// Request fds: [0] one end of an AF_UNIX SOCK_SEQPACKET socketpair, the context's async
+// event channel (the daemon sends ib_uverbs_async_event_desc records on it, which
+// ibv_get_async_event reads from the other end). Anything else is refused with EINVAL
+// (vdev/client_fd.h says why not a pipe).
 struct OpenDeviceRequest {
   char name[kNameLen];
 };
@@ -173,8 +175,9 @@ struct RegMrReply {
 
 // ---- CQ -------------------------------------------------------------------------------
 
-// Request fds: [0] the write end of the completion channel's pipe, when has_channel (the
-// daemon writes ib_uverbs_comp_event_desc records, which ibv_get_cq_event reads).
+// Request fds: [0] when has_channel, one end of the completion channel's AF_UNIX
+// SOCK_SEQPACKET socketpair (the daemon sends ib_uverbs_comp_event_desc records, which
+// ibv_get_cq_event reads from the other end); anything else is refused with EINVAL.
 struct CreateCqRequest {
   uint32_t cqe;
   uint32_t has_channel;
@@ -311,6 +314,10 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free);
 struct ContextShm {
   SharedIndex doorbell;         // client: bumped after every post
   SharedIndex engine_sleeping;  // daemon: 1 while the engine may be blocked in epoll
+  // 1 once the device is gone for this context: the daemon sets it when it sends
+  // IBV_EVENT_DEVICE_FATAL (vdev deleted, daemon stopping), the provider when the daemon
+  // hangs up without having sent it (and then sends it itself). Posts and polls fail.
+  SharedIndex device_fatal;
 };
 
 struct RingShmHeader {

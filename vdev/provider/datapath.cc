@@ -133,6 +133,10 @@ void FillWc(const proto::Cqe& c, ibv_wc* wc) {
 
 int PostSend(ibv_qp* ibqp, ibv_send_wr* wr, ibv_send_wr** bad) {
   VQp* qp = QpOf(ibqp);
+  if (qp->device_fatal->load(std::memory_order_relaxed)) {  // the device is gone
+    *bad = wr;
+    return EIO;
+  }
   // Posting to a QP that cannot send is an immediate error (IBTA 10.8.2 / 11.4.1.1);
   // in Error the WQEs complete with flush errors.
   if (ibqp->state == IBV_QPS_RESET || ibqp->state == IBV_QPS_INIT || ibqp->state == IBV_QPS_RTR) {
@@ -164,6 +168,10 @@ int PostSend(ibv_qp* ibqp, ibv_send_wr* wr, ibv_send_wr** bad) {
 
 int PostRecv(ibv_qp* ibqp, ibv_recv_wr* wr, ibv_recv_wr** bad) {
   VQp* qp = QpOf(ibqp);
+  if (qp->device_fatal->load(std::memory_order_relaxed)) {
+    *bad = wr;
+    return EIO;
+  }
   if (ibqp->srq || ibqp->state == IBV_QPS_RESET) {
     *bad = wr;
     return EINVAL;
@@ -176,6 +184,10 @@ int PostRecv(ibv_qp* ibqp, ibv_recv_wr* wr, ibv_recv_wr** bad) {
 
 int PostSrqRecv(ibv_srq* ibsrq, ibv_recv_wr* wr, ibv_recv_wr** bad) {
   VSrq* srq = reinterpret_cast<VSrq*>(ibsrq);
+  if (srq->device_fatal->load(std::memory_order_relaxed)) {
+    *bad = wr;
+    return EIO;
+  }
   pthread_spin_lock(&srq->lock);
   int err = PostRecvChain(StateOf(ibsrq->context), srq->ring, srq->max_sge, wr, bad);
   pthread_spin_unlock(&srq->lock);
@@ -196,6 +208,10 @@ int PollCq(ibv_cq* ibcq, int n, ibv_wc* wc) {
   if (got) {
     cq->header->ring.consumer.value.store(cq->consumed, std::memory_order_release);
     cq->empty_polls = 0;
+  } else if (cq->device_fatal->load(std::memory_order_relaxed)) {
+    // The device is gone and the CQ is empty: nothing will ever arrive. Only an empty
+    // poll looks, so completions already written are still returned.
+    got = -EIO;
   } else if (++cq->empty_polls >= kEmptyPollsBeforeYield) {
     cq->empty_polls = 0;
     yield = true;
@@ -233,6 +249,10 @@ int StartPoll(ibv_cq_ex* ex, ibv_poll_cq_attr*) {
   VCq* cq = CqOfEx(ex);
   pthread_spin_lock(&cq->lock);
   if (TakeOne(cq)) return 0;
+  if (cq->device_fatal->load(std::memory_order_relaxed)) {  // empty, and the device is gone
+    pthread_spin_unlock(&cq->lock);
+    return EIO;
+  }
   bool yield = ++cq->empty_polls >= kEmptyPollsBeforeYield;
   if (yield) cq->empty_polls = 0;
   pthread_spin_unlock(&cq->lock);  // end_poll is not called after ENOENT

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -220,8 +221,10 @@ __attribute__((visibility("default"))) ibv_comp_channel* ibv_create_comp_channel
   }
   auto* ch = static_cast<ibv_comp_channel*>(malloc(sizeof(ibv_comp_channel)));
   if (!ch) return nullptr;
+  // The application reads fds[0]; the daemon gets fds[1] with each CQ on this channel,
+  // and the provider keeps fds[1] until the daemon goes away (provider.h).
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
     free(ch);
     return nullptr;
   }
@@ -251,7 +254,7 @@ __attribute__((visibility("default"))) int ibv_destroy_comp_channel(ibv_comp_cha
     std::lock_guard<std::mutex> lock(st.channel_mutex);
     auto it = st.channel_write_fds.find(ch->fd);
     if (it != st.channel_write_fds.end()) {
-      close(it->second);
+      if (it->second >= 0) close(it->second);
       st.channel_write_fds.erase(it);
     }
   }

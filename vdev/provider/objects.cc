@@ -43,7 +43,9 @@ ibv_pd* AllocPd(ibv_context* ctx) {
 int DeallocPd(ibv_pd* pd) {
   proto::HandleMsg req{HandleOf(pd), 0};
   proto::Message reply;
-  if (int err = Rpc(StateOf(pd->context), Op::kDeallocPd, &req, sizeof req, &reply)) return err;
+  int err = Rpc(StateOf(pd->context), Op::kDeallocPd, &req, sizeof req, &reply);
+  // EIO: the device is gone and the PD with it; freeing succeeds, as with the others.
+  if (err && err != EIO) return err;
   free(reinterpret_cast<VPd*>(pd));
   return 0;
 }
@@ -138,6 +140,7 @@ VCq* NewCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel) {
     auto it = st.channel_write_fds.find(channel->fd);
     if (channel->context != ctx || it == st.channel_write_fds.end()) return Fail<VCq>(EINVAL);
     wfd = it->second;
+    if (wfd < 0) return Fail<VCq>(EIO);  // the daemon is gone
   }
   auto* cq = static_cast<VCq*>(calloc(1, sizeof(VCq)));
   if (!cq) return nullptr;
@@ -157,6 +160,7 @@ VCq* NewCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel) {
   }
   pthread_spin_init(&cq->lock, PTHREAD_PROCESS_PRIVATE);
   cq->handle = r.handle;
+  cq->device_fatal = FatalFlagOf(ctx);
   cq->header = static_cast<proto::CqShmHeader*>(map);
   cq->cqes = reinterpret_cast<proto::Cqe*>(static_cast<uint8_t*>(map) + sizeof(proto::CqShmHeader));
   cq->map_size = r.shm_size;
@@ -248,6 +252,7 @@ ibv_srq* CreateSrq(ibv_pd* pd, ibv_srq_init_attr* attr) {
   }
   pthread_spin_init(&srq->lock, PTHREAD_PROCESS_PRIVATE);
   srq->handle = r.handle;
+  srq->device_fatal = FatalFlagOf(pd->context);
   srq->map = map;
   srq->map_size = r.shm_size;
   auto* h = static_cast<proto::RingShmHeader*>(map);
@@ -332,6 +337,7 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   auto* h = static_cast<proto::QpShmHeader*>(map);
   auto* base = static_cast<uint8_t*>(map);
   qp->handle = r.handle;
+  qp->device_fatal = FatalFlagOf(ctx);
   qp->map = map;
   qp->map_size = r.shm_size;
   qp->sq = SendRing{&h->sq, base + r.sq_offset, r.sq_depth, r.sq_stride, 0};

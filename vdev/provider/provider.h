@@ -28,18 +28,36 @@ struct VDevice {
 };
 
 // Provider state of one context; libibverbs' verbs_context is embedded in VContext.
+// Event channels (the async fd, each completion channel) are AF_UNIX SOCK_SEQPACKET
+// socketpairs: the application reads one end, the daemon sends on the other, and the
+// provider keeps its own copy of the daemon's end until the daemon goes away. Then the
+// watcher (watcher.cc) sends IBV_EVENT_DEVICE_FATAL if the daemon did not, and closes
+// those copies, so a reader blocked in ibv_get_cq_event sees EOF.
 struct ContextState {
   int sock = -1;
   std::mutex rpc_mutex;  // one request in flight per context socket
   proto::ContextShm* shm = nullptr;
   size_t shm_size = 0;
   int doorbell_fd = -1;
-  int async_write_fd = -1;  // kept so the pipe stays open while the daemon lives
+  int async_write_fd = -1;  // the daemon's end of the async socketpair; -1 once it is gone
   uint64_t node_guid_be = 0;
-  bool dead = false;  // the daemon went away: every request fails with EIO
+  std::atomic<bool> dead{false};  // the daemon went away: every request fails with EIO
+  uint64_t watch_id = 0;          // this context's entry in the watcher (0: not watched)
   std::mutex channel_mutex;
-  std::map<int, int> channel_write_fds;  // completion channel read fd -> write fd
+  // Completion channel fd -> the daemon's end of its socketpair (-1 once the daemon is gone).
+  std::map<int, int> channel_write_fds;
 };
+
+// The daemon's-death watcher (watcher.cc): one thread per process, started with the first
+// context, polls each watched context's socket for a hangup.
+void WatchContext(ContextState* st);
+// After it returns the watcher never touches `st` again.
+void UnwatchContext(ContextState* st);
+// What the watcher does on a hangup (also when a request finds the daemon gone): marks
+// the context dead (requests fail with EIO, posts with EIO, polls of an empty CQ < 0),
+// sends IBV_EVENT_DEVICE_FATAL unless the daemon did, and closes the provider's copies of
+// the daemon's ends of the event channels.
+void DisassociateContext(ContextState& st);
 
 struct VContext {
   ContextState* state;
@@ -51,6 +69,10 @@ inline VContext* ContextOf(ibv_context* ctx) {
                                      offsetof(VContext, vctx));
 }
 inline ContextState& StateOf(ibv_context* ctx) { return *ContextOf(ctx)->state; }
+// The context's device_fatal flag (proto::ContextShm): the data path's one relaxed load.
+inline const std::atomic<uint32_t>* FatalFlagOf(ibv_context* ctx) {
+  return &StateOf(ctx).shm->device_fatal.value;
+}
 
 struct VPd {
   ibv_pd pd;
@@ -71,6 +93,7 @@ struct VAh {
 struct VCq {
   verbs_cq vcq;
   uint32_t handle;
+  const std::atomic<uint32_t>* device_fatal;  // FatalFlagOf(context)
   pthread_spinlock_t lock;
   proto::CqShmHeader* header;
   proto::Cqe* cqes;
@@ -93,6 +116,7 @@ struct SendRing {
 struct VQp {
   verbs_qp vqp;
   uint32_t handle;
+  const std::atomic<uint32_t>* device_fatal;  // FatalFlagOf(context)
   pthread_spinlock_t sq_lock;
   pthread_spinlock_t rq_lock;
   void* map;
@@ -112,6 +136,7 @@ struct VQp {
 struct VSrq {
   ibv_srq srq;
   uint32_t handle;
+  const std::atomic<uint32_t>* device_fatal;  // FatalFlagOf(context)
   pthread_spinlock_t lock;
   void* map;
   size_t map_size;

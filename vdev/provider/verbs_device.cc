@@ -2,6 +2,7 @@
 // device and port queries.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,16 +16,16 @@ namespace vrdma::provider {
 
 int Rpc(ContextState& st, proto::Op op, const void* req, size_t len, proto::Message* reply,
         const int* fds, size_t nfds) {
-  std::lock_guard<std::mutex> lock(st.rpc_mutex);
-  if (st.dead) return EIO;
-  int err = proto::Call(st.sock, op, req, len, fds, nfds, reply);
-  if (err) {
-    // The daemon is gone (or broke the protocol): this context is dead, like a device
-    // after IBV_EVENT_DEVICE_FATAL.
-    st.dead = true;
-    return EIO;
+  {
+    std::lock_guard<std::mutex> lock(st.rpc_mutex);
+    if (st.dead.load(std::memory_order_relaxed)) return EIO;
+    int err = proto::Call(st.sock, op, req, len, fds, nfds, reply);
+    if (!err) return reply->header.status;
   }
-  return reply->header.status;
+  // The daemon is gone (or broke the protocol): this context is dead, like a device
+  // after IBV_EVENT_DEVICE_FATAL. The watcher usually got there first.
+  DisassociateContext(st);
+  return EIO;
 }
 
 void* MapShared(int fd, size_t size) {
@@ -46,10 +47,14 @@ void FreeContextOp(ibv_context* ibctx) {
   VContext* c = ContextOf(ibctx);
   ContextState* st = c->state;
   if (st) {
+    UnwatchContext(st);  // first: the watcher must not touch what is freed next
     if (st->shm) munmap(st->shm, st->shm_size);
     if (st->doorbell_fd >= 0) close(st->doorbell_fd);
     if (st->sock >= 0) close(st->sock);
-    for (auto& [r, w] : st->channel_write_fds) close(w);
+    if (st->async_write_fd >= 0) close(st->async_write_fd);
+    for (auto& [r, w] : st->channel_write_fds) {
+      if (w >= 0) close(w);
+    }
     delete st;
   }
   verbs_uninit_context(&c->vctx);  // closes async_fd
@@ -88,8 +93,10 @@ verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
     errno = ENODEV;
     return nullptr;
   }
+  // The async event channel: the application reads async[0] (libibverbs' async_fd), the
+  // daemon sends on async[1]; our copy of async[1] is for the watcher (provider.h).
   int async[2];
-  if (pipe2(async, O_CLOEXEC) != 0) {
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, async) != 0) {
     close(sock);
     return nullptr;
   }
@@ -97,7 +104,6 @@ verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
   std::snprintf(req.name, sizeof req.name, "%s", dev->record.name);
   proto::Message reply;
   int err = proto::Call(sock, proto::Op::kOpenDevice, &req, sizeof req, &async[1], 1, &reply);
-  close(async[1]);  // the daemon holds its own copy: EOF on the read end if it dies
   proto::OpenDeviceReply r{};
   if (!err) err = reply.header.status;
   if (!err && (!reply.Copy(&r) || reply.fd_count() != 2)) err = EPROTO;
@@ -108,6 +114,7 @@ verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
   }
   if (err) {
     close(async[0]);
+    close(async[1]);
     close(sock);
     errno = err;
     return nullptr;
@@ -118,6 +125,7 @@ verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
   if (!c) {
     munmap(shm, r.context_shm_size);
     close(async[0]);
+    close(async[1]);
     close(sock);
     return nullptr;
   }
@@ -127,9 +135,11 @@ verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
   st->shm_size = r.context_shm_size;
   st->doorbell_fd = reply.TakeFd(1);
   st->node_guid_be = r.node_guid;
+  st->async_write_fd = async[1];
   c->state = st;
   c->vctx.context.async_fd = async[0];
   verbs_set_ops(&c->vctx, &kContextOps);
+  WatchContext(st);
   return &c->vctx;
 }
 

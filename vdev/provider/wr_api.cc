@@ -29,6 +29,7 @@ void WrStart(ibv_qp_ex* qpx) {
 int WrComplete(ibv_qp_ex* qpx) {
   VQp* qp = QpOfEx(qpx);
   int err = qp->wr_error;
+  if (!err && qp->device_fatal->load(std::memory_order_relaxed)) err = EIO;  // device gone
   if (!err && qp->wr_count) {
     qp->sq.produced += qp->wr_count;
     qp->sq.header->producer.value.store(qp->sq.produced, std::memory_order_release);

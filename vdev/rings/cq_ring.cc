@@ -1,8 +1,11 @@
 #include "vdev/rings/cq_ring.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+
+#include "vdev/client_fd.h"
 
 namespace vrdma::vdev {
 
@@ -71,13 +74,20 @@ bool CqRing::Deliver(uint64_t, const ibv_wc& wc, bool solicited, const driver::R
       arm_seen_ = seq;
       if (channel_fd_ >= 0) {
         uint64_t record = user_handle_;  // struct ib_uverbs_comp_event_desc
-        // Non-blocking: a client that never reads its channel loses events, not the daemon.
-        ssize_t n = write(channel_fd_, &record, sizeof record);
-        (void)n;
+        // Never blocks (client_fd.h). A client that does not read its channel loses this
+        // notification and nothing else: the CQE is in the ring, and the CQ overruns
+        // (IBV_EVENT_CQ_ERR) only when the ring itself is full. The kernel queues
+        // completion events on a list per channel and drops one when it cannot allocate
+        // its entry (ib_uverbs_comp_handler); here the bound is the socket's buffer.
+        if (!SendEventRecord(channel_fd_, &record, sizeof record)) ++events_dropped_;
       }
     }
   }
   return true;
+}
+
+void CqRing::ShutdownChannel() {
+  if (channel_fd_ >= 0) shutdown(channel_fd_, SHUT_WR);
 }
 
 absl::Status CqRing::Resize(uint32_t depth) {

@@ -15,7 +15,9 @@ namespace vrdma::vdev {
 
 class CqRing : public driver::CompletionSink {
  public:
-  // `channel_fd` (owned; -1 for none) receives ib_uverbs_comp_event_desc records.
+  // `channel_fd` (owned; -1 for none) receives ib_uverbs_comp_event_desc records: the
+  // daemon's end of the client's event socketpair, checked with CheckEventChannel
+  // (vdev/client_fd.h); records are sent without ever blocking.
   static absl::StatusOr<std::unique_ptr<CqRing>> Create(uint32_t depth, uint64_t user_handle,
                                                         int channel_fd);
   ~CqRing() override;
@@ -23,6 +25,10 @@ class CqRing : public driver::CompletionSink {
   // `info` (where a received packet arrived) has no place in a client's CQE: ignored.
   bool Deliver(uint64_t cookie, const ibv_wc& wc, bool solicited,
                const driver::RecvInfo* info = nullptr) override;
+
+  // The device is gone for this CQ's context: its channel reader gets EOF once it has
+  // read what is queued (shutdown acts on the socket, whoever else holds it).
+  void ShutdownChannel();
 
   // A new, larger ring holding the completions the client has not polled yet. Fails
   // (changing nothing) when they do not fit.
@@ -33,6 +39,8 @@ class CqRing : public driver::CompletionSink {
   const SharedRegion& region() const { return *region_; }
   uint64_t delivered() const { return delivered_; }
   uint64_t overruns() const { return overruns_; }
+  // Completion events the channel had no room for (the client does not read it).
+  uint64_t events_dropped() const { return events_dropped_; }
   static size_t RegionSize(uint32_t depth) {
     return sizeof(proto::CqShmHeader) + size_t{depth} * sizeof(proto::Cqe);
   }
@@ -51,6 +59,7 @@ class CqRing : public driver::CompletionSink {
   int channel_fd_ = -1;
   uint64_t delivered_ = 0;
   uint64_t overruns_ = 0;
+  uint64_t events_dropped_ = 0;
 };
 
 }  // namespace vrdma::vdev

@@ -109,10 +109,10 @@ class ServerTest : public ::testing::Test {
     return err ? -1 : r->header.status;
   }
 
-  // Opens `name` on `sock`; *async_read gets the read end of its async event pipe.
+  // Opens `name` on `sock`; *async_read gets the client end of its async event socketpair.
   int Open(int sock, const char* name, int* async_read) {
     int pipefd[2];
-    EXPECT_EQ(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pipefd), 0);
     proto::OpenDeviceRequest req{};
     std::snprintf(req.name, sizeof req.name, "%s", name);
     proto::Message reply;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace vrdma::vdev {
@@ -10,7 +11,7 @@ namespace {
 class CqRingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(pipe2(pipe_, O_NONBLOCK), 0);
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, pipe_), 0);
     auto r = CqRing::Create(4, 0xfeed, pipe_[1]);
     ASSERT_TRUE(r.ok());
     cq_ = std::move(*r);
