@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 
@@ -20,8 +22,23 @@ namespace vrdma::vdev {
 
 namespace {
 
-bool Alive(int pidfd) {
-  return syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0;
+bool Alive(int pidfd) { return syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0; }
+
+// The pidfd's process number as this /proc shows it ("Pid:" of its fdinfo, translated to
+// the PID namespace of the /proc mount, which is what /proc/N names): 0 when it is not
+// visible there, -1 when it has exited.
+int ProcPidOf(int pidfd) {
+  int fd = open(absl::StrCat("/proc/self/fdinfo/", pidfd).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[512];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char* line = std::strstr(buf, "\nPid:");
+  int pid = 0;
+  if (!line || std::sscanf(line + 5, "%d", &pid) != 1) return 0;
+  return pid;
 }
 
 }  // namespace
@@ -56,16 +73,21 @@ absl::StatusOr<Peer> Peer::FromSocket(int sock) {
   if (getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &p.pidfd_, &len) != 0) {
     p.pidfd_ = -1;
     if (errno == ENOPROTOOPT || errno == EINVAL) return p;  // a kernel before 6.5
-    return absl::ErrnoToStatus(errno, "SO_PEERPIDFD");       // ESRCH: the peer has exited
+    return absl::ErrnoToStatus(errno, "SO_PEERPIDFD");      // ESRCH: the peer has exited
   }
   // /proc/PID names whichever process holds the number now. Opened first, then the
   // pidfd's process is checked to be alive: a number cannot be reused while its process
   // lives, so the directory is the peer's, and lookups under it fail once the peer exits.
-  p.proc_fd_ = open(absl::StrCat("/proc/", p.pid_).c_str(),
-                    O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (p.proc_fd_ < 0 || !Alive(p.pidfd_)) {
-    return absl::NotFoundError("the connecting process has exited");
+  // The number is the pidfd's as /proc counts (not SO_PEERCRED's, which is the daemon's
+  // PID namespace and may not be /proc's). A peer /proc does not show is known by its
+  // credentials and pidfd only.
+  int proc_pid = ProcPidOf(p.pidfd_);
+  if (proc_pid > 0) {
+    p.proc_fd_ = open(absl::StrCat("/proc/", proc_pid).c_str(),
+                      O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   }
+  if (!Alive(p.pidfd_)) return absl::NotFoundError("the connecting process has exited");
+  if (p.proc_fd_ < 0) return p;
   struct stat st;
   if (fstatat(p.proc_fd_, "ns/net", &st, 0) == 0) {
     p.netns_ = NamespaceId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
@@ -126,13 +148,16 @@ bool Peer::InGroup(gid_t g) const {
 absl::StatusOr<int> Peer::OpenProcFile(const std::string& relative, int flags) const {
   if (proc_fd_ < 0) {
     return absl::FailedPreconditionError(
-        "the client's process cannot be identified (no SO_PEERPIDFD: Linux before 6.5)");
+        "the client's process cannot be identified (no SO_PEERPIDFD before Linux 6.5, or "
+        "a process outside the daemon's PID namespace)");
   }
   int fd = openat(proc_fd_, relative.c_str(), flags | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
-    if (err == ENOENT || err == ESRCH) return absl::NotFoundError("the client's process has exited");
-    return absl::ErrnoToStatus(err, absl::StrCat("opening the client's /proc/", pid_, "/", relative));
+    if (err == ENOENT || err == ESRCH)
+      return absl::NotFoundError("the client's process has exited");
+    return absl::ErrnoToStatus(err,
+                               absl::StrCat("opening the client's /proc/", pid_, "/", relative));
   }
   return fd;
 }

@@ -1,10 +1,10 @@
 #include "vdev/server.h"
 
-#include <sched.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -70,9 +70,9 @@ absl::StatusOr<int> Listen(const std::string& path) {
   if (fstat(dir_fd, &st) != 0 || st.st_uid != geteuid() ||
       ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))) {
     close(dir_fd);
-    return absl::PermissionDeniedError(absl::StrCat(
-        "socket directory ", dir, " must be owned by uid ", geteuid(),
-        " and writable by no one else (or sticky)"));
+    return absl::PermissionDeniedError(absl::StrCat("socket directory ", dir,
+                                                    " must be owned by uid ", geteuid(),
+                                                    " and writable by no one else (or sticky)"));
   }
   std::string via_fd = absl::StrCat("/proc/self/fd/", dir_fd, "/", name);
   if (via_fd.size() >= sizeof addr.sun_path || path.size() >= sizeof addr.sun_path) {
@@ -290,15 +290,15 @@ void Server::Accept() {
 
 int Server::AdmissionErrno(const Peer& peer, std::string* why) const {
   if (peer.uid() == 0) return 0;
-  if (user_connections_ >= options_.max_connections) {
-    *why = absl::StrCat("too many client connections (", options_.max_connections, ")");
-    return EMFILE;
-  }
   auto it = connections_per_user_.find(peer.uid());
   if (it != connections_per_user_.end() && it->second >= options_.max_connections_per_user) {
     *why = absl::StrCat("too many client connections of uid ", peer.uid(), " (",
                         options_.max_connections_per_user, ")");
     return EUSERS;
+  }
+  if (user_connections_ >= options_.max_connections) {
+    *why = absl::StrCat("too many client connections (", options_.max_connections, ")");
+    return EMFILE;
   }
   return 0;
 }
@@ -316,8 +316,8 @@ void Server::Refuse(int fd, int err, std::string why) {
 }
 
 void Server::OnRefusedReadable(int fd) {
-  auto it = std::find_if(refused_.begin(), refused_.end(),
-                         [fd](const Refused& r) { return r.fd == fd; });
+  auto it =
+      std::find_if(refused_.begin(), refused_.end(), [fd](const Refused& r) { return r.fd == fd; });
   if (it == refused_.end()) return;
   proto::Message msg;
   if (proto::ReceiveMessage(fd, &msg) == 0) {
