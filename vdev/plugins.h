@@ -3,7 +3,10 @@
 //
 //  - A RequestHandler answers the requests of one range of operations (proto::Op) on
 //    any client connection: vdev/'s verbs and admin requests today, the connection
-//    manager's later. The server routes by range and sends the reply.
+//    manager's later. The server routes by range and sends the reply. A request that
+//    waits for something outside the daemon (a neighbour to resolve) is answered later:
+//    the handler says kReplyLater, and the server asks it again on its passes while that
+//    client alone waits.
 //  - A Poller is run on every pass of the loop: the engines of the pdevs today, the
 //    shared QP1 of each port later. The loop sleeps only when every poller is idle.
 //
@@ -11,6 +14,7 @@
 // block, and never on a descriptor a client shares.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <vector>
 
@@ -26,6 +30,14 @@ class RequestHandler {
   virtual ~RequestHandler() = default;
   // Answers one request of `client` into *reply (status 0 or an errno, payload, fds).
   virtual void Handle(Session& client, proto::Message& msg, Reply* reply) = 0;
+  // After Handle said kReplyLater: called on the loop's passes (at least every
+  // millisecond) until it returns true with *reply filled. It must not block. No further
+  // request of `client` is read meanwhile (clients send one at a time); if the client
+  // goes away first, OnClose comes instead and Resume is never called again for it.
+  virtual bool Resume(Session& /*client*/, uint64_t /*now_ns*/, Reply* reply) {
+    reply->status = EIO;
+    return true;
+  }
   // `client`'s connection is closing: forget it (its Session is freed next).
   virtual void OnClose(Session& /*client*/) {}
 };

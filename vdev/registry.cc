@@ -225,8 +225,8 @@ absl::Status Registry::SetQuotas(Vdev& vdev,
   return absl::OkStatus();
 }
 
-absl::StatusOr<driver::wire::MacAddr> Registry::ResolveMac(const Vdev& from,
-                                                           const driver::wire::Gid& dgid) const {
+std::optional<driver::wire::MacAddr> Registry::KnownMac(const Vdev& from,
+                                                        const driver::wire::Gid& dgid) const {
   for (const auto& [n, v] : vdevs_) {
     if (v->pdev != from.pdev) continue;
     for (const driver::GidEntry& g : v->gids) {
@@ -237,7 +237,12 @@ absl::StatusOr<driver::wire::MacAddr> Registry::ResolveMac(const Vdev& from,
   // The internal switch has no wire and no neighbours: what is not one of its vdevs
   // is no one (frames to it are dropped).
   if (from.pdev->iface.empty() && from.pdev->pci.empty()) return driver::wire::MacAddr{};
-  return ResolveNeighbour(from.ifindex, dgid, kNeighbourTimeout, resolve_wait_);
+  return std::nullopt;
+}
+
+absl::StatusOr<std::unique_ptr<NeighbourQuery>> Registry::StartResolve(
+    const Vdev& from, const driver::wire::Gid& dgid, uint64_t now_ns) const {
+  return NeighbourQuery::Start(from.ifindex, dgid, kNeighbourTimeout, now_ns);
 }
 
 }  // namespace vrdma::vdev

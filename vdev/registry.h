@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "vdev/netdev/neighbour.h"
 #include "vdev/pdev.h"
 #include "vdev/vdev.h"
 
@@ -37,16 +38,18 @@ class Registry {
   absl::Status SetQuotas(Vdev& vdev, const std::vector<std::pair<Resource, uint64_t>>& values);
   static ResourceCounts PdevLimits(const Pdev& pdev);
 
-  // The Ethernet address packets from `from` to `dgid` go to: another vdev's on the
-  // same pdev, the MAC a multicast or link-local GID carries, or the next hop's from
-  // the interface's neighbour table (resolved through the kernel when missing, which
-  // can take up to kNeighbourTimeout).
-  absl::StatusOr<driver::wire::MacAddr> ResolveMac(const Vdev& from,
-                                                   const driver::wire::Gid& dgid) const;
+  // The Ethernet address packets from `from` to `dgid` go to when it is known without the
+  // kernel: another vdev's on the same pdev, the MAC a multicast or link-local GID
+  // carries, none on the internal switch (which has no wire). nullopt: the next hop's,
+  // from the interface's neighbour table (StartResolve).
+  std::optional<driver::wire::MacAddr> KnownMac(const Vdev& from,
+                                                const driver::wire::Gid& dgid) const;
+  // Starts resolving `dgid` through from's interface (neighbour.h), for up to
+  // kNeighbourTimeout; the caller polls it from the daemon's loop, which never waits.
+  absl::StatusOr<std::unique_ptr<NeighbourQuery>> StartResolve(const Vdev& from,
+                                                               const driver::wire::Gid& dgid,
+                                                               uint64_t now_ns) const;
   static constexpr std::chrono::milliseconds kNeighbourTimeout{3000};
-  // What ResolveMac does while the kernel resolves (the server polls the ports, so the
-  // other clients' traffic and the exception path keep moving). Returns within ~1 ms.
-  void SetResolveWait(std::function<void()> wait) { resolve_wait_ = std::move(wait); }
 
  private:
   absl::Status WriteGids(Vdev& vdev, const std::vector<driver::GidEntry>& gids);
@@ -54,7 +57,6 @@ class Registry {
   std::vector<std::unique_ptr<Pdev>> pdevs_;
   std::map<std::string, std::unique_ptr<Vdev>, std::less<>> vdevs_;
   uint32_t next_id_ = 1;
-  std::function<void()> resolve_wait_;
 };
 
 // Checks a device name as the kernel checks ib device names (1..63 printable, no '/',

@@ -141,13 +141,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
   s->registry_ = std::move(registry);
-  // A request that waits for the kernel to resolve a neighbour (an AH, a connected QP)
-  // leaves the devices running: their frames, timers and the exception path's
-  // solicitation. The clients' queues are pumped again once the request is answered.
-  Server* self = s.get();
-  s->registry_->SetResolveWait([self] {
-    if (self->RunPollers() == 0) std::this_thread::sleep_for(std::chrono::microseconds(500));
-  });
   uint64_t fd_limit = RaiseFdLimit();
   if (s->options_.max_connections == 0) {
     uint64_t budget = fd_limit > 2 * kReservedFds ? (fd_limit - kReservedFds) / kFdsPerConnection
@@ -217,6 +210,7 @@ void Server::DetachVdev(const Vdev* vdev) {
 }
 
 Server::~Server() {
+  waiting_.clear();
   for (auto& s : sessions_) {
     for (Route& r : routes_) r.handler->OnClose(*s);
   }
@@ -346,6 +340,8 @@ void Server::CloseSession(int fd) {
                          [fd](const auto& s) { return s->sock() == fd; });
   if (it == sessions_.end()) return;
   Session& s = **it;
+  // A reply it waits for is no longer wanted: its handler hears OnClose, never Resume.
+  std::erase_if(waiting_, [&s](const Waiting& w) { return w.session == &s; });
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   if (s.doorbell_fd() >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s.doorbell_fd(), nullptr);
   if (s.vdev()) {
@@ -361,11 +357,17 @@ void Server::CloseSession(int fd) {
   sessions_.erase(it);  // frees everything the client left behind
 }
 
-void Server::OnClientReadable(int fd) {
+void Server::OnClientReadable(int fd, uint32_t events) {
   auto it = std::find_if(sessions_.begin(), sessions_.end(),
                          [fd](const auto& s) { return s->sock() == fd; });
   if (it == sessions_.end()) return;
   Session& s = **it;
+  if (std::any_of(waiting_.begin(), waiting_.end(),
+                  [&s](const Waiting& w) { return w.session == &s; })) {
+    // Waiting for its reply: nothing is read, only its going away is heard.
+    if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) CloseSession(fd);
+    return;
+  }
   for (int i = 0; i < 16; ++i) {
     proto::Message msg;
     int err = proto::ReceiveMessage(fd, &msg);
@@ -388,6 +390,15 @@ void Server::OnClientReadable(int fd) {
       handler->Handle(s, msg, &reply);
     } else {
       reply.status = EOPNOTSUPP;  // no layer wired in answers this operation
+    }
+    if (handler && reply.status == kReplyLater) {
+      // Answered by ResumeWaiting; until then the connection is only watched for hang-up.
+      waiting_.push_back(Waiting{&s, msg.header.op, handler});
+      epoll_event ev{};
+      ev.events = EPOLLRDHUP;
+      ev.data.u64 = static_cast<uint64_t>(fd);
+      epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+      return;
     }
     if (proto::SendMessage(fd, static_cast<proto::Op>(msg.header.op), reply.status,
                            reply.payload.data(), reply.payload.size(), reply.fds.data(),
@@ -462,17 +473,52 @@ void Server::ServiceControl(int timeout_ms) {
       // The eventfd is shared with the client: a read that cannot block (client_fd.h).
       DrainEventfd(static_cast<int>(tag & 0xffffffff));
     } else {
-      OnClientReadable(static_cast<int>(tag));
+      OnClientReadable(static_cast<int>(tag), events[i].events);
     }
   }
 }
 
 int Server::EnginePass() {
+  // Each context moves at most kPumpBudget WQEs a pass (the rest wait for the next one),
+  // and the context that goes first moves on every pass: no client's rings hold up the
+  // engine or the others.
   int work = 0;
-  for (auto& s : sessions_) {
-    if (s->NeedsPump()) work += static_cast<int>(s->Pump());
+  size_t n = sessions_.size();
+  if (n) {
+    size_t first = pump_first_++ % n;
+    for (size_t i = 0; i < n; ++i) {
+      Session& s = *sessions_[(first + i) % n];
+      if (s.NeedsPump()) work += static_cast<int>(s.Pump(kPumpBudget));
+    }
   }
+  if (!waiting_.empty()) work += ResumeWaiting(NowNs());
   return work + RunPollers();
+}
+
+int Server::ResumeWaiting(uint64_t now_ns) {
+  int answered = 0;
+  for (size_t i = 0; i < waiting_.size();) {
+    Waiting w = waiting_[i];
+    Reply reply;
+    if (!w.handler->Resume(*w.session, now_ns, &reply)) {
+      ++i;
+      continue;
+    }
+    waiting_.erase(waiting_.begin() + static_cast<ptrdiff_t>(i));
+    ++answered;
+    int fd = w.session->sock();
+    if (proto::SendMessage(fd, static_cast<proto::Op>(w.op), reply.status, reply.payload.data(),
+                           reply.payload.size(), reply.fds.data(), reply.fds.size())) {
+      CloseSession(fd);  // erases no other entry: i stays the next one's
+      continue;
+    }
+    // Its next request (already queued, perhaps) is read again.
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<uint64_t>(fd);
+    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+  }
+  return answered;
 }
 
 int Server::RunPollers() {
@@ -510,7 +556,8 @@ void Server::Run() {
     for (auto& p : pollers_) p->ArmWake(true);
     bool pending = EnginePass() != 0;
     for (auto& s : sessions_) pending |= s->NeedsPump();
-    bool engine_busy = tick_pollers_;
+    // A request waiting for its answer is looked at every tick.
+    bool engine_busy = tick_pollers_ || !waiting_.empty();
     for (auto& p : pollers_) engine_busy |= p->HasPendingWork();
     if (!pending) ServiceControl(engine_busy ? kBusySleepMs : kIdleSleepMs);
     for (auto& p : pollers_) p->ArmWake(false);
@@ -523,6 +570,7 @@ void Server::Run() {
 
 void Server::Shutdown() {
   Log(LogLevel::kInfo, "stop", absl::StrCat("contexts=", sessions_.size()));
+  waiting_.clear();
   for (auto& s : sessions_) {
     s->Detach();
     for (Route& r : routes_) r.handler->OnClose(*s);

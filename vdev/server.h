@@ -7,6 +7,11 @@
 // there is nothing to do the loop backs off: spins, then yields, then sleeps in epoll
 // until a doorbell, a request, a poller's wake-up or the next engine timer (DESIGN.md,
 // "Engine").
+//
+// Nothing a client asks makes the loop wait: a request that needs something from outside
+// (a neighbour the kernel resolves) is answered later, while that client alone waits for
+// its reply; and one pass moves at most kPumpBudget WQEs of each context, the first
+// context of a pass taken in turn.
 #pragma once
 
 #include <atomic>
@@ -35,6 +40,9 @@ struct ServerOptions {
 
 class Server {
  public:
+  // The most WQEs one client context moves into the engine in one pass.
+  static constexpr uint32_t kPumpBudget = 256;
+
   static absl::StatusOr<std::unique_ptr<Server>> Create(const ServerOptions& options,
                                                         std::unique_ptr<Registry> registry);
   ~Server();
@@ -72,7 +80,9 @@ class Server {
   void Refuse(int fd, int err, std::string why);
   void OnRefusedReadable(int fd);
   void ExpireRefused(bool all);
-  void OnClientReadable(int fd);
+  void OnClientReadable(int fd, uint32_t events);
+  // Sends the replies of requests answered later that are ready; returns how many.
+  int ResumeWaiting(uint64_t now_ns);
   void CloseSession(int fd);
   void OnNetlink();
   void ServiceControl(int timeout_ms);
@@ -86,6 +96,14 @@ class Server {
   std::unique_ptr<NetlinkWatch> netlink_;
   std::vector<std::unique_ptr<Session>> sessions_;
   std::vector<Route> routes_;
+  // Connections whose request a handler answers later (kReplyLater): nothing more is read
+  // from them until it is sent. CloseSession drops a session's entry before freeing it.
+  struct Waiting {
+    Session* session;
+    uint16_t op;
+    RequestHandler* handler;
+  };
+  std::vector<Waiting> waiting_;
   std::vector<std::unique_ptr<Poller>> pollers_;
   struct Refused {
     int fd;
@@ -105,6 +123,7 @@ class Server {
   int stop_fd_ = -1;
   // A poller's work can arrive without waking the loop: sleep in short ticks.
   bool tick_pollers_ = false;
+  size_t pump_first_ = 0;  // the pass's first context to pump, taken in turn
   std::atomic<bool> stopping_{false};
 };
 

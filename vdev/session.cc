@@ -10,6 +10,7 @@
 
 #include "vdev/client_fd.h"
 #include "vdev/log.h"
+#include "vdev/session_util.h"
 
 namespace vrdma::vdev {
 
@@ -112,11 +113,47 @@ void Session::HandleVerbs(proto::Message& msg, Reply* reply) {
     err = (this->*e->handler)(msg, &reply->payload, &reply->fds);
   }
   reply->status = err;
+  if (err == kReplyLater) return;
   if (err) {
     reply->payload.clear();
     reply->fds.clear();
     if (vdev_) vdev_->stats.bad_requests++;
   }
+}
+
+int Session::Defer(proto::Op op, std::unique_ptr<NeighbourQuery> query,
+                   const driver::AddressVector& av) {
+  deferred_ = std::make_unique<Deferred>();
+  deferred_->op = op;
+  deferred_->query = std::move(query);
+  deferred_->av = av;
+  return kReplyLater;
+}
+
+bool Session::ResumeVerbs(uint64_t now_ns, Reply* reply) {
+  int err;
+  if (!deferred_ || detached_) {
+    err = EIO;  // the device went away while the request waited
+  } else {
+    std::optional<absl::StatusOr<driver::wire::MacAddr>> mac = deferred_->query->Poll(now_ns);
+    if (!mac) return false;
+    std::unique_ptr<Deferred> d = std::move(deferred_);
+    if (!mac->ok()) {
+      err = session_util::AddressErrno(mac->status());
+    } else {
+      d->av.dmac = **mac;
+      err = d->op == proto::Op::kCreateAh ? FinishCreateAh(d->ah, d->av, &reply->payload)
+                                          : FinishModifyQp(d->qp, &d->av);
+    }
+  }
+  deferred_.reset();
+  reply->status = err;
+  if (err) {
+    reply->payload.clear();
+    reply->fds.clear();
+    if (vdev_) vdev_->stats.bad_requests++;
+  }
+  return true;
 }
 
 // ---- data path ------------------------------------------------------------------------------
@@ -127,10 +164,10 @@ bool Session::NeedsPump() const {
          context_->doorbell.value.load(std::memory_order_acquire) != doorbell_seen_;
 }
 
-uint32_t Session::Pump() {
+uint32_t Session::Pump(uint32_t budget) {
   if (!context_ || !drain_ || detached_) return 0;
   doorbell_seen_ = context_->doorbell.value.load(std::memory_order_acquire);
-  uint32_t moved = drain_->Drain();
+  uint32_t moved = drain_->Drain(budget);
   vdev_->stats.send_wqes += drained_.send_wqes;
   vdev_->stats.recv_wqes += drained_.recv_wqes;
   vdev_->stats.rejected_wqes += drained_.rejected_wqes;
@@ -198,6 +235,7 @@ void Session::DeliverDeviceFatal() { WriteAsync(0, IBV_EVENT_DEVICE_FATAL); }
 
 void Session::Detach() {
   if (detached_) return;
+  deferred_.reset();  // a request waiting for its neighbour is answered EIO
   DeliverDeviceFatal();
   // As after the kernel disassociates a device: readers of the event channels get the
   // end of them (EOF) once they have read what is queued.

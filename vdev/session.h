@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "driver/device.h"
+#include "vdev/netdev/neighbour.h"
 #include "vdev/object_info.h"
 #include "vdev/peer.h"
 #include "vdev/protocol/channel.h"
@@ -46,12 +47,21 @@ class Session {
   // Appends one record per object this context holds (for `vrdmactl res show qp|...`).
   void ListObjects(std::vector<ObjectInfo>* out) const;
 
-  // Handles one verbs request (proto::Op kListDevices .. kLastVerbs) into *reply.
+  // Handles one verbs request (proto::Op kListDevices .. kLastVerbs) into *reply. A
+  // request whose destination must be resolved through the kernel (CreateAh, ModifyQp
+  // with an address vector) is answered later: reply->status is kReplyLater, and
+  // ResumeVerbs gives the answer.
   void HandleVerbs(proto::Message& msg, Reply* reply);
+  // The answer to the request HandleVerbs left waiting, once its neighbour resolved or
+  // the time ran out (true, *reply filled); false while it waits. Does not block.
+  bool ResumeVerbs(uint64_t now_ns, Reply* reply);
+  bool waiting() const { return deferred_ != nullptr; }
 
-  // Moves the WQEs the client posted into the engine. Returns how many moved.
-  uint32_t Pump();
-  // True when a pump must run even without a new doorbell (the engine had no room).
+  // Moves the WQEs the client posted into the engine, at most `budget` of them (the rest
+  // wait for the next pump; DoorbellDrain). Returns how many moved.
+  uint32_t Pump(uint32_t budget = UINT32_MAX);
+  // True when a pump must run even without a new doorbell (the engine had no room, or the
+  // budget ran out).
   bool NeedsPump() const;
 
   // An engine event for one of this session's objects is written to its async event
@@ -114,13 +124,31 @@ class Session {
   int QuerySrq(proto::Message& msg, Payload* out, Fds* fds);
   int DestroySrq(proto::Message& msg, Payload* out, Fds* fds);
   int CreateAh(proto::Message& msg, Payload* out, Fds* fds);
+  int FinishCreateAh(const proto::CreateAhRequest& req, const driver::AddressVector& av,
+                     Payload* out);
   int DestroyAh(proto::Message& msg, Payload* out, Fds* fds);
-  absl::StatusOr<driver::AddressVector> TranslateAh(const ibv_ah_attr& attr) const;
+  // The engine's address vector for `attr`. When its MAC must come from the interface's
+  // neighbour table and is not there yet, *query is set to the resolution under way and
+  // the vector's dmac is left for it to fill.
+  absl::StatusOr<driver::AddressVector> TranslateAh(const ibv_ah_attr& attr,
+                                                    std::unique_ptr<NeighbourQuery>* query) const;
   // session_qp.cc
   int CreateQp(proto::Message& msg, Payload* out, Fds* fds);
   int ModifyQp(proto::Message& msg, Payload* out, Fds* fds);
+  int FinishModifyQp(const proto::ModifyQpRequest& req, const driver::AddressVector* av);
   int QueryQp(proto::Message& msg, Payload* out, Fds* fds);
   int DestroyQp(proto::Message& msg, Payload* out, Fds* fds);
+
+  // The request answered later: what it was, and the resolution it waits for.
+  struct Deferred {
+    proto::Op op = proto::Op::kCreateAh;
+    std::unique_ptr<NeighbourQuery> query;
+    driver::AddressVector av;
+    proto::CreateAhRequest ah{};
+    proto::ModifyQpRequest qp{};
+  };
+  // Keeps `query` for the request being handled; its handler returns kReplyLater.
+  int Defer(proto::Op op, std::unique_ptr<NeighbourQuery> query, const driver::AddressVector& av);
 
   bool Charge(Resource r, uint64_t n = 1);
   void Release(Resource r, uint64_t n = 1);
@@ -143,6 +171,7 @@ class Session {
   ResourceCounts used_{};
   DrainCounters drained_{};
   std::unique_ptr<DoorbellDrain> drain_;  // the WQE pump, once a device is open
+  std::unique_ptr<Deferred> deferred_;    // at most one: clients send one request at a time
 
   std::unordered_map<uint32_t, uint32_t> pds_;  // handle -> 1
   std::unordered_map<uint32_t, MrObject> mrs_;

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "vdev/client_fd.h"
@@ -180,7 +181,8 @@ int Session::DestroySrq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
 
 // ---- AH -------------------------------------------------------------------------------------
 
-absl::StatusOr<driver::AddressVector> Session::TranslateAh(const ibv_ah_attr& a) const {
+absl::StatusOr<driver::AddressVector> Session::TranslateAh(
+    const ibv_ah_attr& a, std::unique_ptr<NeighbourQuery>* query) const {
   // RoCE addresses by GID: an address without a GRH names no one (IBTA A16/A17).
   if (!a.is_global) return absl::InvalidArgumentError("RoCE address vectors need a GRH");
   if (a.port_num > 1) return absl::InvalidArgumentError("the device has one port");
@@ -195,19 +197,45 @@ absl::StatusOr<driver::AddressVector> Session::TranslateAh(const ibv_ah_attr& a)
   av.traffic_class = a.grh.traffic_class;
   av.flow_label = a.grh.flow_label & 0xfffff;
   av.sl = a.sl;
-  absl::StatusOr<driver::wire::MacAddr> dmac = registry_->ResolveMac(*vdev_, av.dgid);
-  if (!dmac.ok()) return dmac.status();
-  av.dmac = *dmac;
+  if (std::optional<driver::wire::MacAddr> mac = registry_->KnownMac(*vdev_, av.dgid)) {
+    av.dmac = *mac;
+    return av;
+  }
+  // The neighbour table: answered now when the entry is there, else later (the client
+  // waits for its reply; the daemon's loop goes on).
+  auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now().time_since_epoch())
+                                       .count());  // CLOCK_MONOTONIC, as the server's passes
+  absl::StatusOr<std::unique_ptr<NeighbourQuery>> q = registry_->StartResolve(*vdev_, av.dgid, now);
+  if (!q.ok()) return q.status();
+  std::optional<absl::StatusOr<driver::wire::MacAddr>> mac = (*q)->Poll(now);
+  if (!mac) {
+    *query = *std::move(q);
+    return av;
+  }
+  if (!mac->ok()) return mac->status();
+  av.dmac = **mac;
   return av;
 }
 
 int Session::CreateAh(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   proto::CreateAhRequest req;
   if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
-  auto av = TranslateAh(req.attr);
+  std::unique_ptr<NeighbourQuery> query;
+  auto av = TranslateAh(req.attr, &query);
   if (!av.ok()) return AddressErrno(av.status());
+  if (query) {
+    int later = Defer(proto::Op::kCreateAh, std::move(query), *av);
+    deferred_->ah = req;
+    return later;
+  }
+  return FinishCreateAh(req, *av, out);
+}
+
+int Session::FinishCreateAh(const proto::CreateAhRequest& req, const driver::AddressVector& av,
+                            Payload* out) {
   if (!Charge(Resource::kAh)) return ENOMEM;
-  auto h = device_->CreateAh(req.pd, *av, vdev_->id);
+  auto h = device_->CreateAh(req.pd, av, vdev_->id);
   if (!h.ok()) {
     Release(Resource::kAh);
     return ErrnoOf(h.status());

@@ -97,17 +97,21 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
 int Session::ModifyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   proto::ModifyQpRequest req;
   if (!msg.Copy(&req) || !qps_.count(req.handle)) return EINVAL;
-  driver::AddressVector av;
-  const driver::AddressVector* avp = nullptr;
-  if (req.mask & IBV_QP_AV) {
-    auto t = TranslateAh(req.attr.ah_attr);
-    if (!t.ok()) return AddressErrno(t.status());
-    av = *t;
-    avp = &av;
-  }
   if (req.mask & IBV_QP_PORT && req.attr.port_num != 1) return EINVAL;
-  absl::Status st = device_->ModifyQp(req.handle, req.attr, req.mask, avp);
-  return ErrnoOf(st);
+  if (!(req.mask & IBV_QP_AV)) return FinishModifyQp(req, nullptr);
+  std::unique_ptr<NeighbourQuery> query;
+  auto av = TranslateAh(req.attr.ah_attr, &query);
+  if (!av.ok()) return AddressErrno(av.status());
+  if (query) {  // answered once the destination resolves (RTR waits for it, as in ib_core)
+    int later = Defer(proto::Op::kModifyQp, std::move(query), *av);
+    deferred_->qp = req;
+    return later;
+  }
+  return FinishModifyQp(req, &*av);
+}
+
+int Session::FinishModifyQp(const proto::ModifyQpRequest& req, const driver::AddressVector* av) {
+  return ErrnoOf(device_->ModifyQp(req.handle, req.attr, req.mask, av));
 }
 
 int Session::QueryQp(proto::Message& msg, Payload* out, Fds* /*fds*/) {

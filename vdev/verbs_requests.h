@@ -12,6 +12,9 @@ class VerbsRequests : public RequestHandler {
   void Handle(Session& client, proto::Message& msg, Reply* reply) override {
     client.HandleVerbs(msg, reply);
   }
+  bool Resume(Session& client, uint64_t now_ns, Reply* reply) override {
+    return client.ResumeVerbs(now_ns, reply);
+  }
 };
 
 }  // namespace vrdma::vdev

@@ -207,35 +207,73 @@ std::optional<driver::wire::MacAddr> MacFromGid(const driver::wire::Gid& g) {
   return std::nullopt;
 }
 
+struct NeighbourQuery::State {
+  Rtnl nl;
+  int ifindex = 0;
+  IpAddr hop;
+};
+
+NeighbourQuery::NeighbourQuery(std::unique_ptr<State> state) : state_(std::move(state)) {}
+NeighbourQuery::~NeighbourQuery() = default;
+
+absl::StatusOr<std::unique_ptr<NeighbourQuery>> NeighbourQuery::Start(
+    int ifindex, const driver::wire::Gid& dgid, std::chrono::milliseconds timeout,
+    uint64_t now_ns) {
+  auto state = std::make_unique<State>();
+  if (!state->nl.ok()) return absl::InternalError(absl::StrCat("rtnetlink: ", strerror(errno)));
+  absl::StatusOr<IpAddr> hop = NextHop(state->nl, ifindex, FromGid(dgid));
+  if (!hop.ok()) return hop.status();
+  state->ifindex = ifindex;
+  state->hop = *hop;
+  std::unique_ptr<NeighbourQuery> q(new NeighbourQuery(std::move(state)));
+  q->next_poll_ns_ = now_ns;
+  q->deadline_ns_ =
+      now_ns +
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
+  return q;
+}
+
+std::optional<absl::StatusOr<driver::wire::MacAddr>> NeighbourQuery::Poll(uint64_t now_ns) {
+  if (now_ns < next_poll_ns_) return std::nullopt;
+  State& st = *state_;
+  absl::StatusOr<std::optional<driver::wire::MacAddr>> mac =
+      LookupNeighbour(st.nl, st.ifindex, st.hop);
+  if (mac.ok() && mac->has_value()) return absl::StatusOr<driver::wire::MacAddr>(**mac);
+  if (!mac.ok() && !absl::IsNotFound(mac.status()))
+    return absl::StatusOr<driver::wire::MacAddr>(mac.status());
+  // Missing, incomplete, or failed (left from an earlier attempt, or the kernel gave up on
+  // ours): as ib_core, ask (again) and keep looking until the time runs out.
+  if (!solicited_ || !mac.ok()) {
+    Solicit(st.ifindex, st.hop);
+    solicited_ = true;
+  }
+  if (now_ns >= deadline_ns_) {
+    return absl::StatusOr<driver::wire::MacAddr>(
+        absl::DeadlineExceededError("the neighbour did not answer in time"));
+  }
+  next_poll_ns_ =
+      now_ns + static_cast<uint64_t>(
+                   std::chrono::duration_cast<std::chrono::nanoseconds>(kPollInterval).count());
+  return std::nullopt;
+}
+
 absl::StatusOr<driver::wire::MacAddr> ResolveNeighbour(int ifindex, const driver::wire::Gid& dgid,
                                                        std::chrono::milliseconds timeout,
                                                        const std::function<void()>& wait) {
-  Rtnl nl;
-  if (!nl.ok()) return absl::InternalError(absl::StrCat("rtnetlink: ", strerror(errno)));
-  IpAddr dst = FromGid(dgid);
-  absl::StatusOr<IpAddr> hop = NextHop(nl, ifindex, dst);
-  if (!hop.ok()) return hop.status();
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool solicited = false;
+  auto now = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  };
+  absl::StatusOr<std::unique_ptr<NeighbourQuery>> q =
+      NeighbourQuery::Start(ifindex, dgid, timeout, now());
+  if (!q.ok()) return q.status();
   for (;;) {
-    absl::StatusOr<std::optional<driver::wire::MacAddr>> mac = LookupNeighbour(nl, ifindex, *hop);
-    if (!mac.ok()) {
-      // A FAILED entry left from an earlier attempt: ask again, once.
-      if (!absl::IsNotFound(mac.status()) || solicited) return mac.status();
-    } else if (mac->has_value()) {
-      return **mac;
-    }
-    if (!solicited) {
-      Solicit(ifindex, *hop);
-      solicited = true;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return absl::DeadlineExceededError("the neighbour did not resolve in time");
-    }
+    if (auto done = (*q)->Poll(now())) return *std::move(done);
     if (wait) {
       wait();
     } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
 }

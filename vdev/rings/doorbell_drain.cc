@@ -1,5 +1,8 @@
 #include "vdev/rings/doorbell_drain.h"
 
+#include <iterator>
+#include <type_traits>
+
 namespace vrdma::vdev {
 
 DoorbellDrain::DoorbellDrain(driver::RoceDevice* device, DrainCounters* counters,
@@ -21,16 +24,61 @@ void DoorbellDrain::Clear() {
   pending_ = false;
 }
 
-uint32_t DoorbellDrain::Drain() {
+uint32_t DoorbellDrain::Drain(uint32_t budget) {
   pending_ = false;
+  budget_ = budget;
   uint64_t before = counters_->send_wqes + counters_->recv_wqes;
-  for (auto& [qpn, qp] : qps_) DrainQp(qp);
-  for (auto& [h, srq] : srqs_) DrainSrq(srq);
+  // One turn of the rings, QPs then SRQs, from where the last drain stopped.
+  if (!resume_srq_) {
+    auto start = qps_.find(resume_key_);
+    if (start == qps_.end()) start = qps_.begin();
+    (void)(DrainRange(qps_, start, qps_.end(), false) &&
+           DrainRange(srqs_, srqs_.begin(), srqs_.end(), true) &&
+           DrainRange(qps_, qps_.begin(), start, false));
+  } else {
+    auto start = srqs_.find(resume_key_);
+    if (start == srqs_.end()) start = srqs_.begin();
+    (void)(DrainRange(srqs_, start, srqs_.end(), true) &&
+           DrainRange(qps_, qps_.begin(), qps_.end(), false) &&
+           DrainRange(srqs_, srqs_.begin(), start, true));
+  }
   return static_cast<uint32_t>(counters_->send_wqes + counters_->recv_wqes - before);
 }
 
-void DoorbellDrain::DrainQp(QpRings& qp) {
-  if (qp.broken) return;
+template <typename Map>
+bool DoorbellDrain::DrainRange(Map& rings, typename Map::iterator from, typename Map::iterator to,
+                               bool srqs) {
+  for (auto it = from; it != to; ++it) {
+    bool more;
+    if constexpr (std::is_same_v<typename Map::mapped_type, QpRings>) {
+      more = DrainQp(it->second);
+    } else {
+      more = DrainSrq(it->second);
+    }
+    if (more) continue;
+    // The budget ran out: the next drain starts at the ring after this one (this one, if
+    // it still holds WQEs, has its turn again last); after the last of one kind comes the
+    // first of the other.
+    pending_ = true;
+    auto next = std::next(it);
+    bool other_empty = srqs ? qps_.empty() : srqs_.empty();
+    if (next != rings.end()) {
+      resume_srq_ = srqs;
+      resume_key_ = next->first;
+    } else if (!other_empty) {
+      resume_srq_ = !srqs;
+      resume_key_ = srqs ? qps_.begin()->first : srqs_.begin()->first;
+    } else {
+      resume_srq_ = srqs;
+      resume_key_ = rings.begin()->first;
+    }
+    return false;
+  }
+  return true;
+}
+
+bool DoorbellDrain::DrainQp(QpRings& qp) {
+  if (qp.broken) return true;
   bool sq_valid = true, rq_valid = true;
   uint32_t n = qp.sq.Pending(&sq_valid);
   uint32_t m = qp.rq.depth ? qp.rq.Pending(&rq_valid) : 0;
@@ -40,11 +88,26 @@ void DoorbellDrain::DrainQp(QpRings& qp) {
     counters_->rejected_wqes++;
     (void)device_->RejectSend(qp.qpn, 0, IBV_WR_SEND, IBV_WC_LOC_QP_OP_ERR);
     on_broken_(qp.user_handle, IBV_EVENT_QP_FATAL);
-    return;
+    return true;
   }
+  // Receives first: a send that draws an answer finds its receive posted.
+  driver::RecvWr rwr;
+  uint32_t room = qp.rq.depth ? device_->RecvQueueRoom(qp.qpn) : 0;
+  for (; m && room && budget_; --m, --room, --budget_) {
+    WqeCheck c = ParseRecvWqe(qp.rq.Slot(qp.rq.consumed), qp.max_recv_sge, &rwr);
+    qp.rq.Consume();
+    counters_->recv_wqes++;
+    absl::Status st =
+        c == WqeCheck::kOk ? device_->PostRecv(qp.qpn, rwr) : absl::InvalidArgumentError("bad");
+    if (!st.ok()) {
+      counters_->rejected_wqes++;
+      (void)device_->RejectRecv(qp.qpn, rwr.wr_id, IBV_WC_LOC_QP_OP_ERR);
+    }
+  }
+  if (m) pending_ = true;
   driver::SendWr wr;
-  uint32_t room = device_->SendQueueRoom(qp.qpn);
-  for (; n && room; --n, --room) {
+  room = n ? device_->SendQueueRoom(qp.qpn) : 0;
+  for (; n && room && budget_; --n, --room, --budget_) {
     WqeCheck c = ParseSendWqe(qp.sq.Slot(qp.sq.consumed), qp.send_limits, &wr);
     qp.sq.Consume();
     counters_->send_wqes++;
@@ -58,35 +121,22 @@ void DoorbellDrain::DrainQp(QpRings& qp) {
     }
   }
   if (n) pending_ = true;
-  driver::RecvWr rwr;
-  room = qp.rq.depth ? device_->RecvQueueRoom(qp.qpn) : 0;
-  for (; m && room; --m, --room) {
-    WqeCheck c = ParseRecvWqe(qp.rq.Slot(qp.rq.consumed), qp.max_recv_sge, &rwr);
-    qp.rq.Consume();
-    counters_->recv_wqes++;
-    absl::Status st =
-        c == WqeCheck::kOk ? device_->PostRecv(qp.qpn, rwr) : absl::InvalidArgumentError("bad");
-    if (!st.ok()) {
-      counters_->rejected_wqes++;
-      (void)device_->RejectRecv(qp.qpn, rwr.wr_id, IBV_WC_LOC_QP_OP_ERR);
-    }
-  }
-  if (m) pending_ = true;
+  return budget_ != 0;
 }
 
-void DoorbellDrain::DrainSrq(SrqRing& srq) {
-  if (srq.broken) return;
+bool DoorbellDrain::DrainSrq(SrqRing& srq) {
+  if (srq.broken) return true;
   bool valid;
   uint32_t n = srq.ring.Pending(&valid);
   if (!valid) {
     srq.broken = true;
     counters_->rejected_wqes++;
     on_broken_(srq.user_handle, IBV_EVENT_SRQ_ERR);
-    return;
+    return true;
   }
   driver::RecvWr rwr;
-  uint32_t room = device_->SrqRoom(srq.handle);
-  for (; n && room; --n, --room) {
+  uint32_t room = n ? device_->SrqRoom(srq.handle) : 0;
+  for (; n && room && budget_; --n, --room, --budget_) {
     WqeCheck c = ParseRecvWqe(srq.ring.Slot(srq.ring.consumed), srq.max_sge, &rwr);
     srq.ring.Consume();
     counters_->recv_wqes++;
@@ -95,6 +145,7 @@ void DoorbellDrain::DrainSrq(SrqRing& srq) {
     }
   }
   if (n) pending_ = true;
+  return budget_ != 0;
 }
 
 }  // namespace vrdma::vdev

@@ -1,7 +1,12 @@
-// The WQE pump of one client context: when its doorbell rings (or the engine had no room
-// last time), every send, receive and shared receive ring of the context is drained into
-// the engine. Each slot is copied, then checked (wqe_parse.h), then posted; a WQE that
-// fails a check completes in error in its place (IBTA 10.8.3.1) and never reaches the wire.
+// The WQE pump of one client context: when its doorbell rings (or WQEs were left last
+// time), the send, receive and shared receive rings of the context are drained into the
+// engine. Each slot is copied, then checked (wqe_parse.h), then posted; a WQE that fails a
+// check completes in error in its place (IBTA 10.8.3.1) and never reaches the wire.
+//
+// A drain takes at most a budget of WQEs, so one context's rings cannot hold a pass of
+// the engine (and every other context) for as long as they are deep. What is left waits
+// for the next drain (pending()), which starts at the ring after the one the budget ran
+// out in: the rings of a context take turns, SRQs with QPs.
 //
 // One drain per context, run on the engine thread: no lock, no allocation per WQE.
 #pragma once
@@ -59,15 +64,21 @@ class DoorbellDrain {
   const SrqRing* FindSrq(uint32_t handle) const;
   void Clear();
 
-  // Moves what the client posted into the engine. Returns how many WQEs moved; leaves
-  // pending() set when a queue of the engine was full and WQEs wait in a ring.
-  uint32_t Drain();
+  // Moves what the client posted into the engine, at most `budget` WQEs (checked and
+  // rejected ones included). Returns how many WQEs moved; leaves pending() set when WQEs
+  // wait in a ring (a queue of the engine was full, or the budget ran out).
+  uint32_t Drain(uint32_t budget = UINT32_MAX);
   bool pending() const { return pending_; }
   void set_pending() { pending_ = true; }
 
  private:
-  void DrainQp(QpRings& qp);
-  void DrainSrq(SrqRing& srq);
+  // Each drains its ring(s) within budget_; false when the budget ran out.
+  bool DrainQp(QpRings& qp);
+  bool DrainSrq(SrqRing& srq);
+  // Drains the QPs (or SRQs) of `rings` in [from, to) in turn; false, with the ring the
+  // next drain starts at noted, when the budget ran out.
+  template <typename Map>
+  bool DrainRange(Map& rings, typename Map::iterator from, typename Map::iterator to, bool srqs);
 
   driver::RoceDevice* device_;
   DrainCounters* counters_;
@@ -76,6 +87,10 @@ class DoorbellDrain {
   std::unordered_map<uint32_t, QpRings> qps_;
   std::unordered_map<uint32_t, SrqRing> srqs_;
   bool pending_ = false;
+  uint32_t budget_ = 0;
+  // Where the next drain starts: a QP's number or an SRQ's handle.
+  bool resume_srq_ = false;
+  uint32_t resume_key_ = 0;
 };
 
 }  // namespace vrdma::vdev
