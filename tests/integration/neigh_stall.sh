@@ -90,7 +90,7 @@ still2=$(grep -c "^done" "$WORK/stall2.out" || true)
 if [[ $rc -eq 0 ]] && grep -q "iters in" "$WORK/good.client" && grep -q "iters in" "$WORK/good.server"; then
   pass "the well-behaved pair finished ($(grep -o '[0-9.]* seconds' "$WORK/good.client" | head -1))"
 else
-  fail "the well-behaved pair (rc=$rc)"; tail -3 "$WORK/good.client" "$WORK/good.server"
+  fail "the well-behaved pair (rc=$rc)"; tail -n 3 "$WORK/good.client" "$WORK/good.server"
 fi
 if [[ $still1 -eq 0 && $still2 -eq 0 ]]; then
   pass "... while the stalling clients were still waiting ($(grep -c ^ah_end "$WORK/stall1.out") and $(grep -c ^ah_end "$WORK/stall2.out") of $COUNT AHs answered)"
