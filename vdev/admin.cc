@@ -1,12 +1,15 @@
 #include "vdev/admin.h"
 
 #include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -73,8 +76,22 @@ std::string NameList(const std::vector<std::string>& names) {
 
 // What to say when `name` names no vdev (ENODEV, as ibv_destroy_virtual_ibdev reports
 // it): a pdev is not a vdev, and a name no device has gets the list of those there are.
+// What the requester may see (AdminContext): every device and client for the
+// administrator, else the devices of its network namespace and its own clients.
+bool Sees(const AdminContext& ctx, const Vdev& v) { return !ctx.may_see_vdev || ctx.may_see_vdev(v); }
+bool Sees(const AdminContext& ctx, const Session& s) {
+  return !ctx.may_see_session || ctx.may_see_session(s);
+}
+const Vdev* FindVisible(const AdminContext& ctx, const std::string& name) {
+  const Vdev* v = ctx.registry->FindVdev(name);
+  return v && Sees(ctx, *v) ? v : nullptr;
+}
+const Pdev* FindVisiblePdev(const AdminContext& ctx, const std::string& name) {
+  return ctx.may_see_pdevs ? ctx.registry->FindPdev(name) : nullptr;
+}
+
 AdminResult NoDevice(const AdminContext& ctx, const std::string& name, std::string_view command) {
-  if (ctx.registry->FindPdev(name)) {
+  if (FindVisiblePdev(ctx, name)) {
     if (command == "dev del") {
       return Fail(ENODEV, absl::StrCat(name,
                                        " is a physical device (pdev): pdevs are not deleted with "
@@ -91,7 +108,9 @@ AdminResult NoDevice(const AdminContext& ctx, const std::string& name, std::stri
                                      "` is about vdevs; see `vrdmactl pdev show ", name, "`"));
   }
   std::vector<std::string> vdevs;
-  for (const auto& [n, v] : ctx.registry->vdevs()) vdevs.push_back(n);
+  for (const auto& [n, v] : ctx.registry->vdevs()) {
+    if (Sees(ctx, *v)) vdevs.push_back(n);
+  }
   return Fail(ENODEV, absl::StrCat("no device named ", name, " (vdevs: ", NameList(vdevs), ")"));
 }
 
@@ -120,6 +139,7 @@ AdminResult PdevShow(const AdminContext& ctx, const std::string& name, bool json
   int index = 0;
   bool found = false;
   for (const auto& p : ctx.registry->pdevs()) {
+    if (!ctx.may_see_pdevs) break;
     ++index;
     if (!name.empty() && p->name != name) continue;
     found = true;
@@ -158,7 +178,9 @@ std::string DevText(const Vdev& v) {
   std::string t =
       absl::StrCat(v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ", v.netdev,
                    " node_guid ", GuidText(v.node_guid_be), " mac ", MacText(v.mac), " mtu ",
-                   128 << v.ActiveMtu(), " contexts ", v.open_contexts, "\n    quota");
+                   128 << v.ActiveMtu(), " contexts ", v.open_contexts, "\n    access owner ",
+                   v.access.owner, " group ", v.access.group, " mode ",
+                   absl::StrFormat("0%o", v.access.mode), "\n    quota");
   for (size_t i = 0; i < kResourceCount; ++i) {
     absl::StrAppend(&t, " ", kResourceNames[i], " ", v.quota[i]);
   }
@@ -185,19 +207,21 @@ std::string DevJson(const Vdev& v) {
       ",\"type\":\"virtual\",\"pdev\":", Json(v.pdev->name), ",\"netdev\":", Json(v.netdev),
       ",\"node_guid\":", Json(GuidText(v.node_guid_be)), ",\"mac\":", Json(MacText(v.mac)),
       ",\"active_mtu\":", 128 << v.ActiveMtu(), ",\"contexts\":", v.open_contexts,
+      ",\"owner\":", v.access.owner, ",\"group\":", v.access.group,
+      ",\"mode\":", Json(absl::StrFormat("0%o", v.access.mode)),
       ",\"quota\":", CountsJson(v.quota), ",\"gids\":[", absl::StrJoin(gids, ","), "]}");
 }
 
 AdminResult DevShow(const AdminContext& ctx, const std::string& name, bool json) {
-  if (!name.empty() && !ctx.registry->FindVdev(name)) {
+  if (!name.empty() && !FindVisible(ctx, name)) {
     // The device list holds pdevs too: `dev show pdev0` shows the pdev.
-    if (ctx.registry->FindPdev(name)) return PdevShow(ctx, name, json);
+    if (FindVisiblePdev(ctx, name)) return PdevShow(ctx, name, json);
     return NoDevice(ctx, name, "dev show");
   }
   std::vector<std::string> rows;
   std::string text;
   for (const auto& [n, v] : ctx.registry->vdevs()) {
-    if (!name.empty() && n != name) continue;
+    if ((!name.empty() && n != name) || !Sees(ctx, *v)) continue;
     if (json) {
       rows.push_back(DevJson(*v));
     } else {
@@ -243,6 +267,30 @@ AdminResult DevDel(const AdminContext& ctx, const std::string& name) {
   return {0, ""};
 }
 
+absl::StatusOr<uid_t> ResolveUser(const std::string& name) {
+  uint32_t n = 0;
+  if (absl::SimpleAtoi(name, &n)) return static_cast<uid_t>(n);
+  passwd pw;
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
+    return absl::NotFoundError("no such user");
+  }
+  return found->pw_uid;
+}
+
+absl::StatusOr<gid_t> ResolveGroup(const std::string& name) {
+  uint32_t n = 0;
+  if (absl::SimpleAtoi(name, &n)) return static_cast<gid_t>(n);
+  group gr;
+  group* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found) {
+    return absl::NotFoundError("no such group");
+  }
+  return found->gr_gid;
+}
+
 AdminResult DevSet(const AdminContext& ctx, const proto::AdminCommand& cmd, bool json) {
   Vdev* v = ctx.registry->FindVdev(cmd.name);
   if (!v) return NoDevice(ctx, cmd.name, "dev set");
@@ -253,11 +301,28 @@ AdminResult DevSet(const AdminContext& ctx, const proto::AdminCommand& cmd, bool
     if (r == kResourceCount) return Fail(EINVAL, absl::StrCat("unknown resource '", res, "'"));
     values.emplace_back(static_cast<Resource>(r), n);
   }
-  absl::Status st = ctx.registry->SetQuotas(*v, values);
-  if (!st.ok()) {
-    int err = st.code() == absl::StatusCode::kFailedPrecondition ? EBUSY : ERANGE;
-    return Fail(err, std::string(st.message()));
+  // Who may open it, by name or number (resolved here: the daemon's users and groups).
+  AccessPolicy access = v->access;
+  if (!cmd.owner.empty()) {
+    absl::StatusOr<uid_t> u = ResolveUser(cmd.owner);
+    if (!u.ok()) return Fail(EINVAL, absl::StrCat("owner ", cmd.owner, ": no such user"));
+    access.owner = *u;
   }
+  if (!cmd.group.empty()) {
+    absl::StatusOr<gid_t> g = ResolveGroup(cmd.group);
+    if (!g.ok()) return Fail(EINVAL, absl::StrCat("group ", cmd.group, ": no such group"));
+    access.group = *g;
+  }
+  if (cmd.mode >= 0) access.mode = static_cast<uint32_t>(cmd.mode);
+  if (!values.empty()) {
+    absl::Status st = ctx.registry->SetQuotas(*v, values);
+    if (!st.ok()) {
+      int err = st.code() == absl::StatusCode::kFailedPrecondition ? EBUSY : ERANGE;
+      return Fail(err, std::string(st.message()));
+    }
+  }
+  // Contexts already open keep it, as an open device file keeps working after chmod.
+  v->access = access;
   return {0, json ? DevJson(*v) + "\n" : ""};
 }
 
@@ -267,11 +332,11 @@ AdminResult ResCounts(const AdminContext& ctx, const std::string& name, bool jso
   std::vector<std::string> rows;
   std::string text;
   for (const auto& [n, v] : ctx.registry->vdevs()) {
-    if (!name.empty() && n != name) continue;
+    if ((!name.empty() && n != name) || !Sees(ctx, *v)) continue;
     // Per process: a process may hold several contexts on one vdev.
     std::map<pid_t, std::pair<std::string, ResourceCounts>> procs;
     for (const auto& s : *ctx.sessions) {
-      if (s->vdev() != v.get()) continue;
+      if (s->vdev() != v.get() || !Sees(ctx, *s)) continue;
       auto& [comm, counts] = procs[s->pid()];
       comm = s->comm();
       for (size_t i = 0; i < kResourceCount; ++i) counts[i] += s->used()[i];
@@ -373,9 +438,9 @@ AdminResult ResObjects(const AdminContext& ctx, const proto::AdminCommand& cmd, 
   std::vector<std::string> rows;
   std::string text;
   for (const auto& [n, v] : ctx.registry->vdevs()) {
-    if (!cmd.name.empty() && n != cmd.name) continue;
+    if ((!cmd.name.empty() && n != cmd.name) || !Sees(ctx, *v)) continue;
     for (const auto& s : *ctx.sessions) {
-      if (s->vdev() != v.get()) continue;
+      if (s->vdev() != v.get() || !Sees(ctx, *s)) continue;
       std::vector<ObjectInfo> objects;
       s->ListObjects(&objects);
       std::erase_if(objects,
@@ -407,7 +472,7 @@ AdminResult ResObjects(const AdminContext& ctx, const proto::AdminCommand& cmd, 
 }
 
 AdminResult ResShow(const AdminContext& ctx, const proto::AdminCommand& cmd, bool json) {
-  if (!cmd.name.empty() && !ctx.registry->FindVdev(cmd.name)) {
+  if (!cmd.name.empty() && !FindVisible(ctx, cmd.name)) {
     return NoDevice(ctx, cmd.name, "res show");
   }
   return cmd.res_type.empty() ? ResCounts(ctx, cmd.name, json) : ResObjects(ctx, cmd, json);
@@ -477,10 +542,11 @@ AdminResult StatShow(const AdminContext& ctx, const std::string& name, bool json
     }
   };
   for (const auto& p : ctx.registry->pdevs()) {
+    if (!ctx.may_see_pdevs) break;
     if (args.empty() || args[0] == p->name) emit("pdev", p->name, PdevCounters(*p));
   }
   for (const auto& [n, v] : ctx.registry->vdevs()) {
-    if (args.empty() || args[0] == n) emit("dev", n, VdevCounters(*v));
+    if ((args.empty() || args[0] == n) && Sees(ctx, *v)) emit("dev", n, VdevCounters(*v));
   }
   if (!any && !args.empty()) return NoDevice(ctx, args[0], "stat show");
   return {0, json ? absl::StrCat("[", absl::StrJoin(rows, ","), "]\n") : text};

@@ -28,6 +28,12 @@ struct AdminContext {
   // anyone may look.
   bool may_change = false;
   const std::vector<std::unique_ptr<Session>>* sessions = nullptr;
+  // What the requester may see; unset: everything (the administrator). Tenants see the
+  // vdevs of their network namespace, only their own clients' processes and objects, and
+  // pdevs only from the daemon's namespace (docs/security.md).
+  std::function<bool(const Vdev&)> may_see_vdev;
+  std::function<bool(const Session&)> may_see_session;
+  bool may_see_pdevs = true;
   // Called before a vdev is deleted: its clients' contexts are closed.
   std::function<void(Vdev*)> before_delete;
   // Called after a vdev is created or its GIDs change (for logs).

@@ -31,6 +31,16 @@ void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
   ctx.registry = &server_->registry();
   ctx.may_change = MayAdminister(client.peer(), admin_group_);
   ctx.sessions = &server_->sessions();
+  if (!ctx.may_change) {
+    // A tenant sees what it could open or holds: the vdevs of its network namespace, its
+    // own processes' objects, pdevs from the daemon's namespace (access.h).
+    const Peer& peer = client.peer();
+    const Registry& registry = server_->registry();
+    NetnsMode mode = registry.netns_mode();
+    ctx.may_see_vdev = [&peer, mode](const Vdev& v) { return VisibleTo(v.netns, peer, mode); };
+    ctx.may_see_session = [uid = peer.uid()](const Session& s) { return s.uid() == uid; };
+    ctx.may_see_pdevs = VisibleTo(registry.netns(), peer, mode);
+  }
   ctx.before_delete = [this](Vdev* v) { server_->DetachVdev(v); };
   ctx.notify = [](std::string_view event, Vdev* v) {
     Log(LogLevel::kInfo, event,

@@ -1,6 +1,11 @@
 #include "vdev/peer.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -10,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 
@@ -41,9 +47,73 @@ int ProcPidOf(int pidfd) {
   return pid;
 }
 
+// The inode of the other end of connected AF_UNIX socket `sock`, from the kernel's
+// sock_diag (UNIX_DIAG_PEER; linux/unix_diag.h), or 0.
+uint64_t UnixPeerInode(int sock) {
+  struct stat st;
+  if (fstat(sock, &st) != 0) return 0;
+  int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return 0;
+  struct {
+    nlmsghdr nh;
+    unix_diag_req req;
+  } msg{};
+  msg.nh.nlmsg_len = sizeof msg;
+  msg.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nh.nlmsg_flags = NLM_F_REQUEST;
+  msg.req.sdiag_family = AF_UNIX;
+  msg.req.udiag_states = ~0u;
+  msg.req.udiag_ino = static_cast<uint32_t>(st.st_ino);
+  msg.req.udiag_show = UDIAG_SHOW_PEER;
+  msg.req.udiag_cookie[0] = msg.req.udiag_cookie[1] = ~0u;  // INET_DIAG_NOCOOKIE
+  uint64_t peer = 0;
+  if (send(nl, &msg, sizeof msg, 0) == static_cast<ssize_t>(sizeof msg)) {
+    alignas(nlmsghdr) char buf[8192];
+    ssize_t n = recv(nl, buf, sizeof buf, 0);
+    auto* nh = reinterpret_cast<nlmsghdr*>(buf);
+    if (n > 0 && NLMSG_OK(nh, static_cast<size_t>(n)) && nh->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+      auto* dm = static_cast<unix_diag_msg*>(NLMSG_DATA(nh));
+      int attr_len = static_cast<int>(nh->nlmsg_len - NLMSG_LENGTH(sizeof *dm));
+      for (rtattr* a = reinterpret_cast<rtattr*>(dm + 1); RTA_OK(a, attr_len);
+           a = RTA_NEXT(a, attr_len)) {
+        if (a->rta_type == UNIX_DIAG_PEER && RTA_PAYLOAD(a) >= sizeof(uint32_t)) {
+          uint32_t v;
+          std::memcpy(&v, RTA_DATA(a), sizeof v);
+          peer = v;
+        }
+      }
+    }
+  }
+  close(nl);
+  return peer;
+}
+
+// Whether the process of /proc directory `proc_fd` holds socket inode `ino` open.
+bool HoldsSocket(int proc_fd, uint64_t ino) {
+  int dir_fd = openat(proc_fd, "fd", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (dir_fd < 0) return false;
+  DIR* dir = fdopendir(dir_fd);
+  if (!dir) {
+    close(dir_fd);
+    return false;
+  }
+  std::string want = absl::StrCat("socket:[", ino, "]");
+  bool found = false;
+  char target[64];
+  while (dirent* e = readdir(dir)) {
+    ssize_t n = readlinkat(dir_fd, e->d_name, target, sizeof target - 1);
+    if (n > 0 && std::string_view(target, static_cast<size_t>(n)) == want) {
+      found = true;
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
 }  // namespace
 
-absl::StatusOr<Peer> Peer::FromSocket(int sock) {
+absl::StatusOr<Peer> Peer::FromSocket(int sock, PidfdSource source) {
   Peer p;
   ucred cred{};
   socklen_t len = sizeof cred;
@@ -70,10 +140,19 @@ absl::StatusOr<Peer> Peer::FromSocket(int sock) {
   p.groups_ = std::move(groups);
 
   len = sizeof p.pidfd_;
-  if (getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &p.pidfd_, &len) != 0) {
+  bool proven_by_kernel = true;
+  if (source == PidfdSource::kPidfdOpen ||
+      getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &p.pidfd_, &len) != 0) {
     p.pidfd_ = -1;
-    if (errno == ENOPROTOOPT || errno == EINVAL) return p;  // a kernel before 6.5
-    return absl::ErrnoToStatus(errno, "SO_PEERPIDFD");      // ESRCH: the peer has exited
+    if (source != PidfdSource::kPidfdOpen && errno != ENOPROTOOPT && errno != EINVAL) {
+      return absl::ErrnoToStatus(errno, "SO_PEERPIDFD");  // ESRCH: the peer has exited
+    }
+    // A kernel before 6.5: a pidfd of whatever holds the PID now, proven below to be the
+    // process holding the other end of this connection.
+    if (p.pid_ <= 0) return p;
+    p.pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, p.pid_, 0));
+    if (p.pidfd_ < 0) return absl::NotFoundError("the connecting process has exited");
+    proven_by_kernel = false;
   }
   // /proc/PID names whichever process holds the number now. Opened first, then the
   // pidfd's process is checked to be alive: a number cannot be reused while its process
@@ -88,6 +167,17 @@ absl::StatusOr<Peer> Peer::FromSocket(int sock) {
   }
   if (!Alive(p.pidfd_)) return absl::NotFoundError("the connecting process has exited");
   if (p.proc_fd_ < 0) return p;
+  if (!proven_by_kernel) {
+    // The process at that PID must hold our peer's socket (sock_diag names it): then it
+    // is the client, or a process the client gave its connection to. Else the client is
+    // known by its credentials only.
+    uint64_t peer_ino = UnixPeerInode(sock);
+    if (peer_ino == 0 || !HoldsSocket(p.proc_fd_, peer_ino)) {
+      close(p.proc_fd_);
+      p.proc_fd_ = -1;
+      return p;
+    }
+  }
   struct stat st;
   if (fstatat(p.proc_fd_, "ns/net", &st, 0) == 0) {
     p.netns_ = NamespaceId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
@@ -148,8 +238,8 @@ bool Peer::InGroup(gid_t g) const {
 absl::StatusOr<int> Peer::OpenProcFile(const std::string& relative, int flags) const {
   if (proc_fd_ < 0) {
     return absl::FailedPreconditionError(
-        "the client's process cannot be identified (no SO_PEERPIDFD before Linux 6.5, or "
-        "a process outside the daemon's PID namespace)");
+        "the client's process cannot be proven (outside the daemon's PID namespace, or no "
+        "longer holding its connection)");
   }
   int fd = openat(proc_fd_, relative.c_str(), flags | O_CLOEXEC);
   if (fd < 0) {

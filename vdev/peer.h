@@ -27,7 +27,11 @@ class Peer {
  public:
   // The peer of connected socket `sock`, as of its connect(). Fails when the peer has
   // already exited (its memory and namespaces can no longer be proven to be its own).
-  static absl::StatusOr<Peer> FromSocket(int sock);
+  // Where the pidfd comes from: the kernel's SO_PEERPIDFD (Linux 6.5), else pidfd_open of
+  // SO_PEERCRED's PID proven to hold the other end of `sock` (sock_diag, /proc/PID/fd);
+  // kPidfdOpen takes the second way on any kernel (tests).
+  enum class PidfdSource { kAuto, kPidfdOpen };
+  static absl::StatusOr<Peer> FromSocket(int sock, PidfdSource source = PidfdSource::kAuto);
   // A peer for tests and in-process use: credentials only, no process.
   static Peer ForCredentials(pid_t pid, uid_t uid, gid_t gid);
 

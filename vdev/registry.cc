@@ -1,6 +1,7 @@
 #include "vdev/registry.h"
 
 #include <rte_eal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -81,6 +82,13 @@ uint64_t PdevNodeGuid(const std::array<uint8_t, 6>& port_mac, std::string_view m
   for (size_t i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(h >> (8 * i));
   mac[0] = static_cast<uint8_t>((mac[0] & 0xfc) | 0x02);
   return NodeGuidOfMac(mac);
+}
+
+Registry::Registry() {
+  struct stat st;
+  if (stat("/proc/self/ns/net", &st) == 0) {
+    netns_ = NamespaceId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  }
 }
 
 absl::Status Registry::AddPdev(std::unique_ptr<Pdev> pdev) {
@@ -166,6 +174,7 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
   vdev->netdev_mtu = info->mtu;
   vdev->gid_base = static_cast<uint32_t>(slot - pdev->gid_block_used.begin()) * kGidsPerVdev;
   vdev->node_guid_be = NodeGuidOfMac(info->mac);
+  vdev->netns = netns_;  // the interface was found in the daemon's namespace
   vdev->quota = PdevLimits(*pdev);
   if (absl::Status st = WriteGids(*vdev, BuildRoceGidTable(*info, kGidsPerVdev)); !st.ok()) {
     return st;

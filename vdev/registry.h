@@ -17,6 +17,9 @@ namespace vrdma::vdev {
 
 class Registry {
  public:
+  // Learns the daemon's own network namespace (where the interfaces it binds live).
+  Registry();
+
   absl::Status AddPdev(std::unique_ptr<Pdev> pdev);
   Pdev* FindPdev(std::string_view name) const;
   const std::vector<std::unique_ptr<Pdev>>& pdevs() const { return pdevs_; }
@@ -38,6 +41,12 @@ class Registry {
   absl::Status SetQuotas(Vdev& vdev, const std::vector<std::pair<Resource, uint64_t>>& values);
   static ResourceCounts PdevLimits(const Pdev& pdev);
 
+  // The network namespace of the interfaces vdevs are bound to (the daemon's), and
+  // whether vdevs are visible only from it (access.h).
+  const NamespaceId& netns() const { return netns_; }
+  NetnsMode netns_mode() const { return netns_mode_; }
+  void set_netns_mode(NetnsMode mode) { netns_mode_ = mode; }
+
   // The Ethernet address packets from `from` to `dgid` go to when it is known without the
   // kernel: another vdev's on the same pdev, the MAC a multicast or link-local GID
   // carries, none on the internal switch (which has no wire). nullopt: the next hop's,
@@ -57,6 +66,8 @@ class Registry {
   std::vector<std::unique_ptr<Pdev>> pdevs_;
   std::map<std::string, std::unique_ptr<Vdev>, std::less<>> vdevs_;
   uint32_t next_id_ = 1;
+  NamespaceId netns_;
+  NetnsMode netns_mode_ = NetnsMode::kExclusive;
 };
 
 // Checks a device name as the kernel checks ib device names (1..63 printable, no '/',

@@ -6,6 +6,8 @@
 #include <cstring>
 
 #include "vdev/client_fd.h"
+#include "absl/strings/str_cat.h"
+#include "vdev/log.h"
 #include "vdev/session.h"
 #include "vdev/session_util.h"
 
@@ -20,10 +22,16 @@ using session_util::Pow2AtLeast;
 int Session::ListDevices(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
   // Virtual devices first (applications that take the first device get a usable one),
   // then the physical devices they are carved from, as the kernel lists both.
-  proto::ListDevicesReply head{
-      static_cast<uint32_t>(registry_->vdevs().size() + registry_->pdevs().size()), 0};
+  // Only what this client may see (access.h): vdevs of its network namespace, and the
+  // pdevs to clients in the daemon's own.
+  const NetnsMode mode = registry_->netns_mode();
+  bool pdevs_visible = VisibleTo(registry_->netns(), peer_, mode);
+  uint32_t count = pdevs_visible ? static_cast<uint32_t>(registry_->pdevs().size()) : 0;
+  for (const auto& [name, v] : registry_->vdevs()) count += VisibleTo(v->netns, peer_, mode);
+  proto::ListDevicesReply head{count, 0};
   Append(out, head);
   for (const auto& [name, v] : registry_->vdevs()) {
+    if (!VisibleTo(v->netns, peer_, mode)) continue;
     proto::DeviceRecord rec{};
     std::snprintf(rec.name, sizeof rec.name, "%s", v->name.c_str());
     std::snprintf(rec.pdev, sizeof rec.pdev, "%s", v->pdev->name.c_str());
@@ -33,6 +41,7 @@ int Session::ListDevices(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
     Append(out, rec);
   }
   for (const auto& p : registry_->pdevs()) {
+    if (!pdevs_visible) break;
     proto::DeviceRecord rec{};
     std::snprintf(rec.name, sizeof rec.name, "%s", p->name.c_str());
     std::snprintf(rec.pdev, sizeof rec.pdev, "%s", p->name.c_str());
@@ -50,6 +59,15 @@ int Session::OpenDevice(proto::Message& msg, Payload* out, Fds* fds) {
   Vdev* vdev = registry_->FindVdev(req.name);
   Pdev* pdev = vdev ? nullptr : registry_->FindPdev(req.name);
   if (!vdev && !pdev) return ENODEV;
+  // As opening /dev/infiniband/uverbsN: the namespace, then owner, group and mode. A
+  // pdev (queries only) to clients of the daemon's namespace, whoever they are.
+  if (int err = vdev ? OpenErrno(vdev->netns, vdev->access, peer_, registry_->netns_mode())
+                     : (VisibleTo(registry_->netns(), peer_, registry_->netns_mode()) ? 0 : ENODEV)) {
+    Log(LogLevel::kDebug, "open_refused",
+        absl::StrCat("dev=", LogQuote(req.name), " pid=", pid(), " uid=", uid(),
+                     " errno=", err));
+    return err;
+  }
   // The async event channel: the daemon's end of the client's socketpair, never a pipe or
   // a file (vdev/client_fd.h). Records go out with SendEventRecord, which never blocks:
   // nothing to set on the descriptor, whose open file description the client shares.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "driver/device.h"
+#include "vdev/access.h"
 #include "vdev/pdev.h"
 
 namespace vrdma::vdev {
@@ -46,6 +47,8 @@ struct Vdev {
   ResourceCounts used{};
   uint32_t open_contexts = 0;
   VdevStats stats;
+  NamespaceId netns;    // of its netdev: who may see it (access.h)
+  AccessPolicy access;  // owner, group, mode: who may open it
 
   uint64_t& Used(Resource r) { return used[static_cast<size_t>(r)]; }
   uint64_t Quota(Resource r) const { return quota[static_cast<size_t>(r)]; }

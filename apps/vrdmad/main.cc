@@ -46,6 +46,8 @@ int Usage(const char* argv0, int code) {
                "  --pcap FILE   record every frame the pdevs' ports send and receive\n"
                "  --config FILE read arguments from FILE (same syntax, # comments)\n"
                "  --admin-group GROUP  members may add, change and delete devices (root may)\n"
+               "  --netns-mode exclusive|shared  vdevs visible only from their netdev's\n"
+               "                network namespace (default), or from every namespace\n"
                "  --max-connections N, --max-connections-per-user N\n"
                "                client connections of users other than root (default: from\n"
                "                the descriptor limit, a quarter of it per user)\n"
@@ -123,6 +125,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto registry = std::make_unique<vrdma::vdev::Registry>();
+  registry->set_netns_mode(opts->netns_shared ? vrdma::vdev::NetnsMode::kShared
+                                              : vrdma::vdev::NetnsMode::kExclusive);
   if (opts->pdevs.empty()) {
     auto pdev = vrdma::vdev::Pdev::CreateEmbedded("pdev0");
     if (!pdev.ok() || !registry->AddPdev(std::move(*pdev)).ok()) {

@@ -162,6 +162,13 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
           return absl::InvalidArgumentError(absl::StrCat("pdev ", p.pdev, " given twice"));
       }
       o.pdevs.push_back(*spec);
+    } else if (a == "--netns-mode") {
+      auto v = value("exclusive|shared");
+      if (!v.ok()) return v.status();
+      if (*v != "exclusive" && *v != "shared") {
+        return absl::InvalidArgumentError(absl::StrCat("--netns-mode ", *v, ": not exclusive|shared"));
+      }
+      o.netns_shared = *v == "shared";
     } else if (a == "--admin-group") {
       auto v = value("a group name or number");
       if (!v.ok()) return v.status();

@@ -22,6 +22,7 @@ struct VrdmadOptions {
   std::string log_level;              // empty: info
   std::vector<vfio::PortSpec> pdevs;  // empty: the embedded default pdev0
   std::string admin_group;            // --admin-group: a group name or number; empty: root only
+  bool netns_shared = false;          // --netns-mode shared (default exclusive)
   uint32_t max_connections = 0;       // --max-connections: 0, from the descriptor limit
   uint32_t max_connections_per_user = 0;  // --max-connections-per-user: 0, the default
   bool help = false;

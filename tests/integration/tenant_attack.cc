@@ -11,6 +11,10 @@
 //        PID and address to DIR/victim and sleeps
 //   tenant_attack admin-after-setuid DEV       connect, fork; the parent execs a setuid
 //        program (passwd) and the child, on the inherited connection, asks `dev del DEV`
+//   tenant_attack fake-dev-zero DEV FILE       (under vrdma-run, with FILE bind-mounted on
+//        /dev/zero by root of a user+mount namespace) maps /dev/zero shared — a regular file
+//        that can be truncated — unlinks FILE so /proc/PID/maps says "/dev/zero (deleted)"
+//        as for shared anonymous memory, and registers it
 #include <fcntl.h>
 #include <infiniband/verbs.h>
 #include <signal.h>
@@ -164,6 +168,46 @@ int AdminAfterSetuid(const char* dev_name) {
   return 0;
 }
 
+int FakeDevZero(const char* dev_name, const char* file) {
+  int n = 0;
+  ibv_device** list = ibv_get_device_list(&n);
+  ibv_device* dev = nullptr;
+  for (int i = 0; list && i < n; ++i) {
+    if (std::strcmp(ibv_get_device_name(list[i]), dev_name) == 0) dev = list[i];
+  }
+  ibv_context* ctx = dev ? ibv_open_device(dev) : nullptr;
+  ibv_pd* pd = ctx ? ibv_alloc_pd(ctx) : nullptr;
+  if (!pd) {
+    std::printf("error=no_context\n");
+    return 2;
+  }
+  int fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, static_cast<off_t>(kPage)) != 0) {
+    std::printf("error=not_a_file %s\n", std::strerror(errno));
+    return 2;
+  }
+  void* p = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED || unlink(file) != 0) {
+    std::printf("error=map %s\n", std::strerror(errno));
+    return 2;
+  }
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  char start[32];
+  std::snprintf(start, sizeof start, "%" PRIxPTR "-", reinterpret_cast<uintptr_t>(p));
+  while (std::getline(maps, line)) {
+    if (line.rfind(start, 0) == 0) std::printf("maps=%s\n", line.c_str());
+  }
+  errno = 0;
+  ibv_mr* mr = ibv_reg_mr(pd, p, kPage, kAccess);
+  if (!mr) {
+    std::printf("fake_reg=refused errno=%d\n", errno);
+    return 0;
+  }
+  std::printf("fake_reg=ok\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,9 +216,10 @@ int main(int argc, char** argv) {
   if (cmd == "pid-reuse-attacker" && argc == 4) return PidReuseAttacker(argv[2], argv[3]);
   if (cmd == "pid-reuse-victim" && argc == 3) return PidReuseVictim(argv[2]);
   if (cmd == "admin-after-setuid" && argc == 3) return AdminAfterSetuid(argv[2]);
+  if (cmd == "fake-dev-zero" && argc == 4) return FakeDevZero(argv[2], argv[3]);
   std::fprintf(stderr,
                "usage: %s pid-reuse-attacker DEV DIR | pid-reuse-victim DIR | "
-               "admin-after-setuid DEV\n",
+               "admin-after-setuid DEV | fake-dev-zero DEV FILE\n",
                argv[0]);
   return 2;
 }

@@ -6,6 +6,8 @@
 #      at its PID; the client's child registers the victim's address by reference.
 #   2. Borrowed admin rights: `vrdmactl dev add|set|del` as root of a user namespace, and
 #      `dev del` on a connection whose first owner exec'd a setuid program.
+#   3. A regular file bind-mounted on /dev/zero and unlinked, so that its mapping reads as
+#      shared anonymous memory: refused (the object is checked, not its name).
 #   6. Connection floods: per-user and total caps answer with a reason, root still gets in,
 #      no vdev is lost.
 # vrdmad runs in a PID namespace of the test's own, so the test can place a process at a
@@ -126,6 +128,15 @@ if ctl dev show | grep -qw vdev_b && ! ctl dev show | grep -qw vdev_x; then
   pass "no device added or deleted by a tenant"
 else
   fail "devices changed by a tenant"; ctl dev show
+fi
+
+# ---- 3. (first line) a regular file passed off as shared anonymous memory ---------------
+out=$(dns_tenant "$ATTACKER" sh -c 'f=$(mktemp) && mount --bind "$f" /dev/zero &&
+  exec "$0" -d vdev_a -- "$1" fake-dev-zero vdev_a "$f"' "$VRDMA_RUN" "$ATTACK" 2>&1 || true)
+if grep -q "dev/zero (deleted)" <<<"$out" && grep -q "^fake_reg=refused errno=95" <<<"$out"; then
+  pass "a truncatable file mapped as '/dev/zero (deleted)' is refused (EOPNOTSUPP)"
+else
+  fail "fake /dev/zero: $out"
 fi
 
 # ---- 6. connection floods -------------------------------------------------------------

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "vdev/protocol/channel.h"
@@ -42,6 +44,7 @@ std::string AdminUsage() {
          "  dev add DEV [pdev PDEV] netdev IFACE\n"
          "  dev del DEV\n"
          "  dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes} N [...]   (N: 16, 4K, 1G, 2GiB, ...)\n"
+         "  dev set DEV [owner USER] [group GROUP] [mode OCTAL]   (who may open it)\n"
          "  link show [DEV]\n"
          "  link add DEV type vrdma netdev IFACE [pdev PDEV]\n"
          "  link del DEV\n"
@@ -183,11 +186,31 @@ AdminParseResult ParseAdd(const std::string& object, const std::vector<std::stri
 }
 
 AdminParseResult ParseSet(const std::vector<std::string>& w, AdminCommand* out) {
-  const std::string usage = "usage: dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes} N [...]";
+  const std::string usage =
+      "usage: dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes} N [...] [owner USER] [group GROUP] "
+      "[mode OCTAL]";
   if (w.size() < 5 || (w.size() - 3) % 2 != 0) return Usage(usage);
   out->op = AdminOp::kDevSet;
   out->name = w[2];
   for (size_t i = 3; i < w.size(); i += 2) {
+    if (w[i] == "owner" || w[i] == "group") {
+      std::string& slot = w[i] == "owner" ? out->owner : out->group;
+      if (!slot.empty()) return BadValue(w[i] + " given twice");
+      if (w[i + 1].empty() || w[i + 1].size() > 64) return BadValue("bad " + w[i] + " name");
+      slot = w[i + 1];
+      continue;
+    }
+    if (w[i] == "mode") {
+      if (out->mode >= 0) return BadValue("mode given twice");
+      const std::string& m = w[i + 1];
+      char* end = nullptr;
+      unsigned long v = std::strtoul(m.c_str(), &end, 8);
+      if (m.empty() || *end || v > 0777) {
+        return BadValue("bad mode '" + m + "': octal permission bits, 0 to 0777");
+      }
+      out->mode = static_cast<int32_t>(v);
+      continue;
+    }
     if (!OneOf(w[i], kQuotaNames)) {
       return Usage("unknown resource '" + w[i] + "' (qp, cq, mr, pd, srq, ah, mr_bytes)");
     }
@@ -295,6 +318,13 @@ std::vector<std::string> AdminCommandWords(const AdminCommand& c) {
     case AdminOp::kDevSet:
       w = {"dev", "set", c.name};
       for (const auto& [r, n] : c.quotas) w.insert(w.end(), {r, std::to_string(n)});
+      if (!c.owner.empty()) w.insert(w.end(), {"owner", c.owner});
+      if (!c.group.empty()) w.insert(w.end(), {"group", c.group});
+      if (c.mode >= 0) {
+        char m[16];
+        std::snprintf(m, sizeof m, "0%o", static_cast<unsigned>(c.mode) & 0777u);
+        w.insert(w.end(), {"mode", m});
+      }
       break;
     case AdminOp::kResShow:
       w = {"res", "show"};

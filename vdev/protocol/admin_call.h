@@ -60,6 +60,11 @@ struct AdminCommand {
   std::string pdev;    // kDevAdd: empty when not given (the daemon picks one)
   std::string netdev;  // kDevAdd
   std::vector<std::pair<std::string, uint64_t>> quotas;  // kDevSet: resource, value
+  // kDevSet: the access policy (owner, group: a name or number; mode: octal), as for
+  // /dev/infiniband/uverbsN. Empty / unset: unchanged.
+  std::string owner;
+  std::string group;
+  int32_t mode = -1;
   std::string res_type;  // kResShow: "" (counts) or qp, cq, mr, pd, srq, ah
 };
 

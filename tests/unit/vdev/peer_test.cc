@@ -44,6 +44,27 @@ TEST(Peer, FromSocketIsThisProcess) {
   close(sv[1]);
 }
 
+// Linux before 6.5 has no SO_PEERPIDFD: pidfd_open of the PID, proven by the process
+// holding the other end of the connection (sock_diag, /proc/PID/fd).
+TEST(Peer, WithoutPeerPidfdTheProcessIsProvenBySocket) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  absl::StatusOr<Peer> p = Peer::FromSocket(sv[0], Peer::PidfdSource::kPidfdOpen);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->pid(), getpid());
+  EXPECT_TRUE(p->netns().known());
+  auto fd = p->OpenProcFile("maps", O_RDONLY);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  close(*fd);
+  // The other end closed: no process holds it any more, nothing is proven.
+  close(sv[1]);
+  absl::StatusOr<Peer> q = Peer::FromSocket(sv[0], Peer::PidfdSource::kPidfdOpen);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_FALSE(q->netns().known());
+  EXPECT_TRUE(absl::IsFailedPrecondition(q->OpenProcFile("maps", O_RDONLY).status()));
+  close(sv[0]);
+}
+
 TEST(Peer, ProcFilesStayUnderItsDirectory) {
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
