@@ -515,10 +515,15 @@ std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
 }
 
 std::vector<std::pair<std::string, uint64_t>> VdevCounters(const Vdev& v) {
-  return {{"send_wqes", v.stats.send_wqes},      {"recv_wqes", v.stats.recv_wqes},
-          {"completions", v.stats.completions},  {"rejected_wqes", v.stats.rejected_wqes},
-          {"cq_overruns", v.stats.cq_overruns},  {"async_events", v.stats.async_events},
-          {"bad_requests", v.stats.bad_requests}};
+  return {{"send_wqes", v.stats.send_wqes},
+          {"recv_wqes", v.stats.recv_wqes},
+          {"completions", v.stats.completions},
+          {"rejected_wqes", v.stats.rejected_wqes},
+          {"cq_overruns", v.stats.cq_overruns},
+          {"async_events", v.stats.async_events},
+          {"bad_requests", v.stats.bad_requests},
+          {"quota_refusals", v.stats.quota_refusals},
+          {"cgroup_refusals", v.stats.cgroup_refusals}};
 }
 
 AdminResult StatShow(const AdminContext& ctx, const std::string& name, bool json) {
@@ -664,6 +669,81 @@ std::string PrettyJson(std::string_view in) {
   return out;
 }
 
+// ---- cgroup ----
+
+// One rdma.max-like line per (cgroup, vdev) with limits, and what that cgroup and its
+// descendants use on the vdev (rdma.current).
+AdminResult CgroupShow(const AdminContext& ctx, const std::string& path, bool json) {
+  const CgroupLimits& limits = ctx.registry->cgroup_limits();
+  std::string want;
+  if (!path.empty()) {
+    absl::StatusOr<std::string> p = NormalizeCgroupPath(path);
+    if (!p.ok()) return Fail(EINVAL, std::string(p.status().message()));
+    want = *p;
+  }
+  std::vector<std::string> rows;
+  std::string text;
+  for (const auto& [key, max] : limits.limits()) {
+    const auto& [cg, dev] = key;
+    if (!want.empty() && cg != want) continue;
+    CgroupCounts cur = limits.Usage(cg, dev);
+    if (json) {
+      std::vector<std::string> kv;
+      for (size_t i = 0; i < kCgroupResourceCount; ++i) {
+        kv.push_back(absl::StrCat(Json(kCgroupResourceNames[i]), ":",
+                                  max[i] == kCgroupNoLimit ? Json("max") : absl::StrCat(max[i])));
+      }
+      std::vector<std::string> cj;
+      for (size_t i = 0; i < kCgroupResourceCount; ++i) {
+        cj.push_back(absl::StrCat(Json(kCgroupResourceNames[i]), ":", cur[i]));
+      }
+      rows.push_back(absl::StrCat("{\"cgroup\":", Json(cg), ",\"dev\":", Json(dev), ",\"max\":{",
+                                  absl::StrJoin(kv, ","), "},\"current\":{", absl::StrJoin(cj, ","),
+                                  "}}"));
+    } else {
+      absl::StrAppend(&text, cg, " ", dev);
+      for (size_t i = 0; i < kCgroupResourceCount; ++i) {
+        absl::StrAppend(&text, " ", kCgroupResourceNames[i], "=", CgroupLimitText(max[i]));
+      }
+      text += "  current";
+      for (size_t i = 0; i < kCgroupResourceCount; ++i) {
+        absl::StrAppend(&text, " ", kCgroupResourceNames[i], "=", cur[i]);
+      }
+      text += "\n";
+    }
+  }
+  return {0, json ? absl::StrCat("[", absl::StrJoin(rows, ","), "]\n") : text};
+}
+
+AdminResult CgroupSet(const AdminContext& ctx, const proto::AdminCommand& cmd) {
+  absl::StatusOr<std::string> path = NormalizeCgroupPath(cmd.name);
+  if (!path.ok()) return Fail(EINVAL, std::string(path.status().message()));
+  // As rdma.max, only for a device there is (the kernel answers ENODEV).
+  if (!ctx.registry->FindVdev(cmd.dev)) return NoDevice(ctx, cmd.dev, "cgroup set");
+  CgroupLimits& limits = ctx.registry->cgroup_limits();
+  // Limits not named keep their value, as a write of part of a line to rdma.max.
+  CgroupCounts max = limits.Max(*path, cmd.dev);
+  for (const auto& [name, value] : cmd.cgroup_limits) {
+    absl::StatusOr<uint64_t> v = ParseCgroupLimit(value);
+    if (!v.ok()) return Fail(EINVAL, std::string(v.status().message()));
+    for (size_t i = 0; i < kCgroupResourceCount; ++i) {
+      if (name == kCgroupResourceNames[i]) max[i] = *v;
+    }
+  }
+  limits.Set(*path, cmd.dev, max);
+  return {0, ""};
+}
+
+AdminResult CgroupDel(const AdminContext& ctx, const proto::AdminCommand& cmd) {
+  absl::StatusOr<std::string> path = NormalizeCgroupPath(cmd.name);
+  if (!path.ok()) return Fail(EINVAL, std::string(path.status().message()));
+  if (!ctx.registry->cgroup_limits().Del(*path, cmd.dev)) {
+    return Fail(ENOENT, absl::StrCat("no limits for cgroup ", *path,
+                                     cmd.dev.empty() ? "" : absl::StrCat(" on ", cmd.dev)));
+  }
+  return {0, ""};
+}
+
 AdminResult RunAdmin(const AdminContext& ctx, const AdminRequest& request) {
   proto::AdminCommand cmd;
   proto::AdminParseResult parsed = proto::ParseAdminCommand(request.words, &cmd);
@@ -671,6 +751,12 @@ AdminResult RunAdmin(const AdminContext& ctx, const AdminRequest& request) {
   bool json = request.json;
   bool changes = cmd.op == proto::AdminOp::kDevAdd || cmd.op == proto::AdminOp::kDevDel ||
                  cmd.op == proto::AdminOp::kDevSet;
+  if ((cmd.op == proto::AdminOp::kCgroupSet || cmd.op == proto::AdminOp::kCgroupDel) &&
+      !ctx.may_change) {
+    return Fail(EPERM,
+                "cgroup set/del: operation not permitted (needs root or the admin group, "
+                "as connected)");
+  }
   if (changes && !ctx.may_change) {
     const char* verb = cmd.op == proto::AdminOp::kDevAdd   ? "add"
                        : cmd.op == proto::AdminOp::kDevDel ? "del"
@@ -700,6 +786,15 @@ AdminResult RunAdmin(const AdminContext& ctx, const AdminRequest& request) {
       break;
     case proto::AdminOp::kStatShow:
       r = StatShow(ctx, cmd.name, json);
+      break;
+    case proto::AdminOp::kCgroupShow:
+      r = CgroupShow(ctx, cmd.name, json);
+      break;
+    case proto::AdminOp::kCgroupSet:
+      r = CgroupSet(ctx, cmd);
+      break;
+    case proto::AdminOp::kCgroupDel:
+      r = CgroupDel(ctx, cmd);
       break;
   }
   if (r.status == 0 && json && request.pretty) r.text = PrettyJson(r.text);

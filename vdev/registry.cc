@@ -133,6 +133,27 @@ ResourceCounts Registry::PdevLimits(const Pdev& pdev) {
   c[static_cast<size_t>(Resource::kSrq)] = l.max_srq;
   c[static_cast<size_t>(Resource::kAh)] = l.max_ah;
   c[static_cast<size_t>(Resource::kMrBytes)] = l.max_mr_size;
+  c[static_cast<size_t>(Resource::kRingBytes)] = kPdevRingBytes;
+  return c;
+}
+
+absl::Status Registry::SetDefaultShare(uint64_t numerator, uint64_t denominator) {
+  if (numerator == 0 || denominator == 0 || numerator > denominator) {
+    return absl::InvalidArgumentError(absl::StrCat("default share ", numerator, "/", denominator,
+                                                   ": needs 0 < N <= D (1/8, 1/4, 1/1)"));
+  }
+  default_share_ = {numerator, denominator};
+  return absl::OkStatus();
+}
+
+ResourceCounts Registry::DefaultQuota(const Pdev& pdev) const {
+  ResourceCounts c = PdevLimits(pdev);
+  const auto [num, den] = default_share_;
+  for (uint64_t& v : c) {
+    if (v == 0) continue;
+    unsigned __int128 share = static_cast<unsigned __int128>(v) * num / den;
+    v = std::max<uint64_t>(static_cast<uint64_t>(share), 1);
+  }
   return c;
 }
 
@@ -175,7 +196,7 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
   vdev->gid_base = static_cast<uint32_t>(slot - pdev->gid_block_used.begin()) * kGidsPerVdev;
   vdev->node_guid_be = NodeGuidOfMac(info->mac);
   vdev->netns = netns_;  // the interface was found in the daemon's namespace
-  vdev->quota = PdevLimits(*pdev);
+  vdev->quota = DefaultQuota(*pdev);
   if (absl::Status st = WriteGids(*vdev, BuildRoceGidTable(*info, kGidsPerVdev)); !st.ok()) {
     return st;
   }

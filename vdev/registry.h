@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "vdev/cgroup_limits.h"
 #include "vdev/netdev/neighbour.h"
 #include "vdev/pdev.h"
 #include "vdev/vdev.h"
@@ -25,7 +26,7 @@ class Registry {
   const std::vector<std::unique_ptr<Pdev>>& pdevs() const { return pdevs_; }
 
   // Creates a vdev on `pdev` bound to interface `netdev`: its GID table is built from
-  // the interface's MAC and addresses, its quotas default to the pdev's limits.
+  // the interface's MAC and addresses, its quotas default to DefaultQuota(pdev).
   absl::StatusOr<Vdev*> AddVdev(std::string_view name, std::string_view pdev,
                                 std::string_view netdev);
   // Removes a vdev; the caller has closed its clients' contexts.
@@ -39,7 +40,24 @@ class Registry {
   absl::Status RefreshGids(Vdev& vdev);
   // Sets quotas; refuses (changing nothing) a value below what is in use or above the pdev.
   absl::Status SetQuotas(Vdev& vdev, const std::vector<std::pair<Resource, uint64_t>>& values);
+  // What a pdev has of each resource: its engine's limits, and kPdevRingBytes of rings.
   static ResourceCounts PdevLimits(const Pdev& pdev);
+  // The rings (CQ, QP, SRQ shared memory) all vdevs of one pdev may each be given at most.
+  static constexpr uint64_t kPdevRingBytes = uint64_t{1} << 30;
+
+  // The share of a pdev's limits a new vdev gets as its quotas (vrdmad
+  // --vdev-default-share N/D, docs/vrdmad.md): floor(limit * N / D), at least 1 of what
+  // the pdev has. Quotas are caps, not reservations: the sum over vdevs may exceed the
+  // pdev (the pdev's own limits still hold), and `dev set` raises one up to the pdev.
+  // InvalidArgument unless 0 < N <= D.
+  absl::Status SetDefaultShare(uint64_t numerator, uint64_t denominator);
+  std::pair<uint64_t, uint64_t> default_share() const { return default_share_; }
+  ResourceCounts DefaultQuota(const Pdev& pdev) const;
+  static constexpr std::pair<uint64_t, uint64_t> kDefaultShare{1, 8};
+
+  // Limits per cgroup of the clients (`vrdmactl cgroup set`), and what each uses.
+  CgroupLimits& cgroup_limits() { return cgroup_limits_; }
+  const CgroupLimits& cgroup_limits() const { return cgroup_limits_; }
 
   // The network namespace of the interfaces vdevs are bound to (the daemon's), and
   // whether vdevs are visible only from it (access.h).
@@ -66,6 +84,8 @@ class Registry {
   std::vector<std::unique_ptr<Pdev>> pdevs_;
   std::map<std::string, std::unique_ptr<Vdev>, std::less<>> vdevs_;
   uint32_t next_id_ = 1;
+  std::pair<uint64_t, uint64_t> default_share_ = kDefaultShare;
+  CgroupLimits cgroup_limits_;
   NamespaceId netns_;
   NetnsMode netns_mode_ = NetnsMode::kExclusive;
 };

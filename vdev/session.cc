@@ -3,6 +3,7 @@
 // open, queries), session_objects.cc (PD, CQ, SRQ, AH), session_mr.cc and session_qp.cc.
 #include "vdev/session.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@ Session::Session(int sock, Registry* registry, Peer peer)
 
 Session::~Session() {
   FreeAll();
+  ReleaseContext();
   if (vdev_ && !detached_) vdev_->open_contexts--;
   if (doorbell_fd_ >= 0) close(doorbell_fd_);
   if (async_fd_ >= 0) close(async_fd_);
@@ -43,8 +45,32 @@ Session::~Session() {
 }
 
 bool Session::Charge(Resource r, uint64_t n) {
-  if (!vdev_->Charge(r, n)) return false;
-  used_[static_cast<size_t>(r)] += n;
+  const size_t i = static_cast<size_t>(r);
+  if (!vdev_->Charge(r, n)) {
+    vdev_->stats.quota_refusals++;
+    charge_error_ = ENOMEM;
+    Log(LogLevel::kDebug, "quota_refused",
+        absl::StrCat("vdev=", LogQuote(vdev_->name), " resource=", kResourceNames[i], " asked=", n,
+                     " used=", vdev_->used[i], " quota=", vdev_->quota[i], " pid=", pid(),
+                     " uid=", uid()));
+    return false;
+  }
+  if (cgroup_charged_ && IsObjectResource(r)) {
+    auto refusal =
+        registry_->cgroup_limits().TryCharge(cgroup_, cgroup_dev_, CgroupResource::kHcaObject, n);
+    if (refusal) {
+      vdev_->Release(r, n);
+      vdev_->stats.cgroup_refusals++;
+      charge_error_ = EAGAIN;
+      Log(LogLevel::kDebug, "cgroup_refused",
+          absl::StrCat(
+              "vdev=", LogQuote(cgroup_dev_), " resource=hca_object object=", kResourceNames[i],
+              " cgroup=", LogQuote(cgroup_), " limit_at=", LogQuote(refusal->cgroup),
+              " usage=", refusal->usage, " max=", refusal->limit, " pid=", pid(), " uid=", uid()));
+      return false;
+    }
+  }
+  used_[i] += n;
   return true;
 }
 
@@ -52,6 +78,63 @@ void Session::Release(Resource r, uint64_t n) {
   vdev_->Release(r, n);
   uint64_t& u = used_[static_cast<size_t>(r)];
   u = u >= n ? u - n : 0;
+  if (cgroup_charged_ && IsObjectResource(r)) {
+    registry_->cgroup_limits().Uncharge(cgroup_, cgroup_dev_, CgroupResource::kHcaObject, n);
+  }
+}
+
+uint64_t Session::RingBytes(size_t bytes) {
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  return (uint64_t{bytes} + page - 1) / page * page;
+}
+
+int Session::ChargeContext(Vdev& vdev) {
+  CgroupLimits& limits = registry_->cgroup_limits();
+  // The cgroup the client is in now, read through its own /proc directory (never a PID
+  // number); the kernel charges the cgroup of the task that creates each object, vrdmad
+  // the one the process was in when it opened the device.
+  std::optional<std::string> path;
+  absl::StatusOr<int> fd = peer_.OpenProcFile("cgroup", O_RDONLY | O_CLOEXEC);
+  if (fd.ok()) {
+    std::string text;
+    char buf[4096];
+    ssize_t got;
+    while (text.size() < (1 << 16) && (got = read(*fd, buf, sizeof buf)) > 0) {
+      text.append(buf, static_cast<size_t>(got));
+    }
+    close(*fd);
+    path = ParseProcCgroup(text);
+  }
+  if (!path) {
+    // Unknown cgroup: nothing to enforce unless limits are configured, then refused
+    // (a limit must not be escaped by making the cgroup unreadable).
+    if (limits.empty()) return 0;
+    vdev.stats.cgroup_refusals++;
+    Log(LogLevel::kDebug, "cgroup_refused",
+        absl::StrCat("vdev=", LogQuote(vdev.name), " resource=hca_handle reason=",
+                     LogQuote(fd.ok() ? "no cgroup in /proc/PID/cgroup"
+                                      : std::string(fd.status().message())),
+                     " pid=", pid(), " uid=", uid()));
+    return EACCES;
+  }
+  if (auto refusal = limits.TryCharge(*path, vdev.name, CgroupResource::kHcaHandle)) {
+    vdev.stats.cgroup_refusals++;
+    Log(LogLevel::kDebug, "cgroup_refused",
+        absl::StrCat("vdev=", LogQuote(vdev.name), " resource=hca_handle cgroup=", LogQuote(*path),
+                     " limit_at=", LogQuote(refusal->cgroup), " usage=", refusal->usage,
+                     " max=", refusal->limit, " pid=", pid(), " uid=", uid()));
+    return EAGAIN;
+  }
+  cgroup_charged_ = true;
+  cgroup_ = *std::move(path);
+  cgroup_dev_ = vdev.name;
+  return 0;
+}
+
+void Session::ReleaseContext() {
+  if (!cgroup_charged_) return;
+  registry_->cgroup_limits().Uncharge(cgroup_, cgroup_dev_, CgroupResource::kHcaHandle);
+  cgroup_charged_ = false;
 }
 
 // ---- dispatch -------------------------------------------------------------------------------
@@ -242,6 +325,7 @@ void Session::Detach() {
   if (async_fd_ >= 0) shutdown(async_fd_, SHUT_WR);
   for (auto& [cqn, cq] : cqs_) cq->ShutdownChannel();
   FreeAll();
+  ReleaseContext();
   if (vdev_) vdev_->open_contexts--;
   detached_ = true;
   // The vdev may be deleted next: nothing of this context refers to it any more.
@@ -255,11 +339,13 @@ void Session::FreeAll() {
   if (drain_) drain_->Clear();
   for (auto& [qpn, qp] : qps_) {
     (void)device_->DestroyQp(qpn);
+    Release(Resource::kRingBytes, qp.region->size());
     Release(Resource::kQp);
   }
   qps_.clear();
   for (auto& [h, srq] : srqs_) {
     (void)device_->DestroySrq(h);
+    Release(Resource::kRingBytes, srq.region->size());
     Release(Resource::kSrq);
   }
   srqs_.clear();
@@ -279,6 +365,7 @@ void Session::FreeAll() {
     (void)device_->AttachCqSink(cqn, nullptr, 0);
     (void)device_->DestroyCq(cqn);
     vdev_->stats.completions += cq->delivered();
+    Release(Resource::kRingBytes, cq->region().size());
     Release(Resource::kCq);
   }
   cqs_.clear();

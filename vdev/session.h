@@ -139,6 +139,10 @@ class Session {
   int QueryQp(proto::Message& msg, Payload* out, Fds* fds);
   int DestroyQp(proto::Message& msg, Payload* out, Fds* fds);
 
+  // Takes `n` of `r` from the vdev's quota and, for verbs objects, one hca_object per
+  // object from the client's cgroup (cgroup_limits.h). False when refused: the refusal is
+  // logged (debug) and counted, and ChargeError() is the errno to answer with (ENOMEM
+  // for the quota, as a NIC at its limit; EAGAIN for a cgroup limit, as ib_uverbs).
   // The request answered later: what it was, and the resolution it waits for.
   struct Deferred {
     proto::Op op = proto::Op::kCreateAh;
@@ -152,6 +156,13 @@ class Session {
 
   bool Charge(Resource r, uint64_t n = 1);
   void Release(Resource r, uint64_t n = 1);
+  int ChargeError() const { return charge_error_; }
+  // The shared memory a ring of `bytes` takes (what SharedRegion::Create maps).
+  static uint64_t RingBytes(size_t bytes);
+  // Reads the client's cgroup through its own /proc directory and charges one hca_handle
+  // of `vdev` to it; 0 or the errno to refuse the open with.
+  int ChargeContext(Vdev& vdev);
+  void ReleaseContext();
   void FreeAll();
   void WriteAsync(uint64_t element, uint32_t event_type);
 
@@ -169,6 +180,12 @@ class Session {
   uint32_t doorbell_seen_ = 0;
   bool dma_warned_ = false;  // zero-copy transmit refused once: said in the log
   ResourceCounts used_{};
+  int charge_error_ = ENOMEM;
+  // The client's cgroup and the vdev its hca_handle and hca_objects are charged to, once
+  // ChargeContext succeeded.
+  bool cgroup_charged_ = false;
+  std::string cgroup_;
+  std::string cgroup_dev_;
   DrainCounters drained_{};
   std::unique_ptr<DoorbellDrain> drain_;  // the WQE pump, once a device is open
   std::unique_ptr<Deferred> deferred_;    // at most one: clients send one request at a time

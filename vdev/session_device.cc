@@ -83,6 +83,12 @@ int Session::OpenDevice(proto::Message& msg, Payload* out, Fds* fds) {
     close(async_fd);
     return err;
   }
+  // The client's cgroup pays one hca_handle for a context on a vdev (cgroup_limits.h).
+  if (int err = vdev ? ChargeContext(*vdev) : 0; err != 0) {
+    close(efd);
+    close(async_fd);
+    return err;
+  }
   async_fd_ = async_fd;
   context_shm_ = std::move(*region);
   context_ = reinterpret_cast<proto::ContextShm*>(context_shm_->data());

@@ -58,10 +58,10 @@ int Session::RegMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
     return RegistrationErrno(backing.status());
   }
   if (backing->read_only() && (req.access & kWriteAccess)) return EFAULT;
-  if (!Charge(Resource::kMrBytes, req.length)) return ENOMEM;
+  if (!Charge(Resource::kMrBytes, req.length)) return ChargeError();
   if (!Charge(Resource::kMr)) {
     Release(Resource::kMrBytes, req.length);
-    return ENOMEM;
+    return ChargeError();
   }
   auto memory = backing->Map(req.page_length, segs);
   if (!memory.ok()) {

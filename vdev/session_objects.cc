@@ -18,7 +18,7 @@ using session_util::Pow2AtLeast;
 // ---- PD and MR ----------------------------------------------------------------------------
 
 int Session::AllocPd(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
-  if (!Charge(Resource::kPd)) return ENOMEM;
+  if (!Charge(Resource::kPd)) return ChargeError();
   auto pd = device_->AllocPd(vdev_->id);
   if (!pd.ok()) {
     Release(Resource::kPd);
@@ -55,18 +55,27 @@ int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
     return EINVAL;
   }
   uint32_t depth = Pow2AtLeast(req.cqe);
-  if (!Charge(Resource::kCq)) {
+  // The ring is the daemon's memory, charged to the vdev before it is made.
+  const uint64_t ring_bytes = RingBytes(CqRing::RegionSize(depth));
+  if (!Charge(Resource::kRingBytes, ring_bytes)) {
     if (channel >= 0) close(channel);
-    return ENOMEM;
+    return ChargeError();
+  }
+  if (!Charge(Resource::kCq)) {
+    Release(Resource::kRingBytes, ring_bytes);
+    if (channel >= 0) close(channel);
+    return ChargeError();
   }
   auto ring = CqRing::Create(depth, req.user_handle, channel);
   if (!ring.ok()) {
     Release(Resource::kCq);
+    Release(Resource::kRingBytes, ring_bytes);
     return ENOMEM;
   }
   auto cqn = device_->CreateCq(depth, vdev_->id);
   if (!cqn.ok()) {
     Release(Resource::kCq);
+    Release(Resource::kRingBytes, ring_bytes);
     return ErrnoOf(cqn.status());
   }
   (void)device_->AttachCqSink(*cqn, ring->get(), 0);
@@ -84,7 +93,16 @@ int Session::ResizeCq(proto::Message& msg, Payload* out, Fds* fds) {
   if (it == cqs_.end()) return EINVAL;
   if (req.cqe < 1 || req.cqe > device_->limits().max_cqe) return EINVAL;
   uint32_t depth = Pow2AtLeast(req.cqe);
-  if (absl::Status st = it->second->Resize(depth); !st.ok()) return ErrnoOf(st);
+  // The new ring is charged before it is made (both exist while the CQEs move over);
+  // the old one is released once it is gone.
+  const uint64_t old_bytes = it->second->region().size();
+  const uint64_t new_bytes = RingBytes(CqRing::RegionSize(depth));
+  if (!Charge(Resource::kRingBytes, new_bytes)) return ChargeError();
+  if (absl::Status st = it->second->Resize(depth); !st.ok()) {
+    Release(Resource::kRingBytes, new_bytes);
+    return ErrnoOf(st);
+  }
+  Release(Resource::kRingBytes, old_bytes);
   (void)device_->ResizeCq(req.handle, depth);
   proto::ResizeCqReply r{req.handle, depth, it->second->region().size()};
   fds->push_back(it->second->region().fd());
@@ -99,6 +117,7 @@ int Session::DestroyCq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   if (it == cqs_.end()) return EINVAL;
   if (absl::Status st = device_->DestroyCq(req.handle); !st.ok()) return ErrnoOf(st, EBUSY);
   vdev_->stats.completions += it->second->delivered();
+  Release(Resource::kRingBytes, it->second->region().size());
   cqs_.erase(it);
   Release(Resource::kCq);
   return 0;
@@ -117,16 +136,23 @@ int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
   uint32_t depth = Pow2AtLeast(req.max_wr);
   uint32_t max_sge = std::max<uint32_t>(req.max_sge, 1);
   uint32_t stride = proto::RecvWqeStride(max_sge);
-  if (!Charge(Resource::kSrq)) return ENOMEM;
-  auto region =
-      SharedRegion::Create("vrdma-srq", sizeof(proto::RingShmHeader) + size_t{depth} * stride);
+  const size_t region_size = sizeof(proto::RingShmHeader) + size_t{depth} * stride;
+  const uint64_t ring_bytes = RingBytes(region_size);
+  if (!Charge(Resource::kRingBytes, ring_bytes)) return ChargeError();
+  if (!Charge(Resource::kSrq)) {
+    Release(Resource::kRingBytes, ring_bytes);
+    return ChargeError();
+  }
+  auto region = SharedRegion::Create("vrdma-srq", region_size);
   if (!region.ok()) {
     Release(Resource::kSrq);
+    Release(Resource::kRingBytes, ring_bytes);
     return ENOMEM;
   }
   auto h = device_->CreateSrq(req.pd, depth, max_sge, req.srq_limit, vdev_->id);
   if (!h.ok()) {
     Release(Resource::kSrq);
+    Release(Resource::kRingBytes, ring_bytes);
     return ErrnoOf(h.status());
   }
   SrqRing ring;
@@ -174,6 +200,7 @@ int Session::DestroySrq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   if (!msg.Copy(&req) || !srqs_.count(req.handle)) return EINVAL;
   if (absl::Status st = device_->DestroySrq(req.handle); !st.ok()) return ErrnoOf(st, EBUSY);
   drain_->RemoveSrq(req.handle);
+  Release(Resource::kRingBytes, srqs_[req.handle].region->size());
   srqs_.erase(req.handle);
   Release(Resource::kSrq);
   return 0;

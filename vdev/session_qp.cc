@@ -49,15 +49,23 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   size_t sq_offset = sizeof(proto::QpShmHeader);
   size_t rq_offset = sq_offset + size_t{init.max_send_wr} * sq_stride;
   size_t size = rq_offset + size_t{init.max_recv_wr} * rq_stride;
-  if (!Charge(Resource::kQp)) return ENOMEM;
+  // The rings are the daemon's memory, charged to the vdev before they are made.
+  const uint64_t ring_bytes = RingBytes(size);
+  if (!Charge(Resource::kRingBytes, ring_bytes)) return ChargeError();
+  if (!Charge(Resource::kQp)) {
+    Release(Resource::kRingBytes, ring_bytes);
+    return ChargeError();
+  }
   auto region = SharedRegion::Create("vrdma-qp", size);
   if (!region.ok()) {
     Release(Resource::kQp);
+    Release(Resource::kRingBytes, ring_bytes);
     return ENOMEM;
   }
   auto qpn = device_->CreateQp(init);
   if (!qpn.ok()) {
     Release(Resource::kQp);
+    Release(Resource::kRingBytes, ring_bytes);
     return ErrnoOf(qpn.status());
   }
   auto* h = reinterpret_cast<proto::QpShmHeader*>((*region)->data());
@@ -141,6 +149,7 @@ int Session::DestroyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   if (!msg.Copy(&req) || !qps_.count(req.handle)) return EINVAL;
   if (absl::Status st = device_->DestroyQp(req.handle); !st.ok()) return ErrnoOf(st);
   drain_->RemoveQp(req.handle);
+  Release(Resource::kRingBytes, qps_[req.handle].region->size());
   qps_.erase(req.handle);
   Release(Resource::kQp);
   return 0;

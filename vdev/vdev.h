@@ -14,10 +14,17 @@
 
 namespace vrdma::vdev {
 
-enum class Resource : uint8_t { kQp, kCq, kMr, kPd, kSrq, kAh, kMrBytes, kCount };
+// kRingBytes: the daemon's shared memory a vdev's clients asked for, the rings of their
+// CQs, QPs and SRQs (the daemon allocates it, so the daemon's memory cgroup pays for it).
+enum class Resource : uint8_t { kQp, kCq, kMr, kPd, kSrq, kAh, kMrBytes, kRingBytes, kCount };
 inline constexpr size_t kResourceCount = static_cast<size_t>(Resource::kCount);
 inline constexpr std::array<const char*, kResourceCount> kResourceNames = {
-    "qp", "cq", "mr", "pd", "srq", "ah", "mr_bytes"};
+    "qp", "cq", "mr", "pd", "srq", "ah", "mr_bytes", "ring_bytes"};
+// True for the kinds that count verbs objects (the kernel's rdma cgroup hca_object),
+// false for the byte counts.
+inline constexpr bool IsObjectResource(Resource r) {
+  return r != Resource::kMrBytes && r != Resource::kRingBytes && r != Resource::kCount;
+}
 
 using ResourceCounts = std::array<uint64_t, kResourceCount>;
 
@@ -30,6 +37,11 @@ struct VdevStats {
   uint64_t cq_overruns = 0;
   uint64_t async_events = 0;
   uint64_t bad_requests = 0;  // control requests refused
+
+  // Allocations refused by the vdev's quota, and opens and allocations refused by a
+  // limit of the client's cgroup (cgroup_limits.h).
+  uint64_t quota_refusals = 0;
+  uint64_t cgroup_refusals = 0;
 };
 
 struct Vdev {

@@ -2,7 +2,7 @@
 //
 //   vrdmactl [-j [-p]] [-s SOCKET] [-d DEV] pdev show [PDEV]
 //   vrdmactl ... dev show [DEV] | dev add DEV [pdev PDEV] netdev IFACE | dev del DEV
-//   vrdmactl ... dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes} N ...   (N: 16, 4K, 1G, ...)
+//   vrdmactl ... dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes|ring_bytes} N ...   (N: 16, 4K, 1G, ...)
 //   vrdmactl ... link show [DEV] | link add DEV type vrdma netdev IFACE [pdev PDEV] | link del DEV
 //   vrdmactl ... res show [DEV] | res show {qp|cq|mr|pd|srq|ah} [dev DEV]
 //   vrdmactl ... stat show [DEV]

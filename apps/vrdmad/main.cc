@@ -51,6 +51,8 @@ int Usage(const char* argv0, int code) {
                "  --max-connections N, --max-connections-per-user N\n"
                "                client connections of users other than root (default: from\n"
                "                the descriptor limit, a quarter of it per user)\n"
+               "  --vdev-default-share N/D  a new vdev's quotas are N/D of its pdev's limits\n"
+               "                (default 1/8; `vrdmactl dev set` raises them up to the pdev)\n"
                "EAL args are DPDK's (-l, --no-huge, -m, --file-prefix, -a, --vdev, ...); without\n"
                "them vrdmad uses: %s (plus -a BDF for PCI pdevs).\n"
                "With no --pdev: the embedded default pdev0 (an internal switch).\n"
@@ -127,6 +129,10 @@ int main(int argc, char** argv) {
   auto registry = std::make_unique<vrdma::vdev::Registry>();
   registry->set_netns_mode(opts->netns_shared ? vrdma::vdev::NetnsMode::kShared
                                               : vrdma::vdev::NetnsMode::kExclusive);
+  if (opts->vdev_default_share.first != 0) {
+    (void)registry->SetDefaultShare(opts->vdev_default_share.first,
+                                    opts->vdev_default_share.second);
+  }
   if (opts->pdevs.empty()) {
     auto pdev = vrdma::vdev::Pdev::CreateEmbedded("pdev0");
     if (!pdev.ok() || !registry->AddPdev(std::move(*pdev)).ok()) {

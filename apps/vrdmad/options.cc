@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace vrdma::vrdmad {
 namespace {
@@ -181,6 +182,19 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
         return absl::InvalidArgumentError(absl::StrCat(a, " ", *v, ": not a positive number"));
       }
       (a == "--max-connections" ? o.max_connections : o.max_connections_per_user) = n;
+    } else if (a == "--vdev-default-share") {
+      auto v = value("N/D, e.g. 1/8");
+      if (!v.ok()) return v.status();
+      std::pair<std::string, std::string> nd = absl::StrSplit(*v, absl::MaxSplits('/', 1));
+      uint64_t num = 0, den = 1;
+      if (!absl::SimpleAtoi(nd.first, &num) ||
+          (!nd.second.empty() && !absl::SimpleAtoi(nd.second, &den)) ||
+          (nd.second.empty() && v->find('/') != std::string::npos) || num == 0 || den == 0 ||
+          num > den) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(a, " ", *v, ": not a share N/D with 0 < N <= D (1/8, 1/4, 1)"));
+      }
+      o.vdev_default_share = {num, den};
     } else if (a == "--pcap") {
       auto v = value("a file");
       if (!v.ok()) return v.status();

@@ -2,12 +2,13 @@
 //   vrdmad [EAL args] -- [vrdmad args]      (no `--`: every argument is vrdmad's)
 // vrdmad args: --socket PATH, --log-level LEVEL, --pdev SPEC (repeatable),
 // --pcap FILE, --admin-group GROUP, --max-connections N, --max-connections-per-user N,
-// --config FILE. A config file holds the same arguments, whitespace
+// --vdev-default-share N/D, --config FILE. A config file holds the same arguments, whitespace
 // separated, `#` to end of line a comment; it may contain the `--` too.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -25,6 +26,9 @@ struct VrdmadOptions {
   bool netns_shared = false;          // --netns-mode shared (default exclusive)
   uint32_t max_connections = 0;       // --max-connections: 0, from the descriptor limit
   uint32_t max_connections_per_user = 0;  // --max-connections-per-user: 0, the default
+  // --vdev-default-share N/D: the share of its pdev's limits a new vdev's quotas are
+  // (Registry::SetDefaultShare); {0, 0}: the registry's default, 1/8.
+  std::pair<uint64_t, uint64_t> vdev_default_share{0, 0};
   bool help = false;
 };
 

@@ -71,7 +71,7 @@ check_all_freed() {
   local res vdevs zero
   res=$(ctl -j res show)
   vdevs=$(grep -o '"ifname"' <<<"$res" | wc -l)
-  zero=$(grep -o '"used":{"qp":0,"cq":0,"mr":0,"pd":0,"srq":0,"ah":0,"mr_bytes":0}' <<<"$res" | wc -l)
+  zero=$(grep -o '"used":{"qp":0,"cq":0,"mr":0,"pd":0,"srq":0,"ah":0,"mr_bytes":0,"ring_bytes":0}' <<<"$res" | wc -l)
   if [[ $vdevs -gt 0 && $zero -eq $vdevs ]] && ! grep -q '"pid"' <<<"$res"; then
     pass "$1"
   else

@@ -43,7 +43,7 @@ std::string AdminUsage() {
          "  dev show [DEV]\n"
          "  dev add DEV [pdev PDEV] netdev IFACE\n"
          "  dev del DEV\n"
-         "  dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes} N [...]   (N: 16, 4K, 1G, 2GiB, ...)\n"
+         "  dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes|ring_bytes} N [...]   (N: 16, 4K, 1G, ...)\n"
          "  dev set DEV [owner USER] [group GROUP] [mode OCTAL]   (who may open it)\n"
          "  link show [DEV]\n"
          "  link add DEV type vrdma netdev IFACE [pdev PDEV]\n"
@@ -51,6 +51,9 @@ std::string AdminUsage() {
          "  res show [DEV]                                  (use against quota)\n"
          "  res show {qp|cq|mr|pd|srq|ah} [dev DEV]         (one line per object)\n"
          "  stat show [DEV]\n"
+         "  cgroup show [PATH]                              (limits per cgroup, as rdma.max)\n"
+         "  cgroup set PATH dev DEV [hca_handle N|max] [hca_object N|max]\n"
+         "  cgroup del PATH [dev DEV]\n"
          "  pci bind BDF [--force] | pci unbind BDF | pci show BDF   (local, no daemon)\n"
          "options: -j/--json  JSON output; -p/--pretty  indented JSON (with -j);\n"
          "         -s/--socket PATH  vrdmad's socket (default $VRDMA_SOCKET or "
@@ -187,8 +190,8 @@ AdminParseResult ParseAdd(const std::string& object, const std::vector<std::stri
 
 AdminParseResult ParseSet(const std::vector<std::string>& w, AdminCommand* out) {
   const std::string usage =
-      "usage: dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes} N [...] [owner USER] [group GROUP] "
-      "[mode OCTAL]";
+      "usage: dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes|ring_bytes} N [...] [owner USER] "
+      "[group GROUP] [mode OCTAL]";
   if (w.size() < 5 || (w.size() - 3) % 2 != 0) return Usage(usage);
   out->op = AdminOp::kDevSet;
   out->name = w[2];
@@ -212,7 +215,8 @@ AdminParseResult ParseSet(const std::vector<std::string>& w, AdminCommand* out) 
       continue;
     }
     if (!OneOf(w[i], kQuotaNames)) {
-      return Usage("unknown resource '" + w[i] + "' (qp, cq, mr, pd, srq, ah, mr_bytes)");
+      return Usage("unknown resource '" + w[i] +
+                   "' (qp, cq, mr, pd, srq, ah, mr_bytes, ring_bytes)");
     }
     for (const auto& [prev, unused] : out->quotas) {
       if (prev == w[i]) return BadValue(w[i] + " given twice");
@@ -225,6 +229,49 @@ AdminParseResult ParseSet(const std::vector<std::string>& w, AdminCommand* out) 
     out->quotas.emplace_back(w[i], n);
   }
   return {};
+}
+
+// cgroup show [PATH] / cgroup set PATH dev DEV [hca_handle N|max] [hca_object N|max] /
+// cgroup del PATH [dev DEV]. The path is checked by the daemon (cgroup_limits.h).
+AdminParseResult ParseCgroup(const std::string& verb, const std::vector<std::string>& w,
+                             AdminCommand* out) {
+  if (verb == "show" || verb == "list") {
+    if (w.size() > 3) return Usage("usage: cgroup show [PATH]");
+    out->op = AdminOp::kCgroupShow;
+    if (w.size() == 3) out->name = w[2];
+    return {};
+  }
+  if (verb == "del" || verb == "delete") {
+    if (w.size() != 3 && !(w.size() == 5 && w[3] == "dev")) {
+      return Usage("usage: cgroup del PATH [dev DEV]");
+    }
+    out->op = AdminOp::kCgroupDel;
+    out->name = w[2];
+    if (w.size() == 5) out->dev = w[4];
+    return {};
+  }
+  if (verb != "set") return Usage("'" + verb + "' is not a cgroup command (show, set, del)");
+  const std::string usage = "usage: cgroup set PATH dev DEV [hca_handle N|max] [hca_object N|max]";
+  if (w.size() < 7 || (w.size() - 3) % 2 != 0 || w[3] != "dev") return Usage(usage);
+  out->op = AdminOp::kCgroupSet;
+  out->name = w[2];
+  out->dev = w[4];
+  for (size_t i = 5; i < w.size(); i += 2) {
+    if (!OneOf(w[i], kCgroupLimitNames)) {
+      return Usage("unknown cgroup limit '" + w[i] + "' (hca_handle, hca_object)");
+    }
+    for (const auto& [prev, unused] : out->cgroup_limits) {
+      if (prev == w[i]) return BadValue(w[i] + " given twice");
+    }
+    const std::string& v = w[i + 1];
+    bool number = !v.empty() && v.size() <= 19 &&
+                  std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (v != "max" && !number) {
+      return BadValue("bad value '" + v + "' for " + w[i] + ": a whole number or 'max'");
+    }
+    out->cgroup_limits.emplace_back(w[i], v);
+  }
+  return CheckName(out->dev);
 }
 
 AdminParseResult ParseResShow(const std::vector<std::string>& w, AdminCommand* out) {
@@ -290,7 +337,8 @@ AdminParseResult ParseAdminCommand(const std::vector<std::string>& w, AdminComma
     if (w.size() == 3) out->name = w[2];
     return {};
   }
-  return Usage("unknown object '" + object + "' (pdev, dev, link, res, stat, pci)");
+  if (object == "cgroup") return ParseCgroup(verb, w, out);
+  return Usage("unknown object '" + object + "' (pdev, dev, link, res, stat, cgroup, pci)");
 }
 
 std::vector<std::string> AdminCommandWords(const AdminCommand& c) {
@@ -335,6 +383,18 @@ std::vector<std::string> AdminCommandWords(const AdminCommand& c) {
     case AdminOp::kStatShow:
       w = {"stat", "show"};
       maybe_name();
+      break;
+    case AdminOp::kCgroupShow:
+      w = {"cgroup", "show"};
+      maybe_name();
+      break;
+    case AdminOp::kCgroupSet:
+      w = {"cgroup", "set", c.name, "dev", c.dev};
+      for (const auto& [k, v] : c.cgroup_limits) w.insert(w.end(), {k, v});
+      break;
+    case AdminOp::kCgroupDel:
+      w = {"cgroup", "del", c.name};
+      if (!c.dev.empty()) w.insert(w.end(), {"dev", c.dev});
       break;
   }
   return w;

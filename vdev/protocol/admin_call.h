@@ -51,6 +51,9 @@ enum class AdminOp {
   kDevSet,
   kResShow,  // per-vdev counts against quota, or (res_type set) one line per object
   kStatShow,
+  kCgroupShow,  // limits per cgroup (name: a cgroup path, or empty: every one)
+  kCgroupSet,
+  kCgroupDel,
 };
 
 // A checked command. `link` commands are read as their `dev` equivalents.
@@ -66,6 +69,10 @@ struct AdminCommand {
   std::string group;
   int32_t mode = -1;
   std::string res_type;  // kResShow: "" (counts) or qp, cq, mr, pd, srq, ah
+  // kCgroup*: `name` is the cgroup path, `dev` the vdev (kCgroupDel: empty, every one),
+  // `cgroup_limits` the limits set (hca_handle, hca_object; value "N" or "max").
+  std::string dev;
+  std::vector<std::pair<std::string, std::string>> cgroup_limits;
 };
 
 enum class AdminParse {
@@ -80,7 +87,10 @@ struct AdminParseResult {
 };
 
 // The resource names `dev set` takes, in protocol order.
-inline constexpr const char* kQuotaNames[] = {"qp", "cq", "mr", "pd", "srq", "ah", "mr_bytes"};
+inline constexpr const char* kQuotaNames[] = {"qp",  "cq", "mr",       "pd",
+                                              "srq", "ah", "mr_bytes", "ring_bytes"};
+// The limits `cgroup set` takes, as the kernel's rdma.max names them.
+inline constexpr const char* kCgroupLimitNames[] = {"hca_handle", "hca_object"};
 // The object kinds `res show` lists.
 inline constexpr const char* kResTypes[] = {"qp", "cq", "mr", "pd", "srq", "ah"};
 

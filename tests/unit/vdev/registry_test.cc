@@ -67,7 +67,9 @@ TEST_F(RegistryTest, AddBuildsTheVdevFromItsInterface) {
   // The node GUID: the MAC's modified EUI-64 (02 -> 00, ff:fe in the middle).
   const uint8_t guid[8] = {0x00, 0x11, 0x22, 0xff, 0xfe, 0x33, 0x44, 0x55};
   EXPECT_EQ(std::memcmp(&(*v)->node_guid_be, guid, 8), 0);
-  EXPECT_EQ((*v)->quota, Registry::PdevLimits(*pdev_));
+  // Quotas: a share of the pdev (1/8 by default), leaving room for the other vdevs.
+  EXPECT_EQ((*v)->quota, registry_.DefaultQuota(*pdev_));
+  EXPECT_NE((*v)->quota, Registry::PdevLimits(*pdev_));
   EXPECT_EQ((*v)->used, ResourceCounts{});
   // The GID table: the kernel's for that interface, written into the device's block.
   std::vector<driver::GidEntry> want = BuildRoceGidTable(*info, kGidsPerVdev);

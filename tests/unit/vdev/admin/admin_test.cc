@@ -88,8 +88,8 @@ TEST_F(AdminTest, OnlyAnAdministratorChangesDevices) {
   EXPECT_EQ(Run({"dev", "set", "va", "qp", "1"}).status, EPERM);
   EXPECT_EQ(Run({"dev", "del", "va"}).status, EPERM);
   EXPECT_EQ(registry_.vdevs().size(), 1u);
-  EXPECT_EQ(registry_.FindVdev("va")->Quota(Resource::kQp),
-            Registry::PdevLimits(*registry_.FindPdev(pdev_name_))[0]);
+  EXPECT_EQ(registry_.FindVdev("va")->quota,
+            registry_.DefaultQuota(*registry_.FindPdev(pdev_name_)));
   // Looking needs no privilege.
   EXPECT_EQ(Run({"dev", "show"}).status, 0);
   EXPECT_EQ(Run({"res", "show"}).status, 0);
@@ -146,7 +146,7 @@ TEST_F(AdminTest, LinkAliasesAndSizes) {
   EXPECT_EQ(registry_.FindVdev("va")->Quota(Resource::kQp), 1024u);
   r = Run({"dev", "show", "va"});
   EXPECT_NE(r.text.find("    quota qp 1024 cq "), std::string::npos) << r.text;
-  EXPECT_NE(r.text.find(" mr_bytes 1073741824\n"), std::string::npos) << r.text;
+  EXPECT_NE(r.text.find(" mr_bytes 1073741824 ring_bytes "), std::string::npos) << r.text;
   // Without a name, dev show lists every vdev with its GIDs.
   r = Run({"dev", "show"});
   EXPECT_NE(r.text.find("gid 3 ::ffff:10.9.8.7 RoCEv2"), std::string::npos) << r.text;
