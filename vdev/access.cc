@@ -6,8 +6,8 @@ namespace vrdma::vdev {
 
 bool VisibleTo(const NamespaceId& netns, const Peer& peer, NetnsMode mode) {
   if (mode == NetnsMode::kShared) return true;
-  // A peer whose namespace could not be proven (no pidfd, not in the daemon's PID
-  // namespace) sees nothing: unknown is not "the same".
+  // A namespace the kernel did not name (no SO_NETNS_COOKIE before Linux 5.14) is not
+  // "the same".
   return netns.known() && peer.netns().known() && peer.netns() == netns;
 }
 

@@ -113,6 +113,26 @@ bool HoldsSocket(int proc_fd, uint64_t ino) {
 
 }  // namespace
 
+// asm-generic/socket.h, Linux 5.14.
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+NamespaceId NamespaceId::OfSocket(int fd) {
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) cookie = 0;
+  return NamespaceId{cookie};
+}
+
+NamespaceId NamespaceId::Current() {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return NamespaceId{};
+  NamespaceId id = OfSocket(fd);
+  close(fd);
+  return id;
+}
+
 absl::StatusOr<Peer> Peer::FromSocket(int sock, PidfdSource source) {
   Peer p;
   ucred cred{};
@@ -138,6 +158,7 @@ absl::StatusOr<Peer> Peer::FromSocket(int sock, PidfdSource source) {
     groups.resize(std::max<size_t>(len / sizeof(gid_t), groups.size() * 2));
   }
   p.groups_ = std::move(groups);
+  p.netns_ = NamespaceId::OfSocket(sock);
 
   len = sizeof p.pidfd_;
   bool proven_by_kernel = true;
@@ -177,10 +198,6 @@ absl::StatusOr<Peer> Peer::FromSocket(int sock, PidfdSource source) {
       p.proc_fd_ = -1;
       return p;
     }
-  }
-  struct stat st;
-  if (fstatat(p.proc_fd_, "ns/net", &st, 0) == 0) {
-    p.netns_ = NamespaceId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
   }
   auto comm = p.OpenProcFile("comm", O_RDONLY);
   if (comm.ok()) {

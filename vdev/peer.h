@@ -15,12 +15,15 @@
 
 namespace vrdma::vdev {
 
-// Identity of a namespace (st_dev, st_ino of its /proc/PID/ns/ file).
+// Identity of a network namespace: its cookie (SO_NETNS_COOKIE, Linux 5.14), which every
+// socket made in it reports. The server end of a UNIX connection is made in the client's
+// namespace (unix_stream_connect), so the kernel itself says where a client connected from.
 struct NamespaceId {
-  uint64_t dev = 0;
-  uint64_t ino = 0;
+  uint64_t cookie = 0;
   bool operator==(const NamespaceId&) const = default;
-  bool known() const { return ino != 0; }
+  bool known() const { return cookie != 0; }
+  static NamespaceId OfSocket(int fd);
+  static NamespaceId Current();  // of this process
 };
 
 class Peer {
@@ -47,7 +50,7 @@ class Peer {
   const std::vector<gid_t>& groups() const { return groups_; }
   bool InGroup(gid_t gid) const;
   const std::string& comm() const { return comm_; }
-  // The peer's network namespace at connect time (unknown without a proven /proc).
+  // The network namespace the peer connected from.
   const NamespaceId& netns() const { return netns_; }
 
   // Opens `relative` (e.g. "maps", "map_files/7f00-7f10") under the peer's own /proc

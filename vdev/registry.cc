@@ -1,7 +1,6 @@
 #include "vdev/registry.h"
 
 #include <rte_eal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -84,12 +83,7 @@ uint64_t PdevNodeGuid(const std::array<uint8_t, 6>& port_mac, std::string_view m
   return NodeGuidOfMac(mac);
 }
 
-Registry::Registry() {
-  struct stat st;
-  if (stat("/proc/self/ns/net", &st) == 0) {
-    netns_ = NamespaceId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
-  }
-}
+Registry::Registry() : netns_(NamespaceId::Current()) {}
 
 absl::Status Registry::AddPdev(std::unique_ptr<Pdev> pdev) {
   if (FindPdev(pdev->name)) return absl::AlreadyExistsError("pdev exists: " + pdev->name);

@@ -24,21 +24,21 @@ Peer Self() {
 TEST(Access, ExclusiveModeIsTheSameNamespaceOnly) {
   Peer self = Self();
   ASSERT_TRUE(self.netns().known());
-  NamespaceId other{self.netns().dev, self.netns().ino + 1};
+  NamespaceId other{self.netns().cookie + 1};
   EXPECT_TRUE(VisibleTo(self.netns(), self, NetnsMode::kExclusive));
   EXPECT_FALSE(VisibleTo(other, self, NetnsMode::kExclusive));
   EXPECT_TRUE(VisibleTo(other, self, NetnsMode::kShared));
   // Unknown on either side is not "the same".
   EXPECT_FALSE(VisibleTo(NamespaceId{}, self, NetnsMode::kExclusive));
-  Peer unproven = Peer::ForCredentials(1, 1000, 1000);
-  EXPECT_FALSE(VisibleTo(self.netns(), unproven, NetnsMode::kExclusive));
-  EXPECT_TRUE(VisibleTo(self.netns(), unproven, NetnsMode::kShared));
+  Peer unknown = Peer::ForCredentials(1, 1000, 1000);
+  EXPECT_FALSE(VisibleTo(self.netns(), unknown, NetnsMode::kExclusive));
+  EXPECT_TRUE(VisibleTo(self.netns(), unknown, NetnsMode::kShared));
   // Invisible is ENODEV, whoever asks (root too, as in the kernel's exclusive mode).
   EXPECT_EQ(OpenErrno(other, AccessPolicy{}, self, NetnsMode::kExclusive), ENODEV);
 }
 
 TEST(Access, OwnerGroupModeAsADeviceNode) {
-  NamespaceId any{1, 2};
+  NamespaceId any{2};
   auto open_as = [&](uid_t uid, gid_t gid, AccessPolicy policy) {
     return OpenErrno(any, policy, Peer::ForCredentials(1, uid, gid), NetnsMode::kShared);
   };

@@ -5,9 +5,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <string>
 
@@ -27,10 +31,8 @@ TEST(Peer, FromSocketIsThisProcess) {
   std::string comm;
   std::getline(std::ifstream("/proc/self/comm"), comm);
   EXPECT_EQ(p->comm(), comm);
-  struct stat st;
-  ASSERT_EQ(stat("/proc/self/ns/net", &st), 0);
-  EXPECT_EQ(p->netns().ino, st.st_ino);
-  EXPECT_EQ(p->netns().dev, st.st_dev);
+  EXPECT_TRUE(p->netns().known());
+  EXPECT_EQ(p->netns(), NamespaceId::Current());
   auto fd = p->OpenProcFile("maps", O_RDONLY);
   ASSERT_TRUE(fd.ok()) << fd.status();
   close(*fd);
@@ -56,13 +58,50 @@ TEST(Peer, WithoutPeerPidfdTheProcessIsProvenBySocket) {
   auto fd = p->OpenProcFile("maps", O_RDONLY);
   ASSERT_TRUE(fd.ok()) << fd.status();
   close(*fd);
-  // The other end closed: no process holds it any more, nothing is proven.
+  // The other end closed: no process holds it any more, its process is not proven (its
+  // namespace still is: the kernel names the socket's).
   close(sv[1]);
   absl::StatusOr<Peer> q = Peer::FromSocket(sv[0], Peer::PidfdSource::kPidfdOpen);
   ASSERT_TRUE(q.ok()) << q.status();
-  EXPECT_FALSE(q->netns().known());
+  EXPECT_EQ(q->netns(), NamespaceId::Current());
   EXPECT_TRUE(absl::IsFailedPrecondition(q->OpenProcFile("maps", O_RDONLY).status()));
   close(sv[0]);
+}
+
+// A client in another network namespace is seen as such: the server end of its connection
+// was made in its namespace (needs root, for unshare(CLONE_NEWNET)).
+TEST(Peer, NetworkNamespaceIsTheClients) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::string path = "/tmp/vrdma-peer-test-" + std::to_string(getpid()) + ".sock";
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+  int lis = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  unlink(path.c_str());
+  ASSERT_EQ(bind(lis, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(listen(lis, 1), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (unshare(CLONE_NEWNET) != 0) _exit(1);
+    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) _exit(1);
+    char c;
+    (void)!read(s, &c, 1);
+    _exit(0);
+  }
+  int conn = accept4(lis, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(conn, 0);
+  absl::StatusOr<Peer> p = Peer::FromSocket(conn);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->netns().known());
+  EXPECT_NE(p->netns(), NamespaceId::Current());
+  close(conn);
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  close(lis);
+  unlink(path.c_str());
 }
 
 TEST(Peer, ProcFilesStayUnderItsDirectory) {
