@@ -148,4 +148,20 @@ else
   fail "--netns-mode shared: $out"
 fi
 if kill -0 "$DAEMON_PID"; then pass "vrdmad alive"; else fail "vrdmad died"; fi
+
+# ---- the socket's directory ------------------------------------------------------------
+# A directory another user can write to (a tenant could swap the socket for its own):
+# vrdmad refuses to listen there.
+stop_pid "$DAEMON_PID"
+DAEMON_PID=""
+mkdir "$WORK/tenant-dir"
+chown "$OTHER" "$WORK/tenant-dir"
+if ip netns exec "$NS" timeout 60 "$VRDMAD" --socket "$WORK/tenant-dir/vrdmad.sock" \
+  >"$WORK/vrdmad3.log" 2>&1; then
+  fail "vrdmad listened in a directory owned by a tenant"
+elif grep -q "must be owned by uid 0" "$WORK/vrdmad3.log"; then
+  pass "vrdmad refuses a socket directory owned by another user"
+else
+  fail "socket directory: $(tail -2 "$WORK/vrdmad3.log")"
+fi
 finish

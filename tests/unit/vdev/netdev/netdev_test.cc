@@ -1,5 +1,11 @@
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 
@@ -53,6 +59,30 @@ TEST(Netdev, ReadsTheKernelsInterface) {
   EXPECT_EQ(info->ipv6[0][0], 0x20);
   EXPECT_TRUE(absl::IsNotFound(ReadNetdev("nosuchif0").status()));
   EXPECT_FALSE(ReadNetdev("").ok());
+}
+
+// Only the kernel's "no such device" means an interface is gone: a lookup that fails for
+// want of a descriptor says nothing about it (vrdmad deletes a vdev on NotFound; issue 12,
+// item 6). Run in a child whose descriptor limit is then exhausted.
+TEST(Netdev, ALookupWithoutDescriptorsIsNotNotFound) {
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    rlimit lim{64, 64};
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) _exit(10);
+    while (open("/dev/null", O_RDONLY) >= 0) {
+    }
+    if (errno != EMFILE) _exit(10);
+    absl::StatusOr<NetdevInfo> lo = ReadNetdev("lo");
+    if (lo.ok()) _exit(11);
+    if (absl::IsNotFound(lo.status())) _exit(12);
+    _exit(absl::IsUnavailable(lo.status()) ? 0 : 13);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: setrlimit, 11: read, 12: NotFound, 13: other";
+  EXPECT_TRUE(absl::IsNotFound(ReadNetdev("vrdma-no-such").status()));
 }
 
 TEST(Netdev, WatchSeesAddressChangesAndRemoval) {
