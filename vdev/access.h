@@ -7,7 +7,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
 
+#include "absl/status/statusor.h"
 #include "vdev/peer.h"
 
 namespace vrdma::vdev {
@@ -30,5 +32,10 @@ bool VisibleTo(const NamespaceId& netns, const Peer& peer, NetnsMode mode);
 // passes the mode, as with a device node, but not the namespace).
 int OpenErrno(const NamespaceId& netns, const AccessPolicy& policy, const Peer& peer,
               NetnsMode mode);
+
+// A user or group given by name or number, as the daemon's system knows them (vrdmactl dev
+// set owner/group, vrdmad --admin-group). NotFound for a name it does not know.
+absl::StatusOr<uid_t> ResolveUser(const std::string& name);
+absl::StatusOr<gid_t> ResolveGroup(const std::string& name);
 
 }  // namespace vrdma::vdev

@@ -1,15 +1,12 @@
 #include "vdev/admin.h"
 
 #include <arpa/inet.h>
-#include <grp.h>
-#include <pwd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -78,7 +75,9 @@ std::string NameList(const std::vector<std::string>& names) {
 // it): a pdev is not a vdev, and a name no device has gets the list of those there are.
 // What the requester may see (AdminContext): every device and client for the
 // administrator, else the devices of its network namespace and its own clients.
-bool Sees(const AdminContext& ctx, const Vdev& v) { return !ctx.may_see_vdev || ctx.may_see_vdev(v); }
+bool Sees(const AdminContext& ctx, const Vdev& v) {
+  return !ctx.may_see_vdev || ctx.may_see_vdev(v);
+}
 bool Sees(const AdminContext& ctx, const Session& s) {
   return !ctx.may_see_session || ctx.may_see_session(s);
 }
@@ -175,12 +174,11 @@ AdminResult PdevShow(const AdminContext& ctx, const std::string& name, bool json
 // ---- dev ----
 
 std::string DevText(const Vdev& v) {
-  std::string t =
-      absl::StrCat(v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ", v.netdev,
-                   " node_guid ", GuidText(v.node_guid_be), " mac ", MacText(v.mac), " mtu ",
-                   128 << v.ActiveMtu(), " contexts ", v.open_contexts, "\n    access owner ",
-                   v.access.owner, " group ", v.access.group, " mode ",
-                   absl::StrFormat("0%o", v.access.mode), "\n    quota");
+  std::string t = absl::StrCat(
+      v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ", v.netdev, " node_guid ",
+      GuidText(v.node_guid_be), " mac ", MacText(v.mac), " mtu ", 128 << v.ActiveMtu(),
+      " contexts ", v.open_contexts, "\n    access owner ", v.access.owner, " group ",
+      v.access.group, " mode ", absl::StrFormat("0%o", v.access.mode), "\n    quota");
   for (size_t i = 0; i < kResourceCount; ++i) {
     absl::StrAppend(&t, " ", kResourceNames[i], " ", v.quota[i]);
   }
@@ -208,8 +206,8 @@ std::string DevJson(const Vdev& v) {
       ",\"node_guid\":", Json(GuidText(v.node_guid_be)), ",\"mac\":", Json(MacText(v.mac)),
       ",\"active_mtu\":", 128 << v.ActiveMtu(), ",\"contexts\":", v.open_contexts,
       ",\"owner\":", v.access.owner, ",\"group\":", v.access.group,
-      ",\"mode\":", Json(absl::StrFormat("0%o", v.access.mode)),
-      ",\"quota\":", CountsJson(v.quota), ",\"gids\":[", absl::StrJoin(gids, ","), "]}");
+      ",\"mode\":", Json(absl::StrFormat("0%o", v.access.mode)), ",\"quota\":", CountsJson(v.quota),
+      ",\"gids\":[", absl::StrJoin(gids, ","), "]}");
 }
 
 AdminResult DevShow(const AdminContext& ctx, const std::string& name, bool json) {
@@ -265,30 +263,6 @@ AdminResult DevDel(const AdminContext& ctx, const std::string& name) {
   absl::Status st = ctx.registry->DelVdev(name);
   if (!st.ok()) return Fail(EINVAL, std::string(st.message()));
   return {0, ""};
-}
-
-absl::StatusOr<uid_t> ResolveUser(const std::string& name) {
-  uint32_t n = 0;
-  if (absl::SimpleAtoi(name, &n)) return static_cast<uid_t>(n);
-  passwd pw;
-  passwd* found = nullptr;
-  std::vector<char> buf(16384);
-  if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
-    return absl::NotFoundError("no such user");
-  }
-  return found->pw_uid;
-}
-
-absl::StatusOr<gid_t> ResolveGroup(const std::string& name) {
-  uint32_t n = 0;
-  if (absl::SimpleAtoi(name, &n)) return static_cast<gid_t>(n);
-  group gr;
-  group* found = nullptr;
-  std::vector<char> buf(16384);
-  if (getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found) {
-    return absl::NotFoundError("no such group");
-  }
-  return found->gr_gid;
 }
 
 AdminResult DevSet(const AdminContext& ctx, const proto::AdminCommand& cmd, bool json) {
@@ -761,8 +735,10 @@ AdminResult RunAdmin(const AdminContext& ctx, const AdminRequest& request) {
     const char* verb = cmd.op == proto::AdminOp::kDevAdd   ? "add"
                        : cmd.op == proto::AdminOp::kDevDel ? "del"
                                                            : "set";
-    return Fail(EPERM, absl::StrCat("dev ", verb,
-                                    ": operation not permitted (needs root or the admin group, as connected)"));
+    return Fail(
+        EPERM,
+        absl::StrCat("dev ", verb,
+                     ": operation not permitted (needs root or the admin group, as connected)"));
   }
   AdminResult r;
   switch (cmd.op) {

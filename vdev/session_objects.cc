@@ -261,7 +261,7 @@ int Session::CreateAh(proto::Message& msg, Payload* out, Fds* /*fds*/) {
 
 int Session::FinishCreateAh(const proto::CreateAhRequest& req, const driver::AddressVector& av,
                             Payload* out) {
-  if (!Charge(Resource::kAh)) return ENOMEM;
+  if (!Charge(Resource::kAh)) return ChargeError();
   auto h = device_->CreateAh(req.pd, av, vdev_->id);
   if (!h.ok()) {
     Release(Resource::kAh);

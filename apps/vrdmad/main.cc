@@ -4,7 +4,6 @@
 //          [--admin-group GROUP] [--max-connections N] [--max-connections-per-user N]
 //
 // With no --pdev it runs the embedded default, pdev0, whose port is its internal switch.
-#include <grp.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -14,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "apps/vrdmad/options.h"
+#include "vdev/access.h"
 #include "vdev/admin_requests.h"
 #include "vdev/device_poller.h"
 #include "vdev/log.h"
@@ -70,19 +69,6 @@ void SetLogLevel(const std::string& l) {
 
 }  // namespace
 
-// A group given by name or number.
-absl::StatusOr<gid_t> ResolveGroup(const std::string& name) {
-  uint32_t n = 0;
-  if (absl::SimpleAtoi(name, &n)) return static_cast<gid_t>(n);
-  group grp;
-  group* found = nullptr;
-  std::vector<char> buf(16384);
-  if (getgrnam_r(name.c_str(), &grp, buf.data(), buf.size(), &found) != 0 || !found) {
-    return absl::NotFoundError("no such group");
-  }
-  return found->gr_gid;
-}
-
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::StatusOr<vrdma::vrdmad::VrdmadOptions> opts =
@@ -102,7 +88,7 @@ int main(int argc, char** argv) {
   options.max_connections_per_user = opts->max_connections_per_user;
   std::optional<gid_t> admin_group;
   if (!opts->admin_group.empty()) {
-    absl::StatusOr<gid_t> g = ResolveGroup(opts->admin_group);
+    absl::StatusOr<gid_t> g = vrdma::vdev::ResolveGroup(opts->admin_group);
     if (!g.ok()) {
       std::fprintf(stderr, "%s: --admin-group %s: %s\n", argv[0], opts->admin_group.c_str(),
                    std::string(g.status().message()).c_str());

@@ -6,11 +6,7 @@
 # well-behaved pair finishes correctly, and everything of the dead clients is freed.
 source "$(dirname "$0")/lib.sh"
 setup_default
-in_ns ip link add vrd2 type veth peer name vrd3
-in_ns ip link set vrd2 mtu 9000 up
-in_ns ip link set vrd3 mtu 9000 up
-in_ns ip addr add 10.78.0.1/24 dev vrd2
-in_ns ip addr add 10.78.0.2/24 dev vrd3
+setup_second_pair
 ctl dev add vdev_c pdev pdev0 netdev vrd2 >/dev/null
 ctl dev add vdev_d pdev pdev0 netdev vrd3 >/dev/null
 

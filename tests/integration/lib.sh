@@ -36,6 +36,16 @@ setup_hosts() {
   in_ns ip addr add fd00:77::2/64 dev vrd1 nodad
 }
 
+# A second pair for tests that keep a well-behaved tenant apart from the one under test:
+# veth vrd2/vrd3, MTU 9000, 10.78.0.1 and 10.78.0.2.
+setup_second_pair() {
+  in_ns ip link add vrd2 type veth peer name vrd3
+  in_ns ip link set vrd2 mtu 9000 up
+  in_ns ip link set vrd3 mtu 9000 up
+  in_ns ip addr add 10.78.0.1/24 dev vrd2
+  in_ns ip addr add 10.78.0.2/24 dev vrd3
+}
+
 start_daemon() {
   # Not through in_ns: $! must be the daemon itself (ip netns exec execs it).
   ip netns exec "$NS" "$VRDMAD" --socket "$VRDMA_SOCKET" >"$WORK/vrdmad.log" 2>&1 &

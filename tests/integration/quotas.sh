@@ -19,11 +19,7 @@ CGDIR=""
 trap 'cleanup; if [[ -n "$CGDIR" ]]; then rmdir "$CGDIR" 2>/dev/null || true; fi' EXIT
 
 setup_hosts
-in_ns ip link add vrd2 type veth peer name vrd3
-in_ns ip link set vrd2 mtu 9000 up
-in_ns ip link set vrd3 mtu 9000 up
-in_ns ip addr add 10.78.0.1/24 dev vrd2
-in_ns ip addr add 10.78.0.2/24 dev vrd3
+setup_second_pair
 tenant_ready
 ip netns exec "$NS" "$VRDMAD" --socket "$VRDMA_SOCKET" --log-level debug >"$WORK/vrdmad.log" 2>&1 &
 DAEMON_PID=$!

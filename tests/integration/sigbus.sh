@@ -30,11 +30,7 @@ DAEMON_PID=$!
 wait_for_daemon "$VRDMA_SOCKET" "$DAEMON_PID" "$WORK/vrdmad.log"
 ctl dev add vdev_a pdev pdev0 netdev vrd0 >/dev/null
 ctl dev add vdev_b pdev pdev0 netdev vrd1 >/dev/null
-in_ns ip link add vrd2 type veth peer name vrd3
-in_ns ip link set vrd2 mtu 9000 up
-in_ns ip link set vrd3 mtu 9000 up
-in_ns ip addr add 10.78.0.1/24 dev vrd2
-in_ns ip addr add 10.78.0.2/24 dev vrd3
+setup_second_pair
 ctl dev add vdev_c pdev pdev0 netdev vrd2 >/dev/null
 ctl dev add vdev_d pdev pdev0 netdev vrd3 >/dev/null
 tenant_ready

@@ -44,7 +44,8 @@ void* SharedPage() {
   return p == MAP_FAILED ? nullptr : p;
 }
 
-int PidReuseAttacker(const char* dev_name, const std::string& dir) {
+// A PD on a context of device `dev_name`, or null.
+ibv_pd* OpenPd(const char* dev_name) {
   int n = 0;
   ibv_device** list = ibv_get_device_list(&n);
   ibv_device* dev = nullptr;
@@ -52,7 +53,11 @@ int PidReuseAttacker(const char* dev_name, const std::string& dir) {
     if (std::strcmp(ibv_get_device_name(list[i]), dev_name) == 0) dev = list[i];
   }
   ibv_context* ctx = dev ? ibv_open_device(dev) : nullptr;
-  ibv_pd* pd = ctx ? ibv_alloc_pd(ctx) : nullptr;
+  return ctx ? ibv_alloc_pd(ctx) : nullptr;
+}
+
+int PidReuseAttacker(const char* dev_name, const std::string& dir) {
+  ibv_pd* pd = OpenPd(dev_name);
   if (!pd) {
     std::printf("error=no_context\n");
     return 2;
@@ -169,14 +174,7 @@ int AdminAfterSetuid(const char* dev_name) {
 }
 
 int FakeDevZero(const char* dev_name, const char* file) {
-  int n = 0;
-  ibv_device** list = ibv_get_device_list(&n);
-  ibv_device* dev = nullptr;
-  for (int i = 0; list && i < n; ++i) {
-    if (std::strcmp(ibv_get_device_name(list[i]), dev_name) == 0) dev = list[i];
-  }
-  ibv_context* ctx = dev ? ibv_open_device(dev) : nullptr;
-  ibv_pd* pd = ctx ? ibv_alloc_pd(ctx) : nullptr;
+  ibv_pd* pd = OpenPd(dev_name);
   if (!pd) {
     std::printf("error=no_context\n");
     return 2;

@@ -17,11 +17,7 @@ source "$(dirname "$0")/tenant_lib.sh"
 ATTACK="$VRDMA_BUILD/tests/integration/tenant_attack"
 
 setup_hosts
-in_ns ip link add vrd2 type veth peer name vrd3
-in_ns ip link set vrd2 mtu 9000 up
-in_ns ip link set vrd3 mtu 9000 up
-in_ns ip addr add 10.78.0.1/24 dev vrd2
-in_ns ip addr add 10.78.0.2/24 dev vrd3
+setup_second_pair
 tenant_ready
 ip netns exec "$NS" unshare --pid --fork --kill-child --mount-proc "$VRDMAD" --socket "$VRDMA_SOCKET" \
   --max-connections 100 --max-connections-per-user 64 --log-level debug >"$WORK/vrdmad.log" 2>&1 &
