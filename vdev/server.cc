@@ -116,8 +116,17 @@ absl::StatusOr<int> Listen(const std::string& path) {
 uint64_t RaiseFdLimit() {
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 1024;
+  // As far as the kernel lets any process go (fs.nr_open), at most 2^20.
+  rlim_t ceiling = 1 << 20;
+  if (FILE* f = std::fopen("/proc/sys/fs/nr_open", "re")) {
+    unsigned long long nr_open = 0;
+    if (std::fscanf(f, "%llu", &nr_open) == 1 && nr_open > 0) {
+      ceiling = std::min<rlim_t>(ceiling, nr_open);
+    }
+    std::fclose(f);
+  }
   rlimit want = lim;
-  want.rlim_cur = want.rlim_max = std::max<rlim_t>(lim.rlim_max, 1 << 20);
+  want.rlim_cur = want.rlim_max = std::max<rlim_t>(lim.rlim_max, ceiling);
   if (setrlimit(RLIMIT_NOFILE, &want) != 0) {  // without CAP_SYS_RESOURCE: up to the hard one
     want = lim;
     want.rlim_cur = lim.rlim_max;

@@ -104,7 +104,9 @@ wire_dropped() {
 }
 
 # start_vrdmad A|B [extra vrdmad args...]: host A's daemon runs on core 0, B's on core 1.
-# PDEV_OPTIONS (",dup=0.01,...") is appended to the pdev's --pdev value.
+# PDEV_OPTIONS (",dup=0.01,...") is appended to the pdev's --pdev value. The daemons run
+# with --netns-mode shared: the cross-host checks are one process (verbs_check, outside
+# both hosts' namespaces) holding a vdev of each host, which exclusive mode would hide.
 start_vrdmad() {
   local h="$1"
   shift
@@ -112,7 +114,7 @@ start_vrdmad() {
   [[ $h == B ]] && ns="$NS_B" sock="$SOCK_B" core=1
   rm -f "$sock"
   ip netns exec "$ns" "$VRDMAD" -l "$core" --no-huge -m 512 --no-pci --no-telemetry \
-    --file-prefix "$TAG-$h" -- --socket "$sock" \
+    --file-prefix "$TAG-$h" -- --socket "$sock" --netns-mode shared \
     --pdev "pdev_$h,iface=v$h,type=$PORT_TYPE${PDEV_OPTIONS:-}" "$@" >>"$WORK/vrdmad-$h.log" 2>&1 &
   local pid=$!
   if [[ $h == A ]]; then PID_A=$pid; else PID_B=$pid; fi
