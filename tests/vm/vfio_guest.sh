@@ -35,7 +35,9 @@ exec >/mnt/guest.log 2>&1
 B=@BUILD@
 BDF=@BDF@
 step() { echo "step $* at $(cut -d' ' -f1 /proc/uptime) s"; }
-for m in e1000e vfio-pci vfio_iommu_type1 tun; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
+# unix_diag: vrdmad proves a client by sock_diag on kernels before 6.5 (vdev/peer.h); a
+# Debian system loads it on demand, this guest has no module directory to do so.
+for m in e1000e vfio-pci vfio_iommu_type1 tun unix_diag; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
 for _ in $(seq 50); do [[ -e /sys/bus/pci/devices/$BDF/driver ]] && break; sleep 0.1; done
 step "modules loaded; iommu groups: $(ls /sys/kernel/iommu_groups | wc -l)"
 echo "driver_before=$(basename "$(readlink /sys/bus/pci/devices/$BDF/driver)")" >/mnt/state

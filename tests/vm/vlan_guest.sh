@@ -12,7 +12,9 @@ cat >"$WORK/guest-run.sh" <<'GUEST'
 #!/bin/bash
 exec >/mnt/guest.log 2>&1
 @PROLOGUE@
-for m in veth 8021q; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
+# unix_diag: vrdmad proves a client by sock_diag on kernels before 6.5 (vdev/peer.h); a
+# Debian system loads it on demand, this guest has no module directory to do so.
+for m in veth 8021q unix_diag; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
 echo "modules loaded at $(cut -d' ' -f1 /proc/uptime) s"
 ip link set lo up
 rc=0
