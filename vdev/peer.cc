@@ -6,6 +6,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 
@@ -49,10 +51,26 @@ int ProcPidOf(int pidfd) {
 
 // The inode of the other end of connected AF_UNIX socket `sock`, from the kernel's
 // sock_diag (UNIX_DIAG_PEER; linux/unix_diag.h), or 0.
-uint64_t UnixPeerInode(int sock) {
+// sock_diag answers for the sockets of its own network namespace, and the server end of a
+// UNIX connection lives in the client's: the query is made in `netns_fd`'s namespace when
+// given (setns of this thread only, and back).
+int SockDiagSocket(int netns_fd) {
+  if (netns_fd < 0) return socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (own < 0) return -1;
+  int nl = -1;
+  if (setns(netns_fd, CLONE_NEWNET) == 0) {
+    nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (setns(own, CLONE_NEWNET) != 0) std::abort();  // never run on in another namespace
+  }
+  close(own);
+  return nl;
+}
+
+uint64_t UnixPeerInode(int sock, int netns_fd) {
   struct stat st;
   if (fstat(sock, &st) != 0) return 0;
-  int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  int nl = SockDiagSocket(netns_fd);
   if (nl < 0) return 0;
   struct {
     nlmsghdr nh;
@@ -192,7 +210,15 @@ absl::StatusOr<Peer> Peer::FromSocket(int sock, PidfdSource source) {
     // The process at that PID must hold our peer's socket (sock_diag names it): then it
     // is the client, or a process the client gave its connection to. Else the client is
     // known by its credentials only.
-    uint64_t peer_ino = UnixPeerInode(sock);
+    uint64_t peer_ino = UnixPeerInode(sock, -1);
+    if (peer_ino == 0 && NamespaceId::OfSocket(sock) != NamespaceId::Current()) {
+      // A client of another network namespace (--netns-mode shared): ask there.
+      int ns = openat(p.proc_fd_, "ns/net", O_RDONLY | O_CLOEXEC);
+      if (ns >= 0) {
+        peer_ino = UnixPeerInode(sock, ns);
+        close(ns);
+      }
+    }
     if (peer_ino == 0 || !HoldsSocket(p.proc_fd_, peer_ino)) {
       close(p.proc_fd_);
       p.proc_fd_ = -1;

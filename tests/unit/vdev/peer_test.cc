@@ -4,8 +4,8 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/socket.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -96,6 +96,12 @@ TEST(Peer, NetworkNamespaceIsTheClients) {
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_TRUE(p->netns().known());
   EXPECT_NE(p->netns(), NamespaceId::Current());
+  // Without SO_PEERPIDFD, the process is proven by sock_diag asked in its namespace.
+  absl::StatusOr<Peer> q = Peer::FromSocket(conn, Peer::PidfdSource::kPidfdOpen);
+  ASSERT_TRUE(q.ok()) << q.status();
+  auto maps = q->OpenProcFile("maps", O_RDONLY);
+  EXPECT_TRUE(maps.ok()) << maps.status();
+  if (maps.ok()) close(*maps);
   close(conn);
   int status = 0;
   waitpid(child, &status, 0);
