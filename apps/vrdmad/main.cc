@@ -15,6 +15,9 @@
 
 #include "absl/strings/str_join.h"
 #include "apps/vrdmad/options.h"
+#include "cm/rdma_cm.h"
+#include "cm/ucma_requests.h"
+#include "qp1/gsi.h"
 #include "vdev/access.h"
 #include "vdev/admin_requests.h"
 #include "vdev/device_poller.h"
@@ -150,15 +153,26 @@ int main(int argc, char** argv) {
     return 1;
   }
   // The layers plug into the event loop here, bottom up: vdev/'s pdev engines, verbs
-  // and admin requests; qp1/'s QP1 pollers and cm/'s requests join the same way
+  // and admin requests; qp1/'s shared QP1 of each pdev, which hands the MADs it reads in
+  // the same pass to cm/'s connection manager, and cm/'s RDMA-CM requests
   // (docs/architecture.md).
   vrdma::vdev::Server& srv = **server;
   srv.AddPoller(std::make_unique<vrdma::vdev::DevicePoller>(&srv.registry(), &srv.sessions()));
+  auto cm = std::make_unique<vrdma::cm::RdmaCm>(&srv.registry(), nullptr);
+  auto qp1 = std::make_unique<vrdma::qp1::Qp1Poller>(&srv.registry(), cm.get());
+  cm->set_qp1(qp1.get());
+  vrdma::cm::RdmaCm* cm_raw = cm.get();
+  srv.AddPoller(std::move(qp1));
+  srv.AddPoller(std::move(cm));
   absl::Status wired = srv.AddHandler(vrdma::proto::kFirstVerbsOp, vrdma::proto::kLastVerbsOp,
                                       std::make_unique<vrdma::vdev::VerbsRequests>());
   if (wired.ok()) {
     wired = srv.AddHandler(vrdma::proto::kFirstAdminOp, vrdma::proto::kLastAdminOp,
                            std::make_unique<vrdma::vdev::AdminRequests>(&srv, admin_group));
+  }
+  if (wired.ok()) {
+    wired = srv.AddHandler(vrdma::proto::kFirstCmOp, vrdma::proto::kLastCmOp,
+                           std::make_unique<vrdma::cm::UcmaRequests>(cm_raw));
   }
   if (!wired.ok()) {
     vrdma::vdev::Log(vrdma::vdev::LogLevel::kError, "wiring_failed",

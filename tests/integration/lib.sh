@@ -48,7 +48,7 @@ setup_second_pair() {
 
 start_daemon() {
   # Not through in_ns: $! must be the daemon itself (ip netns exec execs it).
-  ip netns exec "$NS" "$VRDMAD" --socket "$VRDMA_SOCKET" >"$WORK/vrdmad.log" 2>&1 &
+  ip netns exec "$NS" "$VRDMAD" --socket "$VRDMA_SOCKET" ${VRDMAD_EXTRA_ARGS:-} >"$WORK/vrdmad.log" 2>&1 &
   DAEMON_PID=$!
   wait_for_daemon "$VRDMA_SOCKET" "$DAEMON_PID" "$WORK/vrdmad.log"
 }

@@ -54,6 +54,9 @@ enum class Op : uint16_t {
   kDestroyQp,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
+  // The connection manager (cm/): one connection per RDMA-CM event channel.
+  kCmOpen = 200,
+  kCmCommand,
 };
 // The daemon routes each request by its operation's range to one handler (docs/
 // architecture.md): verbs requests of a context, administration, and the ranges left for
@@ -62,6 +65,8 @@ inline constexpr uint16_t kFirstVerbsOp = 1;
 inline constexpr uint16_t kLastVerbsOp = 99;
 inline constexpr uint16_t kFirstAdminOp = 100;
 inline constexpr uint16_t kLastAdminOp = 199;
+inline constexpr uint16_t kFirstCmOp = 200;
+inline constexpr uint16_t kLastCmOp = 299;
 
 // Every message starts with this header. `status` is 0 in requests; in replies it is 0
 // or a positive errno, and a non-zero status may carry a NUL-terminated message as the
@@ -294,6 +299,39 @@ struct AdminRequest {
   uint32_t flags;
   uint32_t nwords;
   char words[];
+};
+
+// ---- the connection manager: the RDMA-CM uAPI (rdma/rdma_user_cm.h) ----------------------
+//
+// The interposer gives librdmacm, for /dev/infiniband/rdma_cm, the client's end of a
+// socketpair (the "channel"): pollable, readable while the CM file has events queued.
+// Commands go on a connection of their own to vrdmad, one per channel:
+//  - kCmOpen, fds[0] = the daemon's end of the channel. Reply: CmOpenReply. From then on
+//    the connection is that CM file; closing it destroys every ID of the file.
+//  - kCmCommand: CmCommand, then `in_len` bytes: the command struct of rdma_user_cm.h as
+//    librdmacm wrote it after struct rdma_ucm_cmd_hdr (the daemon ignores its user
+//    pointers), then for SET_OPTION the `optlen` bytes its optval points to. Reply (status
+//    0 or the errno write() fails with): CmCommandReply, then `out_len` bytes for the
+//    command's response buffer.
+// The daemon sends one byte on the channel when the file's event queue goes from empty to
+// non-empty; a reply with kCmQueueDrained (the queue went empty) tells the client to take
+// one byte off the channel, so the channel is readable exactly while events wait.
+inline constexpr uint32_t kCmMaxCommand = 1024;  // bytes of a command or of a response
+struct CmOpenReply {
+  uint64_t file_token;  // names the file in another channel's MIGRATE_ID
+};
+struct CmCommand {
+  uint32_t cmd;  // RDMA_USER_CM_CMD_*
+  uint32_t in_len;
+  uint32_t out_len;  // bytes librdmacm's response buffer holds (the header's `out`)
+  uint32_t reserved;
+  uint64_t peer_token;  // MIGRATE_ID: the file_token of the channel its `fd` names
+};
+inline constexpr uint32_t kCmQueueDrained = 1;
+inline constexpr uint32_t kCmPeerQueueDrained = 2;  // MIGRATE_ID: the same, for the peer's channel
+struct CmCommandReply {
+  uint32_t out_len;
+  uint32_t flags;  // kCmQueueDrained
 };
 
 // ---- shared memory ----------------------------------------------------------------------

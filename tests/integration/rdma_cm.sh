@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Debian's unmodified librdmacm and rdmacm-utils between two vdevs of one vrdmad (issue
+# 13): connections made by the IBTA CM through the pdev's shared QP1, addressed by IP.
+# vdev_a is 10.77.0.1 / fd00:77::1 on vrd0, vdev_b 10.77.0.2 / fd00:77::2 on vrd1.
+source "$(dirname "$0")/lib.sh"
+setup_default
+
+run() { in_ns timeout 120 "$VRDMA_RUN" -- "$@"; }
+
+# A server in the background, a client in the foreground; both must exit 0 and CHECK
+# (a function of the two output files) must hold.
+cm_pair() {  # NAME CHECK -- SERVER ARGS... -- CLIENT ARGS...
+  local name=$1 check=$2
+  shift 3
+  local server=() client=()
+  while [[ $1 != -- ]]; do server+=("$1"); shift; done
+  shift
+  client=("$@")
+  local srv="$WORK/$name.server" cli="$WORK/$name.client"
+  run "${server[@]}" >"$srv" 2>&1 &
+  local spid=$! crc=1 src=0
+  # The server listens within a second; a client that came too early is rejected (no
+  # listener yet) before it made any connection, and tries again.
+  sleep 1
+  for _ in $(seq 20); do
+    if run "${client[@]}" >"$cli" 2>&1; then crc=0; break; fi
+    kill -0 "$spid" 2>/dev/null || break
+    grep -q "REJECTED\|event bl blka 8\|reject" "$cli" || break
+    sleep 0.5
+  done
+  wait "$spid" || src=$?
+  if [[ $crc -ne 0 || $src -ne 0 ]]; then
+    fail "$name (server rc=$src client rc=$crc)"
+    sed 's/^/    server: /' "$srv" | tail -12
+    sed 's/^/    client: /' "$cli" | tail -12
+    return 0
+  fi
+  if "$check" "$srv" "$cli"; then pass "$name"; else fail "$name (output check)"; tail -n 8 "$srv" "$cli"; fi
+}
+
+# rping -V checks every ping's data on the client (it exits non-zero on a mismatch); -v
+# prints each ping: the server saw all N, the client all N, each with its own pattern.
+rping_ok() {
+  local n=$1 srv=$2 cli=$3
+  [[ $(grep -c "ping data: rdma-ping-" "$srv") -ge $n && $(grep -c "ping data: rdma-ping-" "$cli") -ge $n ]] &&
+    grep -q "ping data: rdma-ping-$((n - 1)): " "$cli" && ! grep -qi "mismatch" "$cli"
+}
+rping_5() { rping_ok 5 "$@"; }
+rping_50() { rping_ok 50 "$@"; }
+
+cm_pair rping_ipv4 rping_5 -- rping -s -a 10.77.0.1 -p 7171 -v -V -C 5 -- \
+  rping -c -a 10.77.0.1 -I 10.77.0.2 -p 7171 -v -V -C 5
+cm_pair rping_ipv4_65000 rping_50 -- rping -s -a 10.77.0.1 -p 7172 -v -V -C 50 -S 65000 -- \
+  rping -c -a 10.77.0.1 -I 10.77.0.2 -p 7172 -v -V -C 50 -S 65000
+cm_pair rping_ipv6 rping_5 -- rping -s -a fd00:77::1 -p 7173 -v -V -C 5 -- \
+  rping -c -a fd00:77::1 -I fd00:77::2 -p 7173 -v -V -C 5
+# A server on the wildcard address; the client without a source address (its route).
+cm_pair rping_wildcard rping_5 -- rping -s -a 0.0.0.0 -p 7174 -v -V -C 5 -- \
+  rping -c -a 10.77.0.2 -p 7174 -v -V -C 5
+
+# ucmatose: many connections at once, each sending and receiving messages.
+ucmatose_ok() { grep -q "test complete" "$1" && grep -q "test complete" "$2" && ! grep -qi "fail\|error" "$2"; }
+cm_pair ucmatose_c20 ucmatose_ok -- ucmatose -b 10.77.0.1 -c 20 -C 10 -- \
+  ucmatose -s 10.77.0.1 -b 10.77.0.2 -c 20 -C 10
+
+# perftest with -R: its QPs connected by the CM. Its client gives rdma_resolve_addr no
+# source address (--source_ip only names perftest's own socket), and the destination is
+# a local address: as on Linux, the connection then loops back through the destination's
+# device (cma_resolve_loopback). Two vdevs in two namespaces: two_host_cm.sh.
+bw_ok() {
+  grep -qE "^ *65536 +200 +[0-9.]+" "$2" && grep -q "rdma_cm QPs.*ON" "$1" &&
+    grep -q "rdma_cm QPs.*ON" "$2"
+}
+lat_ok() { grep -qE "^ *8 +1000 +[0-9.]+" "$2" && grep -q "rdma_cm QPs.*ON" "$2"; }
+for t in send write read; do
+  cm_pair "ib_${t}_bw_R" bw_ok -- "ib_${t}_bw" -R -d vdev_a -s 65536 -n 200 -p 7176 -- \
+    "ib_${t}_bw" -R -d vdev_b -s 65536 -n 200 -p 7176 10.77.0.1
+done
+cm_pair ib_send_lat_R lat_ok -- ib_send_lat -R -d vdev_a -s 8 -n 1000 -p 7177 -- \
+  ib_send_lat -R -d vdev_b -s 8 -n 1000 -p 7177 10.77.0.1
+
+# A REQ to a port no one listens on: the IBTA CM rejects it (invalid service ID) and
+# librdmacm's client sees RDMA_CM_EVENT_REJECTED.
+out=$(run rping -c -a 10.77.0.1 -I 10.77.0.2 -p 7199 -C 1 2>&1 || true)
+if grep -q "RDMA_CM_EVENT_REJECTED" <<<"$out" || grep -qi "reject" <<<"$out"; then
+  pass "REQ to no listener rejected"
+else
+  fail "REQ to no listener: $out"
+fi
+
+# What the connections made is gone with their processes.
+sleep 0.5
+check_all_freed "resources freed"
+if kill -0 "$DAEMON_PID" 2>/dev/null; then pass "vrdmad alive"; else fail "vrdmad died"; fi
+finish
