@@ -201,6 +201,10 @@ void Session::HandleVerbs(proto::Message& msg, Reply* reply) {
     reply->payload.clear();
     reply->fds.clear();
     if (vdev_) vdev_->stats.bad_requests++;
+    // Every refused verb is counted (bad_requests) and said at debug level.
+    Log(LogLevel::kDebug, "verb_refused",
+        "op=" + std::to_string(msg.header.op) + " errno=" + std::to_string(err) +
+            " pid=" + std::to_string(pid()) + " comm=" + LogQuote(comm()));
   }
 }
 
