@@ -69,6 +69,7 @@ enum class ConnState : uint8_t {
   kDreqRcvd,
   kTimeWait,
   kSidrReqSent,
+  kSidrReqRcvd,  // passive: SIDR_REQ given to the consumer
 };
 
 // What the connection's two sides agreed, from REQ and REP (IBTA 12.6.5, 12.6.8).
@@ -132,7 +133,10 @@ struct CmId {
   // 12.6.5), which time our REP's resends.
   uint8_t peer_cm_response_timeout = 20;
   uint8_t peer_max_cm_retries = 15;
-  bool mra_pending = false;  // passive: an MRA is owed to a repeated REQ (cm.c's delayed MRA)
+  bool mra_pending = false;
+  uint64_t service_id = 0;     // passive SIDR: the service ID asked for
+  bool sidr_answered = false;  // passive SIDR: the SIDR_REP is sent (a repeat gets it again)  //
+                               // passive: an MRA is owed to a repeated REQ (cm.c's delayed MRA)
   ConnParams params;
   driver::RecvInfo tag;  // passive: how the REQ came in (source MAC, VLAN)
   // The last MAD sent that a timeout resends (REQ, REP, DREQ), its retries left and the

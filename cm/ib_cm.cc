@@ -224,9 +224,20 @@ void RdmaCm::OnMad(const qp1::InboundMad& mad) {
     OnReq(mad, parsed->header, *req);
     return;
   }
-  if (std::holds_alternative<wire::SidrReq>(parsed->message) ||
-      std::holds_alternative<wire::SidrRep>(parsed->message)) {
-    ++counters_.drop_wrong_state;  // SIDR (UD through the CM) is not served yet
+  if (const auto* sreq = std::get_if<wire::SidrReq>(&parsed->message)) {
+    OnSidrReq(mad, parsed->header, *sreq);
+    return;
+  }
+  if (const auto* srep = std::get_if<wire::SidrRep>(&parsed->message)) {
+    // A SIDR_REP names our request by its request ID (IBTA 12.11.2).
+    auto it = by_comm_id_.find(srep->request_id);
+    if (it == by_comm_id_.end()) {
+      ++counters_.drop_unknown_comm;
+    } else if (VdevOf(*it->second) != mad.vdev) {
+      ++counters_.drop_wrong_vdev;
+    } else {
+      OnSidrRep(*it->second, *srep);
+    }
     return;
   }
   // Every other CM message names our connection by the comm ID we gave it (its
@@ -396,6 +407,163 @@ void RdmaCm::OnReq(const qp1::InboundMad& mad, const wire::MadHeader& h, const w
   }
 }
 
+namespace {
+
+// A SIDR request is named by its request ID and its sender (SIDR_REQ carries no CA GUID).
+uint64_t SenderKey(const Gid& sgid) {
+  uint64_t hi, lo;
+  std::memcpy(&hi, sgid.data(), 8);
+  std::memcpy(&lo, sgid.data() + 8, 8);
+  return hi ^ (lo * 0x9e3779b97f4a7c15ull);
+}
+
+}  // namespace
+
+void RdmaCm::SendSidrRep(CmId& id, wire::SidrStatus status, uint32_t qpn, const uint8_t* data,
+                         size_t len) {
+  wire::SidrRep rep;
+  rep.request_id = id.remote_comm_id;
+  rep.status = static_cast<uint8_t>(status);
+  rep.qpn = qpn;
+  rep.service_id = id.service_id;
+  rep.qkey = id.params.qkey;
+  if (data && len)
+    std::memcpy(rep.private_data.data(), data, std::min(len, rep.private_data.size()));
+  SendMad(id, rep, /*remember=*/true, now_ns_);
+  id.conn = ConnState::kIdle;  // SIDR has no connection to keep (IBTA 12.11)
+  id.sidr_answered = true;
+}
+
+void RdmaCm::OnSidrReq(const qp1::InboundMad& mad, const wire::MadHeader& h,
+                       const wire::SidrReq& req) {
+  const uint64_t sender = SenderKey(mad.sgid);
+  if (auto dup = by_remote_.find({req.request_id, sender}); dup != by_remote_.end()) {
+    CmId& id = *dup->second;
+    if (id.sidr_answered) {  // our SIDR_REP was lost: the same answer again
+      if (vdev::Vdev* v = VdevOf(id)) {
+        qp1::MadDestination to{id.gid_index, id.dgid, id.dmac, 1};
+        if (qp1_->Send(*v, to, id.last_mad).ok()) ++counters_.resends;
+      }
+    }
+    return;
+  }
+  auto answer = [&](wire::SidrStatus status) {
+    wire::SidrRep rep;
+    rep.request_id = req.request_id;
+    rep.status = static_cast<uint8_t>(status);
+    rep.service_id = req.service_id;
+    SendTo(mad, rep, h.transaction_id);
+  };
+  uint16_t ps = 0, port = 0;
+  absl::StatusOr<wire::CmaHeader> cma = wire::ParseCmaHeader(req.private_data);
+  if (!wire::ParseIpServiceId(req.service_id, &ps, &port) || !cma.ok()) {
+    ++counters_.rej_no_listener;
+    answer(wire::SidrStatus::kServiceIdNotSupported);
+    return;
+  }
+  Gid dst_ip{}, src_ip{};
+  if (cma->ip_version == 4) {
+    dst_ip[10] = dst_ip[11] = src_ip[10] = src_ip[11] = 0xff;
+    std::memcpy(&dst_ip[12], &cma->dst_addr[12], 4);
+    std::memcpy(&src_ip[12], &cma->src_addr[12], 4);
+  } else {
+    dst_ip = cma->dst_addr;
+    src_ip = cma->src_addr;
+  }
+  CmId* listener =
+      GidIndexIn(*mad.vdev, dst_ip) >= 0 ? FindListener(*mad.vdev, ps, port, dst_ip) : nullptr;
+  if (!listener || listener->qp_type != IBV_QPT_UD) {
+    ++counters_.rej_no_listener;
+    answer(wire::SidrStatus::kServiceIdNotSupported);
+    return;
+  }
+  if (listener->pending_requests >= listener->backlog) {
+    ++counters_.rej_backlog;
+    answer(wire::SidrStatus::kRejected);
+    return;
+  }
+  UcmaFile& file = *listener->file;
+  uint32_t handle = next_handle_++;
+  if (next_handle_ == 0) next_handle_ = 1;
+  CmId* id = file.NewId(handle);
+  if (!id) {
+    answer(wire::SidrStatus::kNoQp);
+    return;
+  }
+  id->port_space = listener->port_space;
+  id->qp_type = IBV_QPT_UD;
+  id->state = IdState::kConnect;
+  id->conn = ConnState::kSidrReqRcvd;
+  BindToVdev(*id, &mad, mad.vdev, mad.gid_index);
+  id->sgid = mad.dgid;
+  id->dgid = mad.sgid;
+  id->dmac = mad.tag.smac;
+  id->dmac_known = true;
+  id->tag = mad.tag;
+  id->src = SockaddrOfGid(dst_ip, port);
+  id->dst = SockaddrOfGid(src_ip, cma->src_port);
+  id->remote_comm_id = req.request_id;
+  id->remote_ca_guid = sender;
+  id->service_id = req.service_id;
+  id->transaction_id = h.transaction_id;
+  // RDMA-CM's Q_Key for the IP port spaces (cma_set_qkey).
+  id->params.qkey = kRdmaUdpQkey;
+  by_remote_[{id->remote_comm_id, id->remote_ca_guid}] = id;
+  id->listener_handle = listener->handle;
+  id->counts_against_backlog = true;
+  ++listener->pending_requests;
+
+  rdma_ucm_event_resp resp{};
+  resp.uid = listener->uid;
+  resp.id = id->handle;
+  resp.event = kEventConnectRequest;
+  rdma_ucm_ud_param& ud = resp.param.ud;
+  FillUdAh(*id, &ud.ah_attr);
+  const size_t n = wire::kSidrReqPrivateData - wire::kCmaHeaderSize;
+  std::memcpy(ud.private_data, req.private_data.data() + wire::kCmaHeaderSize, n);
+  ud.private_data_len = static_cast<uint8_t>(n);
+  if (!file.Enqueue(listener->handle, resp)) {
+    answer(wire::SidrStatus::kRejected);
+    --listener->pending_requests;
+    Forget(*id);
+    uint32_t reported;
+    bool drained;
+    file.Take(handle, &reported, &drained);
+  }
+}
+
+void RdmaCm::OnSidrRep(CmId& id, const wire::SidrRep& rep) {
+  if (id.conn != ConnState::kSidrReqSent) {
+    ++counters_.drop_wrong_state;
+    return;
+  }
+  Disarm(id);
+  Forget(id);
+  id.conn = ConnState::kIdle;
+  rdma_ucm_event_resp resp{};
+  resp.uid = id.uid;
+  resp.id = id.handle;
+  rdma_ucm_ud_param& ud = resp.param.ud;
+  std::memcpy(ud.private_data, rep.private_data.data(), wire::kSidrRepPrivateData);
+  ud.private_data_len = static_cast<uint8_t>(wire::kSidrRepPrivateData);
+  // cma_sidr_rep_handler: an answer other than "valid", or another Q_Key than RDMA-CM's,
+  // leaves the peer unreachable.
+  if (rep.status != static_cast<uint8_t>(wire::SidrStatus::kValid)) {
+    resp.event = kEventUnreachable;
+    resp.status = rep.status;
+  } else if (rep.qkey != kRdmaUdpQkey && id.port_space != wire::kPsIb) {
+    resp.event = kEventUnreachable;
+    resp.status = static_cast<uint32_t>(-EINVAL);
+  } else {
+    resp.event = kEventEstablished;
+    id.state = IdState::kEstablished;
+    ud.qp_num = rep.qpn;
+    ud.qkey = rep.qkey;
+    FillUdAh(id, &ud.ah_attr);
+  }
+  if (id.file) id.file->Enqueue(id.handle, resp);
+}
+
 void RdmaCm::OnRep(CmId& id, const qp1::InboundMad& /*mad*/, const wire::Rep& rep) {
   if (id.conn == ConnState::kEstablished && id.remote_comm_id == rep.local_comm_id) {
     SendRtu(id);  // our RTU was lost: the peer repeats its REP (IBTA 12.9.5)
@@ -522,9 +690,10 @@ void RdmaCm::OnTimeout(CmId& id, uint64_t now_ns) {
   ++counters_.timeouts;
   Disarm(id);
   switch (id.conn) {
+    case ConnState::kSidrReqSent:
     case ConnState::kReqSent:
     case ConnState::kRepSent:
-      // IB_CM_REQ_ERROR / IB_CM_REP_ERROR: the peer never answered.
+      // IB_CM_REQ_ERROR / IB_CM_REP_ERROR / IB_CM_SIDR_REQ_ERROR: the peer never answered.
       if (id.counts_against_backlog) {
         if (CmId* l = id.file ? id.file->Find(id.listener_handle) : nullptr) --l->pending_requests;
         id.counts_against_backlog = false;

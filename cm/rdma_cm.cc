@@ -421,7 +421,7 @@ CmId* RdmaCm::FindListener(const vdev::Vdev& v, uint16_t ps, uint16_t port, cons
 int RdmaCm::Connect(CmId& id, const rdma_ucm_conn_param& param, uint64_t now_ns) {
   if (id.state != IdState::kRouteResolved) return EINVAL;
   if (!VdevOf(id)) return ENODEV;
-  if (id.qp_type == IBV_QPT_UD) return EOPNOTSUPP;  // SIDR: not yet
+  if (id.qp_type == IBV_QPT_UD) return ConnectUd(id, param, now_ns);
   if (param.private_data_len > wire::kReqPrivateData - wire::kCmaHeaderSize) return EINVAL;
   id.params.local_qpn = param.qp_num & 0xffffff;
   id.params.responder_resources = param.responder_resources;
@@ -488,6 +488,51 @@ int RdmaCm::Connect(CmId& id, const rdma_ucm_conn_param& param, uint64_t now_ns)
   return 0;
 }
 
+void RdmaCm::BuildCmaHeaderOf(const CmId& id, uint8_t* out) const {
+  wire::CmaHeader hdr;
+  hdr.ip_version = id.src.ss_family == AF_INET ? 4 : 6;
+  hdr.src_port = PortOf(id.src);
+  std::optional<Gid> s = GidOfSockaddr(id.src), d = GidOfSockaddr(id.dst);
+  if (hdr.ip_version == 4) {
+    std::memcpy(&hdr.src_addr[12], &(*s)[12], 4);
+    std::memcpy(&hdr.dst_addr[12], &(*d)[12], 4);
+  } else {
+    hdr.src_addr = *s;
+    hdr.dst_addr = *d;
+  }
+  wire::BuildCmaHeader(hdr, std::span<uint8_t, wire::kCmaHeaderSize>(out, wire::kCmaHeaderSize));
+}
+
+int RdmaCm::ConnectUd(CmId& id, const rdma_ucm_conn_param& param, uint64_t now_ns) {
+  // UD: Service ID Resolution (IBTA 12.11) asks the listener for its QP and Q_Key.
+  if (param.private_data_len > wire::kSidrReqPrivateData - wire::kCmaHeaderSize) return EINVAL;
+  wire::SidrReq req;
+  req.request_id = NewCommId();
+  id.local_comm_id = req.request_id;
+  by_comm_id_[id.local_comm_id] = &id;
+  id.transaction_id = random_();
+  req.service_id = wire::ServiceIdOf(id.port_space, PortOf(id.dst));
+  BuildCmaHeaderOf(id, req.private_data.data());
+  std::memcpy(req.private_data.data() + wire::kCmaHeaderSize, param.private_data,
+              param.private_data_len);
+  id.conn = ConnState::kSidrReqSent;
+  id.state = IdState::kConnect;
+  SendMad(id, req, /*remember=*/true, now_ns);
+  ArmResend(id, 2 * CmTimeoutNs(kPacketLifeTime) + CmTimeoutNs(kCmResponseTimeout), kMaxCmRetries,
+            now_ns);
+  return 0;
+}
+
+void RdmaCm::FillUdAh(const CmId& id, ib_uverbs_ah_attr* ah) const {
+  *ah = {};
+  std::memcpy(ah->grh.dgid, id.dgid.data(), 16);
+  ah->grh.sgid_index = static_cast<uint8_t>(id.gid_index);
+  ah->grh.hop_limit = kHopLimit;
+  ah->grh.traffic_class = id.tos;
+  ah->is_global = 1;
+  ah->port_num = 1;
+}
+
 int RdmaCm::Accept(CmId& id, uint64_t uid, const rdma_ucm_conn_param& param, bool has_param,
                    uint64_t now_ns) {
   if (id.conn == ConnState::kRepRcvd) {
@@ -495,6 +540,21 @@ int RdmaCm::Accept(CmId& id, uint64_t uid, const rdma_ucm_conn_param& param, boo
     // completes the handshake (cma_rep_recv -> ib_send_cm_rtu).
     SendRtu(id);
     id.conn = ConnState::kEstablished;
+    id.state = IdState::kEstablished;
+    return 0;
+  }
+  if (id.conn == ConnState::kSidrReqRcvd && has_param) {
+    if (param.private_data_len > wire::kSidrRepPrivateData) return EINVAL;
+    id.uid = uid;
+    if (id.listener_handle) {
+      if (CmId* l = id.file->Find(id.listener_handle); l && id.counts_against_backlog)
+        --l->pending_requests;
+      id.counts_against_backlog = false;
+      id.listener_handle = 0;
+    }
+    // cma_send_sidr_rep: the consumer's QP and RDMA-CM's Q_Key for the port space.
+    SendSidrRep(id, wire::SidrStatus::kValid, param.qp_num & 0xffffff, param.private_data,
+                param.private_data_len);
     id.state = IdState::kEstablished;
     return 0;
   }
@@ -520,6 +580,17 @@ int RdmaCm::Accept(CmId& id, uint64_t uid, const rdma_ucm_conn_param& param, boo
 }
 
 int RdmaCm::Reject(CmId& id, uint8_t reason, const uint8_t* private_data, uint8_t len) {
+  if (id.conn == ConnState::kSidrReqRcvd) {
+    if (len > wire::kSidrRepPrivateData) return EINVAL;
+    SendSidrRep(id, wire::SidrStatus::kRejected, 0, private_data, len);
+    if (id.listener_handle && id.counts_against_backlog) {
+      if (CmId* l = id.file->Find(id.listener_handle)) --l->pending_requests;
+      id.counts_against_backlog = false;
+    }
+    Forget(id);
+    id.conn = ConnState::kIdle;
+    return 0;
+  }
   if (id.conn != ConnState::kReqRcvd && id.conn != ConnState::kRepRcvd) return EINVAL;
   if (len > wire::kRejPrivateData) return EINVAL;
   // rdma_reject: the consumer's reason (librdmacm gives 0 or 35), else "consumer reject".
@@ -688,13 +759,22 @@ int RdmaCm::SetOption(CmId& id, uint32_t level, uint32_t name, const uint8_t* va
       if (len != sizeof(uint8_t)) return EINVAL;
       id.tos = value[0];
       return 0;
-    case RDMA_OPTION_ID_REUSEADDR:
+    case RDMA_OPTION_ID_REUSEADDR: {
+      if (len != sizeof(int)) return EINVAL;
+      int v;
+      std::memcpy(&v, value, sizeof v);
+      // rdma_set_reuseaddr: any time before listening to set it, only unbound to clear it.
+      if (!((v && id.state != IdState::kListen) || id.state == IdState::kIdle)) return EINVAL;
+      id.reuseaddr = v != 0;
+      return 0;
+    }
     case RDMA_OPTION_ID_AFONLY: {
       if (len != sizeof(int)) return EINVAL;
       int v;
       std::memcpy(&v, value, sizeof v);
-      if (id.state != IdState::kIdle) return EINVAL;  // before bind only
-      (name == RDMA_OPTION_ID_REUSEADDR ? id.reuseaddr : id.afonly) = v != 0;
+      // rdma_set_afonly: before the ID listens or connects.
+      if (id.state != IdState::kIdle && id.state != IdState::kAddrBound) return EINVAL;
+      id.afonly = v != 0;
       return 0;
     }
     case RDMA_OPTION_ID_ACK_TIMEOUT:

@@ -123,8 +123,16 @@ class RdmaCm : public qp1::MadHandler, public vdev::Poller {
   CmId* FindListener(const vdev::Vdev& v, uint16_t ps, uint16_t port,
                      const driver::wire::Gid& dst_ip);
 
+  void BuildCmaHeaderOf(const CmId& id, uint8_t* out) const;
+  int ConnectUd(CmId& id, const rdma_ucm_conn_param& param, uint64_t now_ns);
+  void FillUdAh(const CmId& id, ib_uverbs_ah_attr* ah) const;
+
   // ib_cm.cc
   uint32_t NewCommId();
+  void OnSidrReq(const qp1::InboundMad& mad, const wire::MadHeader& h, const wire::SidrReq& req);
+  void OnSidrRep(CmId& id, const wire::SidrRep& rep);
+  void SendSidrRep(CmId& id, wire::SidrStatus status, uint32_t qpn, const uint8_t* data,
+                   size_t len);
   void SendMad(CmId& id, const wire::CmMessage& msg, bool arm_resend, uint64_t now_ns);
   void SendTo(const qp1::InboundMad& to, const wire::CmMessage& msg, uint64_t tid);
   void ArmResend(CmId& id, uint64_t interval_ns, int retries, uint64_t now_ns);

@@ -98,11 +98,18 @@ void UcmaRequests::Command(vdev::Session& client, const proto::Message& msg, vde
   UcmaFile* file = cm_->FileOf(client);
   proto::CmCommand head;
   if (!file || !msg.Copy(&head) || head.in_len > proto::kCmMaxCommand ||
-      head.out_len > proto::kCmMaxCommand || msg.payload.size() != sizeof head + head.in_len) {
+      head.out_len > proto::kCmMaxCommand || msg.payload.size() < sizeof head + head.in_len ||
+      msg.payload.size() > sizeof head + head.in_len + proto::kCmMaxCommand) {
+    vdev::Log(vdev::LogLevel::kDebug, "cm_command_refused",
+              std::string("reason=") + (file ? "malformed" : "not_a_cm_file") +
+                  " pid=" + std::to_string(client.pid()));
     reply->status = EINVAL;
     return;
   }
   const CommandIn in{msg.payload.data() + sizeof head, head.in_len};
+  // SET_OPTION's value follows the command (the client library copied it from optval).
+  const uint8_t* extra = in.data + in.len;
+  const size_t extra_len = msg.payload.size() - sizeof head - head.in_len;
   const uint32_t out_len = head.out_len;
   const uint64_t now = NowNs();
   // The ID a command names, in this file only (ucma_get_ctx).
@@ -290,11 +297,10 @@ void UcmaRequests::Command(vdev::Session& client, const proto::Message& msg, vde
     case RDMA_USER_CM_CMD_SET_OPTION: {
       auto c = in.As<rdma_ucm_set_option>();
       CmId* id = find(c.id);
-      // The option's bytes follow the struct (the client library copied them from optval).
-      if (in.len != sizeof c + c.optlen)
+      if (extra_len != c.optlen)
         err = EINVAL;
       else
-        err = id ? cm_->SetOption(*id, c.level, c.optname, in.data + sizeof c, c.optlen) : ENOENT;
+        err = id ? cm_->SetOption(*id, c.level, c.optname, extra, c.optlen) : ENOENT;
       if (!err) RespondEmpty(reply);
       break;
     }

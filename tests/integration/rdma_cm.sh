@@ -63,6 +63,17 @@ ucmatose_ok() { grep -q "test complete" "$1" && grep -q "test complete" "$2" && 
 cm_pair ucmatose_c20 ucmatose_ok -- ucmatose -b 10.77.0.1 -c 20 -C 10 -- \
   ucmatose -s 10.77.0.1 -b 10.77.0.2 -c 20 -C 10
 
+# udaddy: UD QPs that find each other through SIDR (IBTA 12.11), with RDMA-CM's Q_Key.
+cm_pair udaddy ucmatose_ok -- udaddy -b 10.77.0.1 -C 10 -- udaddy -s 10.77.0.1 -b 10.77.0.2 -C 10
+
+# rsockets: rstream and riostream (its RDMA-write I/O map) each move 100 x 64 KiB both ways
+# (they time transfers; the data check of rsockets is the rping and xfer cases above).
+rstream_ok() { grep -qE "^custom +64k +100 " "$1" && grep -qE "^custom +64k +100 " "$2"; }
+cm_pair rstream rstream_ok -- rstream -b 10.77.0.1 -S 65536 -C 100 -- \
+  rstream -s 10.77.0.1 -b 10.77.0.2 -S 65536 -C 100
+cm_pair riostream rstream_ok -- riostream -b 10.77.0.1 -S 65536 -C 100 -- \
+  riostream -s 10.77.0.1 -b 10.77.0.2 -S 65536 -C 100
+
 # perftest with -R: its QPs connected by the CM. Its client gives rdma_resolve_addr no
 # source address (--source_ip only names perftest's own socket), and the destination is
 # a local address: as on Linux, the connection then loops back through the destination's

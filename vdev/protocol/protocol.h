@@ -310,7 +310,8 @@ struct AdminRequest {
 //    the connection is that CM file; closing it destroys every ID of the file.
 //  - kCmCommand: CmCommand, then `in_len` bytes: the command struct of rdma_user_cm.h as
 //    librdmacm wrote it after struct rdma_ucm_cmd_hdr (the daemon ignores its user
-//    pointers), then for SET_OPTION the `optlen` bytes its optval points to. Reply (status
+//    pointers), then for SET_OPTION the `optlen` bytes its optval points to (not counted
+//    in `in_len`). Reply (status
 //    0 or the errno write() fails with): CmCommandReply, then `out_len` bytes for the
 //    command's response buffer.
 // The daemon sends one byte on the channel when the file's event queue goes from empty to
