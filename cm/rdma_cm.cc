@@ -208,6 +208,22 @@ void RdmaCm::Forget(CmId& id) {
   timed_.erase(&id);
 }
 
+void RdmaCm::CheckRemovedVdevs() {
+  vdev_generation_ = registry_->generation();
+  for (auto& [session, file] : files_) {
+    for (const auto& [h, id] : file->ids()) {
+      if (id->vdev_name.empty() || id->state == IdState::kDeviceRemoval || VdevOf(*id)) continue;
+      // The device is gone: its connections end without a word on the wire (no port
+      // to send from), and the consumer must destroy the ID (RDMA_CM_EVENT_DEVICE_REMOVAL).
+      if (id->state == IdState::kListen) std::erase(listeners_, id.get());
+      Forget(*id);
+      id->conn = ConnState::kIdle;
+      id->state = IdState::kDeviceRemoval;
+      Event(*id, kEventDeviceRemoval, 0);
+    }
+  }
+}
+
 // ---- operations ------------------------------------------------------------------------------
 
 int RdmaCm::CreateId(UcmaFile& file, uint64_t uid, uint16_t ps, uint8_t qp_type, uint32_t* handle) {
@@ -480,7 +496,7 @@ int RdmaCm::Connect(CmId& id, const rdma_ucm_conn_param& param, uint64_t now_ns)
               param.private_data_len);
   id.conn = ConnState::kReqSent;
   id.state = IdState::kConnect;
-  SendMad(id, req, /*arm_resend=*/false, now_ns);
+  SendMad(id, req, /*remember=*/true, now_ns);
   // cm.c: the REQ's timeout is twice the path's packet lifetime plus the remote CM
   // response timeout, for max_cm_retries retries.
   ArmResend(id, 2 * CmTimeoutNs(kPacketLifeTime) + CmTimeoutNs(kCmResponseTimeout), kMaxCmRetries,

@@ -118,6 +118,8 @@ class RdmaCm : public qp1::MadHandler, public vdev::Poller {
   void EventWithConn(CmId& id, uint32_t owner, uint32_t event, int32_t status,
                      const rdma_ucm_conn_param& conn);
   void Forget(CmId& id);  // out of every table, timers off
+  // IDs on a vdev that was deleted hear DEVICE_REMOVAL (cma_process_remove).
+  void CheckRemovedVdevs();
   void FinishResolve(CmId& id, const absl::StatusOr<driver::wire::MacAddr>& mac);
   uint64_t NamespaceKey(const CmId& id) const;
   CmId* FindListener(const vdev::Vdev& v, uint16_t ps, uint16_t port,
@@ -174,7 +176,8 @@ class RdmaCm : public qp1::MadHandler, public vdev::Poller {
   uint32_t next_comm_id_ = 1;
   uint32_t next_handle_ = 1;
   CmCounters counters_;
-  uint64_t now_ns_ = 0;  // the last pass's time, for requests (which carry none)
+  uint64_t now_ns_ = 0;           // the last pass's time, for requests (which carry none)
+  uint64_t vdev_generation_ = 0;  // the registry's, when the IDs were last checked
 };
 
 }  // namespace vrdma::cm

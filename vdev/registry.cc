@@ -61,7 +61,16 @@ std::string MachineId() {
 
 uint64_t PdevNodeGuid(const std::array<uint8_t, 6>& port_mac, std::string_view machine_id,
                       std::string_view daemon_id, std::string_view pdev_name) {
-  if (port_mac != std::array<uint8_t, 6>{}) return NodeGuidOfMac(port_mac);
+  if (port_mac != std::array<uint8_t, 6>{}) {
+    // The port MAC's EUI-64 without the U/L inversion: a vdev bound to the port's own
+    // interface has the modified EUI-64 (as the kernel derives a RoCE device's), and the
+    // two must differ, since librdmacm finds a device by its node GUID alone.
+    const uint8_t guid[8] = {port_mac[0], port_mac[1], port_mac[2], 0xff,
+                             0xfe,        port_mac[3], port_mac[4], port_mac[5]};
+    uint64_t be;
+    std::memcpy(&be, guid, 8);
+    return be;
+  }
   // FNV-1a over what tells this machine, this daemon and this pdev apart; made into a
   // locally administered unicast MAC so the GUID has the EUI-64 shape of the others.
   uint64_t h = 0xcbf29ce484222325ull;
@@ -197,6 +206,7 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
   *slot = true;
   Vdev* raw = vdev.get();
   vdevs_.emplace(vdev->name, std::move(vdev));
+  ++generation_;
   return raw;
 }
 
@@ -227,6 +237,7 @@ absl::Status Registry::DelVdev(std::string_view name) {
   if (absl::Status st = WriteGids(v, {}); !st.ok()) return st;
   v.pdev->gid_block_used[v.gid_base / kGidsPerVdev] = false;
   vdevs_.erase(it);
+  ++generation_;
   return absl::OkStatus();
 }
 

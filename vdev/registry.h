@@ -34,6 +34,9 @@ class Registry {
   Vdev* FindVdev(std::string_view name) const;
   Vdev* FindVdevByIfindex(int ifindex) const;
   const std::map<std::string, std::unique_ptr<Vdev>, std::less<>>& vdevs() const { return vdevs_; }
+  // Changes whenever a vdev is added or deleted: layers above that keep vdevs by name
+  // (qp1/, cm/) look again only when it moved.
+  uint64_t generation() const { return generation_; }
 
   // Re-reads the interface and rewrites the vdev's GID table. NotFound when the
   // interface is gone.
@@ -84,6 +87,7 @@ class Registry {
   std::vector<std::unique_ptr<Pdev>> pdevs_;
   std::map<std::string, std::unique_ptr<Vdev>, std::less<>> vdevs_;
   uint32_t next_id_ = 1;
+  uint64_t generation_ = 0;
   std::pair<uint64_t, uint64_t> default_share_ = kDefaultShare;
   CgroupLimits cgroup_limits_;
   NamespaceId netns_;
@@ -94,9 +98,11 @@ class Registry {
 // no whitespace; proto::kDeviceNameRule says it to users).
 bool ValidDeviceName(std::string_view name);
 
-// A pdev's node GUID, network order: the modified EUI-64 of its port's MAC when it has one
-// (as the kernel derives a RoCE device's), else of a locally administered MAC hashed from
-// the machine's id, the daemon's identity and the pdev's name.
+// A pdev's node GUID, network order: the EUI-64 of its port's MAC when it has one, without
+// the U/L inversion of the modified EUI-64 a vdev on that interface gets (as the kernel
+// derives a RoCE device's), so that the two differ: librdmacm finds a device by its GUID.
+// Without a MAC, the modified EUI-64 of a locally administered MAC hashed from the
+// machine's id, the daemon's identity and the pdev's name.
 uint64_t PdevNodeGuid(const std::array<uint8_t, 6>& port_mac, std::string_view machine_id,
                       std::string_view daemon_id, std::string_view pdev_name);
 // /etc/machine-id (or D-Bus's copy, or the host name).

@@ -99,6 +99,39 @@ else
   fail "REQ to no listener: $out"
 fi
 
+# The server dies between the client's REQ and its own accept (stopped, then killed):
+# its CM file closes, the daemon rejects the pending request for it, and the client
+# hears REJECTED at once, not after the CM's minute of REQ retries.
+run rping -s -a 10.77.0.1 -p 7191 -C 1 >"$WORK/killed.server" 2>&1 &
+sleep 1
+pkill -STOP -f "rping -s -a 10.77.0.1 -p 7191" || true
+t0=$(date +%s)
+run rping -c -a 10.77.0.1 -I 10.77.0.2 -p 7191 -C 1 >"$WORK/killed.client" 2>&1 &
+cpid=$!
+sleep 1
+pkill -KILL -f "rping -s -a 10.77.0.1 -p 7191" || true
+wait "$cpid" || true
+t1=$(date +%s)
+if grep -q "REJECTED" "$WORK/killed.client" && ((t1 - t0 < 10)); then
+  pass "server killed mid-handshake: the client is rejected in $((t1 - t0)) s"
+else
+  fail "server killed mid-handshake ($((t1 - t0)) s): $(tail -3 "$WORK/killed.client")"
+fi
+
+# The vdev a listener is bound to is deleted: the listener hears DEVICE_REMOVAL (rping
+# reports it and ends); vrdmad carries on.
+run rping -s -a 10.77.0.1 -p 7192 -C 1 >"$WORK/removal.server" 2>&1 &
+rpid=$!
+sleep 1
+ctl dev del vdev_a >/dev/null
+wait "$rpid" || true
+if grep -qi "device removal" "$WORK/removal.server"; then
+  pass "vdev deleted under a listener: DEVICE_REMOVAL"
+else
+  fail "vdev deleted under a listener: $(tail -3 "$WORK/removal.server")"
+fi
+ctl dev add vdev_a pdev pdev0 netdev vrd0 >/dev/null
+
 # What the connections made is gone with their processes.
 sleep 0.5
 check_all_freed "resources freed"

@@ -324,10 +324,12 @@ std::string GuidText(uint64_t be) {
   return s;
 }
 
-TEST(PdevNodeGuid, FromThePortMacAsTheKernel) {
-  // EUI-64: U/L bit flipped, ff:fe in the middle; the rest of the inputs do not matter.
+TEST(PdevNodeGuid, FromThePortMacNotAVdevsOnIt) {
+  // EUI-64 with ff:fe in the middle, the U/L bit as in the MAC: a vdev bound to the port's
+  // interface has the modified EUI-64 (U/L flipped, 5054:00ff:fe12:3456), and librdmacm
+  // would take one for the other. The rest of the inputs do not matter.
   EXPECT_EQ(GuidText(PdevNodeGuid({0x52, 0x54, 0x00, 0x12, 0x34, 0x56}, "m1", "d", "pdev1")),
-            "5054:00ff:fe12:3456");
+            "5254:00ff:fe12:3456");
   EXPECT_EQ(PdevNodeGuid({0x52, 0x54, 0x00, 0x12, 0x34, 0x56}, "m1", "d", "pdev1"),
             PdevNodeGuid({0x52, 0x54, 0x00, 0x12, 0x34, 0x56}, "m2", "e", "pdev2"));
 }

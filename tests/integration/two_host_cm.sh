@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# RDMA-CM across two hosts (issue 13): a vrdmad in each of two namespaces on AF_PACKET
+# ports, joined through a bridge namespace (so that the wire can lose frames), Debian's
+# unmodified rdmacm-utils and perftest -R between host A's vdev (10.77.0.1, fd00:77::1)
+# and host B's (10.77.0.2, fd00:77::2): the CM's MADs cross the veth through each
+# daemon's shared QP1, addresses resolve through the kernel's neighbour tables.
+WIRE=bridge
+source "$(dirname "$0")/hosts.sh"
+setup_two_hosts
+
+on_host() { if [[ $1 == A ]]; then shift; on_a "$@"; else shift; on_b "$@"; fi; }
+run_on() { local h=$1; shift; on_host "$h" timeout 120 "$VRDMA_RUN" -- "$@"; }
+
+# cm_cross NAME CHECK SERVER_HOST -- SERVER ARGS... -- CLIENT ARGS...: the server on
+# SERVER_HOST, the client on the other host; both exit 0 and CHECK holds.
+cm_cross() {
+  local name=$1 check=$2 sh=$3 ch=B
+  [[ $sh == B ]] && ch=A
+  shift 4
+  local server=() client=()
+  while [[ $1 != -- ]]; do server+=("$1"); shift; done
+  shift
+  client=("$@")
+  local srv="$WORK/$name.server" cli="$WORK/$name.client" crc=1 src=0
+  run_on "$sh" "${server[@]}" >"$srv" 2>&1 &
+  local spid=$!
+  sleep 1
+  for _ in $(seq 20); do
+    if run_on "$ch" "${client[@]}" >"$cli" 2>&1; then crc=0; break; fi
+    kill -0 "$spid" 2>/dev/null || break
+    grep -q "REJECTED\|event bl blka 8\|reject" "$cli" || break
+    sleep 0.5
+  done
+  wait "$spid" || src=$?
+  if [[ $crc -ne 0 || $src -ne 0 ]]; then
+    fail "$name (server rc=$src client rc=$crc)"
+    sed 's/^/    server: /' "$srv" | tail -8
+    sed 's/^/    client: /' "$cli" | tail -8
+    return 0
+  fi
+  if "$check" "$srv" "$cli"; then pass "$name"; else fail "$name (output check)"; tail -n 8 "$srv" "$cli"; fi
+}
+
+rping_ok() {
+  local n=$1 srv=$2 cli=$3
+  [[ $(grep -c "ping data: rdma-ping-" "$srv") -ge $n && $(grep -c "ping data: rdma-ping-" "$cli") -ge $n ]] &&
+    ! grep -qi "mismatch" "$cli"
+}
+rping_10() { rping_ok 10 "$@"; }
+done_ok() { grep -q "test complete" "$1" && grep -q "test complete" "$2" && grep -q "return status 0" "$2"; }
+bw_ok() { grep -qE "^ *65536 +200 +[0-9.]+" "$2" && grep -q "rdma_cm QPs.*ON" "$2"; }
+rstream_ok() { grep -qE "^custom +64k +100 " "$1" && grep -qE "^custom +64k +100 " "$2"; }
+
+# Each host as the server, over RoCEv2/IPv4 and RoCEv2/IPv6.
+cm_cross rping_ipv4_serverA rping_10 A -- rping -s -a 10.77.0.1 -p 7181 -v -V -C 10 -- \
+  rping -c -a 10.77.0.1 -p 7181 -v -V -C 10
+cm_cross rping_ipv4_serverB rping_10 B -- rping -s -a 10.77.0.2 -p 7182 -v -V -C 10 -S 65000 -- \
+  rping -c -a 10.77.0.2 -p 7182 -v -V -C 10 -S 65000
+cm_cross rping_ipv6 rping_10 A -- rping -s -a fd00:77::1 -p 7183 -v -V -C 10 -- \
+  rping -c -a fd00:77::1 -p 7183 -v -V -C 10
+cm_cross ucmatose_c20 done_ok B -- ucmatose -c 20 -C 10 -- ucmatose -s 10.77.0.2 -c 20 -C 10
+cm_cross udaddy done_ok A -- udaddy -C 10 -- udaddy -s 10.77.0.1 -C 10
+cm_cross rstream rstream_ok B -- rstream -S 65536 -C 100 -- rstream -s 10.77.0.2 -S 65536 -C 100
+cm_cross ib_send_bw_R bw_ok A -- ib_send_bw -R -s 65536 -n 200 -p 7184 -- \
+  ib_send_bw -R -s 65536 -n 200 -p 7184 10.77.0.1
+cm_cross ib_write_bw_R bw_ok B -- ib_write_bw -R -s 65536 -n 200 -p 7185 -- \
+  ib_write_bw -R -s 65536 -n 200 -p 7185 10.77.0.2
+
+# 5% of the frames lost each way: connections still establish (the CM resends REQ,
+# REP and DREQ on its timeouts, as Linux's cm.c), and their data arrives intact.
+wire_loss 5
+cm_cross "ucmatose_c10_5pct_loss" done_ok A -- ucmatose -c 10 -C 5 -- ucmatose -s 10.77.0.1 -c 10 -C 5
+cm_cross "rping_5pct_loss" rping_10 B -- rping -s -a 10.77.0.2 -p 7186 -v -V -C 10 -- \
+  rping -c -a 10.77.0.2 -p 7186 -v -V -C 10
+lost=$(($(wire_dropped a) + $(wire_dropped b)))
+wire_loss 0
+if [[ $lost -gt 0 ]]; then pass "the wire lost $lost frames meanwhile"; else fail "no frame was lost"; fi
+
+# A REQ to a port no one listens on: REJ (invalid service ID), the client sees REJECTED.
+out=$(run_on B rping -c -a 10.77.0.1 -p 7199 -C 1 2>&1 || true)
+if grep -q "REJECTED" <<<"$out"; then pass "REQ to no listener rejected"; else fail "REQ to no listener: $out"; fi
+
+for h in A B; do
+  pid=$PID_A
+  [[ $h == B ]] && pid=$PID_B
+  if kill -0 "$pid" 2>/dev/null; then pass "vrdmad on host $h alive"; else fail "vrdmad on host $h died"; fi
+done
+finish
