@@ -34,6 +34,7 @@ cm_cross() {
   wait "$spid" || src=$?
   if [[ $crc -ne 0 || $src -ne 0 ]]; then
     fail "$name (server rc=$src client rc=$crc)"
+    echo "    server output: $(wc -c <"$srv") bytes, client output: $(wc -c <"$cli") bytes"
     sed 's/^/    server: /' "$srv" | tail -8
     sed 's/^/    client: /' "$cli" | tail -8
     return 0
@@ -65,6 +66,42 @@ cm_cross ib_send_bw_R bw_ok A -- ib_send_bw -R -s 65536 -n 200 -p 7184 -- \
   ib_send_bw -R -s 65536 -n 200 -p 7184 10.77.0.1
 cm_cross ib_write_bw_R bw_ok B -- ib_write_bw -R -s 65536 -n 200 -p 7185 -- \
   ib_write_bw -R -s 65536 -n 200 -p 7185 10.77.0.2
+
+# The shared QP1 at work: a second vdev on each pdev, on a macvlan of the port's interface
+# (arp_ignore as in two_host.sh), and on host A two servers on the same port, one on each
+# vdev's address. Host B connects to both at once, 10 connections each, from its two
+# vdevs: every REQ reaches the listener of the address it was sent to (a REQ misrouted
+# to the other vdev finds no listener for its address and is rejected, and that server
+# would wait for connections that never come).
+for ns in "$NS_A" "$NS_B"; do
+  ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+done
+ip -n "$NS_A" link add mA link vA type macvlan mode bridge
+ip -n "$NS_B" link add mB link vB type macvlan mode bridge
+ip -n "$NS_A" addr add 10.78.0.1/24 dev mA
+ip -n "$NS_B" addr add 10.78.0.2/24 dev mB
+ip -n "$NS_A" link set mA up
+ip -n "$NS_B" link set mB up
+ctl_a dev add vdev_am pdev pdev_A netdev mA >/dev/null
+ctl_b dev add vdev_bm pdev pdev_B netdev mB >/dev/null
+run_on A ucmatose -b 10.77.0.1 -p 7187 -c 10 -C 5 >"$WORK/two.server1" 2>&1 &
+s1=$!
+run_on A ucmatose -b 10.78.0.1 -p 7187 -c 10 -C 5 >"$WORK/two.server2" 2>&1 &
+s2=$!
+sleep 1
+run_on B ucmatose -s 10.77.0.1 -b 10.77.0.2 -p 7187 -c 10 -C 5 >"$WORK/two.client1" 2>&1 &
+c1=$!
+run_on B ucmatose -s 10.78.0.1 -b 10.78.0.2 -p 7187 -c 10 -C 5 >"$WORK/two.client2" 2>&1 &
+c2=$!
+rc=0
+for p in $s1 $s2 $c1 $c2; do wait "$p" || rc=$((rc + 1)); done
+if [[ $rc == 0 ]] && grep -q "test complete" "$WORK/two.server1" && grep -q "test complete" "$WORK/two.server2" &&
+   grep -q "return status 0" "$WORK/two.client1" && grep -q "return status 0" "$WORK/two.client2"; then
+  pass "two vdevs of one pdev listen on one port: each address's 10 connections reach its own"
+else
+  fail "two listeners on one port ($rc failed)"
+  tail -n 4 "$WORK"/two.server1 "$WORK"/two.server2 "$WORK"/two.client1 "$WORK"/two.client2
+fi
 
 # 5% of the frames lost each way: connections still establish (the CM resends REQ,
 # REP and DREQ on its timeouts, as Linux's cm.c), and their data arrives intact.
