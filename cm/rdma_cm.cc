@@ -15,32 +15,33 @@
 
 namespace vrdma::cm {
 
+// The names `rdma res show cm_id` prints (iproute2's cm_id_state_to_str).
 const char* IdStateName(IdState s) {
   switch (s) {
     case IdState::kIdle:
-      return "idle";
+      return "IDLE";
     case IdState::kAddrQuery:
-      return "addr_query";
+      return "ADDR_QUERY";
     case IdState::kAddrResolved:
-      return "addr_resolved";
+      return "ADDR_RESOLVED";
     case IdState::kRouteQuery:
-      return "route_query";
+      return "ROUTE_QUERY";
     case IdState::kRouteResolved:
-      return "route_resolved";
+      return "ROUTE_RESOLVED";
     case IdState::kConnect:
-      return "connect";
+      return "CONNECT";
     case IdState::kDisconnect:
-      return "disconnect";
+      return "DISCONNECT";
     case IdState::kAddrBound:
-      return "addr_bound";
+      return "ADDR_BOUND";
     case IdState::kListen:
-      return "listen";
+      return "LISTEN";
     case IdState::kDeviceRemoval:
-      return "device_removal";
+      return "DEVICE_REMOVAL";
     case IdState::kEstablished:
-      return "established";
+      return "CONNECT";  // connected IDs stay CONNECT in the kernel too
   }
-  return "?";
+  return "UNKNOWN";
 }
 
 namespace {
@@ -108,6 +109,61 @@ void RdmaCm::CloseFile(vdev::Session& client) {
   }
   files_by_token_.erase(file.token());
   files_.erase(it);
+}
+
+namespace {
+
+std::string AddressText(const sockaddr_storage& sa) {
+  char ip[INET6_ADDRSTRLEN] = "";
+  if (sa.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&sa)->sin_addr, ip, sizeof ip);
+    return std::string(ip) + ":" + std::to_string(PortOf(sa));
+  }
+  if (sa.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&sa)->sin6_addr, ip, sizeof ip);
+    return "[" + std::string(ip) + "]:" + std::to_string(PortOf(sa));
+  }
+  return "";
+}
+
+const char* PortSpaceName(uint16_t ps) {
+  switch (ps) {
+    case wire::kPsTcp:
+      return "TCP";
+    case wire::kPsUdp:
+      return "UDP";
+    case wire::kPsIpoib:
+      return "IPOIB";
+    case wire::kPsIb:
+      return "IB";
+  }
+  return "UNKNOWN";
+}
+
+}  // namespace
+
+void RdmaCm::Report(std::vector<vdev::ReportedObject>* out) const {
+  for (const auto& [session, file] : files_) {
+    for (const auto& [h, id] : file->ids()) {
+      vdev::ReportedObject o;
+      o.vdev = VdevOf(*id);
+      o.owner = session;
+      auto num = [](std::string k, uint64_t v) {
+        return vdev::ReportedField{std::move(k), std::to_string(v), true};
+      };
+      auto str = [](std::string k, std::string v) {
+        return vdev::ReportedField{std::move(k), std::move(v), false};
+      };
+      if (id->params.local_qpn) o.fields.push_back(num("lqpn", id->params.local_qpn));
+      o.fields.push_back(str("qp-type", id->qp_type == IBV_QPT_UD ? "UD" : "RC"));
+      o.fields.push_back(str("state", IdStateName(id->state)));
+      o.fields.push_back(str("ps", PortSpaceName(id->port_space)));
+      o.fields.push_back(num("cm-idn", id->handle));
+      if (id->src.ss_family) o.fields.push_back(str("src-addr", AddressText(id->src)));
+      if (id->dst.ss_family) o.fields.push_back(str("dst-addr", AddressText(id->dst)));
+      out->push_back(std::move(o));
+    }
+  }
 }
 
 // ---- helpers -------------------------------------------------------------------------------

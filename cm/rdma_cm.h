@@ -50,7 +50,7 @@ struct CmCounters {
   uint64_t send_failures = 0;
 };
 
-class RdmaCm : public qp1::MadHandler, public vdev::Poller {
+class RdmaCm : public qp1::MadHandler, public vdev::Poller, public vdev::ObjectReporter {
  public:
   // What Linux's RDMA-CM puts in a REQ (cma.c: CMA_CM_RESPONSE_TIMEOUT, CMA_MAX_CM_RETRIES,
   // CMA_IBOE_PACKET_LIFETIME), so that its peers time out as they would with Linux.
@@ -107,6 +107,10 @@ class RdmaCm : public qp1::MadHandler, public vdev::Poller {
   bool HasPendingWork() const override { return !timed_.empty(); }
 
   const CmCounters& counters() const { return counters_; }
+
+  // `vrdmactl res show cm_id`: every ID, as `rdma res show cm_id` shows the kernel's.
+  std::string_view type() const override { return "cm_id"; }
+  void Report(std::vector<vdev::ReportedObject>* out) const override;
 
  private:
   // rdma_cm.cc

@@ -405,7 +405,50 @@ std::vector<Field> ObjectFields(const Vdev& v, const ObjectInfo& o) {
 
 // res show qp|cq|mr|pd|srq|ah [dev DEV]: one line (or JSON object) per object, as
 // iproute2's `rdma res show qp` lists them.
+// res show TYPE for a type a layer above lists (cm_id): its objects on the vdevs and of
+// the clients the requester may see, with the owner's pid and comm.
+AdminResult ResReported(const AdminContext& ctx, const ObjectReporter& reporter,
+                        const proto::AdminCommand& cmd, bool json) {
+  std::vector<ReportedObject> objects;
+  reporter.Report(&objects);
+  std::vector<std::string> rows;
+  std::string text;
+  for (const ReportedObject& o : objects) {
+    if (o.vdev && !Sees(ctx, *o.vdev)) continue;
+    if (!cmd.name.empty() && (!o.vdev || o.vdev->name != cmd.name)) continue;
+    if (!o.owner || !Sees(ctx, *o.owner)) continue;
+    std::vector<ReportedField> fields;
+    if (o.vdev) fields.push_back({"link", absl::StrCat(o.vdev->name, "/1"), false});
+    fields.insert(fields.end(), o.fields.begin(), o.fields.end());
+    fields.push_back({"pid", absl::StrCat(o.owner->pid()), true});
+    fields.push_back({"comm", o.owner->comm(), false});
+    if (json) {
+      std::vector<std::string> kv;
+      if (o.vdev) {
+        kv.push_back(absl::StrCat("\"ifindex\":", o.vdev->id));
+        kv.push_back(absl::StrCat("\"ifname\":", Json(o.vdev->name)));
+        kv.push_back("\"port\":1");
+      }
+      for (const ReportedField& f : fields) {
+        if (f.key == "link") continue;
+        kv.push_back(absl::StrCat(Json(f.key), ":", f.number ? f.value : Json(f.value)));
+      }
+      rows.push_back(absl::StrCat("{", absl::StrJoin(kv, ","), "}"));
+    } else {
+      std::vector<std::string> parts;
+      for (const ReportedField& f : fields) parts.push_back(absl::StrCat(f.key, " ", f.value));
+      absl::StrAppend(&text, absl::StrJoin(parts, " "), "\n");
+    }
+  }
+  return {0, json ? absl::StrCat("[", absl::StrJoin(rows, ","), "]\n") : text};
+}
+
 AdminResult ResObjects(const AdminContext& ctx, const proto::AdminCommand& cmd, bool json) {
+  if (ctx.reporters) {
+    for (const ObjectReporter* r : *ctx.reporters) {
+      if (r->type() == cmd.res_type) return ResReported(ctx, *r, cmd, json);
+    }
+  }
   size_t kind = 0;
   while (kind < kResourceCount && kResourceNames[kind] != cmd.res_type) ++kind;
   if (kind == kResourceCount) return Fail(EINVAL, absl::StrCat("unknown type ", cmd.res_type));

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "vdev/protocol/channel.h"
+#include "vdev/plugins.h"
 #include "vdev/registry.h"
 #include "vdev/session.h"
 
@@ -28,6 +29,8 @@ struct AdminContext {
   // anyone may look.
   bool may_change = false;
   const std::vector<std::unique_ptr<Session>>* sessions = nullptr;
+  // Listings of layers above vdev/ (`res show cm_id`); may be null.
+  const std::vector<const ObjectReporter*>* reporters = nullptr;
   // What the requester may see; unset: everything (the administrator). Tenants see the
   // vdevs of their network namespace, only their own clients' processes and objects, and
   // pdevs only from the daemon's namespace (docs/security.md).

@@ -31,6 +31,7 @@ void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
   ctx.registry = &server_->registry();
   ctx.may_change = MayAdminister(client.peer(), admin_group_);
   ctx.sessions = &server_->sessions();
+  ctx.reporters = &server_->reporters();
   if (!ctx.may_change) {
     // A tenant sees what it could open or holds: the vdevs of its network namespace, its
     // own processes' objects, pdevs from the daemon's namespace (access.h).

@@ -16,6 +16,8 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "vdev/protocol/channel.h"
@@ -24,6 +26,7 @@
 namespace vrdma::vdev {
 
 class Session;
+struct Vdev;
 
 class RequestHandler {
  public:
@@ -57,6 +60,27 @@ class Poller {
   virtual void WakeFds(std::vector<int>* /*out*/) const {}
   // Work can arrive without a descriptor to wake the loop: sleep in short ticks.
   virtual bool NeedsTick() const { return false; }
+};
+
+// A layer above vdev/ that lists objects of its own for `vrdmactl res show TYPE`: cm/'s
+// RDMA-CM IDs for `res show cm_id`, as iproute2's `rdma res show cm_id` lists the
+// kernel's. The admin command filters them by what the requester may see (the vdev, the
+// owning client) and prints them as it prints verbs objects.
+struct ReportedField {
+  std::string key;
+  std::string value;    // as printed
+  bool number = false;  // JSON: a number, not a string
+};
+struct ReportedObject {
+  const Vdev* vdev = nullptr;      // null: on no device (bound to the wildcard address)
+  const Session* owner = nullptr;  // the client connection that holds it
+  std::vector<ReportedField> fields;
+};
+class ObjectReporter {
+ public:
+  virtual ~ObjectReporter() = default;
+  virtual std::string_view type() const = 0;
+  virtual void Report(std::vector<ReportedObject>* out) const = 0;
 };
 
 }  // namespace vrdma::vdev

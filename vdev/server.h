@@ -53,6 +53,10 @@ class Server {
                           std::unique_ptr<RequestHandler> handler);
   // Runs `poller` on every pass, after the clients' queues are drained.
   void AddPoller(std::unique_ptr<Poller> poller);
+  // Object listings of a layer above for `res show TYPE` (the reporter must outlive the
+  // server's requests: a poller the server owns).
+  void AddReporter(const ObjectReporter* reporter) { reporters_.push_back(reporter); }
+  const std::vector<const ObjectReporter*>& reporters() const { return reporters_; }
 
   // Runs until Stop(); clients then get IBV_EVENT_DEVICE_FATAL and are disconnected.
   void Run();
@@ -105,6 +109,7 @@ class Server {
   };
   std::vector<Waiting> waiting_;
   std::vector<std::unique_ptr<Poller>> pollers_;
+  std::vector<const ObjectReporter*> reporters_;
   struct Refused {
     int fd;
     int err;

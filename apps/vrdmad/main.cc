@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
   auto qp1 = std::make_unique<vrdma::qp1::Qp1Poller>(&srv.registry(), cm.get());
   cm->set_qp1(qp1.get());
   vrdma::cm::RdmaCm* cm_raw = cm.get();
+  srv.AddReporter(cm_raw);
   srv.AddPoller(std::move(qp1));
   srv.AddPoller(std::move(cm));
   absl::Status wired = srv.AddHandler(vrdma::proto::kFirstVerbsOp, vrdma::proto::kLastVerbsOp,

@@ -5,7 +5,8 @@
 source "$(dirname "$0")/lib.sh"
 setup_default
 
-run() { in_ns timeout 120 "$VRDMA_RUN" -- "$@"; }
+# Line-buffered, so that a program killed by its timeout still shows what it printed.
+run() { in_ns timeout 120 stdbuf -oL -eL "$VRDMA_RUN" -- "$@"; }
 
 # A server in the background, a client in the foreground; both must exit 0 and CHECK
 # (a function of the two output files) must hold.
@@ -97,6 +98,22 @@ if grep -q "RDMA_CM_EVENT_REJECTED" <<<"$out" || grep -qi "reject" <<<"$out"; th
   pass "REQ to no listener rejected"
 else
   fail "REQ to no listener: $out"
+fi
+
+# vrdmactl res show cm_id lists the IDs as `rdma res show cm_id` does: a listener on
+# vdev_a's address, with its owner; as JSON too.
+run rping -s -a 10.77.0.1 -p 7193 -C 1 >"$WORK/listen.server" 2>&1 &
+lpid=$!
+sleep 1
+ids=$(ctl res show cm_id)
+ids_json=$(ctl -j res show cm_id)
+kill "$lpid" 2>/dev/null || true
+wait "$lpid" 2>/dev/null || true
+if grep -q "link vdev_a/1 .*state LISTEN ps TCP .*src-addr 10.77.0.1:7193 .*comm rping" <<<"$ids" &&
+   grep -q '"ifname":"vdev_a","port":1,.*"state":"LISTEN".*"src-addr":"10.77.0.1:7193"' <<<"$ids_json"; then
+  pass "res show cm_id: the listener"
+else
+  fail "res show cm_id: $ids $ids_json"
 fi
 
 # The server dies between the client's REQ and its own accept (stopped, then killed):

@@ -9,7 +9,8 @@ source "$(dirname "$0")/hosts.sh"
 setup_two_hosts
 
 on_host() { if [[ $1 == A ]]; then shift; on_a "$@"; else shift; on_b "$@"; fi; }
-run_on() { local h=$1; shift; on_host "$h" timeout 120 "$VRDMA_RUN" -- "$@"; }
+# Line-buffered, so that a program killed by its timeout still shows what it printed.
+run_on() { local h=$1; shift; on_host "$h" timeout 120 stdbuf -oL -eL "$VRDMA_RUN" -- "$@"; }
 
 # cm_cross NAME CHECK SERVER_HOST -- SERVER ARGS... -- CLIENT ARGS...: the server on
 # SERVER_HOST, the client on the other host; both exit 0 and CHECK holds.

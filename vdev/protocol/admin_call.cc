@@ -49,7 +49,7 @@ std::string AdminUsage() {
          "  link add DEV type vrdma netdev IFACE [pdev PDEV]\n"
          "  link del DEV\n"
          "  res show [DEV]                                  (use against quota)\n"
-         "  res show {qp|cq|mr|pd|srq|ah} [dev DEV]         (one line per object)\n"
+         "  res show {qp|cq|mr|pd|srq|ah|cm_id} [dev DEV]   (one line per object)\n"
          "  stat show [DEV]\n"
          "  cgroup show [PATH]                              (limits per cgroup, as rdma.max)\n"
          "  cgroup set PATH dev DEV [hca_handle N|max] [hca_object N|max]\n"
@@ -275,7 +275,7 @@ AdminParseResult ParseCgroup(const std::string& verb, const std::vector<std::str
 }
 
 AdminParseResult ParseResShow(const std::vector<std::string>& w, AdminCommand* out) {
-  const std::string usage = "usage: res show [DEV] | res show {qp|cq|mr|pd|srq|ah} [dev DEV]";
+  const std::string usage = "usage: res show [DEV] | res show {qp|cq|mr|pd|srq|ah|cm_id} [dev DEV]";
   out->op = AdminOp::kResShow;
   size_t i = 2;
   if (i < w.size() && OneOf(w[i], kResTypes)) out->res_type = w[i++];

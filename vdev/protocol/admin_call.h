@@ -92,7 +92,7 @@ inline constexpr const char* kQuotaNames[] = {"qp",  "cq", "mr",       "pd",
 // The limits `cgroup set` takes, as the kernel's rdma.max names them.
 inline constexpr const char* kCgroupLimitNames[] = {"hca_handle", "hca_object"};
 // The object kinds `res show` lists.
-inline constexpr const char* kResTypes[] = {"qp", "cq", "mr", "pd", "srq", "ah"};
+inline constexpr const char* kResTypes[] = {"qp", "cq", "mr", "pd", "srq", "ah", "cm_id"};
 
 AdminParseResult ParseAdminCommand(const std::vector<std::string>& words, AdminCommand* out);
 // The canonical words of a command (what vrdmactl sends); parse(words(c)) == c.
