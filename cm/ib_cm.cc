@@ -273,6 +273,28 @@ void RdmaCm::OnMad(const qp1::InboundMad& mad) {
       parsed->message);
 }
 
+std::optional<RdmaCm::RequestTarget> RdmaCm::MatchRequest(const qp1::InboundMad& mad,
+                                                          uint64_t service_id,
+                                                          std::span<const uint8_t> private_data) {
+  RequestTarget t;
+  absl::StatusOr<wire::CmaHeader> cma = wire::ParseCmaHeader(private_data);
+  if (!wire::ParseIpServiceId(service_id, &t.port_space, &t.port) || !cma.ok()) return std::nullopt;
+  if (cma->ip_version == 4) {
+    t.dst_ip[10] = t.dst_ip[11] = t.src_ip[10] = t.src_ip[11] = 0xff;
+    std::memcpy(&t.dst_ip[12], &cma->dst_addr[12], 4);
+    std::memcpy(&t.src_ip[12], &cma->src_addr[12], 4);
+  } else {
+    t.dst_ip = cma->dst_addr;
+    t.src_ip = cma->src_addr;
+  }
+  t.src_port = cma->src_port;
+  // The address must be the receiving interface's (cma_match_net_dev).
+  if (GidIndexIn(*mad.vdev, t.dst_ip) >= 0) {
+    t.listener = FindListener(*mad.vdev, t.port_space, t.port, t.dst_ip);
+  }
+  return t;
+}
+
 void RdmaCm::OnReq(const qp1::InboundMad& mad, const wire::MadHeader& h, const wire::Req& req) {
   // A repeated REQ (our REP or the consumer is slow): answer it as cm_dup_req_handler
   // does, from the connection it already made.
@@ -298,25 +320,8 @@ void RdmaCm::OnReq(const qp1::InboundMad& mad, const wire::MadHeader& h, const w
     rej.reason = static_cast<uint16_t>(reason);
     SendTo(mad, rej, h.transaction_id);
   };
-  uint16_t ps = 0, port = 0;
-  absl::StatusOr<wire::CmaHeader> cma = wire::ParseCmaHeader(req.private_data);
-  if (!wire::ParseIpServiceId(req.service_id, &ps, &port) || !cma.ok()) {
-    ++counters_.rej_no_listener;
-    reject(wire::RejReason::kInvalidServiceId);
-    return;
-  }
-  Gid dst_ip{}, src_ip{};
-  if (cma->ip_version == 4) {
-    dst_ip[10] = dst_ip[11] = src_ip[10] = src_ip[11] = 0xff;
-    std::memcpy(&dst_ip[12], &cma->dst_addr[12], 4);
-    std::memcpy(&src_ip[12], &cma->src_addr[12], 4);
-  } else {
-    dst_ip = cma->dst_addr;
-    src_ip = cma->src_addr;
-  }
-  // The address must be the receiving interface's (cma_match_net_dev).
-  CmId* listener =
-      GidIndexIn(*mad.vdev, dst_ip) >= 0 ? FindListener(*mad.vdev, ps, port, dst_ip) : nullptr;
+  std::optional<RequestTarget> target = MatchRequest(mad, req.service_id, req.private_data);
+  CmId* listener = target ? target->listener : nullptr;
   if (!listener) {
     ++counters_.rej_no_listener;
     reject(wire::RejReason::kInvalidServiceId);
@@ -350,8 +355,8 @@ void RdmaCm::OnReq(const qp1::InboundMad& mad, const wire::MadHeader& h, const w
   id->dmac = mad.tag.smac;
   id->dmac_known = true;
   id->tag = mad.tag;
-  id->src = SockaddrOfGid(dst_ip, port);
-  id->dst = SockaddrOfGid(src_ip, cma->src_port);
+  id->src = SockaddrOfGid(target->dst_ip, target->port);
+  id->dst = SockaddrOfGid(target->src_ip, target->src_port);
   id->remote_comm_id = req.local_comm_id;
   id->remote_ca_guid = req.local_ca_guid;
   id->local_comm_id = NewCommId();
@@ -454,24 +459,8 @@ void RdmaCm::OnSidrReq(const qp1::InboundMad& mad, const wire::MadHeader& h,
     rep.service_id = req.service_id;
     SendTo(mad, rep, h.transaction_id);
   };
-  uint16_t ps = 0, port = 0;
-  absl::StatusOr<wire::CmaHeader> cma = wire::ParseCmaHeader(req.private_data);
-  if (!wire::ParseIpServiceId(req.service_id, &ps, &port) || !cma.ok()) {
-    ++counters_.rej_no_listener;
-    answer(wire::SidrStatus::kServiceIdNotSupported);
-    return;
-  }
-  Gid dst_ip{}, src_ip{};
-  if (cma->ip_version == 4) {
-    dst_ip[10] = dst_ip[11] = src_ip[10] = src_ip[11] = 0xff;
-    std::memcpy(&dst_ip[12], &cma->dst_addr[12], 4);
-    std::memcpy(&src_ip[12], &cma->src_addr[12], 4);
-  } else {
-    dst_ip = cma->dst_addr;
-    src_ip = cma->src_addr;
-  }
-  CmId* listener =
-      GidIndexIn(*mad.vdev, dst_ip) >= 0 ? FindListener(*mad.vdev, ps, port, dst_ip) : nullptr;
+  std::optional<RequestTarget> target = MatchRequest(mad, req.service_id, req.private_data);
+  CmId* listener = target ? target->listener : nullptr;
   if (!listener || listener->qp_type != IBV_QPT_UD) {
     ++counters_.rej_no_listener;
     answer(wire::SidrStatus::kServiceIdNotSupported);
@@ -500,8 +489,8 @@ void RdmaCm::OnSidrReq(const qp1::InboundMad& mad, const wire::MadHeader& h,
   id->dmac = mad.tag.smac;
   id->dmac_known = true;
   id->tag = mad.tag;
-  id->src = SockaddrOfGid(dst_ip, port);
-  id->dst = SockaddrOfGid(src_ip, cma->src_port);
+  id->src = SockaddrOfGid(target->dst_ip, target->port);
+  id->dst = SockaddrOfGid(target->src_ip, target->src_port);
   id->remote_comm_id = req.request_id;
   id->remote_ca_guid = sender;
   id->service_id = req.service_id;
@@ -616,10 +605,7 @@ void RdmaCm::OnRej(CmId& id, const wire::Rej& rej) {
     ++counters_.drop_wrong_state;
     return;
   }
-  if (id.conn == ConnState::kRepSent && id.counts_against_backlog) {
-    if (CmId* l = id.file ? id.file->Find(id.listener_handle) : nullptr) --l->pending_requests;
-    id.counts_against_backlog = false;
-  }
+  LeaveBacklog(id, false);
   Forget(id);
   id.conn = ConnState::kIdle;
   rdma_ucm_conn_param conn{};
@@ -694,10 +680,7 @@ void RdmaCm::OnTimeout(CmId& id, uint64_t now_ns) {
     case ConnState::kReqSent:
     case ConnState::kRepSent:
       // IB_CM_REQ_ERROR / IB_CM_REP_ERROR / IB_CM_SIDR_REQ_ERROR: the peer never answered.
-      if (id.counts_against_backlog) {
-        if (CmId* l = id.file ? id.file->Find(id.listener_handle) : nullptr) --l->pending_requests;
-        id.counts_against_backlog = false;
-      }
+      LeaveBacklog(id, false);
       Forget(id);
       id.conn = ConnState::kIdle;
       Event(id, kEventUnreachable, -ETIMEDOUT);

@@ -252,6 +252,16 @@ void RdmaCm::EventWithConn(CmId& id, uint32_t owner, uint32_t event, int32_t sta
   }
 }
 
+void RdmaCm::LeaveBacklog(CmId& id, bool accepted) {
+  // A request the consumer answered (or that ended) no longer counts against its
+  // listener's backlog; an accepted connection no longer depends on its listener.
+  if (id.counts_against_backlog && id.file) {
+    if (CmId* l = id.file->Find(id.listener_handle)) --l->pending_requests;
+  }
+  id.counts_against_backlog = false;
+  if (accepted) id.listener_handle = 0;
+}
+
 void RdmaCm::Forget(CmId& id) {
   if (id.local_comm_id) {
     auto it = by_comm_id_.find(id.local_comm_id);
@@ -315,9 +325,7 @@ int RdmaCm::DestroyId(UcmaFile& file, uint32_t handle, uint32_t* reported, bool*
   if (!id) return ENOENT;
   AbortConnection(*id);
   if (id->state == IdState::kListen) std::erase(listeners_, id);
-  if (id->listener_handle && id->counts_against_backlog) {
-    if (CmId* l = file.Find(id->listener_handle)) --l->pending_requests;
-  }
+  LeaveBacklog(*id, false);
   Forget(*id);
   ReleasePort(*id);
   std::deque<QueuedEvent> dropped;
@@ -618,12 +626,7 @@ int RdmaCm::Accept(CmId& id, uint64_t uid, const rdma_ucm_conn_param& param, boo
   if (id.conn == ConnState::kSidrReqRcvd && has_param) {
     if (param.private_data_len > wire::kSidrRepPrivateData) return EINVAL;
     id.uid = uid;
-    if (id.listener_handle) {
-      if (CmId* l = id.file->Find(id.listener_handle); l && id.counts_against_backlog)
-        --l->pending_requests;
-      id.counts_against_backlog = false;
-      id.listener_handle = 0;
-    }
+    LeaveBacklog(id, true);
     // cma_send_sidr_rep: the consumer's QP and RDMA-CM's Q_Key for the port space.
     SendSidrRep(id, wire::SidrStatus::kValid, param.qp_num & 0xffffff, param.private_data,
                 param.private_data_len);
@@ -639,12 +642,7 @@ int RdmaCm::Accept(CmId& id, uint64_t uid, const rdma_ucm_conn_param& param, boo
   id.params.rnr_retry_count = param.rnr_retry_count & 7;
   id.params.srq = param.srq;
   id.params.flow_control = param.flow_control;
-  if (id.listener_handle) {
-    if (CmId* l = id.file->Find(id.listener_handle); l && id.counts_against_backlog)
-      --l->pending_requests;
-    id.counts_against_backlog = false;
-    id.listener_handle = 0;  // accepted: the connection no longer depends on its listener
-  }
+  LeaveBacklog(id, true);
   id.rep_private_len = param.private_data_len;
   std::memcpy(id.rep_private.data(), param.private_data, param.private_data_len);
   SendRep(id, now_ns);
@@ -655,10 +653,7 @@ int RdmaCm::Reject(CmId& id, uint8_t reason, const uint8_t* private_data, uint8_
   if (id.conn == ConnState::kSidrReqRcvd) {
     if (len > wire::kSidrRepPrivateData) return EINVAL;
     SendSidrRep(id, wire::SidrStatus::kRejected, 0, private_data, len);
-    if (id.listener_handle && id.counts_against_backlog) {
-      if (CmId* l = id.file->Find(id.listener_handle)) --l->pending_requests;
-      id.counts_against_backlog = false;
-    }
+    LeaveBacklog(id, false);
     Forget(id);
     id.conn = ConnState::kIdle;
     return 0;
@@ -670,10 +665,7 @@ int RdmaCm::Reject(CmId& id, uint8_t reason, const uint8_t* private_data, uint8_
       reason ? static_cast<wire::RejReason>(reason) : wire::RejReason::kConsumerReject;
   SendRej(id, r, id.conn == ConnState::kReqRcvd ? wire::kRejectedReq : wire::kRejectedRep,
           private_data, len);
-  if (id.listener_handle && id.counts_against_backlog) {
-    if (CmId* l = id.file->Find(id.listener_handle)) --l->pending_requests;
-    id.counts_against_backlog = false;
-  }
+  LeaveBacklog(id, false);
   Forget(id);
   id.conn = ConnState::kIdle;
   id.state = IdState::kDisconnect;

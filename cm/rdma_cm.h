@@ -15,8 +15,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -122,6 +124,7 @@ class RdmaCm : public qp1::MadHandler, public vdev::Poller, public vdev::ObjectR
   void EventWithConn(CmId& id, uint32_t owner, uint32_t event, int32_t status,
                      const rdma_ucm_conn_param& conn);
   void Forget(CmId& id);  // out of every table, timers off
+  void LeaveBacklog(CmId& id, bool accepted);
   // IDs on a vdev that was deleted hear DEVICE_REMOVAL (cma_process_remove).
   void CheckRemovedVdevs();
   void FinishResolve(CmId& id, const absl::StatusOr<driver::wire::MacAddr>& mac);
@@ -134,6 +137,19 @@ class RdmaCm : public qp1::MadHandler, public vdev::Poller, public vdev::ObjectR
   void FillUdAh(const CmId& id, ib_uverbs_ah_attr* ah) const;
 
   // ib_cm.cc
+  // What a REQ or SIDR_REQ asks for, from its service ID and RDMA-CM header: the port,
+  // the addresses and the listener for them on the receiving vdev (null: none). nullopt:
+  // not an RDMA-CM IP request.
+  struct RequestTarget {
+    uint16_t port_space = 0;
+    uint16_t port = 0;
+    driver::wire::Gid dst_ip{};
+    driver::wire::Gid src_ip{};
+    uint16_t src_port = 0;
+    CmId* listener = nullptr;
+  };
+  std::optional<RequestTarget> MatchRequest(const qp1::InboundMad& mad, uint64_t service_id,
+                                            std::span<const uint8_t> private_data);
   uint32_t NewCommId();
   void OnSidrReq(const qp1::InboundMad& mad, const wire::MadHeader& h, const wire::SidrReq& req);
   void OnSidrRep(CmId& id, const wire::SidrRep& rep);
