@@ -46,9 +46,9 @@ expect "vrdmactl without a daemon" 1 "vrdmactl: cannot reach vrdmad at $NOSOCK (
 expect "vrdmactl --socket without a daemon" 1 "cannot reach vrdmad at $NOSOCK" -- \
   "$VRDMACTL" --socket "$NOSOCK" res show
 expect "vrdmactl alone: usage, not the daemon" 2 "usage: vrdmactl" "pci bind BDF" "link add DEV type vrdma" \
-  "res show {qp|cq|mr|pd|srq|ah}" "-s/--socket" "-j/--json" "-p/--pretty" '!cannot reach' -- \
+  "res show {qp|cq|mr|pd|srq|ah|cm_id}" "-s/--socket" "-j/--json" "-p/--pretty" '!cannot reach' -- \
   env VRDMA_SOCKET="$NOSOCK" "$VRDMACTL"
-expect "vrdmactl dev help" 0 "usage: vrdmactl" "dev set DEV" '!cannot reach' -- \
+expect "vrdmactl dev help" 0 "usage: vrdmactl" "dev set DEV" "roce_mode v1|v2" '!cannot reach' -- \
   env VRDMA_SOCKET="$NOSOCK" "$VRDMACTL" dev help
 expect "vrdmactl unknown verb" 2 "'frob' is not a dev command" "usage: vrdmactl" '!cannot reach' -- \
   env VRDMA_SOCKET="$NOSOCK" "$VRDMACTL" dev frob
