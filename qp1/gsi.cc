@@ -24,8 +24,8 @@ constexpr uint32_t kSendStride = kMadSize;
 // wr_id: a buffer index, with this bit set for receive WRs.
 constexpr uint64_t kRecvWrBit = uint64_t{1} << 32;
 constexpr int kBatch = 32;  // completions read per PollCq call (on the stack)
-// AddressVector.sgid_index is 8 bits: GID entries beyond 255 cannot be a source.
-constexpr uint32_t kMaxSgidIndex = 255;
+// AddressVector.sgid_index is 16 bits.
+constexpr uint32_t kMaxSgidIndex = 0xffff;
 // Address handles kept for reuse: one per send slot, so a free one always exists when a
 // send slot does.
 constexpr uint32_t kAhCacheSize = GsiPort::kSendDepth;
@@ -204,7 +204,7 @@ struct GsiPort::Resources {
     }
     driver::AddressVector av;
     av.dgid = dgid;
-    av.sgid_index = static_cast<uint8_t>(sgid_index);
+    av.sgid_index = static_cast<uint16_t>(sgid_index);
     av.dmac = dmac;
     absl::StatusOr<uint32_t> ah = dev->CreateAh(pd, av);
     if (!ah.ok()) return ah.status();
@@ -422,7 +422,7 @@ absl::Status GsiPort::Send(const vdev::Vdev& from, const MadDestination& to,
   if (sgid_index > kMaxSgidIndex) {
     counters_.tx_errors++;
     return absl::OutOfRangeError(absl::StrCat("GID entry ", sgid_index, " of vdev ", from.name,
-                                              " beyond what an address vector names (255)"));
+                                              " beyond what an address vector names"));
   }
   if (to.remote_qpn > 0xffffff) {
     counters_.tx_errors++;

@@ -219,7 +219,7 @@ absl::StatusOr<driver::AddressVector> Session::TranslateAh(
   }
   driver::AddressVector av;
   std::memcpy(av.dgid.data(), a.grh.dgid.raw, 16);
-  av.sgid_index = static_cast<uint8_t>(vdev_->gid_base + idx);
+  av.sgid_index = static_cast<uint16_t>(vdev_->gid_base + idx);
   av.hop_limit = a.grh.hop_limit ? a.grh.hop_limit : 64;
   av.traffic_class = a.grh.traffic_class;
   av.flow_label = a.grh.flow_label & 0xfffff;

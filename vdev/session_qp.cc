@@ -134,10 +134,7 @@ int Session::QueryQp(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   if (absl::Status st = device_->QueryQp(req.handle, &r.attr, &init); !st.ok()) {
     return ErrnoOf(st);
   }
-  // GID indexes are the vdev's own.
-  uint32_t idx = r.attr.ah_attr.grh.sgid_index;
-  r.attr.ah_attr.grh.sgid_index =
-      static_cast<uint8_t>(idx >= vdev_->gid_base ? idx - vdev_->gid_base : 0);
+  // The address vector is kept as the client gave it: its GID index is the vdev's own.
   r.cap.max_send_wr = init.max_send_wr;
   r.cap.max_recv_wr = init.max_recv_wr;
   r.cap.max_send_sge = init.max_send_sge;

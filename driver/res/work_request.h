@@ -45,7 +45,7 @@ struct RecvWr {
 // the destination MAC from the neighbour table).
 struct AddressVector {
   wire::Gid dgid{};
-  uint8_t sgid_index = 0;
+  uint16_t sgid_index = 0;  // the device's GID table entry (a pdev's table spans its vdevs' blocks)
   uint8_t hop_limit = 64;
   uint8_t traffic_class = 0;
   uint32_t flow_label = 0;

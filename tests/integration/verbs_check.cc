@@ -165,6 +165,16 @@ void Connect(Side& me, const Side& peer, ibv_qp_type type) {
     }
   }
   ASSERT_EQ(ibv_modify_qp(me.qp, &a, mask), 0);
+  if (type != IBV_QPT_UD) {
+    // ibv_query_qp gives the address vector back as it was given: the GID index is the
+    // device's own (vdev_b's entries sit past vdev_a's in the pdev's table).
+    ibv_qp_attr q{};
+    ibv_qp_init_attr qi{};
+    ASSERT_EQ(ibv_query_qp(me.qp, &q, IBV_QP_AV | IBV_QP_DEST_QPN, &qi), 0);
+    EXPECT_EQ(q.ah_attr.grh.sgid_index, GidIndex());
+    EXPECT_EQ(std::memcmp(q.ah_attr.grh.dgid.raw, peer.gid.raw, 16), 0);
+    EXPECT_EQ(q.dest_qp_num, peer.qp->qp_num);
+  }
   a = ibv_qp_attr{};
   a.qp_state = IBV_QPS_RTS;
   a.sq_psn = 100;

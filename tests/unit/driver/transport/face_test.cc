@@ -31,10 +31,13 @@ TEST(FaceTest, Qp1OnTheInternalSwitchTellsTwoInterfacesApart) {
   RoceDeviceConfig cfg;
   cfg.pool = FacePool();
   cfg.port = &port;
-  cfg.icrc_offload = true;  // the internal switch: frames never leave the device
+  cfg.icrc_offload = true;          // the internal switch: frames never leave the device
+  cfg.limits.gid_table_len = 1024;  // as a pdev's (vdev/pdev.cc)
   RoceDevice dev(cfg);
 
-  // Interface 0: RoCEv2/IPv4 10.0.0.1, untagged. Interface 1: RoCEv1 link-local on VLAN 7.
+  // Interface 0: RoCEv2/IPv4 10.0.0.1, untagged, GID entry 0. Interface 1: RoCEv1
+  // link-local on VLAN 7, GID entry 300: a pdev's table holds every vdev's block, so an
+  // address vector's GID index must reach past 255 (the 17th vdev's entries start at 256).
   wire::Gid v4{};
   v4[10] = v4[11] = 0xff;
   v4[12] = 10;
@@ -47,7 +50,8 @@ TEST(FaceTest, Qp1OnTheInternalSwitchTellsTwoInterfacesApart) {
       {true, v4, wire::NetworkType::kRoceV2Ipv4, {2, 0, 0, 0, 0, 1}, false, 0},
       {true, v1, wire::NetworkType::kRoceV1, {2, 0, 0, 0, 0, 2}, true, 7},
   };
-  for (uint32_t i = 0; i < 2; ++i) ASSERT_TRUE(dev.SetGid(i, ifaces[i]).ok());
+  const uint32_t gid_index[2] = {0, 300};
+  for (uint32_t i = 0; i < 2; ++i) ASSERT_TRUE(dev.SetGid(gid_index[i], ifaces[i]).ok());
 
   uint32_t pd = *dev.AllocPd();
   uint32_t cq = *dev.CreateCq(64);
@@ -79,7 +83,7 @@ TEST(FaceTest, Qp1OnTheInternalSwitchTellsTwoInterfacesApart) {
   for (uint32_t i = 0; i < 2; ++i) {
     AddressVector av;
     av.dgid = ifaces[i].gid;
-    av.sgid_index = static_cast<uint8_t>(i);
+    av.sgid_index = static_cast<uint16_t>(gid_index[i]);
     av.dmac = ifaces[i].mac;
     SendWr w;
     w.wr_id = i;
@@ -115,7 +119,7 @@ TEST(FaceTest, Qp1OnTheInternalSwitchTellsTwoInterfacesApart) {
     EXPECT_EQ(recvs[i].wr_id, 100u + i);
     EXPECT_EQ(recvs[i].byte_len, wire::kGrhLen + 256);
     EXPECT_TRUE(tags[i].valid);
-    EXPECT_EQ(tags[i].gid_index, i);
+    EXPECT_EQ(tags[i].gid_index, gid_index[i]);
     EXPECT_EQ(tags[i].network_type, ifaces[i].type);
     EXPECT_EQ(tags[i].has_vlan, ifaces[i].has_vlan);
     EXPECT_EQ(tags[i].vlan_id, ifaces[i].vlan_id);
