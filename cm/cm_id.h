@@ -76,8 +76,8 @@ enum class ConnState : uint8_t {
 struct ConnParams {
   uint32_t local_qpn = 0;
   uint32_t remote_qpn = 0;
-  uint32_t local_psn = 0;   // our starting PSN: the QP's SQ PSN
-  uint32_t remote_psn = 0;  // the peer's: the QP's RQ PSN
+  uint32_t local_psn = 0;   // our REQ's/REP's Starting PSN: the QP's RQ PSN
+  uint32_t remote_psn = 0;  // the peer's message's: the QP's SQ PSN
   uint32_t qkey = 0;
   uint8_t responder_resources = 0;
   uint8_t initiator_depth = 0;

@@ -51,7 +51,7 @@ uint32_t RdmaCm::NewCommId() {
 void RdmaCm::SendMad(CmId& id, const wire::CmMessage& msg, bool remember, uint64_t /*now_ns*/) {
   vdev::Vdev* v = VdevOf(id);
   if (!v) {
-    ++counters_.send_failures;
+    ++CountersOf(v).send_failures;
     return;
   }
   wire::MadHeader h;
@@ -65,11 +65,11 @@ void RdmaCm::SendMad(CmId& id, const wire::CmMessage& msg, bool remember, uint64
   to.dmac = id.dmac;
   if (absl::Status s = qp1_->Send(*v, to, buf); !s.ok()) {
     // A MAD that could not leave is as one lost on the wire: its resend timer covers it.
-    ++counters_.send_failures;
+    ++CountersOf(v).send_failures;
     vdev::Log(vdev::LogLevel::kDebug, "cm_send_failed", "reason=" + vdev::LogQuote(s.ToString()));
     return;
   }
-  ++counters_.sent[msg.index()];
+  ++CountersOf(v).sent[msg.index()];
 }
 
 void RdmaCm::SendTo(const qp1::InboundMad& to, const wire::CmMessage& msg, uint64_t tid) {
@@ -82,10 +82,10 @@ void RdmaCm::SendTo(const qp1::InboundMad& to, const wire::CmMessage& msg, uint6
   dest.dgid = to.sgid;
   dest.dmac = to.tag.smac;
   if (!qp1_->Send(*to.vdev, dest, buf).ok()) {
-    ++counters_.send_failures;
+    ++CountersOf(to.vdev).send_failures;
     return;
   }
-  ++counters_.sent[msg.index()];
+  ++CountersOf(to.vdev).sent[msg.index()];
 }
 
 void RdmaCm::ArmResend(CmId& id, uint64_t interval_ns, int retries, uint64_t now_ns) {
@@ -216,10 +216,10 @@ void RdmaCm::AbortConnection(CmId& id) {
 void RdmaCm::OnMad(const qp1::InboundMad& mad) {
   absl::StatusOr<wire::Mad> parsed = wire::ParseMad(mad.mad);
   if (!parsed.ok()) {
-    ++counters_.drop_malformed;
+    ++CountersOf(mad.vdev).drop_malformed;
     return;
   }
-  ++counters_.received[parsed->message.index()];
+  ++CountersOf(mad.vdev).received[parsed->message.index()];
   if (const auto* req = std::get_if<wire::Req>(&parsed->message)) {
     OnReq(mad, parsed->header, *req);
     return;
@@ -232,9 +232,9 @@ void RdmaCm::OnMad(const qp1::InboundMad& mad) {
     // A SIDR_REP names our request by its request ID (IBTA 12.11.2).
     auto it = by_comm_id_.find(srep->request_id);
     if (it == by_comm_id_.end()) {
-      ++counters_.drop_unknown_comm;
+      ++CountersOf(mad.vdev).drop_unknown_comm;
     } else if (VdevOf(*it->second) != mad.vdev) {
-      ++counters_.drop_wrong_vdev;
+      ++CountersOf(mad.vdev).drop_wrong_vdev;
     } else {
       OnSidrRep(*it->second, *srep);
     }
@@ -245,12 +245,12 @@ void RdmaCm::OnMad(const qp1::InboundMad& mad) {
   // MAD to one vdev reaches another's connection.
   auto it = by_comm_id_.find(RemoteCommIdOf(parsed->message));
   if (it == by_comm_id_.end()) {
-    ++counters_.drop_unknown_comm;
+    ++CountersOf(mad.vdev).drop_unknown_comm;
     return;
   }
   CmId& id = *it->second;
   if (VdevOf(id) != mad.vdev) {
-    ++counters_.drop_wrong_vdev;
+    ++CountersOf(mad.vdev).drop_wrong_vdev;
     return;
   }
   std::visit(
@@ -306,7 +306,7 @@ void RdmaCm::OnReq(const qp1::InboundMad& mad, const wire::MadHeader& h, const w
     } else if (id.conn == ConnState::kRepSent) {
       if (vdev::Vdev* v = VdevOf(id)) {
         qp1::MadDestination to{id.gid_index, id.dgid, id.dmac, 1};
-        if (qp1_->Send(*v, to, id.last_mad).ok()) ++counters_.resends;
+        if (qp1_->Send(*v, to, id.last_mad).ok()) ++CountersOf(mad.vdev).resends;
       }
     }
     return;
@@ -323,7 +323,7 @@ void RdmaCm::OnReq(const qp1::InboundMad& mad, const wire::MadHeader& h, const w
   std::optional<RequestTarget> target = MatchRequest(mad, req.service_id, req.private_data);
   CmId* listener = target ? target->listener : nullptr;
   if (!listener) {
-    ++counters_.rej_no_listener;
+    ++CountersOf(mad.vdev).rej_no_listener;
     reject(wire::RejReason::kInvalidServiceId);
     return;
   }
@@ -332,7 +332,7 @@ void RdmaCm::OnReq(const qp1::InboundMad& mad, const wire::MadHeader& h, const w
     return;
   }
   if (listener->pending_requests >= listener->backlog) {
-    ++counters_.rej_backlog;
+    ++CountersOf(mad.vdev).rej_backlog;
     reject(wire::RejReason::kConsumerReject);
     return;
   }
@@ -447,7 +447,7 @@ void RdmaCm::OnSidrReq(const qp1::InboundMad& mad, const wire::MadHeader& h,
     if (id.sidr_answered) {  // our SIDR_REP was lost: the same answer again
       if (vdev::Vdev* v = VdevOf(id)) {
         qp1::MadDestination to{id.gid_index, id.dgid, id.dmac, 1};
-        if (qp1_->Send(*v, to, id.last_mad).ok()) ++counters_.resends;
+        if (qp1_->Send(*v, to, id.last_mad).ok()) ++CountersOf(mad.vdev).resends;
       }
     }
     return;
@@ -462,12 +462,12 @@ void RdmaCm::OnSidrReq(const qp1::InboundMad& mad, const wire::MadHeader& h,
   std::optional<RequestTarget> target = MatchRequest(mad, req.service_id, req.private_data);
   CmId* listener = target ? target->listener : nullptr;
   if (!listener || listener->qp_type != IBV_QPT_UD) {
-    ++counters_.rej_no_listener;
+    ++CountersOf(mad.vdev).rej_no_listener;
     answer(wire::SidrStatus::kServiceIdNotSupported);
     return;
   }
   if (listener->pending_requests >= listener->backlog) {
-    ++counters_.rej_backlog;
+    ++CountersOf(mad.vdev).rej_backlog;
     answer(wire::SidrStatus::kRejected);
     return;
   }
@@ -523,7 +523,7 @@ void RdmaCm::OnSidrReq(const qp1::InboundMad& mad, const wire::MadHeader& h,
 
 void RdmaCm::OnSidrRep(CmId& id, const wire::SidrRep& rep) {
   if (id.conn != ConnState::kSidrReqSent) {
-    ++counters_.drop_wrong_state;
+    ++CountersOf(VdevOf(id)).drop_wrong_state;
     return;
   }
   Disarm(id);
@@ -556,11 +556,11 @@ void RdmaCm::OnSidrRep(CmId& id, const wire::SidrRep& rep) {
 void RdmaCm::OnRep(CmId& id, const qp1::InboundMad& /*mad*/, const wire::Rep& rep) {
   if (id.conn == ConnState::kEstablished && id.remote_comm_id == rep.local_comm_id) {
     SendRtu(id);  // our RTU was lost: the peer repeats its REP (IBTA 12.9.5)
-    ++counters_.resends;
+    ++CountersOf(VdevOf(id)).resends;
     return;
   }
   if (id.conn != ConnState::kReqSent) {
-    ++counters_.drop_wrong_state;
+    ++CountersOf(VdevOf(id)).drop_wrong_state;
     return;
   }
   Disarm(id);
@@ -590,7 +590,7 @@ void RdmaCm::OnRep(CmId& id, const qp1::InboundMad& /*mad*/, const wire::Rep& re
 
 void RdmaCm::OnRtu(CmId& id) {
   if (id.conn != ConnState::kRepSent) {
-    ++counters_.drop_wrong_state;
+    ++CountersOf(VdevOf(id)).drop_wrong_state;
     return;
   }
   Disarm(id);
@@ -602,7 +602,7 @@ void RdmaCm::OnRtu(CmId& id) {
 void RdmaCm::OnRej(CmId& id, const wire::Rej& rej) {
   if (id.conn != ConnState::kReqSent && id.conn != ConnState::kRepSent &&
       id.conn != ConnState::kRepRcvd) {
-    ++counters_.drop_wrong_state;
+    ++CountersOf(VdevOf(id)).drop_wrong_state;
     return;
   }
   LeaveBacklog(id, false);
@@ -621,7 +621,7 @@ void RdmaCm::OnMra(CmId& id, const wire::Mra& mra, uint64_t now_ns) {
   bool for_req = id.conn == ConnState::kReqSent && mra.message_mraed == wire::kMraReq;
   bool for_rep = id.conn == ConnState::kRepSent && mra.message_mraed == wire::kMraRep;
   if (!for_req && !for_rep) {
-    ++counters_.drop_wrong_state;
+    ++CountersOf(VdevOf(id)).drop_wrong_state;
     return;
   }
   ArmResend(id, CmTimeoutNs(mra.service_timeout) + CmTimeoutNs(kPacketLifeTime), id.retries_left,
@@ -648,14 +648,14 @@ void RdmaCm::OnDreq(CmId& id, const qp1::InboundMad& /*mad*/, const wire::MadHea
       SendDrep(id);  // the peer missed our DREP
       return;
     default:
-      ++counters_.drop_wrong_state;
+      ++CountersOf(VdevOf(id)).drop_wrong_state;
       return;
   }
 }
 
 void RdmaCm::OnDrep(CmId& id, uint64_t now_ns) {
   if (id.conn != ConnState::kDreqSent) {
-    ++counters_.drop_wrong_state;
+    ++CountersOf(VdevOf(id)).drop_wrong_state;
     return;
   }
   EnterTimeWait(id, now_ns);
@@ -665,15 +665,15 @@ void RdmaCm::OnDrep(CmId& id, uint64_t now_ns) {
 void RdmaCm::OnTimeout(CmId& id, uint64_t now_ns) {
   if (id.retries_left > 0) {
     --id.retries_left;
-    ++counters_.resends;
+    ++CountersOf(VdevOf(id)).resends;
     if (vdev::Vdev* v = VdevOf(id)) {
       qp1::MadDestination to{id.gid_index, id.dgid, id.dmac, 1};
-      if (!qp1_->Send(*v, to, id.last_mad).ok()) ++counters_.send_failures;
+      if (!qp1_->Send(*v, to, id.last_mad).ok()) ++CountersOf(VdevOf(id)).send_failures;
     }
     id.resend_at_ns = now_ns + id.resend_interval_ns;
     return;
   }
-  ++counters_.timeouts;
+  ++CountersOf(VdevOf(id)).timeouts;
   Disarm(id);
   switch (id.conn) {
     case ConnState::kSidrReqSent:

@@ -191,6 +191,13 @@ void RdmaCm::Forget(CmId& id) {
 
 void RdmaCm::CheckRemovedVdevs() {
   vdev_generation_ = registry_->generation();
+  std::erase_if(counters_, [&](const auto& kv) {
+    if (kv.first == 0) return false;
+    for (const auto& [n, v] : registry_->vdevs()) {
+      if (v->id == kv.first) return false;
+    }
+    return true;
+  });
   for (auto& [session, file] : files_) {
     for (const auto& [h, id] : file->ids()) {
       if (id->vdev_name.empty() || id->state == IdState::kDeviceRemoval || VdevOf(*id)) continue;
@@ -305,13 +312,7 @@ int RdmaCm::ResolveAddr(CmId& id, const sockaddr_storage* src, const sockaddr_st
       if (!out || !vdev::VisibleTo(out->netns, peer, registry_->netns_mode())) return EADDRNOTAVAIL;
       int index = -1;
       if (route->prefsrc) index = GidIndexIn(*out, *route->prefsrc);
-      for (size_t i = 0; index < 0 && i < out->gids.size(); ++i) {
-        const driver::GidEntry& e = out->gids[i];
-        if (e.valid && IsIpv4Mapped(e.gid) == IsIpv4Mapped(*dgid) &&
-            e.type != driver::wire::NetworkType::kRoceV1) {
-          index = static_cast<int>(i);
-        }
-      }
+      if (index < 0) index = RouteGidIndexIn(*out, IsIpv4Mapped(*dgid));
       if (index < 0) return EADDRNOTAVAIL;
       v = out;
       gid_index = static_cast<uint32_t>(index);

@@ -52,7 +52,10 @@ struct CmCounters {
   uint64_t send_failures = 0;
 };
 
-class RdmaCm : public qp1::MadHandler, public vdev::Poller, public vdev::ObjectReporter {
+class RdmaCm : public qp1::MadHandler,
+               public vdev::Poller,
+               public vdev::ObjectReporter,
+               public vdev::CounterReporter {
  public:
   // What Linux's RDMA-CM puts in a REQ (cma.c: CMA_CM_RESPONSE_TIMEOUT, CMA_MAX_CM_RETRIES,
   // CMA_IBOE_PACKET_LIFETIME), so that its peers time out as they would with Linux.
@@ -108,7 +111,14 @@ class RdmaCm : public qp1::MadHandler, public vdev::Poller, public vdev::ObjectR
   int Poll(uint64_t now_ns) override;
   bool HasPendingWork() const override { return !timed_.empty(); }
 
-  const CmCounters& counters() const { return counters_; }
+  // A vdev's counters (zero for one the CM has not seen), and those of MADs that reached
+  // no vdev's CM.
+  CmCounters CountersFor(const vdev::Vdev& v) const;
+
+  // `vrdmactl stat show`: "cm dev NAME: ..." per vdev, "cm pdev NAME: ..." (its QP1) per pdev.
+  std::string_view kind() const override { return "cm"; }
+  void VdevCounters(const vdev::Vdev& v, vdev::CounterList* out) const override;
+  void PdevCounters(const vdev::Pdev& p, vdev::CounterList* out) const override;
 
   // `vrdmactl res show cm_id`: every ID, as `rdma res show cm_id` shows the kernel's.
   std::string_view type() const override { return "cm_id"; }
@@ -195,7 +205,9 @@ class RdmaCm : public qp1::MadHandler, public vdev::Poller, public vdev::ObjectR
   uint32_t comm_id_seed_ = 0;
   uint32_t next_comm_id_ = 1;
   uint32_t next_handle_ = 1;
-  CmCounters counters_;
+  // By vdev ID (IDs are never reused; a deleted vdev's go in CheckRemovedVdevs).
+  std::unordered_map<uint32_t, CmCounters> counters_;
+  CmCounters& CountersOf(const vdev::Vdev* v) { return counters_[v ? v->id : 0]; }
   uint64_t now_ns_ = 0;           // the last pass's time, for requests (which carry none)
   uint64_t vdev_generation_ = 0;  // the registry's, when the IDs were last checked
 };

@@ -1,11 +1,14 @@
 // The questions a consumer asks of an ID (Linux's ucma.c and cma.c): its route and
 // addresses, the QP attributes for each state (as the IB CM computes them), its options,
-// and the listing `vrdmactl res show cm_id` prints. The operations are in rdma_cm.cc.
+// the listing `vrdmactl res show cm_id` prints and the counters `stat show` prints. The
+// operations are in rdma_cm.cc.
 #include <arpa/inet.h>
 
 #include <cerrno>
 #include <cstring>
+#include <variant>
 
+#include "absl/strings/str_cat.h"
 #include "cm/rdma_cm.h"
 #include "cm/route.h"
 #include "cm/wire/cma_header.h"
@@ -139,7 +142,11 @@ int RdmaCm::InitQpAttr(const CmId& id, uint32_t qp_state, ib_uverbs_qp_attr* out
       out->ah_attr.port_num = 1;
       out->path_mtu = id.params.path_mtu;
       out->dest_qp_num = id.params.remote_qpn;
-      out->rq_psn = id.params.remote_psn;
+      // The Starting PSN a REQ or REP carries is its sender's receive PSN (IBTA 12.7.2
+      // Table 103 "Starting PSN", 12.7.3 Table 104; cm.c: the active side's rq_psn is its
+      // REQ's, the passive side's sq_psn the REQ's): a capture of rping between two
+      // rdma_rxe peers shows each side sending from the PSN in the other's message.
+      out->rq_psn = id.params.local_psn;
       out->max_dest_rd_atomic = id.params.responder_resources;
       out->min_rnr_timer = 0;
       return 0;
@@ -151,7 +158,7 @@ int RdmaCm::InitQpAttr(const CmId& id, uint32_t qp_state, ib_uverbs_qp_attr* out
       // cm_init_qp_rts_attr.
       out->qp_attr_mask = IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
                           IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC;
-      out->sq_psn = id.params.local_psn;
+      out->sq_psn = id.params.remote_psn;  // the peer's message's Starting PSN (above)
       out->timeout = id.params.local_ack_timeout;
       out->retry_cnt = id.params.retry_count;
       out->rnr_retry = id.params.rnr_retry_count;
@@ -253,6 +260,49 @@ int RdmaCm::SetOption(CmId& id, uint32_t level, uint32_t name, const uint8_t* va
     default:
       return ENOSYS;
   }
+}
+
+// ---- counters (stat show) --------------------------------------------------------------------
+
+CmCounters RdmaCm::CountersFor(const vdev::Vdev& v) const {
+  auto it = counters_.find(v.id);
+  return it == counters_.end() ? CmCounters{} : it->second;
+}
+
+void RdmaCm::VdevCounters(const vdev::Vdev& v, vdev::CounterList* out) const {
+  // In wire::CmMessage's order.
+  static constexpr std::array<const char*, 9> kNames = {
+      "req", "mra", "rej", "rep", "rtu", "dreq", "drep", "sidr_req", "sidr_rep"};
+  static_assert(kNames.size() == std::variant_size_v<wire::CmMessage>);
+  const CmCounters c = CountersFor(v);
+  for (size_t i = 0; i < kNames.size(); ++i) {
+    out->emplace_back(absl::StrCat("tx_", kNames[i]), c.sent[i]);
+  }
+  for (size_t i = 0; i < kNames.size(); ++i) {
+    out->emplace_back(absl::StrCat("rx_", kNames[i]), c.received[i]);
+  }
+  out->insert(out->end(), {{"resends", c.resends},
+                           {"timeouts", c.timeouts},
+                           {"send_failures", c.send_failures},
+                           {"rej_no_listener", c.rej_no_listener},
+                           {"rej_backlog", c.rej_backlog},
+                           {"drop_malformed", c.drop_malformed},
+                           {"drop_unknown_comm", c.drop_unknown_comm},
+                           {"drop_wrong_vdev", c.drop_wrong_vdev},
+                           {"drop_wrong_state", c.drop_wrong_state}});
+}
+
+void RdmaCm::PdevCounters(const vdev::Pdev& p, vdev::CounterList* out) const {
+  const qp1::GsiPort* port = qp1_ ? qp1_->PortOf(&p) : nullptr;
+  if (!port) return;
+  const qp1::GsiCounters& c = port->counters();
+  out->insert(out->end(), {{"qp1_rx_mads", c.rx_mads},
+                           {"qp1_tx_mads", c.tx_mads},
+                           {"qp1_rx_no_vdev", c.rx_no_vdev},
+                           {"qp1_rx_bad_length", c.rx_bad_length},
+                           {"qp1_rx_errors", c.rx_errors},
+                           {"qp1_tx_errors", c.tx_errors},
+                           {"qp1_tx_no_buffer", c.tx_no_buffer}});
 }
 
 }  // namespace vrdma::cm

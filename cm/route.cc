@@ -87,14 +87,27 @@ int CheckSockaddr(const sockaddr_storage& sa, size_t len) {
 }
 
 int GidIndexIn(const vdev::Vdev& vdev, const Gid& gid) {
-  int v1 = -1;
+  int other = -1;
   for (size_t i = 0; i < vdev.gids.size(); ++i) {
     const driver::GidEntry& e = vdev.gids[i];
     if (!e.valid || e.gid != gid) continue;
-    if (e.type != driver::wire::NetworkType::kRoceV1) return static_cast<int>(i);
-    if (v1 < 0) v1 = static_cast<int>(i);
+    if ((e.type == driver::wire::NetworkType::kRoceV1) == vdev.cm_roce_v1)
+      return static_cast<int>(i);
+    if (other < 0) other = static_cast<int>(i);
   }
-  return v1;
+  return other;
+}
+
+int RouteGidIndexIn(const vdev::Vdev& vdev, bool ipv4) {
+  int other = -1;
+  for (size_t i = 0; i < vdev.gids.size(); ++i) {
+    const driver::GidEntry& e = vdev.gids[i];
+    if (!e.valid || IsIpv4Mapped(e.gid) != ipv4) continue;
+    if ((e.type == driver::wire::NetworkType::kRoceV1) == vdev.cm_roce_v1)
+      return static_cast<int>(i);
+    if (other < 0) other = static_cast<int>(i);
+  }
+  return other;
 }
 
 std::optional<LocalAddress> FindLocalAddress(const vdev::Registry& registry, const vdev::Peer& peer,

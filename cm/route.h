@@ -38,12 +38,15 @@ struct LocalAddress {
   vdev::Vdev* vdev = nullptr;
   uint32_t gid_index = 0;  // in the vdev's table (0..15)
 };
-// The vdev, among those `peer` may see, with `gid` in its table: its RoCEv2 entry when
-// it has one (RDMA-CM uses RoCEv2 when the port offers it), else its RoCEv1 one.
+// The vdev, among those `peer` may see, with `gid` in its table: its entry of the vdev's
+// RoCE mode (RoCEv2 unless `dev set DEV roce_mode v1`) when it has one, else the other.
 std::optional<LocalAddress> FindLocalAddress(const vdev::Registry& registry, const vdev::Peer& peer,
                                              const Gid& gid);
 // The entry of `gid` in one vdev's table, as above; -1 when it has none.
 int GidIndexIn(const vdev::Vdev& vdev, const Gid& gid);
+// The entry a connection leaving by `vdev` takes when the route names no source address:
+// the first of the address family (IPv4 or not), of the vdev's RoCE mode if it has one.
+int RouteGidIndexIn(const vdev::Vdev& vdev, bool ipv4);
 
 // The interface the daemon's routing table sends `dst` out of (RTM_GETROUTE), and the
 // source address the kernel would pick. NotFound when there is no route.

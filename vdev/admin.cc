@@ -174,11 +174,12 @@ AdminResult PdevShow(const AdminContext& ctx, const std::string& name, bool json
 // ---- dev ----
 
 std::string DevText(const Vdev& v) {
-  std::string t = absl::StrCat(
-      v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ", v.netdev, " node_guid ",
-      GuidText(v.node_guid_be), " mac ", MacText(v.mac), " mtu ", 128 << v.ActiveMtu(),
-      " contexts ", v.open_contexts, "\n    access owner ", v.access.owner, " group ",
-      v.access.group, " mode ", absl::StrFormat("0%o", v.access.mode), "\n    quota");
+  std::string t = absl::StrCat(v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ",
+                               v.netdev, " node_guid ", GuidText(v.node_guid_be), " mac ",
+                               MacText(v.mac), " mtu ", 128 << v.ActiveMtu(), " contexts ",
+                               v.open_contexts, "\n    access owner ", v.access.owner, " group ",
+                               v.access.group, " mode ", absl::StrFormat("0%o", v.access.mode),
+                               "\n    cm roce_mode ", v.cm_roce_v1 ? "v1" : "v2", "\n    quota");
   for (size_t i = 0; i < kResourceCount; ++i) {
     absl::StrAppend(&t, " ", kResourceNames[i], " ", v.quota[i]);
   }
@@ -206,7 +207,8 @@ std::string DevJson(const Vdev& v) {
       ",\"node_guid\":", Json(GuidText(v.node_guid_be)), ",\"mac\":", Json(MacText(v.mac)),
       ",\"active_mtu\":", 128 << v.ActiveMtu(), ",\"contexts\":", v.open_contexts,
       ",\"owner\":", v.access.owner, ",\"group\":", v.access.group,
-      ",\"mode\":", Json(absl::StrFormat("0%o", v.access.mode)), ",\"quota\":", CountsJson(v.quota),
+      ",\"mode\":", Json(absl::StrFormat("0%o", v.access.mode)),
+      ",\"roce_mode\":", Json(v.cm_roce_v1 ? "v1" : "v2"), ",\"quota\":", CountsJson(v.quota),
       ",\"gids\":[", absl::StrJoin(gids, ","), "]}");
 }
 
@@ -288,6 +290,9 @@ AdminResult DevSet(const AdminContext& ctx, const proto::AdminCommand& cmd, bool
     access.group = *g;
   }
   if (cmd.mode >= 0) access.mode = static_cast<uint32_t>(cmd.mode);
+  if (!cmd.roce_mode.empty() && cmd.roce_mode != "v1" && cmd.roce_mode != "v2") {
+    return Fail(EINVAL, absl::StrCat("bad roce_mode '", cmd.roce_mode, "': v1 or v2"));
+  }
   if (!values.empty()) {
     absl::Status st = ctx.registry->SetQuotas(*v, values);
     if (!st.ok()) {
@@ -297,6 +302,8 @@ AdminResult DevSet(const AdminContext& ctx, const proto::AdminCommand& cmd, bool
   }
   // Contexts already open keep it, as an open device file keeps working after chmod.
   v->access = access;
+  // IDs already bound keep the GID they chose, as in Linux.
+  if (!cmd.roce_mode.empty()) v->cm_roce_v1 = cmd.roce_mode == "v1";
   return {0, json ? DevJson(*v) + "\n" : ""};
 }
 
@@ -549,26 +556,48 @@ AdminResult StatShow(const AdminContext& ctx, const std::string& name, bool json
   bool any = false;
   std::vector<std::string> rows;
   std::string text;
+  // A row: "[LAYER ]KIND NAME: counter value ..." ({"KIND": NAME[, "layer": LAYER], ...}).
   auto emit = [&](const std::string& kind, const std::string& name,
-                  const std::vector<std::pair<std::string, uint64_t>>& counters) {
+                  const std::vector<std::pair<std::string, uint64_t>>& counters,
+                  std::string_view layer = {}) {
     any = true;
     if (json) {
       std::vector<std::string> kv;
+      if (!layer.empty()) kv.push_back(absl::StrCat("\"layer\":", Json(layer)));
       for (const auto& [k, val] : counters) kv.push_back(absl::StrCat(Json(k), ":", val));
       rows.push_back(
           absl::StrCat("{\"", kind, "\":", Json(name), ",", absl::StrJoin(kv, ","), "}"));
     } else {
+      if (!layer.empty()) text.append(layer).append(" ");
       absl::StrAppend(&text, kind, " ", name, ":");
       for (const auto& [k, val] : counters) absl::StrAppend(&text, " ", k, " ", val);
       text += "\n";
     }
   };
+  static const std::vector<const CounterReporter*> kNoReporters;
+  const auto& reporters = ctx.counter_reporters ? *ctx.counter_reporters : kNoReporters;
   for (const auto& p : ctx.registry->pdevs()) {
     if (!ctx.may_see_pdevs) break;
     if (args.empty() || args[0] == p->name) emit("pdev", p->name, PdevCounters(*p));
   }
   for (const auto& [n, v] : ctx.registry->vdevs()) {
     if ((args.empty() || args[0] == n) && Sees(ctx, *v)) emit("dev", n, VdevCounters(*v));
+  }
+  // The layers' own rows (the CM's), after the devices' so that the first rows stay
+  // the devices'.
+  for (const CounterReporter* r : reporters) {
+    for (const auto& p : ctx.registry->pdevs()) {
+      if (!ctx.may_see_pdevs || !(args.empty() || args[0] == p->name)) continue;
+      CounterList c;
+      r->PdevCounters(*p, &c);
+      if (!c.empty()) emit("pdev", p->name, c, r->kind());
+    }
+    for (const auto& [n, v] : ctx.registry->vdevs()) {
+      if (!(args.empty() || args[0] == n) || !Sees(ctx, *v)) continue;
+      CounterList c;
+      r->VdevCounters(*v, &c);
+      if (!c.empty()) emit("dev", n, c, r->kind());
+    }
   }
   if (!any && !args.empty()) return NoDevice(ctx, args[0], "stat show");
   return {0, json ? absl::StrCat("[", absl::StrJoin(rows, ","), "]\n") : text};

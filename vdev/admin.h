@@ -31,6 +31,7 @@ struct AdminContext {
   const std::vector<std::unique_ptr<Session>>* sessions = nullptr;
   // Listings of layers above vdev/ (`res show cm_id`); may be null.
   const std::vector<const ObjectReporter*>* reporters = nullptr;
+  const std::vector<const CounterReporter*>* counter_reporters = nullptr;  // stat show
   // What the requester may see; unset: everything (the administrator). Tenants see the
   // vdevs of their network namespace, only their own clients' processes and objects, and
   // pdevs only from the daemon's namespace (docs/security.md).

@@ -32,6 +32,7 @@ void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
   ctx.may_change = MayAdminister(client.peer(), admin_group_);
   ctx.sessions = &server_->sessions();
   ctx.reporters = &server_->reporters();
+  ctx.counter_reporters = &server_->counter_reporters();
   if (!ctx.may_change) {
     // A tenant sees what it could open or holds: the vdevs of its network namespace, its
     // own processes' objects, pdevs from the daemon's namespace (access.h).

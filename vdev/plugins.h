@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "vdev/protocol/channel.h"
@@ -26,6 +27,7 @@
 namespace vrdma::vdev {
 
 class Session;
+struct Pdev;
 struct Vdev;
 
 class RequestHandler {
@@ -81,6 +83,20 @@ class ObjectReporter {
   virtual ~ObjectReporter() = default;
   virtual std::string_view type() const = 0;
   virtual void Report(std::vector<ReportedObject>* out) const = 0;
+};
+
+// A layer above vdev/ that counts things of its own per device for `vrdmactl stat show`:
+// cm/'s MADs by type, retries and drops per vdev, and its QP1's per pdev. Each device with
+// counters gets a row of its own, named by kind() ("cm dev NAME: ...", "cm pdev NAME:
+// ..."), shown to whoever may see that device.
+using CounterList = std::vector<std::pair<std::string, uint64_t>>;
+class CounterReporter {
+ public:
+  virtual ~CounterReporter() = default;
+  virtual std::string_view kind() const = 0;
+  // Appends the device's counters; none appended: no row.
+  virtual void VdevCounters(const Vdev& v, CounterList* out) const = 0;
+  virtual void PdevCounters(const Pdev& p, CounterList* out) const = 0;
 };
 
 }  // namespace vrdma::vdev

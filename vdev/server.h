@@ -57,6 +57,10 @@ class Server {
   // server's requests: a poller the server owns).
   void AddReporter(const ObjectReporter* reporter) { reporters_.push_back(reporter); }
   const std::vector<const ObjectReporter*>& reporters() const { return reporters_; }
+  void AddCounterReporter(const CounterReporter* r) { counter_reporters_.push_back(r); }
+  const std::vector<const CounterReporter*>& counter_reporters() const {
+    return counter_reporters_;
+  }
 
   // Runs until Stop(); clients then get IBV_EVENT_DEVICE_FATAL and are disconnected.
   void Run();
@@ -110,6 +114,7 @@ class Server {
   std::vector<Waiting> waiting_;
   std::vector<std::unique_ptr<Poller>> pollers_;
   std::vector<const ObjectReporter*> reporters_;
+  std::vector<const CounterReporter*> counter_reporters_;
   struct Refused {
     int fd;
     int err;

@@ -61,6 +61,10 @@ struct Vdev {
   VdevStats stats;
   NamespaceId netns;    // of its netdev: who may see it (access.h)
   AccessPolicy access;  // owner, group, mode: who may open it
+  // The GID type RDMA-CM gives the connections this vdev starts (`dev set DEV roce_mode
+  // v1|v2`), as Linux's configfs rdma_cm/DEV/ports/N/default_roce_mode: RoCEv2 unless
+  // set. A connection accepted takes the type of the GID its REQ arrived on.
+  bool cm_roce_v1 = false;
 
   uint64_t& Used(Resource r) { return used[static_cast<size_t>(r)]; }
   uint64_t Quota(Resource r) const { return quota[static_cast<size_t>(r)]; }

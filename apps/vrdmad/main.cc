@@ -163,6 +163,7 @@ int main(int argc, char** argv) {
   cm->set_qp1(qp1.get());
   vrdma::cm::RdmaCm* cm_raw = cm.get();
   srv.AddReporter(cm_raw);
+  srv.AddCounterReporter(cm_raw);
   srv.AddPoller(std::move(qp1));
   srv.AddPoller(std::move(cm));
   absl::Status wired = srv.AddHandler(vrdma::proto::kFirstVerbsOp, vrdma::proto::kLastVerbsOp,

@@ -20,18 +20,29 @@ cm_pair() {  # NAME CHECK -- SERVER ARGS... -- CLIENT ARGS...
   local srv="$WORK/$name.server" cli="$WORK/$name.client"
   run "${server[@]}" >"$srv" 2>&1 &
   local spid=$! crc=1 src=0
-  # The server listens within a second; a client that came too early is rejected (no
-  # listener yet) before it made any connection, and tries again.
-  sleep 1
+  # The client starts once the server listens (its ID in state LISTEN). A client that
+  # came too early would be rejected, and perftest's then retries its connection and
+  # dies with it established, leaving a server waiting for that client's data for good.
+  wait_listener ctl "$spid"
+  # What the CM holds 30 s into a client attempt, should it hang (shown on failure).
+  ( sleep 30; { ctl res show cm_id; ctl stat show | grep "^cm "; } >"$WORK/$name.cm_state" 2>&1 ) &
+  local state_pid=$!
   for _ in $(seq 20); do
-    if run "${client[@]}" >"$cli" 2>&1; then crc=0; break; fi
+    crc=0
+    run "${client[@]}" >"$cli" 2>&1 || crc=$?
+    ((crc != 0)) || break
     kill -0 "$spid" 2>/dev/null || break
     grep -q "REJECTED\|event bl blka 8\|reject" "$cli" || break
+    { echo "# attempt rejected:"; cat "$cli"; } >>"$cli.retries"
     sleep 0.5
   done
   wait "$spid" || src=$?
+  kill "$state_pid" 2>/dev/null || true
+  wait "$state_pid" 2>/dev/null || true
   if [[ $crc -ne 0 || $src -ne 0 ]]; then
     fail "$name (server rc=$src client rc=$crc)"
+    [[ -f $cli.retries ]] && sed 's/^/    earlier client attempts: /' "$cli.retries" | tail -12
+    [[ -f $WORK/$name.cm_state ]] && sed 's/^/    after 30 s: /' "$WORK/$name.cm_state"
     sed 's/^/    server: /' "$srv" | tail -12
     sed 's/^/    client: /' "$cli" | tail -12
     return 0
@@ -93,18 +104,36 @@ cm_pair ib_send_lat_R lat_ok -- ib_send_lat -R -d vdev_a -s 8 -n 1000 -p 7177 --
 
 # A REQ to a port no one listens on: the IBTA CM rejects it (invalid service ID) and
 # librdmacm's client sees RDMA_CM_EVENT_REJECTED.
+# The CM's counters (stat show's "cm dev NAME:" rows) count it on each side.
+cm_counter() {  # DEV NAME: the value of counter NAME in DEV's CM row
+  ctl stat show "$1" | sed -n "s/^cm dev $1:.* $2 \([0-9]*\).*/\1/p"
+}
+a_rej0=$(cm_counter vdev_a rej_no_listener) a_txrej0=$(cm_counter vdev_a tx_rej)
+b_txreq0=$(cm_counter vdev_b tx_req) b_rxrej0=$(cm_counter vdev_b rx_rej)
 out=$(run rping -c -a 10.77.0.1 -I 10.77.0.2 -p 7199 -C 1 2>&1 || true)
 if grep -q "RDMA_CM_EVENT_REJECTED" <<<"$out" || grep -qi "reject" <<<"$out"; then
   pass "REQ to no listener rejected"
 else
   fail "REQ to no listener: $out"
 fi
+a_rej1=$(cm_counter vdev_a rej_no_listener) a_txrej1=$(cm_counter vdev_a tx_rej)
+b_txreq1=$(cm_counter vdev_b tx_req) b_rxrej1=$(cm_counter vdev_b rx_rej)
+if [[ -n $a_rej0 && -n $b_txreq0 ]] && ((a_rej1 > a_rej0 && a_txrej1 > a_txrej0 &&
+      b_txreq1 > b_txreq0 && b_rxrej1 > b_rxrej0)) &&
+   ctl -j stat show vdev_a | grep -q '{"dev":"vdev_a","layer":"cm","tx_req":[0-9]*,.*"rej_no_listener":' &&
+   ctl stat show | grep -q "^cm pdev pdev0: qp1_rx_mads [1-9]"; then
+  pass "stat show: the CM's counters per vdev and its QP1's per pdev"
+else
+  fail "stat show CM counters: vdev_a rej_no_listener $a_rej0->$a_rej1 tx_rej $a_txrej0->$a_txrej1," \
+    "vdev_b tx_req $b_txreq0->$b_txreq1 rx_rej $b_rxrej0->$b_rxrej1"
+  ctl stat show | grep "^cm "
+fi
 
 # vrdmactl res show cm_id lists the IDs as `rdma res show cm_id` does: a listener on
 # vdev_a's address, with its owner; as JSON too.
 run rping -s -a 10.77.0.1 -p 7193 -C 1 >"$WORK/listen.server" 2>&1 &
 lpid=$!
-sleep 1
+wait_listener ctl "$lpid"
 ids=$(ctl res show cm_id)
 ids_json=$(ctl -j res show cm_id)
 kill "$lpid" 2>/dev/null || true
@@ -120,7 +149,7 @@ fi
 # its CM file closes, the daemon rejects the pending request for it, and the client
 # hears REJECTED at once, not after the CM's minute of REQ retries.
 run rping -s -a 10.77.0.1 -p 7191 -C 1 >"$WORK/killed.server" 2>&1 &
-sleep 1
+wait_listener ctl $!
 pkill -STOP -f "rping -s -a 10.77.0.1 -p 7191" || true
 t0=$(date +%s)
 run rping -c -a 10.77.0.1 -I 10.77.0.2 -p 7191 -C 1 >"$WORK/killed.client" 2>&1 &
@@ -139,7 +168,7 @@ fi
 # reports it and ends); vrdmad carries on.
 run rping -s -a 10.77.0.1 -p 7192 -C 1 >"$WORK/removal.server" 2>&1 &
 rpid=$!
-sleep 1
+wait_listener ctl "$rpid"
 ctl dev del vdev_a >/dev/null
 wait "$rpid" || true
 if grep -qi "device removal" "$WORK/removal.server"; then

@@ -25,16 +25,27 @@ cm_cross() {
   local srv="$WORK/$name.server" cli="$WORK/$name.client" crc=1 src=0
   run_on "$sh" "${server[@]}" >"$srv" 2>&1 &
   local spid=$!
-  sleep 1
+  if [[ $sh == A ]]; then wait_listener ctl_a "$spid"; else wait_listener ctl_b "$spid"; fi
+  # What both CMs hold 30 s into a client attempt, should it hang (shown on failure).
+  ( sleep 30; { ctl_a res show cm_id; ctl_b res show cm_id; ctl_a stat show; ctl_b stat show; } 2>&1 |
+    grep -v "^pdev\|^dev" >"$WORK/$name.cm_state" ) &
+  local state_pid=$!
   for _ in $(seq 20); do
-    if run_on "$ch" "${client[@]}" >"$cli" 2>&1; then crc=0; break; fi
+    crc=0
+    run_on "$ch" "${client[@]}" >"$cli" 2>&1 || crc=$?
+    ((crc != 0)) || break
     kill -0 "$spid" 2>/dev/null || break
     grep -q "REJECTED\|event bl blka 8\|reject" "$cli" || break
+    { echo "# attempt rejected:"; cat "$cli"; } >>"$cli.retries"
     sleep 0.5
   done
   wait "$spid" || src=$?
+  kill "$state_pid" 2>/dev/null || true
+  wait "$state_pid" 2>/dev/null || true
   if [[ $crc -ne 0 || $src -ne 0 ]]; then
     fail "$name (server rc=$src client rc=$crc)"
+    [[ -f $cli.retries ]] && sed 's/^/    earlier client attempts: /' "$cli.retries" | tail -12
+    [[ -f $WORK/$name.cm_state ]] && sed 's/^/    after 30 s: /' "$WORK/$name.cm_state"
     echo "    server output: $(wc -c <"$srv") bytes, client output: $(wc -c <"$cli") bytes"
     sed 's/^/    server: /' "$srv" | tail -8
     sed 's/^/    client: /' "$cli" | tail -8
@@ -89,7 +100,10 @@ run_on A ucmatose -b 10.77.0.1 -p 7187 -c 10 -C 5 >"$WORK/two.server1" 2>&1 &
 s1=$!
 run_on A ucmatose -b 10.78.0.1 -p 7187 -c 10 -C 5 >"$WORK/two.server2" 2>&1 &
 s2=$!
-sleep 1
+for _ in $(seq 200); do
+  (($(ctl_a res show cm_id | grep -c "state LISTEN") >= 2)) && break
+  sleep 0.1
+done
 run_on B ucmatose -s 10.77.0.1 -b 10.77.0.2 -p 7187 -c 10 -C 5 >"$WORK/two.client1" 2>&1 &
 c1=$!
 run_on B ucmatose -s 10.78.0.1 -b 10.78.0.2 -p 7187 -c 10 -C 5 >"$WORK/two.client2" 2>&1 &
@@ -118,9 +132,98 @@ if [[ $lost -gt 0 ]]; then pass "the wire lost $lost frames meanwhile"; else fai
 out=$(run_on B rping -c -a 10.77.0.1 -p 7199 -C 1 2>&1 || true)
 if grep -q "REJECTED" <<<"$out"; then pass "REQ to no listener rejected"; else fail "REQ to no listener: $out"; fi
 
-for h in A B; do
-  pid=$PID_A
-  [[ $h == B ]] && pid=$PID_B
-  if kill -0 "$pid" 2>/dev/null; then pass "vrdmad on host $h alive"; else fail "vrdmad on host $h died"; fi
+# Hostile MADs from the wire: host B sends host A's QP1 garbage, short and long MADs,
+# and CM MADs of every attribute with random bodies (hostile_mads.cc), 16000 in all, while
+# an rping between the hosts runs. A's daemon counts and drops them (its CM row in `stat
+# show`), its connection carries on, and a new one is made after. Sending to QP1 takes
+# the GSI's controlled Q_Key: an unprivileged user the test creates is refused it.
+source "$(dirname "$0")/tenant_lib.sh"
+HOSTILE="$VRDMA_BUILD/tests/integration/hostile_mads"
+chmod 0755 "$WORK"
+mallory=$(tenant_user mallory)
+rc=0
+out=$(ip netns exec "$NS_B" setpriv --reuid "$mallory" --regid "$mallory" --clear-groups \
+  --inh-caps=-all --bounding-set=-all -- env VRDMA_SOCKET="$SOCK_B" \
+  "$VRDMA_RUN" -d vdev_b -- "$HOSTILE" vdev_b 3 10.77.0.1 1 2>&1) || rc=$?
+if [[ $rc == 3 && $out == *qkey_refused* ]]; then
+  pass "an unprivileged tenant cannot take the GSI's Q_Key to send to QP1"
+else
+  fail "unprivileged tenant and the GSI Q_Key (rc=$rc): $out"
+fi
+a_cm() { ctl_a stat show | sed -n "s/^cm $1:.* $2 \([0-9]*\).*/\1/p"; }
+malformed0=$(a_cm "dev vdev_a" drop_malformed) unknown0=$(a_cm "dev vdev_a" drop_unknown_comm)
+badlen0=$(a_cm "pdev pdev_A" qp1_rx_bad_length)
+run_on A rping -s -a 10.77.0.1 -p 7190 -v -V -C 1000 >"$WORK/hostile.server" 2>&1 &
+hs=$!
+run_on B "$HOSTILE" vdev_b 3 10.77.0.1 1000 >"$WORK/hostile.out" 2>&1 &
+hm=$!
+wait_listener ctl_a "$hs"
+run_on B rping -c -a 10.77.0.1 -p 7190 -v -V -C 1000 >"$WORK/hostile.client" 2>&1 &
+hc=$!
+rc=0 hrc=0
+wait "$hm" || rc=$?
+out=$(cat "$WORK/hostile.out")
+wait "$hs" || hrc=$?
+wait "$hc" || hrc=$((hrc + $?))
+malformed1=$(a_cm "dev vdev_a" drop_malformed) unknown1=$(a_cm "dev vdev_a" drop_unknown_comm)
+badlen1=$(a_cm "pdev pdev_A" qp1_rx_bad_length)
+if [[ $rc == 0 && $out == "sent 16000" && $hrc == 0 ]] && rping_ok 1000 "$WORK/hostile.server" "$WORK/hostile.client" &&
+   ((malformed1 > malformed0 && unknown1 > unknown0 && badlen1 > badlen0)) && kill -0 "$PID_A"; then
+  pass "16000 hostile MADs counted and dropped (malformed +$((malformed1 - malformed0)), unknown connection +$((unknown1 - unknown0)), bad length +$((badlen1 - badlen0))); rping carried on"
+else
+  fail "hostile MADs: sender rc=$rc '$out', rping rc=$hrc, malformed $malformed0->$malformed1," \
+    "unknown $unknown0->$unknown1, bad length $badlen0->$badlen1"
+  tail -n 3 "$WORK/hostile.server" "$WORK/hostile.client"
+fi
+cm_cross rping_after_hostile rping_10 A -- rping -s -a 10.77.0.1 -p 7195 -v -V -C 10 -- \
+  rping -c -a 10.77.0.1 -p 7195 -v -V -C 10
+
+# RoCEv1, and the CM's MADs on the wire. Host A's daemon again, recording (a capture of
+# the whole run would be large). Host B's vdev set to RoCEv1 (`dev set roce_mode v1`, as
+# Linux's configfs default_roce_mode): the connections it starts take its RoCEv1 GIDs,
+# IPv4 and IPv6, and host A's CM answers each REQ with the GID type it arrived on; then
+# one RoCEv2 connection. tshark reads every CM MAD of the handshakes and teardowns.
+if kill -0 "$PID_A" 2>/dev/null; then pass "vrdmad on host A alive"; else fail "vrdmad on host A died"; fi
+stop_pid "$PID_A"
+start_vrdmad A --pcap "$WORK/a.pcap"
+ctl_a dev add vdev_a pdev pdev_A netdev vA >/dev/null
+ctl_b dev set vdev_b roce_mode v1 >/dev/null
+cm_cross rping_roce_v1_ipv4 rping_10 A -- rping -s -a 10.77.0.1 -p 7191 -v -V -C 10 -- \
+  rping -c -a 10.77.0.1 -p 7191 -v -V -C 10
+cm_cross rping_roce_v1_ipv6 rping_10 A -- rping -s -a fd00:77::1 -p 7192 -v -V -C 10 -- \
+  rping -c -a fd00:77::1 -p 7192 -v -V -C 10
+cm_cross ib_write_bw_R_roce_v1 bw_ok A -- ib_write_bw -R -s 65536 -n 200 -p 7193 -- \
+  ib_write_bw -R -s 65536 -n 200 -p 7193 10.77.0.1
+ctl_b dev set vdev_b roce_mode v2 >/dev/null
+cm_cross rping_roce_v2_pcap rping_10 A -- rping -s -a 10.77.0.1 -p 7194 -v -V -C 10 -- \
+  rping -c -a 10.77.0.1 -p 7194 -v -V -C 10
+stop_pid "$PID_A"
+PID_A=""
+v1="eth.type == 0x8915 && infiniband"
+v2="udp.dstport == 4791 && infiniband"
+mad="infiniband.bth.destqp == 1 && infiniband.mad.mgmtclass == 0x07"
+why=""
+# attribute IDs (IBTA 12.6): REQ 0x10, REP 0x13, RTU 0x14, DREQ 0x15, DREP 0x16.
+for t in "v1:2" "v2:1"; do
+  net=${t%%:*} conns=${t#*:}
+  filter=$v1
+  [[ $net == v2 ]] && filter=$v2
+  for a in 0x0010:REQ 0x0013:REP 0x0014:RTU 0x0015:DREQ 0x0016:DREP; do
+    n=$(pcap_count "$WORK/a.pcap" "$filter && $mad && infiniband.mad.attributeid == ${a%%:*}") || n=0
+    ((n >= conns)) || why+=" RoCE$net ${a#*:} x$n (want $conns)"
+  done
 done
+# The data of the RoCEv1 connections went as RoCEv1 (not just their MADs).
+data_v1=$(pcap_count "$WORK/a.pcap" "$v1 && infiniband.bth.destqp != 1") || data_v1=0
+((data_v1 > 100)) || why+=" $data_v1 RoCEv1 data frames"
+bad=$(pcap_count "$WORK/a.pcap" "$PCAP_BAD") || bad=-1
+[[ $bad == 0 ]] || why+=" $bad malformed frames"
+if [[ -z $why ]]; then
+  pass "pcap: every CM MAD of the RoCEv1 and RoCEv2 connections, RoCEv1 data, nothing malformed"
+else
+  fail "pcap of the CM:$why"
+  pcap_frames "$WORK/a.pcap" "$mad" | head -20
+fi
+
+if kill -0 "$PID_B" 2>/dev/null; then pass "vrdmad on host B alive"; else fail "vrdmad on host B died"; fi
 finish

@@ -45,6 +45,7 @@ std::string AdminUsage() {
          "  dev del DEV\n"
          "  dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes|ring_bytes} N [...]   (N: 16, 4K, 1G, ...)\n"
          "  dev set DEV [owner USER] [group GROUP] [mode OCTAL]   (who may open it)\n"
+         "  dev set DEV roce_mode v1|v2   (the RoCE version of the connections RDMA-CM starts)\n"
          "  link show [DEV]\n"
          "  link add DEV type vrdma netdev IFACE [pdev PDEV]\n"
          "  link del DEV\n"
@@ -191,7 +192,7 @@ AdminParseResult ParseAdd(const std::string& object, const std::vector<std::stri
 AdminParseResult ParseSet(const std::vector<std::string>& w, AdminCommand* out) {
   const std::string usage =
       "usage: dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes|ring_bytes} N [...] [owner USER] "
-      "[group GROUP] [mode OCTAL]";
+      "[group GROUP] [mode OCTAL] [roce_mode v1|v2]";
   if (w.size() < 5 || (w.size() - 3) % 2 != 0) return Usage(usage);
   out->op = AdminOp::kDevSet;
   out->name = w[2];
@@ -201,6 +202,14 @@ AdminParseResult ParseSet(const std::vector<std::string>& w, AdminCommand* out) 
       if (!slot.empty()) return BadValue(w[i] + " given twice");
       if (w[i + 1].empty() || w[i + 1].size() > 64) return BadValue("bad " + w[i] + " name");
       slot = w[i + 1];
+      continue;
+    }
+    if (w[i] == "roce_mode") {
+      if (!out->roce_mode.empty()) return BadValue("roce_mode given twice");
+      if (w[i + 1] != "v1" && w[i + 1] != "v2") {
+        return BadValue("bad roce_mode '" + w[i + 1] + "': v1 or v2");
+      }
+      out->roce_mode = w[i + 1];
       continue;
     }
     if (w[i] == "mode") {
@@ -373,6 +382,7 @@ std::vector<std::string> AdminCommandWords(const AdminCommand& c) {
         std::snprintf(m, sizeof m, "0%o", static_cast<unsigned>(c.mode) & 0777u);
         w.insert(w.end(), {"mode", m});
       }
+      if (!c.roce_mode.empty()) w.insert(w.end(), {"roce_mode", c.roce_mode});
       break;
     case AdminOp::kResShow:
       w = {"res", "show"};

@@ -114,6 +114,11 @@ TEST(ParseAdminCommand, Quotas) {
   EXPECT_NE(error.find("too large"), std::string::npos) << error;
   EXPECT_EQ(Parse({"dev", "set", "x", "qp", "1", "qp", "2"}, &cmd, &error), AdminParse::kBadValue);
   EXPECT_NE(error.find("twice"), std::string::npos) << error;
+  cmd = AdminCommand{};
+  ASSERT_EQ(Parse({"dev", "set", "x", "roce_mode", "v1"}, &cmd), AdminParse::kOk);
+  EXPECT_EQ(cmd.roce_mode, "v1");
+  EXPECT_EQ(Parse({"dev", "set", "x", "roce_mode", "2"}, &cmd, &error), AdminParse::kBadValue);
+  EXPECT_NE(error.find("v1 or v2"), std::string::npos) << error;
 }
 
 TEST(ParseAdminCommand, NamesFollowTheKernelRule) {
@@ -204,6 +209,7 @@ TEST(ParseAdminCommand, CanonicalWordsParseBack) {
       {"dev", "add", "v", "pdev", "p", "netdev", "e"},
       {"link", "del", "v/1"},
       {"dev", "set", "v", "mr_bytes", "2G", "ah", "7"},
+      {"dev", "set", "v", "roce_mode", "v1"},
       {"res"},
       {"res", "show", "dev", "qp"},
       {"res", "show", "mr", "dev", "v"},
@@ -221,6 +227,7 @@ TEST(ParseAdminCommand, CanonicalWordsParseBack) {
     EXPECT_EQ(a.netdev, b.netdev);
     EXPECT_EQ(a.quotas, b.quotas);
     EXPECT_EQ(a.res_type, b.res_type);
+    EXPECT_EQ(a.roce_mode, b.roce_mode);
   }
 }
 

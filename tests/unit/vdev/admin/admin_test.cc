@@ -45,6 +45,16 @@ TEST_F(AdminTest, AddShowSetDelete) {
   EXPECT_EQ(v->Quota(Resource::kMrBytes), 4096u);
   r = Run({"res", "show", "va"});
   EXPECT_NE(r.text.find("qp 0/10"), std::string::npos) << r.text;
+  // RDMA-CM's RoCE version for the connections the vdev starts: v2 until set.
+  EXPECT_FALSE(v->cm_roce_v1);
+  EXPECT_NE(Run({"dev", "show", "va"}).text.find("cm roce_mode v2"), std::string::npos);
+  ASSERT_EQ(Run({"dev", "set", "va", "roce_mode", "v1"}).status, 0);
+  EXPECT_TRUE(v->cm_roce_v1);
+  EXPECT_NE(Run({"dev", "show", "va"}, true).text.find("\"roce_mode\":\"v1\""), std::string::npos);
+  EXPECT_EQ(Run({"dev", "set", "va", "roce_mode", "v3"}).status, EINVAL);
+  EXPECT_TRUE(v->cm_roce_v1) << "a refused value changes nothing";
+  ASSERT_EQ(Run({"dev", "set", "va", "roce_mode", "v2"}).status, 0);
+  EXPECT_FALSE(v->cm_roce_v1);
   EXPECT_EQ(Run({"dev", "del", "va"}).status, 0);
   EXPECT_EQ(registry_.FindVdev("va"), nullptr);
 }
