@@ -1,8 +1,9 @@
 // The libc entry points librdmacm reaches the rdma_cm character device through, for
 // ChannelTable (rdma_cm_channel.h): open/open64 of kRdmaCmPath, write, fstat/fstat64 and
-// close of a channel. Everything else goes to libc's own function, found with
-// dlvsym(RTLD_NEXT). Each symbol carries the version node libc exports it under
-// (libvrdma.map: GLIBC_2.2.5, and GLIBC_2.33 for fstat), so references bind here.
+// close of a channel. Everything else goes to the next definition, found with
+// dlsym(RTLD_NEXT): libc's, or that of an interposer preloaded after us. Each symbol
+// carries the version node libc exports it under (libvrdma.map: GLIBC_2.2.5, and
+// GLIBC_2.33 for fstat), so references bind here.
 //
 // write() and close() are called by everything in the process: for a descriptor that is
 // not a channel they cost one relaxed load before libc's function (MayBeChannel).
@@ -49,8 +50,11 @@ class Real {
     return fn;
   }
   Fn Resolve() {
-    void* sym = dlvsym(RTLD_NEXT, name_, version_);
-    if (!sym) sym = dlsym(RTLD_NEXT, name_);
+    // The next definition a plain call would reach: another interposer's when one
+    // comes after us in LD_PRELOAD (librspreload.so's write and close hold rsockets,
+    // and are unversioned), else libc's default version.
+    void* sym = dlsym(RTLD_NEXT, name_);
+    if (!sym) sym = dlvsym(RTLD_NEXT, name_, version_);
     Fn fn = reinterpret_cast<Fn>(sym);
     fn_.store(fn, std::memory_order_relaxed);
     return fn;
