@@ -143,11 +143,13 @@ run_cross() {
   shift 4
   client_server "$name" "$check" cross_server cross_client -- "$@"
 }
+# Line-buffered (stdbuf): a tool's error messages (stderr) stay in order with what it
+# printed before them (stdout to a file is otherwise flushed only at exit, after them).
 cross_server() {
-  if [[ $CROSS_SERVER == A ]]; then on_a timeout 300 "$VRDMA_RUN" -d vdev_a -- "$@"; else on_b timeout 300 "$VRDMA_RUN" -d vdev_b -- "$@"; fi
+  if [[ $CROSS_SERVER == A ]]; then on_a timeout 300 stdbuf -oL -eL "$VRDMA_RUN" -d vdev_a -- "$@"; else on_b timeout 300 stdbuf -oL -eL "$VRDMA_RUN" -d vdev_b -- "$@"; fi
 }
 cross_client() {
-  if [[ $CROSS_SERVER == A ]]; then on_b timeout 300 "$VRDMA_RUN" -d vdev_b -- "$@" 10.77.0.1; else on_a timeout 300 "$VRDMA_RUN" -d vdev_a -- "$@" 10.77.0.2; fi
+  if [[ $CROSS_SERVER == A ]]; then on_b timeout 300 stdbuf -oL -eL "$VRDMA_RUN" -d vdev_b -- "$@" 10.77.0.1; else on_a timeout 300 stdbuf -oL -eL "$VRDMA_RUN" -d vdev_a -- "$@" 10.77.0.2; fi
 }
 
 # The pingpongs print the summary on both sides only when every receive completed; -c

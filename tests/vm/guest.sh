@@ -85,10 +85,14 @@ vm_start() {
   shift
   vm_kernel
   vm_initramfs
+  # The guest's clock from its TSC (tsc=reliable: no watchdog demotes it). perftest checks
+  # its TSC against gettimeofday before it reports and refuses when they are out of line
+  # ("Correlation coefficient r^2 < 0.9", "Can't produce a report"), which an emulated
+  # clocksource (HPET or ACPI PM timer, a trip into QEMU per read) made them under TCG.
   qemu-system-x86_64 -machine "${VM_MACHINE:-q35}" -cpu max -m 2048 -smp "${VM_SMP:-1}" \
     -nographic -no-reboot \
     -kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$INITRD" \
-    -append "console=ttyS0 quiet panic=-1 vrdma_kdir=$KDIR vrdma_kver=$KVER ${VM_APPEND:-}" \
+    -append "console=ttyS0 quiet panic=-1 clocksource=tsc tsc=reliable vrdma_kdir=$KDIR vrdma_kver=$KVER ${VM_APPEND:-}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$work",mount_tag=work,security_model=none,multidevs=remap \
     ${VM_REPO:+-virtfs local,path="$VM_REPO",mount_tag=repo,security_model=none,readonly=on,multidevs=remap} \

@@ -16,6 +16,7 @@ exec >/mnt/guest.log 2>&1
 # Debian system loads it on demand, this guest has no module directory to do so.
 for m in veth 8021q unix_diag; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
 echo "modules loaded at $(cut -d' ' -f1 /proc/uptime) s"
+echo "clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 ip link set lo up
 rc=0
 VRDMA_BUILD=@BUILD@ bash @HERE@/vlan_hosts.sh >/mnt/vlan.log 2>&1 || rc=$?
