@@ -39,7 +39,15 @@ client_server() {
     sed 's/^/    client: /' "$cli" | tail -15
     return 0
   fi
-  if "$check" "$srv" "$cli"; then pass "$name"; else fail "$name (output check)"; fi
+  if "$check" "$srv" "$cli"; then
+    pass "$name"
+  else
+    # Both exited 0 without what CHECK looks for (perftest, for one, exits 0 without its
+    # report when its clock check fails: "Can't produce a report"): show what they said.
+    fail "$name (output check)"
+    sed 's/^/    server: /' "$srv" | tail -8
+    sed 's/^/    client: /' "$cli" | tail -8
+  fi
 }
 
 # wait_listener CTL PID: returns once an RDMA-CM ID is listening (`CTL res show cm_id`

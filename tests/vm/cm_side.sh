@@ -16,7 +16,9 @@
 # (stdbuf), so that what a tool killed by its timeout printed is kept. A side still
 # running 10 s after the other ended is stopped (a broken connection costs a case
 # seconds, not its whole timeout). A case takes 1 to 10 s under TCG; a client attempt
-# is stopped at 30 s, a server at 40 s. A side that defines cm_counters (one line of
+# is stopped at 30 s, a server at 90 s; a client rejected because its server does not
+# listen yet tries again for up to 60 s (a perftest server in the TCG guest has taken
+# more than 20 s to listen). A side that defines cm_counters (one line of
 # NAME=VALUE counters of its device) has it written before and after its half of each
 # case, as "# counters before: ..." and "# counters after: ...".
 #
@@ -62,7 +64,7 @@ cm_side() {
       echo "# $cmd" >>"$f"
       touch "$out/$name.up"
       local src=0
-      cm_watched "$f" "$out/$name.cdone" 40 $prefix stdbuf -oL -eL $cmd || src=$?
+      cm_watched "$f" "$out/$name.cdone" 90 $prefix stdbuf -oL -eL $cmd || src=$?
       echo "rc=$src" >>"$f"
       touch "$out/$name.done"
     else
@@ -87,7 +89,7 @@ cm_side() {
         cm_watched "$f" "$out/$name.done" 30 $prefix stdbuf -oL -eL $cmd || rc=$?
         ((rc != 0)) || break
         [[ -f "$out/$name.done" ]] && break
-        ((SECONDS - t0 < 20)) || break
+        ((SECONDS - t0 < 60)) || break
         grep -qE "REJECTED|UNREACHABLE|Unable to perform rdma_client|Failed to connect" "$f" || break
         cat "$f" >>"$f.retries"
         sleep 0.5
