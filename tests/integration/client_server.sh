@@ -50,13 +50,13 @@ client_server() {
   fi
 }
 
-# wait_listener CTL PID: returns once an RDMA-CM ID is listening (`CTL res show cm_id`
-# shows one in state LISTEN), PID has exited, or 20 s have passed. The callers' servers
-# run one at a time, so any listener is theirs.
+# wait_listener CTL PID [N]: returns once N (default 1) RDMA-CM IDs are listening (`CTL
+# res show cm_id` shows them in state LISTEN), PID has exited, or 20 s have passed. The
+# callers' servers run one case at a time, so any listener is theirs.
 wait_listener() {
-  local ctl_fn=$1 pid=$2
+  local ctl_fn=$1 pid=$2 want=${3:-1}
   for _ in $(seq 200); do
-    "$ctl_fn" res show cm_id 2>/dev/null | grep -q "state LISTEN" && return 0
+    (($("$ctl_fn" res show cm_id 2>/dev/null | grep -c "state LISTEN") >= want)) && return 0
     kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1
   done

@@ -100,10 +100,7 @@ run_on A ucmatose -b 10.77.0.1 -p 7187 -c 10 -C 5 >"$WORK/two.server1" 2>&1 &
 s1=$!
 run_on A ucmatose -b 10.78.0.1 -p 7187 -c 10 -C 5 >"$WORK/two.server2" 2>&1 &
 s2=$!
-for _ in $(seq 200); do
-  (($(ctl_a res show cm_id | grep -c "state LISTEN") >= 2)) && break
-  sleep 0.1
-done
+wait_listener ctl_a "$s2" 2
 run_on B ucmatose -s 10.77.0.1 -b 10.77.0.2 -p 7187 -c 10 -C 5 >"$WORK/two.client1" 2>&1 &
 c1=$!
 run_on B ucmatose -s 10.78.0.1 -b 10.78.0.2 -p 7187 -c 10 -C 5 >"$WORK/two.client2" 2>&1 &
