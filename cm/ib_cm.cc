@@ -663,17 +663,19 @@ void RdmaCm::OnDrep(CmId& id, uint64_t now_ns) {
 }
 
 void RdmaCm::OnTimeout(CmId& id, uint64_t now_ns) {
+  vdev::Vdev* v = VdevOf(id);
+  CmCounters& counters = CountersOf(v);
   if (id.retries_left > 0) {
     --id.retries_left;
-    ++CountersOf(VdevOf(id)).resends;
-    if (vdev::Vdev* v = VdevOf(id)) {
+    ++counters.resends;
+    if (v) {
       qp1::MadDestination to{id.gid_index, id.dgid, id.dmac, 1};
-      if (!qp1_->Send(*v, to, id.last_mad).ok()) ++CountersOf(VdevOf(id)).send_failures;
+      if (!qp1_->Send(*v, to, id.last_mad).ok()) ++counters.send_failures;
     }
     id.resend_at_ns = now_ns + id.resend_interval_ns;
     return;
   }
-  ++CountersOf(VdevOf(id)).timeouts;
+  ++counters.timeouts;
   Disarm(id);
   switch (id.conn) {
     case ConnState::kSidrReqSent:

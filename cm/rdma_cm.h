@@ -111,8 +111,7 @@ class RdmaCm : public qp1::MadHandler,
   int Poll(uint64_t now_ns) override;
   bool HasPendingWork() const override { return !timed_.empty(); }
 
-  // A vdev's counters (zero for one the CM has not seen), and those of MADs that reached
-  // no vdev's CM.
+  // A vdev's counters (zero for one the CM has not seen).
   CmCounters CountersFor(const vdev::Vdev& v) const;
 
   // `vrdmactl stat show`: "cm dev NAME: ..." per vdev, "cm pdev NAME: ..." (its QP1) per pdev.
@@ -205,7 +204,8 @@ class RdmaCm : public qp1::MadHandler,
   uint32_t comm_id_seed_ = 0;
   uint32_t next_comm_id_ = 1;
   uint32_t next_handle_ = 1;
-  // By vdev ID (IDs are never reused; a deleted vdev's go in CheckRemovedVdevs).
+  // By vdev ID (IDs are never reused; a deleted vdev's go in CheckRemovedVdevs). Entry 0
+  // takes what happens to an ID whose vdev is already gone; no row shows it.
   std::unordered_map<uint32_t, CmCounters> counters_;
   CmCounters& CountersOf(const vdev::Vdev* v) { return counters_[v ? v->id : 0]; }
   uint64_t now_ns_ = 0;           // the last pass's time, for requests (which carry none)

@@ -86,28 +86,32 @@ int CheckSockaddr(const sockaddr_storage& sa, size_t len) {
   return len < SockaddrLen(sa) ? EINVAL : 0;
 }
 
-int GidIndexIn(const vdev::Vdev& vdev, const Gid& gid) {
+namespace {
+
+// The first valid entry `matches` accepts, of the vdev's RoCE mode if one is; -1: none.
+template <typename Match>
+int PreferredEntry(const vdev::Vdev& vdev, Match matches) {
   int other = -1;
   for (size_t i = 0; i < vdev.gids.size(); ++i) {
     const driver::GidEntry& e = vdev.gids[i];
-    if (!e.valid || e.gid != gid) continue;
-    if ((e.type == driver::wire::NetworkType::kRoceV1) == vdev.cm_roce_v1)
+    if (!e.valid || !matches(e)) continue;
+    if ((e.type == driver::wire::NetworkType::kRoceV1) == vdev.cm_roce_v1) {
       return static_cast<int>(i);
+    }
     if (other < 0) other = static_cast<int>(i);
   }
   return other;
 }
 
+}  // namespace
+
+int GidIndexIn(const vdev::Vdev& vdev, const Gid& gid) {
+  return PreferredEntry(vdev, [&](const driver::GidEntry& e) { return e.gid == gid; });
+}
+
 int RouteGidIndexIn(const vdev::Vdev& vdev, bool ipv4) {
-  int other = -1;
-  for (size_t i = 0; i < vdev.gids.size(); ++i) {
-    const driver::GidEntry& e = vdev.gids[i];
-    if (!e.valid || IsIpv4Mapped(e.gid) != ipv4) continue;
-    if ((e.type == driver::wire::NetworkType::kRoceV1) == vdev.cm_roce_v1)
-      return static_cast<int>(i);
-    if (other < 0) other = static_cast<int>(i);
-  }
-  return other;
+  return PreferredEntry(vdev,
+                        [&](const driver::GidEntry& e) { return IsIpv4Mapped(e.gid) == ipv4; });
 }
 
 std::optional<LocalAddress> FindLocalAddress(const vdev::Registry& registry, const vdev::Peer& peer,

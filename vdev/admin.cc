@@ -576,26 +576,29 @@ AdminResult StatShow(const AdminContext& ctx, const std::string& name, bool json
   };
   static const std::vector<const CounterReporter*> kNoReporters;
   const auto& reporters = ctx.counter_reporters ? *ctx.counter_reporters : kNoReporters;
+  auto shown_pdev = [&](const Pdev& p) {
+    return ctx.may_see_pdevs && (args.empty() || args[0] == p.name);
+  };
+  auto shown_vdev = [&](const std::string& n, const Vdev& v) {
+    return (args.empty() || args[0] == n) && Sees(ctx, v);
+  };
   for (const auto& p : ctx.registry->pdevs()) {
-    if (!ctx.may_see_pdevs) break;
-    if (args.empty() || args[0] == p->name) emit("pdev", p->name, PdevCounters(*p));
+    if (shown_pdev(*p)) emit("pdev", p->name, PdevCounters(*p));
   }
   for (const auto& [n, v] : ctx.registry->vdevs()) {
-    if ((args.empty() || args[0] == n) && Sees(ctx, *v)) emit("dev", n, VdevCounters(*v));
+    if (shown_vdev(n, *v)) emit("dev", n, VdevCounters(*v));
   }
   // The layers' own rows (the CM's), after the devices' so that the first rows stay
   // the devices'.
   for (const CounterReporter* r : reporters) {
     for (const auto& p : ctx.registry->pdevs()) {
-      if (!ctx.may_see_pdevs || !(args.empty() || args[0] == p->name)) continue;
       CounterList c;
-      r->PdevCounters(*p, &c);
+      if (shown_pdev(*p)) r->PdevCounters(*p, &c);
       if (!c.empty()) emit("pdev", p->name, c, r->kind());
     }
     for (const auto& [n, v] : ctx.registry->vdevs()) {
-      if (!(args.empty() || args[0] == n) || !Sees(ctx, *v)) continue;
       CounterList c;
-      r->VdevCounters(*v, &c);
+      if (shown_vdev(n, *v)) r->VdevCounters(*v, &c);
       if (!c.empty()) emit("dev", n, c, r->kind());
     }
   }
