@@ -6,7 +6,8 @@ source "$(dirname "$0")/lib.sh"
 setup_default
 
 # Line-buffered, so that a program killed by its timeout still shows what it printed.
-run() { in_ns timeout 120 stdbuf -oL -eL "$VRDMA_RUN" -- "$@"; }
+# PRELOAD, when set, is preloaded after libvrdma.so (librspreload.so for TCP programs).
+run() { in_ns ${PRELOAD:+env "LD_PRELOAD=$PRELOAD"} timeout 120 stdbuf -oL -eL "$VRDMA_RUN" -- "$@"; }
 
 # A server in the background, a client in the foreground; both must exit 0 and CHECK
 # (a function of the two output files) must hold.
@@ -85,6 +86,17 @@ cm_pair rstream rstream_ok -- rstream -b 10.77.0.1 -S 65536 -C 100 -- \
   rstream -s 10.77.0.1 -b 10.77.0.2 -S 65536 -C 100
 cm_pair riostream rstream_ok -- riostream -b 10.77.0.1 -S 65536 -C 100 -- \
   riostream -s 10.77.0.1 -b 10.77.0.2 -S 65536 -C 100
+# rcopy: a file over rsockets, its copy compared.
+rcopy_case rcopy ctl run run 10.77.0.1 7180 20
+
+# rdma_server and rdma_client (librdmacm's rdma_create_ep API): their messages are
+# global arrays, registered with rdma_reg_msgs from the programs' .data/.bss.
+ep_ok() { grep -q "rdma_server: end 0" "$1" && grep -q "rdma_client: end 0" "$2"; }
+cm_pair rdma_server_client_ipv4 ep_ok -- rdma_server -s 10.77.0.1 -p 7175 -- rdma_client -s 10.77.0.1 -p 7175
+cm_pair rdma_server_client_ipv6 ep_ok -- rdma_server -s fd00:77::1 -p 7175 -- rdma_client -s fd00:77::1 -p 7175
+# A plain TCP program through librspreload.so, over IPv4 and IPv6.
+tcp_over_rsockets tcp_rspreload_ipv4 ctl run run 10.77.0.1 10.77.0.2 7178 64
+tcp_over_rsockets tcp_rspreload_ipv6 ctl run run fd00:77::1 fd00:77::2 7179 16
 
 # perftest with -R: its QPs connected by the CM. Its client gives rdma_resolve_addr no
 # source address (--source_ip only names perftest's own socket), and the destination is

@@ -10,7 +10,12 @@ setup_two_hosts
 
 on_host() { if [[ $1 == A ]]; then shift; on_a "$@"; else shift; on_b "$@"; fi; }
 # Line-buffered, so that a program killed by its timeout still shows what it printed.
-run_on() { local h=$1; shift; on_host "$h" timeout 120 stdbuf -oL -eL "$VRDMA_RUN" -- "$@"; }
+# PRELOAD, when set, is preloaded after libvrdma.so (librspreload.so for TCP programs).
+run_on() {
+  local h=$1
+  shift
+  on_host "$h" ${PRELOAD:+env "LD_PRELOAD=$PRELOAD"} timeout 120 stdbuf -oL -eL "$VRDMA_RUN" -- "$@"
+}
 
 # cm_cross NAME CHECK SERVER_HOST -- SERVER ARGS... -- CLIENT ARGS...: the server on
 # SERVER_HOST, the client on the other host; both exit 0 and CHECK holds.
@@ -74,6 +79,12 @@ cm_cross rping_ipv6 rping_10 A -- rping -s -a fd00:77::1 -p 7183 -v -V -C 10 -- 
 cm_cross ucmatose_c20 done_ok B -- ucmatose -c 20 -C 10 -- ucmatose -s 10.77.0.2 -c 20 -C 10
 cm_cross udaddy done_ok A -- udaddy -C 10 -- udaddy -s 10.77.0.1 -C 10
 cm_cross rstream rstream_ok B -- rstream -S 65536 -C 100 -- rstream -s 10.77.0.2 -S 65536 -C 100
+rcopy_case rcopy ctl_a "run_on A" "run_on B" 10.77.0.1 7196 20
+ep_ok() { grep -q "rdma_server: end 0" "$1" && grep -q "rdma_client: end 0" "$2"; }
+cm_cross rdma_server_client ep_ok A -- rdma_server -s 10.77.0.1 -p 7189 -- rdma_client -s 10.77.0.1 -p 7189
+cm_cross rdma_server_client_ipv6 ep_ok B -- rdma_server -s fd00:77::2 -p 7189 -- rdma_client -s fd00:77::2 -p 7189
+tcp_over_rsockets tcp_rspreload_ipv4 ctl_b "run_on B" "run_on A" 10.77.0.2 10.77.0.1 7197 32
+tcp_over_rsockets tcp_rspreload_ipv6 ctl_a "run_on A" "run_on B" fd00:77::1 fd00:77::2 7198 16
 cm_cross ib_send_bw_R bw_ok A -- ib_send_bw -R -s 65536 -n 200 -p 7184 -- \
   ib_send_bw -R -s 65536 -n 200 -p 7184 10.77.0.1
 cm_cross ib_write_bw_R bw_ok B -- ib_write_bw -R -s 65536 -n 200 -p 7185 -- \

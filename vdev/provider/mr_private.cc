@@ -27,7 +27,7 @@ namespace {
 
 struct Range {
   uintptr_t start, end;
-  bool writable;
+  bool writable, executable;
 };
 
 // The mappings of our MR memfds (all of them, or those of one inode), into `out`.
@@ -56,7 +56,7 @@ size_t FindMemfdMappings(uint64_t only_inode, Range* out, size_t cap) {
       MapsLine m;
       if (!overlong && ParseMapsLine(line, &m) && m.shared && IsMrMemfdPath(m.path) &&
           (only_inode == 0 || m.inode == only_inode)) {
-        if (found < cap) out[found] = Range{m.start, m.end, m.writable};
+        if (found < cap) out[found] = Range{m.start, m.end, m.writable, m.executable};
         ++found;
       }
       line_len = 0;
@@ -74,7 +74,9 @@ bool MakePrivate(const Range& r) {
   void* copy = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (copy == MAP_FAILED) return false;
   std::memcpy(copy, reinterpret_cast<const void*>(r.start), len);
-  if (!r.writable) mprotect(copy, len, PROT_READ);
+  if (!r.writable || r.executable) {
+    mprotect(copy, len, PROT_READ | (r.writable ? PROT_WRITE : 0) | (r.executable ? PROT_EXEC : 0));
+  }
   if (mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, reinterpret_cast<void*>(r.start)) ==
       MAP_FAILED) {
     munmap(copy, len);

@@ -1,8 +1,10 @@
 #include "vdev/provider/mr_share.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,7 +29,7 @@ std::map<uint64_t, Memfd>* g_memfds = new std::map<uint64_t, Memfd>;  // by inod
 
 struct Vma {
   uint64_t start, end, offset, inode;
-  bool readable, writable, shared;
+  bool readable, writable, executable, shared;
   std::string path;
 };
 
@@ -39,7 +41,8 @@ std::vector<Vma> ReadMaps(uint64_t lo, uint64_t hi) {
   while (fgets(line, sizeof line, f)) {
     MapsLine m;
     if (!ParseMapsLine(line, &m) || m.end <= lo || m.start >= hi) continue;
-    out.push_back(Vma{m.start, m.end, m.offset, m.inode, m.readable, m.writable, m.shared, m.path});
+    out.push_back(Vma{m.start, m.end, m.offset, m.inode, m.readable, m.writable, m.executable,
+                      m.shared, m.path});
   }
   fclose(f);
   return out;
@@ -51,10 +54,29 @@ bool IsPrivateAnonymous(const Vma& v) {
          v.path.rfind("[anon:", 0) == 0;
 }
 
+// A private mapping of a file (a program's or library's .data, and the part of .bss that
+// shares its last page; MAP_PRIVATE of any file): its pages are the process's own once
+// written, and a copy is what a NIC pins (ib_umem_get breaks copy-on-write for write
+// access). Not huge pages: the page-granular remap cannot split them.
+bool IsPrivateFile(const Vma& v) {
+  if (v.shared || v.inode == 0 || v.path.empty() || v.path[0] != '/') return false;
+  if (v.path.rfind("/anon_hugepage", 0) == 0 || v.path.rfind("/SYSV", 0) == 0) return false;
+  // By path, without opening it (opening a device can do things): what the path names
+  // now, which a deleted or renamed file no longer is; then the copy is made from the
+  // pages, which are what the process reads.
+  struct stat st;
+  if (stat(v.path.c_str(), &st) != 0 || st.st_ino != v.inode) return true;
+  struct statfs fs;
+  if (statfs(v.path.c_str(), &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC) return false;
+  // MAP_PRIVATE of /dev/zero is anonymous memory; of any other device, not ours to copy.
+  return S_ISREG(st.st_mode) || v.path == "/dev/zero";
+}
+
 bool IsOurMemfd(const Vma& v) { return v.shared && IsMrMemfdPath(v.path.c_str()); }
 
-// Copies [start, start+len) into a new sealed memfd and maps it over the same pages.
-int RemapAnonymous(uint64_t start, uint64_t len, bool writable, uint64_t* inode_out) {
+// Copies [start, start+len) into a new sealed memfd and maps it over the same pages,
+// with the protection they had.
+int RemapPrivate(uint64_t start, uint64_t len, int prot, uint64_t* inode_out) {
   int fd = memfd_create(kMrMemfdName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return errno;
   const auto* src = reinterpret_cast<const uint8_t*>(start);
@@ -74,7 +96,6 @@ int RemapAnonymous(uint64_t start, uint64_t len, bool writable, uint64_t* inode_
   struct stat st;
   if (!err && fstat(fd, &st) != 0) err = errno;
   if (!err) {
-    int prot = PROT_READ | (writable ? PROT_WRITE : 0);
     void* p = mmap(reinterpret_cast<void*>(start), len, prot, MAP_SHARED | MAP_FIXED, fd, 0);
     if (p == MAP_FAILED) err = errno;
   }
@@ -131,9 +152,10 @@ int ShareRangeLocked(uint64_t lo, uint64_t hi, SharedPages* out) {
         if (pass == 1) out->segments.push_back({s - lo, e - s, 0, 1, 0});
       } else if (pass == 1) {
         return EAGAIN;  // changed under us
-      } else if (IsPrivateAnonymous(v) || IsOurMemfd(v)) {
+      } else if (IsPrivateAnonymous(v) || IsPrivateFile(v) || IsOurMemfd(v)) {
         uint64_t inode;
-        if (int err = RemapAnonymous(s, e - s, v.writable, &inode)) return err;
+        int prot = PROT_READ | (v.writable ? PROT_WRITE : 0) | (v.executable ? PROT_EXEC : 0);
+        if (int err = RemapPrivate(s, e - s, prot, &inode)) return err;
       } else {
         return EOPNOTSUPP;
       }
@@ -160,6 +182,7 @@ bool ParseMapsLine(char* line, MapsLine* out) {
   }
   out->readable = perms[0] == 'r';
   out->writable = perms[1] == 'w';
+  out->executable = perms[2] == 'x';
   out->shared = perms[3] == 's';
   char* path = path_at ? line + path_at : line + strlen(line);
   size_t n = strlen(path);

@@ -2,15 +2,16 @@
 // registration are remapped, in place and with their contents, onto memfds the daemon
 // maps too, so the engine reads and writes the application's buffers directly.
 //
-// The pages are found in /proc/self/maps: private anonymous pages (heap, stack,
-// anonymous mmap) are copied into a new memfd which is then mapped over them at the same
-// address; pages already remapped by an earlier registration reuse their memfd. Shared
-// mappings (System V shm, MAP_SHARED anonymous, the application's own memfds) are
-// already shared: they go by reference and the daemon opens them itself, accepting only
-// objects that cannot shrink under it. Private file mappings are refused with
-// EOPNOTSUPP rather than registered wrongly. Writes by other threads to those pages during the
-// remap are lost. Pages no registration uses any more become private again, and a forked child gets
-// private copies (mr_private.cc).
+// The pages are found in /proc/self/maps: private pages (heap, stack, anonymous mmap, and
+// private file mappings such as a program's .data and .bss) are copied into a new memfd
+// which is then mapped over them at the same address, with the same protection; pages
+// already remapped by an earlier registration reuse their memfd. Shared mappings (System V
+// shm, MAP_SHARED anonymous, the application's own memfds) are already shared: they go by
+// reference and the daemon opens them itself, accepting only objects that cannot shrink
+// under it. Huge pages and the kernel's special mappings ([vdso], [vvar]) are refused
+// with EOPNOTSUPP rather than registered wrongly. Writes by other threads to those pages
+// during the remap are lost. Pages no registration uses any more become private again,
+// and a forked child gets private copies (mr_private.cc).
 #pragma once
 
 #include <cstdint>
@@ -26,7 +27,7 @@ inline constexpr const char* kMrMemfdName = "vrdma-mr";
 // One line of /proc/self/maps.
 struct MapsLine {
   uint64_t start, end, offset, inode;
-  bool readable, writable, shared;
+  bool readable, writable, executable, shared;
   const char* path;  // into the parsed line, trailing newline and spaces cut; "" if none
 };
 // Parses `line` (modified in place). Allocation-free: the fork child uses it.

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tests/unit/vdev/shm/maps_corpus.h"
 
@@ -162,18 +163,93 @@ TEST(ShareRange, RefusalsLeaveTheMemoryAlone) {
   ASSERT_NE(p, MAP_FAILED);
   EXPECT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p), kPage, &sp), EFAULT);
   munmap(p, kPage);
-  // A private file mapping: refused rather than registered wrongly.
+  // The kernel's special mappings: not memory of the process's to copy.
+  FILE* f = std::fopen("/proc/self/maps", "re");
+  ASSERT_NE(f, nullptr);
+  char line[4096];
+  uint64_t vdso = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    MapsLine m;
+    if (ParseMapsLine(line, &m) && std::string(m.path) == "[vdso]") vdso = m.start;
+  }
+  std::fclose(f);
+  if (vdso) {
+    EXPECT_EQ(ShareRange(vdso, kPage, &sp), EOPNOTSUPP);
+  }
+}
+
+// The perms column of the mapping holding `addr` ("rw-p").
+std::string PermsOf(const void* addr) {
+  FILE* f = std::fopen("/proc/self/maps", "re");
+  char line[4096];
+  std::string out;
+  auto a = reinterpret_cast<uint64_t>(addr);
+  while (f && std::fgets(line, sizeof line, f)) {
+    uint64_t start, end;
+    char perms[8];
+    if (std::sscanf(line, "%lx-%lx %7s", &start, &end, perms) == 3 && a >= start && a < end) {
+      out = perms;
+    }
+  }
+  if (f) std::fclose(f);
+  return out;
+}
+
+// Initialised, so in .data: a program's global buffer, as rdma_server's and
+// rdma_client's messages are (issue 14: "ibv_reg_mr of an initialised global array").
+uint8_t g_data_buffer[3 * 4096] = {1, 2, 3};
+
+TEST(ShareRange, PrivateFileMappingsAreCopiedToo) {
+  // A file mapped MAP_PRIVATE, one page written (private now), one not.
   char name[] = "/tmp/vrdma-provider-test.XXXXXX";
   int fd = mkstemp(name);
   ASSERT_GE(fd, 0);
-  unlink(name);
-  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(kPage)), 0);
-  p = static_cast<uint8_t*>(mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+  std::vector<uint8_t> pattern(2 * kPage);
+  Fill(pattern.data(), pattern.size(), 5);
+  ASSERT_EQ(pwrite(fd, pattern.data(), pattern.size(), 0), static_cast<ssize_t>(pattern.size()));
+  auto* p =
+      static_cast<uint8_t*>(mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
   ASSERT_NE(p, MAP_FAILED);
-  EXPECT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p), kPage, &sp), EOPNOTSUPP);
-  EXPECT_EQ(PathOf(p), "/tmp/" + std::string(name + 5) + " (deleted)");
-  munmap(p, kPage);
+  p[0] = 0xee;
+  SharedPages sp;
+  ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p), 2 * kPage, &sp), 0);
+  EXPECT_EQ(PathOf(p + kPage), "/memfd:vrdma-mr (deleted)");
+  EXPECT_EQ(p[0], 0xee);
+  EXPECT_TRUE(Holds(p + 1, 2 * kPage - 1, 5 + 31));
+  // What the daemon writes the program reads, and the file never sees either.
+  ASSERT_EQ(pwrite(sp.fds[0], "dmn", 3, static_cast<off_t>(sp.segments[0].file_offset + kPage)), 3);
+  EXPECT_EQ(std::memcmp(p + kPage, "dmn", 3), 0);
+  uint8_t on_disk[3];
+  ASSERT_EQ(pread(fd, on_disk, 3, static_cast<off_t>(kPage)), 3);
+  EXPECT_EQ(std::memcmp(on_disk, pattern.data() + kPage, 3), 0);
+  ReleasePages(sp.inodes);
+  EXPECT_EQ(PermsOf(p), "rw-p");
+  EXPECT_EQ(std::memcmp(p + kPage, "dmn", 3), 0);
+  munmap(p, 2 * kPage);
+
+  // Read-only and executable pages keep their protection while shared and after.
+  p = static_cast<uint8_t*>(mmap(nullptr, kPage, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0));
+  if (p != MAP_FAILED) {  // not on a noexec /tmp
+    ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p), kPage, &sp), 0);
+    EXPECT_EQ(PermsOf(p), "r-xs");
+    EXPECT_TRUE(Holds(p, kPage, 5));
+    ReleasePages(sp.inodes);
+    EXPECT_EQ(PermsOf(p), "r-xp");
+    munmap(p, kPage);
+  }
   close(fd);
+  unlink(name);
+
+  // A global array in this program's .data, its pages shared with other globals.
+  SharedPages global;
+  ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(g_data_buffer), sizeof g_data_buffer, &global),
+            0);
+  EXPECT_EQ(PathOf(g_data_buffer + 4096), "/memfd:vrdma-mr (deleted)");
+  EXPECT_EQ(g_data_buffer[2], 3);
+  g_data_buffer[5000] = 7;
+  ReleasePages(global.inodes);
+  EXPECT_EQ(PermsOf(g_data_buffer + 4096), "rw-p");
+  EXPECT_EQ(g_data_buffer[5000], 7);
 }
 
 }  // namespace
