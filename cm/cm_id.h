@@ -109,6 +109,9 @@ struct CmId {
   uint32_t gid_index = 0;
   driver::wire::Gid sgid{};
   driver::wire::Gid dgid{};
+  // The vdev's MAC when the ID was bound to it (rdma_dev_addr.src_dev_addr): a change of
+  // it is an RDMA_CM_EVENT_ADDR_CHANGE (CheckVdevs).
+  driver::wire::MacAddr smac{};
   driver::wire::MacAddr dmac{};
   bool dmac_known = false;
 

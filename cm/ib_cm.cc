@@ -698,7 +698,7 @@ void RdmaCm::OnTimeout(CmId& id, uint64_t now_ns) {
 
 int RdmaCm::Poll(uint64_t now_ns) {
   now_ns_ = now_ns;
-  if (registry_->generation() != vdev_generation_) CheckRemovedVdevs();
+  if (registry_->generation() != vdev_generation_) CheckVdevs();
   if (timed_.empty()) return 0;
   int work = 0;
   std::vector<CmId*> due(timed_.begin(), timed_.end());

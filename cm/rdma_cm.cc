@@ -95,6 +95,7 @@ void RdmaCm::BindToVdev(CmId& id, const qp1::InboundMad* /*mad*/, vdev::Vdev* v,
   id.vdev_id = v->id;
   id.gid_index = gid_index;
   id.sgid = v->gids[gid_index].gid;
+  id.smac = v->mac;
 }
 
 uint64_t RdmaCm::NamespaceKey(const CmId& id) const {
@@ -189,7 +190,7 @@ void RdmaCm::Forget(CmId& id) {
   timed_.erase(&id);
 }
 
-void RdmaCm::CheckRemovedVdevs() {
+void RdmaCm::CheckVdevs() {
   vdev_generation_ = registry_->generation();
   std::erase_if(counters_, [&](const auto& kv) {
     if (kv.first == 0) return false;
@@ -200,7 +201,17 @@ void RdmaCm::CheckRemovedVdevs() {
   });
   for (auto& [session, file] : files_) {
     for (const auto& [h, id] : file->ids()) {
-      if (id->vdev_name.empty() || id->state == IdState::kDeviceRemoval || VdevOf(*id)) continue;
+      if (id->vdev_name.empty() || id->state == IdState::kDeviceRemoval) continue;
+      if (const vdev::Vdev* v = VdevOf(*id)) {
+        // Linux tells the IDs bound to an interface whose hardware address changed under
+        // them (a bond's failover): the consumer decides whether to reconnect; the ID and
+        // its connection stay as they are.
+        if (v->mac != id->smac) {
+          id->smac = v->mac;
+          Event(*id, kEventAddrChange, 0);
+        }
+        continue;
+      }
       // The device is gone: its connections end without a word on the wire (no port
       // to send from), and the consumer must destroy the ID (RDMA_CM_EVENT_DEVICE_REMOVAL).
       if (id->state == IdState::kListen) std::erase(listeners_, id.get());

@@ -134,8 +134,9 @@ class RdmaCm : public qp1::MadHandler,
                      const rdma_ucm_conn_param& conn);
   void Forget(CmId& id);  // out of every table, timers off
   void LeaveBacklog(CmId& id, bool accepted);
-  // IDs on a vdev that was deleted hear DEVICE_REMOVAL (cma_process_remove).
-  void CheckRemovedVdevs();
+  // IDs on a vdev that was deleted hear DEVICE_REMOVAL (cma_process_remove); those on a
+  // vdev whose interface's MAC changed, ADDR_CHANGE (cma_netdev_change).
+  void CheckVdevs();
   void FinishResolve(CmId& id, const absl::StatusOr<driver::wire::MacAddr>& mac);
   uint64_t NamespaceKey(const CmId& id) const;
   CmId* FindListener(const vdev::Vdev& v, uint16_t ps, uint16_t port,
@@ -204,7 +205,7 @@ class RdmaCm : public qp1::MadHandler,
   uint32_t comm_id_seed_ = 0;
   uint32_t next_comm_id_ = 1;
   uint32_t next_handle_ = 1;
-  // By vdev ID (IDs are never reused; a deleted vdev's go in CheckRemovedVdevs). Entry 0
+  // By vdev ID (IDs are never reused; a deleted vdev's go in CheckVdevs). Entry 0
   // takes what happens to an ID whose vdev is already gone; no row shows it.
   std::unordered_map<uint32_t, CmCounters> counters_;
   CmCounters& CountersOf(const vdev::Vdev* v) { return counters_[v ? v->id : 0]; }

@@ -223,6 +223,7 @@ absl::Status Registry::WriteGids(Vdev& vdev, const std::vector<driver::GidEntry>
 absl::Status Registry::RefreshGids(Vdev& vdev) {
   absl::StatusOr<NetdevInfo> info = ReadNetdev(vdev.netdev);
   if (!info.ok()) return info.status();
+  if (vdev.mac != info->mac) ++generation_;
   vdev.mac = info->mac;
   vdev.netdev_mtu = info->mtu;
   vdev.ifindex = info->ifindex;

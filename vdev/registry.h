@@ -34,8 +34,8 @@ class Registry {
   Vdev* FindVdev(std::string_view name) const;
   Vdev* FindVdevByIfindex(int ifindex) const;
   const std::map<std::string, std::unique_ptr<Vdev>, std::less<>>& vdevs() const { return vdevs_; }
-  // Changes whenever a vdev is added or deleted: layers above that keep vdevs by name
-  // (qp1/, cm/) look again only when it moved.
+  // Changes whenever a vdev is added or deleted, or its interface's MAC changes: layers
+  // above that keep vdevs by name (qp1/, cm/) look again only when it moved.
   uint64_t generation() const { return generation_; }
 
   // Re-reads the interface and rewrites the vdev's GID table. NotFound when the

@@ -14,16 +14,24 @@
 # Pinning: vrdmad on core 0 (EAL -l 0); both client sides on $VRDMA_BENCH_CPUS (default
 # core 1), with taskset.
 #
+# The same against Linux's rdma_rxe, both in one QEMU guest: tests/bench/cm_bench_guest.sh.
+#
 # Usage (root): tests/bench/cm_bench.sh [VRDMA_BUILD=dir] [VRDMA_BENCH_CONNS=n (default 500)]
+#   [VRDMA_BENCH_BW_ITERS=n (20000)] [VRDMA_BENCH_LAT_ITERS=n (5000)]
+#   [VRDMA_BENCH_PREBUILT=1: use the build as it is, install nothing (a guest's read-only root)]
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 export VRDMA_BUILD="${VRDMA_BUILD:-$REPO/build}"
 CPUS="${VRDMA_BENCH_CPUS:-1}"
 CONNS="${VRDMA_BENCH_CONNS:-500}"
+BW_ITERS="${VRDMA_BENCH_BW_ITERS:-20000}"
+LAT_ITERS="${VRDMA_BENCH_LAT_ITERS:-5000}"
 
-"$REPO/scripts/install-deps" >/dev/null
-[[ -x "$VRDMA_BUILD/apps/vrdmad" ]] || "$REPO/scripts/build" "$VRDMA_BUILD" >/dev/null
-ninja -C "$VRDMA_BUILD" >/dev/null
+if [[ -z "${VRDMA_BENCH_PREBUILT:-}" ]]; then
+  "$REPO/scripts/install-deps" >/dev/null
+  [[ -x "$VRDMA_BUILD/apps/vrdmad" ]] || "$REPO/scripts/build" "$VRDMA_BUILD" >/dev/null
+  ninja -C "$VRDMA_BUILD" >/dev/null
+fi
 
 source "$REPO/tests/integration/lib.sh"
 setup_default
@@ -66,10 +74,10 @@ run_perf() {  # NAME COLUMN ARGS...
   R[$name]=$(awk -v c="$col" '$1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ && NF >= c { v = $c } END { print v }' \
     "$WORK/$name.client")
 }
-run_perf send_bw 4 ib_send_bw -x 3 -s 65536 -n 20000 --report_gbits
-run_perf send_bw_R 4 ib_send_bw -R -s 65536 -n 20000 --report_gbits
-run_perf send_lat 5 ib_send_lat -x 3 -s 8 -n 5000
-run_perf send_lat_R 5 ib_send_lat -R -s 8 -n 5000
+run_perf send_bw 4 ib_send_bw -x 3 -s 65536 -n "$BW_ITERS" --report_gbits
+run_perf send_bw_R 4 ib_send_bw -R -s 65536 -n "$BW_ITERS" --report_gbits
+run_perf send_lat 5 ib_send_lat -x 3 -s 8 -n "$LAT_ITERS"
+run_perf send_lat_R 5 ib_send_lat -R -s 8 -n "$LAT_ITERS"
 
 cpu_model=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 echo

@@ -62,15 +62,51 @@ wait_listener() {
   done
 }
 
-# TCP over rsockets: tcp_echo (a plain TCP program, tests/integration/tcp_echo.c) at both
-# ends under Debian's unmodified librspreload.so, which turns its sockets into rsockets.
-# The client sends MIB MiB of random bytes and must get every byte back in order.
-# Debian's rdma-core 44 librspreload.so cannot carry nc, socat or iperf3 on any device
-# (docs/cm.md): socket() with SOCK_NONBLOCK and accept4() are not interposed, socat
-# crashes under it without an RDMA device, and iperf3 stalls after 128 KiB on Linux's own
-# rdma_rxe as on a vdev.
+# TCP over rsockets: TCP programs under Debian's unmodified librspreload.so, which turns
+# their sockets into rsockets. Debian's rdma-core 44 librspreload.so cannot carry
+# netcat-openbsd, socat or iperf3 on any device (docs/cm.md: socket() with SOCK_NONBLOCK
+# and accept4() are not interposed, socat crashes under it without an RDMA device, iperf3
+# stalls after 128 KiB on Linux's own rdma_rxe as on a vdev); netcat-traditional and
+# plain TCP code run.
 RSPRELOAD="/usr/lib/$(uname -m)-linux-gnu/rsocket/librspreload.so"
 TCP_ECHO="$VRDMA_BUILD/tests/integration/tcp_echo"
+
+# The verdict of a transfer of MIB MiB of random bytes from IN, which arrived as OUT:
+# both sides exit 0 and every byte matches; shows both logs otherwise.
+transfer_verdict() {  # NAME WHAT SERVER_RC CLIENT_RC IN OUT SERVER_LOG CLIENT_LOG
+  local name=$1 what=$2 src=$3 crc=$4 in=$5 out=$6 srv=$7 cli=$8
+  if ((crc == 0 && src == 0)) && cmp -s "$in" "$out"; then
+    pass "$name ($what, every byte checked)"
+  else
+    fail "$name (server rc=$src client rc=$crc, $(wc -c <"$out" 2>/dev/null || echo 0) of" \
+      "$(wc -c <"$in") bytes; $(cmp "$in" "$out" 2>&1 | head -1))"
+    sed 's/^/    server: /' "$srv" | tail -4
+    sed 's/^/    client: /' "$cli" | tail -4
+  fi
+  rm -f "$in" "$out"
+}
+
+# Debian's netcat-traditional at both ends: the client sends MIB MiB of random bytes and
+# closes at the end of its input (-q 0); the server writes what it received to a file.
+# (IPv4 only: this netcat knows no IPv6.)
+nc_over_rsockets() {  # NAME CTL "SERVER RUNNER" "CLIENT RUNNER" SERVER_ADDR CLIENT_ADDR PORT MIB
+  local name=$1 ctl=$2 saddr=$5 caddr=$6 port=$7 mib=$8
+  local -a srun=($3) crun=($4)
+  local in="$WORK/$name.in" out="$WORK/$name.out" srv="$WORK/$name.server" cli="$WORK/$name.client"
+  local spid src=0 crc=0
+  head -c "${mib}M" /dev/urandom >"$in"
+  PRELOAD=$RSPRELOAD "${srun[@]}" nc.traditional -l -p "$port" -s "$saddr" >"$out" 2>"$srv" </dev/null &
+  spid=$!
+  wait_listener "$ctl" "$spid"
+  PRELOAD=$RSPRELOAD "${crun[@]}" nc.traditional -q 0 -s "$caddr" "$saddr" "$port" <"$in" >"$cli" 2>&1 ||
+    crc=$?
+  wait "$spid" || src=$?
+  transfer_verdict "$name" "$mib MiB" "$src" "$crc" "$in" "$out" "$srv" "$cli"
+}
+
+# tcp_echo (tests/integration/tcp_echo.c, plain TCP that knows nothing of RDMA) at both
+# ends: the client sends MIB MiB of random bytes and must get every byte back in order,
+# both directions at once, IPv4 or IPv6.
 tcp_over_rsockets() {  # NAME CTL "SERVER RUNNER" "CLIENT RUNNER" SERVER_ADDR CLIENT_ADDR PORT MIB
   local name=$1 ctl=$2 saddr=$5 caddr=$6 port=$7 mib=$8
   local -a srun=($3) crun=($4)
@@ -83,20 +119,13 @@ tcp_over_rsockets() {  # NAME CTL "SERVER RUNNER" "CLIENT RUNNER" SERVER_ADDR CL
   PRELOAD=$RSPRELOAD "${crun[@]}" "$TCP_ECHO" connect "$saddr" "$port" "$caddr" <"$in" >"$out" 2>"$cli" ||
     crc=$?
   wait "$spid" || src=$?
-  if ((crc == 0 && src == 0)) && cmp -s "$in" "$out" &&
-     grep -q "received $((mib << 20)) bytes" "$srv"; then
-    pass "$name ($mib MiB echoed, every byte checked)"
-  else
-    fail "$name (server rc=$src client rc=$crc, $(wc -c <"$out") of $((mib << 20)) bytes back" \
-      "$(cmp "$in" "$out" 2>&1 | head -1))"
-    sed 's/^/    server: /' "$srv" | tail -4
-    sed 's/^/    client: /' "$cli" | tail -4
-  fi
-  rm -f "$in" "$out"
+  # The server's own count is the whole input, or its side failed.
+  grep -q "received $((mib << 20)) bytes" "$srv" || ((src != 0)) || src=1
+  transfer_verdict "$name" "$mib MiB echoed" "$src" "$crc" "$in" "$out" "$srv" "$cli"
 }
 
-# rcopy (rdmacm-utils): a file copied over rsockets to SERVER_ADDR, compared with cmp.
-# Its server serves copies until it is stopped.
+# rcopy (rdmacm-utils): a file copied over rsockets to SERVER_ADDR. Its server serves
+# copies until it is stopped.
 rcopy_case() {  # NAME CTL "SERVER RUNNER" "CLIENT RUNNER" SERVER_ADDR PORT MIB
   local name=$1 ctl=$2 saddr=$5 port=$6 mib=$7
   local -a srun=($3) crun=($4)
@@ -109,12 +138,5 @@ rcopy_case() {  # NAME CTL "SERVER RUNNER" "CLIENT RUNNER" SERVER_ADDR PORT MIB
   "${crun[@]}" rcopy "$in" "$saddr:$out" -p "$port" >"$cli" 2>&1 || crc=$?
   pkill -TERM -f "^rcopy -p $port\$" 2>/dev/null || true  # the server itself, not its wrappers
   wait "$spid" 2>/dev/null || true
-  if ((crc == 0)) && cmp -s "$in" "$out"; then
-    pass "$name ($mib MiB file, every byte checked)"
-  else
-    fail "$name (client rc=$crc; $(cmp "$in" "$out" 2>&1 | head -1))"
-    sed 's/^/    server: /' "$srv" | tail -4
-    sed 's/^/    client: /' "$cli" | tail -4
-  fi
-  rm -f "$in" "$out"
+  transfer_verdict "$name" "$mib MiB file" 0 "$crc" "$in" "$out" "$srv" "$cli"
 }

@@ -78,6 +78,9 @@ cm_pair ucmatose_c20 ucmatose_ok -- ucmatose -b 10.77.0.1 -c 20 -C 10 -- \
 
 # udaddy: UD QPs that find each other through SIDR (IBTA 12.11), with RDMA-CM's Q_Key.
 cm_pair udaddy ucmatose_ok -- udaddy -b 10.77.0.1 -C 10 -- udaddy -s 10.77.0.1 -b 10.77.0.2 -C 10
+# The same in the IPoIB port space (service ID 0x20000 + port, as cma_get_service_id).
+cm_pair udaddy_ipoib_ps ucmatose_ok -- udaddy -b 10.77.0.1 -P ipoib -C 10 -- \
+  udaddy -s 10.77.0.1 -b 10.77.0.2 -P ipoib -C 10
 
 # rsockets: rstream and riostream (its RDMA-write I/O map) each move 100 x 64 KiB both ways
 # (they time transfers; the data check of rsockets is the rping and xfer cases above).
@@ -94,7 +97,8 @@ rcopy_case rcopy ctl run run 10.77.0.1 7180 20
 ep_ok() { grep -q "rdma_server: end 0" "$1" && grep -q "rdma_client: end 0" "$2"; }
 cm_pair rdma_server_client_ipv4 ep_ok -- rdma_server -s 10.77.0.1 -p 7175 -- rdma_client -s 10.77.0.1 -p 7175
 cm_pair rdma_server_client_ipv6 ep_ok -- rdma_server -s fd00:77::1 -p 7175 -- rdma_client -s fd00:77::1 -p 7175
-# A plain TCP program through librspreload.so, over IPv4 and IPv6.
+# TCP programs through librspreload.so: Debian's netcat, and tcp_echo over IPv4 and IPv6.
+nc_over_rsockets nc_rspreload ctl run run 10.77.0.1 10.77.0.2 7181 64
 tcp_over_rsockets tcp_rspreload_ipv4 ctl run run 10.77.0.1 10.77.0.2 7178 64
 tcp_over_rsockets tcp_rspreload_ipv6 ctl run run fd00:77::1 fd00:77::2 7179 16
 
@@ -174,6 +178,25 @@ if grep -q "REJECTED" "$WORK/killed.client" && ((t1 - t0 < 10)); then
   pass "server killed mid-handshake: the client is rejected in $((t1 - t0)) s"
 else
   fail "server killed mid-handshake ($((t1 - t0)) s): $(tail -3 "$WORK/killed.client")"
+fi
+
+# The hardware address of the interface a listener is bound to changes, as a bond's does
+# on failover: the listener hears ADDR_CHANGE (rping reports it as an event it does not
+# handle, and listens on), and a connection to it afterwards moves its data.
+run rping -s -a 10.77.0.1 -p 7190 -v -V -C 3 >"$WORK/addr_change.server" 2>&1 &
+apid=$!
+wait_listener ctl "$apid"
+old_mac=$(in_ns cat /sys/class/net/vrd0/address)
+in_ns ip link set vrd0 address 02:77:00:00:0a:01
+for _ in $(seq 50); do grep -q "ADDR_CHANGE" "$WORK/addr_change.server" && break; sleep 0.1; done
+run rping -c -a 10.77.0.1 -I 10.77.0.2 -p 7190 -v -V -C 3 >"$WORK/addr_change.client" 2>&1 || true
+wait "$apid" || true
+in_ns ip link set vrd0 address "$old_mac"
+if grep -q "RDMA_CM_EVENT_ADDR_CHANGE" "$WORK/addr_change.server" &&
+   rping_ok 3 "$WORK/addr_change.server" "$WORK/addr_change.client"; then
+  pass "MAC of a listener's interface changed: ADDR_CHANGE, then a connection"
+else
+  fail "ADDR_CHANGE: $(tail -3 "$WORK/addr_change.server") / $(tail -2 "$WORK/addr_change.client")"
 fi
 
 # The vdev a listener is bound to is deleted: the listener hears DEVICE_REMOVAL (rping

@@ -83,6 +83,7 @@ rcopy_case rcopy ctl_a "run_on A" "run_on B" 10.77.0.1 7196 20
 ep_ok() { grep -q "rdma_server: end 0" "$1" && grep -q "rdma_client: end 0" "$2"; }
 cm_cross rdma_server_client ep_ok A -- rdma_server -s 10.77.0.1 -p 7189 -- rdma_client -s 10.77.0.1 -p 7189
 cm_cross rdma_server_client_ipv6 ep_ok B -- rdma_server -s fd00:77::2 -p 7189 -- rdma_client -s fd00:77::2 -p 7189
+nc_over_rsockets nc_rspreload ctl_a "run_on A" "run_on B" 10.77.0.1 10.77.0.2 7170 32
 tcp_over_rsockets tcp_rspreload_ipv4 ctl_b "run_on B" "run_on A" 10.77.0.2 10.77.0.1 7197 32
 tcp_over_rsockets tcp_rspreload_ipv6 ctl_a "run_on A" "run_on B" fd00:77::1 fd00:77::2 7198 16
 cm_cross ib_send_bw_R bw_ok A -- ib_send_bw -R -s 65536 -n 200 -p 7184 -- \
