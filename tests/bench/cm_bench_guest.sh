@@ -33,6 +33,7 @@ exec >/mnt/guest.log 2>&1
 @PROLOGUE@
 for m in veth unix_diag crc32_generic rdma_rxe rdma_ucm; do modprobe -d "$KDIR" -S "$KVER" "$m"; done
 ip link set lo up
+[[ -e /dev/fd ]] || ln -s /proc/self/fd /dev/fd  # bash's <(...); no udev made it here
 CONNS=$(cat /mnt/conns)
 PIN=(taskset -c 1)
 # Linux: rxe0 on one end of a veth pair; both sides of each run on rxe0.
@@ -132,3 +133,8 @@ printf "  %-34s %12s %12s %8s\n" "ib_send_lat 8 B, µs" "${VR[send_lat]:--}" "${
   "$(ratio "${RXE[send_lat]:-0}" "${VR[send_lat]:-0}")"
 echo
 echo "ratio: how many times faster vrdma is (rxe's time / vrdma's, vrdma's rate / rxe's)."
+if grep -q " - " <(printf '%s\n' "${VR[@]:-}" "${RXE[@]:-}" | sed 's/^$/ - /'); then
+  echo
+  echo "missing figures; what the runs said:"
+  tail -n 5 "$WORK/vrdma.err" "$WORK/rxe.cmtime.client" 2>/dev/null | sed 's/^/  /'
+fi

@@ -14,7 +14,8 @@ on_host() { if [[ $1 == A ]]; then shift; on_a "$@"; else shift; on_b "$@"; fi; 
 run_on() {
   local h=$1
   shift
-  on_host "$h" ${PRELOAD:+env "LD_PRELOAD=$PRELOAD"} timeout 120 stdbuf -oL -eL "$VRDMA_RUN" -- "$@"
+  on_host "$h" ${PRELOAD:+env "LD_PRELOAD=$PRELOAD"} timeout "${RUN_TIMEOUT:-120}" stdbuf -oL -eL \
+    "$VRDMA_RUN" -- "$@"
 }
 
 # cm_cross NAME CHECK SERVER_HOST -- SERVER ARGS... -- CLIENT ARGS...: the server on
@@ -47,6 +48,14 @@ cm_cross() {
   wait "$spid" || src=$?
   kill "$state_pid" 2>/dev/null || true
   wait "$state_pid" 2>/dev/null || true
+  # Under loss: a DREQ the wire lost after the client destroyed its ID is not sent again
+  # (nor is it by Linux, whose cm_destroy_id cancels it), so the server may wait for a
+  # disconnect that never comes. With LOST_DREQ_OK the server's timeout ends that wait
+  # and the case stands on the data both sides checked.
+  if [[ -n ${LOST_DREQ_OK:-} && $src == 124 && $crc == 0 ]] && "$check" "$srv" "$cli"; then
+    pass "$name (its server then waited for a DREQ the wire lost)"
+    return 0
+  fi
   if [[ $crc -ne 0 || $src -ne 0 ]]; then
     fail "$name (server rc=$src client rc=$crc)"
     [[ -f $cli.retries ]] && sed 's/^/    earlier client attempts: /' "$cli.retries" | tail -12
@@ -131,7 +140,7 @@ fi
 # REP and DREQ on its timeouts, as Linux's cm.c), and their data arrives intact.
 wire_loss 5
 cm_cross "ucmatose_c10_5pct_loss" done_ok A -- ucmatose -c 10 -C 5 -- ucmatose -s 10.77.0.1 -c 10 -C 5
-cm_cross "rping_5pct_loss" rping_10 B -- rping -s -a 10.77.0.2 -p 7186 -v -V -C 10 -- \
+LOST_DREQ_OK=1 RUN_TIMEOUT=60 cm_cross "rping_5pct_loss" rping_10 B -- rping -s -a 10.77.0.2 -p 7186 -v -V -C 10 -- \
   rping -c -a 10.77.0.2 -p 7186 -v -V -C 10
 lost=$(($(wire_dropped a) + $(wire_dropped b)))
 wire_loss 0
@@ -234,5 +243,39 @@ else
   pcap_frames "$WORK/a.pcap" "$mad" | head -20
 fi
 
+# The rest of the tools, over RoCEv2/IPv6 and RoCEv1 (the cases above are RoCEv2/IPv4,
+# with rping and tcp_echo over IPv6 and rping and ib_write_bw over RoCEv1 too): host A
+# serves each, host B connects, B's vdev in the mode (A answers in the REQ's). Same
+# checks as above; the pcap case shows the RoCEv1 connections go as RoCEv1.
+lat_ok() { grep -qE "^ *8 +1000 +[0-9.]+" "$2" && grep -q "rdma_cm QPs.*ON" "$2"; }
+in_mode() {  # TAG ADDRESS_A ADDRESS_B
+  local tag=$1 a=$2 b=$3
+  cm_cross "ucmatose_$tag" done_ok A -- ucmatose -b "$a" -c 10 -C 5 -- ucmatose -s "$a" -b "$b" -c 10 -C 5
+  cm_cross "udaddy_$tag" done_ok A -- udaddy -b "$a" -C 10 -- udaddy -s "$a" -b "$b" -C 10
+  cm_cross "rstream_$tag" rstream_ok A -- rstream -b "$a" -S 65536 -C 100 -- \
+    rstream -s "$a" -b "$b" -S 65536 -C 100
+  cm_cross "riostream_$tag" rstream_ok A -- riostream -b "$a" -S 65536 -C 100 -- \
+    riostream -s "$a" -b "$b" -S 65536 -C 100
+  cm_cross "rdma_server_client_$tag" ep_ok A -- rdma_server -s "$a" -p 7176 -- rdma_client -s "$a" -p 7176
+  tcp_over_rsockets "tcp_rspreload_$tag" ctl_a "run_on A" "run_on B" "$a" "$b" 7177 8
+  # perftest 4.5's -R client resolves the server's name as IPv4 only ("Address family
+  # for hostname not supported" for an IPv6 address, on any device).
+  [[ $a == *:* ]] && return 0
+  local t
+  for t in send write read; do
+    cm_cross "ib_${t}_bw_R_$tag" bw_ok A -- "ib_${t}_bw" -R -s 65536 -n 200 -p 7178 -- \
+      "ib_${t}_bw" -R -s 65536 -n 200 -p 7178 "$a"
+  done
+  cm_cross "ib_send_lat_R_$tag" lat_ok A -- ib_send_lat -R -s 8 -n 1000 -p 7179 -- \
+    ib_send_lat -R -s 8 -n 1000 -p 7179 "$a"
+}
+start_vrdmad A
+ctl_a dev add vdev_a pdev pdev_A netdev vA >/dev/null
+in_mode roce_v2_ipv6 fd00:77::1 fd00:77::2
+ctl_b dev set vdev_b roce_mode v1 >/dev/null
+in_mode roce_v1 10.77.0.1 10.77.0.2
+ctl_b dev set vdev_b roce_mode v2 >/dev/null
+
+if kill -0 "$PID_A" 2>/dev/null; then pass "vrdmad on host A alive"; else fail "vrdmad on host A died"; fi
 if kill -0 "$PID_B" 2>/dev/null; then pass "vrdmad on host B alive"; else fail "vrdmad on host B died"; fi
 finish
