@@ -133,7 +133,11 @@ printf "  %-34s %12s %12s %8s\n" "ib_send_lat 8 B, µs" "${VR[send_lat]:--}" "${
   "$(ratio "${RXE[send_lat]:-0}" "${VR[send_lat]:-0}")"
 echo
 echo "ratio: how many times faster vrdma is (rxe's time / vrdma's, vrdma's rate / rxe's)."
-if grep -q " - " <(printf '%s\n' "${VR[@]:-}" "${RXE[@]:-}" | sed 's/^$/ - /'); then
+missing=0
+for k in "resolve addr" "resolve route" connect disconnect send_bw send_bw_R send_lat send_lat_R; do
+  [[ -n ${VR[$k]:-} && -n ${RXE[$k]:-} ]] || missing=1
+done
+if ((missing)); then
   echo
   echo "missing figures; what the runs said:"
   tail -n 5 "$WORK/vrdma.err" "$WORK/rxe.cmtime.client" 2>/dev/null | sed 's/^/  /'
