@@ -18,18 +18,26 @@
 # seconds, not its whole timeout). A case takes 1 to 10 s under TCG; a client attempt
 # is stopped at 30 s, a server at 90 s; a client rejected because its server does not
 # listen yet tries again for up to 60 s (a perftest server in the TCG guest has taken
-# more than 20 s to listen). A side that defines cm_counters (one line of
+# more than 20 s to listen). A perftest client whose second connection (the test's
+# QPs) was rejected before its server listened for it asks for a new server
+# (OUTDIR/NAME.restart; at most 3 times) and starts again. A side that defines cm_counters (one line of
 # NAME=VALUE counters of its device) has it written before and after its half of each
 # case, as "# counters before: ..." and "# counters after: ...".
 #
 # cm_watched FILE MARKER TIMEOUT COMMAND...: COMMAND (with PREFIX, under timeout) with
-# its output appended to FILE; stopped 10 s after MARKER appears; its exit status.
+# its output appended to FILE; stopped 10 s after MARKER appears, at once when the file
+# $CM_RESTART (if set) appears; its exit status.
 cm_watched() {
   local f=$1 marker=$2 limit=$3 seen=""
   shift 3
   timeout "$limit" "$@" >>"$f" 2>&1 &
   local pid=$!
   while kill -0 "$pid" 2>/dev/null; do
+    if [[ -n "${CM_RESTART:-}" && -f "$CM_RESTART" ]]; then
+      echo "# stopped: the client asked for a new server" >>"$f"
+      kill -TERM "$pid" 2>/dev/null || true
+      break
+    fi
     if [[ -z "$seen" && -f "$marker" ]]; then seen=$SECONDS; fi
     if [[ -n "$seen" ]] && ((SECONDS - seen >= 10)); then
       echo "# stopped: still running 10 s after the other side ended" >>"$f"
@@ -61,10 +69,16 @@ cm_side() {
         udaddy) cmd="udaddy -b $own $args" ;;  # its port is always 7174
         ib_*) cmd="$tool -R -d $dev -p $port $args" ;;
       esac
-      echo "# $cmd" >>"$f"
-      touch "$out/$name.up"
-      local src=0
-      cm_watched "$f" "$out/$name.cdone" 90 $prefix stdbuf -oL -eL $cmd || src=$?
+      local src restarts=0
+      while :; do
+        echo "# $cmd" >>"$f"
+        touch "$out/$name.up"
+        src=0
+        CM_RESTART="$out/$name.restart" \
+          cm_watched "$f" "$out/$name.cdone" 90 $prefix stdbuf -oL -eL $cmd || src=$?
+        [[ -f "$out/$name.restart" ]] && ((restarts++ < 3)) || break
+        rm -f "$out/$name.restart"
+      done
       echo "rc=$src" >>"$f"
       touch "$out/$name.done"
     else
@@ -74,7 +88,7 @@ cm_side() {
         udaddy) cmd="udaddy -s $peer -b $own $args" ;;
         ib_*) cmd="$tool -R -d $dev -p $port $args $peer" ;;
       esac
-      local rc=1 t0
+      local rc=1 t0 restarts=0
       for _ in $(seq 1200); do [[ -f "$out/$name.up" ]] && break; sleep 0.1; done
       t0=$SECONDS
       # The server has been started; give it a second to listen (under TCG the
@@ -89,6 +103,24 @@ cm_side() {
         cm_watched "$f" "$out/$name.done" 30 $prefix stdbuf -oL -eL $cmd || rc=$?
         ((rc != 0)) || break
         [[ -f "$out/$name.done" ]] && break
+        if grep -qE "Failed to connect RDMA CM (events|client)" "$f" && ((restarts++ < 3)); then
+          # perftest 4.5's second connection (the test's QPs) is rejected when the
+          # server in the TCG guest has not listened for it yet. Its client means to
+          # try ten times, but its second try uses the IDs and nodes the first one
+          # freed (rdma_cm_client_connection after rdma_cm_destroy_cma) and crashes,
+          # on any device; the server then waits for a client that has gone. Both
+          # start again.
+          cat "$f" >>"$f.retries"
+          rm -f "$out/$name.up"
+          touch "$out/$name.restart"
+          for _ in $(seq 600); do
+            [[ -f "$out/$name.up" && ! -f "$out/$name.restart" ]] && break
+            sleep 0.1
+          done
+          t0=$SECONDS
+          sleep 1
+          continue
+        fi
         ((SECONDS - t0 < 60)) || break
         grep -qE "REJECTED|UNREACHABLE|Unable to perform rdma_client|Failed to connect" "$f" || break
         cat "$f" >>"$f.retries"
@@ -188,6 +220,7 @@ cm_judge() {
       fail "$name ($label, $server is server):$why"
       grep -v "^# counters" "$srv" | tail -n 8 | sed 's/^/    server: /'
       grep -v "^# counters" "$cli" | tail -n 8 | sed 's/^/    client: /'
+      [[ -f "$cli.retries" ]] && tail -n 4 "$cli.retries" | sed 's/^/    client, earlier try: /'
     fi
   done <"$CM_CASES"
 }
