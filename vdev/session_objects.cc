@@ -92,6 +92,12 @@ int Session::ResizeCq(proto::Message& msg, Payload* out, Fds* fds) {
   auto it = cqs_.find(req.handle);
   if (it == cqs_.end()) return EINVAL;
   if (req.cqe < 1 || req.cqe > device_->limits().max_cqe) return EINVAL;
+  // The new size must hold the completions the CQ has (ibv_resize_cq(3): EINVAL
+  // otherwise), those of the work the client posted before it asked included: its
+  // rings go into the engine and one engine pass completes what completes locally (UD
+  // sends, flushes), as a device that takes its doorbells before its command queue.
+  Pump();
+  device_->Poll(session_util::MonotonicNs());
   uint32_t depth = Pow2AtLeast(req.cqe);
   // The new ring is charged before it is made (both exist while the CQEs move over);
   // the old one is released once it is gone.

@@ -43,6 +43,12 @@ RoceDevice::~RoceDevice() {
 void RoceDevice::QueryDevice(ibv_device_attr* attr) const {
   const DeviceLimits& l = cfg_.limits;
   *attr = ibv_device_attr{};
+  // vendor_id is an IEEE OUI (ibv_query_device(3)). 0x767264 ("vrd") has the
+  // locally-administered bit of its first octet set, so it is no assigned vendor's; a
+  // program that picks quirks by vendor finds none (rxe answers 0xffffff the same way).
+  attr->vendor_id = kVendorId;
+  attr->vendor_part_id = kVendorPartId;
+  attr->hw_ver = 1;
   attr->max_mr_size = l.max_mr_size;
   attr->page_size_cap = 0xfffff000;  // any page size from 4 KiB
   attr->max_qp = static_cast<int>(l.max_qp);

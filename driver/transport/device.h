@@ -69,6 +69,11 @@ struct RoceDeviceConfig {
   uint32_t zero_copy_min = 512;
 };
 
+// What ibv_query_device reports as the vendor (an OUI with the locally-administered bit
+// set: no IEEE vendor's) and the part.
+inline constexpr uint32_t kVendorId = 0x767264;
+inline constexpr uint32_t kVendorPartId = 1;
+
 class RoceDevice {
  public:
   explicit RoceDevice(const RoceDeviceConfig& config);

@@ -172,7 +172,13 @@ VCq* NewCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel) {
   return cq;
 }
 
-ibv_cq* CreateCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel, int) {
+// ibv_create_cq(3): comp_vector is in [0, num_comp_vectors).
+bool ValidCompVector(ibv_context* ctx, long comp_vector) {
+  return comp_vector >= 0 && comp_vector < ctx->num_comp_vectors;
+}
+
+ibv_cq* CreateCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel, int comp_vector) {
+  if (!ValidCompVector(ctx, comp_vector)) return Fail<ibv_cq>(EINVAL);
   VCq* cq = NewCq(ctx, cqe, channel);
   if (!cq) return nullptr;
   cq->vcq.cq_ex.read_opcode = nullptr;
@@ -187,6 +193,7 @@ ibv_cq_ex* CreateCqEx(ibv_context* ctx, ibv_cq_init_attr_ex* attr) {
   if (attr->comp_mask & ~static_cast<uint32_t>(IBV_CQ_INIT_ATTR_MASK_FLAGS)) {
     return Fail<ibv_cq_ex>(EOPNOTSUPP);
   }
+  if (!ValidCompVector(ctx, attr->comp_vector)) return Fail<ibv_cq_ex>(EINVAL);
   VCq* cq = NewCq(ctx, static_cast<int>(attr->cqe), attr->channel);
   if (!cq) return nullptr;
   InstallCqExOps(cq, attr->wc_flags);

@@ -68,6 +68,11 @@ int QueryDeviceExOp(ibv_context* ctx, const ibv_query_device_ex_input*, ibv_devi
   if (err) return err;
   std::memset(attr, 0, attr_size);
   std::memcpy(attr, &r.attr, std::min(attr_size, sizeof r.attr));
+  // The extended fields the caller's struct has room for (an older libibverbs passes a
+  // shorter one): one port, however it is counted.
+  if (attr_size >= offsetof(ibv_device_attr_ex, phys_port_cnt_ex) + sizeof attr->phys_port_cnt_ex) {
+    attr->phys_port_cnt_ex = r.attr.phys_port_cnt;
+  }
   return 0;
 }
 
@@ -138,6 +143,9 @@ verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
   st->async_write_fd = async[1];
   c->state = st;
   c->vctx.context.async_fd = async[0];
+  // One completion vector: every CQ's events come from the one engine (comp_vector must
+  // be 0, ibv_create_cq(3)).
+  c->vctx.context.num_comp_vectors = 1;
   verbs_set_ops(&c->vctx, &kContextOps);
   WatchContext(st);
   return &c->vctx;

@@ -151,6 +151,10 @@ TEST_F(DeviceResourcesTest, QueryDeviceReportsTheLimitsTablesAreSizedBy) {
   EXPECT_EQ(attr.max_sge, static_cast<int>(kMaxSgePerWqe));
   EXPECT_EQ(attr.atomic_cap, IBV_ATOMIC_HCA);
   EXPECT_EQ(attr.phys_port_cnt, 1);
+  // An OUI no vendor was assigned (locally administered bit set), never 0.
+  EXPECT_EQ(attr.vendor_id, 0x767264u);
+  EXPECT_NE(attr.vendor_id & 0x020000u, 0u);
+  EXPECT_EQ(attr.vendor_part_id, 1u);
   ibv_port_attr port;
   dev_->QueryPort(&port);
   EXPECT_EQ(port.state, IBV_PORT_ACTIVE);
