@@ -196,6 +196,8 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
   vdev->ifindex = info->ifindex;
   vdev->mac = info->mac;
   vdev->netdev_mtu = info->mtu;
+  vdev->link_up = info->up;
+  vdev->admin_up = info->admin_up;
   vdev->gid_base = static_cast<uint32_t>(slot - pdev->gid_block_used.begin()) * kGidsPerVdev;
   vdev->node_guid_be = NodeGuidOfMac(info->mac);
   vdev->netns = netns_;  // the interface was found in the daemon's namespace
@@ -227,6 +229,8 @@ absl::Status Registry::RefreshGids(Vdev& vdev) {
   vdev.mac = info->mac;
   vdev.netdev_mtu = info->mtu;
   vdev.ifindex = info->ifindex;
+  vdev.link_up = info->up;
+  vdev.admin_up = info->admin_up;
   return WriteGids(vdev, BuildRoceGidTable(*info, kGidsPerVdev));
 }
 

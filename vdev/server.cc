@@ -437,10 +437,22 @@ void Server::OnNetlink() {
                         changes.removed.end();
     if (!affected) continue;
     std::vector<driver::GidEntry> before = v->gids;
+    bool was_up = v->link_up;
     absl::Status st = registry_->RefreshGids(*v);
     if (absl::IsNotFound(st)) {
       gone.push_back(v.get());
       continue;
+    }
+    if (st.ok() && was_up != v->link_up) {
+      // The port follows its interface, with the events a port's state change raises
+      // (IBTA 11.6.3.3: port error when it leaves Active, port active when it returns).
+      Log(LogLevel::kInfo, "port_state",
+          absl::StrCat("dev=", v->name, " netdev=", v->netdev,
+                       " state=", v->link_up ? "active" : "down"));
+      ibv_event_type type = v->link_up ? IBV_EVENT_PORT_ACTIVE : IBV_EVENT_PORT_ERR;
+      for (auto& s : sessions_) {
+        if (s->vdev() == v.get()) s->DeliverEvent(driver::AsyncEvent{type, 1});
+      }
     }
     if (st.ok() && before == v->gids) {
       continue;  // a change of the interface that leaves its GIDs as they were

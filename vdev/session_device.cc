@@ -153,6 +153,10 @@ int Session::QueryPort(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   // A pdev's port is its internal switch: no interface, so no addresses and no GIDs.
   r.attr.gid_tbl_len = pdev_ ? 0 : static_cast<int>(kGidsPerVdev);
   if (vdev_) r.attr.active_mtu = vdev_->ActiveMtu();
+  if (vdev_ && !vdev_->link_up) {
+    r.attr.state = IBV_PORT_DOWN;
+    r.attr.phys_state = vdev_->admin_up ? 2 : 3;  // Polling, Disabled (as rxe reports them)
+  }
   Append(out, r);
   return 0;
 }

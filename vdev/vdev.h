@@ -52,6 +52,11 @@ struct Vdev {
   int ifindex = 0;
   driver::wire::MacAddr mac{};
   uint32_t netdev_mtu = 1500;
+  // The interface's state, which is the port's (as rdma_rxe's follows its netdev): up
+  // and running is PORT_ACTIVE; otherwise PORT_DOWN, its physical state Polling while
+  // the interface is up without a carrier, Disabled while it is down.
+  bool link_up = true;
+  bool admin_up = true;
   uint32_t gid_base = 0;  // its GIDs are the pdev's entries [gid_base, gid_base + 16)
   std::vector<driver::GidEntry> gids;
   uint64_t node_guid_be = 0;  // network order, EUI-64 of the MAC as the kernel derives it

@@ -54,6 +54,37 @@ run_pair ud_pingpong summary -- ibv_ud_pingpong -g 3 -c -n 500
 run_pair srq_pingpong summary -- ibv_srq_pingpong -g 3 -c -n 500
 run_pair srq_pingpong_events summary -- ibv_srq_pingpong -g 3 -c -e -q 4 -n 200
 
+# The port follows its interface, as rdma_rxe's does: down with the link (Disabled while
+# the interface is down), IBV_EVENT_PORT_ERR to every context, then PORT_ACTIVE when it
+# comes back; Debian's ibv_asyncwatch hears the events, ibv_devinfo shows the state. An
+# RC pingpong over the vdev afterwards shows the port works again.
+port_state() { in_ns "$VRDMA_RUN" -d vdev_a ibv_devinfo -v | grep -E "^[[:space:]]+(state|phys_state):" | awk '{print $2}' | paste -sd' '; }
+# (timeout first: stopping it stops the watcher, which ip netns exec and vrdma-run exec)
+timeout 20 ip netns exec "$NS" stdbuf -oL "$VRDMA_RUN" -d vdev_a ibv_asyncwatch -d vdev_a \
+  >"$WORK/asyncwatch" 2>&1 &
+watch_pid=$!
+for _ in $(seq 50); do grep -q "async event FD" "$WORK/asyncwatch" && break; sleep 0.1; done
+in_ns ip link set vrd0 down
+down=""
+for _ in $(seq 50); do down=$(port_state); [[ $down == "PORT_DOWN DISABLED" ]] && break; sleep 0.1; done
+in_ns ip link set vrd0 up
+in_ns ip addr add fd00:77::1/64 dev vrd0 nodad 2>/dev/null || true  # flushed with the link
+up=""
+for _ in $(seq 50); do up=$(port_state); [[ $up == "PORT_ACTIVE LINK_UP" ]] && break; sleep 0.1; done
+for _ in $(seq 50); do grep -q "IBV_EVENT_PORT_ACTIVE" "$WORK/asyncwatch" && break; sleep 0.1; done
+kill "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+events=$(grep -o "IBV_EVENT_PORT_[A-Z]*" "$WORK/asyncwatch" | paste -sd' ')
+if [[ $down == "PORT_DOWN DISABLED" && $up == "PORT_ACTIVE LINK_UP" &&
+      $events == "IBV_EVENT_PORT_ERR IBV_EVENT_PORT_ACTIVE" ]] &&
+   grep -q "event=port_state dev=vdev_a netdev=vrd0 state=down" "$WORK/vrdmad.log"; then
+  pass "port state follows the link (ibv_devinfo, ibv_asyncwatch)"
+else
+  fail "port state: down '$down' up '$up' events '$events'"
+  sed 's/^/    /' "$WORK/asyncwatch"
+fi
+run_pair rc_pingpong_after_link_flap summary -- ibv_rc_pingpong -g 3 -c -n 200
+
 # Everything the clients created is gone with them.
 sleep 0.5
 check_all_freed "resources freed"

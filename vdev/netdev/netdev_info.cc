@@ -73,6 +73,7 @@ absl::StatusOr<NetdevInfo> ReadNetdev(std::string_view ifname) {
         auto* ll = reinterpret_cast<sockaddr_ll*>(a->ifa_addr);
         if (ll->sll_halen == 6) std::memcpy(info.mac.data(), ll->sll_addr, 6);
         info.up = (a->ifa_flags & IFF_UP) && (a->ifa_flags & IFF_RUNNING);
+        info.admin_up = a->ifa_flags & IFF_UP;
         break;
       }
       case AF_INET: {

@@ -18,6 +18,7 @@ struct NetdevInfo {
   driver::wire::MacAddr mac{};
   uint32_t mtu = 0;
   bool up = false;                           // administratively up and running
+  bool admin_up = false;                     // administratively up (IFF_UP)
   std::vector<std::array<uint8_t, 4>> ipv4;  // in the kernel's order
   std::vector<driver::wire::Gid>
       ipv6;  // global and unique-local only: fe80::/10 is the default GID
