@@ -166,6 +166,7 @@ int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
   ring.user_handle = req.user_handle;
   ring.max_sge = max_sge;
   ring.ring.header = reinterpret_cast<proto::RingShmHeader*>((*region)->data());
+  (void)device_->PublishSrqRetired(*h, &ring.ring.header->retired.value);
   ring.ring.slots = (*region)->data() + sizeof(proto::RingShmHeader);
   ring.ring.depth = depth;
   ring.ring.stride = stride;

@@ -69,6 +69,7 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
     return ErrnoOf(qpn.status());
   }
   auto* h = reinterpret_cast<proto::QpShmHeader*>((*region)->data());
+  (void)device_->PublishRetired(*qpn, &h->sq.retired.value, &h->rq.retired.value);
   QpRings rings;
   rings.qpn = *qpn;
   rings.type = init.type;

@@ -1,6 +1,7 @@
 // Fixed-capacity FIFO of work queue entries with free-running 32-bit indices.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -21,6 +22,21 @@ class Ring {
     mask_ = cap - 1;
     head_ = tail_ = 0;
     limit_ = min_capacity;
+    unqueued_ = 0;
+    retired_out_ = nullptr;  // a reused slot publishes nowhere until told
+  }
+  // Where to publish how many entries have left the queue (popped, cleared, dropped, or
+  // refused without being queued: RetireUnqueued), for a producer elsewhere that must not
+  // hold more than depth() outstanding (a client's post_send/post_recv: ENOMEM). Counted
+  // from the entries committed since Init.
+  void PublishRetiredTo(std::atomic<uint32_t>* counter) {
+    retired_out_ = counter;
+    Publish();
+  }
+  // An entry the producer gave that never made it into the queue (refused at once).
+  void RetireUnqueued() {
+    ++unqueued_;
+    Publish();
   }
   // Usable depth is what was asked for, not the rounded capacity.
   uint32_t depth() const { return limit_; }
@@ -35,16 +51,34 @@ class Ring {
   // Slot to fill, then Commit().
   T& next_free() { return at(tail_); }
   void Commit() { ++tail_; }
-  void Pop() { ++head_; }
-  void Clear() { head_ = tail_; }
+  void Pop() {
+    ++head_;
+    Publish();
+  }
+  void Clear() {
+    head_ = tail_;
+    Publish();
+  }
   // Drops the entries from `index` (between head and tail) to the tail.
-  void DropFrom(uint32_t index) { tail_ = index; }
+  void DropFrom(uint32_t index) {
+    unqueued_ += tail_ - index;
+    tail_ = index;
+    Publish();
+  }
 
   uint32_t head() const { return head_; }
   uint32_t tail() const { return tail_; }
 
  private:
+  // Entries retired = committed (tail_, plus those dropped from the tail) less those
+  // still queued: head_ plus what never stayed. One plain store, no read-modify-write.
+  void Publish() {
+    if (retired_out_) retired_out_->store(head_ + unqueued_, std::memory_order_release);
+  }
+
   std::vector<T> slots_;
+  std::atomic<uint32_t>* retired_out_ = nullptr;
+  uint32_t unqueued_ = 0;
   uint32_t mask_ = 0;
   uint32_t head_ = 0;
   uint32_t tail_ = 0;

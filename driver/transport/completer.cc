@@ -35,21 +35,21 @@ bool IsAtomic(ibv_wr_opcode op) {
 void RoceDevice::CompleteSend(QueuePair& qp, SendWqe& w, ibv_wc_status status) {
   // Completions are generated in order: `w` is always the oldest WQE.
   bool signaled = qp.init.sq_sig_all || (w.wr.send_flags & IBV_SEND_SIGNALED);
-  if (signaled || status != IBV_WC_SUCCESS) {
-    ibv_wc wc{};
-    wc.wr_id = w.wr.wr_id;
-    wc.status = status;
-    wc.opcode = SendCompletionOpcode(w.wr.opcode);
-    wc.qp_num = qp.qpn;
-    wc.byte_len = w.length;
-    PushCqe(qp.init.send_cq, wc, false);
-  }
+  ibv_wc wc{};
+  wc.wr_id = w.wr.wr_id;
+  wc.status = status;
+  wc.opcode = SendCompletionOpcode(w.wr.opcode);
+  wc.qp_num = qp.qpn;
+  wc.byte_len = w.length;
   if (w.is_rd_atomic && w.started && qp.req.rd_atomic_outstanding > 0) {
     qp.req.rd_atomic_outstanding--;
   }
+  // The WQE leaves the queue before its completion can be seen: a consumer that polls
+  // it may post again at once, into the slot it freed (Ring::PublishRetiredTo).
   bool was_next = qp.req.sq_next == qp.sq.head();
   qp.sq.Pop();
   if (was_next) qp.req.sq_next = qp.sq.head();
+  if (signaled || status != IBV_WC_SUCCESS) PushCqe(qp.init.send_cq, wc, false);
 }
 
 void RoceDevice::FailSend(QueuePair& qp, ibv_wc_status status) {

@@ -14,6 +14,7 @@
 #include <rte_mbuf.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <unordered_map>
@@ -137,6 +138,13 @@ class RoceDevice {
   absl::Status DestroyQp(uint32_t qpn);
   absl::Status PostSend(uint32_t qpn, const SendWr& wr);
   absl::Status PostRecv(uint32_t qpn, const RecvWr& wr);
+  // Where the QP's send and receive queues (an SRQ's queue) publish how many WQEs have
+  // left them, for the client that posts them to keep within max_send_wr / max_recv_wr
+  // (Ring::PublishRetiredTo). nullptr: nowhere.
+  absl::Status PublishRetired(uint32_t qpn, std::atomic<uint32_t>* sq, std::atomic<uint32_t>* rq);
+  absl::Status PublishSrqRetired(uint32_t srq, std::atomic<uint32_t>* retired);
+  // An SRQ WQE refused before it was queued (malformed): it leaves at once.
+  void RetireSrqUnqueued(uint32_t srq);
   const QueuePair* FindQp(uint32_t qpn) const { return LookupQp(qpn); }
   // A WQE the consumer handed over but the device could not accept (malformed, or
   // against the QP's limits). It takes its place in the send queue: the WQEs before it

@@ -67,6 +67,7 @@ absl::Status RoceDevice::PostRecv(uint32_t qpn, const RecvWr& wr) {
     wc.status = IBV_WC_WR_FLUSH_ERR;
     wc.opcode = IBV_WC_RECV;
     wc.qp_num = qp->qpn;
+    qp->rq.RetireUnqueued();  // never queued; retired before its completion is seen
     PushCqe(qp->init.recv_cq, wc, false);
     return absl::OkStatus();
   }
@@ -121,9 +122,30 @@ absl::Status RoceDevice::RejectSend(uint32_t qpn, uint64_t wr_id, ibv_wr_opcode 
   wc.status = status;
   wc.opcode = SendCompletionOpcode(opcode);
   wc.qp_num = qp->qpn;
+  qp->sq.RetireUnqueued();  // it completes now, never queued
   EnterError(*qp);
   PushCqe(qp->init.send_cq, wc, false);
   return absl::OkStatus();
+}
+
+absl::Status RoceDevice::PublishRetired(uint32_t qpn, std::atomic<uint32_t>* sq,
+                                        std::atomic<uint32_t>* rq) {
+  QueuePair* qp = LookupQp(qpn);
+  if (!qp) return NotFound("QP", qpn);
+  qp->sq.PublishRetiredTo(sq);
+  if (!qp->init.has_srq) qp->rq.PublishRetiredTo(rq);
+  return absl::OkStatus();
+}
+
+absl::Status RoceDevice::PublishSrqRetired(uint32_t srq, std::atomic<uint32_t>* retired) {
+  SharedReceiveQueue* s = srqs_.Get(srq);
+  if (!s) return NotFound("SRQ", srq);
+  s->wqes.PublishRetiredTo(retired);
+  return absl::OkStatus();
+}
+
+void RoceDevice::RetireSrqUnqueued(uint32_t srq) {
+  if (SharedReceiveQueue* s = srqs_.Get(srq)) s->wqes.RetireUnqueued();
 }
 
 absl::Status RoceDevice::RejectRecv(uint32_t qpn, uint64_t wr_id, ibv_wc_status status) {
@@ -134,6 +156,7 @@ absl::Status RoceDevice::RejectRecv(uint32_t qpn, uint64_t wr_id, ibv_wc_status 
   wc.status = status;
   wc.opcode = IBV_WC_RECV;
   wc.qp_num = qp->qpn;
+  qp->rq.RetireUnqueued();  // it completes now, never queued
   EnterError(*qp);
   PushCqe(qp->init.recv_cq, wc, false);
   return absl::OkStatus();

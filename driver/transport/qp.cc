@@ -266,8 +266,8 @@ void RoceDevice::FlushSendQueue(QueuePair& qp) {
   wc.opcode = IBV_WC_SEND;
   while (!qp.sq.empty()) {
     wc.wr_id = qp.sq.front().wr.wr_id;
+    qp.sq.Pop();  // first: see CompleteSend
     PushCqe(qp.init.send_cq, wc, false);
-    qp.sq.Pop();
   }
   qp.req.sq_next = qp.sq.head();
   qp.req.rd_atomic_outstanding = 0;
@@ -288,8 +288,8 @@ void RoceDevice::FlushQueues(QueuePair& qp) {
   }
   while (!qp.rq.empty()) {
     wc.wr_id = qp.rq.front().wr_id;
+    qp.rq.Pop();  // first: see CompleteSend
     PushCqe(qp.init.recv_cq, wc, false);
-    qp.rq.Pop();
   }
   qp.resp.kind = ResponderState::kNone;
   qp.resp.responses.Clear();

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -320,6 +321,56 @@ TEST_P(RcTest, SendGathersAndScatters) {
   EXPECT_EQ(wc.qp_num, b.qp->qp_num);
   EXPECT_EQ(0, std::memcmp(&b.buf[10000], &a.buf[0], 1000));
   EXPECT_EQ(0, std::memcmp(&b.buf[20000], &a.buf[1000], 2000));
+}
+
+// A queue holds max_send_wr / max_recv_wr WQEs until they complete: one more is ENOMEM
+// (ibv_post_send(3)), however fast the device took the others into its engine; room
+// comes back as they complete. Sends to a peer with no receive posted wait on RNR NAKs
+// (rnr_retry 7: for ever), so they stay outstanding until b posts its receives.
+TEST_P(RcTest, QueuesHoldTheirDepthUntilCompletion) {
+  ibv_qp_attr qa{};
+  ibv_qp_init_attr qi{};
+  ASSERT_EQ(ibv_query_qp(a.qp, &qa, IBV_QP_CAP, &qi), 0);
+  const uint32_t sq_depth = qa.cap.max_send_wr, rq_depth = qa.cap.max_recv_wr;
+  ASSERT_GE(sq_depth, 64u);
+  Fill(a.buf, 0, 64, 5);
+  Wr w;
+  w.sges = {Sge(a, 0, 64)};
+  for (uint32_t i = 0; i < sq_depth; ++i) {
+    w.wr_id = i;
+    ASSERT_EQ(Post(a.qp, w, GetParam()), 0) << i;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the engine takes them
+  w.wr_id = 9999;
+  EXPECT_EQ(Post(a.qp, w, GetParam()), ENOMEM);
+  // b's receive queue, the same way.
+  for (uint32_t i = 0; i < rq_depth; ++i) PostRecv(b.qp, {Sge(b, 64 * (i % 64), 64)}, i);
+  {
+    ibv_sge sge = Sge(b, 0, 64);
+    ibv_recv_wr rwr{};
+    rwr.sg_list = &sge;
+    rwr.num_sge = 1;
+    ibv_recv_wr* bad = nullptr;
+    EXPECT_EQ(ibv_post_recv(b.qp, &rwr, &bad), ENOMEM);
+    EXPECT_EQ(bad, &rwr);
+  }
+  // The receives let the sends complete, in order and intact.
+  ibv_wc wc;
+  for (uint32_t i = 0; i < sq_depth; ++i) {
+    ASSERT_TRUE(PollOne(a.cq, &wc)) << i;
+    EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+    EXPECT_EQ(wc.wr_id, i);
+  }
+  for (uint32_t i = 0; i < std::min(sq_depth, rq_depth); ++i) {
+    ASSERT_TRUE(PollOne(b.cq, &wc)) << i;
+    EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+    EXPECT_EQ(wc.wr_id, i);
+  }
+  EXPECT_EQ(0, std::memcmp(&b.buf[0], &a.buf[0], 64));
+  // Room again, on both queues.
+  PostRecv(b.qp, {Sge(b, 0, 64)}, 7777);
+  w.wr_id = 8888;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_SEND));
 }
 
 TEST_P(RcTest, SendWithImmediateAndInline) {

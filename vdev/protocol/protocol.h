@@ -362,6 +362,10 @@ struct ContextShm {
 struct RingShmHeader {
   SharedIndex producer;
   SharedIndex consumer;
+  // QP and SRQ rings: how many WQEs have left the device's queue (completed, flushed,
+  // refused). The client keeps producer - retired within the queue's depth (post
+  // returns ENOMEM beyond it, ibv_post_send(3)); unused by CQ rings.
+  SharedIndex retired;
 };
 
 // QP rings: the client produces send and receive WQEs, the daemon consumes them (its

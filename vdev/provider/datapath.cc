@@ -90,7 +90,7 @@ void WriteRecvWqe(const ibv_recv_wr* wr, uint8_t* slot) {
 // Posts a chain of receive WRs on one ring (QP RQ or SRQ).
 int PostRecvChain(ContextState& st, SendRing& ring, uint32_t max_sge, ibv_recv_wr* wr,
                   ibv_recv_wr** bad) {
-  uint32_t consumed = ring.header->consumer.value.load(std::memory_order_acquire);
+  uint32_t retired = ring.header->retired.value.load(std::memory_order_acquire);
   uint32_t start = ring.produced;
   int err = 0;
   for (; wr; wr = wr->next) {
@@ -98,7 +98,7 @@ int PostRecvChain(ContextState& st, SendRing& ring, uint32_t max_sge, ibv_recv_w
       err = EINVAL;
       break;
     }
-    if (ring.produced - consumed >= ring.depth) {
+    if (!RingHasRoom(ring, &retired)) {
       err = ENOMEM;
       break;
     }
@@ -145,11 +145,11 @@ int PostSend(ibv_qp* ibqp, ibv_send_wr* wr, ibv_send_wr** bad) {
   }
   pthread_spin_lock(&qp->sq_lock);
   SendRing& ring = qp->sq;
-  uint32_t consumed = ring.header->consumer.value.load(std::memory_order_acquire);
+  uint32_t retired = ring.header->retired.value.load(std::memory_order_acquire);
   uint32_t start = ring.produced;
   int err = 0;
   for (; wr; wr = wr->next) {
-    if (ring.produced - consumed >= ring.depth) {
+    if (!RingHasRoom(ring, &retired)) {
       err = ENOMEM;
       break;
     }

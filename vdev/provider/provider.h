@@ -113,6 +113,19 @@ struct SendRing {
   uint32_t produced;
 };
 
+// Whether the WQE at `index` of a QP or SRQ ring keeps the queue within its depth: the
+// WQEs posted and not yet retired by the device (RingShmHeader::retired, read into
+// *retired) are fewer than the depth. A full-looking queue is read again once, since the
+// device retires WQEs while the client posts.
+inline bool SlotFree(const SendRing& ring, uint32_t index, uint32_t* retired) {
+  if (index - *retired < ring.depth) return true;
+  *retired = ring.header->retired.value.load(std::memory_order_acquire);
+  return index - *retired < ring.depth;
+}
+inline bool RingHasRoom(const SendRing& ring, uint32_t* retired) {
+  return SlotFree(ring, ring.produced, retired);
+}
+
 struct VQp {
   verbs_qp vqp;
   uint32_t handle;

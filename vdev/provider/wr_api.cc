@@ -53,9 +53,9 @@ proto::SendWqe* NewWqe(ibv_qp_ex* qpx, ibv_wr_opcode opcode) {
   VQp* qp = QpOfEx(qpx);
   qp->wr_current = nullptr;
   if (qp->wr_error) return nullptr;
-  uint32_t consumed = qp->sq.header->consumer.value.load(std::memory_order_acquire);
+  uint32_t retired = qp->sq.header->retired.value.load(std::memory_order_acquire);
   uint32_t index = qp->sq.produced + qp->wr_count;
-  if (index - consumed >= qp->sq.depth) {
+  if (!SlotFree(qp->sq, index, &retired)) {
     qp->wr_error = ENOMEM;
     return nullptr;
   }

@@ -142,6 +142,7 @@ bool DoorbellDrain::DrainSrq(SrqRing& srq) {
     counters_->recv_wqes++;
     if (c != WqeCheck::kOk || !device_->PostSrqRecv(srq.handle, rwr).ok()) {
       counters_->rejected_wqes++;  // dropped: an SRQ WQE belongs to no QP yet
+      device_->RetireSrqUnqueued(srq.handle);
     }
   }
   if (n) pending_ = true;
