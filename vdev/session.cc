@@ -8,12 +8,36 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstring>
+#include <string>
 
+#include "absl/strings/str_cat.h"
 #include "vdev/client_fd.h"
 #include "vdev/log.h"
 #include "vdev/session_util.h"
 
 namespace vrdma::vdev {
+namespace {
+
+// The verb a request is, for the log.
+std::string OpName(uint16_t op) {
+  static constexpr std::array<const char*, 22> kNames = {
+      "list_devices", "open_device", "query_device", "query_port", "query_gid_table",
+      "alloc_pd",     "dealloc_pd",  "reg_mr",       "dereg_mr",   "create_cq",
+      "resize_cq",    "destroy_cq",  "create_srq",   "modify_srq", "query_srq",
+      "destroy_srq",  "create_ah",   "destroy_ah",   "create_qp",  "modify_qp",
+      "query_qp",     "destroy_qp"};
+  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kDestroyQp));
+  if (op >= 1 && op <= kNames.size()) return kNames[op - 1];
+  return std::to_string(op);
+}
+
+std::string ErrnoName(int err) {
+  const char* name = strerrorname_np(err);
+  return name ? name : std::to_string(err);
+}
+
+}  // namespace
 
 int ErrnoOf(const absl::Status& status, int failed_precondition) {
   switch (status.code()) {
@@ -201,11 +225,14 @@ void Session::HandleVerbs(proto::Message& msg, Reply* reply) {
     reply->payload.clear();
     reply->fds.clear();
     if (vdev_) vdev_->stats.bad_requests++;
-    // Every refused verb is counted (bad_requests) and said at debug level.
+    // Every refused verb is counted (bad_requests) and said at debug level, with why
+    // when the handler said (Refuse).
     Log(LogLevel::kDebug, "verb_refused",
-        "op=" + std::to_string(msg.header.op) + " errno=" + std::to_string(err) +
-            " pid=" + std::to_string(pid()) + " comm=" + LogQuote(comm()));
+        absl::StrCat("op=", OpName(msg.header.op), " errno=", ErrnoName(err),
+                     refusal_.empty() ? "" : " why=", refusal_.empty() ? "" : LogQuote(refusal_),
+                     " dev=", vdev_ ? vdev_->name : "-", " pid=", pid(), " comm=", LogQuote(comm())));
   }
+  refusal_.clear();
 }
 
 int Session::Defer(proto::Op op, std::unique_ptr<NeighbourQuery> query,

@@ -29,6 +29,10 @@
 
 namespace vrdma::vdev {
 
+// errno a verbs call returns for an engine status.
+int ErrnoOf(const absl::Status& status, int failed_precondition = EINVAL);
+
+
 class Session {
  public:
   Session(int sock, Registry* registry, Peer peer);
@@ -157,6 +161,16 @@ class Session {
   bool Charge(Resource r, uint64_t n = 1);
   void Release(Resource r, uint64_t n = 1);
   int ChargeError() const { return charge_error_; }
+  // A verb refused: why, for the debug log HandleVerbs writes (with the request and the
+  // errno); returns `err`. Refused(status) takes the reason from a status (ErrnoOf).
+  int Refuse(int err, std::string why) {
+    refusal_ = std::move(why);
+    return err;
+  }
+  int Refused(const absl::Status& status, int failed_precondition = EINVAL) {
+    if (!status.ok()) refusal_ = std::string(status.message());
+    return ErrnoOf(status, failed_precondition);
+  }
   // The shared memory a ring of `bytes` takes (what SharedRegion::Create maps).
   static uint64_t RingBytes(size_t bytes);
   // Reads the client's cgroup through its own /proc directory and charges one hca_handle
@@ -181,6 +195,7 @@ class Session {
   bool dma_warned_ = false;  // zero-copy transmit refused once: said in the log
   ResourceCounts used_{};
   int charge_error_ = ENOMEM;
+  std::string refusal_;  // why the request being handled was refused (Refuse)
   // The client's cgroup and the vdev its hca_handle and hca_objects are charged to, once
   // ChargeContext succeeded.
   bool cgroup_charged_ = false;
@@ -198,7 +213,5 @@ class Session {
   std::unordered_map<uint32_t, QpObject> qps_;
 };
 
-// errno a verbs call returns for an engine status.
-int ErrnoOf(const absl::Status& status, int failed_precondition = EINVAL);
 
 }  // namespace vrdma::vdev

@@ -67,7 +67,7 @@ int Session::RegMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   if (!memory.ok()) {
     Release(Resource::kMr);
     Release(Resource::kMrBytes, req.length);
-    return ErrnoOf(memory.status());
+    return Refused(memory.status());
   }
   uint8_t* host = (*memory)->base() + (req.addr - req.page_base);
   auto keys =
@@ -75,7 +75,7 @@ int Session::RegMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   if (!keys.ok()) {
     Release(Resource::kMr);
     Release(Resource::kMrBytes, req.length);
-    return ErrnoOf(keys.status());
+    return Refused(keys.status());
   }
   // Zero-copy transmit from these pages when the pdev's port takes chained frames (and
   // its device can reach them); otherwise frames carry copies.
@@ -101,7 +101,7 @@ int Session::DeregMr(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   if (!msg.Copy(&req)) return EINVAL;
   auto it = mrs_.find(req.handle);
   if (it == mrs_.end()) return EINVAL;
-  if (absl::Status st = device_->DeregMr(req.handle); !st.ok()) return ErrnoOf(st, EBUSY);
+  if (absl::Status st = device_->DeregMr(req.handle); !st.ok()) return Refused(st, EBUSY);
   if (it->second.share) it->second.share->Release();
   Release(Resource::kMrBytes, it->second.bytes);
   Release(Resource::kMr);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "vdev/client_fd.h"
 #include "vdev/session.h"
 #include "vdev/session_util.h"
@@ -22,7 +23,7 @@ int Session::AllocPd(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
   auto pd = device_->AllocPd(vdev_->id);
   if (!pd.ok()) {
     Release(Resource::kPd);
-    return ErrnoOf(pd.status());
+    return Refused(pd.status());
   }
   pds_[*pd] = 1;
   Append(out, proto::HandleMsg{*pd, 0});
@@ -35,7 +36,7 @@ int Session::DeallocPd(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   bool used_by_ah = std::any_of(ahs_.begin(), ahs_.end(),
                                 [&](const auto& kv) { return kv.second == req.handle; });
   if (used_by_ah) return EBUSY;
-  if (absl::Status st = device_->DeallocPd(req.handle); !st.ok()) return ErrnoOf(st, EBUSY);
+  if (absl::Status st = device_->DeallocPd(req.handle); !st.ok()) return Refused(st, EBUSY);
   pds_.erase(req.handle);
   Release(Resource::kPd);
   return 0;
@@ -46,13 +47,15 @@ int Session::DeallocPd(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
 int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
   proto::CreateCqRequest req;
   if (!msg.Copy(&req)) return EINVAL;
-  if (req.cqe < 1 || req.cqe > device_->limits().max_cqe) return EINVAL;
+  if (req.cqe < 1 || req.cqe > device_->limits().max_cqe) {
+    return Refuse(EINVAL, absl::StrCat("cqe ", req.cqe, " outside 1..", device_->limits().max_cqe));
+  }
   if (req.has_channel && msg.fd_count() != 1) return EINVAL;
   // The completion channel: the daemon's end of the client's socketpair (client_fd.h).
   int channel = req.has_channel ? msg.TakeFd(0) : -1;
   if (req.has_channel && CheckEventChannel(channel) != 0) {
     if (channel >= 0) close(channel);
-    return EINVAL;
+    return Refuse(EINVAL, "the completion channel is not an event channel of this client");
   }
   uint32_t depth = Pow2AtLeast(req.cqe);
   // The ring is the daemon's memory, charged to the vdev before it is made.
@@ -76,7 +79,7 @@ int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
   if (!cqn.ok()) {
     Release(Resource::kCq);
     Release(Resource::kRingBytes, ring_bytes);
-    return ErrnoOf(cqn.status());
+    return Refused(cqn.status());
   }
   (void)device_->AttachCqSink(*cqn, ring->get(), 0);
   proto::CreateCqReply r{*cqn, depth, (*ring)->region().size()};
@@ -90,8 +93,10 @@ int Session::ResizeCq(proto::Message& msg, Payload* out, Fds* fds) {
   proto::ResizeCqRequest req;
   if (!msg.Copy(&req)) return EINVAL;
   auto it = cqs_.find(req.handle);
-  if (it == cqs_.end()) return EINVAL;
-  if (req.cqe < 1 || req.cqe > device_->limits().max_cqe) return EINVAL;
+  if (it == cqs_.end()) return Refuse(EINVAL, absl::StrCat("no CQ ", req.handle));
+  if (req.cqe < 1 || req.cqe > device_->limits().max_cqe) {
+    return Refuse(EINVAL, absl::StrCat("cqe ", req.cqe, " outside 1..", device_->limits().max_cqe));
+  }
   // The new size must hold the completions the CQ has (ibv_resize_cq(3): EINVAL
   // otherwise), those of the work the client posted before it asked included: its
   // rings go into the engine and one engine pass completes what completes locally (UD
@@ -106,7 +111,7 @@ int Session::ResizeCq(proto::Message& msg, Payload* out, Fds* fds) {
   if (!Charge(Resource::kRingBytes, new_bytes)) return ChargeError();
   if (absl::Status st = it->second->Resize(depth); !st.ok()) {
     Release(Resource::kRingBytes, new_bytes);
-    return ErrnoOf(st);
+    return Refused(st);
   }
   Release(Resource::kRingBytes, old_bytes);
   (void)device_->ResizeCq(req.handle, depth);
@@ -121,7 +126,7 @@ int Session::DestroyCq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   if (!msg.Copy(&req)) return EINVAL;
   auto it = cqs_.find(req.handle);
   if (it == cqs_.end()) return EINVAL;
-  if (absl::Status st = device_->DestroyCq(req.handle); !st.ok()) return ErrnoOf(st, EBUSY);
+  if (absl::Status st = device_->DestroyCq(req.handle); !st.ok()) return Refused(st, EBUSY);
   vdev_->stats.completions += it->second->delivered();
   Release(Resource::kRingBytes, it->second->region().size());
   cqs_.erase(it);
@@ -159,7 +164,7 @@ int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
   if (!h.ok()) {
     Release(Resource::kSrq);
     Release(Resource::kRingBytes, ring_bytes);
-    return ErrnoOf(h.status());
+    return Refused(h.status());
   }
   SrqRing ring;
   ring.handle = *h;
@@ -186,7 +191,7 @@ int Session::ModifySrq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   if (absl::Status st =
           device_->ModifySrq(req.handle, req.max_wr, req.srq_limit, static_cast<int>(req.mask));
       !st.ok()) {
-    return ErrnoOf(st);
+    return Refused(st);
   }
   return 0;
 }
@@ -205,7 +210,7 @@ int Session::QuerySrq(proto::Message& msg, Payload* out, Fds* /*fds*/) {
 int Session::DestroySrq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   proto::HandleMsg req;
   if (!msg.Copy(&req) || !srqs_.count(req.handle)) return EINVAL;
-  if (absl::Status st = device_->DestroySrq(req.handle); !st.ok()) return ErrnoOf(st, EBUSY);
+  if (absl::Status st = device_->DestroySrq(req.handle); !st.ok()) return Refused(st, EBUSY);
   drain_->RemoveSrq(req.handle);
   Release(Resource::kRingBytes, srqs_[req.handle].region->size());
   srqs_.erase(req.handle);
@@ -272,7 +277,7 @@ int Session::FinishCreateAh(const proto::CreateAhRequest& req, const driver::Add
   auto h = device_->CreateAh(req.pd, av, vdev_->id);
   if (!h.ok()) {
     Release(Resource::kAh);
-    return ErrnoOf(h.status());
+    return Refused(h.status());
   }
   ahs_[*h] = req.pd;
   Append(out, proto::HandleMsg{*h, 0});
@@ -282,7 +287,7 @@ int Session::FinishCreateAh(const proto::CreateAhRequest& req, const driver::Add
 int Session::DestroyAh(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   proto::HandleMsg req;
   if (!msg.Copy(&req) || !ahs_.count(req.handle)) return EINVAL;
-  if (absl::Status st = device_->DestroyAh(req.handle); !st.ok()) return ErrnoOf(st);
+  if (absl::Status st = device_->DestroyAh(req.handle); !st.ok()) return Refused(st);
   ahs_.erase(req.handle);
   Release(Resource::kAh);
   return 0;

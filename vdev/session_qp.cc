@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "vdev/session.h"
 #include "vdev/session_util.h"
 
@@ -15,17 +16,27 @@ using session_util::Pow2AtLeast;
 
 int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   proto::CreateQpRequest req;
-  if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
+  if (!msg.Copy(&req)) return EINVAL;
+  if (!pds_.count(req.pd)) return Refuse(EINVAL, absl::StrCat("no PD ", req.pd));
   if (req.qp_type != IBV_QPT_RC && req.qp_type != IBV_QPT_UC && req.qp_type != IBV_QPT_UD) {
-    return EOPNOTSUPP;
+    return Refuse(EOPNOTSUPP, absl::StrCat("QP type ", req.qp_type, " not offered"));
   }
-  if (!cqs_.count(req.send_cq) || !cqs_.count(req.recv_cq)) return EINVAL;
-  if (req.has_srq && !srqs_.count(req.srq)) return EINVAL;
+  if (!cqs_.count(req.send_cq) || !cqs_.count(req.recv_cq)) {
+    return Refuse(EINVAL, absl::StrCat("no CQ ", req.send_cq, " or ", req.recv_cq));
+  }
+  if (req.has_srq && !srqs_.count(req.srq)) return Refuse(EINVAL, absl::StrCat("no SRQ ", req.srq));
   const driver::DeviceLimits& l = device_->limits();
-  if (req.max_send_wr > l.max_qp_wr || req.max_recv_wr > l.max_qp_wr ||
-      req.max_send_sge > l.max_sge || req.max_recv_sge > l.max_sge ||
-      req.max_inline_data > l.max_inline_data) {
-    return EINVAL;
+  // ibv_create_qp(3): EINVAL for a capability beyond the device's (max_qp_wr, max_sge,
+  // and the inline room a WQE slot can have).
+  auto over = [&](const char* what, uint32_t asked, uint32_t max) {
+    return Refuse(EINVAL, absl::StrCat(what, " ", asked, " above the device's ", max));
+  };
+  if (req.max_send_wr > l.max_qp_wr) return over("max_send_wr", req.max_send_wr, l.max_qp_wr);
+  if (req.max_recv_wr > l.max_qp_wr) return over("max_recv_wr", req.max_recv_wr, l.max_qp_wr);
+  if (req.max_send_sge > l.max_sge) return over("max_send_sge", req.max_send_sge, l.max_sge);
+  if (req.max_recv_sge > l.max_sge) return over("max_recv_sge", req.max_recv_sge, l.max_sge);
+  if (req.max_inline_data > l.max_inline_data) {
+    return over("max_inline_data", req.max_inline_data, l.max_inline_data);
   }
   driver::QpInitAttr init;
   init.type = static_cast<int>(req.qp_type);
@@ -66,7 +77,7 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   if (!qpn.ok()) {
     Release(Resource::kQp);
     Release(Resource::kRingBytes, ring_bytes);
-    return ErrnoOf(qpn.status());
+    return Refused(qpn.status());
   }
   auto* h = reinterpret_cast<proto::QpShmHeader*>((*region)->data());
   (void)device_->PublishRetired(*qpn, &h->sq.retired.value, &h->rq.retired.value);
@@ -124,7 +135,7 @@ int Session::ModifyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
 }
 
 int Session::FinishModifyQp(const proto::ModifyQpRequest& req, const driver::AddressVector* av) {
-  return ErrnoOf(device_->ModifyQp(req.handle, req.attr, req.mask, av));
+  return Refused(device_->ModifyQp(req.handle, req.attr, req.mask, av));
 }
 
 int Session::QueryQp(proto::Message& msg, Payload* out, Fds* /*fds*/) {
@@ -133,7 +144,7 @@ int Session::QueryQp(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   proto::QueryQpReply r{};
   driver::QpInitAttr init;
   if (absl::Status st = device_->QueryQp(req.handle, &r.attr, &init); !st.ok()) {
-    return ErrnoOf(st);
+    return Refused(st);
   }
   // The address vector is kept as the client gave it: its GID index is the vdev's own.
   r.cap.max_send_wr = init.max_send_wr;
@@ -149,7 +160,7 @@ int Session::QueryQp(proto::Message& msg, Payload* out, Fds* /*fds*/) {
 int Session::DestroyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   proto::HandleMsg req;
   if (!msg.Copy(&req) || !qps_.count(req.handle)) return EINVAL;
-  if (absl::Status st = device_->DestroyQp(req.handle); !st.ok()) return ErrnoOf(st);
+  if (absl::Status st = device_->DestroyQp(req.handle); !st.ok()) return Refused(st);
   drain_->RemoveQp(req.handle);
   Release(Resource::kRingBytes, qps_[req.handle].region->size());
   qps_.erase(req.handle);

@@ -7,6 +7,8 @@
 source "$(dirname "$0")/lib.sh"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 SUITE_SRC=/usr/share/doc/rdma-core/tests
+# At debug level the daemon says why it refused each verb (the suite's bad flows).
+VRDMAD_EXTRA_ARGS="--log-level debug"
 [[ -d $SUITE_SRC ]] || { fail "no $SUITE_SRC (python3-pyverbs is in scripts/install-deps)"; finish; exit 1; }
 setup_default
 
@@ -51,6 +53,16 @@ grep -E "^RESULT .* (fail|error)$" "$WORK/results" | sed 's/^RESULT /    not pas
 for id in "${new[@]}"; do echo "    passes, not yet in conformance_pass.txt: $id"; done
 grep "^RESULT .* skip " "$WORK/results" | cut -d' ' -f4- | sort | uniq -c | sort -rn |
   sed 's/^/    skipped: /'
+
+# The suite's bad flows were refused with a reason in the log and counted per vdev.
+if grep -q 'event=verb_refused op=create_cq errno=EINVAL why="cqe [0-9]* outside 1\.\.[0-9]*" dev=vdev_a' \
+     "$WORK/vrdmad.log" &&
+   ctl stat show | grep -qE '^dev vdev_a:.* bad_requests [1-9]'; then
+  pass "refused verbs say why (debug log) and are counted (bad_requests)"
+else
+  fail "refusals: $(grep -c verb_refused "$WORK/vrdmad.log") logged"
+  grep verb_refused "$WORK/vrdmad.log" | head -5 | sed 's/^/    /'
+fi
 
 check_all_freed "every object the suite made was freed"
 finish
