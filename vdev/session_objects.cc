@@ -51,6 +51,7 @@ int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
     return Refuse(EINVAL, absl::StrCat("cqe ", req.cqe, " outside 1..", device_->limits().max_cqe));
   }
   if (req.has_channel && msg.fd_count() != 1) return EINVAL;
+  if (req.flags & ~proto::kCqTimestamps) return Refuse(EINVAL, "unknown CQ flags");
   // The completion channel: the daemon's end of the client's socketpair (client_fd.h).
   int channel = req.has_channel ? msg.TakeFd(0) : -1;
   if (req.has_channel && CheckEventChannel(channel) != 0) {
@@ -81,6 +82,7 @@ int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
     Release(Resource::kRingBytes, ring_bytes);
     return Refused(cqn.status());
   }
+  (*ring)->set_timestamps(req.flags & proto::kCqTimestamps);
   (void)device_->AttachCqSink(*cqn, ring->get(), 0);
   proto::CreateCqReply r{*cqn, depth, (*ring)->region().size()};
   fds->push_back((*ring)->region().fd());

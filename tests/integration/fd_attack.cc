@@ -311,7 +311,7 @@ int Refuse(const char* dev, const char* fifo) {
   if (err || reply.header.status) return 1;
   for (const Bad& b : bad) {
     if (b.fd < 0) continue;
-    CreateCqRequest req{16, 1, 0x1234};
+    CreateCqRequest req{16, 1, 0x1234, 0, 0};
     Message r;
     err = Call(sock, Op::kCreateCq, &req, sizeof req, &b.fd, 1, &r);
     std::string what = std::string("CreateCq refuses ") + b.what + " as its completion channel";
@@ -319,7 +319,7 @@ int Refuse(const char* dev, const char* fifo) {
   }
   int ch[2];
   socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch);
-  CreateCqRequest req{16, 1, 0x1234};
+  CreateCqRequest req{16, 1, 0x1234, 0, 0};
   Message r;
   err = Call(sock, Op::kCreateCq, &req, sizeof req, &ch[1], 1, &r);
   Check(err == 0 && r.header.status == 0, "CreateCq accepts a socketpair");

@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
   Check(try_ref(ro, 0, 1) == EINVAL, "by reference with a descriptor too");
 
   // A QP and CQ whose rings we then scribble over.
-  CreateCqRequest cqr{4, 0, 0};
+  CreateCqRequest cqr{4, 0, 0, 0, 0};
   Check(c.Call(Op::kCreateCq, &cqr, sizeof cqr) == 0, "create CQ");
   auto cq = c.Reply<CreateCqReply>();
   int cq_fd = c.last.TakeFd(0);

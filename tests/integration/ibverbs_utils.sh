@@ -51,6 +51,19 @@ run_pair rc_pingpong_roce_v1 summary -- ibv_rc_pingpong -g 0 -c -n 200
 run_pair rc_pingpong_mtu1024 summary -- ibv_rc_pingpong -g 3 -c -m 1024 -s 10000 -n 100
 run_pair uc_pingpong summary -- ibv_uc_pingpong -g 3 -c -n 500
 run_pair ud_pingpong summary -- ibv_ud_pingpong -g 3 -c -n 500
+# -t: receive completions timestamped on the device clock; both sides print the cycles
+# between successive receive completions (a 1 GHz clock, so nanoseconds), min <= max.
+ts_summary() {
+  local f
+  for f in "$1" "$2"; do
+    grep -q "iters in" "$f" || return 1
+    local max min
+    max=$(sed -n 's/^Max receive completion clock cycles = //p' "$f")
+    min=$(sed -n 's/^Min receive completion clock cycles = //p' "$f")
+    [[ -n $max && -n $min ]] && ((min > 0 && min <= max)) || return 1
+  done
+}
+run_pair rc_pingpong_timestamps ts_summary -- ibv_rc_pingpong -g 3 -c -t -n 200
 run_pair srq_pingpong summary -- ibv_srq_pingpong -g 3 -c -n 500
 run_pair srq_pingpong_events summary -- ibv_srq_pingpong -g 3 -c -e -q 4 -n 200
 

@@ -187,7 +187,14 @@ struct CreateCqRequest {
   uint32_t cqe;
   uint32_t has_channel;
   uint64_t user_handle;  // the client's struct ibv_cq *, echoed in events
+  uint32_t flags;        // kCqTimestamps
+  uint32_t reserved;
 };
+// CreateCqRequest::flags: every CQE carries the time it was written (Cqe::timestamp).
+inline constexpr uint32_t kCqTimestamps = 1;
+// The device clock of completion timestamps: CLOCK_MONOTONIC in nanoseconds, so a tick
+// is 1 ns (hca_core_clock 1000000 kHz) and the client reads the same clock itself
+// (ibv_query_rt_values_ex).
 // Reply fds: [0] the CQ ring (CqShmHeader + depth CQEs).
 struct CreateCqReply {
   uint32_t handle;
@@ -436,9 +443,12 @@ struct Cqe {
   uint16_t slid;
   uint8_t sl;
   uint8_t dlid_path_bits;
-  uint8_t reserved[14];
+  uint8_t reserved[2];
+  uint64_t timestamp;  // CLOCK_MONOTONIC ns when written, on a CQ made with kCqTimestamps
+  uint8_t reserved2[8];
 };
 static_assert(sizeof(Cqe) == 64);
+static_assert(offsetof(Cqe, timestamp) == 48);
 
 inline constexpr uint32_t RoundUp(uint32_t v, uint32_t align) {
   return (v + align - 1) / align * align;

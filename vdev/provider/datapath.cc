@@ -281,10 +281,11 @@ unsigned int ReadWcFlags(ibv_cq_ex* ex) { return CqOfEx(ex)->current.wc_flags; }
 uint32_t ReadSlid(ibv_cq_ex* ex) { return CqOfEx(ex)->current.slid; }
 uint8_t ReadSl(ibv_cq_ex* ex) { return CqOfEx(ex)->current.sl; }
 uint8_t ReadDlidPathBits(ibv_cq_ex* ex) { return CqOfEx(ex)->current.dlid_path_bits; }
+uint64_t ReadCompletionTs(ibv_cq_ex* ex) { return CqOfEx(ex)->current.timestamp; }
 
 }  // namespace
 
-void InstallCqExOps(VCq* cq, uint64_t) {
+void InstallCqExOps(VCq* cq, uint64_t wc_flags) {
   ibv_cq_ex& ex = cq->vcq.cq_ex;
   ex.start_poll = StartPoll;
   ex.next_poll = NextPoll;
@@ -299,6 +300,7 @@ void InstallCqExOps(VCq* cq, uint64_t) {
   ex.read_slid = ReadSlid;
   ex.read_sl = ReadSl;
   ex.read_dlid_path_bits = ReadDlidPathBits;
+  if (wc_flags & IBV_WC_EX_WITH_COMPLETION_TIMESTAMP) ex.read_completion_ts = ReadCompletionTs;
 }
 
 }  // namespace vrdma::provider

@@ -131,7 +131,7 @@ int DestroyAh(ibv_ah* ah) {
 
 // ---- CQ -----------------------------------------------------------------------------------
 
-VCq* NewCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel) {
+VCq* NewCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel, uint32_t flags = 0) {
   ContextState& st = StateOf(ctx);
   if (cqe < 1) return Fail<VCq>(EINVAL);
   int wfd = -1;
@@ -147,7 +147,7 @@ VCq* NewCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel) {
   // The daemon echoes user_handle in completion events: libibverbs reads it as the
   // struct ibv_cq *, which is where our VCq starts.
   proto::CreateCqRequest req{static_cast<uint32_t>(cqe), channel ? 1u : 0u,
-                             reinterpret_cast<uintptr_t>(cq)};
+                             reinterpret_cast<uintptr_t>(cq), flags, 0};
   proto::CreateCqReply r;
   proto::Message reply;
   int err = RpcReply(st, Op::kCreateCq, &req, sizeof req, &r, channel ? &wfd : nullptr,
@@ -186,15 +186,19 @@ ibv_cq* CreateCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel, int comp_
 }
 
 ibv_cq_ex* CreateCqEx(ibv_context* ctx, ibv_cq_init_attr_ex* attr) {
+  // Every field a software device can fill, and the completion time on the device clock
+  // (proto::kCqTimestamps). No wallclock timestamps, VLAN, flow tag or tag matching.
   constexpr uint64_t kSupportedWc =
       IBV_WC_EX_WITH_BYTE_LEN | IBV_WC_EX_WITH_IMM | IBV_WC_EX_WITH_QP_NUM | IBV_WC_EX_WITH_SRC_QP |
-      IBV_WC_EX_WITH_SLID | IBV_WC_EX_WITH_SL | IBV_WC_EX_WITH_DLID_PATH_BITS;
+      IBV_WC_EX_WITH_SLID | IBV_WC_EX_WITH_SL | IBV_WC_EX_WITH_DLID_PATH_BITS |
+      IBV_WC_EX_WITH_COMPLETION_TIMESTAMP;
   if (attr->wc_flags & ~kSupportedWc) return Fail<ibv_cq_ex>(EOPNOTSUPP);
   if (attr->comp_mask & ~static_cast<uint32_t>(IBV_CQ_INIT_ATTR_MASK_FLAGS)) {
     return Fail<ibv_cq_ex>(EOPNOTSUPP);
   }
   if (!ValidCompVector(ctx, attr->comp_vector)) return Fail<ibv_cq_ex>(EINVAL);
-  VCq* cq = NewCq(ctx, static_cast<int>(attr->cqe), attr->channel);
+  uint32_t flags = attr->wc_flags & IBV_WC_EX_WITH_COMPLETION_TIMESTAMP ? proto::kCqTimestamps : 0;
+  VCq* cq = NewCq(ctx, static_cast<int>(attr->cqe), attr->channel, flags);
   if (!cq) return nullptr;
   InstallCqExOps(cq, attr->wc_flags);
   return &cq->vcq.cq_ex;
@@ -443,6 +447,7 @@ int DestroyQp(ibv_qp* ibqp) {
 void FreeContextOp(ibv_context* ctx);
 int QueryDeviceExOp(ibv_context*, const ibv_query_device_ex_input*, ibv_device_attr_ex*, size_t);
 int QueryPortOp(ibv_context* ctx, uint8_t port, ibv_port_attr* attr);
+int QueryRtValuesOp(ibv_context* ctx, ibv_values_ex* values);
 void AsyncEventOp(ibv_context*, ibv_async_event*);
 void CqEventOp(ibv_cq*);
 
@@ -475,6 +480,7 @@ const verbs_context_ops kContextOps = [] {
   ops.post_recv = PostRecv;
   ops.query_device_ex = QueryDeviceExOp;
   ops.query_port = QueryPortOp;
+  ops.query_rt_values = QueryRtValuesOp;
   ops.async_event = AsyncEventOp;
   ops.free_context = FreeContextOp;
   return ops;

@@ -34,6 +34,8 @@ class CqRing : public driver::CompletionSink {
   // (changing nothing) when they do not fit.
   absl::Status Resize(uint32_t depth);
 
+  // Every CQE written from now on carries its time (proto::kCqTimestamps).
+  void set_timestamps(bool on) { timestamps_ = on; }
   uint32_t depth() const { return depth_; }
   uint64_t user_handle() const { return user_handle_; }
   const SharedRegion& region() const { return *region_; }
@@ -56,6 +58,7 @@ class CqRing : public driver::CompletionSink {
   uint32_t produced_ = 0;  // the daemon's own copy of the producer index
   uint32_t arm_seen_ = 0;  // last arm_sequence answered with an event
   uint64_t user_handle_ = 0;
+  bool timestamps_ = false;
   int channel_fd_ = -1;
   uint64_t delivered_ = 0;
   uint64_t overruns_ = 0;
