@@ -22,11 +22,10 @@ namespace {
 // The verb a request is, for the log.
 std::string OpName(uint16_t op) {
   static constexpr std::array<const char*, 22> kNames = {
-      "list_devices", "open_device", "query_device", "query_port", "query_gid_table",
-      "alloc_pd",     "dealloc_pd",  "reg_mr",       "dereg_mr",   "create_cq",
-      "resize_cq",    "destroy_cq",  "create_srq",   "modify_srq", "query_srq",
-      "destroy_srq",  "create_ah",   "destroy_ah",   "create_qp",  "modify_qp",
-      "query_qp",     "destroy_qp"};
+      "list_devices", "open_device", "query_device", "query_port",  "query_gid_table", "alloc_pd",
+      "dealloc_pd",   "reg_mr",      "dereg_mr",     "create_cq",   "resize_cq",       "destroy_cq",
+      "create_srq",   "modify_srq",  "query_srq",    "destroy_srq", "create_ah",       "destroy_ah",
+      "create_qp",    "modify_qp",   "query_qp",     "destroy_qp"};
   static_assert(kNames.size() == static_cast<size_t>(proto::Op::kDestroyQp));
   if (op >= 1 && op <= kNames.size()) return kNames[op - 1];
   return std::to_string(op);
@@ -230,7 +229,8 @@ void Session::HandleVerbs(proto::Message& msg, Reply* reply) {
     Log(LogLevel::kDebug, "verb_refused",
         absl::StrCat("op=", OpName(msg.header.op), " errno=", ErrnoName(err),
                      refusal_.empty() ? "" : " why=", refusal_.empty() ? "" : LogQuote(refusal_),
-                     " dev=", vdev_ ? vdev_->name : "-", " pid=", pid(), " comm=", LogQuote(comm())));
+                     " dev=", vdev_ ? vdev_->name : "-", " pid=", pid(),
+                     " comm=", LogQuote(comm())));
   }
   refusal_.clear();
 }

@@ -32,7 +32,6 @@ namespace vrdma::vdev {
 // errno a verbs call returns for an engine status.
 int ErrnoOf(const absl::Status& status, int failed_precondition = EINVAL);
 
-
 class Session {
  public:
   Session(int sock, Registry* registry, Peer peer);
@@ -212,6 +211,5 @@ class Session {
   std::unordered_map<uint32_t, uint32_t> ahs_;  // handle -> pd
   std::unordered_map<uint32_t, QpObject> qps_;
 };
-
 
 }  // namespace vrdma::vdev

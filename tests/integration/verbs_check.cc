@@ -674,6 +674,35 @@ TEST(Verbs, UdSendCarriesGrhAndSource) {
   b.Close();
 }
 
+// a sends `count` signalled SENDs of len, len + step, len + 2 step ... bytes (wr_id
+// 0..count-1), each completion polled on a and successful.
+void SendAll(Side& a, uint64_t count, uint32_t len, uint32_t step) {
+  for (uint64_t i = 0; i < count; ++i) {
+    ibv_sge sge{reinterpret_cast<uintptr_t>(a.buf.data()), len + step * static_cast<uint32_t>(i),
+                a.mr->lkey};
+    ibv_send_wr wr{};
+    wr.wr_id = i;
+    wr.opcode = IBV_WR_SEND;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    wr.sg_list = &sge;
+    wr.num_sge = 1;
+    ibv_send_wr* bad;
+    ASSERT_EQ(ibv_post_send(a.qp, &wr, &bad), 0);
+    ibv_wc wc;
+    ASSERT_TRUE(PollOne(a.cq, &wc));
+    ASSERT_EQ(wc.status, IBV_WC_SUCCESS);
+  }
+}
+
+// b posts `count` 100-byte receives (wr_id 0..count-1), then a sends them 10, 10 + step,
+// ... bytes (SendAll).
+void SendMessages(Side& a, Side& b, uint64_t count, uint32_t step) {
+  for (uint64_t i = 0; i < count; ++i) {
+    PostRecv(b.qp, {{reinterpret_cast<uintptr_t>(b.buf.data()) + i * 100, 100, b.mr->lkey}}, i);
+  }
+  SendAll(a, count, 10, step);
+}
+
 // Completion timestamps (ibv_create_cq_ex with IBV_WC_EX_WITH_COMPLETION_TIMESTAMP): the
 // device says it has them (a mask and a clock), ibv_query_rt_values_ex reads the same
 // clock, and each completion's time lies between the clock read before the post and after
@@ -709,23 +738,7 @@ TEST(Verbs, CompletionTimestamps) {
            static_cast<uint64_t>(v.raw_clock.tv_nsec);
   };
   const uint64_t before = clock_now();
-  for (uint64_t i = 0; i < 3; ++i) {
-    PostRecv(b.qp, {{reinterpret_cast<uintptr_t>(b.buf.data()) + i * 100, 100, b.mr->lkey}}, i);
-  }
-  for (uint64_t i = 0; i < 3; ++i) {
-    ibv_sge sge{reinterpret_cast<uintptr_t>(a.buf.data()), 10 + static_cast<uint32_t>(i),
-                a.mr->lkey};
-    ibv_send_wr wr{};
-    wr.wr_id = i;
-    wr.opcode = IBV_WR_SEND;
-    wr.send_flags = IBV_SEND_SIGNALED;
-    wr.sg_list = &sge;
-    wr.num_sge = 1;
-    ibv_send_wr* bad;
-    ASSERT_EQ(ibv_post_send(a.qp, &wr, &bad), 0);
-    ibv_wc wc;
-    ASSERT_TRUE(PollOne(a.cq, &wc));
-  }
+  ASSERT_NO_FATAL_FAILURE(SendMessages(a, b, 3, 1));
   std::vector<uint64_t> stamps;
   ibv_poll_cq_attr pa{};
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -766,22 +779,7 @@ TEST(Verbs, CompletionChannelEventAndResize) {
   ASSERT_NO_FATAL_FAILURE(Connect(a, b, IBV_QPT_RC));
   ASSERT_NO_FATAL_FAILURE(Connect(b, a, IBV_QPT_RC));
   ASSERT_EQ(ibv_req_notify_cq(b.cq, 0), 0);
-  for (uint64_t i = 0; i < 3; ++i) {
-    PostRecv(b.qp, {{reinterpret_cast<uintptr_t>(b.buf.data()) + i * 100, 100, b.mr->lkey}}, i);
-  }
-  for (uint64_t i = 0; i < 3; ++i) {
-    ibv_sge sge{reinterpret_cast<uintptr_t>(a.buf.data()), 10, a.mr->lkey};
-    ibv_send_wr wr{};
-    wr.wr_id = i;
-    wr.opcode = IBV_WR_SEND;
-    wr.send_flags = IBV_SEND_SIGNALED;
-    wr.sg_list = &sge;
-    wr.num_sge = 1;
-    ibv_send_wr* bad;
-    ASSERT_EQ(ibv_post_send(a.qp, &wr, &bad), 0);
-    ibv_wc wc;
-    ASSERT_TRUE(PollOne(a.cq, &wc));
-  }
+  ASSERT_NO_FATAL_FAILURE(SendMessages(a, b, 3, 0));
   ibv_cq* ev_cq = nullptr;
   void* ev_ctx = nullptr;
   ASSERT_EQ(ibv_get_cq_event(ch, &ev_cq, &ev_ctx), 0);
@@ -831,19 +829,7 @@ TEST(Verbs, SrqLimitEvent) {
   ASSERT_EQ(ibv_modify_srq(b.srq, &attr, IBV_SRQ_LIMIT), 0);
   ASSERT_EQ(ibv_query_srq(b.srq, &attr), 0);
   EXPECT_EQ(attr.srq_limit, 6u);
-  for (uint64_t i = 0; i < 3; ++i) {
-    ibv_sge sge{reinterpret_cast<uintptr_t>(a.buf.data()), 8, a.mr->lkey};
-    ibv_send_wr wr{};
-    wr.opcode = IBV_WR_SEND;
-    wr.send_flags = IBV_SEND_SIGNALED;
-    wr.sg_list = &sge;
-    wr.num_sge = 1;
-    ibv_send_wr* bad;
-    ASSERT_EQ(ibv_post_send(a.qp, &wr, &bad), 0);
-    ibv_wc wc;
-    ASSERT_TRUE(PollOne(a.cq, &wc));
-    ASSERT_EQ(wc.status, IBV_WC_SUCCESS);
-  }
+  ASSERT_NO_FATAL_FAILURE(SendAll(a, 3, 8, 0));
   ibv_async_event ev;
   ASSERT_TRUE(WaitEvent(b.ctx, IBV_EVENT_SRQ_LIMIT_REACHED, &ev, 5000));
   EXPECT_EQ(ev.element.srq, b.srq);

@@ -64,7 +64,8 @@ bool CqRing::Deliver(uint64_t, const ibv_wc& wc, bool solicited, const driver::R
   if (timestamps_) {
     timespec ts;  // the vDSO's: no system call
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    c.timestamp = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+    c.timestamp =
+        static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
   }
   ++produced_;
   ++delivered_;
