@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "vdev/client_fd.h"
 #include "vdev/log.h"
+#include "vdev/monotonic.h"
 #include "vdev/netdev/netlink_watch.h"
 
 namespace vrdma::vdev {
@@ -43,11 +44,7 @@ constexpr int kYieldPasses = 200;
 constexpr int kBusySleepMs = 1;
 constexpr int kIdleSleepMs = 1000;
 
-uint64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
+uint64_t NowNs() { return MonotonicNs(); }
 
 // The socket's directory must be the daemon's: owned by it and writable by no one else
 // (or sticky, as /tmp), so no other user can swap the socket file for their own. The

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "vdev/client_fd.h"
+#include "vdev/monotonic.h"
 #include "vdev/session.h"
 #include "vdev/session_util.h"
 
@@ -104,7 +105,7 @@ int Session::ResizeCq(proto::Message& msg, Payload* out, Fds* fds) {
   // rings go into the engine and one engine pass completes what completes locally (UD
   // sends, flushes), as a device that takes its doorbells before its command queue.
   Pump();
-  device_->Poll(session_util::MonotonicNs());
+  device_->Poll(MonotonicNs());
   uint32_t depth = Pow2AtLeast(req.cqe);
   // The new ring is charged before it is made (both exist while the CQEs move over);
   // the old one is released once it is gone.

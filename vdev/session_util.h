@@ -4,19 +4,11 @@
 #include <bit>
 #include <cerrno>
 #include <cstdint>
-#include <ctime>
 #include <vector>
 
 #include "absl/status/status.h"
 
 namespace vrdma::vdev::session_util {
-
-// CLOCK_MONOTONIC in nanoseconds, the engine's clock.
-inline uint64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 inline uint32_t Pow2AtLeast(uint32_t v) { return v <= 1 ? 1 : std::bit_ceil(v); }
 

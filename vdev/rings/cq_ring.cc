@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <ctime>
 
 #include "vdev/client_fd.h"
+#include "vdev/monotonic.h"
 
 namespace vrdma::vdev {
 
@@ -61,12 +61,7 @@ bool CqRing::Deliver(uint64_t, const ibv_wc& wc, bool solicited, const driver::R
   c.slid = wc.slid;
   c.sl = wc.sl;
   c.dlid_path_bits = wc.dlid_path_bits;
-  if (timestamps_) {
-    timespec ts;  // the vDSO's: no system call
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    c.timestamp =
-        static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-  }
+  if (timestamps_) c.timestamp = MonotonicNs();
   ++produced_;
   ++delivered_;
   header_->ring.producer.value.store(produced_, std::memory_order_release);
