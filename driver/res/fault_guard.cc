@@ -23,6 +23,7 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free &&
 struct Range {
   std::atomic<uintptr_t> begin{0};
   std::atomic<uintptr_t> end{0};
+  std::atomic<uintptr_t> repair_unit{0};  // 0: the base page size
   std::atomic<uint32_t> faulted{0};
   std::atomic<uint32_t> used{0};
 };
@@ -32,6 +33,15 @@ std::atomic<uint32_t> g_high{0};  // slots at or above are unused
 std::atomic<bool> g_installed{false};
 struct sigaction g_previous;  // the action before Install (for faults not ours)
 uintptr_t g_page = 4096;
+
+// A page of private zeros over the `size`-aligned block holding addr (a raw system call:
+// async-signal-safe).
+bool MapZeros(uintptr_t addr, uintptr_t size) {
+  const uintptr_t page = addr & ~(size - 1);
+  long p = syscall(SYS_mmap, page, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  return p == static_cast<long>(page);
+}
 
 // Async-signal-safe throughout: atomics that are lock-free, raw system calls.
 void OnSigbus(int sig, siginfo_t* info, void* ctx) {
@@ -47,10 +57,12 @@ void OnSigbus(int sig, siginfo_t* info, void* ctx) {
       // A page of private zeros over the lost one: the faulting instruction runs again
       // on it and the copy completes; the engine sees the generation move and fails the
       // operation and the MR.
-      const uintptr_t page = addr & ~(g_page - 1);
-      long p = syscall(SYS_mmap, page, g_page, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-      if (p == static_cast<long>(page)) {
+      // In a hugetlbfs mapping one base page cannot be replaced (the kernel splits it
+      // only at huge-page boundaries): then the whole huge page around the fault, which
+      // lies in the range's reservation (vdev/shm/memory_layout.h).
+      const uintptr_t unit = r.repair_unit.load(std::memory_order_relaxed);
+      const bool repaired = MapZeros(addr, g_page) || (unit > g_page && MapZeros(addr, unit));
+      if (repaired) {
         r.faulted.store(1, std::memory_order_relaxed);
         g_generation.fetch_add(1, std::memory_order_release);
         return;
@@ -96,7 +108,7 @@ bool Install() {
 
 bool Installed() { return g_installed.load(); }
 
-int AddRange(const void* base, size_t len) {
+int AddRange(const void* base, size_t len, size_t repair_unit) {
   if (len == 0) return -1;
   for (uint32_t i = 0; i < kMaxRanges; ++i) {
     uint32_t expected = 0;
@@ -105,6 +117,7 @@ int AddRange(const void* base, size_t len) {
     }
     Range& r = g_ranges[i];
     r.faulted.store(0, std::memory_order_relaxed);
+    r.repair_unit.store(repair_unit, std::memory_order_relaxed);
     r.begin.store(reinterpret_cast<uintptr_t>(base), std::memory_order_release);
     r.end.store(reinterpret_cast<uintptr_t>(base) + len, std::memory_order_release);
     uint32_t high = g_high.load(std::memory_order_relaxed);

@@ -32,8 +32,11 @@ bool Install();
 bool Installed();
 
 // Adds [base, base + len) as client memory. Returns the slot to remove it with, or -1
-// when the table is full (the caller must then refuse the mapping).
-int AddRange(const void* base, size_t len);
+// when the table is full (the caller must then refuse the mapping). `repair_unit` is the
+// largest page size mapped in the range (a power of two): a lost page of a hugetlbfs
+// mapping can only be replaced whole, aligned, as the kernel splits such a mapping only
+// at huge-page boundaries.
+int AddRange(const void* base, size_t len, size_t repair_unit = 0);
 // Removes a range (before it is unmapped).
 void RemoveRange(int slot);
 

@@ -75,6 +75,26 @@ else
 fi
 if daemon_alive; then pass "vrdmad alive after the truncation"; else fail "vrdmad died (SIGBUS?)"; fi
 
+# 3b. The same attack through a route the first line has to let in (issue 14): huge pages.
+#     No seal keeps a hugetlbfs page, so registered hugetlbfs files are accepted as they
+#     are; the tenant truncates its own files (on a mount it owns) under the daemon. The
+#     shim plays no part (it lies only for memfds of the names above).
+if reserve_huge_pages 8 && mount_hugetlbfs "$WORK/huge" \
+     "pagesize=2M,size=16M,mode=0700,uid=$(id -u "$attacker"),gid=$(id -g "$attacker")"; then
+  rc=0
+  as_tenant "$attacker" "$VRDMA_RUN" -d vdev_a -- "$CLIENT" hugetlbfs "$WORK/huge" \
+    >"$WORK/huge.log" 2>&1 || rc=$?
+  sed 's/^/  /' "$WORK/huge.log"
+  if [[ $rc -eq 0 ]] && grep -q "registered three hugetlbfs files" "$WORK/huge.log"; then
+    pass "truncated hugetlbfs MR: every access fails with the spec's errors, MR stays unusable"
+  else
+    fail "hugetlbfs truncate attack (rc=$rc)"
+  fi
+  if daemon_alive; then pass "vrdmad alive after the hugetlbfs truncation"; else fail "vrdmad died (SIGBUS on a huge page?)"; fi
+else
+  fail "no huge pages or hugetlbfs mount for the attack"
+fi
+
 # 4. The other tenant finished with its data checked.
 good=0
 wait "$good_srv" || good=$?

@@ -11,6 +11,10 @@
 //   sigbus_client plain     an unsealed memfd of another name: must be refused (exit 10)
 //   sigbus_client punch     a memfd sealed against shrinking (accepted), a hole punched
 //                           through it while registered: reads give zeros, nothing fails
+//   sigbus_client hugetlbfs DIR
+//                           files of the hugetlbfs mount DIR, mapped shared: huge pages
+//                           register (no seal can keep a huge page, so no shim is needed),
+//                           then the files are truncated: as for truncate
 //
 // Exit 0: every outcome as expected; 10: registration refused (truncate mode); else 1.
 #include <fcntl.h>
@@ -158,19 +162,41 @@ Region MakeRegion(Dev& d, const char* name, bool seal) {
   return r;
 }
 
-int Truncate(Dev& d, ibv_mr* good) {
-  Region w = MakeRegion(d, "vrdma-sigbus-attack-w", false);
+// A file of `len` bytes in the hugetlbfs mount `dir`, mapped shared and registered.
+Region MakeHugeRegion(Dev& d, const std::string& dir, const char* name, size_t len) {
+  Region r;
+  const std::string path = dir + "/" + name;
+  r.fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (r.fd < 0 || ftruncate(r.fd, static_cast<off_t>(len)) != 0) {
+    std::perror(path.c_str());
+    std::exit(1);
+  }
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+  if (p == MAP_FAILED) {
+    std::perror("mmap of a hugetlbfs file");
+    std::exit(1);
+  }
+  r.p = static_cast<uint8_t*>(p);
+  std::memset(r.p, 0x5a, len);
+  r.mr = ibv_reg_mr(d.pd, r.p, len, kAccess);
+  return r;
+}
+
+// `make(name)` gives a registered region whose pages ftruncate(fd, 0) takes away.
+template <typename Make>
+int Truncate(Dev& d, ibv_mr* good, const char* kind, Make make) {
+  Region w = make("vrdma-sigbus-attack-w");
   if (!w.mr) {
     std::printf("registration refused: %s\n", std::strerror(errno));
     return 10;
   }
-  Region r = MakeRegion(d, "vrdma-sigbus-attack-r", false);
-  Region t = MakeRegion(d, "vrdma-sigbus-attack-t", false);
+  Region r = make("vrdma-sigbus-attack-r");
+  Region t = make("vrdma-sigbus-attack-t");
   if (!r.mr || !t.mr) {
     std::printf("registration refused: %s\n", std::strerror(errno));
     return 10;
   }
-  std::printf("registered three unsealed memfds\n");
+  std::printf("registered three %s\n", kind);
   // The pages go away under the daemon (this process no longer touches them).
   for (int fd : {w.fd, r.fd, t.fd}) {
     if (ftruncate(fd, 0) != 0) {
@@ -238,8 +264,8 @@ int Punch(Dev& d, ibv_mr* good) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s truncate|plain|punch\n", argv[0]);
+  if (argc < 2 || argc > 3) {
+    std::fprintf(stderr, "usage: %s truncate|plain|punch|hugetlbfs DIR\n", argv[0]);
     return 2;
   }
   if (const char* env = std::getenv("VRDMA_GID_INDEX"); env && *env) g_gid_index = std::atoi(env);
@@ -264,7 +290,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string mode = argv[1];
-  if (mode == "truncate") return Truncate(d, good);
+  if (mode == "truncate") {
+    return Truncate(d, good, "unsealed memfds",
+                    [&](const char* name) { return MakeRegion(d, name, false); });
+  }
+  if (mode == "hugetlbfs" && argc == 3) {
+    const std::string dir = argv[2];
+    return Truncate(d, good, "hugetlbfs files",
+                    [&](const char* name) { return MakeHugeRegion(d, dir, name, 2u << 20); });
+  }
   if (mode == "punch") return Punch(d, good);
   if (mode == "plain") return Plain(d);
   return 2;

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/lib/huge_pages.h"
+
 namespace {
 
 // The GID index both vdevs use: 3 (::ffff:10.77.0.x, RoCEv2) unless VRDMA_GID_INDEX
@@ -592,6 +594,155 @@ TEST_P(RcTest, SharedMemoryRegistersByReference) {
   EXPECT_EQ(errno, EOPNOTSUPP);
   munmap(lp, kLen);
   close(loose);
+}
+
+// The maps line of the mapping holding addr ("" when none).
+std::string MapsLineOf(const void* addr) {
+  auto a = reinterpret_cast<uintptr_t>(addr);
+  FILE* f = std::fopen("/proc/self/maps", "r");
+  char line[512];
+  std::string out;
+  while (f && std::fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (std::sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) out = line;
+  }
+  if (f) std::fclose(f);
+  return out;
+}
+
+// The page size the kernel maps addr with (smaps), or 0.
+uint64_t KernelPageSize(const void* addr) {
+  auto a = reinterpret_cast<uintptr_t>(addr);
+  FILE* f = std::fopen("/proc/self/smaps", "r");
+  char line[512];
+  bool in = false;
+  uint64_t size = 0;
+  unsigned long lo, hi, kb;
+  while (f && std::fgets(line, sizeof line, f)) {
+    if (std::sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's first line
+      in = a >= lo && a < hi;
+    } else if (in && std::sscanf(line, "KernelPageSize: %lu kB", &kb) == 1) {
+      size = kb * 1024;
+    }
+  }
+  if (f) std::fclose(f);
+  return size;
+}
+
+// Every kind of huge-page memory registers (perftest --use_hugepages is the System V
+// kind) and moves data both ways, also where the registration starts and ends inside a
+// huge page and an operation crosses from one huge page to the next; private huge pages
+// keep what was written into them once deregistered.
+TEST_P(RcTest, HugePagesRegisterAndMoveData) {
+  constexpr size_t kHuge = 2 << 20, kLen = 2 * kHuge;
+  VRDMA_REQUIRE_FREE_HUGE_PAGES(16);
+  // A hugetlbfs mount for the file kinds (hugepages.sh makes one).
+  const char* dir = std::getenv("VRDMA_HUGETLBFS");
+  struct Region {
+    std::string what;
+    uint8_t* p = nullptr;
+    bool is_private = false;
+    int fd = -1;
+    int shmid = -1;
+  };
+  std::vector<Region> regions;
+  auto mapped = [&](const char* what, void* p, bool priv, int fd = -1) {
+    ASSERT_NE(p, MAP_FAILED) << what << ": " << std::strerror(errno);
+    regions.push_back({what, static_cast<uint8_t*>(p), priv, fd, -1});
+  };
+  int shmid = shmget(IPC_PRIVATE, kLen, SHM_HUGETLB | IPC_CREAT | 0600);
+  ASSERT_GE(shmid, 0) << std::strerror(errno);
+  void* sysv = shmat(shmid, nullptr, 0);
+  shmctl(shmid, IPC_RMID, nullptr);
+  ASSERT_NE(sysv, reinterpret_cast<void*>(-1));
+  regions.push_back({"System V SHM_HUGETLB", static_cast<uint8_t*>(sysv), false, -1, shmid});
+  const int rw = PROT_READ | PROT_WRITE;
+  ASSERT_NO_FATAL_FAILURE(
+      mapped("MAP_SHARED|MAP_HUGETLB",
+             mmap(nullptr, kLen, rw, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0), false));
+  ASSERT_NO_FATAL_FAILURE(
+      mapped("MAP_PRIVATE|MAP_HUGETLB",
+             mmap(nullptr, kLen, rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0), true));
+  int mfd = memfd_create("app-huge", MFD_CLOEXEC | MFD_HUGETLB | MFD_ALLOW_SEALING);
+  ASSERT_GE(mfd, 0) << std::strerror(errno);
+  ASSERT_EQ(ftruncate(mfd, kLen), 0);
+  ASSERT_EQ(fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  ASSERT_NO_FATAL_FAILURE(
+      mapped("MFD_HUGETLB memfd", mmap(nullptr, kLen, rw, MAP_SHARED, mfd, 0), false, mfd));
+  if (dir && *dir) {
+    for (bool priv : {false, true}) {
+      std::string path = std::string(dir) + (priv ? "/private" : "/shared");
+      int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      ASSERT_GE(fd, 0) << path << ": " << std::strerror(errno);
+      unlink(path.c_str());
+      ASSERT_EQ(ftruncate(fd, kLen), 0);
+      ASSERT_NO_FATAL_FAILURE(
+          mapped(priv ? "hugetlbfs file, MAP_PRIVATE" : "hugetlbfs file, MAP_SHARED",
+                 mmap(nullptr, kLen, rw, priv ? MAP_PRIVATE : MAP_SHARED, fd, 0), priv, fd));
+    }
+  }
+  const int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+  uint32_t seed = 70;
+  for (Region& r : regions) {
+    SCOPED_TRACE(r.what);
+    std::vector<uint8_t> expect(kLen);
+    Fill(expect, 0, kLen, seed++);
+    std::memcpy(r.p, expect.data(), kLen);
+    // From inside the first huge page to inside the second.
+    uint8_t* start = r.p + 4096 + 100;
+    const size_t len = kLen - 3 * 4096;
+    ibv_mr* mr = ibv_reg_mr(a.pd, start, len, access);
+    ASSERT_NE(mr, nullptr) << std::strerror(errno);
+    const size_t chunk = kBuf;            // b's buffer
+    const size_t at = kHuge - chunk / 2;  // across the two huge pages
+    Wr rd;                                // b reads a's huge pages
+    rd.op = IBV_WR_RDMA_READ;
+    rd.sges = {
+        {reinterpret_cast<uintptr_t>(b.buf.data()), static_cast<uint32_t>(chunk), b.mr->lkey}};
+    rd.raddr = reinterpret_cast<uintptr_t>(r.p + at);
+    rd.rkey = mr->rkey;
+    ASSERT_EQ(Post(b.qp, rd, GetParam()), 0);
+    ibv_wc wc;
+    ASSERT_TRUE(PollOne(b.cq, &wc));
+    EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+    EXPECT_EQ(std::memcmp(b.buf.data(), expect.data() + at, chunk), 0);
+    // b writes into them, at another place across the boundary.
+    const size_t wat = kHuge - 300000;
+    Fill(b.buf, 0, chunk, seed++);
+    Wr wr = rd;
+    wr.op = IBV_WR_RDMA_WRITE;
+    wr.raddr = reinterpret_cast<uintptr_t>(r.p + wat);
+    ASSERT_EQ(Post(b.qp, wr, GetParam()), 0);
+    ASSERT_TRUE(PollOne(b.cq, &wc));
+    EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+    std::memcpy(expect.data() + wat, b.buf.data(), chunk);
+    EXPECT_EQ(std::memcmp(r.p, expect.data(), kLen), 0);
+    // a sends from them (gathered by the requester), with the last registered byte.
+    Wr w;
+    w.op = IBV_WR_RDMA_WRITE;
+    const size_t from = (start - r.p) + len - chunk;
+    w.sges = {{reinterpret_cast<uintptr_t>(r.p + from), static_cast<uint32_t>(chunk), mr->lkey}};
+    w.raddr = Addr(b, 0);
+    w.rkey = b.mr->rkey;
+    ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_RDMA_WRITE));
+    EXPECT_EQ(std::memcmp(b.buf.data(), expect.data() + from, chunk), 0);
+    EXPECT_EQ(ibv_dereg_mr(mr), 0);
+    // The process's own memory again, with what the peer wrote.
+    EXPECT_EQ(std::memcmp(r.p, expect.data(), kLen), 0);
+    if (r.is_private) {
+      EXPECT_EQ(MapsLineOf(r.p + kHuge).find("vrdma-mr"), std::string::npos)
+          << MapsLineOf(r.p + kHuge);
+      EXPECT_EQ(KernelPageSize(r.p), kHuge) << "private huge pages stay huge pages";
+    }
+  }
+  for (Region& r : regions) {
+    if (r.shmid >= 0) {
+      shmdt(r.p);
+    } else {
+      munmap(r.p, kLen);
+    }
+    if (r.fd >= 0) close(r.fd);
+  }
 }
 
 // Deregistered pages are the process's private memory again (same contents).

@@ -17,7 +17,13 @@
 #                           $WORK unless KEEP_WORK=1
 #   cleanup_on_exit         runs cleanup on exit; SIGTERM/SIGINT (a test's timeout)
 #                           exit 143, which still runs it
+#   reserve_huge_pages N    at least N free huge pages of the default size: grows
+#                           vm.nr_hugepages by what is missing (cleanup gives it back);
+#                           returns 1 if the kernel cannot find them
+#   mount_hugetlbfs DIR [OPTS]  a hugetlbfs mount at DIR (created), unmounted by cleanup
 FAILURES=0
+HUGE_PAGES_ADDED=0
+HUGETLBFS_MOUNTS=()
 PASSES=0
 CLEANUP_PIDS=()
 CLEANUP_NETNS=()
@@ -63,7 +69,38 @@ cleanup() {
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
   done
+  for v in "${HUGETLBFS_MOUNTS[@]}"; do umount "$v" 2>/dev/null || true; done
+  if ((HUGE_PAGES_ADDED > 0)); then
+    local total
+    total=$(cat /proc/sys/vm/nr_hugepages)
+    echo $((total > HUGE_PAGES_ADDED ? total - HUGE_PAGES_ADDED : 0)) >/proc/sys/vm/nr_hugepages
+    HUGE_PAGES_ADDED=0
+  fi
   if [[ -n "${WORK:-}" && "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; fi
+}
+
+free_huge_pages() { awk '/^HugePages_Free:/ {print $2}' /proc/meminfo; }
+
+reserve_huge_pages() {
+  local want=$1 free total
+  free=$(free_huge_pages)
+  if ((free < want)); then
+    total=$(cat /proc/sys/vm/nr_hugepages)
+    echo $((total + want - free)) >/proc/sys/vm/nr_hugepages
+    HUGE_PAGES_ADDED=$((HUGE_PAGES_ADDED + $(cat /proc/sys/vm/nr_hugepages) - total))
+    free=$(free_huge_pages)
+  fi
+  if ((free < want)); then
+    echo "could not reserve $want huge pages: $free free" >&2
+    return 1
+  fi
+}
+
+mount_hugetlbfs() {
+  local dir=$1 opts=${2:-}
+  mkdir -p "$dir"
+  mount -t hugetlbfs ${opts:+-o "$opts"} none "$dir" || return 1
+  HUGETLBFS_MOUNTS+=("$dir")
 }
 
 cleanup_on_exit() {

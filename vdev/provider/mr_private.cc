@@ -30,6 +30,7 @@ namespace {
 struct Range {
   uintptr_t start, end;
   bool writable, executable;
+  uint64_t inode;
 };
 
 // The mappings of our MR memfds (all of them, or those of one inode), into `out`.
@@ -58,7 +59,7 @@ size_t FindMemfdMappings(uint64_t only_inode, Range* out, size_t cap) {
       MapsLine m;
       if (!overlong && ParseMapsLine(line, &m) && m.shared && IsMrMemfdPath(m.path) &&
           (only_inode == 0 || m.inode == only_inode)) {
-        if (found < cap) out[found] = Range{m.start, m.end, m.writable, m.executable};
+        if (found < cap) out[found] = Range{m.start, m.end, m.writable, m.executable, m.inode};
         ++found;
       }
       line_len = 0;
@@ -70,10 +71,20 @@ size_t FindMemfdMappings(uint64_t only_inode, Range* out, size_t cap) {
 }
 
 // Replaces [start, end) with a private anonymous copy of its contents, atomically
-// (mremap over the old mapping). Allocation-free.
-bool MakePrivate(const Range& r) {
+// (mremap over the old mapping): of huge pages of `huge_page_size` if not 0 and the pool
+// has them, else of normal pages (the contents are what must survive). Allocation-free.
+bool MakePrivate(const Range& r, uint64_t huge_page_size) {
   size_t len = r.end - r.start;
-  void* copy = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* copy = MAP_FAILED;
+  if (huge_page_size) {
+    copy = mmap(nullptr, len, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+                    (__builtin_ctzll(huge_page_size) << MAP_HUGE_SHIFT),
+                -1, 0);
+  }
+  if (copy == MAP_FAILED) {
+    copy = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  }
   if (copy == MAP_FAILED) return false;
   // Copied by the kernel rather than memcpy: the pages hold more than any one object (other
   // globals, other heap blocks), which a sanitizer's interceptor would take for overflows.
@@ -87,7 +98,8 @@ bool MakePrivate(const Range& r) {
   if (mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, reinterpret_cast<void*>(r.start)) ==
       MAP_FAILED) {
     munmap(copy, len);
-    return false;
+    // A kernel that cannot move huge pages: normal ones.
+    return huge_page_size != 0 && MakePrivate(r, 0);
   }
   return true;
 }
@@ -99,7 +111,9 @@ void MakeAllPrivate(uint64_t only_inode) {
     size_t n = FindMemfdMappings(only_inode, ranges, 256);
     size_t stored = n < 256 ? n : 256;
     bool progress = false;
-    for (size_t i = 0; i < stored; ++i) progress |= MakePrivate(ranges[i]);
+    for (size_t i = 0; i < stored; ++i) {
+      progress |= MakePrivate(ranges[i], MemfdPageSizeLocked(ranges[i].inode));
+    }
     if (n <= 256 || !progress) return;
   }
 }

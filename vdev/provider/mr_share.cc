@@ -2,12 +2,15 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/memfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -23,6 +26,7 @@ namespace {
 struct Memfd {
   int fd;
   int refs;
+  uint64_t page_size;  // of the memfd's pages: the base page, or a huge page size
 };
 
 std::mutex g_mutex;
@@ -75,16 +79,69 @@ bool IsPrivateFile(const Vma& v) {
 
 bool IsOurMemfd(const Vma& v) { return v.shared && IsMrMemfdPath(v.path.c_str()); }
 
+// The page size the kernel maps [start, ...) with (smaps' KernelPageSize), or 0.
+uint64_t KernelPageSize(uint64_t start) {
+  FILE* f = fopen("/proc/self/smaps", "re");
+  if (!f) return 0;
+  char line[4096];
+  bool in_vma = false;
+  uint64_t size = 0;
+  while (fgets(line, sizeof line, f)) {
+    MapsLine m;
+    unsigned long long kb;
+    if (ParseMapsLine(line, &m)) {
+      if (in_vma) break;
+      in_vma = m.start == start;
+    } else if (in_vma && sscanf(line, "KernelPageSize: %llu kB", &kb) == 1) {
+      size = kb * 1024;
+      break;
+    }
+  }
+  fclose(f);
+  return size;
+}
+
+// The copy of huge pages, made through a temporary mapping of the new memfd (hugetlbfs
+// has no write()), by the kernel: see RemapPrivate on why not memcpy.
+int CopyHuge(int fd, uint64_t start, uint64_t len) {
+  void* tmp = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (tmp == MAP_FAILED) return errno;  // ENOMEM: not enough free huge pages for the copy
+  iovec to{tmp, len}, from{reinterpret_cast<void*>(start), len};
+  ssize_t n = syscall(SYS_process_vm_readv, getpid(), &to, 1, &from, 1, 0);
+  int err = n == static_cast<ssize_t>(len) ? 0 : (n < 0 ? errno : EIO);
+  munmap(tmp, len);
+  return err;
+}
+
+// MAP_PRIVATE|MAP_HUGETLB, or a private mapping of a hugetlbfs file (whose path may be
+// gone): its huge page size, else 0. The kernel's word (smaps), asked only of mappings
+// that start and end where a huge page could (64 KiB, the smallest huge page of any
+// architecture Linux has).
+uint64_t PrivateHugePageSize(const Vma& v) {
+  constexpr uint64_t kSmallestHuge = 64 * 1024;
+  if (v.shared || v.inode == 0 || v.start % kSmallestHuge || v.end % kSmallestHuge) return 0;
+  const uint64_t size = KernelPageSize(v.start);
+  if (size <= static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) || (size & (size - 1))) return 0;
+  return size;
+}
+
 // Copies [start, start+len) into a new sealed memfd and maps it over the same pages,
-// with the protection they had.
-int RemapPrivate(uint64_t start, uint64_t len, int prot, uint64_t* inode_out) {
-  int fd = memfd_create(kMrMemfdName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+// with the protection they had. `page_size` above the base page: huge pages (start and
+// len aligned to it), copied into a hugetlbfs memfd of that page size.
+int RemapPrivate(uint64_t start, uint64_t len, int prot, uint64_t page_size, uint64_t* inode_out) {
+  const bool huge = page_size > static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+  if (huge) {
+    flags |= MFD_HUGETLB | (static_cast<unsigned>(__builtin_ctzll(page_size)) << MFD_HUGE_SHIFT);
+  }
+  int fd = memfd_create(kMrMemfdName, flags);
   if (fd < 0) return errno;
   const auto* src = reinterpret_cast<const uint8_t*>(start);
   uint64_t done = 0;
   int err = 0;
   if (ftruncate(fd, static_cast<off_t>(len)) != 0) err = errno;
-  while (!err && done < len) {
+  if (!err && huge) err = CopyHuge(fd, start, len);
+  while (!err && !huge && done < len) {
     // The system call itself, not libc's pwrite: the pages hold more than the buffer
     // being registered (other globals, other heap blocks), which a sanitizer's
     // interceptor would take for an overflow of that buffer.
@@ -111,7 +168,7 @@ int RemapPrivate(uint64_t start, uint64_t len, int prot, uint64_t* inode_out) {
   if (ibv_is_fork_initialized() == IBV_FORK_ENABLED) {
     madvise(reinterpret_cast<void*>(start), len, MADV_DONTFORK);
   }
-  (*g_memfds)[st.st_ino] = Memfd{fd, 0};
+  (*g_memfds)[st.st_ino] = Memfd{fd, 0, huge ? page_size : 0};
   *inode_out = st.st_ino;
   return 0;
 }
@@ -128,6 +185,10 @@ void DropUnreferenced() {
   for (auto it = g_memfds->begin(); it != g_memfds->end();) {
     it = it->second.refs > 0 ? std::next(it) : Retire(it);
   }
+}
+
+int ProtOf(const Vma& v) {
+  return PROT_READ | (v.writable ? PROT_WRITE : 0) | (v.executable ? PROT_EXEC : 0);
 }
 
 int ShareRangeLocked(uint64_t lo, uint64_t hi, SharedPages* out) {
@@ -156,10 +217,14 @@ int ShareRangeLocked(uint64_t lo, uint64_t hi, SharedPages* out) {
         if (pass == 1) out->segments.push_back({s - lo, e - s, 0, 1, 0});
       } else if (pass == 1) {
         return EAGAIN;  // changed under us
+      } else if (const uint64_t unit = PrivateHugePageSize(v)) {
+        // Whole huge pages: the mapping starts and ends on them, the range may not.
+        const uint64_t hs = s & ~(unit - 1), he = std::min(v.end, (e + unit - 1) & ~(unit - 1));
+        uint64_t inode;
+        if (int err = RemapPrivate(hs, he - hs, ProtOf(v), unit, &inode)) return err;
       } else if (IsPrivateAnonymous(v) || IsPrivateFile(v) || IsOurMemfd(v)) {
         uint64_t inode;
-        int prot = PROT_READ | (v.writable ? PROT_WRITE : 0) | (v.executable ? PROT_EXEC : 0);
-        if (int err = RemapPrivate(s, e - s, prot, &inode)) return err;
+        if (int err = RemapPrivate(s, e - s, ProtOf(v), 0, &inode)) return err;
       } else {
         return EOPNOTSUPP;
       }
@@ -225,6 +290,11 @@ void ReleasePages(const std::vector<uint64_t>& inodes) {
     if (it == g_memfds->end()) continue;
     if (--it->second.refs <= 0) Retire(it);
   }
+}
+
+uint64_t MemfdPageSizeLocked(uint64_t inode) {
+  auto it = g_memfds->find(inode);
+  return it == g_memfds->end() ? 0 : it->second.page_size;
 }
 
 void LockMemfdTable() { g_mutex.lock(); }

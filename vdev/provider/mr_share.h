@@ -8,10 +8,12 @@
 // already remapped by an earlier registration reuse their memfd. Shared mappings (System V
 // shm, MAP_SHARED anonymous, the application's own memfds) are already shared: they go by
 // reference and the daemon opens them itself, accepting only objects that cannot shrink
-// under it. Huge pages and the kernel's special mappings ([vdso], [vvar]) are refused
-// with EOPNOTSUPP rather than registered wrongly. Writes by other threads to those pages
-// during the remap are lost. Pages no registration uses any more become private again,
-// and a forked child gets private copies (mr_private.cc).
+// under it. Private huge pages (MAP_PRIVATE|MAP_HUGETLB, private hugetlbfs mappings) are
+// copied into a hugetlbfs memfd of the same page size, whole huge pages at a time (which
+// needs as many free huge pages again while the copy is made). The kernel's special
+// mappings ([vdso], [vvar]) are refused with EOPNOTSUPP rather than registered wrongly. Writes by
+// other threads to those pages during the remap are lost. Pages no registration uses any more
+// become private again, and a forked child gets private copies (mr_private.cc).
 #pragma once
 
 #include <cstdint>
@@ -49,6 +51,9 @@ int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out);
 // become private anonymous memory again (same contents) and the memfd is closed.
 void ReleasePages(const std::vector<uint64_t>& inodes);
 
+// The page size of our MR memfd `inode` when it holds huge pages, else 0 (the table's
+// lock held; allocation-free, for the fork child).
+uint64_t MemfdPageSizeLocked(uint64_t inode);
 // mr_private.cc: replaces every mapping of the MR memfd `inode` with a private copy.
 void MakeMemfdPrivate(uint64_t inode);
 // Registers the fork() handlers that give a child private copies (once per process).

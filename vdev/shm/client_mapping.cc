@@ -1,9 +1,11 @@
 #include "vdev/shm/client_mapping.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,10 +23,10 @@ namespace vrdma::vdev {
 
 namespace {
 
-// The whole of /proc/PID/maps (read in one go: a line cut by a fixed buffer would be
-// parsed with half its path).
-absl::StatusOr<std::string> ReadMaps(const Peer& peer) {
-  absl::StatusOr<int> opened = peer.OpenProcFile("maps", O_RDONLY);
+// The whole of /proc/PID/maps or smaps (read in one go: a line cut by a fixed buffer
+// would be parsed with half its path).
+absl::StatusOr<std::string> ReadProcText(const Peer& peer, const char* name) {
+  absl::StatusOr<int> opened = peer.OpenProcFile(name, O_RDONLY);
   if (!opened.ok()) return opened.status();
   int fd = *opened;
   std::string text;
@@ -59,10 +61,9 @@ std::optional<dev_t> ShmemDevice() {
 
 }  // namespace
 
-absl::StatusOr<ClientMapping> OpenClientMapping(const Peer& peer, uint64_t addr,
-                                                uint64_t length) {
+absl::StatusOr<ClientMapping> OpenClientMapping(const Peer& peer, uint64_t addr, uint64_t length) {
   if (length == 0 || addr + length < addr) return absl::InvalidArgumentError("bad range");
-  absl::StatusOr<std::string> maps = ReadMaps(peer);
+  absl::StatusOr<std::string> maps = ReadProcText(peer, "maps");
   if (!maps.ok()) return maps.status();
   std::optional<MapsEntry> vma;
   for (std::string_view rest = *maps; !rest.empty();) {
@@ -87,28 +88,33 @@ absl::StatusOr<ClientMapping> OpenClientMapping(const Peer& peer, uint64_t addr,
   bool sysv = absl::StartsWith(path, "/SYSV") && absl::EndsWith(path, " (deleted)");
   bool shared_anon = path == "/dev/zero (deleted)";
   bool memfd = absl::StartsWith(path, "/memfd:");
-  if (!sysv && !shared_anon && !memfd) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("shared mapping of '", path, "' (a file that can be truncated)"));
+  // MAP_SHARED|MAP_HUGETLB: an unlinked file of the kernel's hugetlbfs.
+  bool shared_anon_huge = path == "/anon_hugepage (deleted)";
+  // Any other file is opened only if the kernel says it is a hugetlbfs mapping (its page
+  // size, from smaps): opening a file of the client's choosing could block the daemon (a
+  // FUSE file) or do things (a device).
+  bool huge_file = false;
+  if (!sysv && !shared_anon && !memfd && !shared_anon_huge) {
+    absl::StatusOr<std::string> smaps = ReadProcText(peer, "smaps");
+    std::optional<uint64_t> page_size =
+        smaps.ok() ? SmapsKernelPageSize(*smaps, vma->start) : std::nullopt;
+    huge_file = page_size && *page_size > static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    if (!huge_file) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("shared mapping of '", path, "' (a file that can be truncated)"));
+    }
   }
   ClientMapping m;
   m.writable = vma->writable();
-  m.fixed_size = sysv || shared_anon;
+  m.fixed_size = sysv || shared_anon || shared_anon_huge;
   m.file_offset = vma->offset + (addr - vma->start);
   // Through the peer's own /proc directory: once it has exited, this fails rather than
   // open the mapping of a process that took its PID (as ib_umem_get pins current->mm).
-  absl::StatusOr<int> opened = peer.OpenProcFile(
-      absl::StrFormat("map_files/%" PRIx64 "-%" PRIx64, vma->start, vma->end),
-      m.writable ? O_RDWR : O_RDONLY);
+  absl::StatusOr<int> opened =
+      peer.OpenProcFile(absl::StrFormat("map_files/%" PRIx64 "-%" PRIx64, vma->start, vma->end),
+                        m.writable ? O_RDWR : O_RDONLY);
   if (!opened.ok()) return opened.status();
   m.fd = *opened;
-  if (memfd) {
-    int seals = fcntl(m.fd, F_GET_SEALS);
-    if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
-      close(m.fd);
-      return absl::FailedPreconditionError("a memfd not sealed against shrinking");
-    }
-  }
   // The client may have remapped the range since the maps line was read: the object
   // opened must be the one that line described.
   struct stat st;
@@ -117,14 +123,25 @@ absl::StatusOr<ClientMapping> OpenClientMapping(const Peer& peer, uint64_t addr,
     close(m.fd);
     return absl::NotFoundError("the client's mapping changed while it was opened");
   }
-  // Huge pages (hugetlbfs, SHM_HUGETLB) need huge-page-aligned ranges on both sides,
-  // which the page-granular layout does not give: not supported yet.
-  if (st.st_blksize > sysconf(_SC_PAGESIZE)) {
+  struct statfs fs;
+  if (fstatfs(m.fd, &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC) {
+    // Huge pages, of any of the kinds above or a hugetlbfs file: what ClientMemory
+    // accepts of hugetlbfs, and why, is said there.
+    return m;
+  }
+  if (huge_file) {
     close(m.fd);
-    return absl::FailedPreconditionError("huge pages");
+    return absl::NotFoundError("the client's mapping changed while it was opened");
+  }
+  if (memfd) {
+    int seals = fcntl(m.fd, F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+      close(m.fd);
+      return absl::FailedPreconditionError("a memfd not sealed against shrinking");
+    }
   }
   std::optional<dev_t> shmem = ShmemDevice();
-  if (!shmem || st.st_dev != *shmem) {
+  if (!shmem || st.st_dev != *shmem || shared_anon_huge) {
     close(m.fd);
     return absl::FailedPreconditionError(
         absl::StrCat("'", path, "' is not shared memory of the kernel (a file named like it)"));

@@ -24,9 +24,10 @@ struct SegmentBacking {
 
 class ClientMemory {
  public:
-  // Checks every backing (a memfd sealed against shrinking unless fixed_size, of normal
-  // pages, large enough, page-aligned offsets) and that the segments tile
-  // [0, page_length) exactly, then maps them side by side. The mapping is added to the
+  // Checks every backing (a memfd sealed against shrinking unless fixed_size, or an
+  // object of hugetlbfs; large enough; page-aligned offsets) and that the segments tile
+  // [0, page_length) exactly, then maps them side by side (huge pages widened to whole
+  // huge pages, aligned: memory_layout.h). The mapping is added to the
   // engine's fault guard (driver/res/fault_guard.h): should a page vanish under the
   // daemon all the same, the access that meets it fails, not the daemon.
   static absl::StatusOr<std::unique_ptr<ClientMemory>> Map(uint64_t page_length,
@@ -42,10 +43,17 @@ class ClientMemory {
   uint64_t length() const { return length_; }
 
  private:
-  ClientMemory(uint8_t* base, uint64_t length, int guard_slot)
-      : base_(base), length_(length), guard_slot_(guard_slot) {}
+  ClientMemory(uint8_t* base, uint64_t length, uint8_t* reservation, uint64_t reserved,
+               int guard_slot)
+      : base_(base),
+        length_(length),
+        reservation_(reservation),
+        reserved_(reserved),
+        guard_slot_(guard_slot) {}
   uint8_t* base_;
   uint64_t length_;
+  uint8_t* reservation_;  // the address space reserved around [base_, base_ + length_)
+  uint64_t reserved_;
   int guard_slot_;
 };
 

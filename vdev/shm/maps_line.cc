@@ -80,4 +80,32 @@ std::optional<MapsEntry> ParseMapsLine(std::string_view line) {
   return e;
 }
 
+std::optional<uint64_t> SmapsKernelPageSize(std::string_view smaps, uint64_t start) {
+  bool in_vma = false;
+  while (!smaps.empty()) {
+    size_t nl = smaps.find('\n');
+    std::string_view line = smaps.substr(0, nl);
+    smaps.remove_prefix(nl == std::string_view::npos ? smaps.size() : nl + 1);
+    // A mapping's header line parses as a maps line; its fields ("Name:   value kB") do not.
+    if (std::optional<MapsEntry> e = ParseMapsLine(line)) {
+      if (in_vma) return std::nullopt;  // the mapping ended without the field
+      in_vma = e->start == start;
+      continue;
+    }
+    constexpr std::string_view kField = "KernelPageSize:";
+    if (!in_vma || line.substr(0, kField.size()) != kField) continue;
+    std::string_view v = line.substr(kField.size());
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    uint64_t kb = 0;
+    size_t digits = 0;
+    while (digits < v.size() && v[digits] >= '0' && v[digits] <= '9' && digits < 12) {
+      kb = kb * 10 + static_cast<uint64_t>(v[digits] - '0');
+      ++digits;
+    }
+    if (digits == 0 || v.substr(digits) != " kB") return std::nullopt;
+    return kb * 1024;
+  }
+  return std::nullopt;
+}
+
 }  // namespace vrdma::vdev

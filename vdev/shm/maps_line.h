@@ -31,4 +31,9 @@ struct MapsEntry {
 // permissions other than the four flags. Allocation-free; the result points into `line`.
 std::optional<MapsEntry> ParseMapsLine(std::string_view line);
 
+// From the text of /proc/PID/smaps: the KernelPageSize, in bytes, of the mapping that
+// starts at `start` (the huge page size for a hugetlbfs mapping). nullopt when there is
+// no such mapping or no such line under it.
+std::optional<uint64_t> SmapsKernelPageSize(std::string_view smaps, uint64_t start);
+
 }  // namespace vrdma::vdev

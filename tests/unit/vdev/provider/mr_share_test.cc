@@ -5,14 +5,17 @@
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "tests/lib/huge_pages.h"
 #include "tests/unit/vdev/shm/maps_corpus.h"
 
 namespace vrdma::provider {
@@ -127,6 +130,46 @@ TEST(ShareRange, PrivatePagesMoveToAMemfdAndBack) {
   EXPECT_EQ(PathOf(p + kPage, &shared), "");
   EXPECT_FALSE(shared);
   EXPECT_TRUE(Holds(p, len, 9));
+  munmap(p, len);
+}
+
+// Private huge pages (MAP_PRIVATE|MAP_HUGETLB): a range inside them moves, whole huge
+// pages at a time, onto a hugetlbfs memfd of the same page size (what the daemon then
+// maps), contents kept; released, they are private huge pages again with what was
+// written.
+TEST(ShareRange, PrivateHugePagesMoveToAHugeMemfdAndBack) {
+  VRDMA_REQUIRE_FREE_HUGE_PAGES(4);
+  const size_t huge = 2 << 20, len = 2 * huge;
+  auto* p = static_cast<uint8_t*>(
+      mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  Fill(p, len, 5);
+  SharedPages sp;
+  // From inside the first huge page to inside the second.
+  ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p) + huge - 100, 200, &sp), 0);
+  EXPECT_EQ(sp.page_base, reinterpret_cast<uint64_t>(p) + huge - kPage);
+  EXPECT_EQ(sp.page_length, 2 * kPage);
+  ASSERT_EQ(sp.segments.size(), 1u);
+  EXPECT_EQ(sp.segments[0].file_offset, huge - kPage) << "the offset in the whole-page copy";
+  ASSERT_EQ(sp.fds.size(), 1u);
+  struct stat st;
+  ASSERT_EQ(fstat(sp.fds[0], &st), 0);
+  EXPECT_EQ(static_cast<size_t>(st.st_blksize), huge);
+  EXPECT_EQ(static_cast<size_t>(st.st_size), len);
+  EXPECT_EQ(PathOf(p), "/memfd:vrdma-mr (deleted)");
+  EXPECT_TRUE(Holds(p, len, 5));
+  // The memfd is those very pages.
+  void* view = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, sp.fds[0], 0);
+  ASSERT_NE(view, MAP_FAILED);
+  std::memcpy(static_cast<uint8_t*>(view) + huge, "dmn", 3);
+  EXPECT_EQ(std::memcmp(p + huge, "dmn", 3), 0);
+  munmap(view, len);
+  Fill(p, len, 8);
+  ReleasePages(sp.inodes);
+  bool shared = true;
+  EXPECT_EQ(PathOf(p, &shared), "/anon_hugepage (deleted)");
+  EXPECT_FALSE(shared);
+  EXPECT_TRUE(Holds(p, len, 8));
   munmap(p, len);
 }
 

@@ -11,12 +11,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "tests/lib/huge_pages.h"
 
 namespace vrdma::vdev {
 namespace {
@@ -110,6 +113,39 @@ TEST(ClientMapping, SystemVSegment) {
   EXPECT_EQ(ReadFd(cm->fd, kPage, 4), "sysv");
   close(cm->fd);
   shmdt(p);
+}
+
+// Huge pages shared by the client (issue 14): System V SHM_HUGETLB, MAP_SHARED|MAP_HUGETLB
+// and an unsealed MFD_HUGETLB memfd are opened as they are (no seal keeps a huge page:
+// the fault guard is the line for them), at the offset of the range in the object.
+TEST(ClientMapping, HugePageMappingsAreOpened) {
+  VRDMA_REQUIRE_FREE_HUGE_PAGES(6);
+  const uint64_t huge = 2 << 20;
+  int id = shmget(IPC_PRIVATE, 2 * huge, IPC_CREAT | SHM_HUGETLB | 0600);
+  ASSERT_GE(id, 0) << std::strerror(errno);
+  auto* sysv = static_cast<uint8_t*>(shmat(id, nullptr, 0));
+  shmctl(id, IPC_RMID, nullptr);
+  ASSERT_NE(sysv, reinterpret_cast<void*>(-1));
+  Mapping anon(2 * huge, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB);
+  int mfd = memfd_create("client-mapping-huge", MFD_CLOEXEC | MFD_HUGETLB);
+  ASSERT_GE(mfd, 0);
+  ASSERT_EQ(ftruncate(mfd, static_cast<off_t>(2 * huge)), 0);
+  Mapping memfd(2 * huge, PROT_READ | PROT_WRITE, MAP_SHARED, mfd);
+  for (uint8_t* p : {sysv, anon.get(), memfd.get()}) {
+    ASSERT_NE(p, nullptr);
+    std::memcpy(p + huge + 3 * kPage, "huge", 4);
+    auto cm = OpenClientMapping(Self(), Addr(p) + huge - kPage, 2 * kPage);
+    ASSERT_TRUE(cm.ok()) << cm.status();
+    EXPECT_EQ(cm->file_offset, huge - kPage);
+    EXPECT_TRUE(cm->writable);
+    void* back = mmap(nullptr, 2 * huge, PROT_READ, MAP_SHARED, cm->fd, 0);
+    ASSERT_NE(back, MAP_FAILED);
+    EXPECT_EQ(std::memcmp(static_cast<uint8_t*>(back) + huge + 3 * kPage, "huge", 4), 0);
+    munmap(back, 2 * huge);
+    close(cm->fd);
+  }
+  shmdt(sysv);
+  close(mfd);
 }
 
 TEST(ClientMapping, MemfdNeedsASealAgainstShrinking) {

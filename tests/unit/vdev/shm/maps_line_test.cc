@@ -1,6 +1,7 @@
 #include "vdev/shm/maps_line.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -76,6 +77,47 @@ TEST(MapsLine, ThisProcessesOwnMapsAllParse) {
   std::fclose(f);
   EXPECT_GT(lines, 5);
   EXPECT_LE(heap, 1);
+}
+
+// smaps: the KernelPageSize of one mapping, found by its start; the lines of the
+// mappings around it are not taken for its own.
+TEST(SmapsKernelPageSize, FindsTheMappingsOwnField) {
+  const std::string smaps =
+      "55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0                          [heap]\n"
+      "Size:                132 kB\n"
+      "KernelPageSize:        4 kB\n"
+      "VmFlags: rd wr mr mw me ac\n"
+      "7f0000000000-7f0000400000 rw-s 00000000 00:0f 1234                       /mnt/huge/buf\n"
+      "Size:               4096 kB\n"
+      "KernelPageSize:     2048 kB\n"
+      "MMUPageSize:        2048 kB\n"
+      "7f0000400000-7f0000401000 rw-p 00000000 00:00 0 \n"
+      "Size:                  4 kB\n";
+  EXPECT_EQ(SmapsKernelPageSize(smaps, 0x55d0c0a00000), 4096u);
+  EXPECT_EQ(SmapsKernelPageSize(smaps, 0x7f0000000000), 2u << 20);
+  // No field under it (a cut file): not the next mapping's, not a guess.
+  EXPECT_EQ(SmapsKernelPageSize(smaps, 0x7f0000400000), std::nullopt);
+  EXPECT_EQ(SmapsKernelPageSize(smaps, 0x1000), std::nullopt);
+  EXPECT_EQ(SmapsKernelPageSize("7f0000000000-7f0000400000 rw-s 00000000 00:0f 1 /x\n"
+                                "KernelPageSize:  2048 MB\n",
+                                0x7f0000000000),
+            std::nullopt);
+  EXPECT_EQ(SmapsKernelPageSize("7f0000000000-7f0000400000 rw-s 00000000 00:0f 1 /x\n"
+                                "KernelPageSize: 99999999999999999999 kB\n",
+                                0x7f0000000000),
+            std::nullopt);
+}
+
+TEST(SmapsKernelPageSize, ThisProcessesHeapIsBasePages) {
+  FILE* f = std::fopen("/proc/self/smaps", "re");
+  ASSERT_NE(f, nullptr);
+  std::string text;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+  std::fclose(f);
+  std::optional<MapsEntry> first = ParseMapsLine(text.substr(0, text.find('\n')));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(SmapsKernelPageSize(text, first->start), static_cast<uint64_t>(sysconf(_SC_PAGESIZE)));
 }
 
 }  // namespace
