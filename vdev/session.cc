@@ -21,12 +21,12 @@ namespace {
 
 // The verb a request is, for the log.
 std::string OpName(uint16_t op) {
-  static constexpr std::array<const char*, 22> kNames = {
+  static constexpr std::array<const char*, 23> kNames = {
       "list_devices", "open_device", "query_device", "query_port",  "query_gid_table", "alloc_pd",
       "dealloc_pd",   "reg_mr",      "dereg_mr",     "create_cq",   "resize_cq",       "destroy_cq",
       "create_srq",   "modify_srq",  "query_srq",    "destroy_srq", "create_ah",       "destroy_ah",
-      "create_qp",    "modify_qp",   "query_qp",     "destroy_qp"};
-  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kDestroyQp));
+      "create_qp",    "modify_qp",   "query_qp",     "destroy_qp",  "rereg_mr"};
+  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kReregMr));
   if (op >= 1 && op <= kNames.size()) return kNames[op - 1];
   return std::to_string(op);
 }
@@ -194,6 +194,7 @@ const Session::HandlerEntry* Session::FindHandler(uint16_t op) {
     set(Op::kModifyQp, &Session::ModifyQp, N::kVdev);
     set(Op::kQueryQp, &Session::QueryQp, N::kVdev);
     set(Op::kDestroyQp, &Session::DestroyQp, N::kVdev);
+    set(Op::kReregMr, &Session::ReregMr, N::kVdev);
     return t;
   }();
   if (op >= table.size() || !table[op].handler) return nullptr;

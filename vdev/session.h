@@ -93,6 +93,7 @@ class Session {
     uint64_t bytes = 0;
     std::unique_ptr<ClientMemory> memory;  // or, for zero-copy transmit, in `share`
     TxShare* share = nullptr;
+    bool read_only = false;  // some of its pages the client may not write
   };
 
   using Payload = std::vector<uint8_t>;
@@ -116,6 +117,21 @@ class Session {
   // session_mr.cc
   int RegMr(proto::Message& msg, Payload* out, Fds* fds);
   int DeregMr(proto::Message& msg, Payload* out, Fds* fds);
+  int ReregMr(proto::Message& msg, Payload* out, Fds* fds);
+  // The pages of a registration (the segments after a request of `header` bytes, their
+  // fds), opened, checked and mapped: 0, or the errno to refuse with.
+  struct RegistrationPages {
+    uint64_t addr, length, page_base, page_length;
+    uint32_t nsegments;
+  };
+  struct MappedPages {
+    std::unique_ptr<ClientMemory> memory;
+    bool read_only = false;
+  };
+  int MapRegistration(proto::Message& msg, size_t header, const RegistrationPages& p,
+                      MappedPages* out);
+  // Zero-copy transmit from an MR's pages when the pdev's port takes chained frames.
+  TxShare* ShareForTransmit(uint32_t lkey, std::unique_ptr<ClientMemory>* memory);
   // session_objects.cc
   int AllocPd(proto::Message& msg, Payload* out, Fds* fds);
   int DeallocPd(proto::Message& msg, Payload* out, Fds* fds);

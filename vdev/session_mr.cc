@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "absl/strings/str_format.h"
 #include "vdev/log.h"
 #include "vdev/session.h"
 #include "vdev/session_util.h"
@@ -33,43 +34,68 @@ int RegistrationErrno(const absl::Status& status) {
 
 }  // namespace
 
-int Session::RegMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
-  proto::RegMrRequest req;
-  if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
-  if (req.nsegments == 0 || req.nsegments > proto::kMaxMrSegments ||
-      msg.payload.size() != sizeof req + req.nsegments * sizeof(proto::MrSegment)) {
+int Session::MapRegistration(proto::Message& msg, size_t header, const RegistrationPages& p,
+                             MappedPages* out) {
+  if (p.nsegments == 0 || p.nsegments > proto::kMaxMrSegments ||
+      msg.payload.size() != header + p.nsegments * sizeof(proto::MrSegment)) {
     return EINVAL;
   }
   // The registered bytes must lie inside the page range the segments back.
-  if (req.length == 0 || req.addr < req.page_base || req.length > req.page_length ||
-      req.addr - req.page_base > req.page_length - req.length) {
+  if (p.length == 0 || p.addr < p.page_base || p.length > p.page_length ||
+      p.addr - p.page_base > p.page_length - p.length) {
     return EINVAL;
   }
-  std::vector<proto::MrSegment> segs(req.nsegments);
-  std::memcpy(segs.data(), msg.payload.data() + sizeof req, segs.size() * sizeof segs[0]);
+  std::vector<proto::MrSegment> segs(p.nsegments);
+  std::memcpy(segs.data(), msg.payload.data() + header, segs.size() * sizeof segs[0]);
   std::vector<int> passed;
   for (size_t i = 0; i < msg.fd_count(); ++i) passed.push_back(msg.TakeFd(i));
   absl::StatusOr<RegistrationBacking> backing =
-      RegistrationBacking::Open(peer_, req.page_base, req.page_length, segs, std::move(passed));
+      RegistrationBacking::Open(peer_, p.page_base, p.page_length, segs, std::move(passed));
   if (!backing.ok()) {
     Log(LogLevel::kDebug, "reg_mr_refused",
         absl::StrCat("dev=", vdev_->name, " pid=", pid(),
                      " reason=", LogQuote(backing.status().ToString())));
     return RegistrationErrno(backing.status());
   }
-  if (backing->read_only() && (req.access & kWriteAccess)) return EFAULT;
+  out->read_only = backing->read_only();
+  auto memory = backing->Map(p.page_length, segs);
+  if (!memory.ok()) return Refused(memory.status());
+  out->memory = std::move(*memory);
+  return 0;
+}
+
+TxShare* Session::ShareForTransmit(uint32_t lkey, std::unique_ptr<ClientMemory>* memory) {
+  const auto& dma = vdev_->pdev->tx_dma;
+  if (!dma) return nullptr;
+  absl::StatusOr<TxShare*> s = TxShare::Create(memory, dma);
+  if (s.ok()) {
+    (void)device_->SetMrTxShare(lkey, (*s)->shinfo());
+    return *s;
+  }
+  if (!dma_warned_) {
+    dma_warned_ = true;
+    Log(LogLevel::kWarn, "zero_copy_off",
+        absl::StrCat("vdev=", vdev_->name, " reason=", LogQuote(s.status().ToString())));
+  }
+  return nullptr;
+}
+
+int Session::RegMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
+  proto::RegMrRequest req;
+  if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
+  MappedPages pages;
+  if (int err = MapRegistration(
+          msg, sizeof req, {req.addr, req.length, req.page_base, req.page_length, req.nsegments},
+          &pages)) {
+    return err;
+  }
+  if (pages.read_only && (req.access & kWriteAccess)) return EFAULT;
   if (!Charge(Resource::kMrBytes, req.length)) return ChargeError();
   if (!Charge(Resource::kMr)) {
     Release(Resource::kMrBytes, req.length);
     return ChargeError();
   }
-  auto memory = backing->Map(req.page_length, segs);
-  if (!memory.ok()) {
-    Release(Resource::kMr);
-    Release(Resource::kMrBytes, req.length);
-    return Refused(memory.status());
-  }
-  uint8_t* host = (*memory)->base() + (req.addr - req.page_base);
+  uint8_t* host = pages.memory->base() + (req.addr - req.page_base);
   auto keys =
       device_->RegMr(req.pd, req.iova, host, req.length, static_cast<int>(req.access), vdev_->id);
   if (!keys.ok()) {
@@ -79,20 +105,73 @@ int Session::RegMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   }
   // Zero-copy transmit from these pages when the pdev's port takes chained frames (and
   // its device can reach them); otherwise frames carry copies.
-  TxShare* share = nullptr;
-  if (const auto& dma = vdev_->pdev->tx_dma) {
-    absl::StatusOr<TxShare*> s = TxShare::Create(&*memory, dma);
-    if (s.ok()) {
-      share = *s;
-      (void)device_->SetMrTxShare(keys->lkey, share->shinfo());
-    } else if (!dma_warned_) {
-      dma_warned_ = true;
-      Log(LogLevel::kWarn, "zero_copy_off",
-          absl::StrCat("vdev=", vdev_->name, " reason=", LogQuote(s.status().ToString())));
-    }
-  }
-  mrs_[keys->lkey] = MrObject{keys->lkey, req.length, std::move(*memory), share};
+  TxShare* share = ShareForTransmit(keys->lkey, &pages.memory);
+  mrs_[keys->lkey] =
+      MrObject{keys->lkey, req.length, std::move(pages.memory), share, pages.read_only};
   Append(out, proto::RegMrReply{keys->lkey, keys->lkey, keys->rkey, 0});
+  return 0;
+}
+
+// ibv_rereg_mr(3): everything is checked and the new pages mapped before the MR changes;
+// a refusal leaves it as it was.
+int Session::ReregMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
+  proto::ReregMrRequest req;
+  if (!msg.Copy(&req)) return EINVAL;
+  auto it = mrs_.find(req.handle);
+  const driver::MemoryRegion* mr = device_->FindMr(req.handle);
+  if (it == mrs_.end() || !mr) return EINVAL;
+  constexpr uint32_t kFlags =
+      IBV_REREG_MR_CHANGE_TRANSLATION | IBV_REREG_MR_CHANGE_PD | IBV_REREG_MR_CHANGE_ACCESS;
+  if (req.flags == 0 || (req.flags & ~kFlags)) {
+    return Refuse(EINVAL, absl::StrFormat("rereg flags 0x%x", req.flags));
+  }
+  driver::RoceDevice::MrChange change;
+  if (req.flags & IBV_REREG_MR_CHANGE_PD) {
+    if (!pds_.count(req.pd)) return Refuse(EINVAL, "no such PD");
+    change.pd = req.pd;
+  }
+  if (req.flags & IBV_REREG_MR_CHANGE_ACCESS) change.access = static_cast<int>(req.access);
+  const int access = change.access.value_or(mr->access);
+  MappedPages pages;
+  bool read_only = it->second.read_only;
+  uint64_t bytes = it->second.bytes;
+  if (req.flags & IBV_REREG_MR_CHANGE_TRANSLATION) {
+    if (int err = MapRegistration(
+            msg, sizeof req, {req.addr, req.length, req.page_base, req.page_length, req.nsegments},
+            &pages)) {
+      return err;
+    }
+    read_only = pages.read_only;
+    bytes = req.length;
+    change.translation = true;
+    change.iova = req.addr;
+    change.host = pages.memory->base() + (req.addr - req.page_base);
+    change.length = req.length;
+  } else if (msg.fd_count() != 0 || req.nsegments != 0) {
+    return Refuse(EINVAL, "pages without a new translation");
+  }
+  if (read_only && (access & kWriteAccess)) return EFAULT;
+  Release(Resource::kMrBytes, it->second.bytes);
+  if (!Charge(Resource::kMrBytes, bytes)) {
+    (void)Charge(Resource::kMrBytes, it->second.bytes);
+    return ChargeError();
+  }
+  if (absl::Status st = device_->ReregMr(req.handle, change); !st.ok()) {
+    Release(Resource::kMrBytes, bytes);
+    (void)Charge(Resource::kMrBytes, it->second.bytes);
+    return Refused(st);
+  }
+  MrObject& obj = it->second;
+  if (change.translation) {
+    // The old pages go as in DeregMr: frames still carrying them keep them mapped.
+    if (obj.share) obj.share->Release();
+    obj.share = nullptr;
+    obj.memory = std::move(pages.memory);
+    obj.share = ShareForTransmit(obj.lkey, &obj.memory);
+  }
+  obj.bytes = bytes;
+  obj.read_only = read_only;
+  Append(out, proto::RegMrReply{obj.lkey, mr->lkey, mr->rkey, 0});
   return 0;
 }
 

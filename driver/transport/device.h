@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -100,6 +101,17 @@ class RoceDevice {
   absl::StatusOr<MrKeys> RegMr(uint32_t pd, uint64_t iova, void* host, uint64_t length, int access,
                                uint32_t owner = 0);
   absl::Status DeregMr(uint32_t lkey);
+  // ibv_rereg_mr: changes an MR in place, keeping its keys (as rxe and mlx5's UMR do).
+  // What is unset stays; all of it is checked before anything changes.
+  struct MrChange {
+    std::optional<uint32_t> pd;
+    std::optional<int> access;
+    bool translation = false;  // then iova, host and length are the MR's new pages
+    uint64_t iova = 0;
+    void* host = nullptr;
+    uint64_t length = 0;
+  };
+  absl::Status ReregMr(uint32_t lkey, const MrChange& change);
   // Lets frames carry the MR's bytes as external buffers counted on `share` (zero-copy
   // transmit on a port that takes chained frames); the caller keeps the memory mapped
   // until the count drops to zero, after DeregMr.

@@ -1,6 +1,7 @@
 // RoceDevice resources other than QPs: the verbs that create, change and destroy PDs, MRs,
 // CQs (and poll, arm and redirect them), SRQs and AHs.
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "driver/transport/device.h"
 #include "driver/transport/errors.h"
 
@@ -26,17 +27,49 @@ absl::Status RoceDevice::DeallocPd(uint32_t pd) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<MrKeys> RoceDevice::RegMr(uint32_t pd, uint64_t iova, void* host, uint64_t length,
-                                         int access, uint32_t owner) {
-  if (!pds_.Get(pd)) return NotFound("PD", pd);
-  if (length > cfg_.limits.max_mr_size) return absl::InvalidArgumentError("MR too large");
-  if (iova + length < iova) return absl::InvalidArgumentError("MR range wraps");
+namespace {
+
+// The access flags of a registration, checked as the kernel's ib_check_mr_access does.
+absl::Status CheckMrAccess(int access) {
   // Remote write or atomic access requires local write (IBTA 10.6.3.1 / ibv_reg_mr(3)).
   if ((access & (IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC)) &&
       !(access & IBV_ACCESS_LOCAL_WRITE)) {
     return absl::InvalidArgumentError("remote write/atomic access needs local write");
   }
+  // Known flags: up to IBV_ACCESS_HUGETLB (a hint), the two IBTA 1.5 flush flags, and
+  // the optional range (libibverbs clears it for a device that does not claim it).
+  constexpr int kFlushGlobal = 1 << 8, kFlushPersistent = 1 << 9;
+  constexpr int kKnown =
+      ((IBV_ACCESS_HUGETLB << 1) - 1) | kFlushGlobal | kFlushPersistent | IBV_ACCESS_OPTIONAL_RANGE;
+  if (access & ~kKnown) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("unknown access flags 0x%x", access & ~kKnown));
+  }
+  if (access & IBV_ACCESS_ON_DEMAND) {
+    return absl::UnimplementedError("on-demand paging (IBV_ACCESS_ON_DEMAND) is not offered");
+  }
+  if (access & (kFlushGlobal | kFlushPersistent)) {
+    return absl::UnimplementedError("flush access (IBTA 1.5) is not offered");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckMrRange(uint64_t iova, const void* host, uint64_t length, uint64_t max) {
+  if (length > max) return absl::InvalidArgumentError("MR too large");
+  if (iova + length < iova) return absl::InvalidArgumentError("MR range wraps");
   if (host == nullptr && length != 0) return absl::InvalidArgumentError("MR has no memory");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<MrKeys> RoceDevice::RegMr(uint32_t pd, uint64_t iova, void* host, uint64_t length,
+                                         int access, uint32_t owner) {
+  if (!pds_.Get(pd)) return NotFound("PD", pd);
+  if (absl::Status st = CheckMrRange(iova, host, length, cfg_.limits.max_mr_size); !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = CheckMrAccess(access); !st.ok()) return st;
   uint32_t h;
   MemoryRegion* mr = mrs_.Allocate(&h);
   if (!mr) return absl::ResourceExhaustedError("MR table full");
@@ -64,6 +97,33 @@ absl::Status RoceDevice::SetMrTxShare(uint32_t lkey, rte_mbuf_ext_shared_info* s
   MemoryRegion* mr = mrs_.Get(KeyIndex(lkey));
   if (!mr || mr->lkey != lkey) return NotFound("MR with key", lkey);
   mr->tx_share = share;
+  return absl::OkStatus();
+}
+
+absl::Status RoceDevice::ReregMr(uint32_t lkey, const MrChange& change) {
+  MemoryRegion* mr = mrs_.Get(KeyIndex(lkey));
+  if (!mr || mr->lkey != lkey) return NotFound("MR with key", lkey);
+  if (change.pd && !pds_.Get(*change.pd)) return NotFound("PD", *change.pd);
+  if (change.access) {
+    if (absl::Status st = CheckMrAccess(*change.access); !st.ok()) return st;
+  }
+  if (change.translation) {
+    if (absl::Status st =
+            CheckMrRange(change.iova, change.host, change.length, cfg_.limits.max_mr_size);
+        !st.ok()) {
+      return st;
+    }
+  }
+  if (change.pd) mr->pd = *change.pd;
+  if (change.access) mr->access = *change.access;
+  if (change.translation) {
+    // New pages: what the old ones lost or shared for zero-copy is theirs.
+    mr->iova = change.iova;
+    mr->host = static_cast<uint8_t*>(change.host);
+    mr->length = change.length;
+    mr->poisoned = false;
+    mr->tx_share = nullptr;
+  }
   return absl::OkStatus();
 }
 

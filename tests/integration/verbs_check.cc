@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -743,6 +744,114 @@ TEST_P(RcTest, HugePagesRegisterAndMoveData) {
     }
     if (r.fd >= 0) close(r.fd);
   }
+}
+
+// ibv_rereg_mr(3) (issue 14), with the same keys throughout: a new translation (the peer
+// reads and writes the new pages, a gathers from them), refusals that leave the MR as it was, new
+// access (remote write taken away: the peer's WRITE is a remote access error; given back: it
+// works), a new PD (the MR no longer the QP's PD's: remote access error; back: it works; the new PD
+// busy meanwhile), and all three at once.
+TEST_P(RcTest, ReregMrChangesTranslationAccessAndPd) {
+  auto reconnect = [&] {
+    ibv_qp_attr r{};
+    r.qp_state = IBV_QPS_RESET;
+    ASSERT_EQ(ibv_modify_qp(a.qp, &r, IBV_QP_STATE), 0);
+    ASSERT_EQ(ibv_modify_qp(b.qp, &r, IBV_QP_STATE), 0);
+    ASSERT_NO_FATAL_FAILURE(Connect(a, b, IBV_QPT_RC));
+    ASSERT_NO_FATAL_FAILURE(Connect(b, a, IBV_QPT_RC));
+  };
+  // b writes 4 KiB into a's MR at `where`: b's completion status (negative: none).
+  auto peer_write = [&](uint8_t* where, uint32_t seed) -> int {
+    Fill(b.buf, 0, 4096, seed);
+    Wr w;
+    w.op = IBV_WR_RDMA_WRITE;
+    w.sges = {Sge(b, 0, 4096)};
+    w.raddr = reinterpret_cast<uintptr_t>(where);
+    w.rkey = a.mr->rkey;
+    if (Post(b.qp, w, GetParam())) return -1;
+    ibv_wc wc;
+    if (!PollOne(b.cq, &wc)) return -2;
+    return wc.status;
+  };
+  const int all = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
+                  IBV_ACCESS_REMOTE_ATOMIC;
+  const uint32_t lkey = a.mr->lkey, rkey = a.mr->rkey;
+  // Pages of their own.
+  constexpr size_t kNew = 1 << 16;
+  void* np = mmap(nullptr, kNew, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(np, MAP_FAILED);
+  std::span<uint8_t> nb(static_cast<uint8_t*>(np), kNew);
+  {
+    std::mt19937 g(90);
+    for (uint8_t& byte : nb) byte = static_cast<uint8_t>(g());
+  }
+  ASSERT_EQ(ibv_rereg_mr(a.mr, IBV_REREG_MR_CHANGE_TRANSLATION, nullptr, nb.data(), nb.size(), 0),
+            0)
+      << std::strerror(errno);
+  EXPECT_EQ(a.mr->addr, nb.data());
+  EXPECT_EQ(a.mr->length, nb.size());
+  EXPECT_EQ(a.mr->lkey, lkey);
+  EXPECT_EQ(a.mr->rkey, rkey);
+  Wr rd;
+  rd.op = IBV_WR_RDMA_READ;
+  rd.sges = {Sge(b, 0, static_cast<uint32_t>(nb.size()))};
+  rd.raddr = reinterpret_cast<uintptr_t>(nb.data());
+  rd.rkey = a.mr->rkey;
+  ASSERT_EQ(Post(b.qp, rd, GetParam()), 0);
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+  EXPECT_EQ(std::memcmp(b.buf.data(), nb.data(), nb.size()), 0);
+  EXPECT_EQ(peer_write(nb.data() + 1000, 91), IBV_WC_SUCCESS);
+  EXPECT_EQ(std::memcmp(nb.data() + 1000, b.buf.data(), 4096), 0);
+  Wr w;
+  w.op = IBV_WR_RDMA_WRITE;
+  w.sges = {{reinterpret_cast<uintptr_t>(nb.data()) + 5, 3000, a.mr->lkey}};
+  w.raddr = Addr(b, 8192);
+  w.rkey = b.mr->rkey;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_RDMA_WRITE));
+  EXPECT_EQ(std::memcmp(&b.buf[8192], nb.data() + 5, 3000), 0);
+
+  // Refused by the device, the MR as it was.
+  errno = 0;
+  EXPECT_EQ(
+      ibv_rereg_mr(a.mr, IBV_REREG_MR_CHANGE_ACCESS, nullptr, nullptr, 0, IBV_ACCESS_REMOTE_WRITE),
+      IBV_REREG_MR_ERR_CMD);
+  EXPECT_EQ(errno, EINVAL) << "remote write without local write";
+  errno = 0;
+  EXPECT_EQ(ibv_rereg_mr(a.mr, IBV_REREG_MR_CHANGE_ACCESS, nullptr, nullptr, 0,
+                         IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND),
+            IBV_REREG_MR_ERR_CMD);
+  EXPECT_EQ(errno, EOPNOTSUPP) << "on-demand paging";
+  EXPECT_EQ(peer_write(nb.data(), 92), IBV_WC_SUCCESS);
+
+  ASSERT_EQ(
+      ibv_rereg_mr(a.mr, IBV_REREG_MR_CHANGE_ACCESS, nullptr, nullptr, 0, IBV_ACCESS_LOCAL_WRITE),
+      0);
+  EXPECT_EQ(peer_write(nb.data(), 93), IBV_WC_REM_ACCESS_ERR);
+  ASSERT_NO_FATAL_FAILURE(reconnect());
+  ASSERT_EQ(ibv_rereg_mr(a.mr, IBV_REREG_MR_CHANGE_ACCESS, nullptr, nullptr, 0, all), 0);
+  EXPECT_EQ(peer_write(nb.data(), 94), IBV_WC_SUCCESS);
+
+  ibv_pd* pd2 = ibv_alloc_pd(a.ctx);
+  ASSERT_NE(pd2, nullptr);
+  ASSERT_EQ(ibv_rereg_mr(a.mr, IBV_REREG_MR_CHANGE_PD, pd2, nullptr, 0, 0), 0);
+  EXPECT_EQ(a.mr->pd, pd2);
+  EXPECT_EQ(ibv_dealloc_pd(pd2), EBUSY);
+  EXPECT_EQ(peer_write(nb.data(), 95), IBV_WC_REM_ACCESS_ERR);
+  ASSERT_NO_FATAL_FAILURE(reconnect());
+  ASSERT_EQ(ibv_rereg_mr(a.mr, IBV_REREG_MR_CHANGE_PD, a.pd, nullptr, 0, 0), 0);
+  EXPECT_EQ(peer_write(nb.data(), 96), IBV_WC_SUCCESS);
+  EXPECT_EQ(ibv_dealloc_pd(pd2), 0);
+
+  ASSERT_EQ(ibv_rereg_mr(a.mr,
+                         IBV_REREG_MR_CHANGE_TRANSLATION | IBV_REREG_MR_CHANGE_PD |
+                             IBV_REREG_MR_CHANGE_ACCESS,
+                         a.pd, a.buf.data(), a.buf.size(), all),
+            0);
+  EXPECT_EQ(peer_write(a.buf.data() + 100, 97), IBV_WC_SUCCESS);
+  EXPECT_EQ(std::memcmp(a.buf.data() + 100, b.buf.data(), 4096), 0);
+  munmap(np, kNew);
 }
 
 // Deregistered pages are the process's private memory again (same contents).

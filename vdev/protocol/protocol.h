@@ -52,6 +52,7 @@ enum class Op : uint16_t {
   kModifyQp,
   kQueryQp,
   kDestroyQp,
+  kReregMr,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
@@ -176,6 +177,23 @@ struct RegMrReply {
   uint32_t lkey;
   uint32_t rkey;
   uint32_t reserved;
+};
+// ibv_rereg_mr of MR `handle`: `flags` says what changes (IBV_REREG_MR_CHANGE_TRANSLATION,
+// _PD, _ACCESS); pd and access are read only with their flag. With a new translation the
+// new pages follow as for RegMrRequest (nsegments MrSegments, their fds), the MR's iova
+// becoming addr. Reply: RegMrReply (the keys stay).
+struct ReregMrRequest {
+  uint32_t handle;
+  uint32_t flags;
+  uint32_t pd;
+  uint32_t access;
+  uint64_t addr;
+  uint64_t length;
+  uint64_t page_base;
+  uint64_t page_length;
+  uint32_t nsegments;
+  uint32_t reserved;
+  MrSegment segments[];
 };
 
 // ---- CQ -------------------------------------------------------------------------------

@@ -102,6 +102,55 @@ int DeregMr(verbs_mr* vmr) {
   return 0;
 }
 
+// ibv_rereg_mr(3): 0, or an IBV_REREG_MR_ERR_* code with errno set. The daemon checks
+// everything before it changes the MR: a refusal leaves the MR as it was.
+int ReregMr(verbs_mr* vmr, int flags, ibv_pd* pd, void* addr, size_t length, int access) {
+  VMr* mr = reinterpret_cast<VMr*>(vmr);
+  SharedPages pages;
+  if (flags & IBV_REREG_MR_CHANGE_TRANSLATION) {
+    if (int err = ShareRange(reinterpret_cast<uintptr_t>(addr), length, &pages)) {
+      errno = err;
+      return IBV_REREG_MR_ERR_INPUT;
+    }
+  }
+  if ((flags & IBV_REREG_MR_CHANGE_PD) && !pd) {
+    ReleasePages(pages.inodes);
+    errno = EINVAL;
+    return IBV_REREG_MR_ERR_INPUT;
+  }
+  std::vector<uint8_t> buf(sizeof(proto::ReregMrRequest) +
+                           pages.segments.size() * sizeof(proto::MrSegment));
+  proto::ReregMrRequest req{};
+  req.handle = mr->handle;
+  req.flags = static_cast<uint32_t>(flags);
+  req.pd = (flags & IBV_REREG_MR_CHANGE_PD) ? HandleOf(pd) : 0;
+  req.access = static_cast<uint32_t>(access);
+  req.addr = reinterpret_cast<uintptr_t>(addr);
+  req.length = length;
+  req.page_base = pages.page_base;
+  req.page_length = pages.page_length;
+  req.nsegments = static_cast<uint32_t>(pages.segments.size());
+  std::memcpy(buf.data(), &req, sizeof req);
+  std::memcpy(buf.data() + sizeof req, pages.segments.data(),
+              pages.segments.size() * sizeof(proto::MrSegment));
+  proto::RegMrReply r;
+  int err = RpcReply(StateOf(vmr->ibv_mr.context), Op::kReregMr, buf.data(), buf.size(), &r,
+                     pages.fds.data(), pages.fds.size());
+  if (err) {
+    ReleasePages(pages.inodes);
+    errno = err;
+    return IBV_REREG_MR_ERR_CMD;
+  }
+  if (flags & IBV_REREG_MR_CHANGE_TRANSLATION) {
+    ReleasePages(mr->memfd_inodes);  // the old pages are the process's own again
+    mr->memfd_inodes = std::move(pages.inodes);
+  }
+  if (flags & IBV_REREG_MR_CHANGE_ACCESS) vmr->access = access;
+  vmr->ibv_mr.lkey = r.lkey;
+  vmr->ibv_mr.rkey = r.rkey;
+  return 0;
+}
+
 // ---- AH -----------------------------------------------------------------------------------
 
 ibv_ah* CreateAh(ibv_pd* pd, ibv_ah_attr* attr) {
@@ -457,6 +506,7 @@ const verbs_context_ops kContextOps = [] {
   ops.dealloc_pd = DeallocPd;
   ops.reg_mr = RegMr;
   ops.dereg_mr = DeregMr;
+  ops.rereg_mr = ReregMr;
   ops.create_ah = CreateAh;
   ops.destroy_ah = DestroyAh;
   ops.create_cq = CreateCq;

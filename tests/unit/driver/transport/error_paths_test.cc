@@ -58,6 +58,73 @@ TEST(ErrorPathsTest, RkeyOfAnotherPdIsRejected) {
   EXPECT_EQ(wc[0].status, IBV_WC_REM_ACCESS_ERR);
 }
 
+// ibv_rereg_mr in the engine: the PD moved (the peer's READ through the same rkey is then
+// a remote access error) and back; new pages under the same keys; every refusal checked
+// before anything changes. Access flags as the kernel's ib_check_mr_access.
+TEST(ErrorPathsTest, ReregMrKeepsKeysAndChecksFirst) {
+  EnginePair pair;
+  uint32_t qa, qb;
+  pair.Connect(QpOptions{}, &qa, &qb);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  static uint8_t other[8192];
+  std::memset(other, 0x6b, sizeof other);
+  const int read_only = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ;
+  auto read = [&](uint64_t wr_id, uint64_t raddr) {
+    SendWr r = MakeSend(wr_id, IBV_WR_RDMA_READ, a, 0, 64);
+    r.remote_addr = raddr;
+    r.rkey = b.mr.rkey;
+    EXPECT_TRUE(a.dev->PostSend(qa, r).ok());
+    std::vector<ibv_wc> wc;
+    EXPECT_TRUE(pair.WaitCq(a, a.scq, 1, &wc));
+    return wc.empty() ? IBV_WC_GENERAL_ERR : wc[0].status;
+  };
+  uint32_t other_pd = *b.dev->AllocPd();
+  RoceDevice::MrChange bad;
+  bad.pd = 9999;  // no such PD
+  bad.access = IBV_ACCESS_REMOTE_WRITE;
+  EXPECT_FALSE(b.dev->ReregMr(b.mr.lkey, bad).ok());
+  bad = {};
+  bad.access = IBV_ACCESS_REMOTE_WRITE;  // without local write
+  EXPECT_EQ(b.dev->ReregMr(b.mr.lkey, bad).code(), absl::StatusCode::kInvalidArgument);
+  bad.access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND;
+  EXPECT_EQ(b.dev->ReregMr(b.mr.lkey, bad).code(), absl::StatusCode::kUnimplemented);
+  bad.access = IBV_ACCESS_LOCAL_WRITE | (1 << 12);  // no such flag
+  EXPECT_EQ(b.dev->ReregMr(b.mr.lkey, bad).code(), absl::StatusCode::kInvalidArgument);
+  bad = {};
+  bad.translation = true;  // no memory
+  bad.iova = 0x9000;
+  bad.length = 4096;
+  EXPECT_FALSE(b.dev->ReregMr(b.mr.lkey, bad).ok());
+  EXPECT_FALSE(b.dev->ReregMr(b.mr.lkey + 1, RoceDevice::MrChange{}).ok());
+  EXPECT_EQ(read(1, b.va(0)), IBV_WC_SUCCESS) << "refusals left the MR as it was";
+
+  RoceDevice::MrChange move_pd;
+  move_pd.pd = other_pd;
+  ASSERT_TRUE(b.dev->ReregMr(b.mr.lkey, move_pd).ok());
+  EXPECT_EQ(read(2, b.va(0)), IBV_WC_REM_ACCESS_ERR);
+  uint32_t qa2, qb2;
+  pair.Connect(QpOptions{}, &qa2, &qb2);
+  qa = qa2;
+  move_pd.pd = b.pd;
+  ASSERT_TRUE(b.dev->ReregMr(b.mr.lkey, move_pd).ok());
+  EXPECT_EQ(read(3, b.va(0)), IBV_WC_SUCCESS);
+
+  RoceDevice::MrChange pages;
+  pages.translation = true;
+  pages.iova = 0x7700000;
+  pages.host = other;
+  pages.length = sizeof other;
+  pages.access = read_only;
+  ASSERT_TRUE(b.dev->ReregMr(b.mr.lkey, pages).ok());
+  const MemoryRegion* mr = b.dev->FindMr(b.mr.lkey);
+  ASSERT_NE(mr, nullptr);
+  EXPECT_EQ(mr->rkey, b.mr.rkey);
+  EXPECT_EQ(read(4, 0x7700000 + 100), IBV_WC_SUCCESS);
+  EXPECT_EQ(a.at(0)[10], 0x6b);
+  EXPECT_EQ(read(5, b.va(0)), IBV_WC_REM_ACCESS_ERR) << "the old range is gone";
+}
+
 TEST(ErrorPathsTest, RnrRetryExhausted) {
   EnginePair pair;
   QpOptions opt;
