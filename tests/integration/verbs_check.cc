@@ -854,6 +854,52 @@ TEST_P(RcTest, ReregMrChangesTranslationAccessAndPd) {
   munmap(np, kNew);
 }
 
+// A QP moved to RESET takes its unpolled completions (the flushes of its error state) from
+// its CQ, as mlx5's provider does, and leaves another QP's there; restarted, it completes
+// anew (rdma-core's test_mr_rereg_pd and _addr restart QPs that way).
+TEST_P(RcTest, ResetTakesTheQpsCompletionsFromItsCq) {
+  ibv_qp_init_attr ia{};
+  ia.send_cq = a.cq;
+  ia.recv_cq = a.cq;
+  ia.cap = {4, 4, 1, 1, 0};
+  ia.qp_type = IBV_QPT_RC;
+  ibv_qp* x = ibv_create_qp(a.pd, &ia);
+  ASSERT_NE(x, nullptr);
+  ASSERT_NO_FATAL_FAILURE(ToInit(x, IBV_QPT_RC));
+  PostRecv(a.qp, {Sge(a, 0, 64)}, 1);
+  PostRecv(a.qp, {Sge(a, 64, 64)}, 2);
+  PostRecv(x, {Sge(a, 128, 64)}, 10);
+  PostRecv(a.qp, {Sge(a, 192, 64)}, 3);
+  ibv_qp_attr st{};
+  st.qp_state = IBV_QPS_ERR;
+  ASSERT_EQ(ibv_modify_qp(a.qp, &st, IBV_QP_STATE), 0);
+  ASSERT_EQ(ibv_modify_qp(x, &st, IBV_QP_STATE), 0);
+  // The daemon flushes them into the CQ (a.qp's three, then x's one) while nobody polls.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  st.qp_state = IBV_QPS_RESET;
+  ASSERT_EQ(ibv_modify_qp(a.qp, &st, IBV_QP_STATE), 0);
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(a.cq, &wc));
+  EXPECT_EQ(wc.wr_id, 10u) << "the other QP's flush stays";
+  EXPECT_EQ(wc.status, IBV_WC_WR_FLUSH_ERR);
+  EXPECT_EQ(wc.qp_num, x->qp_num);
+  EXPECT_FALSE(PollOne(a.cq, &wc, 200)) << "a completion of the reset QP: wr_id " << wc.wr_id;
+  // Restarted, the QP completes anew.
+  ASSERT_NO_FATAL_FAILURE(Connect(a, b, IBV_QPT_RC));
+  st.qp_state = IBV_QPS_RESET;
+  ASSERT_EQ(ibv_modify_qp(b.qp, &st, IBV_QP_STATE), 0);
+  ASSERT_NO_FATAL_FAILURE(Connect(b, a, IBV_QPT_RC));
+  Fill(a.buf, 0, 512, 31);
+  Wr w;
+  w.op = IBV_WR_RDMA_WRITE;
+  w.sges = {Sge(a, 0, 512)};
+  w.raddr = Addr(b, 0);
+  w.rkey = b.mr->rkey;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_RDMA_WRITE));
+  EXPECT_EQ(std::memcmp(a.buf.data(), b.buf.data(), 512), 0);
+  EXPECT_EQ(ibv_destroy_qp(x), 0);
+}
+
 // Deregistered pages are the process's private memory again (same contents).
 TEST(Verbs, DeregisteredPagesArePrivateAgain) {
   ibv_context* ctx = OpenByName("vdev_a");

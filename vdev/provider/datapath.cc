@@ -221,6 +221,29 @@ int PollCq(ibv_cq* ibcq, int n, ibv_wc* wc) {
   return got;
 }
 
+void CleanCq(ibv_cq* ibcq, uint32_t qp_num) {
+  VCq* cq = CqOf(ibcq);
+  pthread_spin_lock(&cq->lock);
+  // Entries below the producer index are the daemon's finished writes; it writes the next
+  // ones only past the consumer index, which moves last.
+  const uint32_t produced = cq->header->ring.producer.value.load(std::memory_order_acquire);
+  const uint32_t mask = cq->depth - 1;
+  uint32_t removed = 0;
+  for (uint32_t i = produced; i != cq->consumed;) {
+    --i;
+    if (cq->cqes[i & mask].qp_num == qp_num) {
+      ++removed;
+    } else if (removed) {
+      cq->cqes[(i + removed) & mask] = cq->cqes[i & mask];
+    }
+  }
+  if (removed) {
+    cq->consumed += removed;
+    cq->header->ring.consumer.value.store(cq->consumed, std::memory_order_release);
+  }
+  pthread_spin_unlock(&cq->lock);
+}
+
 int ReqNotifyCq(ibv_cq* ibcq, int solicited_only) {
   VCq* cq = CqOf(ibcq);
   cq->header->arm.arm_solicited.store(solicited_only ? 1 : 0, std::memory_order_relaxed);

@@ -454,7 +454,14 @@ int ModifyQp(ibv_qp* ibqp, ibv_qp_attr* attr, int mask) {
   req.mask = mask;
   req.attr = *attr;
   proto::Message reply;
-  return Rpc(StateOf(ibqp->context), Op::kModifyQp, &req, sizeof req, &reply);
+  if (int err = Rpc(StateOf(ibqp->context), Op::kModifyQp, &req, sizeof req, &reply)) return err;
+  if ((mask & IBV_QP_STATE) && attr->qp_state == IBV_QPS_RESET) {
+    // The daemon has reset the QP: it completes nothing more, and what it completed
+    // before (the flushes of its error state) goes from its CQs.
+    if (ibqp->send_cq) CleanCq(ibqp->send_cq, ibqp->qp_num);
+    if (ibqp->recv_cq && ibqp->recv_cq != ibqp->send_cq) CleanCq(ibqp->recv_cq, ibqp->qp_num);
+  }
+  return 0;
 }
 
 int QueryQp(ibv_qp* ibqp, ibv_qp_attr* attr, int mask, ibv_qp_init_attr* init) {

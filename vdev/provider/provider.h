@@ -187,6 +187,10 @@ int PostSend(ibv_qp* qp, ibv_send_wr* wr, ibv_send_wr** bad);
 int PostRecv(ibv_qp* qp, ibv_recv_wr* wr, ibv_recv_wr** bad);
 int PostSrqRecv(ibv_srq* srq, ibv_recv_wr* wr, ibv_recv_wr** bad);
 int PollCq(ibv_cq* cq, int n, ibv_wc* wc);
+// Removes the completions of QP `qp_num` not yet polled from `cq`, keeping the others in
+// order: what a QP's move to RESET does to its CQs on mlx5 (mlx5_cq_clean), so that an
+// application restarting a QP polls only what the restarted QP completes.
+void CleanCq(ibv_cq* cq, uint32_t qp_num);
 int ReqNotifyCq(ibv_cq* cq, int solicited_only);
 void InstallCqExOps(VCq* cq, uint64_t wc_flags);
 
