@@ -21,12 +21,13 @@ namespace {
 
 // The verb a request is, for the log.
 std::string OpName(uint16_t op) {
-  static constexpr std::array<const char*, 23> kNames = {
+  static constexpr std::array<const char*, 26> kNames = {
       "list_devices", "open_device", "query_device", "query_port",  "query_gid_table", "alloc_pd",
       "dealloc_pd",   "reg_mr",      "dereg_mr",     "create_cq",   "resize_cq",       "destroy_cq",
       "create_srq",   "modify_srq",  "query_srq",    "destroy_srq", "create_ah",       "destroy_ah",
-      "create_qp",    "modify_qp",   "query_qp",     "destroy_qp",  "rereg_mr"};
-  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kReregMr));
+      "create_qp",    "modify_qp",   "query_qp",     "destroy_qp",  "rereg_mr",        "alloc_dm",
+      "free_dm",      "reg_dm_mr"};
+  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kRegDmMr));
   if (op >= 1 && op <= kNames.size()) return kNames[op - 1];
   return std::to_string(op);
 }
@@ -195,6 +196,9 @@ const Session::HandlerEntry* Session::FindHandler(uint16_t op) {
     set(Op::kQueryQp, &Session::QueryQp, N::kVdev);
     set(Op::kDestroyQp, &Session::DestroyQp, N::kVdev);
     set(Op::kReregMr, &Session::ReregMr, N::kVdev);
+    set(Op::kAllocDm, &Session::AllocDm, N::kVdev);
+    set(Op::kFreeDm, &Session::FreeDm, N::kVdev);
+    set(Op::kRegDmMr, &Session::RegDmMr, N::kVdev);
     return t;
   }();
   if (op >= table.size() || !table[op].handler) return nullptr;
@@ -393,6 +397,8 @@ void Session::FreeAll() {
     Release(Resource::kMr);
   }
   mrs_.clear();
+  for (auto& [h, dm] : dms_) Release(Resource::kRingBytes, RingBytes(dm.length));
+  dms_.clear();
   for (auto& [cqn, cq] : cqs_) {
     (void)device_->AttachCqSink(cqn, nullptr, 0);
     (void)device_->DestroyCq(cqn);

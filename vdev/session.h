@@ -94,6 +94,12 @@ class Session {
     std::unique_ptr<ClientMemory> memory;  // or, for zero-copy transmit, in `share`
     TxShare* share = nullptr;
     bool read_only = false;  // some of its pages the client may not write
+    uint32_t dm = 0;         // the device memory it lies on (RegDmMr), else 0
+  };
+  struct DmObject {
+    uint64_t length = 0;
+    std::unique_ptr<SharedRegion> region;
+    uint32_t mrs = 0;  // MRs on it: it cannot be freed before them (EBUSY)
   };
 
   using Payload = std::vector<uint8_t>;
@@ -118,6 +124,9 @@ class Session {
   int RegMr(proto::Message& msg, Payload* out, Fds* fds);
   int DeregMr(proto::Message& msg, Payload* out, Fds* fds);
   int ReregMr(proto::Message& msg, Payload* out, Fds* fds);
+  int AllocDm(proto::Message& msg, Payload* out, Fds* fds);
+  int FreeDm(proto::Message& msg, Payload* out, Fds* fds);
+  int RegDmMr(proto::Message& msg, Payload* out, Fds* fds);
   // The pages of a registration (the segments after a request of `header` bytes, their
   // fds), opened, checked and mapped: 0, or the errno to refuse with.
   struct RegistrationPages {
@@ -222,6 +231,8 @@ class Session {
 
   std::unordered_map<uint32_t, uint32_t> pds_;  // handle -> 1
   std::unordered_map<uint32_t, MrObject> mrs_;
+  std::unordered_map<uint32_t, DmObject> dms_;
+  uint32_t next_dm_ = 1;
   std::unordered_map<uint32_t, std::unique_ptr<CqRing>> cqs_;
   std::unordered_map<uint32_t, SrqObject> srqs_;
   std::unordered_map<uint32_t, uint32_t> ahs_;  // handle -> pd

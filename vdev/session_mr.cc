@@ -132,6 +132,9 @@ int Session::ReregMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   }
   if (req.flags & IBV_REREG_MR_CHANGE_ACCESS) change.access = static_cast<int>(req.access);
   const int access = change.access.value_or(mr->access);
+  if ((req.flags & IBV_REREG_MR_CHANGE_TRANSLATION) && it->second.dm) {
+    return Refuse(EINVAL, "a new translation for an MR on device memory");
+  }
   MappedPages pages;
   bool read_only = it->second.read_only;
   uint64_t bytes = it->second.bytes;
@@ -182,6 +185,7 @@ int Session::DeregMr(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   if (it == mrs_.end()) return EINVAL;
   if (absl::Status st = device_->DeregMr(req.handle); !st.ok()) return Refused(st, EBUSY);
   if (it->second.share) it->second.share->Release();
+  if (auto dm = dms_.find(it->second.dm); dm != dms_.end()) --dm->second.mrs;
   Release(Resource::kMrBytes, it->second.bytes);
   Release(Resource::kMr);
   mrs_.erase(it);

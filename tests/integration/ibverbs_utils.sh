@@ -13,12 +13,14 @@ else
   fail "ibv_devices: $out"
 fi
 
-# ibv_devinfo -v shows the vdev's GIDs (its interface's addresses) and its own limits.
+# ibv_devinfo -v shows the vdev's GIDs (its interface's addresses), its own limits and its
+# device memory.
 ctl dev set vdev_a qp 77 >/dev/null
 out=$(in_ns "$VRDMA_RUN" -d vdev_a ibv_devinfo -v)
 if grep -q "max_qp:.*77$" <<<"$out" && grep -q "::ffff:10.77.0.1, RoCE v2" <<<"$out" &&
    grep -q "fd00:77::1, RoCE v2" <<<"$out" && grep -q "PORT_ACTIVE" <<<"$out" &&
-   grep -q "active_mtu:.*4096" <<<"$out"; then
+   grep -q "active_mtu:.*4096" <<<"$out" &&
+   grep -q "maximum available device memory:.*262144Bytes" <<<"$out"; then
   pass "ibv_devinfo -v"
 else
   fail "ibv_devinfo -v"; echo "$out" | tail -30
@@ -64,6 +66,10 @@ ts_summary() {
   done
 }
 run_pair rc_pingpong_timestamps ts_summary -- ibv_rc_pingpong -g 3 -c -t -n 200
+# Device memory (issue 14): the buffers in ibv_alloc_dm memory, zero-based MRs, copies in
+# and out with ibv_memcpy_to_dm/from_dm; -c checks every received buffer.
+run_pair rc_pingpong_dm summary -- ibv_rc_pingpong -g 3 -c -j -n 200
+run_pair rc_pingpong_dm_64k summary -- ibv_rc_pingpong -g 3 -c -j -s 65536 -n 100
 run_pair srq_pingpong summary -- ibv_srq_pingpong -g 3 -c -n 500
 run_pair srq_pingpong_events summary -- ibv_srq_pingpong -g 3 -c -e -q 4 -n 200
 

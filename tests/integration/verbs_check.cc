@@ -900,6 +900,70 @@ TEST_P(RcTest, ResetTakesTheQpsCompletionsFromItsCq) {
   EXPECT_EQ(ibv_destroy_qp(x), 0);
 }
 
+// Device memory (ibv_alloc_dm): copies in and out in 4-byte units, a zero-based MR on it
+// that the peer reads and writes (bytes compared through ibv_memcpy_from_dm) and that a
+// sends from; what mlx5 and the kernel refuse is refused the same way.
+TEST_P(RcTest, DeviceMemoryCopiesAndZeroBasedMr) {
+  ibv_device_attr_ex attr{};
+  ASSERT_EQ(ibv_query_device_ex(a.ctx, nullptr, &attr), 0);
+  ASSERT_GE(attr.max_dm_size, 65536u);
+  ibv_alloc_dm_attr too_big{attr.max_dm_size + 1, 0, 0};
+  errno = 0;
+  EXPECT_EQ(ibv_alloc_dm(a.ctx, &too_big), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  constexpr size_t kLen = 65536;
+  ibv_alloc_dm_attr da{kLen, 6, 0};
+  ibv_dm* dm = ibv_alloc_dm(a.ctx, &da);
+  ASSERT_NE(dm, nullptr) << std::strerror(errno);
+  std::vector<uint8_t> in(kLen), out(kLen);
+  Fill(in, 0, kLen, 55);
+  ASSERT_EQ(ibv_memcpy_to_dm(dm, 0, in.data(), kLen), 0);
+  EXPECT_EQ(ibv_memcpy_to_dm(dm, 2, in.data(), 8), EINVAL) << "unaligned offset";
+  EXPECT_EQ(ibv_memcpy_to_dm(dm, 0, in.data(), 6), EINVAL) << "unaligned length";
+  EXPECT_EQ(ibv_memcpy_from_dm(out.data(), dm, kLen - 4, 8), EINVAL) << "past the end";
+  const int access = IBV_ACCESS_ZERO_BASED | IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+                     IBV_ACCESS_REMOTE_READ;
+  errno = 0;
+  EXPECT_EQ(ibv_reg_dm_mr(a.pd, dm, 0, kLen, access & ~IBV_ACCESS_ZERO_BASED), nullptr);
+  EXPECT_EQ(errno, EINVAL) << "not zero-based";
+  EXPECT_EQ(ibv_reg_dm_mr(a.pd, dm, 8, kLen, access), nullptr) << "past the end";
+  ibv_mr* mr = ibv_reg_dm_mr(a.pd, dm, 0, kLen, access);
+  ASSERT_NE(mr, nullptr) << std::strerror(errno);
+  EXPECT_EQ(ibv_free_dm(dm), EBUSY) << "an MR lies on it";
+  // b reads 32 KiB at zero-based offset 1000, then writes 4 KiB at 20000.
+  Wr rd;
+  rd.op = IBV_WR_RDMA_READ;
+  rd.sges = {Sge(b, 0, 32768)};
+  rd.raddr = 1000;
+  rd.rkey = mr->rkey;
+  ASSERT_EQ(Post(b.qp, rd, GetParam()), 0);
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+  EXPECT_EQ(std::memcmp(b.buf.data(), in.data() + 1000, 32768), 0);
+  Fill(b.buf, 0, 4096, 56);
+  Wr wr = rd;
+  wr.op = IBV_WR_RDMA_WRITE;
+  wr.sges = {Sge(b, 0, 4096)};
+  wr.raddr = 20000;
+  ASSERT_EQ(Post(b.qp, wr, GetParam()), 0);
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+  ASSERT_EQ(ibv_memcpy_from_dm(out.data(), dm, 0, kLen), 0);
+  std::memcpy(in.data() + 20000, b.buf.data(), 4096);
+  EXPECT_EQ(out, in);
+  // a writes to b from the device memory (its local SGE zero-based too).
+  Wr w;
+  w.op = IBV_WR_RDMA_WRITE;
+  w.sges = {{100, 5000, mr->lkey}};
+  w.raddr = Addr(b, 8192);
+  w.rkey = b.mr->rkey;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_RDMA_WRITE));
+  EXPECT_EQ(std::memcmp(&b.buf[8192], in.data() + 100, 5000), 0);
+  EXPECT_EQ(ibv_dereg_mr(mr), 0);
+  EXPECT_EQ(ibv_free_dm(dm), 0);
+}
+
 // Deregistered pages are the process's private memory again (same contents).
 TEST(Verbs, DeregisteredPagesArePrivateAgain) {
   ibv_context* ctx = OpenByName("vdev_a");

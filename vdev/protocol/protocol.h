@@ -53,6 +53,9 @@ enum class Op : uint16_t {
   kQueryQp,
   kDestroyQp,
   kReregMr,
+  kAllocDm,
+  kFreeDm,
+  kRegDmMr,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
@@ -194,6 +197,35 @@ struct ReregMrRequest {
   uint32_t nsegments;
   uint32_t reserved;
   MrSegment segments[];
+};
+
+// ---- Device memory (ibv_alloc_dm) ------------------------------------------------------
+
+// A vdev's "device memory" is memory of the daemon, shared with the client that allocated
+// it (a sealed memfd, charged to the vdev's ring_bytes): the provider copies to and from
+// it (ibv_memcpy_to_dm, in 4-byte units as mlx5 asks) and an MR on it is zero-based
+// (ibv_reg_dm_mr). The largest allocation, as query_device_ex's max_dm_size.
+inline constexpr uint64_t kMaxDmSize = 256 * 1024;
+inline constexpr uint64_t kDmAlignment = 4;  // of offsets and lengths copied
+struct AllocDmRequest {
+  uint64_t length;
+  uint32_t log_align_req;
+  uint32_t comp_mask;
+};
+// Reply fds: [0] the memory (shm_size bytes, the first `length` of them the DM's).
+struct AllocDmReply {
+  uint32_t handle;
+  uint32_t reserved;
+  uint64_t shm_size;
+};
+// Reply: RegMrReply.
+struct RegDmMrRequest {
+  uint32_t pd;
+  uint32_t dm;
+  uint64_t offset;
+  uint64_t length;
+  uint32_t access;  // must hold IBV_ACCESS_ZERO_BASED
+  uint32_t reserved;
 };
 
 // ---- CQ -------------------------------------------------------------------------------

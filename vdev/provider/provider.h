@@ -35,7 +35,12 @@ struct VDevice {
 // those copies, so a reader blocked in ibv_get_cq_event sees EOF.
 struct ContextState {
   int sock = -1;
-  std::mutex rpc_mutex;  // one request in flight per context socket
+  // One request in flight on the context socket, across threads and across processes: a
+  // child forked with the context uses it too (as a child shares the parent's uverbs
+  // file on a kernel device; rdma-core's test_multi_process_alloc_dm), and replies must
+  // reach the process that asked. A robust process-shared mutex in a page of its own
+  // (MAP_SHARED|MAP_ANONYMOUS, shared with such children).
+  pthread_mutex_t* rpc_lock = nullptr;
   proto::ContextShm* shm = nullptr;
   size_t shm_size = 0;
   int doorbell_fd = -1;
@@ -170,6 +175,11 @@ int RpcReply(ContextState& st, proto::Op op, const void* req, size_t len, T* out
   if (keep) *keep = std::move(reply);
   return 0;
 }
+
+// Device memory (dm.cc).
+ibv_dm* AllocDm(ibv_context* ctx, ibv_alloc_dm_attr* attr);
+int FreeDm(ibv_dm* dm);
+ibv_mr* RegDmMr(ibv_pd* pd, ibv_dm* dm, uint64_t offset, size_t length, unsigned int access);
 
 // Maps `size` bytes of a shared region the daemon sent; nullptr on failure.
 void* MapShared(int fd, size_t size);

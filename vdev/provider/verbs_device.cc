@@ -18,9 +18,13 @@ namespace vrdma::provider {
 int Rpc(ContextState& st, proto::Op op, const void* req, size_t len, proto::Message* reply,
         const int* fds, size_t nfds) {
   {
-    std::lock_guard<std::mutex> lock(st.rpc_mutex);
+    // EOWNERDEAD: a process died in a request; its reply, if one came, went with it.
+    if (pthread_mutex_lock(st.rpc_lock) == EOWNERDEAD) pthread_mutex_consistent(st.rpc_lock);
+    int err = st.dead.load(std::memory_order_relaxed)
+                  ? EIO
+                  : proto::Call(st.sock, op, req, len, fds, nfds, reply);
+    pthread_mutex_unlock(st.rpc_lock);
     if (st.dead.load(std::memory_order_relaxed)) return EIO;
-    int err = proto::Call(st.sock, op, req, len, fds, nfds, reply);
     if (!err) return reply->header.status;
   }
   // The daemon is gone (or broke the protocol): this context is dead, like a device
@@ -56,6 +60,7 @@ void FreeContextOp(ibv_context* ibctx) {
     for (auto& [r, w] : st->channel_write_fds) {
       if (w >= 0) close(w);
     }
+    munmap(st->rpc_lock, sizeof(pthread_mutex_t));
     delete st;
   }
   verbs_uninit_context(&c->vctx);  // closes async_fd
@@ -73,6 +78,9 @@ int QueryDeviceExOp(ibv_context* ctx, const ibv_query_device_ex_input*, ibv_devi
   // shorter one): one port, however it is counted.
   if (attr_size >= offsetof(ibv_device_attr_ex, phys_port_cnt_ex) + sizeof attr->phys_port_cnt_ex) {
     attr->phys_port_cnt_ex = r.attr.phys_port_cnt;
+  }
+  if (attr_size >= offsetof(ibv_device_attr_ex, max_dm_size) + sizeof attr->max_dm_size) {
+    attr->max_dm_size = proto::kMaxDmSize;
   }
   // Completion timestamps: 64 bits of a 1 GHz clock (proto::kCqTimestamps).
   if (attr_size >= offsetof(ibv_device_attr_ex, hca_core_clock) + sizeof attr->hca_core_clock) {
@@ -156,7 +164,25 @@ verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
     close(sock);
     return nullptr;
   }
+  void* lock_page = mmap(nullptr, sizeof(pthread_mutex_t), PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (lock_page == MAP_FAILED) {
+    munmap(shm, r.context_shm_size);
+    close(async[0]);
+    close(async[1]);
+    close(sock);
+    verbs_uninit_context(&c->vctx);
+    free(c);
+    return nullptr;
+  }
   auto* st = new ContextState();
+  st->rpc_lock = static_cast<pthread_mutex_t*>(lock_page);
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+  pthread_mutex_init(st->rpc_lock, &ma);
+  pthread_mutexattr_destroy(&ma);
   st->sock = sock;
   st->shm = static_cast<proto::ContextShm*>(shm);
   st->shm_size = r.context_shm_size;
