@@ -997,6 +997,88 @@ TEST(Verbs, DeregisteredPagesArePrivateAgain) {
   ibv_close_device(ctx);
 }
 
+// Thread and parent domains: a QP and an MR in a parent domain (with a thread domain, so
+// the QP posts without locks) move data as in its protection domain; a CQ in the parent
+// domain; what ibv_alloc_parent_domain(3) and ibv_alloc_td(3) refuse; EBUSY for a PD or TD
+// a parent domain still uses.
+TEST(Verbs, ParentAndThreadDomains) {
+  Side a, b;
+  ASSERT_NO_FATAL_FAILURE(a.Open("vdev_a"));
+  ASSERT_NO_FATAL_FAILURE(b.Open("vdev_b"));
+  ibv_td_init_attr bad_td{1};
+  EXPECT_EQ(ibv_alloc_td(a.ctx, &bad_td), nullptr);
+  ibv_td_init_attr ta{0};
+  ibv_td* td = ibv_alloc_td(a.ctx, &ta);
+  ASSERT_NE(td, nullptr) << std::strerror(errno);
+  ibv_parent_domain_init_attr pa{};
+  pa.pd = a.pd;
+  pa.td = td;
+  ibv_pd* parent = ibv_alloc_parent_domain(a.ctx, &pa);
+  ASSERT_NE(parent, nullptr) << std::strerror(errno);
+  ibv_parent_domain_init_attr nested{};
+  nested.pd = parent;
+  errno = 0;
+  EXPECT_EQ(ibv_alloc_parent_domain(a.ctx, &nested), nullptr) << "a parent of a parent";
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(ibv_dealloc_pd(a.pd), EBUSY);
+  EXPECT_EQ(ibv_dealloc_td(td), EBUSY);
+  // A CQ in the parent domain; a plain PD is not one.
+  ibv_cq_init_attr_ex ca{};
+  ca.cqe = 64;
+  ca.comp_mask = IBV_CQ_INIT_ATTR_MASK_PD;
+  ca.parent_domain = a.pd;
+  EXPECT_EQ(ibv_create_cq_ex(a.ctx, &ca), nullptr);
+  ca.parent_domain = parent;
+  ibv_cq_ex* pcq = ibv_create_cq_ex(a.ctx, &ca);
+  ASSERT_NE(pcq, nullptr) << std::strerror(errno);
+  // a's QP and a second MR in the parent domain.
+  ibv_pd* own = a.pd;
+  a.pd = parent;
+  ASSERT_NO_FATAL_FAILURE(a.CreateQp(IBV_QPT_RC, true));
+  a.pd = own;
+  std::vector<uint8_t> pbuf(1 << 16);
+  Fill(pbuf, 0, pbuf.size(), 61);
+  ibv_mr* pmr =
+      ibv_reg_mr(parent, pbuf.data(), pbuf.size(), IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ);
+  ASSERT_NE(pmr, nullptr) << std::strerror(errno);
+  EXPECT_EQ(pmr->pd, parent);
+  ASSERT_NO_FATAL_FAILURE(b.CreateQp(IBV_QPT_RC, false));
+  ASSERT_NO_FATAL_FAILURE(Connect(a, b, IBV_QPT_RC));
+  ASSERT_NO_FATAL_FAILURE(Connect(b, a, IBV_QPT_RC));
+  // b reads the parent domain's MR; a sends from its protection domain's MR, lock-free.
+  Wr rd;
+  rd.op = IBV_WR_RDMA_READ;
+  rd.sges = {{reinterpret_cast<uintptr_t>(b.buf.data()), 1 << 16, b.mr->lkey}};
+  rd.raddr = reinterpret_cast<uintptr_t>(pbuf.data());
+  rd.rkey = pmr->rkey;
+  ASSERT_EQ(Post(b.qp, rd, false), 0);
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+  EXPECT_EQ(std::memcmp(b.buf.data(), pbuf.data(), pbuf.size()), 0);
+  for (uint32_t i = 0; i < 50; ++i) {
+    PostRecv(b.qp, {{reinterpret_cast<uintptr_t>(b.buf.data()) + 4096, 4096, b.mr->lkey}}, i);
+    Fill(a.buf, 0, 3000, 100 + i);
+    Wr w;
+    w.wr_id = i;
+    w.sges = {{reinterpret_cast<uintptr_t>(a.buf.data()), 3000, a.mr->lkey}};
+    ASSERT_EQ(Post(a.qp, w, true), 0);
+    ASSERT_TRUE(PollOne(a.cq, &wc));
+    ASSERT_EQ(wc.status, IBV_WC_SUCCESS);
+    ASSERT_TRUE(PollOne(b.cq, &wc));
+    ASSERT_EQ(wc.status, IBV_WC_SUCCESS);
+    ASSERT_EQ(std::memcmp(&b.buf[4096], a.buf.data(), 3000), 0) << "message " << i;
+  }
+  EXPECT_EQ(ibv_dereg_mr(pmr), 0);
+  EXPECT_EQ(ibv_destroy_qp(a.qp), 0);
+  a.qp = nullptr;
+  EXPECT_EQ(ibv_destroy_cq(ibv_cq_ex_to_cq(pcq)), 0);
+  EXPECT_EQ(ibv_dealloc_pd(parent), 0);
+  EXPECT_EQ(ibv_dealloc_td(td), 0);
+  a.Close();
+  b.Close();
+}
+
 TEST(Verbs, UdSendCarriesGrhAndSource) {
   Side a, b;
   ASSERT_NO_FATAL_FAILURE(a.Open("vdev_a"));

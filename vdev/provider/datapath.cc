@@ -143,7 +143,7 @@ int PostSend(ibv_qp* ibqp, ibv_send_wr* wr, ibv_send_wr** bad) {
     *bad = wr;
     return EINVAL;
   }
-  pthread_spin_lock(&qp->sq_lock);
+  LockSq(qp);
   SendRing& ring = qp->sq;
   uint32_t retired = ring.header->retired.value.load(std::memory_order_acquire);
   uint32_t start = ring.produced;
@@ -161,7 +161,7 @@ int PostSend(ibv_qp* ibqp, ibv_send_wr* wr, ibv_send_wr** bad) {
     ring.header->producer.value.store(ring.produced, std::memory_order_release);
     RingDoorbell(StateOf(ibqp->context));
   }
-  pthread_spin_unlock(&qp->sq_lock);
+  UnlockSq(qp);
   if (err) *bad = wr;
   return err;
 }
@@ -176,9 +176,9 @@ int PostRecv(ibv_qp* ibqp, ibv_recv_wr* wr, ibv_recv_wr** bad) {
     *bad = wr;
     return EINVAL;
   }
-  pthread_spin_lock(&qp->rq_lock);
+  LockRq(qp);
   int err = PostRecvChain(StateOf(ibqp->context), qp->rq, qp->max_recv_sge, wr, bad);
-  pthread_spin_unlock(&qp->rq_lock);
+  UnlockRq(qp);
   return err;
 }
 

@@ -33,20 +33,22 @@ VSrq* SrqOf(ibv_srq* srq) { return reinterpret_cast<VSrq*>(srq); }
 ibv_pd* AllocPd(ibv_context* ctx) {
   proto::HandleMsg r;
   if (int err = RpcReply(StateOf(ctx), Op::kAllocPd, nullptr, 0, &r)) return Fail<ibv_pd>(err);
-  auto* pd = static_cast<VPd*>(calloc(1, sizeof(VPd)));
-  if (!pd) return nullptr;
+  auto* pd = new (std::nothrow) VPd{};
+  if (!pd) return Fail<ibv_pd>(ENOMEM);
   pd->handle = r.handle;
   pd->pd.handle = r.handle;
   return &pd->pd;
 }
 
 int DeallocPd(ibv_pd* pd) {
+  int err = 0;
+  if (DeallocParentDomain(pd, &err) || err) return err;
   proto::HandleMsg req{HandleOf(pd), 0};
   proto::Message reply;
-  int err = Rpc(StateOf(pd->context), Op::kDeallocPd, &req, sizeof req, &reply);
+  err = Rpc(StateOf(pd->context), Op::kDeallocPd, &req, sizeof req, &reply);
   // EIO: the device is gone and the PD with it; freeing succeeds, as with the others.
   if (err && err != EIO) return err;
-  free(reinterpret_cast<VPd*>(pd));
+  delete reinterpret_cast<VPd*>(pd);
   return 0;
 }
 
@@ -242,8 +244,15 @@ ibv_cq_ex* CreateCqEx(ibv_context* ctx, ibv_cq_init_attr_ex* attr) {
       IBV_WC_EX_WITH_SLID | IBV_WC_EX_WITH_SL | IBV_WC_EX_WITH_DLID_PATH_BITS |
       IBV_WC_EX_WITH_COMPLETION_TIMESTAMP;
   if (attr->wc_flags & ~kSupportedWc) return Fail<ibv_cq_ex>(EOPNOTSUPP);
-  if (attr->comp_mask & ~static_cast<uint32_t>(IBV_CQ_INIT_ATTR_MASK_FLAGS)) {
+  if (attr->comp_mask &
+      ~static_cast<uint32_t>(IBV_CQ_INIT_ATTR_MASK_FLAGS | IBV_CQ_INIT_ATTR_MASK_PD)) {
     return Fail<ibv_cq_ex>(EOPNOTSUPP);
+  }
+  // A CQ in a parent domain (mlx5: a parent domain, never a plain PD; EINVAL otherwise).
+  if ((attr->comp_mask & IBV_CQ_INIT_ATTR_MASK_PD) &&
+      (!attr->parent_domain || !reinterpret_cast<VPd*>(attr->parent_domain)->protection ||
+       attr->parent_domain->context != ctx)) {
+    return Fail<ibv_cq_ex>(EINVAL);
   }
   if (!ValidCompVector(ctx, attr->comp_vector)) return Fail<ibv_cq_ex>(EINVAL);
   uint32_t flags = attr->wc_flags & IBV_WC_EX_WITH_COMPLETION_TIMESTAMP ? proto::kCqTimestamps : 0;
@@ -408,6 +417,7 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   qp->sq_sig_all = attr->sq_sig_all;
   pthread_spin_init(&qp->sq_lock, PTHREAD_PROCESS_PRIVATE);
   pthread_spin_init(&qp->rq_lock, PTHREAD_PROCESS_PRIVATE);
+  qp->single_threaded = SingleThreaded(attr->pd);
   ibv_qp& q = qp->vqp.qp;
   q.context = ctx;
   q.qp_context = attr->qp_context;
@@ -514,6 +524,9 @@ const verbs_context_ops kContextOps = [] {
   ops.reg_mr = RegMr;
   ops.dereg_mr = DeregMr;
   ops.rereg_mr = ReregMr;
+  ops.alloc_td = AllocTd;
+  ops.dealloc_td = DeallocTd;
+  ops.alloc_parent_domain = AllocParentDomain;
   ops.alloc_dm = AllocDm;
   ops.free_dm = FreeDm;
   ops.reg_dm_mr = RegDmMr;

@@ -79,9 +79,19 @@ inline const std::atomic<uint32_t>* FatalFlagOf(ibv_context* ctx) {
   return &StateOf(ctx).shm->device_fatal.value;
 }
 
+struct VTd {
+  ibv_td td;
+  std::atomic<int> parents;  // parent domains on it: no dealloc before them (EBUSY)
+};
+
+// A protection domain, or a parent domain (domains.cc): then `protection` is the PD it
+// stands for (its handle is that PD's, for every request) and `td` its thread domain.
 struct VPd {
   ibv_pd pd;
   uint32_t handle;
+  VPd* protection;
+  VTd* td;
+  std::atomic<int> parents;  // of a protection domain: parent domains on it (EBUSY)
 };
 
 struct VMr {
@@ -145,6 +155,9 @@ struct VQp {
   uint32_t max_recv_sge;
   uint32_t max_inline;
   uint32_t sq_sig_all;
+  // Created in a parent domain with a thread domain: the application posts to it from one
+  // thread at a time (ibv_alloc_td(3)), so its queues go without locks, as on mlx5.
+  bool single_threaded;
   // ibv_wr_* batch in progress: WQEs written at sq.produced + wr_count.
   uint32_t wr_count;
   int wr_error;
@@ -174,6 +187,31 @@ int RpcReply(ContextState& st, proto::Op op, const void* req, size_t len, T* out
   if (!reply.Copy(out)) return EPROTO;
   if (keep) *keep = std::move(reply);
   return 0;
+}
+
+// Thread and parent domains (domains.cc).
+ibv_td* AllocTd(ibv_context* ctx, ibv_td_init_attr* attr);
+int DeallocTd(ibv_td* td);
+ibv_pd* AllocParentDomain(ibv_context* ctx, ibv_parent_domain_init_attr* attr);
+// The parent domain's part of ibv_dealloc_pd: 1 if `pd` was a parent domain (freed, or
+// *err set), 0 if it is a protection domain (*err set to EBUSY while parent domains use it).
+int DeallocParentDomain(ibv_pd* pd, int* err);
+// Whether a QP in `pd` is used by one thread at a time (a parent domain with a TD).
+inline bool SingleThreaded(ibv_pd* pd) {
+  const VPd* p = reinterpret_cast<const VPd*>(pd);
+  return p->protection && p->td;
+}
+inline void LockSq(VQp* qp) {
+  if (!qp->single_threaded) pthread_spin_lock(&qp->sq_lock);
+}
+inline void UnlockSq(VQp* qp) {
+  if (!qp->single_threaded) pthread_spin_unlock(&qp->sq_lock);
+}
+inline void LockRq(VQp* qp) {
+  if (!qp->single_threaded) pthread_spin_lock(&qp->rq_lock);
+}
+inline void UnlockRq(VQp* qp) {
+  if (!qp->single_threaded) pthread_spin_unlock(&qp->rq_lock);
 }
 
 // Device memory (dm.cc).

@@ -18,7 +18,7 @@ uint8_t* SlotAt(const SendRing& r, uint32_t index) {
 
 void WrStart(ibv_qp_ex* qpx) {
   VQp* qp = QpOfEx(qpx);
-  pthread_spin_lock(&qp->sq_lock);
+  LockSq(qp);
   qp->wr_count = 0;
   qp->wr_error = 0;
   qp->wr_current = nullptr;
@@ -37,7 +37,7 @@ int WrComplete(ibv_qp_ex* qpx) {
   }
   qp->wr_count = 0;
   qp->wr_current = nullptr;
-  pthread_spin_unlock(&qp->sq_lock);
+  UnlockSq(qp);
   return err;
 }
 
@@ -45,7 +45,7 @@ void WrAbort(ibv_qp_ex* qpx) {
   VQp* qp = QpOfEx(qpx);
   qp->wr_count = 0;
   qp->wr_current = nullptr;
-  pthread_spin_unlock(&qp->sq_lock);
+  UnlockSq(qp);
 }
 
 // Opens the next WQE of the batch; nullptr (and the batch fails) when the ring is full.
