@@ -103,10 +103,15 @@ struct Side {
       a.qp_type = type;
       a.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS;
       a.pd = pd;
-      a.send_ops_flags = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM |
-                         IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM |
-                         IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
-                         IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_SEND_WITH_INV;
+      // What the transport has (a UD QP asking for RDMA is refused, as on mlx5).
+      a.send_ops_flags = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM;
+      if (type != IBV_QPT_UD) {
+        a.send_ops_flags |= IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM;
+      }
+      if (type == IBV_QPT_RC) {
+        a.send_ops_flags |= IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
+                            IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_SEND_WITH_INV;
+      }
       qp = ibv_create_qp_ex(ctx, &a);
     } else {
       ibv_qp_init_attr a{};
@@ -1075,6 +1080,23 @@ TEST(Verbs, ParentAndThreadDomains) {
   EXPECT_EQ(ibv_destroy_cq(ibv_cq_ex_to_cq(pcq)), 0);
   EXPECT_EQ(ibv_dealloc_pd(parent), 0);
   EXPECT_EQ(ibv_dealloc_td(td), 0);
+  // Operations a QP's transport lacks, or the vdev does not offer, refused at creation.
+  for (auto [type, ops] : {std::pair{IBV_QPT_UD, uint64_t{IBV_QP_EX_WITH_RDMA_WRITE}},
+                           std::pair{IBV_QPT_UC, uint64_t{IBV_QP_EX_WITH_RDMA_READ}},
+                           std::pair{IBV_QPT_RC, uint64_t{IBV_QP_EX_WITH_BIND_MW}},
+                           std::pair{IBV_QPT_RC, uint64_t{IBV_QP_EX_WITH_ATOMIC_WRITE}}}) {
+    ibv_qp_init_attr_ex x{};
+    x.send_cq = a.cq;
+    x.recv_cq = a.cq;
+    x.cap = {4, 4, 1, 1, 0};
+    x.qp_type = type;
+    x.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS;
+    x.pd = a.pd;
+    x.send_ops_flags = IBV_QP_EX_WITH_SEND | ops;
+    errno = 0;
+    EXPECT_EQ(ibv_create_qp_ex(a.ctx, &x), nullptr) << "type " << type << " ops " << ops;
+    EXPECT_EQ(errno, EOPNOTSUPP);
+  }
   a.Close();
   b.Close();
 }

@@ -377,6 +377,20 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   if (attr->qp_type != IBV_QPT_RC && attr->qp_type != IBV_QPT_UC && attr->qp_type != IBV_QPT_UD) {
     return Fail<ibv_qp>(EOPNOTSUPP);
   }
+  // The ibv_wr_* operations the QP will use (ibv_create_qp_ex(3)): refused at creation when
+  // its transport has no such operation or the vdev does not offer it (memory windows,
+  // local invalidate, TSO, IBTA 1.5 atomic write), as mlx5 refuses them.
+  if (attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) {
+    uint64_t offered = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM;
+    if (attr->qp_type != IBV_QPT_UD) {
+      offered |= IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM;
+    }
+    if (attr->qp_type == IBV_QPT_RC) {
+      offered |= IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
+                 IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_SEND_WITH_INV;
+    }
+    if (attr->send_ops_flags & ~offered) return Fail<ibv_qp>(EOPNOTSUPP);
+  }
   if (!attr->send_cq || !attr->recv_cq) return Fail<ibv_qp>(EINVAL);
   auto* qp = static_cast<VQp*>(calloc(1, sizeof(VQp)));
   if (!qp) return nullptr;
