@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "vdev/client_fd.h"
 #include "absl/strings/str_cat.h"
+#include "vdev/client_fd.h"
 #include "vdev/log.h"
 #include "vdev/session.h"
 #include "vdev/session_util.h"
@@ -61,11 +61,11 @@ int Session::OpenDevice(proto::Message& msg, Payload* out, Fds* fds) {
   if (!vdev && !pdev) return ENODEV;
   // As opening /dev/infiniband/uverbsN: the namespace, then owner, group and mode. A
   // pdev (queries only) to clients of the daemon's namespace, whoever they are.
-  if (int err = vdev ? OpenErrno(vdev->netns, vdev->access, peer_, registry_->netns_mode())
-                     : (VisibleTo(registry_->netns(), peer_, registry_->netns_mode()) ? 0 : ENODEV)) {
+  if (int err =
+          vdev ? OpenErrno(vdev->netns, vdev->access, peer_, registry_->netns_mode())
+               : (VisibleTo(registry_->netns(), peer_, registry_->netns_mode()) ? 0 : ENODEV)) {
     Log(LogLevel::kDebug, "open_refused",
-        absl::StrCat("dev=", LogQuote(req.name), " pid=", pid(), " uid=", uid(),
-                     " errno=", err));
+        absl::StrCat("dev=", LogQuote(req.name), " pid=", pid(), " uid=", uid(), " errno=", err));
     return err;
   }
   // The async event channel: the daemon's end of the client's socketpair, never a pipe or
@@ -147,7 +147,7 @@ int Session::QueryDevice(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
 int Session::QueryPort(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   proto::QueryPortRequest req;
   if (!msg.Copy(&req)) return EINVAL;
-  if (req.port != 1) return EINVAL;
+  if (req.port != 1) return Refuse(EINVAL, absl::StrCat("port ", req.port, ": a vdev has port 1"));
   proto::QueryPortReply r{};
   device_->QueryPort(&r.attr);
   // A pdev's port is its internal switch: no interface, so no addresses and no GIDs.

@@ -262,10 +262,10 @@ absl::StatusOr<driver::AddressVector> Session::TranslateAh(
 
 int Session::CreateAh(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   proto::CreateAhRequest req;
-  if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
+  if (!msg.Copy(&req) || !pds_.count(req.pd)) return Refuse(EINVAL, "no such PD");
   std::unique_ptr<NeighbourQuery> query;
   auto av = TranslateAh(req.attr, &query);
-  if (!av.ok()) return AddressErrno(av.status());
+  if (!av.ok()) return Refuse(AddressErrno(av.status()), std::string(av.status().message()));
   if (query) {
     int later = Defer(proto::Op::kCreateAh, std::move(query), *av);
     deferred_->ah = req;

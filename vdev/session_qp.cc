@@ -125,7 +125,7 @@ int Session::ModifyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   if (!(req.mask & IBV_QP_AV)) return FinishModifyQp(req, nullptr);
   std::unique_ptr<NeighbourQuery> query;
   auto av = TranslateAh(req.attr.ah_attr, &query);
-  if (!av.ok()) return AddressErrno(av.status());
+  if (!av.ok()) return Refuse(AddressErrno(av.status()), std::string(av.status().message()));
   if (query) {  // answered once the destination resolves (RTR waits for it, as in ib_core)
     int later = Defer(proto::Op::kModifyQp, std::move(query), *av);
     deferred_->qp = req;
