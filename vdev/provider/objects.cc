@@ -54,14 +54,22 @@ int DeallocPd(ibv_pd* pd) {
 
 // ---- MR -----------------------------------------------------------------------------------
 
+// A registration request followed by the segments of its pages (proto::MrSegment).
+template <typename Request>
+std::vector<uint8_t> WithSegments(const Request& req, const SharedPages& pages) {
+  std::vector<uint8_t> buf(sizeof req + pages.segments.size() * sizeof(proto::MrSegment));
+  std::memcpy(buf.data(), &req, sizeof req);
+  std::memcpy(buf.data() + sizeof req, pages.segments.data(),
+              pages.segments.size() * sizeof(proto::MrSegment));
+  return buf;
+}
+
 ibv_mr* RegMr(ibv_pd* pd, void* addr, size_t length, uint64_t iova, int access) {
   if (length == 0 || !addr) return Fail<ibv_mr>(EINVAL);
   SharedPages pages;
   if (int err = ShareRange(reinterpret_cast<uintptr_t>(addr), length, &pages)) {
     return Fail<ibv_mr>(err);
   }
-  std::vector<uint8_t> buf(sizeof(proto::RegMrRequest) +
-                           pages.segments.size() * sizeof(proto::MrSegment));
   proto::RegMrRequest req{};
   req.pd = HandleOf(pd);
   req.access = static_cast<uint32_t>(access);
@@ -71,9 +79,7 @@ ibv_mr* RegMr(ibv_pd* pd, void* addr, size_t length, uint64_t iova, int access) 
   req.page_base = pages.page_base;
   req.page_length = pages.page_length;
   req.nsegments = static_cast<uint32_t>(pages.segments.size());
-  std::memcpy(buf.data(), &req, sizeof req);
-  std::memcpy(buf.data() + sizeof req, pages.segments.data(),
-              pages.segments.size() * sizeof(proto::MrSegment));
+  std::vector<uint8_t> buf = WithSegments(req, pages);
   proto::RegMrReply r;
   int err = RpcReply(StateOf(pd->context), Op::kRegMr, buf.data(), buf.size(), &r, pages.fds.data(),
                      pages.fds.size());
@@ -120,8 +126,6 @@ int ReregMr(verbs_mr* vmr, int flags, ibv_pd* pd, void* addr, size_t length, int
     errno = EINVAL;
     return IBV_REREG_MR_ERR_INPUT;
   }
-  std::vector<uint8_t> buf(sizeof(proto::ReregMrRequest) +
-                           pages.segments.size() * sizeof(proto::MrSegment));
   proto::ReregMrRequest req{};
   req.handle = mr->handle;
   req.flags = static_cast<uint32_t>(flags);
@@ -132,9 +136,7 @@ int ReregMr(verbs_mr* vmr, int flags, ibv_pd* pd, void* addr, size_t length, int
   req.page_base = pages.page_base;
   req.page_length = pages.page_length;
   req.nsegments = static_cast<uint32_t>(pages.segments.size());
-  std::memcpy(buf.data(), &req, sizeof req);
-  std::memcpy(buf.data() + sizeof req, pages.segments.data(),
-              pages.segments.size() * sizeof(proto::MrSegment));
+  std::vector<uint8_t> buf = WithSegments(req, pages);
   proto::RegMrReply r;
   int err = RpcReply(StateOf(vmr->ibv_mr.context), Op::kReregMr, buf.data(), buf.size(), &r,
                      pages.fds.data(), pages.fds.size());
