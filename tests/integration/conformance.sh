@@ -10,6 +10,8 @@ SUITE_SRC=/usr/share/doc/rdma-core/tests
 # At debug level the daemon says why it refused each verb (the suite's bad flows).
 VRDMAD_EXTRA_ARGS="--log-level debug"
 [[ -d $SUITE_SRC ]] || { fail "no $SUITE_SRC (python3-pyverbs is in scripts/install-deps)"; finish; exit 1; }
+# test_parent_domain's huge-page case maps a MAP_HUGETLB page: a pool for it.
+reserve_huge_pages 8 || { fail "no huge pages for the suite"; finish; exit 1; }
 setup_default
 
 # Debian compresses the larger files of the documentation directory.
@@ -54,9 +56,15 @@ for id in "${new[@]}"; do echo "    passes, not yet in conformance_pass.txt: $id
 grep "^RESULT .* skip " "$WORK/results" | cut -d' ' -f4- | sort | uniq -c | sort -rn |
   sed 's/^/    skipped: /'
 
-# The suite's bad flows were refused with a reason in the log and counted per vdev.
+# The suite's bad flows were refused with a reason in the log and counted per vdev: every
+# refusal carries one, and three kinds are checked by name.
 if grep -q 'event=verb_refused op=create_cq errno=EINVAL why="cqe [0-9]* outside 1\.\.[0-9]*" dev=vdev_a' \
      "$WORK/vrdmad.log" &&
+   grep -q 'event=verb_refused op=query_port errno=EINVAL why="port [0-9]*: a vdev has port 1"' \
+     "$WORK/vrdmad.log" &&
+   grep -q 'event=verb_refused op=alloc_dm errno=ENOMEM why="device memory of [0-9]* bytes: at most' \
+     "$WORK/vrdmad.log" &&
+   ! grep 'event=verb_refused' "$WORK/vrdmad.log" | grep -qv ' why="' &&
    ctl stat show | grep -qE '^dev vdev_a:.* bad_requests [1-9]'; then
   pass "refused verbs say why (debug log) and are counted (bad_requests)"
 else
