@@ -58,10 +58,16 @@ void OnSigbus(int sig, siginfo_t* info, void* ctx) {
       // on it and the copy completes; the engine sees the generation move and fails the
       // operation and the MR.
       // In a hugetlbfs mapping one base page cannot be replaced (the kernel splits it
-      // only at huge-page boundaries): then the whole huge page around the fault, which
-      // lies in the range's reservation (vdev/shm/memory_layout.h).
+      // only at its huge-page boundaries): then the whole huge page around the fault,
+      // which lies in the range's reservation (vdev/shm/memory_layout.h). The smallest
+      // block the kernel accepts is that huge page: a range may hold 2 MiB and 1 GiB
+      // pages, and a larger block than the faulting page's would cover other mappings.
       const uintptr_t unit = r.repair_unit.load(std::memory_order_relaxed);
-      const bool repaired = MapZeros(addr, g_page) || (unit > g_page && MapZeros(addr, unit));
+      bool repaired = false;
+      for (uintptr_t size = g_page; !repaired && size <= (unit > g_page ? unit : g_page);
+           size <<= 1) {
+        repaired = MapZeros(addr, size);
+      }
       if (repaired) {
         r.faulted.store(1, std::memory_order_relaxed);
         g_generation.fetch_add(1, std::memory_order_release);
