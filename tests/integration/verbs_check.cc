@@ -351,17 +351,29 @@ TEST_P(RcTest, QueuesHoldTheirDepthUntilCompletion) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the engine takes them
   w.wr_id = 9999;
   EXPECT_EQ(Post(a.qp, w, GetParam()), ENOMEM);
-  // b's receive queue, the same way.
-  for (uint32_t i = 0; i < rq_depth; ++i) PostRecv(b.qp, {Sge(b, 64 * (i % 64), 64)}, i);
+  // A receive queue the same way, on a QP of b's that nothing sends to (b.qp's receives
+  // are taken by a's retried sends as soon as they are posted).
   {
+    ibv_qp_init_attr xa{};
+    xa.send_cq = b.cq;
+    xa.recv_cq = b.cq;
+    xa.cap = {64, 64, 4, 4, 64};
+    xa.qp_type = IBV_QPT_RC;
+    ibv_qp* x = ibv_create_qp(b.pd, &xa);
+    ASSERT_NE(x, nullptr);
+    ASSERT_EQ(xa.cap.max_recv_wr, rq_depth);
+    ASSERT_NO_FATAL_FAILURE(ToInit(x, IBV_QPT_RC));
+    for (uint32_t i = 0; i < rq_depth; ++i) PostRecv(x, {Sge(b, 64 * (i % 64), 64)}, i);
     ibv_sge sge = Sge(b, 0, 64);
     ibv_recv_wr rwr{};
     rwr.sg_list = &sge;
     rwr.num_sge = 1;
     ibv_recv_wr* bad = nullptr;
-    EXPECT_EQ(ibv_post_recv(b.qp, &rwr, &bad), ENOMEM);
+    EXPECT_EQ(ibv_post_recv(x, &rwr, &bad), ENOMEM);
     EXPECT_EQ(bad, &rwr);
+    EXPECT_EQ(ibv_destroy_qp(x), 0);
   }
+  for (uint32_t i = 0; i < rq_depth; ++i) PostRecv(b.qp, {Sge(b, 64 * (i % 64), 64)}, i);
   // The receives let the sends complete, in order and intact.
   ibv_wc wc;
   for (uint32_t i = 0; i < sq_depth; ++i) {
