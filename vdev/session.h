@@ -127,6 +127,9 @@ class Session {
   int AllocDm(proto::Message& msg, Payload* out, Fds* fds);
   int FreeDm(proto::Message& msg, Payload* out, Fds* fds);
   int RegDmMr(proto::Message& msg, Payload* out, Fds* fds);
+  // session_mw.cc
+  int AllocMw(proto::Message& msg, Payload* out, Fds* fds);
+  int DeallocMw(proto::Message& msg, Payload* out, Fds* fds);
   // The pages of a registration (the segments after a request of `header` bytes, their
   // fds), opened, checked and mapped: 0, or the errno to refuse with.
   struct RegistrationPages {
@@ -232,6 +235,7 @@ class Session {
   std::unordered_map<uint32_t, uint32_t> pds_;  // handle -> 1
   std::unordered_map<uint32_t, MrObject> mrs_;
   std::unordered_map<uint32_t, DmObject> dms_;
+  std::unordered_map<uint32_t, uint32_t> mws_;  // window handle -> pd
   uint32_t next_dm_ = 1;
   std::unordered_map<uint32_t, std::unique_ptr<CqRing>> cqs_;
   std::unordered_map<uint32_t, SrqObject> srqs_;

@@ -133,6 +133,7 @@ int Session::QueryDevice(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
   clamp(&a.max_qp, Resource::kQp);
   clamp(&a.max_cq, Resource::kCq);
   clamp(&a.max_mr, Resource::kMr);
+  clamp(&a.max_mw, Resource::kMr);  // windows count against the mr quota too
   clamp(&a.max_pd, Resource::kPd);
   clamp(&a.max_srq, Resource::kSrq);
   clamp(&a.max_ah, Resource::kAh);

@@ -162,7 +162,7 @@ int Session::ReregMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   if (absl::Status st = device_->ReregMr(req.handle, change); !st.ok()) {
     Release(Resource::kMrBytes, bytes);
     (void)Charge(Resource::kMrBytes, it->second.bytes);
-    return Refused(st);
+    return Refused(st, EBUSY);  // windows still bound
   }
   MrObject& obj = it->second;
   if (change.translation) {

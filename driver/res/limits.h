@@ -12,6 +12,7 @@ inline constexpr uint32_t kMaxInlineData = 256;
 struct DeviceLimits {
   uint32_t max_pd = 1024;
   uint32_t max_mr = 4096;
+  uint32_t max_mw = 4096;
   uint64_t max_mr_size = 1ull << 40;
   uint32_t max_cq = 1024;
   uint32_t max_cqe = 65536;

@@ -23,6 +23,9 @@ struct MemoryRegion {
   // A page of the client memory behind it vanished under the engine (driver/res/
   // fault_guard.h): every later access fails, as for an invalid key.
   bool poisoned = false;
+  // Memory windows bound to it: it can be neither deregistered nor reregistered while
+  // any is (IBTA 10.6.7.2.6).
+  uint32_t windows = 0;
   uint32_t owner = 0;
   // Set when frames may carry this MR's bytes as external buffers (zero-copy transmit):
   // the reference count that keeps the memory mapped while a frame still points at it.

@@ -16,6 +16,16 @@ struct Sge {
   uint32_t lkey = 0;
 };
 
+// IBV_WR_BIND_MW: the window, and the part of an MR it opens with which rights (the
+// window's new rkey is SendWr::rkey).
+struct MwBind {
+  uint32_t mw = 0;       // the window's handle (ibv_mw.handle)
+  uint32_t mr_lkey = 0;  // ignored when length is 0: the window is unbound
+  uint64_t addr = 0;
+  uint64_t length = 0;
+  int access = 0;  // IBV_ACCESS_REMOTE_* and IBV_ACCESS_ZERO_BASED
+};
+
 struct SendWr {
   uint64_t wr_id = 0;
   ibv_wr_opcode opcode = IBV_WR_SEND;
@@ -23,9 +33,10 @@ struct SendWr {
   uint32_t num_sge = 0;
   Sge sg_list[kMaxSgePerWqe];
   uint32_t imm_be = 0;           // immediate data, network order as verbs keep it
-  uint32_t invalidate_rkey = 0;  // SEND_WITH_INV
+  uint32_t invalidate_rkey = 0;  // SEND_WITH_INV, LOCAL_INV
   uint64_t remote_addr = 0;      // RDMA and atomics
-  uint32_t rkey = 0;
+  uint32_t rkey = 0;             // RDMA and atomics; BIND_MW: the window's new rkey
+  MwBind bind;
   uint64_t compare_add = 0;
   uint64_t swap = 0;
   uint32_t ah = 0;  // UD: address handle

@@ -20,6 +20,7 @@ RoceDevice::RoceDevice(const RoceDeviceConfig& config) : cfg_(config) {
   gids_.resize(l.gid_table_len);
   pds_.Reset(l.max_pd, 1);
   mrs_.Reset(l.max_mr, 1);
+  mws_.Reset(l.max_mw, kMwHandleBase);
   cqs_.Reset(l.max_cq, 1);
   srqs_.Reset(l.max_srq, 1);
   ahs_.Reset(l.max_ah, 1);
@@ -54,13 +55,16 @@ void RoceDevice::QueryDevice(ibv_device_attr* attr) const {
   attr->max_qp = static_cast<int>(l.max_qp);
   attr->max_qp_wr = static_cast<int>(l.max_qp_wr);
   // RNR NAK generation and port state change events, as RoCE NICs report.
+  // Memory windows of type 1 and 2B (bound to one QP), as rxe.
   attr->device_cap_flags = IBV_DEVICE_RC_RNR_NAK_GEN | IBV_DEVICE_PORT_ACTIVE_EVENT |
-                           IBV_DEVICE_SYS_IMAGE_GUID | IBV_DEVICE_CHANGE_PHY_PORT;
+                           IBV_DEVICE_SYS_IMAGE_GUID | IBV_DEVICE_CHANGE_PHY_PORT |
+                           IBV_DEVICE_MEM_WINDOW | IBV_DEVICE_MEM_WINDOW_TYPE_2B;
   attr->max_sge = static_cast<int>(l.max_sge);
   attr->max_sge_rd = static_cast<int>(l.max_sge);
   attr->max_cq = static_cast<int>(l.max_cq);
   attr->max_cqe = static_cast<int>(l.max_cqe);
   attr->max_mr = static_cast<int>(l.max_mr);
+  attr->max_mw = static_cast<int>(l.max_mw);
   attr->max_pd = static_cast<int>(l.max_pd);
   attr->max_qp_rd_atom = static_cast<int>(l.max_qp_rd_atom);
   attr->max_qp_init_rd_atom = static_cast<int>(l.max_qp_init_rd_atom);

@@ -28,6 +28,7 @@
 #include "driver/res/fault_guard.h"
 #include "driver/res/limits.h"
 #include "driver/res/memory_region.h"
+#include "driver/res/memory_window.h"
 #include "driver/res/object_table.h"
 #include "driver/res/shared_receive_queue.h"
 #include "driver/res/work_request.h"
@@ -117,6 +118,17 @@ class RoceDevice {
   // until the count drops to zero, after DeregMr.
   absl::Status SetMrTxShare(uint32_t lkey, rte_mbuf_ext_shared_info* share);
   const MemoryRegion* FindMr(uint32_t key) const;
+
+  // Memory windows (memory_window.cc): allocated free (type 2) or unbound (type 1); bound
+  // and invalidated by work requests (IBV_WR_BIND_MW, IBV_WR_LOCAL_INV, SEND with
+  // Invalidate). A window's handle is the index of its keys.
+  struct MwKeys {
+    uint32_t handle;
+    uint32_t rkey;
+  };
+  absl::StatusOr<MwKeys> AllocMw(uint32_t pd, ibv_mw_type type, uint32_t owner = 0);
+  absl::Status DeallocMw(uint32_t handle);
+  const MemoryWindow* FindMw(uint32_t handle) const { return mws_.Get(handle); }
 
   absl::StatusOr<uint32_t> CreateCq(uint32_t depth, uint32_t owner = 0);
   absl::Status DestroyCq(uint32_t cqn);
@@ -236,7 +248,10 @@ class RoceDevice {
                     uint8_t* dst, uint32_t len);
   Access ScatterSges(const QueuePair& qp, const Sge* sges, uint32_t nsge, uint32_t offset,
                      const uint8_t* src, uint32_t len);
-  uint8_t* ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, uint64_t len, int access);
+  // Where [va, va + len) of `rkey` lies, if `qp` may reach it for `access` (through an MR
+  // or a window onto one); nullptr if not. *mr: the MR the bytes are in.
+  uint8_t* ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, uint64_t len, int access,
+                       const MemoryRegion** mr = nullptr);
   // After an access to the client memory behind `mr`: whether a page of it vanished
   // meanwhile (the fault guard repaired the fault; the MR is now poisoned). One relaxed
   // load when nothing happened.
@@ -249,7 +264,27 @@ class RoceDevice {
   // Poisons every MR over a range the fault guard saw fault.
   void SyncFaults();
 
+  // memory_window.cc
+  // The local operations of a send queue, run once every WQE before them has completed:
+  // the status their completion carries.
+  ibv_wc_status BindMw(QueuePair& qp, const SendWr& wr);
+  // Local Invalidate (remote false) or SEND with Invalidate received on `qp` (IBTA
+  // 9.4.1.1): false when the key names nothing `qp` may invalidate.
+  bool InvalidateKey(const QueuePair& qp, uint32_t rkey, bool remote);
+  // The MR behind a window's rkey when `qp` may use [*va, *va + len) of it for `access`;
+  // *va becomes the address in the MR.
+  const MemoryRegion* ResolveWindow(const QueuePair& qp, uint32_t rkey, uint64_t* va, uint64_t len,
+                                    int access) const;
+  // Type 2 windows bound to a QP going away are freed: its QPN will be another QP's.
+  void FreeWindowsOf(uint32_t qpn);
+  void Unbind(MemoryWindow& mw);
+
   // requester.cc
+  // A BIND_MW or LOCAL_INV WQE: it waits at the head of the queue, then runs and completes.
+  static bool IsLocalOperation(ibv_wr_opcode op) {
+    return op == IBV_WR_BIND_MW || op == IBV_WR_LOCAL_INV;
+  }
+  void RunLocalOperation(QueuePair& qp, SendWqe& wqe);
   void RunRequester(QueuePair& qp, uint32_t* budget);
   bool SendNextPacket(QueuePair& qp, SendWqe& wqe);
   void SendUd(QueuePair& qp, SendWqe& wqe);
@@ -323,6 +358,7 @@ class RoceDevice {
   std::unordered_map<GidKey, uint32_t, GidKeyHash> gid_lookup_;  // first index of each GID
   ObjectTable<ProtectionDomain> pds_;
   ObjectTable<MemoryRegion> mrs_;
+  ObjectTable<MemoryWindow> mws_;
   ObjectTable<CompletionQueue> cqs_;
   ObjectTable<SharedReceiveQueue> srqs_;
   ObjectTable<AddressVector> ahs_;

@@ -85,11 +85,20 @@ RoceDevice::Access RoceDevice::ScatterSges(const QueuePair& qp, const Sge* sges,
 }
 
 uint8_t* RoceDevice::ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va, uint64_t len,
-                                 int access) {
-  const MemoryRegion* mr = FindMr(rkey);
-  if (!mr || mr->invalidated || mr->poisoned || mr->pd != qp.init.pd) return nullptr;
-  // Both the MR and the QP must grant the remote access (IBTA 10.6.3.2, 10.2.4.1).
-  if ((mr->access & access) != access || (qp.access_flags & access) != access) return nullptr;
+                                 int access, const MemoryRegion** mr_out) {
+  // The QP must grant the remote access (IBTA 10.2.4.1), and then the MR (10.6.3.2) or
+  // the window onto one (10.6.7).
+  if ((qp.access_flags & access) != access) return nullptr;
+  const MemoryRegion* mr;
+  if (IsWindowKey(rkey)) [[unlikely]] {
+    mr = ResolveWindow(qp, rkey, &va, len, access);
+    if (!mr) return nullptr;
+  } else {
+    mr = FindMr(rkey);
+    if (!mr || mr->invalidated || mr->poisoned || mr->pd != qp.init.pd) return nullptr;
+    if ((mr->access & access) != access) return nullptr;
+  }
+  if (mr_out) *mr_out = mr;
   return TranslateMr(*mr, va, len);
 }
 

@@ -29,6 +29,13 @@ absl::Status RoceDevice::PostSend(uint32_t qpn, const SendWr& wr) {
     case IBV_WR_RDMA_WRITE_WITH_IMM:
       if (datagram) return absl::InvalidArgumentError("no RDMA WRITE on UD");
       break;
+    case IBV_WR_BIND_MW:
+    case IBV_WR_LOCAL_INV:
+      // Memory windows are used through connected QPs (IBTA 10.6.7).
+      if (datagram) return absl::InvalidArgumentError("no memory window operations on UD");
+      if (wr.num_sge || wr.inline_len)
+        return absl::InvalidArgumentError("local operation with data");
+      break;
     default:
       return absl::InvalidArgumentError("unsupported opcode");
   }

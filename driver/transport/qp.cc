@@ -224,6 +224,7 @@ absl::Status RoceDevice::DestroyQp(uint32_t qpn) {
   if (auto* cq = cqs_.Get(qp->init.recv_cq)) cq->use_count--;
   if (qp->init.has_srq)
     if (auto* srq = srqs_.Get(qp->init.srq)) srq->use_count--;
+  FreeWindowsOf(qp->qpn);
   if (qp->qpn == 1) {
     qps_.Free(gsi_slot_);
     gsi_slot_ = 0;

@@ -89,6 +89,25 @@ bool RoceDevice::StartWqe(QueuePair& qp, SendWqe& w) {
   return true;
 }
 
+// Bind Memory Window and Local Invalidate send nothing: they run when they reach the head
+// of the send queue, so that they take effect after everything posted before them (a
+// window unbound after the READ that used it has completed), and complete at once. A
+// failure completes the WQE with its status and ends the send queue like any other.
+void RoceDevice::RunLocalOperation(QueuePair& qp, SendWqe& w) {
+  ibv_wc_status status;
+  if (w.wr.opcode == IBV_WR_BIND_MW) {
+    status = BindMw(qp, w.wr);
+  } else {
+    status = InvalidateKey(qp, w.wr.invalidate_rkey, /*remote=*/false) ? IBV_WC_SUCCESS
+                                                                       : IBV_WC_LOC_QP_OP_ERR;
+  }
+  if (status == IBV_WC_SUCCESS) {
+    CompleteSend(qp, w, IBV_WC_SUCCESS);
+  } else {
+    FailSend(qp, status);
+  }
+}
+
 void RoceDevice::RunRequester(QueuePair& qp, uint32_t* budget) {
   if (qp.state != IBV_QPS_RTS && qp.state != IBV_QPS_SQD) return;
   if (qp.req.rnr_wait) return;
@@ -97,6 +116,12 @@ void RoceDevice::RunRequester(QueuePair& qp, uint32_t* budget) {
     SendWqe& w = qp.sq.at(qp.req.sq_next);
     if (!w.started) {
       if (qp.state == IBV_QPS_SQD) break;  // SQ drain: no new WQEs (IBTA 10.3.1 SQD)
+      if (IsLocalOperation(w.wr.opcode) && w.reject == IBV_WC_SUCCESS) {
+        if (&qp.sq.front() != &w) break;  // after every earlier WQE has completed
+        RunLocalOperation(qp, w);
+        --*budget;
+        continue;
+      }
       if (!StartWqe(qp, w)) break;
     }
     if (datagram) {

@@ -22,7 +22,8 @@ absl::Status RoceDevice::DeallocPd(uint32_t pd) {
   qps_.ForEach(
       [&](uint32_t, const QueuePair& qp) { busy |= qp.type != kQpTypeGsi && qp.init.pd == pd; });
   srqs_.ForEach([&](uint32_t, const SharedReceiveQueue& s) { busy |= s.pd == pd; });
-  if (busy) return absl::FailedPreconditionError("PD still has MRs, QPs or SRQs");
+  mws_.ForEach([&](uint32_t, const MemoryWindow& w) { busy |= w.pd == pd; });
+  if (busy) return absl::FailedPreconditionError("PD still has MRs, MWs, QPs or SRQs");
   pds_.Free(pd);
   return absl::OkStatus();
 }
@@ -59,6 +60,13 @@ absl::Status CheckMrRange(uint64_t iova, const void* host, uint64_t length, uint
   if (iova + length < iova) return absl::InvalidArgumentError("MR range wraps");
   if (host == nullptr && length != 0) return absl::InvalidArgumentError("MR has no memory");
   return absl::OkStatus();
+}
+
+// An MR with memory windows bound to it stays as it is (IBTA 10.6.7.2.6: "memory windows
+// still bound"); EBUSY at the verbs edge.
+absl::Status WindowsBound(const MemoryRegion& mr) {
+  return absl::FailedPreconditionError(
+      absl::StrCat(mr.windows, " memory window(s) still bound to the MR"));
 }
 
 }  // namespace
@@ -103,6 +111,7 @@ absl::Status RoceDevice::SetMrTxShare(uint32_t lkey, rte_mbuf_ext_shared_info* s
 absl::Status RoceDevice::ReregMr(uint32_t lkey, const MrChange& change) {
   MemoryRegion* mr = mrs_.Get(KeyIndex(lkey));
   if (!mr || mr->lkey != lkey) return NotFound("MR with key", lkey);
+  if (mr->windows) return WindowsBound(*mr);
   if (change.pd && !pds_.Get(*change.pd)) return NotFound("PD", *change.pd);
   if (change.access) {
     if (absl::Status st = CheckMrAccess(*change.access); !st.ok()) return st;
@@ -128,7 +137,9 @@ absl::Status RoceDevice::ReregMr(uint32_t lkey, const MrChange& change) {
 }
 
 absl::Status RoceDevice::DeregMr(uint32_t lkey) {
-  if (!FindMr(lkey)) return NotFound("MR with key", lkey);
+  const MemoryRegion* mr = FindMr(lkey);
+  if (!mr) return NotFound("MR with key", lkey);
+  if (mr->windows) return WindowsBound(*mr);
   mrs_.Free(KeyIndex(lkey));
   return absl::OkStatus();
 }

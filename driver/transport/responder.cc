@@ -233,13 +233,11 @@ void RoceDevice::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t fla
     r.msn = psn::Add(r.msn, 1);
     if (flags & wire::kOpInv) {
       // SEND with Invalidate: the named rkey stops working (IBTA 10.6.6 / 9.4.1.1).
-      MemoryRegion* mr = mrs_.Get(KeyIndex(pkt.ieth_rkey));
-      if (!mr || mr->rkey != pkt.ieth_rkey || mr->pd != qp.init.pd) {
+      if (!InvalidateKey(qp, pkt.ieth_rkey, /*remote=*/true)) {
         ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_REM_INV_REQ_ERR,
                        IBV_EVENT_QP_REQ_ERR);
         return;
       }
-      mr->invalidated = true;
     }
     CompleteRecv(qp, IBV_WC_RECV, r.recv_offset, IBV_WC_SUCCESS, &pkt, &info);
     r.kind = ResponderState::kNone;
@@ -280,14 +278,15 @@ void RoceDevice::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t fl
     return;
   }
   if (pkt.payload_len) {
+    const MemoryRegion* mr;
     uint8_t* dst =
-        ResolveRkey(qp, r.write_rkey, r.write_va, pkt.payload_len, IBV_ACCESS_REMOTE_WRITE);
+        ResolveRkey(qp, r.write_rkey, r.write_va, pkt.payload_len, IBV_ACCESS_REMOTE_WRITE, &mr);
     if (!dst) {  // MR deregistered or invalidated mid-message
       RejectRequest(qp, wire::aeth::kNakRemoteAccessError, IBV_EVENT_QP_ACCESS_ERR);
       return;
     }
     std::memcpy(dst, pkt.payload, pkt.payload_len);
-    if (LostPage(*FindMr(r.write_rkey))) {
+    if (LostPage(*mr)) {
       // The target's page vanished under the copy: its MR is poisoned and the request
       // is refused as for an invalid R_Key (IBTA 9.7.5.2: Remote Access Error).
       RejectRequest(qp, wire::aeth::kNakRemoteAccessError, IBV_EVENT_QP_ACCESS_ERR);
@@ -359,7 +358,9 @@ void RoceDevice::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
     ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_SUCCESS, IBV_EVENT_QP_REQ_ERR);
     return;
   }
-  uint8_t* target = ResolveRkey(qp, pkt.atomic.rkey, pkt.atomic.va, 8, IBV_ACCESS_REMOTE_ATOMIC);
+  const MemoryRegion* mr;
+  uint8_t* target =
+      ResolveRkey(qp, pkt.atomic.rkey, pkt.atomic.va, 8, IBV_ACCESS_REMOTE_ATOMIC, &mr);
   if (!target) {
     ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS, IBV_EVENT_QP_ACCESS_ERR);
     return;
@@ -373,7 +374,7 @@ void RoceDevice::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
   } else {
     orig = word.fetch_add(pkt.atomic.swap_add);
   }
-  if (LostPage(*FindMr(pkt.atomic.rkey))) {  // the target's page vanished: as a bad R_Key
+  if (LostPage(*mr)) {  // the target's page vanished: as a bad R_Key
     ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS, IBV_EVENT_QP_ACCESS_ERR);
     return;
   }
@@ -556,7 +557,9 @@ void RoceDevice::RunResponses(QueuePair& qp, uint32_t* budget) {
       h.bth.psn = e.psn;
       h.aeth.syndrome = wire::aeth::kAck + wire::aeth::kCreditInvalid;
       h.aeth.msn = e.msn;
-      const uint8_t* src = n ? ResolveRkey(qp, e.rkey, e.va, n, IBV_ACCESS_REMOTE_READ) : nullptr;
+      const MemoryRegion* mr = nullptr;
+      const uint8_t* src =
+          n ? ResolveRkey(qp, e.rkey, e.va, n, IBV_ACCESS_REMOTE_READ, &mr) : nullptr;
       if (n && !src) {
         // The MR went away between request and response.
         q.Pop();
@@ -565,7 +568,6 @@ void RoceDevice::RunResponses(QueuePair& qp, uint32_t* budget) {
                        IBV_EVENT_QP_ACCESS_ERR);
         return;
       }
-      const MemoryRegion* mr = n ? FindMr(e.rkey) : nullptr;
       rte_mbuf_ext_shared_info* share = mr ? mr->tx_share : nullptr;
       rte_mbuf* m;
       const bool zero_copy = UseZeroCopy(h, n, share);

@@ -102,12 +102,20 @@ int main(int argc, char** argv) {
     HandleMsg k{key, 0};
     Check(c.Call(Op::kDeregMr, &k, sizeof k) == EINVAL, "dereg of another's key");
   }
+  for (uint32_t mw = (1u << 23) - 4; mw < (1u << 23) + 4096; mw += 5) {
+    HandleMsg w{mw, 0};
+    Check(c.Call(Op::kDeallocMw, &w, sizeof w) == EINVAL, "dealloc of another's memory window");
+  }
   Check(c.Call(Op::kOpenDevice, nullptr, 0) != 0, "second open on one connection");
   Check(c.Call(Op::kAllocPd, nullptr, 0) == 0, "alloc PD");
   uint32_t pd = c.Reply<HandleMsg>().handle;
+  AllocMwRequest mwr{pd + 1000, IBV_MW_TYPE_2};
+  Check(c.Call(Op::kAllocMw, &mwr, sizeof mwr) == EINVAL, "memory window in a PD not ours");
+  mwr = {pd, 7};
+  Check(c.Call(Op::kAllocMw, &mwr, sizeof mwr) == EINVAL, "memory window of type 7");
 
   // Short and garbage payloads for every op.
-  for (uint16_t op = 1; op <= 25; ++op) {
+  for (uint16_t op = 1; op <= static_cast<uint16_t>(Op::kDeallocMw); ++op) {
     uint8_t junk[3] = {1, 2, 3};
     int r = c.Call(static_cast<Op>(op), junk, sizeof junk);
     if (op != static_cast<uint16_t>(Op::kListDevices) &&

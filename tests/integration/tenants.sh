@@ -8,6 +8,9 @@
 #      `dev del` on a connection whose first owner exec'd a setuid program.
 #   3. A regular file bind-mounted on /dev/zero and unlinked, so that its mapping reads as
 #      shared anonymous memory: refused (the object is checked, not its name).
+#   4. Another tenant's memory windows, named by their handles and keys in the attacker's
+#      own work requests: bind, local invalidate, a write through a type 1 window from a
+#      QP of another PD, deallocation. Each refused; the victim's windows keep working.
 #   6. Connection floods: per-user and total caps answer with a reason, root still gets in,
 #      no vdev is lost.
 # vrdmad runs in a PID namespace of the test's own, so the test can place a process at a
@@ -133,6 +136,34 @@ if grep -q "dev/zero (deleted)" <<<"$out" && grep -q "^fake_reg=refused errno=95
   pass "a truncatable file mapped as '/dev/zero (deleted)' is refused (EOPNOTSUPP)"
 else
   fail "fake /dev/zero: $out"
+fi
+
+# ---- 4. memory windows: another tenant's, named by handle and key ------------------------
+# The victim binds a type 1 and a type 2 window onto its memory; the attacker, another user
+# and root of its own user namespace on another vdev, names them in its own work requests.
+MWDIR="$WORK/windows"
+mkdir -m 1777 "$MWDIR"
+dns_as "$VICTIM" "$VRDMA_RUN" -d vdev_a -- "$ATTACK" mw-victim vdev_a "$MWDIR" \
+  >"$WORK/mw-victim.out" 2>&1 &
+mw_victim=$!
+out=$(dns_tenant "$ATTACKER" "$VRDMA_RUN" -d vdev_b -- "$ATTACK" mw-attacker vdev_b "$MWDIR" 2>&1 || true)
+wait "$mw_victim" || true
+for want in "bind_type1=memory management operation error" \
+  "bind_type2=memory management operation error" \
+  "local_inv_type1=local QP operation error" "local_inv_type2=local QP operation error" \
+  "write_type1=(remote access error|Work Request Flushed Error)" "dealloc=22"; do
+  # (The write's QP is connected to itself: the responder's access error ends the QP, which
+  # may flush the request before the NAK completes it. Either way it is refused.)
+  if grep -qxE "$want" <<<"$out"; then
+    pass "another tenant's window refused: $(grep -xE "$want" <<<"$out")"
+  else
+    fail "another tenant's window: expected $want"; echo "$out"
+  fi
+done
+if grep -q "^victim_windows=intact" "$WORK/mw-victim.out"; then
+  pass "the victim's windows stay bound, its memory untouched"
+else
+  fail "the victim's windows"; cat "$WORK/mw-victim.out"
 fi
 
 # ---- 6. connection floods -------------------------------------------------------------

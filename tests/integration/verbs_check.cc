@@ -106,7 +106,8 @@ struct Side {
       // What the transport has (a UD QP asking for RDMA is refused, as on mlx5).
       a.send_ops_flags = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM;
       if (type != IBV_QPT_UD) {
-        a.send_ops_flags |= IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM;
+        a.send_ops_flags |= IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM |
+                            IBV_QP_EX_WITH_BIND_MW | IBV_QP_EX_WITH_LOCAL_INV;
       }
       if (type == IBV_QPT_RC) {
         a.send_ops_flags |= IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
@@ -981,6 +982,144 @@ TEST_P(RcTest, DeviceMemoryCopiesAndZeroBasedMr) {
   EXPECT_EQ(ibv_free_dm(dm), 0);
 }
 
+// Memory windows, both types, through both post APIs: b opens part of its buffer to a with
+// a window, a writes and reads through it (bytes compared), and b closes it again by each
+// of the spec's means (type 1: a bind of length 0; type 2: SEND with Invalidate from a, and
+// Local Invalidate). The MR stays while a window is bound to it.
+TEST_P(RcTest, MemoryWindowsBindAccessAndInvalidate) {
+  const bool ex_api = GetParam();
+  constexpr size_t kWin = 65536, kWinLen = 16384;
+  ibv_mr* wmr =
+      ibv_reg_mr(b.pd, b.buf.data(), b.buf.size(), IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND);
+  ASSERT_NE(wmr, nullptr) << std::strerror(errno);
+  errno = 0;
+  EXPECT_EQ(ibv_alloc_mw(b.pd, static_cast<ibv_mw_type>(3)), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  ibv_wc wc;
+  auto write_through = [&](uint32_t rkey, size_t off, uint32_t len, uint32_t seed) {
+    Fill(a.buf, 0, len, seed);
+    Wr w;
+    w.op = IBV_WR_RDMA_WRITE;
+    w.sges = {Sge(a, 0, len)};
+    w.raddr = Addr(b, off);
+    w.rkey = rkey;
+    w.wr_id = seed;
+    EXPECT_EQ(Post(a.qp, w, ex_api), 0);
+    ibv_wc c{};
+    EXPECT_TRUE(PollOne(a.cq, &c));
+    return c.status;
+  };
+
+  // Type 1, bound with ibv_bind_mw (which posts on b's QP).
+  ibv_mw* mw1 = ibv_alloc_mw(b.pd, IBV_MW_TYPE_1);
+  ASSERT_NE(mw1, nullptr) << std::strerror(errno);
+  const uint32_t first_key = mw1->rkey;
+  ibv_mw_bind bind{};
+  bind.wr_id = 0xb1;
+  bind.send_flags = IBV_SEND_SIGNALED;
+  bind.bind_info = {wmr, reinterpret_cast<uintptr_t>(b.buf.data()) + kWin, kWinLen,
+                    IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ};
+  ASSERT_EQ(ibv_bind_mw(b.qp, mw1, &bind), 0);
+  EXPECT_NE(mw1->rkey, first_key);
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+  EXPECT_EQ(wc.opcode, IBV_WC_BIND_MW);
+  EXPECT_EQ(wc.wr_id, 0xb1u);
+  ASSERT_EQ(write_through(mw1->rkey, kWin + 1000, 8000, 1), IBV_WC_SUCCESS);
+  EXPECT_EQ(std::memcmp(&b.buf[kWin + 1000], a.buf.data(), 8000), 0);
+  Fill(b.buf, kWin + kWinLen - 4096, 4096, 2);
+  Wr rd;
+  rd.op = IBV_WR_RDMA_READ;
+  rd.sges = {Sge(a, 100000, 4096)};
+  rd.raddr = Addr(b, kWin + kWinLen - 4096);
+  rd.rkey = mw1->rkey;
+  rd.wr_id = 3;
+  ASSERT_NO_FATAL_FAILURE(Run(rd, IBV_WC_RDMA_READ));
+  EXPECT_EQ(std::memcmp(&a.buf[100000], &b.buf[kWin + kWinLen - 4096], 4096), 0);
+  EXPECT_EQ(ibv_dereg_mr(wmr), EBUSY) << "a window is bound to it";
+  // Unbound: a bind of length 0.
+  ibv_mw_bind unbind{};
+  unbind.send_flags = IBV_SEND_SIGNALED;
+  unbind.bind_info = {wmr, 0, 0, 0};
+  ASSERT_EQ(ibv_bind_mw(b.qp, mw1, &unbind), 0);
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+
+  // Type 2, bound by a work request on b's QP.
+  ibv_mw* mw2 = ibv_alloc_mw(b.pd, IBV_MW_TYPE_2);
+  ASSERT_NE(mw2, nullptr) << std::strerror(errno);
+  ibv_mw_bind_info info{wmr, reinterpret_cast<uintptr_t>(b.buf.data()) + kWin, kWinLen,
+                        IBV_ACCESS_REMOTE_WRITE};
+  auto bind2 = [&](uint32_t rkey) {
+    if (ex_api) {
+      ibv_qp_ex* x = ibv_qp_to_qp_ex(b.qp);
+      ibv_wr_start(x);
+      x->wr_id = 0xb2;
+      x->wr_flags = IBV_SEND_SIGNALED;
+      ibv_wr_bind_mw(x, mw2, rkey, &info);
+      EXPECT_EQ(ibv_wr_complete(x), 0);
+    } else {
+      ibv_send_wr wr{};
+      wr.wr_id = 0xb2;
+      wr.opcode = IBV_WR_BIND_MW;
+      wr.send_flags = IBV_SEND_SIGNALED;
+      wr.bind_mw = {mw2, rkey, info};
+      ibv_send_wr* bad;
+      EXPECT_EQ(ibv_post_send(b.qp, &wr, &bad), 0);
+    }
+    ibv_wc c{};
+    EXPECT_TRUE(PollOne(b.cq, &c));
+    EXPECT_EQ(c.opcode, IBV_WC_BIND_MW);
+    return c.status;
+  };
+  uint32_t key2 = ibv_inc_rkey(mw2->rkey);
+  ASSERT_EQ(bind2(key2), IBV_WC_SUCCESS);
+  ASSERT_EQ(write_through(key2, kWin, 4096, 4), IBV_WC_SUCCESS);
+  EXPECT_EQ(std::memcmp(&b.buf[kWin], a.buf.data(), 4096), 0);
+  // a invalidates it with its SEND; b's receive says which key went.
+  PostRecv(b.qp, {Sge(b, 0, 64)}, 5);
+  Wr inv;
+  inv.op = IBV_WR_SEND_WITH_INV;
+  inv.sges = {Sge(a, 0, 16)};
+  inv.imm = key2;  // the key to invalidate
+  inv.wr_id = 6;
+  ASSERT_NO_FATAL_FAILURE(Run(inv, IBV_WC_SEND));
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+  EXPECT_TRUE(wc.wc_flags & IBV_WC_WITH_INV);
+  EXPECT_EQ(wc.invalidated_rkey, key2);
+  // Free again: it binds with a new key, then b invalidates it itself.
+  key2 = ibv_inc_rkey(key2);
+  ASSERT_EQ(bind2(key2), IBV_WC_SUCCESS);
+  ASSERT_EQ(write_through(key2, kWin + 8192, 64, 7), IBV_WC_SUCCESS);
+  if (ex_api) {
+    ibv_qp_ex* x = ibv_qp_to_qp_ex(b.qp);
+    ibv_wr_start(x);
+    x->wr_id = 0x1a;
+    x->wr_flags = IBV_SEND_SIGNALED;
+    ibv_wr_local_inv(x, key2);
+    ASSERT_EQ(ibv_wr_complete(x), 0);
+  } else {
+    ibv_send_wr wr{};
+    wr.wr_id = 0x1a;
+    wr.opcode = IBV_WR_LOCAL_INV;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    wr.invalidate_rkey = key2;
+    ibv_send_wr* bad;
+    ASSERT_EQ(ibv_post_send(b.qp, &wr, &bad), 0);
+  }
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+  EXPECT_EQ(wc.opcode, IBV_WC_LOCAL_INV);
+  EXPECT_EQ(ibv_dealloc_mw(mw2), 0);
+  EXPECT_EQ(ibv_dealloc_mw(mw1), 0);
+  EXPECT_EQ(ibv_dereg_mr(wmr), 0);
+  // The window's last key opens nothing now: a's write fails, as the spec says.
+  std::memset(&b.buf[kWin + 8192], 0x77, 64);
+  EXPECT_EQ(write_through(key2, kWin + 8192, 64, 8), IBV_WC_REM_ACCESS_ERR);
+  EXPECT_EQ(b.buf[kWin + 8192], 0x77);
+}
+
 // Deregistered pages are the process's private memory again (same contents).
 TEST(Verbs, DeregisteredPagesArePrivateAgain) {
   ibv_context* ctx = OpenByName("vdev_a");
@@ -1095,7 +1234,7 @@ TEST(Verbs, ParentAndThreadDomains) {
   // Operations a QP's transport lacks, or the vdev does not offer, refused at creation.
   for (auto [type, ops] : {std::pair{IBV_QPT_UD, uint64_t{IBV_QP_EX_WITH_RDMA_WRITE}},
                            std::pair{IBV_QPT_UC, uint64_t{IBV_QP_EX_WITH_RDMA_READ}},
-                           std::pair{IBV_QPT_RC, uint64_t{IBV_QP_EX_WITH_BIND_MW}},
+                           std::pair{IBV_QPT_UD, uint64_t{IBV_QP_EX_WITH_BIND_MW}},
                            std::pair{IBV_QPT_RC, uint64_t{IBV_QP_EX_WITH_ATOMIC_WRITE}}}) {
     ibv_qp_init_attr_ex x{};
     x.send_cq = a.cq;

@@ -56,6 +56,8 @@ enum class Op : uint16_t {
   kAllocDm,
   kFreeDm,
   kRegDmMr,
+  kAllocMw,
+  kDeallocMw,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
@@ -219,6 +221,15 @@ struct AllocDmReply {
   uint64_t shm_size;
 };
 // Reply: RegMrReply.
+struct AllocMwRequest {
+  uint32_t pd;
+  uint32_t type;  // ibv_mw_type
+};
+struct AllocMwReply {
+  uint32_t handle;  // names the window in BIND_MW WQEs and kDeallocMw
+  uint32_t rkey;
+};
+
 struct RegDmMrRequest {
   uint32_t pd;
   uint32_t dm;
@@ -459,14 +470,23 @@ struct SendWqe {
   uint32_t send_flags;  // ibv_send_flags
   uint32_t num_sge;
   uint32_t inline_len;
-  uint32_t imm_data;  // network order; the rkey to invalidate for SEND_WITH_INV
-  uint32_t rkey;
-  uint64_t remote_addr;
-  uint64_t compare_add;
-  uint64_t swap;
-  uint32_t ah;  // UD: the AH handle the daemon returned
-  uint32_t remote_qpn;
-  uint32_t remote_qkey;
+  uint32_t imm_data;     // network order; the rkey to invalidate for SEND_WITH_INV, LOCAL_INV
+  uint32_t rkey;         // BIND_MW: the window's new rkey
+  uint64_t remote_addr;  // BIND_MW: where the window starts in the MR
+  uint64_t compare_add;  // BIND_MW: the window's length
+  uint64_t swap;         // BIND_MW: the window's access flags
+  union {
+    struct {
+      uint32_t ah;  // the AH handle the daemon returned
+      uint32_t remote_qpn;
+      uint32_t remote_qkey;
+    } ud;
+    struct {
+      uint32_t mw;       // the window's handle (ibv_mw.handle)
+      uint32_t mr_lkey;  // the MR it opens onto
+      uint32_t reserved;
+    } bind;
+  };
   uint32_t reserved;
 };
 static_assert(sizeof(SendWqe) == 72);

@@ -47,14 +47,30 @@ int WriteSendWqe(const VQp* qp, const ibv_send_wr* wr, uint8_t* slot) {
     case IBV_WR_SEND_WITH_IMM:
     case IBV_WR_SEND_WITH_INV:
       break;
+    case IBV_WR_BIND_MW:
+    case IBV_WR_LOCAL_INV:
+      // Local operations carry no data; a bind names its window and MR (the daemon
+      // checks both against the QP's PD when it runs the bind).
+      if (wr->opcode == IBV_WR_BIND_MW) {
+        const ibv_mw_bind_info& b = wr->bind_mw.bind_info;
+        if (!wr->bind_mw.mw) return EINVAL;
+        h.rkey = wr->bind_mw.rkey;
+        h.bind.mw = wr->bind_mw.mw->handle;
+        h.bind.mr_lkey = b.mr ? b.mr->lkey : 0;
+        h.remote_addr = b.addr;
+        h.compare_add = b.length;
+        h.swap = b.mw_access_flags;
+      }
+      std::memcpy(slot, &h, sizeof h);
+      return 0;
     default:
       return EINVAL;
   }
   if (qp->vqp.qp.qp_type == IBV_QPT_UD) {
     if (!wr->wr.ud.ah) return EINVAL;
-    h.ah = reinterpret_cast<VAh*>(wr->wr.ud.ah)->handle;
-    h.remote_qpn = wr->wr.ud.remote_qpn;
-    h.remote_qkey = wr->wr.ud.remote_qkey;
+    h.ud.ah = reinterpret_cast<VAh*>(wr->wr.ud.ah)->handle;
+    h.ud.remote_qpn = wr->wr.ud.remote_qpn;
+    h.ud.remote_qkey = wr->wr.ud.remote_qkey;
   }
   uint8_t* body = slot + sizeof h;
   if (wr->send_flags & IBV_SEND_INLINE) {

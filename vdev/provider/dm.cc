@@ -51,8 +51,7 @@ ibv_dm* AllocDm(ibv_context* ctx, ibv_alloc_dm_attr* attr) {
   proto::Message reply;
   if (int err =
           RpcReply(StateOf(ctx), proto::Op::kAllocDm, &req, sizeof req, &r, nullptr, 0, &reply)) {
-    errno = err;
-    return nullptr;
+    return Fail<ibv_dm>(err);
   }
   void* map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
   auto* d = map ? new (std::nothrow) VDm{} : nullptr;
@@ -61,8 +60,7 @@ ibv_dm* AllocDm(ibv_context* ctx, ibv_alloc_dm_attr* attr) {
     proto::HandleMsg free_req{r.handle, 0};
     proto::Message ignored;
     (void)Rpc(StateOf(ctx), proto::Op::kFreeDm, &free_req, sizeof free_req, &ignored);
-    errno = map ? ENOMEM : EPROTO;
-    return nullptr;
+    return Fail<ibv_dm>(map ? ENOMEM : EPROTO);
   }
   d->dm.context = ctx;
   d->dm.memcpy_to_dm = MemcpyToDm;
@@ -91,13 +89,11 @@ ibv_mr* RegDmMr(ibv_pd* pd, ibv_dm* dm, uint64_t offset, size_t length, unsigned
       reinterpret_cast<VPd*>(pd)->handle, DmOf(dm)->handle, offset, length, access, 0};
   proto::RegMrReply r;
   if (int err = RpcReply(StateOf(pd->context), proto::Op::kRegDmMr, &req, sizeof req, &r)) {
-    errno = err;
-    return nullptr;
+    return Fail<ibv_mr>(err);
   }
   auto* mr = new (std::nothrow) VMr{};
   if (!mr) {
-    errno = ENOMEM;
-    return nullptr;
+    return Fail<ibv_mr>(ENOMEM);
   }
   mr->handle = r.handle;
   mr->vmr.mr_type = IBV_MR_TYPE_MR;

@@ -16,13 +16,11 @@ namespace vrdma::provider {
 
 ibv_td* AllocTd(ibv_context* ctx, ibv_td_init_attr* attr) {
   if (!attr || attr->comp_mask != 0) {
-    errno = EINVAL;
-    return nullptr;
+    return Fail<ibv_td>(EINVAL);
   }
   auto* td = new (std::nothrow) VTd{};
   if (!td) {
-    errno = ENOMEM;
-    return nullptr;
+    return Fail<ibv_td>(ENOMEM);
   }
   td->td.context = ctx;
   return &td->td;
@@ -45,13 +43,11 @@ ibv_pd* AllocParentDomain(ibv_context* ctx, ibv_parent_domain_init_attr* attr) {
       attr->pd->context != ctx || (attr->td && attr->td->context != ctx) ||
       ((attr->comp_mask & IBV_PARENT_DOMAIN_INIT_ATTR_ALLOCATORS) &&
        (!attr->alloc != !attr->free))) {
-    errno = EINVAL;
-    return nullptr;
+    return Fail<ibv_pd>(EINVAL);
   }
   auto* pd = new (std::nothrow) VPd{};
   if (!pd) {
-    errno = ENOMEM;
-    return nullptr;
+    return Fail<ibv_pd>(ENOMEM);
   }
   pd->pd.context = ctx;
   pd->pd.handle = protection->handle;
@@ -63,17 +59,16 @@ ibv_pd* AllocParentDomain(ibv_context* ctx, ibv_parent_domain_init_attr* attr) {
   return &pd->pd;
 }
 
-int DeallocParentDomain(ibv_pd* ibpd, int* err) {
+std::optional<int> DeallocParentDomain(ibv_pd* ibpd) {
   auto* pd = reinterpret_cast<VPd*>(ibpd);
   if (!pd->protection) {
-    *err = pd->parents.load() > 0 ? EBUSY : 0;
-    return 0;
+    if (pd->parents.load() > 0) return EBUSY;
+    return std::nullopt;
   }
   pd->protection->parents.fetch_sub(1);
   if (pd->td) pd->td->parents.fetch_sub(1);
   delete pd;
-  *err = 0;
-  return 1;
+  return 0;
 }
 
 }  // namespace vrdma::provider

@@ -17,12 +17,6 @@ namespace {
 
 using proto::Op;
 
-template <typename T>
-T* Fail(int err) {
-  errno = err;
-  return nullptr;
-}
-
 uint32_t HandleOf(ibv_pd* pd) { return reinterpret_cast<VPd*>(pd)->handle; }
 VCq* CqOf(ibv_cq* cq) { return reinterpret_cast<VCq*>(cq); }
 VQp* QpOf(ibv_qp* qp) { return reinterpret_cast<VQp*>(qp); }
@@ -41,11 +35,10 @@ ibv_pd* AllocPd(ibv_context* ctx) {
 }
 
 int DeallocPd(ibv_pd* pd) {
-  int err = 0;
-  if (DeallocParentDomain(pd, &err) || err) return err;
+  if (std::optional<int> done = DeallocParentDomain(pd)) return *done;
   proto::HandleMsg req{HandleOf(pd), 0};
   proto::Message reply;
-  err = Rpc(StateOf(pd->context), Op::kDeallocPd, &req, sizeof req, &reply);
+  int err = Rpc(StateOf(pd->context), Op::kDeallocPd, &req, sizeof req, &reply);
   // EIO: the device is gone and the PD with it; freeing succeeds, as with the others.
   if (err && err != EIO) return err;
   delete reinterpret_cast<VPd*>(pd);
@@ -380,12 +373,15 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
     return Fail<ibv_qp>(EOPNOTSUPP);
   }
   // The ibv_wr_* operations the QP will use (ibv_create_qp_ex(3)): refused at creation when
-  // its transport has no such operation or the vdev does not offer it (memory windows,
-  // local invalidate, TSO, IBTA 1.5 atomic write), as mlx5 refuses them.
+  // its transport has no such operation (memory windows on UD) or the vdev does not offer
+  // it (TSO, IBTA 1.5 atomic write), as mlx5 refuses them.
   if (attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) {
     uint64_t offered = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM;
     if (attr->qp_type != IBV_QPT_UD) {
       offered |= IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM;
+    }
+    if (attr->qp_type != IBV_QPT_UD) {
+      offered |= IBV_QP_EX_WITH_BIND_MW | IBV_QP_EX_WITH_LOCAL_INV;
     }
     if (attr->qp_type == IBV_QPT_RC) {
       offered |= IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
@@ -546,6 +542,9 @@ const verbs_context_ops kContextOps = [] {
   ops.alloc_dm = AllocDm;
   ops.free_dm = FreeDm;
   ops.reg_dm_mr = RegDmMr;
+  ops.alloc_mw = AllocMw;
+  ops.dealloc_mw = DeallocMw;
+  ops.bind_mw = BindMw;
   ops.create_ah = CreateAh;
   ops.destroy_ah = DestroyAh;
   ops.create_cq = CreateCq;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -175,6 +176,13 @@ struct VSrq {
   uint32_t max_sge;
 };
 
+// A verb that returns an object failing: errno set, nullptr returned.
+template <typename T>
+T* Fail(int err) {
+  errno = err;
+  return nullptr;
+}
+
 // A request on the context's socket; returns 0 or an errno (the reply's status).
 int Rpc(ContextState& st, proto::Op op, const void* req, size_t len, proto::Message* reply,
         const int* fds = nullptr, size_t nfds = 0);
@@ -193,9 +201,10 @@ int RpcReply(ContextState& st, proto::Op op, const void* req, size_t len, T* out
 ibv_td* AllocTd(ibv_context* ctx, ibv_td_init_attr* attr);
 int DeallocTd(ibv_td* td);
 ibv_pd* AllocParentDomain(ibv_context* ctx, ibv_parent_domain_init_attr* attr);
-// The parent domain's part of ibv_dealloc_pd: 1 if `pd` was a parent domain (freed, or
-// *err set), 0 if it is a protection domain (*err set to EBUSY while parent domains use it).
-int DeallocParentDomain(ibv_pd* pd, int* err);
+// The parent domain's part of ibv_dealloc_pd: its result when the domains decide it (a
+// parent domain freed: 0; a protection domain parent domains still use: EBUSY), nullopt
+// when `pd` is a protection domain for the daemon to free.
+std::optional<int> DeallocParentDomain(ibv_pd* pd);
 // Whether a QP in `pd` is used by one thread at a time (a parent domain with a TD).
 inline bool SingleThreaded(ibv_pd* pd) {
   const VPd* p = reinterpret_cast<const VPd*>(pd);
@@ -218,6 +227,11 @@ inline void UnlockRq(VQp* qp) {
 ibv_dm* AllocDm(ibv_context* ctx, ibv_alloc_dm_attr* attr);
 int FreeDm(ibv_dm* dm);
 ibv_mr* RegDmMr(ibv_pd* pd, ibv_dm* dm, uint64_t offset, size_t length, unsigned int access);
+
+// Memory windows (mw.cc).
+ibv_mw* AllocMw(ibv_pd* pd, ibv_mw_type type);
+int DeallocMw(ibv_mw* mw);
+int BindMw(ibv_qp* qp, ibv_mw* mw, ibv_mw_bind* bind);
 
 // Maps `size` bytes of a shared region the daemon sent; nullptr on failure.
 void* MapShared(int fd, size_t size);

@@ -110,13 +110,29 @@ void WrFetchAdd(ibv_qp_ex* qpx, uint32_t rkey, uint64_t addr, uint64_t add) {
   }
 }
 
+void WrBindMw(ibv_qp_ex* qpx, ibv_mw* mw, uint32_t rkey, const ibv_mw_bind_info* info) {
+  proto::SendWqe* h = NewWqe(qpx, IBV_WR_BIND_MW);
+  if (!h) return;
+  if (!mw || !info) {
+    QpOfEx(qpx)->wr_error = EINVAL;
+    return;
+  }
+  h->rkey = rkey;
+  h->bind.mw = mw->handle;
+  h->bind.mr_lkey = info->mr ? info->mr->lkey : 0;
+  h->remote_addr = info->addr;
+  h->compare_add = info->length;
+  h->swap = info->mw_access_flags;
+}
+void WrLocalInv(ibv_qp_ex* qpx, uint32_t rkey) {
+  if (auto* h = NewWqe(qpx, IBV_WR_LOCAL_INV)) h->imm_data = rkey;
+}
+
 void Unsupported(ibv_qp_ex* qpx) {
   VQp* qp = QpOfEx(qpx);
   qp->wr_current = nullptr;
   if (!qp->wr_error) qp->wr_error = EOPNOTSUPP;
 }
-void WrBindMw(ibv_qp_ex* qpx, ibv_mw*, uint32_t, const ibv_mw_bind_info*) { Unsupported(qpx); }
-void WrLocalInv(ibv_qp_ex* qpx, uint32_t) { Unsupported(qpx); }
 void WrSendTso(ibv_qp_ex* qpx, void*, uint16_t, uint16_t) { Unsupported(qpx); }
 void WrSetXrcSrqn(ibv_qp_ex* qpx, uint32_t) { Unsupported(qpx); }
 void WrAtomicWrite(ibv_qp_ex* qpx, uint32_t, uint64_t, const void*) { Unsupported(qpx); }
@@ -124,9 +140,9 @@ void WrAtomicWrite(ibv_qp_ex* qpx, uint32_t, uint64_t, const void*) { Unsupporte
 void WrSetUdAddr(ibv_qp_ex* qpx, ibv_ah* ah, uint32_t remote_qpn, uint32_t remote_qkey) {
   proto::SendWqe* h = QpOfEx(qpx)->wr_current;
   if (!h) return;
-  h->ah = ah ? reinterpret_cast<VAh*>(ah)->handle : 0;
-  h->remote_qpn = remote_qpn;
-  h->remote_qkey = remote_qkey;
+  h->ud.ah = ah ? reinterpret_cast<VAh*>(ah)->handle : 0;
+  h->ud.remote_qpn = remote_qpn;
+  h->ud.remote_qkey = remote_qkey;
 }
 
 void WrSetSge(ibv_qp_ex* qpx, uint32_t lkey, uint64_t addr, uint32_t length) {

@@ -127,9 +127,9 @@ TEST(WqeParse, EveryOpcodeAndItsFields) {
     h.remote_addr = 0xfedcba9876543210;
     h.compare_add = 0x0102030405060708;
     h.swap = 0x8070605040302010;
-    h.ah = 77;
-    h.remote_qpn = 0xabcdef;
-    h.remote_qkey = 0x11111111;
+    h.ud.ah = 77;
+    h.ud.remote_qpn = 0xabcdef;
+    h.ud.remote_qkey = 0x11111111;
     proto::Sge sge{0x5000, 4096, 9};
     driver::SendWr wr;
     ASSERT_EQ(ParseSendWqe(Slot(h, &sge, sizeof sge).data(), kLimits, &wr), WqeCheck::kOk);
@@ -152,7 +152,7 @@ TEST(WqeParse, EveryOpcodeAndItsFields) {
     EXPECT_EQ(wr.sg_list[0].lkey, 9u);
   }
   // Verbs opcodes the engine does not implement, and values past them.
-  for (uint32_t op : {uint32_t{IBV_WR_LOCAL_INV}, uint32_t{IBV_WR_BIND_MW},
+  for (uint32_t op : {uint32_t{IBV_WR_TSO}, uint32_t{IBV_WR_DRIVER1}, uint32_t{IBV_WR_ATOMIC_WRITE},
                       uint32_t{IBV_WR_SEND_WITH_INV} + 100, 0x80000000u, 0xffffffffu}) {
     proto::SendWqe h{};
     h.opcode = op;
@@ -161,13 +161,43 @@ TEST(WqeParse, EveryOpcodeAndItsFields) {
   }
 }
 
+// BIND_MW: the window and MR handles, the range and the access flags reach the engine's
+// MwBind; flags beyond an int's are refused. LOCAL_INV: the key to invalidate.
+TEST(WqeParse, MemoryWindowOperations) {
+  proto::SendWqe h{};
+  h.opcode = IBV_WR_BIND_MW;
+  h.rkey = 0x80000102;
+  h.bind.mw = 0x800001;
+  h.bind.mr_lkey = 0x305;
+  h.remote_addr = 0x7f0000001000;
+  h.compare_add = 1ull << 33;
+  h.swap = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_ZERO_BASED;
+  driver::SendWr wr;
+  ASSERT_EQ(ParseSendWqe(Slot(h, nullptr, 0).data(), kLimits, &wr), WqeCheck::kOk);
+  EXPECT_EQ(wr.opcode, IBV_WR_BIND_MW);
+  EXPECT_EQ(wr.rkey, 0x80000102u);
+  EXPECT_EQ(wr.bind.mw, 0x800001u);
+  EXPECT_EQ(wr.bind.mr_lkey, 0x305u);
+  EXPECT_EQ(wr.bind.addr, 0x7f0000001000u);
+  EXPECT_EQ(wr.bind.length, 1ull << 33);
+  EXPECT_EQ(wr.bind.access, IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_ZERO_BASED);
+  h.swap = 1ull << 40;
+  EXPECT_EQ(ParseSendWqe(Slot(h, nullptr, 0).data(), kLimits, &wr), WqeCheck::kBadFlags);
+
+  proto::SendWqe inv{};
+  inv.opcode = IBV_WR_LOCAL_INV;
+  inv.imm_data = 0x80000203;
+  ASSERT_EQ(ParseSendWqe(Slot(inv, nullptr, 0).data(), kLimits, &wr), WqeCheck::kOk);
+  EXPECT_EQ(wr.invalidate_rkey, 0x80000203u);
+}
+
 // UD: the AH handle and Q_Key go through untouched, the QPN is cut to its 24 bits.
 TEST(WqeParse, UdAddressFields) {
   proto::SendWqe h{};
   h.opcode = IBV_WR_SEND;
-  h.ah = 0xffffffff;
-  h.remote_qpn = 0xff000001;
-  h.remote_qkey = 0x80010000;
+  h.ud.ah = 0xffffffff;
+  h.ud.remote_qpn = 0xff000001;
+  h.ud.remote_qkey = 0x80010000;
   driver::SendWr wr;
   ASSERT_EQ(ParseSendWqe(Slot(h, nullptr, 0).data(), kLimits, &wr), WqeCheck::kOk);
   EXPECT_EQ(wr.ah, 0xffffffffu);
