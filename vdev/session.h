@@ -124,6 +124,7 @@ class Session {
   int RegMr(proto::Message& msg, Payload* out, Fds* fds);
   int DeregMr(proto::Message& msg, Payload* out, Fds* fds);
   int ReregMr(proto::Message& msg, Payload* out, Fds* fds);
+  int AdviseMr(proto::Message& msg, Payload* out, Fds* fds);
   int AllocDm(proto::Message& msg, Payload* out, Fds* fds);
   int FreeDm(proto::Message& msg, Payload* out, Fds* fds);
   int RegDmMr(proto::Message& msg, Payload* out, Fds* fds);

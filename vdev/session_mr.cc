@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "vdev/log.h"
 #include "vdev/session.h"
@@ -191,4 +192,39 @@ int Session::DeregMr(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   mrs_.erase(it);
   return 0;
 }
+
+// ibv_advise_mr: each range must lie in an on-demand MR of this context in `pd`, as the
+// kernel's ib_uverbs_advise_mr requires. Nothing is faulted in here: the daemon maps MRs
+// without populating them and its accesses fault pages in as they come; the provider
+// prefetches into the memory object itself once this check says yes.
+int Session::AdviseMr(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
+  proto::AdviseMrRequest req;
+  if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
+  if (req.advice > IBV_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT) {
+    return Refuse(EOPNOTSUPP, absl::StrCat("advice ", req.advice));
+  }
+  if (req.flags & ~IBV_ADVISE_MR_FLAG_FLUSH) {
+    return Refuse(EINVAL, absl::StrCat("advise_mr flags 0x", absl::Hex(req.flags)));
+  }
+  if (req.nsge == 0 || req.nsge > proto::kMaxAdviseSges ||
+      msg.payload.size() != sizeof req + req.nsge * sizeof(proto::Sge)) {
+    return Refuse(EINVAL, absl::StrCat(req.nsge, " ranges: 1..", proto::kMaxAdviseSges));
+  }
+  std::vector<proto::Sge> sges(req.nsge);
+  std::memcpy(sges.data(), msg.payload.data() + sizeof req, sges.size() * sizeof sges[0]);
+  for (const proto::Sge& sge : sges) {
+    const driver::MemoryRegion* mr = mrs_.count(sge.lkey) ? device_->FindMr(sge.lkey) : nullptr;
+    if (!mr || mr->pd != req.pd) {
+      return Refuse(EINVAL, absl::StrCat("lkey 0x", absl::Hex(sge.lkey), ": no MR of the PD"));
+    }
+    if (!(mr->access & IBV_ACCESS_ON_DEMAND)) {
+      return Refuse(EINVAL, absl::StrCat("lkey 0x", absl::Hex(sge.lkey), " is not on demand"));
+    }
+    if (!driver::TranslateMr(*mr, sge.addr, sge.length)) {
+      return Refuse(EINVAL, absl::StrCat("range outside the MR of lkey 0x", absl::Hex(sge.lkey)));
+    }
+  }
+  return 0;
+}
+
 }  // namespace vrdma::vdev

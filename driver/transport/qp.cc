@@ -97,10 +97,13 @@ absl::Status RoceDevice::ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mas
     return absl::InvalidArgumentError("rnr_retry must be 0..7");
   if ((mask & IBV_QP_MIN_RNR_TIMER) && attr.min_rnr_timer > 31)
     return absl::InvalidArgumentError("min_rnr_timer must be 0..31");
-  if ((mask & IBV_QP_ACCESS_FLAGS) &&
-      (attr.qp_access_flags & ~(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
-                                IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC)))
-    return absl::InvalidArgumentError("unsupported QP access flags");
+  // Only the remote bits mean something on a QP (IBTA 10.2.4.1); the other ibv_access_flags
+  // (LOCAL_WRITE, ON_DEMAND, ... which applications pass along from their MRs) are
+  // accepted and ignored, as by rxe and mlx5. Bits no verbs flag has are refused.
+  constexpr unsigned kKnownAccess =
+      ((IBV_ACCESS_HUGETLB << 1) - 1) | static_cast<unsigned>(IBV_ACCESS_OPTIONAL_RANGE);
+  if ((mask & IBV_QP_ACCESS_FLAGS) && (attr.qp_access_flags & ~kKnownAccess))
+    return absl::InvalidArgumentError("unknown QP access flags");
   if (mask & IBV_QP_AV) {
     if (!av) return absl::InvalidArgumentError("address vector not resolved");
     if (!GetGid(av->sgid_index))

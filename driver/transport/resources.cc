@@ -31,6 +31,8 @@ absl::Status RoceDevice::DeallocPd(uint32_t pd) {
 namespace {
 
 // The access flags of a registration, checked as the kernel's ib_check_mr_access does.
+// IBV_ACCESS_ON_DEMAND asks for what every registration here is: nothing is pinned, and
+// the engine's accesses fault the pages in as they come.
 absl::Status CheckMrAccess(int access) {
   // Remote write or atomic access requires local write (IBTA 10.6.3.1 / ibv_reg_mr(3)).
   if ((access & (IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC)) &&
@@ -45,9 +47,6 @@ absl::Status CheckMrAccess(int access) {
   if (access & ~kKnown) {
     return absl::InvalidArgumentError(
         absl::StrFormat("unknown access flags 0x%x", access & ~kKnown));
-  }
-  if (access & IBV_ACCESS_ON_DEMAND) {
-    return absl::UnimplementedError("on-demand paging (IBV_ACCESS_ON_DEMAND) is not offered");
   }
   if (access & (kFlushGlobal | kFlushPersistent)) {
     return absl::UnimplementedError("flush access (IBTA 1.5) is not offered");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian's unmodified perftest on two vdevs of the embedded default: every RC test over
 # all message sizes (-a), with the ibv_wr_* API (perftest's default), with
-# --use_old_post_send and with completion events (-e); SEND over UD and UC.
+# --use_old_post_send and with completion events (-e); SEND over UD and UC; on-demand
+# paging (--odp).
 source "$(dirname "$0")/lib.sh"
 setup_default
 
@@ -31,4 +32,8 @@ run_pair ib_send_lat-UD ud_sizes -- ib_send_lat -x 3 -c UD -a -n "$ITER"
 run_pair ib_send_bw-UC all_sizes -- ib_send_bw -x 3 -c UC -a -n "$ITER"
 run_pair ib_send_lat-UC all_sizes -- ib_send_lat -x 3 -c UC -a -n "$ITER"
 run_pair ib_write_bw-UC all_sizes -- ib_write_bw -x 3 -c UC -a -n "$ITER"
+# On-demand paging (--odp: IBV_ACCESS_ON_DEMAND, after checking odp_caps).
+for t in ib_send_bw ib_write_bw ib_read_bw; do
+  run_pair "$t-odp" all_sizes -- $t -x 3 -a -n "$ITER" --odp
+done
 finish

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -837,10 +838,11 @@ TEST_P(RcTest, ReregMrChangesTranslationAccessAndPd) {
       IBV_REREG_MR_ERR_CMD);
   EXPECT_EQ(errno, EINVAL) << "remote write without local write";
   errno = 0;
+  // IBTA 1.5 flush access (IBV_ACCESS_FLUSH_GLOBAL in newer rdma-core): not offered.
   EXPECT_EQ(ibv_rereg_mr(a.mr, IBV_REREG_MR_CHANGE_ACCESS, nullptr, nullptr, 0,
-                         IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND),
+                         IBV_ACCESS_LOCAL_WRITE | (1 << 8)),
             IBV_REREG_MR_ERR_CMD);
-  EXPECT_EQ(errno, EOPNOTSUPP) << "on-demand paging";
+  EXPECT_EQ(errno, EOPNOTSUPP) << "flush access";
   EXPECT_EQ(peer_write(nb.data(), 92), IBV_WC_SUCCESS);
 
   ASSERT_EQ(
@@ -980,6 +982,95 @@ TEST_P(RcTest, DeviceMemoryCopiesAndZeroBasedMr) {
   EXPECT_EQ(std::memcmp(&b.buf[8192], in.data() + 100, 5000), 0);
   EXPECT_EQ(ibv_dereg_mr(mr), 0);
   EXPECT_EQ(ibv_free_dm(dm), 0);
+}
+
+// Bytes of the memory object behind the shared mapping at `addr` that hold pages (its
+// allocated blocks, through /proc/self/map_files), or -1.
+long long AllocatedBytesBehind(const void* addr) {
+  std::string line = MapsLineOf(addr);
+  std::string range = line.substr(0, line.find(' '));
+  struct stat st;
+  if (range.empty() || stat(("/proc/self/map_files/" + range).c_str(), &st) != 0) return -1;
+  return static_cast<long long>(st.st_blocks) * 512;
+}
+
+// On-demand paging, explicit: a 64 MiB private buffer with one page in use registers
+// without committing the rest; the peer writes and reads in the middle of it (the daemon
+// faults those pages in), bytes compared; ibv_advise_mr prefetches a range into the
+// memory object, and refuses what is not an on-demand MR of the PD; implicit MRs are not
+// offered (EINVAL, as mlx5 without them).
+TEST_P(RcTest, OnDemandPagingRegistersWhatIsUsedAndPrefetches) {
+  ibv_device_attr_ex attr{};
+  ASSERT_EQ(ibv_query_device_ex(b.ctx, nullptr, &attr), 0);
+  EXPECT_TRUE(attr.odp_caps.general_caps & IBV_ODP_SUPPORT);
+  EXPECT_FALSE(attr.odp_caps.general_caps & IBV_ODP_SUPPORT_IMPLICIT);
+  const uint32_t rc = attr.odp_caps.per_transport_caps.rc_odp_caps;
+  for (uint32_t cap : {IBV_ODP_SUPPORT_SEND, IBV_ODP_SUPPORT_RECV, IBV_ODP_SUPPORT_WRITE,
+                       IBV_ODP_SUPPORT_READ, IBV_ODP_SUPPORT_ATOMIC, IBV_ODP_SUPPORT_SRQ_RECV}) {
+    EXPECT_TRUE(rc & cap) << cap;
+  }
+  constexpr size_t kLen = 64 << 20, kMid = 32 << 20;
+  auto* p = static_cast<uint8_t*>(
+      mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  p[0] = 7;
+  const int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
+                     IBV_ACCESS_ON_DEMAND;
+  ibv_mr* odp = ibv_reg_mr(b.pd, p, kLen, access);
+  ASSERT_NE(odp, nullptr) << std::strerror(errno);
+  const long long at_reg = AllocatedBytesBehind(p);
+  ASSERT_GE(at_reg, 0);
+  EXPECT_LE(at_reg, 1 << 20) << "registration committed pages never used";
+  // a writes 64 KiB into the middle, then reads 4 KiB never touched by anyone.
+  Fill(a.buf, 0, 65536, 61);
+  Wr w;
+  w.op = IBV_WR_RDMA_WRITE;
+  w.sges = {Sge(a, 0, 65536)};
+  w.raddr = reinterpret_cast<uintptr_t>(p) + kMid;
+  w.rkey = odp->rkey;
+  w.wr_id = 1;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_RDMA_WRITE));
+  EXPECT_EQ(std::memcmp(p + kMid, a.buf.data(), 65536), 0);
+  std::memset(&a.buf[100000], 0x5a, 4096);
+  Wr r;
+  r.op = IBV_WR_RDMA_READ;
+  r.sges = {Sge(a, 100000, 4096)};
+  r.raddr = reinterpret_cast<uintptr_t>(p) + kMid + (8 << 20);
+  r.rkey = odp->rkey;
+  r.wr_id = 2;
+  ASSERT_NO_FATAL_FAILURE(Run(r, IBV_WC_RDMA_READ));
+  EXPECT_TRUE(std::all_of(&a.buf[100000], &a.buf[104096], [](uint8_t c) { return c == 0; }));
+  EXPECT_EQ(p[0], 7);
+  // Prefetch 4 MiB for writing: they are in the memory object now.
+  const long long before = AllocatedBytesBehind(p);
+  ibv_sge pre{reinterpret_cast<uintptr_t>(p) + (16 << 20), 4 << 20, odp->lkey};
+  EXPECT_EQ(
+      ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE, IBV_ADVISE_MR_FLAG_FLUSH, &pre, 1),
+      0);
+  EXPECT_GE(AllocatedBytesBehind(p) - before, 4 << 20);
+  EXPECT_EQ(ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH, 0, &pre, 1), 0);
+  EXPECT_EQ(ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT, 0, &pre, 1), 0);
+  // Refused: not an on-demand MR, a key that is none, a range past the MR, another PD.
+  ibv_sge plain{reinterpret_cast<uintptr_t>(b.buf.data()), 4096, b.mr->lkey};
+  EXPECT_EQ(ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH, 0, &plain, 1), EINVAL);
+  ibv_sge bad = pre;
+  bad.lkey = odp->lkey ^ 0x100;
+  EXPECT_EQ(ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH, 0, &bad, 1), EINVAL);
+  bad = pre;
+  bad.addr = reinterpret_cast<uintptr_t>(p) + kLen - 4096;
+  bad.length = 8192;
+  EXPECT_EQ(ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH, 0, &bad, 1), EINVAL);
+  ibv_pd* other = ibv_alloc_pd(b.ctx);
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(ibv_advise_mr(other, IBV_ADVISE_MR_ADVICE_PREFETCH, 0, &pre, 1), EINVAL);
+  errno = 0;
+  EXPECT_EQ(ibv_reg_mr(b.pd, nullptr, SIZE_MAX, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND),
+            nullptr);
+  EXPECT_EQ(errno, EINVAL) << "implicit on-demand MR";
+  EXPECT_EQ(ibv_dealloc_pd(other), 0);
+  EXPECT_EQ(ibv_dereg_mr(odp), 0);
+  EXPECT_EQ(p[kMid + 5], a.buf[5]) << "the peer's bytes stay after deregistration";
+  munmap(p, kLen);
 }
 
 // Memory windows, both types, through both post APIs: b opens part of its buffer to a with

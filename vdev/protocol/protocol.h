@@ -58,6 +58,7 @@ enum class Op : uint16_t {
   kRegDmMr,
   kAllocMw,
   kDeallocMw,
+  kAdviseMr,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
@@ -460,6 +461,17 @@ struct Sge {
   uint64_t addr;
   uint32_t length;
   uint32_t lkey;
+};
+
+// ibv_advise_mr: the ranges to prefetch, each inside an on-demand MR (by lkey) of `pd`.
+// The daemon checks them; the provider then faults the pages in itself.
+inline constexpr uint32_t kMaxAdviseSges = 64;
+struct AdviseMrRequest {
+  uint32_t pd;
+  uint32_t advice;  // ibv_advise_mr_advice
+  uint32_t flags;   // IBV_ADVISE_MR_FLAG_FLUSH
+  uint32_t nsge;
+  Sge sges[];
 };
 
 // A send WQE slot: this header, then num_sge Sge entries, or inline_len bytes of data

@@ -18,6 +18,8 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace vrdma::provider {
 
@@ -125,10 +127,45 @@ uint64_t PrivateHugePageSize(const Vma& v) {
   return size;
 }
 
+// The runs of [start, start + len) that hold data, as (offset, length) from start: pages
+// present or swapped out (/proc/self/pagemap bits 63 and 62). Meant for private anonymous
+// memory, where a page never touched reads as zeros, as a hole of a memfd does: only the
+// runs need copying, so registering a large buffer commits no more memory than the
+// process has used, and the rest is faulted in when the process or the daemon first
+// touches it (on demand). False when pagemap cannot be read.
+bool DataRuns(uint64_t start, uint64_t len, std::vector<std::pair<uint64_t, uint64_t>>* runs) {
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  constexpr uint64_t kPresent = 1ull << 63, kSwapped = 1ull << 62;
+  uint64_t entries[512];
+  const uint64_t pages = len / page;
+  bool ok = true;
+  for (uint64_t i = 0; i < pages && ok;) {
+    const uint64_t n = std::min<uint64_t>(pages - i, 512);
+    const off_t at = static_cast<off_t>((start / page + i) * sizeof(uint64_t));
+    ok = pread(fd, entries, n * sizeof(uint64_t), at) == static_cast<ssize_t>(n * 8);
+    for (uint64_t j = 0; ok && j < n; ++j) {
+      if (!(entries[j] & (kPresent | kSwapped))) continue;
+      const uint64_t off = (i + j) * page;
+      if (!runs->empty() && runs->back().first + runs->back().second == off) {
+        runs->back().second += page;
+      } else {
+        runs->emplace_back(off, page);
+      }
+    }
+    i += n;
+  }
+  close(fd);
+  return ok;
+}
+
 // Copies [start, start+len) into a new sealed memfd and maps it over the same pages,
 // with the protection they had. `page_size` above the base page: huge pages (start and
-// len aligned to it), copied into a hugetlbfs memfd of that page size.
-int RemapPrivate(uint64_t start, uint64_t len, int prot, uint64_t page_size, uint64_t* inode_out) {
+// len aligned to it), copied into a hugetlbfs memfd of that page size. `anonymous`:
+// private anonymous memory, of which only the pages in use are copied (DataRuns).
+int RemapPrivate(uint64_t start, uint64_t len, int prot, uint64_t page_size, bool anonymous,
+                 uint64_t* inode_out) {
   const bool huge = page_size > static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
   if (huge) {
@@ -137,20 +174,24 @@ int RemapPrivate(uint64_t start, uint64_t len, int prot, uint64_t page_size, uin
   int fd = memfd_create(kMrMemfdName, flags);
   if (fd < 0) return errno;
   const auto* src = reinterpret_cast<const uint8_t*>(start);
-  uint64_t done = 0;
   int err = 0;
   if (ftruncate(fd, static_cast<off_t>(len)) != 0) err = errno;
   if (!err && huge) err = CopyHuge(fd, start, len);
-  while (!err && !huge && done < len) {
-    // The system call itself, not libc's pwrite: the pages hold more than the buffer
-    // being registered (other globals, other heap blocks), which a sanitizer's
-    // interceptor would take for an overflow of that buffer.
-    ssize_t n = syscall(SYS_pwrite64, fd, src + done, len - done, static_cast<off_t>(done));
-    if (n <= 0) {
-      err = n < 0 ? errno : EIO;
-      break;
+  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  if (!huge && !(anonymous && DataRuns(start, len, &runs))) runs.assign(1, {0, len});
+  for (const auto& [off, run] : runs) {
+    for (uint64_t done = 0; !err && done < run;) {
+      // The system call itself, not libc's pwrite: the pages hold more than the buffer
+      // being registered (other globals, other heap blocks), which a sanitizer's
+      // interceptor would take for an overflow of that buffer.
+      ssize_t n =
+          syscall(SYS_pwrite64, fd, src + off + done, run - done, static_cast<off_t>(off + done));
+      if (n <= 0) {
+        err = n < 0 ? errno : EIO;
+        break;
+      }
+      done += static_cast<uint64_t>(n);
     }
-    done += static_cast<uint64_t>(n);
   }
   // The daemon refuses memory it could be made to fault on: seal the size.
   if (!err && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) err = errno;
@@ -221,10 +262,12 @@ int ShareRangeLocked(uint64_t lo, uint64_t hi, SharedPages* out) {
         // Whole huge pages: the mapping starts and ends on them, the range may not.
         const uint64_t hs = s & ~(unit - 1), he = std::min(v.end, (e + unit - 1) & ~(unit - 1));
         uint64_t inode;
-        if (int err = RemapPrivate(hs, he - hs, ProtOf(v), unit, &inode)) return err;
+        if (int err = RemapPrivate(hs, he - hs, ProtOf(v), unit, false, &inode)) return err;
       } else if (IsPrivateAnonymous(v) || IsPrivateFile(v) || IsOurMemfd(v)) {
         uint64_t inode;
-        if (int err = RemapPrivate(s, e - s, ProtOf(v), 0, &inode)) return err;
+        if (int err = RemapPrivate(s, e - s, ProtOf(v), 0, IsPrivateAnonymous(v), &inode)) {
+          return err;
+        }
       } else {
         return EOPNOTSUPP;
       }

@@ -58,6 +58,8 @@ std::vector<uint8_t> WithSegments(const Request& req, const SharedPages& pages) 
 }
 
 ibv_mr* RegMr(ibv_pd* pd, void* addr, size_t length, uint64_t iova, int access) {
+  // NULL and SIZE_MAX ask for an implicit on-demand MR (the whole address space): not
+  // offered (odp_caps has no IBV_ODP_SUPPORT_IMPLICIT), EINVAL as on mlx5 without it.
   if (length == 0 || !addr) return Fail<ibv_mr>(EINVAL);
   SharedPages pages;
   if (int err = ShareRange(reinterpret_cast<uintptr_t>(addr), length, &pages)) {
@@ -536,6 +538,7 @@ const verbs_context_ops kContextOps = [] {
   ops.reg_mr = RegMr;
   ops.dereg_mr = DeregMr;
   ops.rereg_mr = ReregMr;
+  ops.advise_mr = AdviseMr;
   ops.alloc_td = AllocTd;
   ops.dealloc_td = DeallocTd;
   ops.alloc_parent_domain = AllocParentDomain;

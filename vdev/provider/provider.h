@@ -228,6 +228,10 @@ ibv_dm* AllocDm(ibv_context* ctx, ibv_alloc_dm_attr* attr);
 int FreeDm(ibv_dm* dm);
 ibv_mr* RegDmMr(ibv_pd* pd, ibv_dm* dm, uint64_t offset, size_t length, unsigned int access);
 
+// ibv_advise_mr (mr_advise.cc).
+int AdviseMr(ibv_pd* pd, ibv_advise_mr_advice advice, uint32_t flags, ibv_sge* sg_list,
+             uint32_t num_sge);
+
 // Memory windows (mw.cc).
 ibv_mw* AllocMw(ibv_pd* pd, ibv_mw_type type);
 int DeallocMw(ibv_mw* mw);

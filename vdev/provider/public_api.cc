@@ -62,8 +62,9 @@ __attribute__((visibility("default"))) int ibv_create_virtual_ibdev(struct ibv_d
   }
   if (!netdev_name || !new_ibdev_name) return Fail(EINVAL, "netdev and device names are needed");
   // The daemon that has the pdev creates the vdev.
-  return RunAdmin({"dev", "add", new_ibdev_name, "pdev", RecordOf(pdev)->name, "netdev", netdev_name},
-                  reinterpret_cast<vrdma::provider::VDevice*>(pdev)->socket_path);
+  return RunAdmin(
+      {"dev", "add", new_ibdev_name, "pdev", RecordOf(pdev)->name, "netdev", netdev_name},
+      reinterpret_cast<vrdma::provider::VDevice*>(pdev)->socket_path);
 }
 
 __attribute__((visibility("default"))) int ibv_destroy_virtual_ibdev(

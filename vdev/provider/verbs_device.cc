@@ -82,6 +82,21 @@ int QueryDeviceExOp(ibv_context* ctx, const ibv_query_device_ex_input*, ibv_devi
   if (attr_size >= offsetof(ibv_device_attr_ex, max_dm_size) + sizeof attr->max_dm_size) {
     attr->max_dm_size = proto::kMaxDmSize;
   }
+  // On-demand paging, explicit: no registration is pinned, and the engine's accesses fault
+  // pages in as they come, for every operation of every transport (SRQs too). Implicit
+  // (whole address space) MRs are not offered: IBV_ODP_SUPPORT_IMPLICIT stays clear.
+  if (attr_size >= offsetof(ibv_device_attr_ex, odp_caps) + sizeof attr->odp_caps) {
+    constexpr uint32_t kAll = IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV | IBV_ODP_SUPPORT_WRITE |
+                              IBV_ODP_SUPPORT_READ | IBV_ODP_SUPPORT_ATOMIC |
+                              IBV_ODP_SUPPORT_SRQ_RECV;
+    attr->odp_caps.general_caps = IBV_ODP_SUPPORT;
+    attr->odp_caps.per_transport_caps.rc_odp_caps = kAll;
+    attr->odp_caps.per_transport_caps.uc_odp_caps = IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV |
+                                                    IBV_ODP_SUPPORT_WRITE |
+                                                    IBV_ODP_SUPPORT_SRQ_RECV;
+    attr->odp_caps.per_transport_caps.ud_odp_caps =
+        IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV | IBV_ODP_SUPPORT_SRQ_RECV;
+  }
   // Completion timestamps: 64 bits of a 1 GHz clock (proto::kCqTimestamps).
   if (attr_size >= offsetof(ibv_device_attr_ex, hca_core_clock) + sizeof attr->hca_core_clock) {
     attr->completion_timestamp_mask = ~0ull;

@@ -87,7 +87,7 @@ TEST(ErrorPathsTest, ReregMrKeepsKeysAndChecksFirst) {
   bad = {};
   bad.access = IBV_ACCESS_REMOTE_WRITE;  // without local write
   EXPECT_EQ(b.dev->ReregMr(b.mr.lkey, bad).code(), absl::StatusCode::kInvalidArgument);
-  bad.access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND;
+  bad.access = IBV_ACCESS_LOCAL_WRITE | (1 << 8);  // IBTA 1.5 flush (IBV_ACCESS_FLUSH_GLOBAL)
   EXPECT_EQ(b.dev->ReregMr(b.mr.lkey, bad).code(), absl::StatusCode::kUnimplemented);
   bad.access = IBV_ACCESS_LOCAL_WRITE | (1 << 12);  // no such flag
   EXPECT_EQ(b.dev->ReregMr(b.mr.lkey, bad).code(), absl::StatusCode::kInvalidArgument);

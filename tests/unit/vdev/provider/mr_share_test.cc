@@ -133,6 +133,31 @@ TEST(ShareRange, PrivatePagesMoveToAMemfdAndBack) {
   munmap(p, len);
 }
 
+// Only the pages a process has used are copied: a large private buffer touched in two
+// places becomes a memfd with two pages allocated (the rest holes, reading as zeros as the
+// untouched pages did), so registering it commits no more memory than was in use.
+TEST(ShareRange, UntouchedPrivatePagesStayHoles) {
+  const size_t len = 4096 * kPage;
+  auto* p = static_cast<uint8_t*>(
+      mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  p[5] = 1;
+  p[1000 * kPage + 7] = 2;
+  SharedPages sp;
+  ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p), len, &sp), 0);
+  ASSERT_EQ(sp.fds.size(), 1u);
+  struct stat st;
+  ASSERT_EQ(fstat(sp.fds[0], &st), 0);
+  EXPECT_EQ(static_cast<size_t>(st.st_size), len);
+  EXPECT_LE(static_cast<size_t>(st.st_blocks) * 512, 2 * kPage) << "untouched pages copied";
+  EXPECT_EQ(p[5], 1);
+  EXPECT_EQ(p[1000 * kPage + 7], 2);
+  EXPECT_EQ(p[2000 * kPage], 0);
+  ReleasePages(sp.inodes);
+  EXPECT_EQ(p[1000 * kPage + 7], 2);
+  munmap(p, len);
+}
+
 // Private huge pages (MAP_PRIVATE|MAP_HUGETLB): a range inside them moves, whole huge
 // pages at a time, onto a hugetlbfs memfd of the same page size (what the daemon then
 // maps), contents kept; released, they are private huge pages again with what was
