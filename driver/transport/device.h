@@ -318,6 +318,7 @@ class RoceDevice {
   void DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags, const RecvInfo& info);
   void DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate);
   void DoAtomic(QueuePair& qp, const wire::RocePacket& pkt);
+  void DoAtomicWrite(QueuePair& qp, const wire::RocePacket& pkt);
   // `pkt` and `info`: the packet that completes the message and where it arrived (both
   // null for completions no packet carries).
   void CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len, ibv_wc_status status,

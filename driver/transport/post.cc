@@ -1,5 +1,7 @@
 // Posting work requests: the send and receive queues of QPs and SRQs, the WQEs the
 // device refuses, and the room left in each queue.
+#include <cstring>
+
 #include "driver/transport/device.h"
 #include "driver/transport/errors.h"
 
@@ -20,6 +22,7 @@ absl::Status RoceDevice::PostSend(uint32_t qpn, const SendWr& wr) {
     case IBV_WR_SEND_WITH_IMM:
       break;
     case IBV_WR_SEND_WITH_INV:
+    case IBV_WR_ATOMIC_WRITE:
     case IBV_WR_RDMA_READ:
     case IBV_WR_ATOMIC_CMP_AND_SWP:
     case IBV_WR_ATOMIC_FETCH_AND_ADD:
@@ -51,6 +54,14 @@ absl::Status RoceDevice::PostSend(uint32_t qpn, const SendWr& wr) {
     for (uint32_t i = 0; i < wr.num_sge; ++i) len += wr.sg_list[i].length;
   }
   if (wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP || wr.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) len = 8;
+  if (wr.opcode == IBV_WR_ATOMIC_WRITE) {
+    // The 8 bytes to store travel in compare_add; they leave as inline data.
+    len = 8;
+    wqe.wr.num_sge = 0;
+    wqe.wr.send_flags |= IBV_SEND_INLINE;
+    wqe.wr.inline_len = 8;
+    std::memcpy(wqe.wr.inline_data, &wr.compare_add, 8);
+  }
   // Messages are limited to 2^31 bytes (IBTA 9.7.2 / max_msg_sz reported).
   if (len > (1u << 31)) return absl::InvalidArgumentError("message larger than 2 GiB");
   wqe.length = static_cast<uint32_t>(len);

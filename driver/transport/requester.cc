@@ -39,7 +39,9 @@ uint8_t SendWriteOpcode(const SendWr& wr, uint32_t i, uint32_t n) {
              : first       ? wire::op::kRcWriteFirst
              : last        ? wire::op::kRcWriteLast
                            : wire::op::kRcWriteMiddle;
-    default:  // IBV_WR_RDMA_WRITE_WITH_IMM
+    case IBV_WR_ATOMIC_WRITE:
+      return wire::op::kRcAtomicWrite;  // one packet: 8 bytes
+    default:                            // IBV_WR_RDMA_WRITE_WITH_IMM
       return first && last ? wire::op::kRcWriteOnlyImm
              : first       ? wire::op::kRcWriteFirst
              : last        ? wire::op::kRcWriteLastImm
@@ -185,7 +187,8 @@ bool RoceDevice::SendNextPacket(QueuePair& qp, SendWqe& w) {
       offset = i * qp.mtu;
       payload_len = w.length - offset < qp.mtu ? w.length - offset : qp.mtu;
       last = i + 1 == w.npkts;
-      if (i == 0 && (wr.opcode == IBV_WR_RDMA_WRITE || wr.opcode == IBV_WR_RDMA_WRITE_WITH_IMM)) {
+      if (i == 0 && (wr.opcode == IBV_WR_RDMA_WRITE || wr.opcode == IBV_WR_RDMA_WRITE_WITH_IMM ||
+                     wr.opcode == IBV_WR_ATOMIC_WRITE)) {
         h.reth.va = wr.remote_addr;
         h.reth.rkey = wr.rkey;
         h.reth.dma_len = w.length;

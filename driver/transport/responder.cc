@@ -180,6 +180,8 @@ void RoceDevice::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt, const
 
   if (flags & wire::kOpSend) {
     DoSend(qp, pkt, flags, info);
+  } else if (rc && (flags & wire::kOpAtomicWrite)) {
+    DoAtomicWrite(qp, pkt);
   } else if (flags & wire::kOpWrite) {
     DoWrite(qp, pkt, flags, info);
   } else if (rc && (flags & wire::kOpReadReq)) {
@@ -304,6 +306,33 @@ void RoceDevice::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t fl
   }
   if (rc && pkt.bth.ack_req)
     QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
+}
+
+// IBTA 1.5 ATOMIC WRITE: 8 bytes stored at once, at an 8-byte aligned address of memory the
+// requester may write (the access rxe checks), acknowledged as an RDMA WRITE. A duplicate
+// is acknowledged again and not executed (OnDuplicate), as a WRITE is.
+void RoceDevice::DoAtomicWrite(QueuePair& qp, const wire::RocePacket& pkt) {
+  ResponderState& r = qp.resp;
+  if (pkt.reth.dma_len != 8 || pkt.payload_len != 8 || (pkt.reth.va & 7)) {
+    RejectRequest(qp, wire::aeth::kNakInvalidRequest, IBV_EVENT_QP_REQ_ERR);
+    return;
+  }
+  const MemoryRegion* mr;
+  uint8_t* target = ResolveRkey(qp, pkt.reth.rkey, pkt.reth.va, 8, IBV_ACCESS_REMOTE_WRITE, &mr);
+  if (!target) {
+    RejectRequest(qp, wire::aeth::kNakRemoteAccessError, IBV_EVENT_QP_ACCESS_ERR);
+    return;
+  }
+  uint64_t value;
+  std::memcpy(&value, pkt.payload, 8);
+  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(target)).store(value);
+  if (LostPage(*mr)) {
+    RejectRequest(qp, wire::aeth::kNakRemoteAccessError, IBV_EVENT_QP_ACCESS_ERR);
+    return;
+  }
+  r.epsn = psn::Add(r.epsn, 1);
+  r.msn = psn::Add(r.msn, 1);
+  QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
 }
 
 void RoceDevice::DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate) {

@@ -50,6 +50,8 @@ constexpr std::array<OpcodeInfo, 256> BuildTable() {
       Op(kHdrAeth | kHdrAtomicAckEth, kOpAtomicAck | kOpResponse | kOpOnly);
   t[op::kRcCompareSwap] = Op(kHdrAtomicEth, kOpAtomic | kOpRequest | kOpOnly);
   t[op::kRcFetchAdd] = Op(kHdrAtomicEth, kOpAtomic | kOpRequest | kOpOnly);
+  t[op::kRcAtomicWrite] =
+      Op(kHdrReth, kOpWrite | kOpAtomicWrite | kOpPayload | kOpRequest | kOpOnly);
   t[op::kRcSendLastInv] = Op(kHdrIeth, kOpSend | kOpPayload | kOpRequest | kOpLast | kOpInv);
   t[op::kRcSendOnlyInv] = Op(kHdrIeth, kOpSend | kOpPayload | kOpRequest | kOpOnly | kOpInv);
   t[op::kUdSendOnly] = Op(kHdrDeth, kOpSend | kOpPayload | kOpRequest | kOpOnly);

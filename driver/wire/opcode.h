@@ -34,6 +34,8 @@ inline constexpr uint8_t kRcCompareSwap = 0x13;
 inline constexpr uint8_t kRcFetchAdd = 0x14;
 inline constexpr uint8_t kRcSendLastInv = 0x16;
 inline constexpr uint8_t kRcSendOnlyInv = 0x17;
+// IBTA 1.5 (annex "Memory Placement Extensions"): ATOMIC WRITE, a RETH and 8 bytes.
+inline constexpr uint8_t kRcAtomicWrite = 0x1d;
 // Unreliable Connection: same low bits as RC for SEND and RDMA WRITE.
 inline constexpr uint8_t kUcBase = 0x20;
 // Unreliable Datagram
@@ -72,6 +74,7 @@ enum OpFlags : uint16_t {
   kOpResponse = 1 << 12,  // responder -> requester
   kOpImm = 1 << 13,
   kOpInv = 1 << 14,
+  kOpAtomicWrite = 1 << 15,  // with kOpWrite: an RDMA WRITE executed as one 8-byte store
 };
 
 struct OpcodeInfo {

@@ -264,6 +264,9 @@ int Post(ibv_qp* qp, const Wr& w, bool ex_api) {
     case IBV_WR_ATOMIC_FETCH_AND_ADD:
       ibv_wr_atomic_fetch_add(x, w.rkey, w.raddr, w.compare_add);
       break;
+    case IBV_WR_ATOMIC_WRITE:
+      ibv_wr_atomic_write(x, w.rkey, w.raddr, &w.compare_add);
+      return ibv_wr_complete(x);  // no SGE: the 8 bytes are the call's
     default:
       break;
   }
@@ -485,6 +488,23 @@ TEST_P(RcTest, Atomics) {
   ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_COMP_SWAP));
   std::memcpy(&got, &b.buf[64], 8);
   EXPECT_EQ(got, 77u);
+  // IBTA 1.5 ATOMIC WRITE: 8 bytes stored at once (from an SGE with ibv_post_send, from
+  // the call's argument with ibv_wr_atomic_write).
+  const uint64_t word = 0x0123456789abcdefull;
+  std::memcpy(&a.buf[0], &word, 8);
+  w.op = IBV_WR_ATOMIC_WRITE;
+  w.compare_add = word;
+  ASSERT_NO_FATAL_FAILURE(Run(w, IBV_WC_ATOMIC_WRITE));
+  std::memcpy(&got, &b.buf[64], 8);
+  EXPECT_EQ(got, word);
+  // Misaligned: the responder refuses it (Invalid Request), the value stays.
+  w.raddr = Addr(b, 68);
+  ASSERT_EQ(Post(a.qp, w, GetParam()), 0);
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(a.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_REM_INV_REQ_ERR) << ibv_wc_status_str(wc.status);
+  std::memcpy(&got, &b.buf[64], 8);
+  EXPECT_EQ(got, word);
 }
 
 TEST_P(RcTest, SgePastMrIsLocalProtectionError) {
@@ -1326,7 +1346,8 @@ TEST(Verbs, ParentAndThreadDomains) {
   for (auto [type, ops] : {std::pair{IBV_QPT_UD, uint64_t{IBV_QP_EX_WITH_RDMA_WRITE}},
                            std::pair{IBV_QPT_UC, uint64_t{IBV_QP_EX_WITH_RDMA_READ}},
                            std::pair{IBV_QPT_UD, uint64_t{IBV_QP_EX_WITH_BIND_MW}},
-                           std::pair{IBV_QPT_RC, uint64_t{IBV_QP_EX_WITH_ATOMIC_WRITE}}}) {
+                           std::pair{IBV_QPT_UC, uint64_t{IBV_QP_EX_WITH_ATOMIC_WRITE}},
+                           std::pair{IBV_QPT_UD, uint64_t{IBV_QP_EX_WITH_TSO}}}) {
     ibv_qp_init_attr_ex x{};
     x.send_cq = a.cq;
     x.recv_cq = a.cq;

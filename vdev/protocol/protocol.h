@@ -485,7 +485,7 @@ struct SendWqe {
   uint32_t imm_data;     // network order; the rkey to invalidate for SEND_WITH_INV, LOCAL_INV
   uint32_t rkey;         // BIND_MW: the window's new rkey
   uint64_t remote_addr;  // BIND_MW: where the window starts in the MR
-  uint64_t compare_add;  // BIND_MW: the window's length
+  uint64_t compare_add;  // BIND_MW: the window's length; ATOMIC_WRITE: the 8 bytes
   uint64_t swap;         // BIND_MW: the window's access flags
   union {
     struct {

@@ -47,6 +47,16 @@ int WriteSendWqe(const VQp* qp, const ibv_send_wr* wr, uint8_t* slot) {
     case IBV_WR_SEND_WITH_IMM:
     case IBV_WR_SEND_WITH_INV:
       break;
+    case IBV_WR_ATOMIC_WRITE:
+      // The 8 bytes to store: the one 8-byte SGE's, read now (the WQE carries them, as
+      // ibv_wr_atomic_write's do).
+      if (wr->num_sge != 1 || wr->sg_list[0].length != 8) return EINVAL;
+      h.remote_addr = wr->wr.rdma.remote_addr;
+      h.rkey = wr->wr.rdma.rkey;
+      std::memcpy(&h.compare_add, reinterpret_cast<const void*>(wr->sg_list[0].addr), 8);
+      h.send_flags &= ~IBV_SEND_INLINE;
+      std::memcpy(slot, &h, sizeof h);
+      return 0;
     case IBV_WR_BIND_MW:
     case IBV_WR_LOCAL_INV:
       // Local operations carry no data; a bind names its window and MR (the daemon

@@ -376,7 +376,7 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   }
   // The ibv_wr_* operations the QP will use (ibv_create_qp_ex(3)): refused at creation when
   // its transport has no such operation (memory windows on UD) or the vdev does not offer
-  // it (TSO, IBTA 1.5 atomic write), as mlx5 refuses them.
+  // it (TSO), as mlx5 refuses them.
   if (attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) {
     uint64_t offered = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM;
     if (attr->qp_type != IBV_QPT_UD) {
@@ -387,7 +387,8 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
     }
     if (attr->qp_type == IBV_QPT_RC) {
       offered |= IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
-                 IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_SEND_WITH_INV;
+                 IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_SEND_WITH_INV |
+                 IBV_QP_EX_WITH_ATOMIC_WRITE;
     }
     if (attr->send_ops_flags & ~offered) return Fail<ibv_qp>(EOPNOTSUPP);
   }

@@ -124,6 +124,13 @@ void WrBindMw(ibv_qp_ex* qpx, ibv_mw* mw, uint32_t rkey, const ibv_mw_bind_info*
   h->compare_add = info->length;
   h->swap = info->mw_access_flags;
 }
+void WrAtomicWrite(ibv_qp_ex* qpx, uint32_t rkey, uint64_t addr, const void* atomic_wr) {
+  if (auto* h = NewWqe(qpx, IBV_WR_ATOMIC_WRITE)) {
+    h->rkey = rkey;
+    h->remote_addr = addr;
+    std::memcpy(&h->compare_add, atomic_wr, 8);  // the 8 bytes to store (IBTA 1.5)
+  }
+}
 void WrLocalInv(ibv_qp_ex* qpx, uint32_t rkey) {
   if (auto* h = NewWqe(qpx, IBV_WR_LOCAL_INV)) h->imm_data = rkey;
 }
@@ -135,7 +142,6 @@ void Unsupported(ibv_qp_ex* qpx) {
 }
 void WrSendTso(ibv_qp_ex* qpx, void*, uint16_t, uint16_t) { Unsupported(qpx); }
 void WrSetXrcSrqn(ibv_qp_ex* qpx, uint32_t) { Unsupported(qpx); }
-void WrAtomicWrite(ibv_qp_ex* qpx, uint32_t, uint64_t, const void*) { Unsupported(qpx); }
 
 void WrSetUdAddr(ibv_qp_ex* qpx, ibv_ah* ah, uint32_t remote_qpn, uint32_t remote_qkey) {
   proto::SendWqe* h = QpOfEx(qpx)->wr_current;

@@ -24,6 +24,7 @@ bool KnownOpcode(uint32_t op) {
     case IBV_WR_ATOMIC_FETCH_AND_ADD:
     case IBV_WR_BIND_MW:
     case IBV_WR_LOCAL_INV:
+    case IBV_WR_ATOMIC_WRITE:
       return true;
     default:
       return false;

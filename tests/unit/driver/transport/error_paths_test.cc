@@ -38,6 +38,29 @@ TEST(ErrorPathsTest, RemoteAccessViolation) {
   EXPECT_EQ(b.dev->counters().naks_sent, 1u);
 }
 
+// An ATOMIC WRITE needs remote write access to its target (as rxe checks): into a
+// read-only MR it is a Remote Access Error, and the target keeps its value.
+TEST(ErrorPathsTest, AtomicWriteIntoReadOnlyMrIsRefused) {
+  EnginePair pair;
+  uint32_t qa, qb;
+  pair.Connect(QpOptions{}, &qa, &qb);
+  static uint64_t target = 5;
+  auto ro = pair.b.dev->RegMr(pair.b.pd, 0x7000, &target, sizeof target,
+                              IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ);
+  ASSERT_TRUE(ro.ok());
+  SendWr aw{};
+  aw.opcode = IBV_WR_ATOMIC_WRITE;
+  aw.send_flags = IBV_SEND_SIGNALED;
+  aw.remote_addr = 0x7000;
+  aw.rkey = ro->rkey;
+  aw.compare_add = 99;
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, aw).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &wc));
+  EXPECT_EQ(wc[0].status, IBV_WC_REM_ACCESS_ERR);
+  EXPECT_EQ(target, 5u);
+}
+
 TEST(ErrorPathsTest, RkeyOfAnotherPdIsRejected) {
   EnginePair pair;
   uint32_t qa, qb;

@@ -134,6 +134,42 @@ TEST_P(RcOpsTest, RdmaReadAllSizes) {
   }
 }
 
+// IBTA 1.5 ATOMIC WRITE: the 8 bytes land at once, between other traffic, and the WQE
+// completes as IBV_WC_ATOMIC_WRITE with 8 bytes; a misaligned or unwritable target is
+// refused and stays as it was.
+TEST_P(RcOpsTest, AtomicWriteStoresEightBytes) {
+  Host& a = pair_.a;
+  Host& b = pair_.b;
+  std::memset(b.at(kDst), 0, 64);
+  FillPattern(a.at(kSrc), 4096, 4);
+  SendWr before = MakeSend(1, IBV_WR_RDMA_WRITE, a, kSrc, 4096);
+  before.remote_addr = b.va(kDst + 64);
+  before.rkey = b.mr.rkey;
+  ASSERT_TRUE(a.dev->PostSend(qa_, before).ok());
+  SendWr aw{};
+  aw.wr_id = 2;
+  aw.opcode = IBV_WR_ATOMIC_WRITE;
+  aw.send_flags = IBV_SEND_SIGNALED;
+  aw.remote_addr = b.va(kDst + 8);
+  aw.rkey = b.mr.rkey;
+  aw.compare_add = 0x1122334455667788ull;
+  ASSERT_TRUE(a.dev->PostSend(qa_, aw).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair_.WaitCq(a, a.scq, 2, &wc));
+  EXPECT_EQ(wc[1].status, IBV_WC_SUCCESS);
+  EXPECT_EQ(wc[1].opcode, IBV_WC_ATOMIC_WRITE);
+  EXPECT_EQ(wc[1].byte_len, 8u);
+  uint64_t v;
+  std::memcpy(&v, b.at(kDst + 8), 8);
+  EXPECT_EQ(v, 0x1122334455667788ull);
+  EXPECT_EQ(0, std::memcmp(a.at(kSrc), b.at(kDst + 64), 4096));
+  aw.remote_addr = b.va(kDst + 4);  // misaligned
+  ASSERT_TRUE(a.dev->PostSend(qa_, aw).ok());
+  EXPECT_EQ(OneCqe(a, a.scq).status, IBV_WC_REM_INV_REQ_ERR);
+  std::memcpy(&v, b.at(kDst), 8);
+  EXPECT_EQ(v, 0u);
+}
+
 TEST_P(RcOpsTest, AtomicsReturnOriginalAndUpdateTarget) {
   Host& a = pair_.a;
   Host& b = pair_.b;

@@ -114,7 +114,8 @@ TEST(WqeParse, EveryOpcodeAndItsFields) {
                                IBV_WR_RDMA_WRITE_WITH_IMM,
                                IBV_WR_RDMA_READ,
                                IBV_WR_ATOMIC_CMP_AND_SWP,
-                               IBV_WR_ATOMIC_FETCH_AND_ADD};
+                               IBV_WR_ATOMIC_FETCH_AND_ADD,
+                               IBV_WR_ATOMIC_WRITE};
   for (ibv_wr_opcode op : ops) {
     SCOPED_TRACE(op);
     proto::SendWqe h{};
@@ -151,9 +152,10 @@ TEST(WqeParse, EveryOpcodeAndItsFields) {
     EXPECT_EQ(wr.sg_list[0].length, 4096u);
     EXPECT_EQ(wr.sg_list[0].lkey, 9u);
   }
-  // Verbs opcodes the engine does not implement, and values past them.
-  for (uint32_t op : {uint32_t{IBV_WR_TSO}, uint32_t{IBV_WR_DRIVER1}, uint32_t{IBV_WR_ATOMIC_WRITE},
-                      uint32_t{IBV_WR_SEND_WITH_INV} + 100, 0x80000000u, 0xffffffffu}) {
+  // Verbs opcodes the engine does not implement (14: IBTA 1.5 FLUSH in newer rdma-core),
+  // and values past them.
+  for (uint32_t op : {uint32_t{IBV_WR_TSO}, uint32_t{IBV_WR_DRIVER1}, uint32_t{14},
+                      uint32_t{IBV_WR_ATOMIC_WRITE} + 1, 0x80000000u, 0xffffffffu}) {
     proto::SendWqe h{};
     h.opcode = op;
     driver::SendWr wr;
