@@ -6,11 +6,17 @@
 // bytes, the final atomic words and the message, and tells the client over TCP. Both
 // print "xfer_check OK" only if every byte and value was right.
 //
-//   xfer_check -d DEV -g GID_INDEX [-p PORT] [-m MTU] [-s SIZE] [-o OFF]            (server)
-//   xfer_check -d DEV -g GID_INDEX [-p PORT] [-m MTU] [-s SIZE] [-o OFF] SERVER_IP  (client)
+//   xfer_check -d DEV -g GID_INDEX [-p PORT] [-m MTU] [-s SIZE] [-o OFF] [-w 1|2] (server)
+//   xfer_check -d DEV -g GID_INDEX [-p PORT] [-m MTU] [-s SIZE] [-o OFF] [-w 1|2] SERVER_IP
+//   (client)
 //
 // -o: the buffer starts OFF bytes (a multiple of 8) into a page, so that packets' data
 // cross page boundaries (default 0: page-aligned).
+// -w: (both sides) the server opens its buffer through a memory window of that type, bound
+// once the QPs are connected (type 1 by ibv_bind_mw, type 2 by a BIND_MW work request), and
+// the client reaches it only through the window's rkey. The closing message closes the
+// window: for type 2 the client's SEND with Invalidate (the server checks the key it
+// reports), for type 1 the server's bind of length 0.
 #include <arpa/inet.h>
 #include <infiniband/verbs.h>
 #include <netinet/in.h>
@@ -109,8 +115,9 @@ int main(int argc, char** argv) {
   int gid_index = 0, port = 18515, mtu = 1024;
   size_t size = 1 << 20;
   size_t page_offset = 0;
+  int mw_type = 0;
   int opt;
-  while ((opt = getopt(argc, argv, "d:g:p:m:s:o:")) != -1) {
+  while ((opt = getopt(argc, argv, "d:g:p:m:s:o:w:")) != -1) {
     switch (opt) {
       case 'd':
         dev_name = optarg;
@@ -130,10 +137,14 @@ int main(int argc, char** argv) {
       case 'o':
         page_offset = std::strtoull(optarg, nullptr, 0);
         break;
+      case 'w':
+        mw_type = std::atoi(optarg);
+        if (mw_type != 1 && mw_type != 2) Die("-w takes 1 or 2");
+        break;
       default:
         std::fprintf(stderr,
                      "usage: xfer_check -d DEV -g GID [-p PORT] [-m MTU] [-s SIZE] [-o OFF] "
-                     "[SERVER]\n");
+                     "[-w 1|2] [SERVER]\n");
         return 2;
     }
   }
@@ -175,9 +186,10 @@ int main(int argc, char** argv) {
     *counter = kCounterStart;
     *swap_word = kSwapOld;
   }
+  constexpr int kRemote =
+      IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC;
   ibv_mr* mr = ibv_reg_mr(pd, base, bytes,
-                          IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
-                              IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC);
+                          IBV_ACCESS_LOCAL_WRITE | kRemote | (mw_type ? IBV_ACCESS_MW_BIND : 0));
   if (!mr) Die("ibv_reg_mr");
   ibv_qp_init_attr init{};
   init.send_cq = cq;
@@ -261,6 +273,35 @@ int main(int argc, char** argv) {
     Die("RTS");
   char ready = 'R';
   if (!FullIo(fd, &ready, 1, true) || !FullIo(fd, &ready, 1, false)) Die("sync");
+  // -w: the server binds its window now (its QP can send) and tells the client its key.
+  ibv_mw* mw = nullptr;
+  if (mw_type && is_server) {
+    mw = ibv_alloc_mw(pd, mw_type == 1 ? IBV_MW_TYPE_1 : IBV_MW_TYPE_2);
+    if (!mw) Die("ibv_alloc_mw");
+    ibv_mw_bind_info info{mr, reinterpret_cast<uintptr_t>(base), bytes, kRemote};
+    if (mw_type == 1) {
+      ibv_mw_bind bind{};
+      bind.wr_id = 200;
+      bind.send_flags = IBV_SEND_SIGNALED;
+      bind.bind_info = info;
+      if (ibv_bind_mw(qp, mw, &bind)) Die("ibv_bind_mw");
+    } else {
+      ibv_send_wr bwr{};
+      bwr.wr_id = 200;
+      bwr.opcode = IBV_WR_BIND_MW;
+      bwr.send_flags = IBV_SEND_SIGNALED;
+      bwr.bind_mw = {mw, ibv_inc_rkey(mw->rkey), info};
+      Post(qp, &bwr);
+      mw->rkey = bwr.bind_mw.rkey;
+    }
+    ibv_wc bwc = WaitCompletion(cq);
+    if (bwc.opcode != IBV_WC_BIND_MW || bwc.wr_id != 200) Die("bind completion");
+    if (mw->rkey == mr->rkey) Die("window key equals the MR's");
+    me.rkey = mw->rkey;
+  }
+  if (mw_type && !FullIo(fd, is_server ? &me.rkey : &peer.rkey, sizeof me.rkey, is_server)) {
+    Die("window key");
+  }
 
   int errors = 0;
   if (is_server) {
@@ -268,6 +309,25 @@ int main(int argc, char** argv) {
     if (wc.byte_len != sizeof kMessage || std::memcmp(msg, kMessage, sizeof kMessage) != 0) {
       std::printf("send payload wrong (%u bytes)\n", wc.byte_len);
       ++errors;
+    }
+    // rxe (Debian's 6.1) writes the kernel's flag values into a user CQ: its
+    // IB_WC_WITH_INVALIDATE (1 << 2) reads as IBV_WC_IP_CSUM_OK. Taken as what it means; the
+    // client's last write shows whether the window really closed.
+    constexpr unsigned kKernelWithInvalidate = 1u << 2;
+    const bool with_inv = wc.wc_flags & (IBV_WC_WITH_INV | kKernelWithInvalidate);
+    if (mw_type == 2 && (!with_inv || wc.invalidated_rkey != mw->rkey)) {
+      std::printf(
+          "the SEND did not invalidate the window (flags 0x%x, key 0x%x, the window's 0x%x)\n",
+          wc.wc_flags, wc.invalidated_rkey, mw->rkey);
+      ++errors;
+    }
+    if (mw_type == 1) {  // unbound: a bind of length 0
+      ibv_mw_bind unbind{};
+      unbind.wr_id = 201;
+      unbind.send_flags = IBV_SEND_SIGNALED;
+      unbind.bind_info = {mr, 0, 0, 0};
+      if (ibv_bind_mw(qp, mw, &unbind)) Die("ibv_bind_mw (unbind)");
+      WaitCompletion(cq);
     }
     for (size_t i = 0; i < size; ++i) {
       if (target[i] != Pattern(i, 0x3c)) {
@@ -290,10 +350,18 @@ int main(int argc, char** argv) {
     }
     char verdict = errors ? 'F' : 'K';
     FullIo(fd, &verdict, 1, true);
+    // -w: the client's write through the closed window must fail; the QP lives until then.
+    if (mw_type && (!FullIo(fd, &verdict, 1, false) || verdict != 'C')) {
+      std::printf("the window still took a write after it was closed\n");
+      ++errors;
+    }
     if (!errors) {
       std::printf(
-          "xfer_check OK: server saw %zu written bytes, %d fetch-adds, compare-swap, send\n", size,
-          kAdds);
+          "xfer_check OK: server saw %zu written bytes, %d fetch-adds, compare-swap, send%s\n",
+          size, kAdds,
+          mw_type == 1   ? ", all through a type 1 window, unbound after"
+          : mw_type == 2 ? ", all through a type 2 window the send invalidated"
+                         : "");
     }
   } else {
     for (size_t i = 0; i < size; ++i) target[i] = Pattern(i, 0x3c);
@@ -356,6 +424,10 @@ int main(int argc, char** argv) {
     wr.sg_list = &ssge;
     wr.num_sge = 1;
     wr.opcode = IBV_WR_SEND;
+    if (mw_type == 2) {  // the message closes the server's window
+      wr.opcode = IBV_WR_SEND_WITH_INV;
+      wr.invalidate_rkey = peer.rkey;
+    }
     wr.send_flags = IBV_SEND_SIGNALED;
     Post(qp, &wr);
     WaitCompletion(cq);
@@ -364,14 +436,40 @@ int main(int argc, char** argv) {
       std::printf("the server found the data wrong\n");
       ++errors;
     }
+    if (mw_type) {
+      // The window is closed now (invalidated by our SEND, or unbound by the server before
+      // its verdict): a write through its key is a Remote Access Error.
+      ibv_sge one{reinterpret_cast<uintptr_t>(target), 8, mr->lkey};
+      ibv_send_wr late{};
+      late.wr_id = 41;
+      late.sg_list = &one;
+      late.num_sge = 1;
+      late.opcode = IBV_WR_RDMA_WRITE;
+      late.send_flags = IBV_SEND_SIGNALED;
+      late.wr.rdma.remote_addr = peer.addr;
+      late.wr.rdma.rkey = peer.rkey;
+      Post(qp, &late);
+      ibv_wc lwc{};
+      for (int i = 0; i < 10000000 && ibv_poll_cq(cq, 1, &lwc) == 0; ++i) {
+        if (i > 100000) usleep(10);
+      }
+      const bool closed = lwc.wr_id == 41 && lwc.status == IBV_WC_REM_ACCESS_ERR;
+      if (!closed) {
+        std::printf("a write through the closed window: %s\n", ibv_wc_status_str(lwc.status));
+        ++errors;
+      }
+      char c = closed ? 'C' : 'O';
+      FullIo(fd, &c, 1, true);
+    }
     if (!errors) {
       std::printf(
           "xfer_check OK: client wrote %zu bytes, read %zu bytes back right, %d fetch-adds and "
-          "2 compare-swaps returned the right values, send delivered\n",
-          size, size, kAdds);
+          "2 compare-swaps returned the right values, send delivered%s\n",
+          size, size, kAdds, mw_type ? ", the closed window refused a write" : "");
     }
   }
   close(fd);
+  if (mw) ibv_dealloc_mw(mw);
   ibv_destroy_qp(qp);
   ibv_dereg_mr(mr);
   ibv_destroy_cq(cq);

@@ -4,7 +4,8 @@
 # ibverbs-utils and perftest, each side as server and as client: RC SEND (pingpong -c),
 # RC WRITE/READ/SEND/ATOMIC (perftest), UD SEND, over RoCEv2 IPv4 and IPv6, path MTU
 # 1024 and 4096; xfer_check checks every byte and atomic value of WRITE, READ, ATOMIC
-# and SEND at both ends. Then RDMA-CM (cm_side.sh): vrdmad's CM against the kernel's
+# and SEND at both ends, also through memory windows of both types. Then RDMA-CM
+# (cm_side.sh): vrdmad's CM against the kernel's
 # ib_cm/rdma_cm through the guest's rdma_ucm, with Debian's unmodified rping -V, ucmatose,
 # udaddy (UD, through SIDR) and perftest -R, each side as server. The kernel is the
 # reference: a case that fails is a vrdma bug to find, not a tolerance to add.
@@ -33,12 +34,19 @@ atomic_cs_v4_hs host 4 ib_atomic_bw -A CMP_AND_SWAP -n 200
 write_lat_mtu1024_v4_gs guest 4 ib_write_lat -s 4096 -n 200 -m 1024
 CASES
 # The data checker (WRITE, READ, FETCH_AND_ADD, CMP_AND_SWAP and SEND, every byte and
-# value checked by both ends), both ways, IPv4 and IPv6, MTU 1024 and 4096.
+# value checked by both ends), both ways, IPv4 and IPv6, MTU 1024 and 4096; then the same
+# through a memory window of the server's (-w: type 1 bound by ibv_bind_mw and unbound
+# after; type 2 bound by a work request and invalidated by the client's SEND), each side
+# as the server.
 cat >>"$WORK/cases" <<CASES
 xfer_mtu1024_v4_gs guest 4 $XFER -m 1024 -s 1048576
 xfer_mtu4096_v4_hs host 4 $XFER -m 4096 -s 1048576
 xfer_mtu4096_v6_gs guest 6 $XFER -m 4096 -s 1048576
 xfer_mtu1024_v6_hs host 6 $XFER -m 1024 -s 1048576
+xfer_mw1_v4_gs guest 4 $XFER -m 1024 -s 65536 -w 1
+xfer_mw1_v4_hs host 4 $XFER -m 1024 -s 65536 -w 1
+xfer_mw2_v4_gs guest 4 $XFER -m 4096 -s 65536 -w 2
+xfer_mw2_v6_hs host 6 $XFER -m 4096 -s 65536 -w 2
 CASES
 # The RDMA-CM cases, after those (cm_side.sh): NAME SERVER V TOOL ARGS... Each side
 # adds its address (perftest: its device), the client the server's address and a port.
