@@ -13,14 +13,16 @@ else
   fail "ibv_devices: $out"
 fi
 
-# ibv_devinfo -v shows the vdev's GIDs (its interface's addresses), its own limits and its
-# device memory.
+# ibv_devinfo -v shows the vdev's GIDs (its interface's addresses), its own limits, its
+# device memory, memory windows (type 1 and 2B) and on-demand paging.
 ctl dev set vdev_a qp 77 >/dev/null
 out=$(in_ns "$VRDMA_RUN" -d vdev_a ibv_devinfo -v)
 if grep -q "max_qp:.*77$" <<<"$out" && grep -q "::ffff:10.77.0.1, RoCE v2" <<<"$out" &&
    grep -q "fd00:77::1, RoCE v2" <<<"$out" && grep -q "PORT_ACTIVE" <<<"$out" &&
    grep -q "active_mtu:.*4096" <<<"$out" &&
-   grep -q "maximum available device memory:.*262144Bytes" <<<"$out"; then
+   grep -q "maximum available device memory:.*262144Bytes" <<<"$out" &&
+   grep -qE "^[[:space:]]+MEM_WINDOW$" <<<"$out" && grep -q "MEM_WINDOW_TYPE_2B" <<<"$out" &&
+   grep -qE "max_mw:[[:space:]]+[1-9]" <<<"$out" && grep -q "ODP_SUPPORT" <<<"$out"; then
   pass "ibv_devinfo -v"
 else
   fail "ibv_devinfo -v"; echo "$out" | tail -30
