@@ -31,6 +31,7 @@ struct Range {
   uintptr_t start, end;
   bool writable, executable;
   uint64_t inode;
+  uint64_t offset;  // in the memfd
 };
 
 // The mappings of our MR memfds (all of them, or those of one inode), into `out`.
@@ -59,7 +60,9 @@ size_t FindMemfdMappings(uint64_t only_inode, Range* out, size_t cap) {
       MapsLine m;
       if (!overlong && ParseMapsLine(line, &m) && m.shared && IsMrMemfdPath(m.path) &&
           (only_inode == 0 || m.inode == only_inode)) {
-        if (found < cap) out[found] = Range{m.start, m.end, m.writable, m.executable, m.inode};
+        if (found < cap) {
+          out[found] = Range{m.start, m.end, m.writable, m.executable, m.inode, m.offset};
+        }
         ++found;
       }
       line_len = 0;
@@ -70,10 +73,42 @@ size_t FindMemfdMappings(uint64_t only_inode, Range* out, size_t cap) {
   return found;
 }
 
+// Copies [from, from + len) to `to` by the kernel: the pages hold more than any one object
+// (other globals, other heap blocks), which a sanitizer's memcpy interceptor would take
+// for overflows.
+void CopyPages(void* to, const void* from, size_t len) {
+  iovec t{to, len}, f{const_cast<void*>(from), len};
+  if (syscall(SYS_process_vm_readv, getpid(), &t, 1, &f, 1, 0) != static_cast<ssize_t>(len)) {
+    std::memcpy(to, from, len);
+  }
+}
+
+// Copies the parts of range `r` that hold data in memfd `fd` (SEEK_DATA/SEEK_HOLE) into
+// `copy`: pages never written, by the process or the daemon, stay holes there and untouched
+// zero pages here, so a sparse registration does not commit its memory on the way back
+// either. False when the memfd cannot say (then the caller copies everything).
+bool CopyDataOnly(const Range& r, int fd, uint8_t* copy) {
+  if (fd < 0) return false;
+  const off_t first = static_cast<off_t>(r.offset);
+  const off_t end = first + static_cast<off_t>(r.end - r.start);
+  for (off_t pos = first; pos < end;) {
+    off_t data = lseek(fd, pos, SEEK_DATA);
+    if (data < 0) return errno == ENXIO;  // no data after pos; other errors: cannot say
+    if (data >= end) break;
+    off_t hole = lseek(fd, data, SEEK_HOLE);
+    if (hole < 0 || hole > end) hole = end;
+    CopyPages(copy + (data - first), reinterpret_cast<const void*>(r.start + (data - first)),
+              static_cast<size_t>(hole - data));
+    pos = hole;
+  }
+  return true;
+}
+
 // Replaces [start, end) with a private anonymous copy of its contents, atomically
 // (mremap over the old mapping): of huge pages of `huge_page_size` if not 0 and the pool
-// has them, else of normal pages (the contents are what must survive). Allocation-free.
-bool MakePrivate(const Range& r, uint64_t huge_page_size) {
+// has them, else of normal pages (the contents are what must survive). `fd`: the memfd
+// behind it, whose holes need no copy. Allocation-free.
+bool MakePrivate(const Range& r, uint64_t huge_page_size, int fd) {
   size_t len = r.end - r.start;
   void* copy = MAP_FAILED;
   if (huge_page_size) {
@@ -86,11 +121,8 @@ bool MakePrivate(const Range& r, uint64_t huge_page_size) {
     copy = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   }
   if (copy == MAP_FAILED) return false;
-  // Copied by the kernel rather than memcpy: the pages hold more than any one object (other
-  // globals, other heap blocks), which a sanitizer's interceptor would take for overflows.
-  iovec to{copy, len}, from{reinterpret_cast<void*>(r.start), len};
-  if (syscall(SYS_process_vm_readv, getpid(), &to, 1, &from, 1, 0) != static_cast<ssize_t>(len)) {
-    std::memcpy(copy, reinterpret_cast<const void*>(r.start), len);
+  if (huge_page_size || !CopyDataOnly(r, fd, static_cast<uint8_t*>(copy))) {
+    CopyPages(copy, reinterpret_cast<const void*>(r.start), len);
   }
   if (!r.writable || r.executable) {
     mprotect(copy, len, PROT_READ | (r.writable ? PROT_WRITE : 0) | (r.executable ? PROT_EXEC : 0));
@@ -99,7 +131,7 @@ bool MakePrivate(const Range& r, uint64_t huge_page_size) {
       MAP_FAILED) {
     munmap(copy, len);
     // A kernel that cannot move huge pages: normal ones.
-    return huge_page_size != 0 && MakePrivate(r, 0);
+    return huge_page_size != 0 && MakePrivate(r, 0, fd);
   }
   return true;
 }
@@ -112,7 +144,8 @@ void MakeAllPrivate(uint64_t only_inode) {
     size_t stored = n < 256 ? n : 256;
     bool progress = false;
     for (size_t i = 0; i < stored; ++i) {
-      progress |= MakePrivate(ranges[i], MemfdPageSizeLocked(ranges[i].inode));
+      progress |= MakePrivate(ranges[i], MemfdPageSizeLocked(ranges[i].inode),
+                              MemfdFdLocked(ranges[i].inode));
     }
     if (n <= 256 || !progress) return;
   }

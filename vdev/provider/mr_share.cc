@@ -340,6 +340,11 @@ uint64_t MemfdPageSizeLocked(uint64_t inode) {
   return it == g_memfds->end() ? 0 : it->second.page_size;
 }
 
+int MemfdFdLocked(uint64_t inode) {
+  auto it = g_memfds->find(inode);
+  return it == g_memfds->end() ? -1 : it->second.fd;
+}
+
 void LockMemfdTable() { g_mutex.lock(); }
 void UnlockMemfdTable() { g_mutex.unlock(); }
 

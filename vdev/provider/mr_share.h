@@ -54,6 +54,8 @@ void ReleasePages(const std::vector<uint64_t>& inodes);
 // The page size of our MR memfd `inode` when it holds huge pages, else 0 (the table's
 // lock held; allocation-free, for the fork child).
 uint64_t MemfdPageSizeLocked(uint64_t inode);
+// The descriptor of our MR memfd `inode`, or -1 (the table's lock held; allocation-free).
+int MemfdFdLocked(uint64_t inode);
 // mr_private.cc: replaces every mapping of the MR memfd `inode` with a private copy.
 void MakeMemfdPrivate(uint64_t inode);
 // Registers the fork() handlers that give a child private copies (once per process).
