@@ -518,7 +518,7 @@ std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
       {"rnr_naks_sent", c.rnr_naks_sent}, {"seq_naks_sent", c.seq_naks_sent},
       {"naks_sent", c.naks_sent},         {"retransmits", c.retransmits},
       {"timeouts", c.timeouts},           {"rnr_naks_received", c.rnr_naks_received},
-      {"cq_overruns", c.cq_overruns},
+      {"cq_overruns", c.cq_overruns},     {"rx_bad_xrc_srq", c.rx_bad_xrc_srq},
   };
   // Frames that are not RoCE (the kernel's ARP, TCP, ... on a shared interface) are
   // counted apart from malformed RoCE.

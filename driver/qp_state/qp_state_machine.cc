@@ -5,7 +5,7 @@
 namespace vrdma::driver {
 namespace {
 
-enum TypeIndex { kUd = 0, kUc = 1, kRc = 2, kGsi = 3, kNumTypes = 4 };
+enum TypeIndex { kUd = 0, kUc = 1, kRc = 2, kGsi = 3, kXrcSend = 4, kXrcRecv = 5, kNumTypes = 6 };
 constexpr int kNumStates = IBV_QPS_ERR + 1;
 
 struct Rule {
@@ -24,13 +24,18 @@ int TypeIndexOf(int qp_type) {
       return kRc;
     case kQpTypeGsi:
       return kGsi;
+    case IBV_QPT_XRC_SEND:
+      return kXrcSend;
+    case IBV_QPT_XRC_RECV:
+      return kXrcRecv;
     default:
       return -1;
   }
 }
 
 // Required and optional attributes per transition and service type (IBTA 11.2.4.2
-// table 94-99, as Linux's ib_modify_qp_is_ok() encodes them). Order: UD, UC, RC, GSI.
+// table 94-99, as Linux's ib_modify_qp_is_ok() encodes them). Order: UD, UC, RC, GSI,
+// XRC send (the requester half, Linux's XRC_INI), XRC receive (the responder, XRC_TGT).
 struct Table {
   Rule r[kNumStates][kNumStates] = {};
   constexpr Table() {
@@ -46,30 +51,45 @@ struct Table {
       r[s][IBV_QPS_RESET] = Rule{true, {}, {}};
       r[s][IBV_QPS_ERR] = Rule{true, {}, {}};
     }
+    constexpr int kRcRtr = AV | MTU | DQPN | RQPSN | MDRA | MRNR;
+    constexpr int kRcRts = TO | RETRY | RNR | SQPSN | MRA;
     r[IBV_QPS_RESET][IBV_QPS_INIT] =
-        Rule{true, {P | PORT | Q, P | PORT | ACC, P | PORT | ACC, P | Q}, {}};
+        Rule{true,
+             {P | PORT | Q, P | PORT | ACC, P | PORT | ACC, P | Q, P | PORT | ACC, P | PORT | ACC},
+             {}};
     r[IBV_QPS_INIT][IBV_QPS_INIT] =
-        Rule{true, {}, {P | PORT | Q, P | PORT | ACC, P | PORT | ACC, P | Q}};
+        Rule{true,
+             {},
+             {P | PORT | Q, P | PORT | ACC, P | PORT | ACC, P | Q, P | PORT | ACC, P | PORT | ACC}};
     r[IBV_QPS_INIT][IBV_QPS_RTR] =
         Rule{true,
-             {0, AV | MTU | DQPN | RQPSN, AV | MTU | DQPN | RQPSN | MDRA | MRNR, 0},
-             {P | Q, ALT | ACC | P, ALT | ACC | P, P | Q}};
+             {0, AV | MTU | DQPN | RQPSN, kRcRtr, 0, AV | MTU | DQPN | RQPSN, kRcRtr},
+             {P | Q, ALT | ACC | P, ALT | ACC | P, P | Q, ALT | ACC | P, ALT | ACC | P}};
     r[IBV_QPS_RTR][IBV_QPS_RTS] =
         Rule{true,
-             {SQPSN, SQPSN, TO | RETRY | RNR | SQPSN | MRA, SQPSN},
-             {CUR | Q, CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG, CUR | Q}};
+             {SQPSN, SQPSN, kRcRts, SQPSN, kRcRts, TO | SQPSN},
+             {CUR | Q, CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG, CUR | Q,
+              CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG}};
     r[IBV_QPS_RTS][IBV_QPS_RTS] =
-        Rule{true, {}, {CUR | Q, CUR | ACC | ALT | MIG, CUR | ACC | ALT | MIG | MRNR, CUR | Q}};
-    r[IBV_QPS_RTS][IBV_QPS_SQD] = Rule{true, {}, {SQDN, SQDN, SQDN, SQDN}};
+        Rule{true,
+             {},
+             {CUR | Q, CUR | ACC | ALT | MIG, CUR | ACC | ALT | MIG | MRNR, CUR | Q,
+              CUR | ACC | ALT | MIG, CUR | ACC | ALT | MIG | MRNR}};
+    r[IBV_QPS_RTS][IBV_QPS_SQD] = Rule{true, {}, {SQDN, SQDN, SQDN, SQDN, SQDN, SQDN}};
     r[IBV_QPS_SQD][IBV_QPS_RTS] =
-        Rule{true, {}, {CUR | Q, CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG, CUR | Q}};
+        Rule{true,
+             {},
+             {CUR | Q, CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG, CUR | Q,
+              CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG}};
     r[IBV_QPS_SQD][IBV_QPS_SQD] =
         Rule{true,
              {},
              {P | Q, AV | ALT | ACC | P | MIG,
-              PORT | AV | TO | RETRY | RNR | MRA | MDRA | ALT | ACC | P | MRNR | MIG, P | Q}};
+              PORT | AV | TO | RETRY | RNR | MRA | MDRA | ALT | ACC | P | MRNR | MIG, P | Q,
+              PORT | AV | TO | RETRY | RNR | MRA | ALT | ACC | P | MIG,
+              PORT | AV | TO | MDRA | ALT | ACC | P | MRNR | MIG}};
     // SQE exists only for unreliable service (IBTA 10.3.1: send queue error).
-    r[IBV_QPS_SQE][IBV_QPS_RTS] = Rule{true, {}, {CUR | Q, CUR | ACC, -1, CUR | Q}};
+    r[IBV_QPS_SQE][IBV_QPS_RTS] = Rule{true, {}, {CUR | Q, CUR | ACC, -1, CUR | Q, -1, -1}};
   }
 };
 

@@ -11,6 +11,12 @@ namespace vrdma::driver {
 
 struct SharedReceiveQueue {
   uint32_t pd = 0;
+  // An XRC SRQ (IBTA annex A14) belongs to an XRC domain; the messages of every XRC
+  // receive QP of that domain that name it take its WQEs, complete on its CQ and are
+  // checked against its PD.
+  bool xrc = false;
+  uint32_t xrcd = 0;
+  uint32_t cq = 0;
   uint32_t max_sge = 0;
   uint32_t limit = 0;  // armed when non-zero
   uint32_t owner = 0;

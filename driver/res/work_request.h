@@ -42,6 +42,7 @@ struct SendWr {
   uint32_t ah = 0;  // UD: address handle
   uint32_t remote_qpn = 0;
   uint32_t remote_qkey = 0;
+  uint32_t remote_srqn = 0;  // XRC send: the XRC SRQ at the target (XRCETH)
   uint32_t inline_len = 0;
   uint8_t inline_data[kMaxInlineData];
 };

@@ -62,7 +62,7 @@ void RoceDevice::FailSend(QueuePair& qp, ibv_wc_status status) {
   if (!qp.sq.empty()) CompleteSend(qp, qp.sq.front(), status);
   // Unreliable service keeps receiving: only its send queue stops, in the Send Queue
   // Error state (IBTA 10.3.1); a reliable QP goes to Error.
-  if (qp.type == IBV_QPT_RC) {
+  if (IsReliable(qp.type)) {
     EnterError(qp);
   } else {
     qp.state = IBV_QPS_SQE;
@@ -119,7 +119,7 @@ void RoceDevice::AckUpTo(QueuePair& qp, uint32_t ack_psn) {
 }
 
 void RoceDevice::OnResponse(QueuePair& qp, const wire::RocePacket& pkt) {
-  if (qp.type != IBV_QPT_RC) {
+  if (qp.type != IBV_QPT_RC && qp.type != IBV_QPT_XRC_SEND) {
     counters_.rx_wrong_transport++;
     return;
   }
@@ -187,7 +187,7 @@ void RoceDevice::OnReadResponse(QueuePair& qp, const wire::RocePacket& pkt) {
   // the data offset either way.
   uint32_t i = static_cast<uint32_t>(psn::Diff(p, w.first_psn));
   bool last_place = i == w.npkts - 1;
-  uint8_t op = pkt.bth.opcode;
+  uint8_t op = pkt.bth.opcode & wire::op::kLowBits;  // RC's or XRC's
   bool op_ok =
       last_place ? (op == wire::op::kRcReadResponseLast || op == wire::op::kRcReadResponseOnly)
                  : (op == wire::op::kRcReadResponseFirst || op == wire::op::kRcReadResponseMiddle);
@@ -329,7 +329,7 @@ void RoceDevice::OnNak(QueuePair& qp, const wire::RocePacket& pkt) {
 }
 
 void RoceDevice::OnRetransmitTimeout(QueuePair& qp) {
-  if (qp.type != IBV_QPT_RC || qp.state == IBV_QPS_ERR) return;
+  if (!IsReliable(qp.type) || qp.state == IBV_QPS_ERR) return;
   if (qp.sq.empty() || !qp.sq.front().started) return;
   counters_.timeouts++;
   qp.req.retrying = false;  // a timeout always starts a new retry sequence

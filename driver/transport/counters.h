@@ -23,6 +23,7 @@ struct DeviceCounters {
   uint64_t rx_bad_qkey = 0;
   uint64_t rx_wrong_transport = 0;  // opcode of another service type than the QP's
   uint64_t rx_wrong_path = 0;       // connected QP, packet from another GID
+  uint64_t rx_bad_xrc_srq = 0;      // XRC request naming no XRC SRQ of its QP's domain
   uint64_t rx_no_recv_wqe = 0;      // UD/UC: dropped for lack of a receive WQE
   uint64_t rx_duplicate = 0;
   uint64_t rx_out_of_sequence = 0;

@@ -23,6 +23,7 @@ RoceDevice::RoceDevice(const RoceDeviceConfig& config) : cfg_(config) {
   mws_.Reset(l.max_mw, kMwHandleBase);
   cqs_.Reset(l.max_cq, 1);
   srqs_.Reset(l.max_srq, 1);
+  xrcds_.Reset(l.max_xrcd, 1);
   ahs_.Reset(l.max_ah, 1);
   // One more slot than max_qp for the GSI QP1, which the device owns.
   qps_.Reset(l.max_qp, kFirstQpn);
@@ -58,7 +59,7 @@ void RoceDevice::QueryDevice(ibv_device_attr* attr) const {
   // Memory windows of type 1 and 2B (bound to one QP), as rxe.
   attr->device_cap_flags = IBV_DEVICE_RC_RNR_NAK_GEN | IBV_DEVICE_PORT_ACTIVE_EVENT |
                            IBV_DEVICE_SYS_IMAGE_GUID | IBV_DEVICE_CHANGE_PHY_PORT |
-                           IBV_DEVICE_MEM_WINDOW | IBV_DEVICE_MEM_WINDOW_TYPE_2B;
+                           IBV_DEVICE_MEM_WINDOW | IBV_DEVICE_MEM_WINDOW_TYPE_2B | IBV_DEVICE_XRC;
   attr->max_sge = static_cast<int>(l.max_sge);
   attr->max_sge_rd = static_cast<int>(l.max_sge);
   attr->max_cq = static_cast<int>(l.max_cq);

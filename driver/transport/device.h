@@ -32,6 +32,7 @@
 #include "driver/res/object_table.h"
 #include "driver/res/shared_receive_queue.h"
 #include "driver/res/work_request.h"
+#include "driver/res/xrc_domain.h"
 #include "driver/timer/timer_wheel.h"
 #include "driver/transport/counters.h"
 #include "driver/transport/qp.h"
@@ -145,6 +146,12 @@ class RoceDevice {
 
   absl::StatusOr<uint32_t> CreateSrq(uint32_t pd, uint32_t max_wr, uint32_t max_sge, uint32_t limit,
                                      uint32_t owner = 0);
+  // XRC (IBTA annex A14): domains, and SRQs in them with a CQ of their own. An XRC SRQ's
+  // handle is its number, the one XRC send WQEs name (ibv_get_srq_num).
+  absl::StatusOr<uint32_t> AllocXrcd(uint32_t owner = 0);
+  absl::Status DeallocXrcd(uint32_t xrcd);
+  absl::StatusOr<uint32_t> CreateXrcSrq(uint32_t xrcd, uint32_t pd, uint32_t cq, uint32_t max_wr,
+                                        uint32_t max_sge, uint32_t limit, uint32_t owner = 0);
   // IBV_SRQ_MAX_WR / IBV_SRQ_LIMIT semantics of ibv_modify_srq.
   absl::Status ModifySrq(uint32_t srq, uint32_t max_wr, uint32_t limit, int mask);
   absl::Status DestroySrq(uint32_t srq);
@@ -314,6 +321,13 @@ class RoceDevice {
   void ReRequestResponses(QueuePair& qp, uint32_t missing, uint32_t seen);
   void OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info);
   bool TakeRecv(QueuePair& qp, RecvWr* out);
+  // XRC receive QP: takes the SRQ, CQ and PD of the request from the XRC SRQ its XRCETH
+  // names; false (and the request refused) when that is no SRQ of the QP's domain.
+  bool AdoptXrcSrq(QueuePair& qp, const wire::RocePacket& pkt);
+  // Where the QP's receive completions go (XRC: the CQ of the message's SRQ).
+  uint32_t RecvCq(const QueuePair& qp) const {
+    return qp.type == IBV_QPT_XRC_RECV ? qp.resp.xrc_cq : qp.init.recv_cq;
+  }
   void DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags, const RecvInfo& info);
   void DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags, const RecvInfo& info);
   void DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate);
@@ -362,6 +376,7 @@ class RoceDevice {
   ObjectTable<MemoryWindow> mws_;
   ObjectTable<CompletionQueue> cqs_;
   ObjectTable<SharedReceiveQueue> srqs_;
+  ObjectTable<XrcDomain> xrcds_;
   ObjectTable<AddressVector> ahs_;
   ObjectTable<QueuePair> qps_;
   uint32_t gsi_slot_ = 0;  // table handle of QP1, 0 when the port has none

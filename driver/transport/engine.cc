@@ -77,7 +77,7 @@ void RoceDevice::RunActive() {
       continue;
     }
     uint32_t budget = cfg_.qp_tx_budget;
-    if (qp->type == IBV_QPT_RC) RunResponses(*qp, &budget);
+    if (IsReliable(qp->type)) RunResponses(*qp, &budget);
     RunRequester(*qp, &budget);
     // Out of budget means more to send: stay on the list. Otherwise the QP waits for
     // an ACK, a timer or a new WQE, each of which activates it again.

@@ -41,7 +41,7 @@ RoceDevice::Access RoceDevice::GatherSges(const QueuePair& qp, const Sge* sges, 
   bool ok = WalkSges(sges, nsge, offset, len,
                      [&](const Sge& sge, uint32_t off, uint32_t n, uint32_t done) {
                        const MemoryRegion* mr = FindMr(sge.lkey);
-                       uint8_t* src = (mr && mr->pd == qp.init.pd && !mr->poisoned)
+                       uint8_t* src = (mr && mr->pd == qp.pd && !mr->poisoned)
                                           ? TranslateMr(*mr, sge.addr + off, n)
                                           : nullptr;
                        if (!src) {
@@ -66,7 +66,7 @@ RoceDevice::Access RoceDevice::ScatterSges(const QueuePair& qp, const Sge* sges,
       sges, nsge, offset, len, [&](const Sge& sge, uint32_t off, uint32_t n, uint32_t done) {
         const MemoryRegion* mr = FindMr(sge.lkey);
         uint8_t* dst =
-            (mr && mr->pd == qp.init.pd && !mr->poisoned && (mr->access & IBV_ACCESS_LOCAL_WRITE))
+            (mr && mr->pd == qp.pd && !mr->poisoned && (mr->access & IBV_ACCESS_LOCAL_WRITE))
                 ? TranslateMr(*mr, sge.addr + off, n)
                 : nullptr;
         if (!dst) {
@@ -95,7 +95,7 @@ uint8_t* RoceDevice::ResolveRkey(const QueuePair& qp, uint32_t rkey, uint64_t va
     if (!mr) return nullptr;
   } else {
     mr = FindMr(rkey);
-    if (!mr || mr->invalidated || mr->poisoned || mr->pd != qp.init.pd) return nullptr;
+    if (!mr || mr->invalidated || mr->poisoned || mr->pd != qp.pd) return nullptr;
     if ((mr->access & access) != access) return nullptr;
   }
   if (mr_out) *mr_out = mr;

@@ -62,7 +62,7 @@ ibv_wc_status RoceDevice::BindMw(QueuePair& qp, const SendWr& wr) {
   MemoryWindow* mw = mws_.Get(b.mw);
   // The window and the QP must share a PD (C10-72); a window of another PD, like one
   // that does not exist, is not this consumer's to bind.
-  if (!mw || mw->pd != qp.init.pd) return IBV_WC_MW_BIND_ERR;
+  if (!mw || mw->pd != qp.pd) return IBV_WC_MW_BIND_ERR;
   // The new key keeps the window's index; the consumer chooses its low byte.
   if (KeyIndex(wr.rkey) != b.mw) return IBV_WC_MW_BIND_ERR;
   // LOCAL_WRITE means nothing to a window (remote access only) and is ignored, as rxe
@@ -78,7 +78,7 @@ ibv_wc_status RoceDevice::BindMw(QueuePair& qp, const SendWr& wr) {
   MemoryRegion* mr = nullptr;
   if (b.length) {
     mr = mrs_.Get(KeyIndex(b.mr_lkey));
-    if (!mr || mr->lkey != b.mr_lkey || mr->pd != qp.init.pd || mr->invalidated || mr->poisoned) {
+    if (!mr || mr->lkey != b.mr_lkey || mr->pd != qp.pd || mr->invalidated || mr->poisoned) {
       return IBV_WC_MW_BIND_ERR;
     }
     if (mr->access & IBV_ACCESS_ZERO_BASED) return IBV_WC_MW_BIND_ERR;
@@ -113,15 +113,15 @@ bool RoceDevice::InvalidateKey(const QueuePair& qp, uint32_t rkey, bool remote) 
     // Only a bound type 2 window of the QP's PD is invalidated (o10-37.2.26); from the
     // remote side, only through the QP it is bound to.
     MemoryWindow* mw = mws_.Get(KeyIndex(rkey));
-    if (!mw || mw->rkey != rkey || mw->pd != qp.init.pd || mw->type != IBV_MW_TYPE_2 ||
-        !mw->bound || (remote && mw->qpn != qp.qpn)) {
+    if (!mw || mw->rkey != rkey || mw->pd != qp.pd || mw->type != IBV_MW_TYPE_2 || !mw->bound ||
+        (remote && mw->qpn != qp.qpn)) {
       return false;
     }
     Unbind(*mw);
     return true;
   }
   MemoryRegion* mr = mrs_.Get(KeyIndex(rkey));
-  if (!mr || mr->rkey != rkey || mr->pd != qp.init.pd) return false;
+  if (!mr || mr->rkey != rkey || mr->pd != qp.pd) return false;
   mr->invalidated = true;
   return true;
 }
@@ -129,7 +129,7 @@ bool RoceDevice::InvalidateKey(const QueuePair& qp, uint32_t rkey, bool remote) 
 const MemoryRegion* RoceDevice::ResolveWindow(const QueuePair& qp, uint32_t rkey, uint64_t* va,
                                               uint64_t len, int access) const {
   const MemoryWindow* mw = mws_.Get(KeyIndex(rkey));
-  if (!mw || mw->rkey != rkey || !mw->bound || mw->pd != qp.init.pd) return nullptr;
+  if (!mw || mw->rkey != rkey || !mw->bound || mw->pd != qp.pd) return nullptr;
   if (mw->type == IBV_MW_TYPE_2 && mw->qpn != qp.qpn) return nullptr;  // type 2B: its QP only
   if ((mw->access & access) != access) return nullptr;
   // The window's own bounds: offsets from 0 for a zero-based window, else addresses.

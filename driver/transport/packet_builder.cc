@@ -21,7 +21,7 @@ bool RoceDevice::BuildTemplate(QueuePair& qp, const AddressVector& av, wire::Roc
   t.net.traffic_class = av.traffic_class;
   t.net.hop_limit = av.hop_limit ? av.hop_limit : 64;
   uint32_t flow = av.flow_label;
-  if (flow == 0 && (qp.type == IBV_QPT_RC || qp.type == IBV_QPT_UC)) {
+  if (flow == 0 && IsConnected(qp.type)) {
     flow = wire::FlowLabelFromQpns(qp.qpn, qp.dest_qpn);
   }
   t.net.flow_label = flow & 0xfffff;
@@ -75,7 +75,7 @@ const uint8_t* RoceDevice::ZeroCopySource(const QueuePair& qp, const Sge* sges, 
     }
     if (sges[i].length - offset < len) return nullptr;  // spans SGEs: gathered by copy
     const MemoryRegion* mr = FindMr(sges[i].lkey);
-    if (!mr || mr->pd != qp.init.pd || mr->poisoned || !mr->tx_share) return nullptr;
+    if (!mr || mr->pd != qp.pd || mr->poisoned || !mr->tx_share) return nullptr;
     *share = mr->tx_share;
     *mr_out = mr;
     return TranslateMr(*mr, sges[i].addr + offset, len);

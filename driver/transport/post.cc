@@ -10,19 +10,23 @@ namespace vrdma::driver {
 absl::Status RoceDevice::PostSend(uint32_t qpn, const SendWr& wr) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
+  if (qp->type == IBV_QPT_XRC_RECV)
+    return absl::InvalidArgumentError("an XRC receive QP has no send queue");
   if (!SendQueueOpen(*qp)) return absl::FailedPreconditionError("QP not ready to send");
   if (wr.num_sge > qp->init.max_send_sge) return absl::InvalidArgumentError("too many SGEs");
   if ((wr.send_flags & IBV_SEND_INLINE) && wr.inline_len > qp->init.max_inline_data) {
     return absl::InvalidArgumentError("inline data larger than max_inline_data");
   }
-  bool rc = qp->type == IBV_QPT_RC;
+  bool rc = IsReliable(qp->type);
   bool datagram = qp->type == IBV_QPT_UD || qp->type == kQpTypeGsi;
   switch (wr.opcode) {
     case IBV_WR_SEND:
     case IBV_WR_SEND_WITH_IMM:
       break;
+    case IBV_WR_ATOMIC_WRITE:  // IBTA 1.5 gives it an RC opcode only
+      if (qp->type != IBV_QPT_RC) return absl::InvalidArgumentError("opcode needs an RC QP");
+      break;
     case IBV_WR_SEND_WITH_INV:
-    case IBV_WR_ATOMIC_WRITE:
     case IBV_WR_RDMA_READ:
     case IBV_WR_ATOMIC_CMP_AND_SWP:
     case IBV_WR_ATOMIC_FETCH_AND_ADD:
@@ -75,6 +79,8 @@ absl::Status RoceDevice::PostRecv(uint32_t qpn, const RecvWr& wr) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
   if (qp->init.has_srq) return absl::InvalidArgumentError("QP uses an SRQ");
+  if (qp->type == IBV_QPT_XRC_SEND || qp->type == IBV_QPT_XRC_RECV)
+    return absl::InvalidArgumentError("an XRC QP has no receive queue (XRC SRQs receive)");
   if (qp->state == IBV_QPS_RESET) return absl::FailedPreconditionError("QP in RESET");
   if (wr.num_sge > qp->init.max_recv_sge) return absl::InvalidArgumentError("too many SGEs");
   if (qp->rq.full()) return absl::ResourceExhaustedError("receive queue full");

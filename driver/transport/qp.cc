@@ -19,20 +19,36 @@ uint32_t MtuBytes(ibv_mtu mtu) { return 128u << static_cast<int>(mtu); }
 absl::StatusOr<uint32_t> RoceDevice::CreateQp(const QpInitAttr& init) {
   const DeviceLimits& l = cfg_.limits;
   if (init.type != IBV_QPT_RC && init.type != IBV_QPT_UC && init.type != IBV_QPT_UD &&
-      init.type != kQpTypeGsi) {
-    return absl::InvalidArgumentError("QP type must be RC, UC, UD or GSI");
+      init.type != kQpTypeGsi && init.type != IBV_QPT_XRC_SEND && init.type != IBV_QPT_XRC_RECV) {
+    return absl::InvalidArgumentError("QP type must be RC, UC, UD, GSI, XRC send or XRC receive");
   }
   if (init.type == kQpTypeGsi && gsi_slot_ != 0) {
     return absl::AlreadyExistsError("the port already has its GSI QP1");
   }
-  if (!pds_.Get(init.pd)) return NotFound("PD", init.pd);
-  CompletionQueue* scq = cqs_.Get(init.send_cq);
-  CompletionQueue* rcq = cqs_.Get(init.recv_cq);
-  if (!scq || !rcq) return absl::InvalidArgumentError("send or receive CQ does not exist");
+  // An XRC send QP has no receive queue; an XRC receive QP has no queue, CQ or PD of its
+  // own, only its domain: each message takes them from the XRC SRQ it names.
+  const bool xrc_send = init.type == IBV_QPT_XRC_SEND;
+  const bool xrc_recv = init.type == IBV_QPT_XRC_RECV;
+  XrcDomain* xrcd = nullptr;
+  if (xrc_recv) {
+    xrcd = xrcds_.Get(init.xrcd);
+    if (!xrcd) return NotFound("XRC domain", init.xrcd);
+    if (init.max_send_wr || init.max_recv_wr || init.has_srq)
+      return absl::InvalidArgumentError("an XRC receive QP has no queues of its own");
+  } else if (!pds_.Get(init.pd)) {
+    return NotFound("PD", init.pd);
+  }
+  if (xrc_send && (init.max_recv_wr || init.has_srq))
+    return absl::InvalidArgumentError("an XRC send QP has no receive queue");
+  CompletionQueue* scq = xrc_recv ? nullptr : cqs_.Get(init.send_cq);
+  CompletionQueue* rcq = xrc_send || xrc_recv ? nullptr : cqs_.Get(init.recv_cq);
+  if ((!xrc_recv && !scq) || (!xrc_send && !xrc_recv && !rcq))
+    return absl::InvalidArgumentError("send or receive CQ does not exist");
   SharedReceiveQueue* srq = nullptr;
   if (init.has_srq) {
     srq = srqs_.Get(init.srq);
     if (!srq) return NotFound("SRQ", init.srq);
+    if (srq->xrc) return absl::InvalidArgumentError("an XRC SRQ serves XRC receive QPs only");
     if (srq->pd != init.pd) return absl::InvalidArgumentError("SRQ is in another PD");
   }
   if (init.max_send_wr > l.max_qp_wr || init.max_recv_wr > l.max_qp_wr ||
@@ -53,14 +69,21 @@ absl::StatusOr<uint32_t> RoceDevice::CreateQp(const QpInitAttr& init) {
   }
   qp->type = init.type;
   qp->init = init;
+  if (xrc_recv) {
+    qp->init.pd = 0;
+    qp->init.send_cq = qp->init.recv_cq = 0;
+  }
+  if (xrc_send) qp->init.recv_cq = 0;
+  qp->pd = qp->init.pd;
   qp->sq.Init(init.max_send_wr);
   qp->rq.Init(init.has_srq ? 1 : init.max_recv_wr);
   qp->resp.responses.Init(2 * l.max_qp_init_rd_atom + 4);
   qp->retransmit_timer.data = qp;
   qp->rnr_timer.data = qp;
-  scq->use_count++;
-  rcq->use_count++;
+  if (scq) scq->use_count++;
+  if (rcq) rcq->use_count++;
   if (srq) srq->use_count++;
+  if (xrcd) xrcd->use_count++;
   return qpn;
 }
 
@@ -155,8 +178,7 @@ absl::Status RoceDevice::ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mas
       ResetQp(*qp);
       break;
     case IBV_QPS_RTR:
-      if ((qp->type == IBV_QPT_RC || qp->type == IBV_QPT_UC) &&
-          !BuildTemplate(*qp, qp->av, &qp->tmpl)) {
+      if (IsConnected(qp->type) && !BuildTemplate(*qp, qp->av, &qp->tmpl)) {
         qp->state = cur;
         return absl::InvalidArgumentError("cannot build the path: GID entry missing");
       }
@@ -227,6 +249,8 @@ absl::Status RoceDevice::DestroyQp(uint32_t qpn) {
   if (auto* cq = cqs_.Get(qp->init.recv_cq)) cq->use_count--;
   if (qp->init.has_srq)
     if (auto* srq = srqs_.Get(qp->init.srq)) srq->use_count--;
+  if (qp->type == IBV_QPT_XRC_RECV)
+    if (XrcDomain* d = xrcds_.Get(qp->init.xrcd)) d->use_count--;
   FreeWindowsOf(qp->qpn);
   if (qp->qpn == 1) {
     qps_.Free(gsi_slot_);
@@ -287,7 +311,7 @@ void RoceDevice::FlushQueues(QueuePair& qp) {
   wc.opcode = IBV_WC_RECV;
   if (qp.resp.have_recv) {
     wc.wr_id = qp.resp.recv.wr_id;
-    PushCqe(qp.init.recv_cq, wc, false);
+    PushCqe(RecvCq(qp), wc, false);
     qp.resp.have_recv = false;
   }
   while (!qp.rq.empty()) {
@@ -314,6 +338,8 @@ void RoceDevice::ResetQp(QueuePair& qp) {
   qp.resp.nak_sent = false;
   qp.resp.comm_established = false;
   qp.resp.msn = 0;
+  qp.resp.xrc_srq = qp.resp.xrc_cq = 0;
+  qp.pd = qp.init.pd;
   qp.av_valid = false;
   qp.sq_drained_pending = false;
 }

@@ -16,10 +16,20 @@ namespace vrdma::driver {
 
 inline constexpr uint32_t kGsiQkey = 0x80010000;  // IBTA 13.5.1: well-known GSI Q_Key
 
+// Reliable service: RC, and XRC's two halves, the send QP that requests (Linux's
+// XRC_INI) and the receive QP that answers (XRC_TGT).
+inline bool IsReliable(int type) {
+  return type == IBV_QPT_RC || type == IBV_QPT_XRC_SEND || type == IBV_QPT_XRC_RECV;
+}
+// Connected service: one peer QP, a path fixed at RTR.
+inline bool IsConnected(int type) { return IsReliable(type) || type == IBV_QPT_UC; }
+
 // What ibv_create_qp asks for; kept by the QP as created.
 struct QpInitAttr {
-  int type = IBV_QPT_RC;  // IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD or kQpTypeGsi
-  uint32_t pd = 0;
+  // IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD, kQpTypeGsi, IBV_QPT_XRC_SEND or IBV_QPT_XRC_RECV
+  int type = IBV_QPT_RC;
+  uint32_t pd = 0;    // none for an XRC receive QP
+  uint32_t xrcd = 0;  // XRC receive QP: its domain
   uint32_t send_cq = 0;
   uint32_t recv_cq = 0;
   bool has_srq = false;
@@ -78,6 +88,7 @@ struct ResponseEntry {
   uint32_t last_psn = 0;  // PSN of the final response packet
   bool first_sent = false;
   uint64_t atomic_orig = 0;
+  uint32_t pd = 0;  // READ: the PD its R_Key was checked against (XRC: the SRQ's)
 };
 
 struct RequesterState {
@@ -109,6 +120,9 @@ struct ResponderState {
   uint32_t write_resid = 0;
   uint32_t write_len = 0;
   bool comm_established = false;
+  // XRC receive QP: the XRC SRQ the message in progress named, and its CQ.
+  uint32_t xrc_srq = 0;
+  uint32_t xrc_cq = 0;
   RdAtomicResource resources[16];
   uint32_t next_resource = 0;
   Ring<ResponseEntry> responses;
@@ -116,9 +130,12 @@ struct ResponderState {
 
 struct QueuePair {
   uint32_t qpn = 0;
-  int type = IBV_QPT_RC;  // IBV_QPT_RC / UC / UD or kQpTypeGsi
+  int type = IBV_QPT_RC;  // as QpInitAttr::type
   ibv_qp_state state = IBV_QPS_RESET;
   QpInitAttr init;  // as created (queue depths: sq/rq below)
+  // The PD memory accesses are checked against: init.pd, or for an XRC receive QP the
+  // PD of the XRC SRQ of the request being executed.
+  uint32_t pd = 0;
 
   // Attributes (ibv_modify_qp).
   int access_flags = 0;

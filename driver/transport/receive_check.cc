@@ -45,18 +45,22 @@ void RoceDevice::Classify(rte_mbuf* m) {
     counters_.rx_bad_pkey++;
   } else {
     wire::Transport t = wire::TransportOf(pkt.bth.opcode);
+    const bool response = wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse;
+    // An XRC send QP hears only responses, an XRC receive QP only requests.
     bool type_ok =
         (qp->type == IBV_QPT_RC && t == wire::Transport::kRc) ||
         (qp->type == IBV_QPT_UC && t == wire::Transport::kUc) ||
-        ((qp->type == IBV_QPT_UD || qp->type == kQpTypeGsi) && t == wire::Transport::kUd);
+        ((qp->type == IBV_QPT_UD || qp->type == kQpTypeGsi) && t == wire::Transport::kUd) ||
+        (qp->type == IBV_QPT_XRC_SEND && t == wire::Transport::kXrc && response) ||
+        (qp->type == IBV_QPT_XRC_RECV && t == wire::Transport::kXrc && !response);
     if (!type_ok) {
       counters_.rx_wrong_transport++;
-    } else if ((qp->type == IBV_QPT_RC || qp->type == IBV_QPT_UC) &&
+    } else if (IsConnected(qp->type) &&
                (!qp->av_valid || pkt.net.sgid != qp->av.dgid || pkt.net.dgid != qp->tmpl.net.sgid ||
                 pkt.net.type != qp->tmpl.net.type)) {
       // A connected QP only hears its peer: same GIDs as its path (IBTA 9.6.1).
       counters_.rx_wrong_path++;
-    } else if (wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse) {
+    } else if (response) {
       OnResponse(*qp, pkt);
     } else {
       OnRequest(*qp, pkt, info);

@@ -131,7 +131,7 @@ void RoceDevice::RunRequester(QueuePair& qp, uint32_t* budget) {
       --*budget;
       continue;
     }
-    if (qp.type == IBV_QPT_RC) {
+    if (IsReliable(qp.type)) {
       uint32_t pkt_psn = psn::Add(w.first_psn, w.next_pkt);
       if (psn::Diff(pkt_psn, qp.req.acked_psn) > static_cast<int32_t>(cfg_.limits.max_send_window))
         break;  // window full: wait for ACKs
@@ -144,7 +144,7 @@ void RoceDevice::RunRequester(QueuePair& qp, uint32_t* budget) {
       if (qp.type == IBV_QPT_UC) CompleteSend(qp, w, IBV_WC_SUCCESS);
     }
   }
-  if (qp.type == IBV_QPT_RC && !timers_.IsArmed(&qp.retransmit_timer) && !qp.sq.empty() &&
+  if (IsReliable(qp.type) && !timers_.IsArmed(&qp.retransmit_timer) && !qp.sq.empty() &&
       qp.sq.front().started) {
     ArmRetransmit(qp);
   }
@@ -154,7 +154,11 @@ bool RoceDevice::SendNextPacket(QueuePair& qp, SendWqe& w) {
   const SendWr& wr = w.wr;
   wire::RocePacket h = qp.tmpl;
   h.net.ipv4_id = qp.req.ipv4_id++;
-  uint8_t base = qp.type == IBV_QPT_UC ? wire::op::kUcBase : 0;
+  // UC and XRC reuse RC's low opcode bits; an XRC request names the target's XRC SRQ.
+  uint8_t base = qp.type == IBV_QPT_UC         ? wire::op::kUcBase
+                 : qp.type == IBV_QPT_XRC_SEND ? wire::op::kXrcBase
+                                               : 0;
+  h.xrc_srqn = wr.remote_srqn;
   uint32_t i = w.next_pkt;
   h.bth.psn = psn::Add(w.first_psn, i);
   uint32_t payload_len = 0;
@@ -165,7 +169,7 @@ bool RoceDevice::SendNextPacket(QueuePair& qp, SendWqe& w) {
       // A re-issued READ asks only for the responses still missing: its PSN is the
       // first missing response's and its RETH starts at that data (IBTA 9.7.6.2.2).
       uint32_t done = i * qp.mtu;
-      h.bth.opcode = wire::op::kRcReadRequest;
+      h.bth.opcode = static_cast<uint8_t>(base | wire::op::kRcReadRequest);
       h.reth.va = wr.remote_addr + done;
       h.reth.rkey = wr.rkey;
       h.reth.dma_len = w.length - done;
@@ -174,8 +178,9 @@ bool RoceDevice::SendNextPacket(QueuePair& qp, SendWqe& w) {
     }
     case IBV_WR_ATOMIC_CMP_AND_SWP:
     case IBV_WR_ATOMIC_FETCH_AND_ADD:
-      h.bth.opcode =
-          wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ? wire::op::kRcCompareSwap : wire::op::kRcFetchAdd;
+      h.bth.opcode = static_cast<uint8_t>(base | (wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP
+                                                      ? wire::op::kRcCompareSwap
+                                                      : wire::op::kRcFetchAdd));
       h.atomic.va = wr.remote_addr;
       h.atomic.rkey = wr.rkey;
       h.atomic.swap_add = wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ? wr.swap : wr.compare_add;
@@ -200,7 +205,7 @@ bool RoceDevice::SendNextPacket(QueuePair& qp, SendWqe& w) {
       break;
     }
   }
-  h.bth.ack_req = qp.type == IBV_QPT_RC && (last || (i + 1) % kAckReqInterval == 0);
+  h.bth.ack_req = IsReliable(qp.type) && (last || (i + 1) % kAckReqInterval == 0);
   if (tx_chains_ && payload_len >= cfg_.zero_copy_min && !(wr.send_flags & IBV_SEND_INLINE)) {
     // Zero-copy: the payload leaves from the client's buffer (a bad key or range finds
     // no source and takes the copying path, which reports it).

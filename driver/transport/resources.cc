@@ -224,6 +224,40 @@ absl::StatusOr<uint32_t> RoceDevice::CreateSrq(uint32_t pd, uint32_t max_wr, uin
   return h;
 }
 
+absl::StatusOr<uint32_t> RoceDevice::AllocXrcd(uint32_t owner) {
+  uint32_t h;
+  XrcDomain* d = xrcds_.Allocate(&h);
+  if (!d) return absl::ResourceExhaustedError("XRC domain table full");
+  d->owner = owner;
+  return h;
+}
+
+absl::Status RoceDevice::DeallocXrcd(uint32_t xrcd) {
+  XrcDomain* d = xrcds_.Get(xrcd);
+  if (!d) return NotFound("XRC domain", xrcd);
+  if (d->use_count) return absl::FailedPreconditionError("XRC domain still has SRQs or QPs");
+  xrcds_.Free(xrcd);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> RoceDevice::CreateXrcSrq(uint32_t xrcd, uint32_t pd, uint32_t cqn,
+                                                  uint32_t max_wr, uint32_t max_sge, uint32_t limit,
+                                                  uint32_t owner) {
+  XrcDomain* d = xrcds_.Get(xrcd);
+  if (!d) return NotFound("XRC domain", xrcd);
+  CompletionQueue* cq = cqs_.Get(cqn);
+  if (!cq) return NotFound("CQ", cqn);
+  absl::StatusOr<uint32_t> h = CreateSrq(pd, max_wr, max_sge, limit, owner);
+  if (!h.ok()) return h;
+  SharedReceiveQueue* srq = srqs_.Get(*h);
+  srq->xrc = true;
+  srq->xrcd = xrcd;
+  srq->cq = cqn;
+  d->use_count++;
+  cq->use_count++;
+  return h;
+}
+
 absl::Status RoceDevice::ModifySrq(uint32_t srq_h, uint32_t /*max_wr*/, uint32_t limit, int mask) {
   SharedReceiveQueue* srq = srqs_.Get(srq_h);
   if (!srq) return NotFound("SRQ", srq_h);
@@ -248,6 +282,15 @@ absl::Status RoceDevice::DestroySrq(uint32_t srq_h) {
   SharedReceiveQueue* srq = srqs_.Get(srq_h);
   if (!srq) return NotFound("SRQ", srq_h);
   if (srq->use_count) return absl::FailedPreconditionError("SRQ still attached to QPs");
+  if (srq->xrc) {
+    if (XrcDomain* d = xrcds_.Get(srq->xrcd)) d->use_count--;
+    if (CompletionQueue* cq = cqs_.Get(srq->cq)) cq->use_count--;
+    // A message in progress on an XRC receive QP that named this SRQ ends here: its
+    // next packets name no SRQ of the domain and are refused (AdoptXrcSrq).
+    qps_.ForEach([&](uint32_t, QueuePair& qp) {
+      if (qp.type == IBV_QPT_XRC_RECV && qp.resp.xrc_srq == srq_h) qp.resp.xrc_srq = 0;
+    });
+  }
   srqs_.Free(srq_h);
   return absl::OkStatus();
 }

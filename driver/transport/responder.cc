@@ -12,6 +12,12 @@ namespace {
 
 uint32_t PacketCount(uint32_t len, uint32_t mtu) { return len == 0 ? 1 : (len + mtu - 1) / mtu; }
 
+// A response in the transport of the QP: XRC's own opcodes for an XRC receive QP.
+uint8_t ResponseOpcode(const QueuePair& qp, uint8_t rc_opcode) {
+  return qp.type == IBV_QPT_XRC_RECV ? static_cast<uint8_t>(wire::op::kXrcBase | rc_opcode)
+                                     : rc_opcode;
+}
+
 }  // namespace
 
 void RoceDevice::OnRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
@@ -24,6 +30,7 @@ void RoceDevice::OnRequest(QueuePair& qp, const wire::RocePacket& pkt, const Rec
     OnUdRequest(qp, pkt, info);
     return;
   }
+  if (qp.type == IBV_QPT_XRC_RECV && !AdoptXrcSrq(qp, pkt)) return;
   // First packet on a QP in RTR: communication established (IBTA 11.6.3.1).
   if (qp.state == IBV_QPS_RTR && !qp.resp.comm_established) {
     qp.resp.comm_established = true;
@@ -32,16 +39,38 @@ void RoceDevice::OnRequest(QueuePair& qp, const wire::RocePacket& pkt, const Rec
   OnRcUcRequest(qp, pkt, info);
 }
 
+bool RoceDevice::AdoptXrcSrq(QueuePair& qp, const wire::RocePacket& pkt) {
+  // The XRCETH must name an XRC SRQ of the receive QP's own domain (IBTA annex A14), and
+  // every packet of a message the same one; anything else is a request the responder
+  // cannot execute: Invalid Request (IBTA 9.7.5.2.3).
+  ResponderState& r = qp.resp;
+  const SharedReceiveQueue* srq = srqs_.Get(pkt.xrc_srqn);
+  bool in_msg = r.kind != ResponderState::kNone;
+  if (!srq || !srq->xrc || srq->xrcd != qp.init.xrcd || (in_msg && pkt.xrc_srqn != r.xrc_srq)) {
+    counters_.rx_bad_xrc_srq++;
+    // A duplicate is answered from what the QP remembers, whatever it names now.
+    if (psn::Diff(pkt.bth.psn, r.epsn) < 0) return true;
+    RejectRequest(qp, wire::aeth::kNakInvalidRequest, IBV_EVENT_QP_REQ_ERR);
+    return false;
+  }
+  r.xrc_srq = pkt.xrc_srqn;
+  r.xrc_cq = srq->cq;
+  qp.pd = srq->pd;
+  return true;
+}
+
 bool RoceDevice::TakeRecv(QueuePair& qp, RecvWr* out) {
-  if (qp.init.has_srq) {
-    SharedReceiveQueue* srq = srqs_.Get(qp.init.srq);
+  const bool xrc = qp.type == IBV_QPT_XRC_RECV;
+  if (xrc || qp.init.has_srq) {
+    const uint32_t srq_h = xrc ? qp.resp.xrc_srq : qp.init.srq;
+    SharedReceiveQueue* srq = srqs_.Get(srq_h);
     if (!srq || srq->wqes.empty()) return false;
     *out = srq->wqes.front();
     srq->wqes.Pop();
     // SRQ limit event fires once when the queue drops below an armed limit (IBTA 10.2.9.4).
     if (srq->limit && srq->wqes.size() < srq->limit) {
       srq->limit = 0;
-      PostEvent(IBV_EVENT_SRQ_LIMIT_REACHED, qp.init.srq);
+      PostEvent(IBV_EVENT_SRQ_LIMIT_REACHED, srq_h);
     }
     return true;
   }
@@ -75,7 +104,7 @@ void RoceDevice::QueueAck(QueuePair& qp, uint32_t ack_psn, uint8_t syndrome, boo
 }
 
 void RoceDevice::RejectRequest(QueuePair& qp, uint8_t nak_code, ibv_event_type event) {
-  if (qp.type == IBV_QPT_RC) {
+  if (IsReliable(qp.type)) {
     // A receive WQE the failed message held completes with the same class of error.
     ResponderError(qp, nak_code,
                    nak_code == wire::aeth::kNakRemoteAccessError ? IBV_WC_REM_ACCESS_ERR
@@ -90,7 +119,7 @@ void RoceDevice::RejectRequest(QueuePair& qp, uint8_t nak_code, ibv_event_type e
 }
 
 void RoceDevice::NoReceiveWqe(QueuePair& qp) {
-  if (qp.type == IBV_QPT_RC) {
+  if (IsReliable(qp.type)) {
     SendRnrNak(qp);
     return;
   }
@@ -111,11 +140,11 @@ void RoceDevice::ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status r
                                 ibv_event_type event) {
   // Send the NAK before the QP enters Error (the flush clears the response queue).
   wire::RocePacket h = qp.tmpl;
-  h.bth.opcode = wire::op::kRcAcknowledge;
+  h.bth.opcode = ResponseOpcode(qp, wire::op::kRcAcknowledge);
   h.bth.psn = qp.resp.epsn;
   h.aeth.syndrome = static_cast<uint8_t>(wire::aeth::kNak | nak_code);
   h.aeth.msn = qp.resp.msn;
-  if (qp.type == IBV_QPT_RC) {
+  if (IsReliable(qp.type)) {
     uint8_t* payload;
     if (rte_mbuf* m = NewPacket(&h, 0, &payload)) SendPacket(m, h);
     counters_.naks_sent++;
@@ -130,7 +159,7 @@ void RoceDevice::ResponderError(QueuePair& qp, uint8_t nak_code, ibv_wc_status r
 void RoceDevice::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
   ResponderState& r = qp.resp;
   const uint16_t flags = wire::GetOpcodeInfo(pkt.bth.opcode).flags;
-  bool rc = qp.type == IBV_QPT_RC;
+  bool rc = IsReliable(qp.type);
   int32_t d = psn::Diff(pkt.bth.psn, r.epsn);
   if (rc) {
     if (d < 0) {
@@ -194,7 +223,7 @@ void RoceDevice::OnRcUcRequest(QueuePair& qp, const wire::RocePacket& pkt, const
 void RoceDevice::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags,
                         const RecvInfo& info) {
   ResponderState& r = qp.resp;
-  bool rc = qp.type == IBV_QPT_RC;
+  bool rc = IsReliable(qp.type);
   bool last = flags & wire::kOpLast;
   if (flags & wire::kOpFirst) {
     if (!r.have_recv && !TakeRecv(qp, &r.recv)) {
@@ -251,7 +280,7 @@ void RoceDevice::DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t fla
 void RoceDevice::DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags,
                          const RecvInfo& info) {
   ResponderState& r = qp.resp;
-  bool rc = qp.type == IBV_QPT_RC;
+  bool rc = IsReliable(qp.type);
   bool last = flags & wire::kOpLast;
   // RDMA WRITE with immediate consumes a receive WQE: without one, RNR (IBTA 9.7.5.2.8).
   if ((flags & wire::kOpImm) && !r.have_recv) {
@@ -371,6 +400,7 @@ void RoceDevice::DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplica
   e.rkey = pkt.reth.rkey;
   e.length = len;
   e.msn = r.msn;
+  e.pd = qp.pd;
   r.responses.Commit();
   Activate(qp);
 }
@@ -397,7 +427,7 @@ void RoceDevice::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
   // Atomic with respect to every other access through this device (IBV_ATOMIC_HCA).
   std::atomic_ref<uint64_t> word(*reinterpret_cast<uint64_t*>(target));
   uint64_t orig;
-  if (pkt.bth.opcode == wire::op::kRcCompareSwap) {
+  if ((pkt.bth.opcode & wire::op::kLowBits) == wire::op::kRcCompareSwap) {
     orig = pkt.atomic.compare;
     word.compare_exchange_strong(orig, pkt.atomic.swap_add);
   } else {
@@ -547,7 +577,7 @@ void RoceDevice::CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len
     solicited = pkt->bth.solicited;
   }
   qp.resp.have_recv = false;
-  PushCqe(qp.init.recv_cq, wc, solicited, info);
+  PushCqe(RecvCq(qp), wc, solicited, info);
 }
 
 void RoceDevice::RunResponses(QueuePair& qp, uint32_t* budget) {
@@ -558,7 +588,7 @@ void RoceDevice::RunResponses(QueuePair& qp, uint32_t* budget) {
     h.net.ipv4_id = qp.req.ipv4_id++;
     uint8_t* payload = nullptr;
     if (e.kind == ResponseEntry::kAck) {
-      h.bth.opcode = wire::op::kRcAcknowledge;
+      h.bth.opcode = ResponseOpcode(qp, wire::op::kRcAcknowledge);
       h.bth.psn = e.psn;
       h.aeth.syndrome = e.syndrome;
       h.aeth.msn = e.msn;
@@ -567,7 +597,7 @@ void RoceDevice::RunResponses(QueuePair& qp, uint32_t* budget) {
       SendPacket(m, h);
       q.Pop();
     } else if (e.kind == ResponseEntry::kAtomicAck) {
-      h.bth.opcode = wire::op::kRcAtomicAcknowledge;
+      h.bth.opcode = ResponseOpcode(qp, wire::op::kRcAtomicAcknowledge);
       h.bth.psn = e.psn;
       h.aeth.syndrome = wire::aeth::kAck + wire::aeth::kCreditInvalid;
       h.aeth.msn = e.msn;
@@ -579,14 +609,15 @@ void RoceDevice::RunResponses(QueuePair& qp, uint32_t* budget) {
     } else {
       uint32_t n = e.length < qp.mtu ? e.length : qp.mtu;
       bool last = e.length <= qp.mtu;
-      h.bth.opcode = !e.first_sent
-                         ? (last ? wire::op::kRcReadResponseOnly : wire::op::kRcReadResponseFirst)
-                     : last ? wire::op::kRcReadResponseLast
-                            : wire::op::kRcReadResponseMiddle;
+      h.bth.opcode = ResponseOpcode(qp, !e.first_sent ? (last ? wire::op::kRcReadResponseOnly
+                                                              : wire::op::kRcReadResponseFirst)
+                                        : last        ? wire::op::kRcReadResponseLast
+                                                      : wire::op::kRcReadResponseMiddle);
       h.bth.psn = e.psn;
       h.aeth.syndrome = wire::aeth::kAck + wire::aeth::kCreditInvalid;
       h.aeth.msn = e.msn;
       const MemoryRegion* mr = nullptr;
+      qp.pd = e.pd;  // as checked when the READ came (an XRC QP's PD is per request)
       const uint8_t* src =
           n ? ResolveRkey(qp, e.rkey, e.va, n, IBV_ACCESS_REMOTE_READ, &mr) : nullptr;
       if (n && !src) {

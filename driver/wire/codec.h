@@ -20,7 +20,7 @@ enum class DropReason : uint8_t {
   kIpFragment,         // IPv4 MF set or fragment offset != 0
   kBadLength,          // IP/GRH payload length or UDP length inconsistent with the frame
   kBadTver,            // BTH TVer != 0
-  kUnsupportedOpcode,  // reserved, RD, XRC or CNP opcode
+  kUnsupportedOpcode,  // reserved, RD or CNP opcode
   kBadPad,             // pad count larger than the payload, or pad on a no-payload opcode
   kUnexpectedPayload,  // payload on an opcode that carries none (ACK, READ request ...)
   kBadIcrc,

@@ -71,8 +71,14 @@ uint8_t* EncodeBth(const Bth& bth, uint8_t* p) {  // IBTA 9.2
   return p + kBthLen;
 }
 
-// Same order as parsing (IBTA 9.3): DETH, RETH, AtomicETH, AETH, AtomicAckETH, ImmDt, IETH.
+// Same order as parsing (IBTA 9.3): XRCETH, DETH, RETH, AtomicETH, AETH, AtomicAckETH,
+// ImmDt, IETH.
 uint8_t* EncodeExtHeaders(const RocePacket& pkt, uint16_t headers, uint8_t* p) {
+  if (headers & kHdrXrceth) {
+    p[0] = 0;
+    Store24(p + 1, pkt.xrc_srqn & 0xffffff);
+    p += kXrcethLen;
+  }
   if (headers & kHdrDeth) {
     Store32(p, pkt.deth.qkey);
     p[4] = 0;

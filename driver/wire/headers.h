@@ -105,6 +105,7 @@ struct RocePacket {
   uint64_t atomic_ack_orig = 0;  // AtomicAckETH original remote data
   uint32_t imm_be = 0;           // ImmDt exactly as on the wire (verbs keep it big-endian)
   uint32_t ieth_rkey = 0;        // IETH R_Key to invalidate
+  uint32_t xrc_srqn = 0;         // XRCETH: the XRC SRQ a request is for (24 bits)
 
   // Filled by parsing (and by EncodeHeaders for the frame it lays out).
   const uint8_t* payload = nullptr;

@@ -6,11 +6,11 @@ namespace vrdma::driver::wire {
 namespace {
 
 constexpr uint8_t ExtLen(uint16_t h) {
-  return static_cast<uint8_t>(((h & kHdrDeth) ? kDethLen : 0) + ((h & kHdrReth) ? kRethLen : 0) +
-                              ((h & kHdrAtomicEth) ? kAtomicEthLen : 0) +
-                              ((h & kHdrAeth) ? kAethLen : 0) +
-                              ((h & kHdrAtomicAckEth) ? kAtomicAckEthLen : 0) +
-                              ((h & kHdrImmDt) ? kImmDtLen : 0) + ((h & kHdrIeth) ? kIethLen : 0));
+  return static_cast<uint8_t>(
+      ((h & kHdrXrceth) ? kXrcethLen : 0) + ((h & kHdrDeth) ? kDethLen : 0) +
+      ((h & kHdrReth) ? kRethLen : 0) + ((h & kHdrAtomicEth) ? kAtomicEthLen : 0) +
+      ((h & kHdrAeth) ? kAethLen : 0) + ((h & kHdrAtomicAckEth) ? kAtomicAckEthLen : 0) +
+      ((h & kHdrImmDt) ? kImmDtLen : 0) + ((h & kHdrIeth) ? kIethLen : 0));
 }
 
 constexpr OpcodeInfo Op(uint16_t headers, uint16_t flags) {
@@ -57,6 +57,14 @@ constexpr std::array<OpcodeInfo, 256> BuildTable() {
   t[op::kUdSendOnly] = Op(kHdrDeth, kOpSend | kOpPayload | kOpRequest | kOpOnly);
   t[op::kUdSendOnlyImm] =
       Op(kHdrDeth | kHdrImmDt, kOpSend | kOpPayload | kOpRequest | kOpOnly | kOpImm);
+  // XRC (IBTA annex A14): RC's opcodes 0x00..0x17 again at 0xA0, requests with an XRCETH
+  // after the BTH, responses (ACK, READ response, atomic ACK) as RC's.
+  for (uint8_t low = 0; low <= op::kRcSendOnlyInv; ++low) {
+    OpcodeInfo rc = t[low];
+    if (!rc.valid) continue;
+    if (rc.flags & kOpRequest) rc = Op(static_cast<uint16_t>(rc.headers | kHdrXrceth), rc.flags);
+    t[op::kXrcBase + low] = rc;
+  }
   return t;
 }
 

@@ -38,6 +38,10 @@ inline constexpr uint8_t kRcSendOnlyInv = 0x17;
 inline constexpr uint8_t kRcAtomicWrite = 0x1d;
 // Unreliable Connection: same low bits as RC for SEND and RDMA WRITE.
 inline constexpr uint8_t kUcBase = 0x20;
+// Extended Reliable Connection (IBTA annex A14): every RC opcode from SEND FIRST to SEND
+// ONLY with Invalidate, with the same low 5 bits; requests carry an XRCETH.
+inline constexpr uint8_t kXrcBase = 0xa0;
+inline constexpr uint8_t kLowBits = 0x1f;  // an opcode's operation within its transport
 // Unreliable Datagram
 inline constexpr uint8_t kUdSendOnly = 0x64;
 inline constexpr uint8_t kUdSendOnlyImm = 0x65;
@@ -54,6 +58,7 @@ enum ExtHeader : uint16_t {
   kHdrAtomicAckEth = 1 << 4,
   kHdrImmDt = 1 << 5,
   kHdrIeth = 1 << 6,
+  kHdrXrceth = 1 << 7,
 };
 
 // Kind of packet within a message.
@@ -87,6 +92,7 @@ struct OpcodeInfo {
 // Extended header sizes (IBTA 9.3).
 inline constexpr uint32_t kBthLen = 12;
 inline constexpr uint32_t kRdethLen = 4;
+inline constexpr uint32_t kXrcethLen = 4;  // 8 reserved bits, the 24-bit XRC SRQ number
 inline constexpr uint32_t kDethLen = 8;
 inline constexpr uint32_t kRethLen = 16;
 inline constexpr uint32_t kAtomicEthLen = 28;
@@ -97,7 +103,7 @@ inline constexpr uint32_t kIethLen = 4;
 inline constexpr uint32_t kIcrcLen = 4;
 
 // Table lookup, one entry per opcode value. Opcodes this transport does not implement
-// (RD, XRC, reserved) are !valid.
+// (RD, reserved) are !valid.
 const OpcodeInfo& GetOpcodeInfo(uint8_t opcode);
 
 inline Transport TransportOf(uint8_t opcode) { return static_cast<Transport>(opcode >> 5); }

@@ -121,9 +121,13 @@ void ParseBth(const uint8_t* b, Bth* bth) {  // IBTA 9.2, figure 47
   bth->psn = Load24(b + 9);
 }
 
-// Extended headers in the order IBTA 9.3 lays them out after the BTH:
-// DETH, RETH or AtomicETH, AETH, AtomicAckETH, ImmDt or IETH.
+// Extended headers in the order IBTA 9.3 lays them out after the BTH: XRCETH (annex A14:
+// right after the BTH), DETH, RETH or AtomicETH, AETH, AtomicAckETH, ImmDt or IETH.
 void ParseExtHeaders(const uint8_t* p, uint16_t headers, RocePacket* out) {
+  if (headers & kHdrXrceth) {
+    out->xrc_srqn = Load24(p + 1);
+    p += kXrcethLen;
+  }
   if (headers & kHdrDeth) {
     out->deth.qkey = Load32(p);
     out->deth.src_qp = Load24(p + 5);

@@ -103,6 +103,29 @@ TEST(QpStateMachineTest, RequiredAttributesFollowIbta) {
   EXPECT_EQ(GetQpTransitionRule(IBV_QPT_UD, IBV_QPS_RTR, IBV_QPS_RTS).required, IBV_QP_SQ_PSN);
 }
 
+TEST(QpStateMachineTest, XrcHalvesTakeTheRequesterOrResponderAttributes) {
+  // Linux's qp_state_table: the XRC send QP (XRC_INI) has RC's requester attributes and
+  // none of the responder's, the XRC receive QP (XRC_TGT) the responder's and a timeout.
+  constexpr int kPath = IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN;
+  constexpr int kResponder = IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
+  EXPECT_EQ(GetQpTransitionRule(IBV_QPT_XRC_SEND, IBV_QPS_INIT, IBV_QPS_RTR).required, kPath);
+  EXPECT_EQ(GetQpTransitionRule(IBV_QPT_XRC_RECV, IBV_QPS_INIT, IBV_QPS_RTR).required,
+            kPath | kResponder);
+  EXPECT_FALSE(
+      CheckModifyQp(IBV_QPT_XRC_SEND, IBV_QPS_INIT, IBV_QPS_RTR, IBV_QP_STATE | kPath | kResponder)
+          .ok());
+  EXPECT_EQ(GetQpTransitionRule(IBV_QPT_XRC_SEND, IBV_QPS_RTR, IBV_QPS_RTS).required,
+            IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN |
+                IBV_QP_MAX_QP_RD_ATOMIC);
+  EXPECT_EQ(GetQpTransitionRule(IBV_QPT_XRC_RECV, IBV_QPS_RTR, IBV_QPS_RTS).required,
+            IBV_QP_TIMEOUT | IBV_QP_SQ_PSN);
+  EXPECT_FALSE(CheckModifyQp(IBV_QPT_XRC_RECV, IBV_QPS_RTR, IBV_QPS_RTS,
+                             IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_SQ_PSN | IBV_QP_RETRY_CNT)
+                   .ok());
+  // Reliable service has no send queue error state to leave.
+  EXPECT_FALSE(GetQpTransitionRule(IBV_QPT_XRC_SEND, IBV_QPS_SQE, IBV_QPS_RTS).valid);
+}
+
 TEST(QpStateMachineTest, MaskWithoutStateIsAModifyInPlace) {
   // RTS -> RTS may change access flags on RC; RTR -> RTR does not exist.
   EXPECT_TRUE(CheckModifyQp(IBV_QPT_RC, IBV_QPS_RTS, IBV_QPS_RTS, IBV_QP_ACCESS_FLAGS).ok());

@@ -175,6 +175,33 @@ absl::Status EnginePair::TryConnect(const QpOptions& opt, uint32_t* qa, uint32_t
   }
   *qa = CreateQpOn(a, opt, srq_a_);
   *qb = CreateQpOn(b, opt, srq_b_);
+  return BringUp(opt, *qa, *qb);
+}
+
+absl::Status EnginePair::ConnectXrc(const QpOptions& opt, uint32_t xrcd_b, uint32_t* send_a,
+                                    uint32_t* recv_b) {
+  QpInitAttr send{};
+  send.type = IBV_QPT_XRC_SEND;
+  send.pd = a.pd;
+  send.send_cq = a.scq;
+  send.max_send_wr = opt.max_send_wr;
+  send.max_send_sge = kMaxSgePerWqe;
+  send.max_inline_data = opt.max_inline;
+  absl::StatusOr<uint32_t> s = a.dev->CreateQp(send);
+  if (!s.ok()) return s.status();
+  QpInitAttr recv{};
+  recv.type = IBV_QPT_XRC_RECV;
+  recv.xrcd = xrcd_b;
+  absl::StatusOr<uint32_t> r = b.dev->CreateQp(recv);
+  if (!r.ok()) return r.status();
+  *send_a = *s;
+  *recv_b = *r;
+  return BringUp(opt, *s, *r);
+}
+
+absl::Status EnginePair::BringUp(const QpOptions& opt, uint32_t qa_n, uint32_t qb_n) {
+  uint32_t* qa = &qa_n;
+  uint32_t* qb = &qb_n;
   struct Side {
     Host* h;
     uint32_t qpn;
@@ -202,7 +229,10 @@ absl::Status EnginePair::TryConnect(const QpOptions& opt, uint32_t* qa, uint32_t
     attr.ah_attr.grh.sgid_index = static_cast<uint8_t>(opt.gid_index);
     AddressVector av = AvTo(*s.peer, opt.gid_index);
     int mask = IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN;
-    if (opt.type == IBV_QPT_RC) mask |= IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
+    const int type = s.h->dev->FindQp(s.qpn)->type;
+    // The responder's attributes (IBTA 11.2.4.2): RC and the XRC receive QP.
+    if (type == IBV_QPT_RC || type == IBV_QPT_XRC_RECV)
+      mask |= IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
     if (absl::Status st = s.h->dev->ModifyQp(s.qpn, attr, mask, &av); !st.ok()) return st;
   }
   for (auto& s : sides) {
@@ -214,8 +244,11 @@ absl::Status EnginePair::TryConnect(const QpOptions& opt, uint32_t* qa, uint32_t
     attr.rnr_retry = opt.rnr_retry;
     attr.max_rd_atomic = opt.init_rd_atomic ? opt.init_rd_atomic : opt.rd_atomic;
     int mask = IBV_QP_STATE | IBV_QP_SQ_PSN;
-    if (opt.type == IBV_QPT_RC)
+    const int type = s.h->dev->FindQp(s.qpn)->type;
+    // The requester's (RC, XRC send); an XRC receive QP takes only the timeout.
+    if (type == IBV_QPT_RC || type == IBV_QPT_XRC_SEND)
       mask |= IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC;
+    if (type == IBV_QPT_XRC_RECV) mask |= IBV_QP_TIMEOUT;
     if (absl::Status st = s.h->dev->ModifyQp(s.qpn, attr, mask); !st.ok()) return st;
   }
   return absl::OkStatus();

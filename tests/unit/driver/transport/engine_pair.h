@@ -78,6 +78,9 @@ class EnginePair {
   void Connect(const QpOptions& opt, uint32_t* qa, uint32_t* qb);
   // Connect, returning the first modify that fails instead of failing the test.
   absl::Status TryConnect(const QpOptions& opt, uint32_t* qa, uint32_t* qb);
+  // An XRC send QP on host A connected to an XRC receive QP of domain `xrcd_b` on host B.
+  absl::Status ConnectXrc(const QpOptions& opt, uint32_t xrcd_b, uint32_t* send_a,
+                          uint32_t* recv_b);
   // UD QPs on both hosts in RTS, plus an AH on each towards the other.
   void CreateUd(const QpOptions& opt, uint32_t* qa, uint32_t* qb, uint32_t* ah_ab, uint32_t* ah_ba);
   uint32_t SrqOf(Host& h) { return &h == &a ? srq_a_ : srq_b_; }
@@ -88,6 +91,8 @@ class EnginePair {
 
  private:
   void SetupHost(Host& h, uint8_t id, size_t mem_bytes);
+  // QPs qa (on A) and qb (on B) from RESET to RTS, towards each other.
+  absl::Status BringUp(const QpOptions& opt, uint32_t qa, uint32_t qb);
   std::unique_ptr<TestLink> link_;
   std::unique_ptr<PcapWriter> pcap_writer_;
   std::unique_ptr<PcapPort> pcap_port_;

@@ -84,6 +84,9 @@ void ExpectSameHeaders(const RocePacket& a, const RocePacket& b) {
   if (a.ext & kHdrIeth) {
     EXPECT_EQ(a.ieth_rkey, b.ieth_rkey);
   }
+  if (a.ext & kHdrXrceth) {
+    EXPECT_EQ(a.xrc_srqn, b.xrc_srqn);
+  }
   EXPECT_EQ(a.payload_len, b.payload_len);
   EXPECT_EQ(a.l3_off, b.l3_off);
   EXPECT_EQ(a.bth_off, b.bth_off);
@@ -214,6 +217,17 @@ TEST(EncodeTest, ExtendedHeadersInIbtaOrder) {
   {  // SEND Last with Invalidate: BTH, IETH
     const Bytes f = BuildFrame(NetworkType::kRoceV2Ipv4, op::kRcSendLastInv, false, 4);
     EXPECT_EQ(Slice(f, ext, 4), (Bytes{0x00, 0xc0, 0xff, 0xee}));
+  }
+  {  // XRC RDMA WRITE Only with Immediate: BTH, XRCETH (reserved, XRC SRQ), RETH, ImmDt
+    const Bytes f =
+        BuildFrame(NetworkType::kRoceV2Ipv4, op::kXrcBase | op::kRcWriteOnlyImm, false, 4);
+    EXPECT_EQ(Slice(f, ext, 8), (Bytes{0x00, 0xab, 0xc1, 0x23, 0x00, 0x00, 0x7f, 0x12}));
+    EXPECT_EQ(f.size(), ext + 4 + 16 + 4 + 4 + 4u);
+  }
+  {  // XRC Acknowledge: BTH, AETH (no XRCETH on a response)
+    const Bytes f =
+        BuildFrame(NetworkType::kRoceV2Ipv4, op::kXrcBase | op::kRcAcknowledge, false, 0);
+    EXPECT_EQ(Slice(f, ext, 4), (Bytes{0x1f, 0x00, 0xab, 0xcd}));
   }
   {  // RDMA READ Response First: BTH, AETH, payload
     const Bytes f = BuildFrame(NetworkType::kRoceV2Ipv4, op::kRcReadResponseFirst, false, 4);

@@ -127,6 +127,7 @@ RocePacket SamplePacket(NetworkType type, uint8_t opcode, bool vlan) {
   const uint8_t imm_wire[4] = {0xde, 0xad, 0xbe, 0xef};
   std::memcpy(&p.imm_be, imm_wire, 4);
   p.ieth_rkey = 0x00c0ffee;
+  p.xrc_srqn = 0x00abc123;
   return p;
 }
 

@@ -25,6 +25,24 @@ TEST(OpcodeTest, UcHasSendAndWriteOnly) {
   }
 }
 
+TEST(OpcodeTest, XrcIsRcWithAnXrcethOnRequests) {
+  for (uint8_t low = 0; low < 0x20; ++low) {
+    const OpcodeInfo& rc = GetOpcodeInfo(low);
+    const OpcodeInfo& xrc = GetOpcodeInfo(op::kXrcBase + low);
+    // 0x00..0x17 as RC; RC's IBTA 1.5 ATOMIC WRITE (0x1D) has no XRC opcode here.
+    EXPECT_EQ(xrc.valid, rc.valid && low <= op::kRcSendOnlyInv) << int(low);
+    if (!xrc.valid) continue;
+    EXPECT_EQ(xrc.flags, rc.flags) << int(low);
+    if (rc.flags & kOpRequest) {
+      EXPECT_EQ(xrc.headers, rc.headers | kHdrXrceth) << int(low);
+      EXPECT_EQ(xrc.ext_len, rc.ext_len + kXrcethLen) << int(low);
+    } else {
+      EXPECT_EQ(xrc.headers, rc.headers) << int(low);
+    }
+  }
+  EXPECT_EQ(TransportOf(op::kXrcBase | op::kRcSendOnly), Transport::kXrc);
+}
+
 TEST(OpcodeTest, ReservedAndRdAreInvalid) {
   EXPECT_FALSE(GetOpcodeInfo(0x15).valid);
   EXPECT_FALSE(GetOpcodeInfo(0x18).valid);

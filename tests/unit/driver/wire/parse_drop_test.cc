@@ -255,9 +255,9 @@ TEST(DropTest, BadTver) {
 }
 
 TEST(DropTest, UnsupportedOpcodes) {
-  // RD, UD other than SEND Only, XRC, CNP, reserved RC/UC values.
-  for (int opc :
-       {0x15, 0x18, 0x1f, 0x2c, 0x31, 0x40, 0x4c, 0x60, 0x66, 0x81, 0xa0, 0xa4, 0xc0, 0xff}) {
+  // RD, UD other than SEND Only, CNP, reserved RC/UC/XRC values (XRC has no ATOMIC WRITE).
+  for (int opc : {0x15, 0x18, 0x1f, 0x2c, 0x31, 0x40, 0x4c, 0x60, 0x66, 0x81, 0xb5, 0xb8, 0xbd,
+                  0xbf, 0xc0, 0xff}) {
     RocePacket pkt = testing::SamplePacket(NetworkType::kRoceV2Ipv4, op::kRcSendOnly, false);
     pkt.bth.opcode = static_cast<uint8_t>(opc);
     const Bytes f = BuildFrame(&pkt, testing::Pattern(16));
