@@ -21,13 +21,14 @@ namespace {
 
 // The verb a request is, for the log.
 std::string OpName(uint16_t op) {
-  static constexpr std::array<const char*, 29> kNames = {
+  static constexpr std::array<const char*, 31> kNames = {
       "list_devices", "open_device", "query_device", "query_port",  "query_gid_table", "alloc_pd",
       "dealloc_pd",   "reg_mr",      "dereg_mr",     "create_cq",   "resize_cq",       "destroy_cq",
       "create_srq",   "modify_srq",  "query_srq",    "destroy_srq", "create_ah",       "destroy_ah",
       "create_qp",    "modify_qp",   "query_qp",     "destroy_qp",  "rereg_mr",        "alloc_dm",
-      "free_dm",      "reg_dm_mr",   "alloc_mw",     "dealloc_mw",  "advise_mr"};
-  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kAdviseMr));
+      "free_dm",      "reg_dm_mr",   "alloc_mw",     "dealloc_mw",  "advise_mr",       "open_xrcd",
+      "close_xrcd"};
+  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kCloseXrcd));
   if (op >= 1 && op <= kNames.size()) return kNames[op - 1];
   return std::to_string(op);
 }
@@ -202,6 +203,8 @@ const Session::HandlerEntry* Session::FindHandler(uint16_t op) {
     set(Op::kAllocMw, &Session::AllocMw, N::kVdev);
     set(Op::kDeallocMw, &Session::DeallocMw, N::kVdev);
     set(Op::kAdviseMr, &Session::AdviseMr, N::kVdev);
+    set(Op::kOpenXrcd, &Session::OpenXrcd, N::kVdev);
+    set(Op::kCloseXrcd, &Session::CloseXrcd, N::kVdev);
     return t;
   }();
   if (op >= table.size() || !table[op].handler) return nullptr;
@@ -388,6 +391,10 @@ void Session::FreeAll() {
     Release(Resource::kSrq);
   }
   srqs_.clear();
+  for (auto& [h, opens] : xrcds_) {
+    for (; opens; --opens) (void)ReleaseXrcd(h, /*closing=*/true);
+  }
+  xrcds_.clear();
   for (auto& [h, pd] : ahs_) {
     (void)device_->DestroyAh(h);
     Release(Resource::kAh);

@@ -130,6 +130,15 @@ class Session {
   int RegDmMr(proto::Message& msg, Payload* out, Fds* fds);
   // session_mw.cc
   int AllocMw(proto::Message& msg, Payload* out, Fds* fds);
+  int OpenXrcd(proto::Message& msg, Payload* out, Fds* fds);
+  int CloseXrcd(proto::Message& msg, Payload* out, Fds* fds);
+  // Gives back one open of XRC domain `handle` (closing: the context is going, and a
+  // domain still in use is kept rather than refused).
+  int ReleaseXrcd(uint32_t handle, bool closing);
+  // A new XRC domain of the engine, counted against the vdev.
+  absl::StatusOr<uint32_t> NewXrcd();
+  static constexpr size_t kMaxXrcdOpens = 64;      // open at once by one context
+  static constexpr uint32_t kMaxXrcdPerVdev = 64;  // domains one vdev holds (the pdev: 4096)
   int DeallocMw(proto::Message& msg, Payload* out, Fds* fds);
   // The pages of a registration (the segments after a request of `header` bytes, their
   // fds), opened, checked and mapped: 0, or the errno to refuse with.
@@ -240,7 +249,8 @@ class Session {
   uint32_t next_dm_ = 1;
   std::unordered_map<uint32_t, std::unique_ptr<CqRing>> cqs_;
   std::unordered_map<uint32_t, SrqObject> srqs_;
-  std::unordered_map<uint32_t, uint32_t> ahs_;  // handle -> pd
+  std::unordered_map<uint32_t, uint32_t> xrcds_;  // XRC domain handle -> opens by this context
+  std::unordered_map<uint32_t, uint32_t> ahs_;    // handle -> pd
   std::unordered_map<uint32_t, QpObject> qps_;
 };
 

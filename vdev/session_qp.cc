@@ -17,12 +17,27 @@ using session_util::Pow2AtLeast;
 int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   proto::CreateQpRequest req;
   if (!msg.Copy(&req)) return EINVAL;
-  if (!pds_.count(req.pd)) return Refuse(EINVAL, absl::StrCat("no PD ", req.pd));
-  if (req.qp_type != IBV_QPT_RC && req.qp_type != IBV_QPT_UC && req.qp_type != IBV_QPT_UD) {
+  if (req.qp_type != IBV_QPT_RC && req.qp_type != IBV_QPT_UC && req.qp_type != IBV_QPT_UD &&
+      req.qp_type != IBV_QPT_XRC_SEND && req.qp_type != IBV_QPT_XRC_RECV) {
     return Refuse(EOPNOTSUPP, absl::StrCat("QP type ", req.qp_type, " not offered"));
   }
-  if (!cqs_.count(req.send_cq) || !cqs_.count(req.recv_cq)) {
-    return Refuse(EINVAL, absl::StrCat("no CQ ", req.send_cq, " or ", req.recv_cq));
+  // An XRC send QP has no receive side; an XRC receive QP has only its domain (its
+  // messages take SRQ, CQ and PD from the XRC SRQ each names).
+  const bool xrc_send = req.qp_type == IBV_QPT_XRC_SEND;
+  const bool xrc_recv = req.qp_type == IBV_QPT_XRC_RECV;
+  if (xrc_recv) {
+    if (!xrcds_.count(req.xrcd)) return Refuse(EINVAL, absl::StrCat("no XRC domain ", req.xrcd));
+    req.pd = req.send_cq = req.recv_cq = req.has_srq = req.srq = 0;
+    req.max_send_wr = req.max_recv_wr = req.max_send_sge = req.max_recv_sge = 0;
+    req.max_inline_data = 0;
+  } else {
+    if (!pds_.count(req.pd)) return Refuse(EINVAL, absl::StrCat("no PD ", req.pd));
+    if (xrc_send) {
+      req.recv_cq = req.has_srq = req.srq = req.max_recv_wr = req.max_recv_sge = 0;
+      if (!cqs_.count(req.send_cq)) return Refuse(EINVAL, absl::StrCat("no CQ ", req.send_cq));
+    } else if (!cqs_.count(req.send_cq) || !cqs_.count(req.recv_cq)) {
+      return Refuse(EINVAL, absl::StrCat("no CQ ", req.send_cq, " or ", req.recv_cq));
+    }
   }
   if (req.has_srq && !srqs_.count(req.srq)) return Refuse(EINVAL, absl::StrCat("no SRQ ", req.srq));
   const driver::DeviceLimits& l = device_->limits();
@@ -45,8 +60,11 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   init.recv_cq = req.recv_cq;
   init.has_srq = req.has_srq != 0;
   init.srq = req.srq;
-  init.max_send_wr = Pow2AtLeast(std::max<uint32_t>(req.max_send_wr, 1));
-  init.max_recv_wr = init.has_srq ? 0 : Pow2AtLeast(std::max<uint32_t>(req.max_recv_wr, 1));
+  init.xrcd = xrc_recv ? req.xrcd : 0;
+  init.max_send_wr = xrc_recv ? 0 : Pow2AtLeast(std::max<uint32_t>(req.max_send_wr, 1));
+  init.max_recv_wr = init.has_srq || xrc_send || xrc_recv
+                         ? 0
+                         : Pow2AtLeast(std::max<uint32_t>(req.max_recv_wr, 1));
   init.max_send_sge = std::max<uint32_t>(req.max_send_sge, 1);
   init.max_recv_sge = std::max<uint32_t>(req.max_recv_sge, 1);
   // Report the inline room the slot really has, up to the device's maximum.
@@ -89,7 +107,7 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   rings.rq = RingView{&h->rq, (*region)->data() + rq_offset, init.max_recv_wr, rq_stride, 0};
   rings.send_limits = SendQueueLimits{sq_stride, init.max_send_sge, init.max_inline_data};
   rings.max_recv_sge = init.max_recv_sge;
-  drain_->AddQp(rings);
+  if (!xrc_recv) drain_->AddQp(rings);  // an XRC receive QP has no rings to drain
   QpObject qp;
   qp.pd = req.pd;
   qp.type = init.type;

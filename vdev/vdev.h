@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,18 @@ struct VdevStats {
   uint64_t cgroup_refusals = 0;
 };
 
+// An XRC domain opened through a file: the file's identity, and the engine's domain with
+// how many opens of it the vdev's contexts hold.
+struct XrcdKey {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  bool operator<(const XrcdKey& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
+};
+struct SharedXrcd {
+  uint32_t handle = 0;
+  uint32_t opens = 0;
+};
+
 struct Vdev {
   std::string name;
   uint32_t id = 0;
@@ -70,6 +83,8 @@ struct Vdev {
   // v1|v2`), as Linux's configfs rdma_cm/DEV/ports/N/default_roce_mode: RoCEv2 unless
   // set. A connection accepted takes the type of the GID its REQ arrived on.
   bool cm_roce_v1 = false;
+  std::map<XrcdKey, SharedXrcd> xrcds;  // ibv_open_xrcd with a file (session_xrc.cc)
+  uint32_t xrcd_count = 0;              // XRC domains it holds, with a file or without
 
   uint64_t& Used(Resource r) { return used[static_cast<size_t>(r)]; }
   uint64_t Quota(Resource r) const { return quota[static_cast<size_t>(r)]; }

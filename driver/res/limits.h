@@ -23,7 +23,7 @@ struct DeviceLimits {
   uint32_t max_srq = 256;
   uint32_t max_srq_wr = 8192;
   uint32_t max_srq_sge = kMaxSgePerWqe;
-  uint32_t max_xrcd = 256;
+  uint32_t max_xrcd = 4096;
   uint32_t max_ah = 4096;
   // ibv_query_device(3): max_qp_rd_atom bounds the reads/atomics a QP serves as the
   // target (max_dest_rd_atomic: responder resources, one saved response each);

@@ -74,6 +74,14 @@ run_pair rc_pingpong_dm summary -- ibv_rc_pingpong -g 3 -c -j -n 200
 run_pair rc_pingpong_dm_64k summary -- ibv_rc_pingpong -g 3 -c -j -s 65536 -n 100
 run_pair srq_pingpong summary -- ibv_srq_pingpong -g 3 -c -n 500
 run_pair srq_pingpong_events summary -- ibv_srq_pingpong -g 3 -c -e -q 4 -n 200
+# XRC (issue 14): each side opens an XRC domain through a file, makes an XRC SRQ and an
+# XRC receive QP in it, and an XRC send QP that names the peer's SRQ number in every
+# work request; each prints "success" once all its receive completions (through its XRC
+# receive QP: find_qp matches wc.qp_num) came and the peer said it finished. It checks
+# no data: verbs_check's XRC case compares every byte.
+xrc_ok() { grep -q "^success" "$1" && grep -q "^success" "$2" && grep -q "remote: .*SRQN" "$1"; }
+run_pair xsrq_pingpong xrc_ok -- ibv_xsrq_pingpong -g 3 -n 200
+run_pair xsrq_pingpong_events xrc_ok -- ibv_xsrq_pingpong -g 3 -e -s 10000 -m 1024 -n 50
 
 # The port follows its interface, as rdma_rxe's does: down with the link (Disabled while
 # the interface is down), IBV_EVENT_PORT_ERR to every context, then PORT_ACTIVE when it

@@ -147,9 +147,47 @@ void ToInit(ibv_qp* qp, ibv_qp_type type) {
     a.qkey = 0x11111111;
     mask |= IBV_QP_QKEY;
   } else {
-    a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
-                        (type == IBV_QPT_RC ? IBV_ACCESS_REMOTE_ATOMIC : 0);
+    a.qp_access_flags =
+        IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
+        (type == IBV_QPT_RC || type == IBV_QPT_XRC_RECV ? IBV_ACCESS_REMOTE_ATOMIC : 0);
     mask |= IBV_QP_ACCESS_FLAGS;
+  }
+  ASSERT_EQ(ibv_modify_qp(qp, &a, mask), 0);
+}
+
+// `me.qp` (of `type`) to RTS towards `peer_qpn` at `peer_gid`. RC and the XRC receive QP
+// take the responder's attributes, RC and the XRC send QP the requester's (IBTA 11.2.4.2).
+void ConnectTo(ibv_qp* qp, ibv_qp_type type, uint32_t peer_qpn, const ibv_gid& peer_gid) {
+  ToInit(qp, type);
+  const bool responder = type == IBV_QPT_RC || type == IBV_QPT_XRC_RECV;
+  const bool requester = type == IBV_QPT_RC || type == IBV_QPT_XRC_SEND;
+  ibv_qp_attr a{};
+  a.qp_state = IBV_QPS_RTR;
+  a.path_mtu = IBV_MTU_1024;
+  a.dest_qp_num = peer_qpn;
+  a.rq_psn = 100;
+  a.ah_attr.is_global = 1;
+  a.ah_attr.grh.dgid = peer_gid;
+  a.ah_attr.grh.sgid_index = GidIndex();
+  a.ah_attr.grh.hop_limit = 64;
+  a.ah_attr.port_num = 1;
+  int mask = IBV_QP_STATE | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_AV;
+  if (responder) {
+    a.max_dest_rd_atomic = 16;
+    a.min_rnr_timer = 1;
+    mask |= IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
+  }
+  ASSERT_EQ(ibv_modify_qp(qp, &a, mask), 0);
+  a = ibv_qp_attr{};
+  a.qp_state = IBV_QPS_RTS;
+  a.sq_psn = 100;
+  a.timeout = 14;
+  mask = IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT;
+  if (requester) {
+    a.retry_cnt = 7;
+    a.rnr_retry = 7;
+    a.max_rd_atomic = 16;
+    mask |= IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC;
   }
   ASSERT_EQ(ibv_modify_qp(qp, &a, mask), 0);
 }
@@ -1416,6 +1454,223 @@ TEST(Verbs, UdSendCarriesGrhAndSource) {
   ibv_destroy_ah(ah);
   a.Close();
   b.Close();
+}
+
+// XRC (IBTA annex A14, issue 14): vdev_a's XRC send QP reaches two XRC SRQs of vdev_b
+// through one XRC receive QP, naming the SRQ in each work request (ibv_post_send's
+// remote_srqn, and ibv_wr_set_xrc_srqn of the extended API). Each SEND lands in the WQE of
+// the SRQ it names and completes on that SRQ's CQ; RDMA WRITE and READ run against the
+// PD of the SRQ named; a second context of vdev_b that opens the domain through the same
+// file shares it: its SRQ is reached through the first context's receive QP. Every byte
+// moved is compared.
+TEST(Verbs, XrcSendsReachTheSrqTheyName) {
+  Side a, b;
+  ASSERT_NO_FATAL_FAILURE(a.Open("vdev_a"));
+  ASSERT_NO_FATAL_FAILURE(b.Open("vdev_b"));
+  char path[] = "/tmp/vrdma-xrcd-XXXXXX";
+  int file = mkstemp(path);
+  ASSERT_GE(file, 0);
+  unlink(path);
+  ibv_xrcd_init_attr xa{};
+  xa.comp_mask = IBV_XRCD_INIT_ATTR_FD | IBV_XRCD_INIT_ATTR_OFLAGS;
+  xa.fd = file;
+  xa.oflags = O_CREAT;
+  ibv_xrcd* xrcd = ibv_open_xrcd(b.ctx, &xa);
+  ASSERT_NE(xrcd, nullptr) << std::strerror(errno);
+  ibv_cq* cq1 = ibv_create_cq(b.ctx, 64, nullptr, nullptr, 0);
+  ibv_cq* cq2 = ibv_create_cq(b.ctx, 64, nullptr, nullptr, 0);
+  ASSERT_TRUE(cq1 && cq2);
+  auto xrc_srq = [&](ibv_context* ctx, ibv_pd* pd, ibv_xrcd* d, ibv_cq* cq) {
+    ibv_srq_init_attr_ex s{};
+    s.attr = {64, 1, 0};
+    s.comp_mask = IBV_SRQ_INIT_ATTR_TYPE | IBV_SRQ_INIT_ATTR_XRCD | IBV_SRQ_INIT_ATTR_CQ |
+                  IBV_SRQ_INIT_ATTR_PD;
+    s.srq_type = IBV_SRQT_XRC;
+    s.xrcd = d;
+    s.cq = cq;
+    s.pd = pd;
+    return ibv_create_srq_ex(ctx, &s);
+  };
+  ibv_srq* srq1 = xrc_srq(b.ctx, b.pd, xrcd, cq1);
+  ibv_srq* srq2 = xrc_srq(b.ctx, b.pd, xrcd, cq2);
+  ASSERT_TRUE(srq1 && srq2) << std::strerror(errno);
+  uint32_t n1 = 0, n2 = 0;
+  ASSERT_EQ(ibv_get_srq_num(srq1, &n1), 0);
+  ASSERT_EQ(ibv_get_srq_num(srq2, &n2), 0);
+  EXPECT_NE(n1, n2);
+
+  ibv_qp_init_attr_ex r{};
+  r.qp_type = IBV_QPT_XRC_RECV;
+  r.comp_mask = IBV_QP_INIT_ATTR_XRCD;
+  r.xrcd = xrcd;
+  ibv_qp* recv = ibv_create_qp_ex(b.ctx, &r);
+  ASSERT_NE(recv, nullptr) << std::strerror(errno);
+  ibv_qp_init_attr_ex s{};
+  s.qp_type = IBV_QPT_XRC_SEND;
+  s.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS;
+  s.pd = a.pd;
+  s.send_cq = a.cq;
+  s.cap.max_send_wr = 32;
+  s.cap.max_send_sge = 1;
+  s.send_ops_flags = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_READ;
+  ibv_qp* send = ibv_create_qp_ex(a.ctx, &s);
+  ASSERT_NE(send, nullptr) << std::strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(ConnectTo(recv, IBV_QPT_XRC_RECV, send->qp_num, a.gid));
+  ASSERT_NO_FATAL_FAILURE(ConnectTo(send, IBV_QPT_XRC_SEND, recv->qp_num, b.gid));
+
+  auto post_srq = [&](ibv_srq* srq, size_t off, uint64_t id) {
+    ibv_sge sge{reinterpret_cast<uintptr_t>(b.buf.data()) + off, 8192, b.mr->lkey};
+    ibv_recv_wr w{};
+    w.wr_id = id;
+    w.sg_list = &sge;
+    w.num_sge = 1;
+    ibv_recv_wr* bad;
+    return ibv_post_srq_recv(srq, &w, &bad);
+  };
+  auto send_to = [&](uint32_t srqn, ibv_wr_opcode op, size_t off, uint32_t len, uint64_t raddr) {
+    ibv_sge sge{reinterpret_cast<uintptr_t>(a.buf.data()) + off, len, a.mr->lkey};
+    ibv_send_wr w{};
+    w.wr_id = off;
+    w.opcode = op;
+    w.send_flags = IBV_SEND_SIGNALED;
+    w.sg_list = &sge;
+    w.num_sge = 1;
+    w.wr.rdma = {raddr, b.mr->rkey};
+    w.qp_type.xrc.remote_srqn = srqn;
+    ibv_send_wr* bad;
+    EXPECT_EQ(ibv_post_send(send, &w, &bad), 0);
+    ibv_wc wc;
+    EXPECT_TRUE(PollOne(a.cq, &wc));
+    return wc.status;
+  };
+  ASSERT_EQ(post_srq(srq1, 0, 11), 0);
+  ASSERT_EQ(post_srq(srq2, 8192, 22), 0);
+  Fill(a.buf, 0, 5000, 31);
+  Fill(a.buf, 8192, 3000, 32);
+  EXPECT_EQ(send_to(n2, IBV_WR_SEND, 0, 5000, 0), IBV_WC_SUCCESS);
+  EXPECT_EQ(send_to(n1, IBV_WR_SEND, 8192, 3000, 0), IBV_WC_SUCCESS);
+  ibv_wc wc;
+  ASSERT_TRUE(PollOne(cq2, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+  EXPECT_EQ(wc.wr_id, 22u);
+  EXPECT_EQ(wc.byte_len, 5000u);
+  EXPECT_EQ(wc.qp_num, recv->qp_num);
+  EXPECT_EQ(0, std::memcmp(&b.buf[8192], &a.buf[0], 5000));
+  ASSERT_TRUE(PollOne(cq1, &wc));
+  EXPECT_EQ(wc.wr_id, 11u);
+  EXPECT_EQ(wc.byte_len, 3000u);
+  EXPECT_EQ(0, std::memcmp(&b.buf[0], &a.buf[8192], 3000));
+
+  // RDMA WRITE and READ back through SRQ 1's PD.
+  Fill(a.buf, 16384, 6000, 33);
+  const uint64_t remote = reinterpret_cast<uintptr_t>(b.buf.data()) + 65536;
+  EXPECT_EQ(send_to(n1, IBV_WR_RDMA_WRITE, 16384, 6000, remote), IBV_WC_SUCCESS);
+  EXPECT_EQ(0, std::memcmp(&b.buf[65536], &a.buf[16384], 6000));
+  EXPECT_EQ(send_to(n1, IBV_WR_RDMA_READ, 32768, 6000, remote), IBV_WC_SUCCESS);
+  EXPECT_EQ(0, std::memcmp(&a.buf[32768], &a.buf[16384], 6000));
+
+  // The extended API: ibv_wr_send with ibv_wr_set_xrc_srqn.
+  ASSERT_EQ(post_srq(srq2, 16384, 23), 0);
+  Fill(a.buf, 40960, 100, 34);
+  ibv_qp_ex* qpx = ibv_qp_to_qp_ex(send);
+  ibv_wr_start(qpx);
+  qpx->wr_id = 5;
+  qpx->wr_flags = IBV_SEND_SIGNALED;
+  ibv_wr_send(qpx);
+  ibv_wr_set_xrc_srqn(qpx, n2);
+  ibv_wr_set_sge(qpx, a.mr->lkey, reinterpret_cast<uintptr_t>(a.buf.data()) + 40960, 100);
+  ASSERT_EQ(ibv_wr_complete(qpx), 0);
+  ASSERT_TRUE(PollOne(a.cq, &wc));
+  EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+  ASSERT_TRUE(PollOne(cq2, &wc));
+  EXPECT_EQ(wc.wr_id, 23u);
+  EXPECT_EQ(0, std::memcmp(&b.buf[16384], &a.buf[40960], 100));
+
+  // A second context of vdev_b opens the same file: the same domain. Its SRQ is reached
+  // through the first context's receive QP and completes on its own CQ.
+  ibv_context* ctx2 = OpenByName("vdev_b");
+  ASSERT_NE(ctx2, nullptr);
+  ibv_pd* pd2 = ibv_alloc_pd(ctx2);
+  std::vector<uint8_t> buf2(8192, 0);
+  ibv_mr* mr2 = ibv_reg_mr(pd2, buf2.data(), buf2.size(), IBV_ACCESS_LOCAL_WRITE);
+  ibv_cq* cq3 = ibv_create_cq(ctx2, 16, nullptr, nullptr, 0);
+  xa.oflags = 0;  // it exists: no O_CREAT needed
+  ibv_xrcd* xrcd2 = ibv_open_xrcd(ctx2, &xa);
+  ASSERT_NE(xrcd2, nullptr) << std::strerror(errno);
+  ibv_srq* srq3 = xrc_srq(ctx2, pd2, xrcd2, cq3);
+  ASSERT_NE(srq3, nullptr) << std::strerror(errno);
+  uint32_t n3 = 0;
+  ASSERT_EQ(ibv_get_srq_num(srq3, &n3), 0);
+  ibv_sge sge3{reinterpret_cast<uintptr_t>(buf2.data()), 8192, mr2->lkey};
+  ibv_recv_wr w3{};
+  w3.wr_id = 33;
+  w3.sg_list = &sge3;
+  w3.num_sge = 1;
+  ibv_recv_wr* bad3;
+  ASSERT_EQ(ibv_post_srq_recv(srq3, &w3, &bad3), 0);
+  Fill(a.buf, 49152, 2000, 35);
+  EXPECT_EQ(send_to(n3, IBV_WR_SEND, 49152, 2000, 0), IBV_WC_SUCCESS);
+  ASSERT_TRUE(PollOne(cq3, &wc));
+  EXPECT_EQ(wc.wr_id, 33u);
+  EXPECT_EQ(wc.qp_num, recv->qp_num);
+  EXPECT_EQ(0, std::memcmp(buf2.data(), &a.buf[49152], 2000));
+  // The domain is busy for its SRQ; then both close.
+  EXPECT_EQ(ibv_close_xrcd(xrcd2), 0);  // not the last open: dropped at once
+  ibv_destroy_srq(srq3);
+  ibv_destroy_cq(cq3);
+  ibv_dereg_mr(mr2);
+  ibv_dealloc_pd(pd2);
+  ibv_close_device(ctx2);
+
+  EXPECT_EQ(ibv_close_xrcd(xrcd), EBUSY);  // its SRQs and receive QP are still in it
+  ibv_destroy_qp(send);
+  ibv_destroy_qp(recv);
+  ibv_destroy_srq(srq1);
+  ibv_destroy_srq(srq2);
+  EXPECT_EQ(ibv_close_xrcd(xrcd), 0);
+  ibv_destroy_cq(cq1);
+  ibv_destroy_cq(cq2);
+  close(file);
+  a.Close();
+  b.Close();
+}
+
+// XRC domains come from the pdev's table, shared by its vdevs: a context opens at most 64
+// at once (EMFILE), a vdev holds at most 64 (ENOMEM), and another vdev still gets its own.
+TEST(Verbs, XrcDomainsAreBoundedPerVdev) {
+  ibv_context* c1 = OpenByName("vdev_b");
+  ibv_context* c2 = OpenByName("vdev_b");
+  ibv_context* other = OpenByName("vdev_a");
+  ASSERT_TRUE(c1 && c2 && other);
+  ibv_xrcd_init_attr xa{};
+  xa.comp_mask = IBV_XRCD_INIT_ATTR_FD | IBV_XRCD_INIT_ATTR_OFLAGS;
+  xa.fd = -1;  // a domain of the context alone
+  std::vector<std::pair<ibv_context*, ibv_xrcd*>> held;
+  for (int i = 0; i < 64; ++i) {
+    ibv_xrcd* d = ibv_open_xrcd(c1, &xa);
+    ASSERT_NE(d, nullptr) << i << ": " << std::strerror(errno);
+    held.push_back({c1, d});
+  }
+  errno = 0;
+  EXPECT_EQ(ibv_open_xrcd(c1, &xa), nullptr);
+  EXPECT_EQ(errno, EMFILE);
+  // The vdev's 64 are taken: c2 gets none; vdev_a gets its own.
+  errno = 0;
+  EXPECT_EQ(ibv_open_xrcd(c2, &xa), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  ibv_xrcd* mine = ibv_open_xrcd(other, &xa);
+  EXPECT_NE(mine, nullptr) << std::strerror(errno);
+  // One given back is one c2 can have.
+  EXPECT_EQ(ibv_close_xrcd(held.back().second), 0);
+  held.pop_back();
+  ibv_xrcd* again = ibv_open_xrcd(c2, &xa);
+  EXPECT_NE(again, nullptr) << std::strerror(errno);
+  if (again) ibv_close_xrcd(again);
+  if (mine) ibv_close_xrcd(mine);
+  for (auto& [ctx, d] : held) ibv_close_xrcd(d);
+  ibv_close_device(c1);
+  ibv_close_device(c2);
+  ibv_close_device(other);
 }
 
 // a sends `count` signalled SENDs of len, len + step, len + 2 step ... bytes (wr_id

@@ -59,6 +59,8 @@ enum class Op : uint16_t {
   kAllocMw,
   kDeallocMw,
   kAdviseMr,
+  kOpenXrcd,
+  kCloseXrcd,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
@@ -277,6 +279,10 @@ struct CreateSrqRequest {
   uint32_t max_sge;
   uint32_t srq_limit;
   uint64_t user_handle;
+  uint32_t srq_type;  // IBV_SRQT_BASIC or IBV_SRQT_XRC
+  uint32_t xrcd;      // XRC: the domain (OpenXrcdReply::handle) and the SRQ's own CQ
+  uint32_t cq;
+  uint32_t reserved;
 };
 // Reply fds: [0] the SRQ ring (RingShmHeader + depth slots of stride bytes).
 struct CreateSrqReply {
@@ -285,6 +291,22 @@ struct CreateSrqReply {
   uint32_t stride;
   uint32_t max_sge;
   uint64_t shm_size;
+  uint32_t srq_num;  // XRC: the number XRC send WQEs name (ibv_get_srq_num)
+  uint32_t reserved;
+};
+
+// ---- XRC domains ----------------------------------------------------------------------
+
+// Request fds: [0] the file that names the domain when has_fd (ibv_open_xrcd(3): every
+// context of the device that opens the same file shares one domain); none for a domain
+// of this context alone.
+struct OpenXrcdRequest {
+  uint32_t oflags;  // O_CREAT, O_EXCL
+  uint32_t has_fd;
+};
+struct OpenXrcdReply {
+  uint32_t handle;
+  uint32_t reserved;
 };
 struct ModifySrqRequest {
   uint32_t handle;
@@ -311,7 +333,7 @@ struct CreateAhRequest {
 
 struct CreateQpRequest {
   uint32_t pd;
-  uint32_t qp_type;  // IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD
+  uint32_t qp_type;  // IBV_QPT_RC, UC, UD, XRC_SEND, XRC_RECV
   uint32_t send_cq;
   uint32_t recv_cq;
   uint32_t has_srq;
@@ -323,6 +345,8 @@ struct CreateQpRequest {
   uint32_t max_inline_data;
   uint32_t sq_sig_all;
   uint64_t user_handle;  // the client's struct ibv_qp *, echoed in async events
+  uint32_t xrcd;         // IBV_QPT_XRC_RECV: its domain (no PD, CQs or queues)
+  uint32_t reserved;
 };
 // Reply fds: [0] the QP's rings: QpShmHeader, then the SQ at sq_offset (sq_depth slots
 // of sq_stride bytes), then the RQ at rq_offset (rq_depth slots of rq_stride).
@@ -499,7 +523,7 @@ struct SendWqe {
       uint32_t reserved;
     } bind;
   };
-  uint32_t reserved;
+  uint32_t remote_srqn;  // XRC send QPs: the XRC SRQ at the target (XRCETH)
 };
 static_assert(sizeof(SendWqe) == 72);
 

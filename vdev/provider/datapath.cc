@@ -82,6 +82,7 @@ int WriteSendWqe(const VQp* qp, const ibv_send_wr* wr, uint8_t* slot) {
     h.ud.remote_qpn = wr->wr.ud.remote_qpn;
     h.ud.remote_qkey = wr->wr.ud.remote_qkey;
   }
+  if (qp->vqp.qp.qp_type == IBV_QPT_XRC_SEND) h.remote_srqn = wr->qp_type.xrc.remote_srqn;
   uint8_t* body = slot + sizeof h;
   if (wr->send_flags & IBV_SEND_INLINE) {
     uint32_t total = 0;

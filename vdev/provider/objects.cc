@@ -301,11 +301,21 @@ int ResizeCq(ibv_cq* ibcq, int cqe) {
 
 // ---- SRQ ----------------------------------------------------------------------------------
 
-ibv_srq* CreateSrq(ibv_pd* pd, ibv_srq_init_attr* attr) {
+uint32_t HandleOf(ibv_xrcd* xrcd) { return reinterpret_cast<verbs_xrcd*>(xrcd)->handle; }
+
+// A basic SRQ, or an XRC SRQ of `xrcd` completing on `cq` (ibv_create_srq_ex(3)).
+ibv_srq* NewSrq(ibv_pd* pd, ibv_srq_attr* attr, ibv_xrcd* xrcd, ibv_cq* cq) {
   auto* srq = static_cast<VSrq*>(calloc(1, sizeof(VSrq)));
   if (!srq) return nullptr;
-  proto::CreateSrqRequest req{HandleOf(pd), attr->attr.max_wr, attr->attr.max_sge,
-                              attr->attr.srq_limit, reinterpret_cast<uintptr_t>(srq)};
+  proto::CreateSrqRequest req{};
+  req.pd = HandleOf(pd);
+  req.max_wr = attr->max_wr;
+  req.max_sge = attr->max_sge;
+  req.srq_limit = attr->srq_limit;
+  req.user_handle = reinterpret_cast<uintptr_t>(srq);
+  req.srq_type = xrcd ? IBV_SRQT_XRC : IBV_SRQT_BASIC;
+  req.xrcd = xrcd ? HandleOf(xrcd) : 0;
+  req.cq = cq ? CqOf(cq)->handle : 0;
   proto::CreateSrqReply r;
   proto::Message reply;
   int err =
@@ -325,10 +335,92 @@ ibv_srq* CreateSrq(ibv_pd* pd, ibv_srq_init_attr* attr) {
   srq->ring =
       SendRing{h, static_cast<uint8_t*>(map) + sizeof(proto::RingShmHeader), r.depth, r.stride, 0};
   srq->max_sge = r.max_sge;
-  srq->srq.handle = r.handle;
-  attr->attr.max_wr = r.depth;
-  attr->attr.max_sge = r.max_sge;
-  return &srq->srq;
+  ibv_srq& s = srq->vsrq.srq;
+  s.handle = r.handle;
+  s.context = pd->context;
+  s.pd = pd;
+  s.events_completed = 0;
+  pthread_mutex_init(&s.mutex, nullptr);
+  pthread_cond_init(&s.cond, nullptr);
+  srq->vsrq.srq_type = xrcd ? IBV_SRQT_XRC : IBV_SRQT_BASIC;
+  if (xrcd) {
+    srq->vsrq.xrcd = reinterpret_cast<verbs_xrcd*>(xrcd);
+    srq->vsrq.cq = cq;
+    srq->vsrq.srq_num = r.srq_num;
+  }
+  attr->max_wr = r.depth;
+  attr->max_sge = r.max_sge;
+  return &s;
+}
+
+ibv_srq* CreateSrq(ibv_pd* pd, ibv_srq_init_attr* attr) {
+  return NewSrq(pd, &attr->attr, nullptr, nullptr);
+}
+
+ibv_srq* CreateSrqEx(ibv_context* ctx, ibv_srq_init_attr_ex* attr) {
+  constexpr uint32_t kKnown =
+      IBV_SRQ_INIT_ATTR_TYPE | IBV_SRQ_INIT_ATTR_PD | IBV_SRQ_INIT_ATTR_XRCD | IBV_SRQ_INIT_ATTR_CQ;
+  if (attr->comp_mask & ~kKnown) return Fail<ibv_srq>(EOPNOTSUPP);  // tag matching
+  if (!(attr->comp_mask & IBV_SRQ_INIT_ATTR_PD) || !attr->pd || attr->pd->context != ctx) {
+    return Fail<ibv_srq>(EINVAL);
+  }
+  ibv_srq_type type = (attr->comp_mask & IBV_SRQ_INIT_ATTR_TYPE) ? attr->srq_type : IBV_SRQT_BASIC;
+  ibv_srq* srq = nullptr;
+  if (type == IBV_SRQT_BASIC) {
+    srq = NewSrq(attr->pd, &attr->attr, nullptr, nullptr);
+  } else if (type == IBV_SRQT_XRC) {
+    // An XRC SRQ needs its domain and its CQ (ibv_create_srq_ex(3)).
+    if (!(attr->comp_mask & IBV_SRQ_INIT_ATTR_XRCD) || !attr->xrcd ||
+        !(attr->comp_mask & IBV_SRQ_INIT_ATTR_CQ) || !attr->cq) {
+      return Fail<ibv_srq>(EINVAL);
+    }
+    srq = NewSrq(attr->pd, &attr->attr, attr->xrcd, attr->cq);
+  } else {
+    return Fail<ibv_srq>(EOPNOTSUPP);
+  }
+  if (srq) srq->srq_context = attr->srq_context;
+  return srq;
+}
+
+int GetSrqNum(ibv_srq* ibsrq, uint32_t* srq_num) {
+  VSrq* srq = SrqOf(ibsrq);
+  if (srq->vsrq.srq_type != IBV_SRQT_XRC) return EINVAL;
+  *srq_num = srq->vsrq.srq_num;
+  return 0;
+}
+
+// ---- XRC domains --------------------------------------------------------------------------
+
+ibv_xrcd* OpenXrcd(ibv_context* ctx, ibv_xrcd_init_attr* attr) {
+  // As ibv_cmd_open_xrcd: the file descriptor (-1: none) and the open flags are both given.
+  if (attr->comp_mask & ~static_cast<uint32_t>(IBV_XRCD_INIT_ATTR_FD | IBV_XRCD_INIT_ATTR_OFLAGS))
+    return Fail<ibv_xrcd>(EOPNOTSUPP);
+  if (!(attr->comp_mask & IBV_XRCD_INIT_ATTR_FD) || !(attr->comp_mask & IBV_XRCD_INIT_ATTR_OFLAGS))
+    return Fail<ibv_xrcd>(EINVAL);
+  auto* x = static_cast<verbs_xrcd*>(calloc(1, sizeof(verbs_xrcd)));
+  if (!x) return nullptr;
+  proto::OpenXrcdRequest req{static_cast<uint32_t>(attr->oflags), attr->fd >= 0 ? 1u : 0u};
+  proto::OpenXrcdReply r;
+  proto::Message reply;
+  int err = RpcReply(StateOf(ctx), Op::kOpenXrcd, &req, sizeof req, &r,
+                     attr->fd >= 0 ? &attr->fd : nullptr, attr->fd >= 0 ? 1 : 0, &reply);
+  if (err) {
+    free(x);
+    return Fail<ibv_xrcd>(err);
+  }
+  x->xrcd.context = ctx;
+  x->comp_mask = VERBS_XRCD_HANDLE;
+  x->handle = r.handle;
+  return &x->xrcd;
+}
+
+int CloseXrcd(ibv_xrcd* xrcd) {
+  proto::HandleMsg req{HandleOf(xrcd), 0};
+  proto::Message reply;
+  int err = Rpc(StateOf(xrcd->context), Op::kCloseXrcd, &req, sizeof req, &reply);
+  if (err && err != EIO) return err;
+  free(reinterpret_cast<verbs_xrcd*>(xrcd));
+  return 0;
 }
 
 int ModifySrq(ibv_srq* ibsrq, ibv_srq_attr* attr, int mask) {
@@ -356,6 +448,8 @@ int DestroySrq(ibv_srq* ibsrq) {
   if (err && err != EIO) return err;
   munmap(srq->map, srq->map_size);
   pthread_spin_destroy(&srq->lock);
+  pthread_mutex_destroy(&ibsrq->mutex);
+  pthread_cond_destroy(&ibsrq->cond);
   free(srq);
   return 0;
 }
@@ -363,15 +457,23 @@ int DestroySrq(ibv_srq* ibsrq) {
 // ---- QP -----------------------------------------------------------------------------------
 
 ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
-  constexpr uint32_t kSupported =
-      IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS | IBV_QP_INIT_ATTR_CREATE_FLAGS;
-  if (attr->comp_mask & ~kSupported || !(attr->comp_mask & IBV_QP_INIT_ATTR_PD) || !attr->pd) {
-    return Fail<ibv_qp>(EOPNOTSUPP);
-  }
+  constexpr uint32_t kSupported = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS |
+                                  IBV_QP_INIT_ATTR_CREATE_FLAGS | IBV_QP_INIT_ATTR_XRCD;
+  if (attr->comp_mask & ~kSupported) return Fail<ibv_qp>(EOPNOTSUPP);
   if ((attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) && attr->create_flags) {
     return Fail<ibv_qp>(EOPNOTSUPP);
   }
-  if (attr->qp_type != IBV_QPT_RC && attr->qp_type != IBV_QPT_UC && attr->qp_type != IBV_QPT_UD) {
+  if (attr->qp_type != IBV_QPT_RC && attr->qp_type != IBV_QPT_UC && attr->qp_type != IBV_QPT_UD &&
+      attr->qp_type != IBV_QPT_XRC_SEND && attr->qp_type != IBV_QPT_XRC_RECV) {
+    return Fail<ibv_qp>(EOPNOTSUPP);
+  }
+  // An XRC receive QP is made in a domain, with no PD, CQs or queues; every other QP in a
+  // PD (an XRC send QP has a send CQ only).
+  const bool xrc_recv = attr->qp_type == IBV_QPT_XRC_RECV;
+  const bool xrc_send = attr->qp_type == IBV_QPT_XRC_SEND;
+  if (xrc_recv) {
+    if (!(attr->comp_mask & IBV_QP_INIT_ATTR_XRCD) || !attr->xrcd) return Fail<ibv_qp>(EINVAL);
+  } else if (!(attr->comp_mask & IBV_QP_INIT_ATTR_PD) || !attr->pd) {
     return Fail<ibv_qp>(EOPNOTSUPP);
   }
   // The ibv_wr_* operations the QP will use (ibv_create_qp_ex(3)): refused at creation when
@@ -385,21 +487,34 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
     if (attr->qp_type != IBV_QPT_UD) {
       offered |= IBV_QP_EX_WITH_BIND_MW | IBV_QP_EX_WITH_LOCAL_INV;
     }
-    if (attr->qp_type == IBV_QPT_RC) {
+    if (attr->qp_type == IBV_QPT_RC || xrc_send) {
       offered |= IBV_QP_EX_WITH_RDMA_READ | IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
-                 IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_SEND_WITH_INV |
-                 IBV_QP_EX_WITH_ATOMIC_WRITE;
+                 IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD | IBV_QP_EX_WITH_SEND_WITH_INV;
     }
+    if (attr->qp_type == IBV_QPT_RC) offered |= IBV_QP_EX_WITH_ATOMIC_WRITE;
+    if (xrc_recv) offered = 0;
     if (attr->send_ops_flags & ~offered) return Fail<ibv_qp>(EOPNOTSUPP);
   }
-  if (!attr->send_cq || !attr->recv_cq) return Fail<ibv_qp>(EINVAL);
+  if (!xrc_recv && (!attr->send_cq || (!xrc_send && !attr->recv_cq))) return Fail<ibv_qp>(EINVAL);
+  if (xrc_recv) {
+    attr->pd = nullptr;
+    attr->send_cq = attr->recv_cq = nullptr;
+    attr->srq = nullptr;
+    attr->cap = ibv_qp_cap{};
+  }
+  if (xrc_send) {
+    attr->recv_cq = nullptr;
+    attr->srq = nullptr;
+    attr->cap.max_recv_wr = attr->cap.max_recv_sge = 0;
+  }
   auto* qp = static_cast<VQp*>(calloc(1, sizeof(VQp)));
   if (!qp) return nullptr;
   proto::CreateQpRequest req{};
-  req.pd = HandleOf(attr->pd);
+  req.pd = attr->pd ? HandleOf(attr->pd) : 0;
   req.qp_type = attr->qp_type;
-  req.send_cq = CqOf(attr->send_cq)->handle;
-  req.recv_cq = CqOf(attr->recv_cq)->handle;
+  req.send_cq = attr->send_cq ? CqOf(attr->send_cq)->handle : 0;
+  req.recv_cq = attr->recv_cq ? CqOf(attr->recv_cq)->handle : 0;
+  req.xrcd = xrc_recv ? HandleOf(attr->xrcd) : 0;
   req.has_srq = attr->srq != nullptr;
   req.srq = attr->srq ? SrqOf(attr->srq)->handle : 0;
   req.max_send_wr = attr->cap.max_send_wr;
@@ -432,7 +547,7 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   qp->sq_sig_all = attr->sq_sig_all;
   pthread_spin_init(&qp->sq_lock, PTHREAD_PROCESS_PRIVATE);
   pthread_spin_init(&qp->rq_lock, PTHREAD_PROCESS_PRIVATE);
-  qp->single_threaded = SingleThreaded(attr->pd);
+  qp->single_threaded = attr->pd && SingleThreaded(attr->pd);
   ibv_qp& q = qp->vqp.qp;
   q.context = ctx;
   q.qp_context = attr->qp_context;
@@ -448,6 +563,10 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   pthread_mutex_init(&q.mutex, nullptr);
   pthread_cond_init(&q.cond, nullptr);
   qp->vqp.comp_mask = VERBS_QP_EX;
+  if (xrc_recv) {
+    qp->vqp.xrcd = reinterpret_cast<verbs_xrcd*>(attr->xrcd);
+    qp->vqp.comp_mask |= VERBS_QP_XRCD;
+  }
   InstallWrOps(qp, (attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) ? attr->send_ops_flags : 0);
   attr->cap.max_send_wr = r.sq_depth;
   attr->cap.max_recv_wr = r.rq_depth;
@@ -563,6 +682,10 @@ const verbs_context_ops kContextOps = [] {
   ops.query_srq = QuerySrq;
   ops.destroy_srq = DestroySrq;
   ops.post_srq_recv = PostSrqRecv;
+  ops.create_srq_ex = CreateSrqEx;
+  ops.get_srq_num = GetSrqNum;
+  ops.open_xrcd = OpenXrcd;
+  ops.close_xrcd = CloseXrcd;
   ops.create_qp = CreateQp;
   ops.create_qp_ex = CreateQpEx;
   ops.modify_qp = ModifyQp;

@@ -166,7 +166,7 @@ struct VQp {
 };
 
 struct VSrq {
-  ibv_srq srq;
+  verbs_srq vsrq;  // vsrq.srq is the ibv_srq; XRC SRQs fill its type, domain, CQ, number
   uint32_t handle;
   const std::atomic<uint32_t>* device_fatal;  // FatalFlagOf(context)
   pthread_spinlock_t lock;

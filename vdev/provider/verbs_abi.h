@@ -58,6 +58,23 @@ struct verbs_mr {
   int access;
 };
 
+// XRC domains and SRQs as libibverbs 44 lays them out (driver.h): the provider's objects
+// begin with them.
+struct verbs_xrcd {
+  ibv_xrcd xrcd;
+  uint32_t comp_mask;
+  uint32_t handle;
+};
+inline constexpr uint32_t VERBS_XRCD_HANDLE = 1 << 0;
+
+struct verbs_srq {
+  ibv_srq srq;
+  ibv_srq_type srq_type;
+  verbs_xrcd* xrcd;
+  ibv_cq* cq;
+  uint32_t srq_num;
+};
+
 struct verbs_qp {
   union {
     ibv_qp qp;

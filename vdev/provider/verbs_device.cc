@@ -97,6 +97,11 @@ int QueryDeviceExOp(ibv_context* ctx, const ibv_query_device_ex_input*, ibv_devi
     attr->odp_caps.per_transport_caps.ud_odp_caps =
         IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV | IBV_ODP_SUPPORT_SRQ_RECV;
   }
+  // XRC (its receives are always an SRQ's): every operation, as RC.
+  if (attr_size >= offsetof(ibv_device_attr_ex, xrc_odp_caps) + sizeof attr->xrc_odp_caps) {
+    attr->xrc_odp_caps = IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_WRITE | IBV_ODP_SUPPORT_READ |
+                         IBV_ODP_SUPPORT_ATOMIC | IBV_ODP_SUPPORT_SRQ_RECV;
+  }
   // Completion timestamps: 64 bits of a 1 GHz clock (proto::kCqTimestamps).
   if (attr_size >= offsetof(ibv_device_attr_ex, hca_core_clock) + sizeof attr->hca_core_clock) {
     attr->completion_timestamp_mask = ~0ull;

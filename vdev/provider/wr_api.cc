@@ -141,7 +141,11 @@ void Unsupported(ibv_qp_ex* qpx) {
   if (!qp->wr_error) qp->wr_error = EOPNOTSUPP;
 }
 void WrSendTso(ibv_qp_ex* qpx, void*, uint16_t, uint16_t) { Unsupported(qpx); }
-void WrSetXrcSrqn(ibv_qp_ex* qpx, uint32_t) { Unsupported(qpx); }
+void WrSetXrcSrqn(ibv_qp_ex* qpx, uint32_t remote_srqn) {
+  proto::SendWqe* h = QpOfEx(qpx)->wr_current;
+  if (!h) return;
+  h->remote_srqn = remote_srqn;
+}
 
 void WrSetUdAddr(ibv_qp_ex* qpx, ibv_ah* ah, uint32_t remote_qpn, uint32_t remote_qkey) {
   proto::SendWqe* h = QpOfEx(qpx)->wr_current;

@@ -56,6 +56,7 @@ WqeCheck ParseSendWqe(const uint8_t* slot, const SendQueueLimits& limits, driver
   out->ah = w.ud.ah;
   out->remote_qpn = w.ud.remote_qpn & 0xffffff;
   out->remote_qkey = w.ud.remote_qkey;
+  out->remote_srqn = w.remote_srqn & 0xffffff;
   if (w.opcode == IBV_WR_BIND_MW) {
     // The window, the MR and the range are checked by the engine when the bind runs;
     // access flags beyond an int's are not ones it knows.

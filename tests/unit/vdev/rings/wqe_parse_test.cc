@@ -209,15 +209,17 @@ TEST(WqeParse, UdAddressFields) {
 }
 
 // Flags: the known ones pass (IP_CSUM dropped: there is no checksum offload to ask
-// for), any other bit refuses the WQE; the reserved word is not looked at.
-TEST(WqeParse, FlagsAndReservedBits) {
+// for), any other bit refuses the WQE. The XRC SRQ number is 24 bits (XRCETH): the top
+// byte is not looked at.
+TEST(WqeParse, FlagsAndXrcSrqNumber) {
   proto::SendWqe h{};
   h.opcode = IBV_WR_SEND;
   h.send_flags = IBV_SEND_SIGNALED | IBV_SEND_IP_CSUM;
-  h.reserved = 0xffffffff;
+  h.remote_srqn = 0xff123456;
   driver::SendWr wr;
   ASSERT_EQ(ParseSendWqe(Slot(h, nullptr, 0).data(), kLimits, &wr), WqeCheck::kOk);
   EXPECT_EQ(wr.send_flags, uint32_t{IBV_SEND_SIGNALED});
+  EXPECT_EQ(wr.remote_srqn, 0x123456u);
   for (int bit = 0; bit < 32; ++bit) {
     h.send_flags = 1u << bit;
     bool known = h.send_flags & (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED |
