@@ -340,7 +340,13 @@ int RdmaCm::ResolveAddr(CmId& id, const sockaddr_storage* src, const sockaddr_st
   id.dgid = *dgid;
   id.state = IdState::kAddrQuery;
   if (std::optional<driver::wire::MacAddr> mac = registry_->KnownMac(*v, *dgid)) {
-    FinishResolve(id, *mac);
+    // The internal switch knows every address it has: one that none of its vdevs has
+    // is no one's, the ADDR_ERROR Linux gives when no neighbour answers.
+    if (*mac == driver::wire::MacAddr{}) {
+      FinishResolve(id, absl::NotFoundError("no such address on the internal switch"));
+    } else {
+      FinishResolve(id, *mac);
+    }
     return 0;
   }
   absl::StatusOr<std::unique_ptr<vdev::NeighbourQuery>> q =

@@ -118,6 +118,35 @@ done
 cm_pair ib_send_lat_R lat_ok -- ib_send_lat -R -d vdev_a -s 8 -n 1000 -p 7177 -- \
   ib_send_lat -R -d vdev_b -s 8 -n 1000 -p 7177 10.77.0.1
 
+# Each event in order, as librdmacm hands them to an application (cm_events.py, through
+# pyverbs' binding of Debian's librdmacm): a connection with a QP on each side, set up,
+# then disconnected by the client, both sides hearing TIMEWAIT_EXIT after; an address
+# nobody on the internal switch has (ADDR_ERROR); a SIDR request to a port no one listens
+# on (UNREACHABLE).
+CM_EVENTS="$(dirname "$0")/cm_events.py"
+events() { run /usr/bin/python3 "$CM_EVENTS" "$@" 2>&1 | grep -E "^(RDMA_CM_EVENT_|done$)" | paste -sd' ' || true; }
+run /usr/bin/python3 "$CM_EVENTS" server 10.77.0.1 7201 >"$WORK/events.server" 2>&1 &
+ev_pid=$!
+for _ in $(seq 100); do grep -q listening "$WORK/events.server" && break; sleep 0.1; done
+client_events=$(events client 10.77.0.2 10.77.0.1 7201)
+wait "$ev_pid" || true
+server_events=$(grep -E "^(RDMA_CM_EVENT_|done$)" "$WORK/events.server" | paste -sd' ' || true)
+if [[ $client_events == "RDMA_CM_EVENT_ADDR_RESOLVED RDMA_CM_EVENT_ROUTE_RESOLVED RDMA_CM_EVENT_ESTABLISHED RDMA_CM_EVENT_DISCONNECTED RDMA_CM_EVENT_TIMEWAIT_EXIT done" &&
+      $server_events == "RDMA_CM_EVENT_CONNECT_REQUEST RDMA_CM_EVENT_ESTABLISHED RDMA_CM_EVENT_DISCONNECTED RDMA_CM_EVENT_TIMEWAIT_EXIT done" ]]; then
+  pass "events of a connection, both sides, through TIMEWAIT_EXIT"
+else
+  fail "connection events: client '$client_events' server '$server_events'"
+  sed 's/^/    server: /' "$WORK/events.server" | tail -5
+fi
+out=$(events addr_error 10.77.0.2 10.77.0.99)
+if [[ $out == "RDMA_CM_EVENT_ADDR_ERROR done" ]]; then pass "ADDR_ERROR for an address no one has"; else fail "addr_error: $out"; fi
+out=$(events sidr_unreachable 10.77.0.2 10.77.0.1 7202)
+if [[ $out == "RDMA_CM_EVENT_ADDR_RESOLVED RDMA_CM_EVENT_ROUTE_RESOLVED RDMA_CM_EVENT_UNREACHABLE done" ]]; then
+  pass "UNREACHABLE for a SIDR request to no listener"
+else
+  fail "sidr_unreachable: $out"
+fi
+
 # A REQ to a port no one listens on: the IBTA CM rejects it (invalid service ID) and
 # librdmacm's client sees RDMA_CM_EVENT_REJECTED.
 # The CM's counters (stat show's "cm dev NAME:" rows) count it on each side.
@@ -192,6 +221,9 @@ for _ in $(seq 50); do grep -q "ADDR_CHANGE" "$WORK/addr_change.server" && break
 run rping -c -a 10.77.0.1 -I 10.77.0.2 -p 7190 -v -V -C 3 >"$WORK/addr_change.client" 2>&1 || true
 wait "$apid" || true
 in_ns ip link set vrd0 address "$old_mac"
+# vrdmad applies the change when its netlink watch reports it: the next case starts once
+# vdev_a shows its old MAC again.
+for _ in $(seq 50); do ctl dev show vdev_a | grep -q "mac $old_mac" && break; sleep 0.1; done
 if grep -q "RDMA_CM_EVENT_ADDR_CHANGE" "$WORK/addr_change.server" &&
    rping_ok 3 "$WORK/addr_change.server" "$WORK/addr_change.client"; then
   pass "MAC of a listener's interface changed: ADDR_CHANGE, then a connection"

@@ -149,6 +149,15 @@ if [[ $lost -gt 0 ]]; then pass "the wire lost $lost frames meanwhile"; else fai
 # A REQ to a port no one listens on: REJ (invalid service ID), the client sees REJECTED.
 out=$(run_on B rping -c -a 10.77.0.1 -p 7199 -C 1 2>&1 || true)
 if grep -q "REJECTED" <<<"$out"; then pass "REQ to no listener rejected"; else fail "REQ to no listener: $out"; fi
+# An on-link address no neighbour answers for: the kernel's resolution fails, the
+# application hears ADDR_ERROR (cm_events.py through Debian's librdmacm).
+out=$(run_on B /usr/bin/python3 "$(dirname "$0")/cm_events.py" addr_error 10.77.0.2 10.77.0.99 2>&1 |
+  grep -E "^(RDMA_CM_EVENT_|done$)" | paste -sd' ' || true)
+if [[ $out == "RDMA_CM_EVENT_ADDR_ERROR done" ]]; then
+  pass "ADDR_ERROR for an on-link address no neighbour answers"
+else
+  fail "addr_error across hosts: $out"
+fi
 
 # Hostile MADs from the wire: host B sends host A's QP1 garbage, short and long MADs,
 # and CM MADs of every attribute with random bodies (hostile_mads.cc), 16000 in all, while
