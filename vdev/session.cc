@@ -21,14 +21,14 @@ namespace {
 
 // The verb a request is, for the log.
 std::string OpName(uint16_t op) {
-  static constexpr std::array<const char*, 31> kNames = {
+  static constexpr std::array<const char*, 32> kNames = {
       "list_devices", "open_device", "query_device", "query_port",  "query_gid_table", "alloc_pd",
       "dealloc_pd",   "reg_mr",      "dereg_mr",     "create_cq",   "resize_cq",       "destroy_cq",
       "create_srq",   "modify_srq",  "query_srq",    "destroy_srq", "create_ah",       "destroy_ah",
       "create_qp",    "modify_qp",   "query_qp",     "destroy_qp",  "rereg_mr",        "alloc_dm",
       "free_dm",      "reg_dm_mr",   "alloc_mw",     "dealloc_mw",  "advise_mr",       "open_xrcd",
-      "close_xrcd"};
-  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kCloseXrcd));
+      "close_xrcd",   "open_qp"};
+  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kOpenQp));
   if (op >= 1 && op <= kNames.size()) return kNames[op - 1];
   return std::to_string(op);
 }
@@ -205,6 +205,7 @@ const Session::HandlerEntry* Session::FindHandler(uint16_t op) {
     set(Op::kAdviseMr, &Session::AdviseMr, N::kVdev);
     set(Op::kOpenXrcd, &Session::OpenXrcd, N::kVdev);
     set(Op::kCloseXrcd, &Session::CloseXrcd, N::kVdev);
+    set(Op::kOpenQp, &Session::OpenQp, N::kVdev);
     return t;
   }();
   if (op >= table.size() || !table[op].handler) return nullptr;
@@ -379,11 +380,7 @@ void Session::Detach() {
 void Session::FreeAll() {
   if (!device_) return;
   if (drain_) drain_->Clear();
-  for (auto& [qpn, qp] : qps_) {
-    (void)device_->DestroyQp(qpn);
-    Release(Resource::kRingBytes, qp.region->size());
-    Release(Resource::kQp);
-  }
+  for (auto& [qpn, qp] : qps_) (void)ReleaseQp(qpn, qp);
   qps_.clear();
   for (auto& [h, srq] : srqs_) {
     (void)device_->DestroySrq(h);

@@ -83,6 +83,7 @@ class Session {
     int type = IBV_QPT_RC;
     uint64_t user_handle = 0;
     std::unique_ptr<SharedRegion> region;  // its rings, drained by drain_
+    bool opened = false;  // ibv_open_qp: an XRC receive QP this context did not create
   };
   struct SrqObject {
     uint64_t user_handle = 0;
@@ -131,6 +132,10 @@ class Session {
   // session_mw.cc
   int AllocMw(proto::Message& msg, Payload* out, Fds* fds);
   int OpenXrcd(proto::Message& msg, Payload* out, Fds* fds);
+  int OpenQp(proto::Message& msg, Payload* out, Fds* fds);
+  // Gives up this context's hold on QP `qpn`: the QP goes, unless it is an XRC receive QP
+  // another context of the vdev still holds (created or opened).
+  absl::Status ReleaseQp(uint32_t qpn, const QpObject& qp);
   int CloseXrcd(proto::Message& msg, Payload* out, Fds* fds);
   // Gives back one open of XRC domain `handle` (closing: the context is going, and a
   // domain still in use is kept rather than refused).

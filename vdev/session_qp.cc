@@ -108,6 +108,7 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   rings.send_limits = SendQueueLimits{sq_stride, init.max_send_sge, init.max_inline_data};
   rings.max_recv_sge = init.max_recv_sge;
   if (!xrc_recv) drain_->AddQp(rings);  // an XRC receive QP has no rings to drain
+  if (xrc_recv) vdev_->xrc_qp_holds[*qpn] = 1;
   QpObject qp;
   qp.pd = req.pd;
   qp.type = init.type;
@@ -177,12 +178,73 @@ int Session::QueryQp(proto::Message& msg, Payload* out, Fds* /*fds*/) {
 
 int Session::DestroyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   proto::HandleMsg req;
-  if (!msg.Copy(&req) || !qps_.count(req.handle)) return EINVAL;
-  if (absl::Status st = device_->DestroyQp(req.handle); !st.ok()) return Refused(st);
-  drain_->RemoveQp(req.handle);
-  Release(Resource::kRingBytes, qps_[req.handle].region->size());
-  qps_.erase(req.handle);
-  Release(Resource::kQp);
+  if (!msg.Copy(&req)) return EINVAL;
+  auto it = qps_.find(req.handle);
+  if (it == qps_.end()) return EINVAL;
+  if (absl::Status st = ReleaseQp(req.handle, it->second); !st.ok()) return Refused(st);
+  qps_.erase(it);
+  return 0;
+}
+
+absl::Status Session::ReleaseQp(uint32_t qpn, const QpObject& qp) {
+  bool last = true;
+  if (qp.type == IBV_QPT_XRC_RECV) {
+    // An XRC receive QP lives while any context holds it (ibv_destroy_qp(3) of an opened
+    // QP closes that handle only).
+    auto hold = vdev_->xrc_qp_holds.find(qpn);
+    if (hold != vdev_->xrc_qp_holds.end() && --hold->second > 0) {
+      last = false;
+    } else if (hold != vdev_->xrc_qp_holds.end()) {
+      vdev_->xrc_qp_holds.erase(hold);
+    }
+  }
+  if (last) {
+    if (absl::Status st = device_->DestroyQp(qpn); !st.ok()) return st;
+  }
+  if (drain_) drain_->RemoveQp(qpn);
+  Release(Resource::kRingBytes, qp.region->size());
+  if (!qp.opened) Release(Resource::kQp);
+  return absl::OkStatus();
+}
+
+int Session::OpenQp(proto::Message& msg, Payload* out, Fds* fds) {
+  proto::OpenQpRequest req;
+  if (!msg.Copy(&req)) return EINVAL;
+  if (req.qp_type != IBV_QPT_XRC_RECV) {
+    return Refuse(EOPNOTSUPP, "open_qp: only XRC receive QPs are opened");
+  }
+  if (!xrcds_.count(req.xrcd)) return Refuse(EINVAL, absl::StrCat("no XRC domain ", req.xrcd));
+  // A receive QP of that domain, which is the vdev's: held by a context of this vdev.
+  const driver::QueuePair* qp = device_->FindQp(req.qpn);
+  auto hold = vdev_->xrc_qp_holds.find(req.qpn);
+  if (!qp || hold == vdev_->xrc_qp_holds.end() || qp->type != IBV_QPT_XRC_RECV ||
+      qp->init.xrcd != req.xrcd) {
+    return Refuse(EINVAL,
+                  absl::StrCat("open_qp: no XRC receive QP ", req.qpn, " in domain ", req.xrcd));
+  }
+  if (qps_.count(req.qpn)) return Refuse(EBUSY, absl::StrCat("open_qp: QP ", req.qpn, " held"));
+  const size_t size = sizeof(proto::QpShmHeader);
+  const uint64_t ring_bytes = RingBytes(size);
+  if (!Charge(Resource::kRingBytes, ring_bytes)) return ChargeError();
+  auto region = SharedRegion::Create("vrdma-qp", size);
+  if (!region.ok()) {
+    Release(Resource::kRingBytes, ring_bytes);
+    return ENOMEM;
+  }
+  hold->second++;
+  QpObject o;
+  o.type = IBV_QPT_XRC_RECV;
+  o.user_handle = req.user_handle;
+  o.region = std::move(*region);
+  o.opened = true;
+  proto::CreateQpReply r{};
+  r.handle = req.qpn;
+  r.qpn = req.qpn;
+  r.sq_offset = r.rq_offset = size;
+  r.shm_size = o.region->size();
+  fds->push_back(o.region->fd());
+  qps_[req.qpn] = std::move(o);
+  Append(out, r);
   return 0;
 }
 }  // namespace vrdma::vdev

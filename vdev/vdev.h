@@ -85,6 +85,8 @@ struct Vdev {
   bool cm_roce_v1 = false;
   std::map<XrcdKey, SharedXrcd> xrcds;  // ibv_open_xrcd with a file (session_xrc.cc)
   uint32_t xrcd_count = 0;              // XRC domains it holds, with a file or without
+  // XRC receive QPs: QPN -> the contexts holding it, its creator's and ibv_open_qp's.
+  std::map<uint32_t, uint32_t> xrc_qp_holds;
 
   uint64_t& Used(Resource r) { return used[static_cast<size_t>(r)]; }
   uint64_t Quota(Resource r) const { return quota[static_cast<size_t>(r)]; }

@@ -39,6 +39,13 @@ def qp_attr():
     return QPInitAttr(qp_type=e.IBV_QPT_RC, cap=QPCap(max_send_wr=4, max_recv_wr=4))
 
 
+def resolve(ch, cid, src, dst, port, port_space):
+    cid.resolve_addr(AddrInfo(src=src, dst=dst, dst_service=port, port_space=port_space), 2000)
+    expect(ch, 'RDMA_CM_EVENT_ADDR_RESOLVED')
+    cid.resolve_route(2000)
+    expect(ch, 'RDMA_CM_EVENT_ROUTE_RESOLVED')
+
+
 def server(addr, port):
     ch = CMEventChannel()
     listener = CMID(ch)
@@ -69,11 +76,7 @@ def client(src, dst, port):
     # Bound first: the binding gives the ID its device context and PD, which pyverbs'
     # create_qp passes to rdma_create_qp.
     cid.bind_addr(AddrInfo(src=src, port_space=ce.RDMA_PS_TCP, flags=ce.RAI_PASSIVE))
-    cid.resolve_addr(AddrInfo(src=src, dst=dst, dst_service=port, port_space=ce.RDMA_PS_TCP),
-                     2000)
-    expect(ch, 'RDMA_CM_EVENT_ADDR_RESOLVED')
-    cid.resolve_route(2000)
-    expect(ch, 'RDMA_CM_EVENT_ROUTE_RESOLVED')
+    resolve(ch, cid, src, dst, port, ce.RDMA_PS_TCP)
     cid.create_qp(qp_attr())
     cid.connect(ConnParam())
     expect(ch, 'RDMA_CM_EVENT_ESTABLISHED')
@@ -94,11 +97,7 @@ def addr_error(src, dst):
 def sidr_unreachable(src, dst, port):
     ch = CMEventChannel()
     cid = CMID(ch, port_space=ce.RDMA_PS_UDP)
-    cid.resolve_addr(AddrInfo(src=src, dst=dst, dst_service=port, port_space=ce.RDMA_PS_UDP),
-                     2000)
-    expect(ch, 'RDMA_CM_EVENT_ADDR_RESOLVED')
-    cid.resolve_route(2000)
-    expect(ch, 'RDMA_CM_EVENT_ROUTE_RESOLVED')
+    resolve(ch, cid, src, dst, port, ce.RDMA_PS_UDP)
     cid.connect(ConnParam())
     expect(ch, 'RDMA_CM_EVENT_UNREACHABLE')
     cid.close()

@@ -1614,6 +1614,38 @@ TEST(Verbs, XrcSendsReachTheSrqTheyName) {
   EXPECT_EQ(wc.wr_id, 33u);
   EXPECT_EQ(wc.qp_num, recv->qp_num);
   EXPECT_EQ(0, std::memcmp(buf2.data(), &a.buf[49152], 2000));
+
+  // ibv_open_qp: the second context holds the receive QP too. When the creator destroys
+  // its handle the QP stays, and messages still reach the second context's SRQ through it.
+  ibv_qp_open_attr oa{};
+  oa.comp_mask = IBV_QP_OPEN_ATTR_NUM | IBV_QP_OPEN_ATTR_XRCD | IBV_QP_OPEN_ATTR_TYPE;
+  oa.qp_num = send->qp_num;  // not a receive QP of this domain
+  oa.xrcd = xrcd2;
+  oa.qp_type = IBV_QPT_XRC_RECV;
+  errno = 0;
+  EXPECT_EQ(ibv_open_qp(ctx2, &oa), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  oa.qp_num = recv->qp_num;
+  ibv_qp* opened = ibv_open_qp(ctx2, &oa);
+  ASSERT_NE(opened, nullptr) << std::strerror(errno);
+  EXPECT_EQ(opened->qp_num, recv->qp_num);
+  ibv_qp_attr qa{};
+  ibv_qp_init_attr qi{};
+  ASSERT_EQ(ibv_query_qp(opened, &qa, IBV_QP_STATE, &qi), 0);
+  EXPECT_EQ(qa.qp_state, IBV_QPS_RTS);
+  const uint32_t recv_qpn = recv->qp_num;
+  ASSERT_EQ(ibv_destroy_qp(recv), 0);
+  recv = nullptr;
+  w3.wr_id = 34;
+  ASSERT_EQ(ibv_post_srq_recv(srq3, &w3, &bad3), 0);
+  Fill(a.buf, 57344, 1500, 36);
+  EXPECT_EQ(send_to(n3, IBV_WR_SEND, 57344, 1500, 0), IBV_WC_SUCCESS);
+  ASSERT_TRUE(PollOne(cq3, &wc));
+  EXPECT_EQ(wc.wr_id, 34u);
+  EXPECT_EQ(wc.qp_num, recv_qpn);
+  EXPECT_EQ(0, std::memcmp(buf2.data(), &a.buf[57344], 1500));
+  ASSERT_EQ(ibv_destroy_qp(opened), 0);  // the last hold: the QP goes
+
   // The domain is busy for its SRQ; then both close.
   EXPECT_EQ(ibv_close_xrcd(xrcd2), 0);  // not the last open: dropped at once
   ibv_destroy_srq(srq3);
@@ -1622,9 +1654,8 @@ TEST(Verbs, XrcSendsReachTheSrqTheyName) {
   ibv_dealloc_pd(pd2);
   ibv_close_device(ctx2);
 
-  EXPECT_EQ(ibv_close_xrcd(xrcd), EBUSY);  // its SRQs and receive QP are still in it
+  EXPECT_EQ(ibv_close_xrcd(xrcd), EBUSY);  // its SRQs are still in it
   ibv_destroy_qp(send);
-  ibv_destroy_qp(recv);
   ibv_destroy_srq(srq1);
   ibv_destroy_srq(srq2);
   EXPECT_EQ(ibv_close_xrcd(xrcd), 0);

@@ -61,6 +61,7 @@ enum class Op : uint16_t {
   kAdviseMr,
   kOpenXrcd,
   kCloseXrcd,
+  kOpenQp,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
@@ -307,6 +308,15 @@ struct OpenXrcdRequest {
 struct OpenXrcdReply {
   uint32_t handle;
   uint32_t reserved;
+};
+// ibv_open_qp(3): an XRC receive QP of a domain this context opened, made by any context
+// of the vdev. Reply: CreateQpReply (no rings), fds [0] its (empty) ring region.
+struct OpenQpRequest {
+  uint32_t xrcd;
+  uint32_t qpn;
+  uint32_t qp_type;  // IBV_QPT_XRC_RECV
+  uint32_t reserved;
+  uint64_t user_handle;
 };
 struct ModifySrqRequest {
   uint32_t handle;

@@ -456,6 +456,32 @@ int DestroySrq(ibv_srq* ibsrq) {
 
 // ---- QP -----------------------------------------------------------------------------------
 
+// The request that makes (kCreateQp) or opens (kOpenQp) a QP, and the answer on this side:
+// the QP's rings mapped into `qp`. False when refused: `qp` freed, errno set.
+bool QpRequest(ibv_context* ctx, Op op, const void* req, size_t len, VQp* qp,
+               proto::CreateQpReply* r) {
+  proto::Message reply;
+  int err = RpcReply(StateOf(ctx), op, req, len, r, nullptr, 0, &reply);
+  void* map = nullptr;
+  if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r->shm_size) : nullptr;
+  if (!map) {
+    free(qp);
+    errno = err ? err : EPROTO;
+    return false;
+  }
+  auto* h = static_cast<proto::QpShmHeader*>(map);
+  auto* base = static_cast<uint8_t*>(map);
+  qp->handle = r->handle;
+  qp->device_fatal = FatalFlagOf(ctx);
+  qp->map = map;
+  qp->map_size = r->shm_size;
+  qp->sq = SendRing{&h->sq, base + r->sq_offset, r->sq_depth, r->sq_stride, 0};
+  qp->rq = SendRing{&h->rq, base + r->rq_offset, r->rq_depth, r->rq_stride, 0};
+  pthread_spin_init(&qp->sq_lock, PTHREAD_PROCESS_PRIVATE);
+  pthread_spin_init(&qp->rq_lock, PTHREAD_PROCESS_PRIVATE);
+  return true;
+}
+
 ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   constexpr uint32_t kSupported = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS |
                                   IBV_QP_INIT_ATTR_CREATE_FLAGS | IBV_QP_INIT_ATTR_XRCD;
@@ -525,28 +551,11 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   req.sq_sig_all = attr->sq_sig_all;
   req.user_handle = reinterpret_cast<uintptr_t>(qp);
   proto::CreateQpReply r;
-  proto::Message reply;
-  int err = RpcReply(StateOf(ctx), Op::kCreateQp, &req, sizeof req, &r, nullptr, 0, &reply);
-  void* map = nullptr;
-  if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
-  if (!map) {
-    free(qp);
-    return Fail<ibv_qp>(err ? err : EPROTO);
-  }
-  auto* h = static_cast<proto::QpShmHeader*>(map);
-  auto* base = static_cast<uint8_t*>(map);
-  qp->handle = r.handle;
-  qp->device_fatal = FatalFlagOf(ctx);
-  qp->map = map;
-  qp->map_size = r.shm_size;
-  qp->sq = SendRing{&h->sq, base + r.sq_offset, r.sq_depth, r.sq_stride, 0};
-  qp->rq = SendRing{&h->rq, base + r.rq_offset, r.rq_depth, r.rq_stride, 0};
+  if (!QpRequest(ctx, Op::kCreateQp, &req, sizeof req, qp, &r)) return nullptr;
   qp->max_send_sge = r.max_send_sge;
   qp->max_recv_sge = r.max_recv_sge;
   qp->max_inline = r.max_inline_data;
   qp->sq_sig_all = attr->sq_sig_all;
-  pthread_spin_init(&qp->sq_lock, PTHREAD_PROCESS_PRIVATE);
-  pthread_spin_init(&qp->rq_lock, PTHREAD_PROCESS_PRIVATE);
   qp->single_threaded = attr->pd && SingleThreaded(attr->pd);
   ibv_qp& q = qp->vqp.qp;
   q.context = ctx;
@@ -573,6 +582,35 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   attr->cap.max_send_sge = r.max_send_sge;
   attr->cap.max_recv_sge = r.max_recv_sge;
   attr->cap.max_inline_data = r.max_inline_data;
+  return &q;
+}
+
+// ibv_open_qp(3): an XRC receive QP another context of the vdev made, in a domain this
+// context opened. The handle shares the QP: modify and query reach it; destroy closes this
+// handle, and the QP goes with the last one.
+ibv_qp* OpenQp(ibv_context* ctx, ibv_qp_open_attr* attr) {
+  constexpr uint32_t kNeeded = IBV_QP_OPEN_ATTR_NUM | IBV_QP_OPEN_ATTR_XRCD | IBV_QP_OPEN_ATTR_TYPE;
+  if ((attr->comp_mask & kNeeded) != kNeeded || !attr->xrcd) return Fail<ibv_qp>(EINVAL);
+  if (attr->comp_mask & ~(kNeeded | IBV_QP_OPEN_ATTR_CONTEXT)) return Fail<ibv_qp>(EOPNOTSUPP);
+  if (attr->qp_type != IBV_QPT_XRC_RECV) return Fail<ibv_qp>(EOPNOTSUPP);
+  auto* qp = static_cast<VQp*>(calloc(1, sizeof(VQp)));
+  if (!qp) return nullptr;
+  proto::OpenQpRequest req{HandleOf(attr->xrcd), attr->qp_num, IBV_QPT_XRC_RECV, 0,
+                           reinterpret_cast<uintptr_t>(qp)};
+  proto::CreateQpReply r;
+  if (!QpRequest(ctx, Op::kOpenQp, &req, sizeof req, qp, &r)) return nullptr;
+  ibv_qp& q = qp->vqp.qp;
+  q.context = ctx;
+  q.qp_context = (attr->comp_mask & IBV_QP_OPEN_ATTR_CONTEXT) ? attr->qp_context : nullptr;
+  q.handle = r.handle;
+  q.qp_num = r.qpn;
+  q.state = IBV_QPS_UNKNOWN;  // ibv_query_qp tells
+  q.qp_type = IBV_QPT_XRC_RECV;
+  pthread_mutex_init(&q.mutex, nullptr);
+  pthread_cond_init(&q.cond, nullptr);
+  qp->vqp.comp_mask = VERBS_QP_EX | VERBS_QP_XRCD;
+  qp->vqp.xrcd = reinterpret_cast<verbs_xrcd*>(attr->xrcd);
+  InstallWrOps(qp, 0);
   return &q;
 }
 
@@ -685,6 +723,7 @@ const verbs_context_ops kContextOps = [] {
   ops.create_srq_ex = CreateSrqEx;
   ops.get_srq_num = GetSrqNum;
   ops.open_xrcd = OpenXrcd;
+  ops.open_qp = OpenQp;
   ops.close_xrcd = CloseXrcd;
   ops.create_qp = CreateQp;
   ops.create_qp_ex = CreateQpEx;
