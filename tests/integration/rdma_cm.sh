@@ -222,8 +222,11 @@ run rping -c -a 10.77.0.1 -I 10.77.0.2 -p 7190 -v -V -C 3 >"$WORK/addr_change.cl
 wait "$apid" || true
 in_ns ip link set vrd0 address "$old_mac"
 # vrdmad applies the change when its netlink watch reports it: the next case starts once
-# vdev_a shows its old MAC again.
+# vdev_a shows its old MAC again and the interface has settled. (A bind in the first tens
+# of milliseconds after the MAC came back has failed, EADDRNOTAVAIL or ENODEV, in about one
+# run of three on a loaded machine; not understood yet, see the issue 13 note.)
 for _ in $(seq 50); do ctl dev show vdev_a | grep -q "mac $old_mac" && break; sleep 0.1; done
+sleep 1
 if grep -q "RDMA_CM_EVENT_ADDR_CHANGE" "$WORK/addr_change.server" &&
    rping_ok 3 "$WORK/addr_change.server" "$WORK/addr_change.client"; then
   pass "MAC of a listener's interface changed: ADDR_CHANGE, then a connection"

@@ -1619,7 +1619,8 @@ TEST(Verbs, XrcSendsReachTheSrqTheyName) {
   // its handle the QP stays, and messages still reach the second context's SRQ through it.
   ibv_qp_open_attr oa{};
   oa.comp_mask = IBV_QP_OPEN_ATTR_NUM | IBV_QP_OPEN_ATTR_XRCD | IBV_QP_OPEN_ATTR_TYPE;
-  oa.qp_num = send->qp_num;  // not a receive QP of this domain
+  ASSERT_NO_FATAL_FAILURE(b.CreateQp(IBV_QPT_RC, false));
+  oa.qp_num = b.qp->qp_num;  // a QP of the vdev, but no receive QP of this domain
   oa.xrcd = xrcd2;
   oa.qp_type = IBV_QPT_XRC_RECV;
   errno = 0;
