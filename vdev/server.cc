@@ -342,14 +342,18 @@ void Server::ExpireRefused(bool all) {
 }
 
 void Server::CloseSession(int fd) {
+  if (fd < 0) return;
   auto it = std::find_if(sessions_.begin(), sessions_.end(),
                          [fd](const auto& s) { return s->sock() == fd; });
   if (it == sessions_.end()) return;
   Session& s = **it;
+  Session* joined = s.shared();
   // A reply it waits for is no longer wanted: its handler hears OnClose, never Resume.
   std::erase_if(waiting_, [&s](const Waiting& w) { return w.session == &s; });
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-  if (s.doorbell_fd() >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s.doorbell_fd(), nullptr);
+  if (s.doorbell_fd() >= 0 && !s.importers()) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s.doorbell_fd(), nullptr);
+  }
   if (s.vdev()) {
     Log(LogLevel::kInfo, "context_close",
         absl::StrCat("dev=", s.vdev()->name, " pid=", s.pid(), " comm=", LogQuote(s.comm())));
@@ -360,7 +364,22 @@ void Server::CloseSession(int fd) {
     if (u != connections_per_user_.end() && --u->second == 0) connections_per_user_.erase(u);
     user_connections_--;
   }
+  if (s.importers()) {
+    // Contexts that joined this one still use its objects and its doorbell: they stay,
+    // pumped as before, until the last of those contexts closes.
+    s.CloseConnection();
+    return;
+  }
   sessions_.erase(it);  // frees everything the client left behind
+  if (joined) {
+    joined->DropImporter();
+    if (!joined->importers() && joined->sock() < 0) {
+      if (joined->doorbell_fd() >= 0) {
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, joined->doorbell_fd(), nullptr);
+      }
+      std::erase_if(sessions_, [joined](const auto& p) { return p.get() == joined; });
+    }
+  }
 }
 
 void Server::OnClientReadable(int fd, uint32_t events) {
@@ -413,11 +432,13 @@ void Server::OnClientReadable(int fd, uint32_t events) {
       return;
     }
     if (!had_vdev && s.vdev()) {
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u64 = kTagDoorbell | static_cast<uint64_t>(s.doorbell_fd());
-      epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, s.doorbell_fd(), &ev);
-      Log(LogLevel::kInfo, "context_open",
+      if (s.doorbell_fd() >= 0) {  // a context that joined another rings the other's
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = kTagDoorbell | static_cast<uint64_t>(s.doorbell_fd());
+        epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, s.doorbell_fd(), &ev);
+      }
+      Log(LogLevel::kInfo, s.shared() ? "context_import" : "context_open",
           absl::StrCat("dev=", s.vdev()->name, " pid=", s.pid(), " comm=", LogQuote(s.comm())));
     }
   }

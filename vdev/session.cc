@@ -21,14 +21,15 @@ namespace {
 
 // The verb a request is, for the log.
 std::string OpName(uint16_t op) {
-  static constexpr std::array<const char*, 32> kNames = {
-      "list_devices", "open_device", "query_device", "query_port",  "query_gid_table", "alloc_pd",
-      "dealloc_pd",   "reg_mr",      "dereg_mr",     "create_cq",   "resize_cq",       "destroy_cq",
-      "create_srq",   "modify_srq",  "query_srq",    "destroy_srq", "create_ah",       "destroy_ah",
-      "create_qp",    "modify_qp",   "query_qp",     "destroy_qp",  "rereg_mr",        "alloc_dm",
-      "free_dm",      "reg_dm_mr",   "alloc_mw",     "dealloc_mw",  "advise_mr",       "open_xrcd",
-      "close_xrcd",   "open_qp"};
-  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kOpenQp));
+  static constexpr std::array<const char*, 34> kNames = {
+      "list_devices", "open_device", "query_device",  "query_port",   "query_gid_table",
+      "alloc_pd",     "dealloc_pd",  "reg_mr",        "dereg_mr",     "create_cq",
+      "resize_cq",    "destroy_cq",  "create_srq",    "modify_srq",   "query_srq",
+      "destroy_srq",  "create_ah",   "destroy_ah",    "create_qp",    "modify_qp",
+      "query_qp",     "destroy_qp",  "rereg_mr",      "alloc_dm",     "free_dm",
+      "reg_dm_mr",    "alloc_mw",    "dealloc_mw",    "advise_mr",    "open_xrcd",
+      "close_xrcd",   "open_qp",     "import_device", "import_object"};
+  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kImportObject));
   if (op >= 1 && op <= kNames.size()) return kNames[op - 1];
   return std::to_string(op);
 }
@@ -61,12 +62,18 @@ Session::Session(int sock, Registry* registry, Peer peer)
     : sock_(sock), registry_(registry), peer_(std::move(peer)) {}
 
 Session::~Session() {
+  DropToken();
   FreeAll();
   ReleaseContext();
   if (vdev_ && !detached_) vdev_->open_contexts--;
   if (doorbell_fd_ >= 0) close(doorbell_fd_);
   if (async_fd_ >= 0) close(async_fd_);
-  close(sock_);
+  if (sock_ >= 0) close(sock_);
+}
+
+void Session::CloseConnection() {
+  if (sock_ >= 0) close(sock_);
+  sock_ = -1;
 }
 
 bool Session::Charge(Resource r, uint64_t n) {
@@ -206,10 +213,24 @@ const Session::HandlerEntry* Session::FindHandler(uint16_t op) {
     set(Op::kOpenXrcd, &Session::OpenXrcd, N::kVdev);
     set(Op::kCloseXrcd, &Session::CloseXrcd, N::kVdev);
     set(Op::kOpenQp, &Session::OpenQp, N::kVdev);
+    set(Op::kImportContext, &Session::ImportContext, N::kNoDevice);
+    set(Op::kImportObject, &Session::ImportObject, N::kVdev);
     return t;
   }();
   if (op >= table.size() || !table[op].handler) return nullptr;
   return &table[op];
+}
+
+template <typename Fn>
+void Session::OnShared(Fn&& run) {
+  Session& owner = *shared_;
+  // The owner's own waiting request (if any) steps aside for this connection's.
+  std::swap(owner.deferred_, deferred_);
+  const Peer* was = owner.requester_;
+  owner.requester_ = &peer_;
+  run(owner);
+  owner.requester_ = was;
+  std::swap(owner.deferred_, deferred_);
 }
 
 void Session::HandleVerbs(proto::Message& msg, Reply* reply) {
@@ -217,6 +238,11 @@ void Session::HandleVerbs(proto::Message& msg, Reply* reply) {
   const HandlerEntry* e = FindHandler(msg.header.op);
   bool open = vdev_ || pdev_;
   int err;
+  if (shared_ && !detached_ && e && e->needs != N::kNothing && e->needs != N::kNoDevice) {
+    // A context that joined another: the request is the other's objects'.
+    OnShared([&](Session& owner) { owner.HandleVerbs(msg, reply); });
+    return;
+  }
   if (detached_) {
     err = EIO;  // the device went away under this context
   } else if (e && e->needs == N::kNothing) {
@@ -241,8 +267,8 @@ void Session::HandleVerbs(proto::Message& msg, Reply* reply) {
     Log(LogLevel::kDebug, "verb_refused",
         absl::StrCat("op=", OpName(msg.header.op), " errno=", ErrnoName(err),
                      refusal_.empty() ? "" : " why=", refusal_.empty() ? "" : LogQuote(refusal_),
-                     " dev=", vdev_ ? vdev_->name : "-", " pid=", pid(),
-                     " comm=", LogQuote(comm())));
+                     " dev=", vdev_ ? vdev_->name : "-", " pid=", requester_->pid(),
+                     " comm=", LogQuote(requester_->comm())));
   }
   refusal_.clear();
 }
@@ -257,6 +283,11 @@ int Session::Defer(proto::Op op, std::unique_ptr<NeighbourQuery> query,
 }
 
 bool Session::ResumeVerbs(uint64_t now_ns, Reply* reply) {
+  if (shared_ && !detached_) {
+    bool done = false;
+    OnShared([&](Session& owner) { done = owner.ResumeVerbs(now_ns, reply); });
+    return done;
+  }
   int err;
   if (!deferred_ || detached_) {
     err = EIO;  // the device went away while the request waited
@@ -367,6 +398,7 @@ void Session::Detach() {
   // end of them (EOF) once they have read what is queued.
   if (async_fd_ >= 0) shutdown(async_fd_, SHUT_WR);
   for (auto& [cqn, cq] : cqs_) cq->ShutdownChannel();
+  DropToken();
   FreeAll();
   ReleaseContext();
   if (vdev_) vdev_->open_contexts--;

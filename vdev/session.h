@@ -77,6 +77,18 @@ class Session {
   // client closes it, and every further request fails with EIO.
   void Detach();
 
+  // Shared contexts (session_import.cc). A context that joined another (ibv_import_device)
+  // has no objects of its own: its requests run on the other's, as this connection's.
+  Session* shared() const { return shared_; }
+  // Contexts that joined this one and are still open. While there are any, this one's
+  // objects outlive its own connection (Server::CloseSession), as a uverbs file outlives
+  // the process that opened it while a dup of it is open elsewhere.
+  uint32_t importers() const { return importers_; }
+  void DropImporter() { --importers_; }
+  // Its client went while importers remain: the socket is closed (sock() becomes -1),
+  // the objects and the rings stay, and events for them have nowhere to go.
+  void CloseConnection();
+
  private:
   struct QpObject {
     uint32_t pd = 0;
@@ -133,6 +145,16 @@ class Session {
   int AllocMw(proto::Message& msg, Payload* out, Fds* fds);
   int OpenXrcd(proto::Message& msg, Payload* out, Fds* fds);
   int OpenQp(proto::Message& msg, Payload* out, Fds* fds);
+  // session_import.cc
+  int ImportContext(proto::Message& msg, Payload* out, Fds* fds);
+  int ImportObject(proto::Message& msg, Payload* out, Fds* fds);
+  // The context's token (proto::OpenDeviceReply), made and listed in the vdev; 0 or errno.
+  int MakeToken();
+  void DropToken();
+  // Runs `run(owner)` on the context this one joined, as this connection's request: its
+  // registrations are this client's memory, and a request it defers is this connection's.
+  template <typename Fn>
+  void OnShared(Fn&& run);
   // Gives up this context's hold on QP `qpn`: the QP goes, unless it is an XRC receive QP
   // another context of the vdev still holds (created or opened).
   absl::Status ReleaseQp(uint32_t qpn, const QpObject& qp);
@@ -225,6 +247,13 @@ class Session {
   int sock_;
   Registry* registry_;
   Peer peer_;
+  // Whose request is being handled: peer_, or a context that joined this one (OnShared).
+  // Registrations map its memory, privileges are its.
+  const Peer* requester_ = &peer_;
+  Session* shared_ = nullptr;  // the context this one joined (ibv_import_device)
+  uint32_t importers_ = 0;     // contexts that joined this one, open
+  int token_fd_ = -1;          // this context's token, listed in vdev_->context_tokens
+  FileKey token_key_{};
   Vdev* vdev_ = nullptr;
   Pdev* pdev_ = nullptr;  // a context on a physical device: queries only
   driver::RoceDevice* device_ = nullptr;

@@ -96,6 +96,17 @@ int Session::OpenDevice(proto::Message& msg, Payload* out, Fds* fds) {
   uint64_t guid;
   if (vdev) {
     vdev_ = vdev;
+    if (int err = MakeToken()) {
+      vdev_ = nullptr;
+      ReleaseContext();
+      context_shm_.reset();
+      context_ = nullptr;
+      close(efd);
+      doorbell_fd_ = -1;
+      close(async_fd);
+      async_fd_ = -1;
+      return err;
+    }
     device_ = vdev->pdev->device.get();
     drain_ = std::make_unique<DoorbellDrain>(
         device_, &drained_, &ahs_,
@@ -111,6 +122,7 @@ int Session::OpenDevice(proto::Message& msg, Payload* out, Fds* fds) {
   Append(out, r);
   fds->push_back(context_shm_->fd());
   fds->push_back(doorbell_fd_);
+  if (token_fd_ >= 0) fds->push_back(token_fd_);
   return 0;
 }
 

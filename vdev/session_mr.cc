@@ -51,10 +51,10 @@ int Session::MapRegistration(proto::Message& msg, size_t header, const Registrat
   std::vector<int> passed;
   for (size_t i = 0; i < msg.fd_count(); ++i) passed.push_back(msg.TakeFd(i));
   absl::StatusOr<RegistrationBacking> backing =
-      RegistrationBacking::Open(peer_, p.page_base, p.page_length, segs, std::move(passed));
+      RegistrationBacking::Open(*requester_, p.page_base, p.page_length, segs, std::move(passed));
   if (!backing.ok()) {
     Log(LogLevel::kDebug, "reg_mr_refused",
-        absl::StrCat("dev=", vdev_->name, " pid=", pid(),
+        absl::StrCat("dev=", vdev_->name, " pid=", requester_->pid(),
                      " reason=", LogQuote(backing.status().ToString())));
     return RegistrationErrno(backing.status());
   }

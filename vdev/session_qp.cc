@@ -140,7 +140,8 @@ int Session::ModifyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   // IBTA 10.2.4: a Q_Key with its high bit set is controlled; only a privileged consumer
   // may give one to a QP (Linux's uverbs asks for CAP_NET_RAW). The GSI's 0x80010000 is
   // one: a tenant's UD QP holding it could send the CM's MADs to QP1 as the CM would.
-  if (req.mask & IBV_QP_QKEY && (req.attr.qkey & 0x80000000u) && peer_.uid() != 0) return EPERM;
+  if (req.mask & IBV_QP_QKEY && (req.attr.qkey & 0x80000000u) && requester_->uid() != 0)
+    return EPERM;
   if (!(req.mask & IBV_QP_AV)) return FinishModifyQp(req, nullptr);
   std::unique_ptr<NeighbourQuery> query;
   auto av = TranslateAh(req.attr.ah_attr, &query);

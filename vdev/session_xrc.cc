@@ -42,7 +42,7 @@ int Session::OpenXrcd(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   close(fd);
   if (rc != 0) return Refuse(EBADF, "open_xrcd: the file cannot be examined");
   // ib_uverbs_open_xrcd: a domain not yet opened needs O_CREAT; O_EXCL refuses one that is.
-  const XrcdKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  const FileKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
   auto it = vdev_->xrcds.find(key);
   if (it != vdev_->xrcds.end()) {
     if (req.oflags & O_EXCL) return Refuse(EINVAL, "open_xrcd: O_EXCL and the domain exists");

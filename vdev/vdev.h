@@ -15,6 +15,8 @@
 
 namespace vrdma::vdev {
 
+class Session;
+
 // kRingBytes: the daemon's shared memory a vdev's clients asked for, the rings of their
 // CQs, QPs and SRQs (the daemon allocates it, so the daemon's memory cgroup pays for it).
 enum class Resource : uint8_t { kQp, kCq, kMr, kPd, kSrq, kAh, kMrBytes, kRingBytes, kCount };
@@ -45,13 +47,14 @@ struct VdevStats {
   uint64_t cgroup_refusals = 0;
 };
 
-// An XRC domain opened through a file: the file's identity, and the engine's domain with
-// how many opens of it the vdev's contexts hold.
-struct XrcdKey {
+// A file's identity (fstat's st_dev, st_ino), as the daemon knows a file a client passes.
+struct FileKey {
   uint64_t dev = 0;
   uint64_t ino = 0;
-  bool operator<(const XrcdKey& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
+  bool operator<(const FileKey& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
 };
+// An XRC domain opened through a file: the engine's domain with how many opens of it the
+// vdev's contexts hold.
 struct SharedXrcd {
   uint32_t handle = 0;
   uint32_t opens = 0;
@@ -83,10 +86,13 @@ struct Vdev {
   // v1|v2`), as Linux's configfs rdma_cm/DEV/ports/N/default_roce_mode: RoCEv2 unless
   // set. A connection accepted takes the type of the GID its REQ arrived on.
   bool cm_roce_v1 = false;
-  std::map<XrcdKey, SharedXrcd> xrcds;  // ibv_open_xrcd with a file (session_xrc.cc)
+  std::map<FileKey, SharedXrcd> xrcds;  // ibv_open_xrcd with a file (session_xrc.cc)
   uint32_t xrcd_count = 0;              // XRC domains it holds, with a file or without
   // XRC receive QPs: QPN -> the contexts holding it, its creator's and ibv_open_qp's.
   std::map<uint32_t, uint32_t> xrc_qp_holds;
+  // Context tokens (the memfd each context's cmd_fd is, proto::OpenDeviceReply) -> the
+  // context that made it: what ibv_import_device joins (session_import.cc).
+  std::map<FileKey, Session*> context_tokens;
 
   uint64_t& Used(Resource r) { return used[static_cast<size_t>(r)]; }
   uint64_t Quota(Resource r) const { return quota[static_cast<size_t>(r)]; }

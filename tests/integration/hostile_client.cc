@@ -107,6 +107,26 @@ int main(int argc, char** argv) {
     Check(c.Call(Op::kDeallocMw, &w, sizeof w) == EINVAL, "dealloc of another's memory window");
   }
   Check(c.Call(Op::kOpenDevice, nullptr, 0) != 0, "second open on one connection");
+  // Shared contexts: no token, a token that is no file of the daemon's, an object kind
+  // that does not exist, on an open connection or a new one.
+  {
+    ImportObjectRequest bad_kind{static_cast<ImportKind>(99), 1};
+    Check(c.Call(Op::kImportObject, &bad_kind, sizeof bad_kind) == EINVAL, "import of kind 99");
+    Client j;
+    j.sock = ConnectToDaemon();
+    ImportContextRequest req{};
+    std::snprintf(req.name, sizeof req.name, "%s", argv[1]);
+    Check(j.Call(Op::kImportContext, &req, sizeof req) == EINVAL, "import without a token");
+    int pipe_fds[2];
+    if (pipe(pipe_fds) == 0) {
+      const int fds[2] = {pipe_fds[1], pipe_fds[0]};
+      Check(j.Call(Op::kImportContext, &req, sizeof req, fds, 2) != 0, "a pipe as a token");
+      close(pipe_fds[0]);
+      close(pipe_fds[1]);
+    }
+    Check(j.Call(Op::kAllocPd, nullptr, 0) == ENODEV, "no context joined");
+    close(j.sock);
+  }
   Check(c.Call(Op::kAllocPd, nullptr, 0) == 0, "alloc PD");
   uint32_t pd = c.Reply<HandleMsg>().handle;
   AllocMwRequest mwr{pd + 1000, IBV_MW_TYPE_2};
@@ -115,7 +135,7 @@ int main(int argc, char** argv) {
   Check(c.Call(Op::kAllocMw, &mwr, sizeof mwr) == EINVAL, "memory window of type 7");
 
   // Short and garbage payloads for every op.
-  for (uint16_t op = 1; op <= static_cast<uint16_t>(Op::kDeallocMw); ++op) {
+  for (uint16_t op = 1; op <= static_cast<uint16_t>(Op::kImportObject); ++op) {
     uint8_t junk[3] = {1, 2, 3};
     int r = c.Call(static_cast<Op>(op), junk, sizeof junk);
     if (op != static_cast<uint16_t>(Op::kListDevices) &&

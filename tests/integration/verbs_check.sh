@@ -11,6 +11,17 @@ if in_ns env VRDMACTL="$VRDMACTL" "$VRDMA_RUN" -- "$VRDMA_BUILD/tests/integratio
 else
   fail verbs_check
 fi
+# ibv_import_device: a context shared with a process the test execs (import_check.cc),
+# and refused to one in a namespace the vdevs are hidden from.
+OTHER_NS="vrdma-it-other-$$"
+CLEANUP_NETNS+=(OTHER_NS)
+ip netns add "$OTHER_NS"
+if in_ns env VRDMA_OTHER_NETNS="/run/netns/$OTHER_NS" "$VRDMA_RUN" -- \
+     "$VRDMA_BUILD/tests/integration/import_check" --gtest_color=no; then
+  pass "import_check: a context, its PD and MR shared across processes"
+else
+  fail import_check
+fi
 sleep 0.3
 check_all_freed "resources freed"
 

@@ -62,6 +62,8 @@ enum class Op : uint16_t {
   kOpenXrcd,
   kCloseXrcd,
   kOpenQp,
+  kImportContext,
+  kImportObject,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
@@ -115,7 +117,10 @@ struct ListDevicesReply {
 struct OpenDeviceRequest {
   char name[kNameLen];
 };
-// Reply fds: [0] the context page (ContextShm), [1] the doorbell eventfd.
+// Reply fds: [0] the context page (ContextShm), [1] the doorbell eventfd, [2] for a vdev
+// the context's token: a sealed empty memfd the daemon made for this context, the
+// client's ibv_context::cmd_fd. Passed back with kImportContext (by whichever process it
+// was handed to), it names the context, as a dup of a uverbs file does.
 struct OpenDeviceReply {
   uint64_t node_guid;
   uint32_t context_shm_size;
@@ -294,6 +299,31 @@ struct CreateSrqReply {
   uint64_t shm_size;
   uint32_t srq_num;  // XRC: the number XRC send WQEs name (ibv_get_srq_num)
   uint32_t reserved;
+};
+
+// ---- Shared contexts (ibv_import_device, ibv_import_pd/_mr/_dm) ------------------------
+
+// ibv_import_device(3): a new connection joins the context whose token (fds [1], fds [0]
+// the async event channel as for OpenDevice) it passes. Every object is then the two
+// contexts' (their handles are one table, as in one uverbs file), while each connection
+// registers its own process's memory. `name` is the vdev the token says it belongs to.
+// Reply: OpenDeviceReply, fds [0] the context page, [1] the doorbell eventfd.
+using ImportContextRequest = OpenDeviceRequest;
+inline constexpr const char* kContextTokenPrefix = "vrdma-context:";  // memfd name, + vdev
+// ibv_import_pd/_mr/_dm(3): object `handle` of the context, looked up. Reply:
+// ImportObjectReply; for a DM fds [0] its memory (AllocDmReply's region).
+enum class ImportKind : uint32_t { kPd = 1, kMr = 2, kDm = 3 };
+struct ImportObjectRequest {
+  ImportKind kind;
+  uint32_t handle;
+};
+struct ImportObjectReply {
+  uint64_t addr;        // MR: its iova; DM: 0
+  uint64_t length;      // MR, DM
+  uint64_t shm_size;    // DM: the size of its region
+  uint32_t lkey, rkey;  // MR
+  uint32_t pd;          // MR: its PD
+  uint32_t access;      // MR: IBV_ACCESS_*
 };
 
 // ---- XRC domains ----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // Device memory (ibv_alloc_dm, ibv_memcpy_to_dm/from_dm, ibv_free_dm, ibv_reg_dm_mr): the
 // daemon's memory for this context (proto::kMaxDmSize), mapped here. Copies are in 4-byte
 // units inside the allocation, as mlx5 asks (EINVAL otherwise); an MR on it is zero-based.
+// Importable by handle (ibv_import_dm): the same memory, mapped again.
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -71,6 +72,38 @@ ibv_dm* AllocDm(ibv_context* ctx, ibv_alloc_dm_attr* attr) {
   d->map = static_cast<uint8_t*>(map);
   d->map_size = r.shm_size;
   return &d->dm;
+}
+
+ibv_dm* ImportDm(ibv_context* ctx, uint32_t handle) {
+  proto::ImportObjectRequest req{proto::ImportKind::kDm, handle};
+  proto::ImportObjectReply r;
+  proto::Message reply;
+  if (int err = RpcReply(StateOf(ctx), proto::Op::kImportObject, &req, sizeof req, &r, nullptr, 0,
+                         &reply)) {
+    return Fail<ibv_dm>(err);
+  }
+  void* map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
+  auto* d = map ? new (std::nothrow) VDm{} : nullptr;
+  if (!d) {
+    if (map) munmap(map, r.shm_size);
+    return Fail<ibv_dm>(map ? ENOMEM : EPROTO);
+  }
+  d->dm.context = ctx;
+  d->dm.memcpy_to_dm = MemcpyToDm;
+  d->dm.memcpy_from_dm = MemcpyFromDm;
+  d->dm.handle = handle;
+  d->handle = handle;
+  d->length = r.length;
+  d->map = static_cast<uint8_t*>(map);
+  d->map_size = r.shm_size;
+  return &d->dm;
+}
+
+// This process's mapping goes; the DM stays the context's.
+void UnimportDm(ibv_dm* dm) {
+  VDm* d = DmOf(dm);
+  munmap(d->map, d->map_size);
+  delete d;
 }
 
 int FreeDm(ibv_dm* dm) {

@@ -4,9 +4,11 @@
 // exports it under (libvrdma.map), so applications bind to it unmodified.
 //
 // In libibverbs 44 those entry points are: the device list; GID, P_Key and GUID queries
-// (ioctl, then sysfs); completion channels (a kernel command); and ibv_init_ah_from_wc,
-// which looks GIDs up internally. Completion and async events need nothing: the daemon
-// writes the kernel's event records into descriptors libibverbs read()s.
+// (ioctl, then sysfs); completion channels (a kernel command); ibv_init_ah_from_wc,
+// which looks GIDs up internally; and ibv_import_device, which wants a uverbs character
+// device where a vrdma context's cmd_fd is its token (a memfd, proto::OpenDeviceReply). Completion
+// and async events need nothing: the daemon writes the kernel's event records into descriptors
+// libibverbs read()s.
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -98,6 +100,33 @@ __attribute__((visibility("default"))) void ibv_free_device_list(ibv_device** li
   }
   if (real_list && real) real(real_list);
   free(list);
+}
+
+__attribute__((visibility("default"))) ibv_context* ibv_import_device(int cmd_fd) {
+  char name[vrdma::proto::kNameLen];
+  if (!vrdma::provider::ContextTokenVdev(cmd_fd, name)) {
+    using Fn = ibv_context* (*)(int);
+    static Fn real = Real<Fn>("ibv_import_device", "IBVERBS_1.10");
+    if (real) return real(cmd_fd);
+    errno = EOPNOTSUPP;
+    return nullptr;
+  }
+  // Opened as ibv_open_device opens it (libibverbs sets up its own part of the context),
+  // with the token for the provider: it joins that context on a connection of its own.
+  std::vector<ibv_device*> ours = vrdma::provider::DiscoverDevices();
+  ibv_context* ctx = nullptr;
+  int err = ENODEV;
+  for (ibv_device* d : ours) {
+    if (std::strcmp(d->name, name) != 0) continue;
+    vrdma::provider::ImportRequest req;
+    req.token_fd = cmd_fd;
+    ctx = verbs_open_device(d, &req);
+    err = ctx ? 0 : errno;
+    break;
+  }
+  for (ibv_device* d : ours) PutDevice(d);  // the context holds its device
+  if (!ctx) errno = err;
+  return ctx;
 }
 
 __attribute__((visibility("default"))) __be64 ibv_get_device_guid(ibv_device* device) {

@@ -65,6 +65,19 @@ void UnwatchContext(ContextState* st);
 // the daemon's ends of the event channels.
 void DisassociateContext(ContextState& st);
 
+// ibv_import_device (interposer.cc) opens the device through libibverbs with this as the
+// provider's private data: AllocContext then joins the context whose token (its cmd_fd,
+// proto::OpenDeviceReply) this is, instead of opening a new one.
+struct ImportRequest {
+  static constexpr uint64_t kMagic = 0x76726d612d696d70;  // "vrma-imp"
+  uint64_t magic = kMagic;
+  int token_fd = -1;
+};
+// The vdev a context token names (its memfd name, proto::kContextTokenPrefix), into
+// name[proto::kNameLen]; false when `fd` is no vrdma context token. Only a hint: the
+// daemon knows the token by the file it is.
+bool ContextTokenVdev(int fd, char* name);
+
 struct VContext {
   ContextState* state;
   verbs_context vctx;  // libibverbs' part; ibv_context is its last member
@@ -225,6 +238,14 @@ inline void UnlockRq(VQp* qp) {
 
 // Device memory (dm.cc).
 ibv_dm* AllocDm(ibv_context* ctx, ibv_alloc_dm_attr* attr);
+ibv_dm* ImportDm(ibv_context* ctx, uint32_t handle);
+void UnimportDm(ibv_dm* dm);
+
+// PDs and MRs of a shared context, by handle (imports.cc).
+ibv_pd* ImportPd(ibv_context* ctx, uint32_t handle);
+void UnimportPd(ibv_pd* pd);
+ibv_mr* ImportMr(ibv_pd* pd, uint32_t handle);
+void UnimportMr(ibv_mr* mr);
 int FreeDm(ibv_dm* dm);
 ibv_mr* RegDmMr(ibv_pd* pd, ibv_dm* dm, uint64_t offset, size_t length, unsigned int access);
 

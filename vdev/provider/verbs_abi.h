@@ -179,6 +179,8 @@ struct verbs_context_ops {
 void* _verbs_init_and_alloc_context(ibv_device* device, int cmd_fd, size_t alloc_size,
                                     verbs_context* context_offset, uint32_t driver_id);
 void verbs_uninit_context(verbs_context* context);
+// What ibv_open_device does, with the provider's private data passed to alloc_context.
+ibv_context* verbs_open_device(ibv_device* device, void* private_data);
 void verbs_set_ops(verbs_context* vctx, const verbs_context_ops* ops);
 void verbs_init_cq(ibv_cq* cq, ibv_context* context, ibv_comp_channel* channel, void* cq_context);
 

@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <string_view>
 
 #include "vdev/provider/device_list.h"
 #include "vdev/provider/provider.h"
@@ -140,8 +142,12 @@ void CqEventOp(ibv_cq*) {}
 
 extern const verbs_context_ops kContextOps;
 
-verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
+// A new context of `device`, or (with an ImportRequest) the context a token names joined
+// on a connection of this process's own (ibv_import_device).
+verbs_context* AllocContext(ibv_device* device, int cmd_fd, void* private_data) {
   if (cmd_fd >= 0) close(cmd_fd);
+  const auto* import = static_cast<const ImportRequest*>(private_data);
+  if (import && import->magic != ImportRequest::kMagic) import = nullptr;
   VDevice* dev = reinterpret_cast<VDevice*>(device);
   int sock = proto::ConnectToSocket(dev->socket_path);
   if (sock < 0) {
@@ -158,24 +164,33 @@ verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
   proto::OpenDeviceRequest req{};
   std::snprintf(req.name, sizeof req.name, "%s", dev->record.name);
   proto::Message reply;
-  int err = proto::Call(sock, proto::Op::kOpenDevice, &req, sizeof req, &async[1], 1, &reply);
+  // Open: fds [0] the async channel. Import: and [1] the token of the context to join.
+  const int send_fds[2] = {async[1], import ? import->token_fd : -1};
+  int err = proto::Call(sock, import ? proto::Op::kImportContext : proto::Op::kOpenDevice, &req,
+                        sizeof req, send_fds, import ? 2 : 1, &reply);
   proto::OpenDeviceReply r{};
   if (!err) err = reply.header.status;
-  if (!err && (!reply.Copy(&r) || reply.fd_count() != 2)) err = EPROTO;
+  // A context of a vdev comes with its token (the cmd_fd); a pdev's (queries only) without.
+  if (!err && (!reply.Copy(&r) || reply.fd_count() < 2 || reply.fd_count() > (import ? 2 : 3))) {
+    err = EPROTO;
+  }
+  int token = import ? import->token_fd : (!err && reply.fd_count() == 3 ? reply.TakeFd(2) : -1);
   void* shm = nullptr;
   if (!err) {
     shm = MapShared(reply.TakeFd(0), r.context_shm_size);
     if (!shm) err = ENOMEM;
   }
   if (err) {
+    if (!import && token >= 0) close(token);  // an importer's token stays the caller's
     close(async[0]);
     close(async[1]);
     close(sock);
     errno = err;
     return nullptr;
   }
+  // The token is the context's cmd_fd, closed with it (verbs_uninit_context).
   auto* c = static_cast<VContext*>(_verbs_init_and_alloc_context(
-      device, -1, sizeof(VContext), reinterpret_cast<verbs_context*>(offsetof(VContext, vctx)),
+      device, token, sizeof(VContext), reinterpret_cast<verbs_context*>(offsetof(VContext, vctx)),
       kRdmaDriverUnknown));
   if (!c) {
     munmap(shm, r.context_shm_size);
@@ -217,6 +232,29 @@ verbs_context* AllocContext(ibv_device* device, int cmd_fd, void*) {
   verbs_set_ops(&c->vctx, &kContextOps);
   WatchContext(st);
   return &c->vctx;
+}
+
+bool ContextTokenVdev(int fd, char* name) {
+  struct stat st {};
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  char link[64], target[256];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n <= 0) return false;
+  target[n] = 0;
+  // "/memfd:vrdma-context:NAME (deleted)"
+  std::string_view t(target, static_cast<size_t>(n));
+  std::string_view prefix = "/memfd:";
+  std::string_view deleted = " (deleted)";
+  if (!t.starts_with(prefix)) return false;
+  t.remove_prefix(prefix.size());
+  if (!t.starts_with(proto::kContextTokenPrefix)) return false;
+  t.remove_prefix(std::strlen(proto::kContextTokenPrefix));
+  if (t.ends_with(deleted)) t.remove_suffix(deleted.size());
+  if (t.empty() || t.size() >= proto::kNameLen) return false;
+  std::memcpy(name, t.data(), t.size());
+  name[t.size()] = 0;
+  return true;
 }
 
 void UninitDevice(verbs_device* vdev) { free(reinterpret_cast<VDevice*>(vdev)); }

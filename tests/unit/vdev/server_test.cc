@@ -6,12 +6,14 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -109,8 +111,9 @@ class ServerTest : public ::testing::Test {
     return err ? -1 : r->header.status;
   }
 
-  // Opens `name` on `sock`; *async_read gets the client end of its async event socketpair.
-  int Open(int sock, const char* name, int* async_read) {
+  // Opens `name` on `sock`; *async_read gets the client end of its async event socketpair,
+  // *token (when given) the context's token (a vdev's context has one).
+  int Open(int sock, const char* name, int* async_read, int* token = nullptr) {
     int pipefd[2];
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pipefd), 0);
     proto::OpenDeviceRequest req{};
@@ -121,6 +124,27 @@ class ServerTest : public ::testing::Test {
     *async_read = pipefd[0];
     EXPECT_EQ(err, 0);
     if (reply.header.status == 0) {
+      // Context page, doorbell, and for a vdev the token.
+      EXPECT_EQ(reply.fd_count(), std::string_view(name).starts_with("pdev") ? 2u : 3u);
+      if (token && reply.fd_count() == 3) *token = reply.TakeFd(2);
+    }
+    return err ? -1 : reply.header.status;
+  }
+
+  // Joins the context whose token is `token` on `sock` (kImportContext, as naming vdev
+  // `name`); returns the reply's status.
+  int Import(int sock, const char* name, int token, int* async_read) {
+    int pair[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair), 0);
+    proto::ImportContextRequest req{};
+    std::snprintf(req.name, sizeof req.name, "%s", name);
+    const int fds[2] = {pair[1], token};
+    proto::Message reply;
+    int err = proto::Call(sock, proto::Op::kImportContext, &req, sizeof req, fds, 2, &reply);
+    close(pair[1]);
+    *async_read = pair[0];
+    EXPECT_EQ(err, 0);
+    if (!err && reply.header.status == 0) {
       EXPECT_EQ(reply.fd_count(), 2u);  // context page, doorbell
     }
     return err ? -1 : reply.header.status;
@@ -225,6 +249,60 @@ TEST_F(ServerTest, VerbsNeedAnOpenVdevAndKeepItsQuota) {
   EXPECT_EQ(Call(s, proto::Op::kDeallocPd, &pd, sizeof pd), 0);
   EXPECT_EQ(Call(s, proto::Op::kAllocPd), 0);  // the quota was given back
   close(async_fd);
+  close(s);
+}
+
+TEST_F(ServerTest, ImportJoinsTheContextItsTokenNames) {
+  int owner = Connect();
+  int owner_async, token = -1;
+  ASSERT_EQ(Open(owner, "va", &owner_async, &token), 0);
+  ASSERT_GE(token, 0);
+  proto::Message reply;
+  ASSERT_EQ(Call(owner, proto::Op::kAllocPd, nullptr, 0, &reply), 0);
+  proto::HandleMsg pd;
+  ASSERT_TRUE(reply.Copy(&pd));
+
+  // A memfd the client made, named as a token is, names nothing.
+  int forged = memfd_create("vrdma-context:va", MFD_CLOEXEC);
+  int s = Connect();
+  int async_fd;
+  EXPECT_EQ(Import(s, "va", forged, &async_fd), EINVAL);
+  close(async_fd);
+  close(forged);
+  EXPECT_EQ(Import(s, "nosuch", token, &async_fd), ENODEV);
+  close(async_fd);
+
+  int joined = Connect();
+  int joined_async;
+  ASSERT_EQ(Import(joined, "va", token, &joined_async), 0);
+  EXPECT_EQ(Call(joined, proto::Op::kOpenDevice), EINVAL);  // it has its device
+  // One table of objects: the owner's PD is the joined context's, and the quota (pd 1)
+  // is one.
+  proto::ImportObjectRequest imp{proto::ImportKind::kPd, pd.handle};
+  EXPECT_EQ(Call(joined, proto::Op::kImportObject, &imp, sizeof imp), 0);
+  imp.handle = pd.handle + 1000;
+  EXPECT_EQ(Call(joined, proto::Op::kImportObject, &imp, sizeof imp), EINVAL);
+  EXPECT_EQ(Call(joined, proto::Op::kAllocPd), ENOMEM);
+
+  // The owner goes; its objects stay while the joined context is open.
+  close(owner);
+  close(owner_async);
+  usleep(100000);  // for the daemon to hear the close (either way the PD must stay)
+  EXPECT_NE(Admin({"res", "show", "pd"}).find("pdn " + std::to_string(pd.handle)),
+            std::string::npos);
+  EXPECT_EQ(Call(joined, proto::Op::kDeallocPd, &pd, sizeof pd), 0);
+  EXPECT_EQ(Call(joined, proto::Op::kAllocPd), 0);
+  // The last of them goes: everything is freed.
+  close(joined);
+  close(joined_async);
+  std::string left;
+  for (int i = 0; i < 100; ++i) {
+    left = Admin({"res", "show", "pd"});
+    if (left.find("pdn") == std::string::npos) break;
+    usleep(10000);
+  }
+  EXPECT_EQ(left.find("pdn"), std::string::npos) << left;
+  close(token);
   close(s);
 }
 
