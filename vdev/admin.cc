@@ -179,7 +179,8 @@ std::string DevText(const Vdev& v) {
                                MacText(v.mac), " mtu ", 128 << v.ActiveMtu(), " contexts ",
                                v.open_contexts, "\n    access owner ", v.access.owner, " group ",
                                v.access.group, " mode ", absl::StrFormat("0%o", v.access.mode),
-                               "\n    cm roce_mode ", v.cm_roce_v1 ? "v1" : "v2", "\n    quota");
+                               "\n    cm roce_mode ", v.cm_roce_v1 ? "v1" : "v2",
+                               "\n    raw spoofchk ", v.spoof_check ? "on" : "off", "\n    quota");
   for (size_t i = 0; i < kResourceCount; ++i) {
     absl::StrAppend(&t, " ", kResourceNames[i], " ", v.quota[i]);
   }
@@ -208,7 +209,8 @@ std::string DevJson(const Vdev& v) {
       ",\"active_mtu\":", 128 << v.ActiveMtu(), ",\"contexts\":", v.open_contexts,
       ",\"owner\":", v.access.owner, ",\"group\":", v.access.group,
       ",\"mode\":", Json(absl::StrFormat("0%o", v.access.mode)),
-      ",\"roce_mode\":", Json(v.cm_roce_v1 ? "v1" : "v2"), ",\"quota\":", CountsJson(v.quota),
+      ",\"roce_mode\":", Json(v.cm_roce_v1 ? "v1" : "v2"),
+      ",\"spoofchk\":", Json(v.spoof_check ? "on" : "off"), ",\"quota\":", CountsJson(v.quota),
       ",\"gids\":[", absl::StrJoin(gids, ","), "]}");
 }
 
@@ -304,6 +306,8 @@ AdminResult DevSet(const AdminContext& ctx, const proto::AdminCommand& cmd, bool
   v->access = access;
   // IDs already bound keep the GID they chose, as in Linux.
   if (!cmd.roce_mode.empty()) v->cm_roce_v1 = cmd.roce_mode == "v1";
+  // Raw packet QPs created from now on (as a VF's spoof check applies to what it sends).
+  if (!cmd.spoofchk.empty()) v->spoof_check = cmd.spoofchk == "on";
   return {0, json ? DevJson(*v) + "\n" : ""};
 }
 
@@ -519,6 +523,8 @@ std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
       {"naks_sent", c.naks_sent},         {"retransmits", c.retransmits},
       {"timeouts", c.timeouts},           {"rnr_naks_received", c.rnr_naks_received},
       {"cq_overruns", c.cq_overruns},     {"rx_bad_xrc_srq", c.rx_bad_xrc_srq},
+      {"raw_tx_frames", c.raw_tx_frames}, {"raw_tx_spoofed", c.raw_tx_spoofed},
+      {"raw_rx_frames", c.raw_rx_frames}, {"raw_rx_no_recv_wqe", c.raw_rx_no_recv_wqe},
   };
   // Frames that are not RoCE (the kernel's ARP, TCP, ... on a shared interface) are
   // counted apart from malformed RoCE.

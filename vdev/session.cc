@@ -21,15 +21,16 @@ namespace {
 
 // The verb a request is, for the log.
 std::string OpName(uint16_t op) {
-  static constexpr std::array<const char*, 34> kNames = {
-      "list_devices", "open_device", "query_device",  "query_port",   "query_gid_table",
-      "alloc_pd",     "dealloc_pd",  "reg_mr",        "dereg_mr",     "create_cq",
-      "resize_cq",    "destroy_cq",  "create_srq",    "modify_srq",   "query_srq",
-      "destroy_srq",  "create_ah",   "destroy_ah",    "create_qp",    "modify_qp",
-      "query_qp",     "destroy_qp",  "rereg_mr",      "alloc_dm",     "free_dm",
-      "reg_dm_mr",    "alloc_mw",    "dealloc_mw",    "advise_mr",    "open_xrcd",
-      "close_xrcd",   "open_qp",     "import_device", "import_object"};
-  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kImportObject));
+  static constexpr std::array<const char*, 36> kNames = {
+      "list_devices", "open_device", "query_device",  "query_port",    "query_gid_table",
+      "alloc_pd",     "dealloc_pd",  "reg_mr",        "dereg_mr",      "create_cq",
+      "resize_cq",    "destroy_cq",  "create_srq",    "modify_srq",    "query_srq",
+      "destroy_srq",  "create_ah",   "destroy_ah",    "create_qp",     "modify_qp",
+      "query_qp",     "destroy_qp",  "rereg_mr",      "alloc_dm",      "free_dm",
+      "reg_dm_mr",    "alloc_mw",    "dealloc_mw",    "advise_mr",     "open_xrcd",
+      "close_xrcd",   "open_qp",     "import_device", "import_object", "create_flow",
+      "destroy_flow"};
+  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kDestroyFlow));
   if (op >= 1 && op <= kNames.size()) return kNames[op - 1];
   return std::to_string(op);
 }
@@ -215,6 +216,8 @@ const Session::HandlerEntry* Session::FindHandler(uint16_t op) {
     set(Op::kOpenQp, &Session::OpenQp, N::kVdev);
     set(Op::kImportContext, &Session::ImportContext, N::kNoDevice);
     set(Op::kImportObject, &Session::ImportObject, N::kVdev);
+    set(Op::kCreateFlow, &Session::CreateFlow, N::kVdev);
+    set(Op::kDestroyFlow, &Session::DestroyFlow, N::kVdev);
     return t;
   }();
   if (op >= table.size() || !table[op].handler) return nullptr;
@@ -412,6 +415,8 @@ void Session::Detach() {
 void Session::FreeAll() {
   if (!device_) return;
   if (drain_) drain_->Clear();
+  for (auto& [h, qpn] : flows_) (void)device_->DestroyFlow(h);
+  flows_.clear();
   for (auto& [qpn, qp] : qps_) (void)ReleaseQp(qpn, qp);
   qps_.clear();
   for (auto& [h, srq] : srqs_) {

@@ -145,6 +145,13 @@ class Session {
   int AllocMw(proto::Message& msg, Payload* out, Fds* fds);
   int OpenXrcd(proto::Message& msg, Payload* out, Fds* fds);
   int OpenQp(proto::Message& msg, Payload* out, Fds* fds);
+  // session_flow.cc
+  int CreateFlow(proto::Message& msg, Payload* out, Fds* fds);
+  int DestroyFlow(proto::Message& msg, Payload* out, Fds* fds);
+  // 0, or EPERM (said and counted) unless the requester may have raw packet QPs.
+  int CheckRawPacketPrivilege();
+  bool QpHasFlows(uint32_t qpn) const;
+  static constexpr size_t kMaxFlowsPerContext = 1024;
   // session_import.cc
   int ImportContext(proto::Message& msg, Payload* out, Fds* fds);
   int ImportObject(proto::Message& msg, Payload* out, Fds* fds);
@@ -286,6 +293,7 @@ class Session {
   std::unordered_map<uint32_t, uint32_t> xrcds_;  // XRC domain handle -> opens by this context
   std::unordered_map<uint32_t, uint32_t> ahs_;    // handle -> pd
   std::unordered_map<uint32_t, QpObject> qps_;
+  std::unordered_map<uint32_t, uint32_t> flows_;  // flow rule handle -> its raw packet QP
 };
 
 }  // namespace vrdma::vdev

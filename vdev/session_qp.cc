@@ -18,8 +18,12 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   proto::CreateQpRequest req;
   if (!msg.Copy(&req)) return EINVAL;
   if (req.qp_type != IBV_QPT_RC && req.qp_type != IBV_QPT_UC && req.qp_type != IBV_QPT_UD &&
-      req.qp_type != IBV_QPT_XRC_SEND && req.qp_type != IBV_QPT_XRC_RECV) {
+      req.qp_type != IBV_QPT_XRC_SEND && req.qp_type != IBV_QPT_XRC_RECV &&
+      req.qp_type != IBV_QPT_RAW_PACKET) {
     return Refuse(EOPNOTSUPP, absl::StrCat("QP type ", req.qp_type, " not offered"));
+  }
+  if (req.qp_type == IBV_QPT_RAW_PACKET) {
+    if (int err = CheckRawPacketPrivilege()) return err;
   }
   // An XRC send QP has no receive side; an XRC receive QP has only its domain (its
   // messages take SRQ, CQ and PD from the XRC SRQ each names).
@@ -74,6 +78,11 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   init.owner = vdev_->id;
   init.gid_first = vdev_->gid_base;
   init.gid_count = kGidsPerVdev;
+  // A raw packet QP sends and hears its interface's frames: its MAC, and frames up to
+  // the interface's MTU with the Ethernet header and one VLAN tag.
+  init.mac = vdev_->mac;
+  init.max_frame = vdev_->netdev_mtu + driver::wire::kEthLen + 4;
+  init.check_source = vdev_->spoof_check;
   uint32_t rq_stride = proto::RecvWqeStride(init.max_recv_sge);
   size_t sq_offset = sizeof(proto::QpShmHeader);
   size_t rq_offset = sq_offset + size_t{init.max_send_wr} * sq_stride;
@@ -182,6 +191,7 @@ int Session::DestroyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   if (!msg.Copy(&req)) return EINVAL;
   auto it = qps_.find(req.handle);
   if (it == qps_.end()) return EINVAL;
+  if (QpHasFlows(req.handle)) return Refuse(EBUSY, "destroy_qp: flow rules still steer to it");
   if (absl::Status st = ReleaseQp(req.handle, it->second); !st.ok()) return Refused(st);
   qps_.erase(it);
   return 0;

@@ -86,6 +86,9 @@ struct Vdev {
   // v1|v2`), as Linux's configfs rdma_cm/DEV/ports/N/default_roce_mode: RoCEv2 unless
   // set. A connection accepted takes the type of the GID its REQ arrived on.
   bool cm_roce_v1 = false;
+  // Raw packet QPs may send only frames with the interface's MAC as their source (`dev
+  // set DEV spoofchk on|off`, as `ip link set PF vf N spoofchk`): on unless set.
+  bool spoof_check = true;
   std::map<FileKey, SharedXrcd> xrcds;  // ibv_open_xrcd with a file (session_xrc.cc)
   uint32_t xrcd_count = 0;              // XRC domains it holds, with a file or without
   // XRC receive QPs: QPN -> the contexts holding it, its creator's and ibv_open_qp's.

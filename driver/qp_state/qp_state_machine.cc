@@ -5,7 +5,16 @@
 namespace vrdma::driver {
 namespace {
 
-enum TypeIndex { kUd = 0, kUc = 1, kRc = 2, kGsi = 3, kXrcSend = 4, kXrcRecv = 5, kNumTypes = 6 };
+enum TypeIndex {
+  kUd = 0,
+  kUc = 1,
+  kRc = 2,
+  kGsi = 3,
+  kXrcSend = 4,
+  kXrcRecv = 5,
+  kRaw = 6,
+  kNumTypes = 7
+};
 constexpr int kNumStates = IBV_QPS_ERR + 1;
 
 struct Rule {
@@ -28,6 +37,8 @@ int TypeIndexOf(int qp_type) {
       return kXrcSend;
     case IBV_QPT_XRC_RECV:
       return kXrcRecv;
+    case IBV_QPT_RAW_PACKET:
+      return kRaw;
     default:
       return -1;
   }
@@ -35,7 +46,8 @@ int TypeIndexOf(int qp_type) {
 
 // Required and optional attributes per transition and service type (IBTA 11.2.4.2
 // table 94-99, as Linux's ib_modify_qp_is_ok() encodes them). Order: UD, UC, RC, GSI,
-// XRC send (the requester half, Linux's XRC_INI), XRC receive (the responder, XRC_TGT).
+// XRC send (the requester half, Linux's XRC_INI), XRC receive (the responder, XRC_TGT),
+// raw packet (a port only; no SQD, no SQE: Linux's IB_QPT_RAW_PACKET entries).
 struct Table {
   Rule r[kNumStates][kNumStates] = {};
   constexpr Table() {
@@ -53,43 +65,43 @@ struct Table {
     }
     constexpr int kRcRtr = AV | MTU | DQPN | RQPSN | MDRA | MRNR;
     constexpr int kRcRts = TO | RETRY | RNR | SQPSN | MRA;
-    r[IBV_QPS_RESET][IBV_QPS_INIT] =
-        Rule{true,
-             {P | PORT | Q, P | PORT | ACC, P | PORT | ACC, P | Q, P | PORT | ACC, P | PORT | ACC},
-             {}};
-    r[IBV_QPS_INIT][IBV_QPS_INIT] =
-        Rule{true,
-             {},
-             {P | PORT | Q, P | PORT | ACC, P | PORT | ACC, P | Q, P | PORT | ACC, P | PORT | ACC}};
+    r[IBV_QPS_RESET][IBV_QPS_INIT] = Rule{
+        true,
+        {P | PORT | Q, P | PORT | ACC, P | PORT | ACC, P | Q, P | PORT | ACC, P | PORT | ACC, PORT},
+        {}};
+    r[IBV_QPS_INIT][IBV_QPS_INIT] = Rule{true,
+                                         {},
+                                         {P | PORT | Q, P | PORT | ACC, P | PORT | ACC, P | Q,
+                                          P | PORT | ACC, P | PORT | ACC, PORT}};
     r[IBV_QPS_INIT][IBV_QPS_RTR] =
         Rule{true,
-             {0, AV | MTU | DQPN | RQPSN, kRcRtr, 0, AV | MTU | DQPN | RQPSN, kRcRtr},
-             {P | Q, ALT | ACC | P, ALT | ACC | P, P | Q, ALT | ACC | P, ALT | ACC | P}};
+             {0, AV | MTU | DQPN | RQPSN, kRcRtr, 0, AV | MTU | DQPN | RQPSN, kRcRtr, 0},
+             {P | Q, ALT | ACC | P, ALT | ACC | P, P | Q, ALT | ACC | P, ALT | ACC | P, 0}};
     r[IBV_QPS_RTR][IBV_QPS_RTS] =
         Rule{true,
-             {SQPSN, SQPSN, kRcRts, SQPSN, kRcRts, TO | SQPSN},
+             {SQPSN, SQPSN, kRcRts, SQPSN, kRcRts, TO | SQPSN, 0},
              {CUR | Q, CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG, CUR | Q,
-              CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG}};
+              CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG, 0}};
     r[IBV_QPS_RTS][IBV_QPS_RTS] =
         Rule{true,
              {},
              {CUR | Q, CUR | ACC | ALT | MIG, CUR | ACC | ALT | MIG | MRNR, CUR | Q,
-              CUR | ACC | ALT | MIG, CUR | ACC | ALT | MIG | MRNR}};
-    r[IBV_QPS_RTS][IBV_QPS_SQD] = Rule{true, {}, {SQDN, SQDN, SQDN, SQDN, SQDN, SQDN}};
+              CUR | ACC | ALT | MIG, CUR | ACC | ALT | MIG | MRNR, 0}};
+    r[IBV_QPS_RTS][IBV_QPS_SQD] = Rule{true, {}, {SQDN, SQDN, SQDN, SQDN, SQDN, SQDN, -1}};
     r[IBV_QPS_SQD][IBV_QPS_RTS] =
         Rule{true,
              {},
              {CUR | Q, CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG, CUR | Q,
-              CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG}};
+              CUR | ALT | ACC | MIG, CUR | ALT | ACC | MRNR | MIG, -1}};
     r[IBV_QPS_SQD][IBV_QPS_SQD] =
         Rule{true,
              {},
              {P | Q, AV | ALT | ACC | P | MIG,
               PORT | AV | TO | RETRY | RNR | MRA | MDRA | ALT | ACC | P | MRNR | MIG, P | Q,
               PORT | AV | TO | RETRY | RNR | MRA | ALT | ACC | P | MIG,
-              PORT | AV | TO | MDRA | ALT | ACC | P | MRNR | MIG}};
+              PORT | AV | TO | MDRA | ALT | ACC | P | MRNR | MIG, -1}};
     // SQE exists only for unreliable service (IBTA 10.3.1: send queue error).
-    r[IBV_QPS_SQE][IBV_QPS_RTS] = Rule{true, {}, {CUR | Q, CUR | ACC, -1, CUR | Q, -1, -1}};
+    r[IBV_QPS_SQE][IBV_QPS_RTS] = Rule{true, {}, {CUR | Q, CUR | ACC, -1, CUR | Q, -1, -1, -1}};
   }
 };
 

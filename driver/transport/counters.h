@@ -35,6 +35,13 @@ struct DeviceCounters {
   uint64_t rnr_naks_received = 0;
   uint64_t cq_overruns = 0;
   uint64_t mr_poisoned = 0;  // MRs whose client memory lost a page (driver/res/fault_guard.h)
+  // Raw packet QPs: frames sent, frames dropped for a source MAC not their interface's
+  // (as a NIC's spoof check), frames steered to one, and steered frames dropped for lack
+  // of a receive WQE.
+  uint64_t raw_tx_frames = 0;
+  uint64_t raw_tx_spoofed = 0;
+  uint64_t raw_rx_frames = 0;
+  uint64_t raw_rx_no_recv_wqe = 0;
 };
 
 }  // namespace vrdma::driver

@@ -26,6 +26,7 @@
 #include "driver/port/packet_port.h"
 #include "driver/res/completion_queue.h"
 #include "driver/res/fault_guard.h"
+#include "driver/res/flow_rule.h"
 #include "driver/res/limits.h"
 #include "driver/res/memory_region.h"
 #include "driver/res/memory_window.h"
@@ -167,6 +168,10 @@ class RoceDevice {
                         const AddressVector* av = nullptr);
   absl::Status QueryQp(uint32_t qpn, ibv_qp_attr* attr, QpInitAttr* init) const;
   absl::Status DestroyQp(uint32_t qpn);
+  // Flow steering (raw_packet.cc): rule `rule` sends the frames it matches to raw packet
+  // QP `qpn`, which must be in RTR or RTS to take them. Returns the rule's handle.
+  absl::StatusOr<uint32_t> CreateFlow(uint32_t qpn, const FlowRule& rule);
+  absl::Status DestroyFlow(uint32_t handle);
   absl::Status PostSend(uint32_t qpn, const SendWr& wr);
   absl::Status PostRecv(uint32_t qpn, const RecvWr& wr);
   // Where the QP's send and receive queues (an SRQ's queue) publish how many WQEs have
@@ -295,6 +300,14 @@ class RoceDevice {
   void RunRequester(QueuePair& qp, uint32_t* budget);
   bool SendNextPacket(QueuePair& qp, SendWqe& wqe);
   void SendUd(QueuePair& qp, SendWqe& wqe);
+  // Raw packet QPs (raw_packet.cc).
+  void SendRaw(QueuePair& qp, SendWqe& wqe);
+  // Gives a received frame to the raw packet QP a rule of `pass` steers it to; false
+  // (the frame untouched) when none does. Pass kNormal runs before the RoCE receive
+  // path, the default rules after it, for what it did not take.
+  bool SteerRaw(const uint8_t* frame, uint32_t len, FlowRule::Kind pass);
+  void DeliverRaw(QueuePair& qp, const uint8_t* frame, uint32_t len);
+  void DropFlowsOf(uint32_t qpn);
   bool StartWqe(QueuePair& qp, SendWqe& wqe);
   void RetryFrom(QueuePair& qp, uint32_t psn);
   void ArmRetransmit(QueuePair& qp);
@@ -390,6 +403,16 @@ class RoceDevice {
   std::vector<rte_mbuf*> hairpin_rx_;            // the ones being received in this pass
   std::vector<wire::MacAddr> local_macs_;        // the MACs of the GID table's interfaces
   Ring<AsyncEvent> events_;
+  // Flow steering rules, normal ones first, each kind by priority (raw_packet.cc).
+  struct InstalledFlow {
+    uint32_t handle;
+    uint32_t qpn;
+    FlowRule rule;
+  };
+  static constexpr size_t kMaxFlows = 65536;
+  std::vector<InstalledFlow> flows_;
+  bool has_default_flows_ = false;
+  uint32_t next_flow_ = 1;
 };
 
 }  // namespace vrdma::driver

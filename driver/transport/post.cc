@@ -19,6 +19,9 @@ absl::Status RoceDevice::PostSend(uint32_t qpn, const SendWr& wr) {
   }
   bool rc = IsReliable(qp->type);
   bool datagram = qp->type == IBV_QPT_UD || qp->type == kQpTypeGsi;
+  // A raw packet QP sends frames: SEND only (mlx5 refuses the other opcodes too).
+  if (qp->type == IBV_QPT_RAW_PACKET && wr.opcode != IBV_WR_SEND)
+    return absl::InvalidArgumentError("a raw packet QP sends with IBV_WR_SEND only");
   switch (wr.opcode) {
     case IBV_WR_SEND:
     case IBV_WR_SEND_WITH_IMM:

@@ -19,8 +19,13 @@ uint32_t MtuBytes(ibv_mtu mtu) { return 128u << static_cast<int>(mtu); }
 absl::StatusOr<uint32_t> RoceDevice::CreateQp(const QpInitAttr& init) {
   const DeviceLimits& l = cfg_.limits;
   if (init.type != IBV_QPT_RC && init.type != IBV_QPT_UC && init.type != IBV_QPT_UD &&
-      init.type != kQpTypeGsi && init.type != IBV_QPT_XRC_SEND && init.type != IBV_QPT_XRC_RECV) {
-    return absl::InvalidArgumentError("QP type must be RC, UC, UD, GSI, XRC send or XRC receive");
+      init.type != kQpTypeGsi && init.type != IBV_QPT_XRC_SEND && init.type != IBV_QPT_XRC_RECV &&
+      init.type != IBV_QPT_RAW_PACKET) {
+    return absl::InvalidArgumentError(
+        "QP type must be RC, UC, UD, GSI, XRC send, XRC receive or raw packet");
+  }
+  if (init.type == IBV_QPT_RAW_PACKET && init.max_frame < wire::kEthLen) {
+    return absl::InvalidArgumentError("a raw packet QP needs its interface (MAC, MTU)");
   }
   if (init.type == kQpTypeGsi && gsi_slot_ != 0) {
     return absl::AlreadyExistsError("the port already has its GSI QP1");
@@ -252,6 +257,7 @@ absl::Status RoceDevice::DestroyQp(uint32_t qpn) {
   if (qp->type == IBV_QPT_XRC_RECV)
     if (XrcDomain* d = xrcds_.Get(qp->init.xrcd)) d->use_count--;
   FreeWindowsOf(qp->qpn);
+  if (qp->type == IBV_QPT_RAW_PACKET) DropFlowsOf(qp->qpn);
   if (qp->qpn == 1) {
     qps_.Free(gsi_slot_);
     gsi_slot_ = 0;

@@ -26,7 +26,8 @@ inline bool IsConnected(int type) { return IsReliable(type) || type == IBV_QPT_U
 
 // What ibv_create_qp asks for; kept by the QP as created.
 struct QpInitAttr {
-  // IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD, kQpTypeGsi, IBV_QPT_XRC_SEND or IBV_QPT_XRC_RECV
+  // IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD, kQpTypeGsi, IBV_QPT_XRC_SEND, IBV_QPT_XRC_RECV or
+  // IBV_QPT_RAW_PACKET
   int type = IBV_QPT_RC;
   uint32_t pd = 0;    // none for an XRC receive QP
   uint32_t xrcd = 0;  // XRC receive QP: its domain
@@ -45,6 +46,12 @@ struct QpInitAttr {
   // it receives only packets addressed to them (0: any entry).
   uint32_t gid_first = 0;
   uint32_t gid_count = 0;
+  // Raw packet QP: its interface's MAC (the source every frame it sends must carry when
+  // check_source, and the unicast destination of the frames it may receive) and the largest frame
+  // it may send (the interface's MTU plus the Ethernet header and one VLAN tag).
+  wire::MacAddr mac{};
+  uint32_t max_frame = 0;
+  bool check_source = true;  // frames whose source is not `mac` are dropped (spoof check)
 };
 
 // A send WQE as the requester and completer track it.

@@ -15,11 +15,20 @@ void RoceDevice::Classify(rte_mbuf* m) {
     rte_pktmbuf_free(m);
     return;
   }
+  const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+  // Flow steering rules of raw packet QPs see a frame first (raw_packet.cc); the default
+  // rules get what the RoCE path does not take.
+  if (!flows_.empty() && SteerRaw(frame, m->data_len, FlowRule::Kind::kNormal)) {
+    rte_pktmbuf_free(m);
+    return;
+  }
   wire::RocePacket pkt;
-  wire::DropReason why = wire::ParseFrame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, &pkt,
-                                          wire::ParseOptions{!cfg_.icrc_offload});
+  wire::DropReason why =
+      wire::ParseFrame(frame, m->data_len, &pkt, wire::ParseOptions{!cfg_.icrc_offload});
   if (why != wire::DropReason::kNone) {
-    counters_.rx_parse_drops[static_cast<size_t>(why)]++;
+    if (!has_default_flows_ || !SteerRaw(frame, m->data_len, FlowRule::Kind::kAllDefault)) {
+      counters_.rx_parse_drops[static_cast<size_t>(why)]++;
+    }
     rte_pktmbuf_free(m);
     return;
   }
@@ -33,7 +42,9 @@ void RoceDevice::Classify(rte_mbuf* m) {
   RecvInfo info;  // where it arrived: goes with the packet to its receive completion
   QueuePair* qp = nullptr;
   if (!FindDestination(pkt, &info)) {
-    counters_.rx_not_for_us++;
+    if (!has_default_flows_ || !SteerRaw(frame, m->data_len, FlowRule::Kind::kAllDefault)) {
+      counters_.rx_not_for_us++;
+    }
   } else if (!(qp = LookupQp(pkt.bth.dest_qp))) {
     counters_.rx_unknown_qp++;
   } else if (qp->init.gid_count && (info.gid_index < qp->init.gid_first ||

@@ -131,6 +131,11 @@ void RoceDevice::RunRequester(QueuePair& qp, uint32_t* budget) {
       --*budget;
       continue;
     }
+    if (qp.type == IBV_QPT_RAW_PACKET) {
+      SendRaw(qp, w);
+      --*budget;
+      continue;
+    }
     if (IsReliable(qp.type)) {
       uint32_t pkt_psn = psn::Add(w.first_psn, w.next_pkt);
       if (psn::Diff(pkt_psn, qp.req.acked_psn) > static_cast<int32_t>(cfg_.limits.max_send_window))

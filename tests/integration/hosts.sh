@@ -170,7 +170,12 @@ pingpongs_at_once() {
   s1=$!
   on_b timeout 60 "$VRDMA_RUN" -d "$b2" -- ibv_rc_pingpong -g 3 -c -n 300 -p 18531 >"$WORK/$name-2.server" 2>&1 &
   s2=$!
-  sleep 0.5
+  # The clients connect once: they start when both servers listen (an emulated guest can
+  # take seconds to get there; a fixed wait once left one client "Couldn't connect").
+  for _ in $(seq 100); do
+    [[ $(on_b ss -Hltn '( sport = :18530 or sport = :18531 )' | wc -l) -ge 2 ]] && break
+    sleep 0.2
+  done
   on_a timeout 60 "$VRDMA_RUN" -d "$a1" -- ibv_rc_pingpong -g 3 -c -n 300 -p 18530 "$addr1" >"$WORK/$name-1.client" 2>&1 &
   c1=$!
   on_a timeout 60 "$VRDMA_RUN" -d "$a2" -- ibv_rc_pingpong -g 3 -c -n 300 -p 18531 "$addr2" >"$WORK/$name-2.client" 2>&1 || rc=1

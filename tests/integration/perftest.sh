@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Debian's unmodified perftest on two vdevs of the embedded default: every RC test over
 # all message sizes (-a), with the ibv_wr_* API (perftest's default), with
-# --use_old_post_send and with completion events (-e); SEND over UD and UC; on-demand
-# paging (--odp).
+# --use_old_post_send and with completion events (-e); SEND over UD and UC; raw packet
+# QPs (raw_ethernet_bw, raw_ethernet_lat); on-demand paging (--odp).
 source "$(dirname "$0")/lib.sh"
 setup_default
 
@@ -32,6 +32,26 @@ run_pair ib_send_lat-UD ud_sizes -- ib_send_lat -x 3 -c UD -a -n "$ITER"
 run_pair ib_send_bw-UC all_sizes -- ib_send_bw -x 3 -c UC -a -n "$ITER"
 run_pair ib_send_lat-UC all_sizes -- ib_send_lat -x 3 -c UC -a -n "$ITER"
 run_pair ib_write_bw-UC all_sizes -- ib_write_bw -x 3 -c UC -a -n "$ITER"
+# Raw packet QPs: whole Ethernet frames from vdev_a's raw packet QP, steered to vdev_b's
+# by the server's flow rule (its MAC; with -J/-j/-K/-k its IPv4 addresses and UDP ports
+# too). No connection between the two: the client starts once the server has its rule,
+# and bandwidth runs for a duration (-D) since a frame with no receive WQE waiting is
+# dropped, as on a NIC.
+MAC_A=$(in_ns cat /sys/class/net/vrd0/address)
+MAC_B=$(in_ns cat /sys/class/net/vrd1/address)
+raw_server() { in_ns timeout 60 "$VRDMA_RUN" -d vdev_b -- "$@" -B "$MAC_B" -E "$MAC_A" --server; }
+raw_client() {
+  sleep 1
+  in_ns timeout 60 "$VRDMA_RUN" -d vdev_a -- "$@" -B "$MAC_A" -E "$MAC_B" --client
+}
+# Both sides report a row whose iteration count is not zero.
+raw_moved() {
+  grep -qE '^ *[0-9]+ +[1-9][0-9]* +[0-9.]+' "$1" && grep -qE '^ *[0-9]+ +[1-9][0-9]* +[0-9.]+' "$2"
+}
+client_server raw_ethernet_bw raw_moved raw_server raw_client -- raw_ethernet_bw -D 2 -s 1024
+client_server raw_ethernet_bw-udp raw_moved raw_server raw_client -- raw_ethernet_bw -D 2 -s 512 \
+  -J 10.77.0.2 -j 10.77.0.1 -K 5001 -k 5002
+client_server raw_ethernet_lat raw_moved raw_server raw_client -- raw_ethernet_lat -n 1000 -s 256
 # On-demand paging (--odp: IBV_ACCESS_ON_DEMAND, after checking odp_caps).
 for t in ib_send_bw ib_write_bw ib_read_bw; do
   run_pair "$t-odp" all_sizes -- $t -x 3 -a -n "$ITER" --odp

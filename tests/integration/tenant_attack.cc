@@ -426,6 +426,26 @@ int MwAttacker(const char* dev_name, const std::string& dir) {
   return 0;
 }
 
+// A raw packet QP as root of the tenant's own user namespace: that CAP_NET_RAW is over its
+// namespace, not the machine's; vrdmad answers EPERM.
+int RawQp(const char* dev_name) {
+  ibv_pd* pd = OpenPd(dev_name);
+  if (!pd) {
+    std::printf("error=no_context\n");
+    return 2;
+  }
+  ibv_cq* cq = ibv_create_cq(pd->context, 4, nullptr, nullptr, 0);
+  ibv_qp_init_attr a{};
+  a.send_cq = cq;
+  a.recv_cq = cq;
+  a.cap = {4, 4, 1, 1, 0};
+  a.qp_type = IBV_QPT_RAW_PACKET;
+  errno = 0;
+  ibv_qp* qp = cq ? ibv_create_qp(pd, &a) : nullptr;
+  std::printf(qp ? "raw_qp=created\n" : "raw_qp=refused errno=%d\n", errno);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -437,10 +457,11 @@ int main(int argc, char** argv) {
   if (cmd == "fake-dev-zero" && argc == 4) return FakeDevZero(argv[2], argv[3]);
   if (cmd == "mw-victim" && argc == 4) return MwVictim(argv[2], argv[3]);
   if (cmd == "mw-attacker" && argc == 4) return MwAttacker(argv[2], argv[3]);
+  if (cmd == "raw-qp" && argc == 3) return RawQp(argv[2]);
   std::fprintf(stderr,
                "usage: %s pid-reuse-attacker DEV DIR | pid-reuse-victim DIR | "
                "admin-after-setuid DEV | fake-dev-zero DEV FILE | mw-victim DEV DIR | "
-               "mw-attacker DEV DIR\n",
+               "mw-attacker DEV DIR | raw-qp DEV\n",
                argv[0]);
   return 2;
 }

@@ -138,6 +138,14 @@ else
   fail "fake /dev/zero: $out"
 fi
 
+# ---- 3b. a raw packet QP (frames onto the wire) as root of a user namespace --------------
+out=$(dns_tenant "$ATTACKER" "$VRDMA_RUN" -d vdev_a -- "$ATTACK" raw-qp vdev_a 2>&1 || true)
+if grep -q "^raw_qp=refused errno=1$" <<<"$out"; then
+  pass "a raw packet QP as root of a user namespace is refused (EPERM: no CAP_NET_RAW of vrdmad's)"
+else
+  fail "raw packet QP by a tenant: $out"
+fi
+
 # ---- 4. memory windows: another tenant's, named by handle and key ------------------------
 # The victim binds a type 1 and a type 2 window onto its memory; the attacker, another user
 # and root of its own user namespace on another vdev, names them in its own work requests.

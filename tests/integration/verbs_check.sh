@@ -22,6 +22,12 @@ if in_ns env VRDMA_OTHER_NETNS="/run/netns/$OTHER_NS" "$VRDMA_RUN" -- \
 else
   fail import_check
 fi
+# Raw packet QPs and flow rules (raw_check.cc).
+if in_ns "$VRDMA_RUN" -- "$VRDMA_BUILD/tests/integration/raw_check" --gtest_color=no; then
+  pass "raw_check: raw packet QPs, flow rules, frames compared"
+else
+  fail raw_check
+fi
 sleep 0.3
 check_all_freed "resources freed"
 

@@ -46,6 +46,7 @@ std::string AdminUsage() {
          "  dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes|ring_bytes} N [...]   (N: 16, 4K, 1G, ...)\n"
          "  dev set DEV [owner USER] [group GROUP] [mode OCTAL]   (who may open it)\n"
          "  dev set DEV roce_mode v1|v2   (the RoCE version of the connections RDMA-CM starts)\n"
+         "  dev set DEV spoofchk on|off   (raw packet QPs send only the interface's MAC)\n"
          "  link show [DEV]\n"
          "  link add DEV type vrdma netdev IFACE [pdev PDEV]\n"
          "  link del DEV\n"
@@ -192,7 +193,7 @@ AdminParseResult ParseAdd(const std::string& object, const std::vector<std::stri
 AdminParseResult ParseSet(const std::vector<std::string>& w, AdminCommand* out) {
   const std::string usage =
       "usage: dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes|ring_bytes} N [...] [owner USER] "
-      "[group GROUP] [mode OCTAL] [roce_mode v1|v2]";
+      "[group GROUP] [mode OCTAL] [roce_mode v1|v2] [spoofchk on|off]";
   if (w.size() < 5 || (w.size() - 3) % 2 != 0) return Usage(usage);
   out->op = AdminOp::kDevSet;
   out->name = w[2];
@@ -210,6 +211,14 @@ AdminParseResult ParseSet(const std::vector<std::string>& w, AdminCommand* out) 
         return BadValue("bad roce_mode '" + w[i + 1] + "': v1 or v2");
       }
       out->roce_mode = w[i + 1];
+      continue;
+    }
+    if (w[i] == "spoofchk") {
+      if (!out->spoofchk.empty()) return BadValue("spoofchk given twice");
+      if (w[i + 1] != "on" && w[i + 1] != "off") {
+        return BadValue("bad spoofchk '" + w[i + 1] + "': on or off");
+      }
+      out->spoofchk = w[i + 1];
       continue;
     }
     if (w[i] == "mode") {
@@ -383,6 +392,7 @@ std::vector<std::string> AdminCommandWords(const AdminCommand& c) {
         w.insert(w.end(), {"mode", m});
       }
       if (!c.roce_mode.empty()) w.insert(w.end(), {"roce_mode", c.roce_mode});
+      if (!c.spoofchk.empty()) w.insert(w.end(), {"spoofchk", c.spoofchk});
       break;
     case AdminOp::kResShow:
       w = {"res", "show"};

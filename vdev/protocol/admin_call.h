@@ -69,6 +69,7 @@ struct AdminCommand {
   std::string group;
   int32_t mode = -1;
   std::string roce_mode;  // kDevSet: "v1" or "v2" (RDMA-CM's GID type); empty: unchanged
+  std::string spoofchk;   // kDevSet: "on" or "off" (raw packet QPs' source check); empty: unchanged
   std::string res_type;   // kResShow: "" (counts) or qp, cq, mr, pd, srq, ah
   // kCgroup*: `name` is the cgroup path, `dev` the vdev (kCgroupDel: empty, every one),
   // `cgroup_limits` the limits set (hca_handle, hca_object; value "N" or "max").

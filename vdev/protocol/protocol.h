@@ -64,6 +64,8 @@ enum class Op : uint16_t {
   kOpenQp,
   kImportContext,
   kImportObject,
+  kCreateFlow,
+  kDestroyFlow,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
@@ -326,6 +328,18 @@ struct ImportObjectReply {
   uint32_t access;      // MR: IBV_ACCESS_*
 };
 
+// ---- Flow steering (ibv_create_flow, ibv_destroy_flow) ---------------------------------
+
+// A rule steering frames to raw packet QP `qp`: followed by `attr_size` bytes, the
+// application's struct ibv_flow_attr and its num_of_specs specs, one after another, each
+// as long as its own size field says (ibv_create_flow(3)). Reply: HandleMsg (the rule).
+// kDestroyFlow: HandleMsg.
+inline constexpr uint32_t kMaxFlowAttrSize = 1024;
+struct CreateFlowRequest {
+  uint32_t qp;
+  uint32_t attr_size;
+};
+
 // ---- XRC domains ----------------------------------------------------------------------
 
 // Request fds: [0] the file that names the domain when has_fd (ibv_open_xrcd(3): every
@@ -373,7 +387,7 @@ struct CreateAhRequest {
 
 struct CreateQpRequest {
   uint32_t pd;
-  uint32_t qp_type;  // IBV_QPT_RC, UC, UD, XRC_SEND, XRC_RECV
+  uint32_t qp_type;  // IBV_QPT_RC, UC, UD, XRC_SEND, XRC_RECV, RAW_PACKET
   uint32_t send_cq;
   uint32_t recv_cq;
   uint32_t has_srq;

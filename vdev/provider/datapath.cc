@@ -29,6 +29,8 @@ int WriteSendWqe(const VQp* qp, const ibv_send_wr* wr, uint8_t* slot) {
   h.opcode = wr->opcode;
   h.send_flags = wr->send_flags;
   h.imm_data = wr->imm_data;  // a union with invalidate_rkey
+  // A raw packet QP sends frames: IBV_WR_SEND only (as mlx5).
+  if (qp->vqp.qp.qp_type == IBV_QPT_RAW_PACKET && wr->opcode != IBV_WR_SEND) return EINVAL;
   switch (wr->opcode) {
     case IBV_WR_RDMA_WRITE:
     case IBV_WR_RDMA_WRITE_WITH_IMM:

@@ -490,9 +490,11 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
     return Fail<ibv_qp>(EOPNOTSUPP);
   }
   if (attr->qp_type != IBV_QPT_RC && attr->qp_type != IBV_QPT_UC && attr->qp_type != IBV_QPT_UD &&
-      attr->qp_type != IBV_QPT_XRC_SEND && attr->qp_type != IBV_QPT_XRC_RECV) {
+      attr->qp_type != IBV_QPT_XRC_SEND && attr->qp_type != IBV_QPT_XRC_RECV &&
+      attr->qp_type != IBV_QPT_RAW_PACKET) {
     return Fail<ibv_qp>(EOPNOTSUPP);
   }
+  const bool raw = attr->qp_type == IBV_QPT_RAW_PACKET;
   // An XRC receive QP is made in a domain, with no PD, CQs or queues; every other QP in a
   // PD (an XRC send QP has a send CQ only).
   const bool xrc_recv = attr->qp_type == IBV_QPT_XRC_RECV;
@@ -506,11 +508,11 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   // its transport has no such operation (memory windows on UD) or the vdev does not offer
   // it (TSO), as mlx5 refuses them.
   if (attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) {
-    uint64_t offered = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM;
-    if (attr->qp_type != IBV_QPT_UD) {
+    uint64_t offered = IBV_QP_EX_WITH_SEND | (raw ? 0 : IBV_QP_EX_WITH_SEND_WITH_IMM);
+    if (attr->qp_type != IBV_QPT_UD && !raw) {
       offered |= IBV_QP_EX_WITH_RDMA_WRITE | IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM;
     }
-    if (attr->qp_type != IBV_QPT_UD) {
+    if (attr->qp_type != IBV_QPT_UD && !raw) {
       offered |= IBV_QP_EX_WITH_BIND_MW | IBV_QP_EX_WITH_LOCAL_INV;
     }
     if (attr->qp_type == IBV_QPT_RC || xrc_send) {
@@ -709,6 +711,8 @@ const verbs_context_ops kContextOps = [] {
   ops.unimport_pd = UnimportPd;
   ops.import_mr = ImportMr;
   ops.unimport_mr = UnimportMr;
+  ops.create_flow = CreateFlow;
+  ops.destroy_flow = DestroyFlow;
   ops.alloc_mw = AllocMw;
   ops.dealloc_mw = DeallocMw;
   ops.bind_mw = BindMw;

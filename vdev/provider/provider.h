@@ -246,6 +246,10 @@ ibv_pd* ImportPd(ibv_context* ctx, uint32_t handle);
 void UnimportPd(ibv_pd* pd);
 ibv_mr* ImportMr(ibv_pd* pd, uint32_t handle);
 void UnimportMr(ibv_mr* mr);
+
+// Flow steering rules of raw packet QPs (flows.cc).
+ibv_flow* CreateFlow(ibv_qp* qp, ibv_flow_attr* attr);
+int DestroyFlow(ibv_flow* flow);
 int FreeDm(ibv_dm* dm);
 ibv_mr* RegDmMr(ibv_pd* pd, ibv_dm* dm, uint64_t offset, size_t length, unsigned int access);
 

@@ -133,8 +133,26 @@ TEST(QpStateMachineTest, MaskWithoutStateIsAModifyInPlace) {
   EXPECT_FALSE(CheckModifyQp(IBV_QPT_RC, IBV_QPS_RTS, IBV_QPS_RTS, IBV_QP_DEST_QPN).ok());
 }
 
+TEST(QpStateMachineTest, RawPacketQpTakesAPortOnly) {
+  // Linux's ib_modify_qp_is_ok: RESET -> INIT needs the port; RTR and RTS need nothing;
+  // no SQD or SQE.
+  EXPECT_FALSE(CheckModifyQp(IBV_QPT_RAW_PACKET, IBV_QPS_RESET, IBV_QPS_INIT, IBV_QP_STATE).ok());
+  EXPECT_TRUE(
+      CheckModifyQp(IBV_QPT_RAW_PACKET, IBV_QPS_RESET, IBV_QPS_INIT, IBV_QP_STATE | IBV_QP_PORT)
+          .ok());
+  EXPECT_FALSE(CheckModifyQp(IBV_QPT_RAW_PACKET, IBV_QPS_RESET, IBV_QPS_INIT,
+                             IBV_QP_STATE | IBV_QP_PORT | IBV_QP_QKEY)
+                   .ok());
+  EXPECT_TRUE(CheckModifyQp(IBV_QPT_RAW_PACKET, IBV_QPS_INIT, IBV_QPS_RTR, IBV_QP_STATE).ok());
+  EXPECT_TRUE(CheckModifyQp(IBV_QPT_RAW_PACKET, IBV_QPS_RTR, IBV_QPS_RTS, IBV_QP_STATE).ok());
+  EXPECT_FALSE(
+      CheckModifyQp(IBV_QPT_RAW_PACKET, IBV_QPS_RTR, IBV_QPS_RTS, IBV_QP_STATE | IBV_QP_SQ_PSN)
+          .ok());
+  EXPECT_FALSE(GetQpTransitionRule(IBV_QPT_RAW_PACKET, IBV_QPS_RTS, IBV_QPS_SQD).valid);
+}
+
 TEST(QpStateMachineTest, UnknownTypeIsRejected) {
-  EXPECT_FALSE(GetQpTransitionRule(IBV_QPT_RAW_PACKET, IBV_QPS_RESET, IBV_QPS_INIT).valid);
+  EXPECT_FALSE(GetQpTransitionRule(IBV_QPT_DRIVER, IBV_QPS_RESET, IBV_QPS_INIT).valid);
   absl::Status st = CheckModifyQp(IBV_QPT_RC, IBV_QPS_RESET, IBV_QPS_RTS, IBV_QP_STATE);
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("RESET -> RTS"), std::string::npos) << st;
