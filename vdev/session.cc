@@ -21,16 +21,46 @@ namespace {
 
 // The verb a request is, for the log.
 std::string OpName(uint16_t op) {
-  static constexpr std::array<const char*, 36> kNames = {
-      "list_devices", "open_device", "query_device",  "query_port",    "query_gid_table",
-      "alloc_pd",     "dealloc_pd",  "reg_mr",        "dereg_mr",      "create_cq",
-      "resize_cq",    "destroy_cq",  "create_srq",    "modify_srq",    "query_srq",
-      "destroy_srq",  "create_ah",   "destroy_ah",    "create_qp",     "modify_qp",
-      "query_qp",     "destroy_qp",  "rereg_mr",      "alloc_dm",      "free_dm",
-      "reg_dm_mr",    "alloc_mw",    "dealloc_mw",    "advise_mr",     "open_xrcd",
-      "close_xrcd",   "open_qp",     "import_device", "import_object", "create_flow",
-      "destroy_flow"};
-  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kDestroyFlow));
+  static constexpr std::array<const char*, 39> kNames = {"list_devices",
+                                                         "open_device",
+                                                         "query_device",
+                                                         "query_port",
+                                                         "query_gid_table",
+                                                         "alloc_pd",
+                                                         "dealloc_pd",
+                                                         "reg_mr",
+                                                         "dereg_mr",
+                                                         "create_cq",
+                                                         "resize_cq",
+                                                         "destroy_cq",
+                                                         "create_srq",
+                                                         "modify_srq",
+                                                         "query_srq",
+                                                         "destroy_srq",
+                                                         "create_ah",
+                                                         "destroy_ah",
+                                                         "create_qp",
+                                                         "modify_qp",
+                                                         "query_qp",
+                                                         "destroy_qp",
+                                                         "rereg_mr",
+                                                         "alloc_dm",
+                                                         "free_dm",
+                                                         "reg_dm_mr",
+                                                         "alloc_mw",
+                                                         "dealloc_mw",
+                                                         "advise_mr",
+                                                         "open_xrcd",
+                                                         "close_xrcd",
+                                                         "open_qp",
+                                                         "import_device",
+                                                         "import_object",
+                                                         "create_flow",
+                                                         "destroy_flow",
+                                                         "modify_wq",
+                                                         "create_rwq_ind_table",
+                                                         "destroy_rwq_ind_table"};
+  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kDestroyIndTable));
   if (op >= 1 && op <= kNames.size()) return kNames[op - 1];
   return std::to_string(op);
 }
@@ -218,6 +248,9 @@ const Session::HandlerEntry* Session::FindHandler(uint16_t op) {
     set(Op::kImportObject, &Session::ImportObject, N::kVdev);
     set(Op::kCreateFlow, &Session::CreateFlow, N::kVdev);
     set(Op::kDestroyFlow, &Session::DestroyFlow, N::kVdev);
+    set(Op::kModifyWq, &Session::ModifyWq, N::kVdev);
+    set(Op::kCreateIndTable, &Session::CreateIndTable, N::kVdev);
+    set(Op::kDestroyIndTable, &Session::DestroyIndTable, N::kVdev);
     return t;
   }();
   if (op >= table.size() || !table[op].handler) return nullptr;
@@ -419,6 +452,8 @@ void Session::FreeAll() {
   flows_.clear();
   for (auto& [qpn, qp] : qps_) (void)ReleaseQp(qpn, qp);
   qps_.clear();
+  for (auto& [h, unused] : ind_tables_) (void)device_->DestroyRssTable(h);
+  ind_tables_.clear();
   for (auto& [h, srq] : srqs_) {
     (void)device_->DestroySrq(h);
     Release(Resource::kRingBytes, srq.region->size());

@@ -100,6 +100,7 @@ class Session {
   struct SrqObject {
     uint64_t user_handle = 0;
     std::unique_ptr<SharedRegion> region;  // its ring, drained by drain_
+    bool wq = false;                       // a receive work queue (ibv_create_wq)
   };
   struct MrObject {
     uint32_t lkey = 0;
@@ -152,6 +153,13 @@ class Session {
   int CheckRawPacketPrivilege();
   bool QpHasFlows(uint32_t qpn) const;
   static constexpr size_t kMaxFlowsPerContext = 1024;
+  // session_rss.cc
+  int ModifyWq(proto::Message& msg, Payload* out, Fds* fds);
+  int CreateIndTable(proto::Message& msg, Payload* out, Fds* fds);
+  int DestroyIndTable(proto::Message& msg, Payload* out, Fds* fds);
+  // The RSS part of a CreateQp (RxHashRequest after the request) into `init`: 0 or errno.
+  int TakeRxHash(const proto::Message& msg, driver::QpInitAttr* init);
+  static constexpr size_t kMaxIndTablesPerContext = 256;
   // session_import.cc
   int ImportContext(proto::Message& msg, Payload* out, Fds* fds);
   int ImportObject(proto::Message& msg, Payload* out, Fds* fds);
@@ -293,7 +301,8 @@ class Session {
   std::unordered_map<uint32_t, uint32_t> xrcds_;  // XRC domain handle -> opens by this context
   std::unordered_map<uint32_t, uint32_t> ahs_;    // handle -> pd
   std::unordered_map<uint32_t, QpObject> qps_;
-  std::unordered_map<uint32_t, uint32_t> flows_;  // flow rule handle -> its raw packet QP
+  std::unordered_map<uint32_t, uint32_t> flows_;       // flow rule handle -> its raw packet QP
+  std::unordered_map<uint32_t, uint32_t> ind_tables_;  // RSS indirection table -> 1
 };
 
 }  // namespace vrdma::vdev

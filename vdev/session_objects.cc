@@ -143,13 +143,15 @@ int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
   proto::CreateSrqRequest req;
   if (!msg.Copy(&req) || !pds_.count(req.pd)) return EINVAL;
   const bool xrc = req.srq_type == IBV_SRQT_XRC;
-  if (req.srq_type != IBV_SRQT_BASIC && !xrc) {
+  const bool wq = req.srq_type == proto::kSrqTypeWq;  // a receive work queue (session_rss.cc)
+  if (req.srq_type != IBV_SRQT_BASIC && !xrc && !wq) {
     return Refuse(EOPNOTSUPP, absl::StrCat("SRQ type ", req.srq_type, " not offered"));
   }
-  // An XRC SRQ is in a domain this context opened and completes on a CQ of its own.
+  // An XRC SRQ is in a domain this context opened and completes on a CQ of its own, as
+  // a work queue does.
   if (xrc && !xrcds_.count(req.xrcd))
     return Refuse(EINVAL, absl::StrCat("no XRC domain ", req.xrcd));
-  if (xrc && !cqs_.count(req.cq)) return Refuse(EINVAL, absl::StrCat("no CQ ", req.cq));
+  if ((xrc || wq) && !cqs_.count(req.cq)) return Refuse(EINVAL, absl::StrCat("no CQ ", req.cq));
   const driver::DeviceLimits& l = device_->limits();
   if (req.max_wr < 1 || req.max_wr > l.max_srq_wr || req.max_sge > l.max_srq_sge ||
       req.srq_limit > req.max_wr) {
@@ -171,9 +173,10 @@ int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
     Release(Resource::kRingBytes, ring_bytes);
     return ENOMEM;
   }
-  auto h = xrc ? device_->CreateXrcSrq(req.xrcd, req.pd, req.cq, depth, max_sge, req.srq_limit,
-                                       vdev_->id)
-               : device_->CreateSrq(req.pd, depth, max_sge, req.srq_limit, vdev_->id);
+  auto h = xrc  ? device_->CreateXrcSrq(req.xrcd, req.pd, req.cq, depth, max_sge, req.srq_limit,
+                                        vdev_->id)
+           : wq ? device_->CreateWq(req.pd, req.cq, depth, max_sge, vdev_->id)
+                : device_->CreateSrq(req.pd, depth, max_sge, req.srq_limit, vdev_->id);
   if (!h.ok()) {
     Release(Resource::kSrq);
     Release(Resource::kRingBytes, ring_bytes);
@@ -191,7 +194,7 @@ int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
   drain_->AddSrq(ring);
   proto::CreateSrqReply r{*h, depth, stride, max_sge, (*region)->size(), *h, 0};
   fds->push_back((*region)->fd());
-  srqs_[*h] = SrqObject{req.user_handle, std::move(*region)};
+  srqs_[*h] = SrqObject{req.user_handle, std::move(*region), wq};
   Append(out, r);
   return 0;
 }

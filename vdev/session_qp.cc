@@ -29,7 +29,15 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   // messages take SRQ, CQ and PD from the XRC SRQ each names).
   const bool xrc_send = req.qp_type == IBV_QPT_XRC_SEND;
   const bool xrc_recv = req.qp_type == IBV_QPT_XRC_RECV;
-  if (xrc_recv) {
+  // A receive-side scaling QP: a raw packet QP with no queues or CQs (session_rss.cc).
+  const bool rss = req.rx_hash != 0;
+  if (rss) {
+    if (req.qp_type != IBV_QPT_RAW_PACKET) return Refuse(EINVAL, "an RSS QP is a raw packet QP");
+    req.send_cq = req.recv_cq = req.has_srq = req.srq = 0;
+    req.max_send_wr = req.max_recv_wr = req.max_send_sge = req.max_recv_sge = 0;
+    req.max_inline_data = 0;
+    if (!pds_.count(req.pd)) return Refuse(EINVAL, absl::StrCat("no PD ", req.pd));
+  } else if (xrc_recv) {
     if (!xrcds_.count(req.xrcd)) return Refuse(EINVAL, absl::StrCat("no XRC domain ", req.xrcd));
     req.pd = req.send_cq = req.recv_cq = req.has_srq = req.srq = 0;
     req.max_send_wr = req.max_recv_wr = req.max_send_sge = req.max_recv_sge = 0;
@@ -83,6 +91,10 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   init.mac = vdev_->mac;
   init.max_frame = vdev_->netdev_mtu + driver::wire::kEthLen + 4;
   init.check_source = vdev_->spoof_check;
+  if (rss) {
+    if (int err = TakeRxHash(msg, &init)) return err;
+    init.max_send_wr = init.max_recv_wr = 0;
+  }
   uint32_t rq_stride = proto::RecvWqeStride(init.max_recv_sge);
   size_t sq_offset = sizeof(proto::QpShmHeader);
   size_t rq_offset = sq_offset + size_t{init.max_send_wr} * sq_stride;
@@ -116,7 +128,7 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   rings.rq = RingView{&h->rq, (*region)->data() + rq_offset, init.max_recv_wr, rq_stride, 0};
   rings.send_limits = SendQueueLimits{sq_stride, init.max_send_sge, init.max_inline_data};
   rings.max_recv_sge = init.max_recv_sge;
-  if (!xrc_recv) drain_->AddQp(rings);  // an XRC receive QP has no rings to drain
+  if (!xrc_recv && !rss) drain_->AddQp(rings);  // XRC receive and RSS QPs have no rings
   if (xrc_recv) vdev_->xrc_qp_holds[*qpn] = 1;
   QpObject qp;
   qp.pd = req.pd;

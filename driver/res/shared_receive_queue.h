@@ -17,6 +17,12 @@ struct SharedReceiveQueue {
   bool xrc = false;
   uint32_t xrcd = 0;
   uint32_t cq = 0;
+  // A receive work queue (ibv_create_wq): receives for the receive-side scaling QPs whose
+  // indirection tables name it, completes on its own CQ, and only while ready
+  // (ibv_modify_wq to IBV_WQS_RDY).
+  bool wq = false;
+  bool ready = false;
+  uint32_t tables = 0;  // indirection tables naming it
   uint32_t max_sge = 0;
   uint32_t limit = 0;  // armed when non-zero
   uint32_t owner = 0;

@@ -172,6 +172,14 @@ class RoceDevice {
   // QP `qpn`, which must be in RTR or RTS to take them. Returns the rule's handle.
   absl::StatusOr<uint32_t> CreateFlow(uint32_t qpn, const FlowRule& rule);
   absl::Status DestroyFlow(uint32_t handle);
+  // Receive-side scaling (rss.cc): receive work queues (an SRQ with its own CQ, ready or
+  // not) and the indirection tables of 2^n of them that RSS QPs (QpInitAttr::rss_table)
+  // spread frames over.
+  absl::StatusOr<uint32_t> CreateWq(uint32_t pd, uint32_t cq, uint32_t max_wr, uint32_t max_sge,
+                                    uint32_t owner = 0);
+  absl::Status SetWqReady(uint32_t wq, bool ready);
+  absl::StatusOr<uint32_t> CreateRssTable(const std::vector<uint32_t>& wqs);
+  absl::Status DestroyRssTable(uint32_t table);
   absl::Status PostSend(uint32_t qpn, const SendWr& wr);
   absl::Status PostRecv(uint32_t qpn, const RecvWr& wr);
   // Where the QP's send and receive queues (an SRQ's queue) publish how many WQEs have
@@ -308,6 +316,10 @@ class RoceDevice {
   bool SteerRaw(const uint8_t* frame, uint32_t len, FlowRule::Kind pass);
   void DeliverRaw(QueuePair& qp, const uint8_t* frame, uint32_t len);
   void DropFlowsOf(uint32_t qpn);
+  struct RssTable;
+  absl::StatusOr<uint32_t> CreateRssQp(const QpInitAttr& init, RssTable* table);
+  // A frame an RSS QP's rule took, to the work queue its hash picks (rss.cc).
+  void DeliverRss(QueuePair& qp, const uint8_t* frame, uint32_t len);
   bool StartWqe(QueuePair& qp, SendWqe& wqe);
   void RetryFrom(QueuePair& qp, uint32_t psn);
   void ArmRetransmit(QueuePair& qp);
@@ -413,6 +425,12 @@ class RoceDevice {
   std::vector<InstalledFlow> flows_;
   bool has_default_flows_ = false;
   uint32_t next_flow_ = 1;
+  struct RssTable {
+    std::vector<uint32_t> wqs;  // 2^n receive work queues
+    uint32_t qps = 0;           // RSS QPs using it
+  };
+  std::unordered_map<uint32_t, RssTable> rss_tables_;
+  uint32_t next_rss_table_ = 1;
 };
 
 }  // namespace vrdma::driver

@@ -27,6 +27,17 @@ absl::StatusOr<uint32_t> RoceDevice::CreateQp(const QpInitAttr& init) {
   if (init.type == IBV_QPT_RAW_PACKET && init.max_frame < wire::kEthLen) {
     return absl::InvalidArgumentError("a raw packet QP needs its interface (MAC, MTU)");
   }
+  // A receive-side scaling QP: its table's work queues receive, it has nothing else.
+  const bool rss = init.type == IBV_QPT_RAW_PACKET && init.rss_table;
+  RssTable* table = nullptr;
+  if (rss) {
+    auto t = rss_tables_.find(init.rss_table);
+    if (t == rss_tables_.end()) return NotFound("indirection table", init.rss_table);
+    table = &t->second;
+    if (init.max_send_wr || init.max_recv_wr || init.has_srq)
+      return absl::InvalidArgumentError("a receive-side scaling QP has no queues of its own");
+    if (!pds_.Get(init.pd)) return NotFound("PD", init.pd);
+  }
   if (init.type == kQpTypeGsi && gsi_slot_ != 0) {
     return absl::AlreadyExistsError("the port already has its GSI QP1");
   }
@@ -43,6 +54,7 @@ absl::StatusOr<uint32_t> RoceDevice::CreateQp(const QpInitAttr& init) {
   } else if (!pds_.Get(init.pd)) {
     return NotFound("PD", init.pd);
   }
+  if (rss) return CreateRssQp(init, table);
   if (xrc_send && (init.max_recv_wr || init.has_srq))
     return absl::InvalidArgumentError("an XRC send QP has no receive queue");
   CompletionQueue* scq = xrc_recv ? nullptr : cqs_.Get(init.send_cq);
@@ -257,7 +269,11 @@ absl::Status RoceDevice::DestroyQp(uint32_t qpn) {
   if (qp->type == IBV_QPT_XRC_RECV)
     if (XrcDomain* d = xrcds_.Get(qp->init.xrcd)) d->use_count--;
   FreeWindowsOf(qp->qpn);
-  if (qp->type == IBV_QPT_RAW_PACKET) DropFlowsOf(qp->qpn);
+  if (qp->type == IBV_QPT_RAW_PACKET) {
+    DropFlowsOf(qp->qpn);
+    auto t = rss_tables_.find(qp->init.rss_table);
+    if (t != rss_tables_.end()) t->second.qps--;
+  }
   if (qp->qpn == 1) {
     qps_.Free(gsi_slot_);
     gsi_slot_ = 0;

@@ -4,6 +4,7 @@
 
 #include <infiniband/verbs.h>
 
+#include <array>
 #include <cstdint>
 
 #include "driver/qp_state/qp_state_machine.h"
@@ -52,6 +53,13 @@ struct QpInitAttr {
   wire::MacAddr mac{};
   uint32_t max_frame = 0;
   bool check_source = true;  // frames whose source is not `mac` are dropped (spoof check)
+  // Receive-side scaling raw packet QP: no queues or CQs of its own; what its flow rules
+  // take goes to the receive work queue of indirection table `rss_table` that a Toeplitz
+  // hash of `rss_fields` (IBV_RX_HASH_*) with `rss_key` picks (rss.cc).
+  uint32_t rss_table = 0;
+  uint64_t rss_fields = 0;
+  std::array<uint8_t, 64> rss_key{};
+  uint32_t rss_key_len = 0;
 };
 
 // A send WQE as the requester and completer track it.

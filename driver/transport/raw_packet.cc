@@ -227,7 +227,9 @@ bool RoceDevice::SteerRaw(const uint8_t* frame, uint32_t len, FlowRule::Kind pas
     if (f.rule.kind == FlowRule::Kind::kNormal && !Matches(f.rule.match, fields)) continue;
     QueuePair* qp = LookupQp(f.qpn);
     if (!qp || !ForInterface(fields.dst_mac, qp->init.mac)) continue;
-    if (qp->state != IBV_QPS_RTR && qp->state != IBV_QPS_RTS) continue;
+    // An RSS QP receives through its work queues, whose readiness decides (as mlx5's
+    // RSS QPs, which are never modified); another raw QP in RTR or RTS.
+    if (!qp->init.rss_table && qp->state != IBV_QPS_RTR && qp->state != IBV_QPS_RTS) continue;
     DeliverRaw(*qp, frame, len);
     return true;
   }
@@ -235,6 +237,10 @@ bool RoceDevice::SteerRaw(const uint8_t* frame, uint32_t len, FlowRule::Kind pas
 }
 
 void RoceDevice::DeliverRaw(QueuePair& qp, const uint8_t* frame, uint32_t len) {
+  if (qp.init.rss_table) {
+    DeliverRss(qp, frame, len);
+    return;
+  }
   RecvWr wr;
   if (!TakeRecv(qp, &wr)) {
     counters_.raw_rx_no_recv_wqe++;

@@ -282,6 +282,10 @@ absl::Status RoceDevice::DestroySrq(uint32_t srq_h) {
   SharedReceiveQueue* srq = srqs_.Get(srq_h);
   if (!srq) return NotFound("SRQ", srq_h);
   if (srq->use_count) return absl::FailedPreconditionError("SRQ still attached to QPs");
+  if (srq->tables) return absl::FailedPreconditionError("WQ still in an indirection table");
+  if (srq->wq) {
+    if (CompletionQueue* cq = cqs_.Get(srq->cq)) cq->use_count--;
+  }
   if (srq->xrc) {
     if (XrcDomain* d = xrcds_.Get(srq->xrcd)) d->use_count--;
     if (CompletionQueue* cq = cqs_.Get(srq->cq)) cq->use_count--;

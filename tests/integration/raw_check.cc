@@ -247,6 +247,108 @@ TEST(RawPacket, RulesAndQpsTheDeviceRefuses) {
   a.Close();
 }
 
+// Receive-side scaling: four work queues with a CQ each, an indirection table of them and
+// an RSS QP hashing source and destination IPv4 address; 32 frames from 32 sources spread
+// over the queues, each whole in a WQE of the queue that completes it.
+TEST(RawPacket, RssSpreadsFramesOverWorkQueues) {
+  RawSide a, b;
+  ASSERT_NO_FATAL_FAILURE(a.Open("vdev_a"));
+  ASSERT_NO_FATAL_FAILURE(b.Open("vdev_b"));
+  constexpr int kWqs = 4, kPerWq = 32;
+  ibv_cq* cqs[kWqs];
+  ibv_wq* wqs[kWqs];
+  for (int i = 0; i < kWqs; ++i) {
+    cqs[i] = ibv_create_cq(b.ctx, 64, nullptr, nullptr, 0);
+    ASSERT_NE(cqs[i], nullptr);
+    ibv_wq_init_attr wa{};
+    wa.wq_type = IBV_WQT_RQ;
+    wa.max_wr = kPerWq;
+    wa.max_sge = 1;
+    wa.pd = b.pd;
+    wa.cq = cqs[i];
+    wqs[i] = ibv_create_wq(b.ctx, &wa);
+    ASSERT_NE(wqs[i], nullptr) << std::strerror(errno);
+    ibv_wq_attr m{};
+    m.attr_mask = IBV_WQ_ATTR_STATE;
+    m.wq_state = IBV_WQS_RDY;
+    ASSERT_EQ(ibv_modify_wq(wqs[i], &m), 0);
+    for (int j = 0; j < kPerWq; ++j) {
+      ibv_sge sge{reinterpret_cast<uintptr_t>(b.buf.data()) + (i * kPerWq + j) * 256, 256,
+                  b.mr->lkey};
+      ibv_recv_wr w{};
+      w.wr_id = static_cast<uint64_t>(i * kPerWq + j);
+      w.sg_list = &sge;
+      w.num_sge = 1;
+      ibv_recv_wr* bad;
+      ASSERT_EQ(ibv_post_wq_recv(wqs[i], &w, &bad), 0);
+    }
+  }
+  ibv_rwq_ind_table_init_attr ta{};
+  ta.log_ind_tbl_size = 2;
+  ta.ind_tbl = wqs;
+  ibv_rwq_ind_table* table = ibv_create_rwq_ind_table(b.ctx, &ta);
+  ASSERT_NE(table, nullptr) << std::strerror(errno);
+  uint8_t key[40];
+  for (int i = 0; i < 40; ++i) key[i] = static_cast<uint8_t>(i * 29 + 3);
+  ibv_qp_init_attr_ex qa{};
+  qa.qp_type = IBV_QPT_RAW_PACKET;
+  qa.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_IND_TABLE | IBV_QP_INIT_ATTR_RX_HASH;
+  qa.pd = b.pd;
+  qa.rwq_ind_tbl = table;
+  qa.rx_hash_conf = {IBV_RX_HASH_FUNC_TOEPLITZ, sizeof key, key,
+                     IBV_RX_HASH_SRC_IPV4 | IBV_RX_HASH_DST_IPV4};
+  ibv_qp* rss = ibv_create_qp_ex(b.ctx, &qa);
+  ASSERT_NE(rss, nullptr) << std::strerror(errno);
+  UdpRule rule = RuleFor(b.mac, 5555);
+  ibv_flow* flow = ibv_create_flow(rss, &rule.attr);
+  ASSERT_NE(flow, nullptr) << std::strerror(errno);
+  EXPECT_EQ(ibv_destroy_rwq_ind_table(table), EBUSY) << "an RSS QP uses it";
+  EXPECT_EQ(ibv_destroy_wq(wqs[0]), EBUSY) << "a table names it";
+
+  constexpr int kFrames = 32;
+  for (int i = 0; i < kFrames; ++i) {
+    uint8_t* f = a.buf.data() + i * 256;
+    Frame(f, 100 + i, b.mac, a.mac, 5555, static_cast<uint8_t>(i));
+    f[14 + 12] = static_cast<uint8_t>(i);  // 32 source addresses
+    ASSERT_EQ(PostSend(a, i * 256, 100 + i, i), 0);
+    ibv_wc wc{};
+    ASSERT_TRUE(PollOne(a.cq, &wc));
+  }
+  int got = 0, queues_used = 0;
+  for (int q = 0; q < kWqs; ++q) {
+    int here = 0;
+    for (int tries = 0; tries < 200 && got < kFrames; ++tries) {
+      ibv_wc wc{};
+      int n = ibv_poll_cq(cqs[q], 1, &wc);
+      if (n == 0) {
+        if (tries > 20) break;
+        usleep(1000);
+        continue;
+      }
+      ASSERT_EQ(wc.status, IBV_WC_SUCCESS);
+      EXPECT_EQ(wc.qp_num, wqs[q]->wq_num) << "completes with its work queue's number";
+      EXPECT_EQ(wc.wr_id / kPerWq, static_cast<uint64_t>(q)) << "a WQE of the queue whose CQ";
+      const int i = static_cast<int>(wc.byte_len) - 100;
+      ASSERT_TRUE(i >= 0 && i < kFrames);
+      EXPECT_EQ(0, std::memcmp(b.buf.data() + wc.wr_id * 256, a.buf.data() + i * 256, wc.byte_len));
+      ++here;
+      ++got;
+    }
+    queues_used += here > 0;
+  }
+  EXPECT_EQ(got, kFrames);
+  EXPECT_GT(queues_used, 1) << "32 sources over more than one queue";
+  EXPECT_EQ(ibv_destroy_flow(flow), 0);
+  EXPECT_EQ(ibv_destroy_qp(rss), 0);
+  EXPECT_EQ(ibv_destroy_rwq_ind_table(table), 0);
+  for (int i = 0; i < kWqs; ++i) {
+    EXPECT_EQ(ibv_destroy_wq(wqs[i]), 0);
+    EXPECT_EQ(ibv_destroy_cq(cqs[i]), 0);
+  }
+  a.Close();
+  b.Close();
+}
+
 // A raw packet QP needs CAP_NET_RAW, as on the kernel's devices: root that dropped the
 // capability gets EPERM (tenants.sh tries it as a user the test makes).
 TEST(RawPacket, WithoutCapNetRawEperm) {

@@ -66,6 +66,9 @@ enum class Op : uint16_t {
   kImportObject,
   kCreateFlow,
   kDestroyFlow,
+  kModifyWq,
+  kCreateIndTable,
+  kDestroyIndTable,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
@@ -287,11 +290,15 @@ struct CreateSrqRequest {
   uint32_t max_sge;
   uint32_t srq_limit;
   uint64_t user_handle;
-  uint32_t srq_type;  // IBV_SRQT_BASIC or IBV_SRQT_XRC
+  uint32_t srq_type;  // IBV_SRQT_BASIC, IBV_SRQT_XRC or kSrqTypeWq
   uint32_t xrcd;      // XRC: the domain (OpenXrcdReply::handle) and the SRQ's own CQ
   uint32_t cq;
   uint32_t reserved;
 };
+// A receive work queue (ibv_create_wq, IBV_WQT_RQ) is an SRQ of this type completing on
+// its own CQ (`cq`): its ring and its posting are an SRQ's; it receives once ibv_modify_wq
+// made it ready, and only through the indirection tables of receive-side scaling QPs.
+inline constexpr uint32_t kSrqTypeWq = 0x100;
 // Reply fds: [0] the SRQ ring (RingShmHeader + depth slots of stride bytes).
 struct CreateSrqReply {
   uint32_t handle;
@@ -400,6 +407,30 @@ struct CreateQpRequest {
   uint32_t sq_sig_all;
   uint64_t user_handle;  // the client's struct ibv_qp *, echoed in async events
   uint32_t xrcd;         // IBV_QPT_XRC_RECV: its domain (no PD, CQs or queues)
+  uint32_t rx_hash;      // 1: a receive-side scaling QP, RxHashRequest follows
+};
+// A raw packet QP that spreads what its flow rules take over the receive work queues of
+// indirection table `ind_table` by a Toeplitz hash of `fields` (IBV_RX_HASH_*) with `key`
+// (ibv_create_qp_ex(3): IBV_QP_INIT_ATTR_RX_HASH, IBV_QP_INIT_ATTR_IND_TABLE). It has no
+// queues or CQs of its own.
+struct RxHashRequest {
+  uint32_t ind_table;
+  uint8_t function;  // IBV_RX_HASH_FUNC_TOEPLITZ
+  uint8_t key_len;
+  uint16_t reserved;
+  uint64_t fields;
+  uint8_t key[64];
+};
+// ibv_modify_wq(3): `state` IBV_WQS_RDY, IBV_WQS_RESET or IBV_WQS_ERR, for WQ `handle`.
+struct ModifyWqRequest {
+  uint32_t handle;
+  uint32_t state;
+};
+// ibv_create_rwq_ind_table(3): 2^log_size WQ handles follow. Reply: HandleMsg.
+// kDestroyIndTable: HandleMsg.
+inline constexpr uint32_t kMaxLogIndTableSize = 8;
+struct CreateIndTableRequest {
+  uint32_t log_size;
   uint32_t reserved;
 };
 // Reply fds: [0] the QP's rings: QpShmHeader, then the SQ at sq_offset (sq_depth slots

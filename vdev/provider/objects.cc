@@ -303,8 +303,11 @@ int ResizeCq(ibv_cq* ibcq, int cqe) {
 
 uint32_t HandleOf(ibv_xrcd* xrcd) { return reinterpret_cast<verbs_xrcd*>(xrcd)->handle; }
 
-// A basic SRQ, or an XRC SRQ of `xrcd` completing on `cq` (ibv_create_srq_ex(3)).
-ibv_srq* NewSrq(ibv_pd* pd, ibv_srq_attr* attr, ibv_xrcd* xrcd, ibv_cq* cq) {
+}  // namespace
+
+// A basic SRQ, or an XRC SRQ of `xrcd` completing on `cq` (ibv_create_srq_ex(3)), or with
+// `wq` the SRQ a receive work queue is, completing on `cq` (wq.cc).
+ibv_srq* NewSrq(ibv_pd* pd, ibv_srq_attr* attr, ibv_xrcd* xrcd, ibv_cq* cq, bool wq) {
   auto* srq = static_cast<VSrq*>(calloc(1, sizeof(VSrq)));
   if (!srq) return nullptr;
   proto::CreateSrqRequest req{};
@@ -313,7 +316,9 @@ ibv_srq* NewSrq(ibv_pd* pd, ibv_srq_attr* attr, ibv_xrcd* xrcd, ibv_cq* cq) {
   req.max_sge = attr->max_sge;
   req.srq_limit = attr->srq_limit;
   req.user_handle = reinterpret_cast<uintptr_t>(srq);
-  req.srq_type = xrcd ? IBV_SRQT_XRC : IBV_SRQT_BASIC;
+  req.srq_type = wq     ? proto::kSrqTypeWq
+                 : xrcd ? static_cast<uint32_t>(IBV_SRQT_XRC)
+                        : static_cast<uint32_t>(IBV_SRQT_BASIC);
   req.xrcd = xrcd ? HandleOf(xrcd) : 0;
   req.cq = cq ? CqOf(cq)->handle : 0;
   proto::CreateSrqReply r;
@@ -353,8 +358,10 @@ ibv_srq* NewSrq(ibv_pd* pd, ibv_srq_attr* attr, ibv_xrcd* xrcd, ibv_cq* cq) {
   return &s;
 }
 
+namespace {
+
 ibv_srq* CreateSrq(ibv_pd* pd, ibv_srq_init_attr* attr) {
-  return NewSrq(pd, &attr->attr, nullptr, nullptr);
+  return NewSrq(pd, &attr->attr, nullptr, nullptr, false);
 }
 
 ibv_srq* CreateSrqEx(ibv_context* ctx, ibv_srq_init_attr_ex* attr) {
@@ -367,14 +374,14 @@ ibv_srq* CreateSrqEx(ibv_context* ctx, ibv_srq_init_attr_ex* attr) {
   ibv_srq_type type = (attr->comp_mask & IBV_SRQ_INIT_ATTR_TYPE) ? attr->srq_type : IBV_SRQT_BASIC;
   ibv_srq* srq = nullptr;
   if (type == IBV_SRQT_BASIC) {
-    srq = NewSrq(attr->pd, &attr->attr, nullptr, nullptr);
+    srq = NewSrq(attr->pd, &attr->attr, nullptr, nullptr, false);
   } else if (type == IBV_SRQT_XRC) {
     // An XRC SRQ needs its domain and its CQ (ibv_create_srq_ex(3)).
     if (!(attr->comp_mask & IBV_SRQ_INIT_ATTR_XRCD) || !attr->xrcd ||
         !(attr->comp_mask & IBV_SRQ_INIT_ATTR_CQ) || !attr->cq) {
       return Fail<ibv_srq>(EINVAL);
     }
-    srq = NewSrq(attr->pd, &attr->attr, attr->xrcd, attr->cq);
+    srq = NewSrq(attr->pd, &attr->attr, attr->xrcd, attr->cq, false);
   } else {
     return Fail<ibv_srq>(EOPNOTSUPP);
   }
@@ -440,6 +447,8 @@ int QuerySrq(ibv_srq* ibsrq, ibv_srq_attr* attr) {
   return 0;
 }
 
+}  // namespace
+
 int DestroySrq(ibv_srq* ibsrq) {
   VSrq* srq = SrqOf(ibsrq);
   proto::HandleMsg req{srq->handle, 0};
@@ -453,6 +462,8 @@ int DestroySrq(ibv_srq* ibsrq) {
   free(srq);
   return 0;
 }
+
+namespace {
 
 // ---- QP -----------------------------------------------------------------------------------
 
@@ -484,7 +495,8 @@ bool QpRequest(ibv_context* ctx, Op op, const void* req, size_t len, VQp* qp,
 
 ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   constexpr uint32_t kSupported = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS |
-                                  IBV_QP_INIT_ATTR_CREATE_FLAGS | IBV_QP_INIT_ATTR_XRCD;
+                                  IBV_QP_INIT_ATTR_CREATE_FLAGS | IBV_QP_INIT_ATTR_XRCD |
+                                  IBV_QP_INIT_ATTR_IND_TABLE | IBV_QP_INIT_ATTR_RX_HASH;
   if (attr->comp_mask & ~kSupported) return Fail<ibv_qp>(EOPNOTSUPP);
   if ((attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) && attr->create_flags) {
     return Fail<ibv_qp>(EOPNOTSUPP);
@@ -523,7 +535,21 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
     if (xrc_recv) offered = 0;
     if (attr->send_ops_flags & ~offered) return Fail<ibv_qp>(EOPNOTSUPP);
   }
-  if (!xrc_recv && (!attr->send_cq || (!xrc_send && !attr->recv_cq))) return Fail<ibv_qp>(EINVAL);
+  // A receive-side scaling QP (a raw packet QP with an indirection table and a hash) has
+  // no queues or CQs: its table's work queues receive (wq.cc).
+  constexpr uint32_t kRss = IBV_QP_INIT_ATTR_IND_TABLE | IBV_QP_INIT_ATTR_RX_HASH;
+  const bool rss = (attr->comp_mask & kRss) != 0;
+  if (rss && ((attr->comp_mask & kRss) != kRss || !raw || !attr->rwq_ind_tbl)) {
+    return Fail<ibv_qp>(EINVAL);
+  }
+  if (rss) {
+    attr->send_cq = attr->recv_cq = nullptr;
+    attr->srq = nullptr;
+    attr->cap = ibv_qp_cap{};
+  }
+  if (!xrc_recv && !rss && (!attr->send_cq || (!xrc_send && !attr->recv_cq))) {
+    return Fail<ibv_qp>(EINVAL);
+  }
   if (xrc_recv) {
     attr->pd = nullptr;
     attr->send_cq = attr->recv_cq = nullptr;
@@ -552,8 +578,26 @@ ibv_qp* CreateQpEx(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   req.max_inline_data = attr->cap.max_inline_data;
   req.sq_sig_all = attr->sq_sig_all;
   req.user_handle = reinterpret_cast<uintptr_t>(qp);
+  std::vector<uint8_t> buf(sizeof req);
+  if (rss) {
+    const ibv_rx_hash_conf& c = attr->rx_hash_conf;
+    proto::RxHashRequest h{};
+    h.ind_table = attr->rwq_ind_tbl->ind_tbl_handle;
+    h.function = c.rx_hash_function;
+    h.key_len = c.rx_hash_key_len;
+    h.fields = c.rx_hash_fields_mask;
+    if (c.rx_hash_key_len > sizeof h.key || (c.rx_hash_key_len && !c.rx_hash_key)) {
+      free(qp);
+      return Fail<ibv_qp>(EINVAL);
+    }
+    if (c.rx_hash_key_len) std::memcpy(h.key, c.rx_hash_key, c.rx_hash_key_len);
+    req.rx_hash = 1;
+    buf.resize(sizeof req + sizeof h);
+    std::memcpy(buf.data() + sizeof req, &h, sizeof h);
+  }
+  std::memcpy(buf.data(), &req, sizeof req);
   proto::CreateQpReply r;
-  if (!QpRequest(ctx, Op::kCreateQp, &req, sizeof req, qp, &r)) return nullptr;
+  if (!QpRequest(ctx, Op::kCreateQp, buf.data(), buf.size(), qp, &r)) return nullptr;
   qp->max_send_sge = r.max_send_sge;
   qp->max_recv_sge = r.max_recv_sge;
   qp->max_inline = r.max_inline_data;
@@ -713,6 +757,11 @@ const verbs_context_ops kContextOps = [] {
   ops.unimport_mr = UnimportMr;
   ops.create_flow = CreateFlow;
   ops.destroy_flow = DestroyFlow;
+  ops.create_wq = CreateWq;
+  ops.modify_wq = ModifyWq;
+  ops.destroy_wq = DestroyWq;
+  ops.create_rwq_ind_table = CreateRwqIndTable;
+  ops.destroy_rwq_ind_table = DestroyRwqIndTable;
   ops.alloc_mw = AllocMw;
   ops.dealloc_mw = DeallocMw;
   ops.bind_mw = BindMw;

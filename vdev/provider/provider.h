@@ -247,6 +247,16 @@ void UnimportPd(ibv_pd* pd);
 ibv_mr* ImportMr(ibv_pd* pd, uint32_t handle);
 void UnimportMr(ibv_mr* mr);
 
+// Receive-side scaling (wq.cc): receive work queues, each an SRQ completing on its own CQ
+// (NewSrq with `wq`), and their indirection tables.
+ibv_srq* NewSrq(ibv_pd* pd, ibv_srq_attr* attr, ibv_xrcd* xrcd, ibv_cq* cq, bool wq);
+int DestroySrq(ibv_srq* srq);
+ibv_wq* CreateWq(ibv_context* ctx, ibv_wq_init_attr* attr);
+int ModifyWq(ibv_wq* wq, ibv_wq_attr* attr);
+int DestroyWq(ibv_wq* wq);
+ibv_rwq_ind_table* CreateRwqIndTable(ibv_context* ctx, ibv_rwq_ind_table_init_attr* attr);
+int DestroyRwqIndTable(ibv_rwq_ind_table* table);
+
 // Flow steering rules of raw packet QPs (flows.cc).
 ibv_flow* CreateFlow(ibv_qp* qp, ibv_flow_attr* attr);
 int DestroyFlow(ibv_flow* flow);

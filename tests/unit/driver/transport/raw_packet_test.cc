@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "driver/transport/toeplitz.h"
 #include "tests/unit/driver/transport/engine_pair.h"
 
 namespace vrdma::driver::testing {
@@ -212,6 +213,99 @@ TEST(RawPacketTest, RulesSteerToRawQpsOnlyAndWithoutWqeTheFrameIsDropped) {
   EXPECT_EQ(b.dev->counters().raw_rx_no_recv_wqe, 1u);
   // Other opcodes than SEND are refused at the post.
   EXPECT_FALSE(a.dev->PostSend(qa, MakeSend(2, IBV_WR_RDMA_WRITE, a, 0, 200)).ok());
+}
+
+// Microsoft's RSS verification suite: its key, and the IPv4 examples' hashes.
+TEST(RssTest, ToeplitzMatchesTheSpecificationsVectors) {
+  const uint8_t key[40] = {0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67,
+                           0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb,
+                           0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30,
+                           0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa};
+  // 66.9.149.187:2794 -> 161.142.100.80:1766
+  const uint8_t in[12] = {66, 9, 149, 187, 161, 142, 100, 80, 0x0a, 0xea, 0x06, 0xe6};
+  EXPECT_EQ(Toeplitz(key, 40, in, 8), 0x323e8fc2u);
+  EXPECT_EQ(Toeplitz(key, 40, in, 12), 0x51ccc178u);
+  // 199.92.111.2:14230 -> 65.69.140.83:4739
+  const uint8_t in2[12] = {199, 92, 111, 2, 65, 69, 140, 83, 0x37, 0x96, 0x12, 0x83};
+  EXPECT_EQ(Toeplitz(key, 40, in2, 8), 0xd718262au);
+  EXPECT_EQ(Toeplitz(key, 40, in2, 12), 0xc626b0eau);
+}
+
+TEST(RssTest, FramesSpreadOverTheTablesWorkQueuesByHash) {
+  EnginePair pair;
+  Host& a = pair.a;
+  Host& b = pair.b;
+  uint32_t qa = RawQp(a, kMacA);
+  // Four work queues, each with its own CQ; one stays in RESET at first.
+  std::vector<uint32_t> wqs, cqs;
+  for (int i = 0; i < 4; ++i) {
+    cqs.push_back(*b.dev->CreateCq(64));
+    auto wq = b.dev->CreateWq(b.pd, cqs.back(), 64, 1);
+    ASSERT_TRUE(wq.ok()) << wq.status();
+    wqs.push_back(*wq);
+    for (int j = 0; j < 16; ++j) {
+      ASSERT_TRUE(
+          b.dev->PostSrqRecv(*wq, MakeRecv(i * 100 + j, b, (1 << 20) + (i * 16 + j) * 2048, 2048))
+              .ok());
+    }
+  }
+  EXPECT_FALSE(b.dev->CreateRssTable({wqs[0], wqs[1], wqs[2]}).ok()) << "2^n queues";
+  auto table = b.dev->CreateRssTable(wqs);
+  ASSERT_TRUE(table.ok());
+  QpInitAttr init;
+  init.type = IBV_QPT_RAW_PACKET;
+  init.pd = b.pd;
+  init.mac = kMacB;
+  init.max_frame = 1518;
+  init.rss_table = *table;
+  init.rss_fields = IBV_RX_HASH_SRC_IPV4 | IBV_RX_HASH_DST_IPV4;
+  init.rss_key_len = 40;
+  for (int i = 0; i < 40; ++i) init.rss_key[i] = static_cast<uint8_t>(i * 37 + 11);
+  auto rss = b.dev->CreateQp(init);
+  ASSERT_TRUE(rss.ok()) << rss.status();
+  ibv_qp_attr m{};
+  m.qp_state = IBV_QPS_INIT;
+  m.port_num = 1;
+  ASSERT_TRUE(b.dev->ModifyQp(*rss, m, IBV_QP_STATE | IBV_QP_PORT).ok());
+  m.qp_state = IBV_QPS_RTR;
+  ASSERT_TRUE(b.dev->ModifyQp(*rss, m, IBV_QP_STATE).ok());
+  FlowRule rule;
+  rule.match.dst_mac = kMacB;
+  rule.match.dst_mac_mask = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  ASSERT_TRUE(b.dev->CreateFlow(*rss, rule).ok());
+  for (uint32_t w : wqs) ASSERT_TRUE(b.dev->SetWqReady(w, true).ok());
+  EXPECT_FALSE(b.dev->DestroyRssTable(*table).ok()) << "in use by the QP";
+  EXPECT_FALSE(b.dev->DestroySrq(wqs[0]).ok()) << "in the table";
+  // 32 frames from 32 source addresses: each lands whole in the queue its hash picks.
+  for (uint32_t i = 0; i < 32; ++i) {
+    BuildUdpFrame(a, i * 2048, 100 + i, kMacB, kMacA, 4000, i);
+    a.at(i * 2048)[14 + 12] = static_cast<uint8_t>(i);  // source address 10.0.0.1 -> i.0.0.1
+    ASSERT_TRUE(a.dev->PostSend(qa, MakeSend(i, IBV_WR_SEND, a, i * 2048, 100 + i)).ok());
+  }
+  std::vector<ibv_wc> swc;
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 32, &swc));
+  size_t got = 0, used = 0;
+  for (size_t q = 0; q < 4; ++q) {
+    std::vector<ibv_wc> wcs;
+    pair.RunUntil([] { return false; }, 1'000'000);
+    ibv_wc wc[32];
+    int n = *b.dev->PollCq(cqs[q], wc, 32);
+    used += n > 0;
+    for (int k = 0; k < n; ++k) {
+      ASSERT_EQ(wc[k].status, IBV_WC_SUCCESS);
+      EXPECT_EQ(wc[k].qp_num, wqs[q]);
+      uint32_t len = wc[k].byte_len;
+      uint32_t i = len - 100;  // which frame, by its length
+      uint8_t input[8];
+      std::memcpy(input, a.at(i * 2048) + 14 + 12, 8);
+      EXPECT_EQ(Toeplitz(init.rss_key.data(), 40, input, 8) & 3, q) << "frame " << i;
+      uint64_t slot = (1 << 20) + (q * 16 + (wc[k].wr_id - q * 100)) * 2048;
+      EXPECT_EQ(0, std::memcmp(b.at(slot), a.at(i * 2048), len));
+    }
+    got += static_cast<size_t>(n);
+  }
+  EXPECT_EQ(got, 32u);
+  EXPECT_GT(used, 1u) << "32 sources spread over more than one queue";
 }
 
 }  // namespace
