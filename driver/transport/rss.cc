@@ -7,46 +7,33 @@
 
 #include "driver/transport/device.h"
 #include "driver/transport/errors.h"
+#include "driver/transport/frame_fields.h"
 #include "driver/transport/toeplitz.h"
 
 namespace vrdma::driver {
 namespace {
 
-uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-
 // The hash input of a frame: the named fields in RSS order (source address, destination
-// address, source port, destination port), those the frame has.
+// address, source port, destination port), those the frame has, in network order.
 uint32_t HashInput(const uint8_t* f, uint32_t len, uint64_t fields, uint8_t* out) {
-  uint32_t off = 14;
-  uint16_t type = len >= 14 ? Load16(f + 12) : 0;
-  if (type == 0x8100 && len >= 18) {
-    type = Load16(f + 16);
-    off = 18;
-  }
+  const FrameFields h = ReadFields(f, len);
   uint32_t n = 0;
-  uint8_t proto = 0;
-  uint32_t l4 = 0;
-  if (type == 0x0800 && len >= off + 20) {
-    const uint8_t* ip = f + off;
-    proto = ip[9];
-    if (fields & IBV_RX_HASH_SRC_IPV4) std::memcpy(out + n, ip + 12, 4), n += 4;
-    if (fields & IBV_RX_HASH_DST_IPV4) std::memcpy(out + n, ip + 16, 4), n += 4;
-    l4 = off + (ip[0] & 0xfu) * 4;
-  } else if (type == 0x86dd && len >= off + 40) {
-    const uint8_t* ip = f + off;
-    proto = ip[6];
-    if (fields & IBV_RX_HASH_SRC_IPV6) std::memcpy(out + n, ip + 8, 16), n += 16;
-    if (fields & IBV_RX_HASH_DST_IPV6) std::memcpy(out + n, ip + 24, 16), n += 16;
-    l4 = off + 40;
+  const bool v4 = h.ip_version == 4, v6 = h.ip_version == 6;
+  const uint32_t alen = v4 ? 4 : 16;
+  if ((v4 && (fields & IBV_RX_HASH_SRC_IPV4)) || (v6 && (fields & IBV_RX_HASH_SRC_IPV6))) {
+    std::memcpy(out + n, h.src_ip.data(), alen), n += alen;
   }
-  if (l4 && len >= l4 + 4 && (proto == 6 || proto == 17)) {
-    const bool tcp = proto == 6;
-    if (fields & (tcp ? IBV_RX_HASH_SRC_PORT_TCP : IBV_RX_HASH_SRC_PORT_UDP)) {
-      std::memcpy(out + n, f + l4, 2), n += 2;
-    }
-    if (fields & (tcp ? IBV_RX_HASH_DST_PORT_TCP : IBV_RX_HASH_DST_PORT_UDP)) {
-      std::memcpy(out + n, f + l4 + 2, 2), n += 2;
-    }
+  if ((v4 && (fields & IBV_RX_HASH_DST_IPV4)) || (v6 && (fields & IBV_RX_HASH_DST_IPV6))) {
+    std::memcpy(out + n, h.dst_ip.data(), alen), n += alen;
+  }
+  if (h.has_ports) {
+    const bool tcp = h.proto == 6;
+    auto put = [&](uint16_t port) {
+      out[n++] = static_cast<uint8_t>(port >> 8);
+      out[n++] = static_cast<uint8_t>(port);
+    };
+    if (fields & (tcp ? IBV_RX_HASH_SRC_PORT_TCP : IBV_RX_HASH_SRC_PORT_UDP)) put(h.src_port);
+    if (fields & (tcp ? IBV_RX_HASH_DST_PORT_TCP : IBV_RX_HASH_DST_PORT_UDP)) put(h.dst_port);
   }
   return n;
 }
