@@ -21,7 +21,7 @@ namespace {
 
 // The verb a request is, for the log.
 std::string OpName(uint16_t op) {
-  static constexpr std::array<const char*, 39> kNames = {"list_devices",
+  static constexpr std::array<const char*, 41> kNames = {"list_devices",
                                                          "open_device",
                                                          "query_device",
                                                          "query_port",
@@ -59,8 +59,10 @@ std::string OpName(uint16_t op) {
                                                          "destroy_flow",
                                                          "modify_wq",
                                                          "create_rwq_ind_table",
-                                                         "destroy_rwq_ind_table"};
-  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kDestroyIndTable));
+                                                         "destroy_rwq_ind_table",
+                                                         "attach_mcast",
+                                                         "detach_mcast"};
+  static_assert(kNames.size() == static_cast<size_t>(proto::Op::kDetachMcast));
   if (op >= 1 && op <= kNames.size()) return kNames[op - 1];
   return std::to_string(op);
 }
@@ -251,6 +253,8 @@ const Session::HandlerEntry* Session::FindHandler(uint16_t op) {
     set(Op::kModifyWq, &Session::ModifyWq, N::kVdev);
     set(Op::kCreateIndTable, &Session::CreateIndTable, N::kVdev);
     set(Op::kDestroyIndTable, &Session::DestroyIndTable, N::kVdev);
+    set(Op::kAttachMcast, &Session::AttachMcast, N::kVdev);
+    set(Op::kDetachMcast, &Session::DetachMcast, N::kVdev);
     return t;
   }();
   if (op >= table.size() || !table[op].handler) return nullptr;

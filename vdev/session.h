@@ -160,6 +160,9 @@ class Session {
   // The RSS part of a CreateQp (RxHashRequest after the request) into `init`: 0 or errno.
   int TakeRxHash(const proto::Message& msg, driver::QpInitAttr* init);
   static constexpr size_t kMaxIndTablesPerContext = 256;
+  // session_mcast.cc
+  int AttachMcast(proto::Message& msg, Payload* out, Fds* fds);
+  int DetachMcast(proto::Message& msg, Payload* out, Fds* fds);
   // session_import.cc
   int ImportContext(proto::Message& msg, Payload* out, Fds* fds);
   int ImportObject(proto::Message& msg, Payload* out, Fds* fds);

@@ -252,6 +252,11 @@ absl::StatusOr<driver::AddressVector> Session::TranslateAh(
   av.traffic_class = a.grh.traffic_class;
   av.flow_label = a.grh.flow_label & 0xfffff;
   av.sl = a.sl;
+  // A multicast group's frames go to its Ethernet multicast address: nothing to resolve.
+  if (driver::wire::IsMulticastGid(av.dgid)) {
+    av.dmac = driver::wire::MulticastMac(av.dgid);
+    return av;
+  }
   if (std::optional<driver::wire::MacAddr> mac = registry_->KnownMac(*vdev_, av.dgid)) {
     av.dmac = *mac;
     return av;

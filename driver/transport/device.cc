@@ -75,6 +75,9 @@ void RoceDevice::QueryDevice(ibv_device_attr* attr) const {
   attr->max_srq = static_cast<int>(l.max_srq);
   attr->max_srq_wr = static_cast<int>(l.max_srq_wr);
   attr->max_srq_sge = static_cast<int>(l.max_srq_sge);
+  attr->max_mcast_grp = static_cast<int>(kMaxMcastGroups);
+  attr->max_mcast_qp_attach = static_cast<int>(kMaxMcastQpAttach);
+  attr->max_total_mcast_qp_attach = static_cast<int>(kMaxMcastGroups * kMaxMcastQpAttach);
   attr->max_pkeys = 1;
   attr->local_ca_ack_delay = 15;
   attr->phys_port_cnt = 1;

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -180,6 +181,12 @@ class RoceDevice {
   absl::Status SetWqReady(uint32_t wq, bool ready);
   absl::StatusOr<uint32_t> CreateRssTable(const std::vector<uint32_t>& wqs);
   absl::Status DestroyRssTable(uint32_t table);
+  // Multicast (multicast.cc, ibv_attach_mcast): UD QP `qpn` receives the datagrams sent
+  // to multicast GID `mgid` (destination QPN 0xFFFFFF, IBTA 10.5.2.3).
+  absl::Status AttachMcast(uint32_t qpn, const wire::Gid& mgid);
+  absl::Status DetachMcast(uint32_t qpn, const wire::Gid& mgid);
+  static constexpr uint32_t kMaxMcastGroups = 8192;
+  static constexpr uint32_t kMaxMcastQpAttach = 256;
   absl::Status PostSend(uint32_t qpn, const SendWr& wr);
   absl::Status PostRecv(uint32_t qpn, const RecvWr& wr);
   // Where the QP's send and receive queues (an SRQ's queue) publish how many WQEs have
@@ -318,6 +325,9 @@ class RoceDevice {
   void DropFlowsOf(uint32_t qpn);
   struct RssTable;
   absl::StatusOr<uint32_t> CreateRssQp(const QpInitAttr& init, RssTable* table);
+  // A datagram to a multicast GID, to every QP attached to it (multicast.cc).
+  void DeliverMulticast(const wire::RocePacket& pkt);
+  void DetachAllOf(uint32_t qpn);
   // A frame an RSS QP's rule took, to the work queue its hash picks (rss.cc).
   void DeliverRss(QueuePair& qp, const uint8_t* frame, uint32_t len);
   bool StartWqe(QueuePair& qp, SendWqe& wqe);
@@ -430,6 +440,7 @@ class RoceDevice {
     uint32_t qps = 0;           // RSS QPs using it
   };
   std::unordered_map<uint32_t, RssTable> rss_tables_;
+  std::map<wire::Gid, std::vector<uint32_t>> mcast_groups_;  // MGID -> attached QPs
   uint32_t next_rss_table_ = 1;
 };
 

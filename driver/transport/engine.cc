@@ -25,10 +25,10 @@ void RoceDevice::Transmit(rte_mbuf* m) {
     }
     return;
   }
-  if (cfg_.hairpin && !flows_.empty() && (rte_pktmbuf_mtod(m, const uint8_t*)[0] & 1) &&
-      hairpin_.size() < hairpin_.capacity()) {
-    // To a group address while raw packet QPs listen here: a copy for this device's
-    // own flow rules too, as an embedded switch floods it (raw_packet.cc).
+  if (cfg_.hairpin && (!flows_.empty() || !mcast_groups_.empty()) &&
+      (rte_pktmbuf_mtod(m, const uint8_t*)[0] & 1) && hairpin_.size() < hairpin_.capacity()) {
+    // To a group address while raw packet QPs or multicast groups listen here: a copy
+    // for this device's own QPs too, as an embedded switch floods it.
     if (rte_mbuf* copy = rte_pktmbuf_copy(m, cfg_.pool, 0, UINT32_MAX)) hairpin_.push_back(copy);
   }
   if (tx_.size() == tx_.capacity()) {

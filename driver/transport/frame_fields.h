@@ -7,13 +7,15 @@
 #include <cstdint>
 #include <cstring>
 
+#include "driver/wire/headers.h"
+
 namespace vrdma::driver {
 
-constexpr uint16_t kEtherTypeVlan = 0x8100;
-constexpr uint16_t kEtherTypeIpv4 = 0x0800;
-constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
-constexpr uint8_t kProtoTcp = 6;
-constexpr uint8_t kProtoUdp = 17;
+using wire::kEtherTypeIpv4;
+using wire::kEtherTypeIpv6;
+using wire::kEtherTypeVlan;
+inline constexpr uint8_t kProtoTcp = 6;
+inline constexpr uint8_t kProtoUdp = wire::kIpProtoUdp;
 
 inline uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 

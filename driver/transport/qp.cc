@@ -269,6 +269,7 @@ absl::Status RoceDevice::DestroyQp(uint32_t qpn) {
   if (qp->type == IBV_QPT_XRC_RECV)
     if (XrcDomain* d = xrcds_.Get(qp->init.xrcd)) d->use_count--;
   FreeWindowsOf(qp->qpn);
+  if (qp->type == IBV_QPT_UD) DetachAllOf(qp->qpn);
   if (qp->type == IBV_QPT_RAW_PACKET) {
     DropFlowsOf(qp->qpn);
     auto t = rss_tables_.find(qp->init.rss_table);

@@ -15,7 +15,8 @@
 
 namespace vrdma::driver {
 
-inline constexpr uint32_t kGsiQkey = 0x80010000;  // IBTA 13.5.1: well-known GSI Q_Key
+inline constexpr uint32_t kGsiQkey = 0x80010000;     // IBTA 13.5.1: well-known GSI Q_Key
+inline constexpr uint32_t kMulticastQpn = 0xffffff;  // IBTA 10.5.2.3: a multicast datagram's DestQP
 
 // Reliable service: RC, and XRC's two halves, the send QP that requests (Linux's
 // XRC_INI) and the receive QP that answers (XRC_TGT).

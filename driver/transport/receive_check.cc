@@ -41,7 +41,10 @@ void RoceDevice::Classify(rte_mbuf* m) {
   }
   RecvInfo info;  // where it arrived: goes with the packet to its receive completion
   QueuePair* qp = nullptr;
-  if (!FindDestination(pkt, &info)) {
+  if (pkt.bth.dest_qp == kMulticastQpn && !mcast_groups_.empty() &&
+      wire::IsMulticastGid(pkt.net.dgid)) {
+    DeliverMulticast(pkt);  // to every QP attached to its group (multicast.cc)
+  } else if (!FindDestination(pkt, &info)) {
     if (!has_default_flows_ || !SteerRaw(frame, m->data_len, FlowRule::Kind::kAllDefault)) {
       counters_.rx_not_for_us++;
     }

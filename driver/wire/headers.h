@@ -26,6 +26,22 @@ inline constexpr uint32_t kGrhLen = 40;  // also the IPv6 header length
 inline constexpr uint32_t kIpv4Len = 20;
 inline constexpr uint32_t kUdpLen = 8;
 
+// A multicast GID: IPv6 multicast (ff00::/8), or an IPv4-mapped one (::ffff:224.0.0.0/4),
+// as RoCEv2 carries IPv4 multicast (IBTA annex A17.4.5.2).
+inline bool IsMulticastGid(const Gid& g) {
+  if (g[0] == 0xff) return true;
+  for (int i = 0; i < 10; ++i) {
+    if (g[i]) return false;
+  }
+  return g[10] == 0xff && g[11] == 0xff && (g[12] & 0xf0) == 0xe0;
+}
+// The Ethernet address a multicast GID's frames go to: 01:00:5e and the low 23 bits of an
+// IPv4 group (RFC 1112), 33:33 and the low 32 bits of an IPv6 one (RFC 2464).
+inline MacAddr MulticastMac(const Gid& g) {
+  if (g[0] == 0xff) return {0x33, 0x33, g[12], g[13], g[14], g[15]};
+  return {0x01, 0x00, 0x5e, static_cast<uint8_t>(g[13] & 0x7f), g[14], g[15]};
+}
+
 // How the transport headers are carried (per GID table entry / per QP).
 enum class NetworkType : uint8_t {
   kRoceV1 = 0,      // Ethernet + GRH (ethertype 0x8915)

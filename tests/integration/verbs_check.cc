@@ -1381,6 +1381,85 @@ TEST(Verbs, UdSendCarriesGrhAndSource) {
   b.Close();
 }
 
+// UD multicast (ibv_attach_mcast): a datagram vdev_a sends to a group (destination QPN
+// 0xFFFFFF, an AH to the multicast GID) reaches every QP attached to it, on vdev_b twice
+// and on vdev_a itself, with the sender's GRH and QPN; after ibv_detach_mcast a QP hears
+// no more. A unicast GID cannot be joined (EINVAL).
+TEST(Verbs, UdMulticastReachesEveryAttachedQp) {
+  Side a, b, b2;
+  ASSERT_NO_FATAL_FAILURE(a.Open("vdev_a"));
+  ASSERT_NO_FATAL_FAILURE(b.Open("vdev_b"));
+  ASSERT_NO_FATAL_FAILURE(b2.Open("vdev_b"));
+  ASSERT_NO_FATAL_FAILURE(a.CreateQp(IBV_QPT_UD, false));
+  ASSERT_NO_FATAL_FAILURE(b.CreateQp(IBV_QPT_UD, false));
+  ASSERT_NO_FATAL_FAILURE(b2.CreateQp(IBV_QPT_UD, true));
+  ASSERT_NO_FATAL_FAILURE(Connect(a, b, IBV_QPT_UD));
+  ASSERT_NO_FATAL_FAILURE(Connect(b, a, IBV_QPT_UD));
+  ASSERT_NO_FATAL_FAILURE(Connect(b2, a, IBV_QPT_UD));
+  // 239.1.2.3 as RoCEv2 carries it (::ffff:239.1.2.3).
+  ibv_gid mgid{};
+  const uint8_t group[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 239, 1, 2, 3};
+  std::memcpy(mgid.raw, group, 16);
+  EXPECT_EQ(ibv_attach_mcast(b.qp, &b.gid, 0), EINVAL) << "a unicast GID";
+  for (Side* s : {&a, &b, &b2}) ASSERT_EQ(ibv_attach_mcast(s->qp, &mgid, 0), 0);
+  ibv_ah_attr ah_attr{};
+  ah_attr.is_global = 1;
+  ah_attr.grh.dgid = mgid;
+  ah_attr.grh.sgid_index = GidIndex();
+  ah_attr.grh.hop_limit = 64;
+  ah_attr.port_num = 1;
+  ibv_ah* ah = ibv_create_ah(a.pd, &ah_attr);
+  ASSERT_NE(ah, nullptr) << std::strerror(errno);
+  auto send = [&](uint8_t seed) {
+    Fill(a.buf, 0, 512, seed);
+    ibv_sge sge{reinterpret_cast<uintptr_t>(a.buf.data()), 512, a.mr->lkey};
+    ibv_send_wr wr{};
+    wr.wr_id = seed;
+    wr.opcode = IBV_WR_SEND;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    wr.sg_list = &sge;
+    wr.num_sge = 1;
+    wr.wr.ud = {ah, 0xffffff, 0x11111111};
+    ibv_send_wr* bad;
+    ASSERT_EQ(ibv_post_send(a.qp, &wr, &bad), 0);
+    ibv_wc wc;
+    ASSERT_TRUE(PollOne(a.cq, &wc));
+    EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+  };
+  for (Side* s : {&a, &b, &b2}) {
+    PostRecv(s->qp, {{reinterpret_cast<uintptr_t>(s->buf.data()) + 65536, 40 + 512, s->mr->lkey}},
+             9);
+  }
+  ASSERT_NO_FATAL_FAILURE(send(21));
+  for (Side* s : {&b, &b2, &a}) {
+    ibv_wc wc{};
+    ASSERT_TRUE(PollOne(s->cq, &wc));
+    EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+    EXPECT_EQ(wc.opcode, IBV_WC_RECV);
+    EXPECT_EQ(wc.byte_len, 40u + 512u);
+    EXPECT_EQ(wc.src_qp, a.qp->qp_num);
+    EXPECT_TRUE(wc.wc_flags & IBV_WC_GRH);
+    EXPECT_EQ(0, std::memcmp(&s->buf[65536 + 40], &a.buf[0], 512));
+  }
+  // b2 leaves: the next datagram reaches b (and a), not b2.
+  ASSERT_EQ(ibv_detach_mcast(b2.qp, &mgid, 0), 0);
+  EXPECT_EQ(ibv_detach_mcast(b2.qp, &mgid, 0), EINVAL) << "not attached any more";
+  for (Side* s : {&a, &b, &b2}) {
+    PostRecv(s->qp, {{reinterpret_cast<uintptr_t>(s->buf.data()) + 131072, 40 + 512, s->mr->lkey}},
+             10);
+  }
+  ASSERT_NO_FATAL_FAILURE(send(22));
+  ibv_wc wc{};
+  ASSERT_TRUE(PollOne(b.cq, &wc));
+  EXPECT_EQ(0, std::memcmp(&b.buf[131072 + 40], &a.buf[0], 512));
+  ASSERT_TRUE(PollOne(a.cq, &wc));
+  EXPECT_FALSE(PollOne(b2.cq, &wc, 200)) << "a QP that left hears nothing";
+  ibv_destroy_ah(ah);
+  a.Close();
+  b.Close();
+  b2.Close();
+}
+
 // XRC (IBTA annex A14, issue 14): vdev_a's XRC send QP reaches two XRC SRQs of vdev_b
 // through one XRC receive QP, naming the SRQ in each work request (ibv_post_send's
 // remote_srqn, and ibv_wr_set_xrc_srqn of the extended API). Each SEND lands in the WQE of

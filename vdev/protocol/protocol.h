@@ -69,6 +69,8 @@ enum class Op : uint16_t {
   kModifyWq,
   kCreateIndTable,
   kDestroyIndTable,
+  kAttachMcast,
+  kDetachMcast,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
@@ -345,6 +347,17 @@ inline constexpr uint32_t kMaxFlowAttrSize = 1024;
 struct CreateFlowRequest {
   uint32_t qp;
   uint32_t attr_size;
+};
+
+// ---- Multicast (ibv_attach_mcast, ibv_detach_mcast) ------------------------------------
+
+// UD QP `qp` joins (kAttachMcast) or leaves (kDetachMcast) multicast group `gid`; `lid`
+// means nothing on RoCE. Reply: none.
+struct McastRequest {
+  uint32_t qp;
+  uint16_t lid;
+  uint16_t reserved;
+  uint8_t gid[16];
 };
 
 // ---- XRC domains ----------------------------------------------------------------------

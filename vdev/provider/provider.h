@@ -257,6 +257,10 @@ int DestroyWq(ibv_wq* wq);
 ibv_rwq_ind_table* CreateRwqIndTable(ibv_context* ctx, ibv_rwq_ind_table_init_attr* attr);
 int DestroyRwqIndTable(ibv_rwq_ind_table* table);
 
+// Multicast groups of UD QPs (mcast.cc).
+int AttachMcast(ibv_qp* qp, const ibv_gid* gid, uint16_t lid);
+int DetachMcast(ibv_qp* qp, const ibv_gid* gid, uint16_t lid);
+
 // Flow steering rules of raw packet QPs (flows.cc).
 ibv_flow* CreateFlow(ibv_qp* qp, ibv_flow_attr* attr);
 int DestroyFlow(ibv_flow* flow);

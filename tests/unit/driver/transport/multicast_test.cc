@@ -1,0 +1,78 @@
+// UD multicast: a datagram to a multicast GID (destination QPN 0xFFFFFF) reaches every QP
+// attached to the group and no other; joining needs a UD QP and a multicast GID.
+#include <cstring>
+
+#include "tests/unit/driver/transport/engine_pair.h"
+
+namespace vrdma::driver::testing {
+namespace {
+
+// 239.1.2.3 as RoCEv2 carries it, and its Ethernet group address.
+const wire::Gid kGroup = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 239, 1, 2, 3};
+
+TEST(MulticastTest, DatagramsReachEveryAttachedQp) {
+  EnginePair pair;
+  Host& a = pair.a;
+  Host& b = pair.b;
+  QpOptions opt;
+  opt.type = IBV_QPT_UD;
+  uint32_t qa, qb, ah_ab, ah_ba;
+  pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
+  uint32_t qb2, unused, ah2, ah3;
+  pair.CreateUd(opt, &unused, &qb2, &ah2, &ah3);
+  EXPECT_TRUE(wire::IsMulticastGid(kGroup));
+  EXPECT_EQ(wire::MulticastMac(kGroup), (wire::MacAddr{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}));
+  EXPECT_FALSE(b.dev->AttachMcast(qb, b.dev->GetGid(0)->gid).ok()) << "a unicast GID";
+  ASSERT_TRUE(b.dev->AttachMcast(qb, kGroup).ok());
+  ASSERT_TRUE(b.dev->AttachMcast(qb, kGroup).ok()) << "joining twice is joined";
+  ASSERT_TRUE(b.dev->AttachMcast(qb2, kGroup).ok());
+  AddressVector av;
+  av.dgid = kGroup;
+  av.sgid_index = 0;
+  av.hop_limit = 8;
+  av.dmac = wire::MulticastMac(kGroup);
+  uint32_t ah = *a.dev->CreateAh(a.pd, av);
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 0, 4096)).ok());
+  ASSERT_TRUE(b.dev->PostRecv(qb2, MakeRecv(2, b, 8192, 4096)).ok());
+  FillPattern(a.at(0), 700, 9);
+  SendWr w = MakeSend(1, IBV_WR_SEND, a, 0, 700);
+  w.ah = ah;
+  w.remote_qpn = kMulticastQpn;
+  w.remote_qkey = 0x11111111;
+  ASSERT_TRUE(a.dev->PostSend(qa, w).ok());
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 2, &rwc));
+  for (const ibv_wc& wc : rwc) {
+    EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+    EXPECT_EQ(wc.byte_len, 40u + 700u);
+    EXPECT_EQ(wc.src_qp, qa);
+    const uint64_t off = wc.qp_num == qb ? 0 : 8192;
+    EXPECT_EQ(0, std::memcmp(b.at(off + 40), a.at(0), 700));
+  }
+  // qb2 leaves; a group without members is gone.
+  ASSERT_TRUE(b.dev->DetachMcast(qb2, kGroup).ok());
+  EXPECT_FALSE(b.dev->DetachMcast(qb2, kGroup).ok());
+  ASSERT_TRUE(b.dev->PostRecv(qb2, MakeRecv(3, b, 8192, 4096)).ok());
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(4, b, 0, 4096)).ok());
+  ASSERT_TRUE(a.dev->PostSend(qa, w).ok());
+  rwc.clear();
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 1, &rwc));
+  EXPECT_EQ(rwc[0].qp_num, qb);
+  pair.RunUntil([] { return false; }, 1'000'000);
+  ibv_wc extra;
+  EXPECT_EQ(*b.dev->PollCq(b.rcq, &extra, 1), 0) << "the QP that left hears nothing";
+  // Destroying a member takes it out of its groups.
+  ASSERT_TRUE(b.dev->DestroyQp(qb).ok());
+  EXPECT_FALSE(b.dev->DetachMcast(qb, kGroup).ok());
+}
+
+TEST(MulticastTest, OnlyUdQpsJoin) {
+  EnginePair pair;
+  QpOptions opt;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  EXPECT_FALSE(pair.b.dev->AttachMcast(qb, kGroup).ok());
+}
+
+}  // namespace
+}  // namespace vrdma::driver::testing
