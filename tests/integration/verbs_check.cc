@@ -1396,10 +1396,13 @@ TEST(Verbs, UdMulticastReachesEveryAttachedQp) {
   ASSERT_NO_FATAL_FAILURE(Connect(a, b, IBV_QPT_UD));
   ASSERT_NO_FATAL_FAILURE(Connect(b, a, IBV_QPT_UD));
   ASSERT_NO_FATAL_FAILURE(Connect(b2, a, IBV_QPT_UD));
-  // 239.1.2.3 as RoCEv2 carries it (::ffff:239.1.2.3).
+  // A group of the sender's address family: 239.1.2.3 as RoCE carries an IPv4 group
+  // (::ffff:239.1.2.3) beside an IPv4 GID, ff0e::1:2:3 beside an IPv6 one.
   ibv_gid mgid{};
-  const uint8_t group[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 239, 1, 2, 3};
-  std::memcpy(mgid.raw, group, 16);
+  const uint8_t v4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 239, 1, 2, 3};
+  const uint8_t v6[16] = {0xff, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0, 3};
+  const bool ipv4 = a.gid.raw[10] == 0xff && a.gid.raw[11] == 0xff && a.gid.raw[0] == 0;
+  std::memcpy(mgid.raw, ipv4 ? v4 : v6, 16);
   EXPECT_EQ(ibv_attach_mcast(b.qp, &b.gid, 0), EINVAL) << "a unicast GID";
   for (Side* s : {&a, &b, &b2}) ASSERT_EQ(ibv_attach_mcast(s->qp, &mgid, 0), 0);
   ibv_ah_attr ah_attr{};
