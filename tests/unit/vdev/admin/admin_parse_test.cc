@@ -119,6 +119,11 @@ TEST(ParseAdminCommand, Quotas) {
   EXPECT_EQ(cmd.roce_mode, "v1");
   EXPECT_EQ(Parse({"dev", "set", "x", "roce_mode", "2"}, &cmd, &error), AdminParse::kBadValue);
   EXPECT_NE(error.find("v1 or v2"), std::string::npos) << error;
+  cmd = AdminCommand{};
+  ASSERT_EQ(Parse({"dev", "set", "x", "spoofchk", "off"}, &cmd), AdminParse::kOk);
+  EXPECT_EQ(cmd.spoofchk, "off");
+  EXPECT_EQ(Parse({"dev", "set", "x", "spoofchk", "no"}, &cmd, &error), AdminParse::kBadValue);
+  EXPECT_NE(error.find("on or off"), std::string::npos) << error;
 }
 
 TEST(ParseAdminCommand, NamesFollowTheKernelRule) {
@@ -210,6 +215,7 @@ TEST(ParseAdminCommand, CanonicalWordsParseBack) {
       {"link", "del", "v/1"},
       {"dev", "set", "v", "mr_bytes", "2G", "ah", "7"},
       {"dev", "set", "v", "roce_mode", "v1"},
+      {"dev", "set", "v", "spoofchk", "off"},
       {"res"},
       {"res", "show", "dev", "qp"},
       {"res", "show", "mr", "dev", "v"},
@@ -228,6 +234,7 @@ TEST(ParseAdminCommand, CanonicalWordsParseBack) {
     EXPECT_EQ(a.quotas, b.quotas);
     EXPECT_EQ(a.res_type, b.res_type);
     EXPECT_EQ(a.roce_mode, b.roce_mode);
+    EXPECT_EQ(a.spoofchk, b.spoofchk);
   }
 }
 
