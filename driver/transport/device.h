@@ -433,7 +433,10 @@ class RoceDevice {
   };
   static constexpr size_t kMaxFlows = 65536;
   std::vector<InstalledFlow> flows_;
-  bool has_default_flows_ = false;
+  // Default rules sort after every normal one: the last rule tells whether there are any.
+  bool HasDefaultFlows() const {
+    return !flows_.empty() && flows_.back().rule.kind != FlowRule::Kind::kNormal;
+  }
   uint32_t next_flow_ = 1;
   struct RssTable {
     std::vector<uint32_t> wqs;  // 2^n receive work queues

@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
 #include "driver/transport/device.h"
 #include "driver/transport/errors.h"
 #include "driver/transport/frame_fields.h"
@@ -81,7 +80,6 @@ absl::StatusOr<uint32_t> RoceDevice::CreateFlow(uint32_t qpn, const FlowRule& ru
                                   return r.priority < f.rule.priority;
                                 });
   flows_.insert(after, InstalledFlow{handle, qpn, rule});
-  has_default_flows_ |= rule.kind != FlowRule::Kind::kNormal;
   return handle;
 }
 
@@ -90,17 +88,11 @@ absl::Status RoceDevice::DestroyFlow(uint32_t handle) {
                          [handle](const InstalledFlow& f) { return f.handle == handle; });
   if (it == flows_.end()) return NotFound("flow", handle);
   flows_.erase(it);
-  has_default_flows_ = std::any_of(flows_.begin(), flows_.end(), [](const InstalledFlow& f) {
-    return f.rule.kind != FlowRule::Kind::kNormal;
-  });
   return absl::OkStatus();
 }
 
 void RoceDevice::DropFlowsOf(uint32_t qpn) {
   std::erase_if(flows_, [qpn](const InstalledFlow& f) { return f.qpn == qpn; });
-  has_default_flows_ = std::any_of(flows_.begin(), flows_.end(), [](const InstalledFlow& f) {
-    return f.rule.kind != FlowRule::Kind::kNormal;
-  });
 }
 
 void RoceDevice::SendRaw(QueuePair& qp, SendWqe& w) {
@@ -150,7 +142,7 @@ void RoceDevice::SendRaw(QueuePair& qp, SendWqe& w) {
 
 bool RoceDevice::SteerRaw(const uint8_t* frame, uint32_t len, FlowRule::Kind pass) {
   if (len < wire::kEthLen) return false;
-  if (pass != FlowRule::Kind::kNormal && !has_default_flows_) return false;
+  if (pass != FlowRule::Kind::kNormal && !HasDefaultFlows()) return false;
   const FrameFields fields = ReadFields(frame, len);
   const bool group = fields.dst_mac[0] & 1;
   for (const InstalledFlow& f : flows_) {
