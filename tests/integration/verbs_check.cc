@@ -465,6 +465,15 @@ TEST_P(RcTest, Atomics) {
   ASSERT_EQ(Post(a.qp, w, GetParam()), 0);
   ibv_wc wc;
   ASSERT_TRUE(PollOne(a.cq, &wc));
+  if (std::getenv("VRDMA_TEST_LOSSY_WIRE") != nullptr && wc.status == IBV_WC_RETRY_EXC_ERR) {
+    // The responder sends its NAK once and enters Error (an invalid request is fatal to
+    // the responder's QP, IBTA 9.9.3), where it answers nothing: on a wire that drops
+    // that one NAK the requester's retries go unanswered and end in retry exceeded, as
+    // on any RoCE NIC. two_host_faults.sh says when the wire is lossy.
+    std::memcpy(&got, &b.buf[64], 8);
+    EXPECT_EQ(got, word);
+    return;
+  }
   EXPECT_EQ(wc.status, IBV_WC_REM_INV_REQ_ERR) << ibv_wc_status_str(wc.status);
   std::memcpy(&got, &b.buf[64], 8);
   EXPECT_EQ(got, word);

@@ -51,11 +51,21 @@ judge_cases() {
     else
       grep -qE '^ *[0-9]+ +[0-9]+ +[0-9.]+' "$client" 2>/dev/null || ok=0
     fi
+    # Runs of a perftest case before its last (run_side.sh): said, with the reason.
+    local n f
+    for ((n = 1; n < PERFTEST_RUNS; ++n)); do
+      [[ -f "$h.run$((n + 1))" || -f "$g.run$((n + 1))" ]] || break
+      echo "    RETRY $name, run $n: $(grep -h -m1 -E "Correlation coefficient|Can't produce" "$client.run$n")"
+    done
     if [[ $ok == 1 ]]; then
       pass "$name ($label, $server is server)"
     else
       fail "$name"
-      tail -n 6 "$h" "$g" 2>/dev/null | sed 's/^/    /'
+      # Everything but the tools' banners (what went wrong is printed among them).
+      for f in "$h" "$g"; do
+        echo "    ==> $f"
+        grep -vE '^ *(-{10,}|\*{10,})|^ (Device|Number of qps|Connection type|TX depth|CQ Moderation|Mtu|Link type|GID index|Max inline|rdma_cm QPs|Data ex. method|Using SRQ|PCIe relax|ibv_wr\* API|Outstand reads|RX depth|Using Enhanced|Dual-port) ' "$f" 2>/dev/null | tail -n 25 | sed 's/^/    /'
+      done
     fi
   done <"$WORK/cases"
 }
