@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cm/wire/cm_messages.h"
 #include "driver/device.h"
@@ -89,6 +90,17 @@ struct ConnParams {
   ibv_mtu path_mtu = IBV_MTU_1024;
 };
 
+// A multicast group an ID joined (rdma_join_multicast: Linux's struct cma_multicast and
+// ucma's struct ucma_multicast together).
+struct CmMulticast {
+  uint32_t handle = 0;  // the join's number (rdma_ucm_create_id_resp.id); LEAVE names it
+  uint64_t uid = 0;     // librdmacm's record of the join, echoed in its event
+  sockaddr_storage addr{};
+  driver::wire::Gid mgid{};
+  bool send_only = false;  // RDMA_MC_JOIN_FLAG_SENDONLY_FULLMEMBER
+  uint32_t reported = 0;   // its events the consumer has read (LEAVE's events_reported)
+};
+
 struct CmId {
   uint32_t handle = 0;  // the ID's number in its file (rdma_ucm_create_id_resp.id)
   uint64_t uid = 0;     // librdmacm's context pointer, echoed in events
@@ -154,6 +166,8 @@ struct CmId {
   // Passive: the consumer's REP private data, kept for resending the REP.
   std::array<uint8_t, wire::kRepPrivateData> rep_private{};
   uint8_t rep_private_len = 0;
+  // Multicast groups joined, in the order joined.
+  std::vector<CmMulticast> multicasts;
   // Address resolution waiting for the kernel's neighbour table.
   std::unique_ptr<vdev::NeighbourQuery> neighbour;
 };

@@ -261,6 +261,8 @@ int RdmaCm::DestroyId(UcmaFile& file, uint32_t handle, uint32_t* reported, bool*
   LeaveBacklog(*id, false);
   Forget(*id);
   ReleasePort(*id);
+  // Its joins go with it (ucma_cleanup_multicast); their events with its own, below.
+  for (const CmMulticast& m : id->multicasts) multicast_owner_.erase(m.handle);
   std::deque<QueuedEvent> dropped;
   std::unique_ptr<CmId> gone = file.Take(handle, reported, drained, &dropped);
   // A listener's connection requests the consumer never read go with it: their IDs were
@@ -339,6 +341,12 @@ int RdmaCm::ResolveAddr(CmId& id, const sockaddr_storage* src, const sockaddr_st
   id.dst = dst;
   id.dgid = *dgid;
   id.state = IdState::kAddrQuery;
+  // A group's address asks no neighbour: its frames go to the group's Ethernet address
+  // (the kernel's neighbour for it is ip_eth_mc_map's or ipv6_eth_mc_map's, NUD_NOARP).
+  if (driver::wire::IsMulticastGid(*dgid)) {
+    FinishResolve(id, driver::wire::MulticastMac(*dgid));
+    return 0;
+  }
   if (std::optional<driver::wire::MacAddr> mac = registry_->KnownMac(*v, *dgid)) {
     // The internal switch knows every address it has: one that none of its vdevs has
     // is no one's, the ADDR_ERROR Linux gives when no neighbour answers.
@@ -635,7 +643,7 @@ int RdmaCm::MigrateId(UcmaFile& from, uint32_t handle, UcmaFile& to, uint32_t* r
   std::deque<QueuedEvent> moved;
   std::unique_ptr<CmId> id = from.Take(handle, reported, from_drained, &moved);
   CmId* adopted = to.Adopt(std::move(id));
-  for (const QueuedEvent& e : moved) to.Enqueue(e.handle, e.resp);
+  for (const QueuedEvent& e : moved) to.Enqueue(e.handle, e.resp, e.multicast);
   (void)adopted;
   return 0;
 }

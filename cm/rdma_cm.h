@@ -3,6 +3,7 @@
 // RDMA-CM files of its clients. It plays the parts of Linux's cma.c, cm.c and ucma.c:
 //  - rdma_cm.cc: the IDs' operations (bind, resolve, listen, connect, accept, reject,
 //    disconnect, queries, QP attributes) and the events they make;
+//  - rdma_cm_multicast.cc: multicast joins and leaves (cma_iboe_join_multicast);
 //  - ib_cm.cc: the CM MADs, in and out, and their timers (IBTA 12.6, 12.9);
 //  - ucma_requests.cc: the RDMA-CM uAPI commands from the wire protocol.
 // Everything runs on vrdmad's loop thread and never blocks.
@@ -106,6 +107,16 @@ class RdmaCm : public qp1::MadHandler,
   int MigrateId(UcmaFile& from, uint32_t handle, UcmaFile& to, uint32_t* reported,
                 bool* from_drained);
 
+  // ---- multicast (rdma_cm_multicast.cc) ----
+  // rdma_join_multicast: `id` joins the group at `addr`; *handle names the join. The
+  // MULTICAST_JOIN event (the group's address handle, QPN 0xFFFFFF, the Q_Key) is queued.
+  int JoinMulticast(CmId& id, uint64_t uid, const sockaddr_storage& addr, uint16_t join_flags,
+                    uint32_t* handle);
+  // rdma_leave_multicast: the join `handle` of `file` ends; its unread events go.
+  int LeaveMulticast(UcmaFile& file, uint32_t handle, uint32_t* reported, bool* drained);
+  // Joins an ID may hold (the kernel bounds them only by memory).
+  static constexpr size_t kMaxJoinsPerId = 1024;
+
   // ---- the wire (ib_cm.cc) ----
   void OnMad(const qp1::InboundMad& mad) override;
   int Poll(uint64_t now_ns) override;
@@ -201,6 +212,7 @@ class RdmaCm : public qp1::MadHandler,
   // Passive connections by the peer's (comm ID, CA GUID): a repeated REQ finds its own.
   std::map<std::pair<uint32_t, uint64_t>, CmId*> by_remote_;
   std::set<CmId*> timed_;  // IDs with a resend timer, time wait or neighbour query
+  std::unordered_map<uint32_t, CmId*> multicast_owner_;  // a join's handle -> its ID
   std::mt19937_64 random_;
   uint32_t comm_id_seed_ = 0;
   uint32_t next_comm_id_ = 1;

@@ -62,12 +62,18 @@ CmId* UcmaFile::Adopt(std::unique_ptr<CmId> id) {
   return raw;
 }
 
-bool UcmaFile::Enqueue(uint32_t owner, const rdma_ucm_event_resp& resp) {
+bool UcmaFile::Enqueue(uint32_t owner, const rdma_ucm_event_resp& resp, uint32_t multicast) {
   if (events_.size() >= kMaxQueuedEvents) return false;
   bool was_empty = events_.empty();
-  events_.push_back(QueuedEvent{owner, resp});
+  events_.push_back(QueuedEvent{owner, resp, multicast});
   if (was_empty) SignalChannel();
   return true;
+}
+
+bool UcmaFile::DropMulticastEvents(uint32_t multicast) {
+  if (events_.empty()) return false;
+  std::erase_if(events_, [&](const QueuedEvent& e) { return e.multicast == multicast; });
+  return events_.empty();
 }
 
 bool UcmaFile::Dequeue(rdma_ucm_event_resp* out, bool* drained) {
@@ -76,6 +82,13 @@ bool UcmaFile::Dequeue(rdma_ucm_event_resp* out, bool* drained) {
   const QueuedEvent& e = events_.front();
   *out = e.resp;
   if (auto it = reported_.find(e.handle); it != reported_.end()) ++it->second;
+  if (e.multicast) {
+    if (CmId* id = Find(e.handle)) {
+      for (CmMulticast& m : id->multicasts) {
+        if (m.handle == e.multicast) ++m.reported;
+      }
+    }
+  }
   events_.pop_front();
   *drained = events_.empty();
   return true;

@@ -23,6 +23,7 @@ namespace vrdma::cm {
 struct QueuedEvent {
   uint32_t handle = 0;  // the ID it is for (its events are dropped when it is destroyed)
   rdma_ucm_event_resp resp{};
+  uint32_t multicast = 0;  // a join's event: the join's handle (dropped when it is left)
 };
 
 class UcmaFile {
@@ -55,8 +56,12 @@ class UcmaFile {
   const std::map<uint32_t, std::unique_ptr<CmId>>& ids() const { return ids_; }
 
   // Queues an event, counted against ID `owner` (a CONNECT_REQUEST counts against its
-  // listener, as in ucma). False (nothing queued) when the queue is full.
-  bool Enqueue(uint32_t owner, const rdma_ucm_event_resp& resp);
+  // listener, as in ucma) and, for a multicast join's, against the join too (its
+  // CmMulticast::reported). False (nothing queued) when the queue is full.
+  bool Enqueue(uint32_t owner, const rdma_ucm_event_resp& resp, uint32_t multicast = 0);
+  // A join was left: its queued events go (ucma_cleanup_mc_events). True when that
+  // emptied the queue.
+  bool DropMulticastEvents(uint32_t multicast);
   // The next event: false when there is none. *drained when it was the last.
   bool Dequeue(rdma_ucm_event_resp* out, bool* drained);
   size_t queued() const { return events_.size(); }

@@ -329,10 +329,60 @@ void UcmaRequests::Command(vdev::Session& client, const proto::Message& msg, vde
       if (!err) Respond(reply, resp, out_len, drained ? proto::kCmPeerQueueDrained : 0);
       break;
     }
-    case RDMA_USER_CM_CMD_GET_OPTION:
     case RDMA_USER_CM_CMD_JOIN_IP_MCAST:
-    case RDMA_USER_CM_CMD_JOIN_MCAST:
-    case RDMA_USER_CM_CMD_LEAVE_MCAST:
+    case RDMA_USER_CM_CMD_JOIN_MCAST: {
+      // ucma_join_ip_multicast is JOIN_MCAST of a full member with the address's size.
+      rdma_ucm_join_mcast c{};
+      if (head.cmd == RDMA_USER_CM_CMD_JOIN_IP_MCAST) {
+        auto ip = in.As<rdma_ucm_join_ip_mcast>();
+        c.uid = ip.uid;
+        c.id = ip.id;
+        c.join_flags = RDMA_MC_JOIN_FLAG_FULLMEMBER;
+        const sockaddr_storage a = FromIn6(ip.addr);
+        c.addr_size = static_cast<uint16_t>(SockaddrLen(a));
+        if (!c.addr_size) {
+          err = EINVAL;  // rdma_addr_size_in6: not an IP family
+          break;
+        }
+        std::memcpy(&c.addr, &a, c.addr_size);
+      } else {
+        c = in.As<rdma_ucm_join_mcast>();
+      }
+      if (out_len < sizeof(rdma_ucm_create_id_resp)) {
+        err = ENOSPC;
+        break;
+      }
+      sockaddr_storage addr{};
+      std::memcpy(&addr, &c.addr, sizeof addr);
+      // ucma_process_join: the size given must be the family's.
+      if ((err = CheckSockaddr(addr, c.addr_size))) break;
+      if (c.addr_size != SockaddrLen(addr)) {
+        err = EINVAL;
+        break;
+      }
+      CmId* id = find(c.id);
+      if (!id) {
+        err = ENOENT;
+        break;
+      }
+      rdma_ucm_create_id_resp resp{};
+      err = cm_->JoinMulticast(*id, c.uid, addr, c.join_flags, &resp.id);
+      if (!err) Respond(reply, resp, out_len);
+      break;
+    }
+    case RDMA_USER_CM_CMD_LEAVE_MCAST: {
+      auto c = in.As<rdma_ucm_destroy_id>();
+      if (out_len < sizeof(rdma_ucm_destroy_id_resp)) {
+        err = ENOSPC;
+        break;
+      }
+      rdma_ucm_destroy_id_resp resp{};
+      bool drained = false;
+      err = cm_->LeaveMulticast(*file, c.id, &resp.events_reported, &drained);
+      if (!err) Respond(reply, resp, out_len, drained ? proto::kCmQueueDrained : 0);
+      break;
+    }
+    case RDMA_USER_CM_CMD_GET_OPTION:
       err = ENOSYS;
       break;
     default:

@@ -7,7 +7,7 @@ setup_default
 
 # Line-buffered, so that a program killed by its timeout still shows what it printed.
 # PRELOAD, when set, is preloaded after libvrdma.so (librspreload.so for TCP programs).
-run() { in_ns ${PRELOAD:+env "LD_PRELOAD=$PRELOAD"} timeout 120 stdbuf -oL -eL "$VRDMA_RUN" -- "$@"; }
+run() { in_ns ${PRELOAD:+env "LD_PRELOAD=$PRELOAD"} timeout -k 10 120 stdbuf -oL -eL "$VRDMA_RUN" -- "$@"; }
 
 # A server in the background, a client in the foreground; both must exit 0 and CHECK
 # (a function of the two output files) must hold.
@@ -145,6 +145,73 @@ if [[ $out == "RDMA_CM_EVENT_ADDR_RESOLVED RDMA_CM_EVENT_ROUTE_RESOLVED RDMA_CM_
   pass "UNREACHABLE for a SIDR request to no listener"
 else
   fail "sidr_unreachable: $out"
+fi
+
+# Multicast joined through the CM (rdma_join_multicast): Debian's mckey, receivers on
+# both vdevs and a sender on vdev_a, over IPv4 and IPv6 groups; each receiver counts its
+# -C datagrams (mckey reads no status or bytes: vdev_b's completions must grow by
+# as many). Then cm_mcast.py: the join's event (QPN 0xFFFFFF, RDMA-CM's Q_Key, the
+# group's GID), every datagram's bytes compared, what a join is refused, and another
+# process's attempt to leave the receiver's join.
+mckey_case() {  # NAME GROUP RECV_B RECV_A SEND_A
+  local name=$1 group=$2
+  local r0 r1 ra rb rc_b=0 rc_a=0 rc_s=0
+  r0=$(ctl stat show vdev_b | sed -n "s/^dev vdev_b:.* completions \([0-9]*\).*/\1/p")
+  run mckey -m "$group" -b "$3" -C 10 -S 1000 >"$WORK/$name.b" 2>&1 &
+  local pb=$!
+  run mckey -m "$group" -b "$4" -C 10 -S 1000 >"$WORK/$name.a" 2>&1 &
+  local pa=$!
+  for _ in $(seq 100); do
+    grep -q "^mckey: joined" "$WORK/$name.b" && grep -q "^mckey: joined" "$WORK/$name.a" && break
+    sleep 0.1
+  done
+  run mckey -m "$group" -b "$5" -s -C 10 -S 1000 >"$WORK/$name.s" 2>&1 || rc_s=$?
+  wait "$pb" || rc_b=$?
+  wait "$pa" || rc_a=$?
+  r1=$(ctl stat show vdev_b | sed -n "s/^dev vdev_b:.* completions \([0-9]*\).*/\1/p")
+  if [[ $rc_s == 0 && $rc_b == 0 && $rc_a == 0 ]] &&
+     grep -q "^data transfers complete" "$WORK/$name.b" && grep -q "^data transfers complete" "$WORK/$name.a" &&
+     grep -q "^mckey: joined dgid: $6 " "$WORK/$name.b" && ((r1 - r0 >= 10)); then
+    pass "$name: two receivers on two vdevs each got the sender's 10 datagrams"
+  else
+    fail "$name (rc send $rc_s, receivers $rc_b $rc_a; vdev_b completions $((r1 - r0)))"
+    tail -n 5 "$WORK/$name.b" "$WORK/$name.a" "$WORK/$name.s" | sed 's/^/    /'
+  fi
+}
+mckey_case mckey_ipv4 239.77.0.1 10.77.0.2 10.77.0.1 10.77.0.1 "::ffff:239.77.0.1"
+mckey_case mckey_ipv6 ff0e::77:1 fd00:77::2 fd00:77::1 fd00:77::1 "ff0e::77:1"
+
+CM_MCAST="$(dirname "$0")/cm_mcast.py"
+mcast_data() {  # NAME GROUP RECV_SRC SEND_SRC
+  : >"$WORK/$1.recv"
+  run /usr/bin/python3 "$CM_MCAST" recv "$3" "$2" 20 >"$WORK/$1.recv" 2>&1 &
+  local pr=$! rs=0 rr=0
+  # While the receiver is joined, another process writes LEAVE_MCAST for every join
+  # number up to 1000 on its own RDMA-CM file: the receiver's join is another file's
+  # (EINVAL), the rest are no one's (ENOENT), and the receiver loses nothing.
+  for _ in $(seq 100); do grep -q "^ready 0" "$WORK/$1.recv" && break; sleep 0.1; done
+  if out=$(run /usr/bin/python3 "$CM_MCAST" leave_others 1 1000 2>&1) && grep -q "^ok .* refused (EINVAL)" <<<"$out"; then
+    pass "$1: leaving another file's join is refused (EINVAL)"
+  else
+    fail "$1: leave of others' joins: $out"
+  fi
+  run /usr/bin/python3 "$CM_MCAST" send "$4" "$2" 20 "$WORK/$1.recv" >"$WORK/$1.send" 2>&1 || rs=$?
+  wait "$pr" || rr=$?
+  if [[ $rs == 0 && $rr == 0 ]] && grep -q "^ok 20 datagrams of 1000 bytes, each as sent" "$WORK/$1.recv"; then
+    pass "$1: 20 datagrams to the group, bytes compared; the join's event checked"
+  else
+    fail "$1 (send rc=$rs recv rc=$rr)"
+    grep -v "^ready" "$WORK/$1.recv" | tail -n 6 | sed 's/^/    recv: /'
+    tail -n 6 "$WORK/$1.send" | sed 's/^/    send: /'
+  fi
+}
+mcast_data cm_mcast_ipv4 239.77.0.2 10.77.0.2 10.77.0.1
+mcast_data cm_mcast_ipv6 ff0e::77:2 fd00:77::2 fd00:77::1
+if out=$(run /usr/bin/python3 "$CM_MCAST" refusals 10.77.0.1 239.77.0.3 2>&1) &&
+   [[ $(grep -c "^ok " <<<"$out") == 5 ]]; then
+  pass "rdma_join_multicast refusals (unbound, RC, unicast: EINVAL) and joins without a QP"
+else
+  fail "rdma_join_multicast refusals"; sed 's/^/    /' <<<"$out" | tail -8
 fi
 
 # A REQ to a port no one listens on: the IBTA CM rejects it (invalid service ID) and

@@ -190,7 +190,10 @@ for _ in $(seq 100); do grep -q connected "$WORK/flood1.out" 2>/dev/null && brea
 sleep 1  # accepted, up to the per-user cap, before the second user floods
 dns_as "$FLOOD2" python3 -c "$FLOOD" "$VRDMA_SOCKET" 200 30 >"$WORK/flood2.out" 2>&1 &
 flood2=$!
-sleep 3
+# Both floods have made their connections (a loaded machine takes its time), and the
+# daemon has had a moment to take them in.
+for _ in $(seq 200); do grep -q connected "$WORK/flood2.out" 2>/dev/null && break; sleep 0.1; done
+sleep 1
 out=$(dns_as "$ATTACKER" "$VRDMACTL" dev show 2>&1 || true)
 if grep -q "too many client connections of uid" <<<"$out"; then
   pass "per-user cap: the flooding user is refused with a reason ($out)"

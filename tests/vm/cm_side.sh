@@ -4,8 +4,9 @@
 # the host and by the guest (which runs the host's bash on the host's files over 9p).
 #
 # $CM_CASES lists one case per line: NAME SERVER(host|guest) V(4|6) TOOL ARGS...
-# TOOL is rping, ucmatose, udaddy or ib_*_bw; each side adds its own address (or
-# device, for perftest), the client its peer's address and the port.
+# TOOL is rping, ucmatose, udaddy, mckey or ib_*_bw; each side adds its own address (or
+# device, for perftest), the client its peer's address and the port (mckey: the server
+# is the receiver, the client the sender, started once the receiver joined).
 #
 # cm_side SIDE PREFIX DEV OWN4 OWN6 PEER4 PEER6 OUTDIR runs SIDE's half of every case:
 # the server where SERVER is SIDE (it writes OUTDIR/NAME.up when started and
@@ -67,6 +68,7 @@ cm_side() {
         rping) cmd="rping -s -a $own -p $port $args" ;;
         ucmatose) cmd="ucmatose -b $own -p $port $args" ;;
         udaddy) cmd="udaddy -b $own $args" ;;  # its port is always 7174
+        mckey) cmd="mckey -b $own $args" ;;     # the receiver: joins, counts -C datagrams
         ib_*) cmd="$tool -R -d $dev -p $port $args" ;;
       esac
       local src restarts=0
@@ -86,10 +88,17 @@ cm_side() {
         rping) cmd="rping -c -a $peer -I $own -p $port $args" ;;
         ucmatose) cmd="ucmatose -s $peer -b $own -p $port $args" ;;
         udaddy) cmd="udaddy -s $peer -b $own $args" ;;
+        mckey) cmd="mckey -s -b $own $args" ;;  # the sender: joins, sends -C datagrams
         ib_*) cmd="$tool -R -d $dev -p $port $args $peer" ;;
       esac
       local rc=1 t0 restarts=0
       for _ in $(seq 1200); do [[ -f "$out/$name.up" ]] && break; sleep 0.1; done
+      # Datagrams sent before the receiver's QP is attached are lost (UD): the sender
+      # starts once the receiver says it joined (librdmacm attaches its QP before it
+      # hands the application the MULTICAST_JOIN event).
+      if [[ $tool == mckey ]]; then
+        for _ in $(seq 600); do grep -q "^mckey: joined" "$out/$name.$server" 2>/dev/null && break; sleep 0.1; done
+      fi
       t0=$SECONDS
       # The server has been started; give it a second to listen (under TCG the
       # guest's programs start slowly), then try, again while it is not listening yet:
@@ -202,6 +211,27 @@ cm_judge() {
         mads=$(cm_counter_delta "$g" cm_rx_msgs)
         [[ -n "$d" && -n "$mads" ]] && d=$((d - mads)) || d=""
         [[ -n "$d" ]] && ((d >= conns * count)) || why+=" rxe completed ${d:-?} data receives of $((conns * count))"
+        ;;
+      mckey)
+        # The receiver counted -C datagrams (mckey does not look at their status), the
+        # sender sent them; the receiving side's counters say they arrived: rxe's
+        # rdma_recvs grew by -C, or the host port received -C packets with a receive
+        # WQE for each.
+        local x count
+        for x in "$srv" "$cli"; do
+          grep -q "^data transfers complete" "$x" && grep -q "^return status 0" "$x" ||
+            why+=" $(basename "$x"): transfers not complete"
+        done
+        count=$(sed -n 's/.*-C \([0-9]*\).*/\1/p' <<<"$args")
+        if [[ $server == guest ]]; then
+          d=$(cm_counter_delta "$g" rdma_recvs)
+          [[ -n "$d" ]] && ((d >= count)) || why+=" rxe completed ${d:-?} receives of $count"
+        else
+          d=$(cm_counter_delta "$h" rx_packets)
+          [[ -n "$d" ]] && ((d >= count)) || why+=" the host port received ${d:-?} packets of $count"
+          d=$(cm_counter_delta "$h" rx_no_recv_wqe)
+          [[ "$d" == 0 ]] || why+=" ${d:-?} datagrams found no receive WQE"
+        fi
         ;;
       ib_*)
         local s n

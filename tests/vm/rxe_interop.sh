@@ -7,7 +7,8 @@
 # and SEND at both ends, also through memory windows of both types. Then RDMA-CM
 # (cm_side.sh): vrdmad's CM against the kernel's
 # ib_cm/rdma_cm through the guest's rdma_ucm, with Debian's unmodified rping -V, ucmatose,
-# udaddy (UD, through SIDR) and perftest -R, each side as server. The kernel is the
+# udaddy (UD, through SIDR), mckey (UD multicast joined through the CM) and perftest -R,
+# each side as server. The kernel is the
 # reference: a case that fails is a vrdma bug to find, not a tolerance to add.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -63,6 +64,8 @@ cm_ucmatose_v4_hs host 4 ucmatose -c 4 -C 10
 cm_ucmatose_v4_gs guest 4 ucmatose -c 4 -C 10
 cm_udaddy_sidr_v4_hs host 4 udaddy -C 10
 cm_udaddy_sidr_v4_gs guest 4 udaddy -C 10
+cm_mckey_v4_hs host 4 mckey -m 239.79.0.1 -C 10 -S 1000
+cm_mckey_v4_gs guest 4 mckey -m 239.79.0.2 -C 10 -S 1000
 cm_send_bw_R_v4_hs host 4 ib_send_bw -s 65536 -n 200
 cm_send_bw_R_v4_gs guest 4 ib_send_bw -s 65536 -n 200
 cm_write_bw_R_v4_hs host 4 ib_write_bw -s 65536 -n 200

@@ -84,6 +84,30 @@ TEST_F(UcmaFileTest, DestroyDropsTheIdsEventsAndCountsWhatWasReported) {
   EXPECT_TRUE(drained) << "the last waiting event went with b";
 }
 
+TEST_F(UcmaFileTest, AJoinsEventsCountForItAndItsIdAndGoWhenItIsLeft) {
+  CmId* id = file_->NewId(5);
+  ASSERT_NE(id, nullptr);
+  id->multicasts.push_back(CmMulticast{.handle = 100});
+  id->multicasts.push_back(CmMulticast{.handle = 101});
+  ASSERT_TRUE(file_->Enqueue(5, EventFor(*id, kEventMulticastJoin), 100));
+  ASSERT_TRUE(file_->Enqueue(5, EventFor(*id, kEventMulticastJoin), 101));
+  ASSERT_TRUE(file_->Enqueue(5, EventFor(*id, kEventMulticastJoin), 101));
+  rdma_ucm_event_resp out;
+  bool drained;
+  ASSERT_TRUE(file_->Dequeue(&out, &drained));  // join 100's
+  ASSERT_TRUE(file_->Dequeue(&out, &drained));  // join 101's first
+  EXPECT_EQ(id->multicasts[0].reported, 1u);
+  EXPECT_EQ(id->multicasts[1].reported, 1u);
+  // Leaving 101 drops its unread event: the queue is then empty.
+  EXPECT_TRUE(file_->DropMulticastEvents(101));
+  EXPECT_EQ(file_->queued(), 0u);
+  EXPECT_FALSE(file_->DropMulticastEvents(100)) << "nothing was queued";
+  // The ID counts every event read of its joins too (DESTROY_ID's events_reported).
+  uint32_t reported = 0;
+  std::unique_ptr<CmId> gone = file_->Take(5, &reported, &drained);
+  EXPECT_EQ(reported, 2u);
+}
+
 TEST_F(UcmaFileTest, AQueueFullRefusesWithoutBlocking) {
   CmId* id = file_->NewId(3);
   for (size_t i = 0; i < UcmaFile::kMaxQueuedEvents; ++i) {
