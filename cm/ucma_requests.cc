@@ -127,7 +127,8 @@ void UcmaRequests::Command(vdev::Session& client, const proto::Message& msg, vde
       if (!err) Respond(reply, resp, out_len);
       break;
     }
-    case RDMA_USER_CM_CMD_DESTROY_ID: {
+    case RDMA_USER_CM_CMD_DESTROY_ID:
+    case RDMA_USER_CM_CMD_LEAVE_MCAST: {  // the same command and answer (ucma.c)
       auto c = in.As<rdma_ucm_destroy_id>();
       if (out_len < sizeof(rdma_ucm_destroy_id_resp)) {
         err = ENOSPC;
@@ -135,7 +136,9 @@ void UcmaRequests::Command(vdev::Session& client, const proto::Message& msg, vde
       }
       rdma_ucm_destroy_id_resp resp{};
       bool drained = false;
-      err = cm_->DestroyId(*file, c.id, &resp.events_reported, &drained);
+      err = head.cmd == RDMA_USER_CM_CMD_DESTROY_ID
+                ? cm_->DestroyId(*file, c.id, &resp.events_reported, &drained)
+                : cm_->LeaveMulticast(*file, c.id, &resp.events_reported, &drained);
       if (!err) Respond(reply, resp, out_len, drained ? proto::kCmQueueDrained : 0);
       break;
     }
@@ -368,18 +371,6 @@ void UcmaRequests::Command(vdev::Session& client, const proto::Message& msg, vde
       rdma_ucm_create_id_resp resp{};
       err = cm_->JoinMulticast(*id, c.uid, addr, c.join_flags, &resp.id);
       if (!err) Respond(reply, resp, out_len);
-      break;
-    }
-    case RDMA_USER_CM_CMD_LEAVE_MCAST: {
-      auto c = in.As<rdma_ucm_destroy_id>();
-      if (out_len < sizeof(rdma_ucm_destroy_id_resp)) {
-        err = ENOSPC;
-        break;
-      }
-      rdma_ucm_destroy_id_resp resp{};
-      bool drained = false;
-      err = cm_->LeaveMulticast(*file, c.id, &resp.events_reported, &drained);
-      if (!err) Respond(reply, resp, out_len, drained ? proto::kCmQueueDrained : 0);
       break;
     }
     case RDMA_USER_CM_CMD_GET_OPTION:
