@@ -263,6 +263,7 @@ int RdmaCm::DestroyId(UcmaFile& file, uint32_t handle, uint32_t* reported, bool*
   ReleasePort(*id);
   // Its joins go with it (ucma_cleanup_multicast); their events with its own, below.
   for (const CmMulticast& m : id->multicasts) multicast_owner_.erase(m.handle);
+  file.CountJoins(-static_cast<ptrdiff_t>(id->multicasts.size()));
   std::deque<QueuedEvent> dropped;
   std::unique_ptr<CmId> gone = file.Take(handle, reported, drained, &dropped);
   // A listener's connection requests the consumer never read go with it: their IDs were
@@ -640,6 +641,11 @@ int RdmaCm::MigrateId(UcmaFile& from, uint32_t handle, UcmaFile& to, uint32_t* r
     *from_drained = false;
     return 0;
   }
+  // Its joins go with it, within the new file's bound.
+  const size_t joins = from.Find(handle)->multicasts.size();
+  if (to.joins() + joins > kMaxJoinsPerFile) return ENOMEM;
+  from.CountJoins(-static_cast<ptrdiff_t>(joins));
+  to.CountJoins(static_cast<ptrdiff_t>(joins));
   std::deque<QueuedEvent> moved;
   std::unique_ptr<CmId> id = from.Take(handle, reported, from_drained, &moved);
   CmId* adopted = to.Adopt(std::move(id));

@@ -114,8 +114,9 @@ class RdmaCm : public qp1::MadHandler,
                     uint32_t* handle);
   // rdma_leave_multicast: the join `handle` of `file` ends; its unread events go.
   int LeaveMulticast(UcmaFile& file, uint32_t handle, uint32_t* reported, bool* drained);
-  // Joins an ID may hold (the kernel bounds them only by memory).
-  static constexpr size_t kMaxJoinsPerId = 1024;
+  // Joins a file's IDs may hold together, as many as it may have IDs (the kernel bounds
+  // them only by memory): ENOMEM beyond, and a migration that would pass it is refused.
+  static constexpr size_t kMaxJoinsPerFile = UcmaFile::kMaxIds;
 
   // ---- the wire (ib_cm.cc) ----
   void OnMad(const qp1::InboundMad& mad) override;

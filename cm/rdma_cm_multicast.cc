@@ -46,13 +46,13 @@ int RdmaCm::JoinMulticast(CmId& id, uint64_t uid, const sockaddr_storage& addr, 
   // Linux takes any address here and then fails the QP's attach to a unicast GID (the
   // MULTICAST_ERROR event); the join is refused at once instead.
   if (!driver::wire::IsMulticastGid(mgid)) return EINVAL;
-  if (id.multicasts.size() >= kMaxJoinsPerId) return ENOMEM;
+  if (id.file->joins() >= kMaxJoinsPerFile) return ENOMEM;
 
   const uint32_t h = next_handle_++;
   if (next_handle_ == 0) next_handle_ = 1;
   // The event cma_make_mc_event makes: an address handle to the group from the ID's GID
   // (ib_init_ah_from_mcmember; hop limit 64 for RoCEv2, cma_iboe_join_multicast's 1 for
-  // RoCEv1), RDMA-CM's Q_Key and the multicast QPN (IBTA 10.5.2.3: 0xFFFFFF).
+  // RoCEv1), RDMA-CM's Q_Key and the multicast QPN, 0xFFFFFF.
   rdma_ucm_event_resp resp{};
   resp.uid = uid;
   resp.id = h;
@@ -74,6 +74,7 @@ int RdmaCm::JoinMulticast(CmId& id, uint64_t uid, const sockaddr_storage& addr, 
   m.mgid = mgid;
   m.send_only = join_flags == RDMA_MC_JOIN_FLAG_SENDONLY_FULLMEMBER;
   id.multicasts.push_back(m);
+  id.file->CountJoins(1);
   multicast_owner_[h] = &id;
   *handle = h;
   return 0;
@@ -88,7 +89,10 @@ int RdmaCm::LeaveMulticast(UcmaFile& file, uint32_t handle, uint32_t* reported, 
   auto m = std::find_if(id.multicasts.begin(), id.multicasts.end(),
                         [&](const CmMulticast& j) { return j.handle == handle; });
   *reported = m == id.multicasts.end() ? 0 : m->reported;
-  if (m != id.multicasts.end()) id.multicasts.erase(m);
+  if (m != id.multicasts.end()) {
+    id.multicasts.erase(m);
+    file.CountJoins(-1);
+  }
   multicast_owner_.erase(it);
   *drained = file.DropMulticastEvents(handle);
   return 0;

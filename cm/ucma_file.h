@@ -7,6 +7,7 @@
 
 #include <rdma/rdma_user_cm.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -66,6 +67,10 @@ class UcmaFile {
   bool Dequeue(rdma_ucm_event_resp* out, bool* drained);
   size_t queued() const { return events_.size(); }
 
+  // Multicast joins held by the file's IDs (RdmaCm counts them in and out).
+  size_t joins() const { return joins_; }
+  void CountJoins(ptrdiff_t n) { joins_ += n; }
+
  private:
   void SignalChannel();
 
@@ -75,6 +80,7 @@ class UcmaFile {
   std::map<uint32_t, std::unique_ptr<CmId>> ids_;
   std::deque<QueuedEvent> events_;
   std::map<uint32_t, uint32_t> reported_;
+  size_t joins_ = 0;
 };
 
 }  // namespace vrdma::cm
