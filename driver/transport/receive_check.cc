@@ -26,7 +26,7 @@ void RoceDevice::Classify(rte_mbuf* m) {
   wire::DropReason why =
       wire::ParseFrame(frame, m->data_len, &pkt, wire::ParseOptions{!cfg_.icrc_offload});
   if (why != wire::DropReason::kNone) {
-    if (!HasDefaultFlows() || !SteerRaw(frame, m->data_len, FlowRule::Kind::kAllDefault)) {
+    if (!SteerRaw(frame, m->data_len, FlowRule::Kind::kAllDefault)) {
       counters_.rx_parse_drops[static_cast<size_t>(why)]++;
     }
     rte_pktmbuf_free(m);
@@ -45,7 +45,7 @@ void RoceDevice::Classify(rte_mbuf* m) {
       wire::IsMulticastGid(pkt.net.dgid)) {
     DeliverMulticast(pkt);  // to every QP attached to its group (multicast.cc)
   } else if (!FindDestination(pkt, &info)) {
-    if (!HasDefaultFlows() || !SteerRaw(frame, m->data_len, FlowRule::Kind::kAllDefault)) {
+    if (!SteerRaw(frame, m->data_len, FlowRule::Kind::kAllDefault)) {
       counters_.rx_not_for_us++;
     }
   } else if (!(qp = LookupQp(pkt.bth.dest_qp))) {
