@@ -127,8 +127,7 @@ bool MakePrivate(const Range& r, uint64_t huge_page_size, int fd) {
   if (!r.writable || r.executable) {
     mprotect(copy, len, PROT_READ | (r.writable ? PROT_WRITE : 0) | (r.executable ? PROT_EXEC : 0));
   }
-  if (mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, reinterpret_cast<void*>(r.start)) ==
-      MAP_FAILED) {
+  if (MoveOnto(copy, len, reinterpret_cast<void*>(r.start)) == MAP_FAILED) {
     munmap(copy, len);
     // A kernel that cannot move huge pages: normal ones.
     return huge_page_size != 0 && MakePrivate(r, 0, fd);

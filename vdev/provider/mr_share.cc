@@ -198,7 +198,7 @@ int RemapPrivate(uint64_t start, uint64_t len, int prot, uint64_t page_size, boo
   struct stat st;
   if (!err && fstat(fd, &st) != 0) err = errno;
   if (!err) {
-    void* p = mmap(reinterpret_cast<void*>(start), len, prot, MAP_SHARED | MAP_FIXED, fd, 0);
+    void* p = MapOver(reinterpret_cast<void*>(start), len, prot, MAP_SHARED | MAP_FIXED, fd);
     if (p == MAP_FAILED) err = errno;
   }
   if (err) {
@@ -312,6 +312,15 @@ bool IsMrMemfdPath(const char* path) {
   }
   const char* rest = path + 7 + name_len;
   return *rest == 0 || strcmp(rest, " (deleted)") == 0;
+}
+
+void* MapOver(void* addr, size_t len, int prot, int flags, int fd) {
+  return reinterpret_cast<void*>(syscall(SYS_mmap, addr, len, prot, flags, fd, 0));
+}
+
+void* MoveOnto(void* from, size_t len, void* to) {
+  return reinterpret_cast<void*>(
+      syscall(SYS_mremap, from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to));
 }
 
 int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out) {

@@ -45,6 +45,14 @@ struct SharedPages {
   std::vector<uint64_t> inodes;  // memfds referenced, one reference each
 };
 
+// mmap(MAP_FIXED) and mremap(MREMAP_FIXED) straight to the kernel, past libc's symbols.
+// Moving registered pages keeps the memory at those addresses (contents, protection) and
+// every registration of it: hooks on libc's mmap/mremap that take a mapping replaced for an
+// unmap (UCX's UCM, which then evicts the range from its registration cache, in the middle
+// of the registration that caused it) must not see these. Allocation-free.
+void* MapOver(void* addr, size_t len, int prot, int flags, int fd);
+void* MoveOnto(void* from, size_t len, void* to);
+
 // Shares the pages of [addr, addr+length). Returns 0 or an errno.
 int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out);
 // Drops the references ShareRange took; the pages of a memfd no registration uses
