@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "vdev/log.h"
 #include "vdev/netdev/netdev_info.h"
 #include "vdev/object_info.h"
 #include "vdev/protocol/admin_call.h"
@@ -174,13 +175,13 @@ AdminResult PdevShow(const AdminContext& ctx, const std::string& name, bool json
 // ---- dev ----
 
 std::string DevText(const Vdev& v) {
-  std::string t = absl::StrCat(v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ",
-                               v.netdev, " node_guid ", GuidText(v.node_guid_be), " mac ",
-                               MacText(v.mac), " mtu ", 128 << v.ActiveMtu(), " contexts ",
-                               v.open_contexts, "\n    access owner ", v.access.owner, " group ",
-                               v.access.group, " mode ", absl::StrFormat("0%o", v.access.mode),
-                               "\n    cm roce_mode ", v.cm_roce_v1 ? "v1" : "v2",
-                               "\n    raw spoofchk ", v.spoof_check ? "on" : "off", "\n    quota");
+  std::string t = absl::StrCat(
+      v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ", v.netdev, " node_guid ",
+      GuidText(v.node_guid_be), " mac ", MacText(v.mac), " mtu ", 128 << v.ActiveMtu(),
+      " contexts ", v.open_contexts, "\n    access owner ", v.access.owner, " group ",
+      v.access.group, " mode ", absl::StrFormat("0%o", v.access.mode), " node ",
+      v.node.empty() ? "none" : v.node, "\n    cm roce_mode ", v.cm_roce_v1 ? "v1" : "v2",
+      "\n    raw spoofchk ", v.spoof_check ? "on" : "off", "\n    quota");
   for (size_t i = 0; i < kResourceCount; ++i) {
     absl::StrAppend(&t, " ", kResourceNames[i], " ", v.quota[i]);
   }
@@ -208,7 +209,8 @@ std::string DevJson(const Vdev& v) {
       ",\"node_guid\":", Json(GuidText(v.node_guid_be)), ",\"mac\":", Json(MacText(v.mac)),
       ",\"active_mtu\":", 128 << v.ActiveMtu(), ",\"contexts\":", v.open_contexts,
       ",\"owner\":", v.access.owner, ",\"group\":", v.access.group,
-      ",\"mode\":", Json(absl::StrFormat("0%o", v.access.mode)),
+      ",\"mode\":", Json(absl::StrFormat("0%o", v.access.mode)), ",\"node\":", Json(v.node),
+      v.node_error.empty() ? "" : absl::StrCat(",\"node_error\":", Json(v.node_error)),
       ",\"roce_mode\":", Json(v.cm_roce_v1 ? "v1" : "v2"),
       ",\"spoofchk\":", Json(v.spoof_check ? "on" : "off"), ",\"quota\":", CountsJson(v.quota),
       ",\"gids\":[", absl::StrJoin(gids, ","), "]}");
@@ -255,6 +257,10 @@ AdminResult DevAdd(const AdminContext& ctx, const proto::AdminCommand& cmd, bool
   }
   auto v = ctx.registry->AddVdev(cmd.name, pdev, cmd.netdev);
   if (!v.ok()) return Fail(ErrnoOfStatus(v.status()), std::string(v.status().message()));
+  if (!(*v)->node_error.empty()) {
+    Log(LogLevel::kWarn, "device_node_failed",
+        absl::StrCat("dev=", (*v)->name, " reason=", LogQuote((*v)->node_error)));
+  }
   if (ctx.notify) ctx.notify("vdev_add", *v);
   return {0, json ? DevJson(**v) + "\n" : DevText(**v)};
 }
@@ -303,7 +309,7 @@ AdminResult DevSet(const AdminContext& ctx, const proto::AdminCommand& cmd, bool
     }
   }
   // Contexts already open keep it, as an open device file keeps working after chmod.
-  v->access = access;
+  ctx.registry->SetAccess(*v, access);
   // IDs already bound keep the GID they chose, as in Linux.
   if (!cmd.roce_mode.empty()) v->cm_roce_v1 = cmd.roce_mode == "v1";
   // Raw packet QPs created from now on (as a VF's spoof check applies to what it sends).

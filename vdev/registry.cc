@@ -206,6 +206,14 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
     return st;
   }
   *slot = true;
+  if (!nodes_.dir().empty()) {
+    absl::StatusOr<std::string> node = nodes_.Create(vdev->name, vdev->access);
+    if (node.ok()) {
+      vdev->node = *node;
+    } else {
+      vdev->node_error = std::string(node.status().message());
+    }
+  }
   Vdev* raw = vdev.get();
   vdevs_.emplace(vdev->name, std::move(vdev));
   ++generation_;
@@ -241,9 +249,19 @@ absl::Status Registry::DelVdev(std::string_view name) {
   Vdev& v = *it->second;
   if (absl::Status st = WriteGids(v, {}); !st.ok()) return st;
   v.pdev->gid_block_used[v.gid_base / kGidsPerVdev] = false;
+  nodes_.Remove(v.name);
   vdevs_.erase(it);
   ++generation_;
   return absl::OkStatus();
+}
+
+void Registry::SetAccess(Vdev& vdev, const AccessPolicy& access) {
+  vdev.access = access;
+  if (vdev.node.empty()) return;
+  if (absl::Status st = nodes_.Apply(vdev.name, access); !st.ok()) {
+    vdev.node.clear();
+    vdev.node_error = std::string(st.message());
+  }
 }
 
 absl::Status Registry::SetQuotas(Vdev& vdev,

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "vdev/cgroup_limits.h"
+#include "vdev/device_node.h"
 #include "vdev/netdev/neighbour.h"
 #include "vdev/pdev.h"
 #include "vdev/vdev.h"
@@ -31,6 +32,11 @@ class Registry {
                                 std::string_view netdev);
   // Removes a vdev; the caller has closed its clients' contexts.
   absl::Status DelVdev(std::string_view name);
+  // Sets who may open the vdev, and gives its device node the same owner, group and mode.
+  void SetAccess(Vdev& vdev, const AccessPolicy& access);
+  // Where each vdev's device node goes (device_node.h); empty (the default): none. Set
+  // before the first vdev.
+  void set_device_node_dir(std::string dir) { nodes_.set_dir(std::move(dir)); }
   Vdev* FindVdev(std::string_view name) const;
   Vdev* FindVdevByIfindex(int ifindex) const;
   const std::map<std::string, std::unique_ptr<Vdev>, std::less<>>& vdevs() const { return vdevs_; }
@@ -92,6 +98,8 @@ class Registry {
   CgroupLimits cgroup_limits_;
   NamespaceId netns_;
   NetnsMode netns_mode_ = NetnsMode::kExclusive;
+  // Declared last: destroyed first, while the vdevs whose nodes it removes are named.
+  DeviceNodes nodes_;
 };
 
 // Checks a device name as the kernel checks ib device names (1..63 printable, no '/',

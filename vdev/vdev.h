@@ -82,6 +82,9 @@ struct Vdev {
   VdevStats stats;
   NamespaceId netns;    // of its netdev: who may see it (access.h)
   AccessPolicy access;  // owner, group, mode: who may open it
+  // Its character node (device_node.h), or empty with `node_error` saying why there is none.
+  std::string node;
+  std::string node_error;
   // The GID type RDMA-CM gives the connections this vdev starts (`dev set DEV roce_mode
   // v1|v2`), as Linux's configfs rdma_cm/DEV/ports/N/default_roce_mode: RoCEv2 unless
   // set. A connection accepted takes the type of the GID its REQ arrived on.

@@ -2,6 +2,7 @@
 //
 //   vrdmad [EAL args] -- [--socket PATH] [--log-level LEVEL] [--pdev SPEC]... [--pcap FILE]
 //          [--admin-group GROUP] [--max-connections N] [--max-connections-per-user N]
+//          [--dev-dir DIR|none]
 //
 // With no --pdev it runs the embedded default, pdev0, whose port is its internal switch.
 #include <signal.h>
@@ -55,6 +56,8 @@ int Usage(const char* argv0, int code) {
                "                the descriptor limit, a quarter of it per user)\n"
                "  --vdev-default-share N/D  a new vdev's quotas are N/D of its pdev's limits\n"
                "                (default 1/8; `vrdmactl dev set` raises them up to the pdev)\n"
+               "  --dev-dir DIR|none  where each vdev gets its character node, with the vdev's\n"
+               "                owner, group and mode (default /dev/infiniband)\n"
                "EAL args are DPDK's (-l, --no-huge, -m, --file-prefix, -a, --vdev, ...); without\n"
                "them vrdmad uses: %s (plus -a BDF for PCI pdevs).\n"
                "With no --pdev: the embedded default pdev0 (an internal switch).\n"
@@ -118,6 +121,7 @@ int main(int argc, char** argv) {
   auto registry = std::make_unique<vrdma::vdev::Registry>();
   registry->set_netns_mode(opts->netns_shared ? vrdma::vdev::NetnsMode::kShared
                                               : vrdma::vdev::NetnsMode::kExclusive);
+  registry->set_device_node_dir(opts->dev_dir);
   if (opts->vdev_default_share.first != 0) {
     (void)registry->SetDefaultShare(opts->vdev_default_share.first,
                                     opts->vdev_default_share.second);

@@ -170,6 +170,14 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
         return absl::InvalidArgumentError(absl::StrCat("--netns-mode ", *v, ": not exclusive|shared"));
       }
       o.netns_shared = *v == "shared";
+    } else if (a == "--dev-dir") {
+      auto v = value("a directory, or none");
+      if (!v.ok()) return v.status();
+      if (*v != "none" && (v->empty() || (*v)[0] != '/')) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--dev-dir ", *v, ": not an absolute path or none"));
+      }
+      o.dev_dir = *v == "none" ? "" : *v;
     } else if (a == "--admin-group") {
       auto v = value("a group name or number");
       if (!v.ok()) return v.status();

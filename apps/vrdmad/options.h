@@ -2,7 +2,7 @@
 //   vrdmad [EAL args] -- [vrdmad args]      (no `--`: every argument is vrdmad's)
 // vrdmad args: --socket PATH, --log-level LEVEL, --pdev SPEC (repeatable),
 // --pcap FILE, --admin-group GROUP, --max-connections N, --max-connections-per-user N,
-// --vdev-default-share N/D, --config FILE. A config file holds the same arguments, whitespace
+// --vdev-default-share N/D, --dev-dir DIR|none, --config FILE. A config file holds the same arguments, whitespace
 // separated, `#` to end of line a comment; it may contain the `--` too.
 #pragma once
 
@@ -29,6 +29,8 @@ struct VrdmadOptions {
   // --vdev-default-share N/D: the share of its pdev's limits a new vdev's quotas are
   // (Registry::SetDefaultShare); {0, 0}: the registry's default, 1/8.
   std::pair<uint64_t, uint64_t> vdev_default_share{0, 0};
+  // --dev-dir: where each vdev's character node goes (vdev/device_node.h); `none`: nowhere.
+  std::string dev_dir = "/dev/infiniband";
   bool help = false;
 };
 

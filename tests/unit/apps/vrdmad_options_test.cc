@@ -163,6 +163,21 @@ TEST(VrdmadOptionsTest, PcapNamesOneFilePerPdev) {
   EXPECT_EQ(o->pdevs[2].pcap, "/tmp/run.pcap.c");
 }
 
+TEST(VrdmadOptionsTest, DeviceNodesGoToDevInfinibandUnlessToldOtherwise) {
+  auto o = Parse({});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->dev_dir, "/dev/infiniband");
+  o = Parse({"--dev-dir", "/run/test-nodes"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->dev_dir, "/run/test-nodes");
+  o = Parse({"--dev-dir", "none"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->dev_dir, "");
+  EXPECT_FALSE(Parse({"--dev-dir", "relative/dir"}).ok());
+  EXPECT_FALSE(Parse({"--dev-dir", ""}).ok());
+  EXPECT_FALSE(Parse({"--dev-dir"}).ok());
+}
+
 TEST(VrdmadOptionsTest, Errors) {
   EXPECT_FALSE(Parse({"--pdev", "p0,iface=a", "--pdev", "p0,iface=b"}).ok());
   EXPECT_FALSE(Parse({"--pcap", "/tmp/x"}).ok()) << "no pdev to record";
