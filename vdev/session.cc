@@ -213,6 +213,7 @@ const Session::HandlerEntry* Session::FindHandler(uint16_t op) {
       t[static_cast<size_t>(op)] = HandlerEntry{h, needs};
     };
     set(Op::kListDevices, &Session::ListDevices, N::kNothing);
+    set(Op::kDescribeDevice, &Session::DescribeDevice, N::kNothing);
     set(Op::kOpenDevice, &Session::OpenDevice, N::kNoDevice);
     // A physical device is carved into vdevs, never used directly: a context on it may
     // only query; every verbs consumer gets its provisioning and isolation from a vdev.

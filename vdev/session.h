@@ -133,6 +133,7 @@ class Session {
   int OpenDevice(proto::Message& msg, Payload* out, Fds* fds);
   int QueryDevice(proto::Message& msg, Payload* out, Fds* fds);
   int QueryPort(proto::Message& msg, Payload* out, Fds* fds);
+  int DescribeDevice(proto::Message& msg, Payload* out, Fds* fds);
   int QueryGidTable(proto::Message& msg, Payload* out, Fds* fds);
   // session_mr.cc
   int RegMr(proto::Message& msg, Payload* out, Fds* fds);

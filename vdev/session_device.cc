@@ -4,9 +4,12 @@
 
 #include <cstdio>
 #include <cstring>
+#include <iterator>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "vdev/client_fd.h"
+#include "vdev/device_query.h"
 #include "vdev/log.h"
 #include "vdev/session.h"
 #include "vdev/session_util.h"
@@ -128,31 +131,7 @@ int Session::OpenDevice(proto::Message& msg, Payload* out, Fds* fds) {
 
 int Session::QueryDevice(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
   proto::QueryDeviceReply r{};
-  ibv_device_attr& a = r.attr;
-  device_->QueryDevice(&a);
-  std::snprintf(a.fw_ver, sizeof a.fw_ver, "vrdma 0.1.0");
-  if (pdev_) {  // the whole device
-    a.node_guid = pdev_->node_guid_be;
-    a.sys_image_guid = pdev_->node_guid_be;
-    Append(out, r);
-    return 0;
-  }
-  auto clamp = [&](int* field, Resource res) {
-    uint64_t q = vdev_->Quota(res);
-    if (q < static_cast<uint64_t>(*field)) *field = static_cast<int>(q);
-  };
-  // A vdev reports its own provisioning, not the pdev's.
-  clamp(&a.max_qp, Resource::kQp);
-  clamp(&a.max_cq, Resource::kCq);
-  clamp(&a.max_mr, Resource::kMr);
-  clamp(&a.max_mw, Resource::kMr);  // windows count against the mr quota too
-  clamp(&a.max_pd, Resource::kPd);
-  clamp(&a.max_srq, Resource::kSrq);
-  clamp(&a.max_ah, Resource::kAh);
-  a.max_mr_size = std::min<uint64_t>(a.max_mr_size, vdev_->Quota(Resource::kMrBytes));
-  a.max_res_rd_atom = a.max_qp * a.max_qp_rd_atom;
-  a.node_guid = vdev_->node_guid_be;
-  a.sys_image_guid = vdev_->node_guid_be;
+  DeviceAttrOf(vdev_, pdev_, &r.attr);
   Append(out, r);
   return 0;
 }
@@ -162,35 +141,53 @@ int Session::QueryPort(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   if (!msg.Copy(&req)) return EINVAL;
   if (req.port != 1) return Refuse(EINVAL, absl::StrCat("port ", req.port, ": a vdev has port 1"));
   proto::QueryPortReply r{};
-  device_->QueryPort(&r.attr);
-  // A pdev's port is its internal switch: no interface, so no addresses and no GIDs.
-  r.attr.gid_tbl_len = pdev_ ? 0 : static_cast<int>(kGidsPerVdev);
-  if (vdev_) r.attr.active_mtu = vdev_->ActiveMtu();
-  if (vdev_ && !vdev_->link_up) {
-    r.attr.state = IBV_PORT_DOWN;
-    r.attr.phys_state = vdev_->admin_up ? 2 : 3;  // Polling, Disabled (as rxe reports them)
-  }
+  PortAttrOf(vdev_, pdev_, &r.attr);
   Append(out, r);
   return 0;
 }
 
 int Session::QueryGidTable(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
   proto::QueryGidTableReply r{};
-  if (pdev_) {
-    Append(out, r);  // no GIDs
-    return 0;
-  }
-  r.count = kGidsPerVdev;
-  for (uint32_t i = 0; i < vdev_->gids.size() && i < kGidsPerVdev; ++i) {
-    const driver::GidEntry& g = vdev_->gids[i];
-    if (!g.valid) continue;
-    std::memcpy(r.entries[i].gid, g.gid.data(), 16);
-    r.entries[i].type =
-        g.type == driver::wire::NetworkType::kRoceV1 ? IBV_GID_TYPE_ROCE_V1 : IBV_GID_TYPE_ROCE_V2;
-    r.entries[i].ndev_ifindex = static_cast<uint32_t>(vdev_->ifindex);
-    r.entries[i].valid = 1;
-  }
+  GidTableOf(vdev_, &r);
   Append(out, r);
   return 0;
 }
+
+int Session::DescribeDevice(proto::Message& msg, Payload* out, Fds* /*fds*/) {
+  proto::DescribeDeviceRequest req;
+  if (!msg.Copy(&req)) return EINVAL;
+  req.name[proto::kNameLen - 1] = 0;
+  // What the device list shows this client (its namespace's vdevs; pdevs to the daemon's
+  // namespace), whatever its owner, group and mode: sysfs is world-readable, the
+  // device node is not.
+  const NetnsMode mode = registry_->netns_mode();
+  const Vdev* v = registry_->FindVdev(req.name);
+  const Pdev* p = v ? nullptr : registry_->FindPdev(req.name);
+  if ((v && !VisibleTo(v->netns, peer_, mode)) ||
+      (p && !VisibleTo(registry_->netns(), peer_, mode)) || (!v && !p)) {
+    return ENODEV;
+  }
+  auto r = std::make_unique<proto::DescribeDeviceReply>();
+  std::snprintf(r->record.name, sizeof r->record.name, "%s", req.name);
+  std::snprintf(r->record.pdev, sizeof r->record.pdev, "%s",
+                v ? v->pdev->name.c_str() : p->name.c_str());
+  if (v) std::snprintf(r->record.netdev, sizeof r->record.netdev, "%s", v->netdev.c_str());
+  r->record.type =
+      static_cast<uint32_t>(v ? proto::DeviceType::kVirtual : proto::DeviceType::kPhysical);
+  DeviceAttrOf(v, p, &r->device);
+  r->record.node_guid = r->device.node_guid;
+  PortAttrOf(v, p, &r->port);
+  GidTableOf(v, &r->gids);
+  if (v) {
+    const VdevStats& s = v->stats;
+    const uint64_t counters[] = {s.send_wqes,     s.recv_wqes,      s.completions,
+                                 s.rejected_wqes, s.cq_overruns,    s.async_events,
+                                 s.bad_requests,  s.quota_refusals, s.cgroup_refusals};
+    static_assert(std::size(counters) == proto::kDeviceCounterNames.size());
+    std::copy(std::begin(counters), std::end(counters), r->counters);
+  }
+  Append(out, *r);
+  return 0;
+}
+
 }  // namespace vrdma::vdev

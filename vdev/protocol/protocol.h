@@ -11,6 +11,7 @@
 
 #include <infiniband/verbs.h>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -71,6 +72,7 @@ enum class Op : uint16_t {
   kDestroyIndTable,
   kAttachMcast,
   kDetachMcast,
+  kDescribeDevice,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
@@ -155,6 +157,24 @@ struct QueryGidTableReply {
   uint32_t count;  // table length (valid or not)
   uint32_t reserved;
   GidRecord entries[kMaxGids];
+};
+
+// A device described without opening it (the sysfs view of vrdma-run,
+// vdev/provider/sysfs_view.h): any device the device list shows the client, whatever the
+// vdev's owner, group and mode, as sysfs is world-readable. ENODEV for any other name.
+struct DescribeDeviceRequest {
+  char name[kNameLen];
+};
+// The vdev's counters (`vrdmactl stat show`), in this order; a pdev's are zero.
+inline constexpr std::array<const char*, 9> kDeviceCounterNames = {
+    "send_wqes",    "recv_wqes",    "completions",    "rejected_wqes",  "cq_overruns",
+    "async_events", "bad_requests", "quota_refusals", "cgroup_refusals"};
+struct DescribeDeviceReply {
+  DeviceRecord record;
+  ibv_device_attr device;  // as kQueryDevice
+  ibv_port_attr port;      // port 1, as kQueryPort
+  QueryGidTableReply gids;
+  uint64_t counters[kDeviceCounterNames.size()];
 };
 
 // ---- PD, MR ---------------------------------------------------------------------------

@@ -1,0 +1,21 @@
+// What a device reports of itself (ibv_query_device, ibv_query_port, the GID table), for
+// a vdev (its own provisioning, its interface's state and addresses) or a pdev (the whole
+// device; its internal port has no interface): one answer whether a context asks
+// (session_device.cc) or a client describes the device without opening it (the sysfs view
+// of vrdma-run, proto::Op::kDescribeDevice).
+#pragma once
+
+#include <infiniband/verbs.h>
+
+#include "vdev/pdev.h"
+#include "vdev/protocol/protocol.h"
+#include "vdev/vdev.h"
+
+namespace vrdma::vdev {
+
+// Exactly one of `vdev` and `pdev` is set.
+void DeviceAttrOf(const Vdev* vdev, const Pdev* pdev, ibv_device_attr* out);
+void PortAttrOf(const Vdev* vdev, const Pdev* pdev, ibv_port_attr* out);
+void GidTableOf(const Vdev* vdev, proto::QueryGidTableReply* out);
+
+}  // namespace vrdma::vdev
