@@ -1,9 +1,17 @@
-// The libc entry points librdmacm reaches the rdma_cm character device through, for
-// ChannelTable (rdma_cm_channel.h): open/open64 of kRdmaCmPath, write, fstat/fstat64 and
-// close of a channel. Everything else goes to the next definition, found with
-// dlsym(RTLD_NEXT): libc's, or that of an interposer preloaded after us. Each symbol
-// carries the version node libc exports it under (libvrdma.map: GLIBC_2.2.5, and
-// GLIBC_2.33 for fstat), so references bind here.
+// libvrdma.so's libc hooks. Two clients:
+// - the rdma_cm character device librdmacm reaches through open/open64 of kRdmaCmPath,
+//   write, fstat/fstat64 and close of a channel (ChannelTable, cm/client/rdma_cm_channel.h);
+// - the sysfs view (vdev/provider/sysfs_view.h): every entry point that takes a path
+//   (open and its fortified and *at forms, fopen, opendir, scandir, the stat family,
+//   statx, access, faccessat, readlink, readlinkat, realpath, chdir, the xattr reads)
+//   sends an absolute
+//   path under /sys/class/infiniband, infiniband_verbs or infiniband_mad into the view.
+//   Functions libc calls internally (fopen's open, scandir's opendir) do not pass through
+//   the dynamic linker, hence the list. Relative paths after a chdir into the view are in
+//   the view's real directory already.
+// Everything else goes to the next definition, found with dlsym(RTLD_NEXT): libc's, or
+// that of an interposer preloaded after us. Each symbol carries the version node libc
+// exports it under (libvrdma.map), so references bind here.
 //
 // write() and close() are called by everything in the process: for a descriptor that is
 // not a channel they cost one relaxed load before libc's function (MayBeChannel).
@@ -12,8 +20,12 @@
 #undef _FILE_OFFSET_BITS
 #undef _FORTIFY_SOURCE
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +35,7 @@
 #include <cstring>
 
 #include "cm/client/rdma_cm_channel.h"
+#include "vdev/provider/sysfs_view.h"
 
 namespace {
 
@@ -79,6 +92,81 @@ constinit Real<CloseFn> g_close("close", "GLIBC_2.2.5");
 constinit Real<FstatFn> g_fstat("fstat", "GLIBC_2.33");
 constinit Real<Fstat64Fn> g_fstat64("fstat64", "GLIBC_2.33");
 
+// The path functions the sysfs view routes.
+using OpenatFn = int (*)(int, const char*, int, ...);
+using Open2Fn = int (*)(const char*, int);
+using Openat2Fn = int (*)(int, const char*, int);
+using FopenFn = FILE* (*)(const char*, const char*);
+using OpendirFn = DIR* (*)(const char*);
+using ScandirFn = int (*)(const char*, dirent***, int (*)(const dirent*),
+                          int (*)(const dirent**, const dirent**));
+using Scandir64Fn = int (*)(const char*, dirent64***, int (*)(const dirent64*),
+                            int (*)(const dirent64**, const dirent64**));
+using StatFn = int (*)(const char*, struct stat*);
+using Stat64Fn = int (*)(const char*, struct stat64*);
+using FstatatFn = int (*)(int, const char*, struct stat*, int);
+using Fstatat64Fn = int (*)(int, const char*, struct stat64*, int);
+using StatxFn = int (*)(int, const char*, int, unsigned, struct statx*);
+using AccessFn = int (*)(const char*, int);
+using FaccessatFn = int (*)(int, const char*, int, int);
+using ReadlinkFn = ssize_t (*)(const char*, char*, size_t);
+using ReadlinkatFn = ssize_t (*)(int, const char*, char*, size_t);
+using RealpathFn = char* (*)(const char*, char*);
+using ChdirFn = int (*)(const char*);
+using ReadlinkChkFn = ssize_t (*)(const char*, char*, size_t, size_t);
+using ReadlinkatChkFn = ssize_t (*)(int, const char*, char*, size_t, size_t);
+using GetxattrFn = ssize_t (*)(const char*, const char*, void*, size_t);
+using ListxattrFn = ssize_t (*)(const char*, char*, size_t);
+
+constinit Real<OpenatFn> g_openat("openat", "GLIBC_2.4");
+constinit Real<OpenatFn> g_openat64("openat64", "GLIBC_2.4");
+constinit Real<Open2Fn> g_open_2("__open_2", "GLIBC_2.7");
+constinit Real<Open2Fn> g_open64_2("__open64_2", "GLIBC_2.7");
+constinit Real<Openat2Fn> g_openat_2("__openat_2", "GLIBC_2.7");
+constinit Real<Openat2Fn> g_openat64_2("__openat64_2", "GLIBC_2.7");
+constinit Real<FopenFn> g_fopen("fopen", "GLIBC_2.2.5");
+constinit Real<FopenFn> g_fopen64("fopen64", "GLIBC_2.2.5");
+constinit Real<OpendirFn> g_opendir("opendir", "GLIBC_2.2.5");
+constinit Real<ScandirFn> g_scandir("scandir", "GLIBC_2.2.5");
+constinit Real<Scandir64Fn> g_scandir64("scandir64", "GLIBC_2.2.5");
+constinit Real<StatFn> g_stat("stat", "GLIBC_2.33");
+constinit Real<Stat64Fn> g_stat64("stat64", "GLIBC_2.33");
+constinit Real<StatFn> g_lstat("lstat", "GLIBC_2.33");
+constinit Real<Stat64Fn> g_lstat64("lstat64", "GLIBC_2.33");
+constinit Real<FstatatFn> g_fstatat("fstatat", "GLIBC_2.33");
+constinit Real<Fstatat64Fn> g_fstatat64("fstatat64", "GLIBC_2.33");
+constinit Real<StatxFn> g_statx("statx", "GLIBC_2.28");
+constinit Real<AccessFn> g_access("access", "GLIBC_2.2.5");
+constinit Real<FaccessatFn> g_faccessat("faccessat", "GLIBC_2.4");
+constinit Real<ReadlinkFn> g_readlink("readlink", "GLIBC_2.2.5");
+constinit Real<ReadlinkatFn> g_readlinkat("readlinkat", "GLIBC_2.4");
+constinit Real<RealpathFn> g_realpath("realpath", "GLIBC_2.3");
+constinit Real<ChdirFn> g_chdir("chdir", "GLIBC_2.2.5");
+constinit Real<ReadlinkChkFn> g_readlink_chk("__readlink_chk", "GLIBC_2.4");
+constinit Real<ReadlinkatChkFn> g_readlinkat_chk("__readlinkat_chk", "GLIBC_2.5");
+constinit Real<GetxattrFn> g_getxattr("getxattr", "GLIBC_2.3");
+constinit Real<GetxattrFn> g_lgetxattr("lgetxattr", "GLIBC_2.3");
+constinit Real<ListxattrFn> g_listxattr("listxattr", "GLIBC_2.3");
+constinit Real<ListxattrFn> g_llistxattr("llistxattr", "GLIBC_2.3");
+
+// A path in the sysfs view, rewritten into `buf`; any other path as it is. The common case
+// costs one comparison of the first bytes.
+class Route {
+ public:
+  explicit Route(const char* path) : path_(path) {
+    if (__builtin_expect(path != nullptr && path[0] == '/' && path[1] == 's', 0) &&
+        vrdma::provider::SysfsRedirect(path, buf_, sizeof buf_)) {
+      path_ = buf_;
+    }
+  }
+  const char* path() const { return path_; }
+  bool redirected() const { return path_ == buf_; }
+
+ private:
+  const char* path_;
+  char buf_[PATH_MAX];
+};
+
 __attribute__((constructor)) void ResolveReal() {
   g_open.Resolve();
   g_open64.Resolve();
@@ -129,7 +217,7 @@ __attribute__((visibility("default"))) int open(const char* path, int flags, ...
     mode = va_arg(ap, mode_t);
     va_end(ap);
   }
-  return g_open.Get()(path, flags, mode);
+  return g_open.Get()(Route(path).path(), flags, mode);
 }
 
 __attribute__((visibility("default"))) int open64(const char* path, int flags, ...) {
@@ -141,7 +229,7 @@ __attribute__((visibility("default"))) int open64(const char* path, int flags, .
     mode = va_arg(ap, mode_t);
     va_end(ap);
   }
-  return g_open64.Get()(path, flags, mode);
+  return g_open64.Get()(Route(path).path(), flags, mode);
 }
 
 __attribute__((visibility("default"))) ssize_t write(int fd, const void* buf, size_t len) {
@@ -174,6 +262,147 @@ __attribute__((visibility("default"))) int fstat64(int fd, struct stat64* st) no
   int r = g_fstat64.Get()(fd, st);
   if (r == 0) PatchStat(fd, st);
   return r;
+}
+
+#define VRDMA_HOOK __attribute__((visibility("default")))
+
+VRDMA_HOOK int openat(int dirfd, const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (HasMode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  if (IsRdmaCm(path)) return OpenChannel(flags);
+  return g_openat.Get()(dirfd, Route(path).path(), flags, mode);
+}
+
+VRDMA_HOOK int openat64(int dirfd, const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (HasMode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  if (IsRdmaCm(path)) return OpenChannel(flags);
+  return g_openat64.Get()(dirfd, Route(path).path(), flags, mode);
+}
+
+// _FORTIFY_SOURCE's forms of open, taken when the flags are not a constant.
+VRDMA_HOOK int __open_2(const char* path, int flags) {
+  if (IsRdmaCm(path)) return OpenChannel(flags);
+  return g_open_2.Get()(Route(path).path(), flags);
+}
+VRDMA_HOOK int __open64_2(const char* path, int flags) {
+  if (IsRdmaCm(path)) return OpenChannel(flags);
+  return g_open64_2.Get()(Route(path).path(), flags);
+}
+VRDMA_HOOK int __openat_2(int dirfd, const char* path, int flags) {
+  if (IsRdmaCm(path)) return OpenChannel(flags);
+  return g_openat_2.Get()(dirfd, Route(path).path(), flags);
+}
+VRDMA_HOOK int __openat64_2(int dirfd, const char* path, int flags) {
+  if (IsRdmaCm(path)) return OpenChannel(flags);
+  return g_openat64_2.Get()(dirfd, Route(path).path(), flags);
+}
+
+VRDMA_HOOK FILE* fopen(const char* path, const char* mode) {
+  return g_fopen.Get()(Route(path).path(), mode);
+}
+VRDMA_HOOK FILE* fopen64(const char* path, const char* mode) {
+  return g_fopen64.Get()(Route(path).path(), mode);
+}
+VRDMA_HOOK DIR* opendir(const char* path) { return g_opendir.Get()(Route(path).path()); }
+VRDMA_HOOK int scandir(const char* dir, dirent*** list, int (*filter)(const dirent*),
+                       int (*compar)(const dirent**, const dirent**)) {
+  return g_scandir.Get()(Route(dir).path(), list, filter, compar);
+}
+VRDMA_HOOK int scandir64(const char* dir, dirent64*** list, int (*filter)(const dirent64*),
+                         int (*compar)(const dirent64**, const dirent64**)) {
+  return g_scandir64.Get()(Route(dir).path(), list, filter, compar);
+}
+
+VRDMA_HOOK int stat(const char* path, struct stat* st) noexcept {
+  return g_stat.Get()(Route(path).path(), st);
+}
+VRDMA_HOOK int stat64(const char* path, struct stat64* st) noexcept {
+  return g_stat64.Get()(Route(path).path(), st);
+}
+VRDMA_HOOK int lstat(const char* path, struct stat* st) noexcept {
+  return g_lstat.Get()(Route(path).path(), st);
+}
+VRDMA_HOOK int lstat64(const char* path, struct stat64* st) noexcept {
+  return g_lstat64.Get()(Route(path).path(), st);
+}
+VRDMA_HOOK int fstatat(int dirfd, const char* path, struct stat* st, int flags) noexcept {
+  return g_fstatat.Get()(dirfd, Route(path).path(), st, flags);
+}
+VRDMA_HOOK int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) noexcept {
+  return g_fstatat64.Get()(dirfd, Route(path).path(), st, flags);
+}
+VRDMA_HOOK int statx(int dirfd, const char* path, int flags, unsigned mask,
+                     struct statx* stx) noexcept {
+  return g_statx.Get()(dirfd, Route(path).path(), flags, mask, stx);
+}
+VRDMA_HOOK int access(const char* path, int mode) noexcept {
+  return g_access.Get()(Route(path).path(), mode);
+}
+VRDMA_HOOK int faccessat(int dirfd, const char* path, int mode, int flags) noexcept {
+  return g_faccessat.Get()(dirfd, Route(path).path(), mode, flags);
+}
+VRDMA_HOOK ssize_t readlink(const char* path, char* buf, size_t len) noexcept {
+  return g_readlink.Get()(Route(path).path(), buf, len);
+}
+VRDMA_HOOK ssize_t readlinkat(int dirfd, const char* path, char* buf, size_t len) noexcept {
+  return g_readlinkat.Get()(dirfd, Route(path).path(), buf, len);
+}
+// _FORTIFY_SOURCE's forms of readlink.
+VRDMA_HOOK ssize_t __readlink_chk(const char* path, char* buf, size_t len, size_t buflen) {
+  return g_readlink_chk.Get()(Route(path).path(), buf, len, buflen);
+}
+VRDMA_HOOK ssize_t __readlinkat_chk(int dirfd, const char* path, char* buf, size_t len,
+                                    size_t buflen) {
+  return g_readlinkat_chk.Get()(dirfd, Route(path).path(), buf, len, buflen);
+}
+VRDMA_HOOK int chdir(const char* path) noexcept { return g_chdir.Get()(Route(path).path()); }
+// ls -l asks each entry for ACLs.
+VRDMA_HOOK ssize_t getxattr(const char* path, const char* name, void* value, size_t len) noexcept {
+  return g_getxattr.Get()(Route(path).path(), name, value, len);
+}
+VRDMA_HOOK ssize_t lgetxattr(const char* path, const char* name, void* value, size_t len) noexcept {
+  return g_lgetxattr.Get()(Route(path).path(), name, value, len);
+}
+VRDMA_HOOK ssize_t listxattr(const char* path, char* list, size_t len) noexcept {
+  return g_listxattr.Get()(Route(path).path(), list, len);
+}
+VRDMA_HOOK ssize_t llistxattr(const char* path, char* list, size_t len) noexcept {
+  return g_llistxattr.Get()(Route(path).path(), list, len);
+}
+
+// A path in the view resolves to itself (it is canonical: the view has no links between
+// its own entries), not to the view's directory; any other path as libc resolves it.
+VRDMA_HOOK char* realpath(const char* path, char* resolved) noexcept {
+  Route route(path);
+  if (!route.redirected()) return g_realpath.Get()(path, resolved);
+  char* real = g_realpath.Get()(route.path(), nullptr);
+  if (!real) return nullptr;
+  free(real);
+  size_t len = std::strlen(path);
+  while (len > 1 && path[len - 1] == '/') --len;
+  if (len >= PATH_MAX) {
+    errno = ENAMETOOLONG;
+    return nullptr;
+  }
+  char* out = resolved ? resolved : static_cast<char*>(malloc(PATH_MAX));
+  if (!out) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  std::memcpy(out, path, len);
+  out[len] = 0;
+  return out;
 }
 
 }  // extern "C"

@@ -24,6 +24,7 @@
 #include "vdev/provider/ah_from_grh.h"
 #include "vdev/provider/device_list.h"
 #include "vdev/provider/provider.h"
+#include "vdev/provider/sysfs_view.h"
 
 using vrdma::provider::ContextState;
 using vrdma::provider::IsVrdmaContext;
@@ -60,7 +61,12 @@ __attribute__((visibility("default"))) ibv_device** ibv_get_device_list(int* num
   using Fn = ibv_device** (*)(int*);
   static Fn real = Real<Fn>("ibv_get_device_list", "IBVERBS_1.1");
   int real_n = 0;
-  ibv_device** real_list = real ? real(&real_n) : nullptr;
+  ibv_device** real_list = nullptr;
+  {
+    // libibverbs scans the kernel's sysfs: our devices are not its to find there.
+    vrdma::provider::RealSysfsScope kernel_sysfs;
+    real_list = real ? real(&real_n) : nullptr;
+  }
   if (!real_list) real_n = 0;
   std::vector<ibv_device*> ours = vrdma::provider::DiscoverDevices();
   size_t total = ours.size() + static_cast<size_t>(real_n);

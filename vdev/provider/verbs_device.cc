@@ -275,8 +275,8 @@ const verbs_device_ops kDeviceOps = {
 bool IsVrdmaDevice(ibv_device* dev) { return dev && VerbsDeviceOf(dev)->ops == &kDeviceOps; }
 bool IsVrdmaContext(ibv_context* ctx) { return ctx && IsVrdmaDevice(ctx->device); }
 
-std::vector<ibv_device*> DiscoverDevices() {
-  std::vector<ibv_device*> out;
+std::vector<DeviceListing> ListDevices() {
+  std::vector<DeviceListing> out;
   const char* only = getenv(proto::kDeviceEnv);
   for (const std::string& path : proto::SocketPaths()) {
     int sock = proto::ConnectToSocket(path);
@@ -291,27 +291,37 @@ std::vector<ibv_device*> DiscoverDevices() {
       proto::DeviceRecord rec;
       std::memcpy(&rec, reply.payload.data() + sizeof head + i * sizeof rec, sizeof rec);
       rec.name[proto::kNameLen - 1] = 0;
+      rec.pdev[proto::kNameLen - 1] = 0;
+      rec.netdev[proto::kNameLen - 1] = 0;
       if (only && *only && std::strcmp(only, rec.name) != 0) continue;
       // The same name from a second daemon: the first one's device keeps it.
       bool taken = false;
-      for (ibv_device* d : out) taken |= std::strcmp(d->name, rec.name) == 0;
-      if (taken) continue;
-      auto* d = static_cast<VDevice*>(calloc(1, sizeof(VDevice)));
-      if (!d) break;
-      d->record = rec;
-      std::snprintf(d->socket_path, sizeof d->socket_path, "%s", path.c_str());
-      ibv_device& ib = d->vdev.device;
-      ib.node_type = IBV_NODE_CA;
-      ib.transport_type = IBV_TRANSPORT_IB;  // RoCE devices report the IB transport
-      std::snprintf(ib.name, sizeof ib.name, "%s", rec.name);
-      std::snprintf(ib.dev_name, sizeof ib.dev_name, "%s", rec.name);
-      std::snprintf(ib.dev_path, sizeof ib.dev_path, "/run/vrdma/%s", rec.name);
-      std::snprintf(ib.ibdev_path, sizeof ib.ibdev_path, "/run/vrdma/%s", rec.name);
-      d->vdev.ops = &kDeviceOps;
-      d->vdev.refcount = 1;  // the list's reference
-      d->vdev.sysfs = nullptr;
-      out.push_back(&ib);
+      for (const DeviceListing& d : out) taken |= std::strcmp(d.record.name, rec.name) == 0;
+      if (!taken) out.push_back(DeviceListing{rec, path});
     }
+  }
+  return out;
+}
+
+std::vector<ibv_device*> DiscoverDevices() {
+  std::vector<ibv_device*> out;
+  for (const DeviceListing& listing : ListDevices()) {
+    const proto::DeviceRecord& rec = listing.record;
+    auto* d = static_cast<VDevice*>(calloc(1, sizeof(VDevice)));
+    if (!d) break;
+    d->record = rec;
+    std::snprintf(d->socket_path, sizeof d->socket_path, "%s", listing.socket_path.c_str());
+    ibv_device& ib = d->vdev.device;
+    ib.node_type = IBV_NODE_CA;
+    ib.transport_type = IBV_TRANSPORT_IB;  // RoCE devices report the IB transport
+    std::snprintf(ib.name, sizeof ib.name, "%s", rec.name);
+    std::snprintf(ib.dev_name, sizeof ib.dev_name, "%s", rec.name);
+    std::snprintf(ib.dev_path, sizeof ib.dev_path, "/sys/class/infiniband_verbs/%s", rec.name);
+    std::snprintf(ib.ibdev_path, sizeof ib.ibdev_path, "/sys/class/infiniband/%s", rec.name);
+    d->vdev.ops = &kDeviceOps;
+    d->vdev.refcount = 1;  // the list's reference
+    d->vdev.sysfs = nullptr;
+    out.push_back(&ib);
   }
   return out;
 }
