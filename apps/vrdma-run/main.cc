@@ -23,7 +23,7 @@
 #define VRDMA_PROVIDER_PATH ""
 #endif
 #ifndef VRDMA_PROVIDER_FROM_BINDIR
-#define VRDMA_PROVIDER_FROM_BINDIR "../lib/libvrdma.so"
+#define VRDMA_PROVIDER_FROM_BINDIR "../lib/libvrdma.so.0"
 #endif
 #ifndef VRDMA_PROVIDER_INSTALLED
 #define VRDMA_PROVIDER_INSTALLED ""

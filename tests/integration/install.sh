@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `meson install` into a DESTDIR gives what a user of vrdma needs: vrdmad, vrdmactl,
-# vrdma-run, libvrdma.so, <vrdma/vrdma.h> and vrdma.pc. A C program using the public API
-# builds with `cc $(pkg-config --cflags --libs vrdma)` against that tree alone and runs
+# `meson install` into a DESTDIR gives what a user of vrdma needs: vrdmad (in sbindir),
+# vrdmactl, vrdma-run, libvrdma.so.0 (and libvrdma.so for the linker), the man pages,
+# <vrdma/vrdma.h> and vrdma.pc. A C program using the public API builds with `cc $(pkg-config --cflags --libs vrdma)` against that tree alone and runs
 # against the installed vrdmad; the installed vrdma-run preloads the installed
 # libvrdma.so, not the build tree's.
 source "$(dirname "$0")/lib.sh"
@@ -19,9 +19,10 @@ opt() {
 prefix=$(opt prefix)
 abs() { [[ $1 == /* ]] && echo "$1" || echo "$prefix/$1"; }
 BIN="$DEST$(abs "$(opt bindir)")"
+SBIN="$DEST$(abs "$(opt sbindir)")"
 LIB="$DEST$(abs "$(opt libdir)")"
 INC="$DEST$(abs "$(opt includedir)")"
-for f in "$BIN/vrdmad" "$BIN/vrdmactl" "$BIN/vrdma-run" "$LIB/libvrdma.so" \
+for f in "$SBIN/vrdmad" "$BIN/vrdmactl" "$BIN/vrdma-run" "$LIB/libvrdma.so" "$LIB/libvrdma.so.0" \
          "$INC/vrdma/vrdma.h" "$LIB/pkgconfig/vrdma.pc"; do
   if [[ -e $f ]]; then pass "installed ${f#"$DEST"}"; else fail "missing ${f#"$DEST"}"; fi
 done
@@ -41,7 +42,7 @@ else
 fi
 
 # The installed daemon and tools, in the test's namespace.
-VRDMAD="$BIN/vrdmad"
+VRDMAD="$SBIN/vrdmad"
 VRDMACTL="$BIN/vrdmactl"
 setup_hosts
 start_daemon
@@ -54,16 +55,16 @@ vdev_inst: destroyed (again: No such device)" ]]; then
 else
   fail "install_check: $out"
 fi
-if in_ns env LD_LIBRARY_PATH="$LIB" ldd "$WORK/install_check" | grep -q "libvrdma.so => $LIB/libvrdma.so"; then
+if in_ns env LD_LIBRARY_PATH="$LIB" ldd "$WORK/install_check" | grep -q "libvrdma.so.0 => $LIB/libvrdma.so.0"; then
   pass "install_check uses the installed libvrdma.so"
 else
   fail "install_check's libvrdma.so: $(ldd "$WORK/install_check" | grep vrdma)"
 fi
 
 # The installed vrdma-run preloads the installed library, though the build tree's exists.
-[[ -e $VRDMA_BUILD/lib/libvrdma.so ]] || fail "no build tree library to tell apart"
+[[ -e $VRDMA_BUILD/lib/libvrdma.so.0 ]] || fail "no build tree library to tell apart"
 preload=$(in_ns "$BIN/vrdma-run" -- printenv LD_PRELOAD 2>&1)
-if [[ -f $preload && $(realpath "$preload") == "$(realpath "$LIB/libvrdma.so")" ]]; then
+if [[ -f $preload && $(realpath "$preload") == "$(realpath "$LIB/libvrdma.so.0")" ]]; then
   pass "installed vrdma-run preloads the installed libvrdma.so"
 else
   fail "installed vrdma-run preloads '$preload'"

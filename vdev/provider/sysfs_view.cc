@@ -105,6 +105,11 @@ bool WriteFile(const std::string& path, const std::string& text) {
 
 bool MakeDir(const std::string& path) { return mkdir(path.c_str(), 0755) == 0 || errno == EEXIST; }
 
+// A link the view cannot make is an entry it does not show.
+bool Link(const std::string& target, const std::string& path) {
+  return symlink(target.c_str(), path.c_str()) == 0;
+}
+
 bool Describe(const DeviceListing& listing, proto::DescribeDeviceReply* out) {
   int sock = proto::ConnectToSocket(listing.socket_path);
   if (sock < 0) return false;
@@ -135,7 +140,7 @@ void WriteDevice(const std::string& root, const proto::DescribeDeviceReply& r) {
     WriteFile(dev + "/parent", netdev + "\n");
     MakeDir(dev + "/device");
     MakeDir(dev + "/device/net");
-    symlink(("/sys/class/net/" + netdev).c_str(), (dev + "/device/net/" + netdev).c_str());
+    Link("/sys/class/net/" + netdev, dev + "/device/net/" + netdev);
   }
   const ibv_port_attr& p = r.port;
   const std::string port = dev + "/ports/1";
@@ -197,7 +202,7 @@ bool Build(const std::string& root) {
     if (DIR* d = opendir(real.c_str())) {
       while (dirent* e = readdir(d)) {
         if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
-        symlink((real + "/" + e->d_name).c_str(), (root + "/" + cls + "/" + e->d_name).c_str());
+        Link(real + "/" + e->d_name, root + "/" + cls + "/" + e->d_name);
       }
       closedir(d);
     }
