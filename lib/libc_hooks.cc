@@ -194,6 +194,25 @@ int OpenChannel(int flags) {
   return fd < 0 ? Fail(fd) : fd;
 }
 
+// The open family: the rdma_cm device's path opens a channel; any other path goes to
+// `call` (libc's function), into the sysfs view when it is there.
+template <typename Call>
+int OpenPath(const char* path, int flags, Call call) {
+  if (IsRdmaCm(path)) return OpenChannel(flags);
+  return call(Route(path).path());
+}
+
+// open(2)'s mode argument, after `flags` in the hook's own arguments (there only with
+// O_CREAT or O_TMPFILE). A macro: va_start belongs to the variadic function itself.
+#define VRDMA_OPEN_MODE(flags) \
+  mode_t mode = 0;             \
+  if (HasMode(flags)) {        \
+    va_list ap;                \
+    va_start(ap, flags);       \
+    mode = va_arg(ap, mode_t); \
+    va_end(ap);                \
+  }
+
 // A successful fstat() leaves errno alone (CmDeviceNumber reads sysfs, a stale entry's
 // connection closes).
 template <typename Stat>
@@ -206,33 +225,22 @@ void PatchStat(int fd, Stat* st) {
 
 }  // namespace
 
+// Every hook is exported (the library hides everything else).
+#define VRDMA_HOOK __attribute__((visibility("default")))
+
 extern "C" {
 
-__attribute__((visibility("default"))) int open(const char* path, int flags, ...) {
-  if (IsRdmaCm(path)) return OpenChannel(flags);
-  mode_t mode = 0;
-  if (HasMode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
-  return g_open.Get()(Route(path).path(), flags, mode);
+VRDMA_HOOK int open(const char* path, int flags, ...) {
+  VRDMA_OPEN_MODE(flags);
+  return OpenPath(path, flags, [&](const char* p) { return g_open.Get()(p, flags, mode); });
 }
 
-__attribute__((visibility("default"))) int open64(const char* path, int flags, ...) {
-  if (IsRdmaCm(path)) return OpenChannel(flags);
-  mode_t mode = 0;
-  if (HasMode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
-  return g_open64.Get()(Route(path).path(), flags, mode);
+VRDMA_HOOK int open64(const char* path, int flags, ...) {
+  VRDMA_OPEN_MODE(flags);
+  return OpenPath(path, flags, [&](const char* p) { return g_open64.Get()(p, flags, mode); });
 }
 
-__attribute__((visibility("default"))) ssize_t write(int fd, const void* buf, size_t len) {
+VRDMA_HOOK ssize_t write(int fd, const void* buf, size_t len) {
   if (__builtin_expect(Table().MayBeChannel(fd), 0)) {
     int saved = errno;  // errno changes only when the write fails
     std::optional<ssize_t> r = Table().Write(fd, buf, len);
@@ -243,7 +251,7 @@ __attribute__((visibility("default"))) ssize_t write(int fd, const void* buf, si
   return g_write.Get()(fd, buf, len);
 }
 
-__attribute__((visibility("default"))) int close(int fd) {
+VRDMA_HOOK int close(int fd) {
   if (__builtin_expect(Table().MayBeChannel(fd), 0)) {
     int saved = errno;  // closing the daemon connection leaves errno as it was
     Table().Forget(fd);
@@ -252,60 +260,42 @@ __attribute__((visibility("default"))) int close(int fd) {
   return g_close.Get()(fd);
 }
 
-__attribute__((visibility("default"))) int fstat(int fd, struct stat* st) noexcept {
+VRDMA_HOOK int fstat(int fd, struct stat* st) noexcept {
   int r = g_fstat.Get()(fd, st);
   if (r == 0) PatchStat(fd, st);
   return r;
 }
 
-__attribute__((visibility("default"))) int fstat64(int fd, struct stat64* st) noexcept {
+VRDMA_HOOK int fstat64(int fd, struct stat64* st) noexcept {
   int r = g_fstat64.Get()(fd, st);
   if (r == 0) PatchStat(fd, st);
   return r;
 }
 
-#define VRDMA_HOOK __attribute__((visibility("default")))
-
 VRDMA_HOOK int openat(int dirfd, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (HasMode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
-  if (IsRdmaCm(path)) return OpenChannel(flags);
-  return g_openat.Get()(dirfd, Route(path).path(), flags, mode);
+  VRDMA_OPEN_MODE(flags);
+  return OpenPath(path, flags,
+                  [&](const char* p) { return g_openat.Get()(dirfd, p, flags, mode); });
 }
 
 VRDMA_HOOK int openat64(int dirfd, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (HasMode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
-  if (IsRdmaCm(path)) return OpenChannel(flags);
-  return g_openat64.Get()(dirfd, Route(path).path(), flags, mode);
+  VRDMA_OPEN_MODE(flags);
+  return OpenPath(path, flags,
+                  [&](const char* p) { return g_openat64.Get()(dirfd, p, flags, mode); });
 }
 
 // _FORTIFY_SOURCE's forms of open, taken when the flags are not a constant.
 VRDMA_HOOK int __open_2(const char* path, int flags) {
-  if (IsRdmaCm(path)) return OpenChannel(flags);
-  return g_open_2.Get()(Route(path).path(), flags);
+  return OpenPath(path, flags, [&](const char* p) { return g_open_2.Get()(p, flags); });
 }
 VRDMA_HOOK int __open64_2(const char* path, int flags) {
-  if (IsRdmaCm(path)) return OpenChannel(flags);
-  return g_open64_2.Get()(Route(path).path(), flags);
+  return OpenPath(path, flags, [&](const char* p) { return g_open64_2.Get()(p, flags); });
 }
 VRDMA_HOOK int __openat_2(int dirfd, const char* path, int flags) {
-  if (IsRdmaCm(path)) return OpenChannel(flags);
-  return g_openat_2.Get()(dirfd, Route(path).path(), flags);
+  return OpenPath(path, flags, [&](const char* p) { return g_openat_2.Get()(dirfd, p, flags); });
 }
 VRDMA_HOOK int __openat64_2(int dirfd, const char* path, int flags) {
-  if (IsRdmaCm(path)) return OpenChannel(flags);
-  return g_openat64_2.Get()(dirfd, Route(path).path(), flags);
+  return OpenPath(path, flags, [&](const char* p) { return g_openat64_2.Get()(dirfd, p, flags); });
 }
 
 VRDMA_HOOK FILE* fopen(const char* path, const char* mode) {
