@@ -115,11 +115,13 @@ if grep -q "State: Active" <<<"$out"; then pass "sysfs stays readable to a user 
 ctl dev set vdev_b mode 0666 >/dev/null
 
 # Each process's tree goes with it: one while it runs, none after.
-read -r pid during < <(run python3 -c '
+# (Command substitution waits for the end of the output, which comes with the exit.)
+out=$(run python3 -c '
 import glob, os
 open("/sys/class/infiniband/vdev_a/node_type").read()
 print(os.getpid(), len(glob.glob("/dev/shm/vrdma-sysfs-0-%d-*" % os.getpid()) +
                       glob.glob("/tmp/vrdma-sysfs-0-%d-*" % os.getpid())))')
+read -r pid during <<<"$out"
 left=$( (ls -d /dev/shm/vrdma-sysfs-0-"$pid"-* /tmp/vrdma-sysfs-0-"$pid"-* 2>/dev/null || true) | wc -l)
 expect "the view's tree while the process runs, and after it exits" "$during $left" "1 0"
 finish
