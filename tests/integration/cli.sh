@@ -59,6 +59,8 @@ expect "vrdmactl overflowing quota" 1 "bad value '99999999999T' for mr_bytes: to
 expect "vrdmactl bad name states the rule" 1 \
   "invalid device name 'a/b': a device name is 1 to 63 printable characters, without '/', '%' or whitespace" -- \
   env VRDMA_SOCKET="$NOSOCK" "$VRDMACTL" dev add a/b netdev vrd0
+expect "vrdmactl refuses the name .." 1 "invalid device name '..'" -- \
+  env VRDMA_SOCKET="$NOSOCK" "$VRDMACTL" dev add .. netdev vrd0
 expect "vrdma-run without a daemon" nz "vrdma-run: cannot reach vrdmad at $NOSOCK (No such file or directory)" \
   '!No IB devices found' -- env VRDMA_SOCKET="$NOSOCK" "$VRDMA_RUN" ibv_devinfo
 expect "vrdma-run -s without a daemon" nz "vrdma-run: cannot reach vrdmad at $NOSOCK" -- \

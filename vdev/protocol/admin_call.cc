@@ -65,6 +65,8 @@ std::string AdminUsage() {
 
 bool IsValidDeviceName(std::string_view name) {
   if (name.empty() || name.size() >= kNameLen) return false;
+  // A name is a file's too: the device node, the sysfs view's directory.
+  if (name == "." || name == "..") return false;
   return std::all_of(name.begin(), name.end(),
                      [](char c) { return c > ' ' && c < 127 && c != '/' && c != '%'; });
 }

@@ -34,7 +34,8 @@ std::string AdminUsage();
 
 // The rule a device name follows (the kernel's for ib devices), for messages.
 inline constexpr const char* kDeviceNameRule =
-    "a device name is 1 to 63 printable characters, without '/', '%' or whitespace";
+    "a device name is 1 to 63 printable characters, without '/', '%' or whitespace, and not "
+    "'.' or '..'";
 // True when `name` follows kDeviceNameRule.
 bool IsValidDeviceName(std::string_view name);
 

@@ -24,7 +24,8 @@ TEST(ValidDeviceName, AsTheKernelChecksIbDeviceNames) {
   for (std::string bad :
        {std::string(), std::string(64, 'n'), std::string("a b"), std::string("a/b"),
         std::string("a%d"), std::string("tab\there"), std::string("nl\n"), std::string("del\x7f"),
-        std::string("\xc3\xa9t\xc3\xa9"), std::string("nul\0x", 5)}) {
+        std::string("\xc3\xa9t\xc3\xa9"), std::string("nul\0x", 5), std::string("."),
+        std::string("..")}) {
     EXPECT_FALSE(ValidDeviceName(bad)) << bad;
   }
 }
