@@ -10,6 +10,23 @@
 namespace vrdma::driver {
 namespace {
 
+// The SL of a UD receive over RoCE says what the frame's L3 header was, as mlx5 reports
+// it: IBTA A17.4.5.1 asks the CQE of a RoCEv2 UD receive to tell IPv4 from IPv6 frames,
+// and ibv_wc has no other field for it. Bit 3: a UDP header (RoCEv2); bits 2:0: 0 GRH
+// (RoCEv1), 1 IPv6, 2 IPv4. UCX's UD transport reads it to find the destination address
+// in the 40-byte GRH buffer (the last 4 bytes for IPv4).
+uint8_t RocePacketType(wire::NetworkType type) {
+  switch (type) {
+    case wire::NetworkType::kRoceV2Ipv4:
+      return 0x8 | 0x2;
+    case wire::NetworkType::kRoceV2Ipv6:
+      return 0x8 | 0x1;
+    case wire::NetworkType::kRoceV1:
+      break;
+  }
+  return 0;
+}
+
 uint32_t PacketCount(uint32_t len, uint32_t mtu) { return len == 0 ? 1 : (len + mtu - 1) / mtu; }
 
 // A response in the transport of the QP: XRC's own opcodes for an XRC receive QP.
@@ -573,6 +590,7 @@ void RoceDevice::CompleteRecv(QueuePair& qp, ibv_wc_opcode op, uint32_t byte_len
     if (pkt->ext & wire::kHdrDeth) {
       wc.src_qp = pkt->deth.src_qp;
       wc.wc_flags |= IBV_WC_GRH;
+      wc.sl = RocePacketType(pkt->net.type);
     }
     solicited = pkt->bth.solicited;
   }

@@ -88,6 +88,19 @@ for tls in rc_v ud_v; do
   fi
 done
 
+# UD over each kind of GID, as UCX's default picks RoCEv2/IPv4 once sysfs tells it the GID
+# types: RoCEv2 over IPv6 (link-local), RoCEv1 and RoCEv2 over IPv4. UCX finds its
+# address in the GRH buffer by the L3 type the receive's SL carries (as on mlx5), and drops
+# what it does not take for its own.
+for gid in 1 2 3; do
+  if in_ns env UCX_IB_GID_INDEX=$gid timeout 120 "$VRDMA_RUN" "$UCX_CHECK" ud_v ucx_a:1 ucx_b:1 \
+       >"$WORK/check.gid$gid" 2>&1 && [[ $(grep -c "^ok " "$WORK/check.gid$gid") -eq 24 ]]; then
+    pass "ucx_check over ud_v on GID $gid"
+  else
+    fail "ucx_check over ud_v on GID $gid"; grep -v "^ok " "$WORK/check.gid$gid" | tail -20
+  fi
+done
+
 # ucx_perftest, two processes, the out-of-band exchange over 127.0.0.1. UCP tests: the
 # server on ucx_b, the client on ucx_a (UCX_NET_DEVICES). UCT tests: ucx_perftest's server
 # takes the client's device (-d) with the rest of its parameters, so both ends are on

@@ -160,6 +160,12 @@ TEST(RecvInfoTest, UdReceiveReportsGidIndexNetworkTypeVlanAndSourceMac) {
   EXPECT_EQ(rinfo[2].network_type, wire::NetworkType::kRoceV1);
   EXPECT_TRUE(rinfo[3].has_vlan);
   EXPECT_FALSE(rinfo[0].has_vlan);
+  // The SL of a UD receive is the frame's L3 type, as mlx5 reports it (A17.4.5.1): a UDP
+  // header (bit 3) and IPv4 (2), IPv6 (1) or a GRH (0).
+  EXPECT_EQ(rwc[0].sl, 0xa);
+  EXPECT_EQ(rwc[1].sl, 0x9);
+  EXPECT_EQ(rwc[2].sl, 0x0);
+  EXPECT_EQ(rwc[3].sl, 0xa);
 }
 
 // Brings the device's GSI QP1 to RTS (IBTA 13.5.1: QPN 1, the well-known Q_Key).
