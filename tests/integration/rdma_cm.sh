@@ -3,6 +3,9 @@
 # 13): connections made by the IBTA CM through the pdev's shared QP1, addressed by IP.
 # vdev_a is 10.77.0.1 / fd00:77::1 on vrd0, vdev_b 10.77.0.2 / fd00:77::2 on vrd1.
 source "$(dirname "$0")/lib.sh"
+# At debug level vrdmad logs each refused CM command with its errno (cm_command_refused),
+# which a failure below prints.
+VRDMAD_EXTRA_ARGS="${VRDMAD_EXTRA_ARGS:---log-level debug}"
 setup_default
 
 # Line-buffered, so that a program killed by its timeout still shows what it printed.
@@ -319,6 +322,9 @@ if grep -qi "device removal" "$WORK/removal.server"; then
   pass "vdev deleted under a listener: DEVICE_REMOVAL"
 else
   fail "vdev deleted under a listener: $(tail -3 "$WORK/removal.server")"
+  # The refusals and GID updates around it (the MAC change of the case before).
+  { grep -E "cm_command_refused|_refused|gid_table_update|netdev" "$WORK/vrdmad.log" || true; } |
+    tail -25 | sed 's/^/    log: /'
   sed 's/^/    vdev_a after the MAC came back: /' "$WORK/gids_after_mac_change"
 fi
 ctl dev add vdev_a pdev pdev0 netdev vrd0 >/dev/null
