@@ -7,6 +7,18 @@
 
 namespace vrdma::vdev {
 
+proto::DeviceRecord DeviceRecordOf(const Vdev* vdev, const Pdev* pdev) {
+  proto::DeviceRecord rec{};
+  const Pdev& owner = vdev ? *vdev->pdev : *pdev;
+  std::snprintf(rec.name, sizeof rec.name, "%s", vdev ? vdev->name.c_str() : pdev->name.c_str());
+  std::snprintf(rec.pdev, sizeof rec.pdev, "%s", owner.name.c_str());
+  if (vdev) std::snprintf(rec.netdev, sizeof rec.netdev, "%s", vdev->netdev.c_str());
+  rec.node_guid = vdev ? vdev->node_guid_be : pdev->node_guid_be;
+  rec.type =
+      static_cast<uint32_t>(vdev ? proto::DeviceType::kVirtual : proto::DeviceType::kPhysical);
+  return rec;
+}
+
 void DeviceAttrOf(const Vdev* vdev, const Pdev* pdev, ibv_device_attr* out) {
   ibv_device_attr& a = *out;
   a = ibv_device_attr{};

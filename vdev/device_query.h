@@ -14,6 +14,8 @@
 namespace vrdma::vdev {
 
 // Exactly one of `vdev` and `pdev` is set.
+// The device list's entry (kListDevices, and the head of kDescribeDevice's answer).
+proto::DeviceRecord DeviceRecordOf(const Vdev* vdev, const Pdev* pdev);
 void DeviceAttrOf(const Vdev* vdev, const Pdev* pdev, ibv_device_attr* out);
 void PortAttrOf(const Vdev* vdev, const Pdev* pdev, ibv_port_attr* out);
 void GidTableOf(const Vdev* vdev, proto::QueryGidTableReply* out);

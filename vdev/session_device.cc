@@ -34,23 +34,11 @@ int Session::ListDevices(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
   proto::ListDevicesReply head{count, 0};
   Append(out, head);
   for (const auto& [name, v] : registry_->vdevs()) {
-    if (!VisibleTo(v->netns, peer_, mode)) continue;
-    proto::DeviceRecord rec{};
-    std::snprintf(rec.name, sizeof rec.name, "%s", v->name.c_str());
-    std::snprintf(rec.pdev, sizeof rec.pdev, "%s", v->pdev->name.c_str());
-    std::snprintf(rec.netdev, sizeof rec.netdev, "%s", v->netdev.c_str());
-    rec.node_guid = v->node_guid_be;
-    rec.type = static_cast<uint32_t>(proto::DeviceType::kVirtual);
-    Append(out, rec);
+    if (VisibleTo(v->netns, peer_, mode)) Append(out, DeviceRecordOf(v.get(), nullptr));
   }
   for (const auto& p : registry_->pdevs()) {
     if (!pdevs_visible) break;
-    proto::DeviceRecord rec{};
-    std::snprintf(rec.name, sizeof rec.name, "%s", p->name.c_str());
-    std::snprintf(rec.pdev, sizeof rec.pdev, "%s", p->name.c_str());
-    rec.node_guid = p->node_guid_be;
-    rec.type = static_cast<uint32_t>(proto::DeviceType::kPhysical);
-    Append(out, rec);
+    Append(out, DeviceRecordOf(nullptr, p.get()));
   }
   return 0;
 }
@@ -168,14 +156,8 @@ int Session::DescribeDevice(proto::Message& msg, Payload* out, Fds* /*fds*/) {
     return ENODEV;
   }
   auto r = std::make_unique<proto::DescribeDeviceReply>();
-  std::snprintf(r->record.name, sizeof r->record.name, "%s", req.name);
-  std::snprintf(r->record.pdev, sizeof r->record.pdev, "%s",
-                v ? v->pdev->name.c_str() : p->name.c_str());
-  if (v) std::snprintf(r->record.netdev, sizeof r->record.netdev, "%s", v->netdev.c_str());
-  r->record.type =
-      static_cast<uint32_t>(v ? proto::DeviceType::kVirtual : proto::DeviceType::kPhysical);
+  r->record = DeviceRecordOf(v, p);
   DeviceAttrOf(v, p, &r->device);
-  r->record.node_guid = r->device.node_guid;
   PortAttrOf(v, p, &r->port);
   GidTableOf(v, &r->gids);
   if (v) {
