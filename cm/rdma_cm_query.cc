@@ -3,6 +3,7 @@
 // the listing `vrdmactl res show cm_id` prints and the counters `stat show` prints. The
 // operations are in rdma_cm.cc.
 #include <arpa/inet.h>
+#include <rdma/rdma_netlink.h>
 
 #include <cerrno>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "cm/rdma_cm.h"
 #include "cm/route.h"
 #include "cm/wire/cma_header.h"
+#include "vdev/nldev/nl_message.h"
 
 namespace vrdma::cm {
 
@@ -73,6 +75,27 @@ const char* PortSpaceName(uint16_t ps) {
   return "UNKNOWN";
 }
 
+// fill_res_cm_id_entry: the port of an ID bound to a device, the QP of one that has it,
+// the port space, the state as enum rdma_cm_state numbers it (IdState's order, with an
+// established ID in CONNECT), the addresses set, and the ID's number.
+std::vector<uint8_t> NldevEntry(const CmId& id, bool on_device) {
+  vdev::nldev::NlAttrs a;
+  if (on_device) a.PutU32(RDMA_NLDEV_ATTR_PORT_INDEX, 1);
+  if (id.params.local_qpn) {
+    a.PutU32(RDMA_NLDEV_ATTR_RES_LQPN, id.params.local_qpn);
+    a.PutU8(RDMA_NLDEV_ATTR_RES_TYPE, static_cast<uint8_t>(id.qp_type));
+  }
+  a.PutU32(RDMA_NLDEV_ATTR_RES_PS, id.port_space);
+  static_assert(static_cast<int>(IdState::kDeviceRemoval) == 9);  // RDMA_CM_DEVICE_REMOVAL
+  IdState state = id.state == IdState::kEstablished ? IdState::kConnect : id.state;
+  a.PutU8(RDMA_NLDEV_ATTR_RES_STATE, static_cast<uint8_t>(state));
+  // The kernel's attribute is a whole struct __kernel_sockaddr_storage.
+  if (id.src.ss_family) a.Put(RDMA_NLDEV_ATTR_RES_SRC_ADDR, &id.src, sizeof id.src);
+  if (id.dst.ss_family) a.Put(RDMA_NLDEV_ATTR_RES_DST_ADDR, &id.dst, sizeof id.dst);
+  a.PutU32(RDMA_NLDEV_ATTR_RES_CM_IDN, id.handle);
+  return a.bytes();
+}
+
 }  // namespace
 
 void RdmaCm::Report(std::vector<vdev::ReportedObject>* out) const {
@@ -94,6 +117,7 @@ void RdmaCm::Report(std::vector<vdev::ReportedObject>* out) const {
       o.fields.push_back(num("cm-idn", id->handle));
       if (id->src.ss_family) o.fields.push_back(str("src-addr", AddressText(id->src)));
       if (id->dst.ss_family) o.fields.push_back(str("dst-addr", AddressText(id->dst)));
+      o.nldev_attrs = NldevEntry(*id, o.vdev != nullptr);
       out->push_back(std::move(o));
     }
   }

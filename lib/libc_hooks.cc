@@ -1,4 +1,4 @@
-// libvrdma.so's libc hooks. Two clients:
+// libvrdma.so's libc hooks. Three clients:
 // - the rdma_cm character device librdmacm reaches through open/open64 of kRdmaCmPath,
 //   write, fstat/fstat64 and close of a channel (ChannelTable, cm/client/rdma_cm_channel.h);
 // - the sysfs view (vdev/provider/sysfs_view.h): every entry point that takes a path
@@ -8,13 +8,17 @@
 //   path under /sys/class/infiniband, infiniband_verbs or infiniband_mad into the view.
 //   Functions libc calls internally (fopen's open, scandir's opendir) do not pass through
 //   the dynamic linker, hence the list. Relative paths after a chdir into the view are in
-//   the view's real directory already.
+//   the view's real directory already;
+// - RDMA netlink (vdev/provider/rdma_netlink_socket.h): socket(AF_NETLINK, ..,
+//   NETLINK_RDMA), and on such a socket bind, getsockname, setsockopt, getsockopt, the
+//   send and receive calls (and write, close).
 // Everything else goes to the next definition, found with dlsym(RTLD_NEXT): libc's, or
 // that of an interposer preloaded after us. Each symbol carries the version node libc
 // exports it under (libvrdma.map), so references bind here.
 //
-// write() and close() are called by everything in the process: for a descriptor that is
-// not a channel they cost one relaxed load before libc's function (MayBeChannel).
+// write(), close() and the socket calls are called by everything in the process: for a
+// descriptor that is not a channel or a netlink socket of ours they cost one or two
+// relaxed loads before libc's function (MayBeChannel, NetlinkSockets::MayBe).
 // The build's _FILE_OFFSET_BITS=64 would rename open and fstat to open64 and fstat64 here;
 // _FORTIFY_SOURCE's inline open() wrapper would clash with the definition.
 #undef _FILE_OFFSET_BITS
@@ -24,8 +28,10 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/netlink.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,11 +39,15 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <optional>
 
 #include "cm/client/rdma_cm_channel.h"
+#include "vdev/provider/rdma_netlink_socket.h"
 #include "vdev/provider/sysfs_view.h"
 
 namespace {
+
+using vrdma::provider::TheNetlinkSockets;
 
 using vrdma::cm_client::ChannelTable;
 
@@ -149,6 +159,34 @@ constinit Real<GetxattrFn> g_lgetxattr("lgetxattr", "GLIBC_2.3");
 constinit Real<ListxattrFn> g_listxattr("listxattr", "GLIBC_2.3");
 constinit Real<ListxattrFn> g_llistxattr("llistxattr", "GLIBC_2.3");
 
+// The socket calls RDMA netlink takes.
+using SocketFn = int (*)(int, int, int);
+using BindFn = int (*)(int, const sockaddr*, socklen_t);
+using GetsocknameFn = int (*)(int, sockaddr*, socklen_t*);
+using SetsockoptFn = int (*)(int, int, int, const void*, socklen_t);
+using GetsockoptFn = int (*)(int, int, int, void*, socklen_t*);
+using SendFn = ssize_t (*)(int, const void*, size_t, int);
+using SendtoFn = ssize_t (*)(int, const void*, size_t, int, const sockaddr*, socklen_t);
+using SendmsgFn = ssize_t (*)(int, const msghdr*, int);
+using RecvFn = ssize_t (*)(int, void*, size_t, int);
+using RecvfromFn = ssize_t (*)(int, void*, size_t, int, sockaddr*, socklen_t*);
+using RecvmsgFn = ssize_t (*)(int, msghdr*, int);
+using RecvChkFn = ssize_t (*)(int, void*, size_t, size_t, int);
+using RecvfromChkFn = ssize_t (*)(int, void*, size_t, size_t, int, sockaddr*, socklen_t*);
+constinit Real<SocketFn> g_socket("socket", "GLIBC_2.2.5");
+constinit Real<BindFn> g_bind("bind", "GLIBC_2.2.5");
+constinit Real<GetsocknameFn> g_getsockname("getsockname", "GLIBC_2.2.5");
+constinit Real<SetsockoptFn> g_setsockopt("setsockopt", "GLIBC_2.2.5");
+constinit Real<GetsockoptFn> g_getsockopt("getsockopt", "GLIBC_2.2.5");
+constinit Real<SendFn> g_send("send", "GLIBC_2.2.5");
+constinit Real<SendtoFn> g_sendto("sendto", "GLIBC_2.2.5");
+constinit Real<SendmsgFn> g_sendmsg("sendmsg", "GLIBC_2.2.5");
+constinit Real<RecvFn> g_recv("recv", "GLIBC_2.2.5");
+constinit Real<RecvfromFn> g_recvfrom("recvfrom", "GLIBC_2.2.5");
+constinit Real<RecvmsgFn> g_recvmsg("recvmsg", "GLIBC_2.2.5");
+constinit Real<RecvChkFn> g_recv_chk("__recv_chk", "GLIBC_2.4");
+constinit Real<RecvfromChkFn> g_recvfrom_chk("__recvfrom_chk", "GLIBC_2.4");
+
 // A path in the sysfs view, rewritten into `buf`; any other path as it is. The common case
 // costs one comparison of the first bytes.
 class Route {
@@ -187,6 +225,46 @@ int Fail(int negative_errno) {
 // Out of line: libc declares open()'s path nonnull, yet open(NULL) is EFAULT, not a crash.
 __attribute__((noinline)) bool IsRdmaCm(const char* path) {
   return path && std::strcmp(path, vrdma::cm_client::kRdmaCmPath) == 0;
+}
+
+// A result of the netlink sockets: -errno, or the value.
+template <typename T>
+T Result(T r) {
+  if (r < 0) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
+}
+
+// One buffer as a message, for the send and receive calls that take one. nullopt: not a
+// netlink socket of ours after all.
+std::optional<ssize_t> NetlinkSend(int fd, const void* buf, size_t len, const sockaddr* to,
+                                   socklen_t tolen, int flags) {
+  iovec iov{const_cast<void*>(buf), len};
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr*>(to);
+  m.msg_namelen = tolen;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  std::optional<ssize_t> r = TheNetlinkSockets().SendMsg(fd, &m, flags);
+  if (r) *r = Result(*r);
+  return r;
+}
+
+std::optional<ssize_t> NetlinkRecv(int fd, void* buf, size_t len, int flags, sockaddr* from,
+                                   socklen_t* fromlen) {
+  iovec iov{buf, len};
+  msghdr m{};
+  m.msg_name = from;
+  m.msg_namelen = fromlen ? *fromlen : 0;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  std::optional<ssize_t> r = TheNetlinkSockets().RecvMsg(fd, &m, flags);
+  if (!r) return r;
+  *r = Result(*r);
+  if (*r >= 0 && from && fromlen) *fromlen = m.msg_namelen;
+  return r;
 }
 
 int OpenChannel(int flags) {
@@ -241,6 +319,9 @@ VRDMA_HOOK int open64(const char* path, int flags, ...) {
 }
 
 VRDMA_HOOK ssize_t write(int fd, const void* buf, size_t len) {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) {
+    if (std::optional<ssize_t> r = NetlinkSend(fd, buf, len, nullptr, 0, 0)) return *r;
+  }
   if (__builtin_expect(Table().MayBeChannel(fd), 0)) {
     int saved = errno;  // errno changes only when the write fails
     std::optional<ssize_t> r = Table().Write(fd, buf, len);
@@ -252,6 +333,7 @@ VRDMA_HOOK ssize_t write(int fd, const void* buf, size_t len) {
 }
 
 VRDMA_HOOK int close(int fd) {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) TheNetlinkSockets().Forget(fd);
   if (__builtin_expect(Table().MayBeChannel(fd), 0)) {
     int saved = errno;  // closing the daemon connection leaves errno as it was
     Table().Forget(fd);
@@ -393,6 +475,108 @@ VRDMA_HOOK char* realpath(const char* path, char* resolved) noexcept {
   std::memcpy(out, path, len);
   out[len] = 0;
   return out;
+}
+
+// ---- RDMA netlink ----
+
+VRDMA_HOOK int socket(int domain, int type, int protocol) noexcept {
+  if (__builtin_expect(domain == AF_NETLINK && protocol == NETLINK_RDMA, 0)) {
+    std::optional<int> fd = TheNetlinkSockets().Open(type);
+    if (fd) return Result(*fd);
+  }
+  return g_socket.Get()(domain, type, protocol);
+}
+
+VRDMA_HOOK int bind(int fd, const sockaddr* addr, socklen_t len) noexcept {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) {
+    if (std::optional<int> r = TheNetlinkSockets().Bind(fd, addr, len)) return Result(*r);
+  }
+  return g_bind.Get()(fd, addr, len);
+}
+
+VRDMA_HOOK int getsockname(int fd, sockaddr* addr, socklen_t* len) noexcept {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) {
+    if (std::optional<int> r = TheNetlinkSockets().GetSockName(fd, addr, len)) return Result(*r);
+  }
+  return g_getsockname.Get()(fd, addr, len);
+}
+
+VRDMA_HOOK int setsockopt(int fd, int level, int name, const void* value, socklen_t len) noexcept {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) {
+    if (std::optional<int> r = TheNetlinkSockets().SetSockOpt(fd, level, name, value, len)) {
+      return Result(*r);
+    }
+  }
+  return g_setsockopt.Get()(fd, level, name, value, len);
+}
+
+VRDMA_HOOK int getsockopt(int fd, int level, int name, void* value, socklen_t* len) noexcept {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) {
+    if (std::optional<int> r = TheNetlinkSockets().GetSockOpt(fd, level, name, value, len)) {
+      return Result(*r);
+    }
+  }
+  return g_getsockopt.Get()(fd, level, name, value, len);
+}
+
+VRDMA_HOOK ssize_t send(int fd, const void* buf, size_t len, int flags) {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) {
+    if (std::optional<ssize_t> r = NetlinkSend(fd, buf, len, nullptr, 0, flags)) return *r;
+  }
+  return g_send.Get()(fd, buf, len, flags);
+}
+
+VRDMA_HOOK ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to,
+                          socklen_t tolen) {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) {
+    if (std::optional<ssize_t> r = NetlinkSend(fd, buf, len, to, tolen, flags)) return *r;
+  }
+  return g_sendto.Get()(fd, buf, len, flags, to, tolen);
+}
+
+VRDMA_HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) {
+    if (std::optional<ssize_t> r = TheNetlinkSockets().SendMsg(fd, msg, flags)) return Result(*r);
+  }
+  return g_sendmsg.Get()(fd, msg, flags);
+}
+
+VRDMA_HOOK ssize_t recv(int fd, void* buf, size_t len, int flags) {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) {
+    if (std::optional<ssize_t> r = NetlinkRecv(fd, buf, len, flags, nullptr, nullptr)) return *r;
+  }
+  return g_recv.Get()(fd, buf, len, flags);
+}
+
+VRDMA_HOOK ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from,
+                            socklen_t* fromlen) {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) {
+    if (std::optional<ssize_t> r = NetlinkRecv(fd, buf, len, flags, from, fromlen)) return *r;
+  }
+  return g_recvfrom.Get()(fd, buf, len, flags, from, fromlen);
+}
+
+VRDMA_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0)) {
+    if (std::optional<ssize_t> r = TheNetlinkSockets().RecvMsg(fd, msg, flags)) return Result(*r);
+  }
+  return g_recvmsg.Get()(fd, msg, flags);
+}
+
+// _FORTIFY_SOURCE's forms of recv and recvfrom (buflen: the buffer's known size).
+VRDMA_HOOK ssize_t __recv_chk(int fd, void* buf, size_t len, size_t buflen, int flags) {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0) && len <= buflen) {
+    if (std::optional<ssize_t> r = NetlinkRecv(fd, buf, len, flags, nullptr, nullptr)) return *r;
+  }
+  return g_recv_chk.Get()(fd, buf, len, buflen, flags);
+}
+
+VRDMA_HOOK ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags,
+                                  sockaddr* from, socklen_t* fromlen) {
+  if (__builtin_expect(TheNetlinkSockets().MayBe(fd), 0) && len <= buflen) {
+    if (std::optional<ssize_t> r = NetlinkRecv(fd, buf, len, flags, from, fromlen)) return *r;
+  }
+  return g_recvfrom_chk.Get()(fd, buf, len, buflen, flags, from, fromlen);
 }
 
 }  // extern "C"

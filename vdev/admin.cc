@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "vdev/device_query.h"
 #include "vdev/log.h"
 #include "vdev/netdev/netdev_info.h"
 #include "vdev/object_info.h"
@@ -551,15 +552,13 @@ std::vector<std::pair<std::string, uint64_t>> PdevCounters(const Pdev& p) {
 }
 
 std::vector<std::pair<std::string, uint64_t>> VdevCounters(const Vdev& v) {
-  return {{"send_wqes", v.stats.send_wqes},
-          {"recv_wqes", v.stats.recv_wqes},
-          {"completions", v.stats.completions},
-          {"rejected_wqes", v.stats.rejected_wqes},
-          {"cq_overruns", v.stats.cq_overruns},
-          {"async_events", v.stats.async_events},
-          {"bad_requests", v.stats.bad_requests},
-          {"quota_refusals", v.stats.quota_refusals},
-          {"cgroup_refusals", v.stats.cgroup_refusals}};
+  uint64_t values[proto::kDeviceCounterNames.size()];
+  CountersOf(v, values);
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (size_t i = 0; i < proto::kDeviceCounterNames.size(); ++i) {
+    out.emplace_back(proto::kDeviceCounterNames[i], values[i]);
+  }
+  return out;
 }
 
 AdminResult StatShow(const AdminContext& ctx, const std::string& name, bool json) {

@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "vdev/admin.h"
 #include "vdev/log.h"
+#include "vdev/nldev/nldev.h"
 #include "vdev/server.h"
 
 namespace vrdma::vdev {
@@ -16,17 +17,7 @@ bool MayAdminister(const Peer& peer, std::optional<gid_t> admin_group) {
   return admin_group && peer.InGroup(*admin_group);
 }
 
-void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
-  absl::StatusOr<AdminRequest> req = DecodeAdminRequest(msg);
-  if (!req.ok()) {
-    std::string text(req.status().message());
-    Log(LogLevel::kInfo, "admin_refused", "reason=" + LogQuote(text));
-    reply->status = EINVAL;
-    reply->payload.assign(text.begin(), text.end());
-    reply->payload.push_back('\n');
-    reply->payload.push_back(0);
-    return;
-  }
+AdminContext AdminRequests::ContextFor(const Session& client) {
   AdminContext ctx;
   ctx.registry = &server_->registry();
   ctx.may_change = MayAdminister(client.peer(), admin_group_);
@@ -48,6 +39,25 @@ void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
     Log(LogLevel::kInfo, event,
         absl::StrCat("dev=", v->name, " pdev=", v->pdev->name, " netdev=", v->netdev));
   };
+  return ctx;
+}
+
+void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
+  if (msg.header.op == static_cast<uint16_t>(proto::Op::kRdmaNetlink)) {
+    HandleNetlink(client, msg, reply);
+    return;
+  }
+  absl::StatusOr<AdminRequest> req = DecodeAdminRequest(msg);
+  if (!req.ok()) {
+    std::string text(req.status().message());
+    Log(LogLevel::kInfo, "admin_refused", "reason=" + LogQuote(text));
+    reply->status = EINVAL;
+    reply->payload.assign(text.begin(), text.end());
+    reply->payload.push_back('\n');
+    reply->payload.push_back(0);
+    return;
+  }
+  AdminContext ctx = ContextFor(client);
   AdminResult r = RunAdmin(ctx, *req);
   if (r.status) {
     Log(LogLevel::kInfo, "admin_refused",
@@ -56,6 +66,37 @@ void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
   reply->status = r.status;
   reply->payload.assign(r.text.begin(), r.text.end());
   reply->payload.push_back(0);
+}
+
+void AdminRequests::HandleNetlink(Session& client, proto::Message& msg, Reply* reply) {
+  proto::RdmaNetlinkRequest req;
+  if (!msg.Copy(&req) || msg.payload.size() - sizeof req > proto::kMaxNetlinkDatagram) {
+    reply->status = EINVAL;
+    return;
+  }
+  AdminContext ctx = ContextFor(client);
+  nldev::Requester who;
+  who.portid = req.portid;
+  who.cap_ack = req.flags & proto::kNetlinkCapAck;
+  who.ext_ack = req.flags & proto::kNetlinkExtAck;
+  who.peer = &client.peer();
+  std::vector<std::vector<uint8_t>> datagrams =
+      nldev::Answer(ctx, who, std::span<const uint8_t>(msg.payload).subspan(sizeof req));
+  proto::RdmaNetlinkReply head{static_cast<uint32_t>(datagrams.size()), 0};
+  std::vector<uint8_t> body;
+  constexpr size_t kRoom = proto::kMaxMessage - sizeof(proto::MsgHeader) - sizeof head;
+  for (size_t i = req.first; i < datagrams.size(); ++i) {
+    const std::vector<uint8_t>& d = datagrams[i];
+    if (body.size() + sizeof(uint32_t) + d.size() > kRoom) break;
+    uint32_t len = static_cast<uint32_t>(d.size());
+    const auto* l = reinterpret_cast<const uint8_t*>(&len);
+    body.insert(body.end(), l, l + sizeof len);
+    body.insert(body.end(), d.begin(), d.end());
+    ++head.count;
+  }
+  const auto* h = reinterpret_cast<const uint8_t*>(&head);
+  reply->payload.assign(h, h + sizeof head);
+  reply->payload.insert(reply->payload.end(), body.begin(), body.end());
 }
 
 }  // namespace vrdma::vdev

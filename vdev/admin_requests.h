@@ -1,12 +1,14 @@
 // The administration requests (proto::Op kAdmin): vrdmactl's and the public C API's
 // words, decoded, checked against the requester's rights, run by admin.h's RunAdmin,
-// and answered as text or JSON.
+// and answered as text or JSON; and RDMA netlink (proto::Op kRdmaNetlink), answered with
+// the same rights of seeing (vdev/nldev/nldev.h).
 #pragma once
 
 #include <sys/types.h>
 
 #include <optional>
 
+#include "vdev/admin.h"
 #include "vdev/peer.h"
 #include "vdev/plugins.h"
 
@@ -28,6 +30,10 @@ class AdminRequests : public RequestHandler {
   void Handle(Session& client, proto::Message& msg, Reply* reply) override;
 
  private:
+  // What the client may see and do (admin.h).
+  AdminContext ContextFor(const Session& client);
+  // proto::Op::kRdmaNetlink: one netlink datagram answered (vdev/nldev/nldev.h).
+  void HandleNetlink(Session& client, proto::Message& msg, Reply* reply);
   Server* server_;
   std::optional<gid_t> admin_group_;
 };

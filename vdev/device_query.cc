@@ -77,4 +77,13 @@ void GidTableOf(const Vdev* vdev, proto::QueryGidTableReply* out) {
   }
 }
 
+void CountersOf(const Vdev& vdev, uint64_t (&out)[proto::kDeviceCounterNames.size()]) {
+  const VdevStats& s = vdev.stats;
+  const uint64_t counters[] = {s.send_wqes,     s.recv_wqes,      s.completions,
+                               s.rejected_wqes, s.cq_overruns,    s.async_events,
+                               s.bad_requests,  s.quota_refusals, s.cgroup_refusals};
+  static_assert(std::size(counters) == proto::kDeviceCounterNames.size());
+  std::copy(std::begin(counters), std::end(counters), out);
+}
+
 }  // namespace vrdma::vdev

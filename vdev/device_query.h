@@ -19,5 +19,7 @@ proto::DeviceRecord DeviceRecordOf(const Vdev* vdev, const Pdev* pdev);
 void DeviceAttrOf(const Vdev* vdev, const Pdev* pdev, ibv_device_attr* out);
 void PortAttrOf(const Vdev* vdev, const Pdev* pdev, ibv_port_attr* out);
 void GidTableOf(const Vdev* vdev, proto::QueryGidTableReply* out);
+// The vdev's counters in proto::kDeviceCounterNames' order (`vrdmactl stat show`).
+void CountersOf(const Vdev& vdev, uint64_t (&out)[proto::kDeviceCounterNames.size()]);
 
 }  // namespace vrdma::vdev

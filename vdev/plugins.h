@@ -77,6 +77,10 @@ struct ReportedObject {
   const Vdev* vdev = nullptr;      // null: on no device (bound to the wildcard address)
   const Session* owner = nullptr;  // the client connection that holds it
   std::vector<ReportedField> fields;
+  // The object's entry as RDMA netlink reports it (`rdma res show TYPE`,
+  // vdev/nldev/nldev.h): its attributes in the kernel's format, without the owner's PID
+  // (added for the requester's PID namespace). Empty: not reported there.
+  std::vector<uint8_t> nldev_attrs;
 };
 class ObjectReporter {
  public:

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <string>
 
@@ -91,8 +92,15 @@ int ErrnoOf(const absl::Status& status, int failed_precondition) {
   }
 }
 
+namespace {
+std::atomic<uint32_t> g_next_context_id{1};
+}  // namespace
+
 Session::Session(int sock, Registry* registry, Peer peer)
-    : sock_(sock), registry_(registry), peer_(std::move(peer)) {}
+    : sock_(sock),
+      registry_(registry),
+      peer_(std::move(peer)),
+      context_id_(g_next_context_id.fetch_add(1, std::memory_order_relaxed)) {}
 
 Session::~Session() {
   DropToken();

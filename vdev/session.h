@@ -47,6 +47,8 @@ class Session {
   uid_t uid() const { return peer_.uid(); }
   const std::string& comm() const { return peer_.comm(); }
   const ResourceCounts& used() const { return used_; }
+  // This connection's number among the daemon's, as RDMA netlink numbers contexts (ctxn).
+  uint32_t context_id() const { return context_id_; }
   // Appends one record per object this context holds (for `vrdmactl res show qp|...`).
   void ListObjects(std::vector<ObjectInfo>* out) const;
 
@@ -266,6 +268,7 @@ class Session {
   int sock_;
   Registry* registry_;
   Peer peer_;
+  uint32_t context_id_;
   // Whose request is being handled: peer_, or a context that joined this one (OnShared).
   // Registrations map its memory, privileges are its.
   const Peer* requester_ = &peer_;

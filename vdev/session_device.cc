@@ -160,14 +160,7 @@ int Session::DescribeDevice(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   DeviceAttrOf(v, p, &r->device);
   PortAttrOf(v, p, &r->port);
   GidTableOf(v, &r->gids);
-  if (v) {
-    const VdevStats& s = v->stats;
-    const uint64_t counters[] = {s.send_wqes,     s.recv_wqes,      s.completions,
-                                 s.rejected_wqes, s.cq_overruns,    s.async_events,
-                                 s.bad_requests,  s.quota_refusals, s.cgroup_refusals};
-    static_assert(std::size(counters) == proto::kDeviceCounterNames.size());
-    std::copy(std::begin(counters), std::end(counters), r->counters);
-  }
+  if (v) CountersOf(*v, r->counters);
   Append(out, *r);
   return 0;
 }

@@ -148,23 +148,6 @@ size_t ChannelTable::size() const {
   return entries_ ? entries_->size() : 0;
 }
 
-void ChannelTable::Mark(int fd, bool on) {
-  if (fd >= kBitmapFds) {
-    if (on) {
-      high_count_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      high_count_.fetch_sub(1, std::memory_order_relaxed);
-    }
-    return;
-  }
-  uint64_t bit = uint64_t{1} << (fd & 63);
-  if (on) {
-    bits_[fd >> 6].fetch_or(bit, std::memory_order_relaxed);
-  } else {
-    bits_[fd >> 6].fetch_and(~bit, std::memory_order_relaxed);
-  }
-}
-
 std::shared_ptr<Channel> ChannelTable::Lookup(int fd) const {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!entries_) return nullptr;

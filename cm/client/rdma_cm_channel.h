@@ -23,6 +23,8 @@
 #include <mutex>
 #include <optional>
 
+#include "vdev/protocol/fd_bitmap.h"
+
 namespace vrdma::cm_client {
 
 // The path librdmacm opens (RDMA_CDEV_DIR "/" the name RDMA netlink reports, "rdma_cm").
@@ -56,10 +58,6 @@ struct Channel {
 
 class ChannelTable {
  public:
-  // Descriptors below this are looked up in a bitmap; write()'s fast path for other
-  // descriptors is one relaxed load.
-  static constexpr int kBitmapFds = 1 << 16;
-
   constexpr ChannelTable() = default;
   ~ChannelTable();
   ChannelTable(const ChannelTable&) = delete;
@@ -67,13 +65,7 @@ class ChannelTable {
 
   // Whether `fd` may be a channel: one relaxed atomic load, no lock. False means it is
   // certainly not one; true means look it up (Write, IsChannelFile, Forget do).
-  bool MayBeChannel(int fd) const noexcept {
-    if (fd < 0) return false;
-    if (fd < kBitmapFds) {
-      return (bits_[fd >> 6].load(std::memory_order_relaxed) >> (fd & 63)) & 1;
-    }
-    return high_count_.load(std::memory_order_relaxed) != 0;
-  }
+  bool MayBeChannel(int fd) const noexcept { return marked_.MayBe(fd); }
 
   // open(kRdmaCmPath, flags): a new CM file. Honours O_CLOEXEC and O_NONBLOCK. Returns
   // the descriptor, or -ENOENT when vrdmad cannot be reached (what a missing device node
@@ -111,12 +103,11 @@ class ChannelTable {
   std::optional<Pinned> Acquire(int fd);
   void DropIf(int fd, const std::shared_ptr<Channel>& ch);
   ssize_t Command(Pinned& ch, const void* buf, size_t len);
-  void Mark(int fd, bool on);  // with mutex_ held
+  void Mark(int fd, bool on) { marked_.Mark(fd, on); }  // with mutex_ held
 
   mutable std::mutex mutex_;
   std::map<int, std::shared_ptr<Channel>>* entries_ = nullptr;  // made by the first Open
-  std::atomic<uint64_t> bits_[kBitmapFds / 64] = {};
-  std::atomic<uint32_t> high_count_{0};  // channels at kBitmapFds or above
+  proto::FdBitmap marked_;
 };
 
 }  // namespace vrdma::cm_client

@@ -75,6 +75,9 @@ enum class Op : uint16_t {
   kDescribeDevice,
   // Administration (vrdmactl, the public C API): argv-style words, text or JSON answer.
   kAdmin = 100,
+  // RDMA netlink (NETLINK_RDMA) answered for the daemon's devices: one per datagram a
+  // process under vrdma-run sends on its netlink socket.
+  kRdmaNetlink,
   // The connection manager (cm/): one connection per RDMA-CM event channel.
   kCmOpen = 200,
   kCmCommand,
@@ -175,6 +178,28 @@ struct DescribeDeviceReply {
   ibv_port_attr port;      // port 1, as kQueryPort
   QueryGidTableReply gids;
   uint64_t counters[kDeviceCounterNames.size()];
+};
+
+// ---- RDMA netlink (vdev/nldev/nldev.h) ----------------------------------------------------
+
+// A datagram a process sent on its NETLINK_RDMA socket, with the socket's settings. The
+// reply carries the datagrams the process reads back, from the `first` on, as many as fit
+// in one message: a longer answer (a dump of many objects) is fetched by asking again with
+// `first` advanced, and the daemon answers anew, as a kernel dump reads the devices as it
+// goes. Anyone may ask; each sees what it may (nldev.h).
+inline constexpr uint32_t kNetlinkCapAck = 1;  // NETLINK_CAP_ACK set on the socket
+inline constexpr uint32_t kNetlinkExtAck = 2;  // NETLINK_EXT_ACK set on the socket
+inline constexpr size_t kMaxNetlinkDatagram = 16 * 1024;
+struct RdmaNetlinkRequest {
+  uint32_t portid;  // the socket's port ID (replies' nlmsg_pid)
+  uint32_t flags;   // kNetlinkCapAck, kNetlinkExtAck
+  uint32_t first;
+  uint32_t reserved;
+  // then the datagram, at most kMaxNetlinkDatagram bytes
+};
+struct RdmaNetlinkReply {
+  uint32_t total;  // datagrams in the whole answer
+  uint32_t count;  // datagrams here, each a uint32_t length and then its bytes
 };
 
 // ---- PD, MR ---------------------------------------------------------------------------

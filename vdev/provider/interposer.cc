@@ -63,8 +63,9 @@ __attribute__((visibility("default"))) ibv_device** ibv_get_device_list(int* num
   int real_n = 0;
   ibv_device** real_list = nullptr;
   {
-    // libibverbs scans the kernel's sysfs: our devices are not its to find there.
-    vrdma::provider::RealSysfsScope kernel_sysfs;
+    // libibverbs scans the kernel's sysfs and RDMA netlink: our devices are not its to
+    // find there.
+    vrdma::provider::RealKernelScope kernel_sysfs;
     real_list = real ? real(&real_n) : nullptr;
   }
   if (!real_list) real_n = 0;

@@ -27,7 +27,7 @@ namespace vrdma::provider {
 
 namespace {
 
-thread_local int t_real_sysfs = 0;
+thread_local int t_real_kernel = 0;
 
 constexpr const char* kClasses[] = {"infiniband", "infiniband_verbs", "infiniband_mad"};
 
@@ -224,7 +224,7 @@ bool Build(const std::string& root) {
 
 // Builds a new tree and makes it current (the mutex held).
 void Rebuild(View& v, uint64_t now) {
-  RealSysfsScope real;
+  RealKernelScope real;
   if (!v.swept) {
     v.swept = true;
     SweepDeadTrees();
@@ -250,11 +250,12 @@ void Rebuild(View& v, uint64_t now) {
 
 }  // namespace
 
-RealSysfsScope::RealSysfsScope() { ++t_real_sysfs; }
-RealSysfsScope::~RealSysfsScope() { --t_real_sysfs; }
+RealKernelScope::RealKernelScope() { ++t_real_kernel; }
+RealKernelScope::~RealKernelScope() { --t_real_kernel; }
+bool RealKernelScope::Active() { return t_real_kernel != 0; }
 
 bool SysfsRedirect(const char* path, char* out, size_t cap) {
-  if (t_real_sysfs) return false;
+  if (t_real_kernel) return false;
   std::string_view rest = sysfs::ClassPath(path);
   if (rest.empty()) return false;
   View& v = TheView();

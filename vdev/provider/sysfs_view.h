@@ -33,15 +33,16 @@ inline constexpr std::chrono::milliseconds kViewLifetime{200};
 // no tree can be built (the real path is used).
 bool SysfsRedirect(const char* path, char* out, size_t cap);
 
-// While one exists on a thread, that thread sees the real sysfs: libibverbs' own device
-// scan (which would otherwise find devices that no driver of its own claims) and the
-// view's builder.
-class RealSysfsScope {
+// While one exists on a thread, that thread sees the kernel's own sysfs and RDMA netlink
+// (rdma_netlink_socket.h): libibverbs' own device scan (which would otherwise find
+// devices that no driver of its own claims) and the view's builder.
+class RealKernelScope {
  public:
-  RealSysfsScope();
-  ~RealSysfsScope();
-  RealSysfsScope(const RealSysfsScope&) = delete;
-  RealSysfsScope& operator=(const RealSysfsScope&) = delete;
+  RealKernelScope();
+  ~RealKernelScope();
+  RealKernelScope(const RealKernelScope&) = delete;
+  RealKernelScope& operator=(const RealKernelScope&) = delete;
+  static bool Active();  // on this thread
 };
 
 }  // namespace vrdma::provider
