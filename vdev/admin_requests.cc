@@ -1,5 +1,9 @@
 #include "vdev/admin_requests.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <string>
 #include <vector>
 
@@ -11,6 +15,31 @@
 #include "vdev/server.h"
 
 namespace vrdma::vdev {
+
+namespace {
+
+// `text` in a memfd sealed against every change, for an answer longer than a message.
+// Returns the descriptor, or -1.
+int TextMemfd(const std::string& text) {
+  int fd = memfd_create("vrdma-admin-reply", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return -1;
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n <= 0) {
+      close(fd);
+      return -1;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
 
 bool MayAdminister(const Peer& peer, std::optional<gid_t> admin_group) {
   if (peer.uid() == 0) return true;
@@ -64,6 +93,15 @@ void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
         absl::StrCat("command=", LogQuote(absl::StrJoin(req->words, " ")), " errno=", r.status));
   }
   reply->status = r.status;
+  if (r.text.size() + 1 > proto::kMaxMessage - sizeof(proto::MsgHeader)) {
+    int fd = TextMemfd(r.text);
+    if (fd >= 0) {
+      reply->owned_fds.push_back(fd);
+      return;
+    }
+    reply->status = ENOMEM;
+    r.text = "vrdmad: the answer is longer than a message and no memfd could hold it\n";
+  }
   reply->payload.assign(r.text.begin(), r.text.end());
   reply->payload.push_back(0);
 }

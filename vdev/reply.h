@@ -2,6 +2,8 @@
 // server: a status (0 or a positive errno), a payload, and descriptors to pass.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <vector>
 
@@ -12,10 +14,26 @@ namespace vrdma::vdev {
 inline constexpr int kReplyLater = -1;
 
 struct Reply {
+  Reply() = default;
+  Reply(const Reply&) = delete;
+  Reply& operator=(const Reply&) = delete;
+  ~Reply() {
+    for (int fd : owned_fds) close(fd);
+  }
+
   int status = 0;  // or kReplyLater
   std::vector<uint8_t> payload;
   // Sent with SCM_RIGHTS (the receiver gets copies); the handler's objects keep owning them.
   std::vector<int> fds;
+  // Descriptors made for this answer alone (an admin text too long for one message):
+  // sent after `fds`, closed with the reply.
+  std::vector<int> owned_fds;
+
+  std::vector<int> AllFds() const {
+    std::vector<int> all = fds;
+    all.insert(all.end(), owned_fds.begin(), owned_fds.end());
+    return all;
+  }
 };
 
 }  // namespace vrdma::vdev

@@ -425,9 +425,9 @@ void Server::OnClientReadable(int fd, uint32_t events) {
       epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
       return;
     }
+    const std::vector<int> fds = reply.AllFds();
     if (proto::SendMessage(fd, static_cast<proto::Op>(msg.header.op), reply.status,
-                           reply.payload.data(), reply.payload.size(), reply.fds.data(),
-                           reply.fds.size())) {
+                           reply.payload.data(), reply.payload.size(), fds.data(), fds.size())) {
       CloseSession(fd);
       return;
     }
@@ -546,8 +546,9 @@ int Server::ResumeWaiting(uint64_t now_ns) {
     waiting_.erase(waiting_.begin() + static_cast<ptrdiff_t>(i));
     ++answered;
     int fd = w.session->sock();
+    const std::vector<int> fds = reply.AllFds();
     if (proto::SendMessage(fd, static_cast<proto::Op>(w.op), reply.status, reply.payload.data(),
-                           reply.payload.size(), reply.fds.data(), reply.fds.size())) {
+                           reply.payload.size(), fds.data(), fds.size())) {
       CloseSession(fd);  // erases no other entry: i stays the next one's
       continue;
     }

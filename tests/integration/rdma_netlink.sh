@@ -185,6 +185,15 @@ read -r nqp nmr <<<"$used"
 expect "rdma res show qp and mr: every one of hog's $nqp QPs and $nmr MRs, once" "$got" \
   "$nqp $nqp $nmr $nmr"
 [[ $nqp -eq 1000 && $nmr -eq 3000 ]] || fail "hog held $nqp QPs and $nmr MRs, not 1000 and 3000"
+# vrdmactl's listing of as many (longer than one message: it comes in a memfd) agrees.
+want=$(ctl -j res show mr dev vdev_b | project mrn,lkey,mrlen,pid)
+got=$(run rdma -j res show mr dev vdev_b 2>&1 | project mrn,lkey,mrlen,pid)
+if [[ $(wc -l <<<"$want") -eq 3000 && "$got" == "$want" ]]; then
+  pass "vrdmactl res show mr: hog's 3000 MRs, as rdma lists them"
+else
+  fail "vrdmactl res show mr (3000): $(wc -l <<<"$want") lines"
+fi
+expect "vrdmactl res show qp (text): a line per QP" "$(ctl res show qp dev vdev_b | wc -l)" 1000
 kill "$hog" 2>/dev/null || true
 wait "$hog" 2>/dev/null || true
 

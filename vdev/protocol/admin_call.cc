@@ -1,6 +1,7 @@
 #include "vdev/protocol/admin_call.h"
 
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,29 @@
 #include "vdev/protocol/channel.h"
 
 namespace vrdma::proto {
+
+namespace {
+
+// An answer too long for a message: the text in the memfd the daemon passed (protocol.h).
+int ReadTextMemfd(int fd, std::string* out) {
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || st.st_size < 0) {
+    if (fd >= 0) close(fd);
+    return EPROTO;
+  }
+  out->resize(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < out->size()) {
+    ssize_t n = pread(fd, out->data() + done, out->size() - done, static_cast<off_t>(done));
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  close(fd);
+  out->resize(done);
+  return 0;
+}
+
+}  // namespace
 
 int CallAdminWithFlags(const std::vector<std::string>& words, uint32_t flags, AdminReply* out,
                        const std::string& socket_path) {
@@ -24,8 +48,9 @@ int CallAdminWithFlags(const std::vector<std::string>& words, uint32_t flags, Ad
   int err = Call(sock, Op::kAdmin, req.data(), req.size(), nullptr, 0, &reply);
   close(sock);
   if (err) return err;
-  const char* text = reinterpret_cast<const char*>(reply.payload.data());
   out->status = reply.header.status;
+  if (reply.fd_count() > 0) return ReadTextMemfd(reply.TakeFd(0), &out->text);
+  const char* text = reinterpret_cast<const char*>(reply.payload.data());
   out->text.assign(text, strnlen(text, reply.payload.size()));
   return 0;
 }

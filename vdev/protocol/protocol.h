@@ -528,7 +528,9 @@ struct QueryQpReply {
 
 // Payload: flags, then the command's words, each NUL-terminated ("dev", "add", "vdev0",
 // "pdev", "pdev0", "netdev", "veth0"). Reply payload: the text to print (JSON with
-// kAdminJson), NUL-terminated; status non-zero on failure.
+// kAdminJson), NUL-terminated; status non-zero on failure. A text longer than a message
+// holds (`res show qp` of thousands of QPs) comes instead in a sealed memfd, the reply's
+// one descriptor, with an empty payload.
 inline constexpr uint32_t kAdminJson = 1;
 inline constexpr uint32_t kAdminPretty = 2;  // with kAdminJson: indented JSON
 struct AdminRequest {
