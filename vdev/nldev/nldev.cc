@@ -236,36 +236,24 @@ void Nldev::Ack(const Request& r, int err, const std::string& text) {
   bool tlv = err && who_.ext_ack && !text.empty();
   if (tlv) flags |= NLM_F_ACK_TLVS;
   NlMessage m(NLMSG_ERROR, flags, r.hdr.nlmsg_seq, who_.portid);
-  int32_t error = -err;
-  m.Put(0, nullptr, 0);  // placeholder, replaced below
-  std::vector<uint8_t> body(sizeof error);
+  // struct nlmsgerr: the error, then the request's header (and payload).
+  std::vector<uint8_t> body(sizeof(int32_t));
+  const int32_t error = -err;
   std::memcpy(body.data(), &error, sizeof error);
   std::span<const uint8_t> echoed = echo ? r.message : r.message.first(NLMSG_HDRLEN);
   body.insert(body.end(), echoed.begin(), echoed.end());
-  while (body.size() % NLMSG_ALIGNTO) body.push_back(0);
-  std::vector<uint8_t> msg = std::move(m).Finish();
-  msg.resize(NLMSG_HDRLEN);  // drop the placeholder
-  msg.insert(msg.end(), body.begin(), body.end());
-  if (tlv) {
-    NlAttrs a;
-    a.PutString(NLMSGERR_ATTR_MSG, text);
-    msg.insert(msg.end(), a.bytes().begin(), a.bytes().end());
-  }
-  uint32_t len = static_cast<uint32_t>(msg.size());
-  std::memcpy(msg.data(), &len, sizeof len);
-  Emit(std::move(msg));
+  body.resize(NLMSG_ALIGN(body.size()), 0);
+  m.Append(body);
+  if (tlv) m.PutString(NLMSGERR_ATTR_MSG, text);
+  Emit(std::move(m).Finish());
   EndDatagram();
 }
 
 void Nldev::Done(const Request& r, int err) {
   NlMessage m(NLMSG_DONE, NLM_F_MULTI, r.hdr.nlmsg_seq, who_.portid);
-  int32_t v = -err;
-  std::vector<uint8_t> msg = std::move(m).Finish();
-  msg.resize(NLMSG_HDRLEN + sizeof v);
-  std::memcpy(msg.data() + NLMSG_HDRLEN, &v, sizeof v);
-  uint32_t len = static_cast<uint32_t>(msg.size());
-  std::memcpy(msg.data(), &len, sizeof len);
-  Emit(std::move(msg));
+  const int32_t v = -err;  // the dump's error, or 0
+  m.Append(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), sizeof v));
+  Emit(std::move(m).Finish());
   EndDatagram();
 }
 
