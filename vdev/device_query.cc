@@ -86,4 +86,50 @@ void CountersOf(const Vdev& vdev, uint64_t (&out)[proto::kDeviceCounterNames.siz
   std::copy(std::begin(counters), std::end(counters), out);
 }
 
+CounterList PdevCounters(const Pdev& p) {
+  const driver::DeviceCounters& c = p.device->counters();
+  CounterList out = {
+      {"rx_packets", c.rx_packets},       {"rx_bytes", c.rx_bytes},
+      {"tx_packets", c.tx_packets},       {"tx_bytes", c.tx_bytes},
+      {"tx_dropped", c.tx_dropped},       {"tx_zero_copy", c.tx_zero_copy},
+      {"tx_port_busy", c.tx_port_busy},   {"rx_unknown_qp", c.rx_unknown_qp},
+      {"rx_not_for_us", c.rx_not_for_us}, {"rx_bad_pkey", c.rx_bad_pkey},
+      {"rx_bad_qkey", c.rx_bad_qkey},     {"rx_wrong_transport", c.rx_wrong_transport},
+      {"rx_wrong_path", c.rx_wrong_path}, {"rx_no_recv_wqe", c.rx_no_recv_wqe},
+      {"rx_duplicate", c.rx_duplicate},   {"rx_out_of_sequence", c.rx_out_of_sequence},
+      {"rnr_naks_sent", c.rnr_naks_sent}, {"seq_naks_sent", c.seq_naks_sent},
+      {"naks_sent", c.naks_sent},         {"retransmits", c.retransmits},
+      {"timeouts", c.timeouts},           {"rnr_naks_received", c.rnr_naks_received},
+      {"cq_overruns", c.cq_overruns},     {"rx_bad_xrc_srq", c.rx_bad_xrc_srq},
+      {"raw_tx_frames", c.raw_tx_frames}, {"raw_tx_spoofed", c.raw_tx_spoofed},
+      {"raw_rx_frames", c.raw_rx_frames}, {"raw_rx_no_recv_wqe", c.raw_rx_no_recv_wqe},
+  };
+  // Frames that are not RoCE (the kernel's ARP, TCP, ... on a shared interface) are
+  // counted apart from malformed RoCE.
+  constexpr size_t kNotRoce = static_cast<size_t>(driver::wire::DropReason::kNotRoce);
+  uint64_t parse_drops = 0;
+  for (size_t i = 0; i < c.rx_parse_drops.size(); ++i) {
+    if (i != kNotRoce) parse_drops += c.rx_parse_drops[i];
+  }
+  out.emplace_back("rx_not_roce", c.rx_parse_drops[kNotRoce]);
+  out.emplace_back("rx_malformed", parse_drops);
+  if (p.exception_port) {
+    const driver::ExceptionCounters& e = p.exception_port->counters();
+    out.emplace_back("to_kernel", e.to_kernel);
+    out.emplace_back("from_kernel", e.from_kernel);
+    out.emplace_back("kernel_dropped", e.dropped);
+  }
+  return out;
+}
+
+CounterList VdevCounters(const Vdev& v) {
+  uint64_t values[proto::kDeviceCounterNames.size()];
+  CountersOf(v, values);
+  CounterList out;
+  for (size_t i = 0; i < proto::kDeviceCounterNames.size(); ++i) {
+    out.emplace_back(proto::kDeviceCounterNames[i], values[i]);
+  }
+  return out;
+}
+
 }  // namespace vrdma::vdev

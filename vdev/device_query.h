@@ -8,6 +8,7 @@
 #include <infiniband/verbs.h>
 
 #include "vdev/pdev.h"
+#include "vdev/plugins.h"
 #include "vdev/protocol/protocol.h"
 #include "vdev/vdev.h"
 
@@ -21,5 +22,9 @@ void PortAttrOf(const Vdev* vdev, const Pdev* pdev, ibv_port_attr* out);
 void GidTableOf(const Vdev* vdev, proto::QueryGidTableReply* out);
 // The vdev's counters in proto::kDeviceCounterNames' order (`vrdmactl stat show`).
 void CountersOf(const Vdev& vdev, uint64_t (&out)[proto::kDeviceCounterNames.size()]);
+// The counters `vrdmactl stat show` and `rdma statistic show` print: a vdev's (CountersOf,
+// named), a pdev's (its engine's packets, drops and retransmits, its exception path's).
+CounterList VdevCounters(const Vdev& vdev);
+CounterList PdevCounters(const Pdev& pdev);
 
 }  // namespace vrdma::vdev

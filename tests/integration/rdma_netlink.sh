@@ -214,6 +214,21 @@ else
   fail "rdma statistic show"; echo "vrdmactl: $want"; echo "rdma: $got"
 fi
 
+want=$(ctl -j stat show pdev0 | python3 -c '
+import json, sys
+for row in json.load(sys.stdin):
+    if row.get("pdev") == "pdev0" and "layer" not in row:
+        print(" ".join(f"{k} {row[k]}" for k in ("tx_packets", "rx_packets", "retransmits")))' 2>&1)
+got=$(run rdma -j statistic show link pdev0/1 2>&1 | python3 -c '
+import json, sys
+row = json.load(sys.stdin)[0]
+print(" ".join(f"{k} {row[k]}" for k in ("tx_packets", "rx_packets", "retransmits")))' 2>&1)
+if [[ -n "$want" && "$got" == "$want" && "$got" != "tx_packets 0 "* ]]; then
+  pass "rdma statistic show link pdev0/1: the engine's counters as vrdmactl ($got)"
+else
+  fail "rdma statistic show pdev0"; echo "vrdmactl: $want"; echo "rdma: $got"
+fi
+
 # ---- malformed requests: the kernel's errors; the daemon lives on.
 out=$(run python3 "$(dirname "$0")/rdma_netlink_raw.py" 2>&1)
 if grep -q "^ok" <<<"$out" && ! grep -q FAIL <<<"$out"; then

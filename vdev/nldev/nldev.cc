@@ -335,8 +335,8 @@ Result Nldev::SysGet(const Request& r) {
   return std::nullopt;
 }
 
-// nldev_stat_get_doit without STAT_RES: the port's counters, the vdev's (`vrdmactl stat
-// show`, the sysfs view's hw_counters). QP counters bound by `rdma statistic qp set` do
+// nldev_stat_get_doit without STAT_RES: the port's counters, as `vrdmactl stat show`
+// prints them (a vdev's are the sysfs view's hw_counters; a pdev's its engine's). QP counters bound by `rdma statistic qp set` do
 // not exist: the QP mode is none, and the dumps of bound counters are empty.
 Result Nldev::StatGet(const Request& r) {
   std::optional<Device> d = DeviceOf(r);
@@ -352,13 +352,12 @@ Result Nldev::StatGet(const Request& r) {
     m.PutU32(RDMA_NLDEV_ATTR_STAT_MODE, RDMA_COUNTER_MODE_NONE);
     m.PutU32(RDMA_NLDEV_ATTR_STAT_AUTO_MODE_MASK, 0);
   } else {
-    uint64_t counters[proto::kDeviceCounterNames.size()] = {};
-    if (d->vdev) CountersOf(*d->vdev, counters);
+    CounterList counters = d->vdev ? VdevCounters(*d->vdev) : PdevCounters(*d->pdev);
     size_t table = m.BeginNest(RDMA_NLDEV_ATTR_STAT_HWCOUNTERS);
-    for (size_t i = 0; i < proto::kDeviceCounterNames.size(); ++i) {
+    for (const auto& [name, value] : counters) {
       size_t entry = m.BeginNest(RDMA_NLDEV_ATTR_STAT_HWCOUNTER_ENTRY);
-      m.PutString(RDMA_NLDEV_ATTR_STAT_HWCOUNTER_ENTRY_NAME, proto::kDeviceCounterNames[i]);
-      m.PutU64(RDMA_NLDEV_ATTR_STAT_HWCOUNTER_ENTRY_VALUE, counters[i]);
+      m.PutString(RDMA_NLDEV_ATTR_STAT_HWCOUNTER_ENTRY_NAME, name);
+      m.PutU64(RDMA_NLDEV_ATTR_STAT_HWCOUNTER_ENTRY_VALUE, value);
       m.EndNest(entry);
     }
     m.EndNest(table);
