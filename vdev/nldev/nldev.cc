@@ -336,8 +336,9 @@ Result Nldev::SysGet(const Request& r) {
 }
 
 // nldev_stat_get_doit without STAT_RES: the port's counters, as `vrdmactl stat show`
-// prints them (a vdev's are the sysfs view's hw_counters; a pdev's its engine's). QP counters bound by `rdma statistic qp set` do
-// not exist: the QP mode is none, and the dumps of bound counters are empty.
+// prints them (a vdev's are the sysfs view's hw_counters; a pdev's its engine's). QP
+// counters bound by `rdma statistic qp set` do not exist: the QP mode is none, and the
+// dumps of bound counters are empty.
 Result Nldev::StatGet(const Request& r) {
   std::optional<Device> d = DeviceOf(r);
   if (!d) return Failure{EINVAL, ""};
