@@ -157,6 +157,24 @@ CLEANUP_NETNS+=(NS2)
 ip netns add "$NS2"
 out=$(ip netns exec "$NS2" "$VRDMA_RUN" rdma dev 2>&1)
 expect "another network namespace, even as root: no device" "$out" ""
+# PID namespaces (root of the daemon's user namespace: the administrator): a process in a
+# new PID namespace sees only the objects of processes in it (not the ibv_rc_pingpong
+# still running outside), under its own numbers.
+out=$(ip netns exec "$NS" timeout 60 unshare --pid --fork --mount-proc bash -c '
+  "$1" -d vdev_a -- ibv_rc_pingpong -g 1 -p 18517 >/dev/null 2>&1 &
+  for _ in $(seq 100); do
+    o=$("$1" rdma res show qp link vdev_a)
+    [[ -n $o ]] && break
+    sleep 0.1
+  done
+  echo "$o"
+  kill %1' _ "$VRDMA_RUN" 2>&1)
+if grep -qE "type RC state INIT .* pid [0-9] comm ibv_rc_pingpong" <<<"$out" && [[ $(wc -l <<<"$out") -eq 1 ]]; then
+  pass "a new PID namespace: only its own process's QP, under its PID there ($(grep -o "pid [0-9]*" <<<"$out"))"
+else
+  fail "rdma res show qp in a PID namespace"; echo "$out"
+fi
+
 kill "$pp" "$rp" 2>/dev/null || true
 wait "$pp" "$rp" 2>/dev/null || true
 
@@ -167,7 +185,7 @@ ip netns exec "$NS" timeout 120 "$VRDMA_RUN" -d vdev_b -- "$VRDMA_BUILD/tests/in
   >"$WORK/hog.out" 2>&1 &
 hog=$!
 for _ in $(seq 300); do
-  grep -q holding "$WORK/hog.out" && break
+  grep -qs holding "$WORK/hog.out" && break
   sleep 0.1
 done
 count_unique() {  # KEY < JSON: how many objects, how many distinct KEYs
