@@ -320,9 +320,12 @@ int RdmaCm::ResolveAddr(CmId& id, const sockaddr_storage* src, const sockaddr_st
       v = local->vdev;
       gid_index = local->gid_index;
     } else {
-      absl::StatusOr<RouteAnswer> route = LookupRoute(*dgid);
+      // The client's routing table: a container's when it is in one with a vdev.
+      std::shared_ptr<vdev::Netns> ns = registry_->NetnsHandle(peer.netns());
+      absl::StatusOr<RouteAnswer> route = LookupRoute(*dgid, ns.get());
       if (!route.ok()) return ENETUNREACH;
-      vdev::Vdev* out = registry_->FindVdevByIfindex(route->ifindex);
+      vdev::Vdev* out = registry_->FindVdevByIfindex(
+          route->ifindex, ns ? vdev::NamespaceId{ns->cookie()} : registry_->netns());
       if (!out || !vdev::VisibleTo(out->netns, peer, registry_->netns_mode())) return EADDRNOTAVAIL;
       int index = -1;
       if (route->prefsrc) index = GidIndexIn(*out, *route->prefsrc);

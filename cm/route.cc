@@ -139,9 +139,13 @@ void AddAttr(nlmsghdr* msg, size_t cap, uint16_t type, const void* data, size_t 
 
 }  // namespace
 
-absl::StatusOr<RouteAnswer> LookupRoute(const Gid& dst) {
+absl::StatusOr<RouteAnswer> LookupRoute(const Gid& dst, const vdev::Netns* netns) {
   const bool v4 = IsIpv4Mapped(dst);
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  int fd = -1;
+  {
+    vdev::NetnsScope scope(netns);
+    if (scope.entered()) fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  }
   if (fd < 0) return absl::InternalError(absl::StrCat("netlink socket: ", strerror(errno)));
   alignas(nlmsghdr) char req[256] = {};
   auto* msg = reinterpret_cast<nlmsghdr*>(req);

@@ -48,12 +48,13 @@ int GidIndexIn(const vdev::Vdev& vdev, const Gid& gid);
 // the first of the address family (IPv4 or not), of the vdev's RoCE mode if it has one.
 int RouteGidIndexIn(const vdev::Vdev& vdev, bool ipv4);
 
-// The interface the daemon's routing table sends `dst` out of (RTM_GETROUTE), and the
-// source address the kernel would pick. NotFound when there is no route.
+// The interface the routing table sends `dst` out of (RTM_GETROUTE), and the source
+// address the kernel would pick: the daemon's table, or that of `netns` (a container's,
+// where the asking client is). NotFound when there is no route.
 struct RouteAnswer {
   int ifindex = 0;
   std::optional<Gid> prefsrc;
 };
-absl::StatusOr<RouteAnswer> LookupRoute(const Gid& dst);
+absl::StatusOr<RouteAnswer> LookupRoute(const Gid& dst, const vdev::Netns* netns = nullptr);
 
 }  // namespace vrdma::cm

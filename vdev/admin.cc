@@ -1,11 +1,13 @@
 #include "vdev/admin.h"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -177,7 +179,8 @@ AdminResult PdevShow(const AdminContext& ctx, const std::string& name, bool json
 
 std::string DevText(const Vdev& v) {
   std::string t = absl::StrCat(
-      v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ", v.netdev, " node_guid ",
+      v.id, ": ", v.name, ": type virtual pdev ", v.pdev->name, " netdev ", v.netdev,
+      v.netns_handle ? absl::StrCat(" netns net:[", v.netns_handle->inode(), "]") : "", " node_guid ",
       GuidText(v.node_guid_be), " mac ", MacText(v.mac), " mtu ", 128 << v.ActiveMtu(),
       " contexts ", v.open_contexts, "\n    access owner ", v.access.owner, " group ",
       v.access.group, " mode ", absl::StrFormat("0%o", v.access.mode), " node ",
@@ -207,6 +210,7 @@ std::string DevJson(const Vdev& v) {
   return absl::StrCat(
       "{\"ifindex\":", v.id, ",\"ifname\":", Json(v.name),
       ",\"type\":\"virtual\",\"pdev\":", Json(v.pdev->name), ",\"netdev\":", Json(v.netdev),
+      v.netns_handle ? absl::StrCat(",\"netns\":", v.netns_handle->inode()) : "",
       ",\"node_guid\":", Json(GuidText(v.node_guid_be)), ",\"mac\":", Json(MacText(v.mac)),
       ",\"active_mtu\":", 128 << v.ActiveMtu(), ",\"contexts\":", v.open_contexts,
       ",\"owner\":", v.access.owner, ",\"group\":", v.access.group,
@@ -249,14 +253,28 @@ const Pdev* DefaultPdev(const Registry& registry, const std::string& netdev) {
   return pdevs.front().get();
 }
 
-AdminResult DevAdd(const AdminContext& ctx, const proto::AdminCommand& cmd, bool json) {
+AdminResult DevAdd(const AdminContext& ctx, const proto::AdminCommand& cmd, bool json,
+                   int netns_fd) {
+  std::shared_ptr<Netns> netns;
+  if (!cmd.netns.empty()) {
+    if (netns_fd < 0) {
+      return Fail(EINVAL, "netns " + cmd.netns +
+                              ": the namespace comes as a descriptor with the request (vrdmactl "
+                              "opens the path)");
+    }
+    absl::StatusOr<std::shared_ptr<Netns>> ns = Netns::Adopt(netns_fd);
+    if (!ns.ok()) return Fail(EINVAL, "netns " + cmd.netns + ": " + std::string(ns.status().message()));
+    netns = std::move(*ns);
+  } else if (netns_fd >= 0) {
+    close(netns_fd);
+  }
   std::string pdev = cmd.pdev;
   if (pdev.empty()) {
     const Pdev* p = DefaultPdev(*ctx.registry, cmd.netdev);
     if (!p) return Fail(ENODEV, "vrdmad has no pdev to add a vdev on");
     pdev = p->name;
   }
-  auto v = ctx.registry->AddVdev(cmd.name, pdev, cmd.netdev);
+  auto v = ctx.registry->AddVdev(cmd.name, pdev, cmd.netdev, std::move(netns));
   if (!v.ok()) return Fail(ErrnoOfStatus(v.status()), std::string(v.status().message()));
   if (!(*v)->node_error.empty()) {
     Log(LogLevel::kWarn, "device_node_failed",
@@ -759,6 +777,14 @@ AdminResult CgroupDel(const AdminContext& ctx, const proto::AdminCommand& cmd) {
 }
 
 AdminResult RunAdmin(const AdminContext& ctx, const AdminRequest& request) {
+  // The request's descriptor: DevAdd takes it; any other way out closes it.
+  struct FdOwner {
+    int fd;
+    ~FdOwner() {
+      if (fd >= 0) close(fd);
+    }
+    int Take() { return std::exchange(fd, -1); }
+  } netns_fd{request.netns_fd};
   proto::AdminCommand cmd;
   proto::AdminParseResult parsed = proto::ParseAdminCommand(request.words, &cmd);
   if (parsed.result != proto::AdminParse::kOk) return Refused(parsed);
@@ -789,7 +815,7 @@ AdminResult RunAdmin(const AdminContext& ctx, const AdminRequest& request) {
       r = DevShow(ctx, cmd.name, json);
       break;
     case proto::AdminOp::kDevAdd:
-      r = DevAdd(ctx, cmd, json);
+      r = DevAdd(ctx, cmd, json, netns_fd.Take());
       break;
     case proto::AdminOp::kDevDel:
       r = DevDel(ctx, cmd.name);

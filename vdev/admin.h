@@ -49,6 +49,9 @@ struct AdminRequest {
   std::vector<std::string> words;
   bool json = false;
   bool pretty = false;
+  // The descriptor that came with the request (`dev add ... netns PATH`'s namespace), or
+  // -1. RunAdmin takes it: it is closed or kept by the vdev.
+  int netns_fd = -1;
 };
 
 // Decodes a kAdmin message: proto::AdminRequest (flags, word count), then exactly that many

@@ -87,6 +87,7 @@ void AdminRequests::Handle(Session& client, proto::Message& msg, Reply* reply) {
     return;
   }
   AdminContext ctx = ContextFor(client);
+  req->netns_fd = msg.TakeFd(0);  // -1 when none came
   AdminResult r = RunAdmin(ctx, *req);
   if (r.status) {
     Log(LogLevel::kInfo, "admin_refused",

@@ -119,9 +119,18 @@ Vdev* Registry::FindVdev(std::string_view name) const {
   return it == vdevs_.end() ? nullptr : it->second.get();
 }
 
-Vdev* Registry::FindVdevByIfindex(int ifindex) const {
+Vdev* Registry::FindVdevByIfindex(int ifindex) const { return FindVdevByIfindex(ifindex, netns_); }
+
+Vdev* Registry::FindVdevByIfindex(int ifindex, const NamespaceId& netns) const {
   for (const auto& [name, v] : vdevs_) {
-    if (v->ifindex == ifindex) return v.get();
+    if (v->ifindex == ifindex && v->netns == netns) return v.get();
+  }
+  return nullptr;
+}
+
+std::shared_ptr<Netns> Registry::NetnsHandle(const NamespaceId& netns) const {
+  for (const auto& [name, v] : vdevs_) {
+    if (v->netns_handle && v->netns == netns) return v->netns_handle;
   }
   return nullptr;
 }
@@ -161,7 +170,7 @@ ResourceCounts Registry::DefaultQuota(const Pdev& pdev) const {
 }
 
 absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view pdev_name,
-                                        std::string_view netdev) {
+                                        std::string_view netdev, std::shared_ptr<Netns> netns) {
   if (!ValidDeviceName(name)) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid device name '", std::string(name), "': ", proto::kDeviceNameRule));
@@ -170,7 +179,15 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
     return absl::AlreadyExistsError(absl::StrCat("device ", std::string(name), " exists"));
   Pdev* pdev = FindPdev(pdev_name);
   if (!pdev) return absl::NotFoundError(absl::StrCat("no pdev named ", std::string(pdev_name)));
-  absl::StatusOr<NetdevInfo> info = ReadNetdev(netdev);
+  if (netns && !pdev->iface.empty()) {
+    // Whether a container's interface sits on the port's is not in this namespace's sysfs.
+    return absl::InvalidArgumentError(
+        absl::StrCat("pdev ", pdev->name, " has a port (", pdev->iface,
+                     "): a vdev on an interface of another network namespace is added on a pdev "
+                     "without one (the embedded default's internal switch)"));
+  }
+  const NamespaceId ns_id = netns ? NamespaceId{netns->cookie()} : netns_;
+  absl::StatusOr<NetdevInfo> info = ReadNetdevIn(netns.get(), netdev);
   if (!info.ok()) return info.status();
   if (!pdev->iface.empty() && !NetdevSitsOn(netdev, pdev->iface)) {
     return absl::InvalidArgumentError(
@@ -178,7 +195,7 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
                      pdev->iface, ": use ", pdev->iface, " itself or a macvlan or VLAN on it"));
   }
   for (const auto& [n, v] : vdevs_) {
-    if (v->ifindex == info->ifindex) {
+    if (v->ifindex == info->ifindex && v->netns == ns_id) {
       return absl::AlreadyExistsError(
           absl::StrCat("interface ", std::string(netdev), " is already bound to device ", n));
     }
@@ -200,7 +217,8 @@ absl::StatusOr<Vdev*> Registry::AddVdev(std::string_view name, std::string_view 
   vdev->admin_up = info->admin_up;
   vdev->gid_base = static_cast<uint32_t>(slot - pdev->gid_block_used.begin()) * kGidsPerVdev;
   vdev->node_guid_be = NodeGuidOfMac(info->mac);
-  vdev->netns = netns_;  // the interface was found in the daemon's namespace
+  vdev->netns = ns_id;  // where the interface was found
+  vdev->netns_handle = std::move(netns);
   vdev->quota = DefaultQuota(*pdev);
   if (absl::Status st = WriteGids(*vdev, BuildRoceGidTable(*info, kGidsPerVdev)); !st.ok()) {
     return st;
@@ -231,7 +249,7 @@ absl::Status Registry::WriteGids(Vdev& vdev, const std::vector<driver::GidEntry>
 }
 
 absl::Status Registry::RefreshGids(Vdev& vdev) {
-  absl::StatusOr<NetdevInfo> info = ReadNetdev(vdev.netdev);
+  absl::StatusOr<NetdevInfo> info = ReadNetdevIn(vdev.netns_handle.get(), vdev.netdev);
   if (!info.ok()) return info.status();
   if (vdev.mac != info->mac) ++generation_;
   vdev.mac = info->mac;
@@ -300,7 +318,7 @@ std::optional<driver::wire::MacAddr> Registry::KnownMac(const Vdev& from,
 
 absl::StatusOr<std::unique_ptr<NeighbourQuery>> Registry::StartResolve(
     const Vdev& from, const driver::wire::Gid& dgid, uint64_t now_ns) const {
-  return NeighbourQuery::Start(from.ifindex, dgid, kNeighbourTimeout, now_ns);
+  return NeighbourQuery::Start(from.ifindex, dgid, kNeighbourTimeout, now_ns, from.netns_handle);
 }
 
 }  // namespace vrdma::vdev

@@ -26,10 +26,12 @@ class Registry {
   Pdev* FindPdev(std::string_view name) const;
   const std::vector<std::unique_ptr<Pdev>>& pdevs() const { return pdevs_; }
 
-  // Creates a vdev on `pdev` bound to interface `netdev`: its GID table is built from
-  // the interface's MAC and addresses, its quotas default to DefaultQuota(pdev).
+  // Creates a vdev on `pdev` bound to interface `netdev` of the daemon's network namespace,
+  // or of `netns` (a container's; only on a pdev without a port): its GID table is built
+  // from the interface's MAC and addresses, its quotas default to DefaultQuota(pdev).
   absl::StatusOr<Vdev*> AddVdev(std::string_view name, std::string_view pdev,
-                                std::string_view netdev);
+                                std::string_view netdev,
+                                std::shared_ptr<Netns> netns = nullptr);
   // Removes a vdev; the caller has closed its clients' contexts.
   absl::Status DelVdev(std::string_view name);
   // Sets who may open the vdev, and gives its device node the same owner, group and mode.
@@ -38,7 +40,13 @@ class Registry {
   // before the first vdev.
   void set_device_node_dir(std::string dir) { nodes_.set_dir(std::move(dir)); }
   Vdev* FindVdev(std::string_view name) const;
+  // The vdev bound to interface `ifindex` of the daemon's namespace, or of `netns` (an
+  // interface index is a namespace's own).
   Vdev* FindVdevByIfindex(int ifindex) const;
+  Vdev* FindVdevByIfindex(int ifindex, const NamespaceId& netns) const;
+  // A handle on network namespace `netns` when a vdev's interface is there and it is not
+  // the daemon's (netdev/netns.h); null otherwise.
+  std::shared_ptr<Netns> NetnsHandle(const NamespaceId& netns) const;
   const std::map<std::string, std::unique_ptr<Vdev>, std::less<>>& vdevs() const { return vdevs_; }
   // Changes whenever a vdev is added or deleted, or its interface's MAC changes: layers
   // above that keep vdevs by name (qp1/, cm/) look again only when it moved.

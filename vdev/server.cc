@@ -34,6 +34,7 @@ constexpr uint64_t kTagListen = 1ull << 40;
 constexpr uint64_t kTagStop = 2ull << 40;
 constexpr uint64_t kTagNetlink = 3ull << 40;
 constexpr uint64_t kTagPollerWake = 4ull << 40;
+constexpr uint64_t kTagNetnsWatch = 6ull << 40;  // | the watch's descriptor
 constexpr uint64_t kTagDoorbell = 1ull << 32;
 
 // Backoff of an idle engine (passes with no work): spin, then yield the CPU, then sleep.
@@ -444,10 +445,11 @@ void Server::OnClientReadable(int fd, uint32_t events) {
   }
 }
 
-void Server::OnNetlink() {
-  NetlinkWatch::Changes changes = netlink_->Drain();
+void Server::OnNetlink(NetlinkWatch& watch, const NamespaceId& netns) {
+  NetlinkWatch::Changes changes = watch.Drain();
   std::vector<Vdev*> gone;
   for (const auto& [name, v] : registry_->vdevs()) {
+    if (v->netns != netns) continue;  // an ifindex is a namespace's own
     bool affected = changes.overflow ||
                     std::find(changes.changed.begin(), changes.changed.end(), v->ifindex) !=
                         changes.changed.end() ||
@@ -490,7 +492,39 @@ void Server::OnNetlink() {
   }
 }
 
+void Server::WatchNamespaces() {
+  if (watched_generation_ == registry_->generation()) return;
+  watched_generation_ = registry_->generation();
+  std::map<uint64_t, std::shared_ptr<Netns>> wanted;
+  for (const auto& [name, v] : registry_->vdevs()) {
+    if (v->netns_handle) wanted.emplace(v->netns.cookie, v->netns_handle);
+  }
+  for (auto it = netns_watches_.begin(); it != netns_watches_.end();) {
+    if (wanted.count(it->first)) {
+      ++it;
+      continue;
+    }
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second.watch->fd(), nullptr);
+    it = netns_watches_.erase(it);
+  }
+  for (const auto& [cookie, ns] : wanted) {
+    if (netns_watches_.count(cookie)) continue;
+    absl::StatusOr<std::unique_ptr<NetlinkWatch>> watch = NetlinkWatch::Open(ns.get());
+    if (!watch.ok()) {
+      Log(LogLevel::kWarn, "netlink_unavailable",
+          absl::StrCat("netns=", ns->inode(), " reason=", LogQuote(watch.status().ToString())));
+      continue;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTagNetnsWatch | static_cast<uint64_t>((*watch)->fd());
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, (*watch)->fd(), &ev);
+    netns_watches_.emplace(cookie, NetnsWatch{ns, std::move(*watch)});
+  }
+}
+
 void Server::ServiceControl(int timeout_ms) {
+  WatchNamespaces();
   ExpireRefused(false);
   epoll_event events[32];
   int n = epoll_wait(epoll_fd_, events, 32, timeout_ms);
@@ -503,7 +537,14 @@ void Server::ServiceControl(int timeout_ms) {
       ssize_t r = read(stop_fd_, &v, sizeof v);
       (void)r;
     } else if (tag == kTagNetlink) {
-      OnNetlink();
+      OnNetlink(*netlink_, registry_->netns());
+    } else if ((tag & ~0xffffffffull) == kTagNetnsWatch) {
+      for (auto& [cookie, w] : netns_watches_) {
+        if (w.watch->fd() == static_cast<int>(tag & 0xffffffff)) {
+          OnNetlink(*w.watch, NamespaceId{cookie});
+          break;
+        }
+      }
     } else if ((tag & ~0xffffffffull) == kTagRefused) {
       OnRefusedReadable(static_cast<int>(tag & 0xffffffff));
     } else if (tag == kTagPollerWake) {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -92,7 +93,12 @@ class Server {
   // Sends the replies of requests answered later that are ready; returns how many.
   int ResumeWaiting(uint64_t now_ns);
   void CloseSession(int fd);
-  void OnNetlink();
+  // The interface changes `watch` reports, for the vdevs whose netdev is in `netns`.
+  void OnNetlink(NetlinkWatch& watch, const NamespaceId& netns);
+  // One rtnetlink watch per other network namespace a vdev's netdev is in (a
+  // container's), made when the first such vdev is added and dropped with the last one
+  // (a watch's socket keeps its namespace alive).
+  void WatchNamespaces();
   void ServiceControl(int timeout_ms);
   int EnginePass();
   // One pass of every poller; no client queue.
@@ -102,6 +108,12 @@ class Server {
   ServerOptions options_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<NetlinkWatch> netlink_;
+  struct NetnsWatch {
+    std::shared_ptr<Netns> netns;
+    std::unique_ptr<NetlinkWatch> watch;
+  };
+  std::map<uint64_t, NetnsWatch> netns_watches_;  // by namespace cookie
+  uint64_t watched_generation_ = ~uint64_t{0};
   std::vector<std::unique_ptr<Session>> sessions_;
   std::vector<Route> routes_;
   // Connections whose request a handler answers later (kReplyLater): nothing more is read

@@ -5,12 +5,14 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "driver/device.h"
 #include "vdev/access.h"
+#include "vdev/netdev/netns.h"
 #include "vdev/pdev.h"
 
 namespace vrdma::vdev {
@@ -81,6 +83,9 @@ struct Vdev {
   uint32_t open_contexts = 0;
   VdevStats stats;
   NamespaceId netns;    // of its netdev: who may see it (access.h)
+  // The namespace of its netdev when not the daemon's (a container's): entered to read the
+  // interface and resolve neighbours (netdev/netns.h). Null: the daemon's.
+  std::shared_ptr<Netns> netns_handle;
   AccessPolicy access;  // owner, group, mode: who may open it
   // Its character node (device_node.h), or empty with `node_error` saying why there is none.
   std::string node;

@@ -1,7 +1,7 @@
 // vrdmactl: administration of vrdmad in the style of iproute2's `rdma` tool.
 //
 //   vrdmactl [-j [-p]] [-s SOCKET] [-d DEV] pdev show [PDEV]
-//   vrdmactl ... dev show [DEV] | dev add DEV [pdev PDEV] netdev IFACE | dev del DEV
+//   vrdmactl ... dev show [DEV] | dev add DEV [pdev PDEV] netdev IFACE [netns PATH] | dev del DEV
 //   vrdmactl ... dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes|ring_bytes} N ...   (N: 16, 4K, 1G, ...)
 //   vrdmactl ... link show [DEV] | link add DEV type vrdma netdev IFACE [pdev PDEV] | link del DEV
 //   vrdmactl ... res show [DEV] | res show {qp|cq|mr|pd|srq|ah} [dev DEV]
@@ -11,7 +11,9 @@
 // A command is parsed and checked here before the daemon is reached (the daemon checks it
 // again). Exit status: 0; 1 when a value is refused or the daemon refuses the command or
 // cannot be reached; 2 for a command line that is not a command (the usage is printed).
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -144,9 +146,21 @@ int main(int argc, char** argv) {
   std::string error;
   if (!ApplyDevice(device, &cmd, &error)) return UsageError(error);
 
+  // A vdev in another network namespace: the namespace goes by descriptor, opened here
+  // with the caller's rights.
+  int netns_fd = -1;
+  if (cmd.op == vrdma::proto::AdminOp::kDevAdd && !cmd.netns.empty()) {
+    netns_fd = open(cmd.netns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (netns_fd < 0) {
+      std::fprintf(stderr, "vrdmactl: netns %s: %s\n", cmd.netns.c_str(), std::strerror(errno));
+      return 1;
+    }
+  }
   vrdma::proto::AdminReply reply;
-  if (int err =
-          vrdma::proto::CallAdminWithFlags(vrdma::proto::AdminCommandWords(cmd), flags, &reply)) {
+  int err = vrdma::proto::CallAdminWithFlags(vrdma::proto::AdminCommandWords(cmd), flags, &reply,
+                                             "", netns_fd);
+  if (netns_fd >= 0) close(netns_fd);
+  if (err) {
     std::fprintf(stderr,
                  "vrdmactl: cannot reach vrdmad at %s (%s): is vrdmad running? -s/--socket or "
                  "VRDMA_SOCKET names its socket\n",

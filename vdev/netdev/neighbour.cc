@@ -40,10 +40,11 @@ IpAddr FromGid(const driver::wire::Gid& g) {
   return a;
 }
 
-// One rtnetlink request and its single reply, on a socket of its own.
+// One rtnetlink request and its single reply, on a socket of its own, made in `netns`
+// (null: the caller's namespace).
 class Rtnl {
  public:
-  Rtnl() : fd_(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) {
+  explicit Rtnl(const Netns* netns = nullptr) : fd_(Open(netns)) {
     timeval tv{1, 0};
     if (fd_ >= 0) setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
@@ -51,6 +52,11 @@ class Rtnl {
     if (fd_ >= 0) close(fd_);
   }
   bool ok() const { return fd_ >= 0; }
+  static int Open(const Netns* netns) {
+    NetnsScope scope(netns);
+    if (!scope.entered()) return -1;
+    return socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  }
   // Sends `req` (a complete message) and returns the reply's length in buf_, or -errno.
   int Call(nlmsghdr* req) {
     req->nlmsg_seq = ++seq_;
@@ -207,8 +213,12 @@ std::optional<driver::wire::MacAddr> MacFromGid(const driver::wire::Gid& g) {
   return std::nullopt;
 }
 
+// Its rtnetlink socket is made in the interface's namespace (and stays there); the ICMP
+// socket of a solicitation is made there too.
 struct NeighbourQuery::State {
-  Rtnl nl;
+  explicit State(std::shared_ptr<const Netns> ns) : netns(std::move(ns)) {}
+  std::shared_ptr<const Netns> netns;
+  Rtnl nl{netns.get()};
   int ifindex = 0;
   IpAddr hop;
 };
@@ -218,8 +228,8 @@ NeighbourQuery::~NeighbourQuery() = default;
 
 absl::StatusOr<std::unique_ptr<NeighbourQuery>> NeighbourQuery::Start(
     int ifindex, const driver::wire::Gid& dgid, std::chrono::milliseconds timeout,
-    uint64_t now_ns) {
-  auto state = std::make_unique<State>();
+    uint64_t now_ns, std::shared_ptr<const Netns> netns) {
+  auto state = std::make_unique<State>(std::move(netns));
   if (!state->nl.ok()) return absl::InternalError(absl::StrCat("rtnetlink: ", strerror(errno)));
   absl::StatusOr<IpAddr> hop = NextHop(state->nl, ifindex, FromGid(dgid));
   if (!hop.ok()) return hop.status();
@@ -244,7 +254,8 @@ std::optional<absl::StatusOr<driver::wire::MacAddr>> NeighbourQuery::Poll(uint64
   // Missing, incomplete, or failed (left from an earlier attempt, or the kernel gave up on
   // ours): as ib_core, ask (again) and keep looking until the time runs out.
   if (!solicited_ || !mac.ok()) {
-    Solicit(st.ifindex, st.hop);
+    NetnsScope scope(st.netns.get());
+    if (scope.entered()) Solicit(st.ifindex, st.hop);
     solicited_ = true;
   }
   if (now_ns >= deadline_ns_) {

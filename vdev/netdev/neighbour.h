@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "driver/device.h"
+#include "vdev/netdev/netns.h"
 
 namespace vrdma::vdev {
 
@@ -37,10 +38,10 @@ class NeighbourQuery {
  public:
   static constexpr std::chrono::milliseconds kPollInterval{5};
 
-  static absl::StatusOr<std::unique_ptr<NeighbourQuery>> Start(int ifindex,
-                                                               const driver::wire::Gid& dgid,
-                                                               std::chrono::milliseconds timeout,
-                                                               uint64_t now_ns);
+  // `netns`: the interface's namespace when not the caller's (netns.h).
+  static absl::StatusOr<std::unique_ptr<NeighbourQuery>> Start(
+      int ifindex, const driver::wire::Gid& dgid, std::chrono::milliseconds timeout,
+      uint64_t now_ns, std::shared_ptr<const Netns> netns = nullptr);
   ~NeighbourQuery();
   NeighbourQuery(const NeighbourQuery&) = delete;
   NeighbourQuery& operator=(const NeighbourQuery&) = delete;

@@ -107,4 +107,10 @@ absl::StatusOr<NetdevInfo> ReadNetdev(std::string_view ifname) {
   return info;
 }
 
+absl::StatusOr<NetdevInfo> ReadNetdevIn(const Netns* netns, std::string_view ifname) {
+  NetnsScope scope(netns);
+  if (!scope.entered()) return absl::ErrnoToStatus(errno, "entering the interface's namespace");
+  return ReadNetdev(ifname);
+}
+
 }  // namespace vrdma::vdev

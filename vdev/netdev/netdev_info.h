@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "driver/device.h"
+#include "vdev/netdev/netns.h"
 
 namespace vrdma::vdev {
 
@@ -29,6 +30,8 @@ struct NetdevInfo {
 // Reads the interface from the kernel (the caller's network namespace). NotFound for an
 // interface that does not exist.
 absl::StatusOr<NetdevInfo> ReadNetdev(std::string_view ifname);
+// The same in `netns` (null: the caller's namespace), entered for the reading.
+absl::StatusOr<NetdevInfo> ReadNetdevIn(const Netns* netns, std::string_view ifname);
 
 // True when `upper` is `lower`, or is stacked on it (a macvlan, VLAN or ipvlan whose
 // lower device is `lower`, directly or through other stacked devices), per sysfs'

@@ -10,8 +10,13 @@
 
 namespace vrdma::vdev {
 
-absl::StatusOr<std::unique_ptr<NetlinkWatch>> NetlinkWatch::Open() {
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+absl::StatusOr<std::unique_ptr<NetlinkWatch>> NetlinkWatch::Open(const Netns* netns) {
+  int fd = -1;
+  {
+    NetnsScope scope(netns);
+    if (!scope.entered()) return absl::ErrnoToStatus(errno, "entering the namespace to watch");
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  }
   if (fd < 0) return absl::ErrnoToStatus(errno, "netlink socket");
   sockaddr_nl addr{};
   addr.nl_family = AF_NETLINK;

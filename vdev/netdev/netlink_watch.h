@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "vdev/netdev/netns.h"
 
 namespace vrdma::vdev {
 
@@ -17,7 +18,8 @@ class NetlinkWatch {
     bool overflow = false;     // messages were lost: treat every interface as changed
   };
 
-  static absl::StatusOr<std::unique_ptr<NetlinkWatch>> Open();
+  // Watches the caller's namespace, or `netns` (netns.h).
+  static absl::StatusOr<std::unique_ptr<NetlinkWatch>> Open(const Netns* netns = nullptr);
   ~NetlinkWatch();
   NetlinkWatch(const NetlinkWatch&) = delete;
   NetlinkWatch& operator=(const NetlinkWatch&) = delete;

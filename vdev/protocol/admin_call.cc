@@ -37,7 +37,7 @@ int ReadTextMemfd(int fd, std::string* out) {
 }  // namespace
 
 int CallAdminWithFlags(const std::vector<std::string>& words, uint32_t flags, AdminReply* out,
-                       const std::string& socket_path) {
+                       const std::string& socket_path, int netns_fd) {
   std::vector<char> req(sizeof(AdminRequest));
   AdminRequest head{flags, static_cast<uint32_t>(words.size())};
   std::memcpy(req.data(), &head, sizeof head);
@@ -45,7 +45,8 @@ int CallAdminWithFlags(const std::vector<std::string>& words, uint32_t flags, Ad
   int sock = ConnectToSocket(socket_path.empty() ? SocketPath() : socket_path);
   if (sock < 0) return -sock;
   Message reply;
-  int err = Call(sock, Op::kAdmin, req.data(), req.size(), nullptr, 0, &reply);
+  int err = Call(sock, Op::kAdmin, req.data(), req.size(), netns_fd >= 0 ? &netns_fd : nullptr,
+                 netns_fd >= 0 ? 1 : 0, &reply);
   close(sock);
   if (err) return err;
   out->status = reply.header.status;
@@ -66,7 +67,7 @@ std::string AdminUsage() {
   return "usage: vrdmactl [-j [-p]] [-s SOCKET] [-d DEV] OBJECT [COMMAND [ARGS]]\n"
          "  pdev show [PDEV]\n"
          "  dev show [DEV]\n"
-         "  dev add DEV [pdev PDEV] netdev IFACE\n"
+         "  dev add DEV [pdev PDEV] netdev IFACE [netns PATH]   (PATH: /run/netns/NAME, ...)\n"
          "  dev del DEV\n"
          "  dev set DEV {qp|cq|mr|pd|srq|ah|mr_bytes|ring_bytes} N [...]   (N: 16, 4K, 1G, ...)\n"
          "  dev set DEV [owner USER] [group GROUP] [mode OCTAL]   (who may open it)\n"
@@ -189,7 +190,7 @@ AdminParseResult ParseAdd(const std::string& object, const std::vector<std::stri
                           AdminCommand* out) {
   const std::string usage = object == "link"
                                 ? "usage: link add DEV type vrdma netdev IFACE [pdev PDEV]"
-                                : "usage: dev add DEV [pdev PDEV] netdev IFACE";
+                                : "usage: dev add DEV [pdev PDEV] netdev IFACE [netns PATH]";
   if (w.size() < 3) return Usage(usage);
   out->op = AdminOp::kDevAdd;
   out->name = w[2];
@@ -198,7 +199,10 @@ AdminParseResult ParseAdd(const std::string& object, const std::vector<std::stri
     if (i + 1 >= w.size()) return Usage("'" + w[i] + "' needs a value");
     const std::string& key = w[i];
     const std::string& value = w[i + 1];
-    std::string* slot = key == "pdev" ? &out->pdev : key == "netdev" ? &out->netdev : nullptr;
+    std::string* slot = key == "pdev"     ? &out->pdev
+                        : key == "netdev" ? &out->netdev
+                        : key == "netns"  ? &out->netns
+                                          : nullptr;
     if (key == "type") {
       if (have_type) return Usage("type given twice");
       if (value != "vrdma") {
@@ -207,7 +211,7 @@ AdminParseResult ParseAdd(const std::string& object, const std::vector<std::stri
       have_type = true;
       continue;
     }
-    if (!slot) return Usage("unknown keyword '" + key + "' (pdev, netdev, type)");
+    if (!slot) return Usage("unknown keyword '" + key + "' (pdev, netdev, netns, type)");
     if (!slot->empty()) return Usage(key + " given twice");
     if (value.empty()) return BadValue("empty " + key + " name");
     *slot = value;
@@ -404,6 +408,7 @@ std::vector<std::string> AdminCommandWords(const AdminCommand& c) {
       w = {"dev", "add", c.name};
       if (!c.pdev.empty()) w.insert(w.end(), {"pdev", c.pdev});
       w.insert(w.end(), {"netdev", c.netdev});
+      if (!c.netns.empty()) w.insert(w.end(), {"netns", c.netns});
       break;
     case AdminOp::kDevDel:
       w = {"dev", "del", c.name};

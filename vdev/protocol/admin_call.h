@@ -24,8 +24,9 @@ struct AdminReply {
 int CallAdmin(const std::vector<std::string>& words, bool json, AdminReply* out,
               const std::string& socket_path = "");
 // The same with the request's flags (kAdminJson, kAdminPretty) spelled out.
+// `netns_fd`, when not -1, goes with the request (a `dev add ... netns PATH`'s namespace).
 int CallAdminWithFlags(const std::vector<std::string>& words, uint32_t flags, AdminReply* out,
-                       const std::string& socket_path = "");
+                       const std::string& socket_path = "", int netns_fd = -1);
 
 // ---- the command grammar ---------------------------------------------------------------
 
@@ -63,6 +64,10 @@ struct AdminCommand {
   std::string name;    // the device (pdev for kPdevShow); empty: every one
   std::string pdev;    // kDevAdd: empty when not given (the daemon picks one)
   std::string netdev;  // kDevAdd
+  // kDevAdd: the network namespace of `netdev` when not the daemon's (a path such as
+  // /run/netns/NAME or /proc/PID/ns/net). The caller opens it and passes the descriptor
+  // with the request (CallAdminWithFlags' netns_fd); the daemon uses the descriptor.
+  std::string netns;
   std::vector<std::pair<std::string, uint64_t>> quotas;  // kDevSet: resource, value
   // kDevSet: the access policy (owner, group: a name or number; mode: octal), as for
   // /dev/infiniband/uverbsN. Empty / unset: unchanged.

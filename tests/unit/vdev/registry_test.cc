@@ -85,6 +85,9 @@ TEST_F(RegistryTest, AddBuildsTheVdevFromItsInterface) {
   EXPECT_EQ(registry_.FindVdevByIfindex(info->ifindex), *v);
   EXPECT_EQ(registry_.FindVdev("vb"), nullptr);
   EXPECT_EQ(registry_.FindVdevByIfindex(0), nullptr);
+  // An interface index is its namespace's own: another namespace's is not this one.
+  EXPECT_EQ(registry_.FindVdevByIfindex(info->ifindex, NamespaceId{~uint64_t{0}}), nullptr);
+  EXPECT_EQ(registry_.NetnsHandle(registry_.netns()), nullptr);
   // A second vdev takes the next block of the device's table.
   auto w = registry_.AddVdev("vb", pdev_->name, "vt1");
   ASSERT_TRUE(w.ok()) << w.status();

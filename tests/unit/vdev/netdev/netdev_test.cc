@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include "tests/unit/vdev/netdev/netns.h"
 #include "vdev/netdev/netdev_info.h"
 #include "vdev/netdev/netlink_watch.h"
+#include "vdev/netdev/netns.h"
 #include "vdev/netdev/roce_gid_table.h"
 
 namespace vrdma::vdev {
@@ -111,6 +114,64 @@ TEST(Netdev, WatchSeesAddressChangesAndRemoval) {
     c.removed.insert(c.removed.end(), more.removed.begin(), more.removed.end());
   }
   EXPECT_NE(std::find(c.removed.begin(), c.removed.end(), idx), c.removed.end());
+}
+
+uint64_t CurrentCookie() {
+  int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len);
+  close(s);
+  return cookie;
+}
+
+// A container's namespace: its interface is read and watched there, from the daemon's
+// namespace, and the thread comes back where it was.
+TEST(Netns, ReadsAndWatchesAnotherNamespace) {
+  if (!testing::PrivateNetns()) GTEST_SKIP() << "needs root for a network namespace";
+  const uint64_t home_cookie = CurrentCookie();
+  int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(home, 0);
+  ASSERT_EQ(unshare(CLONE_NEWNET), 0);
+  int other = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  ASSERT_EQ(std::system("ip link add c0 type veth peer name c1 && ip link set c0 up && "
+                        "ip addr add 10.5.5.5/24 dev c0"),
+            0);
+  ASSERT_EQ(setns(home, CLONE_NEWNET), 0);
+  close(home);
+  auto ns = Netns::Adopt(other);
+  ASSERT_TRUE(ns.ok()) << ns.status();
+  EXPECT_NE((*ns)->cookie(), home_cookie);
+  EXPECT_TRUE(absl::IsNotFound(ReadNetdev("c0").status()));  // not in this namespace
+  auto info = ReadNetdevIn(ns->get(), "c0");
+  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_EQ(info->ipv4.size(), 1u);
+  EXPECT_EQ(info->ipv4[0][3], 5);
+  EXPECT_EQ(CurrentCookie(), home_cookie);
+
+  auto watch = NetlinkWatch::Open(ns->get());
+  ASSERT_TRUE(watch.ok());
+  EXPECT_EQ(CurrentCookie(), home_cookie);
+  {
+    NetnsScope scope(ns->get());
+    ASSERT_TRUE(scope.entered());
+    EXPECT_EQ(CurrentCookie(), (*ns)->cookie());
+    ASSERT_EQ(std::system("ip addr add 10.6.6.6/24 dev c0"), 0);
+  }
+  EXPECT_EQ(CurrentCookie(), home_cookie);
+  NetlinkWatch::Changes c;
+  for (int i = 0; i < 50 && std::find(c.changed.begin(), c.changed.end(), info->ifindex) ==
+                                c.changed.end();
+       ++i) {
+    pollfd p{(*watch)->fd(), POLLIN, 0};
+    poll(&p, 1, 100);
+    auto more = (*watch)->Drain();
+    c.changed.insert(c.changed.end(), more.changed.begin(), more.changed.end());
+  }
+  EXPECT_NE(std::find(c.changed.begin(), c.changed.end(), info->ifindex), c.changed.end());
+
+  EXPECT_TRUE(absl::IsInvalidArgument(Netns::Adopt(open("/dev/null", O_RDONLY)).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(Netns::Adopt(-1).status()));
 }
 
 }  // namespace
