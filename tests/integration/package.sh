@@ -56,7 +56,7 @@ for f in /usr/sbin/vrdmad /usr/bin/vrdmactl /usr/bin/vrdma-run /etc/vrdma/vrdmad
          /lib/systemd/system/vrdmad.service /usr/share/man/man8/vrdmad.8.gz \
          /usr/share/man/man8/vrdmactl.8.gz /usr/share/man/man1/vrdma-run.1.gz \
          "/usr/lib/$MA/libvrdma.so.0" "/usr/lib/$MA/libvrdma.so" /usr/include/vrdma/vrdma.h \
-         "/usr/lib/$MA/pkgconfig/vrdma.pc"; do
+         "/usr/lib/$MA/pkgconfig/vrdma.pc" /usr/lib/cni/vrdma; do
   if [[ -e $f ]]; then pass "installed $f"; else fail "missing $f"; fi
 done
 if grep -qx /etc/vrdma/vrdmad.conf /var/lib/dpkg/info/vrdma.conffiles 2>/dev/null; then
@@ -122,7 +122,7 @@ DAEMON_PID=""
 # Purged, nothing left.
 purge
 left=""
-for f in /usr/sbin/vrdmad /usr/bin/vrdma-run "/usr/lib/$MA/libvrdma.so.0" /etc/vrdma; do
+for f in /usr/sbin/vrdmad /usr/bin/vrdma-run "/usr/lib/$MA/libvrdma.so.0" /etc/vrdma /usr/lib/cni/vrdma; do
   [[ -e $f ]] && left+=" $f"
 done
 if [[ -z $left ]]; then pass "dpkg --purge leaves nothing"; else fail "left after purge:$left"; fi

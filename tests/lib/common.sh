@@ -27,6 +27,7 @@ HUGETLBFS_MOUNTS=()
 PASSES=0
 CLEANUP_PIDS=()
 CLEANUP_NETNS=()
+CLEANUP_HOOKS=()
 
 pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
 fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
@@ -62,6 +63,8 @@ stop_pid() {
 
 cleanup() {
   local v ns
+  # Functions a test registers to undo what it made (before its namespaces go).
+  for v in "${CLEANUP_HOOKS[@]}"; do "$v" || true; done
   for v in "${CLEANUP_PIDS[@]}"; do stop_pid "${!v:-}"; done
   for v in "${CLEANUP_NETNS[@]}"; do
     ns="${!v:-}"
