@@ -57,6 +57,12 @@ expect "ADD of an interface the namespace lacks: error 100" "$(jq .code <<<"$out
 conf | cni DEL && [[ $(ctl dev show | grep -c vrdma-0123) -eq 0 ]] && pass "DEL: the vdev removed" ||
   fail "DEL"
 conf | cni DEL && pass "DEL again: success (idempotent)" || fail "DEL again"
+# On its own (no previous plugin): the interface the container has, reported as used.
+out=$(printf '{"cniVersion":"0.4.0","name":"t","type":"vrdma","socket":"%s"}' "$VRDMA_SOCKET" | cni ADD)
+expect "ADD on its own: the result names the interface and the namespace" \
+  "$(jq -c '[.cniVersion, .interfaces[0].name, .interfaces[0].sandbox]' <<<"$out")" \
+  "[\"0.4.0\",\"net1\",\"/run/netns/$C1\"]"
+conf | cni DEL >/dev/null
 
 # ---- Podman (Debian's, rootful, its CNI backend; ../shared/notes/containers.md): its own
 # storage and configuration under $WORK, containers from a local busybox root file system
