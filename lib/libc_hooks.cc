@@ -205,6 +205,10 @@ class Route {
   char buf_[PATH_MAX];
 };
 
+// Every libc function is resolved here, before the program's threads exist: resolving
+// one on its first call takes the dynamic linker's lock (dlsym), which a thread that calls
+// send() or recv() while another runs dlopen or dlclose (UCX loading and unloading its
+// transports) would wait for forever.
 __attribute__((constructor)) void ResolveReal() {
   g_open.Resolve();
   g_open64.Resolve();
@@ -212,6 +216,49 @@ __attribute__((constructor)) void ResolveReal() {
   g_close.Resolve();
   g_fstat.Resolve();
   g_fstat64.Resolve();
+  g_openat.Resolve();
+  g_openat64.Resolve();
+  g_open_2.Resolve();
+  g_open64_2.Resolve();
+  g_openat_2.Resolve();
+  g_openat64_2.Resolve();
+  g_fopen.Resolve();
+  g_fopen64.Resolve();
+  g_opendir.Resolve();
+  g_scandir.Resolve();
+  g_scandir64.Resolve();
+  g_stat.Resolve();
+  g_stat64.Resolve();
+  g_lstat.Resolve();
+  g_lstat64.Resolve();
+  g_fstatat.Resolve();
+  g_fstatat64.Resolve();
+  g_statx.Resolve();
+  g_access.Resolve();
+  g_faccessat.Resolve();
+  g_readlink.Resolve();
+  g_readlinkat.Resolve();
+  g_realpath.Resolve();
+  g_chdir.Resolve();
+  g_readlink_chk.Resolve();
+  g_readlinkat_chk.Resolve();
+  g_getxattr.Resolve();
+  g_lgetxattr.Resolve();
+  g_listxattr.Resolve();
+  g_llistxattr.Resolve();
+  g_socket.Resolve();
+  g_bind.Resolve();
+  g_getsockname.Resolve();
+  g_setsockopt.Resolve();
+  g_getsockopt.Resolve();
+  g_send.Resolve();
+  g_sendto.Resolve();
+  g_sendmsg.Resolve();
+  g_recv.Resolve();
+  g_recvfrom.Resolve();
+  g_recvmsg.Resolve();
+  g_recv_chk.Resolve();
+  g_recvfrom_chk.Resolve();
 }
 
 // open(2)'s mode argument is there only with O_CREAT or O_TMPFILE.

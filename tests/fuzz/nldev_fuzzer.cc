@@ -17,6 +17,7 @@
 #include "vdev/nldev/nldev.h"
 #include "vdev/pdev.h"
 #include "vdev/registry.h"
+#include "vfio/eal.h"
 
 namespace {
 
@@ -28,6 +29,9 @@ void Check(bool ok) {
 
 Registry* TheRegistry() {
   static Registry* registry = [] {
+    // The embedded pdev's engine allocates from DPDK mempools: the EAL comes first, with
+    // no devices and no huge pages, as the unit tests bring it up.
+    Check(vrdma::vfio::InitEal(vrdma::vfio::NoDeviceEalArgs()).ok());
     auto* r = new Registry();
     auto pdev = Pdev::CreateEmbedded("fuzzpdev");
     Check(pdev.ok());

@@ -10,9 +10,6 @@ source "$(dirname "$0")/lib.sh"
 setup_hosts
 setup_second_pair
 start_daemon
-expect() {  # NAME GOT WANTED
-  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1: got '$2', wanted '$3'"; fi
-}
 PLUGIN="$VRDMA_BUILD/apps/vrdma"
 C1="vrdma-it-cni-$$"
 CLEANUP_NETNS+=(C1)

@@ -12,9 +12,6 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/tenant_lib.sh"
 setup_hosts
 start_daemon
-expect() {  # NAME GOT WANTED
-  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1: got '$2', wanted '$3'"; fi
-}
 C1="vrdma-it-c1-$$"
 C2="vrdma-it-c2-$$"
 CLEANUP_NETNS+=(C1 C2)

@@ -11,9 +11,6 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/tenant_lib.sh"
 setup_default
 run() { in_ns "$VRDMA_RUN" "$@"; }
-expect() {  # NAME GOT WANTED
-  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1: got '$2', wanted '$3'"; fi
-}
 # The values of KEYS in each JSON object of a list, one object per line, sorted.
 # shellcheck disable=SC2016
 project() {  # KEYS(comma-separated) < JSON
@@ -217,35 +214,30 @@ wait "$hog" 2>/dev/null || true
 
 # ---- counters, after a transfer
 run_pair pingpong_counted true -- ibv_rc_pingpong -g 1 -n 50 -p 18516
-want=$(ctl -j stat show vdev_a | python3 -c '
+# compare_counters KIND DEV COUNTER...: `rdma statistic show link DEV/1` against the row
+# of `vrdmactl stat show DEV` ({"KIND": DEV}), for those counters; the first not zero.
+# shellcheck disable=SC2016
+compare_counters() {
+  local kind=$1 dev=$2 want got
+  shift 2
+  want=$(ctl -j stat show "$dev" | python3 -c '
 import json, sys
+kind, dev, keys = sys.argv[1], sys.argv[2], sys.argv[3:]
 for row in json.load(sys.stdin):
-    if row.get("dev") == "vdev_a" and "layer" not in row:
-        print(" ".join(f"{k} {row[k]}" for k in ("send_wqes", "recv_wqes", "completions")))' 2>&1)
-got=$(run rdma -j statistic show link vdev_a/1 2>&1 | python3 -c '
+    if row.get(kind) == dev and "layer" not in row:
+        print(" ".join(f"{k} {row[k]}" for k in keys))' "$kind" "$dev" "$@" 2>&1)
+  got=$(run rdma -j statistic show link "$dev/1" 2>&1 | python3 -c '
 import json, sys
 row = json.load(sys.stdin)[0]
-print(" ".join(f"{k} {row[k]}" for k in ("send_wqes", "recv_wqes", "completions")))' 2>&1)
-if [[ -n "$want" && "$got" == "$want" && "$got" != "send_wqes 0 "* ]]; then
-  pass "rdma statistic show: vdev_a's counters as vrdmactl stat show ($got)"
-else
-  fail "rdma statistic show"; echo "vrdmactl: $want"; echo "rdma: $got"
-fi
-
-want=$(ctl -j stat show pdev0 | python3 -c '
-import json, sys
-for row in json.load(sys.stdin):
-    if row.get("pdev") == "pdev0" and "layer" not in row:
-        print(" ".join(f"{k} {row[k]}" for k in ("tx_packets", "rx_packets", "retransmits")))' 2>&1)
-got=$(run rdma -j statistic show link pdev0/1 2>&1 | python3 -c '
-import json, sys
-row = json.load(sys.stdin)[0]
-print(" ".join(f"{k} {row[k]}" for k in ("tx_packets", "rx_packets", "retransmits")))' 2>&1)
-if [[ -n "$want" && "$got" == "$want" && "$got" != "tx_packets 0 "* ]]; then
-  pass "rdma statistic show link pdev0/1: the engine's counters as vrdmactl ($got)"
-else
-  fail "rdma statistic show pdev0"; echo "vrdmactl: $want"; echo "rdma: $got"
-fi
+print(" ".join(f"{k} {row[k]}" for k in sys.argv[1:]))' "$@" 2>&1)
+  if [[ -n "$want" && "$got" == "$want" && "$got" != "$1 0 "* ]]; then
+    pass "rdma statistic show link $dev/1: as vrdmactl stat show ($got)"
+  else
+    fail "rdma statistic show $dev"; echo "vrdmactl: $want"; echo "rdma: $got"
+  fi
+}
+compare_counters dev vdev_a send_wqes recv_wqes completions  # the vdev's
+compare_counters pdev pdev0 tx_packets rx_packets retransmits  # the engine's
 
 # ---- malformed requests: the kernel's errors; the daemon lives on.
 out=$(run python3 "$(dirname "$0")/rdma_netlink_raw.py" 2>&1)

@@ -9,9 +9,6 @@ source "$(dirname "$0")/tenant_lib.sh"
 setup_default
 run() { in_ns "$VRDMA_RUN" "$@"; }
 SYS=/sys/class/infiniband
-expect() {  # NAME GOT WANTED
-  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1: got '$2', wanted '$3'"; fi
-}
 
 guid=$(ctl -j dev show vdev_a | grep -o '"node_guid":"[^"]*"' | cut -d'"' -f4)
 devinfo=$(run ibv_devinfo -v -d vdev_a)

@@ -4,6 +4,7 @@
 # wait, and teardown on exit. Sourced; defines functions and counters only.
 #
 #   pass TEXT / fail TEXT   print "PASS TEXT" / "FAIL TEXT" and count it
+#   expect NAME GOT WANTED  pass NAME when GOT is WANTED, else fail with both
 #   finish                  prints "N passed, N failed"; on a failure runs the function
 #                           named by FINISH_DIAGNOSTICS (if set) and returns 1
 #   wait_for_daemon SOCKET PID LOG [WHAT]
@@ -13,8 +14,9 @@
 #   stop_pid PID            SIGTERM, up to 5 s to exit, then SIGKILL (nothing if gone)
 #   cleanup                 stops the processes and deletes the namespaces named by the
 #                           variables listed in CLEANUP_PIDS and CLEANUP_NETNS (read at
-#                           exit: a restarted daemon's new PID counts), then removes
-#                           $WORK unless KEEP_WORK=1
+#                           exit: a restarted daemon's new PID counts), after the
+#                           functions listed in CLEANUP_HOOKS, then removes $WORK unless
+#                           KEEP_WORK=1
 #   cleanup_on_exit         runs cleanup on exit; SIGTERM/SIGINT (a test's timeout)
 #                           exit 143, which still runs it
 #   reserve_huge_pages N    at least N free huge pages of the default size: grows
@@ -31,6 +33,9 @@ CLEANUP_HOOKS=()
 
 pass() { PASSES=$((PASSES + 1)); echo "PASS $*"; }
 fail() { FAILURES=$((FAILURES + 1)); echo "FAIL $*"; }
+expect() {
+  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1: got '$2', wanted '$3'"; fi
+}
 
 finish() {
   echo "$PASSES passed, $FAILURES failed"
