@@ -385,8 +385,8 @@ void Session::SetEngineSleeping(bool sleeping) {
   if (context_) context_->engine_sleeping.value.store(sleeping ? 1 : 0, std::memory_order_seq_cst);
 }
 
-void Session::WriteAsync(uint64_t element, uint32_t event_type) {
-  if (async_fd_ < 0) return;
+bool Session::WriteAsync(uint64_t element, uint32_t event_type) {
+  if (async_fd_ < 0) return false;
   struct {
     uint64_t element;
     uint32_t event_type;
@@ -401,8 +401,9 @@ void Session::WriteAsync(uint64_t element, uint32_t event_type) {
   // Never blocks (client_fd.h). A client that does not read its async events loses them,
   // nobody else does; the kernel queues them on a list and drops one when it cannot
   // allocate its entry (ib_uverbs_async_handler).
-  SendEventRecord(async_fd_, &record, sizeof record);
+  bool sent = SendEventRecord(async_fd_, &record, sizeof record);
   if (vdev_) vdev_->stats.async_events++;
+  return sent;
 }
 
 bool Session::DeliverEvent(const driver::AsyncEvent& e) {
@@ -431,7 +432,7 @@ bool Session::DeliverEvent(const driver::AsyncEvent& e) {
     default: {
       auto it = qps_.find(e.element);
       if (it == qps_.end()) return false;
-      WriteAsync(it->second.user_handle, e.type);
+      if (WriteAsync(it->second.user_handle, e.type)) it->second.events_reported++;
       return true;
     }
   }

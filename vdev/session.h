@@ -98,6 +98,9 @@ class Session {
     uint64_t user_handle = 0;
     std::unique_ptr<SharedRegion> region;  // its rings, drained by drain_
     bool opened = false;  // ibv_open_qp: an XRC receive QP this context did not create
+    // Async events written for it: the client frees the QP once it has acknowledged
+    // them (proto::DestroyQpReply).
+    uint32_t events_reported = 0;
   };
   struct SrqObject {
     uint64_t user_handle = 0;
@@ -263,7 +266,8 @@ class Session {
   int ChargeContext(Vdev& vdev);
   void ReleaseContext();
   void FreeAll();
-  void WriteAsync(uint64_t element, uint32_t event_type);
+  // True when the record reached the client's async descriptor.
+  bool WriteAsync(uint64_t element, uint32_t event_type);
 
   int sock_;
   Registry* registry_;

@@ -198,13 +198,14 @@ int Session::QueryQp(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   return 0;
 }
 
-int Session::DestroyQp(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
+int Session::DestroyQp(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   proto::HandleMsg req;
   if (!msg.Copy(&req)) return EINVAL;
   auto it = qps_.find(req.handle);
   if (it == qps_.end()) return EINVAL;
   if (QpHasFlows(req.handle)) return Refuse(EBUSY, "destroy_qp: flow rules still steer to it");
   if (absl::Status st = ReleaseQp(req.handle, it->second); !st.ok()) return Refused(st);
+  Append(out, proto::DestroyQpReply{it->second.events_reported, 0});
   qps_.erase(it);
   return 0;
 }

@@ -180,6 +180,14 @@ struct DescribeDeviceReply {
   uint64_t counters[kDeviceCounterNames.size()];
 };
 
+// kDestroyQp's reply: how many async events the daemon wrote for the QP. ibv_destroy_qp
+// frees the QP once the application has acknowledged that many (ibv_ack_async_event
+// touches the QP), as a kernel provider waits for resp.events_reported.
+struct DestroyQpReply {
+  uint32_t events_reported;
+  uint32_t reserved;
+};
+
 // ---- RDMA netlink (vdev/nldev/nldev.h) ----------------------------------------------------
 
 // A datagram a process sent on its NETLINK_RDMA socket, with the socket's settings. The

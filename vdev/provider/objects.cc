@@ -712,16 +712,44 @@ int QueryQp(ibv_qp* ibqp, ibv_qp_attr* attr, int mask, ibv_qp_init_attr* init) {
   return 0;
 }
 
+// Whether the application has acknowledged `reported` async events of `qp`.
+bool EventsAcknowledged(VQp* qp, uint32_t reported) {
+  ibv_qp& q = qp->vqp.qp;
+  pthread_mutex_lock(&q.mutex);
+  bool done = q.events_completed >= reported;
+  pthread_mutex_unlock(&q.mutex);
+  return done;
+}
+
+// ibv_destroy_qp(3): an async event of the QP read but not yet acknowledged still points
+// at it (ibv_ack_async_event locks its mutex), so its memory stays until the daemon's
+// events_reported are acknowledged, as a kernel provider waits for them in
+// ibv_cmd_destroy_qp; without blocking here: it is freed by a later destroy of the same
+// context once acknowledged, or with the context.
 int DestroyQp(ibv_qp* ibqp) {
   VQp* qp = QpOf(ibqp);
+  ContextState& st = StateOf(ibqp->context);
   proto::HandleMsg req{qp->handle, 0};
   proto::Message reply;
-  int err = Rpc(StateOf(ibqp->context), Op::kDestroyQp, &req, sizeof req, &reply);
+  int err = Rpc(st, Op::kDestroyQp, &req, sizeof req, &reply);
   if (err && err != EIO) return err;
+  proto::DestroyQpReply r{};
+  uint32_t reported = !err && reply.Copy(&r) ? r.events_reported : 0;
   munmap(qp->map, qp->map_size);
+  qp->map = nullptr;
   pthread_spin_destroy(&qp->sq_lock);
   pthread_spin_destroy(&qp->rq_lock);
-  free(qp);
+  std::lock_guard<std::mutex> lock(st.destroyed_qps_mutex);
+  std::erase_if(st.destroyed_qps, [](const std::pair<VQp*, uint32_t>& d) {
+    if (!EventsAcknowledged(d.first, d.second)) return false;
+    free(d.first);
+    return true;
+  });
+  if (EventsAcknowledged(qp, reported)) {
+    free(qp);
+  } else {
+    st.destroyed_qps.emplace_back(qp, reported);
+  }
   return 0;
 }
 

@@ -34,6 +34,8 @@ struct VDevice {
 // provider keeps its own copy of the daemon's end until the daemon goes away. Then the
 // watcher (watcher.cc) sends IBV_EVENT_DEVICE_FATAL if the daemon did not, and closes
 // those copies, so a reader blocked in ibv_get_cq_event sees EOF.
+struct VQp;
+
 struct ContextState {
   int sock = -1;
   // One request in flight on the context socket, across threads and across processes: a
@@ -52,6 +54,10 @@ struct ContextState {
   std::mutex channel_mutex;
   // Completion channel fd -> the daemon's end of its socketpair (-1 once the daemon is gone).
   std::map<int, int> channel_write_fds;
+  // Destroyed QPs with async events the application has not acknowledged yet, and how
+  // many the daemon reported: freed once acknowledged (objects.cc), or with the context.
+  std::mutex destroyed_qps_mutex;
+  std::vector<std::pair<VQp*, uint32_t>> destroyed_qps;
 };
 
 // The daemon's-death watcher (watcher.cc): one thread per process, started with the first

@@ -63,6 +63,7 @@ void FreeContextOp(ibv_context* ibctx) {
       if (w >= 0) close(w);
     }
     munmap(st->rpc_lock, sizeof(pthread_mutex_t));
+    for (auto& [qp, reported] : st->destroyed_qps) free(qp);
     delete st;
   }
   verbs_uninit_context(&c->vctx);  // closes async_fd
