@@ -274,14 +274,10 @@ __attribute__((noinline)) bool IsRdmaCm(const char* path) {
   return path && std::strcmp(path, vrdma::cm_client::kRdmaCmPath) == 0;
 }
 
-// A result of the netlink sockets: -errno, or the value.
+// A result of the netlink sockets: -errno (Fail), or the value.
 template <typename T>
 T Result(T r) {
-  if (r < 0) {
-    errno = static_cast<int>(-r);
-    return -1;
-  }
-  return r;
+  return r < 0 ? Fail(static_cast<int>(r)) : r;
 }
 
 // One buffer as a message, for the send and receive calls that take one. nullopt: not a

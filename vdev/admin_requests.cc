@@ -13,6 +13,7 @@
 #include "vdev/log.h"
 #include "vdev/nldev/nldev.h"
 #include "vdev/server.h"
+#include "vdev/session_util.h"
 
 namespace vrdma::vdev {
 
@@ -127,14 +128,12 @@ void AdminRequests::HandleNetlink(Session& client, proto::Message& msg, Reply* r
   for (size_t i = req.first; i < datagrams.size(); ++i) {
     const std::vector<uint8_t>& d = datagrams[i];
     if (body.size() + sizeof(uint32_t) + d.size() > kRoom) break;
-    uint32_t len = static_cast<uint32_t>(d.size());
-    const auto* l = reinterpret_cast<const uint8_t*>(&len);
-    body.insert(body.end(), l, l + sizeof len);
+    session_util::Append(&body, static_cast<uint32_t>(d.size()));
     body.insert(body.end(), d.begin(), d.end());
     ++head.count;
   }
-  const auto* h = reinterpret_cast<const uint8_t*>(&head);
-  reply->payload.assign(h, h + sizeof head);
+  reply->payload.clear();
+  session_util::Append(&reply->payload, head);
   reply->payload.insert(reply->payload.end(), body.begin(), body.end());
 }
 

@@ -220,6 +220,11 @@ void Nldev::Emit(std::vector<uint8_t> msg) {
   open_.insert(open_.end(), msg.begin(), msg.end());
 }
 
+void Nldev::EmitLast(NlMessage m) {
+  Emit(std::move(m).Finish());
+  EndDatagram();
+}
+
 void Nldev::EndDatagram() {
   if (!open_.empty()) out_.push_back(std::move(open_));
   open_.clear();
@@ -245,16 +250,14 @@ void Nldev::Ack(const Request& r, int err, const std::string& text) {
   body.resize(NLMSG_ALIGN(body.size()), 0);
   m.Append(body);
   if (tlv) m.PutString(NLMSGERR_ATTR_MSG, text);
-  Emit(std::move(m).Finish());
-  EndDatagram();
+  EmitLast(std::move(m));
 }
 
 void Nldev::Done(const Request& r, int err) {
   NlMessage m(NLMSG_DONE, NLM_F_MULTI, r.hdr.nlmsg_seq, who_.portid);
   const int32_t v = -err;  // the dump's error, or 0
   m.Append(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), sizeof v));
-  Emit(std::move(m).Finish());
-  EndDatagram();
+  EmitLast(std::move(m));
 }
 
 // fill_dev_info.
@@ -299,8 +302,7 @@ Result Nldev::DevGet(const Request& r) {
   if (!d) return Failure{EINVAL, ""};
   NlMessage m = Start(r, 0, &*d);
   FillDev(&m, *d);
-  Emit(std::move(m).Finish());
-  EndDatagram();
+  EmitLast(std::move(m));
   return std::nullopt;
 }
 
@@ -319,8 +321,7 @@ Result Nldev::PortGet(const Request& r) {
   }
   NlMessage m = Start(r, 0, &*d);
   FillPort(&m, *d);
-  Emit(std::move(m).Finish());
-  EndDatagram();
+  EmitLast(std::move(m));
   return std::nullopt;
 }
 
@@ -330,8 +331,7 @@ Result Nldev::PortGet(const Request& r) {
 Result Nldev::SysGet(const Request& r) {
   NlMessage m = Start(r, 0, nullptr);
   m.PutU8(RDMA_NLDEV_SYS_ATTR_NETNS_MODE, ctx_.registry->netns_mode() == NetnsMode::kShared);
-  Emit(std::move(m).Finish());
-  EndDatagram();
+  EmitLast(std::move(m));
   return std::nullopt;
 }
 
@@ -363,8 +363,7 @@ Result Nldev::StatGet(const Request& r) {
     }
     m.EndNest(table);
   }
-  Emit(std::move(m).Finish());
-  EndDatagram();
+  EmitLast(std::move(m));
   return std::nullopt;
 }
 

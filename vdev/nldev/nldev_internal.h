@@ -58,9 +58,11 @@ class Nldev {
   std::optional<Device> DeviceOf(const Request& r) const;  // by DEV_INDEX
   // A message answering `r` (same type and sequence number), with the device's handle.
   NlMessage Start(const Request& r, uint16_t flags, const Device* dev) const;
-  // Queues a message; a doit's reply ends its datagram.
+  // Queues a message, packed with the ones before it into datagrams of kDatagramSize.
   void Emit(std::vector<uint8_t> msg);
   void EndDatagram();
+  // Queues the last message of its datagram (a doit's reply, an ACK, a dump's end).
+  void EmitLast(NlMessage m);
   bool administrator() const { return ctx_.may_change; }
 
   // ---- nldev_res.cc

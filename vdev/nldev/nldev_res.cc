@@ -220,8 +220,7 @@ Result Nldev::ResTable(const Request& r) {
       if (e.id != id) continue;
       NlMessage m = Start(r, 0, &*d);
       m.Append(e.attrs);
-      Emit(std::move(m).Finish());
-      EndDatagram();
+      EmitLast(std::move(m));
       return std::nullopt;
     }
     return Failure{ENOENT, ""};

@@ -107,6 +107,14 @@ void NetlinkSockets::Forget(int fd) {
   errno = saved;
 }
 
+// netlink_autobind: the process's PID first, then numbers from -4096 down.
+uint32_t NetlinkSockets::NextPortId() {
+  uint32_t id =
+      pid_taken_ ? static_cast<uint32_t>(next_portid_--) : static_cast<uint32_t>(getpid());
+  pid_taken_ = true;
+  return id;
+}
+
 // netlink_bind: port 0 asks for one (netlink_autobind: the PID first, then numbers from
 // -4096 down); a port of another of this process's sockets is taken.
 std::optional<int> NetlinkSockets::Bind(int fd, const sockaddr* addr, socklen_t len) {
@@ -120,8 +128,7 @@ std::optional<int> NetlinkSockets::Bind(int fd, const sockaddr* addr, socklen_t 
   if (s->portid) return a.nl_pid == 0 || a.nl_pid == s->portid ? 0 : -EINVAL;
   uint32_t want = a.nl_pid;
   if (want == 0) {
-    want = pid_taken_ ? static_cast<uint32_t>(next_portid_--) : static_cast<uint32_t>(getpid());
-    pid_taken_ = true;
+    want = NextPortId();
   } else {
     for (const auto& [other_fd, other] : *sockets_) {
       if (other->portid == want) return -EADDRINUSE;
@@ -235,9 +242,7 @@ std::optional<ssize_t> NetlinkSockets::SendMsg(int fd, const msghdr* msg, int /*
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!s->portid) {  // netlink_autobind
-      s->portid =
-          pid_taken_ ? static_cast<uint32_t>(next_portid_--) : static_cast<uint32_t>(getpid());
-      pid_taken_ = true;
+      s->portid = NextPortId();
     }
   }
   std::lock_guard<std::mutex> lock(s->mutex);

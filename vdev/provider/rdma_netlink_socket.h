@@ -59,7 +59,8 @@ class NetlinkSockets {
  private:
   struct Socket;
   std::shared_ptr<Socket> Find(int fd);
-  void Pump(Socket& s);  // with s.mutex held
+  void Pump(Socket& s);   // with s.mutex held
+  uint32_t NextPortId();  // with mutex_ held
 
   std::mutex mutex_;
   std::map<int, std::shared_ptr<Socket>>* sockets_ = nullptr;  // made by the first Open
