@@ -50,13 +50,17 @@ client_server() {
   fi
 }
 
-# wait_listener CTL PID [N]: returns once N (default 1) RDMA-CM IDs are listening (`CTL
-# res show cm_id` shows them in state LISTEN), PID has exited, or 20 s have passed. The
-# callers' servers run one case at a time, so any listener is theirs.
+# wait_listener CTL PID [N] [PORT]: returns once N (default 1) RDMA-CM IDs are listening
+# (`CTL res show cm_id` shows them in state LISTEN), on PORT if given, PID has exited, or
+# 20 s have passed. A server that has just exited may still be listed for a moment (vrdmad
+# closes its session when it sees the socket close), so callers that reuse a program name
+# or run cases back to back pass the port their server listens on.
 wait_listener() {
-  local ctl_fn=$1 pid=$2 want=${3:-1}
+  local ctl_fn=$1 pid=$2 want=${3:-1} port=${4:-}
+  local pattern="state LISTEN"
+  [[ -n $port ]] && pattern="state LISTEN .*src-addr [^ ]*:$port( |$)"
   for _ in $(seq 200); do
-    (($("$ctl_fn" res show cm_id 2>/dev/null | grep -c "state LISTEN") >= want)) && return 0
+    (($("$ctl_fn" res show cm_id 2>/dev/null | grep -cE "$pattern") >= want)) && return 0
     kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1
   done

@@ -27,7 +27,10 @@ cm_pair() {  # NAME CHECK -- SERVER ARGS... -- CLIENT ARGS...
   # The client starts once the server listens (its ID in state LISTEN). A client that
   # came too early would be rejected, and perftest's then retries its connection and
   # dies with it established, leaving a server waiting for that client's data for good.
-  wait_listener ctl "$spid"
+  # The port the server listens on (rping's and perftest's -p).
+  local port="" i
+  for ((i = 0; i < ${#server[@]} - 1; i++)); do [[ ${server[i]} == -p ]] && port=${server[i + 1]}; done
+  wait_listener ctl "$spid" 1 "$port"
   # What the CM holds 30 s into a client attempt, should it hang (shown on failure).
   ( sleep 30; { ctl res show cm_id; ctl stat show | grep "^cm "; } >"$WORK/$name.cm_state" 2>&1 ) &
   local state_pid=$!
