@@ -9,22 +9,25 @@ namespace vrdma::driver {
 inline constexpr uint32_t kMaxSgePerWqe = 16;
 inline constexpr uint32_t kMaxInlineData = 256;
 
+// The object counts are Linux rdma_rxe's (rxe_param.h), which MPI and UCX at scale are
+// sized against; tables grow as objects are made (ObjectTable), and what a vdev may hold
+// is its quota. Queue depths cost daemon memory, charged to the vdev (ring_bytes).
 struct DeviceLimits {
-  uint32_t max_pd = 1024;
-  uint32_t max_mr = 4096;
-  uint32_t max_mw = 4096;
+  uint32_t max_pd = 1048576;
+  uint32_t max_mr = 524287;  // an MR's key carries its index in 24 bits
+  uint32_t max_mw = 524287;
   uint64_t max_mr_size = 1ull << 40;
-  uint32_t max_cq = 1024;
+  uint32_t max_cq = 1048576;
   uint32_t max_cqe = 65536;
-  uint32_t max_qp = 1024;
-  uint32_t max_qp_wr = 4096;
+  uint32_t max_qp = 1048560;  // QPNs 16 .. 2^20 - 1
+  uint32_t max_qp_wr = 1048576;
   uint32_t max_sge = kMaxSgePerWqe;
   uint32_t max_inline_data = kMaxInlineData;
-  uint32_t max_srq = 256;
-  uint32_t max_srq_wr = 8192;
+  uint32_t max_srq = 262144;
+  uint32_t max_srq_wr = 1048576;
   uint32_t max_srq_sge = kMaxSgePerWqe;
   uint32_t max_xrcd = 4096;
-  uint32_t max_ah = 4096;
+  uint32_t max_ah = 1048576;
   // ibv_query_device(3): max_qp_rd_atom bounds the reads/atomics a QP serves as the
   // target (max_dest_rd_atomic: responder resources, one saved response each);
   // max_qp_init_rd_atom the ones it has outstanding as the initiator (max_rd_atomic: a

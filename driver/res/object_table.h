@@ -1,6 +1,8 @@
-// Fixed-capacity table of device objects (PD, MR, CQ, SRQ, QP, AH) with O(1) allocate,
-// free and lookup. Handles are slot indices plus a base; an 8-bit generation per slot
-// makes stale memory keys detectable (the "key" byte of lkey/rkey).
+// Table of device objects (PD, MR, CQ, SRQ, QP, AH) with O(1) allocate, free and lookup,
+// up to a capacity (the device limit). Slots are made as objects are, not up front: a
+// device that may hold a million QPs costs what it holds. Handles are slot indices plus a
+// base; an 8-bit generation per slot makes stale memory keys detectable (the "key" byte
+// of lkey/rkey). Allocate and Free run on the control path; Get on the data path.
 #pragma once
 
 #include <cstdint>
@@ -17,18 +19,27 @@ class ObjectTable {
 
   void Reset(uint32_t capacity, uint32_t base) {
     slots_.clear();
-    slots_.resize(capacity);
+    slots_.shrink_to_fit();
     free_.clear();
+    free_.shrink_to_fit();
+    capacity_ = capacity;
     base_ = base;
-    for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);
     in_use_ = 0;
   }
 
-  // Returns the new object's handle, or nullptr when the table is full.
+  // Returns the new object's handle, or nullptr when the table is full. A freed slot is
+  // used again before a new one is made (lowest handles first, as before any was freed).
   T* Allocate(uint32_t* handle) {
-    if (free_.empty()) return nullptr;
-    uint32_t idx = free_.back();
-    free_.pop_back();
+    uint32_t idx;
+    if (!free_.empty()) {
+      idx = free_.back();
+      free_.pop_back();
+    } else if (slots_.size() < capacity_) {
+      idx = static_cast<uint32_t>(slots_.size());
+      slots_.emplace_back();
+    } else {
+      return nullptr;
+    }
     Slot& s = slots_[idx];
     s.obj = std::make_unique<T>();
     s.generation = static_cast<uint8_t>(s.generation + 1);
@@ -51,9 +62,12 @@ class ObjectTable {
     return slots_[idx].obj.get();
   }
 
-  uint8_t Generation(uint32_t handle) const { return slots_[handle - base_].generation; }
+  uint8_t Generation(uint32_t handle) const {
+    uint32_t idx = handle - base_;
+    return idx < slots_.size() ? slots_[idx].generation : 0;
+  }
   uint32_t in_use() const { return in_use_; }
-  uint32_t capacity() const { return static_cast<uint32_t>(slots_.size()); }
+  uint32_t capacity() const { return capacity_; }
   uint32_t base() const { return base_; }
 
   template <typename F>
@@ -68,7 +82,8 @@ class ObjectTable {
     uint8_t generation = 0;
   };
   std::vector<Slot> slots_;
-  std::vector<uint32_t> free_;
+  std::vector<uint32_t> free_;  // slots made and freed since
+  uint32_t capacity_ = 0;
   uint32_t base_ = 0;
   uint32_t in_use_ = 0;
 };

@@ -32,8 +32,6 @@ RoceDevice::RoceDevice(const RoceDeviceConfig& config) : cfg_(config) {
   tx_chains_ = cfg_.port && cfg_.port->TxChains();
   hairpin_.reserve(kHairpinDepth);
   hairpin_rx_.reserve(kHairpinDepth);
-  active_.reserve(l.max_qp + 1);
-  running_.reserve(l.max_qp + 1);
   events_.Init(1024);
 }
 
@@ -106,18 +104,46 @@ absl::Status RoceDevice::SetGid(uint32_t index, const GidEntry& entry) {
     return absl::OutOfRangeError(
         absl::StrCat("GID index ", index, " beyond table of ", gids_.size()));
   }
+  // Receive steering looks GIDs up by value (the first index holding each): the index is
+  // kept up to date entry by entry, so that a table of a thousand vdevs is filled in
+  // linear time (a control-path call).
+  const GidEntry old = gids_[index];
   gids_[index] = entry;
-  // Receive steering looks GIDs up by value: rebuild the index (a control-path call).
-  gid_lookup_.clear();
-  local_macs_.clear();
-  for (uint32_t i = 0; i < gids_.size(); ++i) {
-    if (!gids_[i].valid) continue;
-    gid_lookup_.emplace(GidKey{gids_[i].gid, gids_[i].type}, i);
-    if (std::find(local_macs_.begin(), local_macs_.end(), gids_[i].mac) == local_macs_.end()) {
-      local_macs_.push_back(gids_[i].mac);
+  if (old.valid) {
+    RefLocalMac(old.mac, -1);
+    auto it = gid_lookup_.find(GidKey{old.gid, old.type});
+    if (it != gid_lookup_.end() && it->second == index) {
+      gid_lookup_.erase(it);
+      for (uint32_t i = 0; i < gids_.size(); ++i) {  // another entry with the same GID
+        if (gids_[i].valid && gids_[i].gid == old.gid && gids_[i].type == old.type) {
+          gid_lookup_.emplace(GidKey{old.gid, old.type}, i);
+          break;
+        }
+      }
     }
   }
+  if (entry.valid) {
+    RefLocalMac(entry.mac, +1);
+    auto [it, added] = gid_lookup_.emplace(GidKey{entry.gid, entry.type}, index);
+    if (!added && index < it->second) it->second = index;
+  }
   return absl::OkStatus();
+}
+
+void RoceDevice::RefLocalMac(const wire::MacAddr& mac, int delta) {
+  uint64_t key = 0;
+  std::memcpy(&key, mac.data(), mac.size());
+  uint32_t& refs = local_mac_refs_[key];
+  refs = static_cast<uint32_t>(static_cast<int>(refs) + delta);
+  if (refs != 0 && !(delta > 0 && refs == 1)) return;  // the set of MACs did not change
+  if (refs == 0) local_mac_refs_.erase(key);
+  local_macs_.clear();
+  if (local_mac_refs_.size() > kLocalMacScan) return;
+  for (const auto& [k, n] : local_mac_refs_) {
+    wire::MacAddr m;
+    std::memcpy(m.data(), &k, m.size());
+    local_macs_.push_back(m);
+  }
 }
 
 const GidEntry* RoceDevice::GetGid(uint32_t index) const {

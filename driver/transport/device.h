@@ -164,6 +164,10 @@ class RoceDevice {
   absl::Status DestroyAh(uint32_t ah);
 
   absl::StatusOr<uint32_t> CreateQp(const QpInitAttr& init);
+  // The memory the engine keeps for a QP's or SRQ's queues (its copies of the WQEs taken
+  // from the client's rings): what a vdev is charged beside the rings themselves.
+  static uint64_t QpQueueBytes(const QpInitAttr& init);
+  static uint64_t SrqQueueBytes(uint32_t max_wr);
   // `av` carries the resolved destination when mask has IBV_QP_AV.
   absl::Status ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mask,
                         const AddressVector* av = nullptr);
@@ -423,7 +427,13 @@ class RoceDevice {
   static constexpr size_t kHairpinDepth = 4096;  // like a NIC loopback queue: beyond, dropped
   std::vector<rte_mbuf*> hairpin_;               // frames to our own MACs, for the next pass
   std::vector<rte_mbuf*> hairpin_rx_;            // the ones being received in this pass
-  std::vector<wire::MacAddr> local_macs_;        // the MACs of the GID table's interfaces
+  // The MACs of the GID table's interfaces, each with its number of valid entries. The
+  // transmit path asks for every frame whether it stays on this device: a short list is
+  // scanned, a long one (hundreds of vdevs) hashed, so the cost does not grow with vdevs.
+  static constexpr size_t kLocalMacScan = 8;
+  std::unordered_map<uint64_t, uint32_t> local_mac_refs_;
+  std::vector<wire::MacAddr> local_macs_;  // the same MACs while there are kLocalMacScan or fewer
+  void RefLocalMac(const wire::MacAddr& mac, int delta);
   Ring<AsyncEvent> events_;
   // Flow steering rules, normal ones first, each kind by priority (raw_packet.cc).
   struct InstalledFlow {

@@ -73,6 +73,15 @@ absl::StatusOr<uint32_t> RoceDevice::CreateQp(const QpInitAttr& init) {
       init.max_inline_data > l.max_inline_data) {
     return absl::InvalidArgumentError("QP capabilities beyond device limits");
   }
+  // The active lists hold every QP at most once (and the emptied entries of QPs destroyed
+  // since the last pass): room for one more QP is made here, on the control path, so that
+  // Activate never allocates.
+  const size_t lists = qps_.in_use() + 1u + active_.size();
+  if (active_.capacity() < lists || running_.capacity() < lists) {
+    const size_t want = std::max<size_t>(2 * lists, 64);
+    active_.reserve(want);
+    running_.reserve(want);
+  }
   uint32_t qpn;
   QueuePair* qp = qps_.Allocate(&qpn);
   if (!qp) return absl::ResourceExhaustedError("QP table full");
@@ -102,6 +111,17 @@ absl::StatusOr<uint32_t> RoceDevice::CreateQp(const QpInitAttr& init) {
   if (srq) srq->use_count++;
   if (xrcd) xrcd->use_count++;
   return qpn;
+}
+
+uint64_t RoceDevice::QpQueueBytes(const QpInitAttr& init) {
+  // As CreateQp sizes them: the send queue, and the receive queue unless an SRQ serves it.
+  return uint64_t{RoundUpPow2(std::max<uint32_t>(init.max_send_wr, 1))} * sizeof(SendWqe) +
+         uint64_t{RoundUpPow2(init.has_srq ? 1 : std::max<uint32_t>(init.max_recv_wr, 1))} *
+             sizeof(RecvWr);
+}
+
+uint64_t RoceDevice::SrqQueueBytes(uint32_t max_wr) {
+  return uint64_t{RoundUpPow2(std::max<uint32_t>(max_wr, 1))} * sizeof(RecvWr);
 }
 
 absl::Status RoceDevice::ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mask,

@@ -103,10 +103,15 @@ const GidEntry* RoceDevice::FindDestination(const wire::RocePacket& pkt, RecvInf
 }
 
 bool RoceDevice::IsLocalMac(const uint8_t* dst) const {
-  for (const wire::MacAddr& mac : local_macs_) {
-    if (std::memcmp(mac.data(), dst, 6) == 0) return true;
+  if (local_mac_refs_.size() <= kLocalMacScan) {
+    for (const wire::MacAddr& mac : local_macs_) {
+      if (std::memcmp(mac.data(), dst, 6) == 0) return true;
+    }
+    return false;
   }
-  return false;
+  uint64_t key = 0;
+  std::memcpy(&key, dst, 6);
+  return local_mac_refs_.count(key) != 0;
 }
 
 }  // namespace vrdma::driver
