@@ -22,7 +22,7 @@ namespace vrdma::vdev {
 
 // GID table entries of the device reserved for each vdev (its port's whole table).
 inline constexpr uint32_t kGidsPerVdev = proto::kMaxGids;
-inline constexpr uint32_t kMaxVdevsPerPdev = 64;
+inline constexpr uint32_t kMaxVdevsPerPdev = 1024;
 
 struct Pdev {
   std::string name;

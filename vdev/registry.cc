@@ -145,8 +145,18 @@ ResourceCounts Registry::PdevLimits(const Pdev& pdev) {
   c[static_cast<size_t>(Resource::kSrq)] = l.max_srq;
   c[static_cast<size_t>(Resource::kAh)] = l.max_ah;
   c[static_cast<size_t>(Resource::kMrBytes)] = l.max_mr_size;
-  c[static_cast<size_t>(Resource::kRingBytes)] = kPdevRingBytes;
+  c[static_cast<size_t>(Resource::kRingBytes)] = PdevRingBytes();
   return c;
+}
+
+uint64_t Registry::PdevRingBytes() {
+  static const uint64_t bytes = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page = sysconf(_SC_PAGESIZE);
+    const uint64_t half = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) / 2 : 0;
+    return std::max<uint64_t>(half, uint64_t{1} << 30);
+  }();
+  return bytes;
 }
 
 absl::Status Registry::SetDefaultShare(uint64_t numerator, uint64_t denominator) {

@@ -57,10 +57,11 @@ class Registry {
   absl::Status RefreshGids(Vdev& vdev);
   // Sets quotas; refuses (changing nothing) a value below what is in use or above the pdev.
   absl::Status SetQuotas(Vdev& vdev, const std::vector<std::pair<Resource, uint64_t>>& values);
-  // What a pdev has of each resource: its engine's limits, and kPdevRingBytes of rings.
+  // What a pdev has of each resource: its engine's limits, and PdevRingBytes() of rings.
   static ResourceCounts PdevLimits(const Pdev& pdev);
-  // The rings (CQ, QP, SRQ shared memory) all vdevs of one pdev may each be given at most.
-  static constexpr uint64_t kPdevRingBytes = uint64_t{1} << 30;
+  // The ring memory (CQ, QP, SRQ shared rings and the engine's copies of their queues)
+  // each vdev of one pdev may be given at most: half the machine's memory, at least 1 GiB.
+  static uint64_t PdevRingBytes();
 
   // The share of a pdev's limits a new vdev gets as its quotas (vrdmad
   // --vdev-default-share N/D, docs/vrdmad.md): floor(limit * N / D), at least 1 of what

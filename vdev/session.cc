@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstring>
@@ -306,14 +307,28 @@ void Session::HandleVerbs(proto::Message& msg, Reply* reply) {
     err = (this->*e->handler)(msg, &reply->payload, &reply->fds);
   }
   reply->status = err;
+  // Descriptors handed over go with the answer (they are the last ones a handler adds)
+  // and are closed with it, sent or refused.
+  for (int fd : handed_over_) {
+    auto at = std::find(reply->fds.begin(), reply->fds.end(), fd);
+    if (at != reply->fds.end()) reply->fds.erase(at);
+    if (err) {
+      close(fd);
+    } else {
+      reply->owned_fds.push_back(fd);
+    }
+  }
+  handed_over_.clear();
   if (err == kReplyLater) return;
   if (err) {
     reply->payload.clear();
     reply->fds.clear();
     if (vdev_) vdev_->stats.bad_requests++;
-    // Every refused verb is counted (bad_requests) and said at debug level, with why
-    // when the handler said (Refuse).
-    Log(LogLevel::kDebug, "verb_refused",
+    // Every refused verb is counted (bad_requests) and said, with why when the handler
+    // said (Refuse): a context's first few at info level, where an administrator sees
+    // them without asking, the rest at debug level (a client cannot flood the log).
+    const LogLevel level = ++refusals_said_ <= kRefusalsAtInfo ? LogLevel::kInfo : LogLevel::kDebug;
+    Log(level, "verb_refused",
         absl::StrCat("op=", OpName(msg.header.op), " errno=", ErrnoName(err),
                      refusal_.empty() ? "" : " why=", refusal_.empty() ? "" : LogQuote(refusal_),
                      " dev=", vdev_ ? vdev_->name : "-", " pid=", requester_->pid(),
@@ -470,7 +485,7 @@ void Session::FreeAll() {
   ind_tables_.clear();
   for (auto& [h, srq] : srqs_) {
     (void)device_->DestroySrq(h);
-    Release(Resource::kRingBytes, srq.region->size());
+    Release(Resource::kRingBytes, srq.charged);
     Release(Resource::kSrq);
   }
   srqs_.clear();

@@ -97,6 +97,7 @@ class Session {
     int type = IBV_QPT_RC;
     uint64_t user_handle = 0;
     std::unique_ptr<SharedRegion> region;  // its rings, drained by drain_
+    uint64_t charged = 0;                  // ring_bytes: the rings and the engine's queues
     bool opened = false;  // ibv_open_qp: an XRC receive QP this context did not create
     // Async events written for it: the client frees the QP once it has acknowledged
     // them (proto::DestroyQpReply).
@@ -105,6 +106,7 @@ class Session {
   struct SrqObject {
     uint64_t user_handle = 0;
     std::unique_ptr<SharedRegion> region;  // its ring, drained by drain_
+    uint64_t charged = 0;                  // ring_bytes: the ring and the engine's queue
     bool wq = false;                       // a receive work queue (ibv_create_wq)
   };
   struct MrObject {
@@ -292,7 +294,17 @@ class Session {
   bool dma_warned_ = false;  // zero-copy transmit refused once: said in the log
   ResourceCounts used_{};
   int charge_error_ = ENOMEM;
+  // Descriptors a handler gave up to its answer (HandOver): closed once it is sent.
+  std::vector<int> handed_over_;
+  // Passes `fd` with the answer and closes it after: a ring's memfd, which the client
+  // maps and the daemon needs no more (it keeps its own mapping).
+  void HandOver(Fds* fds, int fd) {
+    fds->push_back(fd);
+    handed_over_.push_back(fd);
+  }
   std::string refusal_;  // why the request being handled was refused (Refuse)
+  static constexpr uint32_t kRefusalsAtInfo = 8;
+  uint32_t refusals_said_ = 0;  // verb_refused lines logged for this context
   // The client's cgroup and the vdev its hca_handle and hca_objects are charged to, once
   // ChargeContext succeeded.
   bool cgroup_charged_ = false;

@@ -22,23 +22,32 @@ using session_util::Pow2AtLeast;
 
 // ---- device -----------------------------------------------------------------------------
 
-int Session::ListDevices(proto::Message& /*msg*/, Payload* out, Fds* /*fds*/) {
+int Session::ListDevices(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   // Virtual devices first (applications that take the first device get a usable one),
   // then the physical devices they are carved from, as the kernel lists both.
   // Only what this client may see (access.h): vdevs of its network namespace, and the
-  // pdevs to clients in the daemon's own.
+  // pdevs to clients in the daemon's own. From the request's `first` (none: 0), as many
+  // as one message holds.
+  proto::ListDevicesRequest req{0, 0};
+  if (!msg.payload.empty() && !msg.Copy(&req)) return EINVAL;
   const NetnsMode mode = registry_->netns_mode();
   bool pdevs_visible = VisibleTo(registry_->netns(), peer_, mode);
   uint32_t count = pdevs_visible ? static_cast<uint32_t>(registry_->pdevs().size()) : 0;
   for (const auto& [name, v] : registry_->vdevs()) count += VisibleTo(v->netns, peer_, mode);
-  proto::ListDevicesReply head{count, 0};
+  proto::ListDevicesReply head{count, req.first};
   Append(out, head);
+  uint32_t index = 0, sent = 0;
+  auto add = [&](const Vdev* v, const Pdev* p) {
+    if (index++ < req.first || sent == proto::kDeviceRecordsPerReply) return;
+    Append(out, DeviceRecordOf(v, p));
+    ++sent;
+  };
   for (const auto& [name, v] : registry_->vdevs()) {
-    if (VisibleTo(v->netns, peer_, mode)) Append(out, DeviceRecordOf(v.get(), nullptr));
+    if (VisibleTo(v->netns, peer_, mode)) add(v.get(), nullptr);
   }
   for (const auto& p : registry_->pdevs()) {
     if (!pdevs_visible) break;
-    Append(out, DeviceRecordOf(nullptr, p.get()));
+    add(nullptr, p.get());
   }
   return 0;
 }

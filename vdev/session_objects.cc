@@ -86,7 +86,7 @@ int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
   (*ring)->set_timestamps(req.flags & proto::kCqTimestamps);
   (void)device_->AttachCqSink(*cqn, ring->get(), 0);
   proto::CreateCqReply r{*cqn, depth, (*ring)->region().size()};
-  fds->push_back((*ring)->region().fd());
+  HandOver(fds, (*ring)->TakeRegionFd());
   cqs_[*cqn] = std::move(*ring);
   Append(out, r);
   return 0;
@@ -119,7 +119,7 @@ int Session::ResizeCq(proto::Message& msg, Payload* out, Fds* fds) {
   Release(Resource::kRingBytes, old_bytes);
   (void)device_->ResizeCq(req.handle, depth);
   proto::ResizeCqReply r{req.handle, depth, it->second->region().size()};
-  fds->push_back(it->second->region().fd());
+  HandOver(fds, it->second->TakeRegionFd());
   Append(out, r);
   return 0;
 }
@@ -161,7 +161,7 @@ int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
   uint32_t max_sge = std::max<uint32_t>(req.max_sge, 1);
   uint32_t stride = proto::RecvWqeStride(max_sge);
   const size_t region_size = sizeof(proto::RingShmHeader) + size_t{depth} * stride;
-  const uint64_t ring_bytes = RingBytes(region_size);
+  const uint64_t ring_bytes = RingBytes(region_size) + driver::RoceDevice::SrqQueueBytes(depth);
   if (!Charge(Resource::kRingBytes, ring_bytes)) return ChargeError();
   if (!Charge(Resource::kSrq)) {
     Release(Resource::kRingBytes, ring_bytes);
@@ -193,8 +193,8 @@ int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
   ring.ring.stride = stride;
   drain_->AddSrq(ring);
   proto::CreateSrqReply r{*h, depth, stride, max_sge, (*region)->size(), *h, 0};
-  fds->push_back((*region)->fd());
-  srqs_[*h] = SrqObject{req.user_handle, std::move(*region), wq};
+  HandOver(fds, (*region)->TakeFd());
+  srqs_[*h] = SrqObject{req.user_handle, std::move(*region), ring_bytes, wq};
   Append(out, r);
   return 0;
 }
@@ -228,7 +228,7 @@ int Session::DestroySrq(proto::Message& msg, Payload* /*out*/, Fds* /*fds*/) {
   if (!msg.Copy(&req) || !srqs_.count(req.handle)) return EINVAL;
   if (absl::Status st = device_->DestroySrq(req.handle); !st.ok()) return Refused(st, EBUSY);
   drain_->RemoveSrq(req.handle);
-  Release(Resource::kRingBytes, srqs_[req.handle].region->size());
+  Release(Resource::kRingBytes, srqs_[req.handle].charged);
   srqs_.erase(req.handle);
   Release(Resource::kSrq);
   return 0;

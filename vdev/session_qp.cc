@@ -99,8 +99,9 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   size_t sq_offset = sizeof(proto::QpShmHeader);
   size_t rq_offset = sq_offset + size_t{init.max_send_wr} * sq_stride;
   size_t size = rq_offset + size_t{init.max_recv_wr} * rq_stride;
-  // The rings are the daemon's memory, charged to the vdev before they are made.
-  const uint64_t ring_bytes = RingBytes(size);
+  // The rings and the engine's copies of their queues are the daemon's memory, charged to
+  // the vdev before they are made.
+  const uint64_t ring_bytes = RingBytes(size) + driver::RoceDevice::QpQueueBytes(init);
   if (!Charge(Resource::kRingBytes, ring_bytes)) return ChargeError();
   if (!Charge(Resource::kQp)) {
     Release(Resource::kRingBytes, ring_bytes);
@@ -135,6 +136,7 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   qp.type = init.type;
   qp.user_handle = req.user_handle;
   qp.region = std::move(*region);
+  qp.charged = ring_bytes;
   proto::CreateQpReply r{};
   r.handle = *qpn;
   r.qpn = *qpn;
@@ -148,7 +150,7 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   r.sq_offset = sq_offset;
   r.rq_offset = rq_offset;
   r.shm_size = qp.region->size();
-  fds->push_back(qp.region->fd());
+  HandOver(fds, qp.region->TakeFd());
   qps_[*qpn] = std::move(qp);
   Append(out, r);
   return 0;
@@ -226,7 +228,7 @@ absl::Status Session::ReleaseQp(uint32_t qpn, const QpObject& qp) {
     if (absl::Status st = device_->DestroyQp(qpn); !st.ok()) return st;
   }
   if (drain_) drain_->RemoveQp(qpn);
-  Release(Resource::kRingBytes, qp.region->size());
+  Release(Resource::kRingBytes, qp.charged);
   if (!qp.opened) Release(Resource::kQp);
   return absl::OkStatus();
 }
@@ -260,13 +262,14 @@ int Session::OpenQp(proto::Message& msg, Payload* out, Fds* fds) {
   o.type = IBV_QPT_XRC_RECV;
   o.user_handle = req.user_handle;
   o.region = std::move(*region);
+  o.charged = ring_bytes;
   o.opened = true;
   proto::CreateQpReply r{};
   r.handle = req.qpn;
   r.qpn = req.qpn;
   r.sq_offset = r.rq_offset = size;
   r.shm_size = o.region->size();
-  fds->push_back(o.region->fd());
+  HandOver(fds, o.region->TakeFd());
   qps_[req.qpn] = std::move(o);
   Append(out, r);
   return 0;

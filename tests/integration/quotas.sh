@@ -57,6 +57,10 @@ if ctl dev show vdev_a | grep -q " ring_bytes $(quota_a ring_bytes)"; then
 else
   fail "dev show has no ring_bytes: $(ctl dev show vdev_a)"
 fi
+# The hog and the second tenant below each get an explicit quota, a small share of the
+# pdev: the default 1/8 of rxe-sized limits is 131070 QPs, more than a test should make.
+for v in vdev_a vdev_b; do ctl dev set "$v" pd 256 cq 256 qp 256 mr 1024 >/dev/null; done
+QUOTA_A=$(ctl -j dev show vdev_a)
 
 as_user "$HOGGER" timeout 300 "$VRDMA_RUN" -d vdev_a -- "$HOG" vdev_a objects --hold \
   >"$WORK/hog.out" 2>&1 &

@@ -177,7 +177,7 @@ wait "$pp" "$rp" 2>/dev/null || true
 
 # ---- dumps longer than one datagram and than one daemon reply (64 KiB): a program
 # holding 1000 QPs and 3000 MRs.
-ctl dev set vdev_b qp 1000 mr 3000 >/dev/null
+ctl dev set vdev_b qp 1000 mr 3000 pd 16 cq 16 >/dev/null
 ip netns exec "$NS" timeout 120 "$VRDMA_RUN" -d vdev_b -- "$VRDMA_BUILD/tests/integration/hog" vdev_b objects --hold \
   >"$WORK/hog.out" 2>&1 &
 hog=$!

@@ -39,6 +39,7 @@ class CqRing : public driver::CompletionSink {
   uint32_t depth() const { return depth_; }
   uint64_t user_handle() const { return user_handle_; }
   const SharedRegion& region() const { return *region_; }
+  int TakeRegionFd() { return region_->TakeFd(); }
   uint64_t delivered() const { return delivered_; }
   uint64_t overruns() const { return overruns_; }
   // Completion events the channel had no room for (the client does not read it).

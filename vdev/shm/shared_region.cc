@@ -33,7 +33,7 @@ absl::StatusOr<std::unique_ptr<SharedRegion>> SharedRegion::Create(const char* n
 
 SharedRegion::~SharedRegion() {
   munmap(data_, size_);
-  close(fd_);
+  if (fd_ >= 0) close(fd_);
 }
 
 }  // namespace vrdma::vdev

@@ -18,7 +18,15 @@ class SharedRegion {
   SharedRegion(const SharedRegion&) = delete;
   SharedRegion& operator=(const SharedRegion&) = delete;
 
+  // The memfd, -1 once taken.
   int fd() const { return fd_; }
+  // Gives the memfd away (the caller closes it): the mapping stays, and the daemon holds
+  // no descriptor per ring, so the number of QPs and CQs is not bounded by its fd limit.
+  int TakeFd() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
 

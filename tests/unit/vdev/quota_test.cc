@@ -33,7 +33,8 @@ class DefaultQuotaTest : public ::testing::Test {
 
 TEST_F(DefaultQuotaTest, ANewVdevGetsAnEighthOfThePdev) {
   const ResourceCounts limits = Registry::PdevLimits(*pdev_);
-  EXPECT_EQ(limits[static_cast<size_t>(Resource::kRingBytes)], Registry::kPdevRingBytes);
+  EXPECT_EQ(limits[static_cast<size_t>(Resource::kRingBytes)], Registry::PdevRingBytes());
+  EXPECT_GE(Registry::PdevRingBytes(), uint64_t{1} << 30);
   EXPECT_EQ(registry_.default_share(), (std::pair<uint64_t, uint64_t>{1, 8}));
   const ResourceCounts q = registry_.DefaultQuota(*pdev_);
   for (size_t i = 0; i < kResourceCount; ++i) {
