@@ -98,23 +98,15 @@ Listing ListDevices() {
       out.unreachable.emplace_back(path, -sock);
       continue;
     }
-    vrdma::proto::Message reply;
-    int err =
-        vrdma::proto::Call(sock, vrdma::proto::Op::kListDevices, nullptr, 0, nullptr, 0, &reply);
+    std::vector<vrdma::proto::DeviceRecord> records;
+    int err = vrdma::proto::ListAllDevices(sock, &records);
     close(sock);
-    vrdma::proto::ListDevicesReply head{};
-    if (!err && reply.header.status) err = reply.header.status;
-    if (!err && !reply.Copy(&head)) err = EPROTO;
     if (err) {
       out.unreachable.emplace_back(path, err);
       continue;
     }
     out.reached.push_back(path);
-    size_t max = (reply.payload.size() - sizeof head) / sizeof(vrdma::proto::DeviceRecord);
-    for (size_t i = 0; i < head.count && i < max; ++i) {
-      vrdma::proto::DeviceRecord rec;
-      std::memcpy(&rec, reply.payload.data() + sizeof head + i * sizeof rec, sizeof rec);
-      rec.name[vrdma::proto::kNameLen - 1] = 0;
+    for (const vrdma::proto::DeviceRecord& rec : records) {
       bool physical = rec.type == static_cast<uint32_t>(vrdma::proto::DeviceType::kPhysical);
       (physical ? out.pdevs : out.vdevs).push_back(rec.name);
     }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace vrdma::proto {
 
@@ -112,6 +113,29 @@ int Call(int sock, Op op, const void* req, size_t len, const int* fds, size_t nf
   if (err) return err;
   if (reply->header.op != static_cast<uint16_t>(op)) return EPROTO;
   return 0;
+}
+
+int ListAllDevices(int sock, std::vector<DeviceRecord>* out) {
+  out->clear();
+  ListDevicesRequest req{0, 0};
+  for (;;) {
+    Message reply;
+    int err = Call(sock, Op::kListDevices, &req, sizeof req, nullptr, 0, &reply);
+    if (err) return err;
+    if (reply.header.status) return reply.header.status;
+    ListDevicesReply head{};
+    if (!reply.Copy(&head) || head.first != req.first) return EPROTO;
+    const size_t n = (reply.payload.size() - sizeof head) / sizeof(DeviceRecord);
+    for (size_t i = 0; i < n && out->size() < head.count; ++i) {
+      DeviceRecord rec;
+      std::memcpy(&rec, reply.payload.data() + sizeof head + i * sizeof rec, sizeof rec);
+      rec.name[kNameLen - 1] = rec.pdev[kNameLen - 1] = rec.netdev[kNameLen - 1] = 0;
+      out->push_back(rec);
+    }
+    // Done when all are here, or when a page came empty (the list shrank meanwhile).
+    if (out->size() >= head.count || n == 0) return 0;
+    req.first = static_cast<uint32_t>(out->size());
+  }
 }
 
 std::vector<std::string> SocketPaths() {

@@ -51,6 +51,10 @@ int ReceiveMessage(int sock, Message* out);
 // reply->header.status) or an errno of the exchange itself.
 int Call(int sock, Op op, const void* req, size_t len, const int* fds, size_t nfds, Message* reply);
 
+// Every device record a daemon lists for the caller (kListDevices, page by page), names
+// NUL-terminated. Returns 0, the reply's error status, or an errno of the exchange.
+int ListAllDevices(int sock, std::vector<DeviceRecord>* out);
+
 // VRDMA_SOCKET may list several daemons' sockets, separated by ':' (a process using
 // vdevs of daemons on several hosts or namespaces); the first is the one admin
 // requests go to. Unset: the default path.

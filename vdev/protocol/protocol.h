@@ -116,11 +116,20 @@ struct DeviceRecord {
   uint32_t reserved;
 };
 
-struct ListDevicesReply {
-  uint32_t count;
+// A request may be empty (from the first device) or say where to start: a daemon with
+// more devices than one message holds (a pdev carries up to 1024 vdevs) answers in pages,
+// and ListAllDevices (channel.h) asks for each.
+struct ListDevicesRequest {
+  uint32_t first;  // index of the first device wanted
   uint32_t reserved;
-  DeviceRecord devices[];  // count entries
 };
+struct ListDevicesReply {
+  uint32_t count;          // devices the caller may see, in all
+  uint32_t first;          // index of devices[0]
+  DeviceRecord devices[];  // as many as the message holds, from `first`
+};
+inline constexpr uint32_t kDeviceRecordsPerReply =
+    static_cast<uint32_t>((kMaxMessage - 512) / sizeof(DeviceRecord));
 
 // Request fds: [0] one end of an AF_UNIX SOCK_SEQPACKET socketpair, the context's async
 // event channel (the daemon sends ib_uverbs_async_event_desc records on it, which

@@ -282,18 +282,11 @@ std::vector<DeviceListing> ListDevices() {
   for (const std::string& path : proto::SocketPaths()) {
     int sock = proto::ConnectToSocket(path);
     if (sock < 0) continue;
-    proto::Message reply;
-    int err = proto::Call(sock, proto::Op::kListDevices, nullptr, 0, nullptr, 0, &reply);
+    std::vector<proto::DeviceRecord> records;
+    int err = proto::ListAllDevices(sock, &records);
     close(sock);
-    proto::ListDevicesReply head{};
-    if (err || reply.header.status || !reply.Copy(&head)) continue;
-    size_t max = (reply.payload.size() - sizeof head) / sizeof(proto::DeviceRecord);
-    for (size_t i = 0; i < head.count && i < max; ++i) {
-      proto::DeviceRecord rec;
-      std::memcpy(&rec, reply.payload.data() + sizeof head + i * sizeof rec, sizeof rec);
-      rec.name[proto::kNameLen - 1] = 0;
-      rec.pdev[proto::kNameLen - 1] = 0;
-      rec.netdev[proto::kNameLen - 1] = 0;
+    if (err) continue;
+    for (const proto::DeviceRecord& rec : records) {
       if (only && *only && std::strcmp(only, rec.name) != 0) continue;
       // The same name from a second daemon: the first one's device keeps it.
       bool taken = false;

@@ -221,6 +221,35 @@ TEST_F(ServerTest, ListDevicesNamesVdevsThenPdevs) {
   close(s);
 }
 
+// A daemon with more devices than one message holds answers in pages: a request says
+// where to start, the answer where it started and how many there are in all.
+TEST_F(ServerTest, ListDevicesAnswersFromTheIndexAsked) {
+  int s = Connect();
+  proto::ListDevicesRequest from_second{1, 0};
+  proto::Message reply;
+  ASSERT_EQ(Call(s, proto::Op::kListDevices, &from_second, sizeof from_second, &reply), 0);
+  proto::ListDevicesReply head;
+  ASSERT_TRUE(reply.Copy(&head));
+  EXPECT_EQ(head.count, 2u);
+  EXPECT_EQ(head.first, 1u);
+  ASSERT_EQ(reply.payload.size(), sizeof head + sizeof(proto::DeviceRecord));
+  proto::DeviceRecord rec;
+  std::memcpy(&rec, reply.payload.data() + sizeof head, sizeof rec);
+  EXPECT_STREQ(rec.name, "pdev0");
+  // Past the end: none, and a malformed request is refused.
+  proto::ListDevicesRequest past{7, 0};
+  ASSERT_EQ(Call(s, proto::Op::kListDevices, &past, sizeof past, &reply), 0);
+  EXPECT_EQ(reply.payload.size(), sizeof head);
+  EXPECT_EQ(Call(s, proto::Op::kListDevices, "x", 1, &reply), EINVAL);
+  // The client's helper gathers every page.
+  std::vector<proto::DeviceRecord> all;
+  ASSERT_EQ(proto::ListAllDevices(s, &all), 0);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_STREQ(all[0].name, "va");
+  EXPECT_STREQ(all[1].name, "pdev0");
+  close(s);
+}
+
 TEST_F(ServerTest, VerbsNeedAnOpenVdevAndKeepItsQuota) {
   int s = Connect();
   EXPECT_EQ(Call(s, proto::Op::kAllocPd), ENODEV);  // nothing open yet
