@@ -120,7 +120,6 @@ awk -v v="$VDEVS" -v q="$created" -v want="$QPS" -v t0="$t0" -v t1="$t1" -v t2="
   printf "%-58s %d\n", "vrdmad mappings with them", maps
   printf "%-58s %.2f M/s\n", "64 B RDMA WRITE, 8 pairs, no idle QPs", a / 1e6
   printf "%-58s %.2f M/s (%.2f x)\n", "the same beside the idle QPs", b / 1e6, a ? b / a : 0
-  printf "%-58s %.1f MiB\n", "vrdmad memory given back when they are gone", (r2 - r3) / 1024
   printf "%-58s %d (%.1f ms per vdev added, %.1f KiB each)\n", "vdevs on the pdev", many + 0, \
     (t5 - t4) * 1000 / (many > v + 2 ? many - v - 2 : 1), (r4 - r3) / (many > v + 2 ? many - v - 2 : 1)
   printf "%-58s %.2f M/s (%.2f x)\n", "64 B RDMA WRITE, 8 pairs, beside them", c / 1e6, a ? c / a : 0
