@@ -129,10 +129,12 @@ int Rate(const char* dev_a, const char* dev_b, int gid_index, int pairs, double 
   ibv_cq* cqa = ibv_create_cq(ca, 4096, nullptr, nullptr, 0);
   ibv_cq* cqb = ibv_create_cq(cb, 16, nullptr, nullptr, 0);
   static char src[4096], dst[4096];
-  ibv_mr* ma = pa ? ibv_reg_mr(pa, src, sizeof(src), IBV_ACCESS_LOCAL_WRITE) : nullptr;
-  ibv_mr* mb =
-      pb ? ibv_reg_mr(pb, dst, sizeof(dst), IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE)
-         : nullptr;
+  // ints: ibv_reg_mr's macro tests the flags against another enum's (clang's
+  // -Wdeprecated-enum-enum-conversion).
+  constexpr int kSourceAccess = IBV_ACCESS_LOCAL_WRITE;
+  constexpr int kTargetAccess = int{IBV_ACCESS_LOCAL_WRITE} | int{IBV_ACCESS_REMOTE_WRITE};
+  ibv_mr* ma = pa ? ibv_reg_mr(pa, src, sizeof(src), kSourceAccess) : nullptr;
+  ibv_mr* mb = pb ? ibv_reg_mr(pb, dst, sizeof(dst), kTargetAccess) : nullptr;
   ibv_gid ga{}, gb{};
   if (!cqa || !cqb || !ma || !mb || ibv_query_gid(ca, 1, gid_index, &ga) ||
       ibv_query_gid(cb, 1, gid_index, &gb)) {

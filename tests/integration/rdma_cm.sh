@@ -316,13 +316,27 @@ fi
 
 # The vdev a listener is bound to is deleted: the listener hears DEVICE_REMOVAL (rping
 # reports it and ends); vrdmad carries on.
-run rping -s -a 10.77.0.1 -p 7192 -C 1 >"$WORK/removal.server" 2>&1 &
-rpid=$!
-wait_listener ctl "$rpid"
+# (Its bind has failed with EADDRNOTAVAIL in about one CI run of five, more than a second
+# after vdev_a's GID table showed 10.77.0.1 again following the MAC change above; not
+# understood yet. The bind is retried, and the retries are said in the result: this
+# case is about the removal.)
+bind_retries=0
+for _ in 1 2 3 4 5; do
+  run rping -s -a 10.77.0.1 -p 7192 -C 1 >"$WORK/removal.server" 2>&1 &
+  rpid=$!
+  wait_listener ctl "$rpid" 1 7192
+  kill -0 "$rpid" 2>/dev/null || ! grep -q "Cannot assign" "$WORK/removal.server" || {
+    bind_retries=$((bind_retries + 1))
+    ctl dev show vdev_a | grep "gid" | sed 's/^/    after a refused bind: /'
+    sleep 1
+    continue
+  }
+  break
+done
 ctl dev del vdev_a >/dev/null
 wait "$rpid" || true
 if grep -qi "device removal" "$WORK/removal.server"; then
-  pass "vdev deleted under a listener: DEVICE_REMOVAL"
+  pass "vdev deleted under a listener: DEVICE_REMOVAL (bind retried $bind_retries times)"
 else
   fail "vdev deleted under a listener: $(tail -3 "$WORK/removal.server")"
   # The refusals and GID updates around it (the MAC change of the case before).
