@@ -38,6 +38,13 @@ fds_during=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
 nqp=$(awk '$1 == "qp" { print $2 }' "$WORK/hog.out")
 kill "$hog" 2>/dev/null || true
 wait "$hog" 2>/dev/null || true
+# vrdmad says why it refused, at its default level, a context's first few times: the
+# hog's create_qp past its quota.
+if grep -q 'level=info event=verb_refused op=create_qp errno=ENOMEM' "$WORK/vrdmad.log"; then
+  pass "a refused create_qp is logged at the default level (info), with its errno"
+else
+  fail "no info-level verb_refused for the hog's create_qp: $(grep verb_refused "$WORK/vrdmad.log" | head -3)"
+fi
 # vrdmad frees a client's objects once it sees the connection close: wait for that, then
 # give vdev_b its default quotas back.
 used_qp() { ctl -j res show vdev_b | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['used']['qp'])"; }
