@@ -31,10 +31,16 @@ const char* DropReasonName(DropReason reason);
 
 struct ParseOptions {
   bool verify_icrc = true;
+  // A detached frame: `frame[0, len)` holds its headers, up to the payload; the payload,
+  // pad and ICRC (`detached_len` bytes) are at `detached` and are not read, nor is the
+  // ICRC verified. The device's own zero-copy frames, turned around inside it, come so.
+  const uint8_t* detached = nullptr;
+  uint32_t detached_len = 0;
 };
 
 // Parses `frame[0, len)`. On kNone `out` holds every header and `out->payload` points
-// into `frame`. Never reads outside the frame, whatever its contents.
+// into `frame` (or is `options.detached`). Never reads outside the frame, whatever its
+// contents.
 DropReason ParseFrame(const uint8_t* frame, uint32_t len, RocePacket* out,
                       ParseOptions options = {});
 

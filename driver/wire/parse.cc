@@ -28,13 +28,14 @@ Gid Ipv4MappedGid(const uint8_t* addr) {
 }
 
 // RoCEv1: a GRH follows the Ethernet header (IBTA annex A16.2, 8.3).
-DropReason ParseGrh(const uint8_t* frame, uint32_t len, uint32_t off, NetHeader* net, Span* span) {
+DropReason ParseGrh(const uint8_t* frame, uint32_t len, uint32_t total, uint32_t off,
+                    NetHeader* net, Span* span) {
   if (len - off < kGrhLen) return DropReason::kTruncated;
   const uint8_t* g = frame + off;
   if ((g[0] >> 4) != 6) return DropReason::kBadIpHeader;  // IPVer
   if (g[6] != kGrhNextHeaderIbBth) return DropReason::kBadIpHeader;
   const uint32_t paylen = Load16(g + 4);
-  if (paylen > len - off - kGrhLen) return DropReason::kBadLength;
+  if (paylen > total - off - kGrhLen) return DropReason::kBadLength;
   net->type = NetworkType::kRoceV1;
   net->traffic_class = static_cast<uint8_t>((g[0] << 4) | (g[1] >> 4));
   net->flow_label = Load24(g + 1) & 0xfffff;
@@ -48,7 +49,8 @@ DropReason ParseGrh(const uint8_t* frame, uint32_t len, uint32_t off, NetHeader*
 
 // RoCEv2 over IPv4 (annex A17.4). A non-first fragment has no UDP header to tell
 // whether it is RoCE; it is reported as kIpFragment.
-DropReason ParseIpv4(const uint8_t* frame, uint32_t len, uint32_t off, NetHeader* net, Span* span) {
+DropReason ParseIpv4(const uint8_t* frame, uint32_t len, uint32_t total_len, uint32_t off,
+                     NetHeader* net, Span* span) {
   if (len - off < kIpv4Len) return DropReason::kTruncated;
   const uint8_t* ip = frame + off;
   if ((ip[0] >> 4) != 4) return DropReason::kBadIpVersion;
@@ -65,7 +67,7 @@ DropReason ParseIpv4(const uint8_t* frame, uint32_t len, uint32_t off, NetHeader
   if (more_fragments) return DropReason::kIpFragment;
   if (Ipv4HeaderChecksum(ip, kIpv4Len) != 0) return DropReason::kBadIpChecksum;
   const uint32_t total = Load16(ip + 2);
-  if (total < kIpv4Len + kUdpLen || total > len - off) return DropReason::kBadLength;
+  if (total < kIpv4Len + kUdpLen || total > total_len - off) return DropReason::kBadLength;
   if (Load16(udp + 4) != total - kIpv4Len) return DropReason::kBadLength;
   net->type = NetworkType::kRoceV2Ipv4;
   net->traffic_class = ip[1];
@@ -83,7 +85,8 @@ DropReason ParseIpv4(const uint8_t* frame, uint32_t len, uint32_t off, NetHeader
 }
 
 // RoCEv2 over IPv6 (annex A17.4): UDP directly after the fixed header.
-DropReason ParseIpv6(const uint8_t* frame, uint32_t len, uint32_t off, NetHeader* net, Span* span) {
+DropReason ParseIpv6(const uint8_t* frame, uint32_t len, uint32_t total, uint32_t off,
+                     NetHeader* net, Span* span) {
   if (len - off < kGrhLen) return DropReason::kTruncated;
   const uint8_t* ip = frame + off;
   if ((ip[0] >> 4) != 6) return DropReason::kBadIpVersion;
@@ -92,7 +95,7 @@ DropReason ParseIpv6(const uint8_t* frame, uint32_t len, uint32_t off, NetHeader
   const uint8_t* udp = ip + kGrhLen;
   if (Load16(udp + 2) != kRoceV2UdpPort) return DropReason::kNotRoce;
   const uint32_t paylen = Load16(ip + 4);
-  if (paylen < kUdpLen || paylen > len - off - kGrhLen) return DropReason::kBadLength;
+  if (paylen < kUdpLen || paylen > total - off - kGrhLen) return DropReason::kBadLength;
   if (Load16(udp + 4) != paylen) return DropReason::kBadLength;
   net->type = NetworkType::kRoceV2Ipv6;
   net->traffic_class = static_cast<uint8_t>((ip[0] << 4) | (ip[1] >> 4));
@@ -164,15 +167,23 @@ void ParseExtHeaders(const uint8_t* p, uint16_t headers, RocePacket* out) {
   }
 }
 
-// BTH, extended headers, payload and pad in [span.bth_off, span.end - ICRC).
-DropReason ParseTransport(const uint8_t* frame, const Span& span, RocePacket* out) {
-  if (span.end - span.bth_off < kBthLen + kIcrcLen) return DropReason::kTruncated;
+// BTH, extended headers, payload and pad in [span.bth_off, span.end - ICRC); `len` bytes
+// of them are in `frame`, the rest (a detached frame's payload) at `detached`.
+DropReason ParseTransport(const uint8_t* frame, uint32_t len, const uint8_t* detached,
+                          const Span& span, RocePacket* out) {
+  if (span.end - span.bth_off < kBthLen + kIcrcLen || len - span.bth_off < kBthLen) {
+    return DropReason::kTruncated;
+  }
   ParseBth(frame + span.bth_off, &out->bth);
   if (out->bth.tver != 0) return DropReason::kBadTver;
   const OpcodeInfo& info = GetOpcodeInfo(out->bth.opcode);
   if (!info.valid) return DropReason::kUnsupportedOpcode;
   const uint32_t payload_off = span.bth_off + kBthLen + info.ext_len;
-  if (span.end - span.bth_off < kBthLen + info.ext_len + kIcrcLen) return DropReason::kTruncated;
+  if (span.end - span.bth_off < kBthLen + info.ext_len + kIcrcLen || payload_off > len) {
+    return DropReason::kTruncated;
+  }
+  // A detached frame's headers end exactly where its payload begins.
+  if (detached && payload_off != len) return DropReason::kBadLength;
   out->ext = info.headers;
   ParseExtHeaders(frame + span.bth_off + kBthLen, info.headers, out);
 
@@ -183,7 +194,7 @@ DropReason ParseTransport(const uint8_t* frame, const Span& span, RocePacket* ou
   } else if (out->bth.pad > room) {
     return DropReason::kBadPad;
   }
-  out->payload = frame + payload_off;
+  out->payload = detached ? detached : frame + payload_off;
   out->payload_len = room - out->bth.pad;
   return DropReason::kNone;
 }
@@ -207,18 +218,20 @@ DropReason ParseFrame(const uint8_t* frame, uint32_t len, RocePacket* out, Parse
     if (ethertype == kEtherTypeVlan || ethertype == kEtherTypeQinQ) return DropReason::kBadVlan;
   }
   out->l3_off = static_cast<uint16_t>(off);
+  // Bytes of the frame, with a detached payload (never read here) counted.
+  const uint32_t total = options.detached ? len + options.detached_len : len;
 
   Span span;
   DropReason r;
   switch (ethertype) {
     case kEtherTypeRoceV1:
-      r = ParseGrh(frame, len, off, &out->net, &span);
+      r = ParseGrh(frame, len, total, off, &out->net, &span);
       break;
     case kEtherTypeIpv4:
-      r = ParseIpv4(frame, len, off, &out->net, &span);
+      r = ParseIpv4(frame, len, total, off, &out->net, &span);
       break;
     case kEtherTypeIpv6:
-      r = ParseIpv6(frame, len, off, &out->net, &span);
+      r = ParseIpv6(frame, len, total, off, &out->net, &span);
       break;
     default:
       return DropReason::kNotRoce;
@@ -227,10 +240,10 @@ DropReason ParseFrame(const uint8_t* frame, uint32_t len, RocePacket* out, Parse
   out->bth_off = static_cast<uint16_t>(span.bth_off);
   out->frame_len = span.end;
 
-  r = ParseTransport(frame, span, out);
+  r = ParseTransport(frame, len, options.detached, span, out);
   if (r != DropReason::kNone) return r;
 
-  if (options.verify_icrc) {
+  if (options.verify_icrc && !options.detached) {
     const uint32_t wire = LoadLe32(frame + span.end - kIcrcLen);
     if (ComputeIcrc(frame, off, span.end, out->net.type) != wire) return DropReason::kBadIcrc;
   }

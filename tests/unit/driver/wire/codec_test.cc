@@ -325,6 +325,37 @@ TEST(ParseTest, ParseResetsFieldsOfAnEarlierPacket) {
   EXPECT_EQ(p.net.udp_src_port, 0);
 }
 
+TEST(ParseTest, DetachedPayloadIsTakenFromWhereItLiesAndNeverRead) {
+  // The device's own zero-copy frame, turned around by its internal switch: headers in
+  // one buffer, payload, pad and ICRC elsewhere (here: nowhere readable but the payload).
+  for (NetworkType type :
+       {NetworkType::kRoceV2Ipv4, NetworkType::kRoceV2Ipv6, NetworkType::kRoceV1}) {
+    const Bytes f = BuildFrame(type, op::kRcWriteFirst, true, 4096);
+    RocePacket whole;
+    ASSERT_EQ(ParseFrame(f.data(), static_cast<uint32_t>(f.size()), &whole), DropReason::kNone);
+    const uint32_t hdr = static_cast<uint32_t>(whole.payload - f.data());
+    const Bytes headers(f.begin(), f.begin() + hdr);  // an exact-size copy: ASan sees overreads
+    const Bytes payload(whole.payload, whole.payload + whole.payload_len);
+    ParseOptions opts;
+    opts.detached = payload.data();
+    opts.detached_len = static_cast<uint32_t>(f.size()) - hdr;
+    RocePacket p;
+    ASSERT_EQ(ParseFrame(headers.data(), hdr, &p, opts), DropReason::kNone);
+    EXPECT_EQ(p.payload, payload.data());
+    EXPECT_EQ(p.payload_len, 4096u);
+    EXPECT_EQ(p.reth.va, whole.reth.va);
+    EXPECT_EQ(p.bth.psn, whole.bth.psn);
+    EXPECT_EQ(p.frame_len, whole.frame_len);
+    // The lengths the headers announce must cover what is detached: one byte short is a
+    // bad length, as for a whole frame.
+    opts.detached_len -= 1;
+    EXPECT_EQ(ParseFrame(headers.data(), hdr, &p, opts), DropReason::kBadLength);
+    // Headers that end before the payload offset are truncated, never read past.
+    opts.detached_len += 2;
+    EXPECT_EQ(ParseFrame(headers.data(), hdr - 1, &p, opts), DropReason::kTruncated);
+  }
+}
+
 TEST(ChecksumTest, Rfc1071Example) {
   // A textbook IPv4 header whose checksum field holds 0xb861.
   Bytes h{0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11,
