@@ -70,6 +70,9 @@ absl::StatusOr<std::unique_ptr<Pdev>> Pdev::CreateEmbedded(const std::string& na
   cfg.icrc_offload = true;
   cfg.port_mtu = IBV_MTU_4096;
   pdev->device = std::make_unique<driver::RoceDevice>(cfg);
+  // Frames between vdevs point into the sender's MR: its pages stay mapped while they do.
+  pdev->tx_dma = std::make_shared<TxDmaDomain>();
+  pdev->tx_dma->port = pdev->port;
   return pdev;
 }
 

@@ -32,6 +32,9 @@ class PacketPort {
   // segment is an external buffer in registered client memory (DPDK's
   // RTE_ETH_TX_OFFLOAD_MULTI_SEGS), and frees it when it no longer needs the payload.
   virtual bool TxChains() const { return false; }
+  // Every frame the port receives is one its device sent, as it sent it (an internal
+  // switch): never on a wire, so a zero-copy frame's payload can be read in place.
+  virtual bool TurnsAround() const { return false; }
   // Makes [va, va + len) reachable by the port's device for DMA (DPDK external memory
   // and rte_dev_dma_map, IOVA = VA). Nothing to do for a port whose PMD reads frames
   // with the CPU; an error when the device cannot reach it (then frames are copied).

@@ -30,6 +30,7 @@ RoceDevice::RoceDevice(const RoceDeviceConfig& config) : cfg_(config) {
   // Room for a burst the port refused plus what the QPs made before they saw it.
   tx_.reserve(4u * cfg_.tx_burst + 2u * cfg_.qp_tx_budget);
   tx_chains_ = cfg_.port && cfg_.port->TxChains();
+  rx_in_place_ = tx_chains_ && cfg_.port->TurnsAround();
   hairpin_.reserve(kHairpinDepth);
   hairpin_rx_.reserve(kHairpinDepth);
   events_.Init(1024);

@@ -73,6 +73,9 @@ struct RoceDeviceConfig {
   // port takes chained frames and the MR allows it (smaller ones are cheaper to copy
   // than two more mbufs and a chain are to handle).
   uint32_t zero_copy_min = 512;
+  // RDMA WRITEs and READs between two QPs of the device, when they are in step, move
+  // their data with no frames (direct.cc); false: every operation goes by frames.
+  bool direct = true;
 };
 
 // What ibv_query_device reports as the vendor (an OUI with the locally-administered bit
@@ -214,6 +217,9 @@ class RoceDevice {
 
   bool PollAsyncEvent(AsyncEvent* event);
 
+  // Whether WRITEs and READs between QPs of the device may run with no frames (direct.cc).
+  void SetDirect(bool on) { cfg_.direct = on; }
+
   // One engine pass at time `now_ns`. Returns the amount of work done (0 = idle).
   int Poll(uint64_t now_ns);
   // True while the engine has packets to send or timers armed: its owner must keep
@@ -238,6 +244,19 @@ class RoceDevice {
   // When found, *info says where the packet arrived (the entry's index, network type,
   // VLAN, source MAC).
   const GidEntry* FindDestination(const wire::RocePacket& pkt, RecvInfo* info) const;
+  // The receive checks after the destination (the QP's device, P_Key, transport, path):
+  // the counter of the first that refuses `pkt` at `qp`, or nullptr when `qp` takes it.
+  uint64_t* Refusal(const QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info);
+
+  // direct.cc
+  // The RC QP of this device that `qp`'s frames would reach, if its request frames would
+  // come back to this engine and pass every receive check there; else nullptr.
+  QueuePair* LocalPeer(const QueuePair& qp);
+  // Executes a started RDMA WRITE or READ at the head of `qp`'s send queue at once, from
+  // memory to memory with no frames, when its peer is a QP of this device and both are
+  // in step (nothing in flight); true when it did (the WQE has completed, or failed as
+  // the frames would have made it fail). False leaves the WQE to the frames.
+  bool ExecuteDirect(QueuePair& qp, SendWqe& w);
 
   // engine.cc
   void FlushTx();
@@ -394,6 +413,7 @@ class RoceDevice {
   RoceDeviceConfig cfg_;
   DeviceCounters counters_;
   bool tx_chains_ = false;    // the port takes zero-copy (chained) frames
+  bool rx_in_place_ = false;  // and gives them back as they were (an internal switch)
   uint64_t faults_seen_ = 0;  // fault_guard::Generation() when SyncFaults last ran
   std::vector<GidEntry> gids_;
   struct GidKey {

@@ -123,6 +123,14 @@ rte_mbuf* RoceDevice::NewZeroCopyPacket(wire::RocePacket* hdr, const uint8_t* pa
   tail->data_len = static_cast<uint16_t>(hdr->frame_len - off - len);  // pad + ICRC
   wire::SealFrameGather(buf, off, payload, len, rte_pktmbuf_mtod(tail, uint8_t*), *hdr,
                         !cfg_.icrc_offload);
+  if (cfg_.icrc_offload) {
+    // No ICRC read the payload: a load from each page it spans (its first and last byte:
+    // it is at most a page long) makes a page that vanished
+    // fault here, where the caller's LostPage sees it before the frame leaves, not later
+    // under the receiving QP's copy (internal switch) or the port's.
+    (void)*static_cast<const volatile uint8_t*>(payload);
+    (void)*static_cast<const volatile uint8_t*>(payload + len - 1);
+  }
   for (uint32_t i = 0; i + 1 < nseg; ++i) m[i]->next = m[i + 1];
   m[0]->nb_segs = static_cast<uint16_t>(nseg);
   m[0]->pkt_len = hdr->frame_len;

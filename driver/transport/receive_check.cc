@@ -7,10 +7,41 @@
 
 namespace vrdma::driver {
 
+namespace {
+
+// A zero-copy frame of this device's own (NewZeroCopyPacket), turned around by its
+// internal switch: headers in the first segment, the payload in external segments over
+// the sender's registered memory (consecutive addresses), then pad and ICRC. Sets the
+// options to parse it in place, so that the payload is copied once, from the
+// requester's MR to the responder's. A port's receive chains have no external segments.
+bool DetachedPayload(const rte_mbuf* m, wire::ParseOptions* opts, uint32_t* payload_len) {
+  const rte_mbuf* seg = m->next;
+  if (!seg || !RTE_MBUF_HAS_EXTBUF(seg)) return false;
+  const uint8_t* start = rte_pktmbuf_mtod(seg, const uint8_t*);
+  uint32_t len = 0;
+  for (; seg && RTE_MBUF_HAS_EXTBUF(seg); seg = seg->next) {
+    if (rte_pktmbuf_mtod(seg, const uint8_t*) != start + len) return false;
+    len += seg->data_len;
+  }
+  opts->detached = start;
+  opts->detached_len = m->pkt_len - m->data_len;
+  opts->verify_icrc = false;  // never on a wire; the ICRC was not computed (offload)
+  *payload_len = len;
+  return true;
+}
+
+}  // namespace
+
 void RoceDevice::Classify(rte_mbuf* m) {
   counters_.rx_packets++;
   counters_.rx_bytes += m->pkt_len;
-  if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
+  wire::ParseOptions opts{!cfg_.icrc_offload};
+  uint32_t detached_payload = 0;
+  // A frame from a wire is parsed whole, ICRC and all; so is one a raw packet QP's flow
+  // rules may read. A chain is made one for them.
+  if (m->nb_segs > 1 &&
+      (!rx_in_place_ || !flows_.empty() || !DetachedPayload(m, &opts, &detached_payload)) &&
+      rte_pktmbuf_linearize(m) != 0) {
     counters_.rx_parse_drops[static_cast<size_t>(wire::DropReason::kTruncated)]++;
     rte_pktmbuf_free(m);
     return;
@@ -23,8 +54,14 @@ void RoceDevice::Classify(rte_mbuf* m) {
     return;
   }
   wire::RocePacket pkt;
-  wire::DropReason why =
-      wire::ParseFrame(frame, m->data_len, &pkt, wire::ParseOptions{!cfg_.icrc_offload});
+  wire::DropReason why = wire::ParseFrame(frame, m->data_len, &pkt, opts);
+  if (opts.detached && why == wire::DropReason::kNone) {
+    if (pkt.payload_len == detached_payload) {
+      counters_.rx_in_place++;
+    } else {
+      why = wire::DropReason::kBadLength;
+    }
+  }
   if (why != wire::DropReason::kNone) {
     if (!SteerRaw(frame, m->data_len, FlowRule::Kind::kAllDefault)) {
       counters_.rx_parse_drops[static_cast<size_t>(why)]++;
@@ -50,37 +87,41 @@ void RoceDevice::Classify(rte_mbuf* m) {
     }
   } else if (!(qp = LookupQp(pkt.bth.dest_qp))) {
     counters_.rx_unknown_qp++;
-  } else if (qp->init.gid_count && (info.gid_index < qp->init.gid_first ||
-                                    info.gid_index - qp->init.gid_first >= qp->init.gid_count)) {
-    // A QP hears only the GIDs of its own (virtual) device.
-    counters_.rx_not_for_us++;
-  } else if ((pkt.bth.pkey & 0x7fff) != (qp->pkey & 0x7fff)) {
-    // P_Key check (IBTA 9.6.1.1, C9-41): the base keys must match.
-    counters_.rx_bad_pkey++;
+  } else if (uint64_t* refused = Refusal(*qp, pkt, info)) {
+    ++*refused;
+  } else if (wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse) {
+    OnResponse(*qp, pkt);
   } else {
-    wire::Transport t = wire::TransportOf(pkt.bth.opcode);
-    const bool response = wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse;
-    // An XRC send QP hears only responses, an XRC receive QP only requests.
-    bool type_ok =
-        (qp->type == IBV_QPT_RC && t == wire::Transport::kRc) ||
-        (qp->type == IBV_QPT_UC && t == wire::Transport::kUc) ||
-        ((qp->type == IBV_QPT_UD || qp->type == kQpTypeGsi) && t == wire::Transport::kUd) ||
-        (qp->type == IBV_QPT_XRC_SEND && t == wire::Transport::kXrc && response) ||
-        (qp->type == IBV_QPT_XRC_RECV && t == wire::Transport::kXrc && !response);
-    if (!type_ok) {
-      counters_.rx_wrong_transport++;
-    } else if (IsConnected(qp->type) &&
-               (!qp->av_valid || pkt.net.sgid != qp->av.dgid || pkt.net.dgid != qp->tmpl.net.sgid ||
-                pkt.net.type != qp->tmpl.net.type)) {
-      // A connected QP only hears its peer: same GIDs as its path (IBTA 9.6.1).
-      counters_.rx_wrong_path++;
-    } else if (response) {
-      OnResponse(*qp, pkt);
-    } else {
-      OnRequest(*qp, pkt, info);
-    }
+    OnRequest(*qp, pkt, info);
   }
   rte_pktmbuf_free(m);
+}
+
+uint64_t* RoceDevice::Refusal(const QueuePair& qp, const wire::RocePacket& pkt,
+                              const RecvInfo& info) {
+  if (qp.init.gid_count && (info.gid_index < qp.init.gid_first ||
+                            info.gid_index - qp.init.gid_first >= qp.init.gid_count)) {
+    // A QP hears only the GIDs of its own (virtual) device.
+    return &counters_.rx_not_for_us;
+  }
+  // P_Key check (IBTA 9.6.1.1, C9-41): the base keys must match.
+  if ((pkt.bth.pkey & 0x7fff) != (qp.pkey & 0x7fff)) return &counters_.rx_bad_pkey;
+  wire::Transport t = wire::TransportOf(pkt.bth.opcode);
+  const bool response = wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse;
+  // An XRC send QP hears only responses, an XRC receive QP only requests.
+  bool type_ok = (qp.type == IBV_QPT_RC && t == wire::Transport::kRc) ||
+                 (qp.type == IBV_QPT_UC && t == wire::Transport::kUc) ||
+                 ((qp.type == IBV_QPT_UD || qp.type == kQpTypeGsi) && t == wire::Transport::kUd) ||
+                 (qp.type == IBV_QPT_XRC_SEND && t == wire::Transport::kXrc && response) ||
+                 (qp.type == IBV_QPT_XRC_RECV && t == wire::Transport::kXrc && !response);
+  if (!type_ok) return &counters_.rx_wrong_transport;
+  if (IsConnected(qp.type) &&
+      (!qp.av_valid || pkt.net.sgid != qp.av.dgid || pkt.net.dgid != qp.tmpl.net.sgid ||
+       pkt.net.type != qp.tmpl.net.type)) {
+    // A connected QP only hears its peer: same GIDs as its path (IBTA 9.6.1).
+    return &counters_.rx_wrong_path;
+  }
+  return nullptr;
 }
 
 const GidEntry* RoceDevice::FindDestination(const wire::RocePacket& pkt, RecvInfo* info) const {

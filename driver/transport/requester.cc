@@ -125,6 +125,11 @@ void RoceDevice::RunRequester(QueuePair& qp, uint32_t* budget) {
         continue;
       }
       if (!StartWqe(qp, w)) break;
+      const uint32_t npkts = w.npkts;
+      if (ExecuteDirect(qp, w)) {  // to a QP of this device, no frames (direct.cc)
+        *budget -= npkts < *budget ? npkts : *budget;
+        continue;
+      }
     }
     if (datagram) {
       SendUd(qp, w);

@@ -49,7 +49,8 @@ rte_mempool* SharedPool() {
   return pool;
 }
 
-EnginePair::EnginePair(uint64_t seed, size_t mem_bytes, const char* pcap_path, bool tx_chains) {
+EnginePair::EnginePair(uint64_t seed, size_t mem_bytes, const char* pcap_path, bool tx_chains,
+                       bool one_device) {
   link_ = std::make_unique<TestLink>(seed);
   link_->SetTxChains(tx_chains);
   if (pcap_path) {
@@ -58,8 +59,9 @@ EnginePair::EnginePair(uint64_t seed, size_t mem_bytes, const char* pcap_path, b
     EXPECT_TRUE(st.ok()) << st;
     pcap_port_ = std::make_unique<PcapPort>(link_->port_a(), pcap_writer_.get());
   }
-  SetupHost(a, 1, mem_bytes);
-  SetupHost(b, 2, mem_bytes);
+  if (one_device) switch_ = std::make_unique<LoopbackPort>();
+  SetupHost(a, 1, mem_bytes, one_device);
+  SetupHost(b, 2, mem_bytes, one_device);
 }
 
 EnginePair::~EnginePair() {
@@ -69,25 +71,36 @@ EnginePair::~EnginePair() {
   if (pcap_writer_) {
     EXPECT_TRUE(pcap_writer_->Close().ok());
   }
+  switch_.reset();
   link_.reset();
 }
 
-void EnginePair::SetupHost(Host& h, uint8_t id, size_t mem_bytes) {
+void EnginePair::SetupHost(Host& h, uint8_t id, size_t mem_bytes, bool one_device) {
   RoceDeviceConfig cfg;
   cfg.pool = SharedPool();
   cfg.port = id == 1 ? (pcap_port_ ? static_cast<PacketPort*>(pcap_port_.get()) : link_->port_a())
                      : link_->port_b();
-  h.dev = std::make_unique<RoceDevice>(cfg);
+  h.shared_device = one_device;
+  if (one_device && id == 2) {
+    h.dev = a.dev;
+    h.gid_base = 4;
+  } else if (one_device) {
+    cfg.port = switch_.get();
+    cfg.icrc_offload = true;  // as the embedded pdev: frames never leave the engine
+    h.dev = std::make_shared<RoceDevice>(cfg);
+  } else {
+    h.dev = std::make_shared<RoceDevice>(cfg);
+  }
   wire::MacAddr mac = {0x02, 0, 0, 0, 0, id};
   GidEntry v2{true, Ipv4Gid(id), wire::NetworkType::kRoceV2Ipv4, mac, false, 0};
   GidEntry v6{true, Ipv6Gid(id), wire::NetworkType::kRoceV2Ipv6, mac, false, 0};
   GidEntry v1{true, LinkLocalGid(mac), wire::NetworkType::kRoceV1, mac, false, 0};
   GidEntry vlan{
       true, Ipv4Gid(static_cast<uint8_t>(id + 100)), wire::NetworkType::kRoceV2Ipv4, mac, true, 42};
-  EXPECT_TRUE(h.dev->SetGid(0, v2).ok());
-  EXPECT_TRUE(h.dev->SetGid(1, v6).ok());
-  EXPECT_TRUE(h.dev->SetGid(2, v1).ok());
-  EXPECT_TRUE(h.dev->SetGid(3, vlan).ok());
+  EXPECT_TRUE(h.dev->SetGid(h.gid_base + 0, v2).ok());
+  EXPECT_TRUE(h.dev->SetGid(h.gid_base + 1, v6).ok());
+  EXPECT_TRUE(h.dev->SetGid(h.gid_base + 2, v1).ok());
+  EXPECT_TRUE(h.dev->SetGid(h.gid_base + 3, vlan).ok());
   h.pd = *h.dev->AllocPd();
   h.scq = *h.dev->CreateCq(8192);
   h.rcq = *h.dev->CreateCq(8192);
@@ -102,7 +115,7 @@ void EnginePair::SetupHost(Host& h, uint8_t id, size_t mem_bytes) {
 
 int EnginePair::Step() {
   link_->SetNow(now_);
-  int work = a.dev->Poll(now_) + b.dev->Poll(now_);
+  int work = a.dev->Poll(now_) + (b.dev != a.dev ? b.dev->Poll(now_) : 0);
   now_ += work ? kBusyStepNs : kIdleStepNs;
   return work;
 }
@@ -130,11 +143,12 @@ bool EnginePair::WaitCq(Host& h, uint32_t cq, size_t n, std::vector<ibv_wc>* out
 
 namespace {
 
-AddressVector AvTo(const Host& peer, uint32_t gid_index) {
-  const GidEntry* g = peer.dev->GetGid(gid_index);
+// From `self`'s GID `gid_index` to the peer's entry of the same index.
+AddressVector AvTo(const Host& self, const Host& peer, uint32_t gid_index) {
+  const GidEntry* g = peer.dev->GetGid(peer.gid_base + gid_index);
   AddressVector av;
   av.dgid = g->gid;
-  av.sgid_index = static_cast<uint8_t>(gid_index);
+  av.sgid_index = static_cast<uint8_t>(self.gid_base + gid_index);
   av.hop_limit = 64;
   av.dmac = g->mac;
   return av;
@@ -156,6 +170,10 @@ uint32_t CreateQpOn(Host& h, const QpOptions& opt, uint32_t srq) {
   init.sq_sig_all = opt.sq_sig_all;
   init.gid_first = opt.gid_first;
   init.gid_count = opt.gid_count;
+  if (h.shared_device && !opt.gid_count) {  // a vdev's QP hears its own GIDs only
+    init.gid_first = h.gid_base;
+    init.gid_count = 4;
+  }
   auto q = h.dev->CreateQp(init);
   EXPECT_TRUE(q.ok()) << q.status();
   return *q;
@@ -226,8 +244,8 @@ absl::Status EnginePair::BringUp(const QpOptions& opt, uint32_t qa_n, uint32_t q
     attr.min_rnr_timer = opt.min_rnr_timer;
     attr.ah_attr.is_global = 1;
     attr.ah_attr.port_num = 1;
-    attr.ah_attr.grh.sgid_index = static_cast<uint8_t>(opt.gid_index);
-    AddressVector av = AvTo(*s.peer, opt.gid_index);
+    attr.ah_attr.grh.sgid_index = static_cast<uint8_t>(s.h->gid_base + opt.gid_index);
+    AddressVector av = AvTo(*s.h, *s.peer, opt.gid_index);
     int mask = IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN;
     const int type = s.h->dev->FindQp(s.qpn)->type;
     // The responder's attributes (IBTA 11.2.4.2): RC and the XRC receive QP.
@@ -274,8 +292,8 @@ void EnginePair::CreateUd(const QpOptions& opt, uint32_t* qa, uint32_t* qb, uint
     attr.sq_psn = 77;
     ASSERT_TRUE(h->dev->ModifyQp(qpn, attr, IBV_QP_STATE | IBV_QP_SQ_PSN).ok());
   }
-  *ah_ab = *a.dev->CreateAh(a.pd, AvTo(b, opt.gid_index));
-  *ah_ba = *b.dev->CreateAh(b.pd, AvTo(a, opt.gid_index));
+  *ah_ab = *a.dev->CreateAh(a.pd, AvTo(a, b, opt.gid_index));
+  *ah_ba = *b.dev->CreateAh(b.pd, AvTo(b, a, opt.gid_index));
 }
 
 SendWr MakeSend(uint64_t wr_id, ibv_wr_opcode op, const Host& h, uint64_t off, uint32_t len,

@@ -1,5 +1,7 @@
 // Two engines joined by the in-memory test link, on virtual time: the fixture of the
-// transport tests. Each host has one PD, CQs and a large registered buffer.
+// transport tests. Each host has one PD, CQs and a large registered buffer. With
+// `one_device`, both hosts are two virtual devices of one engine whose port is its
+// internal switch (their GIDs side by side in its table), as vrdmad's embedded pdev.
 #pragma once
 
 #include <infiniband/verbs.h>
@@ -13,6 +15,7 @@
 #include "absl/status/status.h"
 #include "driver/pcap/pcap_port.h"
 #include "driver/pcap/pcap_writer.h"
+#include "driver/port/loopback_port.h"
 #include "driver/port/packet_pool.h"
 #include "driver/port/test_link.h"
 #include "driver/transport/device.h"
@@ -23,7 +26,9 @@ namespace vrdma::driver::testing {
 rte_mempool* SharedPool();
 
 struct Host {
-  std::unique_ptr<RoceDevice> dev;
+  std::shared_ptr<RoceDevice> dev;  // one_device: the other host's too
+  uint32_t gid_base = 0;            // where the host's GIDs start in the device's table
+  bool shared_device = false;       // QPs hear only the host's own GIDs (gid_first/count)
   uint32_t pd = 0;
   uint32_t scq = 0;
   uint32_t rcq = 0;
@@ -61,7 +66,8 @@ class EnginePair {
   // With `pcap_path`, host A's port records everything it sends and receives there.
   // With `tx_chains`, the link takes zero-copy frames (the test sets MR shares).
   explicit EnginePair(uint64_t seed = 1, size_t mem_bytes = 4 << 20,
-                      const char* pcap_path = nullptr, bool tx_chains = false);
+                      const char* pcap_path = nullptr, bool tx_chains = false,
+                      bool one_device = false);
   ~EnginePair();
 
   Host a;
@@ -90,10 +96,11 @@ class EnginePair {
               uint64_t max_ns = 2'000'000'000);
 
  private:
-  void SetupHost(Host& h, uint8_t id, size_t mem_bytes);
+  void SetupHost(Host& h, uint8_t id, size_t mem_bytes, bool one_device);
   // QPs qa (on A) and qb (on B) from RESET to RTS, towards each other.
   absl::Status BringUp(const QpOptions& opt, uint32_t qa, uint32_t qb);
   std::unique_ptr<TestLink> link_;
+  std::unique_ptr<LoopbackPort> switch_;  // one_device: the engine's port
   std::unique_ptr<PcapWriter> pcap_writer_;
   std::unique_ptr<PcapPort> pcap_port_;
   uint64_t now_ = 0;

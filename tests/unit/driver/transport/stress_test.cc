@@ -74,25 +74,43 @@ uint32_t RandomSize(std::mt19937_64& rng) {
   return 65536 + rng() % ((1 << 20) - 65536 + 1);  // up to 1 MiB
 }
 
-class StressTest : public ::testing::TestWithParam<ibv_mtu> {};
+// The MR's reference count for frames that point into it (zero-copy transmit).
+struct MrShare {
+  rte_mbuf_ext_shared_info info{};
+  MrShare() {
+    info.free_cb = [](void*, void*) {};
+    rte_mbuf_ext_refcnt_set(&info, 1);
+  }
+};
 
-TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
+// Two hosts on a link that drops, duplicates, reorders and corrupts; or (one_device) two
+// vdevs of one engine behind its internal switch, where payloads of at least 512 B move
+// once (zero-copy frames read in place) and RDMA WRITEs and READs between QPs in step
+// run with no frames (direct.cc), interleaved with the framed operations.
+void RunStress(ibv_mtu mtu, bool one_device) {
   const bool sanitized = std::getenv("VRDMA_SANITIZED") != nullptr;
   // VRDMA_STRESS_SEED explores other traffic mixes and fault patterns; tests use seed 0.
   const char* seed_env = std::getenv("VRDMA_STRESS_SEED");
   const uint64_t seed = seed_env ? std::strtoull(seed_env, nullptr, 10) : 0;
   const int kWrs = sanitized ? 600 : 2500;
-  EnginePair pair(/*seed=*/1234 + GetParam() + seed * 1000003, kMem);
-  FaultConfig faults;
-  faults.drop = 0.05;
-  faults.duplicate = 0.05;
-  faults.reorder = 0.05;
-  faults.corrupt = 0.01;
-  pair.link().SetFaults(TestLink::kAtoB, faults);
-  pair.link().SetFaults(TestLink::kBtoA, faults);
+  EnginePair pair(/*seed=*/1234 + mtu + seed * 1000003, kMem, nullptr, /*tx_chains=*/false,
+                  one_device);
+  MrShare share_a, share_b;
+  if (one_device) {
+    ASSERT_TRUE(pair.a.dev->SetMrTxShare(pair.a.mr.lkey, &share_a.info).ok());
+    ASSERT_TRUE(pair.b.dev->SetMrTxShare(pair.b.mr.lkey, &share_b.info).ok());
+  } else {
+    FaultConfig faults;
+    faults.drop = 0.05;
+    faults.duplicate = 0.05;
+    faults.reorder = 0.05;
+    faults.corrupt = 0.01;
+    pair.link().SetFaults(TestLink::kAtoB, faults);
+    pair.link().SetFaults(TestLink::kBtoA, faults);
+  }
 
   QpOptions plain;
-  plain.mtu = GetParam();
+  plain.mtu = mtu;
   plain.max_send_wr = 64;
   plain.max_recv_wr = 64;
   plain.timeout = 8;
@@ -113,7 +131,7 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
   // Both flows share the hosts' memory images: the model of A is one vector.
   std::vector<uint8_t> model_a = pair.a.mem, model_b = pair.b.mem;
 
-  std::mt19937_64 rng(GetParam() * 7919 + 17 + seed);
+  std::mt19937_64 rng(mtu * 7919 + 17 + seed);
   uint64_t next_id = 1;
   int posted = 0;
   uint64_t steps = 0;
@@ -266,7 +284,11 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
          !flows[0].recv_cqes.empty() || !flows[1].recv_cqes.empty()) {
     for (Flow& f : flows) {
       f.recv_posted = static_cast<uint32_t>(f.recv_cqes.size());
-      while (posted < kWrs && f.outstanding < 48 && post_one(f)) ++posted;
+      // One device: phases of 100 WRs with 48, 1 or 3 outstanding, so that many WQEs find
+      // the QPs in step and run direct, between framed ones.
+      constexpr uint32_t kCaps[] = {48, 1, 3};
+      const uint32_t cap = one_device ? kCaps[(posted / 100) % 3] : 48;
+      while (posted < kWrs && f.outstanding < cap && post_one(f)) ++posted;
     }
     pair.Step();
     for (Flow& f : flows) {
@@ -295,15 +317,37 @@ TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) {
   EXPECT_TRUE(pair.b.mem == model_b) << "host B memory differs from the model";
   const auto& ca = pair.a.dev->counters();
   const auto& cb = pair.b.dev->counters();
-  EXPECT_GT(ca.retransmits + cb.retransmits, 0u);
-  EXPECT_GT(cb.rx_duplicate + ca.rx_duplicate, 0u);
-  EXPECT_GT(ca.rx_parse_drops[static_cast<size_t>(wire::DropReason::kBadIcrc)] +
-                cb.rx_parse_drops[static_cast<size_t>(wire::DropReason::kBadIcrc)],
-            0u);
-  std::printf("mtu %u: %d WRs, %llu steps, virtual %.3f s, retransmits %llu, timeouts %llu\n",
-              128u << GetParam(), posted, static_cast<unsigned long long>(steps), pair.now() / 1e9,
-              static_cast<unsigned long long>(ca.retransmits + cb.retransmits),
-              static_cast<unsigned long long>(ca.timeouts + cb.timeouts));
+  if (one_device) {
+    // Both ways of moving data took part: frames (read in place) and none.
+    EXPECT_GT(ca.direct_wqes, 100u);
+    if ((128u << mtu) >= 512) {  // zero_copy_min: shorter payloads are copied into frames
+      EXPECT_GT(ca.rx_in_place, 0u);
+    }
+    EXPECT_EQ(rte_mbuf_ext_refcnt_read(&share_a.info), 1);
+    EXPECT_EQ(rte_mbuf_ext_refcnt_read(&share_b.info), 1);
+  } else {
+    EXPECT_GT(ca.retransmits + cb.retransmits, 0u);
+    EXPECT_GT(cb.rx_duplicate + ca.rx_duplicate, 0u);
+    EXPECT_GT(ca.rx_parse_drops[static_cast<size_t>(wire::DropReason::kBadIcrc)] +
+                  cb.rx_parse_drops[static_cast<size_t>(wire::DropReason::kBadIcrc)],
+              0u);
+  }
+  std::printf(
+      "mtu %u%s: %d WRs, %llu steps, virtual %.3f s, retransmits %llu, timeouts %llu, direct "
+      "%llu\n",
+      128u << mtu, one_device ? " (one device)" : "", posted,
+      static_cast<unsigned long long>(steps), pair.now() / 1e9,
+      static_cast<unsigned long long>(ca.retransmits + cb.retransmits),
+      static_cast<unsigned long long>(ca.timeouts + cb.timeouts),
+      static_cast<unsigned long long>(ca.direct_wqes));
+}
+
+class StressTest : public ::testing::TestWithParam<ibv_mtu> {};
+
+TEST_P(StressTest, MixedTrafficOverLossyLinkMatchesModel) { RunStress(GetParam(), false); }
+
+TEST_P(StressTest, MixedTrafficBetweenTwoVdevsOfOneDeviceMatchesModel) {
+  RunStress(GetParam(), true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Mtus, StressTest,

@@ -1,0 +1,104 @@
+// Direct execution between two RC QPs of one device: an RDMA WRITE or READ whose frames
+// would only go round the device's internal switch to its own peer QP moves its payload
+// once, from one MR to the other, with no frames at all.
+//
+// It is taken only when the two QPs are in step: nothing of the requester's is in flight
+// (the WQE is the oldest, every earlier PSN acknowledged) and the responder expects the
+// WQE's first PSN with no message, NAK or response of its own pending. The result is what
+// the frames would have left: the responder's expected PSN and MSN advance by the
+// message, the requester's WQE completes as acknowledged (IBTA 9.7.5.1, 9.7.6), and every
+// check the frames would have met is made by the same code. Whatever would end in a NAK
+// (a bad R_Key or range, a target page that vanished, no READ resources) is left to the
+// frames, so that the peer refuses it with the NAK and the asynchronous event the spec
+// asks for; a bad local key or SGE list fails the WQE as the requester's own frames would.
+#include <cstring>
+
+#include "driver/transport/device.h"
+#include "driver/transport/psn.h"
+
+namespace vrdma::driver {
+
+QueuePair* RoceDevice::LocalPeer(const QueuePair& qp) {
+  // The frames come back to this engine: the port is the internal switch, or the
+  // embedded switch turns frames to one of its own MACs around (engine.cc, Transmit).
+  if (!rx_in_place_ && !(cfg_.hairpin && IsLocalMac(qp.tmpl.eth.dst.data()))) return nullptr;
+  wire::RocePacket pkt = qp.tmpl;  // the headers every request of the QP carries
+  pkt.bth.opcode = wire::op::kRcWriteOnly;
+  RecvInfo info;
+  if (!FindDestination(pkt, &info)) return nullptr;
+  QueuePair* peer = LookupQp(qp.dest_qpn);
+  if (!peer || peer->type != IBV_QPT_RC || Refusal(*peer, pkt, info)) return nullptr;
+  return peer;
+}
+
+bool RoceDevice::ExecuteDirect(QueuePair& qp, SendWqe& w) {
+  const SendWr& wr = w.wr;
+  const bool read = wr.opcode == IBV_WR_RDMA_READ;
+  if (!cfg_.direct || qp.type != IBV_QPT_RC || qp.state != IBV_QPS_RTS) return false;
+  if (wr.opcode != IBV_WR_RDMA_WRITE && !read) return false;
+  if (read && (wr.send_flags & IBV_SEND_INLINE)) return false;
+  if (&qp.sq.front() != &w || w.next_pkt != 0 || qp.req.retrying || qp.req.rnr_wait ||
+      psn::Add(qp.req.acked_psn, 1) != w.first_psn) {
+    return false;
+  }
+  QueuePair* peer = LocalPeer(qp);
+  if (!peer) return false;
+  ResponderState& r = peer->resp;
+  // The responder's states that execute requests (responder.cc, OnRequest).
+  if (peer->state != IBV_QPS_RTR && peer->state != IBV_QPS_RTS && peer->state != IBV_QPS_SQD &&
+      peer->state != IBV_QPS_SQE) {
+    return false;
+  }
+  // Every packet but the last carries one path MTU: the same MTU on both sides, or the
+  // frames' Invalid Request.
+  if (r.kind != ResponderState::kNone || r.nak_sent || !r.responses.empty() ||
+      r.epsn != w.first_psn || peer->mtu != qp.mtu) {
+    return false;
+  }
+  const uint32_t len = w.length;
+  const MemoryRegion* remote = nullptr;
+  Access local = Access::kOk;
+  if (read) {
+    if (peer->max_dest_rd_atomic == 0 || len > (1u << 31)) return false;
+    const uint8_t* src =
+        len ? ResolveRkey(*peer, wr.rkey, wr.remote_addr, len, IBV_ACCESS_REMOTE_READ, &remote)
+            : nullptr;
+    if (len && !src) return false;
+    if (len) local = ScatterSges(qp, wr.sg_list, wr.num_sge, 0, src, len);
+  } else if (len) {  // a zero-length RDMA WRITE checks no R_Key (IBTA 9.4.3)
+    uint8_t* dst =
+        ResolveRkey(*peer, wr.rkey, wr.remote_addr, len, IBV_ACCESS_REMOTE_WRITE, &remote);
+    if (!dst) return false;
+    if (wr.send_flags & IBV_SEND_INLINE) {
+      std::memcpy(dst, wr.inline_data, len);
+    } else {
+      local = GatherSges(qp, wr.sg_list, wr.num_sge, 0, dst, len);
+    }
+  }
+  // A page of the peer's MR that vanished under the copy: the MR is poisoned now (the
+  // local side's check may have seen the fault first), and the frames meet the NAK.
+  if (remote) {
+    (void)LostPage(*remote);
+    if (remote->poisoned) return false;
+  }
+  if (local != Access::kOk) {
+    // A bad local key or range fails the WQE (IBTA 10.6.3: Local Protection Error).
+    FailSend(qp, local == Access::kLocalProt ? IBV_WC_LOC_PROT_ERR : IBV_WC_LOC_LEN_ERR);
+    return true;
+  }
+  // First request on a QP in RTR: communication established (IBTA 11.6.3.1).
+  if (peer->state == IBV_QPS_RTR && !r.comm_established) {
+    r.comm_established = true;
+    PostEvent(IBV_EVENT_COMM_EST, peer->qpn);
+  }
+  r.epsn = psn::Add(r.epsn, w.npkts);
+  r.msn = psn::Add(r.msn, 1);
+  w.next_pkt = w.npkts;
+  w.req_done = true;
+  if (read) w.resp_pkts = w.npkts;
+  counters_.direct_wqes++;
+  AckUpTo(qp, w.last_psn);
+  return true;
+}
+
+}  // namespace vrdma::driver

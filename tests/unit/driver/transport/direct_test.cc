@@ -1,0 +1,177 @@
+// Direct execution (driver/transport/direct.cc): between two vdevs of one engine, an
+// RDMA WRITE or READ whose QPs are in step moves its data with no frames; the framed
+// operations before and after it keep their PSNs; and every error ends as the frames end
+// it (the same completion status, QP states and asynchronous events, with direct
+// execution on and off).
+#include <cstring>
+#include <vector>
+
+#include "tests/unit/driver/transport/engine_pair.h"
+
+namespace vrdma::driver::testing {
+namespace {
+
+TEST(DirectTest, WriteAndReadMoveWithNoFramesBetweenFramedSends) {
+  EnginePair pair(/*seed=*/1, 4 << 20, nullptr, false, /*one_device=*/true);
+  QpOptions opt;
+  opt.mtu = IBV_MTU_4096;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  RoceDevice& dev = *pair.a.dev;
+  FillPattern(pair.a.at(0), 1 << 20, 1);
+  FillPattern(pair.b.at(2 << 20), 1 << 20, 2);
+  std::vector<ibv_wc> wc;
+  // A framed SEND first: the PSNs the direct operations take follow its.
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(10, pair.b, 3 << 20, 8192)).ok());
+  ASSERT_TRUE(dev.PostSend(qa, MakeSend(1, IBV_WR_SEND, pair.a, 0, 5000)).ok());
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &wc));
+  const uint64_t frames = dev.counters().tx_packets;
+  EXPECT_GT(frames, 0u);
+  SendWr write = MakeSend(2, IBV_WR_RDMA_WRITE, pair.a, 0, 1 << 20);
+  write.remote_addr = pair.b.va(1 << 20);
+  write.rkey = pair.b.mr.rkey;
+  SendWr read = MakeSend(3, IBV_WR_RDMA_READ, pair.a, 1 << 20, 1 << 20);
+  read.remote_addr = pair.b.va(2 << 20);
+  read.rkey = pair.b.mr.rkey;
+  SendWr empty = MakeSend(4, IBV_WR_RDMA_WRITE, pair.a, 0, 0);
+  empty.num_sge = 0;
+  empty.remote_addr = pair.b.va(0);
+  empty.rkey = 0x1234;  // a zero-length WRITE checks no R_Key (IBTA 9.4.3)
+  SendWr inl = MakeSend(5, IBV_WR_RDMA_WRITE, pair.a, 0, 48);
+  inl.send_flags |= IBV_SEND_INLINE;
+  inl.inline_len = 48;
+  std::memset(inl.inline_data, 0xa5, 48);
+  inl.remote_addr = pair.b.va(3 << 20) + 8192;
+  inl.rkey = pair.b.mr.rkey;
+  for (const SendWr& w : {write, read, empty, inl}) {
+    ASSERT_TRUE(dev.PostSend(qa, w).ok());
+    ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, wc.size() + 1, &wc));
+  }
+  EXPECT_EQ(dev.counters().direct_wqes, 4u);
+  EXPECT_EQ(dev.counters().tx_packets, frames) << "no frame for the direct operations";
+  // And a framed SEND after them: the responder expects the PSN the requester uses next.
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(11, pair.b, 3 << 20, 8192)).ok());
+  ASSERT_TRUE(dev.PostSend(qa, MakeSend(6, IBV_WR_SEND, pair.a, 100, 6000)).ok());
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 6, &wc));
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(pair.b, pair.b.rcq, 2, &rwc));
+  const ibv_wc_opcode ops[] = {IBV_WC_SEND,       IBV_WC_RDMA_WRITE, IBV_WC_RDMA_READ,
+                               IBV_WC_RDMA_WRITE, IBV_WC_RDMA_WRITE, IBV_WC_SEND};
+  const uint32_t lens[] = {5000, 1 << 20, 1 << 20, 0, 48, 6000};
+  for (size_t i = 0; i < wc.size(); ++i) {
+    EXPECT_EQ(wc[i].status, IBV_WC_SUCCESS) << i;
+    EXPECT_EQ(wc[i].wr_id, i + 1);
+    EXPECT_EQ(wc[i].opcode, ops[i]);
+    EXPECT_EQ(wc[i].byte_len, lens[i]);
+  }
+  EXPECT_EQ(rwc[1].byte_len, 6000u);
+  EXPECT_EQ(0, std::memcmp(pair.b.at(1 << 20), pair.a.at(0), 1 << 20));
+  EXPECT_EQ(0, std::memcmp(pair.a.at(1 << 20), pair.b.at(2 << 20), 1 << 20));
+  EXPECT_EQ(0, std::memcmp(pair.b.at(3 << 20), pair.a.at(100), 6000));
+  EXPECT_EQ(pair.b.at(3 << 20)[8192], 0xa5);
+  EXPECT_EQ(pair.b.at(3 << 20)[8192 + 47], 0xa5);
+}
+
+TEST(DirectTest, OperationsBehindOutstandingOnesGoByFrames) {
+  // A WRITE posted behind a SEND that has not completed is not in step: it goes by
+  // frames, after the SEND, so that the peer sees the requests in order.
+  EnginePair pair(/*seed=*/2, 4 << 20, nullptr, false, /*one_device=*/true);
+  QpOptions opt;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  FillPattern(pair.a.at(0), 65536, 3);
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(10, pair.b, 1 << 20, 65536)).ok());
+  SendWr write = MakeSend(2, IBV_WR_RDMA_WRITE, pair.a, 0, 65536);
+  write.remote_addr = pair.b.va(2 << 20);
+  write.rkey = pair.b.mr.rkey;
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND, pair.a, 0, 65536)).ok());
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, write).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 2, &wc));
+  EXPECT_EQ(wc[0].wr_id, 1u);
+  EXPECT_EQ(wc[1].wr_id, 2u);
+  EXPECT_EQ(pair.a.dev->counters().direct_wqes, 0u);
+  EXPECT_EQ(0, std::memcmp(pair.b.at(2 << 20), pair.a.at(0), 65536));
+}
+
+// What an operation left: the requester's completion, both QPs' states, the events.
+struct Outcome {
+  ibv_wc_status status;
+  ibv_qp_state requester;
+  ibv_qp_state responder;
+  std::vector<std::pair<ibv_event_type, bool>> events;  // type, about the responder QP
+  uint64_t direct;
+};
+
+Outcome RunOne(bool direct, const std::function<void(EnginePair&, SendWr&, uint32_t)>& shape) {
+  EnginePair pair(/*seed=*/4, 4 << 20, nullptr, false, /*one_device=*/true);
+  pair.a.dev->SetDirect(direct);
+  QpOptions opt;
+  opt.retry_cnt = 1;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  SendWr w = MakeSend(1, IBV_WR_RDMA_WRITE, pair.a, 0, 10000);
+  w.remote_addr = pair.b.va(0);
+  w.rkey = pair.b.mr.rkey;
+  shape(pair, w, qb);
+  EXPECT_TRUE(pair.a.dev->PostSend(qa, w).ok());
+  std::vector<ibv_wc> wc;
+  EXPECT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &wc));
+  pair.RunUntil([] { return false; }, 1'000'000);  // what follows the completion
+  Outcome o{wc.empty() ? IBV_WC_GENERAL_ERR : wc[0].status,
+            pair.a.dev->FindQp(qa)->state,
+            pair.a.dev->FindQp(qb)->state,
+            {},
+            pair.a.dev->counters().direct_wqes};
+  AsyncEvent ev;
+  while (pair.a.dev->PollAsyncEvent(&ev)) o.events.push_back({ev.type, ev.element == qb});
+  return o;
+}
+
+class DirectErrorTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(DirectErrorTest, ErrorsEndAsTheFramesEndThem) {
+  const bool direct = GetParam();
+  // A bad R_Key: the peer NAKs (Remote Access Error) and enters Error with an access
+  // event (IBTA 9.7.5.2.4); the requester's WQE fails with it.
+  Outcome bad_rkey = RunOne(direct, [](EnginePair&, SendWr& w, uint32_t) { w.rkey ^= 0x100; });
+  EXPECT_EQ(bad_rkey.status, IBV_WC_REM_ACCESS_ERR);
+  EXPECT_EQ(bad_rkey.requester, IBV_QPS_ERR);
+  EXPECT_EQ(bad_rkey.responder, IBV_QPS_ERR);
+  ASSERT_EQ(bad_rkey.events.size(), 1u);
+  EXPECT_EQ(bad_rkey.events[0], std::make_pair(IBV_EVENT_QP_ACCESS_ERR, true));
+  // A READ past the end of the peer's MR: the same.
+  Outcome past_end = RunOne(direct, [](EnginePair& p, SendWr& w, uint32_t) {
+    w.opcode = IBV_WR_RDMA_READ;
+    w.remote_addr = p.b.va(p.b.mem.size() - 100);
+  });
+  EXPECT_EQ(past_end.status, IBV_WC_REM_ACCESS_ERR);
+  EXPECT_EQ(past_end.responder, IBV_QPS_ERR);
+  // A bad L_Key: a local protection error; the peer hears nothing and stays in RTS.
+  Outcome bad_lkey =
+      RunOne(direct, [](EnginePair&, SendWr& w, uint32_t) { w.sg_list[0].lkey ^= 0x100; });
+  EXPECT_EQ(bad_lkey.status, IBV_WC_LOC_PROT_ERR);
+  EXPECT_EQ(bad_lkey.requester, IBV_QPS_ERR);
+  EXPECT_EQ(bad_lkey.responder, IBV_QPS_RTS);
+  EXPECT_TRUE(bad_lkey.events.empty());
+  // A peer QP that grants no remote write (IBTA 10.2.4.1): as a bad R_Key.
+  Outcome no_access = RunOne(direct, [](EnginePair& p, SendWr&, uint32_t qb) {
+    ibv_qp_attr a{};
+    a.qp_state = IBV_QPS_RTS;
+    a.qp_access_flags = IBV_ACCESS_REMOTE_READ;
+    ASSERT_TRUE(p.b.dev->ModifyQp(qb, a, IBV_QP_STATE | IBV_QP_ACCESS_FLAGS).ok());
+  });
+  EXPECT_EQ(no_access.status, IBV_WC_REM_ACCESS_ERR);
+  EXPECT_EQ(no_access.responder, IBV_QPS_ERR);
+  // Good ones complete, direct only when it is on.
+  Outcome good = RunOne(direct, [](EnginePair&, SendWr&, uint32_t) {});
+  EXPECT_EQ(good.status, IBV_WC_SUCCESS);
+  EXPECT_EQ(good.responder, IBV_QPS_RTS);
+  EXPECT_EQ(good.direct, direct ? 1u : 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(DirectAndFramed, DirectErrorTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Direct" : "Framed"; });
+
+}  // namespace
+}  // namespace vrdma::driver::testing
