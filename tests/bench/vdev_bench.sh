@@ -13,6 +13,7 @@
 # busy-polling daemon alone on its core; the two ends of a ping-pong share the other.
 #
 # Usage (root): tests/bench/vdev_bench.sh   [VRDMA_BUILD=dir] [VRDMA_BENCH_ITERS=n (latency)]
+#   [VRDMA_BENCH_SIZES="65536 1048576" (bandwidth sizes; default every power of two 8 B - 1 MiB)]
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 export VRDMA_BUILD="${VRDMA_BUILD:-$REPO/build}"
@@ -32,6 +33,7 @@ setup_default
 PIN=(taskset -c "$CPUS")
 SIZES=()
 for ((s = 8; s <= 1048576; s *= 2)); do SIZES+=("$s"); done
+[[ -n ${VRDMA_BENCH_SIZES:-} ]] && read -r -a SIZES <<<"$VRDMA_BENCH_SIZES"
 declare -A R  # R[column,size] = figure
 accept() { return 0; }
 
@@ -98,6 +100,20 @@ for size in "${SIZES[@]}"; do
   printf "$fmt" "$size" "${R[send_bw,$size]:--}" "${R[write_bw,$size]:--}" "${R[read_bw,$size]:--}" \
     "${R[memcpy,$size]:--}" "${R[iperf3,$size]:--}" "${R[send_lat,$size]:--}" \
     "${R[write_lat,$size]:--}" "${R[read_lat,$size]:--}" "${R[sockperf,$size]:--}"
+done
+
+echo
+echo "Against the same run's one-core memcpy of the same size (bw / memcpy):"
+printf "%8s | %8s %8s %8s\n" size send write read
+for size in "${SIZES[@]}"; do
+  m=${R[memcpy,$size]:-}
+  [[ -n $m ]] || continue
+  row=()
+  for t in send write read; do
+    v=${R[${t}_bw,$size]:-}
+    row+=("$([[ -n $v ]] && awk -v v="$v" -v m="$m" 'BEGIN { printf "%.2f", v / m }' || echo -)")
+  done
+  printf "%8s | %8s %8s %8s\n" "$size" "${row[@]}"
 done
 
 echo
