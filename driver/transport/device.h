@@ -251,11 +251,15 @@ class RoceDevice {
   // direct.cc
   // The RC QP of this device that `qp`'s frames would reach, if its request frames would
   // come back to this engine and pass every receive check there; else nullptr.
-  QueuePair* LocalPeer(const QueuePair& qp);
-  // Executes a started RDMA WRITE or READ at the head of `qp`'s send queue at once, from
-  // memory to memory with no frames, when its peer is a QP of this device and both are
-  // in step (nothing in flight); true when it did (the WQE has completed, or failed as
-  // the frames would have made it fail). False leaves the WQE to the frames.
+  // *info: where its frames would arrive (the receive completion's tag).
+  QueuePair* LocalPeer(const QueuePair& qp, RecvInfo* info);
+  // The receive WQE the QP's next message would take (its SRQ's), if any.
+  const RecvWr* NextRecv(const QueuePair& qp) const;
+  // Executes a started SEND (with immediate), RDMA WRITE (with immediate) or READ at the
+  // head of `qp`'s send queue at once, from memory to memory with no frames, when its
+  // peer is a QP of this device and both are in step (nothing in flight); true when it
+  // did (the WQE has completed, or failed as the frames would have made it fail). False
+  // leaves the WQE to the frames.
   bool ExecuteDirect(QueuePair& qp, SendWqe& w);
 
   // engine.cc

@@ -1,6 +1,6 @@
-// Direct execution between two RC QPs of one device: an RDMA WRITE or READ whose frames
-// would only go round the device's internal switch to its own peer QP moves its payload
-// once, from one MR to the other, with no frames at all.
+// Direct execution between two RC QPs of one device: a SEND, RDMA WRITE or READ whose
+// frames would only go round the device's internal switch to its own peer QP moves its
+// payload once, from one MR to the other, with no frames at all.
 //
 // It is taken only when the two QPs are in step: nothing of the requester's is in flight
 // (the WQE is the oldest, every earlier PSN acknowledged) and the responder expects the
@@ -8,9 +8,10 @@
 // the frames would have left: the responder's expected PSN and MSN advance by the
 // message, the requester's WQE completes as acknowledged (IBTA 9.7.5.1, 9.7.6), and every
 // check the frames would have met is made by the same code. Whatever would end in a NAK
-// (a bad R_Key or range, a target page that vanished, no READ resources) is left to the
-// frames, so that the peer refuses it with the NAK and the asynchronous event the spec
-// asks for; a bad local key or SGE list fails the WQE as the requester's own frames would.
+// (a bad R_Key or range, a target page that vanished, no READ resources, no receive WQE
+// or one too short or with a bad key) is left to the frames, so that the peer refuses it
+// with the NAK (RNR too) and the asynchronous event the spec asks for; a bad local key or
+// SGE list fails the WQE as the requester's own frames would.
 #include <cstring>
 
 #include "driver/transport/device.h"
@@ -18,30 +19,59 @@
 
 namespace vrdma::driver {
 
-QueuePair* RoceDevice::LocalPeer(const QueuePair& qp) {
+QueuePair* RoceDevice::LocalPeer(const QueuePair& qp, RecvInfo* info) {
   // The frames come back to this engine: the port is the internal switch, or the
   // embedded switch turns frames to one of its own MACs around (engine.cc, Transmit).
   if (!rx_in_place_ && !(cfg_.hairpin && IsLocalMac(qp.tmpl.eth.dst.data()))) return nullptr;
   wire::RocePacket pkt = qp.tmpl;  // the headers every request of the QP carries
   pkt.bth.opcode = wire::op::kRcWriteOnly;
-  RecvInfo info;
-  if (!FindDestination(pkt, &info)) return nullptr;
+  if (!FindDestination(pkt, info)) return nullptr;
   QueuePair* peer = LookupQp(qp.dest_qpn);
-  if (!peer || peer->type != IBV_QPT_RC || Refusal(*peer, pkt, info)) return nullptr;
+  if (!peer || peer->type != IBV_QPT_RC || Refusal(*peer, pkt, *info)) return nullptr;
   return peer;
 }
+
+const RecvWr* RoceDevice::NextRecv(const QueuePair& qp) const {
+  if (qp.init.has_srq) {
+    const SharedReceiveQueue* srq = srqs_.Get(qp.init.srq);
+    return srq && !srq->wqes.empty() ? &srq->wqes.front() : nullptr;
+  }
+  return qp.rq.empty() ? nullptr : &qp.rq.front();
+}
+
+namespace {
+
+// The opcode a SEND or WRITE message of one packet would carry (IBTA 9.2 table 38): what
+// the receive completion reports (immediate data, solicited event).
+uint8_t OnlyOpcode(ibv_wr_opcode op) {
+  switch (op) {
+    case IBV_WR_SEND_WITH_IMM:
+      return wire::op::kRcSendOnlyImm;
+    case IBV_WR_RDMA_WRITE_WITH_IMM:
+      return wire::op::kRcWriteOnlyImm;
+    case IBV_WR_RDMA_WRITE:
+      return wire::op::kRcWriteOnly;
+    default:
+      return wire::op::kRcSendOnly;
+  }
+}
+
+}  // namespace
 
 bool RoceDevice::ExecuteDirect(QueuePair& qp, SendWqe& w) {
   const SendWr& wr = w.wr;
   const bool read = wr.opcode == IBV_WR_RDMA_READ;
+  const bool send = wr.opcode == IBV_WR_SEND || wr.opcode == IBV_WR_SEND_WITH_IMM;
+  const bool write = wr.opcode == IBV_WR_RDMA_WRITE || wr.opcode == IBV_WR_RDMA_WRITE_WITH_IMM;
   if (!cfg_.direct || qp.type != IBV_QPT_RC || qp.state != IBV_QPS_RTS) return false;
-  if (wr.opcode != IBV_WR_RDMA_WRITE && !read) return false;
+  if (!read && !send && !write) return false;
   if (read && (wr.send_flags & IBV_SEND_INLINE)) return false;
   if (&qp.sq.front() != &w || w.next_pkt != 0 || qp.req.retrying || qp.req.rnr_wait ||
       psn::Add(qp.req.acked_psn, 1) != w.first_psn) {
     return false;
   }
-  QueuePair* peer = LocalPeer(qp);
+  RecvInfo info;
+  QueuePair* peer = LocalPeer(qp, &info);
   if (!peer) return false;
   ResponderState& r = peer->resp;
   // The responder's states that execute requests (responder.cc, OnRequest).
@@ -51,9 +81,15 @@ bool RoceDevice::ExecuteDirect(QueuePair& qp, SendWqe& w) {
   }
   // Every packet but the last carries one path MTU: the same MTU on both sides, or the
   // frames' Invalid Request.
-  if (r.kind != ResponderState::kNone || r.nak_sent || !r.responses.empty() ||
+  if (r.kind != ResponderState::kNone || r.nak_sent || r.have_recv || !r.responses.empty() ||
       r.epsn != w.first_psn || peer->mtu != qp.mtu) {
     return false;
+  }
+  // A SEND or a WRITE with immediate consumes a receive WQE: none is the frames' RNR.
+  const RecvWr* recv = nullptr;
+  if (send || wr.opcode == IBV_WR_RDMA_WRITE_WITH_IMM) {
+    recv = NextRecv(*peer);
+    if (!recv) return false;
   }
   const uint32_t len = w.length;
   const MemoryRegion* remote = nullptr;
@@ -65,7 +101,7 @@ bool RoceDevice::ExecuteDirect(QueuePair& qp, SendWqe& w) {
             : nullptr;
     if (len && !src) return false;
     if (len) local = ScatterSges(qp, wr.sg_list, wr.num_sge, 0, src, len);
-  } else if (len) {  // a zero-length RDMA WRITE checks no R_Key (IBTA 9.4.3)
+  } else if (write && len) {  // a zero-length RDMA WRITE checks no R_Key (IBTA 9.4.3)
     uint8_t* dst =
         ResolveRkey(*peer, wr.rkey, wr.remote_addr, len, IBV_ACCESS_REMOTE_WRITE, &remote);
     if (!dst) return false;
@@ -73,6 +109,52 @@ bool RoceDevice::ExecuteDirect(QueuePair& qp, SendWqe& w) {
       std::memcpy(dst, wr.inline_data, len);
     } else {
       local = GatherSges(qp, wr.sg_list, wr.num_sge, 0, dst, len);
+    }
+  } else if (send && len) {
+    // From the requester's SGEs (or inline data) into the receive WQE's: every local SGE
+    // resolved before a byte moves, as the first frame's gather would fail on it.
+    struct Piece {
+      const uint8_t* src;
+      uint32_t n;
+      const MemoryRegion* mr;
+    } pieces[kMaxSgePerWqe];
+    uint32_t npieces = 0, total = 0;
+    if (wr.send_flags & IBV_SEND_INLINE) {
+      pieces[npieces++] = {wr.inline_data, len, nullptr};
+      total = len;
+    } else {
+      for (uint32_t i = 0; i < wr.num_sge && total < len; ++i) {
+        const Sge& sge = wr.sg_list[i];
+        const uint32_t n = sge.length < len - total ? sge.length : len - total;
+        if (!n) continue;
+        const MemoryRegion* mr = FindMr(sge.lkey);
+        const uint8_t* src =
+            mr && mr->pd == qp.pd && !mr->poisoned ? TranslateMr(*mr, sge.addr, n) : nullptr;
+        if (!src) {
+          local = Access::kLocalProt;
+          break;
+        }
+        pieces[npieces++] = {src, n, mr};
+        total += n;
+      }
+      if (local == Access::kOk && total != len) local = Access::kLength;
+    }
+    if (local == Access::kOk) {
+      uint32_t done = 0;
+      for (uint32_t i = 0; i < npieces; ++i) {
+        // A receive WQE too short or with a bad key: the frames' responder error.
+        if (ScatterSges(*peer, recv->sg_list, recv->num_sge, done, pieces[i].src, pieces[i].n) !=
+            Access::kOk) {
+          return false;
+        }
+        done += pieces[i].n;
+      }
+      // A page of the requester's that vanished under the copy.
+      for (uint32_t i = 0; i < npieces; ++i) {
+        if (pieces[i].mr && (LostPage(*pieces[i].mr) || pieces[i].mr->poisoned)) {
+          local = Access::kLocalProt;
+        }
+      }
     }
   }
   // A page of the peer's MR that vanished under the copy: the MR is poisoned now (the
@@ -93,6 +175,17 @@ bool RoceDevice::ExecuteDirect(QueuePair& qp, SendWqe& w) {
   }
   r.epsn = psn::Add(r.epsn, w.npkts);
   r.msn = psn::Add(r.msn, 1);
+  if (recv) {
+    // The receive completion the message's last packet would have made.
+    (void)TakeRecv(*peer, &r.recv);
+    r.have_recv = true;
+    wire::RocePacket last = qp.tmpl;
+    last.bth.opcode = OnlyOpcode(wr.opcode);
+    last.bth.solicited = wr.send_flags & IBV_SEND_SOLICITED;
+    last.imm_be = wr.imm_be;
+    CompleteRecv(*peer, send ? IBV_WC_RECV : IBV_WC_RECV_RDMA_WITH_IMM, len, IBV_WC_SUCCESS, &last,
+                 &info);
+  }
   w.next_pkt = w.npkts;
   w.req_done = true;
   if (read) w.resp_pkts = w.npkts;

@@ -1,5 +1,5 @@
-// Direct execution (driver/transport/direct.cc): between two vdevs of one engine, an
-// RDMA WRITE or READ whose QPs are in step moves its data with no frames; the framed
+// Direct execution (driver/transport/direct.cc): between two vdevs of one engine, a
+// SEND, RDMA WRITE or READ whose QPs are in step moves its data with no frames; the framed
 // operations before and after it keep their PSNs; and every error ends as the frames end
 // it (the same completion status, QP states and asynchronous events, with direct
 // execution on and off).
@@ -11,7 +11,16 @@
 namespace vrdma::driver::testing {
 namespace {
 
-TEST(DirectTest, WriteAndReadMoveWithNoFramesBetweenFramedSends) {
+// A FETCH_AND_ADD always goes by frames: the framed operation around direct ones.
+SendWr FetchAdd(uint64_t id, EnginePair& pair, uint64_t add) {
+  SendWr w = MakeSend(id, IBV_WR_ATOMIC_FETCH_AND_ADD, pair.a, 3 << 20, 8);
+  w.remote_addr = pair.b.va((4 << 20) - 64);
+  w.rkey = pair.b.mr.rkey;
+  w.compare_add = add;
+  return w;
+}
+
+TEST(DirectTest, OperationsMoveWithNoFramesBetweenFramedOnes) {
   EnginePair pair(/*seed=*/1, 4 << 20, nullptr, false, /*one_device=*/true);
   QpOptions opt;
   opt.mtu = IBV_MTU_4096;
@@ -21,9 +30,8 @@ TEST(DirectTest, WriteAndReadMoveWithNoFramesBetweenFramedSends) {
   FillPattern(pair.a.at(0), 1 << 20, 1);
   FillPattern(pair.b.at(2 << 20), 1 << 20, 2);
   std::vector<ibv_wc> wc;
-  // A framed SEND first: the PSNs the direct operations take follow its.
-  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(10, pair.b, 3 << 20, 8192)).ok());
-  ASSERT_TRUE(dev.PostSend(qa, MakeSend(1, IBV_WR_SEND, pair.a, 0, 5000)).ok());
+  // A framed atomic first: the PSNs the direct operations take follow its.
+  ASSERT_TRUE(dev.PostSend(qa, FetchAdd(1, pair, 5)).ok());
   ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &wc));
   const uint64_t frames = dev.counters().tx_packets;
   EXPECT_GT(frames, 0u);
@@ -43,48 +51,87 @@ TEST(DirectTest, WriteAndReadMoveWithNoFramesBetweenFramedSends) {
   std::memset(inl.inline_data, 0xa5, 48);
   inl.remote_addr = pair.b.va(3 << 20) + 8192;
   inl.rkey = pair.b.mr.rkey;
-  for (const SendWr& w : {write, read, empty, inl}) {
+  // A SEND gathered from two SGEs into a receive WQE of two, a SEND with immediate data
+  // and a WRITE with immediate data: each takes a receive WQE and completes it.
+  SendWr send = MakeSend(6, IBV_WR_SEND, pair.a, 100, 4000);
+  send.sg_list[1] = Sge{pair.a.va(50000), 2000, pair.a.mr.lkey};
+  send.num_sge = 2;
+  RecvWr recv = MakeRecv(20, pair.b, 3 << 20, 1000);
+  recv.sg_list[1] = Sge{pair.b.va((3 << 20) + 100000), 8000, pair.b.mr.lkey};
+  recv.num_sge = 2;
+  SendWr send_imm = MakeSend(7, IBV_WR_SEND_WITH_IMM, pair.a, 0, 100);
+  send_imm.imm_be = 0x01020304;
+  send_imm.send_flags |= IBV_SEND_SOLICITED;
+  SendWr write_imm = MakeSend(8, IBV_WR_RDMA_WRITE_WITH_IMM, pair.a, 0, 3000);
+  write_imm.remote_addr = pair.b.va((3 << 20) + 200000);
+  write_imm.rkey = pair.b.mr.rkey;
+  write_imm.imm_be = 0x0a0b0c0d;
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, recv).ok());
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(21, pair.b, (3 << 20) + 300000, 100)).ok());
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(22, pair.b, 0, 0)).ok());
+  for (const SendWr& w : {write, read, empty, inl, send, send_imm, write_imm}) {
     ASSERT_TRUE(dev.PostSend(qa, w).ok());
     ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, wc.size() + 1, &wc));
   }
-  EXPECT_EQ(dev.counters().direct_wqes, 4u);
+  EXPECT_EQ(dev.counters().direct_wqes, 7u);
   EXPECT_EQ(dev.counters().tx_packets, frames) << "no frame for the direct operations";
-  // And a framed SEND after them: the responder expects the PSN the requester uses next.
-  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(11, pair.b, 3 << 20, 8192)).ok());
-  ASSERT_TRUE(dev.PostSend(qa, MakeSend(6, IBV_WR_SEND, pair.a, 100, 6000)).ok());
-  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 6, &wc));
-  std::vector<ibv_wc> rwc;
-  ASSERT_TRUE(pair.WaitCq(pair.b, pair.b.rcq, 2, &rwc));
-  const ibv_wc_opcode ops[] = {IBV_WC_SEND,       IBV_WC_RDMA_WRITE, IBV_WC_RDMA_READ,
-                               IBV_WC_RDMA_WRITE, IBV_WC_RDMA_WRITE, IBV_WC_SEND};
-  const uint32_t lens[] = {5000, 1 << 20, 1 << 20, 0, 48, 6000};
+  // And a framed atomic after them: the responder expects the PSN the requester uses next.
+  ASSERT_TRUE(dev.PostSend(qa, FetchAdd(9, pair, 7)).ok());
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 9, &wc));
+  const ibv_wc_opcode ops[] = {IBV_WC_FETCH_ADD,  IBV_WC_RDMA_WRITE, IBV_WC_RDMA_READ,
+                               IBV_WC_RDMA_WRITE, IBV_WC_RDMA_WRITE, IBV_WC_SEND,
+                               IBV_WC_SEND,       IBV_WC_RDMA_WRITE, IBV_WC_FETCH_ADD};
+  const uint32_t lens[] = {8, 1 << 20, 1 << 20, 0, 48, 6000, 100, 3000, 8};
   for (size_t i = 0; i < wc.size(); ++i) {
     EXPECT_EQ(wc[i].status, IBV_WC_SUCCESS) << i;
     EXPECT_EQ(wc[i].wr_id, i + 1);
     EXPECT_EQ(wc[i].opcode, ops[i]);
     EXPECT_EQ(wc[i].byte_len, lens[i]);
   }
-  EXPECT_EQ(rwc[1].byte_len, 6000u);
+  uint64_t v;
+  std::memcpy(&v, pair.a.at(3 << 20), 8);
+  EXPECT_EQ(v, 5u);  // what the second atomic found: the first's
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(pair.b, pair.b.rcq, 3, &rwc));
+  EXPECT_EQ(rwc[0].wr_id, 20u);
+  EXPECT_EQ(rwc[0].opcode, IBV_WC_RECV);
+  EXPECT_EQ(rwc[0].byte_len, 6000u);
+  EXPECT_EQ(rwc[0].src_qp, qa);
+  EXPECT_EQ(rwc[0].wc_flags & IBV_WC_WITH_IMM, 0);
+  EXPECT_EQ(rwc[1].wr_id, 21u);
+  EXPECT_EQ(rwc[1].byte_len, 100u);
+  EXPECT_TRUE(rwc[1].wc_flags & IBV_WC_WITH_IMM);
+  EXPECT_EQ(rwc[1].imm_data, 0x01020304u);
+  EXPECT_EQ(rwc[2].wr_id, 22u);
+  EXPECT_EQ(rwc[2].opcode, IBV_WC_RECV_RDMA_WITH_IMM);
+  EXPECT_EQ(rwc[2].byte_len, 3000u);
+  EXPECT_EQ(rwc[2].imm_data, 0x0a0b0c0du);
   EXPECT_EQ(0, std::memcmp(pair.b.at(1 << 20), pair.a.at(0), 1 << 20));
   EXPECT_EQ(0, std::memcmp(pair.a.at(1 << 20), pair.b.at(2 << 20), 1 << 20));
-  EXPECT_EQ(0, std::memcmp(pair.b.at(3 << 20), pair.a.at(100), 6000));
   EXPECT_EQ(pair.b.at(3 << 20)[8192], 0xa5);
   EXPECT_EQ(pair.b.at(3 << 20)[8192 + 47], 0xa5);
+  // The SEND's 6000 bytes: 4000 from offset 100, 2000 from 50000, into 1000 + 5000.
+  std::vector<uint8_t> sent(pair.a.at(100), pair.a.at(4100));
+  sent.insert(sent.end(), pair.a.at(50000), pair.a.at(52000));
+  std::vector<uint8_t> got(pair.b.at(3 << 20), pair.b.at((3 << 20) + 1000));
+  got.insert(got.end(), pair.b.at((3 << 20) + 100000), pair.b.at((3 << 20) + 105000));
+  EXPECT_EQ(got, sent);
+  EXPECT_EQ(0, std::memcmp(pair.b.at((3 << 20) + 300000), pair.a.at(0), 100));
+  EXPECT_EQ(0, std::memcmp(pair.b.at((3 << 20) + 200000), pair.a.at(0), 3000));
 }
 
 TEST(DirectTest, OperationsBehindOutstandingOnesGoByFrames) {
-  // A WRITE posted behind a SEND that has not completed is not in step: it goes by
-  // frames, after the SEND, so that the peer sees the requests in order.
+  // A WRITE posted behind an atomic that has not completed is not in step: it goes by
+  // frames, after the atomic, so that the peer sees the requests in order.
   EnginePair pair(/*seed=*/2, 4 << 20, nullptr, false, /*one_device=*/true);
   QpOptions opt;
   uint32_t qa, qb;
   pair.Connect(opt, &qa, &qb);
   FillPattern(pair.a.at(0), 65536, 3);
-  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(10, pair.b, 1 << 20, 65536)).ok());
   SendWr write = MakeSend(2, IBV_WR_RDMA_WRITE, pair.a, 0, 65536);
   write.remote_addr = pair.b.va(2 << 20);
   write.rkey = pair.b.mr.rkey;
-  ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND, pair.a, 0, 65536)).ok());
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, FetchAdd(1, pair, 1)).ok());
   ASSERT_TRUE(pair.a.dev->PostSend(qa, write).ok());
   std::vector<ibv_wc> wc;
   ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 2, &wc));
@@ -92,6 +139,26 @@ TEST(DirectTest, OperationsBehindOutstandingOnesGoByFrames) {
   EXPECT_EQ(wc[1].wr_id, 2u);
   EXPECT_EQ(pair.a.dev->counters().direct_wqes, 0u);
   EXPECT_EQ(0, std::memcmp(pair.b.at(2 << 20), pair.a.at(0), 65536));
+}
+
+TEST(DirectTest, SendWithNoReceiveWqeMeetsRnrByFrames) {
+  // No receive WQE at the peer: the frames carry the SEND and the peer answers RNR NAK
+  // (IBTA 9.7.5.2.8); once a WQE is posted, the retry lands in it.
+  EnginePair pair(/*seed=*/3, 4 << 20, nullptr, false, /*one_device=*/true);
+  QpOptions opt;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  FillPattern(pair.a.at(0), 5000, 4);
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, MakeSend(1, IBV_WR_SEND, pair.a, 0, 5000)).ok());
+  ASSERT_TRUE(pair.RunUntil([&] { return pair.a.dev->counters().rnr_naks_sent > 0; }));
+  ASSERT_TRUE(pair.b.dev->PostRecv(qb, MakeRecv(10, pair.b, 1 << 20, 8192)).ok());
+  std::vector<ibv_wc> wc, rwc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &wc));
+  ASSERT_TRUE(pair.WaitCq(pair.b, pair.b.rcq, 1, &rwc));
+  EXPECT_EQ(wc[0].status, IBV_WC_SUCCESS);
+  EXPECT_EQ(rwc[0].byte_len, 5000u);
+  EXPECT_EQ(0, std::memcmp(pair.b.at(1 << 20), pair.a.at(0), 5000));
+  EXPECT_EQ(pair.a.dev->counters().direct_wqes, 0u);
 }
 
 // What an operation left: the requester's completion, both QPs' states, the events.
