@@ -252,7 +252,7 @@ class RoceDevice {
   // The RC QP of this device that `qp`'s frames would reach, if its request frames would
   // come back to this engine and pass every receive check there; else nullptr.
   // *info: where its frames would arrive (the receive completion's tag).
-  QueuePair* LocalPeer(const QueuePair& qp, RecvInfo* info);
+  QueuePair* LocalPeer(QueuePair& qp, RecvInfo* info);
   // The receive WQE the QP's next message would take (its SRQ's), if any.
   const RecvWr* NextRecv(const QueuePair& qp) const;
   // Executes a started SEND (with immediate), RDMA WRITE (with immediate) or READ at the
@@ -418,6 +418,7 @@ class RoceDevice {
   DeviceCounters counters_;
   bool tx_chains_ = false;    // the port takes zero-copy (chained) frames
   bool rx_in_place_ = false;  // and gives them back as they were (an internal switch)
+  uint64_t gid_epoch_ = 1;    // bumped by every SetGid
   uint64_t faults_seen_ = 0;  // fault_guard::Generation() when SyncFaults last ran
   std::vector<GidEntry> gids_;
   struct GidKey {

@@ -19,13 +19,19 @@
 
 namespace vrdma::driver {
 
-QueuePair* RoceDevice::LocalPeer(const QueuePair& qp, RecvInfo* info) {
+QueuePair* RoceDevice::LocalPeer(QueuePair& qp, RecvInfo* info) {
   // The frames come back to this engine: the port is the internal switch, or the
   // embedded switch turns frames to one of its own MACs around (engine.cc, Transmit).
   if (!rx_in_place_ && !(cfg_.hairpin && IsLocalMac(qp.tmpl.eth.dst.data()))) return nullptr;
   wire::RocePacket pkt = qp.tmpl;  // the headers every request of the QP carries
   pkt.bth.opcode = wire::op::kRcWriteOnly;
-  if (!FindDestination(pkt, info)) return nullptr;
+  // Where they arrive depends on the QP's path and the GID table only: found once per
+  // change of either (the GID hash lookup was a tenth of a small SEND's time).
+  if (qp.dest_epoch != gid_epoch_) {
+    if (!FindDestination(pkt, &qp.dest_info)) return nullptr;
+    qp.dest_epoch = gid_epoch_;
+  }
+  *info = qp.dest_info;
   QueuePair* peer = LookupQp(qp.dest_qpn);
   if (!peer || peer->type != IBV_QPT_RC || Refusal(*peer, pkt, *info)) return nullptr;
   return peer;

@@ -128,6 +128,7 @@ absl::Status RoceDevice::ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mas
                                   const AddressVector* av) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return absl::NotFoundError(absl::StrCat("no QP ", qpn));
+  qp->dest_epoch = 0;  // its path may change
   ibv_qp_state cur = qp->state;
   if ((mask & IBV_QP_CUR_STATE) && attr.cur_qp_state != cur) {
     return absl::InvalidArgumentError("cur_qp_state does not match the QP's state");

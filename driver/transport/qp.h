@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "driver/qp_state/qp_state_machine.h"
+#include "driver/res/recv_info.h"
 #include "driver/res/ring.h"
 #include "driver/res/work_request.h"
 #include "driver/timer/timer_wheel.h"
@@ -185,6 +186,11 @@ struct QueuePair {
 
   TimerNode retransmit_timer;
   TimerNode rnr_timer;
+
+  // Direct execution (direct.cc): where the QP's frames arrive on its own device, as
+  // found while the GID table was at `dest_epoch` (0: not known; a modify forgets it).
+  uint64_t dest_epoch = 0;
+  RecvInfo dest_info;
 
   bool active = false;  // on the engine's list of QPs with work to send
   bool sq_drained_pending = false;
