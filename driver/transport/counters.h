@@ -17,7 +17,7 @@ struct DeviceCounters {
   uint64_t tx_zero_copy = 0;  // frames whose payload went out of client memory, uncopied
   uint64_t tx_port_busy = 0;  // bursts the port took only part of (the rest waited)
   uint64_t rx_in_place = 0;   // zero-copy frames turned around: payload read from the sender's MR
-  uint64_t direct_wqes = 0;   // RDMA WRITEs and READs between two QPs of the device, no frames
+  uint64_t direct_wqes = 0;   // SENDs, WRITEs and READs between two QPs of the device, no frames
   std::array<uint64_t, static_cast<size_t>(wire::DropReason::kCount)> rx_parse_drops{};
   uint64_t rx_not_for_us = 0;  // destination MAC/VLAN/GID not in the port's GID table
   uint64_t rx_unknown_qp = 0;  // no such QP, or QP not able to receive

@@ -73,7 +73,7 @@ struct RoceDeviceConfig {
   // port takes chained frames and the MR allows it (smaller ones are cheaper to copy
   // than two more mbufs and a chain are to handle).
   uint32_t zero_copy_min = 512;
-  // RDMA WRITEs and READs between two QPs of the device, when they are in step, move
+  // SENDs, RDMA WRITEs and READs between two QPs of the device, when they are in step, move
   // their data with no frames (direct.cc); false: every operation goes by frames.
   bool direct = true;
 };
@@ -217,7 +217,8 @@ class RoceDevice {
 
   bool PollAsyncEvent(AsyncEvent* event);
 
-  // Whether WRITEs and READs between QPs of the device may run with no frames (direct.cc).
+  // Whether SENDs, WRITEs and READs between QPs of the device may run with no frames
+  // (direct.cc).
   void SetDirect(bool on) { cfg_.direct = on; }
 
   // One engine pass at time `now_ns`. Returns the amount of work done (0 = idle).
