@@ -108,6 +108,21 @@ class EnginePair {
   uint32_t srq_b_ = 0;
 };
 
+// An MR's count of the frames that point into its pages (zero-copy transmit), as vdev's
+// TxShare keeps it: the MR holds one reference; `freed` counts last releases.
+struct MrShare {
+  rte_mbuf_ext_shared_info info{};
+  int freed = 0;
+  MrShare() {
+    info.free_cb = [](void*, void* opaque) { static_cast<MrShare*>(opaque)->freed++; };
+    info.fcb_opaque = this;
+    rte_mbuf_ext_refcnt_set(&info, 1);  // the MR's own reference
+  }
+  MrShare(const MrShare&) = delete;
+  MrShare& operator=(const MrShare&) = delete;
+  uint16_t refs() { return rte_mbuf_ext_refcnt_read(&info); }
+};
+
 // Work request builders.
 SendWr MakeSend(uint64_t wr_id, ibv_wr_opcode op, const Host& h, uint64_t off, uint32_t len,
                 bool signaled = true);

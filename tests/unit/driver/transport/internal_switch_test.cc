@@ -154,17 +154,15 @@ TEST_P(InternalSwitchTest, PayloadsMoveOnceFromMrToMr) {
   // With its pages shared for transmit, a frame's payload stays in the sender's MR and
   // the receiving QP copies it from there (one copy, not two); each frame's reference
   // on the pages is given back once it has been received.
-  rte_mbuf_ext_shared_info share{};
-  share.free_cb = [](void*, void*) {};
-  rte_mbuf_ext_refcnt_set(&share, 1);
-  ASSERT_TRUE(dev_->SetMrTxShare(mr_.lkey, &share).ok());
+  MrShare share;
+  ASSERT_TRUE(dev_->SetMrTxShare(mr_.lkey, &share.info).ok());
   ExchangeEveryOperation();
   const DeviceCounters& c = dev_->counters();
   // 70000 B SEND, 90000 B WRITE and 80000 B of READ responses at MTU 1024: every
   // payload of at least 512 B (zero_copy_min) leaves from the MR.
   EXPECT_GE(c.tx_zero_copy, 68u + 88u + 78u);
   EXPECT_EQ(c.rx_in_place, c.tx_zero_copy);
-  EXPECT_EQ(rte_mbuf_ext_refcnt_read(&share), 1);
+  EXPECT_EQ(share.refs(), 1);
 }
 
 TEST(InternalSwitchIcrcTest, OffloadedFramesCarryNoIcrcAndAreNotChecked) {

@@ -74,15 +74,6 @@ uint32_t RandomSize(std::mt19937_64& rng) {
   return 65536 + rng() % ((1 << 20) - 65536 + 1);  // up to 1 MiB
 }
 
-// The MR's reference count for frames that point into it (zero-copy transmit).
-struct MrShare {
-  rte_mbuf_ext_shared_info info{};
-  MrShare() {
-    info.free_cb = [](void*, void*) {};
-    rte_mbuf_ext_refcnt_set(&info, 1);
-  }
-};
-
 // Two hosts on a link that drops, duplicates, reorders and corrupts; or (one_device) two
 // vdevs of one engine behind its internal switch, where payloads of at least 512 B move
 // once (zero-copy frames read in place) and RDMA WRITEs and READs between QPs in step
@@ -323,8 +314,8 @@ void RunStress(ibv_mtu mtu, bool one_device) {
     if ((128u << mtu) >= 512) {  // zero_copy_min: shorter payloads are copied into frames
       EXPECT_GT(ca.rx_in_place, 0u);
     }
-    EXPECT_EQ(rte_mbuf_ext_refcnt_read(&share_a.info), 1);
-    EXPECT_EQ(rte_mbuf_ext_refcnt_read(&share_b.info), 1);
+    EXPECT_EQ(share_a.refs(), 1);
+    EXPECT_EQ(share_b.refs(), 1);
   } else {
     EXPECT_GT(ca.retransmits + cb.retransmits, 0u);
     EXPECT_GT(cb.rx_duplicate + ca.rx_duplicate, 0u);

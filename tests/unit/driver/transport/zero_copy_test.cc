@@ -11,23 +11,12 @@
 namespace vrdma::driver::testing {
 namespace {
 
-struct Share {
-  rte_mbuf_ext_shared_info info{};
-  int freed = 0;
-  Share() {
-    info.free_cb = [](void*, void* opaque) { static_cast<Share*>(opaque)->freed++; };
-    info.fcb_opaque = this;
-    rte_mbuf_ext_refcnt_set(&info, 1);  // the MR's own reference
-  }
-  uint16_t refs() { return rte_mbuf_ext_refcnt_read(&info); }
-};
-
 class ZeroCopyTest : public ::testing::TestWithParam<bool> {};
 
 TEST_P(ZeroCopyTest, PayloadsLeaveFromTheMrAndComeBackCounted) {
   const bool faults = GetParam();
   EnginePair pair(/*seed=*/3, 8 << 20, nullptr, /*tx_chains=*/true);
-  Share share_a, share_b;
+  MrShare share_a, share_b;
   ASSERT_TRUE(pair.a.dev->SetMrTxShare(pair.a.mr.lkey, &share_a.info).ok());
   ASSERT_TRUE(pair.b.dev->SetMrTxShare(pair.b.mr.lkey, &share_b.info).ok());
   QpOptions opt;
@@ -95,7 +84,7 @@ TEST_P(ZeroCopyTest, PayloadsLeaveFromTheMrAndComeBackCounted) {
 // the port after the MR is gone, frees it (vdev's TxShare unmaps it then).
 TEST(ZeroCopy, LastFrameFreesTheMemoryAfterDeregistration) {
   EnginePair pair(/*seed=*/5, 4 << 20, nullptr, /*tx_chains=*/true);
-  Share share;
+  MrShare share;
   ASSERT_TRUE(pair.a.dev->SetMrTxShare(pair.a.mr.lkey, &share.info).ok());
   uint32_t qa, qb;
   QpOptions opt;
