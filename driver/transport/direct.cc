@@ -129,7 +129,7 @@ bool RoceDevice::ExecuteDirect(QueuePair& qp, SendWqe& w) {
       pieces[npieces++] = {wr.inline_data, len, nullptr};
       total = len;
     } else {
-      for (uint32_t i = 0; i < wr.num_sge && total < len; ++i) {
+      for (uint32_t i = 0; i < wr.num_sge && i < kMaxSgePerWqe && total < len; ++i) {
         const Sge& sge = wr.sg_list[i];
         const uint32_t n = sge.length < len - total ? sge.length : len - total;
         if (!n) continue;
