@@ -237,7 +237,8 @@ print(" ".join(f"{k} {row[k]}" for k in sys.argv[1:]))' "$@" 2>&1)
   fi
 }
 compare_counters dev vdev_a send_wqes recv_wqes completions  # the vdev's
-compare_counters pdev pdev0 tx_packets rx_packets retransmits  # the engine's
+# the engine's: between two vdevs of one pdev, a pingpong's SENDs run direct (no frames)
+compare_counters pdev pdev0 direct_wqes tx_packets rx_packets retransmits
 
 # ---- malformed requests: the kernel's errors; the daemon lives on.
 out=$(run python3 "$(dirname "$0")/rdma_netlink_raw.py" 2>&1)
