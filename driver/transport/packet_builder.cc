@@ -125,9 +125,9 @@ rte_mbuf* RoceDevice::NewZeroCopyPacket(wire::RocePacket* hdr, const uint8_t* pa
                         !cfg_.icrc_offload);
   if (cfg_.icrc_offload) {
     // No ICRC read the payload: a load from each page it spans (its first and last byte:
-    // it is at most a page long) makes a page that vanished
-    // fault here, where the caller's LostPage sees it before the frame leaves, not later
-    // under the receiving QP's copy (internal switch) or the port's.
+    // it is at most a page long) makes a page that vanished fault here, where the
+    // caller's LostPage sees it before the frame leaves, not later under the receiving
+    // QP's copy (internal switch) or the port's.
     (void)*static_cast<const volatile uint8_t*>(payload);
     (void)*static_cast<const volatile uint8_t*>(payload + len - 1);
   }
