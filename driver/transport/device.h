@@ -36,6 +36,7 @@
 #include "driver/res/work_request.h"
 #include "driver/res/xrc_domain.h"
 #include "driver/timer/timer_wheel.h"
+#include "driver/transport/address_handle.h"
 #include "driver/transport/counters.h"
 #include "driver/transport/qp.h"
 #include "driver/wire/codec.h"
@@ -249,6 +250,9 @@ class RoceDevice {
   // the counter of the first that refuses `pkt` at `qp`, or nullptr when `qp` takes it.
   uint64_t* Refusal(const QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info);
 
+  // What a local gather or scatter met (memory_access.cc).
+  enum class Access : uint8_t { kOk, kLocalProt, kLength };
+
   // direct.cc
   // The RC QP of this device that `qp`'s frames would reach, if its request frames would
   // come back to this engine and pass every receive check there; else nullptr.
@@ -262,6 +266,28 @@ class RoceDevice {
   // did (the WQE has completed, or failed as the frames would have made it fail). False
   // leaves the WQE to the frames.
   bool ExecuteDirect(QueuePair& qp, SendWqe& w);
+  // ExecuteDirect for a UD QP's SEND (with immediate) to a UD QP of this device.
+  bool ExecuteDirectUd(QueuePair& qp, SendWqe& w);
+  // Whether frames with these headers would come back to this engine untouched: the port
+  // is the internal switch or the embedded switch turns them around, and no raw packet
+  // QP's flow rule could take them first.
+  bool TurnsAround(const wire::RocePacket& hdr) const;
+  // A SEND's payload where it lies: its inline data, or each SGE resolved in its MR.
+  struct SendPayload {
+    struct Piece {
+      const uint8_t* src;
+      uint32_t n;
+      const MemoryRegion* mr;  // nullptr for inline data
+    } pieces[kMaxSgePerWqe];
+    uint32_t count = 0;
+  };
+  Access ResolveSendPayload(const QueuePair& qp, const SendWr& wr, uint32_t len, SendPayload* out);
+  // Copies the payload into the receive WQE's buffers from `offset` on; false when they
+  // are too short or one of their keys is bad.
+  bool ScatterPayload(const QueuePair& peer, const RecvWr& recv, uint32_t offset,
+                      const SendPayload& payload);
+  // Whether a page of the payload's MRs vanished under the copy (the MR is poisoned).
+  bool PayloadLost(const SendPayload& payload);
 
   // engine.cc
   void FlushTx();
@@ -296,9 +322,14 @@ class RoceDevice {
                                 const MemoryRegion** mr);
   void SendPacket(rte_mbuf* m, const wire::RocePacket& hdr);
   bool BuildTemplate(QueuePair& qp, const AddressVector& av, wire::RocePacket* out);
+  // The headers of a path from `av` with flow label `flow`, up to the BTH's P_Key and
+  // DestQP; false when the AV's source GID is gone.
+  bool BuildPath(const AddressVector& av, uint32_t flow, wire::RocePacket* out);
+  // The AH `handle`, its headers and destination brought up to date with the GID table;
+  // nullptr when there is no such AH.
+  const AddressHandle* DatagramPath(uint32_t handle);
 
   // memory_access.cc: gather/scatter through SGE lists and remote keys.
-  enum class Access : uint8_t { kOk, kLocalProt, kLength };
   Access GatherSges(const QueuePair& qp, const Sge* sges, uint32_t nsge, uint32_t offset,
                     uint8_t* dst, uint32_t len);
   Access ScatterSges(const QueuePair& qp, const Sge* sges, uint32_t nsge, uint32_t offset,
@@ -442,7 +473,7 @@ class RoceDevice {
   ObjectTable<CompletionQueue> cqs_;
   ObjectTable<SharedReceiveQueue> srqs_;
   ObjectTable<XrcDomain> xrcds_;
-  ObjectTable<AddressVector> ahs_;
+  ObjectTable<AddressHandle> ahs_;
   ObjectTable<QueuePair> qps_;
   uint32_t gsi_slot_ = 0;  // table handle of QP1, 0 when the port has none
   TimerWheel timers_;

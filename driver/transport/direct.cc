@@ -19,10 +19,16 @@
 
 namespace vrdma::driver {
 
+bool RoceDevice::TurnsAround(const wire::RocePacket& hdr) const {
+  // A raw packet QP's flow rules see every frame before the RoCE path (receive_check.cc):
+  // with any, the frames are made.
+  return flows_.empty() && (rx_in_place_ || (cfg_.hairpin && IsLocalMac(hdr.eth.dst.data())));
+}
+
 QueuePair* RoceDevice::LocalPeer(QueuePair& qp, RecvInfo* info) {
   // The frames come back to this engine: the port is the internal switch, or the
   // embedded switch turns frames to one of its own MACs around (engine.cc, Transmit).
-  if (!rx_in_place_ && !(cfg_.hairpin && IsLocalMac(qp.tmpl.eth.dst.data()))) return nullptr;
+  if (!TurnsAround(qp.tmpl)) return nullptr;
   wire::RocePacket pkt = qp.tmpl;  // the headers every request of the QP carries
   pkt.bth.opcode = wire::op::kRcWriteOnly;
   // Where they arrive depends on the QP's path and the GID table only: found once per
@@ -43,6 +49,51 @@ const RecvWr* RoceDevice::NextRecv(const QueuePair& qp) const {
     return srq && !srq->wqes.empty() ? &srq->wqes.front() : nullptr;
   }
   return qp.rq.empty() ? nullptr : &qp.rq.front();
+}
+
+RoceDevice::Access RoceDevice::ResolveSendPayload(const QueuePair& qp, const SendWr& wr,
+                                                  uint32_t len, SendPayload* out) {
+  // Every local SGE resolved before a byte moves, as the first frame's gather would fail
+  // on it.
+  out->count = 0;
+  if (wr.send_flags & IBV_SEND_INLINE) {
+    out->pieces[out->count++] = {wr.inline_data, len, nullptr};
+    return Access::kOk;
+  }
+  uint32_t total = 0;
+  for (uint32_t i = 0; i < wr.num_sge && i < kMaxSgePerWqe && total < len; ++i) {
+    const Sge& sge = wr.sg_list[i];
+    const uint32_t n = sge.length < len - total ? sge.length : len - total;
+    if (!n) continue;
+    const MemoryRegion* mr = FindMr(sge.lkey);
+    const uint8_t* src =
+        mr && mr->pd == qp.pd && !mr->poisoned ? TranslateMr(*mr, sge.addr, n) : nullptr;
+    if (!src) return Access::kLocalProt;
+    out->pieces[out->count++] = {src, n, mr};
+    total += n;
+  }
+  return total == len ? Access::kOk : Access::kLength;
+}
+
+bool RoceDevice::ScatterPayload(const QueuePair& peer, const RecvWr& recv, uint32_t offset,
+                                const SendPayload& payload) {
+  for (uint32_t i = 0; i < payload.count; ++i) {
+    const SendPayload::Piece& p = payload.pieces[i];
+    if (ScatterSges(peer, recv.sg_list, recv.num_sge, offset, p.src, p.n) != Access::kOk) {
+      return false;
+    }
+    offset += p.n;
+  }
+  return true;
+}
+
+bool RoceDevice::PayloadLost(const SendPayload& payload) {
+  bool lost = false;
+  for (uint32_t i = 0; i < payload.count; ++i) {
+    const MemoryRegion* mr = payload.pieces[i].mr;
+    if (mr && (LostPage(*mr) || mr->poisoned)) lost = true;
+  }
+  return lost;
 }
 
 namespace {
@@ -69,6 +120,7 @@ bool RoceDevice::ExecuteDirect(QueuePair& qp, SendWqe& w) {
   const bool read = wr.opcode == IBV_WR_RDMA_READ;
   const bool send = wr.opcode == IBV_WR_SEND || wr.opcode == IBV_WR_SEND_WITH_IMM;
   const bool write = wr.opcode == IBV_WR_RDMA_WRITE || wr.opcode == IBV_WR_RDMA_WRITE_WITH_IMM;
+  if (qp.type == IBV_QPT_UD) return ExecuteDirectUd(qp, w);
   if (!cfg_.direct || qp.type != IBV_QPT_RC || qp.state != IBV_QPS_RTS) return false;
   if (!read && !send && !write) return false;
   if (read && (wr.send_flags & IBV_SEND_INLINE)) return false;
@@ -117,50 +169,12 @@ bool RoceDevice::ExecuteDirect(QueuePair& qp, SendWqe& w) {
       local = GatherSges(qp, wr.sg_list, wr.num_sge, 0, dst, len);
     }
   } else if (send && len) {
-    // From the requester's SGEs (or inline data) into the receive WQE's: every local SGE
-    // resolved before a byte moves, as the first frame's gather would fail on it.
-    struct Piece {
-      const uint8_t* src;
-      uint32_t n;
-      const MemoryRegion* mr;
-    } pieces[kMaxSgePerWqe];
-    uint32_t npieces = 0, total = 0;
-    if (wr.send_flags & IBV_SEND_INLINE) {
-      pieces[npieces++] = {wr.inline_data, len, nullptr};
-      total = len;
-    } else {
-      for (uint32_t i = 0; i < wr.num_sge && i < kMaxSgePerWqe && total < len; ++i) {
-        const Sge& sge = wr.sg_list[i];
-        const uint32_t n = sge.length < len - total ? sge.length : len - total;
-        if (!n) continue;
-        const MemoryRegion* mr = FindMr(sge.lkey);
-        const uint8_t* src =
-            mr && mr->pd == qp.pd && !mr->poisoned ? TranslateMr(*mr, sge.addr, n) : nullptr;
-        if (!src) {
-          local = Access::kLocalProt;
-          break;
-        }
-        pieces[npieces++] = {src, n, mr};
-        total += n;
-      }
-      if (local == Access::kOk && total != len) local = Access::kLength;
-    }
+    SendPayload payload;
+    local = ResolveSendPayload(qp, wr, len, &payload);
     if (local == Access::kOk) {
-      uint32_t done = 0;
-      for (uint32_t i = 0; i < npieces; ++i) {
-        // A receive WQE too short or with a bad key: the frames' responder error.
-        if (ScatterSges(*peer, recv->sg_list, recv->num_sge, done, pieces[i].src, pieces[i].n) !=
-            Access::kOk) {
-          return false;
-        }
-        done += pieces[i].n;
-      }
-      // A page of the requester's that vanished under the copy.
-      for (uint32_t i = 0; i < npieces; ++i) {
-        if (pieces[i].mr && (LostPage(*pieces[i].mr) || pieces[i].mr->poisoned)) {
-          local = Access::kLocalProt;
-        }
-      }
+      // A receive WQE too short or with a bad key: the frames' responder error.
+      if (!ScatterPayload(*peer, *recv, 0, payload)) return false;
+      if (PayloadLost(payload)) local = Access::kLocalProt;
     }
   }
   // A page of the peer's MR that vanished under the copy: the MR is poisoned now (the
@@ -197,6 +211,69 @@ bool RoceDevice::ExecuteDirect(QueuePair& qp, SendWqe& w) {
   if (read) w.resp_pkts = w.npkts;
   counters_.direct_wqes++;
   AckUpTo(qp, w.last_psn);
+  return true;
+}
+
+bool RoceDevice::ExecuteDirectUd(QueuePair& qp, SendWqe& w) {
+  // A datagram's frame would carry no state the two QPs share: only the receive side's
+  // checks apply (IBTA 10.2.5, 11.4.1.1), and a datagram they drop is gone, as on a wire.
+  // Multicast, the GSI QP and a datagram the peer would drop or fail go by frames.
+  const SendWr& wr = w.wr;
+  if (!cfg_.direct || qp.state != IBV_QPS_RTS || (!rx_in_place_ && !cfg_.hairpin)) return false;
+  const uint32_t dest_qpn = wr.remote_qpn & psn::kMask;
+  if (dest_qpn == kMulticastQpn) return false;
+  const AddressHandle* ah = DatagramPath(wr.ah);
+  if (!ah || !ah->local || !TurnsAround(ah->path)) return false;
+  const RecvInfo& info = ah->dest;
+  wire::RocePacket pkt = ah->path;
+  pkt.bth.pkey = qp.pkey;
+  pkt.bth.dest_qp = dest_qpn;
+  pkt.bth.psn = w.first_psn;
+  pkt.bth.solicited = wr.send_flags & IBV_SEND_SOLICITED;
+  pkt.bth.opcode =
+      wr.opcode == IBV_WR_SEND_WITH_IMM ? wire::op::kUdSendOnlyImm : wire::op::kUdSendOnly;
+  pkt.ext = wire::GetOpcodeInfo(pkt.bth.opcode).headers;
+  pkt.imm_be = wr.imm_be;
+  // A WR Q_Key with its high bit set means "use the QP's Q_Key" (IBTA 10.2.5, C10-15).
+  pkt.deth.qkey = (wr.remote_qkey & 0x80000000u) ? qp.qkey : wr.remote_qkey;
+  pkt.deth.src_qp = qp.qpn;
+  QueuePair* peer = LookupQp(dest_qpn);
+  if (!peer || peer->type != IBV_QPT_UD || Refusal(*peer, pkt, info)) return false;
+  if (peer->state != IBV_QPS_RTR && peer->state != IBV_QPS_RTS && peer->state != IBV_QPS_SQD &&
+      peer->state != IBV_QPS_SQE) {
+    return false;
+  }
+  if (pkt.deth.qkey != peer->qkey) return false;
+  const RecvWr* recv = NextRecv(*peer);
+  if (!recv) return false;
+  const uint32_t len = w.length;
+  pkt.net.ipv4_id = qp.req.ipv4_id;
+  uint8_t grh[wire::kGrhLen];
+  if (!wire::EncodeReceiveGrh(pkt, len, grh)) return false;
+  SendPayload payload;
+  Access local = ResolveSendPayload(qp, wr, len, &payload);
+  if (local == Access::kOk) {
+    // A receive buffer too short for the GRH and the payload: the frame's receive error.
+    if (ScatterSges(*peer, recv->sg_list, recv->num_sge, 0, grh, wire::kGrhLen) != Access::kOk ||
+        !ScatterPayload(*peer, *recv, wire::kGrhLen, payload)) {
+      return false;
+    }
+    if (PayloadLost(payload)) local = Access::kLocalProt;
+  }
+  qp.req.ipv4_id++;  // as the frame would have taken it
+  if (local != Access::kOk) {
+    // As the frame's gather would have failed (requester.cc, SendUd).
+    FailSend(qp, local == Access::kLocalProt ? IBV_WC_LOC_PROT_ERR : IBV_WC_LOC_LEN_ERR);
+    return true;
+  }
+  (void)TakeRecv(*peer, &peer->resp.recv);
+  peer->resp.have_recv = true;
+  CompleteRecv(*peer, IBV_WC_RECV, wire::kGrhLen + len, IBV_WC_SUCCESS, &pkt, &info);
+  w.next_pkt = w.npkts;
+  w.req_done = true;
+  qp.req.sq_next++;
+  counters_.direct_wqes++;
+  CompleteSend(qp, w, IBV_WC_SUCCESS);
   return true;
 }
 

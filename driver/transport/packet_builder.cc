@@ -7,6 +7,17 @@
 namespace vrdma::driver {
 
 bool RoceDevice::BuildTemplate(QueuePair& qp, const AddressVector& av, wire::RocePacket* out) {
+  uint32_t flow = av.flow_label;
+  if (flow == 0 && IsConnected(qp.type)) {
+    flow = wire::FlowLabelFromQpns(qp.qpn, qp.dest_qpn);
+  }
+  if (!BuildPath(av, flow, out)) return false;
+  out->bth.pkey = qp.pkey;
+  out->bth.dest_qp = qp.dest_qpn;
+  return true;
+}
+
+bool RoceDevice::BuildPath(const AddressVector& av, uint32_t flow, wire::RocePacket* out) {
   const GidEntry* sgid = GetGid(av.sgid_index);
   if (!sgid) return false;
   wire::RocePacket t{};
@@ -20,16 +31,21 @@ bool RoceDevice::BuildTemplate(QueuePair& qp, const AddressVector& av, wire::Roc
   t.net.dgid = av.dgid;
   t.net.traffic_class = av.traffic_class;
   t.net.hop_limit = av.hop_limit ? av.hop_limit : 64;
-  uint32_t flow = av.flow_label;
-  if (flow == 0 && IsConnected(qp.type)) {
-    flow = wire::FlowLabelFromQpns(qp.qpn, qp.dest_qpn);
-  }
   t.net.flow_label = flow & 0xfffff;
   t.net.udp_src_port = wire::UdpSourcePort(flow);
-  t.bth.pkey = qp.pkey;
-  t.bth.dest_qp = qp.dest_qpn;
   *out = t;
   return true;
+}
+
+const AddressHandle* RoceDevice::DatagramPath(uint32_t handle) {
+  AddressHandle* ah = ahs_.Get(handle);
+  if (!ah || ah->epoch == gid_epoch_) return ah;
+  // A datagram's flow label is the AH's as given (none derives from two QPNs, as for a
+  // connection); P_Key and DestQP are set per datagram.
+  ah->path_ok = BuildPath(ah->av, ah->av.flow_label, &ah->path);
+  ah->local = ah->path_ok && FindDestination(ah->path, &ah->dest);
+  ah->epoch = gid_epoch_;
+  return ah;
 }
 
 rte_mbuf* RoceDevice::NewPacket(wire::RocePacket* hdr, uint32_t payload_len, uint8_t** payload) {

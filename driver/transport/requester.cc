@@ -264,12 +264,13 @@ bool RoceDevice::SendNextPacket(QueuePair& qp, SendWqe& w) {
 
 void RoceDevice::SendUd(QueuePair& qp, SendWqe& w) {
   const SendWr& wr = w.wr;
-  const AddressVector* ah = ahs_.Get(wr.ah);
-  wire::RocePacket h;
-  if (!ah || !BuildTemplate(qp, *ah, &h)) {
+  const AddressHandle* ah = DatagramPath(wr.ah);
+  if (!ah || !ah->path_ok) {
     FailSend(qp, IBV_WC_LOC_QP_OP_ERR);
     return;
   }
+  wire::RocePacket h = ah->path;
+  h.bth.pkey = qp.pkey;
   h.net.ipv4_id = qp.req.ipv4_id++;
   h.bth.dest_qp = wr.remote_qpn & psn::kMask;
   h.bth.psn = w.first_psn;

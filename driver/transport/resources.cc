@@ -307,9 +307,9 @@ absl::StatusOr<uint32_t> RoceDevice::CreateAh(uint32_t pd, const AddressVector& 
     return absl::InvalidArgumentError(absl::StrCat("no GID at index ", av.sgid_index));
   }
   uint32_t h;
-  AddressVector* ah = ahs_.Allocate(&h);
+  AddressHandle* ah = ahs_.Allocate(&h);
   if (!ah) return absl::ResourceExhaustedError("AH table full");
-  *ah = av;
+  ah->av = av;
   return h;
 }
 

@@ -53,6 +53,12 @@ uint32_t HeaderLength(const RocePacket& pkt);
 // payload_len. Returns the payload offset, or 0 if the frame would not fit in `cap`.
 uint32_t EncodeHeaders(RocePacket* pkt, uint32_t payload_len, uint8_t* buf, uint32_t cap);
 
+// The 40 bytes a UD receive buffer starts with for a datagram `pkt` with `payload_len`
+// bytes of payload, as if its frame had been received: the GRH (RoCEv1), the IPv6 header
+// (RoCEv2/IPv6), or 20 zero bytes then the IPv4 header with its checksum (RoCEv2/IPv4, as
+// Linux and mlx5 lay it out). False if such a frame could not exist (too long).
+bool EncodeReceiveGrh(const RocePacket& pkt, uint32_t payload_len, uint8_t* grh);
+
 // After the payload is in place: zeroes the pad bytes, writes the IPv4 header checksum
 // and the ICRC at the end of the frame (0 without `with_icrc`: a port that computes the
 // ICRC itself, as a NIC's offload does, fills it).

@@ -120,59 +120,76 @@ uint8_t* EncodeExtHeaders(const RocePacket& pkt, uint16_t headers, uint8_t* p) {
 
 }  // namespace
 
-uint32_t EncodeHeaders(RocePacket* pkt, uint32_t payload_len, uint8_t* buf, uint32_t cap) {
-  const OpcodeInfo& info = GetOpcodeInfo(pkt->bth.opcode);
-  const uint32_t header_len = HeaderLength(*pkt);
-  const uint32_t pad = (4 - (payload_len & 3)) & 3;  // to a 4-byte boundary (IBTA 9.2)
-  const uint64_t frame_len = uint64_t{header_len} + payload_len + pad + kIcrcLen;
-  if (frame_len > cap) return 0;
+namespace {
 
-  const uint32_t l3_off = kEthLen + (pkt->eth.has_vlan ? kVlanLen : 0);
-  const uint32_t net_len = header_len - l3_off - kBthLen - info.ext_len;
-  const uint64_t transport_len = frame_len - l3_off - net_len;  // BTH .. ICRC
-  const NetHeader& net = pkt->net;
-  uint64_t l3_payload_len = 0;  // what the IP/GRH length field counts
-  switch (net.type) {
+// Where a frame's headers go and what its length fields count.
+struct Layout {
+  uint32_t header_len;
+  uint32_t pad;
+  uint32_t l3_off;
+  uint32_t net_len;
+  uint64_t frame_len;
+  uint64_t l3_payload_len;  // what the IP/GRH length field counts
+};
+
+Layout LayOut(const RocePacket& pkt, uint32_t payload_len) {
+  Layout l{};
+  l.header_len = HeaderLength(pkt);
+  l.pad = (4 - (payload_len & 3)) & 3;  // to a 4-byte boundary (IBTA 9.2)
+  l.frame_len = uint64_t{l.header_len} + payload_len + l.pad + kIcrcLen;
+  l.l3_off = kEthLen + (pkt.eth.has_vlan ? kVlanLen : 0);
+  l.net_len = l.header_len - l.l3_off - kBthLen - GetOpcodeInfo(pkt.bth.opcode).ext_len;
+  const uint64_t transport_len = l.frame_len - l.l3_off - l.net_len;  // BTH .. ICRC
+  switch (pkt.net.type) {
     case NetworkType::kRoceV1:
-      l3_payload_len = transport_len;
+      l.l3_payload_len = transport_len;
       break;
     case NetworkType::kRoceV2Ipv4:
-      l3_payload_len = kIpv4Len + kUdpLen + transport_len;  // total length
+      l.l3_payload_len = kIpv4Len + kUdpLen + transport_len;  // total length
       break;
     case NetworkType::kRoceV2Ipv6:
-      l3_payload_len = kUdpLen + transport_len;
+      l.l3_payload_len = kUdpLen + transport_len;
       break;
   }
-  if (l3_payload_len > 0xffff) return 0;
+  return l;
+}
 
-  pkt->bth.pad = static_cast<uint8_t>(pad);
+}  // namespace
+
+uint32_t EncodeHeaders(RocePacket* pkt, uint32_t payload_len, uint8_t* buf, uint32_t cap) {
+  const OpcodeInfo& info = GetOpcodeInfo(pkt->bth.opcode);
+  const Layout l = LayOut(*pkt, payload_len);
+  if (l.frame_len > cap || l.l3_payload_len > 0xffff) return 0;
+  const NetHeader& net = pkt->net;
+
+  pkt->bth.pad = static_cast<uint8_t>(l.pad);
   pkt->ext = info.headers;
   uint8_t* p = buf;
   switch (net.type) {
     case NetworkType::kRoceV1:
       p = EncodeEth(pkt->eth, kEtherTypeRoceV1, p);
-      p = EncodeGrhOrIpv6(net, static_cast<uint16_t>(l3_payload_len), kGrhNextHeaderIbBth, p);
+      p = EncodeGrhOrIpv6(net, static_cast<uint16_t>(l.l3_payload_len), kGrhNextHeaderIbBth, p);
       break;
     case NetworkType::kRoceV2Ipv4:
       p = EncodeEth(pkt->eth, kEtherTypeIpv4, p);
-      p = EncodeIpv4(net, static_cast<uint16_t>(l3_payload_len), p);
-      p = EncodeUdp(net, static_cast<uint16_t>(l3_payload_len - kIpv4Len), p);
+      p = EncodeIpv4(net, static_cast<uint16_t>(l.l3_payload_len), p);
+      p = EncodeUdp(net, static_cast<uint16_t>(l.l3_payload_len - kIpv4Len), p);
       break;
     case NetworkType::kRoceV2Ipv6:
       p = EncodeEth(pkt->eth, kEtherTypeIpv6, p);
-      p = EncodeGrhOrIpv6(net, static_cast<uint16_t>(l3_payload_len), kIpProtoUdp, p);
-      p = EncodeUdp(net, static_cast<uint16_t>(l3_payload_len), p);
+      p = EncodeGrhOrIpv6(net, static_cast<uint16_t>(l.l3_payload_len), kIpProtoUdp, p);
+      p = EncodeUdp(net, static_cast<uint16_t>(l.l3_payload_len), p);
       break;
   }
   p = EncodeBth(pkt->bth, p);
   EncodeExtHeaders(*pkt, info.headers, p);
 
-  pkt->l3_off = static_cast<uint16_t>(l3_off);
-  pkt->bth_off = static_cast<uint16_t>(l3_off + net_len);
-  pkt->payload = buf + header_len;
+  pkt->l3_off = static_cast<uint16_t>(l.l3_off);
+  pkt->bth_off = static_cast<uint16_t>(l.l3_off + l.net_len);
+  pkt->payload = buf + l.header_len;
   pkt->payload_len = payload_len;
-  pkt->frame_len = static_cast<uint32_t>(frame_len);
-  return header_len;
+  pkt->frame_len = static_cast<uint32_t>(l.frame_len);
+  return l.header_len;
 }
 
 namespace {
@@ -203,6 +220,28 @@ void SealFrameGather(uint8_t* hdr, uint32_t hdr_len, const uint8_t* payload, uin
                                     ? ComputeIcrcGather(hdr, pkt.l3_off, hdr_len, payload,
                                                         payload_len, pkt.bth.pad, pkt.net.type)
                                     : 0);
+}
+
+bool EncodeReceiveGrh(const RocePacket& pkt, uint32_t payload_len, uint8_t* grh) {
+  const Layout l = LayOut(pkt, payload_len);
+  if (l.l3_payload_len > 0xffff) return false;
+  const uint16_t len = static_cast<uint16_t>(l.l3_payload_len);
+  switch (pkt.net.type) {
+    case NetworkType::kRoceV1:
+      EncodeGrhOrIpv6(pkt.net, len, kGrhNextHeaderIbBth, grh);
+      break;
+    case NetworkType::kRoceV2Ipv6:
+      EncodeGrhOrIpv6(pkt.net, len, kIpProtoUdp, grh);
+      break;
+    case NetworkType::kRoceV2Ipv4: {
+      std::memset(grh, 0, kGrhLen - kIpv4Len);
+      uint8_t* ip = grh + kGrhLen - kIpv4Len;
+      EncodeIpv4(pkt.net, len, ip);
+      Store16(ip + 10, Ipv4HeaderChecksum(ip, kIpv4Len));
+      break;
+    }
+  }
+  return true;
 }
 
 }  // namespace vrdma::driver::wire

@@ -32,6 +32,8 @@ CASES=(
   "send_bw 64 B|ib_send_bw -x 3 -s 64 -n 200000|5|Mmsg/s"
   "write_bw 64 B|ib_write_bw -x 3 -s 64 -n 200000|5|Mmsg/s"
   "send_lat 8 B|ib_send_lat -x 3 -s 8 -n 5000|5|µs"
+  "send_bw RC 1 KiB|ib_send_bw -x 3 -s 1024 -n 100000|5|Mmsg/s"
+  "send_bw UD 1 KiB|ib_send_bw -x 3 -c UD -s 1024 -n 100000|5|Mmsg/s"
 )
 
 use_build() {  # stops the running daemon, starts BUILD's with two vdevs
@@ -68,7 +70,7 @@ echo
 echo "build A: $BUILD_A ($(git -C "$BUILD_A/.." rev-parse --short HEAD 2>/dev/null || echo ?))"
 echo "build B: $BUILD_B ($(git -C "$BUILD_B/.." rev-parse --short HEAD 2>/dev/null || echo ?))"
 echo "$(date -u +%Y-%m-%d), $(nproc) cores ($cpu_model); vrdmad on core 0, perftest on core(s) $CPUS;"
-echo "RC over RoCEv2/IPv4 between two vdevs of pdev0; median of $ROUNDS alternating rounds"
+echo "RC (UD where named) over RoCEv2/IPv4 between two vdevs of pdev0; median of $ROUNDS alternating rounds"
 fmt="%-16s %-7s %10s %10s %8s   %s\n"
 printf "$fmt" case unit A B "B/A" "rounds A | rounds B"
 for c in "${CASES[@]}"; do

@@ -240,5 +240,135 @@ TEST_P(DirectErrorTest, ErrorsEndAsTheFramesEndThem) {
 INSTANTIATE_TEST_SUITE_P(DirectAndFramed, DirectErrorTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "Direct" : "Framed"; });
 
+// What a run of datagrams left at both ends.
+struct UdOutcome {
+  std::vector<ibv_wc> sent, received;
+  std::vector<uint8_t> memory;  // the receiver's buffers: GRHs and payloads
+  uint64_t bad_qkey, no_recv_wqe, direct, frames;
+  ibv_qp_state sender, receiver;
+};
+
+// Datagrams between two UD QPs of one engine, on network type `gid_index`: good ones of
+// every shape, then one with a wrong Q_Key, one with no receive WQE, one into a receive
+// buffer too short, and one with a bad L_Key.
+UdOutcome RunDatagrams(bool direct, uint32_t gid_index) {
+  EnginePair pair(/*seed=*/5, 1 << 20, nullptr, false, /*one_device=*/true);
+  pair.a.dev->SetDirect(direct);
+  QpOptions opt;
+  opt.type = IBV_QPT_UD;
+  opt.gid_index = gid_index;
+  uint32_t qa, qb, ah_ab, ah_ba;
+  pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  FillPattern(a.at(0), 8192, 6);
+  std::memset(b.at(0), 0xcc, 65536);
+  auto datagram = [&](uint64_t id, uint64_t off, uint32_t len) {
+    SendWr w = MakeSend(id, IBV_WR_SEND, a, off, len);
+    w.ah = ah_ab;
+    w.remote_qpn = qb;
+    w.remote_qkey = 0x11111111;
+    return w;
+  };
+  RecvWr split = MakeRecv(2, b, 8192, 30);  // the GRH itself split over two SGEs
+  split.sg_list[1] = Sge{b.va(16384), 2000, b.mr.lkey};
+  split.num_sge = 2;
+  for (const RecvWr& r : {MakeRecv(1, b, 0, 40 + 4096), split, MakeRecv(3, b, 32768, 100),
+                          MakeRecv(4, b, 40960, 40), MakeRecv(5, b, 49152, 140)}) {
+    EXPECT_TRUE(b.dev->PostRecv(qb, r).ok());
+  }
+  SendWr imm = datagram(1, 0, 4096);
+  imm.opcode = IBV_WR_SEND_WITH_IMM;
+  imm.imm_be = 0x05060708;
+  imm.send_flags |= IBV_SEND_SOLICITED;
+  SendWr two = datagram(2, 100, 1000);
+  two.sg_list[1] = Sge{a.va(6000), 500, a.mr.lkey};
+  two.num_sge = 2;
+  SendWr inl = datagram(3, 0, 60);
+  inl.send_flags |= IBV_SEND_INLINE;
+  inl.inline_len = 60;
+  std::memset(inl.inline_data, 0x3c, 60);
+  inl.remote_qkey = 0x80000000;  // the sender QP's own Q_Key (IBTA 10.2.5)
+  SendWr empty = datagram(4, 0, 0);
+  empty.num_sge = 0;
+  SendWr wrong_qkey = datagram(5, 0, 100);
+  wrong_qkey.remote_qkey = 0x2222;
+  const uint64_t frames = a.dev->counters().tx_packets;
+  UdOutcome o{};
+  for (const SendWr& w : {imm, two, inl, empty, wrong_qkey, datagram(6, 200, 100)}) {
+    EXPECT_TRUE(a.dev->PostSend(qa, w).ok());
+    EXPECT_TRUE(pair.WaitCq(a, a.scq, o.sent.size() + 1, &o.sent));
+  }
+  EXPECT_TRUE(pair.WaitCq(b, b.rcq, 5, &o.received));
+  // No receive WQE: dropped (IBTA 11.4.1.1, C11-20), before the next one is posted.
+  EXPECT_TRUE(a.dev->PostSend(qa, datagram(7, 0, 100)).ok());
+  EXPECT_TRUE(pair.RunUntil([&] { return b.dev->counters().rx_no_recv_wqe > 0; }));
+  // Too short for the GRH and the payload: the receive fails and the receiver's QP
+  // enters Error; then a bad L_Key stops the sender's send queue.
+  EXPECT_TRUE(b.dev->PostRecv(qb, MakeRecv(6, b, 57344, 50)).ok());
+  EXPECT_TRUE(a.dev->PostSend(qa, datagram(8, 0, 100)).ok());
+  EXPECT_TRUE(pair.WaitCq(b, b.rcq, 6, &o.received));
+  SendWr bad_lkey = datagram(9, 0, 100);
+  bad_lkey.sg_list[0].lkey ^= 0x100;
+  EXPECT_TRUE(a.dev->PostSend(qa, bad_lkey).ok());
+  EXPECT_TRUE(pair.WaitCq(a, a.scq, 9, &o.sent));
+  pair.RunUntil([] { return false; }, 1'000'000);
+  o.memory.assign(b.at(0), b.at(65536));
+  o.bad_qkey = b.dev->counters().rx_bad_qkey;
+  o.no_recv_wqe = b.dev->counters().rx_no_recv_wqe;
+  o.direct = a.dev->counters().direct_wqes;
+  o.frames = a.dev->counters().tx_packets - frames;
+  o.sender = a.dev->FindQp(qa)->state;
+  o.receiver = b.dev->FindQp(qb)->state;
+  return o;
+}
+
+class DirectUdTest : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(DirectUdTest, DatagramsLandAsTheirFramesWould) {
+  const UdOutcome framed = RunDatagrams(false, GetParam());
+  const UdOutcome direct = RunDatagrams(true, GetParam());
+  EXPECT_EQ(framed.direct, 0u);
+  EXPECT_EQ(framed.frames, 8u);  // the bad L_Key makes none
+  // The five good datagrams went with no frames; the four the receiver drops or fails,
+  // and the bad L_Key's, by frames or by none, as before.
+  EXPECT_EQ(direct.direct, 5u);
+  EXPECT_EQ(direct.frames, 3u);
+  for (const UdOutcome* o : {&framed, &direct}) {
+    ASSERT_EQ(o->sent.size(), 9u);
+    for (size_t i = 0; i < 8; ++i) EXPECT_EQ(o->sent[i].status, IBV_WC_SUCCESS) << i;
+    EXPECT_EQ(o->sent[8].status, IBV_WC_LOC_PROT_ERR);
+    ASSERT_EQ(o->received.size(), 6u);
+    EXPECT_EQ(o->received[0].byte_len, 40u + 4096);
+    EXPECT_EQ(o->received[1].byte_len, 40u + 1500);
+    EXPECT_EQ(o->received[4].byte_len, 40u + 100);
+    EXPECT_EQ(o->received[5].status, IBV_WC_LOC_LEN_ERR);
+    EXPECT_EQ(o->bad_qkey, 1u);
+    EXPECT_EQ(o->no_recv_wqe, 1u);
+    EXPECT_EQ(o->sender, IBV_QPS_SQE);
+    EXPECT_EQ(o->receiver, IBV_QPS_ERR);
+  }
+  // Every receive completion alike, field by field.
+  for (size_t i = 0; i < framed.received.size(); ++i) {
+    const ibv_wc& f = framed.received[i];
+    const ibv_wc& d = direct.received[i];
+    EXPECT_EQ(d.wr_id, f.wr_id) << i;
+    EXPECT_EQ(d.status, f.status) << i;
+    EXPECT_EQ(d.opcode, f.opcode) << i;
+    EXPECT_EQ(d.byte_len, f.byte_len) << i;
+    EXPECT_EQ(d.src_qp, f.src_qp) << i;
+    EXPECT_EQ(d.wc_flags, f.wc_flags) << i;
+    EXPECT_EQ(d.imm_data, f.imm_data) << i;
+    EXPECT_EQ(d.sl, f.sl) << i;
+    EXPECT_EQ(d.qp_num, f.qp_num) << i;
+  }
+  EXPECT_TRUE(direct.received[0].wc_flags & IBV_WC_WITH_IMM);
+  // The receive buffers byte for byte: each GRH (or IPv4 header, identification and
+  // checksum included) and each payload.
+  EXPECT_EQ(direct.memory, framed.memory);
+}
+
+INSTANTIATE_TEST_SUITE_P(Networks, DirectUdTest, ::testing::Values(0u, 1u, 2u));
+
 }  // namespace
 }  // namespace vrdma::driver::testing

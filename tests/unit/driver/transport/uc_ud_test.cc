@@ -200,5 +200,43 @@ TEST(UdTest, SendErrorStopsOnlyTheSendQueue) {
   EXPECT_EQ(rwc[0].wr_id, 8u);
 }
 
+TEST(UdTest, AddressHandlesFollowTheGidTable) {
+  // The engine keeps each AH's headers and destination until the GID table changes: a
+  // datagram on an AH whose source GID was removed fails, and once the GID is back
+  // (and the send queue out of SQE) datagrams on the same AH go again.
+  EnginePair pair;
+  QpOptions opt;
+  opt.type = IBV_QPT_UD;
+  uint32_t qa, qb, ah_ab, ah_ba;
+  pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  SendWr wr = MakeSend(1, IBV_WR_SEND, a, 0, 100);
+  wr.ah = ah_ab;
+  wr.remote_qpn = qb;
+  wr.remote_qkey = 0x11111111;
+  for (uint64_t id : {1, 2}) ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(id, b, id * 1000, 200)).ok());
+  ASSERT_TRUE(a.dev->PostSend(qa, wr).ok());
+  std::vector<ibv_wc> swc, rwc;
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 1, &swc));
+  const GidEntry sgid = *a.dev->GetGid(a.gid_base + opt.gid_index);
+  ASSERT_TRUE(a.dev->SetGid(a.gid_base + opt.gid_index, GidEntry{}).ok());
+  wr.wr_id = 2;
+  ASSERT_TRUE(a.dev->PostSend(qa, wr).ok());
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 2, &swc));
+  EXPECT_EQ(swc[1].status, IBV_WC_LOC_QP_OP_ERR);
+  ASSERT_TRUE(a.dev->SetGid(a.gid_base + opt.gid_index, sgid).ok());
+  ibv_qp_attr attr{};
+  attr.qp_state = IBV_QPS_RTS;
+  ASSERT_TRUE(a.dev->ModifyQp(qa, attr, IBV_QP_STATE).ok());
+  wr.wr_id = 3;
+  ASSERT_TRUE(a.dev->PostSend(qa, wr).ok());
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 3, &swc));
+  EXPECT_EQ(swc[2].status, IBV_WC_SUCCESS);
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 2, &rwc));
+  EXPECT_EQ(rwc[1].status, IBV_WC_SUCCESS);
+  EXPECT_EQ(rwc[1].byte_len, 140u);
+}
+
 }  // namespace
 }  // namespace vrdma::driver::testing
