@@ -195,6 +195,40 @@ TEST(RawPacketTest, NormalRulesComeBeforeRoceAndDefaultsAfter) {
   EXPECT_EQ(rwc[0].qp_num, ub);
 }
 
+TEST(RawPacketTest, ARuleForRoceTakesDatagramsBetweenVdevsOfOneEngineToo) {
+  // Two vdevs of one engine: a UD datagram between them could go with no frame
+  // (direct.cc), but a raw packet QP's rule for RoCEv2's port sees frames first, so the
+  // frame is made and the rule takes it.
+  EnginePair pair(/*seed=*/1, 4 << 20, nullptr, false, /*one_device=*/true);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  QpOptions opt;
+  opt.type = IBV_QPT_UD;
+  uint32_t ua, ub, ah_ab, ah_ba;
+  pair.CreateUd(opt, &ua, &ub, &ah_ab, &ah_ba);
+  const wire::MacAddr mac_b = b.dev->GetGid(b.gid_base)->mac;
+  uint32_t qb = RawQp(b, mac_b);
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(10, b, 1 << 20, 2048)).ok());
+  ASSERT_TRUE(b.dev->PostRecv(ub, MakeRecv(1, b, 3 << 20, 4096)).ok());
+  SendWr ud = MakeSend(1, IBV_WR_SEND, a, 0, 100);
+  ud.ah = ah_ab;
+  ud.remote_qpn = ub;
+  ud.remote_qkey = 0x11111111;
+  // Without a rule the datagram goes direct; with one it is a frame the rule takes.
+  ASSERT_TRUE(a.dev->PostSend(ua, ud).ok());
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 1, &rwc));
+  EXPECT_EQ(rwc[0].qp_num, ub);
+  EXPECT_EQ(a.dev->counters().direct_wqes, 1u);
+  ASSERT_TRUE(b.dev->CreateFlow(qb, ToMacAndPort(mac_b, 4791)).ok());
+  ud.wr_id = 2;
+  ASSERT_TRUE(a.dev->PostSend(ua, ud).ok());
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 2, &rwc));
+  EXPECT_EQ(rwc[1].qp_num, qb);
+  EXPECT_EQ(rwc[1].wr_id, 10u);
+  EXPECT_EQ(a.dev->counters().direct_wqes, 1u);
+}
+
 TEST(RawPacketTest, RulesSteerToRawQpsOnlyAndWithoutWqeTheFrameIsDropped) {
   EnginePair pair;
   Host& a = pair.a;
