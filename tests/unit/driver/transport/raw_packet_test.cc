@@ -209,7 +209,9 @@ TEST(RawPacketTest, ARuleForRoceTakesDatagramsBetweenVdevsOfOneEngineToo) {
   const wire::MacAddr mac_b = b.dev->GetGid(b.gid_base)->mac;
   uint32_t qb = RawQp(b, mac_b);
   ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(10, b, 1 << 20, 2048)).ok());
-  ASSERT_TRUE(b.dev->PostRecv(ub, MakeRecv(1, b, 3 << 20, 4096)).ok());
+  for (uint64_t id : {1, 2}) {
+    ASSERT_TRUE(b.dev->PostRecv(ub, MakeRecv(id, b, (3 << 20) + id * 4096, 4096)).ok());
+  }
   SendWr ud = MakeSend(1, IBV_WR_SEND, a, 0, 100);
   ud.ah = ah_ab;
   ud.remote_qpn = ub;
