@@ -20,6 +20,12 @@ class CompletionSink {
  public:
   virtual ~CompletionSink() = default;
   virtual bool Deliver(uint64_t cookie, const ibv_wc& wc, bool solicited, const RecvInfo* info) = 0;
+  // While the engine runs a pass it delivers in batches: Hold before the pass's first
+  // Deliver to the sink, Release once at its end, after the engine has published the
+  // work queue slots those completions free. A sink may show its consumer what it was
+  // given in between at Release only (one producer index store, one arm check).
+  virtual void Hold() {}
+  virtual void Release() {}
 };
 
 class CompletionQueue {
@@ -94,6 +100,9 @@ class CompletionQueue {
   uint32_t use_count = 0;          // QPs and SRQs referencing it
   CompletionSink* sink = nullptr;  // set: completions bypass the ring
   uint64_t sink_cookie = 0;
+  // The sink holds this pass's completions (CompletionSink::Hold); the engine's list.
+  bool held = false;
+  CompletionQueue* next_held = nullptr;
   void MarkOverrun() { overrun_ = true; }
 
  private:

@@ -55,6 +55,10 @@ class Ring {
     ++head_;
     Publish();
   }
+  // Pop for a caller that publishes later (PublishRetired), before anything can tell
+  // the producer that the entry has gone (its completion): one store for many pops.
+  void PopUnpublished() { ++head_; }
+  void PublishRetired() { Publish(); }
   void Clear() {
     head_ = tail_;
     Publish();

@@ -53,7 +53,8 @@ void RoceDevice::CompleteSend(QueuePair& qp, SendWqe& w, ibv_wc_status status) {
   // The WQE leaves the queue before its completion can be seen: a consumer that polls
   // it may post again at once, into the slot it freed (Ring::PublishRetiredTo).
   bool was_next = qp.req.sq_next == qp.sq.head();
-  qp.sq.Pop();
+  qp.sq.PopUnpublished();
+  HoldRetired(qp);
   if (was_next) qp.req.sq_next = qp.sq.head();
   if (signaled || status != IBV_WC_SUCCESS) PushCqe(qp.init.send_cq, wc, false);
 }

@@ -291,6 +291,11 @@ class RoceDevice {
 
   // engine.cc
   void FlushTx();
+  // A WQE left `qp`'s send or receive queue (Ring::PopUnpublished): its retired count is
+  // published at the end of the pass, or now outside one.
+  void HoldRetired(QueuePair& qp);
+  // The end of a pass: every retired count, then every held completion, published.
+  void PublishHeld();
   // The port refused part of the last burst: QPs wait before making more frames.
   bool TxBackedUp() const { return tx_.size() >= cfg_.tx_burst; }
   void Transmit(rte_mbuf* m);
@@ -480,6 +485,11 @@ class RoceDevice {
   uint64_t now_ = 0;
   std::vector<QueuePair*> active_;   // QPs with something to send
   std::vector<QueuePair*> running_;  // the list being run in this pass
+  // Within Poll: what the pass makes visible to consumers only at its end, in this
+  // order: the QPs' retired WQE counts, then the completions held by CQ sinks.
+  bool in_pass_ = false;
+  QueuePair* retired_held_ = nullptr;
+  CompletionQueue* cqs_held_ = nullptr;
   std::vector<rte_mbuf*> tx_;
   static constexpr size_t kHairpinDepth = 4096;  // like a NIC loopback queue: beyond, dropped
   std::vector<rte_mbuf*> hairpin_;               // frames to our own MACs, for the next pass

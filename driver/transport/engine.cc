@@ -97,9 +97,44 @@ void RoceDevice::RunActive() {
   running_.clear();
 }
 
+void RoceDevice::HoldRetired(QueuePair& qp) {
+  if (!in_pass_) {
+    qp.sq.PublishRetired();
+    qp.rq.PublishRetired();
+  } else if (!qp.retired_held) {
+    qp.retired_held = true;
+    qp.next_retired = retired_held_;
+    retired_held_ = &qp;
+  }
+}
+
+void RoceDevice::PublishHeld() {
+  // A consumer that sees a completion must also see its WQE's slot free (it may post
+  // again into it at once): the retired counts go first.
+  for (QueuePair* qp = retired_held_; qp;) {
+    QueuePair* next = qp->next_retired;
+    qp->retired_held = false;
+    qp->next_retired = nullptr;
+    qp->sq.PublishRetired();
+    qp->rq.PublishRetired();
+    qp = next;
+  }
+  retired_held_ = nullptr;
+  for (CompletionQueue* cq = cqs_held_; cq;) {
+    CompletionQueue* next = cq->next_held;
+    cq->held = false;
+    cq->next_held = nullptr;
+    cq->sink->Release();
+    cq = next;
+  }
+  cqs_held_ = nullptr;
+}
+
 int RoceDevice::Poll(uint64_t now_ns) {
   now_ = now_ns;
   int work = 0;
+  // Retired counts and completions are published once, at the end of the pass.
+  in_pass_ = true;
   if (!hairpin_.empty()) {
     // Frames between vdevs of this device, queued by the previous pass.
     hairpin_rx_.swap(hairpin_);
@@ -122,6 +157,8 @@ int RoceDevice::Poll(uint64_t now_ns) {
   // a zero-copy frame's payload, as DPDK's af_packet does into its ring): the MR is
   // poisoned before its next use. One relaxed load per pass.
   if (fault_guard::Generation() != faults_seen_) SyncFaults();
+  in_pass_ = false;
+  PublishHeld();
   work += static_cast<int>(counters_.tx_packets - before);
   // Frames still waiting for the port keep the engine polling.
   if (!tx_.empty()) work++;

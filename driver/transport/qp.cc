@@ -310,6 +310,12 @@ bool RoceDevice::PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited, const R
   if (!cq) return false;
   bool was_overrun = cq->overrun();
   if (cq->sink) {
+    if (in_pass_ && !cq->held) {  // published at the end of the pass (PublishHeld)
+      cq->held = true;
+      cq->next_held = cqs_held_;
+      cqs_held_ = cq;
+      cq->sink->Hold();
+    }
     if (cq->sink->Deliver(cq->sink_cookie, wc, solicited, info)) return true;
     cq->MarkOverrun();
   } else if (cq->Push(wc, solicited, info)) {

@@ -193,6 +193,9 @@ struct QueuePair {
   RecvInfo dest_info;
 
   bool active = false;  // on the engine's list of QPs with work to send
+  // Its queues' retired counts wait for the end of the pass (RoceDevice::HoldRetired).
+  bool retired_held = false;
+  QueuePair* next_retired = nullptr;
   bool sq_drained_pending = false;
 };
 

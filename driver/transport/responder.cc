@@ -93,7 +93,8 @@ bool RoceDevice::TakeRecv(QueuePair& qp, RecvWr* out) {
   }
   if (qp.rq.empty()) return false;
   *out = qp.rq.front();
-  qp.rq.Pop();
+  qp.rq.PopUnpublished();
+  HoldRetired(qp);  // before the receive completion is seen
   return true;
 }
 

@@ -5,7 +5,7 @@
 # 8 B - 1 MiB): send/write/read bandwidth and latency, printed as one table beside the
 # same run's single-core memcpy (tests/bench/memcpy_bench) and TCP over loopback in the
 # same namespace (iperf3 throughput, sockperf ping-pong latency). Then the effect of
-# pinning on latency and bandwidth.
+# pinning on latency and bandwidth, and UD against RC in messages per second.
 #
 # Pinning: vrdmad runs on core 0 (its EAL -l 0). Every other process of a measurement
 # (both perftest sides, iperf3 and sockperf client and server, memcpy) runs on
@@ -62,6 +62,15 @@ for t in send write read; do
     run_perftest "${t}_bw" 4 "ib_${t}_bw" -x 3 -s "$size" -n "$n" --report_gbits  # BW average
   done
   run_perftest "${t}_lat" 5 "ib_${t}_lat" -x 3 -a -n "$ITERS"  # t_typical
+done
+
+# UD against RC in messages per second at the same sizes (within one MTU: a UD message
+# is one datagram), ib_send_bw's MsgRate column.
+UD_SIZES=(64 1024)
+for size in "${UD_SIZES[@]}"; do
+  for c in UD RC; do
+    run_perftest "send_${c}" 5 ib_send_bw -x 3 -c "$c" -s "$size" -n 200000
+  done
 done
 
 echo "== memcpy, one core" >&2
@@ -130,4 +139,14 @@ for mode in pinned unpinned; do
   else
     echo "  clients unpinned (scheduler's choice):            ${lat:--} µs  ${bw:--} Gb/s"
   fi
+done
+
+echo
+echo "UD against RC, ib_send_bw M msg/s (same pinning):"
+printf "%8s | %8s %8s %8s\n" size UD RC UD/RC
+for size in "${UD_SIZES[@]}"; do
+  u=${R[send_UD,$size]:-}
+  r=${R[send_RC,$size]:-}
+  ratio=$([[ -n $u && -n $r ]] && awk -v u="$u" -v r="$r" 'BEGIN { printf "%.2f", u / r }' || echo -)
+  printf "%8s | %8s %8s %8s\n" "$size" "${u:--}" "${r:--}" "$ratio"
 done

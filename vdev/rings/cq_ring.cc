@@ -35,6 +35,7 @@ void CqRing::Attach(std::unique_ptr<SharedRegion> region, uint32_t depth, uint32
   cqes_ = reinterpret_cast<proto::Cqe*>(region_->data() + sizeof(proto::CqShmHeader));
   depth_ = depth;
   produced_ = produced;
+  consumed_seen_ = header_->ring.consumer.value.load(std::memory_order_acquire);
   header_->ring.producer.value.store(produced, std::memory_order_release);
   arm_seen_ = header_->arm.arm_sequence.load(std::memory_order_relaxed);
 }
@@ -42,10 +43,12 @@ void CqRing::Attach(std::unique_ptr<SharedRegion> region, uint32_t depth, uint32
 bool CqRing::Deliver(uint64_t, const ibv_wc& wc, bool solicited, const driver::RecvInfo*) {
   // The consumer index is the client's: a value that makes no sense reads as "full",
   // which only ever hurts that client's own CQ.
-  uint32_t consumed = header_->ring.consumer.value.load(std::memory_order_acquire);
-  if (produced_ - consumed >= depth_) {
-    ++overruns_;
-    return false;
+  if (produced_ - consumed_seen_ >= depth_) {
+    consumed_seen_ = header_->ring.consumer.value.load(std::memory_order_acquire);
+    if (produced_ - consumed_seen_ >= depth_) {
+      ++overruns_;
+      return false;
+    }
   }
   proto::Cqe& c = cqes_[produced_ & (depth_ - 1)];
   c.wr_id = wc.wr_id;
@@ -64,28 +67,42 @@ bool CqRing::Deliver(uint64_t, const ibv_wc& wc, bool solicited, const driver::R
   if (timestamps_) c.timestamp = MonotonicNs();
   ++produced_;
   ++delivered_;
+  // IBTA 11.4.2.2: a solicited-only CQ fires on a solicited or an error completion.
+  const bool notify_solicited = solicited || wc.status != IBV_WC_SUCCESS;
+  if (holding_) {
+    ++held_;
+    held_solicited_ |= notify_solicited;
+    return true;
+  }
+  Publish(notify_solicited);
+  return true;
+}
+
+void CqRing::Release() {
+  holding_ = false;
+  if (held_) Publish(held_solicited_);
+  held_ = 0;
+  held_solicited_ = false;
+}
+
+void CqRing::Publish(bool notify_solicited) {
   header_->ring.producer.value.store(produced_, std::memory_order_release);
   // Pairs with the client's fence between bumping arm_sequence and reading the producer
   // index: either it sees this CQE, or we see its arm.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   uint32_t seq = header_->arm.arm_sequence.load(std::memory_order_relaxed);
-  if (seq != arm_seen_) {
-    bool solicited_only = header_->arm.arm_solicited.load(std::memory_order_relaxed) != 0;
-    // IBTA 11.4.2.2: a solicited-only CQ fires on a solicited or an error completion.
-    if (!solicited_only || solicited || wc.status != IBV_WC_SUCCESS) {
-      arm_seen_ = seq;
-      if (channel_fd_ >= 0) {
-        uint64_t record = user_handle_;  // struct ib_uverbs_comp_event_desc
-        // Never blocks (client_fd.h). A client that does not read its channel loses this
-        // notification and nothing else: the CQE is in the ring, and the CQ overruns
-        // (IBV_EVENT_CQ_ERR) only when the ring itself is full. The kernel queues
-        // completion events on a list per channel and drops one when it cannot allocate
-        // its entry (ib_uverbs_comp_handler); here the bound is the socket's buffer.
-        if (!SendEventRecord(channel_fd_, &record, sizeof record)) ++events_dropped_;
-      }
-    }
-  }
-  return true;
+  if (seq == arm_seen_) return;
+  bool solicited_only = header_->arm.arm_solicited.load(std::memory_order_relaxed) != 0;
+  if (solicited_only && !notify_solicited) return;
+  arm_seen_ = seq;
+  if (channel_fd_ < 0) return;
+  uint64_t record = user_handle_;  // struct ib_uverbs_comp_event_desc
+  // Never blocks (client_fd.h). A client that does not read its channel loses this
+  // notification and nothing else: the CQE is in the ring, and the CQ overruns
+  // (IBV_EVENT_CQ_ERR) only when the ring itself is full. The kernel queues
+  // completion events on a list per channel and drops one when it cannot allocate
+  // its entry (ib_uverbs_comp_handler); here the bound is the socket's buffer.
+  if (!SendEventRecord(channel_fd_, &record, sizeof record)) ++events_dropped_;
 }
 
 void CqRing::ShutdownChannel() {

@@ -25,6 +25,10 @@ class CqRing : public driver::CompletionSink {
   // `info` (where a received packet arrived) has no place in a client's CQE: ignored.
   bool Deliver(uint64_t cookie, const ibv_wc& wc, bool solicited,
                const driver::RecvInfo* info = nullptr) override;
+  // Between Hold and Release (an engine pass), CQEs are written but the producer index
+  // and the arm check wait for Release: one store and one fence for the pass.
+  void Hold() override { holding_ = true; }
+  void Release() override;
 
   // The device is gone for this CQ's context: its channel reader gets EOF once it has
   // read what is queued (shutdown acts on the socket, whoever else holds it).
@@ -51,13 +55,22 @@ class CqRing : public driver::CompletionSink {
  private:
   CqRing() = default;
   void Attach(std::unique_ptr<SharedRegion> region, uint32_t depth, uint32_t produced);
+  // Makes the CQEs written so far visible, and raises the completion event an armed CQ
+  // owes (`notify_solicited`: one of them was solicited or an error).
+  void Publish(bool notify_solicited);
 
   std::unique_ptr<SharedRegion> region_;
   proto::CqShmHeader* header_ = nullptr;
   proto::Cqe* cqes_ = nullptr;
   uint32_t depth_ = 0;
   uint32_t produced_ = 0;  // the daemon's own copy of the producer index
-  uint32_t arm_seen_ = 0;  // last arm_sequence answered with an event
+  // The client's consumer index as last read: read again only when the ring looks full
+  // by it (it only grows), so that a CQE costs no read of the client's cache line.
+  uint32_t consumed_seen_ = 0;
+  bool holding_ = false;
+  uint32_t held_ = 0;            // CQEs written since Hold
+  bool held_solicited_ = false;  // one of them was solicited or an error
+  uint32_t arm_seen_ = 0;        // last arm_sequence answered with an event
   uint64_t user_handle_ = 0;
   bool timestamps_ = false;
   int channel_fd_ = -1;

@@ -62,8 +62,45 @@ TEST_F(CqRingTest, FullRingIsAnOverrunUntilTheClientConsumes) {
 }
 
 TEST_F(CqRingTest, NonsenseConsumerIndexOnlyFillsTheClientsOwnRing) {
-  h_->ring.consumer.value.store(1000);  // ahead of the producer: reads as full
-  EXPECT_FALSE(cq_->Deliver(0, Wc(1), false));
+  // The daemon reads the consumer index again when the ring looks full by the value it
+  // read last; then one ahead of the producer reads as full.
+  h_->ring.consumer.value.store(1000);
+  for (uint64_t i = 0; i < 4; ++i) EXPECT_TRUE(cq_->Deliver(0, Wc(i), false));
+  EXPECT_FALSE(cq_->Deliver(0, Wc(4), false));
+  EXPECT_FALSE(cq_->Deliver(0, Wc(5), false));
+  EXPECT_EQ(cq_->overruns(), 2u);
+}
+
+TEST_F(CqRingTest, HeldCompletionsAppearAtReleaseWithOneEvent) {
+  // An engine pass: the CQEs are written at once, the producer index and the event wait
+  // for Release, and a solicited-only arm fires if any of the batch is solicited.
+  Arm(true);
+  cq_->Hold();
+  EXPECT_TRUE(cq_->Deliver(0, Wc(1), false));
+  EXPECT_TRUE(cq_->Deliver(0, Wc(2), true));
+  EXPECT_TRUE(cq_->Deliver(0, Wc(3), false));
+  EXPECT_EQ(At(1).wr_id, 2u);
+  EXPECT_EQ(h_->ring.producer.value.load(), 0u);
+  EXPECT_EQ(Events(), 0);
+  cq_->Release();
+  EXPECT_EQ(h_->ring.producer.value.load(), 3u);
+  EXPECT_EQ(Events(), 1);
+  // A batch with nothing solicited leaves a solicited-only arm waiting; an empty one
+  // publishes nothing.
+  Arm(true);
+  cq_->Hold();
+  h_->ring.consumer.value.store(3);
+  EXPECT_TRUE(cq_->Deliver(0, Wc(4), false));
+  cq_->Release();
+  EXPECT_EQ(h_->ring.producer.value.load(), 4u);
+  EXPECT_EQ(Events(), 0);
+  cq_->Hold();
+  cq_->Release();
+  EXPECT_EQ(Events(), 0);
+  // Outside a pass, each CQE is published as it comes.
+  EXPECT_TRUE(cq_->Deliver(0, Wc(5, IBV_WC_REM_ACCESS_ERR), false));
+  EXPECT_EQ(h_->ring.producer.value.load(), 5u);
+  EXPECT_EQ(Events(), 1);
 }
 
 TEST_F(CqRingTest, OneEventPerArm) {

@@ -1,0 +1,99 @@
+// What a consumer outside the engine sees, and when (engine.cc, PublishHeld): within a
+// pass the engine holds the retired WQE counts and a CQ sink's completions, and at its
+// end publishes the counts first, so that a consumer that sees a completion also sees
+// the slot of its WQE free; outside a pass (a flush by a modify) both go at once.
+#include <atomic>
+#include <vector>
+
+#include "tests/unit/driver/transport/engine_pair.h"
+
+namespace vrdma::driver::testing {
+namespace {
+
+// A CQ sink that checks, whenever its completions become visible, that the queue they
+// came from has published at least as many retired WQEs.
+class CheckingSink : public CompletionSink {
+ public:
+  explicit CheckingSink(const std::atomic<uint32_t>* retired) : retired_(retired) {}
+  bool Deliver(uint64_t, const ibv_wc& wc, bool, const RecvInfo*) override {
+    wcs.push_back(wc);
+    if (!holding_) {
+      ++unheld;
+      Check();
+    }
+    return true;
+  }
+  void Hold() override {
+    EXPECT_FALSE(holding_);
+    holding_ = true;
+  }
+  void Release() override {
+    EXPECT_TRUE(holding_);
+    holding_ = false;
+    ++releases;
+    Check();
+  }
+  std::vector<ibv_wc> wcs;
+  int releases = 0;
+  int unheld = 0;  // completions delivered outside a pass
+  int violations = 0;
+
+ private:
+  void Check() {
+    if (retired_->load() < wcs.size()) ++violations;
+  }
+  const std::atomic<uint32_t>* retired_;
+  bool holding_ = false;
+};
+
+TEST(PublicationTest, RetiredCountsPrecedeTheCompletionsOfEachPass) {
+  EnginePair pair;
+  QpOptions opt;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  std::atomic<uint32_t> sq_a{0}, rq_a{0}, sq_b{0}, rq_b{0};
+  ASSERT_TRUE(a.dev->PublishRetired(qa, &sq_a, &rq_a).ok());
+  ASSERT_TRUE(b.dev->PublishRetired(qb, &sq_b, &rq_b).ok());
+  CheckingSink sends(&sq_a), recvs(&rq_b);
+  ASSERT_TRUE(a.dev->AttachCqSink(a.scq, &sends, 1).ok());
+  ASSERT_TRUE(b.dev->AttachCqSink(b.rcq, &recvs, 2).ok());
+  constexpr uint32_t kN = 64;
+  for (uint32_t i = 0; i < kN; ++i) {
+    ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(i, b, i * 256, 256)).ok());
+    ASSERT_TRUE(a.dev->PostSend(qa, MakeSend(i, IBV_WR_SEND, a, i * 64, 64)).ok());
+  }
+  ASSERT_TRUE(pair.RunUntil([&] { return sends.wcs.size() == kN && recvs.wcs.size() == kN; }));
+  EXPECT_EQ(sq_a.load(), kN);
+  EXPECT_EQ(rq_b.load(), kN);
+  EXPECT_EQ(sends.violations, 0);
+  EXPECT_EQ(recvs.violations, 0);
+  EXPECT_EQ(sends.unheld, 0);
+  // Batches: fewer passes made completions visible than there were completions.
+  EXPECT_GT(sends.releases, 0);
+  EXPECT_LT(sends.releases, static_cast<int>(kN));
+  EXPECT_LT(recvs.releases, static_cast<int>(kN));
+  for (uint32_t i = 0; i < kN; ++i) {
+    EXPECT_EQ(sends.wcs[i].wr_id, i);
+    EXPECT_EQ(recvs.wcs[i].wr_id, i);
+  }
+  // Outside a pass: receive WQEs flushed by a modify to Error complete at once, each
+  // after its slot was published.
+  for (uint32_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(100 + i, b, 0, 64)).ok());
+  }
+  const int releases = recvs.releases;
+  ibv_qp_attr attr{};
+  attr.qp_state = IBV_QPS_ERR;
+  ASSERT_TRUE(b.dev->ModifyQp(qb, attr, IBV_QP_STATE).ok());
+  ASSERT_EQ(recvs.wcs.size(), kN + 3);
+  EXPECT_EQ(recvs.wcs.back().status, IBV_WC_WR_FLUSH_ERR);
+  EXPECT_EQ(recvs.releases, releases);
+  EXPECT_EQ(recvs.unheld, 3);
+  EXPECT_EQ(rq_b.load(), kN + 3);
+  EXPECT_EQ(recvs.violations, 0);
+}
+
+}  // namespace
+}  // namespace vrdma::driver::testing
