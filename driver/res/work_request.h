@@ -4,6 +4,7 @@
 #include <infiniband/verbs.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "driver/res/limits.h"
 #include "driver/wire/headers.h"
@@ -46,6 +47,34 @@ struct SendWr {
   uint32_t inline_len = 0;
   uint8_t inline_data[kMaxInlineData];
 };
+
+// Copies a send WR's fields and only the SGEs and inline bytes it uses (num_sge,
+// inline_len, each bounded by the arrays): a small WR is a few cache lines, not the
+// whole ~640-byte struct.
+inline void CopySendWr(const SendWr& src, SendWr* dst) {
+  // A field added to SendWr is copied here too.
+  static_assert(sizeof(SendWr) == 632, "CopySendWr copies every field of SendWr");
+  dst->wr_id = src.wr_id;
+  dst->opcode = src.opcode;
+  dst->send_flags = src.send_flags;
+  dst->num_sge = src.num_sge;
+  const uint32_t nsge = src.num_sge < kMaxSgePerWqe ? src.num_sge : kMaxSgePerWqe;
+  for (uint32_t i = 0; i < nsge; ++i) dst->sg_list[i] = src.sg_list[i];
+  dst->imm_be = src.imm_be;
+  dst->invalidate_rkey = src.invalidate_rkey;
+  dst->remote_addr = src.remote_addr;
+  dst->rkey = src.rkey;
+  dst->bind = src.bind;
+  dst->compare_add = src.compare_add;
+  dst->swap = src.swap;
+  dst->ah = src.ah;
+  dst->remote_qpn = src.remote_qpn;
+  dst->remote_qkey = src.remote_qkey;
+  dst->remote_srqn = src.remote_srqn;
+  dst->inline_len = src.inline_len;
+  const uint32_t ninline = src.inline_len < kMaxInlineData ? src.inline_len : kMaxInlineData;
+  std::memcpy(dst->inline_data, src.inline_data, ninline);
+}
 
 struct RecvWr {
   uint64_t wr_id = 0;

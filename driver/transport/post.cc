@@ -52,8 +52,7 @@ absl::Status RoceDevice::PostSend(uint32_t qpn, const SendWr& wr) {
   if (datagram && !ahs_.Get(wr.ah)) return absl::InvalidArgumentError("bad AH");
   if (qp->sq.full()) return absl::ResourceExhaustedError("send queue full");
   SendWqe& wqe = qp->sq.next_free();
-  wqe = SendWqe{};
-  wqe.wr = wr;
+  wqe.Assign(wr);
   uint64_t len = 0;
   if (wr.send_flags & IBV_SEND_INLINE) {
     len = wr.inline_len;

@@ -65,8 +65,9 @@ struct QpInitAttr {
 };
 
 // A send WQE as the requester and completer track it.
-struct SendWqe {
-  SendWr wr;
+// What the requester and completer keep of a send WQE, ahead of its WR in the slot: with
+// the WR's first fields one cache line holds what a small message touches.
+struct SendWqeState {
   uint32_t length = 0;     // message length in bytes
   uint32_t first_psn = 0;  // PSNs are assigned when the requester starts the WQE
   uint32_t last_psn = 0;
@@ -79,6 +80,15 @@ struct SendWqe {
   // Refused by the device (a malformed WQE): fails with this status when the requester
   // reaches it; IBV_WC_SUCCESS for every valid WQE.
   ibv_wc_status reject = IBV_WC_SUCCESS;
+};
+
+struct SendWqe : SendWqeState {
+  SendWr wr;
+  // Fills the slot for a new WQE: the state reset, the WR's used part copied.
+  void Assign(const SendWr& w) {
+    static_cast<SendWqeState&>(*this) = SendWqeState{};
+    CopySendWr(w, &wr);
+  }
 };
 
 // An RDMA READ or ATOMIC the responder executed, kept to answer duplicates
@@ -187,10 +197,12 @@ struct QueuePair {
   TimerNode retransmit_timer;
   TimerNode rnr_timer;
 
-  // Direct execution (direct.cc): where the QP's frames arrive on its own device, as
-  // found while the GID table was at `dest_epoch` (0: not known; a modify forgets it).
+  // Direct execution (direct.cc): where the QP's frames arrive on its own device and the
+  // QP that takes them there (nullptr: none), as found at RoceDevice::path_epoch_
+  // `dest_epoch` (0: not yet).
   uint64_t dest_epoch = 0;
   RecvInfo dest_info;
+  QueuePair* dest_peer = nullptr;
 
   bool active = false;  // on the engine's list of QPs with work to send
   // Its queues' retired counts wait for the end of the pass (RoceDevice::HoldRetired).
