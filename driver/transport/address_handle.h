@@ -14,7 +14,7 @@ namespace vrdma::driver {
 
 struct AddressHandle {
   AddressVector av;
-  // Made while the GID table was at `epoch` (RoceDevice::gid_epoch_; 0: not yet).
+  // Made at RoceDevice::path_epoch_ `epoch` (0: not yet).
   uint64_t epoch = 0;
   bool path_ok = false;   // the source GID exists: `path` holds the headers
   wire::RocePacket path;  // Ethernet, network and UDP headers; BTH and DETH set per datagram

@@ -110,7 +110,7 @@ absl::Status RoceDevice::SetGid(uint32_t index, const GidEntry& entry) {
   // linear time (a control-path call).
   const GidEntry old = gids_[index];
   gids_[index] = entry;
-  gid_epoch_++;  // where frames arrive may have changed (QueuePair::dest_epoch)
+  path_epoch_++;  // where frames arrive may have changed (QueuePair::dest_epoch)
   if (old.valid) {
     RefLocalMac(old.mac, -1);
     auto it = gid_lookup_.find(GidKey{old.gid, old.type});

@@ -455,7 +455,10 @@ class RoceDevice {
   DeviceCounters counters_;
   bool tx_chains_ = false;    // the port takes zero-copy (chained) frames
   bool rx_in_place_ = false;  // and gives them back as they were (an internal switch)
-  uint64_t gid_epoch_ = 1;    // bumped by every SetGid
+  // Bumped by every change of the GID table or of a QP (created, modified, destroyed):
+  // what is derived from them and kept (QueuePair::dest_epoch, AddressHandle::epoch) is
+  // derived again.
+  uint64_t path_epoch_ = 1;
   uint64_t faults_seen_ = 0;  // fault_guard::Generation() when SyncFaults last ran
   std::vector<GidEntry> gids_;
   struct GidKey {

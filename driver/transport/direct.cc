@@ -29,18 +29,23 @@ QueuePair* RoceDevice::LocalPeer(QueuePair& qp, RecvInfo* info) {
   // The frames come back to this engine: the port is the internal switch, or the
   // embedded switch turns frames to one of its own MACs around (engine.cc, Transmit).
   if (!TurnsAround(qp.tmpl)) return nullptr;
-  wire::RocePacket pkt = qp.tmpl;  // the headers every request of the QP carries
-  pkt.bth.opcode = wire::op::kRcWriteOnly;
-  // Where they arrive depends on the QP's path and the GID table only: found once per
-  // change of either (the GID hash lookup was a tenth of a small SEND's time).
-  if (qp.dest_epoch != gid_epoch_) {
-    if (!FindDestination(pkt, &qp.dest_info)) return nullptr;
-    qp.dest_epoch = gid_epoch_;
+  // Where they arrive and whether the QP there takes them depends only on the two QPs'
+  // attributes and the GID table: found once per change of any (the lookups and the
+  // receive checks were a fifth of a small SEND's time).
+  if (qp.dest_epoch != path_epoch_) {
+    wire::RocePacket pkt = qp.tmpl;  // the headers every request of the QP carries
+    pkt.bth.opcode = wire::op::kRcWriteOnly;
+    qp.dest_peer = nullptr;
+    if (FindDestination(pkt, &qp.dest_info)) {
+      QueuePair* peer = LookupQp(qp.dest_qpn);
+      if (peer && peer->type == IBV_QPT_RC && !Refusal(*peer, pkt, qp.dest_info)) {
+        qp.dest_peer = peer;
+      }
+    }
+    qp.dest_epoch = path_epoch_;
   }
   *info = qp.dest_info;
-  QueuePair* peer = LookupQp(qp.dest_qpn);
-  if (!peer || peer->type != IBV_QPT_RC || Refusal(*peer, pkt, *info)) return nullptr;
-  return peer;
+  return qp.dest_peer;
 }
 
 const RecvWr* RoceDevice::NextRecv(const QueuePair& qp) const {

@@ -39,12 +39,12 @@ bool RoceDevice::BuildPath(const AddressVector& av, uint32_t flow, wire::RocePac
 
 const AddressHandle* RoceDevice::DatagramPath(uint32_t handle) {
   AddressHandle* ah = ahs_.Get(handle);
-  if (!ah || ah->epoch == gid_epoch_) return ah;
+  if (!ah || ah->epoch == path_epoch_) return ah;
   // A datagram's flow label is the AH's as given (none derives from two QPNs, as for a
   // connection); P_Key and DestQP are set per datagram.
   ah->path_ok = BuildPath(ah->av, ah->av.flow_label, &ah->path);
   ah->local = ah->path_ok && FindDestination(ah->path, &ah->dest);
-  ah->epoch = gid_epoch_;
+  ah->epoch = path_epoch_;
   return ah;
 }
 

@@ -110,6 +110,7 @@ absl::StatusOr<uint32_t> RoceDevice::CreateQp(const QpInitAttr& init) {
   if (rcq) rcq->use_count++;
   if (srq) srq->use_count++;
   if (xrcd) xrcd->use_count++;
+  path_epoch_++;  // a QP that names this QPN as its peer now has one
   return qpn;
 }
 
@@ -128,7 +129,7 @@ absl::Status RoceDevice::ModifyQp(uint32_t qpn, const ibv_qp_attr& attr, int mas
                                   const AddressVector* av) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return absl::NotFoundError(absl::StrCat("no QP ", qpn));
-  qp->dest_epoch = 0;  // its path may change
+  path_epoch_++;  // its path, P_Key or peer may change
   ibv_qp_state cur = qp->state;
   if ((mask & IBV_QP_CUR_STATE) && attr.cur_qp_state != cur) {
     return absl::InvalidArgumentError("cur_qp_state does not match the QP's state");
@@ -275,6 +276,7 @@ absl::Status RoceDevice::QueryQp(uint32_t qpn, ibv_qp_attr* attr, QpInitAttr* in
 absl::Status RoceDevice::DestroyQp(uint32_t qpn) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
+  path_epoch_++;  // no QP may keep it as its peer (QueuePair::dest_peer)
   timers_.Cancel(&qp->retransmit_timer);
   timers_.Cancel(&qp->rnr_timer);
   if (qp->active) {

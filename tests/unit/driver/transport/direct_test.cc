@@ -161,6 +161,31 @@ TEST(DirectTest, SendWithNoReceiveWqeMeetsRnrByFrames) {
   EXPECT_EQ(pair.a.dev->counters().direct_wqes, 0u);
 }
 
+TEST(DirectTest, APeerThatChangedIsFoundAgain) {
+  // The peer a QP's frames reach is kept until the GID table or a QP changes: once the
+  // peer is destroyed, the next WRITE goes by frames, finds no QP there, and ends in
+  // Transport Retry Counter Exceeded, never in the memory of the QP that was.
+  EnginePair pair(/*seed=*/6, 4 << 20, nullptr, false, /*one_device=*/true);
+  QpOptions opt;
+  opt.retry_cnt = 1;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  SendWr w = MakeSend(1, IBV_WR_RDMA_WRITE, pair.a, 0, 4096);
+  w.remote_addr = pair.b.va(0);
+  w.rkey = pair.b.mr.rkey;
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, w).ok());
+  std::vector<ibv_wc> wc;
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 1, &wc));
+  EXPECT_EQ(pair.a.dev->counters().direct_wqes, 1u);
+  ASSERT_TRUE(pair.b.dev->DestroyQp(qb).ok());
+  w.wr_id = 2;
+  ASSERT_TRUE(pair.a.dev->PostSend(qa, w).ok());
+  ASSERT_TRUE(pair.WaitCq(pair.a, pair.a.scq, 2, &wc));
+  EXPECT_EQ(wc[1].status, IBV_WC_RETRY_EXC_ERR);
+  EXPECT_EQ(pair.a.dev->counters().direct_wqes, 1u);
+  EXPECT_GT(pair.a.dev->counters().rx_unknown_qp, 0u);
+}
+
 // What an operation left: the requester's completion, both QPs' states, the events.
 struct Outcome {
   ibv_wc_status status;
