@@ -47,7 +47,15 @@ run_perftest() {
   local name=$1 col=$2
   shift 2
   KEEP_WORK=1 run_pair "$name" accept -- "${PIN[@]}" "$@" >/dev/null
-  while read -r n size value; do R[$n,$size]=$value; done < <(perftest_column "$name" "$col")
+  local got=0 n size value  # not the caller's `size`
+  while read -r n size value; do
+    R[$n,$size]=$value
+    got=1
+  done < <(perftest_column "$name" "$col")
+  if [[ $got == 0 ]]; then  # no figure: say why, once, instead of a silent "-"
+    echo "no figure from $name ($*):" >&2
+    tail -n 4 "$WORK/$name.client" "$WORK/$name.server" >&2 || true
+  fi
 }
 
 echo "== perftest between vdev_a and vdev_b" >&2
