@@ -289,11 +289,7 @@ UdOutcome RunDatagrams(bool direct, uint32_t gid_index) {
   FillPattern(a.at(0), 8192, 6);
   std::memset(b.at(0), 0xcc, 65536);
   auto datagram = [&](uint64_t id, uint64_t off, uint32_t len) {
-    SendWr w = MakeSend(id, IBV_WR_SEND, a, off, len);
-    w.ah = ah_ab;
-    w.remote_qpn = qb;
-    w.remote_qkey = 0x11111111;
-    return w;
+    return MakeDatagram(id, a, off, len, ah_ab, qb);
   };
   RecvWr split = MakeRecv(2, b, 8192, 30);  // the GRH itself split over two SGEs
   split.sg_list[1] = Sge{b.va(16384), 2000, b.mr.lkey};

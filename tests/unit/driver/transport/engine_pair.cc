@@ -281,7 +281,7 @@ void EnginePair::CreateUd(const QpOptions& opt, uint32_t* qa, uint32_t* qb, uint
     attr.qp_state = IBV_QPS_INIT;
     attr.pkey_index = 0;
     attr.port_num = 1;
-    attr.qkey = 0x11111111;
+    attr.qkey = 0x11111111;  // MakeDatagram's
     ASSERT_TRUE(
         h->dev->ModifyQp(qpn, attr, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY)
             .ok());
@@ -304,6 +304,15 @@ SendWr MakeSend(uint64_t wr_id, ibv_wr_opcode op, const Host& h, uint64_t off, u
   wr.send_flags = signaled ? IBV_SEND_SIGNALED : 0;
   wr.num_sge = 1;
   wr.sg_list[0] = Sge{h.va(off), len, h.mr.lkey};
+  return wr;
+}
+
+SendWr MakeDatagram(uint64_t wr_id, const Host& h, uint64_t off, uint32_t len, uint32_t ah,
+                    uint32_t qpn) {
+  SendWr wr = MakeSend(wr_id, IBV_WR_SEND, h, off, len);
+  wr.ah = ah;
+  wr.remote_qpn = qpn;
+  wr.remote_qkey = 0x11111111;
   return wr;
 }
 

@@ -127,6 +127,9 @@ struct MrShare {
 SendWr MakeSend(uint64_t wr_id, ibv_wr_opcode op, const Host& h, uint64_t off, uint32_t len,
                 bool signaled = true);
 RecvWr MakeRecv(uint64_t wr_id, const Host& h, uint64_t off, uint32_t len);
+// A UD SEND of `len` bytes at h.at(off) through AH `ah` to QP `qpn`, with CreateUd's Q_Key.
+SendWr MakeDatagram(uint64_t wr_id, const Host& h, uint64_t off, uint32_t len, uint32_t ah,
+                    uint32_t qpn);
 void FillPattern(uint8_t* p, size_t n, uint32_t seed);
 
 }  // namespace vrdma::driver::testing

@@ -212,10 +212,7 @@ TEST(RawPacketTest, ARuleForRoceTakesDatagramsBetweenVdevsOfOneEngineToo) {
   for (uint64_t id : {1, 2}) {
     ASSERT_TRUE(b.dev->PostRecv(ub, MakeRecv(id, b, (3 << 20) + id * 4096, 4096)).ok());
   }
-  SendWr ud = MakeSend(1, IBV_WR_SEND, a, 0, 100);
-  ud.ah = ah_ab;
-  ud.remote_qpn = ub;
-  ud.remote_qkey = 0x11111111;
+  SendWr ud = MakeDatagram(1, a, 0, 100, ah_ab, ub);
   // Without a rule the datagram goes direct; with one it is a frame the rule takes.
   ASSERT_TRUE(a.dev->PostSend(ua, ud).ok());
   std::vector<ibv_wc> rwc;

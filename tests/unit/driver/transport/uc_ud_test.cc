@@ -211,10 +211,7 @@ TEST(UdTest, AddressHandlesFollowTheGidTable) {
   pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
   Host& a = pair.a;
   Host& b = pair.b;
-  SendWr wr = MakeSend(1, IBV_WR_SEND, a, 0, 100);
-  wr.ah = ah_ab;
-  wr.remote_qpn = qb;
-  wr.remote_qkey = 0x11111111;
+  SendWr wr = MakeDatagram(1, a, 0, 100, ah_ab, qb);
   for (uint64_t id : {1, 2}) ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(id, b, id * 1000, 200)).ok());
   ASSERT_TRUE(a.dev->PostSend(qa, wr).ok());
   std::vector<ibv_wc> swc, rwc;
