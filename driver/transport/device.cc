@@ -33,12 +33,15 @@ RoceDevice::RoceDevice(const RoceDeviceConfig& config) : cfg_(config) {
   rx_in_place_ = tx_chains_ && cfg_.port->TurnsAround();
   hairpin_.reserve(kHairpinDepth);
   hairpin_rx_.reserve(kHairpinDepth);
+  rx_waiting_.reserve(kRxWaitingDepth);
+  rx_retry_.reserve(kRxWaitingDepth);
   events_.Init(1024);
 }
 
 RoceDevice::~RoceDevice() {
   for (rte_mbuf* m : tx_) rte_pktmbuf_free(m);
   for (rte_mbuf* m : hairpin_) rte_pktmbuf_free(m);
+  for (rte_mbuf* m : rx_waiting_) rte_pktmbuf_free(m);
 }
 
 void RoceDevice::QueryDevice(ibv_device_attr* attr) const {

@@ -495,8 +495,17 @@ class RoceDevice {
   CompletionQueue* cqs_held_ = nullptr;
   std::vector<rte_mbuf*> tx_;
   static constexpr size_t kHairpinDepth = 4096;  // like a NIC loopback queue: beyond, dropped
+  static constexpr size_t kRxWaitingDepth = 64;  // datagrams held for a receive WQE
   std::vector<rte_mbuf*> hairpin_;               // frames to our own MACs, for the next pass
   std::vector<rte_mbuf*> hairpin_rx_;            // the ones being received in this pass
+  // Datagrams that found no receive WQE, classified again once next pass, after the
+  // clients' rings were drained (OnUdRequest); `rx_hold_` is the frame being classified
+  // when it may be held, `rx_held_` says it was.
+  std::vector<rte_mbuf*> rx_waiting_;
+  std::vector<rte_mbuf*> rx_retry_;
+  rte_mbuf* rx_hold_ = nullptr;
+  bool rx_held_ = false;
+  bool rx_retrying_ = false;
   // The MACs of the GID table's interfaces, each with its number of valid entries. The
   // transmit path asks for every frame whether it stays on this device: a short list is
   // scanned, a long one (hundreds of vdevs) hashed, so the cost does not grow with vdevs.

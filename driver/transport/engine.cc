@@ -135,6 +135,15 @@ int RoceDevice::Poll(uint64_t now_ns) {
   int work = 0;
   // Retired counts and completions are published once, at the end of the pass.
   in_pass_ = true;
+  if (!rx_waiting_.empty()) {
+    // Datagrams that found no receive WQE last pass: the clients' rings have been drained
+    // since. Still none now: dropped.
+    rx_retry_.swap(rx_waiting_);
+    rx_retrying_ = true;
+    for (rte_mbuf* m : rx_retry_) Classify(m);
+    rx_retrying_ = false;
+    rx_retry_.clear();
+  }
   if (!hairpin_.empty()) {
     // Frames between vdevs of this device, queued by the previous pass.
     hairpin_rx_.swap(hairpin_);
@@ -160,8 +169,8 @@ int RoceDevice::Poll(uint64_t now_ns) {
   in_pass_ = false;
   PublishHeld();
   work += static_cast<int>(counters_.tx_packets - before);
-  // Frames still waiting for the port keep the engine polling.
-  if (!tx_.empty()) work++;
+  // Frames still waiting for the port, or for a receive WQE, keep the engine polling.
+  if (!tx_.empty() || !rx_waiting_.empty()) work++;
   return work;
 }
 

@@ -33,8 +33,10 @@ bool DetachedPayload(const rte_mbuf* m, wire::ParseOptions* opts, uint32_t* payl
 }  // namespace
 
 void RoceDevice::Classify(rte_mbuf* m) {
-  counters_.rx_packets++;
-  counters_.rx_bytes += m->pkt_len;
+  if (!rx_retrying_) {  // a held datagram was counted when it first came
+    counters_.rx_packets++;
+    counters_.rx_bytes += m->pkt_len;
+  }
   wire::ParseOptions opts{!cfg_.icrc_offload};
   uint32_t detached_payload = 0;
   // A frame from a wire is parsed whole, ICRC and all; so is one a raw packet QP's flow
@@ -57,7 +59,7 @@ void RoceDevice::Classify(rte_mbuf* m) {
   wire::DropReason why = wire::ParseFrame(frame, m->data_len, &pkt, opts);
   if (opts.detached && why == wire::DropReason::kNone) {
     if (pkt.payload_len == detached_payload) {
-      counters_.rx_in_place++;
+      if (!rx_retrying_) counters_.rx_in_place++;
     } else {
       why = wire::DropReason::kBadLength;
     }
@@ -92,7 +94,15 @@ void RoceDevice::Classify(rte_mbuf* m) {
   } else if (wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse) {
     OnResponse(*qp, pkt);
   } else {
+    // A unicast datagram may be held for its receive WQE (OnUdRequest).
+    rx_hold_ = rx_retrying_ ? nullptr : m;
     OnRequest(*qp, pkt, info);
+    rx_hold_ = nullptr;
+    if (rx_held_) {
+      rx_held_ = false;
+      rx_waiting_.push_back(m);
+      return;
+    }
   }
   rte_pktmbuf_free(m);
 }

@@ -235,5 +235,36 @@ TEST(UdTest, AddressHandlesFollowTheGidTable) {
   EXPECT_EQ(rwc[1].byte_len, 140u);
 }
 
+TEST(UdTest, ADatagramWaitsOnePassForItsReceiveWqe) {
+  // A receive WQE a client posts just after the daemon drained its rings, and before
+  // the datagram for it arrives, is in the engine one pass later: the datagram waits
+  // that pass (a NIC sees the doorbell first). With still no WQE it is dropped.
+  EnginePair pair;
+  QpOptions opt;
+  opt.type = IBV_QPT_UD;
+  uint32_t qa, qb, ah_ab, ah_ba;
+  pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  FillPattern(a.at(0), 300, 8);
+  const uint64_t before = b.dev->counters().rx_packets;
+  ASSERT_TRUE(a.dev->PostSend(qa, MakeDatagram(1, a, 0, 300, ah_ab, qb)).ok());
+  ASSERT_TRUE(pair.RunUntil([&] { return b.dev->counters().rx_packets > before; }));
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 4096, 40 + 300)).ok());
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 1, &rwc));
+  EXPECT_EQ(rwc[0].byte_len, 40u + 300);
+  EXPECT_EQ(0, std::memcmp(b.at(4096 + 40), a.at(0), 300));
+  EXPECT_EQ(b.dev->counters().rx_no_recv_wqe, 0u);
+  EXPECT_EQ(b.dev->counters().rx_packets, before + 1) << "counted once";
+  // None posted: dropped after its pass, and a later WQE is not filled by it.
+  ASSERT_TRUE(a.dev->PostSend(qa, MakeDatagram(2, a, 0, 300, ah_ab, qb)).ok());
+  ASSERT_TRUE(pair.RunUntil([&] { return b.dev->counters().rx_no_recv_wqe == 1; }));
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(2, b, 8192, 40 + 300)).ok());
+  pair.RunUntil([] { return false; }, 1'000'000);
+  ibv_wc extra;
+  EXPECT_EQ(*b.dev->PollCq(b.rcq, &extra, 1), 0);
+}
+
 }  // namespace
 }  // namespace vrdma::driver::testing
