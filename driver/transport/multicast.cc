@@ -56,6 +56,22 @@ void RoceDevice::DeliverMulticast(const wire::RocePacket& pkt) {
     counters_.rx_not_for_us++;
     return;
   }
+  if (rx_hold_ && rx_waiting_.size() < kRxWaitingDepth) {
+    // A QP that would take it but has no receive WQE yet: the whole datagram waits one
+    // pass for the next drain of the clients' rings (OnUdRequest), so that no QP gets
+    // it twice.
+    for (uint32_t qpn : it->second) {
+      const QueuePair* qp = LookupQp(qpn);
+      if (qp &&
+          (qp->state == IBV_QPS_RTR || qp->state == IBV_QPS_RTS || qp->state == IBV_QPS_SQD) &&
+          (pkt.bth.pkey & 0x7fff) == (qp->pkey & 0x7fff) && pkt.deth.qkey == qp->qkey &&
+          !NextRecv(*qp)) {
+        rx_held_ = true;
+        return;
+      }
+    }
+  }
+  rx_hold_ = nullptr;  // delivered now: no QP holds it
   for (uint32_t qpn : it->second) {
     QueuePair* qp = LookupQp(qpn);
     if (!qp || (qp->state != IBV_QPS_RTR && qp->state != IBV_QPS_RTS && qp->state != IBV_QPS_SQD)) {

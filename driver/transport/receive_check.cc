@@ -80,6 +80,8 @@ void RoceDevice::Classify(rte_mbuf* m) {
   }
   RecvInfo info;  // where it arrived: goes with the packet to its receive completion
   QueuePair* qp = nullptr;
+  // A datagram may be held for its receive WQEs (OnUdRequest, DeliverMulticast).
+  rx_hold_ = rx_retrying_ ? nullptr : m;
   if (pkt.bth.dest_qp == kMulticastQpn && !mcast_groups_.empty() &&
       wire::IsMulticastGid(pkt.net.dgid)) {
     DeliverMulticast(pkt);  // to every QP attached to its group (multicast.cc)
@@ -94,15 +96,13 @@ void RoceDevice::Classify(rte_mbuf* m) {
   } else if (wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse) {
     OnResponse(*qp, pkt);
   } else {
-    // A unicast datagram may be held for its receive WQE (OnUdRequest).
-    rx_hold_ = rx_retrying_ ? nullptr : m;
     OnRequest(*qp, pkt, info);
-    rx_hold_ = nullptr;
-    if (rx_held_) {
-      rx_held_ = false;
-      rx_waiting_.push_back(m);
-      return;
-    }
+  }
+  rx_hold_ = nullptr;
+  if (rx_held_) {
+    rx_held_ = false;
+    rx_waiting_.push_back(m);
+    return;
   }
   rte_pktmbuf_free(m);
 }

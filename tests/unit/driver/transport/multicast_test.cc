@@ -66,6 +66,48 @@ TEST(MulticastTest, DatagramsReachEveryAttachedQp) {
   EXPECT_FALSE(b.dev->DetachMcast(qb, kGroup).ok());
 }
 
+TEST(MulticastTest, ADatagramWaitsOnePassForEveryMembersReceiveWqe) {
+  // One member has its receive WQE, the other gets one a pass after the datagram came
+  // (UdTest.ADatagramWaitsOnePassForItsReceiveWqe): both receive it, each once.
+  EnginePair pair;
+  Host& a = pair.a;
+  Host& b = pair.b;
+  QpOptions opt;
+  opt.type = IBV_QPT_UD;
+  uint32_t qa, qb, ah_ab, ah_ba;
+  pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
+  uint32_t qb2, unused, ah2, ah3;
+  pair.CreateUd(opt, &unused, &qb2, &ah2, &ah3);
+  ASSERT_TRUE(b.dev->AttachMcast(qb, kGroup).ok());
+  ASSERT_TRUE(b.dev->AttachMcast(qb2, kGroup).ok());
+  AddressVector av;
+  av.dgid = kGroup;
+  av.sgid_index = 0;
+  av.hop_limit = 8;
+  av.dmac = wire::MulticastMac(kGroup);
+  uint32_t ah = *a.dev->CreateAh(a.pd, av);
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 0, 4096)).ok());
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(3, b, 16384, 4096)).ok());
+  FillPattern(a.at(0), 700, 10);
+  const uint64_t before = b.dev->counters().rx_packets;
+  ASSERT_TRUE(a.dev->PostSend(qa, MakeDatagram(1, a, 0, 700, ah, kMulticastQpn)).ok());
+  ASSERT_TRUE(pair.RunUntil([&] { return b.dev->counters().rx_packets > before; }));
+  ASSERT_TRUE(b.dev->PostRecv(qb2, MakeRecv(2, b, 8192, 4096)).ok());
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 2, &rwc));
+  pair.RunUntil([] { return false; }, 1'000'000);
+  ibv_wc extra;
+  EXPECT_EQ(*b.dev->PollCq(b.rcq, &extra, 1), 0) << "no member gets it twice";
+  for (const ibv_wc& wc : rwc) {
+    EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+    EXPECT_EQ(wc.byte_len, 40u + 700u);
+    EXPECT_EQ(wc.wr_id, wc.qp_num == qb ? 1u : 2u);
+  }
+  EXPECT_NE(rwc[0].qp_num, rwc[1].qp_num);
+  EXPECT_EQ(0, std::memcmp(b.at(8192 + 40), a.at(0), 700));
+  EXPECT_EQ(b.dev->counters().rx_no_recv_wqe, 0u);
+}
+
 TEST(MulticastTest, OnlyUdQpsJoin) {
   EnginePair pair;
   QpOptions opt;
