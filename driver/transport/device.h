@@ -499,11 +499,11 @@ class RoceDevice {
   std::vector<rte_mbuf*> hairpin_;               // frames to our own MACs, for the next pass
   std::vector<rte_mbuf*> hairpin_rx_;            // the ones being received in this pass
   // Datagrams that found no receive WQE, classified again once next pass, after the
-  // clients' rings were drained (OnUdRequest); `rx_hold_` is the frame being classified
-  // when it may be held, `rx_held_` says it was.
+  // clients' rings were drained (OnUdRequest); `rx_may_hold_`: the frame being classified
+  // may be held, `rx_held_`: it was.
   std::vector<rte_mbuf*> rx_waiting_;
   std::vector<rte_mbuf*> rx_retry_;
-  rte_mbuf* rx_hold_ = nullptr;
+  bool rx_may_hold_ = false;
   bool rx_held_ = false;
   bool rx_retrying_ = false;
   // The MACs of the GID table's interfaces, each with its number of valid entries. The

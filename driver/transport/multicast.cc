@@ -56,7 +56,7 @@ void RoceDevice::DeliverMulticast(const wire::RocePacket& pkt) {
     counters_.rx_not_for_us++;
     return;
   }
-  if (rx_hold_ && rx_waiting_.size() < kRxWaitingDepth) {
+  if (rx_may_hold_ && rx_waiting_.size() < kRxWaitingDepth) {
     // A QP that would take it but has no receive WQE yet: the whole datagram waits one
     // pass for the next drain of the clients' rings (OnUdRequest), so that no QP gets
     // it twice.
@@ -71,7 +71,7 @@ void RoceDevice::DeliverMulticast(const wire::RocePacket& pkt) {
       }
     }
   }
-  rx_hold_ = nullptr;  // delivered now: no QP holds it
+  rx_may_hold_ = false;  // delivered now: no QP holds it
   for (uint32_t qpn : it->second) {
     QueuePair* qp = LookupQp(qpn);
     if (!qp || (qp->state != IBV_QPS_RTR && qp->state != IBV_QPS_RTS && qp->state != IBV_QPS_SQD)) {

@@ -81,7 +81,7 @@ void RoceDevice::Classify(rte_mbuf* m) {
   RecvInfo info;  // where it arrived: goes with the packet to its receive completion
   QueuePair* qp = nullptr;
   // A datagram may be held for its receive WQEs (OnUdRequest, DeliverMulticast).
-  rx_hold_ = rx_retrying_ ? nullptr : m;
+  rx_may_hold_ = !rx_retrying_;
   if (pkt.bth.dest_qp == kMulticastQpn && !mcast_groups_.empty() &&
       wire::IsMulticastGid(pkt.net.dgid)) {
     DeliverMulticast(pkt);  // to every QP attached to its group (multicast.cc)
@@ -98,7 +98,7 @@ void RoceDevice::Classify(rte_mbuf* m) {
   } else {
     OnRequest(*qp, pkt, info);
   }
-  rx_hold_ = nullptr;
+  rx_may_hold_ = false;
   if (rx_held_) {
     rx_held_ = false;
     rx_waiting_.push_back(m);

@@ -543,7 +543,7 @@ void RoceDevice::OnUdRequest(QueuePair& qp, const wire::RocePacket& pkt, const R
     // The client may have posted the WQE after its rings were drained for this pass and
     // before this frame came: a NIC would have seen that doorbell first. The datagram
     // waits one pass, for the next drain, and only then is dropped (IBTA C11-20).
-    if (rx_hold_ && rx_waiting_.size() < kRxWaitingDepth) {
+    if (rx_may_hold_ && rx_waiting_.size() < kRxWaitingDepth) {
       rx_held_ = true;
       return;
     }
