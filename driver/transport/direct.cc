@@ -138,10 +138,7 @@ bool RoceDevice::ExecuteDirect(QueuePair& qp, SendWqe& w) {
   if (!peer) return false;
   ResponderState& r = peer->resp;
   // The responder's states that execute requests (responder.cc, OnRequest).
-  if (peer->state != IBV_QPS_RTR && peer->state != IBV_QPS_RTS && peer->state != IBV_QPS_SQD &&
-      peer->state != IBV_QPS_SQE) {
-    return false;
-  }
+  if (!ReceivesRequests(peer->state)) return false;
   // Every packet but the last carries one path MTU: the same MTU on both sides, or the
   // frames' Invalid Request.
   if (r.kind != ResponderState::kNone || r.nak_sent || r.have_recv || !r.responses.empty() ||
@@ -244,10 +241,7 @@ bool RoceDevice::ExecuteDirectUd(QueuePair& qp, SendWqe& w) {
   pkt.deth.src_qp = qp.qpn;
   QueuePair* peer = LookupQp(dest_qpn);
   if (!peer || peer->type != IBV_QPT_UD || Refusal(*peer, pkt, info)) return false;
-  if (peer->state != IBV_QPS_RTR && peer->state != IBV_QPS_RTS && peer->state != IBV_QPS_SQD &&
-      peer->state != IBV_QPS_SQE) {
-    return false;
-  }
+  if (!ReceivesRequests(peer->state)) return false;
   if (pkt.deth.qkey != peer->qkey) return false;
   const RecvWr* recv = NextRecv(*peer);
   if (!recv) return false;

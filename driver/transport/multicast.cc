@@ -62,10 +62,8 @@ void RoceDevice::DeliverMulticast(const wire::RocePacket& pkt) {
     // it twice.
     for (uint32_t qpn : it->second) {
       const QueuePair* qp = LookupQp(qpn);
-      if (qp &&
-          (qp->state == IBV_QPS_RTR || qp->state == IBV_QPS_RTS || qp->state == IBV_QPS_SQD) &&
-          (pkt.bth.pkey & 0x7fff) == (qp->pkey & 0x7fff) && pkt.deth.qkey == qp->qkey &&
-          !NextRecv(*qp)) {
+      if (qp && ReceivesRequests(qp->state) && PkeyMatches(pkt.bth.pkey, qp->pkey) &&
+          pkt.deth.qkey == qp->qkey && !NextRecv(*qp)) {
         rx_held_ = true;
         return;
       }
@@ -74,10 +72,8 @@ void RoceDevice::DeliverMulticast(const wire::RocePacket& pkt) {
   rx_may_hold_ = false;  // delivered now: no QP holds it
   for (uint32_t qpn : it->second) {
     QueuePair* qp = LookupQp(qpn);
-    if (!qp || (qp->state != IBV_QPS_RTR && qp->state != IBV_QPS_RTS && qp->state != IBV_QPS_SQD)) {
-      continue;
-    }
-    if ((pkt.bth.pkey & 0x7fff) != (qp->pkey & 0x7fff)) {
+    if (!qp || !ReceivesRequests(qp->state)) continue;
+    if (!PkeyMatches(pkt.bth.pkey, qp->pkey)) {
       counters_.rx_bad_pkey++;
       continue;
     }

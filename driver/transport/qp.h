@@ -27,6 +27,14 @@ inline bool IsReliable(int type) {
 // Connected service: one peer QP, a path fixed at RTR.
 inline bool IsConnected(int type) { return IsReliable(type) || type == IBV_QPT_UC; }
 
+// The states whose receive side takes requests: from RTR on, and on through SQD and the
+// send queue's error (IBTA 10.3.1; SQE is UC and UD only).
+inline bool ReceivesRequests(ibv_qp_state s) {
+  return s == IBV_QPS_RTR || s == IBV_QPS_RTS || s == IBV_QPS_SQD || s == IBV_QPS_SQE;
+}
+// P_Key check (IBTA 9.6.1.1, C9-41): the base keys, without the membership bit, match.
+inline bool PkeyMatches(uint16_t a, uint16_t b) { return (a & 0x7fff) == (b & 0x7fff); }
+
 // What ibv_create_qp asks for; kept by the QP as created.
 struct QpInitAttr {
   // IBV_QPT_RC, IBV_QPT_UC, IBV_QPT_UD, kQpTypeGsi, IBV_QPT_XRC_SEND, IBV_QPT_XRC_RECV or

@@ -114,8 +114,7 @@ uint64_t* RoceDevice::Refusal(const QueuePair& qp, const wire::RocePacket& pkt,
     // A QP hears only the GIDs of its own (virtual) device.
     return &counters_.rx_not_for_us;
   }
-  // P_Key check (IBTA 9.6.1.1, C9-41): the base keys must match.
-  if ((pkt.bth.pkey & 0x7fff) != (qp.pkey & 0x7fff)) return &counters_.rx_bad_pkey;
+  if (!PkeyMatches(pkt.bth.pkey, qp.pkey)) return &counters_.rx_bad_pkey;
   wire::Transport t = wire::TransportOf(pkt.bth.opcode);
   const bool response = wire::GetOpcodeInfo(pkt.bth.opcode).flags & wire::kOpResponse;
   // An XRC send QP hears only responses, an XRC receive QP only requests.

@@ -38,8 +38,7 @@ uint8_t ResponseOpcode(const QueuePair& qp, uint8_t rc_opcode) {
 }  // namespace
 
 void RoceDevice::OnRequest(QueuePair& qp, const wire::RocePacket& pkt, const RecvInfo& info) {
-  if (qp.state != IBV_QPS_RTR && qp.state != IBV_QPS_RTS && qp.state != IBV_QPS_SQD &&
-      qp.state != IBV_QPS_SQE) {
+  if (!ReceivesRequests(qp.state)) {
     counters_.rx_unknown_qp++;
     return;
   }

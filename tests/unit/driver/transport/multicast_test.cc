@@ -10,28 +10,42 @@ namespace {
 // 239.1.2.3 as RoCEv2 carries it, and its Ethernet group address.
 const wire::Gid kGroup = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 239, 1, 2, 3};
 
-TEST(MulticastTest, DatagramsReachEveryAttachedQp) {
+// The address vector of a datagram to kGroup.
+AddressVector GroupAddress() {
+  AddressVector av;
+  av.dgid = kGroup;
+  av.sgid_index = 0;
+  av.hop_limit = 8;
+  av.dmac = wire::MulticastMac(kGroup);
+  return av;
+}
+
+// A sender qa on host A and two UD QPs qb and qb2 on host B, with A's AH to kGroup;
+// the members join in each test.
+struct Group {
   EnginePair pair;
   Host& a = pair.a;
   Host& b = pair.b;
-  QpOptions opt;
-  opt.type = IBV_QPT_UD;
-  uint32_t qa, qb, ah_ab, ah_ba;
-  pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
-  uint32_t qb2, unused, ah2, ah3;
-  pair.CreateUd(opt, &unused, &qb2, &ah2, &ah3);
+  uint32_t qa = 0, qb = 0, qb2 = 0, ah = 0;
+  Group() {
+    QpOptions opt;
+    opt.type = IBV_QPT_UD;
+    uint32_t ah_ab, ah_ba, unused, ah2, ah3;
+    pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
+    pair.CreateUd(opt, &unused, &qb2, &ah2, &ah3);
+    ah = *a.dev->CreateAh(a.pd, GroupAddress());
+  }
+};
+
+TEST(MulticastTest, DatagramsReachEveryAttachedQp) {
+  Group g;
+  auto& [pair, a, b, qa, qb, qb2, ah] = g;
   EXPECT_TRUE(wire::IsMulticastGid(kGroup));
   EXPECT_EQ(wire::MulticastMac(kGroup), (wire::MacAddr{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}));
   EXPECT_FALSE(b.dev->AttachMcast(qb, b.dev->GetGid(0)->gid).ok()) << "a unicast GID";
   ASSERT_TRUE(b.dev->AttachMcast(qb, kGroup).ok());
   ASSERT_TRUE(b.dev->AttachMcast(qb, kGroup).ok()) << "joining twice is joined";
   ASSERT_TRUE(b.dev->AttachMcast(qb2, kGroup).ok());
-  AddressVector av;
-  av.dgid = kGroup;
-  av.sgid_index = 0;
-  av.hop_limit = 8;
-  av.dmac = wire::MulticastMac(kGroup);
-  uint32_t ah = *a.dev->CreateAh(a.pd, av);
   ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 0, 4096)).ok());
   ASSERT_TRUE(b.dev->PostRecv(qb2, MakeRecv(2, b, 8192, 4096)).ok());
   FillPattern(a.at(0), 700, 9);
@@ -69,23 +83,10 @@ TEST(MulticastTest, DatagramsReachEveryAttachedQp) {
 TEST(MulticastTest, ADatagramWaitsOnePassForEveryMembersReceiveWqe) {
   // One member has its receive WQE, the other gets one a pass after the datagram came
   // (UdTest.ADatagramWaitsOnePassForItsReceiveWqe): both receive it, each once.
-  EnginePair pair;
-  Host& a = pair.a;
-  Host& b = pair.b;
-  QpOptions opt;
-  opt.type = IBV_QPT_UD;
-  uint32_t qa, qb, ah_ab, ah_ba;
-  pair.CreateUd(opt, &qa, &qb, &ah_ab, &ah_ba);
-  uint32_t qb2, unused, ah2, ah3;
-  pair.CreateUd(opt, &unused, &qb2, &ah2, &ah3);
+  Group g;
+  auto& [pair, a, b, qa, qb, qb2, ah] = g;
   ASSERT_TRUE(b.dev->AttachMcast(qb, kGroup).ok());
   ASSERT_TRUE(b.dev->AttachMcast(qb2, kGroup).ok());
-  AddressVector av;
-  av.dgid = kGroup;
-  av.sgid_index = 0;
-  av.hop_limit = 8;
-  av.dmac = wire::MulticastMac(kGroup);
-  uint32_t ah = *a.dev->CreateAh(a.pd, av);
   ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 0, 4096)).ok());
   ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(3, b, 16384, 4096)).ok());
   FillPattern(a.at(0), 700, 10);
@@ -106,6 +107,32 @@ TEST(MulticastTest, ADatagramWaitsOnePassForEveryMembersReceiveWqe) {
   EXPECT_NE(rwc[0].qp_num, rwc[1].qp_num);
   EXPECT_EQ(0, std::memcmp(b.at(8192 + 40), a.at(0), 700));
   EXPECT_EQ(b.dev->counters().rx_no_recv_wqe, 0u);
+}
+
+TEST(MulticastTest, AMemberWhoseSendQueueFailedStillReceives) {
+  // SQE stops a UD QP's send queue only (IBTA 10.3.1): the group's datagrams still
+  // reach it.
+  Group g;
+  auto& [pair, a, b, qa, qb, qb2, ah] = g;
+  ASSERT_TRUE(b.dev->AttachMcast(qb, kGroup).ok());
+  ASSERT_TRUE(b.dev->AttachMcast(qb2, kGroup).ok());
+  SendWr bad = MakeDatagram(9, b, 0, 100, *b.dev->CreateAh(b.pd, GroupAddress()), kMulticastQpn);
+  bad.sg_list[0].lkey ^= 0x100;
+  ASSERT_TRUE(b.dev->PostSend(qb2, bad).ok());
+  std::vector<ibv_wc> swc;
+  ASSERT_TRUE(pair.WaitCq(b, b.scq, 1, &swc));
+  EXPECT_EQ(swc[0].status, IBV_WC_LOC_PROT_ERR);
+  ibv_qp_attr attr;
+  ASSERT_TRUE(b.dev->QueryQp(qb2, &attr, nullptr).ok());
+  ASSERT_EQ(attr.qp_state, IBV_QPS_SQE);
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 0, 4096)).ok());
+  ASSERT_TRUE(b.dev->PostRecv(qb2, MakeRecv(2, b, 8192, 4096)).ok());
+  FillPattern(a.at(0), 300, 11);
+  ASSERT_TRUE(a.dev->PostSend(qa, MakeDatagram(1, a, 0, 300, ah, kMulticastQpn)).ok());
+  std::vector<ibv_wc> rwc;
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 2, &rwc));
+  for (const ibv_wc& wc : rwc) EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+  EXPECT_EQ(0, std::memcmp(b.at(8192 + 40), a.at(0), 300));
 }
 
 TEST(MulticastTest, OnlyUdQpsJoin) {
