@@ -161,6 +161,20 @@ all_sizes() { [[ $(rows "$2") -ge 20 ]]; }
 one_size() { [[ $(rows "$2") -ge 1 ]]; }
 ud_sizes() { [[ $(rows "$2") -ge 11 ]]; }
 
+# wait_tcp_listen ON PORT...: waits (up to 20 s) until every PORT has a TCP listener in
+# the host ON (on_a, on_b) names. A client that connects once starts only then: an
+# emulated guest or a loaded machine can take seconds to get its server there, and a
+# fixed wait once left a client "Couldn't connect".
+wait_tcp_listen() {
+  local on=$1 filter="" port
+  shift
+  for port in "$@"; do filter+="${filter:+ or }sport = :$port"; done
+  for _ in $(seq 100); do
+    [[ $($on ss -Hltn "( $filter )" | wc -l) -ge $# ]] && return 0
+    sleep 0.2
+  done
+}
+
 # pingpongs_at_once NAME DEV_B1 DEV_A1 ADDR1 DEV_B2 DEV_A2 ADDR2: two ibv_rc_pingpong -c
 # runs at the same time, servers on host B's DEV_B1 and DEV_B2, clients on host A's
 # DEV_A1 and DEV_A2 connecting to ADDR1 and ADDR2 (two vdevs of each pdev side by side).
@@ -170,12 +184,8 @@ pingpongs_at_once() {
   s1=$!
   on_b timeout 60 "$VRDMA_RUN" -d "$b2" -- ibv_rc_pingpong -g 3 -c -n 300 -p 18531 >"$WORK/$name-2.server" 2>&1 &
   s2=$!
-  # The clients connect once: they start when both servers listen (an emulated guest can
-  # take seconds to get there; a fixed wait once left one client "Couldn't connect").
-  for _ in $(seq 100); do
-    [[ $(on_b ss -Hltn '( sport = :18530 or sport = :18531 )' | wc -l) -ge 2 ]] && break
-    sleep 0.2
-  done
+  # The clients connect once: they start when both servers listen.
+  wait_tcp_listen on_b 18530 18531
   on_a timeout 60 "$VRDMA_RUN" -d "$a1" -- ibv_rc_pingpong -g 3 -c -n 300 -p 18530 "$addr1" >"$WORK/$name-1.client" 2>&1 &
   c1=$!
   on_a timeout 60 "$VRDMA_RUN" -d "$a2" -- ibv_rc_pingpong -g 3 -c -n 300 -p 18531 "$addr2" >"$WORK/$name-2.client" 2>&1 || rc=1

@@ -78,12 +78,7 @@ pingpongs_at_once "macvlan vdev and base vdev on one port at once" \
 hp_ok=0
 on_a timeout 60 "$VRDMA_RUN" -d vdev_a -- ibv_rc_pingpong -g 3 -c -n 300 -p 18517 >"$WORK/hp.server" 2>&1 &
 hp_pid=$!
-# The client connects once: it starts when the server listens (a fixed wait of 0.5 s
-# once left it "Couldn't connect" on a loaded machine).
-for _ in $(seq 100); do
-  [[ $(on_a ss -Hltn '( sport = :18517 )' | wc -l) -ge 1 ]] && break
-  sleep 0.2
-done
+wait_tcp_listen on_a 18517
 tx_before=$(ctl_b stat show | grep -o 'rx_packets [0-9]*' | head -1 | awk '{print $2}')
 on_a timeout 60 "$VRDMA_RUN" -d vdev_am -- ibv_rc_pingpong -g 3 -c -n 300 -p 18517 127.0.0.1 >"$WORK/hp.client" 2>&1 || hp_ok=1
 wait "$hp_pid" || hp_ok=1
