@@ -196,6 +196,14 @@ class RoceDevice {
   static constexpr uint32_t kMaxMcastGroups = 8192;
   static constexpr uint32_t kMaxMcastQpAttach = 256;
   absl::Status PostSend(uint32_t qpn, const SendWr& wr);
+  // Posting in place, for a caller that builds the WR from its own copy anyway (the
+  // doorbell drain): SendSlot is the work request of the QP's next free send WQE (null
+  // when the QP is unknown or its send queue full), for the caller to fill; PostSendSlot
+  // then posts it with every check of PostSend. A WR the checks refuse is never queued,
+  // and the slot is handed out again. Fields the WR's opcode does not use may hold an
+  // earlier WQE's values, as in a NIC's ring.
+  SendWr* SendSlot(uint32_t qpn);
+  absl::Status PostSendSlot(uint32_t qpn);
   absl::Status PostRecv(uint32_t qpn, const RecvWr& wr);
   // Where the QP's send and receive queues (an SRQ's queue) publish how many WQEs have
   // left them, for the client that posts them to keep within max_send_wr / max_recv_wr
@@ -306,6 +314,9 @@ class RoceDevice {
   // post.cc
   // Posting to the send queue is allowed in RTS, SQD, SQE and Error (IBTA 10.8.2).
   static bool SendQueueOpen(const QueuePair& qp);
+  // Checks the WR written at sq.next_free() (its state reset) against the QP and, if it
+  // passes, makes it part of the send queue (CommitSendWqe).
+  absl::Status PostNextSendWqe(QueuePair& qp);
   // Makes the WQE written at sq.next_free() part of the send queue and gets it going.
   void CommitSendWqe(QueuePair& qp);
 

@@ -10,24 +10,47 @@ namespace vrdma::driver {
 absl::Status RoceDevice::PostSend(uint32_t qpn, const SendWr& wr) {
   QueuePair* qp = LookupQp(qpn);
   if (!qp) return NotFound("QP", qpn);
-  if (qp->type == IBV_QPT_XRC_RECV)
+  if (qp->sq.full()) return absl::ResourceExhaustedError("send queue full");
+  qp->sq.next_free().Assign(wr);
+  return PostNextSendWqe(*qp);
+}
+
+SendWr* RoceDevice::SendSlot(uint32_t qpn) {
+  QueuePair* qp = LookupQp(qpn);
+  if (!qp || qp->sq.full()) return nullptr;
+  SendWqe& wqe = qp->sq.next_free();
+  static_cast<SendWqeState&>(wqe) = SendWqeState{};
+  return &wqe.wr;
+}
+
+absl::Status RoceDevice::PostSendSlot(uint32_t qpn) {
+  QueuePair* qp = LookupQp(qpn);
+  if (!qp) return NotFound("QP", qpn);
+  if (qp->sq.full()) return absl::ResourceExhaustedError("send queue full");
+  return PostNextSendWqe(*qp);
+}
+
+absl::Status RoceDevice::PostNextSendWqe(QueuePair& qp) {
+  SendWqe& wqe = qp.sq.next_free();
+  SendWr& wr = wqe.wr;
+  if (qp.type == IBV_QPT_XRC_RECV)
     return absl::InvalidArgumentError("an XRC receive QP has no send queue");
-  if (!SendQueueOpen(*qp)) return absl::FailedPreconditionError("QP not ready to send");
-  if (wr.num_sge > qp->init.max_send_sge) return absl::InvalidArgumentError("too many SGEs");
-  if ((wr.send_flags & IBV_SEND_INLINE) && wr.inline_len > qp->init.max_inline_data) {
+  if (!SendQueueOpen(qp)) return absl::FailedPreconditionError("QP not ready to send");
+  if (wr.num_sge > qp.init.max_send_sge) return absl::InvalidArgumentError("too many SGEs");
+  if ((wr.send_flags & IBV_SEND_INLINE) && wr.inline_len > qp.init.max_inline_data) {
     return absl::InvalidArgumentError("inline data larger than max_inline_data");
   }
-  bool rc = IsReliable(qp->type);
-  bool datagram = qp->type == IBV_QPT_UD || qp->type == kQpTypeGsi;
+  bool rc = IsReliable(qp.type);
+  bool datagram = qp.type == IBV_QPT_UD || qp.type == kQpTypeGsi;
   // A raw packet QP sends frames: SEND only (mlx5 refuses the other opcodes too).
-  if (qp->type == IBV_QPT_RAW_PACKET && wr.opcode != IBV_WR_SEND)
+  if (qp.type == IBV_QPT_RAW_PACKET && wr.opcode != IBV_WR_SEND)
     return absl::InvalidArgumentError("a raw packet QP sends with IBV_WR_SEND only");
   switch (wr.opcode) {
     case IBV_WR_SEND:
     case IBV_WR_SEND_WITH_IMM:
       break;
     case IBV_WR_ATOMIC_WRITE:  // IBTA 1.5 gives it an RC opcode only
-      if (qp->type != IBV_QPT_RC) return absl::InvalidArgumentError("opcode needs an RC QP");
+      if (qp.type != IBV_QPT_RC) return absl::InvalidArgumentError("opcode needs an RC QP");
       break;
     case IBV_WR_SEND_WITH_INV:
     case IBV_WR_RDMA_READ:
@@ -50,9 +73,6 @@ absl::Status RoceDevice::PostSend(uint32_t qpn, const SendWr& wr) {
       return absl::InvalidArgumentError("unsupported opcode");
   }
   if (datagram && !ahs_.Get(wr.ah)) return absl::InvalidArgumentError("bad AH");
-  if (qp->sq.full()) return absl::ResourceExhaustedError("send queue full");
-  SendWqe& wqe = qp->sq.next_free();
-  wqe.Assign(wr);
   uint64_t len = 0;
   if (wr.send_flags & IBV_SEND_INLINE) {
     len = wr.inline_len;
@@ -63,17 +83,17 @@ absl::Status RoceDevice::PostSend(uint32_t qpn, const SendWr& wr) {
   if (wr.opcode == IBV_WR_ATOMIC_WRITE) {
     // The 8 bytes to store travel in compare_add; they leave as inline data.
     len = 8;
-    wqe.wr.num_sge = 0;
-    wqe.wr.send_flags |= IBV_SEND_INLINE;
-    wqe.wr.inline_len = 8;
-    std::memcpy(wqe.wr.inline_data, &wr.compare_add, 8);
+    wr.num_sge = 0;
+    wr.send_flags |= IBV_SEND_INLINE;
+    wr.inline_len = 8;
+    std::memcpy(wr.inline_data, &wr.compare_add, 8);
   }
   // Messages are limited to 2^31 bytes (IBTA 9.7.2 / max_msg_sz reported).
   if (len > (1u << 31)) return absl::InvalidArgumentError("message larger than 2 GiB");
   wqe.length = static_cast<uint32_t>(len);
   wqe.is_rd_atomic = wr.opcode == IBV_WR_RDMA_READ || wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
                      wr.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
-  CommitSendWqe(*qp);
+  CommitSendWqe(qp);
   return absl::OkStatus();
 }
 

@@ -105,16 +105,20 @@ bool DoorbellDrain::DrainQp(QpRings& qp) {
     }
   }
   if (m) pending_ = true;
-  driver::SendWr wr;
+  // Each WQE is parsed (copied, then checked) straight into the engine's send queue
+  // slot, and posted from there: one copy out of the client's ring.
   room = n ? device_->SendQueueRoom(qp.qpn) : 0;
   for (; n && room && budget_; --n, --room, --budget_) {
+    driver::SendWr* slot = device_->SendSlot(qp.qpn);
+    if (!slot) break;  // not while room > 0
+    driver::SendWr& wr = *slot;
     WqeCheck c = ParseSendWqe(qp.sq.Slot(qp.sq.consumed), qp.send_limits, &wr);
     qp.sq.Consume();
     counters_->send_wqes++;
     bool ok = c == WqeCheck::kOk;
     // UD: the AH must be one of this client's.
     if (ok && qp.type == IBV_QPT_UD && !owned_ahs_->count(wr.ah)) ok = false;
-    absl::Status st = ok ? device_->PostSend(qp.qpn, wr) : absl::InvalidArgumentError("bad WQE");
+    absl::Status st = ok ? device_->PostSendSlot(qp.qpn) : absl::InvalidArgumentError("bad WQE");
     if (!st.ok()) {
       counters_->rejected_wqes++;
       (void)device_->RejectSend(qp.qpn, wr.wr_id, wr.opcode, IBV_WC_LOC_QP_OP_ERR);

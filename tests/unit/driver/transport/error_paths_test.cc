@@ -417,5 +417,48 @@ TEST(ErrorPathsTest, RejectedWqeFailsAfterTheEarlierOnesExecute) {
   EXPECT_EQ(StateOf(a, qa), IBV_QPS_ERR);
 }
 
+// Posting in place (SendSlot, PostSendSlot: the doorbell drain's way) checks the WR as
+// PostSend does; a refused WR is never queued, and its slot is handed out again.
+TEST(ErrorPathsTest, AWrPostedInPlaceIsCheckedAndARefusedOneNeverQueued) {
+  EnginePair pair;
+  QpOptions opt;
+  opt.max_send_wr = 2;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  EXPECT_EQ(a.dev->SendSlot(0xabcdef), nullptr) << "an unknown QP";
+  SendWr* slot = a.dev->SendSlot(qa);
+  ASSERT_NE(slot, nullptr);
+  *slot = MakeSend(1, IBV_WR_SEND, a, 0, 100);
+  slot->num_sge = kMaxSgePerWqe + 1;  // beyond the QP's max_send_sge
+  EXPECT_EQ(a.dev->PostSendSlot(qa).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(a.dev->SendSlot(qa), slot) << "the refused WR's slot is handed out again";
+  *slot = MakeSend(2, IBV_WR_SEND, a, 0, 100);
+  slot->opcode = IBV_WR_TSO;
+  EXPECT_EQ(a.dev->PostSendSlot(qa).code(), absl::StatusCode::kInvalidArgument);
+  FillPattern(a.at(0), 100, 21);
+  *a.dev->SendSlot(qa) = MakeSend(3, IBV_WR_SEND, a, 0, 100);
+  ASSERT_TRUE(a.dev->PostSendSlot(qa).ok());
+  *a.dev->SendSlot(qa) = MakeSend(4, IBV_WR_SEND, a, 0, 100);
+  ASSERT_TRUE(a.dev->PostSendSlot(qa).ok());
+  EXPECT_EQ(a.dev->SendSlot(qa), nullptr) << "a full send queue";
+  EXPECT_EQ(a.dev->PostSendSlot(qa).code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 0, 100)).ok());
+  ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(2, b, 4096, 100)).ok());
+  std::vector<ibv_wc> swc, rwc;
+  ASSERT_TRUE(pair.WaitCq(a, a.scq, 2, &swc));
+  ASSERT_TRUE(pair.WaitCq(b, b.rcq, 2, &rwc));
+  EXPECT_EQ(swc[0].wr_id, 3u);
+  EXPECT_EQ(swc[1].wr_id, 4u);
+  for (const ibv_wc& wc : swc) EXPECT_EQ(wc.status, IBV_WC_SUCCESS);
+  EXPECT_EQ(std::memcmp(b.at(0), a.at(0), 100), 0);
+  EXPECT_EQ(std::memcmp(b.at(4096), a.at(0), 100), 0);
+  pair.RunUntil([] { return false; }, 1'000'000);
+  ibv_wc extra;
+  EXPECT_EQ(*a.dev->PollCq(a.scq, &extra, 1), 0) << "the refused WRs complete nowhere";
+  EXPECT_EQ(StateOf(a, qa), IBV_QPS_RTS);
+}
+
 }  // namespace
 }  // namespace vrdma::driver::testing
