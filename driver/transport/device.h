@@ -440,6 +440,8 @@ class RoceDevice {
   }
   void DoSend(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags, const RecvInfo& info);
   void DoWrite(QueuePair& qp, const wire::RocePacket& pkt, uint16_t flags, const RecvInfo& info);
+  // Room in the responder's ring of responses (ACK, NAK, READ, atomic), made on first use.
+  bool ResponseRoom(ResponderState& r);
   void DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate);
   void DoAtomic(QueuePair& qp, const wire::RocePacket& pkt);
   void DoAtomicWrite(QueuePair& qp, const wire::RocePacket& pkt);

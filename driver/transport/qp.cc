@@ -103,7 +103,7 @@ absl::StatusOr<uint32_t> RoceDevice::CreateQp(const QpInitAttr& init) {
   qp->pd = qp->init.pd;
   qp->sq.Init(init.max_send_wr);
   qp->rq.Init(init.has_srq ? 1 : init.max_recv_wr);
-  qp->resp.responses.Init(2 * l.max_qp_init_rd_atom + 4);
+  qp->resp.responses.Init(0);  // none until the first response (ResponseRoom)
   qp->retransmit_timer.data = qp;
   qp->rnr_timer.data = qp;
   if (scq) scq->use_count++;

@@ -109,7 +109,7 @@ void RoceDevice::QueueAck(QueuePair& qp, uint32_t ack_psn, uint8_t syndrome, boo
       return;
     }
   }
-  if (q.full()) return;  // a later ACK covers this one, or the requester retries
+  if (!ResponseRoom(qp.resp)) return;  // a later ACK covers this one, or the requester retries
   ResponseEntry& e = q.next_free();
   e = ResponseEntry{};
   e.kind = ResponseEntry::kAck;
@@ -381,9 +381,18 @@ void RoceDevice::DoAtomicWrite(QueuePair& qp, const wire::RocePacket& pkt) {
   QueueAck(qp, pkt.bth.psn, wire::aeth::kAck + wire::aeth::kCreditInvalid, true);
 }
 
+bool RoceDevice::ResponseRoom(ResponderState& r) {
+  // The ring is made at a QP's first response (ACK, NAK, READ or atomic), so that an idle
+  // QP, or one that only sends, carries none. Its depth is for a peer that keeps as many READs
+  // outstanding as its own device allows (rxe: 128), whatever max_dest_rd_atomic says:
+  // a saved response dropped for want of room costs the requester a timeout.
+  if (r.responses.depth() == 0) r.responses.Init(2 * cfg_.limits.max_qp_init_rd_atom + 4);
+  return !r.responses.full();
+}
+
 void RoceDevice::DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplicate) {
   ResponderState& r = qp.resp;
-  if (r.responses.full()) return;  // no room to answer: the requester will retry
+  if (!ResponseRoom(r)) return;  // no room to answer: the requester will retry
   uint32_t len = pkt.reth.dma_len;
   if (len && !ResolveRkey(qp, pkt.reth.rkey, pkt.reth.va, len, IBV_ACCESS_REMOTE_READ)) {
     ResponderError(qp, wire::aeth::kNakRemoteAccessError, IBV_WC_SUCCESS, IBV_EVENT_QP_ACCESS_ERR);
@@ -424,7 +433,7 @@ void RoceDevice::DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplica
 
 void RoceDevice::DoAtomic(QueuePair& qp, const wire::RocePacket& pkt) {
   ResponderState& r = qp.resp;
-  if (r.responses.full()) return;
+  if (!ResponseRoom(r)) return;
   if (qp.max_dest_rd_atomic == 0) {
     ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_SUCCESS, IBV_EVENT_QP_REQ_ERR);
     return;
@@ -512,7 +521,7 @@ void RoceDevice::OnDuplicate(QueuePair& qp, const wire::RocePacket& pkt) {
       DoRead(qp, pkt, /*duplicate=*/true);  // re-executed from the asked-for PSN
       return;
     }
-    if (!res.is_atomic || res.first_psn != pkt.bth.psn || r.responses.full()) return;
+    if (!res.is_atomic || res.first_psn != pkt.bth.psn || !ResponseRoom(r)) return;
     // A duplicate atomic gets its saved result, never a second execution (IBTA 9.4.5).
     ResponseEntry& e = r.responses.next_free();
     e = ResponseEntry{};

@@ -93,6 +93,26 @@ TEST_P(RcOpsTest, RdmaWriteAllSizes) {
   }
 }
 
+TEST_P(RcOpsTest, TheResponderMakesItsResponseRingAtItsFirstResponse) {
+  // An idle QP holds no ring of responses (issue 16, goal 7: memory per idle QP); the
+  // first request that needs an answer makes it, deep enough for a peer with as many
+  // READs outstanding as rxe allows.
+  Host& a = pair_.a;
+  Host& b = pair_.b;
+  const auto depth = [&] { return b.dev->FindQp(qb_)->resp.responses.depth(); };
+  EXPECT_EQ(depth(), 0u);
+  EXPECT_EQ(a.dev->FindQp(qa_)->resp.responses.depth(), 0u);
+  FillPattern(a.at(kSrc), 4096, 7);
+  SendWr wr = MakeSend(1, IBV_WR_RDMA_WRITE, a, kSrc, 4096);
+  wr.remote_addr = b.va(kDst);
+  wr.rkey = b.mr.rkey;
+  ASSERT_TRUE(a.dev->PostSend(qa_, wr).ok());
+  EXPECT_EQ(OneCqe(a, a.scq).status, IBV_WC_SUCCESS);
+  EXPECT_EQ(0, std::memcmp(b.at(kDst), a.at(kSrc), 4096));
+  EXPECT_EQ(depth(), 2 * DeviceLimits{}.max_qp_init_rd_atom + 4);
+  EXPECT_EQ(a.dev->FindQp(qa_)->resp.responses.depth(), 0u) << "the requester answered nothing";
+}
+
 TEST_P(RcOpsTest, RdmaWriteWithImmediateConsumesReceive) {
   Host& a = pair_.a;
   Host& b = pair_.b;
