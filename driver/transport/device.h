@@ -505,7 +505,10 @@ class RoceDevice {
   // order: the QPs' retired WQE counts, then the completions held by CQ sinks.
   bool in_pass_ = false;
   QueuePair* retired_held_ = nullptr;
+  // In the order of each CQ's first completion of the pass: their events go out in that
+  // order (PublishHeld), as a NIC writes its event queue entries in CQE order.
   CompletionQueue* cqs_held_ = nullptr;
+  CompletionQueue** cqs_held_tail_ = &cqs_held_;
   std::vector<rte_mbuf*> tx_;
   static constexpr size_t kHairpinDepth = 4096;  // like a NIC loopback queue: beyond, dropped
   static constexpr size_t kRxWaitingDepth = 64;  // datagrams held for a receive WQE

@@ -128,6 +128,7 @@ void RoceDevice::PublishHeld() {
     cq = next;
   }
   cqs_held_ = nullptr;
+  cqs_held_tail_ = &cqs_held_;
 }
 
 int RoceDevice::Poll(uint64_t now_ns) {

@@ -314,8 +314,8 @@ bool RoceDevice::PushCqe(uint32_t cqn, const ibv_wc& wc, bool solicited, const R
   if (cq->sink) {
     if (in_pass_ && !cq->held) {  // published at the end of the pass (PublishHeld)
       cq->held = true;
-      cq->next_held = cqs_held_;
-      cqs_held_ = cq;
+      *cqs_held_tail_ = cq;  // last: the CQs publish in the order they filled
+      cqs_held_tail_ = &cq->next_held;
       cq->sink->Hold();
     }
     if (cq->sink->Deliver(cq->sink_cookie, wc, solicited, info)) return true;
