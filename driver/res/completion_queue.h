@@ -32,15 +32,32 @@ class CompletionQueue {
  public:
   enum class Notify : uint8_t { kNone, kNextCompletion, kSolicited };
 
-  void Init(uint32_t depth) { ring_.Init(depth); }
-  uint32_t depth() const { return ring_.depth(); }
+  void Init(uint32_t depth) {
+    depth_ = depth;
+    ring_.Init(depth);
+  }
+  uint32_t depth() const { return depth_; }
   uint32_t size() const { return ring_.size(); }
+  // The memory its own ring holds.
+  uint64_t ring_bytes() const { return ring_.bytes(); }
+
+  // Sends every completion to `s` from now on (nullptr: back to the CQ's own ring). A CQ
+  // with a sink keeps no ring of its own (the sink's is the CQ, and the memory it takes
+  // is charged to its owner there); without one, its first Push makes it again.
+  void SetSink(CompletionSink* s, uint64_t cookie) {
+    sink = s;
+    sink_cookie = cookie;
+    if (s && ring_.empty() && ring_.depth() != 0) {
+      ring_ = Ring<Entry>();  // the slots freed, not kept as capacity
+      ring_.Init(0);
+    }
+  }
 
   // Adds a completion, with where its packet arrived (null: no packet made it). Returns
   // false (and the CQ is in error) when the CQ is full: a CQ overrun is a CQ error
   // (IBTA 10.10.2.3).
   bool Push(const ibv_wc& wc, bool solicited, const RecvInfo* info = nullptr) {
-    if (ring_.full()) {
+    if (ring_.full() && !MakeRing()) {
       overrun_ = true;
       return false;
     }
@@ -85,6 +102,8 @@ class CompletionQueue {
   // Resizing keeps the completions not yet polled; fails if they do not fit.
   bool Resize(uint32_t depth) {
     if (depth < ring_.size()) return false;
+    depth_ = depth;
+    if (ring_.depth() == 0) return true;  // no ring of its own (SetSink): made at a Push
     Ring<Entry> fresh;
     fresh.Init(depth);
     while (!ring_.empty()) {
@@ -98,7 +117,7 @@ class CompletionQueue {
 
   uint32_t owner = 0;
   uint32_t use_count = 0;          // QPs and SRQs referencing it
-  CompletionSink* sink = nullptr;  // set: completions bypass the ring
+  CompletionSink* sink = nullptr;  // set: completions bypass the ring (SetSink)
   uint64_t sink_cookie = 0;
   // The sink holds this pass's completions (CompletionSink::Hold); the engine's list.
   bool held = false;
@@ -106,10 +125,18 @@ class CompletionQueue {
   void MarkOverrun() { overrun_ = true; }
 
  private:
+  // The CQ's own ring, when it has none (SetSink) and a completion comes without a sink.
+  bool MakeRing() {
+    if (ring_.depth() != 0 || depth_ == 0) return false;
+    ring_.Init(depth_);
+    return true;
+  }
+
   struct Entry {
     ibv_wc wc;
     RecvInfo info;
   };
+  uint32_t depth_ = 0;  // as asked for, whether or not the CQ's own ring holds it
   Ring<Entry> ring_;
   Notify notify_ = Notify::kNone;
   bool event_pending_ = false;

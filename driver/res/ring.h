@@ -38,6 +38,8 @@ class Ring {
     ++unqueued_;
     Publish();
   }
+  // The memory its slots take.
+  uint64_t bytes() const { return uint64_t{slots_.capacity()} * sizeof(T); }
   // Usable depth is what was asked for, not the rounded capacity.
   uint32_t depth() const { return limit_; }
   uint32_t size() const { return tail_ - head_; }

@@ -196,8 +196,7 @@ absl::Status RoceDevice::ArmCq(uint32_t cqn, bool solicited_only) {
 absl::Status RoceDevice::AttachCqSink(uint32_t cqn, CompletionSink* sink, uint64_t cookie) {
   CompletionQueue* cq = cqs_.Get(cqn);
   if (!cq) return NotFound("CQ", cqn);
-  cq->sink = sink;
-  cq->sink_cookie = cookie;
+  cq->SetSink(sink, cookie);
   return absl::OkStatus();
 }
 

@@ -78,6 +78,35 @@ TEST(CompletionQueueTest, ResizeKeepsCompletions) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(out[i].wr_id, static_cast<uint64_t>(i));
 }
 
+TEST(CompletionQueueTest, ACqWithASinkKeepsNoRingOfItsOwn) {
+  // A client's CQ is its ring in shared memory (the sink), charged to its vdev: the
+  // engine keeps no second ring of the CQ's depth beside it, uncharged (issue 16, goal 7).
+  struct Sink : CompletionSink {
+    bool Deliver(uint64_t, const ibv_wc&, bool, const RecvInfo*) override { return true; }
+  } sink;
+  CompletionQueue cq;
+  cq.Init(65536);
+  EXPECT_GE(cq.ring_bytes(), 65536u * sizeof(ibv_wc));
+  cq.SetSink(&sink, 0);
+  EXPECT_LT(cq.ring_bytes(), 1024u);
+  EXPECT_EQ(cq.depth(), 65536u) << "its depth is still the one asked for";
+  EXPECT_TRUE(cq.Resize(1 << 20));
+  EXPECT_EQ(cq.depth(), 1u << 20);
+  EXPECT_LT(cq.ring_bytes(), 1024u) << "a resize makes none either";
+  // Without the sink, the first completion makes the ring, as deep as the CQ.
+  cq.SetSink(nullptr, 0);
+  ibv_wc wc{};
+  for (int i = 0; i < 3; ++i) {
+    wc.wr_id = i;
+    ASSERT_TRUE(cq.Push(wc, false));
+  }
+  EXPECT_GE(cq.ring_bytes(), (1u << 20) * sizeof(ibv_wc));
+  ibv_wc out[4];
+  ASSERT_EQ(cq.Poll(out, 4), 3);
+  EXPECT_EQ(out[2].wr_id, 2u);
+  EXPECT_FALSE(cq.overrun());
+}
+
 TEST(CompletionQueueTest, KeepsWhereEachPacketArrivedBesideItsCompletion) {
   CompletionQueue cq;
   cq.Init(2);
