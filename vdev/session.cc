@@ -416,9 +416,8 @@ bool Session::WriteAsync(uint64_t element, uint32_t event_type) {
   // Never blocks (client_fd.h). A client that does not read its async events loses them,
   // nobody else does; the kernel queues them on a list and drops one when it cannot
   // allocate its entry (ib_uverbs_async_handler).
-  bool sent = SendEventRecord(async_fd_, &record, sizeof record);
   if (vdev_) vdev_->stats.async_events++;
-  return sent;
+  return SendEventRecord(async_fd_, &record, sizeof record);
 }
 
 bool Session::DeliverEvent(const driver::AsyncEvent& e) {
