@@ -44,6 +44,10 @@ bench_port() {
       client_server "${t}_lat" accept cross_server cross_client -- "ib_${t}_lat" -x 3 -a -n 1000 >/dev/null
       column "${t}_lat" 5 | while read -r s v; do echo "${t}_lat $s $v"; done
     done
+    # The application that waits for its completions (a completion channel, -e) instead
+    # of polling on the core its daemon needs: vrdmad wakes it, as a NIC's interrupt would.
+    client_server send_lat_e accept cross_server cross_client -- ib_send_lat -x 3 -a -n 1000 -e >/dev/null
+    column send_lat_e 5 | while read -r s v; do echo "send_lat_e $s $v"; done
     for size in "${SIZES[@]}"; do
       on_b timeout 15 taskset -c 1 iperf3 -s -1 -B 10.77.0.2 -p 5201 >/dev/null 2>&1 &
       srv=$!
@@ -81,11 +85,21 @@ echo "bandwidth Gb/s (perftest BW average, iperf3 receiver); latency µs (perfte
 for type in ${PORT_TYPES:-af_packet af_xdp}; do
   echo
   echo "$type:"
-  fmt="%8s | %8s %8s %8s | %8s | %8s %8s %8s | %8s\n"
-  printf "$fmt" size send_bw write_bw read_bw iperf3 send_lat write_lat read_lat sockperf
+  fmt="%8s | %8s %8s %8s | %8s | %8s %8s %8s %10s | %8s\n"
+  printf "$fmt" size send_bw write_bw read_bw iperf3 send_lat write_lat read_lat send_lat_e sockperf
   for size in "${SIZES[@]}"; do
     printf "$fmt" "$size" "${R[$type,send_bw,$size]:--}" "${R[$type,write_bw,$size]:--}" \
       "${R[$type,read_bw,$size]:--}" "${R[$type,iperf3,$size]:--}" "${R[$type,send_lat,$size]:--}" \
-      "${R[$type,write_lat,$size]:--}" "${R[$type,read_lat,$size]:--}" "${R[$type,sockperf,$size]:--}"
+      "${R[$type,write_lat,$size]:--}" "${R[$type,read_lat,$size]:--}" \
+      "${R[$type,send_lat_e,$size]:--}" "${R[$type,sockperf,$size]:--}"
+  done
+  # Each figure as a ratio to its anchor of the same run.
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
+  for size in 65536 1048576; do
+    echo "  ib_write_bw $size B / iperf3: $(ratio "${R[$type,write_bw,$size]:-}" "${R[$type,iperf3,$size]:-}")"
+  done
+  for size in 64 1024; do
+    echo "  ib_send_lat -e $size B / sockperf: $(ratio "${R[$type,send_lat_e,$size]:-}" "${R[$type,sockperf,$size]:-}")," \
+      "polling: $(ratio "${R[$type,send_lat,$size]:-}" "${R[$type,sockperf,$size]:-}")"
   done
 done
