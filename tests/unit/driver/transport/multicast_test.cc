@@ -22,12 +22,9 @@ AddressVector GroupAddress() {
 
 // A sender qa on host A and two UD QPs qb and qb2 on host B, with A's AH to kGroup;
 // the members join in each test.
-struct Group {
-  EnginePair pair;
-  Host& a = pair.a;
-  Host& b = pair.b;
-  uint32_t qa = 0, qb = 0, qb2 = 0, ah = 0;
-  Group() {
+class MulticastTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
     QpOptions opt;
     opt.type = IBV_QPT_UD;
     uint32_t ah_ab, ah_ba, unused, ah2, ah3;
@@ -35,11 +32,13 @@ struct Group {
     pair.CreateUd(opt, &unused, &qb2, &ah2, &ah3);
     ah = *a.dev->CreateAh(a.pd, GroupAddress());
   }
+  EnginePair pair;
+  Host& a = pair.a;
+  Host& b = pair.b;
+  uint32_t qa = 0, qb = 0, qb2 = 0, ah = 0;
 };
 
-TEST(MulticastTest, DatagramsReachEveryAttachedQp) {
-  Group g;
-  auto& [pair, a, b, qa, qb, qb2, ah] = g;
+TEST_F(MulticastTest, DatagramsReachEveryAttachedQp) {
   EXPECT_TRUE(wire::IsMulticastGid(kGroup));
   EXPECT_EQ(wire::MulticastMac(kGroup), (wire::MacAddr{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}));
   EXPECT_FALSE(b.dev->AttachMcast(qb, b.dev->GetGid(0)->gid).ok()) << "a unicast GID";
@@ -80,11 +79,9 @@ TEST(MulticastTest, DatagramsReachEveryAttachedQp) {
   EXPECT_FALSE(b.dev->DetachMcast(qb, kGroup).ok());
 }
 
-TEST(MulticastTest, ADatagramWaitsOnePassForEveryMembersReceiveWqe) {
+TEST_F(MulticastTest, ADatagramWaitsOnePassForEveryMembersReceiveWqe) {
   // One member has its receive WQE, the other gets one a pass after the datagram came
   // (UdTest.ADatagramWaitsOnePassForItsReceiveWqe): both receive it, each once.
-  Group g;
-  auto& [pair, a, b, qa, qb, qb2, ah] = g;
   ASSERT_TRUE(b.dev->AttachMcast(qb, kGroup).ok());
   ASSERT_TRUE(b.dev->AttachMcast(qb2, kGroup).ok());
   ASSERT_TRUE(b.dev->PostRecv(qb, MakeRecv(1, b, 0, 4096)).ok());
@@ -109,11 +106,9 @@ TEST(MulticastTest, ADatagramWaitsOnePassForEveryMembersReceiveWqe) {
   EXPECT_EQ(b.dev->counters().rx_no_recv_wqe, 0u);
 }
 
-TEST(MulticastTest, AMemberWhoseSendQueueFailedStillReceives) {
+TEST_F(MulticastTest, AMemberWhoseSendQueueFailedStillReceives) {
   // SQE stops a UD QP's send queue only (IBTA 10.3.1): the group's datagrams still
   // reach it.
-  Group g;
-  auto& [pair, a, b, qa, qb, qb2, ah] = g;
   ASSERT_TRUE(b.dev->AttachMcast(qb, kGroup).ok());
   ASSERT_TRUE(b.dev->AttachMcast(qb2, kGroup).ok());
   SendWr bad = MakeDatagram(9, b, 0, 100, *b.dev->CreateAh(b.pd, GroupAddress()), kMulticastQpn);
@@ -135,12 +130,10 @@ TEST(MulticastTest, AMemberWhoseSendQueueFailedStillReceives) {
   EXPECT_EQ(0, std::memcmp(b.at(8192 + 40), a.at(0), 300));
 }
 
-TEST(MulticastTest, OnlyUdQpsJoin) {
-  EnginePair pair;
-  QpOptions opt;
-  uint32_t qa, qb;
-  pair.Connect(opt, &qa, &qb);
-  EXPECT_FALSE(pair.b.dev->AttachMcast(qb, kGroup).ok());
+TEST_F(MulticastTest, OnlyUdQpsJoin) {
+  uint32_t rc_a, rc_b;
+  pair.Connect(QpOptions{}, &rc_a, &rc_b);
+  EXPECT_FALSE(b.dev->AttachMcast(rc_b, kGroup).ok());
 }
 
 }  // namespace
