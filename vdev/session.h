@@ -287,6 +287,9 @@ class Session {
   driver::RoceDevice* device_ = nullptr;
   bool detached_ = false;
   std::unique_ptr<SharedRegion> context_shm_;
+  // Where its QPs', CQs' and SRQs' rings are carved from: a mapping per 2 MiB, not per
+  // ring. Declared before the objects holding rings (a ring holds its chunk in any case).
+  RingArena rings_{"vrdma-rings"};
   proto::ContextShm* context_ = nullptr;
   int doorbell_fd_ = -1;
   int async_fd_ = -1;

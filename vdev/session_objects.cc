@@ -71,7 +71,7 @@ int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
     if (channel >= 0) close(channel);
     return ChargeError();
   }
-  auto ring = CqRing::Create(depth, req.user_handle, channel);
+  auto ring = CqRing::Create(rings_, depth, req.user_handle, channel);
   if (!ring.ok()) {
     Release(Resource::kCq);
     Release(Resource::kRingBytes, ring_bytes);
@@ -85,7 +85,7 @@ int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
   }
   (*ring)->set_timestamps(req.flags & proto::kCqTimestamps);
   (void)device_->AttachCqSink(*cqn, ring->get(), 0);
-  proto::CreateCqReply r{*cqn, depth, (*ring)->region().size()};
+  proto::CreateCqReply r{*cqn, depth, (*ring)->region().size(), (*ring)->region().offset()};
   HandOver(fds, (*ring)->TakeRegionFd());
   cqs_[*cqn] = std::move(*ring);
   Append(out, r);
@@ -112,13 +112,14 @@ int Session::ResizeCq(proto::Message& msg, Payload* out, Fds* fds) {
   const uint64_t old_bytes = it->second->region().size();
   const uint64_t new_bytes = RingBytes(CqRing::RegionSize(depth));
   if (!Charge(Resource::kRingBytes, new_bytes)) return ChargeError();
-  if (absl::Status st = it->second->Resize(depth); !st.ok()) {
+  if (absl::Status st = it->second->Resize(rings_, depth); !st.ok()) {
     Release(Resource::kRingBytes, new_bytes);
     return Refused(st);
   }
   Release(Resource::kRingBytes, old_bytes);
   (void)device_->ResizeCq(req.handle, depth);
-  proto::ResizeCqReply r{req.handle, depth, it->second->region().size()};
+  proto::ResizeCqReply r{req.handle, depth, it->second->region().size(),
+                         it->second->region().offset()};
   HandOver(fds, it->second->TakeRegionFd());
   Append(out, r);
   return 0;
@@ -167,7 +168,7 @@ int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
     Release(Resource::kRingBytes, ring_bytes);
     return ChargeError();
   }
-  auto region = SharedRegion::Create("vrdma-srq", region_size);
+  auto region = rings_.Allocate(region_size);
   if (!region.ok()) {
     Release(Resource::kSrq);
     Release(Resource::kRingBytes, ring_bytes);
@@ -192,7 +193,8 @@ int Session::CreateSrq(proto::Message& msg, Payload* out, Fds* fds) {
   ring.ring.depth = depth;
   ring.ring.stride = stride;
   drain_->AddSrq(ring);
-  proto::CreateSrqReply r{*h, depth, stride, max_sge, (*region)->size(), *h, 0};
+  proto::CreateSrqReply r{
+      *h, depth, stride, max_sge, (*region)->size(), *h, 0, (*region)->offset()};
   HandOver(fds, (*region)->TakeFd());
   srqs_[*h] = SrqObject{req.user_handle, std::move(*region), ring_bytes, wq};
   Append(out, r);

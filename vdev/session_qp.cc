@@ -107,7 +107,7 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
     Release(Resource::kRingBytes, ring_bytes);
     return ChargeError();
   }
-  auto region = SharedRegion::Create("vrdma-qp", size);
+  auto region = rings_.Allocate(size);
   if (!region.ok()) {
     Release(Resource::kQp);
     Release(Resource::kRingBytes, ring_bytes);
@@ -150,6 +150,7 @@ int Session::CreateQp(proto::Message& msg, Payload* out, Fds* fds) {
   r.sq_offset = sq_offset;
   r.rq_offset = rq_offset;
   r.shm_size = qp.region->size();
+  r.shm_offset = qp.region->offset();
   HandOver(fds, qp.region->TakeFd());
   qps_[*qpn] = std::move(qp);
   Append(out, r);
@@ -252,7 +253,7 @@ int Session::OpenQp(proto::Message& msg, Payload* out, Fds* fds) {
   const size_t size = sizeof(proto::QpShmHeader);
   const uint64_t ring_bytes = RingBytes(size);
   if (!Charge(Resource::kRingBytes, ring_bytes)) return ChargeError();
-  auto region = SharedRegion::Create("vrdma-qp", size);
+  auto region = rings_.Allocate(size);
   if (!region.ok()) {
     Release(Resource::kRingBytes, ring_bytes);
     return ENOMEM;
@@ -269,6 +270,7 @@ int Session::OpenQp(proto::Message& msg, Payload* out, Fds* fds) {
   r.qpn = req.qpn;
   r.sq_offset = r.rq_offset = size;
   r.shm_size = o.region->size();
+  r.shm_offset = o.region->offset();
   HandOver(fds, o.region->TakeFd());
   qps_[req.qpn] = std::move(o);
   Append(out, r);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -232,8 +233,8 @@ int main(int argc, char** argv) {
   Check(c.Call(Op::kCreateCq, &cqr, sizeof cqr) == 0, "create CQ");
   auto cq = c.Reply<CreateCqReply>();
   int cq_fd = c.last.TakeFd(0);
-  auto* cq_map = static_cast<uint8_t*>(
-      mmap(nullptr, cq.shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, cq_fd, 0));
+  auto* cq_map = static_cast<uint8_t*>(mmap(nullptr, cq.shm_size, PROT_READ | PROT_WRITE,
+                                            MAP_SHARED, cq_fd, static_cast<off_t>(cq.shm_offset)));
   CreateQpRequest qr{};
   qr.pd = pd;
   qr.qp_type = IBV_QPT_RC;
@@ -243,8 +244,8 @@ int main(int argc, char** argv) {
   Check(c.Call(Op::kCreateQp, &qr, sizeof qr) == 0, "create QP");
   auto qp = c.Reply<CreateQpReply>();
   int qp_fd = c.last.TakeFd(0);
-  auto* qp_map = static_cast<uint8_t*>(
-      mmap(nullptr, qp.shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, qp_fd, 0));
+  auto* qp_map = static_cast<uint8_t*>(mmap(nullptr, qp.shm_size, PROT_READ | PROT_WRITE,
+                                            MAP_SHARED, qp_fd, static_cast<off_t>(qp.shm_offset)));
   qr.max_send_sge = 1000;
   Check(c.Call(Op::kCreateQp, &qr, sizeof qr) == EINVAL, "QP beyond the device's SGE limit");
   qr.send_cq = 999999;
@@ -287,6 +288,41 @@ int main(int argc, char** argv) {
   Check(fatal, "IBV_EVENT_QP_FATAL for the broken send queue");
   QueryQpRequest qq{qp.handle, IBV_QP_STATE};
   Check(c.Call(Op::kQueryQp, &qq, sizeof qq) == 0, "query QP after the garbage");
+  // The memfd our rings were carved from, whole: it holds this context's rings only (a
+  // second context's CQ comes in another), cannot be resized, and garbage or holes
+  // punched over all of it hurt no one else.
+  struct stat chunk_st {};
+  Check(fstat(qp_fd, &chunk_st) == 0, "fstat of the rings' memfd");
+  Check(ftruncate(qp_fd, 0) != 0 && errno == EPERM, "the rings' memfd cannot be shrunk");
+  Check(ftruncate(qp_fd, chunk_st.st_size * 2) != 0 && errno == EPERM,
+        "the rings' memfd cannot be grown");
+  {
+    Client other;
+    Check(Open(other, argv[1]), "a second context");
+    CreateCqRequest ocq{4, 0, 0, 0, 0};
+    Check(other.Call(Op::kCreateCq, &ocq, sizeof ocq) == 0, "a CQ of the second context");
+    int other_fd = other.last.TakeFd(0);
+    struct stat other_st {};
+    Check(fstat(other_fd, &other_st) == 0 && other_st.st_ino != chunk_st.st_ino,
+          "another context's ring is not in our memfd");
+    close(other_fd);
+    auto size = static_cast<size_t>(chunk_st.st_size);
+    auto* whole =
+        static_cast<uint8_t*>(mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, qp_fd, 0));
+    Check(whole != MAP_FAILED, "map all of the rings' memfd");
+    if (whole != MAP_FAILED) {
+      for (size_t i = 0; i < size; ++i) whole[i] = static_cast<uint8_t>(rng());
+      c.Doorbell();
+      Check(c.Call(Op::kQueryDevice, nullptr, 0) == 0, "daemon answers after garbage everywhere");
+      Check(fallocate(qp_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                      static_cast<off_t>(size)) == 0,
+            "punch a hole over all of it");
+      c.Doorbell();
+      munmap(whole, size);
+    }
+    Check(other.Call(Op::kQueryDevice, nullptr, 0) == 0, "the second context still answers");
+    close(other.sock);
+  }
   (void)mr;
   Check(c.Call(Op::kQueryDevice, nullptr, 0) == 0, "daemon alive at the end");
   std::printf("%s: %d failures\n", argv[0], g_failures);

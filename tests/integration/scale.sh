@@ -2,8 +2,9 @@
 # Scale (issue 16, goal 7): rxe-sized device limits, a pdev with hundreds of vdevs, and a
 # process with thousands of QPs, with Debian's ibverbs-utils and perftest unmodified.
 #   - the limits vdevs report are rxe's (max_qp_wr, max_cq ...), the quota bounding them;
-#   - 3000 QPs in one process (above the old max_qp of 1024), and vrdmad holds no
-#     descriptor per ring while they exist;
+#   - 3000 QPs in one process (above the old max_qp of 1024), and vrdmad holds neither a
+#     descriptor nor a mapping per ring while they exist (its rings are carved out of a
+#     few memfds per context, so vm.max_map_count does not bound QPs);
 #   - perftest's UD test with 200000 iterations (a receive queue of 200000: the old
 #     max_qp_wr refused it);
 #   - 400 more vdevs: every one listed (more than one daemon message holds), one opened
@@ -27,6 +28,7 @@ expect "ibv_devinfo -v: max_qp is the vdev's quota, 1/8 of rxe's" \
 # ---- 3000 QPs in one process; vrdmad's descriptors do not grow with them
 ctl dev set vdev_b qp 3000 pd 4 cq 4 mr 4 >/dev/null
 fds_before=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
+maps_before=$(wc -l <"/proc/$DAEMON_PID/maps")
 in_ns timeout 120 "$VRDMA_RUN" -d vdev_b -- "$HOG" vdev_b objects --hold >"$WORK/hog.out" 2>&1 &
 hog=$!
 for _ in $(seq 600); do
@@ -35,6 +37,7 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 fds_during=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
+maps_during=$(wc -l <"/proc/$DAEMON_PID/maps")
 nqp=$(awk '$1 == "qp" { print $2 }' "$WORK/hog.out")
 kill "$hog" 2>/dev/null || true
 wait "$hog" 2>/dev/null || true
@@ -54,6 +57,11 @@ if [[ $nqp == 3000 && $((fds_during - fds_before)) -lt 64 ]]; then
   pass "one process holds 3000 QPs; vrdmad's descriptors went from $fds_before to $fds_during"
 else
   fail "3000 QPs: got ${nqp:-none}, vrdmad's descriptors $fds_before -> $fds_during: $(cat "$WORK/hog.out")"
+fi
+if [[ $nqp == 3000 && $((maps_during - maps_before)) -lt 64 ]]; then
+  pass "3000 QPs: vrdmad's mappings went from $maps_before to $maps_during (not one per ring)"
+else
+  fail "3000 QPs: got ${nqp:-none}, vrdmad's mappings $maps_before -> $maps_during"
 fi
 
 # ---- perftest's UD test with a 200000-entry receive queue

@@ -19,7 +19,7 @@
 namespace vrdma::proto {
 
 inline constexpr uint32_t kMagic = 0x414d4452;  // "RDMA" read as little-endian bytes
-inline constexpr uint16_t kVersion = 3;         // 3: event channels are socketpairs
+inline constexpr uint16_t kVersion = 4;  // 4: rings lie at an offset of their memfd (shm_offset)
 inline constexpr const char* kDefaultSocket = "/run/vrdma/vrdmad.sock";
 inline constexpr const char* kSocketEnv = "VRDMA_SOCKET";  // overrides kDefaultSocket
 inline constexpr const char* kDeviceEnv = "VRDMA_DEVICE";  // limits the device list to one
@@ -334,11 +334,13 @@ inline constexpr uint32_t kCqTimestamps = 1;
 // The device clock of completion timestamps: CLOCK_MONOTONIC in nanoseconds, so a tick
 // is 1 ns (hca_core_clock 1000000 kHz) and the client reads the same clock itself
 // (ibv_query_rt_values_ex).
-// Reply fds: [0] the CQ ring (CqShmHeader + depth CQEs).
+// Reply fds: [0] the memfd holding the CQ ring (CqShmHeader + depth CQEs): shm_size bytes
+// from shm_offset (page-aligned), which is where the client maps them.
 struct CreateCqReply {
   uint32_t handle;
   uint32_t depth;  // CQEs the ring holds (reported back as ibv_cq.cqe)
   uint64_t shm_size;
+  uint64_t shm_offset;
 };
 struct ResizeCqRequest {
   uint32_t handle;
@@ -363,7 +365,8 @@ struct CreateSrqRequest {
 // its own CQ (`cq`): its ring and its posting are an SRQ's; it receives once ibv_modify_wq
 // made it ready, and only through the indirection tables of receive-side scaling QPs.
 inline constexpr uint32_t kSrqTypeWq = 0x100;
-// Reply fds: [0] the SRQ ring (RingShmHeader + depth slots of stride bytes).
+// Reply fds: [0] the memfd holding the SRQ ring (RingShmHeader + depth slots of stride
+// bytes): shm_size bytes from shm_offset.
 struct CreateSrqReply {
   uint32_t handle;
   uint32_t depth;
@@ -372,6 +375,7 @@ struct CreateSrqReply {
   uint64_t shm_size;
   uint32_t srq_num;  // XRC: the number XRC send WQEs name (ibv_get_srq_num)
   uint32_t reserved;
+  uint64_t shm_offset;
 };
 
 // ---- Shared contexts (ibv_import_device, ibv_import_pd/_mr/_dm) ------------------------
@@ -508,8 +512,9 @@ struct CreateIndTableRequest {
   uint32_t log_size;
   uint32_t reserved;
 };
-// Reply fds: [0] the QP's rings: QpShmHeader, then the SQ at sq_offset (sq_depth slots
-// of sq_stride bytes), then the RQ at rq_offset (rq_depth slots of rq_stride).
+// Reply fds: [0] the memfd holding the QP's rings, shm_size bytes from shm_offset:
+// QpShmHeader, then the SQ at sq_offset (sq_depth slots of sq_stride bytes), then the RQ
+// at rq_offset (rq_depth slots of rq_stride), both offsets counted from shm_offset.
 struct CreateQpReply {
   uint32_t handle;
   uint32_t qpn;
@@ -524,6 +529,7 @@ struct CreateQpReply {
   uint64_t sq_offset;
   uint64_t rq_offset;
   uint64_t shm_size;
+  uint64_t shm_offset;
 };
 struct ModifyQpRequest {
   uint32_t handle;

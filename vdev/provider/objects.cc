@@ -201,7 +201,8 @@ VCq* NewCq(ibv_context* ctx, int cqe, ibv_comp_channel* channel, uint32_t flags 
   int err = RpcReply(st, Op::kCreateCq, &req, sizeof req, &r, channel ? &wfd : nullptr,
                      channel ? 1 : 0, &reply);
   void* map = nullptr;
-  if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
+  if (!err)
+    map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size, r.shm_offset) : nullptr;
   if (!map) {
     free(cq);
     return Fail<VCq>(err ? err : EPROTO);
@@ -282,7 +283,8 @@ int ResizeCq(ibv_cq* ibcq, int cqe) {
   int err =
       RpcReply(StateOf(ibcq->context), Op::kResizeCq, &req, sizeof req, &r, nullptr, 0, &reply);
   void* map = nullptr;
-  if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
+  if (!err)
+    map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size, r.shm_offset) : nullptr;
   if (map) {
     munmap(cq->header, cq->map_size);
     cq->header = static_cast<proto::CqShmHeader*>(map);
@@ -326,7 +328,8 @@ ibv_srq* NewSrq(ibv_pd* pd, ibv_srq_attr* attr, ibv_xrcd* xrcd, ibv_cq* cq, bool
   int err =
       RpcReply(StateOf(pd->context), Op::kCreateSrq, &req, sizeof req, &r, nullptr, 0, &reply);
   void* map = nullptr;
-  if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size) : nullptr;
+  if (!err)
+    map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r.shm_size, r.shm_offset) : nullptr;
   if (!map) {
     free(srq);
     return Fail<ibv_srq>(err ? err : EPROTO);
@@ -474,7 +477,8 @@ bool QpRequest(ibv_context* ctx, Op op, const void* req, size_t len, VQp* qp,
   proto::Message reply;
   int err = RpcReply(StateOf(ctx), op, req, len, r, nullptr, 0, &reply);
   void* map = nullptr;
-  if (!err) map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r->shm_size) : nullptr;
+  if (!err)
+    map = reply.fd_count() == 1 ? MapShared(reply.TakeFd(0), r->shm_size, r->shm_offset) : nullptr;
   if (!map) {
     free(qp);
     errno = err ? err : EPROTO;

@@ -282,8 +282,9 @@ ibv_mw* AllocMw(ibv_pd* pd, ibv_mw_type type);
 int DeallocMw(ibv_mw* mw);
 int BindMw(ibv_qp* qp, ibv_mw* mw, ibv_mw_bind* bind);
 
-// Maps `size` bytes of a shared region the daemon sent; nullptr on failure.
-void* MapShared(int fd, size_t size);
+// Maps `size` bytes from `offset` of a shared region the daemon sent, and closes `fd`;
+// nullptr on failure.
+void* MapShared(int fd, size_t size, uint64_t offset = 0);
 // Rings the doorbell after producer indexes moved.
 void RingDoorbell(ContextState& st);
 

@@ -35,8 +35,8 @@ int Rpc(ContextState& st, proto::Op op, const void* req, size_t len, proto::Mess
   return EIO;
 }
 
-void* MapShared(int fd, size_t size) {
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+void* MapShared(int fd, size_t size, uint64_t offset) {
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
   close(fd);
   return p == MAP_FAILED ? nullptr : p;
 }

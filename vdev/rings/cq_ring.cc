@@ -10,10 +10,9 @@
 
 namespace vrdma::vdev {
 
-absl::StatusOr<std::unique_ptr<CqRing>> CqRing::Create(uint32_t depth, uint64_t user_handle,
-                                                       int channel_fd) {
-  absl::StatusOr<std::unique_ptr<SharedRegion>> region =
-      SharedRegion::Create("vrdma-cq", RegionSize(depth));
+absl::StatusOr<std::unique_ptr<CqRing>> CqRing::Create(RingArena& arena, uint32_t depth,
+                                                       uint64_t user_handle, int channel_fd) {
+  absl::StatusOr<std::unique_ptr<SharedRegion>> region = arena.Allocate(RegionSize(depth));
   if (!region.ok()) {
     if (channel_fd >= 0) close(channel_fd);
     return region.status();
@@ -109,15 +108,14 @@ void CqRing::ShutdownChannel() {
   if (channel_fd_ >= 0) shutdown(channel_fd_, SHUT_WR);
 }
 
-absl::Status CqRing::Resize(uint32_t depth) {
+absl::Status CqRing::Resize(RingArena& arena, uint32_t depth) {
   uint32_t consumed = header_->ring.consumer.value.load(std::memory_order_acquire);
   uint32_t pending = produced_ - consumed;
   if (pending > depth_) pending = 0;  // nonsense from the client: nothing to keep
   if (pending > depth) {
     return absl::FailedPreconditionError("more completions pending than the new CQ holds");
   }
-  absl::StatusOr<std::unique_ptr<SharedRegion>> region =
-      SharedRegion::Create("vrdma-cq", RegionSize(depth));
+  absl::StatusOr<std::unique_ptr<SharedRegion>> region = arena.Allocate(RegionSize(depth));
   if (!region.ok()) return region.status();
   auto* dst = reinterpret_cast<proto::Cqe*>((*region)->data() + sizeof(proto::CqShmHeader));
   for (uint32_t i = 0; i < pending; ++i) dst[i] = cqes_[(consumed + i) & (depth_ - 1)];

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "driver/device.h"
 #include "vdev/protocol/protocol.h"
+#include "vdev/shm/ring_arena.h"
 #include "vdev/shm/shared_region.h"
 
 namespace vrdma::vdev {
@@ -18,8 +19,9 @@ class CqRing : public driver::CompletionSink {
   // `channel_fd` (owned; -1 for none) receives ib_uverbs_comp_event_desc records: the
   // daemon's end of the client's event socketpair, checked with CheckEventChannel
   // (vdev/client_fd.h); records are sent without ever blocking.
-  static absl::StatusOr<std::unique_ptr<CqRing>> Create(uint32_t depth, uint64_t user_handle,
-                                                        int channel_fd);
+  // Its ring comes from `arena` (its context's).
+  static absl::StatusOr<std::unique_ptr<CqRing>> Create(RingArena& arena, uint32_t depth,
+                                                        uint64_t user_handle, int channel_fd);
   ~CqRing() override;
 
   // `info` (where a received packet arrived) has no place in a client's CQE: ignored.
@@ -36,7 +38,7 @@ class CqRing : public driver::CompletionSink {
 
   // A new, larger ring holding the completions the client has not polled yet. Fails
   // (changing nothing) when they do not fit.
-  absl::Status Resize(uint32_t depth);
+  absl::Status Resize(RingArena& arena, uint32_t depth);
 
   // Every CQE written from now on carries its time (proto::kCqTimestamps).
   void set_timestamps(bool on) { timestamps_ = on; }

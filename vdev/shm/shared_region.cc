@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "vdev/shm/ring_arena.h"
 
 namespace vrdma::vdev {
 
@@ -28,11 +29,24 @@ absl::StatusOr<std::unique_ptr<SharedRegion>> SharedRegion::Create(const char* n
     close(fd);
     return absl::ErrnoToStatus(err, absl::StrCat("mapping ", size, " bytes"));
   }
-  return std::unique_ptr<SharedRegion>(new SharedRegion(fd, static_cast<uint8_t*>(p), size));
+  return std::unique_ptr<SharedRegion>(new SharedRegion(fd, static_cast<uint8_t*>(p), size, 0));
+}
+
+std::unique_ptr<SharedRegion> SharedRegion::Carved(std::shared_ptr<RingChunk> chunk, int fd,
+                                                   size_t first, size_t pages) {
+  const size_t offset = first * RingChunk::PageBytes();
+  std::unique_ptr<SharedRegion> r(
+      new SharedRegion(fd, chunk->data() + offset, pages * RingChunk::PageBytes(), offset));
+  r->chunk_ = std::move(chunk);
+  return r;
 }
 
 SharedRegion::~SharedRegion() {
-  munmap(data_, size_);
+  if (chunk_) {
+    chunk_->Free(offset_ / RingChunk::PageBytes(), size_ / RingChunk::PageBytes());
+  } else {
+    munmap(data_, size_);
+  }
   if (fd_ >= 0) close(fd_);
 }
 

@@ -1,6 +1,8 @@
 // Shared memory the daemon creates for a client (rings, CQs, the context page): a memfd
 // sealed against shrinking and growing, so a client holding the fd cannot truncate the
-// pages under the daemon (which would fault it).
+// pages under the daemon (which would fault it). A region is either a memfd of its own
+// (Create) or a page range carved out of one of its context's larger memfds (RingArena,
+// vdev/shm/ring_arena.h), which the daemon maps once for many rings.
 #pragma once
 
 #include <cstddef>
@@ -11,9 +13,16 @@
 
 namespace vrdma::vdev {
 
+class RingChunk;
+
 class SharedRegion {
  public:
   static absl::StatusOr<std::unique_ptr<SharedRegion>> Create(const char* name, size_t size);
+  // `pages` pages of `chunk` from page `first`, which the chunk has set aside for it and
+  // gets back when the region goes; `fd` (owned) a descriptor of the chunk's memfd for the
+  // client.
+  static std::unique_ptr<SharedRegion> Carved(std::shared_ptr<RingChunk> chunk, int fd,
+                                              size_t first, size_t pages);
   ~SharedRegion();
   SharedRegion(const SharedRegion&) = delete;
   SharedRegion& operator=(const SharedRegion&) = delete;
@@ -29,12 +38,17 @@ class SharedRegion {
   }
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // Where the region starts in its memfd: what the client maps (0 for a memfd of its own).
+  uint64_t offset() const { return offset_; }
 
  private:
-  SharedRegion(int fd, uint8_t* data, size_t size) : fd_(fd), data_(data), size_(size) {}
+  SharedRegion(int fd, uint8_t* data, size_t size, uint64_t offset)
+      : fd_(fd), data_(data), size_(size), offset_(offset) {}
   int fd_;
   uint8_t* data_;
   size_t size_;
+  uint64_t offset_;
+  std::shared_ptr<RingChunk> chunk_;  // set for a carved region: its mapping is the chunk's
 };
 
 }  // namespace vrdma::vdev

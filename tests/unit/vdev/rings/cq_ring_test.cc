@@ -12,7 +12,7 @@ class CqRingTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, pipe_), 0);
-    auto r = CqRing::Create(4, 0xfeed, pipe_[1]);
+    auto r = CqRing::Create(arena_, 4, 0xfeed, pipe_[1]);
     ASSERT_TRUE(r.ok());
     cq_ = std::move(*r);
     h_ = reinterpret_cast<proto::CqShmHeader*>(cq_->region().data());
@@ -45,6 +45,7 @@ class CqRingTest : public ::testing::Test {
     return reinterpret_cast<proto::Cqe*>(cq_->region().data() + sizeof(proto::CqShmHeader))[i & 3];
   }
   int pipe_[2];
+  RingArena arena_{"cq-ring-test"};
   std::unique_ptr<CqRing> cq_;
   proto::CqShmHeader* h_;
 };
@@ -126,8 +127,8 @@ TEST_F(CqRingTest, SolicitedOnlyWaitsForSolicitedOrError) {
 TEST_F(CqRingTest, ResizeKeepsUnpolledCompletions) {
   for (uint64_t i = 0; i < 3; ++i) EXPECT_TRUE(cq_->Deliver(0, Wc(i), false));
   h_->ring.consumer.value.store(1);
-  EXPECT_FALSE(cq_->Resize(1).ok());  // two pending do not fit
-  ASSERT_TRUE(cq_->Resize(16).ok());
+  EXPECT_FALSE(cq_->Resize(arena_, 1).ok());  // two pending do not fit
+  ASSERT_TRUE(cq_->Resize(arena_, 16).ok());
   h_ = reinterpret_cast<proto::CqShmHeader*>(cq_->region().data());
   EXPECT_EQ(cq_->depth(), 16u);
   EXPECT_EQ(h_->ring.producer.value.load(), 2u);
