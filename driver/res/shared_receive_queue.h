@@ -28,6 +28,10 @@ struct SharedReceiveQueue {
   uint32_t owner = 0;
   uint32_t use_count = 0;  // QPs attached
   Ring<RecvWr> wqes;
+  // Its retired count waits for the end of the engine's pass, as a QP's queues' do
+  // (RoceDevice::HoldRetired): one store for the pass's pops, not one per WQE.
+  bool retired_held = false;
+  SharedReceiveQueue* next_retired = nullptr;
 };
 
 }  // namespace vrdma::driver

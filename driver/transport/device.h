@@ -302,6 +302,7 @@ class RoceDevice {
   // A WQE left `qp`'s send or receive queue (Ring::PopUnpublished): its retired count is
   // published at the end of the pass, or now outside one.
   void HoldRetired(QueuePair& qp);
+  void HoldRetired(SharedReceiveQueue& srq);
   // The end of a pass: every retired count, then every held completion, published.
   void PublishHeld();
   // The port refused part of the last burst: QPs wait before making more frames.
@@ -502,9 +503,10 @@ class RoceDevice {
   std::vector<QueuePair*> active_;   // QPs with something to send
   std::vector<QueuePair*> running_;  // the list being run in this pass
   // Within Poll: what the pass makes visible to consumers only at its end, in this
-  // order: the QPs' retired WQE counts, then the completions held by CQ sinks.
+  // order: the QPs' and SRQs' retired WQE counts, then the completions held by CQ sinks.
   bool in_pass_ = false;
   QueuePair* retired_held_ = nullptr;
+  SharedReceiveQueue* srqs_retired_held_ = nullptr;
   // In the order of each CQ's first completion of the pass: their events go out in that
   // order (PublishHeld), as a NIC writes its event queue entries in CQE order.
   CompletionQueue* cqs_held_ = nullptr;

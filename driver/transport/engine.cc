@@ -108,6 +108,16 @@ void RoceDevice::HoldRetired(QueuePair& qp) {
   }
 }
 
+void RoceDevice::HoldRetired(SharedReceiveQueue& srq) {
+  if (!in_pass_) {
+    srq.wqes.PublishRetired();
+  } else if (!srq.retired_held) {
+    srq.retired_held = true;
+    srq.next_retired = srqs_retired_held_;
+    srqs_retired_held_ = &srq;
+  }
+}
+
 void RoceDevice::PublishHeld() {
   // A consumer that sees a completion must also see its WQE's slot free (it may post
   // again into it at once): the retired counts go first.
@@ -120,6 +130,14 @@ void RoceDevice::PublishHeld() {
     qp = next;
   }
   retired_held_ = nullptr;
+  for (SharedReceiveQueue* srq = srqs_retired_held_; srq;) {
+    SharedReceiveQueue* next = srq->next_retired;
+    srq->retired_held = false;
+    srq->next_retired = nullptr;
+    srq->wqes.PublishRetired();
+    srq = next;
+  }
+  srqs_retired_held_ = nullptr;
   for (CompletionQueue* cq = cqs_held_; cq;) {
     CompletionQueue* next = cq->next_held;
     cq->held = false;

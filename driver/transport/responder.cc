@@ -82,7 +82,8 @@ bool RoceDevice::TakeRecv(QueuePair& qp, RecvWr* out) {
     SharedReceiveQueue* srq = srqs_.Get(srq_h);
     if (!srq || srq->wqes.empty()) return false;
     *out = srq->wqes.front();
-    srq->wqes.Pop();
+    srq->wqes.PopUnpublished();
+    HoldRetired(*srq);  // before the receive completion is seen
     // SRQ limit event fires once when the queue drops below an armed limit (IBTA 10.2.9.4).
     if (srq->limit && srq->wqes.size() < srq->limit) {
       srq->limit = 0;

@@ -97,6 +97,55 @@ TEST(PublicationTest, RetiredCountsPrecedeTheCompletionsOfEachPass) {
   EXPECT_EQ(recvs.violations, 0);
 }
 
+// A CheckingSink that also notes, at each completion it gets within a pass, whether the
+// queue's retired count already counted it.
+class HeldCountSink : public CheckingSink {
+ public:
+  explicit HeldCountSink(const std::atomic<uint32_t>* retired)
+      : CheckingSink(retired), retired_(retired) {}
+  bool Deliver(uint64_t cookie, const ibv_wc& wc, bool solicited, const RecvInfo* info) override {
+    const bool ok = CheckingSink::Deliver(cookie, wc, solicited, info);
+    if (retired_->load() < wcs.size()) ++counted_later;
+    return ok;
+  }
+  int counted_later = 0;  // completions whose WQE's retirement was not yet published
+
+ private:
+  const std::atomic<uint32_t>* retired_;
+};
+
+TEST(PublicationTest, AnSrqsRetiredCountIsPublishedOncePerPassBeforeItsCompletions) {
+  // SRQ pops were published one store per WQE (a line the client reads, per receive);
+  // they are held to the end of the pass like a QP's own queues.
+  EnginePair pair;
+  QpOptions opt;
+  opt.srq = true;
+  uint32_t qa, qb;
+  pair.Connect(opt, &qa, &qb);
+  Host& a = pair.a;
+  Host& b = pair.b;
+  const uint32_t srq = pair.SrqOf(b);
+  std::atomic<uint32_t> srq_retired{0};
+  ASSERT_TRUE(b.dev->PublishSrqRetired(srq, &srq_retired).ok());
+  HeldCountSink recvs(&srq_retired);
+  ASSERT_TRUE(b.dev->AttachCqSink(b.rcq, &recvs, 2).ok());
+  constexpr uint32_t kN = 64;
+  for (uint32_t i = 0; i < kN; ++i) {
+    ASSERT_TRUE(b.dev->PostSrqRecv(srq, MakeRecv(i, b, i * 256, 256)).ok());
+  }
+  for (uint32_t i = 0; i < kN; ++i) {
+    ASSERT_TRUE(a.dev->PostSend(qa, MakeSend(i, IBV_WR_SEND, a, i * 64, 64)).ok());
+  }
+  ASSERT_TRUE(pair.RunUntil([&] { return recvs.wcs.size() == kN; }));
+  EXPECT_EQ(srq_retired.load(), kN);
+  EXPECT_EQ(recvs.violations, 0);  // never a completion before its slot was free
+  EXPECT_EQ(recvs.unheld, 0);
+  EXPECT_LT(recvs.releases, static_cast<int>(kN));
+  // Held: every completion of the pass came before the pass published its WQE's slot.
+  EXPECT_EQ(recvs.counted_later, static_cast<int>(kN));
+  for (uint32_t i = 0; i < kN; ++i) EXPECT_EQ(recvs.wcs[i].wr_id, i);
+}
+
 // A sink that logs, for OrderOfEvents, when it got its completions and when it made them
 // visible (its event, on a real CQ ring).
 class LoggingSink : public CompletionSink {
