@@ -98,6 +98,18 @@ absl::StatusOr<std::unique_ptr<SharedRegion>> RingArena::Allocate(size_t size) {
     }
   }
   if (!chunk) {
+    // Each chunk costs the daemon a descriptor and a mapping. Rings placed to fragment
+    // the chunks (a page kept every 128) could make a chunk per few pages of the
+    // context's ring quota; a new chunk is made only while the chunks are at least a
+    // quarter used on average, else the ring gets a memfd of its own (no descriptor
+    // kept, one mapping).
+    size_t used = pages;
+    for (const std::shared_ptr<RingChunk>& c : chunks_) {
+      used += RingChunk::kChunkPages - c->free_pages();
+    }
+    if (!chunks_.empty() && used * 4 < (chunks_.size() + 1) * RingChunk::kChunkPages) {
+      return SharedRegion::Create(name_, size);
+    }
     absl::StatusOr<std::shared_ptr<RingChunk>> made = RingChunk::Create(name_);
     if (!made.ok()) return made.status();
     chunk = std::move(*made);

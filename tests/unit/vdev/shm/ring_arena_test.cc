@@ -162,5 +162,31 @@ TEST(RingArenaTest, FragmentedChunksStillFindARunOrMakeANewChunk) {
   EXPECT_NE(InodeOf((*two)->fd()), InodeOf((*one)->fd()));
 }
 
+TEST(RingArenaTest, RingsPlacedToFragmentChunksGetMemfdsOfTheirOwnNotMoreChunks) {
+  // A page kept every 128: no run of 128 free pages, 4 pages used of 512.
+  RingArena arena("ring-arena-test");
+  std::vector<std::unique_ptr<SharedRegion>> rings;
+  for (size_t i = 0; i < RingChunk::kChunkPages; ++i) {
+    auto r = arena.Allocate(kPage);
+    ASSERT_TRUE(r.ok());
+    rings.push_back(std::move(*r));
+  }
+  for (size_t i = 0; i < rings.size(); ++i) {
+    if (i % RingArena::kMaxCarvedPages != 0) rings[i].reset();
+  }
+  for (int i = 0; i < 8; ++i) {
+    auto big = arena.Allocate(RingArena::kMaxCarvedPages * kPage);
+    ASSERT_TRUE(big.ok());
+    EXPECT_EQ((*big)->offset(), 0u);
+    EXPECT_NE(InodeOf((*big)->fd()), InodeOf(rings[0]->fd()));
+    rings.push_back(std::move(*big));
+  }
+  EXPECT_EQ(arena.chunks(), 1u);
+  // Small rings still go into the chunk's free pages.
+  auto small = arena.Allocate(kPage);
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(InodeOf((*small)->fd()), InodeOf(rings[0]->fd()));
+}
+
 }  // namespace
 }  // namespace vrdma::vdev
