@@ -97,19 +97,19 @@ for ((g = 0; g < VDEVS; g += GROUP)); do
     >"$WORK/hold.$g" 2>&1 &
   HOLDERS+=($!)
 done
-for ((g = 0; g < VDEVS; g += GROUP)); do
-  until grep -q "^created\|stopped" "$WORK/hold.$g" 2>/dev/null; do
-    kill -0 "${HOLDERS[$((g / GROUP))]}" 2>/dev/null || break
-    sleep 0.2
+# wait_holders LINE: until every holder printed LINE (or stopped, or is gone).
+wait_holders() {
+  local g
+  for ((g = 0; g < VDEVS; g += GROUP)); do
+    until grep -q "^$1\|stopped" "$WORK/hold.$g" 2>/dev/null; do
+      kill -0 "${HOLDERS[$((g / GROUP))]}" 2>/dev/null || break
+      sleep 0.2
+    done
   done
-done
+}
+wait_holders created
 t3=$(now)
-for ((g = 0; g < VDEVS; g += GROUP)); do
-  until grep -q "^holding\|stopped" "$WORK/hold.$g" 2>/dev/null; do
-    kill -0 "${HOLDERS[$((g / GROUP))]}" 2>/dev/null || break
-    sleep 0.2
-  done
-done
+wait_holders holding
 created=$(cat "$WORK"/hold.* | awk '/^created/ { n += $2 } END { print n + 0 }')
 # "driven P pairs W writes S s BAD bad" from each holder.
 # (Their time is not a figure: the holders share one core, some still making their QPs.)

@@ -17,22 +17,9 @@ size_t RingChunk::PageBytes() {
 }
 
 absl::StatusOr<std::shared_ptr<RingChunk>> RingChunk::Create(const char* name) {
-  const size_t bytes = kChunkPages * PageBytes();
-  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0) return absl::ErrnoToStatus(errno, "memfd_create");
-  if (ftruncate(fd, static_cast<off_t>(bytes)) != 0 ||
-      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-    int err = errno;
-    close(fd);
-    return absl::ErrnoToStatus(err, "sizing or sealing a ring chunk");
-  }
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) {
-    int err = errno;
-    close(fd);
-    return absl::ErrnoToStatus(err, absl::StrCat("mapping a ring chunk of ", bytes, " bytes"));
-  }
-  return std::shared_ptr<RingChunk>(new RingChunk(fd, static_cast<uint8_t*>(p)));
+  absl::StatusOr<SealedMemfd> m = CreateSealedMemfd(name, kChunkPages * PageBytes());
+  if (!m.ok()) return m.status();
+  return std::shared_ptr<RingChunk>(new RingChunk(m->fd, m->data));
 }
 
 RingChunk::~RingChunk() {

@@ -12,24 +12,30 @@
 
 namespace vrdma::vdev {
 
-absl::StatusOr<std::unique_ptr<SharedRegion>> SharedRegion::Create(const char* name, size_t size) {
-  long page = sysconf(_SC_PAGESIZE);
-  size = (size + page - 1) / page * page;
+absl::StatusOr<SealedMemfd> CreateSealedMemfd(const char* name, size_t bytes) {
   int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return absl::ErrnoToStatus(errno, "memfd_create");
-  if (ftruncate(fd, static_cast<off_t>(size)) != 0 ||
+  if (ftruncate(fd, static_cast<off_t>(bytes)) != 0 ||
       fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     int err = errno;
     close(fd);
     return absl::ErrnoToStatus(err, "sizing or sealing a shared region");
   }
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     int err = errno;
     close(fd);
-    return absl::ErrnoToStatus(err, absl::StrCat("mapping ", size, " bytes"));
+    return absl::ErrnoToStatus(err, absl::StrCat("mapping ", bytes, " bytes"));
   }
-  return std::unique_ptr<SharedRegion>(new SharedRegion(fd, static_cast<uint8_t*>(p), size, 0));
+  return SealedMemfd{fd, static_cast<uint8_t*>(p)};
+}
+
+absl::StatusOr<std::unique_ptr<SharedRegion>> SharedRegion::Create(const char* name, size_t size) {
+  long page = sysconf(_SC_PAGESIZE);
+  size = (size + page - 1) / page * page;
+  absl::StatusOr<SealedMemfd> m = CreateSealedMemfd(name, size);
+  if (!m.ok()) return m.status();
+  return std::unique_ptr<SharedRegion>(new SharedRegion(m->fd, m->data, size, 0));
 }
 
 std::unique_ptr<SharedRegion> SharedRegion::Carved(std::shared_ptr<RingChunk> chunk, int fd,

@@ -15,6 +15,13 @@ namespace vrdma::vdev {
 
 class RingChunk;
 
+// A memfd of `bytes` (whole pages) sealed against shrinking and growing, mapped shared.
+struct SealedMemfd {
+  int fd;
+  uint8_t* data;
+};
+absl::StatusOr<SealedMemfd> CreateSealedMemfd(const char* name, size_t bytes);
+
 class SharedRegion {
  public:
   static absl::StatusOr<std::unique_ptr<SharedRegion>> Create(const char* name, size_t size);

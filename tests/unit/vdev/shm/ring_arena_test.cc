@@ -29,6 +29,17 @@ size_t MappingsOfThisProcess() {
   return n;
 }
 
+// `n` one-page rings, in order.
+std::vector<std::unique_ptr<SharedRegion>> OnePageRings(RingArena& arena, size_t n) {
+  std::vector<std::unique_ptr<SharedRegion>> rings;
+  for (size_t i = 0; i < n; ++i) {
+    auto r = arena.Allocate(kPage);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok()) rings.push_back(std::move(*r));
+  }
+  return rings;
+}
+
 // What a client does with a reply: maps shm_size bytes of the fd from shm_offset.
 uint8_t* MapAsClient(const SharedRegion& r) {
   void* p = mmap(nullptr, r.size(), PROT_READ | PROT_WRITE, MAP_SHARED, r.fd(),
@@ -118,12 +129,8 @@ TEST(RingArenaTest, AThousandRingsCostTheDaemonAFewMappingsNotAThousand) {
 
 TEST(RingArenaTest, ChunksNoRingUsesAreLetGoButOne) {
   RingArena arena("ring-arena-test");
-  std::vector<std::unique_ptr<SharedRegion>> rings;
-  for (size_t i = 0; i < 3 * RingChunk::kChunkPages; ++i) {
-    auto r = arena.Allocate(kPage);
-    ASSERT_TRUE(r.ok());
-    rings.push_back(std::move(*r));
-  }
+  std::vector<std::unique_ptr<SharedRegion>> rings =
+      OnePageRings(arena, 3 * RingChunk::kChunkPages);
   EXPECT_EQ(arena.chunks(), 3u);
   rings.clear();
   auto r = arena.Allocate(kPage);
@@ -145,12 +152,8 @@ TEST(RingArenaTest, ARingOutlivesItsArena) {
 
 TEST(RingArenaTest, FragmentedChunksStillFindARunOrMakeANewChunk) {
   RingArena arena("ring-arena-test");
-  std::vector<std::unique_ptr<SharedRegion>> rings;
-  for (size_t i = 0; i < RingChunk::kChunkPages; ++i) {
-    auto r = arena.Allocate(kPage);
-    ASSERT_TRUE(r.ok());
-    rings.push_back(std::move(*r));
-  }
+  std::vector<std::unique_ptr<SharedRegion>> rings = OnePageRings(arena, RingChunk::kChunkPages);
+  ASSERT_EQ(rings.size(), RingChunk::kChunkPages);
   // Every other page free: 256 free pages, no two in a row.
   for (size_t i = 0; i < rings.size(); i += 2) rings[i].reset();
   auto one = arena.Allocate(kPage);
@@ -165,12 +168,8 @@ TEST(RingArenaTest, FragmentedChunksStillFindARunOrMakeANewChunk) {
 TEST(RingArenaTest, RingsPlacedToFragmentChunksGetMemfdsOfTheirOwnNotMoreChunks) {
   // A page kept every 128: no run of 128 free pages, 4 pages used of 512.
   RingArena arena("ring-arena-test");
-  std::vector<std::unique_ptr<SharedRegion>> rings;
-  for (size_t i = 0; i < RingChunk::kChunkPages; ++i) {
-    auto r = arena.Allocate(kPage);
-    ASSERT_TRUE(r.ok());
-    rings.push_back(std::move(*r));
-  }
+  std::vector<std::unique_ptr<SharedRegion>> rings = OnePageRings(arena, RingChunk::kChunkPages);
+  ASSERT_EQ(rings.size(), RingChunk::kChunkPages);
   for (size_t i = 0; i < rings.size(); ++i) {
     if (i % RingArena::kMaxCarvedPages != 0) rings[i].reset();
   }
