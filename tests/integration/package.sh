@@ -27,9 +27,8 @@ trap 'purge; cleanup' EXIT
 mkdir -p "$WORK/src/vrdma"
 (cd "$SRC" && git ls-files -z --cached --others --exclude-standard |
   xargs -0 tar -c --ignore-failed-read 2>/dev/null) | tar -x -C "$WORK/src/vrdma"
-# -J: debhelper builds with one job unless told (parallel=N in DEB_BUILD_OPTIONS).
-if (cd "$WORK/src/vrdma" && dpkg-buildpackage -us -uc -b -J"$(nproc)") >"$WORK/build.log" 2>&1; then
-  pass "dpkg-buildpackage -us -uc -b -J$(nproc)"
+if (cd "$WORK/src/vrdma" && dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1; then
+  pass "dpkg-buildpackage -us -uc -b"
 else
   fail "dpkg-buildpackage"; finish; exit 1
 fi
