@@ -288,7 +288,7 @@ class Session {
   bool detached_ = false;
   std::unique_ptr<SharedRegion> context_shm_;
   // Where its QPs', CQs' and SRQs' rings are carved from: a mapping per 2 MiB, not per
-  // ring. Declared before the objects holding rings (a ring holds its chunk in any case).
+  // ring. Each ring holds its chunk, so the rings may outlive the arena.
   RingArena rings_{"vrdma-rings"};
   proto::ContextShm* context_ = nullptr;
   int doorbell_fd_ = -1;

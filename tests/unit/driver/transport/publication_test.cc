@@ -48,13 +48,18 @@ class CheckingSink : public CompletionSink {
   bool holding_ = false;
 };
 
-TEST(PublicationTest, RetiredCountsPrecedeTheCompletionsOfEachPass) {
+// Two engines and one connected pair of QPs (qa on a, qb on b), as every test here needs.
+class PublicationTest : public ::testing::Test {
+ protected:
+  void Connect(const QpOptions& opt = {}) { pair.Connect(opt, &qa, &qb); }
   EnginePair pair;
-  QpOptions opt;
-  uint32_t qa, qb;
-  pair.Connect(opt, &qa, &qb);
   Host& a = pair.a;
   Host& b = pair.b;
+  uint32_t qa = 0, qb = 0;
+};
+
+TEST_F(PublicationTest, RetiredCountsPrecedeTheCompletionsOfEachPass) {
+  Connect();
   std::atomic<uint32_t> sq_a{0}, rq_a{0}, sq_b{0}, rq_b{0};
   ASSERT_TRUE(a.dev->PublishRetired(qa, &sq_a, &rq_a).ok());
   ASSERT_TRUE(b.dev->PublishRetired(qb, &sq_b, &rq_b).ok());
@@ -114,16 +119,12 @@ class HeldCountSink : public CheckingSink {
   const std::atomic<uint32_t>* retired_;
 };
 
-TEST(PublicationTest, AnSrqsRetiredCountIsPublishedOncePerPassBeforeItsCompletions) {
+TEST_F(PublicationTest, AnSrqsRetiredCountIsPublishedOncePerPassBeforeItsCompletions) {
   // SRQ pops were published one store per WQE (a line the client reads, per receive);
   // they are held to the end of the pass like a QP's own queues.
-  EnginePair pair;
   QpOptions opt;
   opt.srq = true;
-  uint32_t qa, qb;
-  pair.Connect(opt, &qa, &qb);
-  Host& a = pair.a;
-  Host& b = pair.b;
+  Connect(opt);
   const uint32_t srq = pair.SrqOf(b);
   std::atomic<uint32_t> srq_retired{0};
   ASSERT_TRUE(b.dev->PublishSrqRetired(srq, &srq_retired).ok());
@@ -162,18 +163,13 @@ class LoggingSink : public CompletionSink {
   std::vector<std::pair<char, int>>* log_;
 };
 
-TEST(PublicationTest, CqsOfAPassPublishInTheOrderOfTheirFirstCompletion) {
+TEST_F(PublicationTest, CqsOfAPassPublishInTheOrderOfTheirFirstCompletion) {
   // An application waiting on one completion channel for two CQs (perftest's
   // ib_send_lat -e: a send CQ and a receive CQ) takes the first event for the first
   // completion, as a NIC writes its event queue in CQE order. Before: the last CQ of a
   // pass to get a completion published first, and ib_send_lat -e between two hosts
   // polled its send CQ on the receive CQ's event until the send CQ overran.
-  EnginePair pair;
-  QpOptions opt;
-  uint32_t qa, qb;
-  pair.Connect(opt, &qa, &qb);
-  Host& a = pair.a;
-  Host& b = pair.b;
+  Connect();
   std::vector<std::pair<char, int>> log;
   LoggingSink sends(1, &log), recvs(2, &log);
   ASSERT_TRUE(a.dev->AttachCqSink(a.scq, &sends, 1).ok());
