@@ -159,9 +159,11 @@ expect "another network namespace, even as root: no device" "$out" ""
 # still running outside), under its own numbers.
 out=$(ip netns exec "$NS" timeout 60 unshare --pid --fork --mount-proc bash -c '
   "$1" -d vdev_a -- ibv_rc_pingpong -g 1 -p 18517 >/dev/null 2>&1 &
-  for _ in $(seq 100); do
+  # Until the QP is in INIT: it is listed in RESET between ibv_create_qp and
+  # ibv_modify_qp, and a loaded machine can take seconds to start the program.
+  for _ in $(seq 300); do
     o=$("$1" rdma res show qp link vdev_a)
-    [[ -n $o ]] && break
+    grep -q "state INIT" <<<"$o" && break
     sleep 0.1
   done
   echo "$o"
