@@ -1,15 +1,21 @@
 // Engine-to-engine benchmark over the in-memory test link, both engines polled from one
 // thread pinned to one core: 64 B SEND messages/s and 64 KiB RDMA WRITE GB/s, printed
-// beside single-core memcpy GB/s for the same size measured in the same run.
+// beside single-core memcpy GB/s for the same size measured in the same run. Then the
+// same workloads on two such pairs at once, each on its own thread and core with its own
+// packet pool (as one engine per lcore would run), beside one pair alone in the same run:
+// how the engine's code scales with cores (issue 16, goal 5).
 // A benchmark, not a test: it prints figures and never fails on them.
 #include <sched.h>
 #include <time.h>
 
 #include <algorithm>
+#include <barrier>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "driver/port/packet_pool.h"
@@ -161,19 +167,62 @@ double MemcpyGbps(uint32_t size) {
 
 }  // namespace
 
-int main() {
+bool PinTo(int core) {
   cpu_set_t set;
   CPU_ZERO(&set);
-  CPU_SET(0, &set);
-  bool pinned = sched_setaffinity(0, sizeof(set), &set) == 0;
-  if (!vrdma::vfio::InitEal(vrdma::vfio::NoDeviceEalArgs()).ok()) return 1;
-  rte_mempool* pool = *CreatePacketPool("bench_pool", 16383);
-  TestLink link(1, /*queue_depth=*/8192);
+  CPU_SET(core, &set);
+  return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
+// Two engines joined by a link, with their own packet pool: what one lcore would run.
+struct Pair {
+  rte_mempool* pool = nullptr;
+  std::unique_ptr<TestLink> link;
   Side a, b;
-  Setup(a, link.port_a(), pool, 1);
-  Setup(b, link.port_b(), pool, 2);
-  Connect(a, b, 2, IBV_MTU_4096);
-  Connect(b, a, 1, IBV_MTU_4096);
+};
+
+std::unique_ptr<Pair> MakePair(int index, bool icrc_offload) {
+  auto p = std::make_unique<Pair>();
+  std::string name = "bench_pool" + std::to_string(index);
+  p->pool = *CreatePacketPool(name.c_str(), 16383);
+  p->link = std::make_unique<TestLink>(index + 1, /*queue_depth=*/8192);
+  Setup(p->a, p->link->port_a(), p->pool, 1, icrc_offload);
+  Setup(p->b, p->link->port_b(), p->pool, 2, icrc_offload);
+  Connect(p->a, p->b, 2, IBV_MTU_4096);
+  Connect(p->b, p->a, 1, IBV_MTU_4096);
+  return p;
+}
+
+// `pairs.size()` pairs run the same workload at once, pair i on a thread pinned to core i
+// (registered with DPDK as an lcore, so its pool has a per-lcore cache); returns the
+// units moved per second by all of them together (units: messages, or bytes for WRITE).
+double RunTogether(std::vector<Pair*> pairs, ibv_wr_opcode op, uint32_t size, uint64_t total,
+                   uint32_t depth) {
+  std::vector<double> secs(pairs.size());
+  std::barrier start(static_cast<std::ptrdiff_t>(pairs.size()));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    threads.emplace_back([&, i] {
+      PinTo(static_cast<int>(i));
+      if (rte_lcore_id() == LCORE_ID_ANY) rte_thread_register();
+      start.arrive_and_wait();
+      secs[i] = Run(pairs[i]->a, pairs[i]->b, *pairs[i]->link, op, size, total, depth);
+    });
+  }
+  for (auto& t : threads) t.join();
+  // All of them finished by the slowest one's end.
+  double slowest = *std::max_element(secs.begin(), secs.end());
+  double units = op == IBV_WR_SEND ? static_cast<double>(total) : double(total) * size;
+  return units * static_cast<double>(pairs.size()) / slowest;
+}
+
+int main() {
+  bool pinned = PinTo(0);
+  if (!vrdma::vfio::InitEal(vrdma::vfio::NoDeviceEalArgs()).ok()) return 1;
+  auto pair = MakePair(0, /*icrc_offload=*/false);
+  Side& a = pair->a;
+  Side& b = pair->b;
+  TestLink& link = *pair->link;
 
   std::printf(
       "engine benchmark: both engines and the link on one thread, %s core 0; "
@@ -206,21 +255,78 @@ int main() {
   // The same WRITE with the ICRC left to the port (a NIC's offload, or the trusted
   // internal switch of one physical device).
   {
-    TestLink link2(2, /*queue_depth=*/8192);
-    Side c, d;
-    Setup(c, link2.port_a(), pool, 1, /*icrc_offload=*/true);
-    Setup(d, link2.port_b(), pool, 2, /*icrc_offload=*/true);
-    Connect(c, d, 2, IBV_MTU_4096);
-    Connect(d, c, 1, IBV_MTU_4096);
+    auto offloaded = MakePair(1, /*icrc_offload=*/true);
     rates.clear();
     for (int i = 0; i < 5; ++i) {
-      rates.push_back(kWrites * 65536.0 / Run(c, d, link2, IBV_WR_RDMA_WRITE, 65536, kWrites, 64) /
+      rates.push_back(kWrites * 65536.0 /
+                      Run(offloaded->a, offloaded->b, *offloaded->link, IBV_WR_RDMA_WRITE, 65536,
+                          kWrites, 64) /
                       1e9);
     }
     auto [off_best, off_median] = best_median(rates);
     std::printf(
         "  64 KiB RDMA WRITE  %10.2f GB/s best, %10.2f median, ICRC offloaded to the port\n",
         off_best, off_median);
+  }
+  // Two engine pairs at once, one per core, against one alone, alternating rounds; the
+  // ratio is of medians.
+  unsigned cores = std::thread::hardware_concurrency();
+  if (cores >= 2) {
+    auto second = MakePair(2, /*icrc_offload=*/false);
+    std::printf("two pairs of engines, one per core (cores 0 and 1, own pools), beside one "
+                "pair on core 0, alternating rounds:\n");
+    struct Case {
+      const char* what;
+      ibv_wr_opcode op;
+      uint32_t size;
+      uint64_t total;
+      uint32_t depth;
+      double scale;
+      const char* unit;
+    };
+    for (const Case& c : {Case{"64 B SEND", IBV_WR_SEND, 64, kMsgs, 128, 1e6, "M messages/s"},
+                          Case{"64 KiB RDMA WRITE", IBV_WR_RDMA_WRITE, 65536, kWrites, 64, 1e9,
+                               "GB/s"}}) {
+      std::vector<double> one, two;
+      for (int i = 0; i < 5; ++i) {
+        one.push_back(RunTogether({pair.get()}, c.op, c.size, c.total, c.depth) / c.scale);
+        two.push_back(RunTogether({pair.get(), second.get()}, c.op, c.size, c.total, c.depth) /
+                      c.scale);
+      }
+      auto [one_best, one_median] = best_median(one);
+      auto [two_best, two_median] = best_median(two);
+      std::printf("  %-18s one %7.2f %s (best %.2f), two %7.2f (best %.2f): %.2f x\n", c.what,
+                  one_median, c.unit, one_best, two_median, two_best, two_median / one_median);
+    }
+    // The anchor: how this machine's second core adds to the first on a loop that shares
+    // nothing (a shared VM's two vCPUs may be one physical core's two threads).
+    std::vector<double> one, two;
+    for (int i = 0; i < 5; ++i) {
+      for (int threads : {1, 2}) {
+        std::vector<double> gbps(threads);
+        std::barrier start(threads);
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; ++t) {
+          ts.emplace_back([&, t] {
+            PinTo(t);
+            start.arrive_and_wait();
+            gbps[t] = MemcpyGbps(65536);
+          });
+        }
+        for (auto& t : ts) t.join();
+        double sum = 0;
+        for (double g : gbps) sum += g;
+        (threads == 1 ? one : two).push_back(sum);
+      }
+    }
+    auto [one_best, one_median] = best_median(one);
+    auto [two_best, two_median] = best_median(two);
+    std::printf("  %-18s one %7.2f GB/s (best %.2f), two %7.2f (best %.2f): %.2f x (the anchor)\n",
+                "64 KiB memcpy", one_median, one_best, two_median, two_best,
+                two_median / one_median);
+    PinTo(0);
+  } else {
+    std::printf("two pairs of engines: skipped, %u core(s)\n", cores);
   }
   std::printf("  tx packets A %llu B %llu, retransmits %llu\n",
               static_cast<unsigned long long>(a.dev->counters().tx_packets),
