@@ -258,10 +258,10 @@ int main() {
     auto offloaded = MakePair(1, /*icrc_offload=*/true);
     rates.clear();
     for (int i = 0; i < 5; ++i) {
-      rates.push_back(kWrites * 65536.0 /
-                      Run(offloaded->a, offloaded->b, *offloaded->link, IBV_WR_RDMA_WRITE, 65536,
-                          kWrites, 64) /
-                      1e9);
+      rates.push_back(
+          kWrites * 65536.0 /
+          Run(offloaded->a, offloaded->b, *offloaded->link, IBV_WR_RDMA_WRITE, 65536, kWrites, 64) /
+          1e9);
     }
     auto [off_best, off_median] = best_median(rates);
     std::printf(
@@ -273,8 +273,9 @@ int main() {
   unsigned cores = std::thread::hardware_concurrency();
   if (cores >= 2) {
     auto second = MakePair(2, /*icrc_offload=*/false);
-    std::printf("two pairs of engines, one per core (cores 0 and 1, own pools), beside one "
-                "pair on core 0, alternating rounds:\n");
+    std::printf(
+        "two pairs of engines, one per core (cores 0 and 1, own pools), beside one "
+        "pair on core 0, alternating rounds:\n");
     struct Case {
       const char* what;
       ibv_wr_opcode op;
@@ -284,9 +285,9 @@ int main() {
       double scale;
       const char* unit;
     };
-    for (const Case& c : {Case{"64 B SEND", IBV_WR_SEND, 64, kMsgs, 128, 1e6, "M messages/s"},
-                          Case{"64 KiB RDMA WRITE", IBV_WR_RDMA_WRITE, 65536, kWrites, 64, 1e9,
-                               "GB/s"}}) {
+    for (const Case& c :
+         {Case{"64 B SEND", IBV_WR_SEND, 64, kMsgs, 128, 1e6, "M messages/s"},
+          Case{"64 KiB RDMA WRITE", IBV_WR_RDMA_WRITE, 65536, kWrites, 64, 1e9, "GB/s"}}) {
       std::vector<double> one, two;
       for (int i = 0; i < 5; ++i) {
         one.push_back(RunTogether({pair.get()}, c.op, c.size, c.total, c.depth) / c.scale);
