@@ -13,6 +13,7 @@
 #include "vdev/device_node.h"
 #include "vdev/netdev/neighbour.h"
 #include "vdev/pdev.h"
+#include "vdev/shm/daemon_budget.h"
 #include "vdev/vdev.h"
 
 namespace vrdma::vdev {
@@ -30,8 +31,7 @@ class Registry {
   // or of `netns` (a container's; only on a pdev without a port): its GID table is built
   // from the interface's MAC and addresses, its quotas default to DefaultQuota(pdev).
   absl::StatusOr<Vdev*> AddVdev(std::string_view name, std::string_view pdev,
-                                std::string_view netdev,
-                                std::shared_ptr<Netns> netns = nullptr);
+                                std::string_view netdev, std::shared_ptr<Netns> netns = nullptr);
   // Removes a vdev; the caller has closed its clients' contexts.
   absl::Status DelVdev(std::string_view name);
   // Sets who may open the vdev, and gives its device node the same owner, group and mode.
@@ -77,6 +77,11 @@ class Registry {
   CgroupLimits& cgroup_limits() { return cgroup_limits_; }
   const CgroupLimits& cgroup_limits() const { return cgroup_limits_; }
 
+  // The daemon's mappings and descriptors, as its clients' users share them (unlimited
+  // until the server sets its limits).
+  DaemonBudget& daemon_budget() { return daemon_budget_; }
+  const DaemonBudget& daemon_budget() const { return daemon_budget_; }
+
   // The network namespace of the interfaces vdevs are bound to (the daemon's), and
   // whether vdevs are visible only from it (access.h).
   const NamespaceId& netns() const { return netns_; }
@@ -105,6 +110,7 @@ class Registry {
   uint64_t generation_ = 0;
   std::pair<uint64_t, uint64_t> default_share_ = kDefaultShare;
   CgroupLimits cgroup_limits_;
+  DaemonBudget daemon_budget_;
   NamespaceId netns_;
   NetnsMode netns_mode_ = NetnsMode::kExclusive;
   // Declared last: destroyed first, while the vdevs whose nodes it removes are named.

@@ -134,7 +134,9 @@ uint64_t RaiseFdLimit() {
 }
 
 // Descriptors kept for the daemon's own work (netlink, memfds of new rings, the EAL …) and
-// the administrator, and a budget per client connection with its device open.
+// the administrator, and a budget per client connection with its device open (its socket,
+// pidfd, doorbell, async and context descriptors). By default connections get half of the
+// rest, and the objects that keep a descriptor (daemon_budget.h) the other half.
 constexpr uint64_t kReservedFds = 512;
 constexpr uint64_t kFdsPerConnection = 16;
 constexpr uint64_t kRefuseTimeoutNs = 1000000000ull;
@@ -150,16 +152,33 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   s->registry_ = std::move(registry);
   uint64_t fd_limit = RaiseFdLimit();
   if (s->options_.max_connections == 0) {
-    uint64_t budget = fd_limit > 2 * kReservedFds ? (fd_limit - kReservedFds) / kFdsPerConnection
-                                                  : fd_limit / (2 * kFdsPerConnection);
+    uint64_t budget = fd_limit > 2 * kReservedFds
+                          ? (fd_limit - kReservedFds) / 2 / kFdsPerConnection
+                          : fd_limit / (4 * kFdsPerConnection);
     s->options_.max_connections = static_cast<uint32_t>(std::clamp<uint64_t>(budget, 8, 65536));
   }
   if (s->options_.max_connections_per_user == 0) {
     s->options_.max_connections_per_user = std::max<uint32_t>(s->options_.max_connections / 4, 1);
   }
+  const uint64_t for_connections =
+      kReservedFds + uint64_t{s->options_.max_connections} * kFdsPerConnection;
+  DaemonBudget::Limits budget =
+      DaemonBudget::FromSystem(fd_limit > for_connections ? fd_limit - for_connections : 0);
+  using enum DaemonResource;
+  if (s->options_.max_mappings_per_user) {
+    budget.per_user[static_cast<size_t>(kMappings)] = s->options_.max_mappings_per_user;
+  }
+  if (s->options_.max_descriptors_per_user) {
+    budget.per_user[static_cast<size_t>(kDescriptors)] = s->options_.max_descriptors_per_user;
+  }
+  s->registry_->daemon_budget().SetLimits(budget);
   Log(LogLevel::kInfo, "limits",
       absl::StrCat("fd_limit=", fd_limit, " max_connections=", s->options_.max_connections,
-                   " max_connections_per_user=", s->options_.max_connections_per_user));
+                   " max_connections_per_user=", s->options_.max_connections_per_user,
+                   " client_mappings=", budget.total[static_cast<size_t>(kMappings)],
+                   " per_user=", budget.per_user[static_cast<size_t>(kMappings)],
+                   " client_descriptors=", budget.total[static_cast<size_t>(kDescriptors)],
+                   " per_user=", budget.per_user[static_cast<size_t>(kDescriptors)]));
   s->spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
   auto fd = Listen(options.socket_path);
   if (!fd.ok()) return fd.status();

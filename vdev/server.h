@@ -37,6 +37,10 @@ struct ServerOptions {
   // while tenants hold every connection they may (docs/security.md).
   uint32_t max_connections = 0;
   uint32_t max_connections_per_user = 0;
+  // The daemon's mappings and descriptors a user's objects may hold (daemon_budget.h;
+  // 0: a quarter of what the system leaves for all clients).
+  uint64_t max_mappings_per_user = 0;
+  uint64_t max_descriptors_per_user = 0;
 };
 
 class Server {

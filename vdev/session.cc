@@ -101,7 +101,9 @@ Session::Session(int sock, Registry* registry, Peer peer)
     : sock_(sock),
       registry_(registry),
       peer_(std::move(peer)),
-      context_id_(g_next_context_id.fetch_add(1, std::memory_order_relaxed)) {}
+      context_id_(g_next_context_id.fetch_add(1, std::memory_order_relaxed)) {
+  if (registry_) rings_.SetBudget(&registry_->daemon_budget(), peer_.uid());
+}
 
 Session::~Session() {
   DropToken();

@@ -116,6 +116,7 @@ class Session {
     TxShare* share = nullptr;
     bool read_only = false;  // some of its pages the client may not write
     uint32_t dm = 0;         // the device memory it lies on (RegDmMr), else 0
+    DaemonCharge charge;     // the daemon's mappings its pages take
   };
   struct DmObject {
     uint64_t length = 0;
@@ -202,6 +203,7 @@ class Session {
   struct MappedPages {
     std::unique_ptr<ClientMemory> memory;
     bool read_only = false;
+    DaemonCharge charge;  // the daemon's mappings it takes (daemon_budget.h)
   };
   int MapRegistration(proto::Message& msg, size_t header, const RegistrationPages& p,
                       MappedPages* out);

@@ -2,6 +2,7 @@
 // the daemon shared with the client (proto::kMaxDmSize), charged to the vdev's ring_bytes
 // like the other memory the daemon makes for a context, and MRs on it, zero-based.
 #include <cerrno>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "vdev/session.h"
@@ -25,11 +26,19 @@ int Session::AllocDm(proto::Message& msg, Payload* out, Fds* fds) {
   }
   const uint64_t bytes = RingBytes(req.length);
   if (!Charge(Resource::kRingBytes, bytes)) return ChargeError();
+  // The daemon keeps the memfd and its mapping: from the user's share of its budget.
+  std::string why;
+  auto charge = DaemonCharge::Take(&registry_->daemon_budget(), uid(), 1, 1, &why);
+  if (!charge) {
+    Release(Resource::kRingBytes, bytes);
+    return Refuse(ENOMEM, why);
+  }
   auto region = SharedRegion::Create("vrdma-dm", req.length);
   if (!region.ok()) {
     Release(Resource::kRingBytes, bytes);
     return ENOMEM;
   }
+  (*region)->HoldCharge(std::move(*charge));
   const uint32_t handle = next_dm_++;
   proto::AllocDmReply r{handle, 0, (*region)->size()};
   fds->push_back((*region)->fd());
@@ -71,7 +80,7 @@ int Session::RegDmMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
     return Refused(keys.status());
   }
   // Its bytes are the device memory's, charged there.
-  mrs_[keys->lkey] = MrObject{keys->lkey, 0, nullptr, nullptr, false, req.dm};
+  mrs_[keys->lkey] = MrObject{keys->lkey, 0, nullptr, nullptr, false, req.dm, {}};
   ++dm->second.mrs;
   Append(out, proto::RegMrReply{keys->lkey, keys->lkey, keys->rkey, 0});
   return 0;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -61,6 +62,15 @@ int Session::MapRegistration(proto::Message& msg, size_t header, const Registrat
   out->read_only = backing->read_only();
   auto memory = backing->Map(p.page_length, segs);
   if (!memory.ok()) return Refused(memory.status());
+  // Its mappings come from the user's share of the daemon's (refused: unmapped again). An
+  // MR also takes one of fault_guard's ranges; as it takes at least one mapping, the
+  // clients' mappings (at most as many as those ranges, DaemonBudget::FromSystem) bound
+  // those too.
+  std::string why;
+  auto charge =
+      DaemonCharge::Take(&registry_->daemon_budget(), uid(), (*memory)->mappings(), 0, &why);
+  if (!charge) return Refuse(ENOMEM, why);
+  out->charge = std::move(*charge);
   out->memory = std::move(*memory);
   return 0;
 }
@@ -107,8 +117,8 @@ int Session::RegMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
   // Zero-copy transmit from these pages when the pdev's port takes chained frames (and
   // its device can reach them); otherwise frames carry copies.
   TxShare* share = ShareForTransmit(keys->lkey, &pages.memory);
-  mrs_[keys->lkey] =
-      MrObject{keys->lkey, req.length, std::move(pages.memory), share, pages.read_only};
+  mrs_[keys->lkey] = MrObject{keys->lkey,      req.length, std::move(pages.memory), share,
+                              pages.read_only, 0,          std::move(pages.charge)};
   Append(out, proto::RegMrReply{keys->lkey, keys->lkey, keys->rkey, 0});
   return 0;
 }
@@ -171,6 +181,7 @@ int Session::ReregMr(proto::Message& msg, Payload* out, Fds* /*fds*/) {
     if (obj.share) obj.share->Release();
     obj.share = nullptr;
     obj.memory = std::move(pages.memory);
+    obj.charge = std::move(pages.charge);
     obj.share = ShareForTransmit(obj.lkey, &obj.memory);
   }
   obj.bytes = bytes;

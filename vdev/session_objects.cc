@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "vdev/client_fd.h"
@@ -59,6 +61,14 @@ int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
     if (channel >= 0) close(channel);
     return Refuse(EINVAL, "the completion channel is not an event channel of this client");
   }
+  // The daemon keeps the channel's descriptor while the CQ lives: one of the user's share.
+  std::string why;
+  std::optional<DaemonCharge> channel_charge =
+      DaemonCharge::Take(&registry_->daemon_budget(), uid(), 0, channel >= 0 ? 1 : 0, &why);
+  if (!channel_charge) {
+    close(channel);
+    return Refuse(EMFILE, why);
+  }
   uint32_t depth = Pow2AtLeast(req.cqe);
   // The ring is the daemon's memory, charged to the vdev before it is made.
   const uint64_t ring_bytes = RingBytes(CqRing::RegionSize(depth));
@@ -77,6 +87,7 @@ int Session::CreateCq(proto::Message& msg, Payload* out, Fds* fds) {
     Release(Resource::kRingBytes, ring_bytes);
     return ENOMEM;
   }
+  (*ring)->HoldCharge(std::move(*channel_charge));
   auto cqn = device_->CreateCq(depth, vdev_->id);
   if (!cqn.ok()) {
     Release(Resource::kCq);

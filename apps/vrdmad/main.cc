@@ -2,7 +2,7 @@
 //
 //   vrdmad [EAL args] -- [--socket PATH] [--log-level LEVEL] [--pdev SPEC]... [--pcap FILE]
 //          [--admin-group GROUP] [--max-connections N] [--max-connections-per-user N]
-//          [--dev-dir DIR|none]
+//          [--max-mappings-per-user N] [--max-descriptors-per-user N] [--dev-dir DIR|none]
 //
 // With no --pdev it runs the embedded default, pdev0, whose port is its internal switch.
 #include <signal.h>
@@ -54,6 +54,10 @@ int Usage(const char* argv0, int code) {
                "  --max-connections N, --max-connections-per-user N\n"
                "                client connections of users other than root (default: from\n"
                "                the descriptor limit, a quarter of it per user)\n"
+               "  --max-mappings-per-user N, --max-descriptors-per-user N\n"
+               "                what one user's objects may hold of the daemon's memory\n"
+               "                mappings and descriptors (default: a quarter of what\n"
+               "                vm.max_map_count and the descriptor limit leave for clients)\n"
                "  --vdev-default-share N/D  a new vdev's quotas are N/D of its pdev's limits\n"
                "                (default 1/8; `vrdmactl dev set` raises them up to the pdev)\n"
                "  --dev-dir DIR|none  where each vdev gets its character node, with the vdev's\n"
@@ -92,6 +96,8 @@ int main(int argc, char** argv) {
                                                    : vrdma::proto::kDefaultSocket;
   options.max_connections = opts->max_connections;
   options.max_connections_per_user = opts->max_connections_per_user;
+  options.max_mappings_per_user = opts->max_mappings_per_user;
+  options.max_descriptors_per_user = opts->max_descriptors_per_user;
   std::optional<gid_t> admin_group;
   if (!opts->admin_group.empty()) {
     absl::StatusOr<gid_t> g = vrdma::vdev::ResolveGroup(opts->admin_group);

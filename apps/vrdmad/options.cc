@@ -167,7 +167,8 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
       auto v = value("exclusive|shared");
       if (!v.ok()) return v.status();
       if (*v != "exclusive" && *v != "shared") {
-        return absl::InvalidArgumentError(absl::StrCat("--netns-mode ", *v, ": not exclusive|shared"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--netns-mode ", *v, ": not exclusive|shared"));
       }
       o.netns_shared = *v == "shared";
     } else if (a == "--dev-dir") {
@@ -190,6 +191,14 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
         return absl::InvalidArgumentError(absl::StrCat(a, " ", *v, ": not a positive number"));
       }
       (a == "--max-connections" ? o.max_connections : o.max_connections_per_user) = n;
+    } else if (a == "--max-mappings-per-user" || a == "--max-descriptors-per-user") {
+      auto v = value("a number");
+      if (!v.ok()) return v.status();
+      uint64_t n = 0;
+      if (!absl::SimpleAtoi(*v, &n) || n == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(a, " ", *v, ": not a positive number"));
+      }
+      (a == "--max-mappings-per-user" ? o.max_mappings_per_user : o.max_descriptors_per_user) = n;
     } else if (a == "--vdev-default-share") {
       auto v = value("N/D, e.g. 1/8");
       if (!v.ok()) return v.status();

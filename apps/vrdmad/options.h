@@ -26,6 +26,9 @@ struct VrdmadOptions {
   bool netns_shared = false;          // --netns-mode shared (default exclusive)
   uint32_t max_connections = 0;       // --max-connections: 0, from the descriptor limit
   uint32_t max_connections_per_user = 0;  // --max-connections-per-user: 0, the default
+  // --max-mappings-per-user, --max-descriptors-per-user: 0, a quarter of what is left
+  uint64_t max_mappings_per_user = 0;
+  uint64_t max_descriptors_per_user = 0;
   // --vdev-default-share N/D: the share of its pdev's limits a new vdev's quotas are
   // (Registry::SetDefaultShare); {0, 0}: the registry's default, 1/8.
   std::pair<uint64_t, uint64_t> vdev_default_share{0, 0};

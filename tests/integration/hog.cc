@@ -6,12 +6,17 @@
 //   hog DEV contexts N         opens up to N contexts of DEV
 //   hog DEV rings CQE N        up to N CQs of CQE entries (their rings)
 //   hog DEV qp SEND_WR         one RC QP with SEND_WR send WRs: "qp 1 0" or "qp 0 ERRNO"
+//   hog DEV mrs N [--hold]     up to N one-page MRs, each on a page of its own (the daemon's
+//                              mappings), then "again": one more after freeing one
+//   hog DEV channels N [--hold] up to N CQs on one completion channel (the daemon keeps a
+//                              descriptor of it per CQ), then "again" as above
 // --hold: after printing, says "holding PID" and keeps everything until killed (SIGTERM).
 #include <infiniband/verbs.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -43,6 +48,12 @@ ibv_context* Open(const char* name) {
 void Report(const char* kind, size_t count, int err) {
   std::printf("%s %zu %d\n", kind, count, err);
   std::fflush(stdout);
+}
+
+void Hold() {
+  std::printf("holding %d\n", static_cast<int>(getpid()));
+  std::fflush(stdout);
+  for (;;) pause();
 }
 
 ibv_qp* SmallQp(ibv_pd* pd, ibv_cq* cq, uint32_t send_wr) {
@@ -107,11 +118,7 @@ int Objects(ibv_context* ctx, bool hold) {
     }
   }
   Report("mr", mrs.size(), err);
-  if (hold) {
-    std::printf("holding %d\n", static_cast<int>(getpid()));
-    std::fflush(stdout);
-    for (;;) pause();
-  }
+  if (hold) Hold();
   // Freed in order, as a well-behaved program would (the daemon frees the rest on exit).
   for (ibv_mr* mr : mrs) ibv_dereg_mr(mr);
   for (ibv_qp* qp : qps) ibv_destroy_qp(qp);
@@ -120,10 +127,76 @@ int Objects(ibv_context* ctx, bool hold) {
   return 0;
 }
 
+int Mrs(ibv_context* ctx, size_t n, bool hold) {
+  ibv_pd* pd = ibv_alloc_pd(ctx);
+  if (!pd) {
+    Report("setup", 0, errno);
+    return 1;
+  }
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<char> buf((n + 1) * page);
+  char* base =
+      reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(buf.data()) + page - 1) / page * page);
+  std::vector<ibv_mr*> mrs;
+  int err = 0;
+  for (errno = 0; mrs.size() < n; errno = 0) {
+    ibv_mr* mr = ibv_reg_mr(pd, base + mrs.size() * page, page, IBV_ACCESS_LOCAL_WRITE);
+    if (!mr) {
+      err = errno;
+      break;
+    }
+    mrs.push_back(mr);
+  }
+  Report("mrs", mrs.size(), err);
+  if (err && !mrs.empty()) {
+    ibv_dereg_mr(mrs.back());
+    mrs.pop_back();
+    errno = 0;
+    ibv_mr* mr = ibv_reg_mr(pd, base + mrs.size() * page, page, IBV_ACCESS_LOCAL_WRITE);
+    Report("again", mr ? 1 : 0, mr ? 0 : errno);
+    if (mr) mrs.push_back(mr);
+  }
+  if (hold) Hold();
+  for (ibv_mr* mr : mrs) ibv_dereg_mr(mr);
+  ibv_dealloc_pd(pd);
+  return 0;
+}
+
+int Channels(ibv_context* ctx, size_t n, bool hold) {
+  ibv_comp_channel* channel = ibv_create_comp_channel(ctx);
+  if (!channel) {
+    Report("setup", 0, errno);
+    return 1;
+  }
+  std::vector<ibv_cq*> cqs;
+  int err = 0;
+  for (errno = 0; cqs.size() < n; errno = 0) {
+    ibv_cq* cq = ibv_create_cq(ctx, 1, nullptr, channel, 0);
+    if (!cq) {
+      err = errno;
+      break;
+    }
+    cqs.push_back(cq);
+  }
+  Report("channels", cqs.size(), err);
+  if (err && !cqs.empty()) {
+    ibv_destroy_cq(cqs.back());
+    cqs.pop_back();
+    errno = 0;
+    ibv_cq* cq = ibv_create_cq(ctx, 1, nullptr, channel, 0);
+    Report("again", cq ? 1 : 0, cq ? 0 : errno);
+    if (cq) cqs.push_back(cq);
+  }
+  if (hold) Hold();
+  for (ibv_cq* cq : cqs) ibv_destroy_cq(cq);
+  ibv_destroy_comp_channel(channel);
+  return 0;
+}
+
 int Usage() {
   std::fprintf(stderr,
                "usage: hog DEV objects [--hold] | hog DEV contexts N | hog DEV rings CQE N | "
-               "hog DEV qp SEND_WR\n");
+               "hog DEV qp SEND_WR | hog DEV mrs N [--hold] | hog DEV channels N [--hold]\n");
   return 2;
 }
 
@@ -156,6 +229,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (mode == "objects") return Objects(ctx, argc > 3 && std::strcmp(argv[3], "--hold") == 0);
+  if (mode == "mrs" || mode == "channels") {
+    if (argc < 4) return Usage();
+    const size_t n = std::strtoul(argv[3], nullptr, 10);
+    const bool hold = argc > 4 && std::strcmp(argv[4], "--hold") == 0;
+    return mode == "mrs" ? Mrs(ctx, n, hold) : Channels(ctx, n, hold);
+  }
   if (mode == "rings") {
     if (argc != 5) return Usage();
     int cqe = std::atoi(argv[3]);

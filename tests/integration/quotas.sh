@@ -11,6 +11,12 @@
 #      hca_handle 2 hca_object 5 on vdev_b caps the contexts and objects of a process moved
 #      into it (EAGAIN, as rdmacg_try_charge answers through ib_uverbs); the same user
 #      outside it, and other devices, are not capped.
+#   d. The daemon's own mappings and descriptors (vm.max_map_count, its RLIMIT_NOFILE),
+#      which all tenants share: a tenant registering MRs within its vdev's quota stops at
+#      a quarter of what vm.max_map_count leaves (ENOMEM), far from the kernel's limit,
+#      while another registers its own; CQs on a completion channel stop at the user's
+#      descriptors (EMFILE, `--max-descriptors-per-user`) while another's are made; all
+#      of it comes back when the tenant goes.
 # Refusals are in the daemon's debug log and counted in `stat show`.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/tenant_lib.sh"
@@ -233,6 +239,82 @@ if grep -q 'quota_refused.*vdev=vdev_a' "$WORK/vrdmad.log" &&
   pass "refusals are in the debug log with their reason and counted in stat show"
 else
   fail "refusal log/counters: $stat; $(grep -c refused "$WORK/vrdmad.log") log lines"
+fi
+# ---- d. the daemon's mappings and descriptors ------------------------------------------------
+# By default vrdmad gives each user a quarter of what vm.max_map_count leaves beside its
+# own mappings (its log's "limits" line), and of its descriptors beside the connections'.
+max_maps=$(cat /proc/sys/vm/max_map_count)
+limits=$(grep -o 'client_mappings=[0-9]* per_user=[0-9]* client_descriptors=[0-9]* per_user=[0-9]*' \
+  "$WORK/vrdmad.log" | head -1)
+read -r all_maps user_maps all_fds user_fds < <(tr -c '0-9\n' ' ' <<<"$limits")
+if [[ -n "$limits" && $all_maps -gt 0 && $all_maps -lt $max_maps && $user_maps -eq $((all_maps / 4)) &&
+  $user_fds -eq $((all_fds / 4)) && $user_fds -gt 0 ]]; then
+  pass "the daemon's own budget: $limits (vm.max_map_count $max_maps)"
+else
+  fail "the daemon's budget: '$limits'"
+fi
+# A daemon with small shares, so that the test reaches them quickly (a client's
+# registrations get slower as its own mappings grow).
+kill "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null || true
+ip netns exec "$NS" "$VRDMAD" --socket "$VRDMA_SOCKET" --log-level debug \
+  --max-mappings-per-user 2000 --max-descriptors-per-user 64 >"$WORK/vrdmad2.log" 2>&1 &
+DAEMON_PID=$!
+wait_for_daemon "$VRDMA_SOCKET" "$DAEMON_PID" "$WORK/vrdmad2.log"
+ctl dev add vdev_a pdev pdev0 netdev vrd0 >/dev/null
+ctl dev add vdev_b pdev pdev0 netdev vrd1 >/dev/null
+# vdev_a's default MR quota (1/8 of the pdev's 524,287) is more than that: each MR costs
+# a mapping per segment and the ends of its reservation (1 to 3).
+as_user "$HOGGER" timeout 300 "$VRDMA_RUN" -d vdev_a -- "$HOG" vdev_a mrs 100000 --hold \
+  >"$WORK/mrs.out" 2>&1 &
+hog=$!
+for _ in $(seq 600); do
+  grep -q '^holding' "$WORK/mrs.out" && break
+  kill -0 $hog 2>/dev/null || break
+  sleep 0.1
+done
+n=$(field "$WORK/mrs.out" mrs 2)
+if [[ "$(field "$WORK/mrs.out" mrs 3)" == 12 && $n -le 2000 && $((n * 3 + 3)) -gt 2000 &&
+  "$(field "$WORK/mrs.out" again 2)" == 1 ]]; then
+  pass "MRs stop at the user's 2000 daemon mappings: $n MRs, then ENOMEM"
+else
+  fail "MR mappings: $(tr '\n' ' ' <"$WORK/mrs.out")"
+fi
+as_user "$GOOD" timeout 120 "$VRDMA_RUN" -d vdev_b -- "$HOG" vdev_b mrs 500 >"$WORK/good_mrs.out" 2>&1 ||
+  true
+if grep -q '^mrs 500 0$' "$WORK/good_mrs.out"; then
+  pass "another tenant registers its 500 MRs meanwhile"
+else
+  fail "the other tenant's MRs: $(cat "$WORK/good_mrs.out")"
+fi
+if grep -q "uid $(id -u "$HOGGER") holds .* of its 2000 daemon mappings" "$WORK/vrdmad2.log"; then
+  pass "the refusal is logged with the user and its share"
+else
+  fail "no refusal naming the daemon's mappings in the log"
+fi
+hog_pid=$(awk '$1 == "holding" { print $2 }' "$WORK/mrs.out")
+[[ -n "$hog_pid" ]] && kill -KILL "$hog_pid" 2>/dev/null
+wait $hog 2>/dev/null || true
+sleep 0.5
+as_user "$HOGGER" timeout 120 "$VRDMA_RUN" -d vdev_a -- "$HOG" vdev_a mrs 1000 >"$WORK/mrs2.out" 2>&1 ||
+  true
+if grep -q '^mrs 1000 0$' "$WORK/mrs2.out"; then
+  pass "the tenant's share is back once its process is gone"
+else
+  fail "after the hog: $(cat "$WORK/mrs2.out")"
+fi
+# Descriptors: one per CQ's completion channel, one for the chunk its rings are carved from.
+as_user "$HOGGER" timeout 120 "$VRDMA_RUN" -d vdev_a -- "$HOG" vdev_a channels 1000 \
+  >"$WORK/channels.out" 2>&1 || true
+as_user "$GOOD" timeout 120 "$VRDMA_RUN" -d vdev_b -- "$HOG" vdev_b channels 40 \
+  >"$WORK/good_channels.out" 2>&1 || true
+n=$(field "$WORK/channels.out" channels 2)
+if [[ "$(field "$WORK/channels.out" channels 3)" == 24 && $n -ge 60 && $n -lt 64 &&
+  "$(field "$WORK/channels.out" again 2)" == 1 ]] &&
+  grep -q '^channels 40 0$' "$WORK/good_channels.out"; then
+  pass "CQs on a completion channel stop at the user's 64 descriptors (EMFILE after $n), another user's 40 are made"
+else
+  fail "descriptors: $(tr '\n' ' ' <"$WORK/channels.out") / $(cat "$WORK/good_channels.out")"
 fi
 if kill -0 "$DAEMON_PID" 2>/dev/null && ctl dev show vdev_a >/dev/null; then
   pass "vrdmad alive, every vdev there"

@@ -54,6 +54,9 @@ class CqRing : public driver::CompletionSink {
     return sizeof(proto::CqShmHeader) + size_t{depth} * sizeof(proto::Cqe);
   }
 
+  // What the CQ takes of the daemon's budget (its channel's descriptor), held while it lives.
+  void HoldCharge(DaemonCharge charge) { charge_ = std::move(charge); }
+
  private:
   CqRing() = default;
   void Attach(std::unique_ptr<SharedRegion> region, uint32_t depth, uint32_t produced);
@@ -76,6 +79,7 @@ class CqRing : public driver::CompletionSink {
   uint64_t user_handle_ = 0;
   bool timestamps_ = false;
   int channel_fd_ = -1;
+  DaemonCharge charge_;
   uint64_t delivered_ = 0;
   uint64_t overruns_ = 0;
   uint64_t events_dropped_ = 0;

@@ -111,7 +111,9 @@ absl::StatusOr<std::unique_ptr<ClientMemory>> ClientMemory::Map(
     munmap(res, reserved);
     return absl::ResourceExhaustedError("too many client memory mappings");
   }
-  return std::unique_ptr<ClientMemory>(new ClientMemory(b, page_length, r, reserved, slot));
+  const size_t mappings = segs.size() + (b > r ? 1 : 0) + (r + reserved > b + page_length ? 1 : 0);
+  return std::unique_ptr<ClientMemory>(
+      new ClientMemory(b, page_length, r, reserved, slot, mappings));
 }
 
 absl::Status ClientMemory::InstallFaultGuard() {

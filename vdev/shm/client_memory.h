@@ -41,20 +41,25 @@ class ClientMemory {
 
   uint8_t* base() const { return base_; }
   uint64_t length() const { return length_; }
+  // The mappings (VMAs) it takes in the daemon at most: one per segment, and the ends of
+  // the reservation around them that no segment covers.
+  size_t mappings() const { return mappings_; }
 
  private:
   ClientMemory(uint8_t* base, uint64_t length, uint8_t* reservation, uint64_t reserved,
-               int guard_slot)
+               int guard_slot, size_t mappings)
       : base_(base),
         length_(length),
         reservation_(reservation),
         reserved_(reserved),
-        guard_slot_(guard_slot) {}
+        guard_slot_(guard_slot),
+        mappings_(mappings) {}
   uint8_t* base_;
   uint64_t length_;
   uint8_t* reservation_;  // the address space reserved around [base_, base_ + length_)
   uint64_t reserved_;
   int guard_slot_;
+  size_t mappings_;
 };
 
 }  // namespace vrdma::vdev

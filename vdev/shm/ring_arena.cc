@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 
@@ -72,7 +73,7 @@ void RingChunk::Punch(size_t first, size_t pages) {
 absl::StatusOr<std::unique_ptr<SharedRegion>> RingArena::Allocate(size_t size) {
   const size_t page = RingChunk::PageBytes();
   const size_t pages = std::max<size_t>((size + page - 1) / page, 1);
-  if (pages > kMaxCarvedPages) return SharedRegion::Create(name_, size);
+  if (pages > kMaxCarvedPages) return OwnMemfd(size);
   Trim();
   std::shared_ptr<RingChunk> chunk;
   long first = -1;
@@ -95,11 +96,15 @@ absl::StatusOr<std::unique_ptr<SharedRegion>> RingArena::Allocate(size_t size) {
       used += RingChunk::kChunkPages - c->free_pages();
     }
     if (!chunks_.empty() && used * 4 < (chunks_.size() + 1) * RingChunk::kChunkPages) {
-      return SharedRegion::Create(name_, size);
+      return OwnMemfd(size);
     }
+    std::string why;
+    auto charge = DaemonCharge::Take(budget_, uid_, 1, 1, &why);
+    if (!charge) return absl::ResourceExhaustedError(why);
     absl::StatusOr<std::shared_ptr<RingChunk>> made = RingChunk::Create(name_);
     if (!made.ok()) return made.status();
     chunk = std::move(*made);
+    chunk->HoldCharge(std::move(*charge));
     first = chunk->Allocate(pages);
     chunks_.push_back(chunk);
   }
@@ -110,6 +115,15 @@ absl::StatusOr<std::unique_ptr<SharedRegion>> RingArena::Allocate(size_t size) {
     return absl::ErrnoToStatus(err, "a descriptor of a ring chunk");
   }
   return SharedRegion::Carved(std::move(chunk), fd, static_cast<size_t>(first), pages);
+}
+
+absl::StatusOr<std::unique_ptr<SharedRegion>> RingArena::OwnMemfd(size_t size) {
+  std::string why;
+  auto charge = DaemonCharge::Take(budget_, uid_, 1, 0, &why);
+  if (!charge) return absl::ResourceExhaustedError(why);
+  absl::StatusOr<std::unique_ptr<SharedRegion>> region = SharedRegion::Create(name_, size);
+  if (region.ok()) (*region)->HoldCharge(std::move(*charge));
+  return region;
 }
 
 void RingArena::Trim() {

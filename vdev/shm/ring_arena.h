@@ -44,6 +44,8 @@ class RingChunk {
   int fd() const { return fd_; }
   uint8_t* data() const { return data_; }
   size_t free_pages() const { return free_pages_; }
+  // Its descriptor and mapping, from the context's user's share of the daemon's.
+  void HoldCharge(DaemonCharge charge) { charge_ = std::move(charge); }
 
  private:
   RingChunk(int fd, uint8_t* data) : fd_(fd), data_(data) {}
@@ -53,6 +55,7 @@ class RingChunk {
   uint8_t* data_;
   size_t free_pages_ = kChunkPages;
   std::array<uint64_t, kChunkPages / 64> used_{};  // a bit per page
+  DaemonCharge charge_;
 };
 
 class RingArena {
@@ -60,6 +63,12 @@ class RingArena {
   static constexpr size_t kMaxCarvedPages = 128;  // 512 KiB
 
   explicit RingArena(const char* name) : name_(name) {}
+  // The budget each chunk's descriptor and mapping, and each ring of its own's mapping,
+  // is taken from, for `uid` (none set: not counted).
+  void SetBudget(DaemonBudget* budget, uint32_t uid) {
+    budget_ = budget;
+    uid_ = uid;
+  }
 
   // At least `size` bytes of zeroed shared memory, page-aligned in its memfd; its fd()
   // a descriptor of that memfd for the client (TakeFd), its offset() where it starts.
@@ -72,7 +81,13 @@ class RingArena {
   void Trim();
 
  private:
+  // A region with a memfd of its own: one mapping of the daemon's (its descriptor goes to
+  // the client).
+  absl::StatusOr<std::unique_ptr<SharedRegion>> OwnMemfd(size_t size);
+
   const char* name_;
+  DaemonBudget* budget_ = nullptr;
+  uint32_t uid_ = 0;
   std::vector<std::shared_ptr<RingChunk>> chunks_;
 };
 

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "vdev/shm/daemon_budget.h"
 
 namespace vrdma::vdev {
 
@@ -47,6 +48,8 @@ class SharedRegion {
   size_t size() const { return size_; }
   // Where the region starts in its memfd: what the client maps (0 for a memfd of its own).
   uint64_t offset() const { return offset_; }
+  // What the region takes of the daemon's budget, held while it lives.
+  void HoldCharge(DaemonCharge charge) { charge_ = std::move(charge); }
 
  private:
   SharedRegion(int fd, uint8_t* data, size_t size, uint64_t offset)
@@ -56,6 +59,7 @@ class SharedRegion {
   size_t size_;
   uint64_t offset_;
   std::shared_ptr<RingChunk> chunk_;  // set for a carved region: its mapping is the chunk's
+  DaemonCharge charge_;
 };
 
 }  // namespace vrdma::vdev
