@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "driver/res/fault_guard.h"
+#include "driver/device.h"
 
 namespace vrdma::vdev {
 namespace {
