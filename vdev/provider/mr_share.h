@@ -64,8 +64,16 @@ void ReleasePages(const std::vector<uint64_t>& inodes);
 uint64_t MemfdPageSizeLocked(uint64_t inode);
 // The descriptor of our MR memfd `inode`, or -1 (the table's lock held; allocation-free).
 int MemfdFdLocked(uint64_t inode);
-// mr_private.cc: replaces every mapping of the MR memfd `inode` with a private copy.
-void MakeMemfdPrivate(uint64_t inode);
+// mr_private.cc: replaces the mappings of the MR memfd `inode` with private copies: those
+// in [start, start + len), where it was made, when the kernel answers PROCMAP_QUERY (a
+// mapping the program moved elsewhere stays shared until a fork() makes it private, as
+// every registered mapping then), else all of them.
+void MakeMemfdPrivate(uint64_t inode, uint64_t start, uint64_t len);
+// Whether the process's mappings are looked up with PROCMAP_QUERY (procmap_query.h) or
+// read from the maps file: false once the kernel has said it has no such ioctl; a test
+// sets it to run the maps file's way, as on kernels before 6.11.
+bool UsesProcmapQuery();
+void SetUseProcmapQuery(bool use);
 // Registers the fork() handlers that give a child private copies (once per process).
 void InstallForkHandlers();
 // The memfd table's lock, held across fork(); and the child's clean-up of the table.

@@ -107,7 +107,18 @@ bool Holds(const uint8_t* p, size_t n, uint8_t seed) {
   return true;
 }
 
-TEST(ShareRange, PrivatePagesMoveToAMemfdAndBack) {
+// Each ShareRangeTest runs twice: looking the mappings up with PROCMAP_QUERY (where the
+// kernel has it, Linux 6.11) and reading the maps file, as on older kernels.
+class ShareRangeTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { SetUseProcmapQuery(GetParam()); }
+  void TearDown() override { SetUseProcmapQuery(true); }
+};
+INSTANTIATE_TEST_SUITE_P(Lookups, ShareRangeTest, ::testing::Bool(), [](const auto& info) {
+  return std::string(info.param ? "ProcmapQuery" : "MapsFile");
+});
+
+TEST_P(ShareRangeTest, PrivatePagesMoveToAMemfdAndBack) {
   const size_t len = 3 * kPage;
   auto* p = static_cast<uint8_t*>(
       mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -157,7 +168,7 @@ TEST(ShareRange, PrivatePagesMoveToAMemfdAndBack) {
 // places becomes a memfd with two pages allocated (the rest holes, reading as zeros as the
 // untouched pages did), so registering it commits no more memory than was in use; and
 // back, only the memfd's data is copied into the private memory again.
-TEST(ShareRange, UntouchedPrivatePagesStayHoles) {
+TEST_P(ShareRangeTest, UntouchedPrivatePagesStayHoles) {
   const size_t len = 16384 * kPage;
   auto* p = static_cast<uint8_t*>(
       mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -194,7 +205,7 @@ TEST(ShareRange, UntouchedPrivatePagesStayHoles) {
 // pages at a time, onto a hugetlbfs memfd of the same page size (what the daemon then
 // maps), contents kept; released, they are private huge pages again with what was
 // written.
-TEST(ShareRange, PrivateHugePagesMoveToAHugeMemfdAndBack) {
+TEST_P(ShareRangeTest, PrivateHugePagesMoveToAHugeMemfdAndBack) {
   VRDMA_REQUIRE_FREE_HUGE_PAGES(4);
   const size_t huge = 2 << 20, len = 2 * huge;
   auto* p = static_cast<uint8_t*>(
@@ -230,7 +241,7 @@ TEST(ShareRange, PrivateHugePagesMoveToAHugeMemfdAndBack) {
   munmap(p, len);
 }
 
-TEST(ShareRange, SharedMemoryGoesByReference) {
+TEST_P(ShareRangeTest, SharedMemoryGoesByReference) {
   const size_t len = 2 * kPage;
   auto* p = static_cast<uint8_t*>(
       mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
@@ -245,7 +256,7 @@ TEST(ShareRange, SharedMemoryGoesByReference) {
   munmap(p, len);
 }
 
-TEST(ShareRange, RefusalsLeaveTheMemoryAlone) {
+TEST_P(ShareRangeTest, RefusalsLeaveTheMemoryAlone) {
   // Not mapped at all, or partly.
   auto* p = static_cast<uint8_t*>(
       mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -299,7 +310,7 @@ std::string PermsOf(const void* addr) {
 // rdma_client's messages are (issue 14: "ibv_reg_mr of an initialised global array").
 uint8_t g_data_buffer[3 * 4096] = {1, 2, 3};
 
-TEST(ShareRange, PrivateFileMappingsAreCopiedToo) {
+TEST_P(ShareRangeTest, PrivateFileMappingsAreCopiedToo) {
   // A file mapped MAP_PRIVATE, one page written (private now), one not.
   char name[] = "/tmp/vrdma-provider-test.XXXXXX";
   int fd = mkstemp(name);
