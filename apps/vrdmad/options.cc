@@ -183,22 +183,19 @@ absl::StatusOr<VrdmadOptions> ParseVrdmadOptions(
       auto v = value("a group name or number");
       if (!v.ok()) return v.status();
       o.admin_group = *v;
-    } else if (a == "--max-connections" || a == "--max-connections-per-user") {
+    } else if (a == "--max-connections" || a == "--max-connections-per-user" ||
+               a == "--max-mappings-per-user" || a == "--max-descriptors-per-user") {
       auto v = value("a number");
       if (!v.ok()) return v.status();
-      uint32_t n = 0;
-      if (!absl::SimpleAtoi(*v, &n) || n == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(a, " ", *v, ": not a positive number"));
-      }
-      (a == "--max-connections" ? o.max_connections : o.max_connections_per_user) = n;
-    } else if (a == "--max-mappings-per-user" || a == "--max-descriptors-per-user") {
-      auto v = value("a number");
-      if (!v.ok()) return v.status();
+      const bool connections = a.starts_with("--max-connections");
       uint64_t n = 0;
-      if (!absl::SimpleAtoi(*v, &n) || n == 0) {
+      if (!absl::SimpleAtoi(*v, &n) || n == 0 || (connections && n > UINT32_MAX)) {
         return absl::InvalidArgumentError(absl::StrCat(a, " ", *v, ": not a positive number"));
       }
-      (a == "--max-mappings-per-user" ? o.max_mappings_per_user : o.max_descriptors_per_user) = n;
+      if (a == "--max-connections") o.max_connections = static_cast<uint32_t>(n);
+      if (a == "--max-connections-per-user") o.max_connections_per_user = static_cast<uint32_t>(n);
+      if (a == "--max-mappings-per-user") o.max_mappings_per_user = n;
+      if (a == "--max-descriptors-per-user") o.max_descriptors_per_user = n;
     } else if (a == "--vdev-default-share") {
       auto v = value("N/D, e.g. 1/8");
       if (!v.ok()) return v.status();

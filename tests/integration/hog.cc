@@ -127,35 +127,47 @@ int Objects(ibv_context* ctx, bool hold) {
   return 0;
 }
 
+// Up to `n` objects of `make(i)` (nullptr and errno when refused), reported as
+// "KIND COUNT ERRNO"; after a refusal, one freed and one more made ("again ...").
+template <typename T, typename Make, typename Free>
+std::vector<T*> Flood(const char* kind, size_t n, Make make, Free free) {
+  std::vector<T*> got;
+  int err = 0;
+  for (errno = 0; got.size() < n; errno = 0) {
+    T* o = make(got.size());
+    if (!o) {
+      err = errno;
+      break;
+    }
+    got.push_back(o);
+  }
+  Report(kind, got.size(), err);
+  if (err && !got.empty()) {
+    free(got.back());
+    got.pop_back();
+    errno = 0;
+    T* o = make(got.size());
+    Report("again", o ? 1 : 0, o ? 0 : errno);
+    if (o) got.push_back(o);
+  }
+  return got;
+}
+
 int Mrs(ibv_context* ctx, size_t n, bool hold) {
   ibv_pd* pd = ibv_alloc_pd(ctx);
   if (!pd) {
     Report("setup", 0, errno);
     return 1;
   }
+  // Each MR on a page of its own.
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   std::vector<char> buf((n + 1) * page);
   char* base =
       reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(buf.data()) + page - 1) / page * page);
-  std::vector<ibv_mr*> mrs;
-  int err = 0;
-  for (errno = 0; mrs.size() < n; errno = 0) {
-    ibv_mr* mr = ibv_reg_mr(pd, base + mrs.size() * page, page, IBV_ACCESS_LOCAL_WRITE);
-    if (!mr) {
-      err = errno;
-      break;
-    }
-    mrs.push_back(mr);
-  }
-  Report("mrs", mrs.size(), err);
-  if (err && !mrs.empty()) {
-    ibv_dereg_mr(mrs.back());
-    mrs.pop_back();
-    errno = 0;
-    ibv_mr* mr = ibv_reg_mr(pd, base + mrs.size() * page, page, IBV_ACCESS_LOCAL_WRITE);
-    Report("again", mr ? 1 : 0, mr ? 0 : errno);
-    if (mr) mrs.push_back(mr);
-  }
+  std::vector<ibv_mr*> mrs = Flood<ibv_mr>(
+      "mrs", n,
+      [&](size_t i) { return ibv_reg_mr(pd, base + i * page, page, IBV_ACCESS_LOCAL_WRITE); },
+      ibv_dereg_mr);
   if (hold) Hold();
   for (ibv_mr* mr : mrs) ibv_dereg_mr(mr);
   ibv_dealloc_pd(pd);
@@ -168,25 +180,9 @@ int Channels(ibv_context* ctx, size_t n, bool hold) {
     Report("setup", 0, errno);
     return 1;
   }
-  std::vector<ibv_cq*> cqs;
-  int err = 0;
-  for (errno = 0; cqs.size() < n; errno = 0) {
-    ibv_cq* cq = ibv_create_cq(ctx, 1, nullptr, channel, 0);
-    if (!cq) {
-      err = errno;
-      break;
-    }
-    cqs.push_back(cq);
-  }
-  Report("channels", cqs.size(), err);
-  if (err && !cqs.empty()) {
-    ibv_destroy_cq(cqs.back());
-    cqs.pop_back();
-    errno = 0;
-    ibv_cq* cq = ibv_create_cq(ctx, 1, nullptr, channel, 0);
-    Report("again", cq ? 1 : 0, cq ? 0 : errno);
-    if (cq) cqs.push_back(cq);
-  }
+  std::vector<ibv_cq*> cqs = Flood<ibv_cq>(
+      "channels", n, [&](size_t) { return ibv_create_cq(ctx, 1, nullptr, channel, 0); },
+      ibv_destroy_cq);
   if (hold) Hold();
   for (ibv_cq* cq : cqs) ibv_destroy_cq(cq);
   ibv_destroy_comp_channel(channel);

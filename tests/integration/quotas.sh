@@ -45,6 +45,21 @@ limit() { jget "$LIMITS" "d[0]['limits']['$1']"; }
 quota_a() { jget "$QUOTA_A" "d[0]['quota']['$1']"; }
 # field FILE KIND N: field N of the line "KIND COUNT ERRNO" hog printed.
 field() { awk -v k="$2" -v n="$3" '$1 == k { print $n }' "$1"; }
+# until_holding FILE PID: until hog --hold says it holds what it got (or has died);
+# let_go FILE PID: kills it without letting it free anything.
+until_holding() {
+  for _ in $(seq 600); do
+    grep -q '^holding' "$1" && break
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+let_go() {
+  local pid
+  pid=$(awk '$1 == "holding" { print $2 }' "$1")
+  [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null
+  wait "$2" 2>/dev/null || true
+}
 
 # ---- a. defaults ------------------------------------------------------------------------
 bad=""
@@ -71,11 +86,7 @@ QUOTA_A=$(ctl -j dev show vdev_a)
 as_user "$HOGGER" timeout 300 "$VRDMA_RUN" -d vdev_a -- "$HOG" vdev_a objects --hold \
   >"$WORK/hog.out" 2>&1 &
 hog=$!
-for _ in $(seq 600); do
-  grep -q '^holding' "$WORK/hog.out" && break
-  kill -0 $hog 2>/dev/null || break
-  sleep 0.1
-done
+until_holding "$WORK/hog.out" $hog
 bad=""
 for k in pd cq qp mr; do
   n=$(field "$WORK/hog.out" $k 2)
@@ -110,9 +121,7 @@ else
   fail "pingpong: $(cat "$WORK/pp.server" "$WORK/pp.client")"
 fi
 # The hog dies without freeing anything: the daemon frees it all at the hang-up.
-hog_pid=$(awk '$1 == "holding" { print $2 }' "$WORK/hog.out")
-[[ -n "$hog_pid" ]] && kill -KILL "$hog_pid" 2>/dev/null
-wait $hog 2>/dev/null || true
+let_go "$WORK/hog.out" $hog
 for _ in $(seq 50); do
   res=$(ctl -j res show vdev_a)
   [[ "$(jget "$res" "sum(d[0]['used'].values())")" == 0 ]] && break
@@ -268,11 +277,7 @@ ctl dev add vdev_b pdev pdev0 netdev vrd1 >/dev/null
 as_user "$HOGGER" timeout 300 "$VRDMA_RUN" -d vdev_a -- "$HOG" vdev_a mrs 100000 --hold \
   >"$WORK/mrs.out" 2>&1 &
 hog=$!
-for _ in $(seq 600); do
-  grep -q '^holding' "$WORK/mrs.out" && break
-  kill -0 $hog 2>/dev/null || break
-  sleep 0.1
-done
+until_holding "$WORK/mrs.out" $hog
 n=$(field "$WORK/mrs.out" mrs 2)
 if [[ "$(field "$WORK/mrs.out" mrs 3)" == 12 && $n -le 2000 && $((n * 3 + 3)) -gt 2000 &&
   "$(field "$WORK/mrs.out" again 2)" == 1 ]]; then
@@ -292,9 +297,7 @@ if grep -q "uid $(id -u "$HOGGER") holds .* of its 2000 daemon mappings" "$WORK/
 else
   fail "no refusal naming the daemon's mappings in the log"
 fi
-hog_pid=$(awk '$1 == "holding" { print $2 }' "$WORK/mrs.out")
-[[ -n "$hog_pid" ]] && kill -KILL "$hog_pid" 2>/dev/null
-wait $hog 2>/dev/null || true
+let_go "$WORK/mrs.out" $hog
 sleep 0.5
 as_user "$HOGGER" timeout 120 "$VRDMA_RUN" -d vdev_a -- "$HOG" vdev_a mrs 1000 >"$WORK/mrs2.out" 2>&1 ||
   true
