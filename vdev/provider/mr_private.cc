@@ -21,10 +21,16 @@
 #include <cerrno>
 #include <cstring>
 
+#include "vdev/protocol/procmap_query.h"
 #include "vdev/provider/mr_share.h"
-#include "vdev/provider/procmap_query.h"
 
 namespace vrdma::provider {
+
+using proto::kVmaExecutable;
+using proto::kVmaShared;
+using proto::kVmaWritable;
+using proto::ProcmapQuery;
+using proto::QueryMappingFrom;
 
 namespace {
 

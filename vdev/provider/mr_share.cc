@@ -22,9 +22,16 @@
 #include <utility>
 #include <vector>
 
-#include "vdev/provider/procmap_query.h"
+#include "vdev/protocol/procmap_query.h"
 
 namespace vrdma::provider {
+
+using proto::kVmaExecutable;
+using proto::kVmaReadable;
+using proto::kVmaShared;
+using proto::kVmaWritable;
+using proto::ProcmapQuery;
+using proto::QueryMappingFrom;
 
 namespace {
 

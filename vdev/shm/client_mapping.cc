@@ -8,6 +8,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "vdev/protocol/procmap_query.h"
 #include "vdev/shm/maps_line.h"
 
 namespace vrdma::vdev {
@@ -59,28 +61,94 @@ std::optional<dev_t> ShmemDevice() {
   return dev;
 }
 
-}  // namespace
+std::atomic<bool> g_use_procmap_query{true};
 
-absl::StatusOr<ClientMapping> OpenClientMapping(const Peer& peer, uint64_t addr, uint64_t length) {
-  if (length == 0 || addr + length < addr) return absl::InvalidArgumentError("bad range");
+// A mapping of the client, as its maps line says it.
+struct Vma {
+  uint64_t start = 0, end = 0, offset = 0, inode = 0;
+  uint32_t dev_major = 0, dev_minor = 0;
+  bool writable = false, shared = false;
+  std::string path;
+  uint64_t page_size = 0;  // the kernel's (smaps' KernelPageSize) when known, else 0
+};
+
+// The mapping covering `addr` by PROCMAP_QUERY: one lookup however many mappings the
+// client has, where reading the maps file costs a line per mapping, in the daemon's one
+// thread. 1 (found), 0 (none covers addr), -1 (the kernel has no such ioctl, or it failed:
+// ask the maps file).
+int QueryVma(const Peer& peer, uint64_t addr, Vma* out) {
+  if (!g_use_procmap_query.load(std::memory_order_relaxed)) return -1;
+  absl::StatusOr<int> opened = peer.OpenProcFile("maps", O_RDONLY);
+  if (!opened.ok()) return -1;
+  char name[4096];
+  proto::ProcmapQuery q;
+  int err = proto::QueryMappingFrom(*opened, addr, name, sizeof name, &q);
+  close(*opened);
+  if (err == ENOTTY || err == EINVAL) g_use_procmap_query.store(false, std::memory_order_relaxed);
+  if (err) return err == ENOENT ? 0 : -1;
+  if (q.vma_start > addr) return 0;  // the next one up: none covers addr
+  *out = Vma{q.vma_start,
+             q.vma_end,
+             q.vma_offset,
+             q.inode,
+             q.dev_major,
+             q.dev_minor,
+             (q.vma_flags & proto::kVmaWritable) != 0,
+             (q.vma_flags & proto::kVmaShared) != 0,
+             name,
+             q.vma_page_size};
+  return 1;
+}
+
+absl::StatusOr<std::optional<Vma>> FindVma(const Peer& peer, uint64_t addr) {
+  Vma vma;
+  switch (QueryVma(peer, addr, &vma)) {
+    case 1:
+      return vma;
+    case 0:
+      return std::nullopt;
+    default:
+      break;
+  }
   absl::StatusOr<std::string> maps = ReadProcText(peer, "maps");
   if (!maps.ok()) return maps.status();
-  std::optional<MapsEntry> vma;
   for (std::string_view rest = *maps; !rest.empty();) {
     size_t nl = rest.find('\n');
     std::string_view line = rest.substr(0, nl);
     rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
     std::optional<MapsEntry> e = ParseMapsLine(line);
     if (e && addr >= e->start && addr < e->end) {
-      vma = e;
-      break;
+      return Vma{e->start,
+                 e->end,
+                 e->offset,
+                 e->inode,
+                 e->dev_major,
+                 e->dev_minor,
+                 e->writable(),
+                 e->shared(),
+                 std::string(e->path),
+                 0};
     }
   }
+  return std::nullopt;
+}
+
+}  // namespace
+
+void UseProcmapQueryForClientMaps(bool use) {
+  g_use_procmap_query.store(use, std::memory_order_relaxed);
+}
+
+absl::StatusOr<ClientMapping> OpenClientMapping(const Peer& peer, uint64_t addr, uint64_t length) {
+  if (length == 0 || addr + length < addr) return absl::InvalidArgumentError("bad range");
+  absl::StatusOr<std::optional<Vma>> found = FindVma(peer, addr);
+  if (!found.ok()) return found.status();
+  const std::optional<Vma>& vma = *found;
   if (!vma || addr + length > vma->end) {
     return absl::NotFoundError("range is not one mapping of the client");
   }
-  const std::string path(vma->path);
-  if (!vma->shared()) return absl::FailedPreconditionError("private file mapping");
+  const std::string& path = vma->path;
+  if (!vma->shared) return absl::FailedPreconditionError("private file mapping");
   // Objects whose size no process can change (IPC_RMID'd or not, a SysV segment keeps
   // its size; a shared anonymous mapping is an unlinked shmem file of fixed size). The
   // name only says which kind the object claims to be: the object itself is checked
@@ -95,9 +163,13 @@ absl::StatusOr<ClientMapping> OpenClientMapping(const Peer& peer, uint64_t addr,
   // FUSE file) or do things (a device).
   bool huge_file = false;
   if (!sysv && !shared_anon && !memfd && !shared_anon_huge) {
-    absl::StatusOr<std::string> smaps = ReadProcText(peer, "smaps");
-    std::optional<uint64_t> page_size =
-        smaps.ok() ? SmapsKernelPageSize(*smaps, vma->start) : std::nullopt;
+    std::optional<uint64_t> page_size;
+    if (vma->page_size) {
+      page_size = vma->page_size;
+    } else {
+      absl::StatusOr<std::string> smaps = ReadProcText(peer, "smaps");
+      page_size = smaps.ok() ? SmapsKernelPageSize(*smaps, vma->start) : std::nullopt;
+    }
     huge_file = page_size && *page_size > static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
     if (!huge_file) {
       return absl::FailedPreconditionError(
@@ -105,7 +177,7 @@ absl::StatusOr<ClientMapping> OpenClientMapping(const Peer& peer, uint64_t addr,
     }
   }
   ClientMapping m;
-  m.writable = vma->writable();
+  m.writable = vma->writable;
   m.fixed_size = sysv || shared_anon || shared_anon_huge;
   m.file_offset = vma->offset + (addr - vma->start);
   // Through the peer's own /proc directory: once it has exited, this fails rather than

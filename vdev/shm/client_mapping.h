@@ -27,4 +27,9 @@ struct ClientMapping {
 // the range is not mapped as one shared mapping.
 absl::StatusOr<ClientMapping> OpenClientMapping(const Peer& peer, uint64_t addr, uint64_t length);
 
+// Whether the client's mapping is looked up with PROCMAP_QUERY (vdev/protocol/
+// procmap_query.h; the default, until the kernel says it has no such ioctl) or read from
+// its maps file; a test sets false to run the maps file's way, as on kernels before 6.11.
+void UseProcmapQueryForClientMaps(bool use);
+
 }  // namespace vrdma::vdev

@@ -65,7 +65,18 @@ std::string ReadFd(int fd, uint64_t offset, size_t n) {
   return s;
 }
 
-TEST(ClientMapping, SharedAnonymousIsFoundAndFixedSize) {
+// Each case runs twice: the client's mapping looked up with PROCMAP_QUERY (where the
+// kernel has it, Linux 6.11) and in its maps file, as on older kernels.
+class ClientMappingTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { UseProcmapQueryForClientMaps(GetParam()); }
+  void TearDown() override { UseProcmapQueryForClientMaps(true); }
+};
+INSTANTIATE_TEST_SUITE_P(Lookups, ClientMappingTest, ::testing::Bool(), [](const auto& info) {
+  return std::string(info.param ? "ProcmapQuery" : "MapsFile");
+});
+
+TEST_P(ClientMappingTest, SharedAnonymousIsFoundAndFixedSize) {
   Mapping m(4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
   ASSERT_NE(m.get(), nullptr);
   std::memcpy(m.get() + 2 * kPage + 5, "client bytes", 12);
@@ -89,7 +100,7 @@ TEST(ClientMapping, SharedAnonymousIsFoundAndFixedSize) {
   close(cm->fd);
 }
 
-TEST(ClientMapping, ReadOnlyMappingOpensReadOnly) {
+TEST_P(ClientMappingTest, ReadOnlyMappingOpensReadOnly) {
   Mapping m(kPage, PROT_READ, MAP_SHARED | MAP_ANONYMOUS);
   ASSERT_NE(m.get(), nullptr);
   auto cm = OpenClientMapping(Self(), Addr(m.get()), kPage);
@@ -99,7 +110,7 @@ TEST(ClientMapping, ReadOnlyMappingOpensReadOnly) {
   close(cm->fd);
 }
 
-TEST(ClientMapping, SystemVSegment) {
+TEST_P(ClientMappingTest, SystemVSegment) {
   int id = shmget(IPC_PRIVATE, 2 * kPage, IPC_CREAT | 0600);
   ASSERT_GE(id, 0);
   auto* p = static_cast<uint8_t*>(shmat(id, nullptr, 0));
@@ -118,7 +129,7 @@ TEST(ClientMapping, SystemVSegment) {
 // Huge pages shared by the client (issue 14): System V SHM_HUGETLB, MAP_SHARED|MAP_HUGETLB
 // and an unsealed MFD_HUGETLB memfd are opened as they are (no seal keeps a huge page:
 // the fault guard is the line for them), at the offset of the range in the object.
-TEST(ClientMapping, HugePageMappingsAreOpened) {
+TEST_P(ClientMappingTest, HugePageMappingsAreOpened) {
   VRDMA_REQUIRE_FREE_HUGE_PAGES(6);
   const uint64_t huge = 2 << 20;
   int id = shmget(IPC_PRIVATE, 2 * huge, IPC_CREAT | SHM_HUGETLB | 0600);
@@ -148,7 +159,7 @@ TEST(ClientMapping, HugePageMappingsAreOpened) {
   close(mfd);
 }
 
-TEST(ClientMapping, MemfdNeedsASealAgainstShrinking) {
+TEST_P(ClientMappingTest, MemfdNeedsASealAgainstShrinking) {
   int fd = memfd_create("client-buf", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(ftruncate(fd, static_cast<off_t>(2 * kPage)), 0);
@@ -165,7 +176,7 @@ TEST(ClientMapping, MemfdNeedsASealAgainstShrinking) {
   close(fd);
 }
 
-TEST(ClientMapping, PrivateMemoryIsRefused) {
+TEST_P(ClientMappingTest, PrivateMemoryIsRefused) {
   Mapping anon(kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
   ASSERT_NE(anon.get(), nullptr);
   auto cm = OpenClientMapping(Self(), Addr(anon.get()), kPage);
@@ -180,7 +191,7 @@ TEST(ClientMapping, PrivateMemoryIsRefused) {
   EXPECT_TRUE(absl::IsFailedPrecondition(cm.status())) << cm.status();
 }
 
-TEST(ClientMapping, SharedFileThatCanBeTruncatedIsRefused) {
+TEST_P(ClientMappingTest, SharedFileThatCanBeTruncatedIsRefused) {
   char name[] = "/tmp/vrdma-shm-test.XXXXXX";
   int fd = mkstemp(name);
   ASSERT_GE(fd, 0);
@@ -196,7 +207,7 @@ TEST(ClientMapping, SharedFileThatCanBeTruncatedIsRefused) {
 
 // A file a tenant names like a System V segment or a shared anonymous mapping is still
 // a file it can truncate under the daemon: the object is checked, not its name.
-TEST(ClientMapping, AFileNamedLikeASegmentIsRefused) {
+TEST_P(ClientMappingTest, AFileNamedLikeASegmentIsRefused) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to create a file in /";
   for (std::string name :
        {absl::StrCat("/SYSV", getpid(), "vrdma-test"), std::string("/memfd:vrdma-spoof-test")}) {
@@ -214,7 +225,7 @@ TEST(ClientMapping, AFileNamedLikeASegmentIsRefused) {
   }
 }
 
-TEST(ClientMapping, UnmappedRangesAreNotFound) {
+TEST_P(ClientMappingTest, UnmappedRangesAreNotFound) {
   Mapping probe(3 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
   ASSERT_NE(probe.get(), nullptr);
   // Unmap the middle page: a hole between two shared mappings.
@@ -238,7 +249,7 @@ TEST(ClientMapping, UnmappedRangesAreNotFound) {
   EXPECT_TRUE(absl::IsNotFound(OpenClientMapping(Self(), 0, kPage).status()));
 }
 
-TEST(ClientMapping, ARangeSpanningTwoMappingsIsNotFound) {
+TEST_P(ClientMappingTest, ARangeSpanningTwoMappingsIsNotFound) {
   // Two shared anonymous mappings side by side: each its own object.
   Mapping both(2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
   ASSERT_NE(both.get(), nullptr);
@@ -257,7 +268,7 @@ TEST(ClientMapping, ARangeSpanningTwoMappingsIsNotFound) {
   }
 }
 
-TEST(ClientMapping, BadRanges) {
+TEST_P(ClientMappingTest, BadRanges) {
   EXPECT_TRUE(absl::IsInvalidArgument(OpenClientMapping(Self(), 0x1000, 0).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(OpenClientMapping(Self(), UINT64_MAX - 10, 100).status()));
   // A peer known by credentials only (no pidfd, no proven /proc): nothing by reference.
@@ -267,7 +278,7 @@ TEST(ClientMapping, BadRanges) {
 
 // A client that exited after connecting: its memory is gone with it, and the daemon never
 // reaches whatever process holds its PID number next (issue 12, PID reuse).
-TEST(ClientMapping, ExitedClientIsNotFound) {
+TEST_P(ClientMappingTest, ExitedClientIsNotFound) {
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::string name = absl::StrCat("vrdma-client-mapping-test-", getpid());

@@ -1,7 +1,8 @@
 // The PROCMAP_QUERY ioctl on /proc/PID/maps (Linux 6.11, include/uapi/linux/fs.h's
 // struct procmap_query): one mapping by address, without the kernel formatting and the
 // caller parsing every line of the maps file. Debian 12's linux-libc-dev (6.1) does not
-// declare it, so the uAPI is declared here; a kernel without it answers ENOTTY.
+// declare it, so the uAPI is declared here; a kernel without it answers ENOTTY. Both sides
+// use it: the provider on its own maps, vrdmad on a client's (vdev/shm/client_mapping.cc).
 #pragma once
 
 #include <sys/ioctl.h>
@@ -9,7 +10,7 @@
 #include <cerrno>
 #include <cstdint>
 
-namespace vrdma::provider {
+namespace vrdma::proto {
 
 struct ProcmapQuery {
   uint64_t size;  // sizeof(ProcmapQuery), for the kernel to know which fields we have
@@ -56,4 +57,4 @@ inline int QueryMappingFrom(int maps_fd, uint64_t addr, char* name, uint32_t nam
   return 0;
 }
 
-}  // namespace vrdma::provider
+}  // namespace vrdma::proto
