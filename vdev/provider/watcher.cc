@@ -12,12 +12,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <mutex>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -41,8 +43,20 @@ struct Watcher {
 };
 
 // Never destroyed: the thread may still run while the process exits.
+//
+// On pages of its own, not the heap: registering memory copies the registered pages into
+// a memfd and maps it over them (mr_share.cc), and back at deregistration, and a write
+// another thread makes to those pages between the copy and the remap is lost. A small
+// heap buffer's page holds the heap blocks after it: ibv_ud_pingpong's 2 KiB buffer,
+// allocated just before the first context, shared its page with the Watcher, and the
+// watcher thread's first unlock, lost that way, left the mutex held by a thread that
+// then waited for it (the application hung in ibv_close_device).
 Watcher& W() {
-  static Watcher* w = new Watcher();
+  static Watcher* w = [] {
+    void* page =
+        mmap(nullptr, sizeof(Watcher), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return page == MAP_FAILED ? new Watcher() : new (page) Watcher();
+  }();
   return *w;
 }
 
