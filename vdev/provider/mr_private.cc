@@ -21,7 +21,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "vdev/protocol/procmap_query.h"
 #include "vdev/provider/mr_share.h"
 
 namespace vrdma::provider {
@@ -30,7 +29,6 @@ using proto::kVmaExecutable;
 using proto::kVmaShared;
 using proto::kVmaWritable;
 using proto::ProcmapQuery;
-using proto::QueryMappingFrom;
 
 namespace {
 
@@ -194,26 +192,15 @@ void InChildAfterFork() {
 void MakeMemfdPrivate(uint64_t inode, uint64_t start, uint64_t len) {
   // The maps file line by line costs a line per mapping of the process: with an MR per
   // mapping, deregistering n MRs took time growing as n squared.
-  int fd = UsesProcmapQuery() ? open("/proc/self/maps", O_RDONLY | O_CLOEXEC) : -1;
-  if (fd < 0) return MakeAllPrivate(inode);
-  char name[512];
-  for (uint64_t addr = start; addr < start + len;) {
-    ProcmapQuery q;
-    int err = QueryMappingFrom(fd, addr, name, sizeof name, &q);
-    if (err == ENOENT || (!err && q.vma_start >= start + len)) break;
-    if (err) {  // no PROCMAP_QUERY here
-      if (err == ENOTTY || err == EINVAL) SetUseProcmapQuery(false);
-      close(fd);
-      return MakeAllPrivate(inode);
-    }
-    if ((q.vma_flags & kVmaShared) && q.inode == inode && IsMrMemfdPath(name)) {
-      MakePrivate(Range{q.vma_start, q.vma_end, (q.vma_flags & kVmaWritable) != 0,
-                        (q.vma_flags & kVmaExecutable) != 0, inode, q.vma_offset},
-                  MemfdPageSizeLocked(inode), MemfdFdLocked(inode));
-    }
-    addr = q.vma_end;
-  }
-  close(fd);
+  bool asked =
+      ForEachMappingIn(start, start + len, [inode](const ProcmapQuery& q, const char* name) {
+        if ((q.vma_flags & kVmaShared) && q.inode == inode && IsMrMemfdPath(name)) {
+          MakePrivate(Range{q.vma_start, q.vma_end, (q.vma_flags & kVmaWritable) != 0,
+                            (q.vma_flags & kVmaExecutable) != 0, inode, q.vma_offset},
+                      MemfdPageSizeLocked(inode), MemfdFdLocked(inode));
+        }
+      });
+  if (!asked) MakeAllPrivate(inode);
 }
 
 void InstallForkHandlers() {

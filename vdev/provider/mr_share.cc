@@ -31,7 +31,6 @@ using proto::kVmaReadable;
 using proto::kVmaShared;
 using proto::kVmaWritable;
 using proto::ProcmapQuery;
-using proto::QueryMappingFrom;
 
 namespace {
 
@@ -59,26 +58,11 @@ struct Vma {
 // n MRs, each a mapping of its own once remapped, took time growing as n squared (4,000
 // one-page MRs: 44 s).
 bool QueryMaps(uint64_t lo, uint64_t hi, std::vector<Vma>* out) {
-  if (!UsesProcmapQuery()) return false;
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char name[4096];
-  bool ok = true;
-  for (uint64_t addr = lo; addr < hi;) {
-    ProcmapQuery q;
-    if (int err = QueryMappingFrom(fd, addr, name, sizeof name, &q)) {
-      if (err == ENOENT) break;  // nothing at or above addr
-      if (err == ENOTTY || err == EINVAL) SetUseProcmapQuery(false);
-      ok = false;
-      break;
-    }
-    if (q.vma_start >= hi) break;
+  bool ok = ForEachMappingIn(lo, hi, [out](const ProcmapQuery& q, const char* name) {
     out->push_back(Vma{q.vma_start, q.vma_end, q.vma_offset, q.inode,
                        (q.vma_flags & kVmaReadable) != 0, (q.vma_flags & kVmaWritable) != 0,
                        (q.vma_flags & kVmaExecutable) != 0, (q.vma_flags & kVmaShared) != 0, name});
-    addr = q.vma_end;
-  }
-  close(fd);
+  });
   if (!ok) out->clear();
   return ok;
 }

@@ -16,9 +16,14 @@
 // become private again, and a forked child gets private copies (mr_private.cc).
 #pragma once
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <vector>
 
+#include "vdev/protocol/procmap_query.h"
 #include "vdev/protocol/protocol.h"
 
 namespace vrdma::provider {
@@ -74,6 +79,29 @@ void MakeMemfdPrivate(uint64_t inode, uint64_t start, uint64_t len);
 // sets it to run the maps file's way, as on kernels before 6.11.
 bool UsesProcmapQuery();
 void SetUseProcmapQuery(bool use);
+// Calls fn(query, name) for each mapping of this process over [lo, hi), one PROCMAP_QUERY
+// each (the name as the maps file shows it, "" for none); false when the kernel cannot be
+// asked that way (fn may have been called for some: the caller starts over from the maps
+// file), and on a kernel without the ioctl UsesProcmapQuery() turns false. Allocation-free.
+template <typename Fn>
+bool ForEachMappingIn(uint64_t lo, uint64_t hi, Fn fn) {
+  if (!UsesProcmapQuery()) return false;
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char name[4096];
+  int err = 0;
+  for (uint64_t addr = lo; addr < hi;) {
+    proto::ProcmapQuery q;
+    err = proto::QueryMappingFrom(fd, addr, name, sizeof name, &q);
+    if (err == ENOENT) err = 0;  // nothing at or above addr
+    if (err || q.vma_start >= hi) break;
+    fn(q, name);
+    addr = q.vma_end;
+  }
+  close(fd);
+  if (err == ENOTTY || err == EINVAL) SetUseProcmapQuery(false);
+  return err == 0;
+}
 // Registers the fork() handlers that give a child private copies (once per process).
 void InstallForkHandlers();
 // The memfd table's lock, held across fork(); and the child's clean-up of the table.
