@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "vdev/provider/mr_share.h"
+#include "vdev/provider/remap_window.h"
 
 namespace vrdma::provider {
 
@@ -109,7 +110,29 @@ bool CopyDataOnly(const Range& r, int fd, uint8_t* copy) {
   return true;
 }
 
-// Replaces [start, end) with a private anonymous copy of its contents, atomically
+// The move of a deregistration, in a remap window (remap_window.h): the contents into the
+// private copy, and the copy moved over the memfd's mapping.
+struct ToPrivate {
+  const Range* range;
+  int fd;
+  void* copy;
+  bool data_only;
+};
+int CopyAndMoveOnto(void* arg) {
+  const auto& m = *static_cast<const ToPrivate*>(arg);
+  const Range& r = *m.range;
+  const size_t len = r.end - r.start;
+  if (!m.data_only || !CopyDataOnly(r, m.fd, static_cast<uint8_t*>(m.copy))) {
+    CopyPages(m.copy, reinterpret_cast<const void*>(r.start), len);
+  }
+  if (!r.writable || r.executable) {
+    mprotect(m.copy, len,
+             PROT_READ | (r.writable ? PROT_WRITE : 0) | (r.executable ? PROT_EXEC : 0));
+  }
+  return MoveOnto(m.copy, len, reinterpret_cast<void*>(r.start)) == MAP_FAILED ? errno : 0;
+}
+
+// Replaces [start, end) with a private anonymous copy of its contents, in a remap window
 // (mremap over the old mapping): of huge pages of `huge_page_size` if not 0 and the pool
 // has them, else of normal pages (the contents are what must survive). `fd`: the memfd
 // behind it, whose holes need no copy. Allocation-free.
@@ -126,13 +149,9 @@ bool MakePrivate(const Range& r, uint64_t huge_page_size, int fd) {
     copy = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   }
   if (copy == MAP_FAILED) return false;
-  if (huge_page_size || !CopyDataOnly(r, fd, static_cast<uint8_t*>(copy))) {
-    CopyPages(copy, reinterpret_cast<const void*>(r.start), len);
-  }
-  if (!r.writable || r.executable) {
-    mprotect(copy, len, PROT_READ | (r.writable ? PROT_WRITE : 0) | (r.executable ? PROT_EXEC : 0));
-  }
-  if (MoveOnto(copy, len, reinterpret_cast<void*>(r.start)) == MAP_FAILED) {
+  ToPrivate move{&r, fd, copy, huge_page_size == 0};
+  const int prot = PROT_READ | (r.writable ? PROT_WRITE : 0) | (r.executable ? PROT_EXEC : 0);
+  if (InRemapWindow(r.start, r.end, prot, CopyAndMoveOnto, &move) != 0) {
     munmap(copy, len);
     // A kernel that cannot move huge pages: normal ones.
     return huge_page_size != 0 && MakePrivate(r, 0, fd);

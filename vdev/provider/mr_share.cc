@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "vdev/protocol/procmap_query.h"
+#include "vdev/provider/remap_window.h"
 
 namespace vrdma::provider {
 
@@ -131,6 +132,21 @@ uint64_t KernelPageSize(uint64_t start) {
   return size;
 }
 
+// Writes [start + off, start + off + len) of this process's memory at `off` of memfd `fd`
+// by the system call itself, not libc's pwrite: the pages hold more than the buffer being
+// registered (other globals, other heap blocks), which a sanitizer's interceptor would
+// take for an overflow of that buffer. 0 or an errno.
+int WriteAll(int fd, uint64_t start, uint64_t off, uint64_t len) {
+  const auto* src = reinterpret_cast<const uint8_t*>(start);
+  for (uint64_t done = 0; done < len;) {
+    ssize_t n =
+        syscall(SYS_pwrite64, fd, src + off + done, len - done, static_cast<off_t>(off + done));
+    if (n <= 0) return n < 0 ? errno : EIO;
+    done += static_cast<uint64_t>(n);
+  }
+  return 0;
+}
+
 // The copy of huge pages, made through a temporary mapping of the new memfd (hugetlbfs
 // has no write()), by the kernel: see RemapPrivate on why not memcpy.
 int CopyHuge(int fd, uint64_t start, uint64_t len) {
@@ -155,43 +171,70 @@ uint64_t PrivateHugePageSize(const Vma& v) {
   return size;
 }
 
-// The runs of [start, start + len) that hold data, as (offset, length) from start: pages
-// present or swapped out (/proc/self/pagemap bits 63 and 62). Meant for private anonymous
-// memory, where a page never touched reads as zeros, as a hole of a memfd does: only the
-// runs need copying, so registering a large buffer commits no more memory than the
-// process has used, and the rest is faulted in when the process or the daemon first
-// touches it (on demand). False when pagemap cannot be read.
-bool DataRuns(uint64_t start, uint64_t len, std::vector<std::pair<uint64_t, uint64_t>>* runs) {
+// Copies the runs of private anonymous [start, start + len) that hold data into memfd
+// `fd`: pages present or swapped out (/proc/self/pagemap bits 63 and 62). A page never
+// touched reads as zeros, as a hole of a memfd does: only the runs need copying, so
+// registering a large buffer commits no more memory than the process has used, and the
+// rest is faulted in when the process or the daemon first touches it (on demand). False
+// when pagemap cannot be read. Allocation-free (in a remap window).
+bool CopyDataRuns(int fd, uint64_t start, uint64_t len, int* err) {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  int map = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (map < 0) return false;
   constexpr uint64_t kPresent = 1ull << 63, kSwapped = 1ull << 62;
   uint64_t entries[512];
   const uint64_t pages = len / page;
+  uint64_t run_start = 0, run_len = 0;
   bool ok = true;
-  for (uint64_t i = 0; i < pages && ok;) {
+  for (uint64_t i = 0; i < pages && ok && !*err;) {
     const uint64_t n = std::min<uint64_t>(pages - i, 512);
     const off_t at = static_cast<off_t>((start / page + i) * sizeof(uint64_t));
-    ok = pread(fd, entries, n * sizeof(uint64_t), at) == static_cast<ssize_t>(n * 8);
-    for (uint64_t j = 0; ok && j < n; ++j) {
+    ok = pread(map, entries, n * sizeof(uint64_t), at) == static_cast<ssize_t>(n * 8);
+    for (uint64_t j = 0; ok && j < n && !*err; ++j) {
       if (!(entries[j] & (kPresent | kSwapped))) continue;
       const uint64_t off = (i + j) * page;
-      if (!runs->empty() && runs->back().first + runs->back().second == off) {
-        runs->back().second += page;
-      } else {
-        runs->emplace_back(off, page);
+      if (run_len && run_start + run_len == off) {
+        run_len += page;
+        continue;
       }
+      if (run_len) *err = WriteAll(fd, start, run_start, run_len);
+      run_start = off;
+      run_len = page;
     }
     i += n;
   }
-  close(fd);
+  if (ok && run_len && !*err) *err = WriteAll(fd, start, run_start, run_len);
+  close(map);
   return ok;
 }
 
+// The move of a registration, in a remap window (remap_window.h): the pages' contents into
+// the memfd, and the memfd mapped over them.
+struct ToMemfd {
+  int fd;
+  uint64_t start, len;
+  int prot;
+  bool huge, anonymous;
+};
+int CopyAndMapOver(void* arg) {
+  const auto& m = *static_cast<const ToMemfd*>(arg);
+  int err = 0;
+  if (m.huge) {
+    err = CopyHuge(m.fd, m.start, m.len);
+  } else if (!(m.anonymous && CopyDataRuns(m.fd, m.start, m.len, &err)) && !err) {
+    err = WriteAll(m.fd, m.start, 0, m.len);  // pwrite rewrites what a failed pass wrote
+  }
+  if (!err && MapOver(reinterpret_cast<void*>(m.start), m.len, m.prot, MAP_SHARED | MAP_FIXED,
+                      m.fd) == MAP_FAILED) {
+    err = errno;
+  }
+  return err;
+}
+
 // Copies [start, start+len) into a new sealed memfd and maps it over the same pages,
-// with the protection they had. `page_size` above the base page: huge pages (start and
-// len aligned to it), copied into a hugetlbfs memfd of that page size. `anonymous`:
-// private anonymous memory, of which only the pages in use are copied (DataRuns).
+// with the protection they had, in a remap window. `page_size` above the base page: huge
+// pages (start and len aligned to it), copied into a hugetlbfs memfd of that page size.
+// `anonymous`: private anonymous memory, of which only the pages in use are copied.
 int RemapPrivate(uint64_t start, uint64_t len, int prot, uint64_t page_size, bool anonymous,
                  uint64_t* inode_out) {
   const bool huge = page_size > static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
@@ -201,34 +244,14 @@ int RemapPrivate(uint64_t start, uint64_t len, int prot, uint64_t page_size, boo
   }
   int fd = memfd_create(kMrMemfdName, flags);
   if (fd < 0) return errno;
-  const auto* src = reinterpret_cast<const uint8_t*>(start);
   int err = 0;
   if (ftruncate(fd, static_cast<off_t>(len)) != 0) err = errno;
-  if (!err && huge) err = CopyHuge(fd, start, len);
-  std::vector<std::pair<uint64_t, uint64_t>> runs;
-  if (!huge && !(anonymous && DataRuns(start, len, &runs))) runs.assign(1, {0, len});
-  for (const auto& [off, run] : runs) {
-    for (uint64_t done = 0; !err && done < run;) {
-      // The system call itself, not libc's pwrite: the pages hold more than the buffer
-      // being registered (other globals, other heap blocks), which a sanitizer's
-      // interceptor would take for an overflow of that buffer.
-      ssize_t n =
-          syscall(SYS_pwrite64, fd, src + off + done, run - done, static_cast<off_t>(off + done));
-      if (n <= 0) {
-        err = n < 0 ? errno : EIO;
-        break;
-      }
-      done += static_cast<uint64_t>(n);
-    }
-  }
   // The daemon refuses memory it could be made to fault on: seal the size.
   if (!err && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) err = errno;
   struct stat st;
   if (!err && fstat(fd, &st) != 0) err = errno;
-  if (!err) {
-    void* p = MapOver(reinterpret_cast<void*>(start), len, prot, MAP_SHARED | MAP_FIXED, fd);
-    if (p == MAP_FAILED) err = errno;
-  }
+  ToMemfd move{fd, start, len, prot, huge, anonymous};
+  if (!err) err = InRemapWindow(start, start + len, prot, CopyAndMapOver, &move);
   if (err) {
     close(fd);
     return err;

@@ -11,9 +11,10 @@
 // under it. Private huge pages (MAP_PRIVATE|MAP_HUGETLB, private hugetlbfs mappings) are
 // copied into a hugetlbfs memfd of the same page size, whole huge pages at a time (which
 // needs as many free huge pages again while the copy is made). The kernel's special
-// mappings ([vdso], [vvar]) are refused with EOPNOTSUPP rather than registered wrongly. Writes by
-// other threads to those pages during the remap are lost. Pages no registration uses any more
-// become private again, and a forked child gets private copies (mr_private.cc).
+// mappings ([vdso], [vvar]) are refused with EOPNOTSUPP rather than registered wrongly. The
+// copy and the remap run in a remap window (remap_window.h), so that other threads' writes to
+// those pages meanwhile are kept. Pages no registration uses any more become private again,
+// and a forked child gets private copies (mr_private.cc).
 #pragma once
 
 #include <fcntl.h>

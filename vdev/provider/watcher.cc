@@ -44,13 +44,13 @@ struct Watcher {
 
 // Never destroyed: the thread may still run while the process exits.
 //
-// On pages of its own, not the heap: registering memory copies the registered pages into
-// a memfd and maps it over them (mr_share.cc), and back at deregistration, and a write
-// another thread makes to those pages between the copy and the remap is lost. A small
-// heap buffer's page holds the heap blocks after it: ibv_ud_pingpong's 2 KiB buffer,
-// allocated just before the first context, shared its page with the Watcher, and the
-// watcher thread's first unlock, lost that way, left the mutex held by a thread that
-// then waited for it (the application hung in ibv_close_device).
+// On pages of its own, not the heap: registering memory moves the registered pages onto a
+// memfd (mr_share.cc), and back at deregistration. The remap window (remap_window.h) keeps
+// other threads' writes meanwhile, by stopping the writers until the move is done; the
+// watcher thread need not be one of them. (Before the window, a write between the copy and
+// the remap was lost: ibv_ud_pingpong's 2 KiB buffer, allocated just before the first
+// context, shared its heap page with the Watcher, and the watcher thread's first unlock,
+// lost that way, left the mutex held by a thread that then waited for it.)
 Watcher& W() {
   static Watcher* w = [] {
     void* page =

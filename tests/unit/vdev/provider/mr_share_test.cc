@@ -1,22 +1,36 @@
-// The provider's registered-memory path (mr_share.cc, mr_private.cc) in this process:
-// its /proc/self/maps parser, how it knows its own MR memfds, and ShareRange /
+// The provider's registered-memory path (mr_share.cc, mr_private.cc, remap_window.cc) in
+// this process: its /proc/self/maps parser, how it knows its own MR memfds, and ShareRange /
 // ReleasePages on real memory (no daemon needed: they only remap pages).
 #include "vdev/provider/mr_share.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/lib/huge_pages.h"
 #include "tests/unit/vdev/shm/maps_corpus.h"
+
+// A library that keeps SIGSEGV to itself, as UCX's libucs does while its error handling
+// is on: sigaction() over libc's, which ignores changes to SIGSEGV while it is set.
+std::atomic<bool> g_segv_kept{false};
+extern "C" int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+  static auto* libc = reinterpret_cast<int (*)(int, const struct sigaction*, struct sigaction*)>(
+      dlsym(RTLD_NEXT, "sigaction"));
+  return libc(sig, sig == SIGSEGV && g_segv_kept ? nullptr : act, old);
+}
 
 namespace vrdma::provider {
 namespace {
@@ -162,6 +176,155 @@ TEST_P(ShareRangeTest, PrivatePagesMoveToAMemfdAndBack) {
   EXPECT_FALSE(shared);
   EXPECT_TRUE(Holds(p, len, 9));
   munmap(p, len);
+}
+
+// Registration copies pages into a memfd and maps it over them, deregistration copies them
+// back: to another thread the two steps must look like one, as a NIC's pinning does not
+// move pages at all. A thread incrementing a word on the page (as a mutex's owner writes
+// its lock word next to a small buffer another thread registers) loses no increment while
+// the page is registered and released over and over: a write made between the copy and
+// the remap would be undone by the remap.
+TEST_P(ShareRangeTest, WritesOtherThreadsMakeMeanwhileAreKept) {
+  const size_t len = 2 * kPage;
+  auto* p = static_cast<uint8_t*>(
+      mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  Fill(p, len, 5);
+  auto* word = reinterpret_cast<volatile uint64_t*>(p + kPage + 64);
+  *word = 0;
+  std::atomic<bool> stop{false};
+  uint64_t made = 0;
+  std::thread writer([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      *word = *word + 1;  // read, then write: a lost write shows as a count behind `made`
+      ++made;
+    }
+  });
+  for (int i = 0; i < 300; ++i) {
+    SharedPages sp;
+    // Only the buffer's first bytes, as a small heap buffer: its whole pages move.
+    ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p) + kPage, 16, &sp), 0);
+    ReleasePages(sp.inodes);
+  }
+  stop = true;
+  writer.join();
+  EXPECT_GT(made, 0u);
+  EXPECT_EQ(*word, made) << "writes lost to the remap";
+  munmap(p, len);
+}
+
+// The same under a library that ignores changes to SIGSEGV's handler (UCX's): the
+// provider installs its handler all the same (else the writer would die of the fault).
+TEST_P(ShareRangeTest, WritesAreKeptUnderALibraryKeepingSigsegv) {
+  struct sigaction dfl = {}, was;
+  dfl.sa_handler = SIG_DFL;
+  ASSERT_EQ(sigaction(SIGSEGV, &dfl, &was), 0);  // the provider's handler gone
+  g_segv_kept = true;
+  auto* p = static_cast<uint8_t*>(
+      mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  auto* word = reinterpret_cast<volatile uint64_t*>(p + 128);
+  *word = 0;
+  std::atomic<bool> stop{false};
+  uint64_t made = 0;
+  std::thread writer([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      *word = *word + 1;
+      ++made;
+    }
+  });
+  for (int i = 0; i < 100; ++i) {
+    SharedPages sp;
+    ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p), 8, &sp), 0);
+    ReleasePages(sp.inodes);
+  }
+  stop = true;
+  writer.join();
+  g_segv_kept = false;
+  EXPECT_EQ(*word, made) << "writes lost to the remap";
+  munmap(p, kPage);
+}
+
+// A buffer on the registering thread's own stack, and the pages below it, where the
+// registration's own frames go: they keep being written (the registration runs on the
+// provider's stack while the pages are write-protected, and its callers' frames are not
+// touched meanwhile), and the buffer comes through intact.
+TEST_P(ShareRangeTest, ABufferOnTheCallersStack) {
+  volatile uint8_t buf[256];
+  for (size_t i = 0; i < sizeof buf; ++i) buf[i] = static_cast<uint8_t>(i * 7);
+  const auto below = reinterpret_cast<uintptr_t>(&buf[0]) - 4 * kPage;
+  SharedPages sp;
+  ASSERT_EQ(ShareRange(below, 4 * kPage + sizeof buf, &sp), 0);
+  EXPECT_EQ(PathOf(const_cast<uint8_t*>(&buf[0])), "/memfd:vrdma-mr (deleted)");
+  EXPECT_EQ(PathOf(reinterpret_cast<void*>(below)), "/memfd:vrdma-mr (deleted)");
+  buf[4] = 99;
+  ReleasePages(sp.inodes);
+  bool shared = true;
+  EXPECT_NE(PathOf(const_cast<uint8_t*>(&buf[0]), &shared), "/memfd:vrdma-mr (deleted)");
+  EXPECT_FALSE(shared);
+  bool same = true;
+  for (size_t i = 0; i < sizeof buf; ++i) {
+    same &= buf[i] == (i == 4 ? 99 : static_cast<uint8_t>(i * 7));
+  }
+  EXPECT_TRUE(same);
+}
+
+// The provider's SIGSEGV handler (the remap window's) takes only the faults a window
+// caused: a program's own handler still gets its faults, whether installed before the
+// first registration or after, and a program without one still dies of the fault.
+sigjmp_buf g_faulted;
+void* g_fault_addr = nullptr;
+void OnAppSegv(int, siginfo_t* info, void*) {
+  g_fault_addr = info->si_addr;
+  siglongjmp(g_faulted, 1);
+}
+// Whether writing to `target` reached OnAppSegv, with `target` as the fault's address.
+bool AppHandlerTakes(volatile uint8_t* target) {
+  g_fault_addr = nullptr;
+  if (sigsetjmp(g_faulted, 1) == 0) {
+    *target = 1;
+    return false;
+  }
+  return g_fault_addr == const_cast<uint8_t*>(target);
+}
+
+TEST_P(ShareRangeTest, TheProgramsOwnFaultsStayItsOwn) {
+  auto* ro = static_cast<volatile uint8_t*>(
+      mmap(nullptr, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(ro, MAP_FAILED);
+  auto* rw = static_cast<uint8_t*>(
+      mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(rw, MAP_FAILED);
+  struct sigaction app = {}, dfl = {};
+  app.sa_sigaction = OnAppSegv;
+  app.sa_flags = SA_SIGINFO;
+  dfl.sa_handler = SIG_DFL;
+  for (bool handler_first : {true, false}) {
+    SCOPED_TRACE(handler_first ? "handler before the registration" : "handler after it");
+    if (handler_first) {
+      ASSERT_EQ(sigaction(SIGSEGV, &app, nullptr), 0);
+    }
+    SharedPages sp;
+    // Registered where the fault will be: the window's last range, closed since.
+    ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(rw), 8, &sp), 0);
+    if (!handler_first) {
+      // In place of the provider's, which goes back in front at the next window.
+      ASSERT_EQ(sigaction(SIGSEGV, &app, nullptr), 0);
+    }
+    ReleasePages(sp.inodes);
+    mprotect(rw, kPage, PROT_READ);
+    EXPECT_TRUE(AppHandlerTakes(ro));
+    EXPECT_TRUE(AppHandlerTakes(rw));  // in the last window's range
+    mprotect(rw, kPage, PROT_READ | PROT_WRITE);
+    ASSERT_EQ(sigaction(SIGSEGV, &dfl, nullptr), 0);
+  }
+  // Without a handler of the program's: the default action.
+  SharedPages sp;
+  ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(rw), 8, &sp), 0);
+  ReleasePages(sp.inodes);
+  EXPECT_EXIT(*ro = 1, ::testing::KilledBySignal(SIGSEGV), "");
+  munmap(const_cast<uint8_t*>(ro), kPage);
+  munmap(rw, kPage);
 }
 
 // Only the pages a process has used are copied: a large private buffer touched in two
