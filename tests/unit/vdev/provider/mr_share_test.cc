@@ -178,6 +178,33 @@ TEST_P(ShareRangeTest, PrivatePagesMoveToAMemfdAndBack) {
   munmap(p, len);
 }
 
+// Registers [addr, addr + len) and releases it `times` times while another thread
+// increments the word at `word` (a read, then a write): how far the word ends behind the
+// thread's own count, that is how many of its writes a remap undid.
+uint64_t WritesLostWhileRegistering(uintptr_t addr, uint64_t len, volatile uint64_t* word,
+                                    int times) {
+  *word = 0;
+  std::atomic<bool> stop{false};
+  uint64_t made = 0;
+  std::thread writer([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      *word = *word + 1;
+      ++made;
+    }
+  });
+  for (int i = 0; i < times; ++i) {
+    SharedPages sp;
+    const int err = ShareRange(addr, len, &sp);
+    EXPECT_EQ(err, 0);
+    if (err) break;
+    ReleasePages(sp.inodes);
+  }
+  stop = true;
+  writer.join();
+  EXPECT_GT(made, 0u);
+  return made - *word;
+}
+
 // Registration copies pages into a memfd and maps it over them, deregistration copies them
 // back: to another thread the two steps must look like one, as a NIC's pinning does not
 // move pages at all. A thread incrementing a word on the page (as a mutex's owner writes
@@ -189,59 +216,27 @@ TEST_P(ShareRangeTest, WritesOtherThreadsMakeMeanwhileAreKept) {
   auto* p = static_cast<uint8_t*>(
       mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(p, MAP_FAILED);
-  Fill(p, len, 5);
-  auto* word = reinterpret_cast<volatile uint64_t*>(p + kPage + 64);
-  *word = 0;
-  std::atomic<bool> stop{false};
-  uint64_t made = 0;
-  std::thread writer([&] {
-    while (!stop.load(std::memory_order_relaxed)) {
-      *word = *word + 1;  // read, then write: a lost write shows as a count behind `made`
-      ++made;
-    }
-  });
-  for (int i = 0; i < 300; ++i) {
-    SharedPages sp;
-    // Only the buffer's first bytes, as a small heap buffer: its whole pages move.
-    ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p) + kPage, 16, &sp), 0);
-    ReleasePages(sp.inodes);
-  }
-  stop = true;
-  writer.join();
-  EXPECT_GT(made, 0u);
-  EXPECT_EQ(*word, made) << "writes lost to the remap";
+  // Only the buffer's first bytes, as a small heap buffer: its whole page moves.
+  EXPECT_EQ(WritesLostWhileRegistering(reinterpret_cast<uintptr_t>(p) + kPage, 16,
+                                       reinterpret_cast<volatile uint64_t*>(p + kPage + 64), 300),
+            0u);
   munmap(p, len);
 }
 
 // The same under a library that ignores changes to SIGSEGV's handler (UCX's): the
 // provider installs its handler all the same (else the writer would die of the fault).
 TEST_P(ShareRangeTest, WritesAreKeptUnderALibraryKeepingSigsegv) {
-  struct sigaction dfl = {}, was;
+  struct sigaction dfl = {};
   dfl.sa_handler = SIG_DFL;
-  ASSERT_EQ(sigaction(SIGSEGV, &dfl, &was), 0);  // the provider's handler gone
+  ASSERT_EQ(sigaction(SIGSEGV, &dfl, nullptr), 0);  // the provider's handler gone
   g_segv_kept = true;
   auto* p = static_cast<uint8_t*>(
       mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(p, MAP_FAILED);
-  auto* word = reinterpret_cast<volatile uint64_t*>(p + 128);
-  *word = 0;
-  std::atomic<bool> stop{false};
-  uint64_t made = 0;
-  std::thread writer([&] {
-    while (!stop.load(std::memory_order_relaxed)) {
-      *word = *word + 1;
-      ++made;
-    }
-  });
-  for (int i = 0; i < 100; ++i) {
-    SharedPages sp;
-    ASSERT_EQ(ShareRange(reinterpret_cast<uintptr_t>(p), 8, &sp), 0);
-    ReleasePages(sp.inodes);
-  }
-  stop = true;
-  writer.join();
+  EXPECT_EQ(WritesLostWhileRegistering(reinterpret_cast<uintptr_t>(p), 8,
+                                       reinterpret_cast<volatile uint64_t*>(p + 128), 100),
+            0u);
   g_segv_kept = false;
-  EXPECT_EQ(*word, made) << "writes lost to the remap";
   munmap(p, kPage);
 }
 
