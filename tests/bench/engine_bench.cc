@@ -43,6 +43,7 @@ uint64_t NowNs() {
 struct Side {
   std::unique_ptr<RoceDevice> dev;
   uint32_t pd, cq, qp;
+  uint32_t ud_qp = 0, ah = 0;  // a UD QP, and an AH to the peer's (ConnectUd)
   std::vector<uint8_t> mem;
   MrKeys mr;
 };
@@ -103,18 +104,66 @@ void Connect(Side& s, const Side& peer, uint8_t peer_id, ibv_mtu mtu) {
                             IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC));
 }
 
+constexpr uint32_t kBenchQkey = 0x11111111;
+
+// A UD QP on each side and an address handle to the other's, for the same SENDs as RC.
+void ConnectUd(Side& s, const Side& peer, uint8_t peer_id) {
+  QpInitAttr init;
+  init.type = IBV_QPT_UD;
+  init.pd = s.pd;
+  init.send_cq = init.recv_cq = s.cq;
+  init.max_send_wr = 1024;
+  init.max_recv_wr = 1024;
+  s.ud_qp = *s.dev->CreateQp(init);
+  ibv_qp_attr a{};
+  a.qp_state = IBV_QPS_INIT;
+  a.port_num = 1;
+  a.qkey = kBenchQkey;
+  Check(s.dev->ModifyQp(s.ud_qp, a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY));
+  a = {};
+  a.qp_state = IBV_QPS_RTR;
+  Check(s.dev->ModifyQp(s.ud_qp, a, IBV_QP_STATE));
+  a = {};
+  a.qp_state = IBV_QPS_RTS;
+  Check(s.dev->ModifyQp(s.ud_qp, a, IBV_QP_STATE | IBV_QP_SQ_PSN));
+  AddressVector av;
+  av.dgid = peer.dev->GetGid(0)->gid;
+  av.dmac = {2, 0, 0, 0, 0, peer_id};
+  s.ah = *s.dev->CreateAh(s.pd, av);
+}
+
 // Keeps `depth` WRs in flight until `total` complete; returns seconds.
+// Takes b's completions; returns the receives among them, each checked (status, length).
+uint64_t Received(Side& b, ibv_wc* wc, uint32_t recv_size) {
+  uint64_t n_recv = 0;
+  int n;
+  while ((n = *b.dev->PollCq(b.cq, wc, 64)) > 0) {
+    for (int i = 0; i < n; ++i) {
+      if (wc[i].opcode != IBV_WC_RECV) continue;
+      if (wc[i].status != IBV_WC_SUCCESS || wc[i].byte_len != recv_size) {
+        std::fprintf(stderr, "receive: %s, %u bytes\n", ibv_wc_status_str(wc[i].status),
+                     wc[i].byte_len);
+        std::exit(1);
+      }
+      ++n_recv;
+    }
+  }
+  return n_recv;
+}
+
+// `ud`: SENDs on the UD QPs (each receive buffer 40 bytes longer, for the GRH).
 double Run(Side& a, Side& b, TestLink& link, ibv_wr_opcode op, uint32_t size, uint64_t total,
-           uint32_t depth) {
-  uint64_t posted = 0, done = 0, recvs = 0;
+           uint32_t depth, bool ud = false) {
+  uint64_t posted = 0, done = 0, recvs = 0, received = 0;
+  const uint32_t recv_size = ud ? size + 40 : size;
   auto post_recvs = [&] {
     while (op == IBV_WR_SEND && recvs < posted + depth && recvs < total) {
       RecvWr r;
       r.wr_id = recvs;
       r.num_sge = 1;
-      r.sg_list[0] =
-          Sge{reinterpret_cast<uint64_t>(b.mem.data()) + (recvs % 64) * size, size, b.mr.lkey};
-      if (!b.dev->PostRecv(b.qp, r).ok()) break;
+      r.sg_list[0] = Sge{reinterpret_cast<uint64_t>(b.mem.data()) + (recvs % 64) * recv_size,
+                         recv_size, b.mr.lkey};
+      if (!b.dev->PostRecv(ud ? b.ud_qp : b.qp, r).ok()) break;
       ++recvs;
     }
   };
@@ -133,7 +182,10 @@ double Run(Side& a, Side& b, TestLink& link, ibv_wr_opcode op, uint32_t size, ui
           Sge{reinterpret_cast<uint64_t>(a.mem.data()) + (posted % 64) * size, size, a.mr.lkey};
       w.remote_addr = reinterpret_cast<uint64_t>(b.mem.data()) + (posted % 64) * size;
       w.rkey = b.mr.rkey;
-      if (!a.dev->PostSend(a.qp, w).ok()) break;
+      w.ah = a.ah;
+      w.remote_qpn = b.ud_qp;
+      w.remote_qkey = kBenchQkey;
+      if (!a.dev->PostSend(ud ? a.ud_qp : a.qp, w).ok()) break;
       ++posted;
     }
     uint64_t now = NowNs();
@@ -148,10 +200,23 @@ double Run(Side& a, Side& b, TestLink& link, ibv_wr_opcode op, uint32_t size, ui
       }
       done = wc[i].wr_id + 1;
     }
-    while (*b.dev->PollCq(b.cq, wc, 64) > 0) {
-    }
+    received += Received(b, wc, recv_size);
   }
-  return (NowNs() - start) / 1e9;
+  const double secs = (NowNs() - start) / 1e9;
+  // Every SEND arrived, whole (a UD send completes whether its datagram arrives or not).
+  for (int spins = 0; op == IBV_WR_SEND && received < total && spins < 1000000; ++spins) {
+    const uint64_t now = NowNs();
+    link.SetNow(now);
+    a.dev->Poll(now);
+    b.dev->Poll(now);
+    received += Received(b, wc, recv_size);
+  }
+  if (op == IBV_WR_SEND && received != total) {
+    std::fprintf(stderr, "%s: %llu of %llu SENDs received\n", ud ? "UD" : "RC",
+                 static_cast<unsigned long long>(received), static_cast<unsigned long long>(total));
+    std::exit(1);
+  }
+  return secs;
 }
 
 double MemcpyGbps(uint32_t size) {
@@ -190,6 +255,8 @@ std::unique_ptr<Pair> MakePair(int index, bool icrc_offload) {
   Setup(p->b, p->link->port_b(), p->pool, 2, icrc_offload);
   Connect(p->a, p->b, 2, IBV_MTU_4096);
   Connect(p->b, p->a, 1, IBV_MTU_4096);
+  ConnectUd(p->a, p->b, 2);
+  ConnectUd(p->b, p->a, 1);
   return p;
 }
 
@@ -234,11 +301,18 @@ int main() {
     return std::pair{v.back(), v[v.size() / 2]};
   };
   const uint64_t kMsgs = 200000;
-  std::vector<double> rates;
-  for (int i = 0; i < 5; ++i) rates.push_back(kMsgs / Run(a, b, link, IBV_WR_SEND, 64, kMsgs, 128));
+  std::vector<double> rates, ud_rates;
+  // RC and UD alternate, so that both see the same machine (goal 3: UD as fast as RC).
+  for (int i = 0; i < 5; ++i) {
+    rates.push_back(kMsgs / Run(a, b, link, IBV_WR_SEND, 64, kMsgs, 128));
+    ud_rates.push_back(kMsgs / Run(a, b, link, IBV_WR_SEND, 64, kMsgs, 128, /*ud=*/true));
+  }
   auto [send_best, send_median] = best_median(rates);
   std::printf("  64 B SEND          %10.0f messages/s best, %10.0f median\n", send_best,
               send_median);
+  auto [ud_best, ud_median] = best_median(ud_rates);
+  std::printf("  64 B SEND on UD    %10.0f messages/s best, %10.0f median: %.2f x RC's median\n",
+              ud_best, ud_median, ud_median / send_median);
   const uint64_t kWrites = 15000;
   rates.clear();
   for (int i = 0; i < 5; ++i) {
