@@ -38,8 +38,10 @@ uintptr_t g_page = 4096;
 // async-signal-safe).
 bool MapZeros(uintptr_t addr, uintptr_t size) {
   const uintptr_t page = addr & ~(size - 1);
-  long p = syscall(SYS_mmap, page, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  // Every argument of the variadic syscall() as a long: the kernel reads six whole
+  // registers (an int 0 as the sixth, the offset, leaves garbage in its upper half).
+  long p = syscall(SYS_mmap, page, size, static_cast<long>(PROT_READ | PROT_WRITE),
+                   static_cast<long>(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED), -1L, 0L);
   return p == static_cast<long>(page);
 }
 

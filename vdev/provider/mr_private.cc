@@ -14,8 +14,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -79,14 +77,9 @@ size_t FindMemfdMappings(uint64_t only_inode, Range* out, size_t cap) {
   return found;
 }
 
-// Copies [from, from + len) to `to` by the kernel: the pages hold more than any one object
-// (other globals, other heap blocks), which a sanitizer's memcpy interceptor would take
-// for overflows.
+// Copies [from, from + len) to `to`, by the kernel (ReadOwnPages), else by memcpy.
 void CopyPages(void* to, const void* from, size_t len) {
-  iovec t{to, len}, f{const_cast<void*>(from), len};
-  if (syscall(SYS_process_vm_readv, getpid(), &t, 1, &f, 1, 0) != static_cast<ssize_t>(len)) {
-    std::memcpy(to, from, len);
-  }
+  if (ReadOwnPages(to, from, len) != 0) std::memcpy(to, from, len);
 }
 
 // Copies the parts of range `r` that hold data in memfd `fd` (SEEK_DATA/SEEK_HOLE) into

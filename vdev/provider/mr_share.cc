@@ -148,13 +148,11 @@ int WriteAll(int fd, uint64_t start, uint64_t off, uint64_t len) {
 }
 
 // The copy of huge pages, made through a temporary mapping of the new memfd (hugetlbfs
-// has no write()), by the kernel: see RemapPrivate on why not memcpy.
+// has no write()).
 int CopyHuge(int fd, uint64_t start, uint64_t len) {
   void* tmp = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (tmp == MAP_FAILED) return errno;  // ENOMEM: not enough free huge pages for the copy
-  iovec to{tmp, len}, from{reinterpret_cast<void*>(start), len};
-  ssize_t n = syscall(SYS_process_vm_readv, getpid(), &to, 1, &from, 1, 0);
-  int err = n == static_cast<ssize_t>(len) ? 0 : (n < 0 ? errno : EIO);
+  int err = ReadOwnPages(tmp, reinterpret_cast<const void*>(start), len);
   munmap(tmp, len);
   return err;
 }
@@ -368,13 +366,24 @@ bool IsMrMemfdPath(const char* path) {
   return *rest == 0 || strcmp(rest, " (deleted)") == 0;
 }
 
+// syscall() is variadic and hands the kernel six full registers: every argument goes as a
+// long (an int 0 as the sixth, passed on the stack, leaves the upper half of whatever was
+// there, and the kernel reads it: EINVAL, or another offset).
 void* MapOver(void* addr, size_t len, int prot, int flags, int fd) {
-  return reinterpret_cast<void*>(syscall(SYS_mmap, addr, len, prot, flags, fd, 0));
+  return reinterpret_cast<void*>(syscall(SYS_mmap, addr, len, static_cast<long>(prot),
+                                         static_cast<long>(flags), static_cast<long>(fd), 0L));
 }
 
 void* MoveOnto(void* from, size_t len, void* to) {
   return reinterpret_cast<void*>(
-      syscall(SYS_mremap, from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to));
+      syscall(SYS_mremap, from, len, len, static_cast<long>(MREMAP_MAYMOVE | MREMAP_FIXED), to));
+}
+
+int ReadOwnPages(void* to, const void* from, size_t len) {
+  iovec local{to, len}, remote{const_cast<void*>(from), len};
+  long n = syscall(SYS_process_vm_readv, static_cast<long>(getpid()), &local, 1L, &remote, 1L, 0L);
+  if (n == static_cast<long>(len)) return 0;
+  return n < 0 ? errno : EIO;
 }
 
 int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out) {

@@ -59,6 +59,12 @@ struct SharedPages {
 void* MapOver(void* addr, size_t len, int prot, int flags, int fd);
 void* MoveOnto(void* from, size_t len, void* to);
 
+// Copies [from, from + len) of this process to `to` by the kernel (process_vm_readv on
+// itself): the pages hold more than any one object (other globals, other heap blocks, a
+// stack's frames), which a sanitizer's memcpy interceptor would take for overflows.
+// Returns 0 or an errno. Allocation-free.
+int ReadOwnPages(void* to, const void* from, size_t len);
+
 // Shares the pages of [addr, addr+length). Returns 0 or an errno.
 int ShareRange(uintptr_t addr, uint64_t length, SharedPages* out);
 // Drops the references ShareRange took; the pages of a memfd no registration uses

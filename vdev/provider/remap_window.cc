@@ -102,7 +102,9 @@ void OnSegv(int sig, siginfo_t* info, void* context) {
   if (in_range && (generation & 1) && Tid() != g_mover.load(std::memory_order_relaxed)) {
     // Wait for the window to close, then make the write again.
     while (g_generation.load(std::memory_order_acquire) == generation) {
-      syscall(SYS_futex, &g_generation, FUTEX_WAIT_PRIVATE, generation, nullptr, nullptr, 0);
+      // (each argument of the variadic syscall() as a long: the kernel reads six registers)
+      syscall(SYS_futex, &g_generation, static_cast<long>(FUTEX_WAIT_PRIVATE),
+              static_cast<long>(generation), nullptr, nullptr, 0L);
     }
     errno = saved_errno;
     return;
@@ -173,7 +175,8 @@ int InRemapWindow(uint64_t lo, uint64_t hi, int prot, int (*move)(void*), void* 
   g_generation.fetch_add(1, std::memory_order_release);  // open
   const int err = swapcontext(&g_caller, &g_window) != 0 ? errno : g_job.result;
   g_generation.fetch_add(1, std::memory_order_release);  // closed
-  syscall(SYS_futex, &g_generation, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+  syscall(SYS_futex, &g_generation, static_cast<long>(FUTEX_WAKE_PRIVATE),
+          static_cast<long>(INT32_MAX), nullptr, nullptr, 0L);
   return err;
 }
 

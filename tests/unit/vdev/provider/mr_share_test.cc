@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -119,6 +120,27 @@ bool Holds(const uint8_t* p, size_t n, uint8_t seed) {
     if (p[i] != static_cast<uint8_t>(seed + i * 31)) return false;
   }
   return true;
+}
+
+// Leaves the stack below the caller full of ones, where its next callee's frame and
+// outgoing arguments will be.
+__attribute__((noinline)) void FillStackBelow() {
+  volatile unsigned char junk[4096];
+  for (auto& b : junk) b = 0xff;
+}
+
+// ReadOwnPages's system call goes through the variadic syscall(), whose seventh argument
+// (the kernel's sixth, flags) is passed on the stack: passed as an int 0, its upper half
+// was whatever the stack held there, and the kernel refused the call (EINVAL).
+TEST(ProviderPages, ReadOwnPagesWhateverTheStackHeld) {
+  std::vector<unsigned char> from(3 * 4096), to(from.size());
+  for (size_t i = 0; i < from.size(); ++i) from[i] = static_cast<unsigned char>(i * 7);
+  for (int round = 0; round < 16; ++round) {
+    FillStackBelow();
+    std::fill(to.begin(), to.end(), 0);
+    ASSERT_EQ(ReadOwnPages(to.data(), from.data(), from.size()), 0) << "round " << round;
+    ASSERT_EQ(to, from);
+  }
 }
 
 // Each ShareRangeTest runs twice: looking the mappings up with PROCMAP_QUERY (where the
