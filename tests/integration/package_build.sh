@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # package_build.sh DIR: Debian's packages of vrdma built from a copy of this tree in DIR
 # (the copy in DIR/src/vrdma, the .deb and .changes files in DIR/src, dpkg-buildpackage's
-# output in DIR/build.log), at idle priority (SCHED_IDLE: it takes the CPU time the
-# tests beside it leave). Its exit status is dpkg-buildpackage's, also written to DIR/rc once done.
+# output in DIR/build.log), at idle priority (SCHED_IDLE: it takes only CPU time nothing
+# else wants). Its exit status is dpkg-buildpackage's, also written to DIR/rc once done.
 #
 # package.sh runs it itself; scripts/test starts it as soon as build/ is built, beside the
 # tests, and tells package.sh where (VRDMA_PACKAGE_DIR), as it does the sanitizer build.
