@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -85,8 +86,13 @@ absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte
     case PortType::kAfXdp:
       port->name_ = absl::StrCat("net_af_xdp_", spec.pdev);
       // DPDK's default program would take every frame from the kernel (ARP, TCP ...).
-      port->devargs_ = absl::StrCat(port->name_, ",iface=", spec.iface,
-                                    ",start_queue=0,queue_count=1,xdp_prog=", XdpProgram());
+      // busy_budget=0 unless asked (PortSpec::xdp_busy_budget): the PMD's default
+      // (64) makes every receive burst that finds nothing a recvfrom(), and an engine
+      // polls far more often than frames come.
+      port->devargs_ =
+          absl::StrCat(port->name_, ",iface=", spec.iface,
+                       ",start_queue=0,queue_count=1,busy_budget=", spec.xdp_busy_budget,
+                       ",xdp_prog=", XdpProgram());
       break;
     case PortType::kTap:
       port->name_ = absl::StrCat("net_tap_", spec.pdev);
@@ -147,6 +153,9 @@ absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte
   rte_eth_dev_adjust_nb_rx_tx_desc(port->port_id_, &rx_desc, &tx_desc);
   int socket = rte_eth_dev_socket_id(port->port_id_);
   if (socket < 0) socket = 0;
+  // The AF_XDP PMD makes its XDP socket as it sets the receive queue up.
+  std::vector<int> xdp_sockets_before;
+  if (spec.type == PortType::kAfXdp) xdp_sockets_before = AfXdpSockets();
   if (int r = rte_eth_rx_queue_setup(port->port_id_, 0, rx_desc, socket, nullptr, pool); r != 0) {
     return absl::InternalError(PortError(absl::StrCat("rx queue of ", port->name_), r));
   }
@@ -163,13 +172,17 @@ absl::StatusOr<std::unique_ptr<EthPort>> EthPort::Open(const PortSpec& spec, rte
   rte_ether_addr mac;
   if (rte_eth_macaddr_get(port->port_id_, &mac) == 0)
     std::copy_n(mac.addr_bytes, 6, port->mac_.begin());
-  // AF_XDP frames are redirected before packet sockets see them, and a PCI port has no
-  // kernel interface: those ports have no wake-up descriptor. A TAP port's frames are
-  // the ones its kernel interface sends.
+  // A TAP port's frames are the ones its kernel interface sends. AF_XDP frames are
+  // redirected before packet sockets see them: the XDP socket wakes the engine itself.
+  // A PCI port has no wake-up descriptor (the engine sleeps in short ticks).
   if (spec.type == PortType::kAfPacket || spec.type == PortType::kTap) {
     absl::StatusOr<std::unique_ptr<WakeSocket>> wake = WakeSocket::Open(spec.iface);
     if (!wake.ok()) return wake.status();
     port->wake_ = std::move(*wake);
+  } else if (spec.type == PortType::kAfXdp) {
+    absl::StatusOr<std::unique_ptr<XskWake>> wake = XskWake::Adopt(xdp_sockets_before);
+    if (!wake.ok()) return wake.status();
+    port->xsk_wake_ = std::move(*wake);
   }
   return port;
 }
@@ -195,6 +208,7 @@ absl::Status EthPort::SetTapMtu(uint32_t mtu) {
 
 EthPort::~EthPort() {
   wake_.reset();
+  xsk_wake_.reset();
   if (started_) rte_eth_dev_stop(port_id_);
   // Closing the port and removing its device frees the name for a later probe.
   rte_eth_dev_info info;

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "vfio/port_spec.h"
 #include "vfio/wake_socket.h"
+#include "vfio/xsk_wake.h"
 
 namespace vrdma::vfio {
 
@@ -58,7 +59,10 @@ class EthPort {
 
   // A descriptor that becomes readable when a RoCE frame arrives while armed; -1 when
   // the port has none (the owner then sleeps in short ticks).
-  int wake_fd() const { return wake_ ? wake_->fd() : -1; }
+  int wake_fd() const {
+    if (wake_) return wake_->fd();
+    return xsk_wake_ ? xsk_wake_->fd() : -1;
+  }
   void ArmWake(bool armed) {
     if (wake_) wake_->Arm(armed);
   }
@@ -74,7 +78,8 @@ class EthPort {
   std::array<uint8_t, 6> mac_{};
   uint32_t max_frame_ = 1514;
   bool tx_chains_ = false;
-  std::unique_ptr<WakeSocket> wake_;
+  std::unique_ptr<WakeSocket> wake_;   // AF_PACKET and TAP ports
+  std::unique_ptr<XskWake> xsk_wake_;  // AF_XDP ports
 };
 
 }  // namespace vrdma::vfio

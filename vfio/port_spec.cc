@@ -55,6 +55,7 @@ absl::StatusOr<PortSpec> ParsePortSpec(std::string_view text) {
         "--pdev '", std::string(text), "': start with the device name, e.g. pdev1,iface=eth1"));
   }
   bool have_type = false;
+  bool have_busy_poll = false;
   for (size_t i = 1; i < parts.size(); ++i) {
     std::pair<std::string, std::string> kv = absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
     std::string key = kv.first, value = kv.second;
@@ -99,6 +100,14 @@ absl::StatusOr<PortSpec> ParsePortSpec(std::string_view text) {
             absl::StrCat("--pdev ", spec.pdev, ": zerocopy '", value, "' is not 0 or 1"));
       }
       spec.zero_copy = value == "1";
+    } else if (key == "busy_poll") {
+      have_busy_poll = true;
+      auto [p, ec] =
+          std::from_chars(value.data(), value.data() + value.size(), spec.xdp_busy_budget);
+      if (ec != std::errc() || p != value.data() + value.size() || spec.xdp_busy_budget > 65535) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--pdev ", spec.pdev, ": busy_poll '", value, "' is not 0..65535"));
+      }
     } else if (key == "drop" || key == "dup" || key == "reorder" || key == "corrupt") {
       double* p = key == "drop"      ? &spec.fault_drop
                   : key == "dup"     ? &spec.fault_duplicate
@@ -113,7 +122,8 @@ absl::StatusOr<PortSpec> ParsePortSpec(std::string_view text) {
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           "--pdev ", spec.pdev, ": unknown key '", key,
-          "' (iface, type, pci, kernel, pcap, mtu, zerocopy, drop, dup, reorder, corrupt)"));
+          "' (iface, type, pci, kernel, pcap, mtu, zerocopy, busy_poll, drop, dup, reorder, "
+          "corrupt)"));
     }
   }
   if (spec.pci.empty() == spec.iface.empty()) {
@@ -126,6 +136,10 @@ absl::StatusOr<PortSpec> ParsePortSpec(std::string_view text) {
           absl::StrCat("--pdev ", spec.pdev, ": type= is for iface= ports"));
     }
     spec.type = PortType::kPci;
+  }
+  if (have_busy_poll && spec.type != PortType::kAfXdp) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--pdev ", spec.pdev, ": busy_poll= is for type=af_xdp ports"));
   }
   // The exception path is for a port the kernel does not see: a NIC on vfio-pci, or an
   // AF_PACKET port on an interface left to vrdmad (how the tests model such a NIC).

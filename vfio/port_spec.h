@@ -32,6 +32,11 @@ struct PortSpec {
   // Zero-copy transmit from client memory where the PMD takes chained frames
   // (zerocopy=0 copies every payload into mbufs).
   bool zero_copy = true;
+  // AF_XDP ports: the PMD's busy_budget (busy_poll=). 0, the default, keeps a receive
+  // burst that finds nothing free of system calls; N > 0 is DPDK's preferred busy
+  // polling (SO_PREFER_BUSY_POLL): every empty burst is a recvfrom() that runs the
+  // interface's NAPI for up to N frames, for zero-copy NICs set up for it.
+  uint32_t xdp_busy_budget = 0;
   double fault_drop = 0;
   double fault_duplicate = 0;
   double fault_reorder = 0;

@@ -117,6 +117,20 @@ if [[ $not_roce_ok == 1 ]] && grep -q "rx_malformed 0" <<<"$stats"; then
 else
   fail "port counters: $stats"
 fi
+# What wakes a sleeping vrdmad when a frame arrives: its event loop watches a packet
+# socket (AF_PACKET, 17) on an AF_PACKET port, the PMD's own XDP socket (AF_XDP, 44) on
+# an AF_XDP port, whose PMD has no receive interrupt (before, it woke every millisecond).
+want_family=17
+[[ $PORT_TYPE == af_xdp ]] && want_family=44
+for h in A B; do
+  pid=$PID_A
+  [[ $h == B ]] && pid=$PID_B
+  if "$(dirname "$0")/epoll_watches.py" "$pid" | awk -v f="$want_family" '$2 == f {ok = 1} END {exit !ok}'; then
+    pass "vrdmad on host $h sleeps on a socket of its port (family $want_family)"
+  else
+    fail "vrdmad on host $h watches no socket of family $want_family: $("$(dirname "$0")/epoll_watches.py" "$pid" | tr '\n' ' ')"
+  fi
+done
 
 # vrdmactl pci (local, like dpdk-devbind): a device that does not exist is refused with
 # a message naming it (nothing on the machine is touched).

@@ -40,6 +40,18 @@ TEST(PortSpecTest, ZeroCopyIsOnUnlessTurnedOff) {
   EXPECT_NE(bad.status().message().find("zerocopy 'yes' is not 0 or 1"), std::string::npos);
 }
 
+TEST(PortSpecTest, BusyPollIsOffUnlessAskedOnAfXdp) {
+  EXPECT_EQ(ParsePortSpec("p,iface=v,type=af_xdp")->xdp_busy_budget, 0u);
+  EXPECT_EQ(ParsePortSpec("p,iface=v,type=af_xdp,busy_poll=64")->xdp_busy_budget, 64u);
+  auto big = ParsePortSpec("p,iface=v,type=af_xdp,busy_poll=65536");
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find("busy_poll '65536' is not 0..65535"), std::string::npos);
+  auto packet = ParsePortSpec("p,iface=v,type=af_packet,busy_poll=64");
+  ASSERT_FALSE(packet.ok());
+  EXPECT_NE(packet.status().message().find("busy_poll= is for type=af_xdp ports"),
+            std::string::npos);
+}
+
 TEST(PortSpecTest, FaultInjectionKeys) {
   auto s = ParsePortSpec("p,iface=v,type=af_packet,drop=0.01,dup=0.02,reorder=0.5,corrupt=1");
   ASSERT_TRUE(s.ok()) << s.status();
