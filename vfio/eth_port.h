@@ -57,8 +57,10 @@ class EthPort {
   absl::Status DmaMap(void* va, size_t len);
   void DmaUnmap(void* va, size_t len);
 
-  // A descriptor that becomes readable when a RoCE frame arrives while armed; -1 when
-  // the port has none (the owner then sleeps in short ticks).
+  // A descriptor that becomes readable when a RoCE frame arrives: while armed (the
+  // packet socket of AF_PACKET and TAP ports), or whenever its ring holds frames (an
+  // AF_XDP port's XDP socket, which only RoCE reaches); -1 when the port has none (the
+  // owner then sleeps in short ticks).
   int wake_fd() const {
     if (wake_) return wake_->fd();
     return xsk_wake_ ? xsk_wake_->fd() : -1;
