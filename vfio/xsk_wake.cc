@@ -12,10 +12,6 @@
 
 #include "absl/strings/str_cat.h"
 
-#ifndef AF_XDP
-#define AF_XDP 44
-#endif
-
 namespace vrdma::vfio {
 
 std::vector<int> AfXdpSockets() {

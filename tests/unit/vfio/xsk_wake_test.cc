@@ -8,10 +8,6 @@
 #include <cerrno>
 #include <cstring>
 
-#ifndef AF_XDP
-#define AF_XDP 44
-#endif
-
 namespace vrdma::vfio {
 namespace {
 
