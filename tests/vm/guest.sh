@@ -74,7 +74,7 @@ INIT
 }
 
 # vm_start WORKDIR [qemu args...]: boots the guest in the background (its console in
-# WORKDIR/console.log). VM_REPO and VM_BUILD, when set, are shared read-only as tags
+# WORKDIR/console.log, its QMP socket WORKDIR/qmp.sock for tests/vm/qmp.py). VM_REPO and VM_BUILD, when set, are shared read-only as tags
 # "repo" and "build": the guest's /tmp and /run are its own tmpfs, so a checkout under
 # /tmp is not visible through the host root (guest scripts mount them with
 # vm_guest_mounts). The caller adds the guest's NICs, e.g. vm_tap_nic; VM_MACHINE
@@ -90,7 +90,7 @@ vm_start() {
   # ("Correlation coefficient r^2 < 0.9", "Can't produce a report"), which an emulated
   # clocksource (HPET or ACPI PM timer, a trip into QEMU per read) made them under TCG.
   qemu-system-x86_64 -machine "${VM_MACHINE:-q35}" -cpu max -m 2048 -smp "${VM_SMP:-1}" \
-    -nographic -no-reboot \
+    -nographic -no-reboot -qmp unix:"$work/qmp.sock",server=on,wait=off \
     -kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$INITRD" \
     -append "console=ttyS0 quiet panic=-1 clocksource=tsc tsc=reliable vrdma_kdir=$KDIR vrdma_kver=$KVER ${VM_APPEND:-}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \

@@ -13,7 +13,7 @@ XFER="$VRDMA_BUILD/tests/integration/xfer_check"
 # Shared into the guests at their own paths (see vm_start).
 export VM_REPO VM_BUILD="$VRDMA_BUILD"
 VM_REPO="$(cd "$HERE/../.." && pwd)"
-VM_PID="" DAEMON_PID=""
+VM_PID="" DAEMON_PID="" NIC_WATCH_PID=""
 source "$HERE/../lib/common.sh"
 CLEANUP_PIDS=(DAEMON_PID VM_PID)
 CLEANUP_NETNS=(NS)
@@ -79,6 +79,77 @@ vm_boot() {
     bash -c "source '$HERE/guest.sh'; KVER=$KVER; vm_start '$WORK' $*; echo \$VM_PID >'$WORK/vm.pid'; wait \$VM_PID" &
   for _ in $(seq 100); do ip -n "$NS" link show "$tap" >/dev/null 2>&1 && break; sleep 0.1; done
   VM_PID=$(cat "$WORK/vm.pid" 2>/dev/null || true)
+}
+
+# vm_watch_nic_start: vm_watch_nic in the background, for a test whose cases cross the
+# guest's NIC (stopped by cleanup).
+vm_watch_nic_start() {
+  vm_watch_nic &
+  NIC_WATCH_PID=$!
+  CLEANUP_PIDS+=(NIC_WATCH_PID)
+}
+
+# The guest kernel's words for a NIC whose transmit queue stopped moving: the netdev
+# watchdog's, virtio-net's and e1000e's.
+NIC_STALL_RE='transmit queue [0-9]+ timed out|TX timeout on queue|Detected Hardware Unit Hang'
+
+# vm_watch_nic (in the background): when the guest's console reports a transmit stall,
+# records the NIC's state on this side (vm_nic_state) in $WORK/nic-stall.txt; at the
+# third such line (the watchdog's, then the driver's repeated ones: the queue stuck for
+# more than one watchdog period, which it has not come back from in any run seen)
+# records it again, writes the reason to $WORK/abort and stops the guest, so that the
+# cases still to run end at once (run_side.sh, cm_side.sh) instead of each waiting out
+# its timeouts, and vm_nic_verdict reports it.
+vm_watch_nic() {
+  set +e  # (a subshell: a diagnostic that fails must not end the watch)
+  local n recorded=0
+  while kill -0 "$VM_PID" 2>/dev/null; do
+    n=$(grep -cE "$NIC_STALL_RE" "$WORK/console.log" 2>/dev/null || true)
+    if ((${n:-0} >= 1 && !recorded)); then
+      vm_nic_state "first line" >>"$WORK/nic-stall.txt" 2>&1
+      recorded=1
+    fi
+    if ((${n:-0} >= 3)); then
+      vm_nic_state "third line" >>"$WORK/nic-stall.txt" 2>&1
+      echo "the guest's NIC stopped transmitting: $(grep -m1 -E "$NIC_STALL_RE" "$WORK/console.log")" \
+        >"$WORK/abort"
+      kill -TERM "$VM_PID" 2>/dev/null || true
+      return 0
+    fi
+    sleep 2
+  done
+}
+
+# vm_nic_state WHEN: what QEMU and this side's tap say about the guest's NIC: its virtio
+# queues (QEMU's used and avail indexes: did QEMU take what the guest queued?), QEMU's
+# threads and their system calls (a tap write refused with EAGAIN?), the tap's counters.
+vm_nic_state() {
+  echo "=== $1, $(date +%T): $(grep -E "$NIC_STALL_RE" "$WORK/console.log" | tail -1)"
+  local paths cmds=("info network" "info virtio") p
+  paths=$(python3 "$HERE/qmp.py" "$WORK/qmp.sock" "info virtio" 2>/dev/null | awk '/virtio-net/ {print $1}')
+  for p in $paths; do cmds+=("info virtio-status $p" "info virtio-queue-status $p 0" "info virtio-queue-status $p 1"); done
+  timeout 10 python3 "$HERE/qmp.py" "$WORK/qmp.sock" "${cmds[@]}" || echo "(QMP did not answer)"
+  echo "## QEMU's threads: name, wait channel, system call"
+  for p in /proc/"$VM_PID"/task/*; do
+    echo "$(cat "$p/comm" 2>/dev/null) $(cat "$p/wchan" 2>/dev/null) $(cut -d' ' -f1-4 "$p/syscall" 2>/dev/null)"
+  done
+  if command -v strace >/dev/null; then
+    echo "## QEMU's system calls for 3 s (count, errors)"
+    timeout -s INT 3 strace -f -c -p "$VM_PID" 2>&1 | head -30
+  fi
+  echo "## this side's interfaces"
+  ip -s -n "$NS" link show 2>&1
+}
+
+# vm_nic_verdict: after the cases, if vm_watch_nic stopped the guest: one FAIL with the
+# reason and what it recorded, and the test ends there (every case after the stall failed
+# for that one reason).
+vm_nic_verdict() {
+  [[ -f "$WORK/abort" ]] || return 0
+  fail "$(cat "$WORK/abort")"
+  sed 's/^/    /' "$WORK/nic-stall.txt"
+  tail -5 "$WORK/console.log" | sed 's/^/    console: /'
+  finish || exit 1
 }
 
 # Fills a guest script's placeholders: @PROLOGUE@ (mounts the repo and build shares,

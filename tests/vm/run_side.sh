@@ -19,9 +19,16 @@
 PERFTEST_RUNS=${PERFTEST_RUNS:-3}
 
 # run_case_once SIDE SERVER PREFIX CMD GFLAG G PORT PEER FILE: one run of one side.
+# Once OUTDIR/abort exists (harness.sh's vm_watch_nic stopped the guest), no run starts
+# and a client stops retrying.
 run_case_once() {
   local side=$1 server=$2 prefix=$3 cmd=$4 gflag=$5 g=$6 port=$7 peer=$8 f=$9
   : >"$f"
+  if [[ -f "$(dirname "$f")/abort" ]]; then
+    echo "# not run: $(cat "$(dirname "$f")/abort")" >>"$f"
+    echo "rc=1" >>"$f"
+    return 0
+  fi
   if [[ $server == "$side" ]]; then
     local src=0
     timeout 120 $prefix stdbuf -oL -eL $cmd $gflag "$g" -p "$port" >>"$f" 2>&1 || src=$?
@@ -34,6 +41,7 @@ run_case_once() {
       before=$(wc -l <"$f")
       if timeout 120 $prefix stdbuf -oL -eL $cmd $gflag "$g" -p "$port" "$peer" >>"$f" 2>&1; then rc=0; break; fi
       tail -n +"$((before + 1))" "$f" | grep -q "Couldn't connect to\|Failed to connect" || break
+      [[ -f "$(dirname "$f")/abort" ]] && break
       sleep 0.5
     done
     echo "rc=$rc" >>"$f"

@@ -142,6 +142,7 @@ vm_initramfs
 t0=$(date +%s)
 NIC=$(vm_tap_nic n0 vmtap virtio-net-pci 52:54:00:76:72:01 host_mtu=9000)
 vm_boot vmtap $NIC
+vm_watch_nic_start
 ip -n "$NS" link set vmtap mtu 9000 up
 ip -n "$NS" addr add 10.79.0.1/24 dev vmtap
 ip -n "$NS" addr add fd00:79::1/64 dev vmtap nodad
@@ -169,7 +170,8 @@ source "$HERE/cm_side.sh"
 cm_counters() { ip netns exec "$NS" "$VRDMACTL" stat show | head -1 | sed -E 's/([a-z_]+) ([0-9]+)/\1=\2/g' || true; }
 cm_side host "ip netns exec $NS $VRDMA_RUN -d vdev_h --" vdev_h 10.79.0.1 fd00:79::1 10.79.0.2 fd00:79::2 "$WORK"
 echo "    boot and verbs cases $((t1 - t0)) s, RDMA-CM cases $(($(date +%s) - t1)) s"
-for _ in $(seq 300); do [[ -f "$WORK/guest-done" ]] && break; sleep 0.2; done
+for _ in $(seq 300); do [[ -f "$WORK/guest-done" ]] && break; kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.2; done
+vm_nic_verdict
 
 judge_cases "vrdma vdev <-> rdma_rxe"
 cm_judge "vrdma CM <-> Linux ib_cm/rdma_cm on rdma_rxe" "$WORK"

@@ -90,6 +90,7 @@ NIC=$(vm_tap_nic n1 vftap e1000e 52:54:00:76:72:10 bus=pcie.0 addr=0x7)
 # space) is beyond the 39 bits QEMU's IOMMU has by default.
 VM_MACHINE=q35,kernel-irqchip=split VM_APPEND="intel_iommu=on" VM_SMP=2 \
   vm_boot vftap -device intel-iommu,intremap=on,aw-bits=48 $NIC
+vm_watch_nic_start
 ip -n "$NS" link set vftap up
 ip -n "$NS" addr add 10.80.0.1/24 dev vftap
 ip netns exec "$NS" "$VRDMAD" -l 1 --no-huge -m 512 --no-pci --no-telemetry --file-prefix "$NS" -- \
@@ -123,6 +124,7 @@ CASES="$WORK/cases"
 source "$HERE/run_side.sh"
 run_side host "ip netns exec $NS $VRDMA_RUN -d vdev_h --" "$H4" "" 10.80.0.2 "$WORK"
 for _ in $(seq 300); do [[ -f "$WORK/guest-done" ]] && break; kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.2; done
+vm_nic_verdict
 
 judge_cases "host vdev <-> guest vdev on vfio-pci e1000e"
 grep "^pdev pg" "$WORK/state" | tr ' ' '\n' | paste -sd' ' | cut -c1-200 | sed 's/^/    /'
