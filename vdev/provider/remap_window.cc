@@ -94,24 +94,30 @@ void PassOn(int sig, siginfo_t* info, void* context) {
 
 void OnSegv(int sig, siginfo_t* info, void* context) {
   const int saved_errno = errno;
-  const uint32_t generation = g_generation.load(std::memory_order_acquire);
   const auto addr = reinterpret_cast<uint64_t>(info->si_addr);
-  const bool in_range = info->si_code == SEGV_ACCERR &&
-                        addr >= g_lo.load(std::memory_order_relaxed) &&
-                        addr < g_hi.load(std::memory_order_relaxed);
-  if (in_range && (generation & 1) && Tid() != g_mover.load(std::memory_order_relaxed)) {
-    // Wait for the window to close, then make the write again.
-    while (g_generation.load(std::memory_order_acquire) == generation) {
-      // (each argument of the variadic syscall() as a long: the kernel reads six registers)
-      syscall(SYS_futex, &g_generation, static_cast<long>(FUTEX_WAIT_PRIVATE),
-              static_cast<long>(generation), nullptr, nullptr, 0L);
+  for (;;) {
+    const uint32_t generation = g_generation.load(std::memory_order_acquire);
+    const bool in_range = info->si_code == SEGV_ACCERR &&
+                          addr >= g_lo.load(std::memory_order_relaxed) &&
+                          addr < g_hi.load(std::memory_order_relaxed);
+    if (in_range && (generation & 1) && Tid() != g_mover.load(std::memory_order_relaxed)) {
+      // Wait for the window to close, then make the write again.
+      while (g_generation.load(std::memory_order_acquire) == generation) {
+        // (each argument of the variadic syscall() as a long: the kernel reads six registers)
+        syscall(SYS_futex, &g_generation, static_cast<long>(FUTEX_WAIT_PRIVATE),
+                static_cast<long>(generation), nullptr, nullptr, 0L);
+      }
+      errno = saved_errno;
+      return;
     }
-    errno = saved_errno;
-    return;
-  }
-  if (in_range && !(generation & 1) && WasWrite(context) && WritableNow(addr)) {
-    errno = saved_errno;  // raised while a window was open, handled after it closed
-    return;
+    if (!in_range || (generation & 1) || !WasWrite(context)) break;
+    if (WritableNow(addr)) {
+      errno = saved_errno;  // raised while a window was open, handled after it closed
+      return;
+    }
+    // Not writable now: a fault of the program's own, unless the next window opened (and
+    // write-protected the range) after `generation` was read. Then it is that window's.
+    if (g_generation.load(std::memory_order_acquire) == generation) break;
   }
   errno = saved_errno;
   PassOn(sig, info, context);
