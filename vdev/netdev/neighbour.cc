@@ -16,7 +16,9 @@
 #include "absl/strings/str_cat.h"
 
 namespace vrdma::vdev {
-namespace {
+// Named rather than anonymous: NeighbourQuery::State, which has external linkage, holds
+// an Rtnl and an IpAddr.
+namespace neighbour_internal {
 
 bool IsV4Mapped(const driver::wire::Gid& g) {
   static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -198,7 +200,8 @@ void Solicit(int ifindex, const IpAddr& ip) {
   close(fd);
 }
 
-}  // namespace
+}  // namespace neighbour_internal
+using namespace neighbour_internal;
 
 std::optional<driver::wire::MacAddr> MacFromGid(const driver::wire::Gid& g) {
   if (IsV4Mapped(g) && (g[12] & 0xf0) == 0xe0) {
@@ -227,8 +230,8 @@ NeighbourQuery::NeighbourQuery(std::unique_ptr<State> state) : state_(std::move(
 NeighbourQuery::~NeighbourQuery() = default;
 
 absl::StatusOr<std::unique_ptr<NeighbourQuery>> NeighbourQuery::Start(
-    int ifindex, const driver::wire::Gid& dgid, std::chrono::milliseconds timeout,
-    uint64_t now_ns, std::shared_ptr<const Netns> netns) {
+    int ifindex, const driver::wire::Gid& dgid, std::chrono::milliseconds timeout, uint64_t now_ns,
+    std::shared_ptr<const Netns> netns) {
   auto state = std::make_unique<State>(std::move(netns));
   if (!state->nl.ok()) return absl::InternalError(absl::StrCat("rtnetlink: ", strerror(errno)));
   absl::StatusOr<IpAddr> hop = NextHop(state->nl, ifindex, FromGid(dgid));

@@ -16,13 +16,6 @@ namespace {
 
 constexpr uint32_t kEmptyPollsBeforeYield = 64;
 
-VQp* QpOf(ibv_qp* qp) { return reinterpret_cast<VQp*>(qp); }
-VCq* CqOf(ibv_cq* cq) { return reinterpret_cast<VCq*>(cq); }
-
-uint8_t* SlotAt(const SendRing& r, uint32_t index) {
-  return r.slots + size_t{index & (r.depth - 1)} * r.stride;
-}
-
 int WriteSendWqe(const VQp* qp, const ibv_send_wr* wr, uint8_t* slot) {
   proto::SendWqe h{};
   h.wr_id = wr->wr_id;
@@ -285,8 +278,6 @@ int ReqNotifyCq(ibv_cq* ibcq, int solicited_only) {
 
 namespace {
 
-VCq* CqOfEx(ibv_cq_ex* cq) { return reinterpret_cast<VCq*>(cq); }
-
 bool TakeOne(VCq* cq) {
   uint32_t produced = cq->header->ring.producer.value.load(std::memory_order_acquire);
   if (cq->consumed == produced) return false;
@@ -298,7 +289,7 @@ bool TakeOne(VCq* cq) {
 }
 
 int StartPoll(ibv_cq_ex* ex, ibv_poll_cq_attr*) {
-  VCq* cq = CqOfEx(ex);
+  VCq* cq = CqOf(ex);
   pthread_spin_lock(&cq->lock);
   if (TakeOne(cq)) return 0;
   if (cq->device_fatal->load(std::memory_order_relaxed)) {  // empty, and the device is gone
@@ -312,28 +303,28 @@ int StartPoll(ibv_cq_ex* ex, ibv_poll_cq_attr*) {
   return ENOENT;
 }
 
-int NextPoll(ibv_cq_ex* ex) { return TakeOne(CqOfEx(ex)) ? 0 : ENOENT; }
+int NextPoll(ibv_cq_ex* ex) { return TakeOne(CqOf(ex)) ? 0 : ENOENT; }
 
 void EndPoll(ibv_cq_ex* ex) {
-  VCq* cq = CqOfEx(ex);
+  VCq* cq = CqOf(ex);
   cq->empty_polls = 0;
   cq->header->ring.consumer.value.store(cq->consumed, std::memory_order_release);
   pthread_spin_unlock(&cq->lock);
 }
 
 ibv_wc_opcode ReadOpcode(ibv_cq_ex* ex) {
-  return static_cast<ibv_wc_opcode>(CqOfEx(ex)->current.opcode);
+  return static_cast<ibv_wc_opcode>(CqOf(ex)->current.opcode);
 }
-uint32_t ReadVendorErr(ibv_cq_ex* ex) { return CqOfEx(ex)->current.vendor_err; }
-uint32_t ReadByteLen(ibv_cq_ex* ex) { return CqOfEx(ex)->current.byte_len; }
-__be32 ReadImmData(ibv_cq_ex* ex) { return CqOfEx(ex)->current.imm_data; }
-uint32_t ReadQpNum(ibv_cq_ex* ex) { return CqOfEx(ex)->current.qp_num; }
-uint32_t ReadSrcQp(ibv_cq_ex* ex) { return CqOfEx(ex)->current.src_qp; }
-unsigned int ReadWcFlags(ibv_cq_ex* ex) { return CqOfEx(ex)->current.wc_flags; }
-uint32_t ReadSlid(ibv_cq_ex* ex) { return CqOfEx(ex)->current.slid; }
-uint8_t ReadSl(ibv_cq_ex* ex) { return CqOfEx(ex)->current.sl; }
-uint8_t ReadDlidPathBits(ibv_cq_ex* ex) { return CqOfEx(ex)->current.dlid_path_bits; }
-uint64_t ReadCompletionTs(ibv_cq_ex* ex) { return CqOfEx(ex)->current.timestamp; }
+uint32_t ReadVendorErr(ibv_cq_ex* ex) { return CqOf(ex)->current.vendor_err; }
+uint32_t ReadByteLen(ibv_cq_ex* ex) { return CqOf(ex)->current.byte_len; }
+__be32 ReadImmData(ibv_cq_ex* ex) { return CqOf(ex)->current.imm_data; }
+uint32_t ReadQpNum(ibv_cq_ex* ex) { return CqOf(ex)->current.qp_num; }
+uint32_t ReadSrcQp(ibv_cq_ex* ex) { return CqOf(ex)->current.src_qp; }
+unsigned int ReadWcFlags(ibv_cq_ex* ex) { return CqOf(ex)->current.wc_flags; }
+uint32_t ReadSlid(ibv_cq_ex* ex) { return CqOf(ex)->current.slid; }
+uint8_t ReadSl(ibv_cq_ex* ex) { return CqOf(ex)->current.sl; }
+uint8_t ReadDlidPathBits(ibv_cq_ex* ex) { return CqOf(ex)->current.dlid_path_bits; }
+uint64_t ReadCompletionTs(ibv_cq_ex* ex) { return CqOf(ex)->current.timestamp; }
 
 }  // namespace
 

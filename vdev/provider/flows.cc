@@ -24,7 +24,7 @@ ibv_flow* CreateFlow(ibv_qp* ibqp, ibv_flow_attr* attr) {
     }
     len += size;
   }
-  proto::CreateFlowRequest req{reinterpret_cast<VQp*>(ibqp)->handle, static_cast<uint32_t>(len)};
+  proto::CreateFlowRequest req{QpOf(ibqp)->handle, static_cast<uint32_t>(len)};
   std::vector<uint8_t> buf(sizeof req + len);
   std::memcpy(buf.data(), &req, sizeof req);
   std::memcpy(buf.data() + sizeof req, attr, len);

@@ -10,7 +10,7 @@ namespace {
 
 int McastRequest(proto::Op op, ibv_qp* qp, const ibv_gid* gid, uint16_t lid) {
   proto::McastRequest req{};
-  req.qp = reinterpret_cast<VQp*>(qp)->handle;
+  req.qp = QpOf(qp)->handle;
   req.lid = lid;
   std::memcpy(req.gid, gid->raw, 16);
   proto::Message reply;

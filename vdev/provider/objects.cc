@@ -18,8 +18,6 @@ namespace {
 using proto::Op;
 
 uint32_t HandleOf(ibv_pd* pd) { return reinterpret_cast<VPd*>(pd)->handle; }
-VCq* CqOf(ibv_cq* cq) { return reinterpret_cast<VCq*>(cq); }
-VQp* QpOf(ibv_qp* qp) { return reinterpret_cast<VQp*>(qp); }
 VSrq* SrqOf(ibv_srq* srq) { return reinterpret_cast<VSrq*>(srq); }
 
 // ---- PD -----------------------------------------------------------------------------------

@@ -160,6 +160,10 @@ inline bool SlotFree(const SendRing& ring, uint32_t index, uint32_t* retired) {
 inline bool RingHasRoom(const SendRing& ring, uint32_t* retired) {
   return SlotFree(ring, ring.produced, retired);
 }
+// The WQE slot of a ring's `index` (the depth is a power of two).
+inline uint8_t* SlotAt(const SendRing& ring, uint32_t index) {
+  return ring.slots + size_t{index & (ring.depth - 1)} * ring.stride;
+}
 
 struct VQp {
   verbs_qp vqp;
@@ -183,6 +187,12 @@ struct VQp {
   int wr_error;
   proto::SendWqe* wr_current;
 };
+
+// The provider's objects from the verbs handles they begin with (verbs_qp, verbs_cq).
+inline VQp* QpOf(ibv_qp* qp) { return reinterpret_cast<VQp*>(qp); }
+inline VQp* QpOf(ibv_qp_ex* qpx) { return reinterpret_cast<VQp*>(qpx); }
+inline VCq* CqOf(ibv_cq* cq) { return reinterpret_cast<VCq*>(cq); }
+inline VCq* CqOf(ibv_cq_ex* cq) { return reinterpret_cast<VCq*>(cq); }
 
 struct VSrq {
   verbs_srq vsrq;  // vsrq.srq is the ibv_srq; XRC SRQs fill its type, domain, CQ, number

@@ -10,14 +10,8 @@ namespace vrdma::provider {
 
 namespace {
 
-VQp* QpOfEx(ibv_qp_ex* qpx) { return reinterpret_cast<VQp*>(qpx); }
-
-uint8_t* SlotAt(const SendRing& r, uint32_t index) {
-  return r.slots + size_t{index & (r.depth - 1)} * r.stride;
-}
-
 void WrStart(ibv_qp_ex* qpx) {
-  VQp* qp = QpOfEx(qpx);
+  VQp* qp = QpOf(qpx);
   LockSq(qp);
   qp->wr_count = 0;
   qp->wr_error = 0;
@@ -27,7 +21,7 @@ void WrStart(ibv_qp_ex* qpx) {
 }
 
 int WrComplete(ibv_qp_ex* qpx) {
-  VQp* qp = QpOfEx(qpx);
+  VQp* qp = QpOf(qpx);
   int err = qp->wr_error;
   if (!err && qp->device_fatal->load(std::memory_order_relaxed)) err = EIO;  // device gone
   if (!err && qp->wr_count) {
@@ -42,7 +36,7 @@ int WrComplete(ibv_qp_ex* qpx) {
 }
 
 void WrAbort(ibv_qp_ex* qpx) {
-  VQp* qp = QpOfEx(qpx);
+  VQp* qp = QpOf(qpx);
   qp->wr_count = 0;
   qp->wr_current = nullptr;
   UnlockSq(qp);
@@ -50,7 +44,7 @@ void WrAbort(ibv_qp_ex* qpx) {
 
 // Opens the next WQE of the batch; nullptr (and the batch fails) when the ring is full.
 proto::SendWqe* NewWqe(ibv_qp_ex* qpx, ibv_wr_opcode opcode) {
-  VQp* qp = QpOfEx(qpx);
+  VQp* qp = QpOf(qpx);
   qp->wr_current = nullptr;
   if (qp->wr_error) return nullptr;
   uint32_t retired = qp->sq.header->retired.value.load(std::memory_order_acquire);
@@ -114,7 +108,7 @@ void WrBindMw(ibv_qp_ex* qpx, ibv_mw* mw, uint32_t rkey, const ibv_mw_bind_info*
   proto::SendWqe* h = NewWqe(qpx, IBV_WR_BIND_MW);
   if (!h) return;
   if (!mw || !info) {
-    QpOfEx(qpx)->wr_error = EINVAL;
+    QpOf(qpx)->wr_error = EINVAL;
     return;
   }
   h->rkey = rkey;
@@ -136,19 +130,19 @@ void WrLocalInv(ibv_qp_ex* qpx, uint32_t rkey) {
 }
 
 void Unsupported(ibv_qp_ex* qpx) {
-  VQp* qp = QpOfEx(qpx);
+  VQp* qp = QpOf(qpx);
   qp->wr_current = nullptr;
   if (!qp->wr_error) qp->wr_error = EOPNOTSUPP;
 }
 void WrSendTso(ibv_qp_ex* qpx, void*, uint16_t, uint16_t) { Unsupported(qpx); }
 void WrSetXrcSrqn(ibv_qp_ex* qpx, uint32_t remote_srqn) {
-  proto::SendWqe* h = QpOfEx(qpx)->wr_current;
+  proto::SendWqe* h = QpOf(qpx)->wr_current;
   if (!h) return;
   h->remote_srqn = remote_srqn;
 }
 
 void WrSetUdAddr(ibv_qp_ex* qpx, ibv_ah* ah, uint32_t remote_qpn, uint32_t remote_qkey) {
-  proto::SendWqe* h = QpOfEx(qpx)->wr_current;
+  proto::SendWqe* h = QpOf(qpx)->wr_current;
   if (!h) return;
   h->ud.ah = ah ? reinterpret_cast<VAh*>(ah)->handle : 0;
   h->ud.remote_qpn = remote_qpn;
@@ -156,7 +150,7 @@ void WrSetUdAddr(ibv_qp_ex* qpx, ibv_ah* ah, uint32_t remote_qpn, uint32_t remot
 }
 
 void WrSetSge(ibv_qp_ex* qpx, uint32_t lkey, uint64_t addr, uint32_t length) {
-  proto::SendWqe* h = QpOfEx(qpx)->wr_current;
+  proto::SendWqe* h = QpOf(qpx)->wr_current;
   if (!h) return;
   proto::Sge s{addr, length, lkey};
   std::memcpy(Body(h), &s, sizeof s);
@@ -164,7 +158,7 @@ void WrSetSge(ibv_qp_ex* qpx, uint32_t lkey, uint64_t addr, uint32_t length) {
 }
 
 void WrSetSgeList(ibv_qp_ex* qpx, size_t n, const ibv_sge* list) {
-  VQp* qp = QpOfEx(qpx);
+  VQp* qp = QpOf(qpx);
   proto::SendWqe* h = qp->wr_current;
   if (!h) return;
   if (n > qp->max_send_sge) {
@@ -179,7 +173,7 @@ void WrSetSgeList(ibv_qp_ex* qpx, size_t n, const ibv_sge* list) {
 }
 
 void WrSetInlineList(ibv_qp_ex* qpx, size_t n, const ibv_data_buf* bufs) {
-  VQp* qp = QpOfEx(qpx);
+  VQp* qp = QpOf(qpx);
   proto::SendWqe* h = qp->wr_current;
   if (!h) return;
   size_t total = 0;
