@@ -18,4 +18,10 @@ inline int32_t Diff(uint32_t a, uint32_t b) {
 inline bool Before(uint32_t a, uint32_t b) { return Diff(a, b) < 0; }
 inline bool AtOrAfter(uint32_t a, uint32_t b) { return Diff(a, b) >= 0; }
 
+// The PSNs a message of `len` bytes takes at path MTU `mtu`: one per packet, and a message
+// of no payload is still one packet (IBTA 9.7.1, 9.4).
+inline uint32_t PacketCount(uint32_t len, uint32_t mtu) {
+  return len == 0 ? 1 : (len + mtu - 1) / mtu;
+}
+
 }  // namespace vrdma::driver::psn

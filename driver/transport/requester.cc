@@ -13,8 +13,6 @@ namespace {
 // keeps moving (the last packet of every message always asks for an ACK).
 constexpr uint32_t kAckReqInterval = 32;
 
-uint32_t PacketCount(uint32_t len, uint32_t mtu) { return len == 0 ? 1 : (len + mtu - 1) / mtu; }
-
 // Opcode of packet `i` of `n` of a SEND or RDMA WRITE message (IBTA 9.2 table 38).
 uint8_t SendWriteOpcode(const SendWr& wr, uint32_t i, uint32_t n) {
   bool first = i == 0, last = i + 1 == n;
@@ -78,7 +76,7 @@ bool RoceDevice::StartWqe(QueuePair& qp, SendWqe& w) {
     if (w.length > (128u << cfg_.port_mtu)) return fail_in_order(IBV_WC_LOC_LEN_ERR);
   } else if (!(wr.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
                wr.opcode == IBV_WR_ATOMIC_FETCH_AND_ADD)) {
-    npkts = PacketCount(w.length, qp.mtu);
+    npkts = psn::PacketCount(w.length, qp.mtu);
   }
   w.first_psn = qp.req.next_psn;
   w.last_psn = psn::Add(w.first_psn, npkts - 1);

@@ -27,8 +27,6 @@ uint8_t RocePacketType(wire::NetworkType type) {
   return 0;
 }
 
-uint32_t PacketCount(uint32_t len, uint32_t mtu) { return len == 0 ? 1 : (len + mtu - 1) / mtu; }
-
 // A response in the transport of the QP: XRC's own opcodes for an XRC receive QP.
 uint8_t ResponseOpcode(const QueuePair& qp, uint8_t rc_opcode) {
   return qp.type == IBV_QPT_XRC_RECV ? static_cast<uint8_t>(wire::op::kXrcBase | rc_opcode)
@@ -403,7 +401,7 @@ void RoceDevice::DoRead(QueuePair& qp, const wire::RocePacket& pkt, bool duplica
     ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_SUCCESS, IBV_EVENT_QP_REQ_ERR);
     return;
   }
-  uint32_t npkts = PacketCount(len, qp.mtu);
+  uint32_t npkts = psn::PacketCount(len, qp.mtu);
   if (!duplicate) {
     if (qp.max_dest_rd_atomic == 0) {
       ResponderError(qp, wire::aeth::kNakInvalidRequest, IBV_WC_SUCCESS, IBV_EVENT_QP_REQ_ERR);

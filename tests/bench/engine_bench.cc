@@ -230,8 +230,6 @@ double MemcpyGbps(uint32_t size) {
   return iters * static_cast<double>(size) / ((NowNs() - start) / 1e9) / 1e9;
 }
 
-}  // namespace
-
 bool PinTo(int core) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -282,6 +280,8 @@ double RunTogether(std::vector<Pair*> pairs, ibv_wr_opcode op, uint32_t size, ui
   double units = op == IBV_WR_SEND ? static_cast<double>(total) : double(total) * size;
   return units * static_cast<double>(pairs.size()) / slowest;
 }
+
+}  // namespace
 
 int main() {
   bool pinned = PinTo(0);
